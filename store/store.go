@@ -1,0 +1,249 @@
+// Package store defines fleetca's persistence contract: the Store interface,
+// its record types and its sentinel errors.
+//
+// # Basics
+//
+// Two backends implement Store: store/boltstore (embedded, the default) and,
+// later, store/pgstore. store/storetest is the contract suite both must pass.
+// Every method is one transaction: it happens whole or not at all, and it has
+// happened durably when it returns nil.
+//
+// # Caveats
+//
+// The store enforces only the conditions that must be checked atomically
+// with a write (a token's remaining uses, a device's existence, a device's
+// number of live certificates, a key bound to another device). Which
+// conditions apply is the caller's decision (package enroll), passed in
+// Issuance. The store returns its sentinels wrapped with the operation;
+// errors of the underlying database never leave this package.
+//
+// This package imports nothing of fleetca's.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/big"
+	"time"
+)
+
+// Sentinel errors. Test with errors.Is. Every condition error of Issue wraps
+// ErrConflict, so errors.Is(err, ErrConflict) is true for each of them too.
+var (
+	// ErrNotFound: the record does not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrConflict: a duplicate, or a condition that a concurrent change made false.
+	ErrConflict = errors.New("conflict")
+	// ErrClosed: the store was closed.
+	ErrClosed = errors.New("store closed")
+
+	// ErrTokenExpired: the token's ExpiresAt is not after Issuance.Now.
+	ErrTokenExpired = fmt.Errorf("%w: token expired", ErrConflict)
+	// ErrTokenUsedUp: the token has no uses left.
+	ErrTokenUsedUp = fmt.Errorf("%w: token used up", ErrConflict)
+	// ErrTokenRevoked: the token was revoked by an admin.
+	ErrTokenRevoked = fmt.Errorf("%w: token revoked", ErrConflict)
+	// ErrDeviceExists: Issuance.RequireNewDevice was set and the device exists.
+	ErrDeviceExists = fmt.Errorf("%w: device exists", ErrConflict)
+	// ErrDeviceRevoked: the device's Status is DeviceRevoked.
+	ErrDeviceRevoked = fmt.Errorf("%w: device revoked", ErrConflict)
+	// ErrTooManyCertificates: the device already has Issuance.MaxActive live certificates.
+	ErrTooManyCertificates = fmt.Errorf("%w: too many live certificates", ErrConflict)
+	// ErrKeyInUse: the public key is certified for another device.
+	ErrKeyInUse = fmt.Errorf("%w: key certified for another device", ErrConflict)
+)
+
+// DeviceStatus is a device's life-cycle state.
+type DeviceStatus string
+
+// Device states.
+const (
+	DeviceActive  DeviceStatus = "active"
+	DeviceRevoked DeviceStatus = "revoked"
+)
+
+// Device is one enrolled device. It is created by the first Issue that names
+// its ID.
+type Device struct {
+	ID        string       `json:"id"`
+	Status    DeviceStatus `json:"status"`
+	CreatedAt time.Time    `json:"created_at"`
+	UpdatedAt time.Time    `json:"updated_at"`
+}
+
+// KeyHash is the SHA-256 of a public key's DER SubjectPublicKeyInfo.
+type KeyHash [32]byte
+
+// Certificate is one issued certificate.
+type Certificate struct {
+	// Serial is the certificate's serial number, positive.
+	Serial *big.Int `json:"-"`
+	// DeviceID names the device the certificate was issued to.
+	DeviceID string `json:"device_id"`
+	// KeyHash identifies the certified public key.
+	KeyHash   KeyHash   `json:"key_hash"`
+	NotBefore time.Time `json:"not_before"`
+	NotAfter  time.Time `json:"not_after"`
+	// IssuedAt is when the CA signed it (the clock's now, not NotBefore,
+	// which is backdated).
+	IssuedAt time.Time `json:"issued_at"`
+	// DER is the whole certificate.
+	DER []byte `json:"der"`
+	// RevokedAt is zero while the certificate is not revoked.
+	RevokedAt time.Time `json:"revoked_at,omitzero"`
+	// Reason is the RFC 5280 §5.3.1 CRLReason code; meaningful only when
+	// RevokedAt is set.
+	Reason int `json:"reason,omitempty"`
+}
+
+// Live reports whether c is unrevoked and not yet expired at now.
+func (c Certificate) Live(now time.Time) bool {
+	return c.RevokedAt.IsZero() && now.Before(c.NotAfter)
+}
+
+// TokenHash is the SHA-256 of an enrollment token's secret. Tokens are
+// stored only as hashes.
+type TokenHash [32]byte
+
+// Token is an enrollment token, by its hash.
+type Token struct {
+	// ID is a short public handle for the token (a prefix of the hex
+	// hash): safe to show and log, useless to enroll with. Unique.
+	ID   string    `json:"id"`
+	Hash TokenHash `json:"hash"`
+	// Exactly one of DeviceID and DevicePattern is set.
+	DeviceID      string `json:"device_id,omitempty"`
+	DevicePattern string `json:"device_pattern,omitempty"`
+	// Uses is how many certificates the token may obtain; Spent how many it has.
+	Uses      int       `json:"uses"`
+	Spent     int       `json:"spent"`
+	CreatedAt time.Time `json:"created_at"`
+	ExpiresAt time.Time `json:"expires_at"`
+	// RevokedAt is zero unless an admin revoked the token.
+	RevokedAt time.Time `json:"revoked_at,omitzero"`
+}
+
+// AuditEvent is one row of the append-only audit log.
+type AuditEvent struct {
+	// Seq is assigned by the store: 1, 2, 3, ... in commit order.
+	Seq  uint64    `json:"seq"`
+	Time time.Time `json:"time"`
+	// Action names what happened: "token.create", "token.revoke",
+	// "certificate.issue", "admin.auth_failed", ...
+	Action string `json:"action"`
+	// Actor names who did it: "admin", "token:<token id>", "device:<id>".
+	Actor    string `json:"actor"`
+	DeviceID string `json:"device_id,omitempty"`
+	// Serial is lowercase hex without colons.
+	Serial  string `json:"serial,omitempty"`
+	TokenID string `json:"token_id,omitempty"`
+	Detail  string `json:"detail,omitempty"`
+}
+
+// Issuance is everything Issue records, and the conditions it checks
+// atomically with the write.
+type Issuance struct {
+	// Certificate to record. Serial, DeviceID, KeyHash, NotAfter and DER are
+	// required.
+	Certificate Certificate
+	// Token, if non-zero, is the hash of the token to spend one use of. The
+	// token must exist (ErrNotFound), not be revoked (ErrTokenRevoked), be
+	// unexpired at Now (ErrTokenExpired) and have a use left (ErrTokenUsedUp).
+	Token TokenHash
+	// Now is the time against which expiry and liveness are judged.
+	Now time.Time
+	// RequireNewDevice refuses with ErrDeviceExists if the device exists.
+	RequireNewDevice bool
+	// MaxActive, if > 0, refuses with ErrTooManyCertificates when the device
+	// already has MaxActive live certificates (Certificate.Live at Now).
+	MaxActive int
+	// Audit is appended in the same transaction; the store sets Seq.
+	Audit AuditEvent
+}
+
+// Page selects a slice of a listing ordered by key: the records after After
+// (exclusive; "" for the first page), at most Limit of them (<= 0 means 100,
+// and at most 1000 are returned).
+type Page struct {
+	After string
+	Limit int
+}
+
+// Limits of a Page.
+const (
+	DefaultPageLimit = 100
+	MaxPageLimit     = 1000
+)
+
+// PageLimit returns p.Limit bounded to (0, MaxPageLimit], DefaultPageLimit if unset.
+func (p Page) PageLimit() int {
+	switch {
+	case p.Limit <= 0:
+		return DefaultPageLimit
+	case p.Limit > MaxPageLimit:
+		return MaxPageLimit
+	}
+	return p.Limit
+}
+
+// Store is fleetca's persistence. Implementations are safe for concurrent
+// use. Every method honours ctx cancellation before it commits; once a
+// write method returns nil its change is durable (fsynced) and survives a
+// crash. Records returned are copies: the caller may keep and change them.
+type Store interface {
+	// Issue records an issued certificate: it checks the conditions in
+	// is, spends one use of is.Token if set, creates the device (active)
+	// if it does not exist, binds the key to the device, stores the
+	// certificate and appends is.Audit, in one transaction. It returns a
+	// condition error (ErrTokenUsedUp, ErrDeviceExists, ... or ErrNotFound
+	// for an unknown token) and writes nothing if any condition fails, and
+	// ErrConflict if the serial exists.
+	Issue(ctx context.Context, is Issuance) error
+
+	// CreateToken stores t and appends audit. ErrConflict if a token with
+	// the same Hash or ID exists.
+	CreateToken(ctx context.Context, t Token, audit AuditEvent) error
+	// GetToken returns the token with hash h, or ErrNotFound.
+	GetToken(ctx context.Context, h TokenHash) (Token, error)
+	// ListTokens returns tokens ordered by ID.
+	ListTokens(ctx context.Context, p Page) ([]Token, error)
+	// RevokeToken sets RevokedAt of the token with the given ID to at and
+	// appends audit; it returns the updated token. ErrNotFound for an
+	// unknown ID; revoking a revoked token changes nothing and returns it
+	// with ErrTokenRevoked.
+	RevokeToken(ctx context.Context, id string, at time.Time, audit AuditEvent) (Token, error)
+
+	// GetDevice returns the device, or ErrNotFound.
+	GetDevice(ctx context.Context, id string) (Device, error)
+	// ListDevices returns devices ordered by ID.
+	ListDevices(ctx context.Context, p Page) ([]Device, error)
+
+	// GetCertificate returns the certificate with the serial, or ErrNotFound.
+	GetCertificate(ctx context.Context, serial *big.Int) (Certificate, error)
+	// ListCertificates returns the certificates of deviceID ("" for every
+	// device) ordered by serial; Page.After is a serial in lowercase hex.
+	ListCertificates(ctx context.Context, deviceID string, p Page) ([]Certificate, error)
+	// KeyOwner returns the ID of the device whose certificate certifies the
+	// key, or ErrNotFound.
+	KeyOwner(ctx context.Context, h KeyHash) (string, error)
+
+	// AppendAudit appends e (the store sets Seq) on its own, for events
+	// that change nothing else (an admin authentication failure).
+	AppendAudit(ctx context.Context, e AuditEvent) error
+	// ListAudit returns events with Seq > afterSeq in Seq order, at most
+	// limit (<= 0 means 100, at most 1000).
+	ListAudit(ctx context.Context, afterSeq uint64, limit int) ([]AuditEvent, error)
+
+	// NextCounter increments the named counter and returns its new value
+	// (the first call returns 1). Values never repeat, across restarts too.
+	NextCounter(ctx context.Context, name string) (uint64, error)
+	// GetMeta returns the value stored under key, or ErrNotFound.
+	GetMeta(ctx context.Context, key string) ([]byte, error)
+	// PutMeta stores value under key, replacing any earlier value.
+	PutMeta(ctx context.Context, key string, value []byte) error
+
+	// Close releases the store; later calls return ErrClosed. It waits for
+	// transactions under way.
+	Close() error
+}
