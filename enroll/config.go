@@ -1,0 +1,79 @@
+package enroll
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/fleetca/fleetca/internal/fault"
+)
+
+// Config is the enroll section of fleetca.yaml. The zero value of each field
+// means its default.
+type Config struct {
+	// MaxActiveCertificates is how many live (unexpired, unrevoked)
+	// certificates one device may hold at once. Default 3; range 1..100.
+	MaxActiveCertificates int `yaml:"max_active_certificates"`
+	// DefaultTokenTTL is a token's lifetime when the admin gives none.
+	// Default 24h; range 1m..MaxTokenTTL.
+	DefaultTokenTTL time.Duration `yaml:"default_token_ttl"`
+	// MaxTokenTTL is the longest lifetime a token may be given.
+	// Default 720h (30 days); range 1m..8760h.
+	MaxTokenTTL time.Duration `yaml:"max_token_ttl"`
+	// MaxTokenUses is the most uses one token may be given.
+	// Default 100000; range 1..10000000.
+	MaxTokenUses int `yaml:"max_token_uses"`
+
+	// TrustDomain is the SPIFFE trust domain of device URI SANs. It is not
+	// read from the enroll section: cmd/fleetca sets it from the top-level
+	// trust_domain key.
+	TrustDomain string `yaml:"-"`
+}
+
+// Defaults.
+const (
+	defaultMaxActive   = 3
+	defaultTokenTTL    = 24 * time.Hour
+	defaultMaxTokenTTL = 720 * time.Hour
+	defaultMaxUses     = 100_000
+	minTokenTTL        = time.Minute
+)
+
+// WithDefaults returns a copy of c with every zero field set to its default.
+func (c Config) WithDefaults() Config {
+	if c.MaxActiveCertificates == 0 {
+		c.MaxActiveCertificates = defaultMaxActive
+	}
+	if c.MaxTokenTTL == 0 {
+		c.MaxTokenTTL = defaultMaxTokenTTL
+	}
+	if c.DefaultTokenTTL == 0 {
+		c.DefaultTokenTTL = min(defaultTokenTTL, c.MaxTokenTTL)
+	}
+	if c.MaxTokenUses == 0 {
+		c.MaxTokenUses = defaultMaxUses
+	}
+	return c
+}
+
+// Validate checks a Config that WithDefaults filled. It changes nothing.
+func (c Config) Validate() error {
+	bad := func(key, got, want string) error {
+		return fault.New(fault.Malformed,
+			fmt.Sprintf("enroll.%s is %s, outside its range", key, got),
+			fmt.Sprintf("set it to %s in fleetca.yaml", want))
+	}
+	switch {
+	case c.MaxActiveCertificates < 1 || c.MaxActiveCertificates > 100:
+		return bad("max_active_certificates", fmt.Sprint(c.MaxActiveCertificates), "1..100")
+	case c.MaxTokenTTL < minTokenTTL || c.MaxTokenTTL > 8760*time.Hour:
+		return bad("max_token_ttl", c.MaxTokenTTL.String(), "1m..8760h")
+	case c.DefaultTokenTTL < minTokenTTL || c.DefaultTokenTTL > c.MaxTokenTTL:
+		return bad("default_token_ttl", c.DefaultTokenTTL.String(), "1m..max_token_ttl")
+	case c.MaxTokenUses < 1 || c.MaxTokenUses > 10_000_000:
+		return bad("max_token_uses", fmt.Sprint(c.MaxTokenUses), "1..10000000")
+	}
+	if err := checkTrustDomain(c.TrustDomain); err != nil {
+		return err
+	}
+	return nil
+}

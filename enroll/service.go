@@ -1,0 +1,292 @@
+package enroll
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/fleetca/fleetca/ca"
+	"github.com/fleetca/fleetca/internal/fault"
+	"github.com/fleetca/fleetca/store"
+)
+
+// Signer signs device certificates; *ca.Authority is one.
+type Signer interface {
+	SignDevice(ctx context.Context, req ca.DeviceRequest) (*x509.Certificate, error)
+}
+
+// Deps are the Service's collaborators.
+type Deps struct {
+	Store store.Store
+	CA    Signer
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Logger; nil discards.
+	Logger *slog.Logger
+	// Metrics registers the Service's collectors; nil registers none.
+	Metrics prometheus.Registerer
+}
+
+// Service is the registration authority. It is safe for concurrent use.
+type Service struct {
+	cfg     Config
+	store   store.Store
+	ca      Signer
+	now     func() time.Time
+	log     *slog.Logger
+	issued  prometheus.Counter
+	refused *prometheus.CounterVec
+}
+
+// New returns a Service for a Config that Validate accepts after
+// WithDefaults.
+func New(cfg Config, deps Deps) (*Service, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if deps.Store == nil || deps.CA == nil {
+		return nil, errors.New("enroll.New: Store and CA are required")
+	}
+	s := &Service{cfg: cfg, store: deps.Store, ca: deps.CA, now: deps.Now, log: deps.Logger}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	s.issued = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "fleetca_enroll_certificates_total", Help: "Device certificates issued by enrollment.",
+	})
+	s.refused = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "fleetca_enroll_refusals_total", Help: "Enrollments refused, by fault kind.",
+	}, []string{"kind"})
+	if deps.Metrics != nil {
+		for _, c := range []prometheus.Collector{s.issued, s.refused} {
+			if err := deps.Metrics.Register(c); err != nil {
+				return nil, fmt.Errorf("register enroll metrics: %w", err)
+			}
+		}
+	}
+	return s, nil
+}
+
+// TokenRequest asks for an enrollment token. Exactly one of DeviceID and
+// DevicePattern is set; zero TTL and Uses mean the defaults (Config, and 1).
+type TokenRequest struct {
+	DeviceID      string
+	DevicePattern string
+	TTL           time.Duration
+	Uses          int
+}
+
+// CreateToken mints an enrollment token, stores its hash and audits it. The
+// returned Secret is the only copy of the token.
+func (s *Service) CreateToken(ctx context.Context, req TokenRequest) (Secret, store.Token, error) {
+	t, err := s.tokenRecord(req)
+	if err != nil {
+		return "", store.Token{}, err
+	}
+	secret, err := newSecret(EnrollTokenPrefix)
+	if err != nil {
+		return "", store.Token{}, err
+	}
+	t.Hash = hashSecret(secret)
+	t.ID = TokenID(t.Hash)
+	detail := fmt.Sprintf("uses=%d expires_at=%s", t.Uses, t.ExpiresAt.Format(time.RFC3339))
+	if t.DevicePattern != "" {
+		detail = "pattern=" + t.DevicePattern + " " + detail
+	}
+	audit := store.AuditEvent{Time: t.CreatedAt, Action: "token.create", Actor: "admin", DeviceID: t.DeviceID, TokenID: t.ID, Detail: detail}
+	if err := s.store.CreateToken(ctx, t, audit); err != nil {
+		return "", store.Token{}, fmt.Errorf("create token: %w", err)
+	}
+	s.log.InfoContext(ctx, "token created", "token_id", t.ID, "device_id", t.DeviceID, "device_pattern", t.DevicePattern, "uses", t.Uses, "expires_at", t.ExpiresAt)
+	return secret, t, nil
+}
+
+// tokenRecord checks req and returns the token to store, without its hash.
+func (s *Service) tokenRecord(req TokenRequest) (store.Token, error) {
+	const hint = "give exactly one of --device-id and --device-pattern"
+	t := store.Token{Uses: req.Uses, CreatedAt: s.now().UTC()}
+	switch {
+	case req.DeviceID != "" && req.DevicePattern != "":
+		return t, fault.New(fault.Malformed, "a token is for one device ID or for a device pattern, not both", hint)
+	case req.DeviceID != "":
+		id, err := ParseDeviceID(req.DeviceID)
+		if err != nil {
+			return t, err
+		}
+		t.DeviceID = string(id)
+	case req.DevicePattern != "":
+		if err := checkPattern(req.DevicePattern); err != nil {
+			return t, err
+		}
+		t.DevicePattern = req.DevicePattern
+	default:
+		return t, fault.New(fault.Malformed, "the token request names no device ID and no device pattern", hint)
+	}
+	ttl := req.TTL
+	if ttl == 0 {
+		ttl = s.cfg.DefaultTokenTTL
+	}
+	if ttl < minTokenTTL || ttl > s.cfg.MaxTokenTTL {
+		return t, fault.New(fault.Malformed, fmt.Sprintf("the token TTL %s is outside %s to %s", ttl, minTokenTTL, s.cfg.MaxTokenTTL),
+			"pass a --ttl in that range, or raise enroll.max_token_ttl")
+	}
+	if t.Uses == 0 {
+		t.Uses = 1
+	}
+	if t.Uses < 1 || t.Uses > s.cfg.MaxTokenUses {
+		return t, fault.New(fault.Malformed, fmt.Sprintf("the token uses %d are outside 1 to %d", t.Uses, s.cfg.MaxTokenUses),
+			"pass --uses in that range, or raise enroll.max_token_uses")
+	}
+	t.ExpiresAt = t.CreatedAt.Add(ttl)
+	return t, nil
+}
+
+// ListTokens lists tokens by ID.
+func (s *Service) ListTokens(ctx context.Context, p store.Page) ([]store.Token, error) {
+	return s.store.ListTokens(ctx, p)
+}
+
+// RevokeToken stops a token from enrolling anything more. Unknown IDs are
+// fault.NotFound; a token revoked before is fault.AlreadyRevoked.
+func (s *Service) RevokeToken(ctx context.Context, id string) (store.Token, error) {
+	now := s.now().UTC()
+	t, err := s.store.RevokeToken(ctx, id, now, store.AuditEvent{Time: now, Action: "token.revoke", Actor: "admin", TokenID: id})
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return t, fault.Wrap(err, fault.NotFound, fmt.Sprintf("no token has ID %q", id), "list tokens with 'fleetca token list'")
+	case errors.Is(err, store.ErrTokenRevoked):
+		return t, fault.Wrap(err, fault.AlreadyRevoked, fmt.Sprintf("token %q was already revoked at %s", id, t.RevokedAt.Format(time.RFC3339)), "")
+	case err != nil:
+		return t, fmt.Errorf("revoke token %q: %w", id, err)
+	}
+	s.log.InfoContext(ctx, "token revoked", "token_id", id)
+	return t, nil
+}
+
+// Result is an issued device certificate.
+type Result struct {
+	DeviceID    DeviceID
+	Certificate *x509.Certificate
+}
+
+// Enroll redeems an enrollment token for a device certificate from a DER
+// CSR. On any refusal nothing is written and the token keeps its use.
+func (s *Service) Enroll(ctx context.Context, token string, csrDER []byte) (*Result, error) {
+	res, tokenID, err := s.enroll(ctx, token, csrDER)
+	if err != nil {
+		if kind, ok := fault.KindOf(err); ok {
+			s.refused.WithLabelValues(kind.String()).Inc()
+			s.log.InfoContext(ctx, "enrollment refused", "token_id", tokenID, "kind", kind.String(), "err", err)
+		}
+		return nil, err
+	}
+	s.issued.Inc()
+	s.log.InfoContext(ctx, "certificate issued", "device_id", res.DeviceID, "serial", SerialHex(res.Certificate), "token_id", tokenID)
+	return res, nil
+}
+
+func (s *Service) enroll(ctx context.Context, token string, csrDER []byte) (*Result, string, error) {
+	h, err := ParseToken(EnrollTokenPrefix, token)
+	if err != nil {
+		return nil, "", err
+	}
+	tokenID := TokenID(h)
+	now := s.now().UTC()
+	t, err := s.store.GetToken(ctx, h)
+	if err != nil {
+		return nil, tokenID, tokenError(err, t, now)
+	}
+	if err := usable(t, now); err != nil {
+		return nil, tokenID, tokenError(err, t, now)
+	}
+	req, err := checkCSR(csrDER, binding{deviceID: DeviceID(t.DeviceID), pattern: t.DevicePattern}, s.cfg.TrustDomain)
+	if err != nil {
+		return nil, tokenID, err
+	}
+	cert, err := s.ca.SignDevice(ctx, ca.DeviceRequest{DeviceID: string(req.deviceID), PublicKey: req.csr.PublicKey})
+	if err != nil {
+		return nil, tokenID, fmt.Errorf("sign certificate for %q: %w", req.deviceID, err)
+	}
+	is := store.Issuance{
+		Certificate: store.Certificate{
+			Serial: cert.SerialNumber, DeviceID: string(req.deviceID), KeyHash: req.keyHash,
+			NotBefore: cert.NotBefore, NotAfter: cert.NotAfter, IssuedAt: now, DER: cert.Raw,
+		},
+		Token:            h,
+		Now:              now,
+		RequireNewDevice: t.DevicePattern != "",
+		MaxActive:        s.cfg.MaxActiveCertificates,
+		Audit: store.AuditEvent{
+			Time: now, Action: "certificate.issue", Actor: "token:" + tokenID,
+			DeviceID: string(req.deviceID), Serial: SerialHex(cert), TokenID: tokenID,
+		},
+	}
+	if err := s.store.Issue(ctx, is); err != nil {
+		return nil, tokenID, s.issueError(err, t, req.deviceID, now)
+	}
+	return &Result{DeviceID: req.deviceID, Certificate: cert}, tokenID, nil
+}
+
+// usable checks a token read before the transaction, so that a doomed
+// request is refused before anything is signed. The store checks again.
+func usable(t store.Token, now time.Time) error {
+	switch {
+	case !t.RevokedAt.IsZero():
+		return store.ErrTokenRevoked
+	case !now.Before(t.ExpiresAt):
+		return store.ErrTokenExpired
+	case t.Spent >= t.Uses:
+		return store.ErrTokenUsedUp
+	}
+	return nil
+}
+
+// tokenError turns a store condition on the token into fault.Unauthorized.
+func tokenError(err error, t store.Token, now time.Time) error {
+	const hint = "ask an admin for a new enrollment token"
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return fault.Wrap(err, fault.Unauthorized, "the enrollment token is not known to this CA", hint)
+	case errors.Is(err, store.ErrTokenRevoked):
+		return fault.Wrap(err, fault.Unauthorized, "the enrollment token was revoked", hint)
+	case errors.Is(err, store.ErrTokenExpired):
+		return fault.Wrap(err, fault.Unauthorized, fmt.Sprintf("the enrollment token expired at %s", t.ExpiresAt.UTC().Format(time.RFC3339)), hint)
+	case errors.Is(err, store.ErrTokenUsedUp):
+		return fault.Wrap(err, fault.Unauthorized, fmt.Sprintf("the enrollment token is used up (%d of %d uses)", t.Uses, t.Uses), hint)
+	}
+	return fmt.Errorf("read token: %w", err)
+}
+
+// issueError turns the store's condition errors of Issue into faults.
+func (s *Service) issueError(err error, t store.Token, id DeviceID, now time.Time) error {
+	switch {
+	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrTokenRevoked),
+		errors.Is(err, store.ErrTokenExpired), errors.Is(err, store.ErrTokenUsedUp):
+		return tokenError(err, t, now)
+	case errors.Is(err, store.ErrDeviceExists):
+		return fault.Wrap(err, fault.Conflict, fmt.Sprintf("device %q is already enrolled, and a pattern token enrolls only new devices", id),
+			fmt.Sprintf("ask an admin for a token for this device: fleetca token create --device-id %s", id))
+	case errors.Is(err, store.ErrDeviceRevoked):
+		return fault.Wrap(err, fault.Forbidden, fmt.Sprintf("device %q is revoked", id), "an admin must reset the device before it can enroll again")
+	case errors.Is(err, store.ErrTooManyCertificates):
+		return fault.Wrap(err, fault.Conflict, fmt.Sprintf("device %q already has %d live certificates, the most allowed", id, s.cfg.MaxActiveCertificates),
+			"revoke one of them, let one expire, or raise enroll.max_active_certificates")
+	case errors.Is(err, store.ErrKeyInUse):
+		return fault.Wrap(err, fault.Conflict, "the CSR's public key is already certified for another device",
+			"generate a new key pair on this device; every device needs its own key")
+	}
+	return fmt.Errorf("record certificate for %q: %w", id, err)
+}
+
+// SerialHex formats a certificate serial as fleetca does at every edge:
+// lowercase hex without colons.
+func SerialHex(c *x509.Certificate) string { return c.SerialNumber.Text(16) }
