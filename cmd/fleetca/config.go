@@ -1,0 +1,235 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/template"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/fleetca/fleetca/ca"
+	"github.com/fleetca/fleetca/enroll"
+	"github.com/fleetca/fleetca/internal/fault"
+	"github.com/fleetca/fleetca/web"
+)
+
+// configName is the configuration file in a data directory.
+const configName = "fleetca.yaml"
+
+// fileConfig is DIR/fleetca.yaml. Unknown keys stop start-up.
+type fileConfig struct {
+	// Name is the CA's name, shown in its certificates' subjects.
+	Name string `yaml:"name"`
+	// TrustDomain is the SPIFFE trust domain of device URI SANs.
+	TrustDomain string `yaml:"trust_domain"`
+	// PasswordFile holds the password of the encrypted CA keys (mode 0600);
+	// "" means FLEETCA_PASSWORD or unencrypted keys.
+	PasswordFile string        `yaml:"password_file"`
+	Server       serverConfig  `yaml:"server"`
+	Store        storeConfig   `yaml:"store"`
+	CA           ca.Config     `yaml:"ca"`
+	Enroll       enroll.Config `yaml:"enroll"`
+	Web          web.Config    `yaml:"web"`
+}
+
+// serverConfig is the server section.
+type serverConfig struct {
+	// HTTPSAddr is the TLS listener's address. Default 127.0.0.1:8443.
+	HTTPSAddr string `yaml:"https_addr"`
+	// HTTPAddr is the plain-HTTP listener's address (CA certificates, later
+	// CRLs and OCSP). Default 127.0.0.1:8080.
+	HTTPAddr string `yaml:"http_addr"`
+	// PublicURL is the HTTP listener's URL as devices and verifiers reach
+	// it, written into certificates (AIA, CRL distribution point). Default
+	// http://<http_addr>.
+	PublicURL string `yaml:"public_url"`
+	// DNS names the HTTPS certificate carries besides localhost, 127.0.0.1 and ::1.
+	DNS []string `yaml:"dns"`
+}
+
+// storeConfig is the store section.
+type storeConfig struct {
+	// Path of the bbolt file, relative to the data directory. Default fleetca.db.
+	Path string `yaml:"path"`
+}
+
+const (
+	defaultHTTPSAddr = "127.0.0.1:8443"
+	defaultHTTPAddr  = "127.0.0.1:8080"
+	defaultStorePath = "fleetca.db"
+)
+
+// withDefaults returns a filled copy of c.
+func (c fileConfig) withDefaults() fileConfig {
+	if c.Server.HTTPSAddr == "" {
+		c.Server.HTTPSAddr = defaultHTTPSAddr
+	}
+	if c.Server.HTTPAddr == "" {
+		c.Server.HTTPAddr = defaultHTTPAddr
+	}
+	if c.Server.PublicURL == "" {
+		c.Server.PublicURL = "http://" + c.Server.HTTPAddr
+	}
+	if c.Store.Path == "" {
+		c.Store.Path = defaultStorePath
+	}
+	c.CA = c.CA.WithDefaults()
+	c.Enroll = c.Enroll.WithDefaults()
+	c.Enroll.TrustDomain = c.TrustDomain
+	c.Web = c.Web.WithDefaults()
+	return c
+}
+
+// validate checks a filled config; it changes nothing.
+func (c fileConfig) validate() error {
+	for key, addr := range map[string]string{"server.https_addr": c.Server.HTTPSAddr, "server.http_addr": c.Server.HTTPAddr} {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return fault.New(fault.Malformed, fmt.Sprintf("%s %q is not host:port", key, addr), "write it like 127.0.0.1:8443")
+		}
+	}
+	if u, err := url.Parse(c.Server.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fault.New(fault.Malformed, fmt.Sprintf("server.public_url %q is not an http(s) URL", c.Server.PublicURL), "write it like http://ca.example.com:8080")
+	}
+	if err := c.CA.Validate(); err != nil {
+		return err
+	}
+	if err := c.Enroll.Validate(); err != nil {
+		return err
+	}
+	return c.Web.Validate()
+}
+
+// loadConfig reads DIR/fleetca.yaml strictly: an unknown or misspelt key is
+// an error naming it.
+func loadConfig(dir string) (fileConfig, error) {
+	var c fileConfig
+	b, err := os.ReadFile(filepath.Join(dir, configName))
+	if errors.Is(err, fs.ErrNotExist) {
+		return c, fault.New(fault.NotFound, fmt.Sprintf("%s has no %s", dir, configName),
+			"create a CA there with 'fleetca init --dir "+dir+"', or pass the right --dir")
+	}
+	if err != nil {
+		return c, fmt.Errorf("read config: %w", err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil {
+		return c, fault.Wrap(err, fault.Malformed, fmt.Sprintf("%s: %s", filepath.Join(dir, configName), strings.ReplaceAll(err.Error(), "\n", "; ")),
+			"fix or remove that key; see the README for every key")
+	}
+	c = c.withDefaults()
+	return c, c.validate()
+}
+
+// configTemplate is what init writes: every key, with what it means.
+var configTemplate = template.Must(template.New("config").Parse(`# fleetca configuration, written by 'fleetca init'. Unknown keys stop start-up.
+# Durations are Go duration strings ("24h", "90m"). Paths are relative to this directory.
+
+# The CA's name, in its certificates' subjects.
+name: {{printf "%q" .Name}}
+# SPIFFE trust domain: devices get the URI SAN spiffe://<trust_domain>/device/<device ID>.
+trust_domain: {{printf "%q" .TrustDomain}}
+# File holding the CA keys' password (mode 0600). Empty: FLEETCA_PASSWORD, or unencrypted keys.
+password_file: {{printf "%q" .PasswordFile}}
+
+server:
+  # TLS listener: enrollment and the admin API.
+  https_addr: {{printf "%q" .Server.HTTPSAddr}}
+  # Plain-HTTP listener: CA certificates, CRLs and OCSP for verifiers.
+  http_addr: {{printf "%q" .Server.HTTPAddr}}
+  # The HTTP listener's URL as devices see it; written into certificates (AIA, CRL DP).
+  public_url: {{printf "%q" .Server.PublicURL}}
+  # DNS names of the HTTPS certificate, besides localhost, 127.0.0.1 and ::1.
+  dns: [{{range $i, $d := .Server.DNS}}{{if $i}}, {{end}}{{printf "%q" $d}}{{end}}]
+
+store:
+  # The bbolt database.
+  path: {{printf "%q" .Store.Path}}
+
+ca:
+  root_cert: {{printf "%q" .CA.RootCert}}
+  intermediate_cert: {{printf "%q" .CA.IntermediateCert}}
+  # A file path, or a KMS URI (softkms:..., pkcs11:...). The root key may be moved offline.
+  root_key: {{printf "%q" .CA.RootKey}}
+  intermediate_key: {{printf "%q" .CA.IntermediateKey}}
+  # Lifetime of device certificates (1h..87600h).
+  device_validity: {{printf "%q" .CA.DeviceValidity.String}}
+  # Lifetime of the HTTPS listener's certificate, renewed at two thirds (1h..2160h).
+  server_validity: {{printf "%q" .CA.ServerValidity.String}}
+  # Subtracted from NotBefore against device clock skew (0..1h).
+  backdate: {{printf "%q" .CA.Backdate.String}}
+
+enroll:
+  # Live certificates one device may hold at once (1..100).
+  max_active_certificates: {{.Enroll.MaxActiveCertificates}}
+  # Token lifetime when none is given, and the longest allowed.
+  default_token_ttl: {{printf "%q" .Enroll.DefaultTokenTTL.String}}
+  max_token_ttl: {{printf "%q" .Enroll.MaxTokenTTL.String}}
+  # Most uses one token may be given (1..10000000).
+  max_token_uses: {{.Enroll.MaxTokenUses}}
+
+web:
+  # Largest request body accepted (1024..1048576).
+  max_body_bytes: {{.Web.MaxBodyBytes}}
+`))
+
+// writeConfig writes c as DIR/fleetca.yaml (mode 0600), failing if it exists.
+func writeConfig(dir string, c fileConfig) error {
+	var buf bytes.Buffer
+	if err := configTemplate.Execute(&buf, c); err != nil {
+		return fmt.Errorf("render config: %w", err)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, configName), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("write config: %w", err)
+	}
+	if _, err := f.Write(buf.Bytes()); err != nil {
+		f.Close()
+		return fmt.Errorf("write config: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("write config: %w", err)
+	}
+	return f.Close()
+}
+
+// readPassword returns the CA keys' password: from --password-file, else
+// the config's password_file, else FLEETCA_PASSWORD, else nil. A password
+// file must be mode 0600 or stricter.
+func readPassword(flagFile, configFile string, getenv func(string) string) ([]byte, error) {
+	file := flagFile
+	if file == "" {
+		file = configFile
+	}
+	if file != "" {
+		st, err := os.Stat(file)
+		if err != nil {
+			return nil, fault.Wrap(err, fault.NotFound, fmt.Sprintf("cannot read the password file %s", file), "check the path")
+		}
+		if st.Mode().Perm()&0o077 != 0 {
+			return nil, fault.New(fault.Forbidden, fmt.Sprintf("the password file %s has mode %04o; others can read it", file, st.Mode().Perm()),
+				"chmod 600 "+file)
+		}
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return nil, fmt.Errorf("read password file: %w", err)
+		}
+		pw := bytes.TrimRight(b, "\r\n")
+		if len(pw) == 0 {
+			return nil, fault.New(fault.Malformed, fmt.Sprintf("the password file %s is empty", file), "write the password into it")
+		}
+		return pw, nil
+	}
+	if pw := getenv("FLEETCA_PASSWORD"); pw != "" {
+		return []byte(pw), nil
+	}
+	return nil, nil
+}

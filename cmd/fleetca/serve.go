@@ -1,0 +1,236 @@
+package main
+
+import (
+	"context"
+	"crypto"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/spf13/cobra"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/fleetca/fleetca/ca"
+	"github.com/fleetca/fleetca/enroll"
+	"github.com/fleetca/fleetca/store/boltstore"
+	"github.com/fleetca/fleetca/web"
+)
+
+func newServeCmd(e env) *cobra.Command {
+	var o serveOptions
+	cmd := &cobra.Command{
+		Use:   "serve --dir DIR",
+		Short: "Run the CA: HTTPS (enrollment, admin API) and HTTP (CA certificates)",
+		Long: `serve runs the CA from DIR until it gets SIGINT or SIGTERM, then drains
+requests under way and stops. It logs JSON lines to stderr.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			dir, err := dataDir(o.dir, e.getenv)
+			if err != nil {
+				return err
+			}
+			o.dir = dir
+			return runServe(cmd.Context(), e, o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.dir, "dir", "", "data directory (default $FLEETCA_DIR, or ./fleetca-data)")
+	f.StringVar(&o.httpsAddr, "https-addr", "", "HTTPS listener address (overrides server.https_addr)")
+	f.StringVar(&o.httpAddr, "http-addr", "", "HTTP listener address (overrides server.http_addr)")
+	f.StringVar(&o.passwordFile, "password-file", "", "file with the CA keys' password (overrides password_file)")
+	return cmd
+}
+
+// serveOptions are serve's inputs. Tests may pass listeners they opened
+// instead of addresses.
+type serveOptions struct {
+	dir, httpsAddr, httpAddr, passwordFile string
+	httpsListener, httpListener            net.Listener
+	// ready, if set, receives the running server's URLs once both listen.
+	ready func(httpsURL, httpURL string)
+}
+
+// Server timeouts and limits, on both listeners.
+const (
+	readHeaderTimeout = 10 * time.Second
+	readTimeout       = 30 * time.Second
+	writeTimeout      = 30 * time.Second
+	idleTimeout       = 2 * time.Minute
+	maxHeaderBytes    = 64 << 10
+	shutdownGrace     = 10 * time.Second
+)
+
+// runServe is the composition root of the server.
+func runServe(ctx context.Context, e env, o serveOptions) error {
+	cfg, err := loadConfig(o.dir)
+	if err != nil {
+		return err
+	}
+	if o.httpsAddr != "" {
+		cfg.Server.HTTPSAddr = o.httpsAddr
+	}
+	defaultPublic := cfg.Server.PublicURL == "http://"+cfg.Server.HTTPAddr
+	if o.httpAddr != "" {
+		cfg.Server.HTTPAddr = o.httpAddr
+	}
+	password, err := readPassword(o.passwordFile, cfg.PasswordFile, e.getenv)
+	if err != nil {
+		return err
+	}
+	logger := slog.New(slog.NewJSONHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	now := time.Now
+
+	httpsLn, httpLn := o.httpsListener, o.httpListener
+	if httpsLn == nil {
+		if httpsLn, err = net.Listen("tcp", cfg.Server.HTTPSAddr); err != nil {
+			return fmt.Errorf("listen HTTPS on %s: %w", cfg.Server.HTTPSAddr, err)
+		}
+	}
+	defer httpsLn.Close()
+	if httpLn == nil {
+		if httpLn, err = net.Listen("tcp", cfg.Server.HTTPAddr); err != nil {
+			return fmt.Errorf("listen HTTP on %s: %w", cfg.Server.HTTPAddr, err)
+		}
+	}
+	defer httpLn.Close()
+	if defaultPublic {
+		cfg.Server.PublicURL = "http://" + httpLn.Addr().String()
+	}
+
+	st, err := boltstore.Open(filepath.Join(o.dir, cfg.Store.Path), boltstore.Options{})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	authority, err := ca.New(ctx, cfg.CA, ca.Deps{Dir: o.dir, Password: password, PublicURL: cfg.Server.PublicURL,
+		TrustDomain: cfg.TrustDomain, Now: now, Logger: logger})
+	if err != nil {
+		return err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	svc, err := enroll.New(cfg.Enroll, enroll.Deps{Store: st, CA: authority, Now: now, Logger: logger, Metrics: reg})
+	if err != nil {
+		return err
+	}
+	srv, err := web.New(cfg.Web, web.Deps{Enroll: svc, CA: authority, Records: st, Logger: logger, Metrics: reg, Gatherer: reg,
+		Ready: func(ctx context.Context) error { _, err := st.GetMeta(ctx, "admin_token_sha256"); return err }})
+	if err != nil {
+		return err
+	}
+	dns, ips := serverNames(cfg.Server)
+	cert, err := web.NewServerCert(ctx, authority, web.ServerCertConfig{DNSNames: dns, IPs: ips, Now: now, Logger: logger,
+		NewKey: func() (crypto.Signer, error) { return ca.GenerateKey(ca.KeyECP256) }})
+	if err != nil {
+		return err
+	}
+
+	errLog := log.New(&tlsErrorFilter{log: logger}, "", 0)
+	httpsSrv := &http.Server{Handler: srv.HTTPSHandler(), TLSConfig: cert.TLSConfig(), ErrorLog: errLog,
+		ReadHeaderTimeout: readHeaderTimeout, ReadTimeout: readTimeout, WriteTimeout: writeTimeout, IdleTimeout: idleTimeout, MaxHeaderBytes: maxHeaderBytes}
+	httpSrv := &http.Server{Handler: srv.HTTPHandler(), ErrorLog: errLog,
+		ReadHeaderTimeout: readHeaderTimeout, ReadTimeout: readTimeout, WriteTimeout: writeTimeout, IdleTimeout: idleTimeout, MaxHeaderBytes: maxHeaderBytes}
+
+	httpsURL := "https://" + httpsLn.Addr().String()
+	httpURL := "http://" + httpLn.Addr().String()
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		return serveUntil(gctx, httpsSrv, func() error { return httpsSrv.ServeTLS(httpsLn, "", "") })
+	})
+	g.Go(func() error { return serveUntil(gctx, httpSrv, func() error { return httpSrv.Serve(httpLn) }) })
+	g.Go(func() error {
+		if err := cert.Run(gctx); !errors.Is(err, context.Canceled) {
+			return err
+		}
+		return nil
+	})
+	logger.Info("listening", "https", httpsURL, "http", httpURL, "public_url", cfg.Server.PublicURL)
+	printBanner(e.stderr, o.dir, cfg, authority.RootFingerprint(), httpsURL, httpURL)
+	if o.ready != nil {
+		o.ready(httpsURL, httpURL)
+	}
+	err = g.Wait()
+	logger.Info("stopped")
+	return err
+}
+
+// serveUntil runs serve until ctx ends, then shuts srv down gracefully.
+func serveUntil(ctx context.Context, srv *http.Server, serve func() error) error {
+	errc := make(chan error, 1)
+	go func() { errc <- serve() }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shut down %s: %w", srv.Addr, err)
+	}
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// serverNames lists the HTTPS certificate's names: the configured DNS names,
+// localhost, the loopback addresses and the listener's own host if it is an IP.
+func serverNames(c serverConfig) ([]string, []net.IP) {
+	dns := append([]string{}, c.DNS...)
+	dns = append(dns, "localhost")
+	ips := []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}
+	if host, _, err := net.SplitHostPort(c.HTTPSAddr); err == nil {
+		if ip := net.ParseIP(host); ip != nil && !ip.IsUnspecified() && !ip.IsLoopback() {
+			ips = append(ips, ip)
+		} else if ip == nil && host != "" && host != "localhost" {
+			dns = append(dns, host)
+		}
+	}
+	return dns, ips
+}
+
+// tlsErrorFilter sends net/http's error log to slog, with the TLS handshake
+// noise of scanners and refused clients at Debug.
+type tlsErrorFilter struct{ log *slog.Logger }
+
+func (f *tlsErrorFilter) Write(p []byte) (int, error) {
+	msg := strings.TrimSpace(string(p))
+	level := slog.LevelWarn
+	if strings.Contains(msg, "TLS handshake error") {
+		level = slog.LevelDebug
+	}
+	f.log.Log(context.Background(), level, "http server", "err", msg)
+	return len(p), nil
+}
+
+// printBanner tells a newcomer what to do next.
+func printBanner(w io.Writer, dir string, cfg fileConfig, fingerprint, httpsURL, httpURL string) {
+	root := filepath.Join(dir, cfg.CA.RootCert)
+	fmt.Fprintf(w, `
+fleetca is serving CA %q from %s
+  HTTPS (enrollment, admin API): %s
+  HTTP  (CA certificates):       %s
+  root certificate:              %s
+  root SHA-256 fingerprint:      %s
+  admin token:                   %s
+Enroll a device with fleetca:
+  T=$(fleetca token create --dir %s --device-id dev-1)
+  fleetca enroll --ca %s --fingerprint %s --token "$T" --key dev-1.key --cert dev-1.crt
+Or with openssl and curl:
+  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout dev-2.key -subj /CN=dev-2 -out dev-2.csr
+  curl --cacert %s -H "Authorization: Bearer $(fleetca token create --dir %s --device-id dev-2)" --data-binary @dev-2.csr %s/v1/enroll
+Stop with Ctrl-C.
+
+`, cfg.Name, dir, httpsURL, httpURL, root, fingerprint, filepath.Join(dir, adminTokenName),
+		dir, httpsURL, fingerprint, root, dir, httpsURL)
+}

@@ -1,0 +1,160 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+// tokenJSON mirrors the admin API's token object.
+type tokenJSON struct {
+	ID            string `json:"id"`
+	Token         string `json:"token,omitempty"`
+	DeviceID      string `json:"device_id,omitempty"`
+	DevicePattern string `json:"device_pattern,omitempty"`
+	Uses          int    `json:"uses"`
+	Spent         int    `json:"spent"`
+	CreatedAt     string `json:"created_at"`
+	ExpiresAt     string `json:"expires_at"`
+	RevokedAt     string `json:"revoked_at,omitempty"`
+}
+
+func newTokenCmd(e env) *cobra.Command {
+	var a adminFlags
+	cmd := &cobra.Command{Use: "token", Short: "Create, list and revoke enrollment tokens"}
+	a.register(cmd)
+	cmd.AddCommand(newTokenCreateCmd(e, &a), newTokenListCmd(e, &a), newTokenRevokeCmd(e, &a))
+	return cmd
+}
+
+func newTokenCreateCmd(e env, a *adminFlags) *cobra.Command {
+	var (
+		deviceID, pattern string
+		ttl               time.Duration
+		uses              int
+		asJSON            bool
+	)
+	cmd := &cobra.Command{
+		Use:   "create --device-id ID | --device-pattern GLOB",
+		Short: "Mint an enrollment token; prints the token on stdout",
+		Long: `create mints an enrollment token and prints it on stdout (its ID and expiry on
+stderr), so that T=$(fleetca token create ...) captures it. The token is shown
+once: the CA keeps only its hash.
+
+--device-id ID enrolls that one device. --device-pattern GLOB lets a factory
+station enroll new devices whose CSR CN matches the glob, --uses times.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if (deviceID == "") == (pattern == "") {
+				return usagef("give exactly one of --device-id ID and --device-pattern GLOB")
+			}
+			c, err := a.client(e)
+			if err != nil {
+				return err
+			}
+			req := map[string]any{"uses": uses}
+			if deviceID != "" {
+				req["device_id"] = deviceID
+			} else {
+				req["device_pattern"] = pattern
+			}
+			if ttl != 0 {
+				req["ttl"] = ttl.String()
+			}
+			var t tokenJSON
+			if err := c.do(cmd.Context(), "POST", "/v1/admin/tokens", req, &t); err != nil {
+				return err
+			}
+			if asJSON {
+				return json.NewEncoder(e.stdout).Encode(t)
+			}
+			fmt.Fprintln(e.stdout, t.Token)
+			fmt.Fprintf(e.stderr, "token %s: %d use(s), expires %s\n", t.ID, t.Uses, t.ExpiresAt)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&deviceID, "device-id", "", "the one device this token enrolls")
+	f.StringVar(&pattern, "device-pattern", "", "glob of new device IDs this token enrolls, e.g. 'line3-*'")
+	f.DurationVar(&ttl, "ttl", 0, "how long the token is valid (default enroll.default_token_ttl, 24h)")
+	f.IntVar(&uses, "uses", 1, "how many devices the token may enroll")
+	f.BoolVar(&asJSON, "json", false, "print the token and its details as JSON")
+	return cmd
+}
+
+func newTokenListCmd(e env, a *adminFlags) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List enrollment tokens (never their secrets)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := a.client(e)
+			if err != nil {
+				return err
+			}
+			var all []tokenJSON
+			after := ""
+			for {
+				var page struct {
+					Tokens []tokenJSON `json:"tokens"`
+					Next   string      `json:"next"`
+				}
+				if err := c.do(cmd.Context(), "GET", "/v1/admin/tokens?limit=1000&after="+url.QueryEscape(after), nil, &page); err != nil {
+					return err
+				}
+				all = append(all, page.Tokens...)
+				if page.Next == "" {
+					break
+				}
+				after = page.Next
+			}
+			if asJSON {
+				return json.NewEncoder(e.stdout).Encode(all)
+			}
+			w := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(w, "ID\tFOR\tUSES\tEXPIRES\tREVOKED")
+			for _, t := range all {
+				who := t.DeviceID
+				if who == "" {
+					who = "pattern " + t.DevicePattern
+				}
+				fmt.Fprintf(w, "%s\t%s\t%d/%d\t%s\t%s\n", t.ID, who, t.Spent, t.Uses, t.ExpiresAt, orDash(t.RevokedAt))
+			}
+			return w.Flush()
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func newTokenRevokeCmd(e env, a *adminFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:   "revoke ID",
+		Short: "Revoke an enrollment token by its ID",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.client(e)
+			if err != nil {
+				return err
+			}
+			var t tokenJSON
+			if err := c.do(cmd.Context(), "POST", "/v1/admin/tokens/"+url.PathEscape(args[0])+"/revoke", nil, &t); err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stdout, "token %s revoked at %s\n", t.ID, t.RevokedAt)
+			return nil
+		},
+	}
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

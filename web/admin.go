@@ -1,0 +1,281 @@
+package web
+
+import (
+	"bytes"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/fleetca/fleetca/enroll"
+	"github.com/fleetca/fleetca/internal/fault"
+	"github.com/fleetca/fleetca/store"
+)
+
+// requireAdmin admits requests bearing the admin token.
+func (s *Server) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		token, _ := bearer(c.Request(), "admin token")
+		if err := s.deps.Enroll.AuthenticateAdmin(c.Request().Context(), token, c.RealIP()); err != nil {
+			return err
+		}
+		return next(c)
+	}
+}
+
+// tokenJSON is a token as the admin API shows it: never its secret or hash.
+type tokenJSON struct {
+	ID            string `json:"id"`
+	DeviceID      string `json:"device_id,omitempty"`
+	DevicePattern string `json:"device_pattern,omitempty"`
+	Uses          int    `json:"uses"`
+	Spent         int    `json:"spent"`
+	CreatedAt     string `json:"created_at"`
+	ExpiresAt     string `json:"expires_at"`
+	RevokedAt     string `json:"revoked_at,omitempty"`
+	// Token is the secret, present only in the answer to its creation.
+	Token string `json:"token,omitempty"`
+}
+
+func toTokenJSON(t store.Token) tokenJSON {
+	return tokenJSON{ID: t.ID, DeviceID: t.DeviceID, DevicePattern: t.DevicePattern, Uses: t.Uses, Spent: t.Spent,
+		CreatedAt: timeJSON(t.CreatedAt), ExpiresAt: timeJSON(t.ExpiresAt), RevokedAt: timeJSON(t.RevokedAt)}
+}
+
+// createToken handles POST /v1/admin/tokens
+// {"device_id"|"device_pattern", "ttl": "8h", "uses": 5000}.
+func (s *Server) createToken(c echo.Context) error {
+	var req struct {
+		DeviceID      string `json:"device_id"`
+		DevicePattern string `json:"device_pattern"`
+		TTL           string `json:"ttl"`
+		Uses          int    `json:"uses"`
+	}
+	if err := s.decodeJSON(c, &req); err != nil {
+		return err
+	}
+	var ttl time.Duration
+	if req.TTL != "" {
+		var err error
+		if ttl, err = time.ParseDuration(req.TTL); err != nil {
+			return fault.New(fault.Malformed, fmt.Sprintf("the ttl %q is not a duration", req.TTL), "write it like 24h or 90m")
+		}
+	}
+	secret, t, err := s.deps.Enroll.CreateToken(c.Request().Context(),
+		enroll.TokenRequest{DeviceID: req.DeviceID, DevicePattern: req.DevicePattern, TTL: ttl, Uses: req.Uses})
+	if err != nil {
+		return err
+	}
+	out := toTokenJSON(t)
+	out.Token = string(secret)
+	c.Response().Header().Set("Cache-Control", "no-store")
+	return c.JSON(http.StatusCreated, out)
+}
+
+func (s *Server) listTokens(c echo.Context) error {
+	p, err := page(c)
+	if err != nil {
+		return err
+	}
+	ts, err := s.deps.Enroll.ListTokens(c.Request().Context(), p)
+	if err != nil {
+		return err
+	}
+	out := make([]tokenJSON, len(ts))
+	for i, t := range ts {
+		out[i] = toTokenJSON(t)
+	}
+	next := ""
+	if len(ts) == p.PageLimit() {
+		next = ts[len(ts)-1].ID
+	}
+	return c.JSON(http.StatusOK, map[string]any{"tokens": out, "next": next})
+}
+
+func (s *Server) revokeToken(c echo.Context) error {
+	t, err := s.deps.Enroll.RevokeToken(c.Request().Context(), c.Param("id"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, toTokenJSON(t))
+}
+
+// deviceJSON is a device as the admin API shows it.
+type deviceJSON struct {
+	ID           string     `json:"id"`
+	Status       string     `json:"status"`
+	CreatedAt    string     `json:"created_at"`
+	UpdatedAt    string     `json:"updated_at"`
+	Certificates []certJSON `json:"certificates,omitempty"`
+}
+
+func toDeviceJSON(d store.Device) deviceJSON {
+	return deviceJSON{ID: d.ID, Status: string(d.Status), CreatedAt: timeJSON(d.CreatedAt), UpdatedAt: timeJSON(d.UpdatedAt)}
+}
+
+// certJSON is a certificate as the admin API shows it.
+type certJSON struct {
+	Serial      string `json:"serial"`
+	DeviceID    string `json:"device_id"`
+	NotBefore   string `json:"not_before"`
+	NotAfter    string `json:"not_after"`
+	IssuedAt    string `json:"issued_at"`
+	RevokedAt   string `json:"revoked_at,omitempty"`
+	Reason      int    `json:"reason,omitempty"`
+	Certificate string `json:"certificate,omitempty"`
+}
+
+func toCertJSON(ct store.Certificate, withPEM bool) certJSON {
+	out := certJSON{Serial: ct.Serial.Text(16), DeviceID: ct.DeviceID, NotBefore: timeJSON(ct.NotBefore),
+		NotAfter: timeJSON(ct.NotAfter), IssuedAt: timeJSON(ct.IssuedAt), RevokedAt: timeJSON(ct.RevokedAt), Reason: ct.Reason}
+	if withPEM {
+		out.Certificate = string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ct.DER}))
+	}
+	return out
+}
+
+func (s *Server) listDevices(c echo.Context) error {
+	p, err := page(c)
+	if err != nil {
+		return err
+	}
+	ds, err := s.deps.Records.ListDevices(c.Request().Context(), p)
+	if err != nil {
+		return err
+	}
+	out := make([]deviceJSON, len(ds))
+	for i, d := range ds {
+		out[i] = toDeviceJSON(d)
+	}
+	next := ""
+	if len(ds) == p.PageLimit() {
+		next = ds[len(ds)-1].ID
+	}
+	return c.JSON(http.StatusOK, map[string]any{"devices": out, "next": next})
+}
+
+func (s *Server) getDevice(c echo.Context) error {
+	id := c.Param("id")
+	d, err := s.deps.Records.GetDevice(c.Request().Context(), id)
+	if err != nil {
+		return notFound(err, fmt.Sprintf("no device has ID %q", id), "list devices with 'fleetca devices list'")
+	}
+	certs, err := s.deps.Records.ListCertificates(c.Request().Context(), id, store.Page{Limit: store.MaxPageLimit})
+	if err != nil {
+		return err
+	}
+	out := toDeviceJSON(d)
+	for _, ct := range certs {
+		out.Certificates = append(out.Certificates, toCertJSON(ct, false))
+	}
+	c.Set(ctxDeviceID, id)
+	return c.JSON(http.StatusOK, out)
+}
+
+func (s *Server) listCertificates(c echo.Context) error {
+	p, err := page(c)
+	if err != nil {
+		return err
+	}
+	certs, err := s.deps.Records.ListCertificates(c.Request().Context(), c.QueryParam("device_id"), p)
+	if err != nil {
+		return err
+	}
+	out := make([]certJSON, len(certs))
+	for i, ct := range certs {
+		out[i] = toCertJSON(ct, false)
+	}
+	next := ""
+	if len(certs) == p.PageLimit() {
+		next = certs[len(certs)-1].Serial.Text(16)
+	}
+	return c.JSON(http.StatusOK, map[string]any{"certificates": out, "next": next})
+}
+
+func (s *Server) getCertificate(c echo.Context) error {
+	serial, err := parseSerial(c.Param("serial"))
+	if err != nil {
+		return err
+	}
+	ct, err := s.deps.Records.GetCertificate(c.Request().Context(), serial)
+	if err != nil {
+		return notFound(err, fmt.Sprintf("no certificate has serial %s", serial.Text(16)), "list certificates with 'fleetca certs list'")
+	}
+	return c.JSON(http.StatusOK, toCertJSON(ct, true))
+}
+
+func (s *Server) listAudit(c echo.Context) error {
+	var after uint64
+	if a := c.QueryParam("after"); a != "" {
+		var err error
+		if after, err = strconv.ParseUint(a, 10, 64); err != nil {
+			return fault.New(fault.Malformed, fmt.Sprintf("after=%q is not a sequence number", a), "pass the seq of the last event you have")
+		}
+	}
+	p, err := page(c)
+	if err != nil {
+		return err
+	}
+	evs, err := s.deps.Records.ListAudit(c.Request().Context(), after, p.Limit)
+	if err != nil {
+		return err
+	}
+	if evs == nil {
+		evs = []store.AuditEvent{}
+	}
+	return c.JSON(http.StatusOK, map[string]any{"events": evs})
+}
+
+// page reads ?after=&limit=.
+func page(c echo.Context) (store.Page, error) {
+	p := store.Page{After: c.QueryParam("after")}
+	if l := c.QueryParam("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > store.MaxPageLimit {
+			return p, fault.New(fault.Malformed, fmt.Sprintf("limit=%q is not a number from 1 to %d", l, store.MaxPageLimit), "")
+		}
+		p.Limit = n
+	}
+	return p, nil
+}
+
+// parseSerial reads a serial in lowercase or uppercase hex, colons allowed.
+func parseSerial(s string) (*big.Int, error) {
+	clean := bytes.ReplaceAll([]byte(s), []byte(":"), nil)
+	n, ok := new(big.Int).SetString(string(clean), 16)
+	if !ok || n.Sign() <= 0 || len(clean) > 64 {
+		return nil, fault.New(fault.Malformed, fmt.Sprintf("%q is not a certificate serial", s), "give the serial in hex, as 'fleetca certs list' shows it")
+	}
+	return n, nil
+}
+
+// notFound turns store.ErrNotFound from a direct read into a fault that
+// names what is missing; other errors pass through.
+func notFound(err error, detail, hint string) error {
+	if k, ok := fault.KindOf(err); ok && k == fault.NotFound {
+		return err
+	}
+	if isNotFound(err) {
+		return fault.Wrap(err, fault.NotFound, detail, hint)
+	}
+	return err
+}
+
+// decodeJSON reads a bounded, strict JSON body into v.
+func (s *Server) decodeJSON(c echo.Context, v any) error {
+	body, err := s.readBody(c)
+	if err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fault.New(fault.Malformed, "the JSON body cannot be decoded: "+err.Error(), "send a JSON object with the documented fields")
+	}
+	return nil
+}

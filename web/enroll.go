@@ -1,0 +1,137 @@
+package web
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"mime"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/fleetca/fleetca/enroll"
+	"github.com/fleetca/fleetca/internal/fault"
+)
+
+// enrollResponse is the 201 body of POST /v1/enroll (DESIGN.md).
+type enrollResponse struct {
+	DeviceID    string `json:"device_id"`
+	Serial      string `json:"serial"`
+	NotAfter    string `json:"not_after"`
+	Certificate string `json:"certificate"`
+	// Chain is the leaf then the intermediate(s), root excluded.
+	Chain string `json:"chain"`
+}
+
+// enroll handles POST /v1/enroll: Authorization: Bearer <enrollment token>,
+// a CSR as PEM, base64 DER (application/pkcs10) or JSON {"csr": PEM}.
+func (s *Server) enroll(c echo.Context) error {
+	token, err := bearer(c.Request(), "enrollment token")
+	if err != nil {
+		return err
+	}
+	body, err := s.readBody(c)
+	if err != nil {
+		return err
+	}
+	der, err := DecodeCSRBody(c.Request().Header.Get(echo.HeaderContentType), body)
+	if err != nil {
+		return err
+	}
+	res, err := s.deps.Enroll.Enroll(c.Request().Context(), token, der)
+	if err != nil {
+		return err
+	}
+	c.Set(ctxDeviceID, string(res.DeviceID))
+	leaf := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: res.Certificate.Raw})
+	return c.JSON(http.StatusCreated, enrollResponse{
+		DeviceID:    string(res.DeviceID),
+		Serial:      enroll.SerialHex(res.Certificate),
+		NotAfter:    res.Certificate.NotAfter.UTC().Format(time.RFC3339),
+		Certificate: string(leaf),
+		Chain:       string(leaf) + string(s.deps.CA.ChainPEM()),
+	})
+}
+
+// bearer returns the credential of an "Authorization: Bearer" header.
+func bearer(r *http.Request, what string) (string, error) {
+	h := r.Header.Get("Authorization")
+	scheme, cred, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(cred) == "" {
+		return "", fault.New(fault.Unauthorized, "the request has no bearer "+what,
+			"send the header Authorization: Bearer <"+what+">")
+	}
+	return strings.TrimSpace(cred), nil
+}
+
+const csrBodyHint = "send the CSR as PEM (Content-Type: application/x-pem-file), base64 DER (application/pkcs10) or JSON {\"csr\": \"<PEM>\"}"
+
+// DecodeCSRBody turns an enrollment body into CSR DER, by its media type:
+//   - application/x-pem-file, text/plain, application/pem-certificate-chain:
+//     one PEM block of type CERTIFICATE REQUEST (or NEW CERTIFICATE REQUEST);
+//   - application/pkcs10: base64 DER, whitespace allowed (RFC 7030 §4.2.1);
+//   - application/json: {"csr": "<PEM>"};
+//   - no type, or application/x-www-form-urlencoded (what curl --data-binary
+//     sends by default): accepted only if the body is PEM.
+//
+// Anything else is fault.Malformed, naming what was wrong. The DER is not
+// parsed here: package enroll does that.
+func DecodeCSRBody(contentType string, body []byte) ([]byte, error) {
+	mt := ""
+	if contentType != "" {
+		var err error
+		if mt, _, err = mime.ParseMediaType(contentType); err != nil {
+			return nil, fault.New(fault.Malformed, fmt.Sprintf("the Content-Type %q cannot be parsed", contentType), csrBodyHint)
+		}
+	}
+	switch mt {
+	case "application/x-pem-file", "text/plain", "application/pem-certificate-chain", "application/x-pem":
+		return decodeCSRPEM(body)
+	case "application/pkcs10":
+		der, err := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(string(body)), ""))
+		if err != nil {
+			return nil, fault.New(fault.Malformed, "the application/pkcs10 body is not base64", csrBodyHint)
+		}
+		if len(der) == 0 {
+			return nil, fault.New(fault.Malformed, "the request body is empty", csrBodyHint)
+		}
+		return der, nil
+	case "application/json":
+		var req struct {
+			CSR string `json:"csr"`
+		}
+		dec := json.NewDecoder(bytes.NewReader(body))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&req); err != nil {
+			return nil, fault.New(fault.Malformed, "the JSON body is not {\"csr\": \"<PEM>\"}: "+err.Error(), csrBodyHint)
+		}
+		if dec.More() {
+			return nil, fault.New(fault.Malformed, "the JSON body has data after its object", csrBodyHint)
+		}
+		return decodeCSRPEM([]byte(req.CSR))
+	case "", "application/x-www-form-urlencoded":
+		if bytes.HasPrefix(bytes.TrimSpace(body), []byte("-----BEGIN ")) {
+			return decodeCSRPEM(body)
+		}
+		return nil, fault.New(fault.Malformed, "the request body is not a PEM CSR and has no CSR Content-Type", csrBodyHint)
+	}
+	return nil, fault.New(fault.Malformed, fmt.Sprintf("the Content-Type %q is not accepted for a CSR", mt), csrBodyHint)
+}
+
+// decodeCSRPEM returns the DER of the one CSR PEM block in b.
+func decodeCSRPEM(b []byte) ([]byte, error) {
+	block, rest := pem.Decode(b)
+	switch {
+	case block == nil:
+		return nil, fault.New(fault.Malformed, "the request body is not PEM", csrBodyHint)
+	case block.Type != "CERTIFICATE REQUEST" && block.Type != "NEW CERTIFICATE REQUEST":
+		return nil, fault.New(fault.Malformed, fmt.Sprintf("the PEM block is a %s, not a CERTIFICATE REQUEST", block.Type), csrBodyHint)
+	case len(bytes.TrimSpace(rest)) != 0:
+		return nil, fault.New(fault.Malformed, "the request body has more than one PEM block", "send exactly one CSR")
+	}
+	return block.Bytes, nil
+}

@@ -1,0 +1,124 @@
+package web
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/fleetca/fleetca/internal/fault"
+	"github.com/fleetca/fleetca/store"
+)
+
+// ProblemTypePrefix starts every problem type URI (RFC 9457 §3.1.1): a URN,
+// since fleetca has no documentation host to point at.
+const ProblemTypePrefix = "urn:fleetca:problem:"
+
+// problemKinds gives each fault kind its status and title. A test checks
+// every fault.Kinds entry has a row.
+var problemKinds = map[fault.Kind]struct {
+	status int
+	title  string
+}{
+	fault.Malformed:      {http.StatusBadRequest, "Malformed request"},
+	fault.BadCSR:         {http.StatusBadRequest, "Unacceptable certificate signing request"},
+	fault.BadKey:         {http.StatusBadRequest, "Unacceptable public key"},
+	fault.Unauthorized:   {http.StatusUnauthorized, "Unauthorized"},
+	fault.Forbidden:      {http.StatusForbidden, "Forbidden"},
+	fault.NotFound:       {http.StatusNotFound, "Not found"},
+	fault.Conflict:       {http.StatusConflict, "Conflict"},
+	fault.AlreadyRevoked: {http.StatusConflict, "Already revoked"},
+	fault.TooLarge:       {http.StatusRequestEntityTooLarge, "Request too large"},
+	fault.Unavailable:    {http.StatusServiceUnavailable, "Service unavailable"},
+}
+
+// Problem is an RFC 9457 problem details object, with fleetca's extension
+// members hint and request_id.
+type Problem struct {
+	Type      string `json:"type"`
+	Title     string `json:"title"`
+	Status    int    `json:"status"`
+	Detail    string `json:"detail,omitempty"`
+	Hint      string `json:"hint,omitempty"`
+	RequestID string `json:"request_id,omitempty"`
+}
+
+// problemFor maps any error to the problem to send, and reports whether it
+// is internal (to be logged at Error).
+func problemFor(err error) (Problem, bool) {
+	var fe *fault.Error
+	if errors.As(err, &fe) {
+		row, ok := problemKinds[fe.Kind]
+		if !ok {
+			panic("web: fault kind without a problem row: " + fe.Kind.String())
+		}
+		return Problem{Type: ProblemTypePrefix + fe.Kind.String(), Title: row.title, Status: row.status, Detail: fe.Detail, Hint: fe.Hint}, false
+	}
+	var he *echo.HTTPError
+	if errors.As(err, &he) {
+		return echoProblem(he), he.Code >= 500
+	}
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return Problem{Type: ProblemTypePrefix + fault.NotFound.String(), Title: "Not found", Status: http.StatusNotFound,
+			Detail: "the requested record does not exist"}, false
+	case errors.Is(err, store.ErrConflict):
+		return Problem{Type: ProblemTypePrefix + fault.Conflict.String(), Title: "Conflict", Status: http.StatusConflict,
+			Detail: "the request conflicts with a concurrent change", Hint: "retry the request"}, false
+	}
+	return Problem{Type: ProblemTypePrefix + "internal", Title: "Internal error", Status: http.StatusInternalServerError,
+		Detail: "the CA failed to handle this request", Hint: "retry later; report the request_id to the CA's operator"}, true
+}
+
+// echoProblem maps echo's own errors: unknown routes, wrong methods, and
+// body limits.
+func echoProblem(he *echo.HTTPError) Problem {
+	p := Problem{Status: he.Code, Title: http.StatusText(he.Code), Type: ProblemTypePrefix + "http"}
+	switch he.Code {
+	case http.StatusNotFound:
+		p.Type, p.Detail, p.Hint = ProblemTypePrefix+fault.NotFound.String(), "no such endpoint", "see the HTTP API in the README"
+	case http.StatusMethodNotAllowed:
+		p.Type, p.Detail, p.Hint = ProblemTypePrefix+"methodNotAllowed", "this endpoint does not take that method", "see the HTTP API in the README"
+	case http.StatusRequestEntityTooLarge:
+		p.Type, p.Detail = ProblemTypePrefix+fault.TooLarge.String(), "the request body is too large"
+	case http.StatusUnauthorized:
+		p.Type, p.Detail = ProblemTypePrefix+fault.Unauthorized.String(), "credentials are missing or wrong"
+	}
+	return p
+}
+
+// handleError is echo's HTTPErrorHandler: every error response is written here.
+func (s *Server) handleError(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	p, internal := problemFor(err)
+	p.RequestID = c.Response().Header().Get(echo.HeaderXRequestID)
+	if internal {
+		s.log.ErrorContext(c.Request().Context(), "internal error", "request_id", p.RequestID, "route", c.Path(), "err", err)
+	}
+	if p.Status == http.StatusUnauthorized {
+		c.Response().Header().Set("WWW-Authenticate", `Bearer realm="fleetca"`)
+	}
+	c.Response().Header().Set(echo.HeaderContentType, "application/problem+json")
+	c.Response().WriteHeader(p.Status)
+	if c.Request().Method == http.MethodHead {
+		return
+	}
+	if err := jsonEncode(c.Response(), p); err != nil {
+		s.log.DebugContext(c.Request().Context(), "write problem", "request_id", p.RequestID, "err", err)
+	}
+}
+
+// logAttrErr is what the request log says of an error: the fault kind, or
+// the internal error's text (which never carries secrets).
+func logAttrErr(err error) slog.Attr {
+	if k, ok := fault.KindOf(err); ok {
+		return slog.String("kind", k.String())
+	}
+	return slog.Any("err", err)
+}
+
+// isNotFound reports whether err is the store's ErrNotFound.
+func isNotFound(err error) bool { return errors.Is(err, store.ErrNotFound) }

@@ -1,0 +1,259 @@
+package web
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/big"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/fleetca/fleetca/enroll"
+	"github.com/fleetca/fleetca/internal/fault"
+	"github.com/fleetca/fleetca/store"
+)
+
+// Config is the web section of fleetca.yaml. Zero values mean the defaults.
+type Config struct {
+	// MaxBodyBytes bounds every request body. Default 65536; range 1024..1048576.
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+}
+
+// WithDefaults returns a copy of c with zero fields set to their defaults.
+func (c Config) WithDefaults() Config {
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = 64 << 10
+	}
+	return c
+}
+
+// Validate checks a Config that WithDefaults filled. It changes nothing.
+func (c Config) Validate() error {
+	if c.MaxBodyBytes < 1024 || c.MaxBodyBytes > 1<<20 {
+		return fault.New(fault.Malformed, fmt.Sprintf("web.max_body_bytes is %d, outside 1024..1048576", c.MaxBodyBytes),
+			"set web.max_body_bytes in fleetca.yaml to a value in that range")
+	}
+	return nil
+}
+
+// Enroller is the registration authority as web uses it; *enroll.Service is one.
+type Enroller interface {
+	Enroll(ctx context.Context, token string, csrDER []byte) (*enroll.Result, error)
+	CreateToken(ctx context.Context, req enroll.TokenRequest) (enroll.Secret, store.Token, error)
+	ListTokens(ctx context.Context, p store.Page) ([]store.Token, error)
+	RevokeToken(ctx context.Context, id string) (store.Token, error)
+	AuthenticateAdmin(ctx context.Context, presented, from string) error
+}
+
+// Authority publishes the CA certificates; *ca.Authority is one.
+type Authority interface {
+	Root() *x509.Certificate
+	RootPEM() []byte
+	ChainPEM() []byte
+	IntermediateDER() []byte
+}
+
+// Records is the read side of the store that the admin API shows.
+type Records interface {
+	GetDevice(ctx context.Context, id string) (store.Device, error)
+	ListDevices(ctx context.Context, p store.Page) ([]store.Device, error)
+	GetCertificate(ctx context.Context, serial *big.Int) (store.Certificate, error)
+	ListCertificates(ctx context.Context, deviceID string, p store.Page) ([]store.Certificate, error)
+	ListAudit(ctx context.Context, afterSeq uint64, limit int) ([]store.AuditEvent, error)
+}
+
+// Deps are the Server's collaborators.
+type Deps struct {
+	Enroll  Enroller
+	CA      Authority
+	Records Records
+	// Ready reports whether the service can take requests (for /healthz);
+	// nil means always.
+	Ready func(ctx context.Context) error
+	// Logger; nil discards.
+	Logger *slog.Logger
+	// Metrics registers request metrics; nil registers none.
+	Metrics prometheus.Registerer
+	// Gatherer serves /metrics; nil serves no /metrics route.
+	Gatherer prometheus.Gatherer
+}
+
+// Server holds fleetca's two HTTP handlers.
+type Server struct {
+	cfg      Config
+	deps     Deps
+	log      *slog.Logger
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+	https    *echo.Echo
+	http     *echo.Echo
+}
+
+// New builds the handlers.
+func New(cfg Config, deps Deps) (*Server, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if deps.Enroll == nil || deps.CA == nil || deps.Records == nil {
+		return nil, errors.New("web.New: Enroll, CA and Records are required")
+	}
+	s := &Server{cfg: cfg, deps: deps, log: deps.Logger}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	s.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "fleetca_web_requests_total", Help: "HTTP requests by listener, route pattern, method and status code.",
+	}, []string{"listener", "route", "method", "code"})
+	s.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "fleetca_web_request_duration_seconds", Help: "HTTP request latency by listener and route pattern.",
+		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+	}, []string{"listener", "route"})
+	if deps.Metrics != nil {
+		for _, c := range []prometheus.Collector{s.requests, s.latency} {
+			if err := deps.Metrics.Register(c); err != nil {
+				return nil, fmt.Errorf("register web metrics: %w", err)
+			}
+		}
+	}
+	s.https = s.newEcho("https")
+	s.http = s.newEcho("http")
+	s.routes()
+	return s, nil
+}
+
+// HTTPSHandler serves the TLS listener.
+func (s *Server) HTTPSHandler() http.Handler { return s.https }
+
+// HTTPHandler serves the plain-HTTP listener.
+func (s *Server) HTTPHandler() http.Handler { return s.http }
+
+func (s *Server) newEcho(listener string) *echo.Echo {
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = s.handleError
+	e.Use(middleware.RequestID())
+	e.Use(middleware.RequestLoggerWithConfig(middleware.RequestLoggerConfig{
+		HandleError: true, LogLatency: true, LogMethod: true, LogRoutePath: true, LogStatus: true,
+		LogRequestID: true, LogRemoteIP: true, LogError: true,
+		LogValuesFunc: func(c echo.Context, v middleware.RequestLoggerValues) error {
+			route := v.RoutePath
+			if route == "" {
+				route = "unmatched"
+			}
+			s.requests.WithLabelValues(listener, route, v.Method, strconv.Itoa(v.Status)).Inc()
+			s.latency.WithLabelValues(listener, route).Observe(v.Latency.Seconds())
+			attrs := []slog.Attr{
+				slog.String("listener", listener), slog.String("method", v.Method), slog.String("route", route),
+				slog.Int("status", v.Status), slog.Float64("duration_ms", float64(v.Latency.Microseconds())/1000),
+				slog.String("request_id", v.RequestID), slog.String("remote_ip", v.RemoteIP),
+			}
+			if id, ok := c.Get(ctxDeviceID).(string); ok {
+				attrs = append(attrs, slog.String("device_id", id))
+			}
+			if v.Error != nil {
+				attrs = append(attrs, logAttrErr(v.Error))
+			}
+			s.log.LogAttrs(c.Request().Context(), slog.LevelInfo, "request", attrs...)
+			return nil
+		},
+	}))
+	return e
+}
+
+// ctxDeviceID is the echo context key under which handlers leave the device
+// ID for the request log.
+const ctxDeviceID = "device_id"
+
+func (s *Server) routes() {
+	for _, e := range []*echo.Echo{s.https, s.http} {
+		e.GET("/healthz", s.healthz)
+	}
+	s.https.POST("/v1/enroll", s.enroll)
+	s.https.GET("/roots.pem", s.rootsPEM)
+
+	admin := s.https.Group("/v1/admin", s.requireAdmin)
+	admin.POST("/tokens", s.createToken)
+	admin.GET("/tokens", s.listTokens)
+	admin.POST("/tokens/:id/revoke", s.revokeToken)
+	admin.GET("/devices", s.listDevices)
+	admin.GET("/devices/:id", s.getDevice)
+	admin.GET("/certificates", s.listCertificates)
+	admin.GET("/certificates/:serial", s.getCertificate)
+	admin.GET("/audit", s.listAudit)
+
+	s.http.GET("/roots.pem", s.rootsPEM)
+	s.http.GET("/chain.pem", s.chainPEM)
+	s.http.GET("/intermediate.crt", s.intermediateDER)
+	if s.deps.Gatherer != nil {
+		s.http.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(s.deps.Gatherer, promhttp.HandlerOpts{})))
+	}
+}
+
+// healthz answers 200 {"status":"ok"} while the service can work, and 503
+// with a problem otherwise.
+func (s *Server) healthz(c echo.Context) error {
+	if s.deps.Ready != nil {
+		if err := s.deps.Ready(c.Request().Context()); err != nil {
+			return fault.Wrap(err, fault.Unavailable, "the CA is not ready", "check the server log")
+		}
+	}
+	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *Server) rootsPEM(c echo.Context) error {
+	return c.Blob(http.StatusOK, "application/x-pem-file", s.deps.CA.RootPEM())
+}
+
+func (s *Server) chainPEM(c echo.Context) error {
+	return c.Blob(http.StatusOK, "application/x-pem-file", s.deps.CA.ChainPEM())
+}
+
+// intermediateDER serves the caIssuers target of device certificates
+// (RFC 5280 §4.2.2.1: a DER certificate, application/pkix-cert).
+func (s *Server) intermediateDER(c echo.Context) error {
+	return c.Blob(http.StatusOK, "application/pkix-cert", s.deps.CA.IntermediateDER())
+}
+
+// readBody reads the request body through the size limit.
+func (s *Server) readBody(c echo.Context) ([]byte, error) {
+	limit := s.cfg.MaxBodyBytes
+	if c.Request().ContentLength > limit {
+		return nil, tooLarge(limit)
+	}
+	b, err := io.ReadAll(http.MaxBytesReader(c.Response(), c.Request().Body, limit))
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return nil, tooLarge(limit)
+	}
+	if err != nil {
+		return nil, fault.Wrap(err, fault.Malformed, "the request body could not be read", "send the whole body")
+	}
+	return b, nil
+}
+
+func tooLarge(limit int64) error {
+	return fault.New(fault.TooLarge, fmt.Sprintf("the request body is larger than %d bytes", limit),
+		"send one PEM CSR; fleetca CSRs are under 16 KiB")
+}
+
+// jsonEncode writes v as JSON.
+func jsonEncode(w io.Writer, v any) error { return json.NewEncoder(w).Encode(v) }
+
+// timeJSON formats times at the API edge: RFC 3339, UTC.
+func timeJSON(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339)
+}

@@ -1,0 +1,130 @@
+package web
+
+import (
+	"context"
+	"crypto"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync/atomic"
+	"time"
+)
+
+// ServerSigner issues the HTTPS listener's certificate; *ca.Authority is one.
+type ServerSigner interface {
+	SignServer(ctx context.Context, dns []string, ips []net.IP, pub crypto.PublicKey) (*x509.Certificate, error)
+	IntermediateDER() []byte
+}
+
+// ServerCertConfig says what the HTTPS listener's certificate names.
+type ServerCertConfig struct {
+	DNSNames []string
+	IPs      []net.IP
+	// NewKey makes the certificate's key pair (a fresh one at each renewal).
+	NewKey func() (crypto.Signer, error)
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Logger; nil discards.
+	Logger *slog.Logger
+}
+
+// ServerCert keeps the HTTPS listener's certificate, issued by the
+// intermediate with a fresh key, and renews it when two thirds of its
+// lifetime have passed. It never touches disk: the key lives in memory only.
+type ServerCert struct {
+	cfg    ServerCertConfig
+	signer ServerSigner
+	cur    atomic.Pointer[tls.Certificate]
+}
+
+// NewServerCert issues the first certificate.
+func NewServerCert(ctx context.Context, signer ServerSigner, cfg ServerCertConfig) (*ServerCert, error) {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	sc := &ServerCert{cfg: cfg, signer: signer}
+	if err := sc.renew(ctx); err != nil {
+		return nil, err
+	}
+	return sc, nil
+}
+
+func (sc *ServerCert) renew(ctx context.Context) error {
+	key, err := sc.cfg.NewKey()
+	if err != nil {
+		return fmt.Errorf("make HTTPS key: %w", err)
+	}
+	cert, err := sc.signer.SignServer(ctx, sc.cfg.DNSNames, sc.cfg.IPs, key.Public())
+	if err != nil {
+		return fmt.Errorf("issue HTTPS certificate: %w", err)
+	}
+	sc.cur.Store(&tls.Certificate{
+		Certificate: [][]byte{cert.Raw, sc.signer.IntermediateDER()},
+		PrivateKey:  key,
+		Leaf:        cert,
+	})
+	sc.cfg.Logger.InfoContext(ctx, "HTTPS certificate issued", "serial", cert.SerialNumber.Text(16), "not_after", cert.NotAfter)
+	return nil
+}
+
+// Current returns the certificate being served.
+func (sc *ServerCert) Current() *tls.Certificate { return sc.cur.Load() }
+
+// GetCertificate is for tls.Config.GetCertificate.
+func (sc *ServerCert) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	return sc.cur.Load(), nil
+}
+
+// renewAt is when a certificate valid over [nb, na) is renewed: at two
+// thirds of its lifetime.
+func renewAt(leaf *x509.Certificate) time.Time {
+	life := leaf.NotAfter.Sub(leaf.NotBefore)
+	return leaf.NotBefore.Add(life * 2 / 3)
+}
+
+// renewRetry is the wait after a failed renewal.
+const renewRetry = time.Minute
+
+// Run renews the certificate until ctx ends. A failed renewal is logged at
+// Warn and retried every minute; the old certificate is served meanwhile.
+func (sc *ServerCert) Run(ctx context.Context) error {
+	for {
+		wait := renewAt(sc.Current().Leaf).Sub(sc.cfg.Now())
+		t := time.NewTimer(max(wait, 0))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+		for {
+			err := sc.renew(ctx)
+			if err == nil {
+				break
+			}
+			sc.cfg.Logger.WarnContext(ctx, "HTTPS certificate renewal failed; retrying", "err", err, "not_after", sc.Current().Leaf.NotAfter)
+			t := time.NewTimer(renewRetry)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return ctx.Err()
+			case <-t.C:
+			}
+		}
+	}
+}
+
+// TLSConfig returns the HTTPS listener's TLS configuration: TLS 1.2 or
+// newer, the certificate from sc.
+func (sc *ServerCert) TLSConfig() *tls.Config {
+	return &tls.Config{
+		MinVersion:     tls.VersionTLS12,
+		GetCertificate: sc.GetCertificate,
+		NextProtos:     []string{"h2", "http/1.1"},
+	}
+}
