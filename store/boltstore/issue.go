@@ -1,0 +1,198 @@
+package boltstore
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"go.etcd.io/bbolt"
+
+	"github.com/fleetca/fleetca/store"
+)
+
+// Issue records an issued certificate in one transaction shared, through
+// bbolt's Batch, with concurrent Issue and AppendAudit calls: they commit
+// with one fsync. It checks, in this order and before it writes anything,
+// the token (exists, not revoked, unexpired at is.Now, a use left), the
+// device (new if is.RequireNewDevice, not revoked, fewer than is.MaxActive
+// live certificates), the key (not bound to another device) and the serial
+// (unused: store.ErrConflict). The first failure is returned, wrapped, and
+// nothing is written. Otherwise it spends a use of the token, creates the
+// device (DeviceActive, CreatedAt = UpdatedAt = is.Now) or sets its
+// UpdatedAt to is.Now, binds the key, stores the certificate and its index
+// entry, and appends is.Audit with the next Seq.
+//
+// It reads every field of is. Of is.Certificate, Serial (positive),
+// DeviceID (not empty, no NUL byte), KeyHash (not zero), NotAfter (not
+// zero) and DER (not empty) are required; a missing one is an error that
+// wraps no sentinel. The certificate is stored as given, RevokedAt too.
+func (s *Store) Issue(ctx context.Context, is store.Issuance) error {
+	c := is.Certificate
+	wrap := func(err error) error {
+		return fmt.Errorf("issue certificate %x for device %q: %w", c.Serial, c.DeviceID, err)
+	}
+	if err := checkIssuance(is); err != nil {
+		return wrap(err)
+	}
+	certKey, err := serialKey(c.Serial)
+	if err != nil {
+		return wrap(err)
+	}
+	// Encoded once, outside the write lock; the batched function only
+	// reads it.
+	certJSON, err := json.Marshal(c)
+	if err != nil {
+		return wrap(fmt.Errorf("encode certificate: %w", err))
+	}
+	err = s.batch(ctx, func(tx *bbolt.Tx) (cond, err error) {
+		return issueTx(tx, is, certKey, certJSON)
+	})
+	if err != nil {
+		return wrap(err)
+	}
+	return nil
+}
+
+// checkIssuance checks that is has the fields Issue requires.
+func checkIssuance(is store.Issuance) error {
+	c := is.Certificate
+	switch {
+	case c.Serial == nil:
+		return errors.New("certificate serial is required")
+	case c.DeviceID == "":
+		return errors.New("certificate device ID is required")
+	case strings.IndexByte(c.DeviceID, 0) >= 0:
+		return errors.New("certificate device ID contains a NUL byte")
+	case c.KeyHash == store.KeyHash{}:
+		return errors.New("certificate key hash is required")
+	case c.NotAfter.IsZero():
+		return errors.New("certificate not-after time is required")
+	case len(c.DER) == 0:
+		return errors.New("certificate DER is required")
+	}
+	return nil
+}
+
+// issueTx is the body of Issue. It checks every condition before its first
+// write, so a refusal (cond) leaves tx untouched; err is internal and rolls
+// tx back. It is idempotent: it reads is, certKey and certJSON and changes
+// nothing but tx.
+func issueTx(tx *bbolt.Tx, is store.Issuance, certKey, certJSON []byte) (cond, err error) {
+	c := is.Certificate
+	tokens := tx.Bucket(bucketTokens)
+	devices := tx.Bucket(bucketDevices)
+	certs := tx.Bucket(bucketCerts)
+	byDevice := tx.Bucket(bucketCertsByDevice)
+	keys := tx.Bucket(bucketKeys)
+
+	// The token.
+	var tok store.Token
+	spendToken := is.Token != store.TokenHash{}
+	if spendToken {
+		found, err := getJSON(tokens, is.Token[:], &tok)
+		switch {
+		case err != nil:
+			return nil, fmt.Errorf("token: %w", err)
+		case !found:
+			return fmt.Errorf("token: %w", store.ErrNotFound), nil
+		case !tok.RevokedAt.IsZero():
+			return fmt.Errorf("token %s: %w", tok.ID, store.ErrTokenRevoked), nil
+		case !tok.ExpiresAt.After(is.Now):
+			return fmt.Errorf("token %s expired at %s: %w", tok.ID, tok.ExpiresAt.Format(time.RFC3339), store.ErrTokenExpired), nil
+		case tok.Spent >= tok.Uses:
+			return fmt.Errorf("token %s spent %d of %d uses: %w", tok.ID, tok.Spent, tok.Uses, store.ErrTokenUsedUp), nil
+		}
+	}
+
+	// The device.
+	var dev store.Device
+	deviceID := []byte(c.DeviceID)
+	exists, err := getJSON(devices, deviceID, &dev)
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("device: %w", err)
+	case exists && is.RequireNewDevice:
+		return store.ErrDeviceExists, nil
+	case exists && dev.Status == store.DeviceRevoked:
+		return store.ErrDeviceRevoked, nil
+	}
+	if is.MaxActive > 0 && exists {
+		live, err := countLive(certs, byDevice.Cursor(), deviceIndexPrefix(c.DeviceID), is.Now, is.MaxActive)
+		if err != nil {
+			return nil, err
+		}
+		if live >= is.MaxActive {
+			return fmt.Errorf("%d live, at most %d: %w", live, is.MaxActive, store.ErrTooManyCertificates), nil
+		}
+	}
+
+	// The key and the serial.
+	owner := keys.Get(c.KeyHash[:])
+	bindKey := owner == nil
+	if !bindKey && !bytes.Equal(owner, deviceID) {
+		return fmt.Errorf("key %x: %w", c.KeyHash[:8], store.ErrKeyInUse), nil
+	}
+	if certs.Get(certKey) != nil {
+		return fmt.Errorf("serial exists: %w", store.ErrConflict), nil
+	}
+
+	// Every condition holds: write.
+	if spendToken {
+		tok.Spent++
+		if err := putJSON(tokens, is.Token[:], tok); err != nil {
+			return nil, fmt.Errorf("token: %w", err)
+		}
+	}
+	if exists {
+		dev.UpdatedAt = is.Now
+	} else {
+		dev = store.Device{ID: c.DeviceID, Status: store.DeviceActive, CreatedAt: is.Now, UpdatedAt: is.Now}
+	}
+	if err := putJSON(devices, deviceID, dev); err != nil {
+		return nil, fmt.Errorf("device: %w", err)
+	}
+	if bindKey {
+		if err := keys.Put(c.KeyHash[:], deviceID); err != nil {
+			return nil, fmt.Errorf("key: %w", err)
+		}
+	}
+	if err := certs.Put(certKey, certJSON); err != nil {
+		return nil, fmt.Errorf("certificate: %w", err)
+	}
+	if err := byDevice.Put(append(deviceIndexPrefix(c.DeviceID), certKey...), nil); err != nil {
+		return nil, fmt.Errorf("certificate index: %w", err)
+	}
+	if _, err := appendAudit(tx, is.Audit); err != nil {
+		return nil, err
+	}
+	return nil, nil
+}
+
+// countLive counts the live certificates at now among the index entries
+// under prefix, stopping at limit.
+func countLive(certs *bbolt.Bucket, c *bbolt.Cursor, prefix []byte, now time.Time, limit int) (int, error) {
+	// Only the fields Live reads are decoded.
+	var life struct {
+		NotAfter  time.Time `json:"not_after"`
+		RevokedAt time.Time `json:"revoked_at"`
+	}
+	n := 0
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix) && n < limit; k, _ = c.Next() {
+		life.NotAfter, life.RevokedAt = time.Time{}, time.Time{}
+		found, err := getJSON(certs, k[len(prefix):], &life)
+		if err != nil {
+			return 0, fmt.Errorf("certificate: %w", err)
+		}
+		if !found {
+			return 0, fmt.Errorf("certificate index entry %x has no certificate", k)
+		}
+		if (store.Certificate{NotAfter: life.NotAfter, RevokedAt: life.RevokedAt}).Live(now) {
+			n++
+		}
+	}
+	return n, nil
+}

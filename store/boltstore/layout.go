@@ -1,0 +1,144 @@
+package boltstore
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/big"
+
+	"go.etcd.io/bbolt"
+)
+
+// Bucket names. The layout is described in doc.go; changing a name or a
+// key encoding changes the file format.
+var (
+	bucketDevices       = []byte("devices")         // device ID -> Device JSON
+	bucketCerts         = []byte("certs")           // serialKey -> Certificate JSON (Serial omitted)
+	bucketCertsByDevice = []byte("certs_by_device") // device ID, 0x00, serialKey -> empty
+	bucketKeys          = []byte("keys")            // KeyHash -> device ID
+	bucketTokens        = []byte("tokens")          // TokenHash -> Token JSON
+	bucketTokenIDs      = []byte("token_ids")       // token ID -> TokenHash
+	bucketAudit         = []byte("audit")           // seqKey -> AuditEvent JSON
+	bucketCounters      = []byte("counters")        // name -> uint64 big-endian
+	bucketMeta          = []byte("meta")            // key -> value
+)
+
+var allBuckets = [][]byte{
+	bucketDevices, bucketCerts, bucketCertsByDevice, bucketKeys,
+	bucketTokens, bucketTokenIDs, bucketAudit, bucketCounters, bucketMeta,
+}
+
+// maxSerialBytes is the longest serial serialKey can encode. RFC 5280
+// §4.1.2.2 allows 20 octets; the store does not enforce X.509 rules.
+const maxSerialBytes = 255
+
+// serialKey encodes a positive serial as its length in one byte followed by
+// its big-endian bytes (no leading zeros). Byte order of these keys is the
+// numeric order of the serials, which plain big-endian bytes of varying
+// length would not give (0x02 sorts after 0x01 0x00).
+func serialKey(n *big.Int) ([]byte, error) {
+	if n == nil || n.Sign() <= 0 {
+		return nil, fmt.Errorf("serial %v is not positive", n)
+	}
+	b := n.Bytes()
+	if len(b) > maxSerialBytes {
+		return nil, fmt.Errorf("serial is %d bytes long, more than %d", len(b), maxSerialBytes)
+	}
+	return append([]byte{byte(len(b))}, b...), nil
+}
+
+// parseSerialKey is the inverse of serialKey.
+func parseSerialKey(k []byte) (*big.Int, error) {
+	if len(k) < 2 || int(k[0]) != len(k)-1 || k[1] == 0 {
+		return nil, fmt.Errorf("malformed serial key %x", k)
+	}
+	return new(big.Int).SetBytes(k[1:]), nil
+}
+
+// afterSerialKey returns the serialKey of the lowercase hex serial after,
+// for a Page cursor; nil (start at the beginning) for "" and for 0.
+func afterSerialKey(after string) ([]byte, error) {
+	if after == "" {
+		return nil, nil
+	}
+	for _, r := range after {
+		if !('0' <= r && r <= '9' || 'a' <= r && r <= 'f' || 'A' <= r && r <= 'F') {
+			return nil, fmt.Errorf("page cursor %q is not a hex serial", after)
+		}
+	}
+	n, ok := new(big.Int).SetString(after, 16)
+	if !ok {
+		return nil, fmt.Errorf("page cursor %q is not a hex serial", after)
+	}
+	if n.Sign() == 0 {
+		return nil, nil
+	}
+	return serialKey(n)
+}
+
+// deviceIndexPrefix is the certs_by_device prefix of a device's entries.
+// Device IDs cannot contain 0x00 (checkIssuance refuses it), so the prefix
+// of one device never matches the entries of another.
+func deviceIndexPrefix(deviceID string) []byte {
+	p := make([]byte, 0, len(deviceID)+1)
+	p = append(p, deviceID...)
+	return append(p, 0)
+}
+
+// seqKey encodes an audit sequence number, big-endian so that byte order
+// is numeric order.
+func seqKey(seq uint64) []byte {
+	return binary.BigEndian.AppendUint64(nil, seq)
+}
+
+// errSkip, returned by a list decoder, leaves the record out of the page.
+var errSkip = errors.New("skip")
+
+// list returns the values of the keys of c that start with prefix and sort
+// after prefix+after (exclusive; nil after starts at the first), at most
+// limit of them, decoded by decode. The []byte decode gets are valid only
+// during the transaction; decode must copy what it keeps.
+func list[T any](c *bbolt.Cursor, prefix, after []byte, limit int, decode func(k, v []byte) (T, error)) ([]T, error) {
+	out := make([]T, 0, min(limit, 16))
+	seek := append(bytes.Clone(prefix), after...)
+	k, v := c.Seek(seek)
+	if after != nil && bytes.Equal(k, seek) {
+		k, v = c.Next()
+	}
+	for ; k != nil && bytes.HasPrefix(k, prefix) && len(out) < limit; k, v = c.Next() {
+		rec, err := decode(k, v)
+		if errors.Is(err, errSkip) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, rec)
+	}
+	return out, nil
+}
+
+// getJSON decodes the JSON value under key in b into dst; found is false
+// when the key is absent. json.Unmarshal copies, so dst outlives the
+// transaction.
+func getJSON(b *bbolt.Bucket, key []byte, dst any) (found bool, err error) {
+	v := b.Get(key)
+	if v == nil {
+		return false, nil
+	}
+	if err := json.Unmarshal(v, dst); err != nil {
+		return true, fmt.Errorf("decode %x: %w", key, err)
+	}
+	return true, nil
+}
+
+// putJSON stores the JSON encoding of v under key in b.
+func putJSON(b *bbolt.Bucket, key []byte, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode %x: %w", key, err)
+	}
+	return b.Put(key, data)
+}
