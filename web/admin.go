@@ -182,6 +182,13 @@ func (s *Server) listCertificates(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	if p.After != "" {
+		after, err := parseSerial(p.After)
+		if err != nil {
+			return err
+		}
+		p.After = after.Text(16)
+	}
 	certs, err := s.deps.Records.ListCertificates(c.Request().Context(), c.QueryParam("device_id"), p)
 	if err != nil {
 		return err

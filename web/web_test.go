@@ -1,0 +1,383 @@
+package web
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/fleetca/fleetca/ca"
+	"github.com/fleetca/fleetca/enroll"
+	"github.com/fleetca/fleetca/internal/fault"
+	"github.com/fleetca/fleetca/store"
+	"github.com/fleetca/fleetca/store/boltstore"
+)
+
+var testNow = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+
+// caDir holds one CA for the package's tests; set by TestMain.
+var caDir string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "fleetca-web-test-")
+	if err != nil {
+		panic(err)
+	}
+	if _, err := ca.Init(context.Background(), ca.InitOptions{Dir: dir, Name: "Web Test", Now: testNow.Add(-time.Hour)}); err != nil {
+		panic(err)
+	}
+	caDir = dir
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// fixture is a Server on a real CA, enroll service and bbolt store.
+type fixture struct {
+	srv    *Server
+	svc    *enroll.Service
+	store  *boltstore.Store
+	admin  string
+	reg    *prometheus.Registry
+	authty *ca.Authority
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	now := func() time.Time { return testNow }
+	authority, err := ca.New(t.Context(), ca.Config{}.WithDefaults(), ca.Deps{Dir: caDir, PublicURL: "http://127.0.0.1:8080", TrustDomain: "fleet.test", Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := boltstore.Open(filepath.Join(t.TempDir(), "db"), boltstore.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	reg := prometheus.NewRegistry()
+	svc, err := enroll.New(enroll.Config{TrustDomain: "fleet.test"}, enroll.Deps{Store: st, CA: authority, Now: now, Metrics: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin, err := svc.MintAdminToken(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := New(Config{}, Deps{Enroll: svc, CA: authority, Records: st, Metrics: reg, Gatherer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &fixture{srv: srv, svc: svc, store: st, admin: string(admin), reg: reg, authty: authority}
+}
+
+func (f *fixture) token(t *testing.T, id string) string {
+	t.Helper()
+	s, _, err := f.svc.CreateToken(t.Context(), enroll.TokenRequest{DeviceID: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(s)
+}
+
+func csrPEM(t *testing.T, cn string) string {
+	t.Helper()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: cn}}, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}))
+}
+
+// do sends a request to a handler and returns the recorder.
+func do(h http.Handler, method, path, auth, ctype, body string) *httptest.ResponseRecorder {
+	req := httptest.NewRequest(method, path, strings.NewReader(body))
+	if auth != "" {
+		req.Header.Set("Authorization", "Bearer "+auth)
+	}
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	return rec
+}
+
+// problemOf decodes a problem response, checking its media type.
+func problemOf(t *testing.T, rec *httptest.ResponseRecorder) Problem {
+	t.Helper()
+	if ct := rec.Header().Get("Content-Type"); ct != "application/problem+json" {
+		t.Fatalf("Content-Type = %q, want application/problem+json (body %s)", ct, rec.Body)
+	}
+	var p Problem
+	if err := json.Unmarshal(rec.Body.Bytes(), &p); err != nil {
+		t.Fatalf("problem body: %v", err)
+	}
+	if p.Status != rec.Code || p.Title == "" || p.Detail == "" || p.RequestID == "" {
+		t.Errorf("problem = %+v, want status %d with title, detail and request_id", p, rec.Code)
+	}
+	return p
+}
+
+func TestEveryKindHasAProblem(t *testing.T) {
+	for _, k := range fault.Kinds {
+		row, ok := problemKinds[k]
+		if !ok || row.status < 400 || row.title == "" {
+			t.Errorf("kind %v: problem row = %+v, %v; want a 4xx/5xx row", k, row, ok)
+		}
+	}
+}
+
+func TestProblemFor(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		err      error
+		status   int
+		typ      string
+		internal bool
+	}{
+		{"fault", fault.New(fault.BadKey, "d", "h"), 400, "badKey", false},
+		{"wrapped-fault", errors.Join(errors.New("ctx"), fault.New(fault.Conflict, "d", "")), 409, "conflict", false},
+		{"store-not-found", store.ErrNotFound, 404, "notFound", false},
+		{"store-conflict", store.ErrTokenUsedUp, 409, "conflict", false},
+		{"echo-404", echo.ErrNotFound, 404, "notFound", false},
+		{"echo-405", echo.ErrMethodNotAllowed, 405, "methodNotAllowed", false},
+		{"echo-413", echo.ErrStatusRequestEntityTooLarge, 413, "tooLarge", false},
+		{"internal", errors.New("disk on fire /secret/path"), 500, "internal", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, internal := problemFor(tc.err)
+			if p.Status != tc.status || p.Type != ProblemTypePrefix+tc.typ || internal != tc.internal {
+				t.Errorf("problemFor(%v) = %+v internal=%v, want %d %s internal=%v", tc.err, p, internal, tc.status, tc.typ, tc.internal)
+			}
+			if tc.internal && strings.Contains(p.Detail, "secret") {
+				t.Errorf("internal error text leaked into the problem: %q", p.Detail)
+			}
+		})
+	}
+}
+
+func TestEnrollHandler(t *testing.T) {
+	f := newFixture(t)
+	h := f.srv.HTTPSHandler()
+	t.Run("ok/pem", func(t *testing.T) {
+		rec := do(h, "POST", "/v1/enroll", f.token(t, "dev-1"), "application/x-pem-file", csrPEM(t, "dev-1"))
+		if rec.Code != http.StatusCreated || rec.Header().Get("Content-Type") != "application/json" {
+			t.Fatalf("status %d type %q body %s, want 201 JSON", rec.Code, rec.Header().Get("Content-Type"), rec.Body)
+		}
+		var out enrollResponse
+		if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil {
+			t.Fatal(err)
+		}
+		certs := pemCerts(t, out.Chain)
+		if out.DeviceID != "dev-1" || len(certs) != 2 || !strings.HasPrefix(out.Chain, out.Certificate) ||
+			certs[0].SerialNumber.Text(16) != out.Serial || !certs[1].Equal(f.authty.Intermediate()) {
+			t.Errorf("response = %+v: want dev-1, chain = leaf then intermediate", out)
+		}
+		if _, err := time.Parse(time.RFC3339, out.NotAfter); err != nil {
+			t.Errorf("not_after %q is not RFC 3339", out.NotAfter)
+		}
+	})
+	t.Run("ok/pkcs10-base64", func(t *testing.T) {
+		block, _ := pem.Decode([]byte(csrPEM(t, "dev-2")))
+		b64 := base64.StdEncoding.EncodeToString(block.Bytes)
+		rec := do(h, "POST", "/v1/enroll", f.token(t, "dev-2"), "application/pkcs10", b64[:40]+"\r\n"+b64[40:])
+		if rec.Code != http.StatusCreated {
+			t.Fatalf("status %d body %s, want 201", rec.Code, rec.Body)
+		}
+	})
+	t.Run("ok/json", func(t *testing.T) {
+		body, _ := json.Marshal(map[string]string{"csr": csrPEM(t, "dev-3")})
+		if rec := do(h, "POST", "/v1/enroll", f.token(t, "dev-3"), "application/json", string(body)); rec.Code != http.StatusCreated {
+			t.Fatalf("status %d body %s, want 201", rec.Code, rec.Body)
+		}
+	})
+	t.Run("ok/curl-default-type", func(t *testing.T) {
+		if rec := do(h, "POST", "/v1/enroll", f.token(t, "dev-4"), "application/x-www-form-urlencoded", csrPEM(t, "dev-4")); rec.Code != http.StatusCreated {
+			t.Fatalf("status %d body %s, want 201", rec.Code, rec.Body)
+		}
+	})
+	big := strings.Repeat("A", 70<<10)
+	for _, tc := range []struct {
+		name, auth, ctype, body, method, path string
+		status                                int
+		kind                                  string
+	}{
+		{"fail/no-auth", "", "application/x-pem-file", "x", "POST", "/v1/enroll", 401, "unauthorized"},
+		{"fail/wrong-type", "tok", "image/png", "x", "POST", "/v1/enroll", 400, "malformed"},
+		{"fail/bad-type", "tok", "a/b/c; ;", "x", "POST", "/v1/enroll", 400, "malformed"},
+		{"fail/not-pem", "tok", "application/x-pem-file", "hello", "POST", "/v1/enroll", 400, "malformed"},
+		{"fail/cert-pem", "tok", "application/x-pem-file", "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n", "POST", "/v1/enroll", 400, "malformed"},
+		{"fail/form-not-pem", "tok", "application/x-www-form-urlencoded", "a=b", "POST", "/v1/enroll", 400, "malformed"},
+		{"fail/json-extra-field", "tok", "application/json", `{"csr":"x","evil":1}`, "POST", "/v1/enroll", 400, "malformed"},
+		{"fail/too-large", "tok", "application/x-pem-file", big, "POST", "/v1/enroll", 413, "tooLarge"},
+		{"fail/bad-token", "fca_et_nope", "application/x-pem-file", "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n", "POST", "/v1/enroll", 401, "unauthorized"},
+		{"fail/no-route", "", "", "", "GET", "/nope", 404, "notFound"},
+		{"fail/wrong-method", "", "", "", "GET", "/v1/enroll", 405, "methodNotAllowed"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := do(h, tc.method, tc.path, tc.auth, tc.ctype, tc.body)
+			if rec.Code != tc.status {
+				t.Fatalf("status = %d (body %s), want %d", rec.Code, rec.Body, tc.status)
+			}
+			if p := problemOf(t, rec); p.Type != ProblemTypePrefix+tc.kind {
+				t.Errorf("type = %q, want %s", p.Type, ProblemTypePrefix+tc.kind)
+			}
+			if tc.status == 401 && rec.Header().Get("WWW-Authenticate") == "" {
+				t.Error("401 without WWW-Authenticate")
+			}
+		})
+	}
+	if got := testutil.ToFloat64(f.srv.requests.WithLabelValues("https", "/v1/enroll", "POST", "201")); got != 4 {
+		t.Errorf("fleetca_web_requests_total{201} = %v, want 4", got)
+	}
+}
+
+func TestAdminAPI(t *testing.T) {
+	f := newFixture(t)
+	h := f.srv.HTTPSHandler()
+	if rec := do(h, "GET", "/v1/admin/devices", "", "", ""); rec.Code != 401 {
+		t.Fatalf("no admin token: status %d, want 401", rec.Code)
+	}
+	if rec := do(h, "GET", "/v1/admin/devices", f.token(t, "x"), "", ""); rec.Code != 401 {
+		t.Fatalf("enrollment token as admin: status %d, want 401", rec.Code)
+	}
+	rec := do(h, "POST", "/v1/admin/tokens", f.admin, "application/json", `{"device_pattern":"line3-*","ttl":"8h","uses":5000}`)
+	if rec.Code != 201 || rec.Header().Get("Cache-Control") != "no-store" {
+		t.Fatalf("create token: status %d body %s", rec.Code, rec.Body)
+	}
+	var tok tokenJSON
+	json.Unmarshal(rec.Body.Bytes(), &tok)
+	if !strings.HasPrefix(tok.Token, enroll.EnrollTokenPrefix) || tok.Uses != 5000 || tok.ID == "" {
+		t.Fatalf("token = %+v", tok)
+	}
+	if rec := do(h, "POST", "/v1/enroll", tok.Token, "application/x-pem-file", csrPEM(t, "line3-1")); rec.Code != 201 {
+		t.Fatalf("enroll with the new token: %d %s", rec.Code, rec.Body)
+	}
+	for _, tc := range []struct{ name, path, want string }{
+		{"devices", "/v1/admin/devices", `"id":"line3-1"`},
+		{"device", "/v1/admin/devices/line3-1", `"status":"active"`},
+		{"certs", "/v1/admin/certificates?device_id=line3-1", `"device_id":"line3-1"`},
+		{"tokens", "/v1/admin/tokens", `"spent":1`},
+		{"audit", "/v1/admin/audit", `"action":"certificate.issue"`},
+	} {
+		t.Run("ok/"+tc.name, func(t *testing.T) {
+			rec := do(h, "GET", tc.path, f.admin, "", "")
+			if rec.Code != 200 || !strings.Contains(rec.Body.String(), tc.want) {
+				t.Errorf("GET %s = %d %s, want 200 containing %s", tc.path, rec.Code, rec.Body, tc.want)
+			}
+			if strings.Contains(rec.Body.String(), tok.Token) {
+				t.Errorf("GET %s leaks the token secret", tc.path)
+			}
+		})
+	}
+	for _, tc := range []struct {
+		name, method, path, body string
+		status                   int
+	}{
+		{"fail/unknown-device", "GET", "/v1/admin/devices/nope", "", 404},
+		{"fail/bad-serial", "GET", "/v1/admin/certificates/xyz", "", 400},
+		{"fail/unknown-serial", "GET", "/v1/admin/certificates/abcdef", "", 404},
+		{"fail/bad-limit", "GET", "/v1/admin/devices?limit=0", "", 400},
+		{"fail/bad-after-serial", "GET", "/v1/admin/certificates?after=zz", "", 400},
+		{"fail/token-both", "POST", "/v1/admin/tokens", `{"device_id":"a","device_pattern":"b*"}`, 400},
+		{"fail/token-bad-ttl", "POST", "/v1/admin/tokens", `{"device_id":"a","ttl":"soon"}`, 400},
+		{"fail/token-unknown-field", "POST", "/v1/admin/tokens", `{"device":"a"}`, 400},
+		{"fail/revoke-unknown-token", "POST", "/v1/admin/tokens/0000/revoke", "", 404},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := do(h, tc.method, tc.path, f.admin, "application/json", tc.body)
+			if rec.Code != tc.status {
+				t.Fatalf("%s %s = %d %s, want %d", tc.method, tc.path, rec.Code, rec.Body, tc.status)
+			}
+			problemOf(t, rec)
+		})
+	}
+}
+
+func TestHTTPListener(t *testing.T) {
+	f := newFixture(t)
+	h := f.srv.HTTPHandler()
+	for _, tc := range []struct {
+		path, ctype string
+		body        []byte
+	}{
+		{"/roots.pem", "application/x-pem-file", f.authty.RootPEM()},
+		{"/chain.pem", "application/x-pem-file", f.authty.ChainPEM()},
+		{"/intermediate.crt", "application/pkix-cert", f.authty.IntermediateDER()},
+	} {
+		rec := do(h, "GET", tc.path, "", "", "")
+		if rec.Code != 200 || rec.Header().Get("Content-Type") != tc.ctype || rec.Body.String() != string(tc.body) {
+			t.Errorf("GET %s = %d %q, want 200 %s with the CA's bytes", tc.path, rec.Code, rec.Header().Get("Content-Type"), tc.ctype)
+		}
+	}
+	if rec := do(h, "GET", "/healthz", "", "", ""); rec.Code != 200 {
+		t.Errorf("healthz = %d", rec.Code)
+	}
+	if rec := do(h, "POST", "/v1/enroll", "", "", ""); rec.Code != 404 {
+		t.Errorf("enrollment on the HTTP listener = %d, want 404", rec.Code)
+	}
+	if rec := do(h, "GET", "/metrics", "", "", ""); rec.Code != 200 || !strings.Contains(rec.Body.String(), "fleetca_web_requests_total") {
+		t.Errorf("metrics = %d, want 200 with fleetca_web_requests_total", rec.Code)
+	}
+}
+
+func pemCerts(t *testing.T, s string) []*x509.Certificate {
+	t.Helper()
+	var out []*x509.Certificate
+	rest := []byte(s)
+	for {
+		var block *pem.Block
+		block, rest = pem.Decode(rest)
+		if block == nil {
+			return out
+		}
+		c, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, c)
+	}
+}
+
+// FuzzDecodeCSRBody: no panic; a refusal is fault.Malformed; what is
+// accepted is a PEM or base64 form of the returned bytes.
+func FuzzDecodeCSRBody(f *testing.F) {
+	files, _ := filepath.Glob(filepath.Join("..", "testdata", "*.pem"))
+	types := []string{"application/x-pem-file", "application/pkcs10", "application/json", "", "application/x-www-form-urlencoded", "text/plain; charset=utf-8"}
+	for i, file := range files {
+		b, _ := os.ReadFile(file)
+		f.Add(types[i%len(types)], b)
+	}
+	f.Add("application/json", []byte(`{"csr":"-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n"}`))
+	f.Add("application/pkcs10", []byte("AAAA\r\nBBBB"))
+	f.Fuzz(func(t *testing.T, ctype string, body []byte) {
+		der, err := DecodeCSRBody(ctype, body)
+		if err != nil {
+			if k, ok := fault.KindOf(err); !ok || k != fault.Malformed {
+				t.Fatalf("refusal kind = %v (%v), want Malformed", k, err)
+			}
+			return
+		}
+		if len(der) == 0 && !strings.Contains(string(body), "REQUEST") {
+			t.Fatalf("accepted an empty CSR from %q", body)
+		}
+	})
+}
