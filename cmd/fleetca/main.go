@@ -34,6 +34,9 @@ func usagef(format string, a ...any) error { return &usageError{msg: fmt.Sprintf
 // env is what the commands read from outside: the environment, standard
 // streams. Only package main reads os.Getenv, through env.getenv.
 type env struct {
+	// prog is the command as the user invoked it, for help that they can
+	// copy ("./bin/fleetca" under make run).
+	prog           string
 	stdout, stderr io.Writer
 	stdin          io.Reader
 	getenv         func(string) string
@@ -41,7 +44,7 @@ type env struct {
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], env{stdout: os.Stdout, stderr: os.Stderr, stdin: os.Stdin, getenv: os.Getenv})
+	code := run(ctx, os.Args[1:], env{prog: os.Args[0], stdout: os.Stdout, stderr: os.Stderr, stdin: os.Stdin, getenv: os.Getenv})
 	stop()
 	os.Exit(code)
 }

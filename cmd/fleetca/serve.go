@@ -154,7 +154,7 @@ func runServe(ctx context.Context, e env, o serveOptions) error {
 		return nil
 	})
 	logger.Info("listening", "https", httpsURL, "http", httpURL, "public_url", cfg.Server.PublicURL)
-	printBanner(e.stderr, o.dir, cfg, authority.RootFingerprint(), httpsURL, httpURL)
+	printBanner(e.stderr, e.prog, o.dir, cfg, authority.RootFingerprint(), httpsURL, httpURL)
 	if o.ready != nil {
 		o.ready(httpsURL, httpURL)
 	}
@@ -214,23 +214,25 @@ func (f *tlsErrorFilter) Write(p []byte) (int, error) {
 }
 
 // printBanner tells a newcomer what to do next.
-func printBanner(w io.Writer, dir string, cfg fileConfig, fingerprint, httpsURL, httpURL string) {
+func printBanner(w io.Writer, prog, dir string, cfg fileConfig, fingerprint, httpsURL, httpURL string) {
 	root := filepath.Join(dir, cfg.CA.RootCert)
+	if prog == "" {
+		prog = "fleetca"
+	}
 	fmt.Fprintf(w, `
-fleetca is serving CA %q from %s
-  HTTPS (enrollment, admin API): %s
-  HTTP  (CA certificates):       %s
-  root certificate:              %s
-  root SHA-256 fingerprint:      %s
-  admin token:                   %s
+fleetca is serving CA %[1]q from %[2]s
+  HTTPS (enrollment, admin API): %[3]s
+  HTTP  (CA certificates):       %[4]s
+  root certificate:              %[5]s
+  root SHA-256 fingerprint:      %[6]s
+  admin token:                   %[7]s
 Enroll a device with fleetca:
-  T=$(fleetca token create --dir %s --device-id dev-1)
-  fleetca enroll --ca %s --fingerprint %s --token "$T" --key dev-1.key --cert dev-1.crt
+  T=$(%[8]s token create --dir %[2]s --device-id dev-1)
+  %[8]s enroll --ca %[3]s --fingerprint %[6]s --token "$T" --key dev-1.key --cert dev-1.crt
 Or with openssl and curl:
   openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout dev-2.key -subj /CN=dev-2 -out dev-2.csr
-  curl --cacert %s -H "Authorization: Bearer $(fleetca token create --dir %s --device-id dev-2)" --data-binary @dev-2.csr %s/v1/enroll
+  curl --cacert %[5]s -H "Authorization: Bearer $(%[8]s token create --dir %[2]s --device-id dev-2)" --data-binary @dev-2.csr %[3]s/v1/enroll
 Stop with Ctrl-C.
 
-`, cfg.Name, dir, httpsURL, httpURL, root, fingerprint, filepath.Join(dir, adminTokenName),
-		dir, httpsURL, fingerprint, root, dir, httpsURL)
+`, cfg.Name, dir, httpsURL, httpURL, root, fingerprint, filepath.Join(dir, adminTokenName), prog)
 }

@@ -1,0 +1,44 @@
+# fleetca — the two commands a newcomer needs are `make run` and `make test`.
+GO     ?= go
+BIN    := bin/fleetca
+DATA   ?= fleetca-data
+NAME   ?= fleetca dev
+
+.PHONY: all build run test bench fuzz vet clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/fleetca
+
+# First run: create a development CA in ./$(DATA) (keys unencrypted, mode
+# 0600; use `fleetca init --password-file` for a real CA). Every run: serve it.
+run: build
+	@if [ ! -f $(DATA)/fleetca.yaml ]; then \
+		./$(BIN) init --dir $(DATA) --name "$(NAME)" --no-password; \
+	fi
+	./$(BIN) serve --dir $(DATA)
+
+# Every test, integration included (they start openssl and curl themselves).
+test:
+	$(GO) vet ./...
+	$(GO) test -race -count=1 ./...
+
+# Benchmarks print figures; nothing here fails on a slow machine.
+bench:
+	$(GO) run ./internal/bench/enrollload
+	$(GO) test -run '^$$' -bench . -benchtime 2s ./ca ./store/boltstore
+
+# A short run of every fuzz target (go test -fuzz takes one target at a time).
+FUZZTIME ?= 30s
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzCheckCSR$$' -fuzztime $(FUZZTIME) ./enroll
+	$(GO) test -run '^$$' -fuzz '^FuzzParseToken$$' -fuzztime $(FUZZTIME) ./enroll
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeCSRBody$$' -fuzztime $(FUZZTIME) ./web
+
+vet:
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l .)" || { gofmt -l .; echo "gofmt the files above"; exit 1; }
+
+clean:
+	rm -rf bin
