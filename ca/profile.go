@@ -1,0 +1,293 @@
+package ca
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"fmt"
+	"math/big"
+	"net"
+	"net/url"
+	"strings"
+	"time"
+
+	"go.step.sm/crypto/x509util"
+
+	"github.com/fleetca/fleetca/internal/fault"
+)
+
+// serialBytes is the length of a serial number before its top bit is
+// cleared: 159 random bits, within RFC 5280 §4.1.2.2's 20 octets and above
+// the CA/Browser Forum's 64 bits and our own 128.
+const serialBytes = 20
+
+// maxDeviceIDLen is the longest device ID (DESIGN.md).
+const maxDeviceIDLen = 128
+
+// profile is everything about the certificates an Authority issues that
+// New can work out once: issuer, URLs, signature algorithm, lifetimes.
+// It is read-only after newProfile, so SignDevice may share its slices
+// with the templates it builds (x509.CreateCertificate only reads them).
+type profile struct {
+	issuer         *x509.Certificate
+	sigAlg         x509.SignatureAlgorithm
+	trustDomain    string
+	ocsp           []string // AIA id-ad-ocsp (RFC 5280 §4.2.2.1)
+	caIssuers      []string // AIA id-ad-caIssuers
+	crl            []string // CRL distribution point (RFC 5280 §4.2.1.13)
+	deviceEKU      []x509.ExtKeyUsage
+	serverEKU      []x509.ExtKeyUsage
+	deviceValidity time.Duration
+	serverValidity time.Duration
+	backdate       time.Duration
+}
+
+// newProfile builds the profile from a defaulted, validated cfg, the
+// public URL without its trailing slash, and the issuer.
+func newProfile(cfg Config, baseURL, trustDomain string, issuer *x509.Certificate, pub crypto.PublicKey) (profile, error) {
+	sigAlg, err := signatureAlgorithm(pub)
+	if err != nil {
+		return profile{}, fault.Wrap(err, fault.Malformed,
+			"the intermediate key is of an unsupported type", "use an ECDSA, RSA or Ed25519 intermediate")
+	}
+	return profile{
+		issuer:         issuer,
+		sigAlg:         sigAlg,
+		trustDomain:    trustDomain,
+		ocsp:           []string{baseURL + "/ocsp"},
+		caIssuers:      []string{baseURL + "/intermediate.crt"},
+		crl:            []string{baseURL + "/crl"},
+		deviceEKU:      []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+		serverEKU:      []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		deviceValidity: cfg.DeviceValidity,
+		serverValidity: cfg.ServerValidity,
+		backdate:       cfg.Backdate,
+	}, nil
+}
+
+// DeviceRequest is what SignDevice certifies. The caller (enroll) has
+// already checked the CSR, the key and the names.
+type DeviceRequest struct {
+	// DeviceID names the device; it must match
+	// [A-Za-z0-9][A-Za-z0-9._-]{0,127}.
+	DeviceID string
+	// PublicKey is the device's key: *ecdsa.PublicKey, *rsa.PublicKey or
+	// ed25519.PublicKey. Its strength is enroll's policy, not checked here.
+	PublicKey crypto.PublicKey
+}
+
+// SignDevice issues a device certificate (DESIGN.md "The device
+// certificate"):
+//
+//   - subject CN = DeviceID and nothing else; one URI SAN
+//     spiffe://<trust domain>/device/<DeviceID> (SPIFFE X.509-SVID §2);
+//   - EKU clientAuth; KU digitalSignature, critical, for every key type
+//     (DESIGN.md adds keyEncipherment for RSA, but RFC 5280 §4.2.1.12 does
+//     not allow it with clientAuth); basicConstraints cA false, critical;
+//   - subject and authority key identifiers (RFC 5280 §4.2.1.1-2, method
+//     1: SHA-1 of the subjectPublicKey);
+//   - AIA with OCSP and caIssuers URLs and a CRL distribution point, on
+//     Deps.PublicURL;
+//   - a serial of 159 random bits, positive;
+//   - NotBefore now minus Backdate, NotAfter now plus DeviceValidity but
+//     never after the intermediate's NotAfter;
+//   - signed by the intermediate with the algorithm its key implies.
+//
+// A bad DeviceID is a Malformed fault, an unsupported key type BadKey, an
+// expired intermediate Unavailable; signing failures are internal. ctx is
+// checked before signing. SignDevice reads req.DeviceID and req.PublicKey.
+func (a *Authority) SignDevice(ctx context.Context, req DeviceRequest) (*x509.Certificate, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if !validDeviceID(req.DeviceID) {
+		return nil, fault.New(fault.Malformed,
+			fmt.Sprintf("device ID %q is not valid", req.DeviceID),
+			"use 1 to 128 of A-Z a-z 0-9 . _ -, starting with a letter or digit")
+	}
+	if err := checkLeafKey(req.PublicKey); err != nil {
+		return nil, err
+	}
+	p := &a.profile
+	tmpl := &x509.Certificate{
+		Subject: pkix.Name{CommonName: req.DeviceID},
+		URIs:    []*url.URL{{Scheme: "spiffe", Host: p.trustDomain, Path: "/device/" + req.DeviceID}},
+		// digitalSignature alone, for RSA keys too: RFC 5280 §4.2.1.12
+		// allows only digitalSignature and/or keyAgreement with
+		// clientAuth, and a TLS client never decrypts with its key.
+		KeyUsage:              x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:           p.deviceEKU,
+		BasicConstraintsValid: true,
+	}
+	return a.sign(tmpl, req.PublicKey, p.deviceValidity)
+}
+
+// SignServer issues a TLS server certificate for the HTTPS listener: EKU
+// serverAuth; KU digitalSignature (plus keyEncipherment for RSA); DNS and
+// IP SANs; subject CN the first DNS name, else the first IP, when it fits
+// in 64 characters (otherwise an empty subject and a critical SAN, RFC 5280
+// §4.2.1.6); ServerValidity; the same AIA, CRL distribution point, key
+// identifiers and serials as SignDevice. No names, or a DNS name that is
+// not a lowercase hostname (a leading "*." is allowed), is Malformed.
+func (a *Authority) SignServer(ctx context.Context, dns []string, ips []net.IP, pub crypto.PublicKey) (*x509.Certificate, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if len(dns) == 0 && len(ips) == 0 {
+		return nil, fault.New(fault.Malformed, "a server certificate needs a DNS name or an IP address",
+			"pass --dns HOST or listen on a specific address")
+	}
+	for _, name := range dns {
+		if !validHostname(name) {
+			return nil, fault.New(fault.Malformed, fmt.Sprintf("%q is not a valid DNS name", name),
+				"use a lowercase hostname such as ca.example.net")
+		}
+	}
+	for _, ip := range ips {
+		if len(ip) != net.IPv4len && len(ip) != net.IPv6len {
+			return nil, fault.New(fault.Malformed, fmt.Sprintf("%v is not an IP address", ip), "")
+		}
+	}
+	if err := checkLeafKey(pub); err != nil {
+		return nil, err
+	}
+	// keyEncipherment for RSA: RSA key transport in TLS 1.2 (RFC 5246
+	// §7.4.7.1); RFC 5280 §4.2.1.12 allows it with serverAuth.
+	ku := x509.KeyUsageDigitalSignature
+	if _, ok := pub.(*rsa.PublicKey); ok {
+		ku |= x509.KeyUsageKeyEncipherment
+	}
+	var cn string
+	if len(dns) > 0 {
+		cn = dns[0]
+	} else {
+		cn = ips[0].String()
+	}
+	if len(cn) > 64 {
+		cn = ""
+	}
+	p := &a.profile
+	tmpl := &x509.Certificate{
+		Subject:               pkix.Name{CommonName: cn},
+		DNSNames:              dns,
+		IPAddresses:           ips,
+		KeyUsage:              ku,
+		ExtKeyUsage:           p.serverEKU,
+		BasicConstraintsValid: true,
+	}
+	return a.sign(tmpl, pub, p.serverValidity)
+}
+
+// sign completes tmpl (serial, validity, key identifiers, AIA, CRL
+// distribution point, signature algorithm) and signs it with the
+// intermediate. It fills in every field x509.CreateCertificate reads that
+// the profile decides, and leaves the rest to tmpl.
+func (a *Authority) sign(tmpl *x509.Certificate, pub crypto.PublicKey, validity time.Duration) (*x509.Certificate, error) {
+	p := &a.profile
+	now := a.now()
+	notAfter := now.Add(validity)
+	if end := p.issuer.NotAfter; notAfter.After(end) {
+		// RFC 5280 does not forbid a leaf outliving its issuer, but path
+		// validation fails then anyway; say so in the certificate.
+		notAfter = end
+	}
+	if !now.Before(p.issuer.NotAfter) {
+		return nil, fault.New(fault.Unavailable,
+			fmt.Sprintf("the intermediate expired at %s", p.issuer.NotAfter.UTC().Format(time.RFC3339)),
+			"issue a new intermediate")
+	}
+	serial, err := newSerial()
+	if err != nil {
+		return nil, err
+	}
+	ski, err := x509util.GenerateSubjectKeyID(pub)
+	if err != nil {
+		return nil, fault.Wrap(err, fault.BadKey, "the public key cannot be encoded", "")
+	}
+	tmpl.SerialNumber = serial
+	tmpl.NotBefore = now.Add(-p.backdate)
+	tmpl.NotAfter = notAfter
+	tmpl.SubjectKeyId = ski
+	// AuthorityKeyId comes from the issuer's SubjectKeyId.
+	tmpl.OCSPServer = p.ocsp
+	tmpl.IssuingCertificateURL = p.caIssuers
+	tmpl.CRLDistributionPoints = p.crl
+	tmpl.SignatureAlgorithm = p.sigAlg
+	// x509util.CreateCertificate signs with x509.CreateCertificate (which
+	// also verifies the signature it made) and parses the result once.
+	cert, err := x509util.CreateCertificate(tmpl, p.issuer, pub, a.signer)
+	if err != nil {
+		return nil, fmt.Errorf("sign certificate: %w", err)
+	}
+	return cert, nil
+}
+
+// checkLeafKey returns a BadKey fault unless pub is of a type we certify.
+// Its strength is enroll's policy.
+func checkLeafKey(pub crypto.PublicKey) error {
+	switch pub.(type) {
+	case *ecdsa.PublicKey, *rsa.PublicKey, ed25519.PublicKey:
+		return nil
+	}
+	return fault.New(fault.BadKey, fmt.Sprintf("a %T key cannot be certified", pub),
+		"use an ECDSA P-256 or P-384, RSA or Ed25519 key")
+}
+
+// newSerial returns a positive, non-zero serial of 159 random bits (20
+// random bytes with the top bit cleared, so that the DER INTEGER needs no
+// leading zero and stays within 20 octets; RFC 5280 §4.1.2.2).
+func newSerial() (*big.Int, error) {
+	var b [serialBytes]byte
+	for {
+		if _, err := rand.Read(b[:]); err != nil {
+			return nil, fmt.Errorf("serial: %w", err)
+		}
+		b[0] &= 0x7f
+		if s := new(big.Int).SetBytes(b[:]); s.Sign() > 0 {
+			return s, nil
+		}
+	}
+}
+
+// validDeviceID reports whether id matches [A-Za-z0-9][A-Za-z0-9._-]{0,127}.
+func validDeviceID(id string) bool {
+	if id == "" || len(id) > maxDeviceIDLen {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case i > 0 && (c == '.' || c == '_' || c == '-'):
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// validHostname reports whether name is a lowercase LDH hostname of at most
+// 253 bytes (RFC 1123 §2.1), optionally with a leading "*." wildcard label.
+func validHostname(name string) bool {
+	name = strings.TrimPrefix(name, "*.")
+	if name == "" || len(name) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(name, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for i := 0; i < len(label); i++ {
+			c := label[i]
+			if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-') {
+				return false
+			}
+		}
+	}
+	return true
+}
