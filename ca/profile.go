@@ -26,8 +26,10 @@ import (
 // the CA/Browser Forum's 64 bits and our own 128.
 const serialBytes = 20
 
-// maxDeviceIDLen is the longest device ID (DESIGN.md).
-const maxDeviceIDLen = 128
+// maxDeviceIDLen is the longest device ID. DESIGN.md says 128, but the ID
+// is the subject CN, which RFC 5280 Appendix A bounds at ub-common-name = 64
+// (zlint e_subject_common_name_max_length); package enroll uses the same limit.
+const maxDeviceIDLen = 64
 
 // profile is everything about the certificates an Authority issues that
 // New can work out once: issuer, URLs, signature algorithm, lifetimes.
@@ -74,7 +76,7 @@ func newProfile(cfg Config, baseURL, trustDomain string, issuer *x509.Certificat
 // already checked the CSR, the key and the names.
 type DeviceRequest struct {
 	// DeviceID names the device; it must match
-	// [A-Za-z0-9][A-Za-z0-9._-]{0,127}.
+	// [A-Za-z0-9][A-Za-z0-9._-]{0,63}.
 	DeviceID string
 	// PublicKey is the device's key: *ecdsa.PublicKey, *rsa.PublicKey or
 	// ed25519.PublicKey. Its strength is enroll's policy, not checked here.
@@ -108,7 +110,7 @@ func (a *Authority) SignDevice(ctx context.Context, req DeviceRequest) (*x509.Ce
 	if !validDeviceID(req.DeviceID) {
 		return nil, fault.New(fault.Malformed,
 			fmt.Sprintf("device ID %q is not valid", req.DeviceID),
-			"use 1 to 128 of A-Z a-z 0-9 . _ -, starting with a letter or digit")
+			"use 1 to 64 of A-Z a-z 0-9 . _ -, starting with a letter or digit")
 	}
 	if err := checkLeafKey(req.PublicKey); err != nil {
 		return nil, err
@@ -254,7 +256,7 @@ func newSerial() (*big.Int, error) {
 	}
 }
 
-// validDeviceID reports whether id matches [A-Za-z0-9][A-Za-z0-9._-]{0,127}.
+// validDeviceID reports whether id matches [A-Za-z0-9][A-Za-z0-9._-]{0,63}.
 func validDeviceID(id string) bool {
 	if id == "" || len(id) > maxDeviceIDLen {
 		return false

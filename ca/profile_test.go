@@ -250,7 +250,7 @@ func TestSignDeviceInvalid(t *testing.T) {
 		{"fail/id-slash", DeviceRequest{DeviceID: "a/b", PublicKey: p256}, fault.Malformed},
 		{"fail/id-space", DeviceRequest{DeviceID: "a b", PublicKey: p256}, fault.Malformed},
 		{"fail/id-unicode", DeviceRequest{DeviceID: "gerät", PublicKey: p256}, fault.Malformed},
-		{"fail/id-129", DeviceRequest{DeviceID: strings.Repeat("a", 129), PublicKey: p256}, fault.Malformed},
+		{"fail/id-65", DeviceRequest{DeviceID: strings.Repeat("a", 65), PublicKey: p256}, fault.Malformed},
 		{"fail/no-key", DeviceRequest{DeviceID: "d1"}, fault.BadKey},
 		{"fail/x25519-key", DeviceRequest{DeviceID: "d1", PublicKey: x25519.PublicKey()}, fault.BadKey},
 	}
@@ -260,11 +260,14 @@ func TestSignDeviceInvalid(t *testing.T) {
 			wantKind(t, "SignDevice", err, tc.wantKind)
 		})
 	}
-	c, err := a.SignDevice(t.Context(), DeviceRequest{DeviceID: strings.Repeat("a", 128), PublicKey: p256})
+	c, err := a.SignDevice(t.Context(), DeviceRequest{DeviceID: strings.Repeat("a", 64), PublicKey: p256})
 	if err != nil {
-		t.Errorf("SignDevice(128-character ID) error = %v", err)
-	} else if c.Subject.CommonName != strings.Repeat("a", 128) {
+		t.Errorf("SignDevice(64-character ID) error = %v", err)
+	} else if c.Subject.CommonName != strings.Repeat("a", 64) {
 		t.Errorf("CN = %q", c.Subject.CommonName)
+	}
+	if _, err := a.SignDevice(t.Context(), DeviceRequest{DeviceID: strings.Repeat("a", 65), PublicKey: p256}); err == nil {
+		t.Error("SignDevice(65-character ID) succeeded; a CN is at most 64 characters")
 	}
 
 	ctx, cancel := context.WithCancel(t.Context())
