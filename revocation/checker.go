@@ -1,0 +1,504 @@
+package revocation
+
+import (
+	"bytes"
+	"context"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/big"
+	"net/http"
+	"net/url"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/crypto/ocsp"
+
+	"github.com/fleetca/fleetca/internal/fault"
+)
+
+// Refusal says why a Checker refuses a certificate.
+type Refusal int
+
+// Refusals.
+const (
+	_ Refusal = iota
+	// Revoked: the CRL or OCSP response lists the certificate.
+	Revoked
+	// Stale: the revocation data is past its nextUpdate by more than the
+	// grace period and no fresh data could be had: fail closed.
+	Stale
+	// NoData: no revocation data has been loaded yet.
+	NoData
+	// UnknownCert: the OCSP responder does not know the certificate.
+	UnknownCert
+	// WrongIssuer: the certificate was not issued by the Checker's issuer.
+	WrongIssuer
+)
+
+var refusalNames = map[Refusal]string{Revoked: "revoked", Stale: "stale", NoData: "no_data", UnknownCert: "unknown", WrongIssuer: "wrong_issuer"}
+
+// String names the refusal, for logs and metric labels.
+func (r Refusal) String() string { return refusalNames[r] }
+
+// RefusedError is a Checker's refusal of a certificate.
+type RefusedError struct {
+	Refusal Refusal
+	Serial  *big.Int
+	// RevokedAt and Reason are set for Revoked.
+	RevokedAt time.Time
+	Reason    Reason
+	// Detail adds what the Checker knew (the data's age, the fetch error).
+	Detail string
+}
+
+func (e *RefusedError) Error() string {
+	s := fmt.Sprintf("certificate %s refused: %s", e.Serial.Text(16), e.Refusal)
+	if e.Refusal == Revoked {
+		s += fmt.Sprintf(" at %s (%s)", e.RevokedAt.UTC().Format(time.RFC3339), e.Reason)
+	}
+	if e.Detail != "" {
+		s += ": " + e.Detail
+	}
+	return s
+}
+
+// CheckerConfig configures a Checker. Exactly one of CRL and OCSP is set.
+type CheckerConfig struct {
+	// CRL is where the device CRL comes from: an http(s) URL or a file path.
+	CRL string
+	// OCSP is the responder URL; "aia" takes it from each certificate's
+	// AIA extension.
+	OCSP string
+	// Issuer signs the CRL (or the OCSP responder's certificate) and issues
+	// the certificates checked: the fleet's intermediate.
+	Issuer *x509.Certificate
+	// Grace is how long past nextUpdate revocation data is still used when
+	// no fresh data can be had; after it Check fails closed (Stale).
+	// Default 1h; range 0..168h.
+	Grace time.Duration
+	// Refresh is the longest time between CRL fetches. A CRL is also
+	// refetched once half its validity has passed. Default 1m; range 1s..24h.
+	Refresh time.Duration
+	// MaxCRLBytes bounds a fetched CRL. Default 256 MiB.
+	MaxCRLBytes int64
+	// MaxCacheEntries bounds the OCSP response cache. Default 100000.
+	MaxCacheEntries int
+}
+
+// CheckerDeps are a Checker's collaborators.
+type CheckerDeps struct {
+	// Client fetches CRLs and OCSP responses; nil means a client with a 10 s timeout.
+	Client *http.Client
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Logger; nil discards.
+	Logger *slog.Logger
+}
+
+// Checker is the verifier side of revocation: it tells whether a
+// certificate of the fleet is revoked, from the CRL (fetched, its signature
+// checked against the issuer, serials indexed for O(1) lookup) or from the
+// OCSP responder (responses cached until their nextUpdate). It fails
+// closed: no data, stale data past the grace period, or an unknown
+// certificate is a refusal. It is safe for concurrent use.
+type Checker struct {
+	cfg    CheckerConfig
+	client *http.Client
+	now    func() time.Time
+	log    *slog.Logger
+
+	crl       atomic.Pointer[CRL]
+	fetchMu   sync.Mutex // one CRL fetch at a time; guards etag and lastErr
+	etag      string
+	lastMod   string
+	lastErr   error
+	ocspMu    sync.Mutex
+	ocspCache map[string]*ocsp.Response
+}
+
+// NewChecker returns a Checker. A CRL Checker has no data until Refresh (or
+// Run) has loaded a CRL.
+func NewChecker(cfg CheckerConfig, deps CheckerDeps) (*Checker, error) {
+	if (cfg.CRL == "") == (cfg.OCSP == "") {
+		return nil, fault.New(fault.Malformed, "a revocation checker needs exactly one of a CRL source and an OCSP responder",
+			"pass --crl-url or --ocsp")
+	}
+	if cfg.Issuer == nil {
+		return nil, errors.New("revocation.NewChecker: Issuer is required")
+	}
+	if cfg.Grace == 0 {
+		cfg.Grace = time.Hour
+	}
+	if cfg.Refresh == 0 {
+		cfg.Refresh = time.Minute
+	}
+	if cfg.MaxCRLBytes == 0 {
+		cfg.MaxCRLBytes = 256 << 20
+	}
+	if cfg.MaxCacheEntries == 0 {
+		cfg.MaxCacheEntries = 100_000
+	}
+	switch {
+	case cfg.Grace < 0 || cfg.Grace > 168*time.Hour:
+		return nil, fault.New(fault.Malformed, fmt.Sprintf("the grace period %s is outside 0..168h", cfg.Grace), "")
+	case cfg.Refresh < time.Second || cfg.Refresh > 24*time.Hour:
+		return nil, fault.New(fault.Malformed, fmt.Sprintf("the refresh interval %s is outside 1s..24h", cfg.Refresh), "")
+	}
+	c := &Checker{cfg: cfg, client: deps.Client, now: deps.Now, log: deps.Logger, ocspCache: map[string]*ocsp.Response{}}
+	if c.client == nil {
+		c.client = &http.Client{Timeout: 10 * time.Second}
+	}
+	if c.now == nil {
+		c.now = time.Now
+	}
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
+	}
+	return c, nil
+}
+
+// Check returns nil if leaf is not revoked by what the Checker knows, and a
+// *RefusedError otherwise (or for a fetch failure in OCSP mode, when no
+// usable cached answer remains).
+func (c *Checker) Check(ctx context.Context, leaf *x509.Certificate) error {
+	if !issuedBy(leaf, c.cfg.Issuer) {
+		return &RefusedError{Refusal: WrongIssuer, Serial: leaf.SerialNumber, Detail: "issued by " + leaf.Issuer.String()}
+	}
+	if c.cfg.OCSP != "" {
+		return c.checkOCSP(ctx, leaf)
+	}
+	crl := c.crl.Load()
+	now := c.now()
+	if crl == nil {
+		return &RefusedError{Refusal: NoData, Serial: leaf.SerialNumber, Detail: c.fetchError()}
+	}
+	if now.After(crl.NextUpdate.Add(c.cfg.Grace)) {
+		return &RefusedError{Refusal: Stale, Serial: leaf.SerialNumber,
+			Detail: fmt.Sprintf("CRL %s expired at %s; %s", crl.Number, crl.NextUpdate.UTC().Format(time.RFC3339), c.fetchError())}
+	}
+	if e, ok := crl.Lookup(leaf.SerialNumber); ok {
+		return &RefusedError{Refusal: Revoked, Serial: leaf.SerialNumber, RevokedAt: e.RevokedAt, Reason: e.Reason}
+	}
+	return nil
+}
+
+// issuedBy is a cheap test that leaf names issuer as its issuer, by name
+// and key identifier. It does not verify the signature: the TLS stack that
+// built the chain did.
+func issuedBy(leaf, issuer *x509.Certificate) bool {
+	if !bytes.Equal(leaf.RawIssuer, issuer.RawSubject) {
+		return false
+	}
+	return len(leaf.AuthorityKeyId) == 0 || len(issuer.SubjectKeyId) == 0 || bytes.Equal(leaf.AuthorityKeyId, issuer.SubjectKeyId)
+}
+
+func (c *Checker) fetchError() string {
+	c.fetchMu.Lock()
+	defer c.fetchMu.Unlock()
+	if c.lastErr == nil {
+		return ""
+	}
+	return "last fetch: " + c.lastErr.Error()
+}
+
+// CurrentCRL returns the CRL in use, or nil.
+func (c *Checker) CurrentCRL() *CRL { return c.crl.Load() }
+
+// Refresh fetches the CRL and, if it is valid, newer or as new as the one
+// in use, switches to it. A CRL with a lower number than the one in use, a
+// bad signature, or an expired one is refused and the old one kept.
+func (c *Checker) Refresh(ctx context.Context) error {
+	if c.cfg.CRL == "" {
+		return nil
+	}
+	c.fetchMu.Lock()
+	defer c.fetchMu.Unlock()
+	err := c.refreshLocked(ctx)
+	c.lastErr = err
+	return err
+}
+
+func (c *Checker) refreshLocked(ctx context.Context) error {
+	b, notModified, err := c.fetchCRL(ctx)
+	if err != nil || notModified {
+		return err
+	}
+	crl, err := ParseCRL(b, c.cfg.Issuer)
+	if err != nil {
+		return err
+	}
+	now := c.now()
+	if now.After(crl.NextUpdate.Add(c.cfg.Grace)) {
+		return fmt.Errorf("CRL %s from %s expired at %s", crl.Number, c.cfg.CRL, crl.NextUpdate.UTC().Format(time.RFC3339))
+	}
+	if cur := c.crl.Load(); cur != nil && crl.Number.Cmp(cur.Number) < 0 {
+		return fmt.Errorf("CRL %s from %s is older than CRL %s in use", crl.Number, c.cfg.CRL, cur.Number)
+	}
+	c.crl.Store(crl)
+	c.log.DebugContext(ctx, "CRL loaded", "number", crl.Number.String(), "entries", crl.Len(), "next_update", crl.NextUpdate)
+	return nil
+}
+
+// fetchCRL reads the CRL from its URL (conditionally) or file.
+func (c *Checker) fetchCRL(ctx context.Context) (b []byte, notModified bool, err error) {
+	src := c.cfg.CRL
+	if !strings.HasPrefix(src, "http://") && !strings.HasPrefix(src, "https://") {
+		f, err := os.Open(src)
+		if err != nil {
+			return nil, false, fmt.Errorf("read CRL: %w", err)
+		}
+		defer f.Close()
+		b, err := io.ReadAll(io.LimitReader(f, c.cfg.MaxCRLBytes+1))
+		if err != nil {
+			return nil, false, fmt.Errorf("read CRL %s: %w", src, err)
+		}
+		if int64(len(b)) > c.cfg.MaxCRLBytes {
+			return nil, false, fmt.Errorf("CRL %s is larger than %d bytes", src, c.cfg.MaxCRLBytes)
+		}
+		return b, false, nil
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, src, nil)
+	if err != nil {
+		return nil, false, fmt.Errorf("CRL URL %q: %w", src, err)
+	}
+	if c.crl.Load() != nil {
+		if c.etag != "" {
+			req.Header.Set("If-None-Match", c.etag)
+		}
+		if c.lastMod != "" {
+			req.Header.Set("If-Modified-Since", c.lastMod)
+		}
+	}
+	resp, err := c.client.Do(req)
+	if err != nil {
+		return nil, false, fmt.Errorf("fetch CRL: %w", err)
+	}
+	defer resp.Body.Close()
+	switch resp.StatusCode {
+	case http.StatusNotModified:
+		return nil, true, nil
+	case http.StatusOK:
+	default:
+		return nil, false, fmt.Errorf("fetch CRL %s: %s", src, resp.Status)
+	}
+	b, err = io.ReadAll(io.LimitReader(resp.Body, c.cfg.MaxCRLBytes+1))
+	if err != nil {
+		return nil, false, fmt.Errorf("fetch CRL %s: %w", src, err)
+	}
+	if int64(len(b)) > c.cfg.MaxCRLBytes {
+		return nil, false, fmt.Errorf("CRL at %s is larger than %d bytes", src, c.cfg.MaxCRLBytes)
+	}
+	c.etag, c.lastMod = resp.Header.Get("ETag"), resp.Header.Get("Last-Modified")
+	return b, false, nil
+}
+
+// Run keeps the CRL fresh until ctx ends: it refetches every Refresh, and
+// at the latest once half of the current CRL's validity has passed;
+// failures are logged at Warn and retried with backoff (1 s doubling to
+// Refresh). In OCSP mode it returns at once.
+func (c *Checker) Run(ctx context.Context) error {
+	if c.cfg.CRL == "" {
+		return nil
+	}
+	backoff := time.Second
+	for {
+		wait := c.cfg.Refresh
+		if err := c.Refresh(ctx); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			c.log.WarnContext(ctx, "CRL refresh failed", "source", redactURL(c.cfg.CRL), "err", err)
+			wait, backoff = backoff, min(backoff*2, c.cfg.Refresh)
+		} else {
+			backoff = time.Second
+			if crl := c.crl.Load(); crl != nil {
+				half := crl.ThisUpdate.Add(crl.NextUpdate.Sub(crl.ThisUpdate) / 2)
+				wait = max(min(wait, half.Sub(c.now())), time.Second)
+			}
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// redactURL drops credentials and the query from a URL for logs.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.Scheme == "" {
+		return s
+	}
+	u.User, u.RawQuery = nil, ""
+	return u.String()
+}
+
+// CRLEntry is one revoked certificate in a CRL.
+type CRLEntry struct {
+	RevokedAt time.Time
+	Reason    Reason
+}
+
+// CRL is a parsed, verified CRL with its serials indexed.
+type CRL struct {
+	Number                 *big.Int
+	ThisUpdate, NextUpdate time.Time
+	entries                map[string]CRLEntry
+}
+
+// Lookup reports whether serial is on the CRL.
+func (c *CRL) Lookup(serial *big.Int) (CRLEntry, bool) {
+	e, ok := c.entries[string(serial.Bytes())]
+	return e, ok
+}
+
+// Len is the number of entries.
+func (c *CRL) Len() int { return len(c.entries) }
+
+// ParseCRL reads a CRL (DER, or PEM "X509 CRL"), checks its signature
+// against issuer and that it carries a CRL number and a nextUpdate, and
+// indexes its serials. It does not judge freshness.
+func ParseCRL(b []byte, issuer *x509.Certificate) (*CRL, error) {
+	if block, _ := pem.Decode(b); block != nil {
+		if block.Type != "X509 CRL" {
+			return nil, fmt.Errorf("PEM block is %s, not X509 CRL", block.Type)
+		}
+		b = block.Bytes
+	}
+	rl, err := x509.ParseRevocationList(b)
+	if err != nil {
+		return nil, fmt.Errorf("parse CRL: %w", err)
+	}
+	if err := rl.CheckSignatureFrom(issuer); err != nil {
+		return nil, fmt.Errorf("CRL is not signed by %s: %w", issuer.Subject, err)
+	}
+	if rl.Number == nil {
+		return nil, errors.New("CRL has no CRL number (RFC 5280 §5.2.3)")
+	}
+	if rl.NextUpdate.IsZero() || rl.NextUpdate.Before(rl.ThisUpdate) {
+		return nil, errors.New("CRL has no valid nextUpdate")
+	}
+	crl := &CRL{Number: rl.Number, ThisUpdate: rl.ThisUpdate, NextUpdate: rl.NextUpdate,
+		entries: make(map[string]CRLEntry, len(rl.RevokedCertificateEntries))}
+	for _, e := range rl.RevokedCertificateEntries {
+		crl.entries[string(e.SerialNumber.Bytes())] = CRLEntry{RevokedAt: e.RevocationTime, Reason: Reason(e.ReasonCode)}
+	}
+	return crl, nil
+}
+
+// checkOCSP answers from the cache while the cached response is fresh, and
+// asks the responder otherwise; a response past its nextUpdate is still
+// used within the grace period when the responder cannot be reached.
+func (c *Checker) checkOCSP(ctx context.Context, leaf *x509.Certificate) error {
+	key := string(leaf.SerialNumber.Bytes())
+	now := c.now()
+	c.ocspMu.Lock()
+	cached := c.ocspCache[key]
+	c.ocspMu.Unlock()
+	if cached == nil || !now.Before(cached.NextUpdate) {
+		resp, err := c.fetchOCSP(ctx, leaf, now)
+		switch {
+		case err == nil:
+			cached = resp
+			c.ocspMu.Lock()
+			if len(c.ocspCache) >= c.cfg.MaxCacheEntries {
+				for k := range c.ocspCache { // evict one arbitrary entry
+					delete(c.ocspCache, k)
+					break
+				}
+			}
+			c.ocspCache[key] = resp
+			c.ocspMu.Unlock()
+		case cached != nil && now.Before(cached.NextUpdate.Add(c.cfg.Grace)):
+			c.log.WarnContext(ctx, "OCSP fetch failed; using the cached response within its grace", "serial", leaf.SerialNumber.Text(16), "err", err)
+		case cached != nil:
+			return &RefusedError{Refusal: Stale, Serial: leaf.SerialNumber, Detail: err.Error()}
+		default:
+			return &RefusedError{Refusal: NoData, Serial: leaf.SerialNumber, Detail: err.Error()}
+		}
+	}
+	switch cached.Status {
+	case ocsp.Good:
+		return nil
+	case ocsp.Revoked:
+		return &RefusedError{Refusal: Revoked, Serial: leaf.SerialNumber, RevokedAt: cached.RevokedAt, Reason: Reason(cached.RevocationReason)}
+	}
+	return &RefusedError{Refusal: UnknownCert, Serial: leaf.SerialNumber}
+}
+
+// maxOCSPResponse bounds a responder's answer.
+const maxOCSPResponse = 64 << 10
+
+// fetchOCSP asks the responder about leaf and verifies the answer: signed
+// by the issuer or by a responder certificate the issuer signed that has
+// EKU OCSPSigning and is valid now (RFC 6960 §4.2.2.2), for leaf's serial,
+// with thisUpdate not in the future and a nextUpdate.
+func (c *Checker) fetchOCSP(ctx context.Context, leaf *x509.Certificate, now time.Time) (*ocsp.Response, error) {
+	responder := c.cfg.OCSP
+	if responder == "aia" {
+		if len(leaf.OCSPServer) == 0 {
+			return nil, errors.New("the certificate names no OCSP responder")
+		}
+		responder = leaf.OCSPServer[0]
+	}
+	reqDER, err := ocsp.CreateRequest(leaf, c.cfg.Issuer, nil)
+	if err != nil {
+		return nil, fmt.Errorf("make OCSP request: %w", err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, responder, bytes.NewReader(reqDER))
+	if err != nil {
+		return nil, fmt.Errorf("OCSP URL %q: %w", responder, err)
+	}
+	req.Header.Set("Content-Type", "application/ocsp-request")
+	resp, err := c.client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("ask OCSP responder: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("OCSP responder %s answered %s", redactURL(responder), resp.Status)
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxOCSPResponse))
+	if err != nil {
+		return nil, fmt.Errorf("read OCSP response: %w", err)
+	}
+	return VerifyOCSPResponse(b, leaf, c.cfg.Issuer, now)
+}
+
+// VerifyOCSPResponse parses an OCSP response for leaf and checks it
+// against issuer at now (see fetchOCSP for the rules).
+func VerifyOCSPResponse(b []byte, leaf, issuer *x509.Certificate, now time.Time) (*ocsp.Response, error) {
+	r, err := ocsp.ParseResponseForCert(b, leaf, issuer)
+	if err != nil {
+		return nil, fmt.Errorf("OCSP response: %w", err)
+	}
+	if rc := r.Certificate; rc != nil {
+		if !slices.Contains(rc.ExtKeyUsage, x509.ExtKeyUsageOCSPSigning) {
+			return nil, errors.New("OCSP responder certificate lacks EKU OCSPSigning")
+		}
+		if now.Before(rc.NotBefore) || now.After(rc.NotAfter) {
+			return nil, errors.New("OCSP responder certificate is not valid now")
+		}
+	}
+	if r.SerialNumber == nil || r.SerialNumber.Cmp(leaf.SerialNumber) != 0 {
+		return nil, errors.New("OCSP response is for another certificate")
+	}
+	if r.ThisUpdate.After(now.Add(5 * time.Minute)) {
+		return nil, errors.New("OCSP response thisUpdate is in the future")
+	}
+	if r.NextUpdate.IsZero() {
+		return nil, errors.New("OCSP response has no nextUpdate, so it cannot be cached")
+	}
+	return r, nil
+}
