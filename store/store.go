@@ -12,9 +12,11 @@
 //
 // The store enforces only the conditions that must be checked atomically
 // with a write (a token's remaining uses, a device's existence, a device's
-// number of live certificates, a key bound to another device). Which
-// conditions apply is the caller's decision (package enroll), passed in
-// Issuance. The store returns its sentinels wrapped with the operation;
+// number of live certificates, a key bound to another device or blocked, a
+// certificate or device revoked already). Which conditions of an issuance
+// apply is the caller's decision (package enroll), passed in Issuance;
+// which keys to block is the caller's too (package revocation), passed in
+// RevokeRequest. The store returns its sentinels wrapped with the operation;
 // errors of the underlying database never leave this package.
 //
 // This package imports nothing of fleetca's.
@@ -28,8 +30,9 @@ import (
 	"time"
 )
 
-// Sentinel errors. Test with errors.Is. Every condition error of Issue wraps
-// ErrConflict, so errors.Is(err, ErrConflict) is true for each of them too.
+// Sentinel errors. Test with errors.Is. Every condition error (of Issue,
+// RevokeToken, Revoke and ResetDevice) wraps ErrConflict, so
+// errors.Is(err, ErrConflict) is true for each of them too.
 var (
 	// ErrNotFound: the record does not exist.
 	ErrNotFound = errors.New("not found")
@@ -52,6 +55,13 @@ var (
 	ErrTooManyCertificates = fmt.Errorf("%w: too many live certificates", ErrConflict)
 	// ErrKeyInUse: the public key is certified for another device.
 	ErrKeyInUse = fmt.Errorf("%w: key certified for another device", ErrConflict)
+	// ErrKeyBlocked: the public key was blocked by a Revoke with BlockKeys
+	// (keyCompromise).
+	ErrKeyBlocked = fmt.Errorf("%w: key blocked", ErrConflict)
+	// ErrAlreadyRevoked: Revoke of a certificate (or device) revoked before.
+	ErrAlreadyRevoked = fmt.Errorf("%w: already revoked", ErrConflict)
+	// ErrNotRevoked: ResetDevice on a device that is not revoked.
+	ErrNotRevoked = fmt.Errorf("%w: not revoked", ErrConflict)
 )
 
 // DeviceStatus is a device's life-cycle state.
@@ -142,7 +152,9 @@ type AuditEvent struct {
 }
 
 // Issuance is everything Issue records, and the conditions it checks
-// atomically with the write.
+// atomically with the write. Besides those set here, Issue always refuses
+// a blocked key (ErrKeyBlocked), checked after the token and the device
+// and before ErrKeyInUse.
 type Issuance struct {
 	// Certificate to record. Serial, DeviceID, KeyHash, NotAfter and DER are
 	// required.
@@ -162,6 +174,45 @@ type Issuance struct {
 	Audit AuditEvent
 }
 
+// Revocation is one entry of the revocation log: a certificate revoked, in
+// the order of the revocations. Only Revoke writes entries, one per
+// certificate it revokes, so a serial has at most one entry; a certificate
+// that Issue recorded already revoked has none.
+type Revocation struct {
+	// Seq is assigned by the store: 1, 2, 3, ... in commit order, without
+	// gaps. It is the cursor of ListRevocations (and of the proxy's
+	// revocation feed).
+	Seq uint64 `json:"seq"`
+	// Serial and DeviceID are the certificate's. A backend stores Serial
+	// in a form that keeps every bit (it is longer than 64).
+	Serial   *big.Int `json:"-"`
+	DeviceID string   `json:"device_id"`
+	// RevokedAt and Reason (RFC 5280 §5.3.1 CRLReason code) as recorded on
+	// the certificate.
+	RevokedAt time.Time `json:"revoked_at"`
+	Reason    int       `json:"reason"`
+	// NotAfter of the certificate: once it has passed, the entry leaves the CRL.
+	NotAfter time.Time `json:"not_after"`
+}
+
+// RevokeRequest says what Revoke revokes: one certificate by Serial, or a
+// device by DeviceID (exactly one of them is set).
+type RevokeRequest struct {
+	Serial   *big.Int
+	DeviceID string
+	// At is the revocation time, required (a zero RevokedAt means "not
+	// revoked"); it is also the time at which a device's certificates are
+	// judged Live. Reason is the RFC 5280 §5.3.1 CRLReason code, recorded
+	// as given: the store does not check it.
+	At     time.Time
+	Reason int
+	// BlockKeys blocks the public key of every certificate revoked, so that
+	// Issue refuses it (ErrKeyBlocked) for any device (keyCompromise).
+	BlockKeys bool
+	// Audit is appended in the same transaction; the store sets Seq.
+	Audit AuditEvent
+}
+
 // Page selects a slice of a listing ordered by key: the records after After
 // (exclusive; "" for the first page), at most Limit of them (<= 0 means 100,
 // and at most 1000 are returned).
@@ -175,6 +226,25 @@ const (
 	DefaultPageLimit = 100
 	MaxPageLimit     = 1000
 )
+
+// Limits of ListRevocations: a CRL or a verifier catching up reads the log
+// in pages much larger than a Page.
+const (
+	DefaultRevocationLimit = 1000
+	MaxRevocationLimit     = 100000
+)
+
+// RevocationLimit returns limit bounded to (0, MaxRevocationLimit],
+// DefaultRevocationLimit if limit <= 0.
+func RevocationLimit(limit int) int {
+	switch {
+	case limit <= 0:
+		return DefaultRevocationLimit
+	case limit > MaxRevocationLimit:
+		return MaxRevocationLimit
+	}
+	return limit
+}
 
 // PageLimit returns p.Limit bounded to (0, MaxPageLimit], DefaultPageLimit if unset.
 func (p Page) PageLimit() int {
@@ -196,9 +266,9 @@ type Store interface {
 	// is, spends one use of is.Token if set, creates the device (active)
 	// if it does not exist, binds the key to the device, stores the
 	// certificate and appends is.Audit, in one transaction. It returns a
-	// condition error (ErrTokenUsedUp, ErrDeviceExists, ... or ErrNotFound
-	// for an unknown token) and writes nothing if any condition fails, and
-	// ErrConflict if the serial exists.
+	// condition error (ErrTokenUsedUp, ErrDeviceExists, ErrKeyBlocked, ...
+	// or ErrNotFound for an unknown token) and writes nothing if any
+	// condition fails, and ErrConflict if the serial exists.
 	Issue(ctx context.Context, is Issuance) error
 
 	// CreateToken stores t and appends audit. ErrConflict if a token with
@@ -227,6 +297,38 @@ type Store interface {
 	// KeyOwner returns the ID of the device whose certificate certifies the
 	// key, or ErrNotFound.
 	KeyOwner(ctx context.Context, h KeyHash) (string, error)
+
+	// Revoke revokes, in one transaction: for a Serial, that certificate
+	// (ErrNotFound if unknown; ErrAlreadyRevoked, writing nothing, if it was
+	// revoked before); for a DeviceID, every certificate of the device that
+	// is Live at r.At, and the device's Status becomes DeviceRevoked and
+	// its UpdatedAt r.At (ErrNotFound if unknown; ErrAlreadyRevoked, writing
+	// nothing, if the device is revoked already). Each certificate revoked
+	// (a device's in serial order) gets RevokedAt = r.At and Reason =
+	// r.Reason, a Revocation log entry, and, with BlockKeys, its key
+	// blocked. It appends r.Audit and returns the log entries it wrote, in
+	// Seq order (possibly none, for a device with no live certificate). A
+	// refusal returns no entries.
+	//
+	// By Serial, the certificate is revoked whether or not it has expired,
+	// and its device is left as it is (Status and UpdatedAt). Setting both
+	// or neither of Serial and DeviceID, or a zero At, is an error that
+	// wraps no sentinel; a serial that cannot exist (not positive) is
+	// ErrNotFound, as in GetCertificate.
+	Revoke(ctx context.Context, r RevokeRequest) ([]Revocation, error)
+	// ResetDevice makes a revoked device active again (Status DeviceActive,
+	// UpdatedAt at), appends audit and returns the device, so it may
+	// enroll; its revoked certificates stay revoked and blocked keys stay
+	// blocked. ErrNotFound if unknown; ErrNotRevoked, writing nothing and
+	// returning the device as stored, if it is not revoked.
+	ResetDevice(ctx context.Context, id string, at time.Time, audit AuditEvent) (Device, error)
+	// ListRevocations returns log entries with Seq > afterSeq in Seq order,
+	// at most limit (bounded by RevocationLimit: <= 0 means 1000, at most
+	// 100000 per call).
+	ListRevocations(ctx context.Context, afterSeq uint64, limit int) ([]Revocation, error)
+	// KeyBlocked reports whether a Revoke with BlockKeys blocked the key.
+	// Blocks are never lifted.
+	KeyBlocked(ctx context.Context, h KeyHash) (bool, error)
 
 	// AppendAudit appends e (the store sets Seq) on its own, for events
 	// that change nothing else (an admin authentication failure).

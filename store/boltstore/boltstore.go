@@ -41,10 +41,10 @@ type Options struct {
 	// and the file corrupted, by a crash. For tests and benchmarks only;
 	// the default (false) syncs every commit.
 	NoSync bool
-	// MaxBatchDelay is how long a batched write (Issue, AppendAudit) waits
-	// for others to share its commit and fsync. It bounds the latency
-	// group commit adds. Zero means DefaultMaxBatchDelay (2ms); negative
-	// is refused.
+	// MaxBatchDelay is how long a batched write (Issue, Revoke,
+	// AppendAudit) waits for others to share its commit and fsync. It
+	// bounds the latency group commit adds. Zero means
+	// DefaultMaxBatchDelay (2ms); negative is refused.
 	MaxBatchDelay time.Duration
 	// MaxBatchSize is the most writes one batched commit holds; a full
 	// batch commits without waiting for MaxBatchDelay. Zero means

@@ -20,17 +20,7 @@ import (
 
 func TestContract(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store {
-		return testStore{open(t, filepath.Join(t.TempDir(), "fleetca.db"), Options{})}
-	})
-}
-
-// testStore adds what the contract suite needs and Store does not offer.
-type testStore struct{ *Store }
-
-// PutDevice writes d as given; see storetest.DevicePutter.
-func (s testStore) PutDevice(ctx context.Context, d store.Device) error {
-	return s.update(ctx, func(tx *bbolt.Tx) error {
-		return putJSON(tx.Bucket(bucketDevices), []byte(d.ID), d)
+		return open(t, filepath.Join(t.TempDir(), "fleetca.db"), Options{})
 	})
 }
 

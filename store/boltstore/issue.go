@@ -15,16 +15,17 @@ import (
 )
 
 // Issue records an issued certificate in one transaction shared, through
-// bbolt's Batch, with concurrent Issue and AppendAudit calls: they commit
-// with one fsync. It checks, in this order and before it writes anything,
-// the token (exists, not revoked, unexpired at is.Now, a use left), the
-// device (new if is.RequireNewDevice, not revoked, fewer than is.MaxActive
-// live certificates), the key (not bound to another device) and the serial
-// (unused: store.ErrConflict). The first failure is returned, wrapped, and
-// nothing is written. Otherwise it spends a use of the token, creates the
-// device (DeviceActive, CreatedAt = UpdatedAt = is.Now) or sets its
-// UpdatedAt to is.Now, binds the key, stores the certificate and its index
-// entry, and appends is.Audit with the next Seq.
+// bbolt's Batch, with concurrent Issue, Revoke and AppendAudit calls: they
+// commit with one fsync. It checks, in this order and before it writes
+// anything, the token (exists, not revoked, unexpired at is.Now, a use
+// left), the device (new if is.RequireNewDevice, not revoked, fewer than
+// is.MaxActive live certificates), the key (not blocked, not bound to
+// another device) and the serial (unused: store.ErrConflict). The first
+// failure is returned, wrapped, and nothing is written. Otherwise it spends
+// a use of the token, creates the device (DeviceActive, CreatedAt =
+// UpdatedAt = is.Now) or sets its UpdatedAt to is.Now, binds the key,
+// stores the certificate and its index entry, and appends is.Audit with
+// the next Seq.
 //
 // It reads every field of is. Of is.Certificate, Serial (positive),
 // DeviceID (not empty, no NUL byte), KeyHash (not zero), NotAfter (not
@@ -131,6 +132,9 @@ func issueTx(tx *bbolt.Tx, is store.Issuance, certKey, certJSON []byte) (cond, e
 	}
 
 	// The key and the serial.
+	if tx.Bucket(bucketBlockedKeys).Get(c.KeyHash[:]) != nil {
+		return fmt.Errorf("key %x: %w", c.KeyHash[:8], store.ErrKeyBlocked), nil
+	}
 	owner := keys.Get(c.KeyHash[:])
 	bindKey := owner == nil
 	if !bindKey && !bytes.Equal(owner, deviceID) {

@@ -23,11 +23,14 @@ var (
 	bucketAudit         = []byte("audit")           // seqKey -> AuditEvent JSON
 	bucketCounters      = []byte("counters")        // name -> uint64 big-endian
 	bucketMeta          = []byte("meta")            // key -> value
+	bucketRevocations   = []byte("revocations")     // seqKey -> revocationRecord JSON
+	bucketBlockedKeys   = []byte("blocked_keys")    // KeyHash -> empty
 )
 
 var allBuckets = [][]byte{
 	bucketDevices, bucketCerts, bucketCertsByDevice, bucketKeys,
 	bucketTokens, bucketTokenIDs, bucketAudit, bucketCounters, bucketMeta,
+	bucketRevocations, bucketBlockedKeys,
 }
 
 // maxSerialBytes is the longest serial serialKey can encode. RFC 5280
@@ -87,8 +90,8 @@ func deviceIndexPrefix(deviceID string) []byte {
 	return append(p, 0)
 }
 
-// seqKey encodes an audit sequence number, big-endian so that byte order
-// is numeric order.
+// seqKey encodes an audit or revocation sequence number, big-endian so that
+// byte order is numeric order.
 func seqKey(seq uint64) []byte {
 	return binary.BigEndian.AppendUint64(nil, seq)
 }

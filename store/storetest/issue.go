@@ -128,6 +128,17 @@ func testIssue(t *testing.T, newStore func(t *testing.T) store.Store) {
 			is.MaxActive = 1
 			return is
 		}},
+		{"ok/revoked-key-not-blocked", func(f fixture) store.Issuance {
+			// Without BlockKeys the key stays the device's to reuse.
+			f.issue(newIssuance(newCert(serial(1), "dev-1", "k1")))
+			f.revoke(revokeSerial(serial(1), T0, reasonSuperseded, false))
+			return newIssuance(newCert(serial(2), "dev-1", "k1"))
+		}},
+		{"ok/other-key-blocked", func(f fixture) store.Issuance {
+			f.issue(newIssuance(newCert(serial(1), "dev-1", "k1")))
+			f.revoke(revokeSerial(serial(1), T0, reasonKeyCompromise, true))
+			return newIssuance(newCert(serial(2), "dev-1", "k2"))
+		}},
 		{"ok/max-active-ignores-other-devices", func(f fixture) store.Issuance {
 			f.issue(newIssuance(newCert(serial(1), "dev-1", "k1")))
 			f.issue(newIssuance(newCert(serial(2), "dev-10", "k2")))
@@ -219,9 +230,52 @@ func testIssue(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"fail/device-revoked", func(f fixture) store.Issuance {
 			tok := f.createToken(newToken("tok-1", 2))
 			f.issue(withToken(newIssuance(newCert(serial(1), "dev-1", "k1")), tok))
-			putDevice(f, store.Device{ID: "dev-1", Status: store.DeviceRevoked, CreatedAt: T0, UpdatedAt: T0})
-			return withToken(newIssuance(newCert(serial(2), "dev-1", "k1")), tok)
+			f.revoke(revokeDevice("dev-1", T0, reasonCessation, false))
+			return withToken(newIssuance(newCert(serial(2), "dev-1", "k2")), tok)
 		}, store.ErrDeviceRevoked},
+		{"fail/device-revoked-without-live-certificates", func(f fixture) store.Issuance {
+			expired := newCert(serial(1), "dev-1", "k1")
+			expired.NotAfter = T0.Add(-time.Second)
+			f.issue(newIssuance(expired))
+			f.revoke(revokeDevice("dev-1", T0, reasonCessation, false))
+			return newIssuance(newCert(serial(2), "dev-1", "k2"))
+		}, store.ErrDeviceRevoked},
+		{"fail/device-revoked-before-key-blocked", func(f fixture) store.Issuance {
+			f.issue(newIssuance(newCert(serial(1), "dev-1", "k1")))
+			f.revoke(revokeDevice("dev-1", T0, reasonKeyCompromise, true))
+			return newIssuance(newCert(serial(2), "dev-1", "k1"))
+		}, store.ErrDeviceRevoked},
+		{"fail/key-blocked-other-device", func(f fixture) store.Issuance {
+			// Blocked comes before in use: the key is dev-1's too.
+			tok := f.createToken(newToken("tok-1", 2))
+			f.issue(withToken(newIssuance(newCert(serial(1), "dev-1", "k1")), tok))
+			f.revoke(revokeSerial(serial(1), T0, reasonKeyCompromise, true))
+			return withToken(newIssuance(newCert(serial(2), "dev-2", "k1")), tok)
+		}, store.ErrKeyBlocked},
+		{"fail/key-blocked-same-device", func(f fixture) store.Issuance {
+			f.issue(newIssuance(newCert(serial(1), "dev-1", "k1")))
+			f.revoke(revokeSerial(serial(1), T0, reasonKeyCompromise, true))
+			return newIssuance(newCert(serial(2), "dev-1", "k1"))
+		}, store.ErrKeyBlocked},
+		{"fail/key-blocked-by-device-revocation", func(f fixture) store.Issuance {
+			f.issue(newIssuance(newCert(serial(1), "dev-1", "k1")))
+			f.revoke(revokeDevice("dev-1", T0, reasonKeyCompromise, true))
+			return newIssuance(newCert(serial(2), "dev-2", "k1"))
+		}, store.ErrKeyBlocked},
+		{"fail/token-before-key-blocked", func(f fixture) store.Issuance {
+			tok := f.createToken(newToken("tok-1", 1))
+			f.issue(withToken(newIssuance(newCert(serial(1), "dev-1", "k1")), tok))
+			f.revoke(revokeSerial(serial(1), T0, reasonKeyCompromise, true))
+			return withToken(newIssuance(newCert(serial(2), "dev-2", "k1")), tok)
+		}, store.ErrTokenUsedUp},
+		{"fail/too-many-before-key-blocked", func(f fixture) store.Issuance {
+			f.issue(newIssuance(newCert(serial(1), "dev-1", "k1")))
+			f.issue(newIssuance(newCert(serial(2), "dev-2", "k2")))
+			f.revoke(revokeSerial(serial(1), T0, reasonKeyCompromise, true))
+			is := newIssuance(newCert(serial(3), "dev-2", "k1"))
+			is.MaxActive = 1
+			return is
+		}, store.ErrTooManyCertificates},
 		{"fail/too-many-certificates", func(f fixture) store.Issuance {
 			tok := f.createToken(newToken("tok-1", 3))
 			f.issue(withToken(newIssuance(newCert(serial(1), "dev-1", "k1")), tok))
@@ -320,18 +374,6 @@ func testIssue(t *testing.T, newStore func(t *testing.T) store.Store) {
 			t.Errorf("GetCertificate = serial %x, DER %q, want serial 1, DER %q", again.Serial, again.DER, want)
 		}
 	})
-}
-
-// putDevice writes d through the store's DevicePutter, or skips the test.
-func putDevice(f fixture, d store.Device) {
-	f.t.Helper()
-	p, ok := f.s.(DevicePutter)
-	if !ok {
-		f.t.Skip("the store under test does not implement storetest.DevicePutter; no Store method can revoke a device")
-	}
-	if err := p.PutDevice(f.ctx, d); err != nil {
-		f.t.Fatalf("PutDevice(%q) error = %v, want nil", d.ID, err)
-	}
 }
 
 func spentOf(s snapshot, h store.TokenHash) int {

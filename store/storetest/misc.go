@@ -251,6 +251,26 @@ func calls() []call {
 			_, err := s.KeyOwner(ctx, keyHash("k1"))
 			return err
 		}},
+		{"Revoke", func(ctx context.Context, s store.Store) error {
+			_, err := s.Revoke(ctx, revokeSerial(serial(1), revokedAt, reasonKeyCompromise, true))
+			return err
+		}},
+		{"Revoke/device", func(ctx context.Context, s store.Store) error {
+			_, err := s.Revoke(ctx, revokeDevice("dev-4", revokedAt, reasonKeyCompromise, true))
+			return err
+		}},
+		{"ResetDevice", func(ctx context.Context, s store.Store) error {
+			_, err := s.ResetDevice(ctx, "dev-3", revokedAt, event("device.reset", "dev-3"))
+			return err
+		}},
+		{"ListRevocations", func(ctx context.Context, s store.Store) error {
+			_, err := s.ListRevocations(ctx, 0, 0)
+			return err
+		}},
+		{"KeyBlocked", func(ctx context.Context, s store.Store) error {
+			_, err := s.KeyBlocked(ctx, keyHash("k3"))
+			return err
+		}},
 		{"AppendAudit", func(ctx context.Context, s store.Store) error {
 			return s.AppendAudit(ctx, event("admin.auth_failed", ""))
 		}},
@@ -277,7 +297,15 @@ func setupCalls(f fixture) {
 	f.t.Helper()
 	tok := f.createToken(newToken("tok-1", 5))
 	f.issue(withToken(newIssuance(newCert(serial(1), "dev-1", "k1")), tok))
+	f.issue(withToken(newIssuance(newCert(serial(3), "dev-3", "k3")), tok))
+	f.issue(withToken(newIssuance(newCert(serial(4), "dev-4", "k4")), tok))
+	f.revoke(revokeDevice("dev-3", T0, reasonKeyCompromise, true))
 	f.putMeta("m", []byte("1"))
+}
+
+// setupKeys are the keys of the certificates setupCalls and calls issue.
+func setupKeys() []store.KeyHash {
+	return []store.KeyHash{keyHash("k1"), keyHash("k2"), keyHash("k3"), keyHash("k4")}
 }
 
 func testClose(t *testing.T, newStore func(t *testing.T) store.Store) {
@@ -326,11 +354,11 @@ func testContext(t *testing.T, newStore func(t *testing.T) store.Store) {
 		t.Run("fail/canceled/"+c.name, func(t *testing.T) {
 			f := newFixture(t, newStore)
 			setupCalls(f)
-			before := f.snapshot(keyHash("k1"), keyHash("k2"))
+			before := f.snapshot(setupKeys()...)
 			ctx, cancel := context.WithCancel(f.ctx)
 			cancel()
 			checkErr(t, c.name+" with a canceled context", c.do(ctx, f.s), context.Canceled)
-			f.checkUnchanged(c.name+" with a canceled context", before, keyHash("k1"), keyHash("k2"))
+			f.checkUnchanged(c.name+" with a canceled context", before, setupKeys()...)
 			if got, err := f.s.GetMeta(f.ctx, "m"); string(got) != "1" || err != nil {
 				t.Errorf("GetMeta(m) = %q, %v, want %q, nil", got, err, "1")
 			}

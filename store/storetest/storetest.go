@@ -3,10 +3,10 @@
 // under concurrency too. store/boltstore and store/pgstore run it from
 // their tests.
 //
-// It must not depend on a backend: it speaks only store.Store (and the
-// optional DevicePutter). Times are fixed (T0 and offsets from it), never
-// the clock; certificates carry fake DER, which a store does not parse, and
-// real big.Int serials, one above 2^128.
+// It must not depend on a backend: it speaks only store.Store. Times are
+// fixed (T0 and offsets from it), never the clock; certificates carry fake
+// DER, which a store does not parse, and real big.Int serials, one above
+// 2^128.
 package storetest
 
 import (
@@ -24,15 +24,6 @@ import (
 	"github.com/fleetca/fleetca/store"
 )
 
-// DevicePutter is implemented by a store under test that can write a device
-// record as given. No store.Store method can yet make a device revoked, so
-// the suite needs it to cover store.ErrDeviceRevoked; a backend's test
-// harness implements it (on a wrapper, not in the backend's API). Without
-// it that case is skipped.
-type DevicePutter interface {
-	PutDevice(ctx context.Context, d store.Device) error
-}
-
 // Run runs the contract suite. newStore must return a new, empty store
 // each time it is called; it is called from parallel subtests, once per
 // subtest, and should register its own cleanup (integrity check, Close) on
@@ -43,6 +34,10 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 	t.Run("Token", func(t *testing.T) { testToken(t, newStore) })
 	t.Run("Device", func(t *testing.T) { testDevice(t, newStore) })
 	t.Run("Certificate", func(t *testing.T) { testCertificate(t, newStore) })
+	t.Run("Revoke", func(t *testing.T) { testRevoke(t, newStore) })
+	t.Run("RevokeConcurrent", func(t *testing.T) { testRevokeConcurrent(t, newStore) })
+	t.Run("ResetDevice", func(t *testing.T) { testResetDevice(t, newStore) })
+	t.Run("ListRevocations", func(t *testing.T) { testListRevocations(t, newStore) })
 	t.Run("Audit", func(t *testing.T) { testAudit(t, newStore) })
 	t.Run("NextCounter", func(t *testing.T) { testNextCounter(t, newStore) })
 	t.Run("Meta", func(t *testing.T) { testMeta(t, newStore) })
@@ -137,10 +132,11 @@ var cmpOpts = cmp.Options{
 // store's sentinels: a refused argument.
 var errAny = errors.New("any error but a sentinel")
 
-// conditions are the condition errors of Issue.
+// conditions are the condition errors of Issue, Revoke and ResetDevice.
 var conditions = []error{
 	store.ErrTokenExpired, store.ErrTokenUsedUp, store.ErrTokenRevoked, store.ErrDeviceExists,
-	store.ErrDeviceRevoked, store.ErrTooManyCertificates, store.ErrKeyInUse,
+	store.ErrDeviceRevoked, store.ErrTooManyCertificates, store.ErrKeyInUse, store.ErrKeyBlocked,
+	store.ErrAlreadyRevoked, store.ErrNotRevoked,
 }
 
 // checkErr reports unless err is what want asks for: nil, errAny, or an
@@ -253,15 +249,45 @@ func (f fixture) audit() []store.AuditEvent {
 	return es
 }
 
+func (f fixture) revoke(r store.RevokeRequest) []store.Revocation {
+	f.t.Helper()
+	es, err := f.s.Revoke(f.ctx, r)
+	if err != nil {
+		f.t.Fatalf("Revoke(%s) error = %v, want nil", revokeTarget(r), err)
+	}
+	return es
+}
+
+func (f fixture) revocations() []store.Revocation {
+	f.t.Helper()
+	es, err := f.s.ListRevocations(f.ctx, 0, store.MaxRevocationLimit)
+	if err != nil {
+		f.t.Fatalf("ListRevocations(0) error = %v, want nil", err)
+	}
+	return es
+}
+
+func (f fixture) blocked(k store.KeyHash) bool {
+	f.t.Helper()
+	b, err := f.s.KeyBlocked(f.ctx, k)
+	if err != nil {
+		f.t.Fatalf("KeyBlocked(%x) error = %v, want nil", k[:4], err)
+	}
+	return b
+}
+
 // snapshot is everything a store shows of its records (for stores of fewer
 // than store.MaxPageLimit records of each kind).
 type snapshot struct {
-	Devices []store.Device
-	Certs   []store.Certificate
-	Tokens  []store.Token
-	Audit   []store.AuditEvent
+	Devices     []store.Device
+	Certs       []store.Certificate
+	Tokens      []store.Token
+	Audit       []store.AuditEvent
+	Revocations []store.Revocation
 	// Owners maps the keys asked about to their device ("" for none).
 	Owners map[store.KeyHash]string
+	// Blocked maps the keys asked about to KeyBlocked.
+	Blocked map[store.KeyHash]bool
 }
 
 func (f fixture) snapshot(keys ...store.KeyHash) snapshot {
@@ -277,13 +303,16 @@ func (f fixture) snapshot(keys ...store.KeyHash) snapshot {
 	}
 	s.Certs = f.certs("")
 	s.Audit = f.audit()
+	s.Revocations = f.revocations()
 	s.Owners = make(map[store.KeyHash]string)
+	s.Blocked = make(map[store.KeyHash]bool)
 	for _, k := range keys {
 		owner, err := f.s.KeyOwner(f.ctx, k)
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			f.t.Fatalf("KeyOwner(%x) error = %v, want nil or ErrNotFound", k[:4], err)
 		}
 		s.Owners[k] = owner
+		s.Blocked[k] = f.blocked(k)
 	}
 	return s
 }
