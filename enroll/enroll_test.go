@@ -219,6 +219,41 @@ func TestEnrollKeyInUse(t *testing.T) {
 	}
 }
 
+// TestEnrollRevokedDeviceAndBlockedKey: a revoked device cannot enroll
+// until it is reset, and a key blocked by keyCompromise is refused for any
+// device, both without burning the token.
+func TestEnrollRevokedDeviceAndBlockedKey(t *testing.T) {
+	f := newFixture(t, Config{})
+	first, _ := f.token(t, TokenRequest{DeviceID: "dev-r"})
+	_, key := newCSR(t, "dev-r")
+	if _, err := f.svc.Enroll(t.Context(), string(first), csrFor(t, key, "dev-r")); err != nil {
+		t.Fatal(err)
+	}
+	now := f.clock.Now()
+	if _, err := f.store.Revoke(t.Context(), store.RevokeRequest{DeviceID: "dev-r", At: now, Reason: 1, BlockKeys: true,
+		Audit: store.AuditEvent{Time: now, Action: "device.revoke", Actor: "admin"}}); err != nil {
+		t.Fatal(err)
+	}
+	again, _ := f.token(t, TokenRequest{DeviceID: "dev-r"})
+	fresh, _ := newCSR(t, "dev-r")
+	if _, err := f.svc.Enroll(t.Context(), string(again), fresh); kindOf(err) != fault.Forbidden {
+		t.Errorf("revoked device enrolls: kind = %v (err %v), want Forbidden", kindOf(err), err)
+	}
+	other, _ := f.token(t, TokenRequest{DeviceID: "dev-s"})
+	if _, err := f.svc.Enroll(t.Context(), string(other), csrFor(t, key, "dev-s")); kindOf(err) != fault.Forbidden {
+		t.Errorf("blocked key for another device: kind = %v (err %v), want Forbidden", kindOf(err), err)
+	}
+	if f.spent(t, again) != 0 || f.spent(t, other) != 0 {
+		t.Error("a refusal burnt a token")
+	}
+	if _, err := f.store.ResetDevice(t.Context(), "dev-r", now, store.AuditEvent{Time: now, Action: "device.reset", Actor: "admin"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.Enroll(t.Context(), string(again), fresh); err != nil {
+		t.Errorf("after reset, with a new key: %v", err)
+	}
+}
+
 // TestEnrollConcurrentOneUse races 32 enrollments on a 1-use token: exactly
 // one certificate, 31 refusals, one device, one audit row.
 func TestEnrollConcurrentOneUse(t *testing.T) {

@@ -280,6 +280,9 @@ func (s *Service) issueError(err error, t store.Token, id DeviceID, now time.Tim
 	case errors.Is(err, store.ErrTooManyCertificates):
 		return fault.Wrap(err, fault.Conflict, fmt.Sprintf("device %q already has %d live certificates, the most allowed", id, s.cfg.MaxActiveCertificates),
 			"revoke one of them, let one expire, or raise enroll.max_active_certificates")
+	case errors.Is(err, store.ErrKeyBlocked):
+		return fault.Wrap(err, fault.Forbidden, "the CSR's public key was reported compromised and is blocked",
+			"generate a new key pair on this device")
 	case errors.Is(err, store.ErrKeyInUse):
 		return fault.Wrap(err, fault.Conflict, "the CSR's public key is already certified for another device",
 			"generate a new key pair on this device; every device needs its own key")
