@@ -58,6 +58,8 @@ type Authority struct {
 	now     func() time.Time
 	log     *slog.Logger
 
+	issuerIDs []issuerID // the intermediate's OCSP CertID hashes (MatchesIssuer)
+
 	rootKey     keyRef
 	rootKeyHere bool
 	password    []byte
@@ -151,6 +153,10 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Authority, error) {
 	}
 	a.profile, err = newProfile(cfg, baseURL, deps.TrustDomain, inter, signer.Public())
 	if err != nil {
+		_ = a.Close()
+		return nil, err
+	}
+	if a.issuerIDs, err = newIssuerIDs(inter); err != nil {
 		_ = a.Close()
 		return nil, err
 	}

@@ -19,6 +19,25 @@
 // CRL distribution point on the HTTP listener's public URL. GenerateKey
 // makes keys of the supported KeyTypes.
 //
+// # Revocation
+//
+// Package revocation decides what CRLs and OCSP responses say; ca signs
+// them. SignCRL signs the device CRL (the intermediate's, served at
+// PublicURL+"/crl") from a CRLTemplate: number, thisUpdate, nextUpdate
+// and the entries, which x509.CreateRevocationList encodes in the order
+// given without a copy. SignRootCRL signs the root's CRL over
+// intermediates (PublicURL+"/root.crl") with the root key. Both write the
+// authority key identifier and CRL number and no issuing distribution
+// point: an IDP would make OpenSSL, BoringSSL and rustls-webpki refuse
+// the CRL for certificates whose distribution point URL differs from it.
+//
+// NewOCSPResponder issues a short-lived delegated OCSP responder
+// certificate (RFC 6960 §4.2.2.2: id-kp-OCSPSigning, id-pkix-ocsp-nocheck)
+// for a fresh P-256 key; its Sign turns an ocsp.Response template into a
+// signed response that embeds that certificate. MatchesIssuer tells
+// whether an OCSP request's CertID names the intermediate, from hashes
+// computed in New.
+//
 // # What it must not do
 //
 // ca signs what it is asked to: whether a device may have a certificate,
@@ -32,10 +51,14 @@
 // Anything the caller or operator can fix is a *fault.Error (package
 // internal/fault): Malformed for bad configuration or input, NotFound for
 // missing files, Unavailable for an encrypted key without a password, an
-// offline root key or an expired intermediate, Unauthorized for a wrong
+// offline root key (SignRootCRL says to run `fleetca crl sign-root` where
+// the key is), an expired intermediate or an OCSP responder certificate
+// that is not valid at signing time, Unauthorized for a wrong
 // password, BadKey for a key type that cannot be certified, Conflict when
-// Init finds a CA already there. Everything else is internal, wrapped with
-// %w.
+// Init finds a CA already there. A CRL or OCSP template that breaks the
+// documented rules (a missing serial, a reason code of 7, a thisUpdate
+// after producedAt, ...) is Malformed: a bug in the caller. Everything else
+// is internal, wrapped with %w.
 //
 // # Invariants
 //
@@ -45,13 +68,24 @@
 //     intermediate chains to the root at New's time.
 //   - Key files are mode 0600, in a 0700 directory.
 //   - The root key is never loaded to issue: only RootSigner loads it, on
-//     first use.
+//     first use, for SignRootCRL and new intermediates.
+//   - CRLs are complete, direct v2 CRLs with an AKI and a CRL number; an
+//     entry of reason unspecified has no reason code extension (RFC 5280
+//     §5.3.1). No template is changed, and CRL entries are never copied.
+//   - The OCSP responder key exists only in memory; its certificate never
+//     outlives the intermediate and carries no OCSP or CRL URL.
+//   - Clocks: CRL and OCSP dates are the template's; an OCSP response's
+//     producedAt defaults to Deps.Now, never the wall clock.
 //
 // # Caveats
 //
 // x509.CreateCertificate verifies every signature it makes, so each
-// issued certificate costs one signature and one verification. The
-// OCSP responder key, CRLs and OCSP responses are not here yet. A PKCS#11
+// issued certificate costs one signature and one verification; CRLs and
+// OCSP responses are signed without that check. OCSPResponder.Sign
+// writes the response itself (with cryptobyte) rather than calling
+// golang.org/x/crypto/ocsp.CreateResponse, which takes producedAt from
+// time.Now truncated to the minute; its ResponseData is otherwise the
+// same, byte for byte. Sign takes no context: it does no I/O. A PKCS#11
 // or other non-soft KMS works only in a binary that registers it with
 // go.step.sm/crypto/kms; this package registers softkms only.
 package ca
