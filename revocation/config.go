@@ -1,0 +1,82 @@
+package revocation
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/fleetca/fleetca/internal/fault"
+)
+
+// Config is the revocation section of fleetca.yaml. Zero values mean the
+// defaults.
+type Config struct {
+	// CRLValidity is a device CRL's nextUpdate minus thisUpdate. Default
+	// 24h; range 10m..720h. A new CRL is published after every revocation
+	// and at the latest when half of this has passed.
+	CRLValidity time.Duration `yaml:"crl_validity"`
+	// CRLPublishDelay coalesces revocations: a CRL is built at most this
+	// long after the first revocation it has not yet listed. Default 200ms;
+	// range 0..1s.
+	CRLPublishDelay time.Duration `yaml:"crl_publish_delay"`
+	// RootCRLValidity is the root CRL's validity when this server signs it
+	// (the root key is present), and the default of 'fleetca crl
+	// sign-root'. Default 720h; range 1h..8760h.
+	RootCRLValidity time.Duration `yaml:"root_crl_validity"`
+	// OCSPValidity is an OCSP response's nextUpdate minus thisUpdate
+	// (RFC 5019 §4: what caches may keep). Cached responses are re-signed
+	// once half of it has passed. Default 1h; range 1m..168h.
+	OCSPValidity time.Duration `yaml:"ocsp_validity"`
+	// ResponderValidity is the lifetime of the delegated OCSP responder
+	// certificate, renewed at two thirds. Default 72h; range 1h..720h.
+	ResponderValidity time.Duration `yaml:"ocsp_responder_validity"`
+	// OCSPCacheEntries bounds the pre-signed response cache. Default
+	// 1000000; range 1000..100000000.
+	OCSPCacheEntries int `yaml:"ocsp_cache_entries"`
+}
+
+// WithDefaults returns a copy of c with zero fields set to the defaults.
+func (c Config) WithDefaults() Config {
+	if c.CRLValidity == 0 {
+		c.CRLValidity = 24 * time.Hour
+	}
+	if c.CRLPublishDelay == 0 {
+		c.CRLPublishDelay = 200 * time.Millisecond
+	}
+	if c.RootCRLValidity == 0 {
+		c.RootCRLValidity = 720 * time.Hour
+	}
+	if c.OCSPValidity == 0 {
+		c.OCSPValidity = time.Hour
+	}
+	if c.ResponderValidity == 0 {
+		c.ResponderValidity = 72 * time.Hour
+	}
+	if c.OCSPCacheEntries == 0 {
+		c.OCSPCacheEntries = 1_000_000
+	}
+	return c
+}
+
+// Validate checks a Config that WithDefaults filled. It changes nothing.
+func (c Config) Validate() error {
+	type rng struct {
+		key       string
+		v, lo, hi time.Duration
+	}
+	for _, r := range []rng{
+		{"crl_validity", c.CRLValidity, 10 * time.Minute, 720 * time.Hour},
+		{"crl_publish_delay", c.CRLPublishDelay, 0, time.Second},
+		{"root_crl_validity", c.RootCRLValidity, time.Hour, 8760 * time.Hour},
+		{"ocsp_validity", c.OCSPValidity, time.Minute, 168 * time.Hour},
+		{"ocsp_responder_validity", c.ResponderValidity, time.Hour, 720 * time.Hour},
+	} {
+		if r.v < r.lo || r.v > r.hi {
+			return fault.New(fault.Malformed, fmt.Sprintf("revocation.%s is %s, outside %s..%s", r.key, r.v, r.lo, r.hi),
+				"set it in that range in fleetca.yaml")
+		}
+	}
+	if c.OCSPCacheEntries < 1000 || c.OCSPCacheEntries > 100_000_000 {
+		return fault.New(fault.Malformed, fmt.Sprintf("revocation.ocsp_cache_entries is %d, outside 1000..100000000", c.OCSPCacheEntries), "")
+	}
+	return nil
+}

@@ -1,0 +1,242 @@
+package revocation
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math/big"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/fleetca/fleetca/ca"
+	"github.com/fleetca/fleetca/internal/fault"
+)
+
+// Published is a signed CRL ready to serve.
+type Published struct {
+	DER, PEM               []byte
+	Number                 *big.Int
+	ThisUpdate, NextUpdate time.Time
+	Entries                int
+	// ETag is a strong validator for conditional GETs.
+	ETag string
+}
+
+func newPublished(der []byte, number *big.Int, thisUpdate, nextUpdate time.Time, entries int) *Published {
+	return &Published{
+		DER: der, PEM: pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: der}),
+		Number: number, ThisUpdate: thisUpdate, NextUpdate: nextUpdate, Entries: entries,
+		ETag: `"` + number.Text(16) + `"`,
+	}
+}
+
+// CRL returns the current device CRL.
+func (s *Service) CRL() *Published { return s.crl.Load() }
+
+// RootCRL returns the current root CRL, or a fault.Unavailable saying why
+// there is none (the root key is offline and no usable root.crl exists).
+func (s *Service) RootCRL() (*Published, error) {
+	p := s.rootCRL.Load()
+	if p == nil || !s.now().Before(p.NextUpdate) {
+		return nil, fault.New(fault.Unavailable, "this server has no current root CRL",
+			"run 'fleetca crl sign-root' where the root key is and copy root.crl into the data directory")
+	}
+	return p, nil
+}
+
+// crlNumberCounter is the store counter of device CRL numbers: they only
+// grow, across restarts too (RFC 5280 §5.2.3).
+const crlNumberCounter = "crl_number"
+
+// publishCRL signs a new device CRL over every revoked certificate that has
+// not expired yet (expired ones leave the CRL, and the index).
+func (s *Service) publishCRL(ctx context.Context) error {
+	start := s.now()
+	now := start.UTC().Truncate(time.Second)
+	s.mu.Lock()
+	kept := s.entries[:0]
+	for _, e := range s.entries {
+		if e.notAfter.After(now) {
+			kept = append(kept, e)
+		}
+	}
+	if len(kept) != len(s.entries) {
+		clear(s.entries[len(kept):])
+		s.entries = kept
+		clear(s.index)
+		for i, e := range s.entries {
+			s.index[string(e.entry.SerialNumber.Bytes())] = i
+		}
+	}
+	list := make([]x509.RevocationListEntry, len(s.entries))
+	for i, e := range s.entries {
+		list[i] = e.entry
+	}
+	s.mu.Unlock()
+	n, err := s.deps.Store.NextCounter(ctx, crlNumberCounter)
+	if err != nil {
+		return fmt.Errorf("next CRL number: %w", err)
+	}
+	number := new(big.Int).SetUint64(n)
+	next := now.Add(s.cfg.CRLValidity)
+	der, err := s.deps.CA.SignCRL(ctx, ca.CRLTemplate{Number: number, ThisUpdate: now, NextUpdate: next, Entries: list})
+	if err != nil {
+		return fmt.Errorf("sign CRL %d: %w", n, err)
+	}
+	s.crl.Store(newPublished(der, number, now, next, len(list)))
+	s.m.crlNumber.Set(float64(n))
+	s.m.crlEntries.Set(float64(len(list)))
+	s.m.crlBuild.Observe(s.now().Sub(start).Seconds())
+	s.log.InfoContext(ctx, "CRL published", "number", n, "entries", len(list), "bytes", len(der), "next_update", next)
+	return nil
+}
+
+// crlLoop publishes a new CRL CRLPublishDelay after a revocation (several
+// revocations in that window share one CRL), and at the latest when half
+// of the current CRL's validity has passed. A failure is retried in 5 s.
+func (s *Service) crlLoop(ctx context.Context) error {
+	for {
+		cur := s.crl.Load()
+		refresh := cur.ThisUpdate.Add(s.cfg.CRLValidity / 2).Sub(s.now())
+		t := time.NewTimer(max(refresh, 0))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-s.kick:
+			t.Stop()
+			if err := sleep(ctx, s.cfg.CRLPublishDelay); err != nil {
+				return err
+			}
+		case <-t.C:
+		}
+		for {
+			err := s.publishCRL(ctx)
+			if err == nil {
+				break
+			}
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			s.log.ErrorContext(ctx, "CRL publication failed; retrying", "err", err, "current_next_update", s.crl.Load().NextUpdate)
+			if err := sleep(ctx, 5*time.Second); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// SignRootCRL signs a root CRL (no intermediates revoked) valid for the
+// given time, numbered by its thisUpdate in Unix seconds so that numbers
+// grow without a shared counter (the root key may live on another machine).
+func SignRootCRL(ctx context.Context, signer interface {
+	SignRootCRL(context.Context, ca.CRLTemplate) ([]byte, error)
+}, now time.Time, validity time.Duration) ([]byte, error) {
+	now = now.UTC().Truncate(time.Second)
+	return signer.SignRootCRL(ctx, ca.CRLTemplate{Number: big.NewInt(now.Unix()), ThisUpdate: now, NextUpdate: now.Add(validity)})
+}
+
+// refreshRootCRL signs a fresh root CRL when the root key is here and half
+// of the current one's validity has passed, writing it to RootCRLPath; or,
+// without the root key, (re)reads RootCRLPath. It warns when the root CRL
+// will run out within a quarter of its validity.
+func (s *Service) refreshRootCRL(ctx context.Context) error {
+	now := s.now()
+	if s.deps.CA.HasRootKey() {
+		if cur := s.rootCRL.Load(); cur != nil && now.Before(cur.ThisUpdate.Add(cur.NextUpdate.Sub(cur.ThisUpdate)/2)) {
+			return nil
+		}
+		der, err := SignRootCRL(ctx, s.deps.CA, now, s.cfg.RootCRLValidity)
+		if err != nil {
+			return err
+		}
+		p, err := s.parseRootCRL(der)
+		if err != nil {
+			return err
+		}
+		if s.deps.RootCRLPath != "" {
+			if err := writeFileAtomic(s.deps.RootCRLPath, der); err != nil {
+				return err
+			}
+		}
+		s.rootCRL.Store(p)
+		s.log.InfoContext(ctx, "root CRL published", "number", p.Number.String(), "next_update", p.NextUpdate)
+		return nil
+	}
+	if s.deps.RootCRLPath == "" {
+		return errors.New("the root key is offline and no root CRL file is configured")
+	}
+	der, err := os.ReadFile(s.deps.RootCRLPath)
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("the root key is offline and %s does not exist: run 'fleetca crl sign-root'", s.deps.RootCRLPath)
+	}
+	if err != nil {
+		return fmt.Errorf("read root CRL: %w", err)
+	}
+	p, err := s.parseRootCRL(der)
+	if err != nil {
+		return fmt.Errorf("%s: %w", s.deps.RootCRLPath, err)
+	}
+	if cur := s.rootCRL.Load(); cur == nil || p.Number.Cmp(cur.Number) > 0 {
+		s.rootCRL.Store(p)
+	}
+	cur := s.rootCRL.Load()
+	left := cur.NextUpdate.Sub(now)
+	switch {
+	case left <= 0:
+		return fmt.Errorf("the root CRL expired at %s: run 'fleetca crl sign-root' where the root key is", cur.NextUpdate.Format(time.RFC3339))
+	case left < cur.NextUpdate.Sub(cur.ThisUpdate)/4:
+		s.log.WarnContext(ctx, "the root CRL runs out soon; sign a new one with 'fleetca crl sign-root' where the root key is",
+			"next_update", cur.NextUpdate, "left", left.Round(time.Minute).String())
+	}
+	return nil
+}
+
+// parseRootCRL checks a root CRL against the root.
+func (s *Service) parseRootCRL(der []byte) (*Published, error) {
+	crl, err := ParseCRL(der, s.deps.CA.Root())
+	if err != nil {
+		return nil, err
+	}
+	if block, _ := pem.Decode(der); block != nil {
+		der = block.Bytes
+	}
+	return newPublished(der, crl.Number, crl.ThisUpdate, crl.NextUpdate, crl.Len()), nil
+}
+
+// rootCRLLoop refreshes the root CRL every minute (cheap when nothing is due).
+func (s *Service) rootCRLLoop(ctx context.Context) error {
+	for {
+		if err := sleep(ctx, time.Minute); err != nil {
+			return err
+		}
+		if err := s.refreshRootCRL(ctx); err != nil {
+			s.log.ErrorContext(ctx, "root CRL", "err", err)
+		}
+	}
+}
+
+// writeFileAtomic writes b to path through a temporary file and a rename.
+func writeFileAtomic(path string, b []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp)
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := errors.Join(f.Chmod(0o644), f.Sync(), f.Close()); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}

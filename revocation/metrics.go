@@ -1,0 +1,35 @@
+package revocation
+
+import (
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the Service's collectors.
+type metrics struct {
+	revocations prometheus.Counter
+	crlNumber   prometheus.Gauge
+	crlEntries  prometheus.Gauge
+	crlBuild    prometheus.Histogram
+	ocsp        *prometheus.CounterVec
+}
+
+func (m *metrics) register(r prometheus.Registerer) error {
+	m.revocations = prometheus.NewCounter(prometheus.CounterOpts{Name: "fleetca_revocation_certificates_revoked_total", Help: "Certificates revoked."})
+	m.crlNumber = prometheus.NewGauge(prometheus.GaugeOpts{Name: "fleetca_revocation_crl_number", Help: "Number of the device CRL being served."})
+	m.crlEntries = prometheus.NewGauge(prometheus.GaugeOpts{Name: "fleetca_revocation_crl_entries", Help: "Entries on the device CRL being served."})
+	m.crlBuild = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "fleetca_revocation_crl_build_seconds", Help: "Time to build and sign a device CRL.",
+		Buckets: prometheus.ExponentialBuckets(0.001, 4, 8)})
+	m.ocsp = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fleetca_revocation_ocsp_responses_total",
+		Help: "OCSP responses by status and cache outcome."}, []string{"status", "cache"})
+	if r == nil {
+		return nil
+	}
+	for _, c := range []prometheus.Collector{m.revocations, m.crlNumber, m.crlEntries, m.crlBuild, m.ocsp} {
+		if err := r.Register(c); err != nil {
+			return fmt.Errorf("register revocation metrics: %w", err)
+		}
+	}
+	return nil
+}

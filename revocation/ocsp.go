@@ -1,0 +1,240 @@
+package revocation
+
+import (
+	"context"
+	"crypto"
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"errors"
+	"fmt"
+	"math/big"
+	"time"
+
+	"golang.org/x/crypto/ocsp"
+
+	"github.com/fleetca/fleetca/store"
+)
+
+// oidNonce is id-pkix-ocsp-nonce (RFC 6960 §4.4.1).
+var oidNonce = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 48, 1, 2}
+
+// maxNonceLen bounds an echoed nonce (RFC 8954 §2.1 allows 1 to 32 octets;
+// we echo up to 128 for older clients).
+const maxNonceLen = 128
+
+// ocspEntry is a signed response in the cache.
+type ocspEntry struct {
+	der                    []byte
+	thisUpdate, nextUpdate time.Time
+	status                 int
+}
+
+// OCSPAnswer is what to send for an OCSP request.
+type OCSPAnswer struct {
+	// DER is the OCSPResponse: a signed one, or an error status
+	// (malformedRequest, unauthorized) that is not signed (RFC 6960 §2.3).
+	DER []byte
+	// Status is ocsp.Good, ocsp.Revoked or ocsp.Unknown for a signed
+	// answer, -1 for an error status.
+	Status int
+	// ThisUpdate and NextUpdate of a signed answer; Cacheable is false when
+	// the answer echoes a nonce (RFC 5019 §6.2 caching applies otherwise).
+	ThisUpdate, NextUpdate time.Time
+	Cacheable              bool
+}
+
+// ocspRequest is the part of an OCSPRequest (RFC 6960 §4.1.1) that
+// x/crypto/ocsp does not expose: the request extensions, for the nonce.
+type ocspRequest struct {
+	TBS struct {
+		Version       int           `asn1:"explicit,tag:0,default:0,optional"`
+		RequestorName asn1.RawValue `asn1:"explicit,tag:1,optional"`
+		RequestList   []asn1.RawValue
+		Extensions    []pkix.Extension `asn1:"explicit,tag:2,optional"`
+	}
+	Signature asn1.RawValue `asn1:"explicit,tag:0,optional"`
+}
+
+// ParseOCSPRequest parses an OCSP request and its nonce extension, if any.
+// It returns an error for anything that is not a well-formed request for
+// exactly one certificate.
+func ParseOCSPRequest(der []byte) (*ocsp.Request, []byte, error) {
+	req, err := ocsp.ParseRequest(der)
+	if err != nil {
+		return nil, nil, fmt.Errorf("parse OCSP request: %w", err)
+	}
+	var raw ocspRequest
+	if rest, err := asn1.Unmarshal(der, &raw); err != nil || len(rest) != 0 {
+		return nil, nil, errors.New("parse OCSP request extensions")
+	}
+	if len(raw.TBS.RequestList) != 1 {
+		return nil, nil, fmt.Errorf("the OCSP request asks about %d certificates; fleetca answers one per request (RFC 5019 §2.1.1)", len(raw.TBS.RequestList))
+	}
+	if req.SerialNumber == nil || req.SerialNumber.Sign() <= 0 {
+		return nil, nil, errors.New("the OCSP request has no positive serial number")
+	}
+	for _, ext := range raw.TBS.Extensions {
+		if !ext.Id.Equal(oidNonce) {
+			continue
+		}
+		var nonce []byte
+		if rest, err := asn1.Unmarshal(ext.Value, &nonce); err != nil || len(rest) != 0 || len(nonce) == 0 || len(nonce) > maxNonceLen {
+			return nil, nil, errors.New("the OCSP nonce is not an OCTET STRING of 1 to 128 octets")
+		}
+		return req, ext.Value, nil
+	}
+	return req, nil, nil
+}
+
+// RespondOCSP answers an OCSP request (RFC 6960, RFC 5019 profile): good
+// for a certificate this CA issued and has not revoked, revoked with time
+// and reason, unknown for a serial it never issued, the unauthorized
+// status for another issuer's certificate, malformedRequest for garbage. A
+// nonce is echoed. Answers without a nonce come from the cache while at
+// least half their validity remains; a revocation replaces them. It returns
+// an error only for internal failures.
+func (s *Service) RespondOCSP(ctx context.Context, der []byte) (*OCSPAnswer, error) {
+	req, nonce, err := ParseOCSPRequest(der)
+	if err != nil {
+		s.m.ocsp.WithLabelValues("malformed", "none").Inc()
+		return &OCSPAnswer{DER: ocsp.MalformedRequestErrorResponse, Status: -1}, nil
+	}
+	if !s.deps.CA.MatchesIssuer(req) {
+		s.m.ocsp.WithLabelValues("unauthorized", "none").Inc()
+		return &OCSPAnswer{DER: ocsp.UnauthorizedErrorResponse, Status: -1}, nil
+	}
+	key := cacheKey(req.HashAlgorithm, req.SerialNumber)
+	now := s.now()
+	if nonce == nil {
+		s.mu.RLock()
+		e := s.cache[key]
+		s.mu.RUnlock()
+		if e != nil && now.Before(e.thisUpdate.Add(s.cfg.OCSPValidity/2)) && !now.Before(e.thisUpdate) {
+			s.m.ocsp.WithLabelValues(statusName(e.status), "hit").Inc()
+			return &OCSPAnswer{DER: e.der, Status: e.status, ThisUpdate: e.thisUpdate, NextUpdate: e.nextUpdate, Cacheable: true}, nil
+		}
+	}
+	status, revokedAt, reason, err := s.statusOf(ctx, req.SerialNumber)
+	if err != nil {
+		return nil, err
+	}
+	e, err := s.signEntry(req.HashAlgorithm, status, req.SerialNumber, revokedAt, reason, now, nonce)
+	if err != nil {
+		return nil, err
+	}
+	cacheable := nonce == nil
+	if cacheable && status != ocsp.Unknown {
+		s.mu.Lock()
+		// A revocation that landed while this was signed wins: never
+		// replace a revoked answer with a good one.
+		if _, revoked := s.index[string(req.SerialNumber.Bytes())]; status == ocsp.Revoked || !revoked {
+			if len(s.cache) >= s.cfg.OCSPCacheEntries {
+				for k := range s.cache { // evict one arbitrary entry
+					delete(s.cache, k)
+					break
+				}
+			}
+			s.cache[key] = e
+		}
+		s.mu.Unlock()
+	}
+	s.m.ocsp.WithLabelValues(statusName(status), "miss").Inc()
+	return &OCSPAnswer{DER: e.der, Status: status, ThisUpdate: e.thisUpdate, NextUpdate: e.nextUpdate, Cacheable: cacheable}, nil
+}
+
+// statusOf looks a serial up: the revoked index first, then the store.
+func (s *Service) statusOf(ctx context.Context, serial *big.Int) (status int, revokedAt time.Time, reason int, err error) {
+	s.mu.RLock()
+	i, ok := s.index[string(serial.Bytes())]
+	var e indexed
+	if ok {
+		e = s.entries[i]
+	}
+	s.mu.RUnlock()
+	if ok {
+		return ocsp.Revoked, e.entry.RevocationTime, e.entry.ReasonCode, nil
+	}
+	cert, err := s.deps.Store.GetCertificate(ctx, serial)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return ocsp.Unknown, time.Time{}, 0, nil
+	case err != nil:
+		return 0, time.Time{}, 0, fmt.Errorf("OCSP lookup %s: %w", serial.Text(16), err)
+	case !cert.RevokedAt.IsZero():
+		return ocsp.Revoked, cert.RevokedAt, cert.Reason, nil
+	}
+	return ocsp.Good, time.Time{}, 0, nil
+}
+
+// cacheHashes are the CertID hash algorithms a cached response may be for
+// (RFC 6960 §4.1.1): the response's CertID must match the request's.
+var cacheHashes = []crypto.Hash{crypto.SHA1, crypto.SHA256, crypto.SHA384, crypto.SHA512}
+
+// cacheKey names a cached response: the CertID hash and the serial.
+func cacheKey(h crypto.Hash, serial *big.Int) string {
+	return string(rune(h)) + string(serial.Bytes())
+}
+
+// signEntry signs a response for a CertID hashed with h, with the current
+// delegated responder.
+func (s *Service) signEntry(h crypto.Hash, status int, serial *big.Int, revokedAt time.Time, reason int, now time.Time, nonce []byte) (*ocspEntry, error) {
+	this := now.UTC().Truncate(time.Second)
+	tmpl := ocsp.Response{
+		Status: status, SerialNumber: serial, ThisUpdate: this, NextUpdate: this.Add(s.cfg.OCSPValidity),
+		RevokedAt: revokedAt, RevocationReason: reason, IssuerHash: h, ProducedAt: this,
+	}
+	if nonce != nil {
+		tmpl.ExtraExtensions = []pkix.Extension{{Id: oidNonce, Value: nonce}}
+	}
+	der, err := s.responder.Load().Sign(tmpl)
+	if err != nil {
+		return nil, fmt.Errorf("sign OCSP response for %s: %w", serial.Text(16), err)
+	}
+	return &ocspEntry{der: der, thisUpdate: tmpl.ThisUpdate, nextUpdate: tmpl.NextUpdate, status: status}, nil
+}
+
+// renewResponder issues a new delegated responder certificate and key.
+func (s *Service) renewResponder(ctx context.Context) error {
+	r, err := s.deps.CA.NewOCSPResponder(ctx, s.cfg.ResponderValidity)
+	if err != nil {
+		return fmt.Errorf("issue OCSP responder certificate: %w", err)
+	}
+	s.responder.Store(r)
+	s.log.InfoContext(ctx, "OCSP responder certificate issued", "serial", r.Certificate().SerialNumber.Text(16), "not_after", r.NotAfter())
+	return nil
+}
+
+// responderLoop renews the responder certificate at two thirds of its
+// lifetime (cached responses it signed stay valid: they expire long
+// before it does); failures are retried every minute.
+func (s *Service) responderLoop(ctx context.Context) error {
+	for {
+		c := s.responder.Load().Certificate()
+		due := c.NotBefore.Add(c.NotAfter.Sub(c.NotBefore) * 2 / 3)
+		if err := sleep(ctx, due.Sub(s.now())); err != nil {
+			return err
+		}
+		for {
+			err := s.renewResponder(ctx)
+			if err == nil {
+				break
+			}
+			s.log.ErrorContext(ctx, "OCSP responder renewal failed; retrying", "err", err)
+			if err := sleep(ctx, time.Minute); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+func statusName(status int) string {
+	switch status {
+	case ocsp.Good:
+		return "good"
+	case ocsp.Revoked:
+		return "revoked"
+	case ocsp.Unknown:
+		return "unknown"
+	}
+	return "error"
+}

@@ -1,0 +1,280 @@
+package revocation
+
+import (
+	"context"
+	"crypto"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/big"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/crypto/ocsp"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/fleetca/fleetca/ca"
+	"github.com/fleetca/fleetca/internal/fault"
+	"github.com/fleetca/fleetca/store"
+)
+
+// Store is what the Service needs of the store.
+type Store interface {
+	Revoke(ctx context.Context, r store.RevokeRequest) ([]store.Revocation, error)
+	ResetDevice(ctx context.Context, id string, at time.Time, audit store.AuditEvent) (store.Device, error)
+	ListRevocations(ctx context.Context, afterSeq uint64, limit int) ([]store.Revocation, error)
+	GetCertificate(ctx context.Context, serial *big.Int) (store.Certificate, error)
+	NextCounter(ctx context.Context, name string) (uint64, error)
+}
+
+// Signer signs CRLs and OCSP responses; *ca.Authority is one.
+type Signer interface {
+	Root() *x509.Certificate
+	Intermediate() *x509.Certificate
+	HasRootKey() bool
+	SignCRL(ctx context.Context, tmpl ca.CRLTemplate) ([]byte, error)
+	SignRootCRL(ctx context.Context, tmpl ca.CRLTemplate) ([]byte, error)
+	NewOCSPResponder(ctx context.Context, validity time.Duration) (*ca.OCSPResponder, error)
+	MatchesIssuer(req *ocsp.Request) bool
+}
+
+// Deps are the Service's collaborators.
+type Deps struct {
+	Store Store
+	CA    Signer
+	// RootCRLPath is the file the root CRL is kept in (DIR/root.crl): the
+	// server writes it when it holds the root key, and reads it otherwise.
+	RootCRLPath string
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Logger; nil discards.
+	Logger *slog.Logger
+	// Metrics registers the Service's collectors; nil registers none.
+	Metrics prometheus.Registerer
+}
+
+// Service revokes certificates and devices, and keeps the CRLs and OCSP
+// responses current. It is safe for concurrent use.
+type Service struct {
+	cfg  Config
+	deps Deps
+	now  func() time.Time
+	log  *slog.Logger
+
+	// mu guards the revoked index and the OCSP cache together, so that a
+	// revocation replaces a cached good response atomically.
+	mu      sync.RWMutex
+	index   map[string]int // serial bytes -> position in entries
+	entries []indexed
+	cache   map[string]*ocspEntry
+
+	crl       atomic.Pointer[Published]
+	rootCRL   atomic.Pointer[Published]
+	responder atomic.Pointer[ca.OCSPResponder]
+	kick      chan struct{}
+
+	m metrics
+}
+
+// indexed is a revoked certificate as the CRL lists it.
+type indexed struct {
+	entry    x509.RevocationListEntry
+	notAfter time.Time
+}
+
+// New loads the revocation log, issues an OCSP responder certificate and
+// publishes the first CRLs. Call Run to keep them current.
+func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if deps.Store == nil || deps.CA == nil {
+		return nil, errors.New("revocation.New: Store and CA are required")
+	}
+	s := &Service{cfg: cfg, deps: deps, now: deps.Now, log: deps.Logger,
+		index: map[string]int{}, cache: map[string]*ocspEntry{}, kick: make(chan struct{}, 1)}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if err := s.m.register(deps.Metrics); err != nil {
+		return nil, err
+	}
+	if err := s.load(ctx); err != nil {
+		return nil, err
+	}
+	if err := s.renewResponder(ctx); err != nil {
+		return nil, err
+	}
+	if err := s.publishCRL(ctx); err != nil {
+		return nil, err
+	}
+	if err := s.refreshRootCRL(ctx); err != nil {
+		s.log.ErrorContext(ctx, "no usable root CRL", "err", err)
+	}
+	return s, nil
+}
+
+// load reads the whole revocation log into the index.
+func (s *Service) load(ctx context.Context) error {
+	const page = 100_000
+	var after uint64
+	for {
+		revs, err := s.deps.Store.ListRevocations(ctx, after, page)
+		if err != nil {
+			return fmt.Errorf("load revocations: %w", err)
+		}
+		s.addLocked(revs)
+		if len(revs) < page {
+			return nil
+		}
+		after = revs[len(revs)-1].Seq
+	}
+}
+
+// addLocked adds log entries to the index; the caller holds mu or owns s.
+func (s *Service) addLocked(revs []store.Revocation) {
+	for _, r := range revs {
+		key := string(r.Serial.Bytes())
+		if _, ok := s.index[key]; ok {
+			continue
+		}
+		s.index[key] = len(s.entries)
+		s.entries = append(s.entries, indexed{
+			entry:    x509.RevocationListEntry{SerialNumber: r.Serial, RevocationTime: r.RevokedAt, ReasonCode: r.Reason},
+			notAfter: r.NotAfter,
+		})
+	}
+}
+
+// RevokeRequest names what to revoke: a certificate by Serial or a device
+// by DeviceID.
+type RevokeRequest struct {
+	Serial   *big.Int
+	DeviceID string
+	Reason   Reason
+}
+
+// Revoke revokes a certificate or a device, durably and audited, then
+// replaces the cached OCSP responses of what it revoked before it returns
+// (so the very next OCSP request reads revoked) and schedules a new CRL
+// within Config.CRLPublishDelay. keyCompromise also blocks the keys.
+// Revoking a device revokes its live certificates and refuses its
+// enrollment until ResetDevice. Errors: fault.NotFound, fault.AlreadyRevoked
+// (harmless: nothing changed), fault.Malformed.
+func (s *Service) Revoke(ctx context.Context, req RevokeRequest) ([]store.Revocation, error) {
+	if (req.Serial == nil) == (req.DeviceID == "") {
+		return nil, fault.New(fault.Malformed, "revoke names a certificate serial or a device ID, exactly one", "pass --serial HEX or --device-id ID")
+	}
+	if _, ok := reasonNames[req.Reason]; !ok || req.Reason == RemoveFromCRL {
+		return nil, fault.New(fault.Malformed, fmt.Sprintf("revocation reason %d is not allowed", req.Reason), "use an RFC 5280 reason name")
+	}
+	at := s.now().UTC().Truncate(time.Second)
+	what, action := "", ""
+	audit := store.AuditEvent{Time: at, Actor: "admin", Detail: "reason=" + req.Reason.String(), DeviceID: req.DeviceID}
+	if req.Serial != nil {
+		what, action = "certificate "+req.Serial.Text(16), "certificate.revoke"
+		audit.Serial = req.Serial.Text(16)
+	} else {
+		what, action = fmt.Sprintf("device %q", req.DeviceID), "device.revoke"
+	}
+	audit.Action = action
+	revs, err := s.deps.Store.Revoke(ctx, store.RevokeRequest{Serial: req.Serial, DeviceID: req.DeviceID, At: at,
+		Reason: int(req.Reason), BlockKeys: req.Reason == KeyCompromise, Audit: audit})
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return nil, fault.Wrap(err, fault.NotFound, "no "+what+" is known to this CA", "list them with 'fleetca certs list' or 'fleetca devices list'")
+	case errors.Is(err, store.ErrAlreadyRevoked):
+		return nil, fault.Wrap(err, fault.AlreadyRevoked, what+" was already revoked; nothing changed", "")
+	case err != nil:
+		return nil, fmt.Errorf("revoke %s: %w", what, err)
+	}
+	s.applyRevocations(ctx, revs)
+	s.log.InfoContext(ctx, "revoked", "what", what, "reason", req.Reason.String(), "certificates", len(revs))
+	return revs, nil
+}
+
+// applyRevocations indexes revocations, replaces their OCSP responses and
+// asks for a new CRL. The SHA-1 CertID answer (what openssl and most
+// clients ask with) is signed now; answers for other CertID hashes are
+// dropped and signed, revoked, on their next request.
+func (s *Service) applyRevocations(ctx context.Context, revs []store.Revocation) {
+	if len(revs) == 0 {
+		return
+	}
+	now := s.now()
+	signed := make([]*ocspEntry, len(revs))
+	for i, r := range revs {
+		e, err := s.signEntry(crypto.SHA1, ocsp.Revoked, r.Serial, r.RevokedAt, r.Reason, now, nil)
+		if err != nil {
+			// The revocation is durable; the next request signs from the index.
+			s.log.ErrorContext(ctx, "pre-sign revoked OCSP response", "serial", r.Serial.Text(16), "err", err)
+		}
+		signed[i] = e
+	}
+	s.mu.Lock()
+	s.addLocked(revs)
+	for i, r := range revs {
+		for _, h := range cacheHashes {
+			delete(s.cache, cacheKey(h, r.Serial))
+		}
+		if signed[i] != nil {
+			s.cache[cacheKey(crypto.SHA1, r.Serial)] = signed[i]
+		}
+	}
+	s.mu.Unlock()
+	s.m.revocations.Add(float64(len(revs)))
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+// ResetDevice lets a revoked device enroll again. fault.NotFound for an
+// unknown device, fault.Conflict if it is not revoked.
+func (s *Service) ResetDevice(ctx context.Context, id string) (store.Device, error) {
+	at := s.now().UTC()
+	d, err := s.deps.Store.ResetDevice(ctx, id, at, store.AuditEvent{Time: at, Action: "device.reset", Actor: "admin", DeviceID: id})
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return d, fault.Wrap(err, fault.NotFound, fmt.Sprintf("no device has ID %q", id), "list devices with 'fleetca devices list'")
+	case errors.Is(err, store.ErrNotRevoked):
+		return d, fault.Wrap(err, fault.Conflict, fmt.Sprintf("device %q is not revoked", id), "only a revoked device needs a reset")
+	case err != nil:
+		return d, fmt.Errorf("reset device %q: %w", id, err)
+	}
+	s.log.InfoContext(ctx, "device reset", "device_id", id)
+	return d, nil
+}
+
+// Run keeps the device CRL, the root CRL and the OCSP responder current
+// until ctx ends.
+func (s *Service) Run(ctx context.Context) error {
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return s.crlLoop(ctx) })
+	g.Go(func() error { return s.responderLoop(ctx) })
+	g.Go(func() error { return s.rootCRLLoop(ctx) })
+	err := g.Wait()
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}
+
+// sleep waits d or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(max(d, 0))
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
