@@ -1,0 +1,334 @@
+package main
+
+// In-process tests of the CLI: run(ctx, args, env) with buffers, and
+// runServe on loopback listeners the test opens.
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/hex"
+	"flag"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/fleetca/fleetca/internal/testenv"
+)
+
+var update = flag.Bool("update", false, "rewrite cmd/fleetca/testdata/*.golden from the current output")
+
+// cliResult is what an in-process run left.
+type cliResult struct {
+	stdout, stderr string
+	code           int
+}
+
+// runCLI runs the command line in-process; vars is the whole environment.
+func runCLI(t *testing.T, vars map[string]string, args ...string) cliResult {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	code := run(t.Context(), args, env{stdout: &stdout, stderr: &stderr, stdin: strings.NewReader(""),
+		getenv: func(k string) string { return vars[k] }})
+	return cliResult{stdout: stdout.String(), stderr: stderr.String(), code: code}
+}
+
+// wantOneLine checks an error's CLI output: exit code, nothing on stdout,
+// one line "fleetca: ..." on stderr.
+func wantOneLine(t *testing.T, what string, r cliResult, code int) {
+	t.Helper()
+	if r.code != code {
+		t.Errorf("%s: exit %d, want %d; stderr: %q", what, r.code, code, r.stderr)
+	}
+	if !strings.HasPrefix(r.stderr, "fleetca: ") || strings.Count(r.stderr, "\n") != 1 || !strings.HasSuffix(r.stderr, "\n") {
+		t.Errorf("%s: stderr = %q, want one line \"fleetca: ...\"", what, r.stderr)
+	}
+	if r.stdout != "" {
+		t.Errorf("%s: stdout = %q, want nothing", what, r.stdout)
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "ca")
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string // in the error line
+	}{
+		{"init without --dir", []string{"init", "--name", "X", "--no-password"}, "--dir"},
+		{"init without --name", []string{"init", "--dir", dir, "--no-password"}, "--name"},
+		{"token create with an ID and a pattern", []string{"token", "create", "--device-id", "a", "--device-pattern", "b*"}, "exactly one"},
+		{"token create with neither", []string{"token", "create"}, "exactly one"},
+		{"unknown flag", []string{"init", "--bogus"}, "--bogus"},
+		{"unknown subcommand", []string{"frobnicate"}, "frobnicate"},
+		{"devices show without an ID", []string{"devices", "show"}, "arg"},
+		{"enroll without --ca", []string{"enroll", "--token", "t", "--key", "k", "--cert", "c"}, "--ca"},
+		{"enroll with --csr and --key", []string{"enroll", "--ca", "https://127.0.0.1:1", "--fingerprint", "00", "--token", "t",
+			"--csr", "c.csr", "--key", "k", "--cert", "c"}, "--key"},
+		{"enroll with a short fingerprint", []string{"enroll", "--ca", "https://127.0.0.1:1", "--fingerprint", "abcd", "--token", "t",
+			"--key", filepath.Join(dir, "k"), "--cert", filepath.Join(dir, "c")}, "64 hex digits"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := runCLI(t, nil, tc.args...)
+			wantOneLine(t, "fleetca "+strings.Join(tc.args, " "), r, exitUsage)
+			if !strings.Contains(r.stderr, tc.want) {
+				t.Errorf("stderr = %q, want it to mention %q", r.stderr, tc.want)
+			}
+		})
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("after usage errors, stat %s: %v, want it not to exist", dir, err)
+	}
+}
+
+// initArgs are the flags of a CA on kernel-chosen loopback ports.
+func initArgs(dir string, extra ...string) []string {
+	return append([]string{"init", "--dir", dir, "--name", "CLI Test", "--https-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"}, extra...)
+}
+
+func TestInitNeedsAPasswordChoice(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "ca")
+	r := runCLI(t, nil, initArgs(dir)...)
+	wantOneLine(t, "init with no password choice", r, exitUsage)
+	if !strings.Contains(r.stderr, "--no-password") || !strings.Contains(r.stderr, "FLEETCA_PASSWORD") {
+		t.Errorf("stderr = %q, want it to name --password-file, FLEETCA_PASSWORD and --no-password", r.stderr)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("after a refused init, stat %s: %v, want it not to exist", dir, err)
+	}
+}
+
+func TestInitRefusesReadablePasswordFile(t *testing.T) {
+	t.Parallel()
+	base := t.TempDir()
+	pw := filepath.Join(base, "password")
+	if err := os.WriteFile(pw, []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(pw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(base, "ca")
+	r := runCLI(t, nil, initArgs(dir, "--password-file", pw)...)
+	wantOneLine(t, "init --password-file (mode 0644)", r, exitError)
+	if !strings.Contains(r.stderr, "chmod 600") {
+		t.Errorf("stderr = %q, want the hint chmod 600", r.stderr)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("after a refused init, stat %s: %v, want it not to exist", dir, err)
+	}
+}
+
+func TestInitTwiceKeepsTheFirstCA(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "ca")
+	if r := runCLI(t, nil, initArgs(dir, "--no-password")...); r.code != exitOK {
+		t.Fatalf("first init: exit %d, want 0; stderr: %q", r.code, r.stderr)
+	}
+	files := []string{"root.pem", "intermediate.pem", "fleetca.yaml", "admin-token", "secrets/root.key", "secrets/intermediate.key"}
+	before := map[string]string{}
+	for _, name := range files {
+		before[name] = readFile(t, filepath.Join(dir, name))
+	}
+	fingerprint := fileFingerprint(t, filepath.Join(dir, "root.pem"))
+
+	r := runCLI(t, nil, "init", "--dir", dir, "--name", "Other", "--no-password", "--https-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0")
+	wantOneLine(t, "second init", r, exitError)
+	for _, name := range files {
+		if got := readFile(t, filepath.Join(dir, name)); got != before[name] {
+			t.Errorf("second init changed %s", name)
+		}
+	}
+	if got := fileFingerprint(t, filepath.Join(dir, "root.pem")); got != fingerprint {
+		t.Errorf("root fingerprint after a second init = %s, want %s", got, fingerprint)
+	}
+}
+
+// startInProcess runs runServe on fresh loopback listeners and returns its
+// URLs once ready, and a stop function that returns runServe's error.
+func startInProcess(t *testing.T, dir string, vars map[string]string) (httpsURL, httpURL string, stop func() error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	type urls struct{ https, http string }
+	ready := make(chan urls, 1)
+	errc := make(chan error, 1)
+	var stderr lockedBuffer
+	go func() {
+		errc <- runServe(ctx, env{stdout: io.Discard, stderr: &stderr, stdin: strings.NewReader(""), getenv: func(k string) string { return vars[k] }},
+			serveOptions{dir: dir, httpsListener: testenv.Listen(t), httpListener: testenv.Listen(t),
+				ready: func(hs, h string) { ready <- urls{hs, h} }})
+	}()
+	select {
+	case u := <-ready:
+		return u.https, u.http, func() error {
+			cancel()
+			return <-errc
+		}
+	case err := <-errc:
+		cancel()
+		t.Fatalf("runServe returned before it was ready: %v; stderr:\n%s", err, stderr.String())
+	case <-time.After(startTimeout):
+		cancel()
+		t.Fatalf("runServe was not ready within %s; stderr:\n%s", startTimeout, stderr.String())
+	}
+	return "", "", nil
+}
+
+// serveError runs runServe and returns the error it stops with; a server
+// that starts instead fails the test.
+func serveError(t *testing.T, dir string, vars map[string]string) error {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	started := false
+	err := runServe(ctx, env{stdout: io.Discard, stderr: io.Discard, stdin: strings.NewReader(""), getenv: func(k string) string { return vars[k] }},
+		serveOptions{dir: dir, httpsListener: testenv.Listen(t), httpListener: testenv.Listen(t),
+			ready: func(string, string) { started = true; cancel() }})
+	if started || err == nil {
+		t.Fatalf("runServe started (error %v), want it to refuse", err)
+	}
+	return err
+}
+
+func TestEncryptedKeys(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "ca")
+	pw := map[string]string{"FLEETCA_PASSWORD": "correct horse battery staple"}
+	if r := runCLI(t, pw, initArgs(dir)...); r.code != exitOK {
+		t.Fatalf("init with FLEETCA_PASSWORD: exit %d, want 0; stderr: %q", r.code, r.stderr)
+	}
+	keys, err := filepath.Glob(filepath.Join(dir, "secrets", "*.key"))
+	if err != nil || len(keys) != 2 {
+		t.Fatalf("secrets/*.key = %v (%v), want the root and intermediate keys", keys, err)
+	}
+	for _, k := range keys {
+		if got := readFile(t, k); !strings.Contains(got, "-----BEGIN ENCRYPTED PRIVATE KEY-----") {
+			t.Errorf("%s does not hold an ENCRYPTED PRIVATE KEY:\n%s", filepath.Base(k), got)
+		}
+	}
+
+	line := oneLine(serveError(t, dir, nil))
+	if strings.Contains(line, "\n") || !strings.Contains(line, "FLEETCA_PASSWORD") {
+		t.Errorf("serve without the password: error %q, want one line naming FLEETCA_PASSWORD", line)
+	}
+
+	httpsURL, httpURL, stop := startInProcess(t, dir, pw)
+	pool, err := readRoots(filepath.Join(dir, "root.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, Timeout: cmdTimeout}
+	for _, u := range []string{httpsURL + "/healthz", httpURL + "/healthz", httpURL + "/roots.pem"} {
+		req, err := http.NewRequestWithContext(t.Context(), "GET", u, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatalf("GET %s: %v", u, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("GET %s: status %d, want 200", u, resp.StatusCode)
+		}
+	}
+	tr.CloseIdleConnections()
+	if err := stop(); err != nil {
+		t.Errorf("runServe after cancel: %v, want nil", err)
+	}
+}
+
+func TestServeRefusesUnknownConfigKey(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "ca")
+	if r := runCLI(t, nil, initArgs(dir, "--no-password")...); r.code != exitOK {
+		t.Fatalf("init: exit %d, want 0; stderr: %q", r.code, r.stderr)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, "fleetca.yaml"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString("bogus_key: 1\n"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	line := oneLine(serveError(t, dir, nil))
+	if strings.Contains(line, "\n") || !strings.Contains(line, "bogus_key") {
+		t.Errorf("serve with bogus_key in fleetca.yaml: error %q, want one line naming bogus_key", line)
+	}
+	// The admin commands read the same file, just as strictly.
+	r := runCLI(t, nil, "devices", "list", "--dir", dir)
+	wantOneLine(t, "devices list with bogus_key in fleetca.yaml", r, exitError)
+	if !strings.Contains(r.stderr, "bogus_key") {
+		t.Errorf("devices list stderr = %q, want it to name bogus_key", r.stderr)
+	}
+}
+
+func TestInitPrintsTheRootFingerprint(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "ca")
+	r := runCLI(t, nil, initArgs(dir, "--no-password")...)
+	if r.code != exitOK {
+		t.Fatalf("init: exit %d, want 0; stderr: %q", r.code, r.stderr)
+	}
+	root := readCerts(t, filepath.Join(dir, "root.pem"))[0]
+	sum := sha256.Sum256(root.Raw)
+	if want := hex.EncodeToString(sum[:]); !strings.Contains(r.stdout, want) {
+		t.Errorf("init stdout = %q, want the root's SHA-256 %s", r.stdout, want)
+	}
+	st, err := os.Stat(filepath.Join(dir, "admin-token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode().Perm() != 0o600 {
+		t.Errorf("admin-token mode = %04o, want 0600", st.Mode().Perm())
+	}
+}
+
+func TestHelpGolden(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		args []string
+	}{
+		{"help", []string{"--help"}},
+		{"enroll-help", []string{"enroll", "--help"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := runCLI(t, nil, tc.args...)
+			if r.code != exitOK || r.stderr != "" {
+				t.Fatalf("fleetca %s: exit %d, stderr %q, want 0 and nothing", strings.Join(tc.args, " "), r.code, r.stderr)
+			}
+			golden := filepath.Join("testdata", tc.name+".golden")
+			if *update {
+				if err := os.MkdirAll("testdata", 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(golden, []byte(r.stdout), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (run go test ./cmd/fleetca -run TestHelpGolden -update to create it)", err)
+			}
+			if diff := cmp.Diff(string(want), r.stdout); diff != "" {
+				t.Errorf("fleetca %s output differs from %s (-want +got):\n%s\nIf the change is intended, run go test ./cmd/fleetca -run TestHelpGolden -update and review the diff.",
+					strings.Join(tc.args, " "), golden, diff)
+			}
+		})
+	}
+}
