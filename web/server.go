@@ -74,9 +74,12 @@ type Records interface {
 
 // Deps are the Server's collaborators.
 type Deps struct {
-	Enroll  Enroller
-	CA      Authority
-	Records Records
+	Enroll     Enroller
+	CA         Authority
+	Records    Records
+	Revocation Revoker
+	// Now is the clock (for cache lifetimes); nil means time.Now.
+	Now func() time.Time
 	// Ready reports whether the service can take requests (for /healthz);
 	// nil means always.
 	Ready func(ctx context.Context) error
@@ -93,6 +96,7 @@ type Server struct {
 	cfg      Config
 	deps     Deps
 	log      *slog.Logger
+	now      func() time.Time
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
 	https    *echo.Echo
@@ -105,10 +109,13 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if deps.Enroll == nil || deps.CA == nil || deps.Records == nil {
-		return nil, errors.New("web.New: Enroll, CA and Records are required")
+	if deps.Enroll == nil || deps.CA == nil || deps.Records == nil || deps.Revocation == nil {
+		return nil, errors.New("web.New: Enroll, CA, Records and Revocation are required")
 	}
-	s := &Server{cfg: cfg, deps: deps, log: deps.Logger}
+	s := &Server{cfg: cfg, deps: deps, log: deps.Logger, now: deps.Now}
+	if s.now == nil {
+		s.now = time.Now
+	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -191,10 +198,18 @@ func (s *Server) routes() {
 	admin.GET("/certificates", s.listCertificates)
 	admin.GET("/certificates/:serial", s.getCertificate)
 	admin.GET("/audit", s.listAudit)
+	admin.POST("/certificates/:serial/revoke", s.revoke)
+	admin.POST("/devices/:id/revoke", s.revoke)
+	admin.POST("/devices/:id/reset", s.resetDevice)
 
 	s.http.GET("/roots.pem", s.rootsPEM)
 	s.http.GET("/chain.pem", s.chainPEM)
 	s.http.GET("/intermediate.crt", s.intermediateDER)
+	s.http.GET("/crl", s.crlDER)
+	s.http.GET("/crl.pem", s.crlPEM)
+	s.http.GET("/root.crl", s.rootCRL)
+	s.http.POST("/ocsp", s.ocspPost)
+	s.http.GET("/ocsp/*", s.ocspGet)
 	if s.deps.Gatherer != nil {
 		s.http.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(s.deps.Gatherer, promhttp.HandlerOpts{})))
 	}
@@ -227,7 +242,11 @@ func (s *Server) intermediateDER(c echo.Context) error {
 
 // readBody reads the request body through the size limit.
 func (s *Server) readBody(c echo.Context) ([]byte, error) {
-	limit := s.cfg.MaxBodyBytes
+	return s.readLimited(c, s.cfg.MaxBodyBytes)
+}
+
+// readLimited reads a request body of at most limit bytes.
+func (s *Server) readLimited(c echo.Context, limit int64) ([]byte, error) {
 	if c.Request().ContentLength > limit {
 		return nil, tooLarge(limit)
 	}
@@ -244,7 +263,7 @@ func (s *Server) readBody(c echo.Context) ([]byte, error) {
 
 func tooLarge(limit int64) error {
 	return fault.New(fault.TooLarge, fmt.Sprintf("the request body is larger than %d bytes", limit),
-		"send one PEM CSR; fleetca CSRs are under 16 KiB")
+		"send one request; a CSR from fleetca or openssl is under 16 KiB")
 }
 
 // jsonEncode writes v as JSON.

@@ -26,6 +26,7 @@ import (
 	"github.com/fleetca/fleetca/ca"
 	"github.com/fleetca/fleetca/enroll"
 	"github.com/fleetca/fleetca/internal/fault"
+	"github.com/fleetca/fleetca/revocation"
 	"github.com/fleetca/fleetca/store"
 	"github.com/fleetca/fleetca/store/boltstore"
 )
@@ -57,6 +58,7 @@ type fixture struct {
 	admin  string
 	reg    *prometheus.Registry
 	authty *ca.Authority
+	rev    *revocation.Service
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -80,11 +82,16 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := New(Config{}, Deps{Enroll: svc, CA: authority, Records: st, Metrics: reg, Gatherer: reg})
+	rev, err := revocation.New(t.Context(), revocation.Config{}, revocation.Deps{Store: st, CA: authority,
+		RootCRLPath: filepath.Join(t.TempDir(), "root.crl"), Now: now, Metrics: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &fixture{srv: srv, svc: svc, store: st, admin: string(admin), reg: reg, authty: authority}
+	srv, err := New(Config{}, Deps{Enroll: svc, CA: authority, Records: st, Revocation: rev, Now: now, Metrics: reg, Gatherer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &fixture{srv: srv, svc: svc, store: st, admin: string(admin), reg: reg, authty: authority, rev: rev}
 }
 
 func (f *fixture) token(t *testing.T, id string) string {

@@ -17,6 +17,7 @@ import (
 	"github.com/fleetca/fleetca/ca"
 	"github.com/fleetca/fleetca/enroll"
 	"github.com/fleetca/fleetca/internal/fault"
+	"github.com/fleetca/fleetca/revocation"
 	"github.com/fleetca/fleetca/web"
 )
 
@@ -31,12 +32,13 @@ type fileConfig struct {
 	TrustDomain string `yaml:"trust_domain"`
 	// PasswordFile holds the password of the encrypted CA keys (mode 0600);
 	// "" means FLEETCA_PASSWORD or unencrypted keys.
-	PasswordFile string        `yaml:"password_file"`
-	Server       serverConfig  `yaml:"server"`
-	Store        storeConfig   `yaml:"store"`
-	CA           ca.Config     `yaml:"ca"`
-	Enroll       enroll.Config `yaml:"enroll"`
-	Web          web.Config    `yaml:"web"`
+	PasswordFile string            `yaml:"password_file"`
+	Server       serverConfig      `yaml:"server"`
+	Store        storeConfig       `yaml:"store"`
+	CA           ca.Config         `yaml:"ca"`
+	Enroll       enroll.Config     `yaml:"enroll"`
+	Revocation   revocation.Config `yaml:"revocation"`
+	Web          web.Config        `yaml:"web"`
 }
 
 // serverConfig is the server section.
@@ -84,6 +86,7 @@ func (c fileConfig) withDefaults() fileConfig {
 	c.Enroll = c.Enroll.WithDefaults()
 	c.Enroll.TrustDomain = c.TrustDomain
 	c.Web = c.Web.WithDefaults()
+	c.Revocation = c.Revocation.WithDefaults()
 	return c
 }
 
@@ -101,6 +104,9 @@ func (c fileConfig) validate() error {
 		return err
 	}
 	if err := c.Enroll.Validate(); err != nil {
+		return err
+	}
+	if err := c.Revocation.Validate(); err != nil {
 		return err
 	}
 	return c.Web.Validate()
@@ -121,11 +127,30 @@ func loadConfig(dir string) (fileConfig, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
 	if err := dec.Decode(&c); err != nil {
-		return c, fault.Wrap(err, fault.Malformed, fmt.Sprintf("%s: %s", filepath.Join(dir, configName), strings.ReplaceAll(err.Error(), "\n", "; ")),
+		return c, fault.Wrap(err, fault.Malformed, fmt.Sprintf("%s: %s", filepath.Join(dir, configName), yamlError(err)),
 			"fix or remove that key; see the README for every key")
 	}
 	c = c.withDefaults()
 	return c, c.validate()
+}
+
+// yamlError renders a YAML decoding error as one line without Go type
+// names: "line 50: unknown key bogus_key".
+func yamlError(err error) string {
+	var te *yaml.TypeError
+	if !errors.As(err, &te) {
+		return strings.ReplaceAll(err.Error(), "\n", "; ")
+	}
+	msgs := make([]string, len(te.Errors))
+	for i, m := range te.Errors {
+		if before, after, ok := strings.Cut(m, ": field "); ok {
+			if name, _, ok := strings.Cut(after, " not found"); ok {
+				m = before + ": unknown key " + name
+			}
+		}
+		msgs[i] = m
+	}
+	return strings.Join(msgs, "; ")
 }
 
 // configTemplate is what init writes: every key, with what it means.
@@ -174,6 +199,20 @@ enroll:
   max_token_ttl: {{printf "%q" .Enroll.MaxTokenTTL.String}}
   # Most uses one token may be given (1..10000000).
   max_token_uses: {{.Enroll.MaxTokenUses}}
+
+revocation:
+  # Device CRL lifetime (nextUpdate - thisUpdate); a new one is published after each revocation (10m..720h).
+  crl_validity: {{printf "%q" .Revocation.CRLValidity.String}}
+  # Revocations within this window share one new CRL (0..1s).
+  crl_publish_delay: {{printf "%q" .Revocation.CRLPublishDelay.String}}
+  # Root CRL lifetime when signed here or by 'fleetca crl sign-root' (1h..8760h).
+  root_crl_validity: {{printf "%q" .Revocation.RootCRLValidity.String}}
+  # OCSP response lifetime; cached answers are re-signed at half of it (1m..168h).
+  ocsp_validity: {{printf "%q" .Revocation.OCSPValidity.String}}
+  # Lifetime of the delegated OCSP responder certificate, renewed at two thirds (1h..720h).
+  ocsp_responder_validity: {{printf "%q" .Revocation.ResponderValidity.String}}
+  # Most OCSP answers kept pre-signed in memory (1000..100000000).
+  ocsp_cache_entries: {{.Revocation.OCSPCacheEntries}}
 
 web:
   # Largest request body accepted (1024..1048576).

@@ -30,7 +30,7 @@ type certJSON struct {
 func newDevicesCmd(e env) *cobra.Command {
 	var a adminFlags
 	var asJSON bool
-	cmd := &cobra.Command{Use: "devices", Short: "List and show enrolled devices"}
+	cmd := &cobra.Command{Use: "devices", Short: "List, show and reset enrolled devices"}
 	a.register(cmd)
 	cmd.PersistentFlags().BoolVar(&asJSON, "json", false, "print JSON")
 	cmd.AddCommand(&cobra.Command{
@@ -84,6 +84,22 @@ func newDevicesCmd(e env) *cobra.Command {
 			}
 			fmt.Fprintf(e.stdout, "device:   %s\nstatus:   %s\nenrolled: %s\nupdated:  %s\n", d.ID, d.Status, d.CreatedAt, d.UpdatedAt)
 			return printCerts(e, d.Certificates)
+		},
+	}, &cobra.Command{
+		Use:   "reset ID",
+		Short: "Let a revoked device enroll again (its revoked certificates stay revoked)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.client(e)
+			if err != nil {
+				return err
+			}
+			var d deviceJSON
+			if err := c.do(cmd.Context(), "POST", "/v1/admin/devices/"+url.PathEscape(args[0])+"/reset", nil, &d); err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stdout, "device %s is %s again; it may enroll with a new token\n", d.ID, d.Status)
+			return nil
 		},
 	})
 	return cmd

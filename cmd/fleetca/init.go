@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -96,7 +97,13 @@ func runInit(cmd *cobra.Command, e env, o initOptions) error {
 	if err := cfg.validate(); err != nil {
 		return err
 	}
-	res, err := ca.Init(ctx, ca.InitOptions{Dir: o.dir, Name: o.name, KeyType: o.keyType, Password: o.password, PublicURL: cfg.Server.PublicURL, Now: now})
+	// The intermediate names the root CRL's URL; a port the kernel will
+	// choose at serve time (":0") is no URL, so leave it out then.
+	crlBase := cfg.Server.PublicURL
+	if u, err := url.Parse(crlBase); err != nil || u.Port() == "0" {
+		crlBase = ""
+	}
+	res, err := ca.Init(ctx, ca.InitOptions{Dir: o.dir, Name: o.name, KeyType: o.keyType, Password: o.password, PublicURL: crlBase, Now: now})
 	if err != nil {
 		return err
 	}
@@ -117,6 +124,9 @@ func runInit(cmd *cobra.Command, e env, o initOptions) error {
 	}
 	svc, err := enroll.New(cfg.Enroll, enroll.Deps{Store: st, CA: authority})
 	if err != nil {
+		return err
+	}
+	if err := writeRootCRL(cmd, o.dir, authority, cfg.Revocation.RootCRLValidity); err != nil {
 		return err
 	}
 	token, err := svc.MintAdminToken(ctx)

@@ -21,6 +21,7 @@ import (
 
 	"github.com/fleetca/fleetca/ca"
 	"github.com/fleetca/fleetca/enroll"
+	"github.com/fleetca/fleetca/revocation"
 	"github.com/fleetca/fleetca/store/boltstore"
 	"github.com/fleetca/fleetca/web"
 )
@@ -29,7 +30,7 @@ func newServeCmd(e env) *cobra.Command {
 	var o serveOptions
 	cmd := &cobra.Command{
 		Use:   "serve --dir DIR",
-		Short: "Run the CA: HTTPS (enrollment, admin API) and HTTP (CA certificates)",
+		Short: "Run the CA: HTTPS (enrollment, admin API) and HTTP (CA certificates, CRLs, OCSP)",
 		Long: `serve runs the CA from DIR until it gets SIGINT or SIGTERM, then drains
 requests under way and stops. It logs JSON lines to stderr.`,
 		Args: cobra.NoArgs,
@@ -122,7 +123,13 @@ func runServe(ctx context.Context, e env, o serveOptions) error {
 	if err != nil {
 		return err
 	}
-	srv, err := web.New(cfg.Web, web.Deps{Enroll: svc, CA: authority, Records: st, Logger: logger, Metrics: reg, Gatherer: reg,
+	revSvc, err := revocation.New(ctx, cfg.Revocation, revocation.Deps{Store: st, CA: authority,
+		RootCRLPath: filepath.Join(o.dir, rootCRLName), Now: now, Logger: logger, Metrics: reg})
+	if err != nil {
+		return err
+	}
+	srv, err := web.New(cfg.Web, web.Deps{Enroll: svc, CA: authority, Records: st, Revocation: revSvc, Now: now,
+		Logger: logger, Metrics: reg, Gatherer: reg,
 		Ready: func(ctx context.Context) error { _, err := st.GetMeta(ctx, "admin_token_sha256"); return err }})
 	if err != nil {
 		return err
@@ -153,6 +160,7 @@ func runServe(ctx context.Context, e env, o serveOptions) error {
 		}
 		return nil
 	})
+	g.Go(func() error { return revSvc.Run(gctx) })
 	logger.Info("listening", "https", httpsURL, "http", httpURL, "public_url", cfg.Server.PublicURL)
 	printBanner(e.stderr, e.prog, o.dir, cfg, authority.RootFingerprint(), httpsURL, httpURL)
 	if o.ready != nil {
@@ -222,7 +230,7 @@ func printBanner(w io.Writer, prog, dir string, cfg fileConfig, fingerprint, htt
 	fmt.Fprintf(w, `
 fleetca is serving CA %[1]q from %[2]s
   HTTPS (enrollment, admin API): %[3]s
-  HTTP  (CA certificates):       %[4]s
+  HTTP  (CA certs, CRL, OCSP):   %[4]s
   root certificate:              %[5]s
   root SHA-256 fingerprint:      %[6]s
   admin token:                   %[7]s

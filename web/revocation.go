@@ -1,0 +1,174 @@
+package web
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"golang.org/x/crypto/ocsp"
+
+	"github.com/fleetca/fleetca/revocation"
+	"github.com/fleetca/fleetca/store"
+)
+
+// Revoker is the revocation service as web uses it; *revocation.Service is one.
+type Revoker interface {
+	Revoke(ctx context.Context, req revocation.RevokeRequest) ([]store.Revocation, error)
+	ResetDevice(ctx context.Context, id string) (store.Device, error)
+	CRL() *revocation.Published
+	RootCRL() (*revocation.Published, error)
+	RespondOCSP(ctx context.Context, der []byte) (*revocation.OCSPAnswer, error)
+}
+
+// maxOCSPRequest bounds an OCSP request body or GET path (a request for one
+// certificate with a nonce is well under 1 KiB).
+const maxOCSPRequest = 4 << 10
+
+// revocationJSON is one revoked certificate in an admin answer.
+type revocationJSON struct {
+	Serial    string `json:"serial"`
+	DeviceID  string `json:"device_id"`
+	RevokedAt string `json:"revoked_at"`
+	Reason    string `json:"reason"`
+}
+
+// revoke handles POST /v1/admin/certificates/{serial}/revoke and
+// POST /v1/admin/devices/{id}/revoke with an optional {"reason": "..."}.
+func (s *Server) revoke(c echo.Context) error {
+	var body struct {
+		Reason string `json:"reason"`
+	}
+	if c.Request().ContentLength != 0 {
+		if err := s.decodeJSON(c, &body); err != nil {
+			return err
+		}
+	}
+	reason, err := revocation.ParseReason(body.Reason)
+	if err != nil {
+		return err
+	}
+	req := revocation.RevokeRequest{Reason: reason}
+	if id := c.Param("id"); id != "" {
+		req.DeviceID = id
+		c.Set(ctxDeviceID, id)
+	} else {
+		if req.Serial, err = parseSerial(c.Param("serial")); err != nil {
+			return err
+		}
+	}
+	revs, err := s.deps.Revocation.Revoke(c.Request().Context(), req)
+	if err != nil {
+		return err
+	}
+	out := make([]revocationJSON, len(revs))
+	for i, r := range revs {
+		out[i] = revocationJSON{Serial: r.Serial.Text(16), DeviceID: r.DeviceID, RevokedAt: timeJSON(r.RevokedAt), Reason: revocation.Reason(r.Reason).String()}
+	}
+	return c.JSON(http.StatusOK, map[string]any{"revoked": out})
+}
+
+// resetDevice handles POST /v1/admin/devices/{id}/reset.
+func (s *Server) resetDevice(c echo.Context) error {
+	d, err := s.deps.Revocation.ResetDevice(c.Request().Context(), c.Param("id"))
+	if err != nil {
+		return err
+	}
+	c.Set(ctxDeviceID, d.ID)
+	return c.JSON(http.StatusOK, toDeviceJSON(d))
+}
+
+// serveCRL writes a CRL with validators for conditional GETs: ETag (the CRL
+// number) and Last-Modified (thisUpdate). Caches must revalidate, so that a
+// revocation reaches verifiers on their next poll.
+func serveCRL(c echo.Context, p *revocation.Published, body []byte, ctype string) error {
+	h := c.Response().Header()
+	h.Set("Content-Type", ctype)
+	h.Set("ETag", p.ETag)
+	h.Set("Cache-Control", "public, no-cache")
+	http.ServeContent(c.Response(), c.Request(), "", p.ThisUpdate, bytes.NewReader(body))
+	return nil
+}
+
+func (s *Server) crlDER(c echo.Context) error {
+	p := s.deps.Revocation.CRL()
+	return serveCRL(c, p, p.DER, "application/pkix-crl")
+}
+
+func (s *Server) crlPEM(c echo.Context) error {
+	p := s.deps.Revocation.CRL()
+	return serveCRL(c, p, p.PEM, "application/x-pem-file")
+}
+
+func (s *Server) rootCRL(c echo.Context) error {
+	p, err := s.deps.Revocation.RootCRL()
+	if err != nil {
+		return err
+	}
+	return serveCRL(c, p, p.DER, "application/pkix-crl")
+}
+
+// ocspPost handles POST /ocsp (RFC 6960 Appendix A.1).
+func (s *Server) ocspPost(c echo.Context) error {
+	if ct := c.Request().Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/ocsp-request") {
+		return s.writeOCSP(c, &revocation.OCSPAnswer{DER: ocsp.MalformedRequestErrorResponse, Status: -1})
+	}
+	body, err := s.readLimited(c, maxOCSPRequest)
+	if err != nil {
+		return err
+	}
+	return s.answerOCSP(c, body)
+}
+
+// ocspGet handles GET /ocsp/{base64 DER, URL-encoded} (RFC 5019 §5).
+func (s *Server) ocspGet(c echo.Context) error {
+	raw := strings.TrimPrefix(c.Request().URL.EscapedPath(), "/ocsp/")
+	if len(raw) > maxOCSPRequest {
+		return s.writeOCSP(c, &revocation.OCSPAnswer{DER: ocsp.MalformedRequestErrorResponse, Status: -1})
+	}
+	unescaped, err := url.PathUnescape(raw)
+	if err != nil {
+		return s.writeOCSP(c, &revocation.OCSPAnswer{DER: ocsp.MalformedRequestErrorResponse, Status: -1})
+	}
+	der, err := base64.StdEncoding.DecodeString(unescaped)
+	if err != nil {
+		if der, err = base64.RawURLEncoding.DecodeString(strings.TrimRight(unescaped, "=")); err != nil {
+			return s.writeOCSP(c, &revocation.OCSPAnswer{DER: ocsp.MalformedRequestErrorResponse, Status: -1})
+		}
+	}
+	return s.answerOCSP(c, der)
+}
+
+func (s *Server) answerOCSP(c echo.Context, der []byte) error {
+	ans, err := s.deps.Revocation.RespondOCSP(c.Request().Context(), der)
+	if err != nil {
+		s.log.ErrorContext(c.Request().Context(), "OCSP", "err", err, "request_id", c.Response().Header().Get(echo.HeaderXRequestID))
+		c.Response().Header().Set("Content-Type", "application/ocsp-response")
+		return c.Blob(http.StatusInternalServerError, "application/ocsp-response", ocsp.InternalErrorErrorResponse)
+	}
+	return s.writeOCSP(c, ans)
+}
+
+// writeOCSP sends an OCSP answer with the RFC 5019 §6.2 caching headers
+// when it may be cached.
+func (s *Server) writeOCSP(c echo.Context, ans *revocation.OCSPAnswer) error {
+	h := c.Response().Header()
+	if ans.Cacheable {
+		sum := sha256.Sum256(ans.DER)
+		maxAge := max(int64(ans.NextUpdate.Sub(s.now())/time.Second), 0)
+		h.Set("Last-Modified", ans.ThisUpdate.UTC().Format(http.TimeFormat))
+		h.Set("Expires", ans.NextUpdate.UTC().Format(http.TimeFormat))
+		h.Set("ETag", `"`+hex.EncodeToString(sum[:16])+`"`)
+		h.Set("Cache-Control", "max-age="+strconv.FormatInt(maxAge, 10)+", public, no-transform, must-revalidate")
+	} else {
+		h.Set("Cache-Control", "no-store")
+	}
+	return c.Blob(http.StatusOK, "application/ocsp-response", ans.DER)
+}

@@ -1,0 +1,157 @@
+package web
+
+import (
+	"crypto"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+
+	"golang.org/x/crypto/ocsp"
+)
+
+// enrolled enrolls a device through the handler and returns its certificate.
+func (f *fixture) enrolled(t *testing.T, id string) *x509.Certificate {
+	t.Helper()
+	rec := do(f.srv.HTTPSHandler(), "POST", "/v1/enroll", f.token(t, id), "application/x-pem-file", csrPEM(t, id))
+	if rec.Code != http.StatusCreated {
+		t.Fatalf("enroll %s: %d %s", id, rec.Code, rec.Body)
+	}
+	var out enrollResponse
+	json.Unmarshal(rec.Body.Bytes(), &out)
+	return pemCerts(t, out.Certificate)[0]
+}
+
+func (f *fixture) ocspStatus(t *testing.T, leaf *x509.Certificate, get bool) (int, *httptest.ResponseRecorder) {
+	t.Helper()
+	der, err := ocsp.CreateRequest(leaf, f.authty.Intermediate(), &ocsp.RequestOptions{Hash: crypto.SHA1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rec *httptest.ResponseRecorder
+	if get {
+		rec = do(f.srv.HTTPHandler(), "GET", "/ocsp/"+url.PathEscape(base64.StdEncoding.EncodeToString(der)), "", "", "")
+	} else {
+		rec = do(f.srv.HTTPHandler(), "POST", "/ocsp", "", "application/ocsp-request", string(der))
+	}
+	if rec.Code != 200 || rec.Header().Get("Content-Type") != "application/ocsp-response" {
+		t.Fatalf("OCSP: %d %q", rec.Code, rec.Header().Get("Content-Type"))
+	}
+	resp, err := ocsp.ParseResponseForCert(rec.Body.Bytes(), leaf, f.authty.Intermediate())
+	if err != nil {
+		t.Fatalf("parse OCSP response: %v", err)
+	}
+	return resp.Status, rec
+}
+
+func TestRevokeAndOCSP(t *testing.T) {
+	f := newFixture(t)
+	leaf := f.enrolled(t, "dev-1")
+	for _, get := range []bool{false, true} {
+		if st, rec := f.ocspStatus(t, leaf, get); st != ocsp.Good || !strings.Contains(rec.Header().Get("Cache-Control"), "max-age=") ||
+			rec.Header().Get("ETag") == "" || rec.Header().Get("Last-Modified") == "" || rec.Header().Get("Expires") == "" {
+			t.Errorf("before revoke (GET=%v): status %d, headers %v; want good with RFC 5019 caching headers", get, st, rec.Header())
+		}
+	}
+	h := f.srv.HTTPSHandler()
+	path := "/v1/admin/certificates/" + leaf.SerialNumber.Text(16) + "/revoke"
+	rec := do(h, "POST", path, f.admin, "application/json", `{"reason":"keyCompromise"}`)
+	if rec.Code != 200 || !strings.Contains(rec.Body.String(), `"reason":"keyCompromise"`) {
+		t.Fatalf("revoke: %d %s", rec.Code, rec.Body)
+	}
+	if st, _ := f.ocspStatus(t, leaf, false); st != ocsp.Revoked {
+		t.Errorf("OCSP right after revoke: status %d, want revoked", st)
+	}
+	for _, tc := range []struct {
+		name, path, body string
+		status           int
+		kind             string
+	}{
+		{"fail/again", path, `{"reason":"keyCompromise"}`, 409, "alreadyRevoked"},
+		{"fail/bad-reason", path, `{"reason":"lost"}`, 400, "malformed"},
+		{"fail/remove-from-crl", path, `{"reason":"removeFromCRL"}`, 400, "malformed"},
+		{"fail/unknown-serial", "/v1/admin/certificates/abcdef/revoke", "", 404, "notFound"},
+		{"fail/unknown-device", "/v1/admin/devices/nope/revoke", "", 404, "notFound"},
+		{"fail/reset-active", "/v1/admin/devices/dev-1/reset", "", 409, "conflict"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := do(h, "POST", tc.path, f.admin, "application/json", tc.body)
+			if rec.Code != tc.status {
+				t.Fatalf("%s = %d %s, want %d", tc.path, rec.Code, rec.Body, tc.status)
+			}
+			if p := problemOf(t, rec); p.Type != ProblemTypePrefix+tc.kind {
+				t.Errorf("type = %s, want %s", p.Type, tc.kind)
+			}
+		})
+	}
+	second := f.enrolled(t, "dev-2")
+	if rec := do(h, "POST", "/v1/admin/devices/dev-2/revoke", f.admin, "", ""); rec.Code != 200 || !strings.Contains(rec.Body.String(), second.SerialNumber.Text(16)) {
+		t.Fatalf("revoke device: %d %s", rec.Code, rec.Body)
+	}
+	if rec := do(h, "POST", "/v1/enroll", f.token(t, "dev-2"), "application/x-pem-file", csrPEM(t, "dev-2")); rec.Code != 403 {
+		t.Errorf("enroll a revoked device: %d, want 403", rec.Code)
+	}
+	if rec := do(h, "POST", "/v1/admin/devices/dev-2/reset", f.admin, "", ""); rec.Code != 200 || !strings.Contains(rec.Body.String(), `"status":"active"`) {
+		t.Errorf("reset: %d %s", rec.Code, rec.Body)
+	}
+}
+
+func TestOCSPRefusals(t *testing.T) {
+	f := newFixture(t)
+	h := f.srv.HTTPHandler()
+	for _, tc := range []struct {
+		name, method, path, ctype, body string
+		want                            []byte
+	}{
+		{"garbage-post", "POST", "/ocsp", "application/ocsp-request", "garbage", ocsp.MalformedRequestErrorResponse},
+		{"wrong-type", "POST", "/ocsp", "text/plain", "x", ocsp.MalformedRequestErrorResponse},
+		{"escaped-garbage-get", "GET", "/ocsp/%21%21%21", "", "", ocsp.MalformedRequestErrorResponse},
+		{"base64-garbage-get", "GET", "/ocsp/" + base64.StdEncoding.EncodeToString([]byte("garbage")), "", "", ocsp.MalformedRequestErrorResponse},
+		{"not-base64", "GET", "/ocsp/" + strings.Repeat("!", 10), "", "", ocsp.MalformedRequestErrorResponse},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := do(h, tc.method, tc.path, "", tc.ctype, tc.body)
+			if rec.Code != 200 || rec.Body.String() != string(tc.want) {
+				t.Errorf("%s %s = %d %x, want 200 %x", tc.method, tc.path, rec.Code, rec.Body.Bytes(), tc.want)
+			}
+		})
+	}
+	if rec := do(h, "POST", "/ocsp", "", "application/ocsp-request", strings.Repeat("A", 5000)); rec.Code != 413 {
+		t.Errorf("oversized OCSP request: %d, want 413", rec.Code)
+	}
+}
+
+func TestCRLEndpoints(t *testing.T) {
+	f := newFixture(t)
+	h := f.srv.HTTPHandler()
+	rec := do(h, "GET", "/crl", "", "", "")
+	if rec.Code != 200 || rec.Header().Get("Content-Type") != "application/pkix-crl" || rec.Header().Get("ETag") == "" || rec.Header().Get("Last-Modified") == "" {
+		t.Fatalf("GET /crl = %d %v", rec.Code, rec.Header())
+	}
+	crl, err := x509.ParseRevocationList(rec.Body.Bytes())
+	if err != nil || crl.CheckSignatureFrom(f.authty.Intermediate()) != nil {
+		t.Fatalf("CRL does not parse or verify: %v", err)
+	}
+	req := httptest.NewRequest("GET", "/crl", nil)
+	req.Header.Set("If-None-Match", rec.Header().Get("ETag"))
+	rec2 := httptest.NewRecorder()
+	h.ServeHTTP(rec2, req)
+	if rec2.Code != http.StatusNotModified {
+		t.Errorf("conditional GET with the ETag = %d, want 304", rec2.Code)
+	}
+	if rec := do(h, "GET", "/crl.pem", "", "", ""); rec.Code != 200 || !strings.HasPrefix(rec.Body.String(), "-----BEGIN X509 CRL-----") {
+		t.Errorf("GET /crl.pem = %d", rec.Code)
+	}
+	rec = do(h, "GET", "/root.crl", "", "", "")
+	if rec.Code != 200 {
+		t.Fatalf("GET /root.crl = %d %s", rec.Code, rec.Body)
+	}
+	root, err := x509.ParseRevocationList(rec.Body.Bytes())
+	if err != nil || root.CheckSignatureFrom(f.authty.Root()) != nil {
+		t.Errorf("root CRL does not verify against the root: %v", err)
+	}
+}
