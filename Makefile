@@ -35,6 +35,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzCheckCSR$$' -fuzztime $(FUZZTIME) ./enroll
 	$(GO) test -run '^$$' -fuzz '^FuzzParseToken$$' -fuzztime $(FUZZTIME) ./enroll
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeCSRBody$$' -fuzztime $(FUZZTIME) ./web
+	$(GO) test -run '^$$' -fuzz '^FuzzParseCRL$$' -fuzztime $(FUZZTIME) ./revocation
+	$(GO) test -run '^$$' -fuzz '^FuzzParseOCSPRequest$$' -fuzztime $(FUZZTIME) ./revocation
 
 vet:
 	$(GO) vet ./...
