@@ -33,6 +33,8 @@ const DefaultOCSPResponderValidity = 168 * time.Hour // 7 days
 var (
 	// id-pkix-ocsp-nocheck (RFC 6960 §4.2.2.2.1).
 	oidOCSPNoCheck = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 48, 1, 5}
+	// id-pkix-ocsp-nonce (RFC 6960 §4.4.1), a response extension.
+	oidOCSPNonce = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 48, 1, 2}
 	// id-pkix-ocsp-basic (RFC 6960 §4.2.1).
 	oidOCSPBasic = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 48, 1, 1}
 	// ecdsa-with-SHA256 (RFC 5758 §3.2), which a P-256 responder signs with.
@@ -312,7 +314,10 @@ func (r *OCSPResponder) NotAfter() time.Time { return r.cert.NotAfter }
 //     RevocationReason, 0 (unspecified: written as no reason) to 6, 9 or 10;
 //   - ProducedAt: the zero time means now, from Deps.Now; ThisUpdate must
 //     not be after it (RFC 6960 §2.4);
-//   - ExtraExtensions: copied into singleExtensions.
+//   - ExtraExtensions: copied into singleExtensions, except a nonce
+//     (id-pkix-ocsp-nonce), which goes into responseExtensions, where
+//     RFC 6960 §4.4.1 puts it and clients (OpenSSL's OCSP_check_nonce)
+//     look for it.
 //
 // The other fields are ignored; in particular the response always embeds
 // the responder certificate (RFC 6960 §4.2.2.2: the client checks it was
@@ -329,7 +334,8 @@ func (r *OCSPResponder) NotAfter() time.Time { return r.cert.NotAfter }
 // Certificate(), tmpl, key) would with tmpl.Certificate set to the
 // responder certificate, except that CreateResponse takes producedAt from
 // time.Now, truncated to the minute: that breaks the injected clock and,
-// with ThisUpdate set to now, RFC 6960 §2.4.
+// with ThisUpdate set to now, RFC 6960 §2.4; and that CreateResponse puts
+// a nonce among the singleExtensions, where no client finds it.
 func (r *OCSPResponder) Sign(tmpl ocsp.Response) ([]byte, error) {
 	producedAt := tmpl.ProducedAt
 	if producedAt.IsZero() {
@@ -339,6 +345,15 @@ func (r *OCSPResponder) Sign(tmpl ocsp.Response) ([]byte, error) {
 	id, err := r.checkTemplate(&tmpl, producedAt)
 	if err != nil {
 		return nil, err
+	}
+
+	var single, response []pkix.Extension
+	for _, e := range tmpl.ExtraExtensions {
+		if e.Id.Equal(oidOCSPNonce) {
+			response = append(response, e)
+		} else {
+			single = append(single, e)
+		}
 	}
 
 	b := cryptobyte.NewBuilder(make([]byte, 0, 256))
@@ -358,13 +373,18 @@ func (r *OCSPResponder) Sign(tmpl ocsp.Response) ([]byte, error) {
 						b.AddASN1GeneralizedTime(tmpl.NextUpdate.UTC())
 					})
 				}
-				if len(tmpl.ExtraExtensions) > 0 {
+				if len(single) > 0 {
 					b.AddASN1(cbasn1.Tag(1).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) {
-						addExtensions(b, tmpl.ExtraExtensions)
+						addExtensions(b, single)
 					})
 				}
 			})
 		})
+		if len(response) > 0 { // responseExtensions [1] EXPLICIT
+			b.AddASN1(cbasn1.Tag(1).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) {
+				addExtensions(b, response)
+			})
+		}
 	})
 	tbs, err := b.Bytes()
 	if err != nil {

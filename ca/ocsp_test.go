@@ -381,6 +381,43 @@ func TestOCSPSignWrongIssuer(t *testing.T) {
 	}
 }
 
+// TestOCSPSignNonce checks that an echoed nonce goes into
+// responseExtensions (RFC 6960 §4.4.1), where OpenSSL looks for it, while
+// other extensions stay in singleExtensions.
+func TestOCSPSignNonce(t *testing.T) {
+	a := newAuthority(t, KeyECP256)
+	r := newResponder(t, a)
+	leaf := signLeaf(t, a, "sensor-0042")
+	nonce := pkix.Extension{Id: oidOCSPNonce, Value: []byte{0x04, 0x02, 0xca, 0xfe}}
+	other := pkix.Extension{Id: asn1.ObjectIdentifier{1, 2, 3, 4}, Value: []byte{5, 0}}
+	tmpl := testOCSPTemplate(leaf, ocsp.Good)
+	tmpl.ExtraExtensions = []pkix.Extension{nonce, other}
+	der, err := r.Sign(tmpl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := ocsp.ParseResponseForCert(der, leaf, a.Intermediate())
+	if err != nil {
+		t.Fatalf("ParseResponseForCert() error = %v", err)
+	}
+	if len(resp.Extensions) != 1 || !resp.Extensions[0].Id.Equal(other.Id) {
+		t.Errorf("singleExtensions = %v, want only %v", resp.Extensions, other.Id)
+	}
+	var tbs struct {
+		Version     int `asn1:"optional,default:0,explicit,tag:0"`
+		ResponderID asn1.RawValue
+		ProducedAt  time.Time `asn1:"generalized"`
+		Responses   []asn1.RawValue
+		Extensions  []pkix.Extension `asn1:"explicit,tag:1,optional"`
+	}
+	if rest, err := asn1.Unmarshal(resp.TBSResponseData, &tbs); err != nil || len(rest) != 0 {
+		t.Fatalf("parse ResponseData: %v (%d bytes left)", err, len(rest))
+	}
+	if len(tbs.Extensions) != 1 || !tbs.Extensions[0].Id.Equal(nonce.Id) || !bytes.Equal(tbs.Extensions[0].Value, nonce.Value) {
+		t.Errorf("responseExtensions = %v, want the nonce %v", tbs.Extensions, nonce)
+	}
+}
+
 // TestOCSPSignMatchesCreateResponse checks that Sign writes the same
 // ResponseData as golang.org/x/crypto/ocsp.CreateResponse would, given
 // the producedAt CreateResponse takes from the wall clock.

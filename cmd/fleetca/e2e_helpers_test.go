@@ -261,6 +261,15 @@ type fixture struct {
 // newFixture inits a CA named "E2E Test" with ports 0 and starts its server.
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
+	f := initFixture(t)
+	f.start()
+	return f
+}
+
+// initFixture inits a CA named "E2E Test" with ports 0, and starts no
+// server: the test may change the data directory first, then call start.
+func initFixture(t *testing.T) *fixture {
+	t.Helper()
 	bin := fleetcaBinary(t)
 	base := t.TempDir()
 	f := &fixture{t: t, bin: bin, dataDir: filepath.Join(base, "D"), work: filepath.Join(base, "work")}
@@ -281,8 +290,6 @@ func newFixture(t *testing.T) *fixture {
 	pool.AddCert(readCerts(t, f.root)[0])
 	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
 	f.client = &http.Client{Transport: tr, Timeout: cmdTimeout}
-	f.start()
-	t.Cleanup(tr.CloseIdleConnections) // before the server's stop, so it need not wait for them
 	return f
 }
 
@@ -290,6 +297,9 @@ func newFixture(t *testing.T) *fixture {
 func (f *fixture) start() {
 	f.t.Helper()
 	f.srv = startServer(f.t, f.bin, f.dataDir, baseEnv())
+	// Registered after startServer's cleanup, so it runs before the
+	// server's stop, which then need not wait for our idle connections.
+	f.t.Cleanup(f.client.CloseIdleConnections)
 	if want := fileFingerprint(f.t, f.root); f.srv.fingerprint != want {
 		f.t.Errorf("serve banner fingerprint = %s, want %s (SHA-256 of root.pem)", f.srv.fingerprint, want)
 	}
@@ -323,6 +333,16 @@ func (f *fixture) mustFleetca(args ...string) result {
 func (f *fixture) tool(name string, args ...string) result {
 	f.t.Helper()
 	return execIn(f.t, f.work, baseEnv(), name, args...)
+}
+
+// mustTool runs an external program and fails the test unless it exits 0.
+func (f *fixture) mustTool(name string, args ...string) result {
+	f.t.Helper()
+	r := f.tool(name, args...)
+	if r.code != 0 {
+		f.t.Fatalf("%s %s: exit %d, want 0; stdout: %s\nstderr: %s", name, strings.Join(args, " "), r.code, r.stdout, r.stderr)
+	}
+	return r
 }
 
 // token mints an enrollment token with `fleetca token create` and returns it
