@@ -28,8 +28,9 @@ func (s *Server) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// tokenJSON is a token as the admin API shows it: never its secret or hash.
-type tokenJSON struct {
+// TokenJSON is a token as the admin API shows it: never its hash, and its
+// secret only in the answer to its creation.
+type TokenJSON struct {
 	ID            string `json:"id"`
 	DeviceID      string `json:"device_id,omitempty"`
 	DevicePattern string `json:"device_pattern,omitempty"`
@@ -42,8 +43,8 @@ type tokenJSON struct {
 	Token string `json:"token,omitempty"`
 }
 
-func toTokenJSON(t store.Token) tokenJSON {
-	return tokenJSON{ID: t.ID, DeviceID: t.DeviceID, DevicePattern: t.DevicePattern, Uses: t.Uses, Spent: t.Spent,
+func toTokenJSON(t store.Token) TokenJSON {
+	return TokenJSON{ID: t.ID, DeviceID: t.DeviceID, DevicePattern: t.DevicePattern, Uses: t.Uses, Spent: t.Spent,
 		CreatedAt: timeJSON(t.CreatedAt), ExpiresAt: timeJSON(t.ExpiresAt), RevokedAt: timeJSON(t.RevokedAt)}
 }
 
@@ -86,7 +87,7 @@ func (s *Server) listTokens(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	out := make([]tokenJSON, len(ts))
+	out := make([]TokenJSON, len(ts))
 	for i, t := range ts {
 		out[i] = toTokenJSON(t)
 	}
@@ -105,21 +106,21 @@ func (s *Server) revokeToken(c echo.Context) error {
 	return c.JSON(http.StatusOK, toTokenJSON(t))
 }
 
-// deviceJSON is a device as the admin API shows it.
-type deviceJSON struct {
+// DeviceJSON is a device as the admin API shows it.
+type DeviceJSON struct {
 	ID           string     `json:"id"`
 	Status       string     `json:"status"`
 	CreatedAt    string     `json:"created_at"`
 	UpdatedAt    string     `json:"updated_at"`
-	Certificates []certJSON `json:"certificates,omitempty"`
+	Certificates []CertificateJSON `json:"certificates,omitempty"`
 }
 
-func toDeviceJSON(d store.Device) deviceJSON {
-	return deviceJSON{ID: d.ID, Status: string(d.Status), CreatedAt: timeJSON(d.CreatedAt), UpdatedAt: timeJSON(d.UpdatedAt)}
+func toDeviceJSON(d store.Device) DeviceJSON {
+	return DeviceJSON{ID: d.ID, Status: string(d.Status), CreatedAt: timeJSON(d.CreatedAt), UpdatedAt: timeJSON(d.UpdatedAt)}
 }
 
-// certJSON is a certificate as the admin API shows it.
-type certJSON struct {
+// CertificateJSON is a certificate as the admin API shows it.
+type CertificateJSON struct {
 	Serial      string `json:"serial"`
 	DeviceID    string `json:"device_id"`
 	NotBefore   string `json:"not_before"`
@@ -130,8 +131,8 @@ type certJSON struct {
 	Certificate string `json:"certificate,omitempty"`
 }
 
-func toCertJSON(ct store.Certificate, withPEM bool) certJSON {
-	out := certJSON{Serial: ct.Serial.Text(16), DeviceID: ct.DeviceID, NotBefore: timeJSON(ct.NotBefore),
+func toCertJSON(ct store.Certificate, withPEM bool) CertificateJSON {
+	out := CertificateJSON{Serial: ct.Serial.Text(16), DeviceID: ct.DeviceID, NotBefore: timeJSON(ct.NotBefore),
 		NotAfter: timeJSON(ct.NotAfter), IssuedAt: timeJSON(ct.IssuedAt), RevokedAt: timeJSON(ct.RevokedAt), Reason: ct.Reason}
 	if withPEM {
 		out.Certificate = string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ct.DER}))
@@ -148,7 +149,7 @@ func (s *Server) listDevices(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	out := make([]deviceJSON, len(ds))
+	out := make([]DeviceJSON, len(ds))
 	for i, d := range ds {
 		out[i] = toDeviceJSON(d)
 	}
@@ -193,7 +194,7 @@ func (s *Server) listCertificates(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	out := make([]certJSON, len(certs))
+	out := make([]CertificateJSON, len(certs))
 	for i, ct := range certs {
 		out[i] = toCertJSON(ct, false)
 	}

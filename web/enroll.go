@@ -17,8 +17,8 @@ import (
 	"github.com/fleetca/fleetca/internal/fault"
 )
 
-// enrollResponse is the 201 body of POST /v1/enroll (DESIGN.md).
-type enrollResponse struct {
+// EnrollResponse is the 201 body of POST /v1/enroll (DESIGN.md).
+type EnrollResponse struct {
 	DeviceID    string `json:"device_id"`
 	Serial      string `json:"serial"`
 	NotAfter    string `json:"not_after"`
@@ -48,7 +48,7 @@ func (s *Server) enroll(c echo.Context) error {
 	}
 	c.Set(ctxDeviceID, string(res.DeviceID))
 	leaf := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: res.Certificate.Raw})
-	return c.JSON(http.StatusCreated, enrollResponse{
+	return c.JSON(http.StatusCreated, EnrollResponse{
 		DeviceID:    string(res.DeviceID),
 		Serial:      enroll.SerialHex(res.Certificate),
 		NotAfter:    res.Certificate.NotAfter.UTC().Format(time.RFC3339),

@@ -32,8 +32,8 @@ type Revoker interface {
 // certificate with a nonce is well under 1 KiB).
 const maxOCSPRequest = 4 << 10
 
-// revocationJSON is one revoked certificate in an admin answer.
-type revocationJSON struct {
+// RevocationJSON is one revoked certificate in an admin answer.
+type RevocationJSON struct {
 	Serial    string `json:"serial"`
 	DeviceID  string `json:"device_id"`
 	RevokedAt string `json:"revoked_at"`
@@ -68,9 +68,9 @@ func (s *Server) revoke(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	out := make([]revocationJSON, len(revs))
+	out := make([]RevocationJSON, len(revs))
 	for i, r := range revs {
-		out[i] = revocationJSON{Serial: r.Serial.Text(16), DeviceID: r.DeviceID, RevokedAt: timeJSON(r.RevokedAt), Reason: revocation.Reason(r.Reason).String()}
+		out[i] = RevocationJSON{Serial: r.Serial.Text(16), DeviceID: r.DeviceID, RevokedAt: timeJSON(r.RevokedAt), Reason: revocation.Reason(r.Reason).String()}
 	}
 	return c.JSON(http.StatusOK, map[string]any{"revoked": out})
 }

@@ -21,7 +21,7 @@ func (f *fixture) enrolled(t *testing.T, id string) *x509.Certificate {
 	if rec.Code != http.StatusCreated {
 		t.Fatalf("enroll %s: %d %s", id, rec.Code, rec.Body)
 	}
-	var out enrollResponse
+	var out EnrollResponse
 	json.Unmarshal(rec.Body.Bytes(), &out)
 	return pemCerts(t, out.Certificate)[0]
 }

@@ -189,7 +189,7 @@ func TestEnrollHandler(t *testing.T) {
 		if rec.Code != http.StatusCreated || rec.Header().Get("Content-Type") != "application/json" {
 			t.Fatalf("status %d type %q body %s, want 201 JSON", rec.Code, rec.Header().Get("Content-Type"), rec.Body)
 		}
-		var out enrollResponse
+		var out EnrollResponse
 		if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil {
 			t.Fatal(err)
 		}
@@ -270,7 +270,7 @@ func TestAdminAPI(t *testing.T) {
 	if rec.Code != 201 || rec.Header().Get("Cache-Control") != "no-store" {
 		t.Fatalf("create token: status %d body %s", rec.Code, rec.Body)
 	}
-	var tok tokenJSON
+	var tok TokenJSON
 	json.Unmarshal(rec.Body.Bytes(), &tok)
 	if !strings.HasPrefix(tok.Token, enroll.EnrollTokenPrefix) || tok.Uses != 5000 || tok.ID == "" {
 		t.Fatalf("token = %+v", tok)

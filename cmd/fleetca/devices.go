@@ -1,31 +1,16 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/url"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
+
+	"github.com/fleetca/fleetca/web"
 )
-
-type deviceJSON struct {
-	ID           string     `json:"id"`
-	Status       string     `json:"status"`
-	CreatedAt    string     `json:"created_at"`
-	UpdatedAt    string     `json:"updated_at"`
-	Certificates []certJSON `json:"certificates,omitempty"`
-}
-
-type certJSON struct {
-	Serial    string `json:"serial"`
-	DeviceID  string `json:"device_id"`
-	NotBefore string `json:"not_before"`
-	NotAfter  string `json:"not_after"`
-	IssuedAt  string `json:"issued_at"`
-	RevokedAt string `json:"revoked_at,omitempty"`
-	Reason    int    `json:"reason,omitempty"`
-}
 
 func newDevicesCmd(e env) *cobra.Command {
 	var a adminFlags
@@ -42,19 +27,9 @@ func newDevicesCmd(e env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var all []deviceJSON
-			for after := ""; ; {
-				var page struct {
-					Devices []deviceJSON `json:"devices"`
-					Next    string       `json:"next"`
-				}
-				if err := c.do(cmd.Context(), "GET", "/v1/admin/devices?limit=1000&after="+url.QueryEscape(after), nil, &page); err != nil {
-					return err
-				}
-				all = append(all, page.Devices...)
-				if after = page.Next; after == "" {
-					break
-				}
+			all, err := listAll[web.DeviceJSON](cmd.Context(), c, "/v1/admin/devices", nil, "devices")
+			if err != nil {
+				return err
 			}
 			if asJSON {
 				return json.NewEncoder(e.stdout).Encode(all)
@@ -75,7 +50,7 @@ func newDevicesCmd(e env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var d deviceJSON
+			var d web.DeviceJSON
 			if err := c.do(cmd.Context(), "GET", "/v1/admin/devices/"+url.PathEscape(args[0]), nil, &d); err != nil {
 				return err
 			}
@@ -94,7 +69,7 @@ func newDevicesCmd(e env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var d deviceJSON
+			var d web.DeviceJSON
 			if err := c.do(cmd.Context(), "POST", "/v1/admin/devices/"+url.PathEscape(args[0])+"/reset", nil, &d); err != nil {
 				return err
 			}
@@ -120,20 +95,9 @@ func newCertsCmd(e env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var all []certJSON
-			for after := ""; ; {
-				var page struct {
-					Certificates []certJSON `json:"certificates"`
-					Next         string     `json:"next"`
-				}
-				q := url.Values{"limit": {"1000"}, "after": {after}, "device_id": {deviceID}}
-				if err := c.do(cmd.Context(), "GET", "/v1/admin/certificates?"+q.Encode(), nil, &page); err != nil {
-					return err
-				}
-				all = append(all, page.Certificates...)
-				if after = page.Next; after == "" {
-					break
-				}
+			all, err := listAll[web.CertificateJSON](cmd.Context(), c, "/v1/admin/certificates", url.Values{"device_id": {deviceID}}, "certificates")
+			if err != nil {
+				return err
 			}
 			if asJSON {
 				return json.NewEncoder(e.stdout).Encode(all)
@@ -147,11 +111,36 @@ func newCertsCmd(e env) *cobra.Command {
 	return cmd
 }
 
-func printCerts(e env, certs []certJSON) error {
+func printCerts(e env, certs []web.CertificateJSON) error {
 	w := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "SERIAL\tDEVICE\tNOT AFTER\tREVOKED")
 	for _, ct := range certs {
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", ct.Serial, ct.DeviceID, ct.NotAfter, orDash(ct.RevokedAt))
 	}
 	return w.Flush()
+}
+
+// listAll fetches every page of an admin listing: the items under key,
+// following "next" until it is empty.
+func listAll[T any](ctx context.Context, c *adminClient, path string, q url.Values, key string) ([]T, error) {
+	if q == nil {
+		q = url.Values{}
+	}
+	q.Set("limit", "1000")
+	var all []T
+	for after := ""; ; {
+		q.Set("after", after)
+		var page map[string]json.RawMessage
+		if err := c.do(ctx, "GET", path+"?"+q.Encode(), nil, &page); err != nil {
+			return nil, err
+		}
+		var items []T
+		if err := json.Unmarshal(page[key], &items); err != nil {
+			return nil, fmt.Errorf("decode %s: %w", key, err)
+		}
+		all = append(all, items...)
+		if err := json.Unmarshal(page["next"], &after); err != nil || after == "" {
+			return all, nil
+		}
+	}
 }

@@ -25,6 +25,7 @@ import (
 
 	"github.com/fleetca/fleetca/ca"
 	"github.com/fleetca/fleetca/internal/fault"
+	"github.com/fleetca/fleetca/web"
 )
 
 type enrollOptions struct {
@@ -145,13 +146,7 @@ func runEnroll(ctx context.Context, e env, o enrollOptions) error {
 		return fault.Wrap(err, fault.Unavailable, "cannot reach the CA at "+base+": "+err.Error(), "check --ca and the network")
 	}
 	defer resp.Body.Close()
-	var out struct {
-		DeviceID    string `json:"device_id"`
-		Serial      string `json:"serial"`
-		NotAfter    string `json:"not_after"`
-		Certificate string `json:"certificate"`
-		Chain       string `json:"chain"`
-	}
+	var out web.EnrollResponse
 	if err := decodeResponse(resp, &out); err != nil {
 		return err
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/fleetca/fleetca/ca"
 	"github.com/fleetca/fleetca/revocation"
+	"github.com/fleetca/fleetca/web"
 )
 
 func newRevokeCmd(e env) *cobra.Command {
@@ -47,12 +48,7 @@ the public key: no later CSR with it is accepted, for any device.`,
 				path = "/v1/admin/devices/" + url.PathEscape(deviceID) + "/revoke"
 			}
 			var out struct {
-				Revoked []struct {
-					Serial    string `json:"serial"`
-					DeviceID  string `json:"device_id"`
-					RevokedAt string `json:"revoked_at"`
-					Reason    string `json:"reason"`
-				} `json:"revoked"`
+				Revoked []web.RevocationJSON `json:"revoked"`
 			}
 			if err := c.do(cmd.Context(), "POST", path, map[string]string{"reason": reas}, &out); err != nil {
 				return err

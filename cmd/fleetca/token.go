@@ -8,20 +8,9 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-)
 
-// tokenJSON mirrors the admin API's token object.
-type tokenJSON struct {
-	ID            string `json:"id"`
-	Token         string `json:"token,omitempty"`
-	DeviceID      string `json:"device_id,omitempty"`
-	DevicePattern string `json:"device_pattern,omitempty"`
-	Uses          int    `json:"uses"`
-	Spent         int    `json:"spent"`
-	CreatedAt     string `json:"created_at"`
-	ExpiresAt     string `json:"expires_at"`
-	RevokedAt     string `json:"revoked_at,omitempty"`
-}
+	"github.com/fleetca/fleetca/web"
+)
 
 func newTokenCmd(e env) *cobra.Command {
 	var a adminFlags
@@ -65,7 +54,7 @@ station enroll new devices whose CSR CN matches the glob, --uses times.`,
 			if ttl != 0 {
 				req["ttl"] = ttl.String()
 			}
-			var t tokenJSON
+			var t web.TokenJSON
 			if err := c.do(cmd.Context(), "POST", "/v1/admin/tokens", req, &t); err != nil {
 				return err
 			}
@@ -97,21 +86,9 @@ func newTokenListCmd(e env, a *adminFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var all []tokenJSON
-			after := ""
-			for {
-				var page struct {
-					Tokens []tokenJSON `json:"tokens"`
-					Next   string      `json:"next"`
-				}
-				if err := c.do(cmd.Context(), "GET", "/v1/admin/tokens?limit=1000&after="+url.QueryEscape(after), nil, &page); err != nil {
-					return err
-				}
-				all = append(all, page.Tokens...)
-				if page.Next == "" {
-					break
-				}
-				after = page.Next
+			all, err := listAll[web.TokenJSON](cmd.Context(), c, "/v1/admin/tokens", nil, "tokens")
+			if err != nil {
+				return err
 			}
 			if asJSON {
 				return json.NewEncoder(e.stdout).Encode(all)
@@ -142,7 +119,7 @@ func newTokenRevokeCmd(e env, a *adminFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var t tokenJSON
+			var t web.TokenJSON
 			if err := c.do(cmd.Context(), "POST", "/v1/admin/tokens/"+url.PathEscape(args[0])+"/revoke", nil, &t); err != nil {
 				return err
 			}
