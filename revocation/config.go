@@ -24,7 +24,9 @@ type Config struct {
 	RootCRLValidity time.Duration `yaml:"root_crl_validity"`
 	// OCSPValidity is an OCSP response's nextUpdate minus thisUpdate
 	// (RFC 5019 §4: what caches may keep). Cached responses are re-signed
-	// once half of it has passed. Default 1h; range 1m..168h.
+	// once half of it has passed. Default 1h; range 1m..168h, and at most
+	// a third of ResponderValidity, so that no response outlives the
+	// responder certificate that signed it (renewed at two thirds).
 	OCSPValidity time.Duration `yaml:"ocsp_validity"`
 	// ResponderValidity is the lifetime of the delegated OCSP responder
 	// certificate, renewed at two thirds. Default 72h; range 1h..720h.
@@ -76,7 +78,13 @@ func (c Config) Validate() error {
 		}
 	}
 	if c.OCSPCacheEntries < 1000 || c.OCSPCacheEntries > 100_000_000 {
-		return fault.New(fault.Malformed, fmt.Sprintf("revocation.ocsp_cache_entries is %d, outside 1000..100000000", c.OCSPCacheEntries), "")
+		return fault.New(fault.Malformed, fmt.Sprintf("revocation.ocsp_cache_entries is %d, outside 1000..100000000", c.OCSPCacheEntries),
+			"set it in that range in fleetca.yaml")
+	}
+	if c.OCSPValidity > c.ResponderValidity/3 {
+		return fault.New(fault.Malformed, fmt.Sprintf("revocation.ocsp_validity %s is more than a third of revocation.ocsp_responder_validity %s: "+
+			"OCSP responses would outlive the responder certificate that signed them", c.OCSPValidity, c.ResponderValidity),
+			"lower ocsp_validity or raise ocsp_responder_validity in fleetca.yaml")
 	}
 	return nil
 }

@@ -73,10 +73,21 @@ func (s *Service) publishCRL(ctx context.Context) error {
 		}
 	}
 	list := make([]x509.RevocationListEntry, len(s.entries))
+	var latest time.Time
 	for i, e := range s.entries {
 		list[i] = e.entry
+		if e.entry.RevocationTime.After(latest) {
+			latest = e.entry.RevocationTime
+		}
 	}
 	s.mu.Unlock()
+	// RFC 5280 §5.1.2.6: no revocation date after thisUpdate. The clock
+	// may be behind a revocation (stepped back, or read just before a
+	// concurrent Revoke was indexed): date the CRL at that revocation.
+	if latest.After(now) {
+		s.log.WarnContext(ctx, "the clock is behind the latest revocation; dating the CRL at the revocation", "clock", now, "revoked_at", latest)
+		now = latest.Truncate(time.Second)
+	}
 	n, err := s.deps.Store.NextCounter(ctx, crlNumberCounter)
 	if err != nil {
 		return fmt.Errorf("next CRL number: %w", err)
@@ -113,6 +124,12 @@ func (s *Service) crlLoop(ctx context.Context) error {
 				return err
 			}
 		case <-t.C:
+		}
+		// Every revocation indexed so far goes on the CRL built now: drop
+		// its kick, or one burst would publish a second, identical CRL.
+		select {
+		case <-s.kick:
+		default:
 		}
 		for {
 			err := s.publishCRL(ctx)

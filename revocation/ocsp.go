@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/crypto/ocsp"
 
+	"github.com/fleetca/fleetca/internal/fault"
 	"github.com/fleetca/fleetca/store"
 )
 
@@ -55,23 +56,25 @@ type ocspRequest struct {
 	Signature asn1.RawValue `asn1:"explicit,tag:0,optional"`
 }
 
-// ParseOCSPRequest parses an OCSP request and its nonce extension, if any.
-// It returns an error for anything that is not a well-formed request for
-// exactly one certificate.
+// ParseOCSPRequest parses an OCSP request and its nonce extension, if any
+// (the extension's value, the DER of the Nonce OCTET STRING). Anything
+// that is not a well-formed request for exactly one certificate is a
+// fault.Malformed.
 func ParseOCSPRequest(der []byte) (*ocsp.Request, []byte, error) {
+	const hint = "send one DER OCSPRequest (RFC 6960 §4.1.1) about one certificate, as 'openssl ocsp' makes it"
 	req, err := ocsp.ParseRequest(der)
 	if err != nil {
-		return nil, nil, fmt.Errorf("parse OCSP request: %w", err)
+		return nil, nil, fault.Wrap(err, fault.Malformed, "the body is not an OCSP request", hint)
 	}
 	var raw ocspRequest
 	if rest, err := asn1.Unmarshal(der, &raw); err != nil || len(rest) != 0 {
-		return nil, nil, errors.New("parse OCSP request extensions")
+		return nil, nil, fault.Wrap(err, fault.Malformed, "the OCSP request's extensions do not parse", hint)
 	}
 	if len(raw.TBS.RequestList) != 1 {
-		return nil, nil, fmt.Errorf("the OCSP request asks about %d certificates; fleetca answers one per request (RFC 5019 §2.1.1)", len(raw.TBS.RequestList))
+		return nil, nil, fault.New(fault.Malformed, fmt.Sprintf("the OCSP request asks about %d certificates; fleetca answers one per request (RFC 5019 §2.1.1)", len(raw.TBS.RequestList)), hint)
 	}
 	if req.SerialNumber == nil || req.SerialNumber.Sign() <= 0 {
-		return nil, nil, errors.New("the OCSP request has no positive serial number")
+		return nil, nil, fault.New(fault.Malformed, "the OCSP request has no positive serial number", hint)
 	}
 	for _, ext := range raw.TBS.Extensions {
 		if !ext.Id.Equal(oidNonce) {
@@ -79,7 +82,7 @@ func ParseOCSPRequest(der []byte) (*ocsp.Request, []byte, error) {
 		}
 		var nonce []byte
 		if rest, err := asn1.Unmarshal(ext.Value, &nonce); err != nil || len(rest) != 0 || len(nonce) == 0 || len(nonce) > maxNonceLen {
-			return nil, nil, errors.New("the OCSP nonce is not an OCTET STRING of 1 to 128 octets")
+			return nil, nil, fault.New(fault.Malformed, "the OCSP nonce is not an OCTET STRING of 1 to 128 octets (RFC 8954 §2.1)", hint)
 		}
 		return req, ext.Value, nil
 	}
@@ -179,6 +182,12 @@ func cacheKey(h crypto.Hash, serial *big.Int) string {
 // delegated responder.
 func (s *Service) signEntry(h crypto.Hash, status int, serial *big.Int, revokedAt time.Time, reason int, now time.Time, nonce []byte) (*ocspEntry, error) {
 	this := now.UTC().Truncate(time.Second)
+	if status == ocsp.Revoked && revokedAt.After(this) {
+		// The clock is behind the revocation (stepped back): thisUpdate
+		// may not precede it: ca.OCSPResponder.Sign refuses a revocation
+		// time after thisUpdate, as RFC 5280 §5.1.2.6 does for CRLs.
+		this = revokedAt.UTC().Truncate(time.Second)
+	}
 	tmpl := ocsp.Response{
 		Status: status, SerialNumber: serial, ThisUpdate: this, NextUpdate: this.Add(s.cfg.OCSPValidity),
 		RevokedAt: revokedAt, RevocationReason: reason, IssuerHash: h, ProducedAt: this,
