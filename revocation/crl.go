@@ -52,17 +52,23 @@ func (s *Service) RootCRL() (*Published, error) {
 // grow, across restarts too (RFC 5280 §5.2.3).
 const crlNumberCounter = "crl_number"
 
-// publishCRL signs a new device CRL over every revoked certificate that has
-// not expired yet (expired ones leave the CRL, and the index).
+// publishCRL signs a new device CRL over the revoked certificates. An
+// expired certificate's entry leaves the CRL (and the index) only once it
+// has appeared on one CRL issued after the certificate expired
+// (RFC 5280 §3.3); after a restart it appears on one more.
 func (s *Service) publishCRL(ctx context.Context) error {
 	start := s.now()
 	now := start.UTC().Truncate(time.Second)
 	s.mu.Lock()
 	kept := s.entries[:0]
 	for _, e := range s.entries {
-		if e.notAfter.After(now) {
-			kept = append(kept, e)
+		if e.listedExpired {
+			continue
 		}
+		if !e.notAfter.After(now) {
+			e.listedExpired = true // this CRL is issued beyond its validity
+		}
+		kept = append(kept, e)
 	}
 	if len(kept) != len(s.entries) {
 		clear(s.entries[len(kept):])

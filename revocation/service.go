@@ -83,6 +83,9 @@ type Service struct {
 type indexed struct {
 	entry    x509.RevocationListEntry
 	notAfter time.Time
+	// listedExpired is set once the entry is on a CRL issued after
+	// notAfter: the next CRL may leave it out.
+	listedExpired bool
 }
 
 // New loads the revocation log, issues an OCSP responder certificate and

@@ -191,7 +191,8 @@ type Revocation struct {
 	// the certificate.
 	RevokedAt time.Time `json:"revoked_at"`
 	Reason    int       `json:"reason"`
-	// NotAfter of the certificate: once it has passed, the entry leaves the CRL.
+	// NotAfter of the certificate: once it has passed and one CRL issued
+	// after it has listed the entry, the entry leaves the CRL (RFC 5280 §3.3).
 	NotAfter time.Time `json:"not_after"`
 }
 
