@@ -31,8 +31,9 @@ import (
 )
 
 // The benchmarks here profile enrollment in process, to find where the
-// server's CPU goes beyond the crypto floor; the headline figures come
-// from internal/bench/enrollload, which runs serve as its own process.
+// server's CPU goes beyond the crypto floor; the headline figures (`make
+// bench`) come from internal/bench/enrollload, which runs serve as its own
+// process and measures its CPU time.
 // Profile with, for example:
 //
 //	go test ./cmd/fleetca -run '^$' -bench 'EnrollHTTPS/h1/c=32' -benchtime 20000x -cpuprofile cpu.out
@@ -127,7 +128,7 @@ func benchStartServe(b *testing.B) *benchServe {
 	if err != nil {
 		b.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(b.Context())
 	urls := make(chan string, 1)
 	done := make(chan error, 1)
 	e := env{stdout: io.Discard, stderr: logFile, stdin: strings.NewReader(""), getenv: func(string) string { return "" }}
