@@ -108,10 +108,10 @@ func (s *Server) revokeToken(c echo.Context) error {
 
 // DeviceJSON is a device as the admin API shows it.
 type DeviceJSON struct {
-	ID           string     `json:"id"`
-	Status       string     `json:"status"`
-	CreatedAt    string     `json:"created_at"`
-	UpdatedAt    string     `json:"updated_at"`
+	ID           string            `json:"id"`
+	Status       string            `json:"status"`
+	CreatedAt    string            `json:"created_at"`
+	UpdatedAt    string            `json:"updated_at"`
 	Certificates []CertificateJSON `json:"certificates,omitempty"`
 }
 
