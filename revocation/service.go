@@ -71,6 +71,10 @@ type Service struct {
 	entries []indexed
 	cache   map[string]*ocspEntry
 
+	// changed is closed (and replaced) when revocations are applied, to
+	// wake Feed's waiters; guarded by mu.
+	changed chan struct{}
+
 	crl       atomic.Pointer[Published]
 	rootCRL   atomic.Pointer[Published]
 	responder atomic.Pointer[ca.OCSPResponder]
@@ -99,7 +103,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 		return nil, errors.New("revocation.New: Store and CA are required")
 	}
 	s := &Service{cfg: cfg, deps: deps, now: deps.Now, log: deps.Logger,
-		index: map[string]int{}, cache: map[string]*ocspEntry{}, kick: make(chan struct{}, 1)}
+		index: map[string]int{}, cache: map[string]*ocspEntry{}, kick: make(chan struct{}, 1), changed: make(chan struct{})}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -231,6 +235,8 @@ func (s *Service) applyRevocations(ctx context.Context, revs []store.Revocation)
 			s.cache[cacheKey(crypto.SHA1, r.Serial)] = signed[i]
 		}
 	}
+	close(s.changed)
+	s.changed = make(chan struct{})
 	s.mu.Unlock()
 	s.m.revocations.Add(float64(len(revs)))
 	select {

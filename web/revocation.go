@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -15,6 +16,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"golang.org/x/crypto/ocsp"
 
+	"github.com/fleetca/fleetca/internal/fault"
 	"github.com/fleetca/fleetca/revocation"
 	"github.com/fleetca/fleetca/store"
 )
@@ -26,6 +28,66 @@ type Revoker interface {
 	CRL() *revocation.Published
 	RootCRL() (*revocation.Published, error)
 	RespondOCSP(ctx context.Context, der []byte) (*revocation.OCSPAnswer, error)
+	Feed(ctx context.Context, seq uint64, limit int, wait time.Duration) ([]store.Revocation, error)
+}
+
+// maxFeedWait bounds a long-poll of the revocation feed, below the HTTPS
+// server's write timeout.
+const maxFeedWait = 25 * time.Second
+
+// FeedEntry is one revocation in the feed.
+type FeedEntry struct {
+	Seq       uint64 `json:"seq"`
+	Serial    string `json:"serial"`
+	RevokedAt string `json:"revoked_at"`
+	Reason    int    `json:"reason"`
+	NotAfter  string `json:"not_after"`
+}
+
+// FeedResponse is the body of GET /v1/revocations.
+type FeedResponse struct {
+	Revocations []FeedEntry `json:"revocations"`
+	// Last is the seq to pass as since next time: the last entry's, or the
+	// since of the request when there were none.
+	Last uint64 `json:"last"`
+}
+
+// revocationFeed handles GET /v1/revocations?since=N&wait=25s&limit=1000:
+// the revocations after N, in order; with wait, the request is held until
+// one happens or wait passes (long-poll). Verifiers (fleetca proxy) follow
+// it to cut devices off within seconds; it carries what the CRL does
+// (serials, times, reasons), so it is as public as the CRL.
+func (s *Server) revocationFeed(c echo.Context) error {
+	var since uint64
+	if v := c.QueryParam("since"); v != "" {
+		var err error
+		if since, err = strconv.ParseUint(v, 10, 64); err != nil {
+			return fault.New(fault.Malformed, fmt.Sprintf("since=%q is not a sequence number", v), "pass the last seq you have, or 0")
+		}
+	}
+	var wait time.Duration
+	if v := c.QueryParam("wait"); v != "" {
+		var err error
+		if wait, err = time.ParseDuration(v); err != nil || wait < 0 {
+			return fault.New(fault.Malformed, fmt.Sprintf("wait=%q is not a duration", v), "write it like 25s")
+		}
+		wait = min(wait, maxFeedWait)
+	}
+	p, err := page(c)
+	if err != nil {
+		return err
+	}
+	revs, err := s.deps.Revocation.Feed(c.Request().Context(), since, p.Limit, wait)
+	if err != nil {
+		return err
+	}
+	out := FeedResponse{Revocations: make([]FeedEntry, len(revs)), Last: since}
+	for i, r := range revs {
+		out.Revocations[i] = FeedEntry{Seq: r.Seq, Serial: r.Serial.Text(16), RevokedAt: timeJSON(r.RevokedAt), Reason: r.Reason, NotAfter: timeJSON(r.NotAfter)}
+		out.Last = r.Seq
+	}
+	c.Response().Header().Set("Cache-Control", "no-store")
+	return c.JSON(http.StatusOK, out)
 }
 
 // maxOCSPRequest bounds an OCSP request body or GET path (a request for one

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -153,5 +154,32 @@ func TestCRLEndpoints(t *testing.T) {
 	root, err := x509.ParseRevocationList(rec.Body.Bytes())
 	if err != nil || root.CheckSignatureFrom(f.authty.Root()) != nil {
 		t.Errorf("root CRL does not verify against the root: %v", err)
+	}
+}
+
+func TestRevocationFeed(t *testing.T) {
+	f := newFixture(t)
+	h := f.srv.HTTPSHandler()
+	leaf := f.enrolled(t, "dev-1")
+	if rec := do(h, "POST", "/v1/admin/devices/dev-1/revoke", f.admin, "application/json", `{"reason":"keyCompromise"}`); rec.Code != 200 {
+		t.Fatalf("revoke: %d", rec.Code)
+	}
+	rec := do(h, "GET", "/v1/revocations?since=0", "", "", "")
+	var out FeedResponse
+	if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil || rec.Code != 200 {
+		t.Fatalf("feed: %d %s", rec.Code, rec.Body)
+	}
+	if len(out.Revocations) != 1 || out.Revocations[0].Serial != leaf.SerialNumber.Text(16) || out.Revocations[0].Reason != 1 || out.Last != out.Revocations[0].Seq {
+		t.Errorf("feed = %+v, want dev-1's certificate, keyCompromise", out)
+	}
+	rec = do(h, "GET", "/v1/revocations?since="+strconv.FormatUint(out.Last, 10)+"&wait=1ms", "", "", "")
+	json.Unmarshal(rec.Body.Bytes(), &out)
+	if rec.Code != 200 || len(out.Revocations) != 0 || out.Last == 0 {
+		t.Errorf("feed after the last = %d %s, want none and last kept", rec.Code, rec.Body)
+	}
+	for _, q := range []string{"since=-1", "since=x", "wait=soon", "wait=-1s", "limit=0"} {
+		if rec := do(h, "GET", "/v1/revocations?"+q, "", "", ""); rec.Code != 400 {
+			t.Errorf("feed ?%s = %d, want 400", q, rec.Code)
+		}
 	}
 }

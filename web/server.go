@@ -188,6 +188,7 @@ func (s *Server) routes() {
 	}
 	s.https.POST("/v1/enroll", s.enroll)
 	s.https.GET("/roots.pem", s.rootsPEM)
+	s.https.GET("/v1/revocations", s.revocationFeed)
 
 	admin := s.https.Group("/v1/admin", s.requireAdmin)
 	admin.POST("/tokens", s.createToken)
