@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/x509"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -70,7 +71,8 @@ func (e *RefusedError) Error() string {
 	return s
 }
 
-// CheckerConfig configures a Checker. Exactly one of CRL and OCSP is set.
+// CheckerConfig configures a Checker. Exactly one of CRL and OCSP is set;
+// Feed may be added to a CRL.
 type CheckerConfig struct {
 	// CRL is where the device CRL comes from: an http(s) URL or a file path.
 	CRL string
@@ -91,6 +93,12 @@ type CheckerConfig struct {
 	MaxCRLBytes int64
 	// MaxCacheEntries bounds the OCSP response cache. Default 100000.
 	MaxCacheEntries int
+	// Feed, with a CRL, is the CA's HTTPS base URL: Run then also follows
+	// GET <Feed>/v1/revocations (long-poll), so that revocations are known
+	// within the round trip rather than at the next CRL. The CRL stays the
+	// signed fallback and the freshness rule applies to it. Deps.Client
+	// must trust the CA's TLS certificate.
+	Feed string
 }
 
 // CheckerDeps are a Checker's collaborators.
@@ -122,6 +130,13 @@ type Checker struct {
 	lastErr   error
 	ocspMu    sync.Mutex
 	ocspCache map[string]*ocsp.Response
+
+	// feedMu guards the revocations learnt from the feed and the
+	// subscribers.
+	feedMu   sync.RWMutex
+	feedSeen map[string]CRLEntry
+	feedSeq  uint64
+	subs     []func(serial *big.Int)
 }
 
 // NewChecker returns a Checker. A CRL Checker has no data until Refresh (or
@@ -152,7 +167,11 @@ func NewChecker(cfg CheckerConfig, deps CheckerDeps) (*Checker, error) {
 	case cfg.Refresh < time.Second || cfg.Refresh > 24*time.Hour:
 		return nil, fault.New(fault.Malformed, fmt.Sprintf("the refresh interval %s is outside 1s..24h", cfg.Refresh), "")
 	}
-	c := &Checker{cfg: cfg, client: deps.Client, now: deps.Now, log: deps.Logger, ocspCache: map[string]*ocsp.Response{}}
+	if cfg.Feed != "" && cfg.CRL == "" {
+		return nil, fault.New(fault.Malformed, "a revocation feed needs a CRL as its signed fallback", "pass --crl-url with --revocation-feed")
+	}
+	c := &Checker{cfg: cfg, client: deps.Client, now: deps.Now, log: deps.Logger, ocspCache: map[string]*ocsp.Response{},
+		feedSeen: map[string]CRLEntry{}}
 	if c.client == nil {
 		c.client = &http.Client{Timeout: 10 * time.Second}
 	}
@@ -187,7 +206,37 @@ func (c *Checker) Check(ctx context.Context, leaf *x509.Certificate) error {
 	if e, ok := crl.Lookup(leaf.SerialNumber); ok {
 		return &RefusedError{Refusal: Revoked, Serial: leaf.SerialNumber, RevokedAt: e.RevokedAt, Reason: e.Reason}
 	}
+	c.feedMu.RLock()
+	e, ok := c.feedSeen[string(leaf.SerialNumber.Bytes())]
+	c.feedMu.RUnlock()
+	if ok {
+		return &RefusedError{Refusal: Revoked, Serial: leaf.SerialNumber, RevokedAt: e.RevokedAt, Reason: e.Reason, Detail: "from the revocation feed"}
+	}
 	return nil
+}
+
+// Subscribe registers fn to be called with the serial of every certificate
+// the Checker learns is revoked after it was last checked: from the feed,
+// or from a new CRL that lists it when the CRL in use did not. A verifier
+// uses it to close connections that are already open. fn must not block.
+func (c *Checker) Subscribe(fn func(serial *big.Int)) {
+	c.feedMu.Lock()
+	c.subs = append(c.subs, fn)
+	c.feedMu.Unlock()
+}
+
+func (c *Checker) notify(serials []*big.Int) {
+	if len(serials) == 0 {
+		return
+	}
+	c.feedMu.RLock()
+	subs := c.subs
+	c.feedMu.RUnlock()
+	for _, fn := range subs {
+		for _, s := range serials {
+			fn(s)
+		}
+	}
 }
 
 // issuedBy is a cheap test that leaf names issuer as its issuer, by name
@@ -239,10 +288,27 @@ func (c *Checker) refreshLocked(ctx context.Context) error {
 	if now.After(crl.NextUpdate.Add(c.cfg.Grace)) {
 		return fmt.Errorf("CRL %s from %s expired at %s", crl.Number, c.cfg.CRL, crl.NextUpdate.UTC().Format(time.RFC3339))
 	}
-	if cur := c.crl.Load(); cur != nil && crl.Number.Cmp(cur.Number) < 0 {
+	cur := c.crl.Load()
+	if cur != nil && crl.Number.Cmp(cur.Number) < 0 {
 		return fmt.Errorf("CRL %s from %s is older than CRL %s in use", crl.Number, c.cfg.CRL, cur.Number)
 	}
 	c.crl.Store(crl)
+	c.feedMu.Lock()
+	for k := range c.feedSeen {
+		if _, listed := crl.entries[k]; listed {
+			delete(c.feedSeen, k) // the signed CRL covers it now
+		}
+	}
+	c.feedMu.Unlock()
+	if cur != nil {
+		var added []*big.Int
+		for k := range crl.entries {
+			if _, old := cur.entries[k]; !old {
+				added = append(added, new(big.Int).SetBytes([]byte(k)))
+			}
+		}
+		c.notify(added)
+	}
 	c.log.DebugContext(ctx, "CRL loaded", "number", crl.Number.String(), "entries", crl.Len(), "next_update", crl.NextUpdate)
 	return nil
 }
@@ -307,6 +373,11 @@ func (c *Checker) fetchCRL(ctx context.Context) (b []byte, notModified bool, err
 func (c *Checker) Run(ctx context.Context) error {
 	if c.cfg.CRL == "" {
 		return nil
+	}
+	if c.cfg.Feed != "" {
+		done := make(chan struct{})
+		defer func() { <-done }()
+		go func() { defer close(done); c.followFeed(ctx) }()
 	}
 	backoff := time.Second
 	for {
@@ -501,4 +572,82 @@ func VerifyOCSPResponse(b []byte, leaf, issuer *x509.Certificate, now time.Time)
 		return nil, errors.New("OCSP response has no nextUpdate, so it cannot be cached")
 	}
 	return r, nil
+}
+
+// feedWait is how long one feed request is held open by the CA.
+const feedWait = 20 * time.Second
+
+// feedBatch is how many revocations one feed request asks for.
+const feedBatch = 10_000
+
+// followFeed long-polls the CA's revocation feed until ctx ends, adding
+// what it learns to the revoked set and telling subscribers. Failures are
+// logged and retried with backoff (1 s doubling to 30 s).
+func (c *Checker) followFeed(ctx context.Context) {
+	backoff := time.Second
+	for ctx.Err() == nil {
+		err := c.pollFeed(ctx)
+		if err == nil {
+			backoff = time.Second
+			continue
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		c.log.WarnContext(ctx, "revocation feed failed; the CRL still applies", "feed", redactURL(c.cfg.Feed), "err", err)
+		if sleep(ctx, backoff) != nil {
+			return
+		}
+		backoff = min(backoff*2, 30*time.Second)
+	}
+}
+
+// pollFeed makes one feed request and applies its answer.
+func (c *Checker) pollFeed(ctx context.Context) error {
+	c.feedMu.RLock()
+	since := c.feedSeq
+	c.feedMu.RUnlock()
+	u := fmt.Sprintf("%s/v1/revocations?since=%d&limit=%d&wait=%s", strings.TrimRight(c.cfg.Feed, "/"), since, feedBatch, feedWait)
+	rctx, cancel := context.WithTimeout(ctx, feedWait+15*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(rctx, http.MethodGet, u, nil)
+	if err != nil {
+		return fmt.Errorf("feed URL: %w", err)
+	}
+	resp, err := c.client.Do(req)
+	if err != nil {
+		return fmt.Errorf("fetch revocation feed: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("revocation feed answered %s", resp.Status)
+	}
+	var out struct {
+		Revocations []struct {
+			Seq       uint64    `json:"seq"`
+			Serial    string    `json:"serial"`
+			RevokedAt time.Time `json:"revoked_at"`
+			Reason    int       `json:"reason"`
+		} `json:"revocations"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 16<<20)).Decode(&out); err != nil {
+		return fmt.Errorf("decode revocation feed: %w", err)
+	}
+	var added []*big.Int
+	c.feedMu.Lock()
+	for _, r := range out.Revocations {
+		serial, ok := new(big.Int).SetString(r.Serial, 16)
+		if !ok || r.Seq <= c.feedSeq {
+			continue
+		}
+		c.feedSeq = r.Seq
+		key := string(serial.Bytes())
+		if _, seen := c.feedSeen[key]; !seen {
+			c.feedSeen[key] = CRLEntry{RevokedAt: r.RevokedAt, Reason: Reason(r.Reason)}
+			added = append(added, serial)
+		}
+	}
+	c.feedMu.Unlock()
+	c.notify(added)
+	return nil
 }
