@@ -1,0 +1,150 @@
+package benchutil
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+	"unsafe"
+)
+
+// TerminateSignal asks fleetca serve to drain and stop.
+var TerminateSignal = syscall.SIGTERM
+
+// CheckPlatform fails unless /proc is there to read a process's CPU time.
+func CheckPlatform() error {
+	if _, err := ProcCPU(os.Getpid()); err != nil {
+		return fmt.Errorf("cannot read process CPU times from /proc: %w", err)
+	}
+	return nil
+}
+
+// SetDeathSignal makes the kernel kill the child if this process dies
+// first, so that no server outlives an interrupted benchmark.
+func SetDeathSignal(cmd *exec.Cmd) {
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
+}
+
+// ProcCPU returns the user and system CPU time process pid has used, its
+// exited threads included: utime and stime of /proc/<pid>/stat (proc(5)),
+// in clock ticks. Children's time is not included.
+func ProcCPU(pid int) (CPUTimes, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return CPUTimes{}, err
+	}
+	return parseStat(b, clockTick())
+}
+
+// TreeCPU is ProcCPU of pid plus that of its live children, as listed in
+// /proc/<pid>/task/<pid>/children (for a pre-forking server such as
+// `openssl ocsp -multi`).
+func TreeCPU(pid int) (CPUTimes, error) {
+	t, err := ProcCPU(pid)
+	if err != nil {
+		return t, err
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
+	if err != nil {
+		return t, err
+	}
+	for _, f := range strings.Fields(string(b)) {
+		child, err := strconv.Atoi(f)
+		if err != nil {
+			continue
+		}
+		if c, err := ProcCPU(child); err == nil {
+			t.User += c.User
+			t.Sys += c.Sys
+		}
+	}
+	return t, nil
+}
+
+// parseStat reads utime and stime (fields 14 and 15) of a /proc/<pid>/stat
+// line. The command name (field 2) is in parentheses and may hold spaces
+// and parentheses, so fields are counted from the last ')'.
+func parseStat(b []byte, tick time.Duration) (CPUTimes, error) {
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return CPUTimes{}, errors.New("stat: no ')' after the command name")
+	}
+	f := strings.Fields(s[i+1:])
+	// f[0] is field 3 (state), so field k is f[k-3].
+	if len(f) < 13 {
+		return CPUTimes{}, fmt.Errorf("stat: %d fields after the command name, want at least 13", len(f))
+	}
+	ut, err1 := strconv.ParseUint(f[14-3], 10, 64)
+	st, err2 := strconv.ParseUint(f[15-3], 10, 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return CPUTimes{}, fmt.Errorf("stat: %w", err)
+	}
+	return CPUTimes{User: time.Duration(ut) * tick, Sys: time.Duration(st) * tick}, nil
+}
+
+// clockTick is the unit of /proc's CPU times, 1/sysconf(_SC_CLK_TCK): the
+// AT_CLKTCK entry of this process's auxiliary vector, or 1/100 s (what
+// Linux uses on every architecture) if it cannot be read.
+var clockTick = sync.OnceValue(func() time.Duration {
+	const atClkTck = 17
+	b, err := os.ReadFile("/proc/self/auxv")
+	if err != nil {
+		return 10 * time.Millisecond
+	}
+	w := int(unsafe.Sizeof(uintptr(0)))
+	word := func(p []byte) uint64 {
+		if w == 4 {
+			return uint64(binary.NativeEndian.Uint32(p))
+		}
+		return binary.NativeEndian.Uint64(p)
+	}
+	for i := 0; i+2*w <= len(b); i += 2 * w {
+		if typ, val := word(b[i:]), word(b[i+w:]); typ == atClkTck && val > 0 {
+			return time.Second / time.Duration(val)
+		}
+	}
+	return 10 * time.Millisecond
+})
+
+// SelfCPU returns this process's CPU time (the load generator's).
+func SelfCPU() CPUTimes {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return CPUTimes{}
+	}
+	return CPUTimes{User: time.Duration(ru.Utime.Nano()), Sys: time.Duration(ru.Stime.Nano())}
+}
+
+// FSType names the file system dir is on, for reports: fsync costs nothing
+// on tmpfs, which would flatter the store.
+func FSType(dir string) string {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return "an unknown file system"
+	}
+	switch uint64(st.Type) {
+	case 0xEF53:
+		return "ext2/3/4"
+	case 0x58465342:
+		return "xfs"
+	case 0x9123683E:
+		return "btrfs"
+	case 0x01021994:
+		return "tmpfs (WARNING: fsync is free there; pass -tmp DIR on a disk)"
+	case 0x794C7630:
+		return "overlayfs"
+	case 0x2FC12FC1:
+		return "zfs"
+	}
+	return fmt.Sprintf("file system type %#x", uint64(st.Type))
+}

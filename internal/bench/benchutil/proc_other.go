@@ -1,0 +1,32 @@
+//go:build !linux
+
+package benchutil
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+)
+
+// TerminateSignal asks fleetca serve to drain and stop.
+var TerminateSignal = os.Interrupt
+
+// CheckPlatform fails: the benchmarks read CPU times from /proc.
+func CheckPlatform() error {
+	return errors.New("the benchmarks need Linux: they read the server's CPU time from /proc")
+}
+
+// SetDeathSignal does nothing here.
+func SetDeathSignal(*exec.Cmd) {}
+
+// ProcCPU fails here.
+func ProcCPU(int) (CPUTimes, error) { return CPUTimes{}, CheckPlatform() }
+
+// TreeCPU fails here.
+func TreeCPU(int) (CPUTimes, error) { return CPUTimes{}, CheckPlatform() }
+
+// SelfCPU returns zero here.
+func SelfCPU() CPUTimes { return CPUTimes{} }
+
+// FSType does not know here.
+func FSType(string) string { return "an unknown file system" }

@@ -1,0 +1,63 @@
+package benchutil
+
+import (
+	"bufio"
+	"cmp"
+	"math"
+	"os"
+	"slices"
+	"strings"
+	"time"
+)
+
+// CPUTimes is user and system CPU time.
+type CPUTimes struct{ User, Sys time.Duration }
+
+// Total is user plus system time.
+func (c CPUTimes) Total() time.Duration { return c.User + c.Sys }
+
+// Sub returns c minus d.
+func (c CPUTimes) Sub(d CPUTimes) CPUTimes { return CPUTimes{c.User - d.User, c.Sys - d.Sys} }
+
+// Median returns the median of xs (the mean of the middle two for an even
+// count), or zero for none. xs is not changed.
+func Median[T ~int64 | ~float64](xs []T) T {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	m := len(s) / 2
+	if len(s)%2 == 0 {
+		return (s[m-1] + s[m]) / 2
+	}
+	return s[m]
+}
+
+// Percentile returns the nearest-rank p-th percentile (0 < p <= 100) of
+// xs, or zero for none. It sorts xs.
+func Percentile[T cmp.Ordered](xs []T, p float64) T {
+	var zero T
+	if len(xs) == 0 {
+		return zero
+	}
+	slices.Sort(xs)
+	rank := int(math.Ceil(p/100*float64(len(xs)))) - 1
+	return xs[max(0, min(rank, len(xs)-1))]
+}
+
+// CPUModel is the first "model name" of /proc/cpuinfo, or "unknown CPU".
+func CPUModel() string {
+	f, err := os.Open("/proc/cpuinfo")
+	if err != nil {
+		return "unknown CPU"
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown CPU"
+}

@@ -1,0 +1,277 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/crypto/ocsp"
+)
+
+// device is an enrolled device and what the phases send about it.
+type device struct {
+	id        string
+	cert      *x509.Certificate
+	ocspReq   []byte // OCSP request, SHA-1 CertID, no nonce: what openssl and most clients send
+	serialDER []byte // the serial as a DER INTEGER, to find it in a CRL's DER
+}
+
+// enrollStats is how setting up went.
+type enrollStats struct {
+	n       int
+	elapsed time.Duration
+}
+
+// Device IDs are r-00000001, r-00000002, ...; the token's pattern matches them.
+const (
+	devicePrefix  = "r-"
+	devicePattern = "r-*"
+	maxTokenUses  = 100_000 // enroll.max_token_uses' default ceiling
+)
+
+// enrollDevices enrolls n devices, each with a new P-256 key, through POST
+// /v1/enroll at concurrency conc, with pattern tokens from the admin API.
+func enrollDevices(ctx context.Context, env *serverEnv, n, conc int, logf func(string, ...any)) ([]device, *enrollStats, error) {
+	client := newClient(env.roots, conc)
+	defer client.CloseIdleConnections()
+	tokens := make([]string, 0, (n+maxTokenUses-1)/maxTokenUses)
+	for left := n; left > 0; left -= maxTokenUses {
+		var out struct {
+			Token string `json:"token"`
+		}
+		body := map[string]any{"device_pattern": devicePattern, "ttl": "2h", "uses": min(left, maxTokenUses)}
+		if err := adminCall(ctx, client, env, http.MethodPost, "/v1/admin/tokens", body, http.StatusCreated, &out); err != nil {
+			return nil, nil, fmt.Errorf("create an enrollment token: %w", err)
+		}
+		tokens = append(tokens, out.Token)
+	}
+	csrs, err := makeCSRs(ctx, n)
+	if err != nil {
+		return nil, nil, err
+	}
+	devs := make([]device, n)
+	var next atomic.Int64
+	errs := make([]error, conc)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for w := range conc {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				id := fmt.Sprintf("%s%08d", devicePrefix, i+1)
+				cert, err := enrollOne(ctx, client, env.srv.HTTPSURL, tokens[i/maxTokenUses], csrs[i])
+				if err != nil {
+					errs[w] = fmt.Errorf("enroll %s: %w", id, err)
+					return
+				}
+				if cert.Subject.CommonName != id {
+					errs[w] = fmt.Errorf("enroll %s: got a certificate for %q", id, cert.Subject.CommonName)
+					return
+				}
+				d, err := newDevice(id, cert, env.inter)
+				if err != nil {
+					errs[w] = err
+					return
+				}
+				devs[i] = d
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(append(errs, ctx.Err())...); err != nil {
+		return nil, nil, err
+	}
+	st := &enrollStats{n: n, elapsed: time.Since(start)}
+	logf("enrolled %d devices in %v (%.0f/s)", n, st.elapsed.Round(time.Millisecond), float64(n)/st.elapsed.Seconds())
+	return devs, st, nil
+}
+
+// newDevice prepares what the phases send about cert.
+func newDevice(id string, cert, issuer *x509.Certificate) (device, error) {
+	req, err := ocsp.CreateRequest(cert, issuer, &ocsp.RequestOptions{Hash: crypto.SHA1})
+	if err != nil {
+		return device{}, fmt.Errorf("OCSP request for %s: %w", id, err)
+	}
+	return device{id: id, cert: cert, ocspReq: req, serialDER: derInteger(cert.SerialNumber.Bytes())}, nil
+}
+
+// derInteger encodes a positive integer's big-endian magnitude as a DER
+// INTEGER (the form a CRL entry's userCertificate takes).
+func derInteger(mag []byte) []byte {
+	if len(mag) == 0 {
+		mag = []byte{0}
+	}
+	if mag[0]&0x80 != 0 {
+		mag = append([]byte{0}, mag...)
+	}
+	out := []byte{0x02}
+	switch n := len(mag); {
+	case n < 0x80:
+		out = append(out, byte(n))
+	case n < 0x100:
+		out = append(out, 0x81, byte(n))
+	default:
+		out = append(out, 0x82, byte(n>>8), byte(n))
+	}
+	return append(out, mag...)
+}
+
+// makeCSRs returns n PEM CSRs, CN r-00000001 onwards, each with a new
+// P-256 key, generated on every core.
+func makeCSRs(ctx context.Context, n int) ([][]byte, error) {
+	out := make([][]byte, n)
+	workers := runtime.GOMAXPROCS(0)
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := w; i < n && ctx.Err() == nil; i += workers {
+				key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+				if err != nil {
+					errs[w] = err
+					return
+				}
+				id := fmt.Sprintf("%s%08d", devicePrefix, i+1)
+				der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: id}}, key)
+				if err != nil {
+					errs[w] = err
+					return
+				}
+				out[i] = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der})
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(append(errs, ctx.Err())...); err != nil {
+		return nil, fmt.Errorf("generate CSRs: %w", err)
+	}
+	return out, nil
+}
+
+// enrollOne sends one CSR and returns the certificate.
+func enrollOne(ctx context.Context, client *http.Client, httpsURL, token string, csrPEM []byte) (*x509.Certificate, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, httpsURL+"/v1/enroll", bytes.NewReader(csrPEM))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/x-pem-file")
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswerBytes))
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusCreated {
+		return nil, fmt.Errorf("status %d: %s", resp.StatusCode, firstBytes(b))
+	}
+	var r struct {
+		Certificate string `json:"certificate"`
+	}
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("201 body: %w", err)
+	}
+	return parseCertPEM([]byte(r.Certificate))
+}
+
+// adminCall sends a JSON request with the admin token to the HTTPS
+// listener and decodes a JSON answer into out (if not nil); any status but
+// want is an error.
+func adminCall(ctx context.Context, client *http.Client, env *serverEnv, method, path string, body any, want int, out any) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, env.srv.HTTPSURL+path, rd)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+env.adminToken)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswerBytes))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != want {
+		return fmt.Errorf("%s %s: status %d: %s", method, path, resp.StatusCode, firstBytes(b))
+	}
+	if out != nil {
+		return json.Unmarshal(b, out)
+	}
+	return nil
+}
+
+// newClient returns an HTTP/1.1 keep-alive client for conc workers: at
+// most conc connections, all kept idle between requests, so that each
+// worker keeps one connection. roots, if set, are its TLS trust anchors.
+func newClient(roots *x509.CertPool, conc int) *http.Client {
+	tr := &http.Transport{
+		TLSHandshakeTimeout: 10 * time.Second,
+		MaxIdleConns:        conc,
+		MaxIdleConnsPerHost: conc,
+		MaxConnsPerHost:     conc,
+		IdleConnTimeout:     90 * time.Second,
+		DisableCompression:  true,
+		Protocols:           new(http.Protocols),
+	}
+	tr.Protocols.SetHTTP1(true)
+	if roots != nil {
+		tr.TLSClientConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
+	}
+	return &http.Client{Transport: tr, Timeout: 30 * time.Second}
+}
+
+// maxAnswerBytes bounds what the client reads of an answer (a CRL of a
+// million entries is about 40 MB).
+const maxAnswerBytes = 256 << 20
+
+// parseCertPEM parses the first certificate of a PEM text.
+func parseCertPEM(b []byte) (*x509.Certificate, error) {
+	block, _ := pem.Decode(b)
+	if block == nil || block.Type != "CERTIFICATE" {
+		return nil, errors.New("no PEM certificate")
+	}
+	return x509.ParseCertificate(block.Bytes)
+}
+
+// firstBytes is the start of an answer, for error messages.
+func firstBytes(b []byte) string {
+	b = bytes.TrimSpace(b)
+	if len(b) > 300 {
+		b = b[:300]
+	}
+	return string(b)
+}
