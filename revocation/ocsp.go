@@ -97,6 +97,20 @@ func ParseOCSPRequest(der []byte) (*ocsp.Request, []byte, error) {
 // least half their validity remains; a revocation replaces them. It returns
 // an error only for internal failures.
 func (s *Service) RespondOCSP(ctx context.Context, der []byte) (*OCSPAnswer, error) {
+	now := s.now()
+	// Fast path: a client asks with the same bytes each time, so a request
+	// seen before (and found valid, for this issuer, without a nonce) maps
+	// straight to its cached answer, without parsing. A revocation replaces
+	// the answer behind the key, so this never serves a stale status.
+	if len(der) <= maxIndexedRequest {
+		s.mu.RLock()
+		e := s.cache[s.requests[string(der)]]
+		s.mu.RUnlock()
+		if e != nil && s.fresh(e, now) {
+			s.m.ocsp.WithLabelValues(statusName(e.status), "hit").Inc()
+			return e.answer(), nil
+		}
+	}
 	req, nonce, err := ParseOCSPRequest(der)
 	if err != nil {
 		s.m.ocsp.WithLabelValues("malformed", "none").Inc()
@@ -107,14 +121,14 @@ func (s *Service) RespondOCSP(ctx context.Context, der []byte) (*OCSPAnswer, err
 		return &OCSPAnswer{DER: ocsp.UnauthorizedErrorResponse, Status: -1}, nil
 	}
 	key := cacheKey(req.HashAlgorithm, req.SerialNumber)
-	now := s.now()
 	if nonce == nil {
 		s.mu.RLock()
 		e := s.cache[key]
 		s.mu.RUnlock()
-		if e != nil && now.Before(e.thisUpdate.Add(s.cfg.OCSPValidity/2)) && !now.Before(e.thisUpdate) {
+		if e != nil && s.fresh(e, now) {
+			s.indexRequest(der, key)
 			s.m.ocsp.WithLabelValues(statusName(e.status), "hit").Inc()
-			return &OCSPAnswer{DER: e.der, Status: e.status, ThisUpdate: e.thisUpdate, NextUpdate: e.nextUpdate, Cacheable: true}, nil
+			return e.answer(), nil
 		}
 	}
 	status, revokedAt, reason, err := s.statusOf(ctx, req.SerialNumber)
@@ -140,9 +154,44 @@ func (s *Service) RespondOCSP(ctx context.Context, der []byte) (*OCSPAnswer, err
 			s.cache[key] = e
 		}
 		s.mu.Unlock()
+		s.indexRequest(der, key)
 	}
 	s.m.ocsp.WithLabelValues(statusName(status), "miss").Inc()
 	return &OCSPAnswer{DER: e.der, Status: status, ThisUpdate: e.thisUpdate, NextUpdate: e.nextUpdate, Cacheable: cacheable}, nil
+}
+
+// maxIndexedRequest bounds the requests kept as keys of the fast path (a
+// one-certificate request without a nonce is about 80 bytes).
+const maxIndexedRequest = 256
+
+// fresh reports whether a cached answer may still be served: it is not
+// from the future and at least half its validity remains.
+func (s *Service) fresh(e *ocspEntry, now time.Time) bool {
+	return now.Before(e.thisUpdate.Add(s.cfg.OCSPValidity/2)) && !now.Before(e.thisUpdate)
+}
+
+// answer is the cached entry as an OCSPAnswer.
+func (e *ocspEntry) answer() *OCSPAnswer {
+	return &OCSPAnswer{DER: e.der, Status: e.status, ThisUpdate: e.thisUpdate, NextUpdate: e.nextUpdate, Cacheable: true}
+}
+
+// indexRequest remembers that the request bytes der, valid and without a
+// nonce, ask for the answer cached under key.
+func (s *Service) indexRequest(der []byte, key string) {
+	if len(der) > maxIndexedRequest {
+		return
+	}
+	s.mu.Lock()
+	if _, ok := s.requests[string(der)]; !ok {
+		if len(s.requests) >= s.cfg.OCSPCacheEntries {
+			for k := range s.requests { // evict one arbitrary entry
+				delete(s.requests, k)
+				break
+			}
+		}
+		s.requests[string(der)] = key
+	}
+	s.mu.Unlock()
 }
 
 // statusOf looks a serial up: the revoked index first, then the store.

@@ -70,6 +70,9 @@ type Service struct {
 	index   map[string]int // serial bytes -> position in entries
 	entries []indexed
 	cache   map[string]*ocspEntry
+	// requests maps the bytes of a valid OCSP request without a nonce to
+	// its cache key: the fast path of RespondOCSP.
+	requests map[string]string
 
 	// changed is closed (and replaced) when revocations are applied, to
 	// wake Feed's waiters; guarded by mu.
@@ -103,7 +106,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 		return nil, errors.New("revocation.New: Store and CA are required")
 	}
 	s := &Service{cfg: cfg, deps: deps, now: deps.Now, log: deps.Logger,
-		index: map[string]int{}, cache: map[string]*ocspEntry{}, kick: make(chan struct{}, 1), changed: make(chan struct{})}
+		index: map[string]int{}, cache: map[string]*ocspEntry{}, requests: map[string]string{}, kick: make(chan struct{}, 1), changed: make(chan struct{})}
 	if s.now == nil {
 		s.now = time.Now
 	}
