@@ -27,6 +27,7 @@ test:
 # Benchmarks print figures; nothing here fails on a slow machine.
 bench:
 	$(GO) run ./internal/bench/enrollload
+	$(GO) run ./internal/bench/revocationload
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./ca ./store/boltstore
 
 # A short run of every fuzz target (go test -fuzz takes one target at a time).
