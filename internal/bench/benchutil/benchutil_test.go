@@ -2,6 +2,7 @@ package benchutil
 
 import (
 	"slices"
+	"sync"
 	"testing"
 	"time"
 )
@@ -18,6 +19,7 @@ fleetca is serving CA "Bench" from d
 		{"fail/not-yet", `{"time":"t","level":"INFO","msg":"certificate authority loaded"}` + "\n", "", ""},
 		{"fail/partial-line", `{"time":"t","level":"INFO","msg":"listening","https":"https://127.0.0.1:4`, "", ""},
 		{"fail/no-http", `{"msg":"listening","https":"https://127.0.0.1:1"}` + "\n", "", ""},
+		{"fail/banner-only", "  HTTPS (enrollment, admin API): https://127.0.0.1:1\n", "", ""},
 		{"fail/not-https", `{"msg":"listening","https":"http://127.0.0.1:1","http":"http://127.0.0.1:2"}` + "\n", "", ""},
 	}
 	for _, tc := range tests {
@@ -60,5 +62,25 @@ func TestPercentileAndMedian(t *testing.T) {
 	}
 	if got := Median([]time.Duration{5, 1, 3}); got != 3 {
 		t.Errorf("Median(5,1,3) = %v, want 3", got)
+	}
+}
+
+func TestFailures(t *testing.T) {
+	var f Failures
+	if n, msgs := f.Result(); n != 0 || msgs != nil {
+		t.Errorf("zero Failures.Result() = %d, %q, want 0, none", n, msgs)
+	}
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Go(func() {
+			for i := range 10 {
+				f.Addf("w%d: %d", w, i)
+			}
+		})
+	}
+	wg.Wait()
+	n, msgs := f.Result()
+	if n != 40 || len(msgs) != MaxFailures {
+		t.Errorf("Failures.Result() = %d, %d messages, want 40, %d", n, len(msgs), MaxFailures)
 	}
 }

@@ -116,6 +116,53 @@ var clockTick = sync.OnceValue(func() time.Duration {
 	return 10 * time.Millisecond
 })
 
+// MachineCPU returns the CPU time all CPUs of the machine have spent busy
+// (user, nice, system, irq, softirq) and stolen by the hypervisor, from the
+// first line of /proc/stat (proc(5)), in clock ticks.
+func MachineCPU() (busy, steal time.Duration, err error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0, err
+	}
+	return parseProcStat(b, clockTick())
+}
+
+// parseProcStat reads the aggregate "cpu" line of /proc/stat.
+func parseProcStat(b []byte, tick time.Duration) (busy, steal time.Duration, err error) {
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0, 0, fmt.Errorf("/proc/stat: first line %q is not the cpu line", line)
+	}
+	var v [8]uint64 // user nice system idle iowait irq softirq steal
+	for i := range v {
+		if v[i], err = strconv.ParseUint(f[i+1], 10, 64); err != nil {
+			return 0, 0, fmt.Errorf("/proc/stat: %w", err)
+		}
+	}
+	busy = time.Duration(v[0]+v[1]+v[2]+v[5]+v[6]) * tick
+	return busy, time.Duration(v[7]) * tick, nil
+}
+
+// PeakRSS returns the peak resident set size of process pid in bytes
+// (VmHWM in /proc/<pid>/status), or 0 if it cannot be read.
+func PeakRSS(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			if err != nil {
+				return 0
+			}
+			return kb << 10
+		}
+	}
+	return 0
+}
+
 // SelfCPU returns this process's CPU time (the load generator's).
 func SelfCPU() CPUTimes {
 	var ru syscall.Rusage

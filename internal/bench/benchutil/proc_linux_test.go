@@ -1,20 +1,70 @@
 package benchutil
 
 import (
+	"os"
 	"testing"
 	"time"
 )
 
 func TestParseStat(t *testing.T) {
-	line := []byte("1234 (fleetca (x) y) S 1 1234 1234 0 -1 4194560 2000 0 0 0 150 25 0 0 20 0 9 0 100 0 0\n")
-	got, err := parseStat(line, 10*time.Millisecond)
+	const tick = 10 * time.Millisecond
+	tests := []struct {
+		name     string
+		stat     string
+		want     CPUTimes
+		wantFail bool
+	}{
+		{"ok/plain", "4242 (fleetca) S 1 4242 4242 0 -1 4194560 1234 0 0 0 150 37 0 0 20 0 9 0 100 0 0",
+			CPUTimes{User: 1500 * time.Millisecond, Sys: 370 * time.Millisecond}, false},
+		{"ok/name-with-parens-and-spaces", "1234 (fleetca (x) y) S 1 1234 1234 0 -1 4194560 2000 0 0 0 150 25 0 0 20 0 9 0 100 0 0\n",
+			CPUTimes{User: 1500 * time.Millisecond, Sys: 250 * time.Millisecond}, false},
+		{"ok/name-with-parens-and-spaces-2", "7 (a) b (c) R 1 7 7 0 -1 0 0 0 0 0 3 4 0 0 20 0 1 0 5",
+			CPUTimes{User: 30 * time.Millisecond, Sys: 40 * time.Millisecond}, false},
+		{"fail/short", "7 (x) R 1 2 3", CPUTimes{}, true},
+		{"fail/no-name", "7 x R 1", CPUTimes{}, true},
+		{"fail/not-a-number", "7 (x) S 1 7 7 0 -1 0 0 0 0 0 u s 0 0", CPUTimes{}, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := parseStat([]byte(tc.stat), tick)
+			if (err != nil) != tc.wantFail {
+				t.Fatalf("parseStat() error = %v, want failure %v", err, tc.wantFail)
+			}
+			if got != tc.want {
+				t.Errorf("parseStat() = %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestParseProcStat(t *testing.T) {
+	const stat = "cpu  100 5 20 900 7 3 2 11 0 0\ncpu0 50 2 10 450 3 1 1 5 0 0\n"
+	busy, steal, err := parseProcStat([]byte(stat), time.Millisecond)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := (CPUTimes{User: 1500 * time.Millisecond, Sys: 250 * time.Millisecond}); got != want {
-		t.Errorf("parseStat() = %+v, want %+v", got, want)
+	if want := 130 * time.Millisecond; busy != want {
+		t.Errorf("busy = %v, want %v (user+nice+system+irq+softirq)", busy, want)
 	}
-	if _, err := parseStat([]byte("1234 fleetca S 1"), time.Millisecond); err == nil {
-		t.Error("parseStat(no parentheses) = nil error, want one")
+	if want := 11 * time.Millisecond; steal != want {
+		t.Errorf("steal = %v, want %v", steal, want)
+	}
+	if _, _, err := parseProcStat([]byte("intr 1 2 3\n"), time.Millisecond); err == nil {
+		t.Error("parseProcStat(no cpu line) succeeded, want an error")
+	}
+}
+
+func TestClockTick(t *testing.T) {
+	if got := clockTick(); got <= 0 || got > time.Second {
+		t.Errorf("clockTick() = %v, want a fraction of a second", got)
+	}
+}
+
+func TestPeakRSS(t *testing.T) {
+	if got := PeakRSS(os.Getpid()); got < 1<<20 {
+		t.Errorf("PeakRSS(self) = %d bytes, want at least 1 MiB", got)
+	}
+	if got := PeakRSS(-1); got != 0 {
+		t.Errorf("PeakRSS(-1) = %d, want 0", got)
 	}
 }

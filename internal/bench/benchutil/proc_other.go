@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"os/exec"
+	"time"
 )
 
 // TerminateSignal asks fleetca serve to drain and stop.
@@ -24,6 +25,12 @@ func ProcCPU(int) (CPUTimes, error) { return CPUTimes{}, CheckPlatform() }
 
 // TreeCPU fails here.
 func TreeCPU(int) (CPUTimes, error) { return CPUTimes{}, CheckPlatform() }
+
+// MachineCPU fails here.
+func MachineCPU() (busy, steal time.Duration, err error) { return 0, 0, CheckPlatform() }
+
+// PeakRSS returns zero here.
+func PeakRSS(int) int64 { return 0 }
 
 // SelfCPU returns zero here.
 func SelfCPU() CPUTimes { return CPUTimes{} }

@@ -1,7 +1,9 @@
 // Package benchutil holds what the benchmark commands under internal/bench
-// share: building fleetca, running `fleetca init` and `fleetca serve` as a
-// separate process and finding its listeners, reading a process's CPU time
-// from /proc, and medians and percentiles.
+// share: their common flags and setup (Main, Flags, Prepare), building
+// fleetca, running `fleetca init` and `fleetca serve` as a separate process
+// and finding its listeners, the enrollment client (P-256 CSRs, POST
+// /v1/enroll, checking the answer), reading CPU times and memory from
+// /proc, and medians and percentiles.
 //
 // It is a development tool, Linux only for the CPU times, and never shipped.
 package benchutil

@@ -3,10 +3,12 @@ package benchutil
 import (
 	"bufio"
 	"cmp"
+	"fmt"
 	"math"
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -18,6 +20,36 @@ func (c CPUTimes) Total() time.Duration { return c.User + c.Sys }
 
 // Sub returns c minus d.
 func (c CPUTimes) Sub(d CPUTimes) CPUTimes { return CPUTimes{c.User - d.User, c.Sys - d.Sys} }
+
+// MaxFailures is how many failure messages a Failures keeps, and how many
+// a report shows.
+const MaxFailures = 5
+
+// Failures counts the failed requests of a load run and keeps the messages
+// of the first MaxFailures. The zero value is ready to use; it is safe for
+// concurrent use.
+type Failures struct {
+	mu   sync.Mutex
+	n    int
+	msgs []string
+}
+
+// Addf counts one failure, described by fmt.Sprintf(format, a...).
+func (f *Failures) Addf(format string, a ...any) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.n++
+	if len(f.msgs) < MaxFailures {
+		f.msgs = append(f.msgs, fmt.Sprintf(format, a...))
+	}
+}
+
+// Result returns the number of failures and the messages kept.
+func (f *Failures) Result() (n int, msgs []string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.n, f.msgs
+}
 
 // Median returns the median of xs (the mean of the middle two for an even
 // count), or zero for none. xs is not changed.

@@ -10,12 +10,12 @@ import (
 	"crypto/x509/pkix"
 	"errors"
 	"fmt"
-	"math"
 	"math/big"
 	"net/url"
 	"runtime"
-	"slices"
 	"time"
+
+	"github.com/fleetca/fleetca/internal/bench/benchutil"
 )
 
 // floorResult is the crypto an enrollment cannot do without, per
@@ -97,11 +97,11 @@ func measureFloor(runs int, each time.Duration) (floorResult, error) {
 		}
 	}
 	return floorResult{
-		csrCheck:   median(samples[0]),
-		rawSign:    median(samples[1]),
-		createCert: median(samples[2]),
-		floorA:     median(samples[3]),
-		floorB:     median(samples[4]),
+		csrCheck:   benchutil.Median(samples[0]),
+		rawSign:    benchutil.Median(samples[1]),
+		createCert: benchutil.Median(samples[2]),
+		floorA:     benchutil.Median(samples[3]),
+		floorB:     benchutil.Median(samples[4]),
 		tbsBytes:   len(tbs),
 	}, nil
 }
@@ -182,29 +182,4 @@ func keyID(pub *ecdsa.PublicKey) []byte {
 	b, _ := pub.Bytes()
 	sum := sha1.Sum(b)
 	return sum[:]
-}
-
-// median of ds (the mean of the middle two for an even count); 0 for none.
-func median(ds []time.Duration) time.Duration {
-	if len(ds) == 0 {
-		return 0
-	}
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	m := len(s) / 2
-	if len(s)%2 == 0 {
-		return (s[m-1] + s[m]) / 2
-	}
-	return s[m]
-}
-
-// percentile returns the nearest-rank p-th percentile (0 < p <= 100) of
-// ds, which it sorts.
-func percentile(ds []time.Duration, p float64) time.Duration {
-	if len(ds) == 0 {
-		return 0
-	}
-	slices.Sort(ds)
-	rank := int(math.Ceil(p/100*float64(len(ds)))) - 1
-	return ds[max(0, min(rank, len(ds)-1))]
 }

@@ -36,17 +36,15 @@ import (
 	"context"
 	"crypto/x509"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
 	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/fleetca/fleetca/internal/bench/benchutil"
 )
 
 // Targets and reference figures, from the issue that asked for the benchmark.
@@ -61,8 +59,7 @@ const (
 
 // options are the command line.
 type options struct {
-	fleetca     string
-	pkg         string
+	benchutil.Flags
 	concurrency []int
 	duration    time.Duration
 	warmup      time.Duration
@@ -71,34 +68,14 @@ type options struct {
 	floorRuns   int
 	floorEach   time.Duration
 	maxCSRs     int
-	tmp         string
-	keep        bool
-	strict      bool
-	serverEnv   []string
 }
 
-func main() {
-	o, err := parseFlags(os.Args[1:], os.Stderr)
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			os.Exit(0)
-		}
-		fmt.Fprintln(os.Stderr, "enrollload:", err)
-		os.Exit(2)
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, o, os.Stdout, os.Stderr)
-	stop()
-	os.Exit(code)
-}
+func main() { benchutil.Main("enrollload", parseFlags, run) }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
 	var o options
-	fs := flag.NewFlagSet("enrollload", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := benchutil.NewFlagSet("enrollload", stderr, &o.Flags, "binary, data directory, serve.log")
 	conc := fs.String("concurrency", "1,8,32", "comma-separated numbers of concurrent workers, one level each")
-	fs.StringVar(&o.fleetca, "fleetca", "", "fleetca binary to run (default: build -pkg into the temporary directory)")
-	fs.StringVar(&o.pkg, "pkg", "./cmd/fleetca", "package to build when -fleetca is not given, relative to the module root")
 	fs.DurationVar(&o.duration, "duration", 5*time.Second, "length of each measured repetition")
 	fs.DurationVar(&o.warmup, "warmup", time.Second, "warm-up before each concurrency level (opens the connections)")
 	fs.IntVar(&o.reps, "reps", 3, "measured repetitions per level; the table shows medians")
@@ -106,25 +83,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.floorRuns, "floor-runs", 9, "timed runs of each crypto-floor operation; the median is used")
 	fs.DurationVar(&o.floorEach, "floor-run-time", 80*time.Millisecond, "length of one crypto-floor run")
 	fs.IntVar(&o.maxCSRs, "max-csrs", 100_000, "most CSRs generated for one repetition (a repetition that uses them all ends early)")
-	fs.StringVar(&o.tmp, "tmp", "", "parent of the temporary directory (default $TMPDIR or /tmp); put it on the disk you want fsync measured on")
-	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (binary, data directory, serve.log)")
-	fs.BoolVar(&o.strict, "strict", false, "exit 1 when a target is missed")
-	fs.Func("server-env", "`NAME=VALUE` added to fleetca serve's environment, e.g. GOGC=200 (repeatable)", func(s string) error {
-		if name, _, ok := strings.Cut(s, "="); !ok || name == "" {
-			return fmt.Errorf("%q is not NAME=VALUE", s)
-		}
-		o.serverEnv = append(o.serverEnv, s)
-		return nil
-	})
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: go run ./internal/bench/enrollload [flags]\n\nflags:")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
+	if err := benchutil.Parse(fs, args); err != nil {
 		return o, err
-	}
-	if fs.NArg() != 0 {
-		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	levels, err := parseLevels(*conc)
 	if err != nil {
@@ -164,27 +124,11 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) int {
 		logf("%v", err)
 		return 1
 	}
-	if err := checkPlatform(); err != nil {
-		return fail(err)
-	}
-	tmp, err := os.MkdirTemp(o.tmp, "fleetca-bench-")
+	tmp, bin, cleanup, err := benchutil.Prepare(ctx, o.Flags, "fleetca-bench-", stderr, logf)
 	if err != nil {
 		return fail(err)
 	}
-	if o.keep {
-		logf("keeping %s", tmp)
-	} else {
-		defer os.RemoveAll(tmp)
-	}
-
-	bin := o.fleetca
-	if bin == "" {
-		bin = filepath.Join(tmp, "fleetca")
-		logf("building %s", o.pkg)
-		if err := buildFleetca(ctx, o.pkg, bin, stderr); err != nil {
-			return fail(err)
-		}
-	}
+	defer cleanup()
 
 	// The floor first, while nothing else runs.
 	logf("measuring the crypto floor (%d runs of %v per operation, one core)", o.floorRuns, o.floorEach)
@@ -194,18 +138,22 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) int {
 	}
 
 	dataDir := filepath.Join(tmp, "ca")
-	srv, err := startServer(ctx, bin, dataDir, filepath.Join(tmp, "serve.log"), o.serverEnv, logf)
+	srv, err := benchutil.StartServer(ctx, bin, dataDir, filepath.Join(tmp, "serve.log"), o.ServerEnv)
 	if err != nil {
 		return fail(err)
 	}
-	defer srv.stop(logf)
-	logf("fleetca serve is pid %d at %s; data directory %s on %s", srv.pid, srv.httpsURL, dataDir, fsType(dataDir))
+	defer func() {
+		if err := srv.Stop(); err != nil {
+			logf("fleetca serve: %v; see %s", err, srv.LogPath)
+		}
+	}()
+	logf("fleetca serve is pid %d at %s; data directory %s on %s", srv.PID, srv.HTTPSURL, dataDir, benchutil.FSType(dataDir))
 
-	roots, err := readRoots(filepath.Join(dataDir, "root.pem"))
+	roots, err := benchutil.ReadRoots(filepath.Join(dataDir, "root.pem"))
 	if err != nil {
 		return fail(err)
 	}
-	gen := &generator{tokens: &tokenMinter{bin: bin, dir: dataDir, url: srv.httpsURL}}
+	gen := &generator{tokens: &tokenMinter{bin: bin, dir: dataDir, url: srv.HTTPSURL}}
 	var levels []levelResult
 	for _, c := range o.concurrency {
 		lr, err := runLevel(ctx, o, srv, roots, gen, c, logf)
@@ -214,20 +162,19 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) int {
 		}
 		levels = append(levels, lr)
 	}
-	if err := srv.alive(); err != nil {
+	if err := srv.Alive(); err != nil {
 		return fail(err)
 	}
-	srv.peakRSS = peakRSS(srv.pid)
-	missed := report(stdout, o, srv, dataDir, floor, levels)
+	missed := report(stdout, o, srv, benchutil.PeakRSS(srv.PID), dataDir, floor, levels)
 	errs := 0
 	for _, l := range levels {
 		errs += l.errors()
 	}
 	switch {
 	case errs > 0:
-		logf("%d requests failed; see the table and %s", errs, srv.logPath)
+		logf("%d requests failed; see the table and %s", errs, srv.LogPath)
 		return 1
-	case missed && o.strict:
+	case missed && o.Strict:
 		return 1
 	}
 	return 0
@@ -250,11 +197,11 @@ func (l levelResult) errors() int {
 // runLevel warms up at concurrency c, then measures o.reps repetitions.
 // Each phase gets its own freshly generated CSRs, sized from the rate seen
 // so far, and the server is idle while they are generated.
-func runLevel(ctx context.Context, o options, srv *server, roots *x509.CertPool, gen *generator, c int, logf func(string, ...any)) (levelResult, error) {
+func runLevel(ctx context.Context, o options, srv *benchutil.Server, roots *x509.CertPool, gen *generator, c int, logf func(string, ...any)) (levelResult, error) {
 	lr := levelResult{conc: c}
-	client := newClient(roots, c, o.proto)
+	client := benchutil.NewClient(roots, c, o.proto)
 	defer client.CloseIdleConnections()
-	url := srv.httpsURL + "/v1/enroll"
+	url := srv.HTTPSURL + "/v1/enroll"
 
 	// A first guess of the rate, for sizing the warm-up: enough for
 	// 10,000/s.
@@ -264,7 +211,7 @@ func runLevel(ctx context.Context, o options, srv *server, roots *x509.CertPool,
 		if err != nil {
 			return lr, err
 		}
-		w, err := runPhase(ctx, client, url, jobs, c, o.warmup, srv.pid)
+		w, err := runPhase(ctx, client, url, jobs, c, o.warmup, srv.PID)
 		if err != nil {
 			return lr, err
 		}
@@ -280,7 +227,7 @@ func runLevel(ctx context.Context, o options, srv *server, roots *x509.CertPool,
 			return lr, err
 		}
 		runtime.GC() // the client's garbage from generating, collected before timing
-		p, err := runPhase(ctx, client, url, jobs, c, o.duration, srv.pid)
+		p, err := runPhase(ctx, client, url, jobs, c, o.duration, srv.PID)
 		if err != nil {
 			return lr, err
 		}

@@ -1,14 +1,13 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
 	"io"
-	"os"
 	"runtime"
-	"slices"
 	"strings"
 	"time"
+
+	"github.com/fleetca/fleetca/internal/bench/benchutil"
 )
 
 // levelSummary is what the table shows of a level: medians over its
@@ -39,39 +38,40 @@ func summarize(l levelResult) levelSummary {
 		}
 		s.rateMax = max(s.rateMax, rate)
 		server = append(server, r.serverCPUPerCert())
-		user = append(user, perCert(r.server.user, r.ok))
-		sys = append(sys, perCert(r.server.sys, r.ok))
+		user = append(user, perCert(r.server.User, r.ok))
+		sys = append(sys, perCert(r.server.Sys, r.ok))
 		client = append(client, r.clientCPUPerCert())
-		busy = append(busy, float64(r.server.total()+r.client.total())/float64(r.elapsed)/float64(runtime.NumCPU()))
+		busy = append(busy, float64(r.server.Total()+r.client.Total())/float64(r.elapsed)/float64(runtime.NumCPU()))
 		other = append(other, r.other()+float64(r.steal)/float64(r.elapsed)/float64(runtime.NumCPU()))
 		lat = append(lat, r.lat...)
 		s.ok += r.ok
 		s.failed += r.failed
 		for _, e := range r.errs {
-			if len(s.errs) < maxErrs {
+			if len(s.errs) < benchutil.MaxFailures {
 				s.errs = append(s.errs, e)
 			}
 		}
 	}
-	s.rate = medianFloat(rates)
-	s.server, s.user, s.sys, s.client = median(server), median(user), median(sys), median(client)
-	s.busy, s.other = medianFloat(busy), medianFloat(other)
-	s.p50, s.p99 = percentile(lat, 50), percentile(lat, 99)
+	s.rate = benchutil.Median(rates)
+	s.server, s.user, s.sys, s.client = benchutil.Median(server), benchutil.Median(user), benchutil.Median(sys), benchutil.Median(client)
+	s.busy, s.other = benchutil.Median(busy), benchutil.Median(other)
+	s.p50, s.p99 = benchutil.Percentile(lat, 50), benchutil.Percentile(lat, 99)
 	return s
 }
 
 // report prints the results and reports whether a target was missed.
-func report(w io.Writer, o options, srv *server, dataDir string, f floorResult, levels []levelResult) (missed bool) {
+// peakRSS is the server's peak resident memory in bytes, 0 if unknown.
+func report(w io.Writer, o options, srv *benchutil.Server, peakRSS int64, dataDir string, f floorResult, levels []levelResult) (missed bool) {
 	p := func(format string, a ...any) { fmt.Fprintf(w, format, a...) }
 	client := "HTTP/1.1 keep-alive, one TLS connection per worker (MaxIdleConnsPerHost = concurrency)"
 	if o.proto == "h2" {
 		client = "HTTP/2, all workers multiplexed on one TLS connection"
 	}
 	p("\nfleetca enrollment benchmark, %s\n", time.Now().UTC().Format(time.RFC3339))
-	p("  machine  %s/%s, %d CPUs (%s), %s\n", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), cpuModel(), runtime.Version())
-	p("  server   fleetca serve as its own process (pid %d), bbolt with fsync on %s, HTTPS on loopback\n", srv.pid, fsType(dataDir))
-	if len(o.serverEnv) > 0 {
-		p("           with %s in its environment\n", strings.Join(o.serverEnv, " "))
+	p("  machine  %s/%s, %d CPUs (%s), %s\n", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), benchutil.CPUModel(), runtime.Version())
+	p("  server   fleetca serve as its own process (pid %d), bbolt with fsync on %s, HTTPS on loopback\n", srv.PID, benchutil.FSType(dataDir))
+	if len(o.ServerEnv) > 0 {
+		p("           with %s in its environment\n", strings.Join(o.ServerEnv, " "))
 	}
 	p("  client   %s, on the same machine; P-256 CSRs generated before timing\n", client)
 	p("  method   per level: %v warm-up, then %d x %v; medians of the repetitions, latency percentiles over all of them\n",
@@ -105,8 +105,8 @@ func report(w io.Writer, o options, srv *server, dataDir string, f floorResult, 
 	}
 	p("  busy  = (server + client CPU) / (wall time x %d CPUs): near 100%% the machine, not the server, is the limit\n", runtime.NumCPU())
 	p("  other = CPU used by other processes, and stolen by the hypervisor, in the same terms\n")
-	if srv.peakRSS > 0 {
-		p("  the server's peak resident memory over the run: %.0f MiB\n", float64(srv.peakRSS)/(1<<20))
+	if peakRSS > 0 {
+		p("  the server's peak resident memory over the run: %.0f MiB\n", float64(peakRSS)/(1<<20))
 	}
 	for _, s := range sums {
 		if s.other > 0.10 {
@@ -154,34 +154,4 @@ func ratio(a, b time.Duration) float64 {
 		return 0
 	}
 	return float64(a) / float64(b)
-}
-
-// medianFloat is median for float64s.
-func medianFloat(xs []float64) float64 {
-	if len(xs) == 0 {
-		return 0
-	}
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	m := len(s) / 2
-	if len(s)%2 == 0 {
-		return (s[m-1] + s[m]) / 2
-	}
-	return s[m]
-}
-
-// cpuModel is the first "model name" of /proc/cpuinfo, or "unknown CPU".
-func cpuModel() string {
-	f, err := os.Open("/proc/cpuinfo")
-	if err != nil {
-		return "unknown CPU"
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
-			return strings.TrimSpace(v)
-		}
-	}
-	return "unknown CPU"
 }

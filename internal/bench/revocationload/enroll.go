@@ -4,23 +4,17 @@ import (
 	"bytes"
 	"context"
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/fleetca/fleetca/internal/bench/benchutil"
 	"golang.org/x/crypto/ocsp"
 )
 
@@ -48,7 +42,7 @@ const (
 // enrollDevices enrolls n devices, each with a new P-256 key, through POST
 // /v1/enroll at concurrency conc, with pattern tokens from the admin API.
 func enrollDevices(ctx context.Context, env *serverEnv, n, conc int, logf func(string, ...any)) ([]device, *enrollStats, error) {
-	client := newClient(env.roots, conc)
+	client := benchutil.NewClient(env.roots, conc, "h1")
 	defer client.CloseIdleConnections()
 	tokens := make([]string, 0, (n+maxTokenUses-1)/maxTokenUses)
 	for left := n; left > 0; left -= maxTokenUses {
@@ -61,11 +55,12 @@ func enrollDevices(ctx context.Context, env *serverEnv, n, conc int, logf func(s
 		}
 		tokens = append(tokens, out.Token)
 	}
-	csrs, err := makeCSRs(ctx, n)
+	csrs, err := benchutil.MakeCSRs(ctx, devicePrefix, 1, n)
 	if err != nil {
 		return nil, nil, err
 	}
 	devs := make([]device, n)
+	enrollURL := env.srv.HTTPSURL + "/v1/enroll"
 	var next atomic.Int64
 	errs := make([]error, conc)
 	start := time.Now()
@@ -77,14 +72,15 @@ func enrollDevices(ctx context.Context, env *serverEnv, n, conc int, logf func(s
 				if i >= n {
 					return
 				}
-				id := fmt.Sprintf("%s%08d", devicePrefix, i+1)
-				cert, err := enrollOne(ctx, client, env.srv.HTTPSURL, tokens[i/maxTokenUses], csrs[i])
+				id := benchutil.DeviceID(devicePrefix, i+1)
+				body, err := benchutil.PostCSR(ctx, client, enrollURL, tokens[i/maxTokenUses], csrs[i], true)
 				if err != nil {
 					errs[w] = fmt.Errorf("enroll %s: %w", id, err)
 					return
 				}
-				if cert.Subject.CommonName != id {
-					errs[w] = fmt.Errorf("enroll %s: got a certificate for %q", id, cert.Subject.CommonName)
+				cert, err := benchutil.ParseEnrollment(body, id)
+				if err != nil {
+					errs[w] = fmt.Errorf("enroll %s: %w", id, err)
 					return
 				}
 				d, err := newDevice(id, cert, env.inter)
@@ -135,67 +131,6 @@ func derInteger(mag []byte) []byte {
 	return append(out, mag...)
 }
 
-// makeCSRs returns n PEM CSRs, CN r-00000001 onwards, each with a new
-// P-256 key, generated on every core.
-func makeCSRs(ctx context.Context, n int) ([][]byte, error) {
-	out := make([][]byte, n)
-	workers := runtime.GOMAXPROCS(0)
-	errs := make([]error, workers)
-	var wg sync.WaitGroup
-	for w := range workers {
-		wg.Go(func() {
-			for i := w; i < n && ctx.Err() == nil; i += workers {
-				key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-				if err != nil {
-					errs[w] = err
-					return
-				}
-				id := fmt.Sprintf("%s%08d", devicePrefix, i+1)
-				der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: id}}, key)
-				if err != nil {
-					errs[w] = err
-					return
-				}
-				out[i] = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der})
-			}
-		})
-	}
-	wg.Wait()
-	if err := errors.Join(append(errs, ctx.Err())...); err != nil {
-		return nil, fmt.Errorf("generate CSRs: %w", err)
-	}
-	return out, nil
-}
-
-// enrollOne sends one CSR and returns the certificate.
-func enrollOne(ctx context.Context, client *http.Client, httpsURL, token string, csrPEM []byte) (*x509.Certificate, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, httpsURL+"/v1/enroll", bytes.NewReader(csrPEM))
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Content-Type", "application/x-pem-file")
-	resp, err := client.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswerBytes))
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode != http.StatusCreated {
-		return nil, fmt.Errorf("status %d: %s", resp.StatusCode, firstBytes(b))
-	}
-	var r struct {
-		Certificate string `json:"certificate"`
-	}
-	if err := json.Unmarshal(b, &r); err != nil {
-		return nil, fmt.Errorf("201 body: %w", err)
-	}
-	return parseCertPEM([]byte(r.Certificate))
-}
-
 // adminCall sends a JSON request with the admin token to the HTTPS
 // listener and decodes a JSON answer into out (if not nil); any status but
 // want is an error.
@@ -234,38 +169,9 @@ func adminCall(ctx context.Context, client *http.Client, env *serverEnv, method,
 	return nil
 }
 
-// newClient returns an HTTP/1.1 keep-alive client for conc workers: at
-// most conc connections, all kept idle between requests, so that each
-// worker keeps one connection. roots, if set, are its TLS trust anchors.
-func newClient(roots *x509.CertPool, conc int) *http.Client {
-	tr := &http.Transport{
-		TLSHandshakeTimeout: 10 * time.Second,
-		MaxIdleConns:        conc,
-		MaxIdleConnsPerHost: conc,
-		MaxConnsPerHost:     conc,
-		IdleConnTimeout:     90 * time.Second,
-		DisableCompression:  true,
-		Protocols:           new(http.Protocols),
-	}
-	tr.Protocols.SetHTTP1(true)
-	if roots != nil {
-		tr.TLSClientConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
-	}
-	return &http.Client{Transport: tr, Timeout: 30 * time.Second}
-}
-
 // maxAnswerBytes bounds what the client reads of an answer (a CRL of a
 // million entries is about 40 MB).
 const maxAnswerBytes = 256 << 20
-
-// parseCertPEM parses the first certificate of a PEM text.
-func parseCertPEM(b []byte) (*x509.Certificate, error) {
-	block, _ := pem.Decode(b)
-	if block == nil || block.Type != "CERTIFICATE" {
-		return nil, errors.New("no PEM certificate")
-	}
-	return x509.ParseCertificate(block.Bytes)
-}
 
 // firstBytes is the start of an answer, for error messages.
 func firstBytes(b []byte) string {

@@ -39,17 +39,14 @@ import (
 	"context"
 	"crypto/x509"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/fleetca/fleetca/internal/bench/benchutil"
@@ -66,9 +63,8 @@ const (
 
 // options are the command line.
 type options struct {
-	fleetca, pkg, tmp string
-	keep, strict      bool
-	phases            map[string]bool
+	benchutil.Flags
+	phases map[string]bool
 
 	devices, enrollConc int
 
@@ -88,38 +84,18 @@ type options struct {
 	crlSizes      []int
 	crlRuns       int
 	crlRunsLarge  int
-	serverEnv     []string
 	settleTimeout time.Duration
 }
 
 var allPhases = []string{"ocsp", "revoke", "latency", "crl"}
 
-func main() {
-	o, err := parseFlags(os.Args[1:], os.Stderr)
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			os.Exit(0)
-		}
-		fmt.Fprintln(os.Stderr, "revocationload:", err)
-		os.Exit(2)
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, o, os.Stdout, os.Stderr)
-	stop()
-	os.Exit(code)
-}
+func main() { benchutil.Main("revocationload", parseFlags, run) }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
 	var o options
-	fs := flag.NewFlagSet("revocationload", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := benchutil.NewFlagSet("revocationload", stderr, &o.Flags, "binary, data directory, logs, openssl files")
 	phases := fs.String("phases", strings.Join(allPhases, ","), "phases to run, comma-separated, of "+strings.Join(allPhases, ","))
 	sizes := fs.String("crl-sizes", "10k,100k,1M", "CRL sizes (entries) for the in-process CRL build, comma-separated; k and M suffixes")
-	fs.StringVar(&o.fleetca, "fleetca", "", "fleetca binary to run (default: build -pkg into the temporary directory)")
-	fs.StringVar(&o.pkg, "pkg", "./cmd/fleetca", "package to build when -fleetca is not given, relative to the module root")
-	fs.StringVar(&o.tmp, "tmp", "", "parent of the temporary directory (default $TMPDIR or /tmp); put it on the disk you want fsync measured on")
-	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (binary, data directory, logs, openssl files)")
-	fs.BoolVar(&o.strict, "strict", false, "exit 1 when a target is missed")
 	fs.IntVar(&o.devices, "devices", 2000, "devices enrolled for the OCSP phase (their certificates are asked about)")
 	fs.IntVar(&o.enrollConc, "enroll-concurrency", 16, "concurrent enrollments while setting up")
 	fs.IntVar(&o.ocspConc, "ocsp-concurrency", 8, "concurrent OCSP clients")
@@ -138,22 +114,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.crlRuns, "crl-runs", 3, "timed runs per CRL size and method below 1M entries; medians")
 	fs.IntVar(&o.crlRunsLarge, "crl-runs-large", 3, "timed runs per method at 1M entries or more")
 	fs.DurationVar(&o.settleTimeout, "settle-timeout", 10*time.Second, "longest wait for /crl to list every revocation after a phase")
-	fs.Func("server-env", "`NAME=VALUE` added to fleetca serve's environment, e.g. GOGC=200 (repeatable)", func(s string) error {
-		if name, _, ok := strings.Cut(s, "="); !ok || name == "" {
-			return fmt.Errorf("%q is not NAME=VALUE", s)
-		}
-		o.serverEnv = append(o.serverEnv, s)
-		return nil
-	})
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: go run ./internal/bench/revocationload [flags]\n\nflags:")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
+	if err := benchutil.Parse(fs, args); err != nil {
 		return o, err
-	}
-	if fs.NArg() != 0 {
-		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	o.phases = map[string]bool{}
 	for p := range strings.SplitSeq(*phases, ",") {
@@ -229,38 +191,22 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) int {
 		logf("%v", err)
 		return 1
 	}
-	if err := benchutil.CheckPlatform(); err != nil {
-		return fail(err)
-	}
-	tmp, err := os.MkdirTemp(o.tmp, "fleetca-revbench-")
-	if err != nil {
-		return fail(err)
-	}
-	if o.keep {
-		logf("keeping %s", tmp)
-	} else {
-		defer os.RemoveAll(tmp)
-	}
 	if o.phases["ocsp"] && o.openssl != "none" {
 		if _, err := exec.LookPath(o.openssl); err != nil {
 			return fail(fmt.Errorf("%s not found (pass -openssl none to skip the side-by-side responder): %w", o.openssl, err))
 		}
 	}
-
-	bin := o.fleetca
-	if bin == "" {
-		bin = filepath.Join(tmp, "fleetca")
-		logf("building %s", o.pkg)
-		if err := benchutil.Build(ctx, o.pkg, bin, stderr); err != nil {
-			return fail(err)
-		}
+	tmp, bin, cleanup, err := benchutil.Prepare(ctx, o.Flags, "fleetca-revbench-", stderr, logf)
+	if err != nil {
+		return fail(err)
 	}
+	defer cleanup()
 	dataDir := filepath.Join(tmp, "ca")
 	var res results
 	var env *serverEnv
 	needServer := o.phases["ocsp"] || o.phases["revoke"] || o.phases["latency"]
 	if needServer {
-		srv, err := benchutil.StartServer(ctx, bin, dataDir, filepath.Join(tmp, "serve.log"), o.serverEnv)
+		srv, err := benchutil.StartServer(ctx, bin, dataDir, filepath.Join(tmp, "serve.log"), o.ServerEnv)
 		if err != nil {
 			return fail(err)
 		}
@@ -300,7 +246,7 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) int {
 	case broken:
 		logf("some requests failed or answers were wrong; see the table")
 		return 1
-	case missed && o.strict:
+	case missed && o.Strict:
 		return 1
 	}
 	return 0
@@ -376,19 +322,15 @@ func newServerEnv(srv *benchutil.Server) (*serverEnv, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read the admin token: %w", err)
 	}
-	rootPEM, err := os.ReadFile(filepath.Join(srv.Dir, "root.pem"))
+	roots, err := benchutil.ReadRoots(filepath.Join(srv.Dir, "root.pem"))
 	if err != nil {
 		return nil, err
-	}
-	roots := x509.NewCertPool()
-	if !roots.AppendCertsFromPEM(rootPEM) {
-		return nil, errors.New("root.pem holds no PEM certificate")
 	}
 	interPEM, err := os.ReadFile(filepath.Join(srv.Dir, "intermediate.pem"))
 	if err != nil {
 		return nil, err
 	}
-	inter, err := parseCertPEM(interPEM)
+	inter, err := benchutil.ParseCertPEM(interPEM)
 	if err != nil {
 		return nil, fmt.Errorf("intermediate.pem: %w", err)
 	}

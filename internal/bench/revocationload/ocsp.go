@@ -54,9 +54,6 @@ func (r loadResult) rate() float64 {
 	return float64(r.ok) / r.elapsed.Seconds()
 }
 
-// maxErrs is how many failure messages a run keeps.
-const maxErrs = 5
-
 // runOCSPPhase measures fleetca's OCSP responder from its cache and, with
 // the same client, openssl ocsp over the same certificates.
 func runOCSPPhase(ctx context.Context, o options, env *serverEnv, devs []device, tmp string, logf func(string, ...any)) (*ocspResults, error) {
@@ -66,7 +63,7 @@ func runOCSPPhase(ctx context.Context, o options, env *serverEnv, devs []device,
 	}
 	res := &ocspResults{conc: o.ocspConc, certs: len(devs)}
 	fleet := &responder{name: "fleetca serve (from its cache)", url: env.srv.HTTPURL + "/ocsp",
-		cpu: func() (benchutil.CPUTimes, error) { return benchutil.ProcCPU(env.srv.PID) }, client: newClient(nil, 1)}
+		cpu: func() (benchutil.CPUTimes, error) { return benchutil.ProcCPU(env.srv.PID) }, client: benchutil.NewClient(nil, 1, "h1")}
 	res.responders = append(res.responders, fleet)
 
 	if o.openssl != "none" {
@@ -93,7 +90,7 @@ func runOCSPPhase(ctx context.Context, o options, env *serverEnv, devs []device,
 			if m > 1 {
 				cpu = func() (benchutil.CPUTimes, error) { return benchutil.TreeCPU(p.pid) }
 			}
-			res.responders = append(res.responders, &responder{name: name, url: p.url, cpu: cpu, client: newClient(nil, 1)})
+			res.responders = append(res.responders, &responder{name: name, url: p.url, cpu: cpu, client: benchutil.NewClient(nil, 1, "h1")})
 		}
 	}
 	defer func() {
@@ -157,12 +154,10 @@ func runOCSPPhase(ctx context.Context, o options, env *serverEnv, devs []device,
 func runOCSPLoad(ctx context.Context, addr string, reqs [][]byte, conc int, d time.Duration, count int,
 	cpu func() (benchutil.CPUTimes, error)) (loadResult, error) {
 	var (
-		sent atomic.Int64
-		mu   sync.Mutex
-		errs []string
+		sent  atomic.Int64
+		fails benchutil.Failures
 	)
 	lats := make([][]time.Duration, conc)
-	fails := make([]int, conc)
 	dials := make([]int, conc)
 	cpu0, cpuErr := cpu()
 	self0 := benchutil.SelfCPU()
@@ -195,12 +190,7 @@ func runOCSPLoad(ctx context.Context, addr string, reqs [][]byte, conc int, d ti
 				if ctx.Err() != nil {
 					break
 				}
-				fails[w]++
-				mu.Lock()
-				if len(errs) < maxErrs {
-					errs = append(errs, err.Error())
-				}
-				mu.Unlock()
+				fails.Addf("%v", err)
 			}
 			lats[w] = lat
 			dials[w] = p.dials
@@ -213,14 +203,14 @@ func runOCSPLoad(ctx context.Context, addr string, reqs [][]byte, conc int, d ti
 	if err := ctx.Err(); err != nil {
 		return loadResult{}, err
 	}
-	r := loadResult{elapsed: elapsed, errs: errs, client: self1.Sub(self0), cpuErr: errors.Join(cpuErr, err)}
+	r := loadResult{elapsed: elapsed, client: self1.Sub(self0), cpuErr: errors.Join(cpuErr, err)}
 	if r.cpuErr == nil {
 		r.server = cpu1.Sub(cpu0)
 	}
+	r.failed, r.errs = fails.Result()
 	for w := range conc {
 		r.lat = append(r.lat, lats[w]...)
 		r.ok += len(lats[w])
-		r.failed += fails[w]
 		r.dials += dials[w]
 	}
 	return r, nil

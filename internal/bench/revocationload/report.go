@@ -20,8 +20,8 @@ func report(w io.Writer, o options, env *serverEnv, dataDir string, res results)
 	if env != nil {
 		p("  server   fleetca serve as its own process (pid %d), bbolt with fsync on %s, loopback listeners\n", env.srv.PID, benchutil.FSType(dataDir))
 	}
-	if len(o.serverEnv) > 0 {
-		p("           with %v in its environment\n", o.serverEnv)
+	if len(o.ServerEnv) > 0 {
+		p("           with %v in its environment\n", o.ServerEnv)
 	}
 	if res.enroll != nil {
 		p("  setup    enrolled %d devices (P-256, pattern token, concurrency %d) in %.1f s\n", res.enroll.n, o.enrollConc, res.enroll.elapsed.Seconds())

@@ -81,7 +81,7 @@ type clients struct {
 // o.revokeConc at a time, in o.revokeReps runs of o.revokeDur, each with
 // its own share of the pool.
 func runRevokePhase(ctx context.Context, o options, env *serverEnv, pool []device, logf func(string, ...any)) (*revokeResults, error) {
-	cl := clients{admin: newClient(env.roots, o.revokeConc), plain: newClient(nil, 4)}
+	cl := clients{admin: benchutil.NewClient(env.roots, o.revokeConc, "h1"), plain: benchutil.NewClient(nil, 4, "h1")}
 	defer cl.admin.CloseIdleConnections()
 	defer cl.plain.CloseIdleConnections()
 	// Open the connections (TLS handshakes) before timing.
@@ -147,13 +147,11 @@ func runRevokeRep(ctx context.Context, o options, env *serverEnv, cl clients, de
 		next      atomic.Int64
 		latest    atomic.Int64 // index+1 of the latest acknowledged revocation
 		exhausted atomic.Bool
-		mu        sync.Mutex
-		errs      []string
+		fails     benchutil.Failures
 	)
 	conc := o.revokeConc
 	lats := make([][]time.Duration, conc)
 	acks := make([][]ack, conc)
-	fails := make([]int, conc)
 	body := []byte(`{"reason":"` + o.reason + `"}`)
 
 	// The monitors.
@@ -185,7 +183,7 @@ func runRevokeRep(ctx context.Context, o options, env *serverEnv, cl clients, de
 			ocspChecks++
 			if status != ocsp.Revoked {
 				ocspBad++
-				if len(ocspErrs) < maxErrs {
+				if len(ocspErrs) < benchutil.MaxFailures {
 					ocspErrs = append(ocspErrs, fmt.Sprintf("OCSP about just-revoked %s: status %d, err %v", devs[i].id, status, err))
 				}
 			}
@@ -255,12 +253,7 @@ func runRevokeRep(ctx context.Context, o options, env *serverEnv, cl clients, de
 				if ctx.Err() != nil {
 					return
 				}
-				fails[w]++
-				mu.Lock()
-				if len(errs) < maxErrs {
-					errs = append(errs, fmt.Sprintf("%s: %v", devs[i].id, err))
-				}
-				mu.Unlock()
+				fails.Addf("%s: %v", devs[i].id, err)
 			}
 		})
 	}
@@ -272,14 +265,14 @@ func runRevokeRep(ctx context.Context, o options, env *serverEnv, cl clients, de
 	if err := errors.Join(err, ctx.Err(), crlErr); err != nil {
 		return revokeRep{}, err
 	}
-	r := revokeRep{elapsed: elapsed, server: srv1.Sub(srv0), errs: append(errs, ocspErrs...), exhausted: exhausted.Load(),
+	failed, errs := fails.Result()
+	r := revokeRep{elapsed: elapsed, server: srv1.Sub(srv0), failed: failed, errs: append(errs, ocspErrs...), exhausted: exhausted.Load(),
 		ocspChecks: ocspChecks, ocspNotRevoked: ocspBad, crlFetches: len(snaps)}
 	var all []ack
 	for w := range conc {
 		r.lat = append(r.lat, lats[w]...)
 		all = append(all, acks[w]...)
 		r.ok += len(lats[w])
-		r.failed += fails[w]
 	}
 	if len(all) == 0 {
 		return r, nil
@@ -476,7 +469,7 @@ type latencyResults struct {
 // runLatencyPhase revokes devs one at a time and times how soon OCSP and
 // the CRL say so.
 func runLatencyPhase(ctx context.Context, o options, env *serverEnv, devs []device, logf func(string, ...any)) (*latencyResults, error) {
-	admin, plain := newClient(env.roots, 1), newClient(nil, 1)
+	admin, plain := benchutil.NewClient(env.roots, 1, "h1"), benchutil.NewClient(nil, 1, "h1")
 	defer admin.CloseIdleConnections()
 	defer plain.CloseIdleConnections()
 	if err := warmConnections(ctx, admin, env.srv.HTTPSURL+"/healthz", 1); err != nil {
@@ -512,7 +505,7 @@ func runLatencyPhase(ctx context.Context, o options, env *serverEnv, devs []devi
 					res.ocspFirst++
 				}
 				break
-			} else if try == 1 && len(res.errs) < maxErrs {
+			} else if try == 1 && len(res.errs) < benchutil.MaxFailures {
 				res.errs = append(res.errs, err.Error())
 			}
 			if time.Since(acked) > o.settleTimeout {
