@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -52,7 +53,8 @@ type FeedResponse struct {
 	Last uint64 `json:"last"`
 }
 
-// revocationFeed handles GET /v1/revocations?since=N&wait=25s&limit=1000:
+// revocationFeed handles GET /v1/revocations?since=N&wait=25s&limit=1000
+// (limit 1..100000, default 1000):
 // the revocations after N, in order; with wait, the request is held until
 // one happens or wait passes (long-poll). Verifiers (fleetca proxy) follow
 // it to cut devices off within seconds; it carries what the CRL does
@@ -73,13 +75,33 @@ func (s *Server) revocationFeed(c echo.Context) error {
 		}
 		wait = min(wait, maxFeedWait)
 	}
-	p, err := page(c)
-	if err != nil {
-		return err
+	// A verifier catching up reads the log in pages far larger than the
+	// admin lists' (the Checker asks for 10000).
+	limit := store.DefaultRevocationLimit
+	if v := c.QueryParam("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > store.MaxRevocationLimit {
+			return fault.New(fault.Malformed, fmt.Sprintf("limit=%q is not a number from 1 to %d", v, store.MaxRevocationLimit), "")
+		}
+		limit = n
 	}
-	revs, err := s.deps.Revocation.Feed(c.Request().Context(), since, p.Limit, wait)
+	ctx, cancel := context.WithCancel(c.Request().Context())
+	defer cancel()
+	go func() {
+		select {
+		case <-s.draining:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	revs, err := s.deps.Revocation.Feed(ctx, since, limit, wait)
 	if err != nil {
-		return err
+		if !s.isDraining() || !errors.Is(err, context.Canceled) {
+			return err
+		}
+		// Shutting down: end the long-poll with nothing new, as if wait
+		// had passed; the verifier polls again, elsewhere or later.
+		revs = nil
 	}
 	out := FeedResponse{Revocations: make([]FeedEntry, len(revs)), Last: since}
 	for i, r := range revs {
@@ -88,6 +110,21 @@ func (s *Server) revocationFeed(c echo.Context) error {
 	}
 	c.Response().Header().Set("Cache-Control", "no-store")
 	return c.JSON(http.StatusOK, out)
+}
+
+// Drain ends the revocation feed's long-polls under way, and any later one
+// at once, each with what it has, so that a graceful shutdown need not wait
+// up to a long-poll's wait for them. Call it when shutdown begins
+// (http.Server.RegisterOnShutdown); it may be called more than once.
+func (s *Server) Drain() { s.drainOnce.Do(func() { close(s.draining) }) }
+
+func (s *Server) isDraining() bool {
+	select {
+	case <-s.draining:
+		return true
+	default:
+		return false
+	}
 }
 
 // maxOCSPRequest bounds an OCSP request body or GET path (a request for one

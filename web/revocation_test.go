@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/crypto/ocsp"
 )
@@ -177,9 +178,43 @@ func TestRevocationFeed(t *testing.T) {
 	if rec.Code != 200 || len(out.Revocations) != 0 || out.Last == 0 {
 		t.Errorf("feed after the last = %d %s, want none and last kept", rec.Code, rec.Body)
 	}
-	for _, q := range []string{"since=-1", "since=x", "wait=soon", "wait=-1s", "limit=0"} {
+	// The Checker asks for pages of 10000, above the admin lists' 1000.
+	if rec := do(h, "GET", "/v1/revocations?since=0&limit=10000", "", "", ""); rec.Code != 200 {
+		t.Errorf("feed ?limit=10000 = %d %s, want 200", rec.Code, rec.Body)
+	}
+	for _, q := range []string{"since=-1", "since=x", "wait=soon", "wait=-1s", "limit=0", "limit=100001"} {
 		if rec := do(h, "GET", "/v1/revocations?"+q, "", "", ""); rec.Code != 400 {
 			t.Errorf("feed ?%s = %d, want 400", q, rec.Code)
 		}
+	}
+}
+
+// TestRevocationFeedDrain: Drain ends a long-poll under way at once with
+// nothing new (200, last kept), and any later one too.
+func TestRevocationFeedDrain(t *testing.T) {
+	f := newFixture(t)
+	h := f.srv.HTTPSHandler()
+	done := make(chan *httptest.ResponseRecorder, 1)
+	go func() { done <- do(h, "GET", "/v1/revocations?since=7&wait=20s", "", "", "") }()
+	select {
+	case rec := <-done:
+		t.Fatalf("long-poll returned before Drain: %d %s", rec.Code, rec.Body)
+	case <-time.After(50 * time.Millisecond):
+	}
+	f.srv.Drain()
+	f.srv.Drain() // idempotent
+	var rec *httptest.ResponseRecorder
+	select {
+	case rec = <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("long-poll still held 5 s after Drain")
+	}
+	var out FeedResponse
+	if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil || rec.Code != 200 || len(out.Revocations) != 0 || out.Last != 7 {
+		t.Errorf("long-poll after Drain = %d %s, want 200, no revocations, last 7", rec.Code, rec.Body)
+	}
+	start := time.Now()
+	if rec := do(h, "GET", "/v1/revocations?since=7&wait=20s", "", "", ""); rec.Code != 200 || time.Since(start) > 5*time.Second {
+		t.Errorf("long-poll after Drain = %d after %s, want 200 at once", rec.Code, time.Since(start))
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"math/big"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -101,6 +102,9 @@ type Server struct {
 	latency  *prometheus.HistogramVec
 	https    *echo.Echo
 	http     *echo.Echo
+	// draining is closed by Drain.
+	draining  chan struct{}
+	drainOnce sync.Once
 }
 
 // New builds the handlers.
@@ -112,7 +116,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if deps.Enroll == nil || deps.CA == nil || deps.Records == nil || deps.Revocation == nil {
 		return nil, errors.New("web.New: Enroll, CA, Records and Revocation are required")
 	}
-	s := &Server{cfg: cfg, deps: deps, log: deps.Logger, now: deps.Now}
+	s := &Server{cfg: cfg, deps: deps, log: deps.Logger, now: deps.Now, draining: make(chan struct{})}
 	if s.now == nil {
 		s.now = time.Now
 	}

@@ -155,6 +155,9 @@ func runServe(ctx context.Context, e env, o serveOptions) error {
 	errLog := log.New(&tlsErrorFilter{log: logger}, "", 0)
 	httpsSrv := &http.Server{Handler: srv.HTTPSHandler(), TLSConfig: cert.TLSConfig(), ErrorLog: errLog,
 		ReadHeaderTimeout: readHeaderTimeout, ReadTimeout: readTimeout, WriteTimeout: writeTimeout, IdleTimeout: idleTimeout, MaxHeaderBytes: maxHeaderBytes}
+	// Verifiers long-poll the revocation feed; end their polls when
+	// shutdown begins rather than wait out shutdownGrace for them.
+	httpsSrv.RegisterOnShutdown(srv.Drain)
 	httpSrv := &http.Server{Handler: srv.HTTPHandler(), ErrorLog: errLog,
 		ReadHeaderTimeout: readHeaderTimeout, ReadTimeout: readTimeout, WriteTimeout: writeTimeout, IdleTimeout: idleTimeout, MaxHeaderBytes: maxHeaderBytes}
 
