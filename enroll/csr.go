@@ -50,6 +50,23 @@ var (
 // The device ID comes from the binding's device, or, for a pattern, from
 // the CSR's CN. trustDomain names the device URI SAN the CSR may carry.
 func checkCSR(der []byte, b binding, trustDomain string) (*request, error) {
+	csr, err := parseCSR(der)
+	if err != nil {
+		return nil, err
+	}
+	id, err := deviceOf(csr, b)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkNames(csr, id, trustDomain); err != nil {
+		return nil, err
+	}
+	return &request{csr: csr, deviceID: id, keyHash: sha256.Sum256(csr.RawSubjectPublicKeyInfo)}, nil
+}
+
+// parseCSR parses a DER CSR and applies the size, key and signature policy
+// that every CSR meets, whatever it asks for.
+func parseCSR(der []byte) (*x509.CertificateRequest, error) {
 	if len(der) > MaxCSRBytes {
 		return nil, fault.New(fault.TooLarge, fmt.Sprintf("the CSR is %d bytes, more than %d", len(der), MaxCSRBytes), "send a CSR with one key and no extra names")
 	}
@@ -72,14 +89,7 @@ func checkCSR(der []byte, b binding, trustDomain string) (*request, error) {
 		return nil, fault.Wrap(err, fault.BadCSR, "the CSR signature does not verify",
 			"the CSR must be signed by the private key it certifies; make it again")
 	}
-	id, err := deviceOf(csr, b)
-	if err != nil {
-		return nil, err
-	}
-	if err := checkNames(csr, id, trustDomain); err != nil {
-		return nil, err
-	}
-	return &request{csr: csr, deviceID: id, keyHash: sha256.Sum256(csr.RawSubjectPublicKeyInfo)}, nil
+	return csr, nil
 }
 
 // deviceOf decides the device ID: the token's, or the CN for a pattern token.

@@ -18,6 +18,11 @@
 // rewritten. Then ca signs, and one store transaction spends the token and
 // records the certificate, the device, the key binding and the audit row.
 //
+// IssueServer issues a TLS server certificate (for fleetca proxy) on an
+// admin's request: the CSR passes the same key and signature policy
+// (CheckServerCSR) and may name only what the admin asked for; the
+// certificate is audited, not recorded as a device's.
+//
 // # Caveats
 //
 // Conditions that a concurrent enrollment can change (token uses, a device

@@ -2,10 +2,12 @@ package enroll
 
 import (
 	"context"
+	"crypto"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -15,9 +17,10 @@ import (
 	"github.com/fleetca/fleetca/store"
 )
 
-// Signer signs device certificates; *ca.Authority is one.
+// Signer signs device and server certificates; *ca.Authority is one.
 type Signer interface {
 	SignDevice(ctx context.Context, req ca.DeviceRequest) (*x509.Certificate, error)
+	SignServer(ctx context.Context, dns []string, ips []net.IP, pub crypto.PublicKey) (*x509.Certificate, error)
 }
 
 // Deps are the Service's collaborators.

@@ -6,9 +6,13 @@
 //
 // A Server has two handlers. The HTTPS handler carries enrollment
 // (POST /v1/enroll) and the admin API under /v1/admin/ (bearer admin token).
-// The plain-HTTP handler carries what a verifier must fetch before it can
-// trust anything: /roots.pem, /chain.pem, /intermediate.crt (the caIssuers
-// target of device certificates) and /metrics. Both serve /healthz.
+// The admin API also issues TLS server certificates for verifiers such as
+// fleetca proxy (POST /v1/admin/certificates/server). The HTTPS handler
+// serves the revocation feed (GET /v1/revocations, a long-poll that Drain
+// ends when shutdown begins). The plain-HTTP handler carries what a
+// verifier must fetch before it can trust anything: /roots.pem, /chain.pem,
+// /intermediate.crt (the caIssuers target of device certificates), the
+// CRLs, OCSP and /metrics. Both serve /healthz.
 //
 // Every error leaves through one function, problem.go's handleError, set as
 // echo's HTTPErrorHandler: a *fault.Error becomes RFC 9457 problem JSON with

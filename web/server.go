@@ -54,6 +54,7 @@ type Enroller interface {
 	ListTokens(ctx context.Context, p store.Page) ([]store.Token, error)
 	RevokeToken(ctx context.Context, id string) (store.Token, error)
 	AuthenticateAdmin(ctx context.Context, presented, from string) error
+	IssueServer(ctx context.Context, req enroll.ServerRequest) (*x509.Certificate, error)
 }
 
 // Authority publishes the CA certificates; *ca.Authority is one.
@@ -203,6 +204,7 @@ func (s *Server) routes() {
 	admin.GET("/certificates", s.listCertificates)
 	admin.GET("/certificates/:serial", s.getCertificate)
 	admin.GET("/audit", s.listAudit)
+	admin.POST("/certificates/server", s.issueServerCert)
 	admin.POST("/certificates/:serial/revoke", s.revoke)
 	admin.POST("/devices/:id/revoke", s.revoke)
 	admin.POST("/devices/:id/reset", s.resetDevice)
