@@ -306,6 +306,8 @@ func TestHelpGolden(t *testing.T) {
 	}{
 		{"help", []string{"--help"}},
 		{"enroll-help", []string{"enroll", "--help"}},
+		{"proxy-help", []string{"proxy", "--help"}},
+		{"cert-server-help", []string{"cert", "server", "--help"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := runCLI(t, nil, tc.args...)

@@ -59,6 +59,8 @@ type adminClient struct {
 	base  string
 	token string
 	http  *http.Client
+	// roots are the CA roots the client trusts.
+	roots *x509.CertPool
 }
 
 // client resolves the server URL, root and admin token: flag, then
@@ -100,7 +102,7 @@ func (a *adminFlags) client(e env) (*adminClient, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &adminClient{base: strings.TrimRight(base, "/"), token: token, http: httpsClient(pool)}, nil
+	return &adminClient{base: strings.TrimRight(base, "/"), token: token, http: httpsClient(pool), roots: pool}, nil
 }
 
 // dialable turns a listen address into one to dial: an unspecified host

@@ -150,7 +150,7 @@ func runEnroll(ctx context.Context, e env, o enrollOptions) error {
 	if err := decodeResponse(resp, &out); err != nil {
 		return err
 	}
-	if err := checkIssued(out.Chain, pool, key); err != nil {
+	if err := checkIssued(out.Chain, pool, key, x509.ExtKeyUsageClientAuth); err != nil {
 		return err
 	}
 	if key != nil {
@@ -242,9 +242,9 @@ func readPEMCerts(resp *http.Response) ([]*x509.Certificate, error) {
 	return certs, nil
 }
 
-// checkIssued verifies the returned chain against the root, and that the
-// leaf certifies our key.
-func checkIssued(chainPEM string, pool *x509.CertPool, key crypto.Signer) error {
+// checkIssued verifies the returned chain against the root for usage, and
+// that the leaf certifies our key.
+func checkIssued(chainPEM string, pool *x509.CertPool, key crypto.Signer, usage x509.ExtKeyUsage) error {
 	certs, err := pemutil.ParseCertificateBundle([]byte(chainPEM))
 	if err != nil || len(certs) == 0 {
 		return fault.New(fault.Malformed, "the CA returned no certificate chain", "report this to the CA's operator")
@@ -253,7 +253,7 @@ func checkIssued(chainPEM string, pool *x509.CertPool, key crypto.Signer) error 
 	for _, c := range certs[1:] {
 		inter.AddCert(c)
 	}
-	if _, err := certs[0].Verify(x509.VerifyOptions{Roots: pool, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+	if _, err := certs[0].Verify(x509.VerifyOptions{Roots: pool, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{usage}}); err != nil {
 		return fault.Wrap(err, fault.Forbidden, "the issued certificate does not verify against the root: "+err.Error(), "report this to the CA's operator")
 	}
 	if key != nil {

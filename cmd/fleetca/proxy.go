@@ -1,0 +1,366 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/spf13/cobra"
+	"go.step.sm/crypto/pemutil"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/fleetca/fleetca/internal/fault"
+	"github.com/fleetca/fleetca/proxy"
+	"github.com/fleetca/fleetca/revocation"
+)
+
+// proxyOptions are the inputs of `fleetca proxy`. Tests may pass a listener
+// and a SIGHUP channel of their own.
+type proxyOptions struct {
+	listen, upstream, caFile, certFile, keyFile string
+	crlURL, ocsp, feed, metricsAddr             string
+	proxyProtocol                               bool
+	grace                                       time.Duration
+
+	listener net.Listener
+	// hup, if set, replaces SIGHUP: each value reloads.
+	hup <-chan os.Signal
+	// ready, if set, receives the address the proxy listens on.
+	ready func(addr string)
+}
+
+// checkerClientTimeout bounds one CRL fetch. It is longer than a feed
+// long-poll (the Checker holds those open about 20 s, under their own
+// deadline), which shares the client.
+const checkerClientTimeout = time.Minute
+
+func newProxyCmd(e env) *cobra.Command {
+	var o proxyOptions
+	cmd := &cobra.Command{
+		Use:   "proxy --listen ADDR --upstream URL --ca FILE --cert F --key F (--crl-url URL | --ocsp[=URL])",
+		Short: "Run the reference mTLS proxy: only valid, unrevoked devices reach the upstream",
+		Long: `proxy terminates TLS in front of a service and lets through only devices that
+present a valid, unrevoked certificate of the fleet: chained to a root of
+--ca, EKU clientAuth, in its validity period, and not revoked. The revocation
+check runs at every handshake, resumed sessions included.
+
+--upstream http://HOST:PORT (or https://) proxies HTTP/1.1, HTTP/2 and
+WebSocket upgrades, adding X-Device-ID, X-Client-Cert-Serial and
+X-Forwarded-Client-Cert (Envoy's format) and removing any the client sent.
+--upstream tcp://HOST:PORT pipes bytes (MQTT and other protocols), with a
+PROXY protocol v2 header first if --proxy-protocol is given.
+
+--ca is the fleet's trust bundle: the root and the intermediate, as PEM:
+  curl -s http://CA:8080/roots.pem  > fleet-ca.pem
+  curl -s http://CA:8080/chain.pem >> fleet-ca.pem
+Self-signed certificates in it are the roots; the other CA certificate is the
+intermediate, which signs the CRL and issues the devices' certificates.
+--cert and --key are the proxy's own server certificate (fleetca cert server).
+
+Revocation: --crl-url http://CA:8080/crl fetches the CA's CRL (checked
+against the intermediate, refetched every minute and before half its
+validity passes); add --revocation-feed https://CA:8443 to follow the CA's
+revocation feed, which cuts a revoked device off within a second, closing
+its open connections too. The CRL stays the signed fallback. --ocsp asks the
+responder named in each certificate (--ocsp=URL names one). The proxy fails
+closed: until a first CRL loads, and once the CRL is past its nextUpdate by
+more than --grace, every device is refused (and it says so in its log).
+
+SIGHUP rereads --ca, --cert and --key (open connections are kept; a new
+intermediate needs a restart) and refetches the CRL. SIGINT or SIGTERM drain
+connections and stop. Logs are JSON lines on stderr; --metrics-addr serves
+Prometheus metrics at /metrics (keep it on loopback).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runProxy(cmd.Context(), e, o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.listen, "listen", "127.0.0.1:9443", "address to accept devices' TLS connections on")
+	f.StringVar(&o.upstream, "upstream", "", "the service: http://HOST:PORT, https://HOST:PORT or tcp://HOST:PORT")
+	f.StringVar(&o.caFile, "ca", "", "PEM bundle of the fleet root and intermediate")
+	f.StringVar(&o.certFile, "cert", "", "the proxy's server certificate and chain (PEM)")
+	f.StringVar(&o.keyFile, "key", "", "the proxy's private key (PEM)")
+	f.StringVar(&o.crlURL, "crl-url", "", "the CA's device CRL: http://CA:8080/crl (or a file)")
+	f.StringVar(&o.ocsp, "ocsp", "", "check with OCSP: the responder in each certificate, or --ocsp=URL")
+	f.Lookup("ocsp").NoOptDefVal = "aia"
+	f.StringVar(&o.feed, "revocation-feed", "", "the CA's HTTPS URL, to follow its revocation feed (with --crl-url)")
+	f.BoolVar(&o.proxyProtocol, "proxy-protocol", false, "send a PROXY protocol v2 header to a tcp:// upstream")
+	f.DurationVar(&o.grace, "grace", time.Hour, "how long past its nextUpdate a CRL is still used when no new one can be had (0s to 168h)")
+	f.StringVar(&o.metricsAddr, "metrics-addr", "", "serve Prometheus metrics at http://ADDR/metrics (default off), e.g. 127.0.0.1:9090")
+	return cmd
+}
+
+// runProxy is the composition root of the proxy.
+func runProxy(ctx context.Context, e env, o proxyOptions) error {
+	switch {
+	case o.upstream == "":
+		return usagef("proxy needs --upstream http://HOST:PORT or tcp://HOST:PORT")
+	case o.caFile == "":
+		return usagef("proxy needs --ca FILE with the fleet root and intermediate")
+	case o.certFile == "" || o.keyFile == "":
+		return usagef("proxy needs --cert FILE and --key FILE (its server certificate; fleetca cert server issues one)")
+	case (o.crlURL == "") == (o.ocsp == ""):
+		return usagef("give exactly one of --crl-url URL and --ocsp")
+	case o.feed != "" && o.crlURL == "":
+		return usagef("--revocation-feed needs --crl-url: the CRL is its signed fallback")
+	case o.grace < 0 || o.grace > 168*time.Hour:
+		return usagef("--grace %s is outside 0s..168h", o.grace)
+	}
+	if o.feed != "" {
+		if u, err := url.Parse(o.feed); err != nil || u.Scheme != "https" || u.Host == "" {
+			return usagef("--revocation-feed %q is not the CA's https:// URL", o.feed)
+		}
+	}
+	// Timeouts and limits are proxy.Config's defaults (10 s handshakes and
+	// request headers, 2 min idle, 30 s to reach the upstream, 64 KiB of
+	// headers, 10 s to drain on shutdown).
+	pcfg := proxy.Config{Upstream: o.upstream, ProxyProtocol: o.proxyProtocol}
+	if err := pcfg.Validate(); err != nil {
+		return usagef("%s", err.Error())
+	}
+	logger := slog.New(slog.NewJSONHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	now := time.Now
+
+	bundle, err := loadTrustBundle(o.caFile, now())
+	if err != nil {
+		return err
+	}
+	cert, err := loadServerCert(o.certFile, o.keyFile, now())
+	if err != nil {
+		return err
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	// The Checker reaches the CA's HTTPS listener (feed, an https CRL)
+	// trusting the fleet roots only.
+	client := &http.Client{Timeout: checkerClientTimeout, Transport: &http.Transport{
+		TLSClientConfig:     &tls.Config{RootCAs: bundle.roots, MinVersion: tls.VersionTLS12},
+		TLSHandshakeTimeout: 10 * time.Second,
+		ForceAttemptHTTP2:   true,
+	}}
+	defer client.CloseIdleConnections()
+	checker, err := revocation.NewChecker(revocation.CheckerConfig{CRL: o.crlURL, OCSP: o.ocsp, Feed: o.feed, Issuer: bundle.issuer, Grace: o.grace},
+		revocation.CheckerDeps{Client: client, Now: now, Logger: logger})
+	if err != nil {
+		return err
+	}
+	if o.crlURL != "" {
+		// Fail closed but keep running: without a CRL every handshake is
+		// refused (no_data) until Run loads one, so a proxy started before
+		// its CA comes up serves as soon as the CA does.
+		if err := checker.Refresh(ctx); err != nil {
+			logger.Error("no CRL could be loaded: every device is refused until one is", "crl", redactURLString(o.crlURL), "err", err)
+		} else if crl := checker.CurrentCRL(); crl != nil {
+			logger.Info("CRL loaded", "crl", redactURLString(o.crlURL), "number", crl.Number.String(), "entries", crl.Len(), "next_update", crl.NextUpdate)
+		}
+	}
+
+	srv, err := proxy.New(pcfg, proxy.Deps{Roots: bundle.roots, Intermediates: bundle.intermediates, Certificate: cert, Checker: checker,
+		Logger: logger, Metrics: reg, Now: now})
+	if err != nil {
+		return err
+	}
+
+	ln := o.listener
+	if ln == nil {
+		if ln, err = net.Listen("tcp", o.listen); err != nil {
+			return fmt.Errorf("listen on %s: %w", o.listen, err)
+		}
+	}
+	defer ln.Close()
+	var metricsLn net.Listener
+	if o.metricsAddr != "" {
+		if metricsLn, err = net.Listen("tcp", o.metricsAddr); err != nil {
+			return fmt.Errorf("listen for metrics on %s: %w", o.metricsAddr, err)
+		}
+		defer metricsLn.Close()
+	}
+	hup := o.hup
+	if hup == nil {
+		ch := make(chan os.Signal, 1)
+		signal.Notify(ch, syscall.SIGHUP)
+		defer signal.Stop(ch)
+		hup = ch
+	}
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return srv.Serve(gctx, ln) })
+	g.Go(func() error {
+		if err := checker.Run(gctx); err != nil && !errors.Is(err, context.Canceled) {
+			return err
+		}
+		return nil
+	})
+	if metricsLn != nil {
+		msrv := &http.Server{Handler: metricsHandler(reg), ReadHeaderTimeout: readHeaderTimeout, ReadTimeout: readTimeout,
+			WriteTimeout: writeTimeout, IdleTimeout: idleTimeout, MaxHeaderBytes: maxHeaderBytes}
+		g.Go(func() error { return serveUntil(gctx, msrv, func() error { return msrv.Serve(metricsLn) }) })
+	}
+	r := &proxyReloader{o: o, srv: srv, checker: checker, issuer: bundle.issuer, log: logger, now: now}
+	g.Go(func() error {
+		for {
+			select {
+			case <-gctx.Done():
+				return nil
+			case <-hup:
+				r.reload(gctx)
+			}
+		}
+	})
+
+	attrs := []any{"addr", ln.Addr().String(), "upstream", redactURLString(o.upstream), "server_serial", cert.Leaf.SerialNumber.Text(16),
+		"server_not_after", cert.Leaf.NotAfter}
+	if metricsLn != nil {
+		attrs = append(attrs, "metrics", "http://"+metricsLn.Addr().String()+"/metrics")
+	}
+	logger.Info("listening", attrs...)
+	if o.ready != nil {
+		o.ready(ln.Addr().String())
+	}
+	err = g.Wait()
+	logger.Info("stopped")
+	return err
+}
+
+// metricsHandler serves the registry at /metrics.
+func metricsHandler(reg *prometheus.Registry) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	return mux
+}
+
+// proxyReloader rereads the trust bundle and the server certificate.
+type proxyReloader struct {
+	o       proxyOptions
+	srv     *proxy.Server
+	checker *revocation.Checker
+	issuer  *x509.Certificate // the Checker's, fixed at start
+	log     *slog.Logger
+	now     func() time.Time
+}
+
+// reload swaps in the files as they are now on disk, and refetches the CRL.
+// A file that cannot be used keeps the old bundle and certificate, logged
+// at Error: the proxy goes on serving with what it had.
+func (r *proxyReloader) reload(ctx context.Context) {
+	bundle, err := loadTrustBundle(r.o.caFile, r.now())
+	if err != nil {
+		r.log.ErrorContext(ctx, "reload failed; keeping the CA bundle and certificate in use", "err", err)
+		return
+	}
+	cert, err := loadServerCert(r.o.certFile, r.o.keyFile, r.now())
+	if err != nil {
+		r.log.ErrorContext(ctx, "reload failed; keeping the CA bundle and certificate in use", "err", err)
+		return
+	}
+	if !bundle.issuer.Equal(r.issuer) {
+		r.log.WarnContext(ctx, "the intermediate in the CA bundle changed: revocation is still checked against the old one, so its devices are refused; restart the proxy",
+			"issuer", bundle.issuer.Subject.String())
+	}
+	r.srv.Reload(bundle.roots, bundle.intermediates, cert)
+	r.log.InfoContext(ctx, "reloaded", "ca", r.o.caFile, "server_serial", cert.Leaf.SerialNumber.Text(16), "server_not_after", cert.Leaf.NotAfter)
+	if r.o.crlURL != "" {
+		if err := r.checker.Refresh(ctx); err != nil && ctx.Err() == nil {
+			r.log.WarnContext(ctx, "CRL refresh after reload failed; the CRL in use still applies", "crl", redactURLString(r.o.crlURL), "err", err)
+		}
+	}
+}
+
+// trustBundle is the fleet's CA bundle as the proxy uses it.
+type trustBundle struct {
+	roots, intermediates *x509.CertPool
+	// issuer is the one intermediate: it issues device certificates and
+	// signs the CRL.
+	issuer *x509.Certificate
+}
+
+// loadTrustBundle reads a PEM bundle of the fleet root(s) and exactly one
+// intermediate that chains to one of them and is valid at now.
+func loadTrustBundle(file string, now time.Time) (*trustBundle, error) {
+	const hint = "build it from the CA: curl http://CA:8080/roots.pem > FILE; curl http://CA:8080/chain.pem >> FILE"
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fault.Wrap(err, fault.NotFound, "cannot read the CA bundle "+file, hint)
+	}
+	certs, err := pemutil.ParseCertificateBundle(b)
+	if err != nil || len(certs) == 0 {
+		return nil, fault.New(fault.Malformed, file+" holds no PEM certificate", hint)
+	}
+	tb := &trustBundle{roots: x509.NewCertPool(), intermediates: x509.NewCertPool()}
+	var inters []*x509.Certificate
+	for _, c := range certs {
+		switch {
+		case !c.IsCA:
+			return nil, fault.New(fault.Malformed, fmt.Sprintf("%s holds %q, which is not a CA certificate", file, c.Subject), hint)
+		case selfSigned(c):
+			tb.roots.AddCert(c)
+		default:
+			tb.intermediates.AddCert(c)
+			inters = append(inters, c)
+		}
+	}
+	switch {
+	case len(inters) == 0:
+		return nil, fault.New(fault.Malformed, file+" holds no intermediate: the proxy needs it to check the CRL", hint)
+	case len(inters) > 1:
+		return nil, fault.New(fault.Malformed, fmt.Sprintf("%s holds %d intermediates; the proxy checks revocation against one", file, len(inters)),
+			"keep the intermediate of the CA that issues the devices")
+	}
+	tb.issuer = inters[0]
+	if _, err := tb.issuer.Verify(x509.VerifyOptions{Roots: tb.roots, CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+		return nil, fault.Wrap(err, fault.Malformed, fmt.Sprintf("the intermediate %q in %s does not chain to a root in it: %v", tb.issuer.Subject, file, err), hint)
+	}
+	return tb, nil
+}
+
+// selfSigned reports whether c is a root: issued by itself, with a
+// signature its own key verifies.
+func selfSigned(c *x509.Certificate) bool {
+	return string(c.RawIssuer) == string(c.RawSubject) && c.CheckSignatureFrom(c) == nil
+}
+
+// loadServerCert reads the proxy's certificate (leaf first, then its
+// chain) and key, and refuses one that has expired.
+func loadServerCert(certFile, keyFile string, now time.Time) (*tls.Certificate, error) {
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fault.Wrap(err, fault.Malformed, fmt.Sprintf("cannot use the server certificate %s with the key %s: %v", certFile, keyFile, err),
+			"issue one with fleetca cert server --dns HOST --cert FILE --key FILE")
+	}
+	if cert.Leaf == nil {
+		if cert.Leaf, err = x509.ParseCertificate(cert.Certificate[0]); err != nil {
+			return nil, fault.Wrap(err, fault.Malformed, "cannot parse the server certificate "+certFile, "")
+		}
+	}
+	if now.After(cert.Leaf.NotAfter) {
+		return nil, fault.New(fault.Forbidden, fmt.Sprintf("the server certificate %s expired at %s", certFile, cert.Leaf.NotAfter.UTC().Format(time.RFC3339)),
+			"issue a new one with fleetca cert server, then start the proxy (or send it SIGHUP)")
+	}
+	return &cert, nil
+}
+
+// redactURLString drops credentials and the query from a URL for logs.
+func redactURLString(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.Scheme == "" {
+		return s
+	}
+	u.User, u.RawQuery = nil, ""
+	return strings.TrimSuffix(u.String(), "?")
+}
