@@ -1,0 +1,171 @@
+package proxy
+
+import (
+	"net"
+	"sync"
+	"sync/atomic"
+)
+
+// trackedConn is an accepted client connection: the net.Conn under the
+// *tls.Conn. Its Close takes it out of the connSet, so that whoever closes
+// the TLS connection (http.Server, the ReverseProxy after a hijack, the TCP
+// pipe) also ends its tracking.
+type trackedConn struct {
+	net.Conn
+	set *connSet
+
+	// Guarded by set.mu.
+	closed     bool
+	serial     string       // key in set.bySerial; "" until registered
+	prev, next *trackedConn // the other connections with the same serial
+
+	// id is set once, after the handshake is verified and before the
+	// connection is handed to HTTP or the pipe; read-only afterwards.
+	id *identity
+	// upgraded is set when the ReverseProxy hijacks the connection for a
+	// protocol switch (WebSocket): http.Server no longer drains it, so a
+	// shutdown closes it at once.
+	upgraded atomic.Bool
+}
+
+// Close closes the connection and stops tracking it. It may be called more
+// than once.
+func (c *trackedConn) Close() error {
+	c.set.remove(c)
+	return c.Conn.Close()
+}
+
+// connSet holds the open client connections, by the serial of their
+// client certificate once the handshake has verified it. Closing by serial
+// and registering are ordered by mu; epoch counts the closings by serial,
+// so that a handshake that raced with one can tell (see register).
+type connSet struct {
+	mu       sync.Mutex
+	epoch    uint64
+	stopped  bool // no more registrations: the Server is shutting down
+	all      map[*trackedConn]struct{}
+	bySerial map[string]*trackedConn // head of each serial's list
+	open     atomic.Int64
+}
+
+func newConnSet() *connSet {
+	return &connSet{all: map[*trackedConn]struct{}{}, bySerial: map[string]*trackedConn{}}
+}
+
+// add starts tracking a newly accepted connection.
+func (s *connSet) add(nc net.Conn) *trackedConn {
+	c := &trackedConn{Conn: nc, set: s}
+	s.mu.Lock()
+	s.all[c] = struct{}{}
+	s.mu.Unlock()
+	s.open.Add(1)
+	return c
+}
+
+// currentEpoch is read before a handshake starts; see register.
+func (s *connSet) currentEpoch() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.epoch
+}
+
+// register files c under serial after its handshake was verified. It
+// reports whether c may go on (it is open and the Server is not stopping:
+// if not, the caller closes it), and whether some serial was closed
+// since epoch0 was read: the revocation may then have been announced
+// after the handshake checked it but before c could be found by serial,
+// and the caller must check again. A Checker makes a revocation visible to
+// Check before it announces it, so nothing announced before epoch0 was
+// read can be missed.
+func (s *connSet) register(c *trackedConn, serial string, epoch0 uint64) (open, recheck bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c.closed || s.stopped {
+		return false, false
+	}
+	c.serial = serial
+	if head := s.bySerial[serial]; head != nil {
+		head.prev = c
+		c.next = head
+	}
+	s.bySerial[serial] = c
+	return true, s.epoch != epoch0
+}
+
+// remove stops tracking c; it reports whether c was still tracked.
+func (s *connSet) remove(c *trackedConn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.removeLocked(c)
+}
+
+func (s *connSet) removeLocked(c *trackedConn) bool {
+	if c.closed {
+		return false
+	}
+	c.closed = true
+	delete(s.all, c)
+	if c.serial != "" {
+		if c.prev != nil {
+			c.prev.next = c.next
+		} else if c.next != nil {
+			s.bySerial[c.serial] = c.next
+		} else {
+			delete(s.bySerial, c.serial)
+		}
+		if c.next != nil {
+			c.next.prev = c.prev
+		}
+		c.prev, c.next = nil, nil
+	}
+	s.open.Add(-1)
+	return true
+}
+
+// closeSerial closes every connection whose client certificate has serial
+// and returns how many there were. It closes the socket under the TLS
+// connection, which never blocks (a TLS close_notify could, on a peer that
+// does not read), so it may run in a Checker's Subscribe callback.
+func (s *connSet) closeSerial(serial string) int {
+	s.mu.Lock()
+	s.epoch++
+	var victims []*trackedConn
+	for c := s.bySerial[serial]; c != nil; {
+		next := c.next
+		s.removeLocked(c)
+		victims = append(victims, c)
+		c = next
+	}
+	s.mu.Unlock()
+	for _, c := range victims {
+		c.Conn.Close()
+	}
+	return len(victims)
+}
+
+// stop refuses further registrations.
+func (s *connSet) stop() {
+	s.mu.Lock()
+	s.stopped = true
+	s.mu.Unlock()
+}
+
+// closeWhere closes the connections for which match returns true, and
+// returns how many. match runs under s.mu: it may read the guarded fields.
+func (s *connSet) closeWhere(match func(*trackedConn) bool) int {
+	s.mu.Lock()
+	var victims []*trackedConn
+	for c := range s.all {
+		if match(c) {
+			victims = append(victims, c)
+		}
+	}
+	for _, c := range victims {
+		s.removeLocked(c)
+	}
+	s.mu.Unlock()
+	for _, c := range victims {
+		c.Conn.Close()
+	}
+	return len(victims)
+}

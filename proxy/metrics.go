@@ -1,0 +1,89 @@
+package proxy
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/fleetca/fleetca/revocation"
+)
+
+// metrics are the Server's collectors. Labels are bounded: handshake
+// outcomes and reasons come from closed sets, requests are labelled by
+// status class.
+type metrics struct {
+	handshakes     *prometheus.CounterVec
+	byReason       map[string]prometheus.Counter // reason -> its series (the reason implies the outcome)
+	requests       [6]prometheus.Counter         // by status class: 0 = other, 1 = 1xx ... 5 = 5xx
+	revokedClosed  prometheus.Counter
+	upstreamErrors prometheus.Counter
+}
+
+// crlSource is what a Checker that keeps a CRL (revocation.Checker) also
+// has: the proxy then exports the CRL's age.
+type crlSource interface {
+	CurrentCRL() *revocation.CRL
+}
+
+func (s *Server) registerMetrics(r prometheus.Registerer) error {
+	m := &metrics{byReason: map[string]prometheus.Counter{}}
+	m.handshakes = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fleetca_proxy_handshakes_total",
+		Help: "Client TLS handshakes by outcome (accepted, refused, failed) and reason."}, []string{"outcome", "reason"})
+	m.byReason[reasonOK] = m.handshakes.WithLabelValues(outcomeAccepted, reasonOK)
+	for _, r := range refusalReasons {
+		m.byReason[r] = m.handshakes.WithLabelValues(outcomeRefused, r)
+	}
+	for _, r := range failureReasons {
+		m.byReason[r] = m.handshakes.WithLabelValues(outcomeFailed, r)
+	}
+	requests := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fleetca_proxy_requests_total",
+		Help: "HTTP requests proxied, by response status class."}, []string{"code"})
+	for i, class := range []string{"other", "1xx", "2xx", "3xx", "4xx", "5xx"} {
+		m.requests[i] = requests.WithLabelValues(class)
+	}
+	m.revokedClosed = prometheus.NewCounter(prometheus.CounterOpts{Name: "fleetca_proxy_revoked_connections_closed_total",
+		Help: "Open client connections closed because their certificate was revoked."})
+	m.upstreamErrors = prometheus.NewCounter(prometheus.CounterOpts{Name: "fleetca_proxy_upstream_errors_total",
+		Help: "Requests or TCP connections that failed because the upstream could not be reached or failed."})
+	open := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "fleetca_proxy_open_connections",
+		Help: "Client connections open, handshaking ones included."}, func() float64 { return float64(s.OpenConnections()) })
+	collectors := []prometheus.Collector{m.handshakes, requests, m.revokedClosed, m.upstreamErrors, open}
+	if src, ok := s.checker.(crlSource); ok {
+		collectors = append(collectors, prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "fleetca_proxy_crl_age_seconds",
+			Help: "Age of the CRL the revocation checker uses (now minus its thisUpdate); +Inf before one is loaded."},
+			func() float64 {
+				crl := src.CurrentCRL()
+				if crl == nil {
+					return math.Inf(1)
+				}
+				return s.now().Sub(crl.ThisUpdate).Seconds()
+			}))
+	}
+	s.m = m
+	if r == nil {
+		return nil
+	}
+	for _, c := range collectors {
+		if err := r.Register(c); err != nil {
+			return fmt.Errorf("register proxy metrics: %w", err)
+		}
+	}
+	return nil
+}
+
+// handshake counts one handshake.
+func (m *metrics) handshake(reason string) {
+	if c := m.byReason[reason]; c != nil {
+		c.Inc()
+	}
+}
+
+// request counts one request by its status class.
+func (m *metrics) request(status int) {
+	class := status / 100
+	if class < 1 || class > 5 {
+		class = 0
+	}
+	m.requests[class].Inc()
+}
