@@ -3,8 +3,10 @@ package revocation
 import (
 	"context"
 	"crypto"
+	"crypto/sha256"
 	"crypto/x509/pkix"
 	"encoding/asn1"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math/big"
@@ -28,6 +30,7 @@ type ocspEntry struct {
 	der                    []byte
 	thisUpdate, nextUpdate time.Time
 	status                 int
+	digest                 string
 }
 
 // OCSPAnswer is what to send for an OCSP request.
@@ -42,6 +45,9 @@ type OCSPAnswer struct {
 	// the answer echoes a nonce (RFC 5019 §6.2 caching applies otherwise).
 	ThisUpdate, NextUpdate time.Time
 	Cacheable              bool
+	// Digest identifies DER (hex of a SHA-256 prefix), computed once when
+	// the answer was signed: a strong validator for caches.
+	Digest string
 }
 
 // ocspRequest is the part of an OCSPRequest (RFC 6960 §4.1.1) that
@@ -157,7 +163,7 @@ func (s *Service) RespondOCSP(ctx context.Context, der []byte) (*OCSPAnswer, err
 		s.indexRequest(der, key)
 	}
 	s.m.ocsp.WithLabelValues(statusName(status), "miss").Inc()
-	return &OCSPAnswer{DER: e.der, Status: status, ThisUpdate: e.thisUpdate, NextUpdate: e.nextUpdate, Cacheable: cacheable}, nil
+	return &OCSPAnswer{DER: e.der, Status: status, ThisUpdate: e.thisUpdate, NextUpdate: e.nextUpdate, Cacheable: cacheable, Digest: e.digest}, nil
 }
 
 // maxIndexedRequest bounds the requests kept as keys of the fast path (a
@@ -172,7 +178,7 @@ func (s *Service) fresh(e *ocspEntry, now time.Time) bool {
 
 // answer is the cached entry as an OCSPAnswer.
 func (e *ocspEntry) answer() *OCSPAnswer {
-	return &OCSPAnswer{DER: e.der, Status: e.status, ThisUpdate: e.thisUpdate, NextUpdate: e.nextUpdate, Cacheable: true}
+	return &OCSPAnswer{DER: e.der, Status: e.status, ThisUpdate: e.thisUpdate, NextUpdate: e.nextUpdate, Cacheable: true, Digest: e.digest}
 }
 
 // indexRequest remembers that the request bytes der, valid and without a
@@ -248,7 +254,9 @@ func (s *Service) signEntry(h crypto.Hash, status int, serial *big.Int, revokedA
 	if err != nil {
 		return nil, fmt.Errorf("sign OCSP response for %s: %w", serial.Text(16), err)
 	}
-	return &ocspEntry{der: der, thisUpdate: tmpl.ThisUpdate, nextUpdate: tmpl.NextUpdate, status: status}, nil
+	sum := sha256.Sum256(der)
+	return &ocspEntry{der: der, thisUpdate: tmpl.ThisUpdate, nextUpdate: tmpl.NextUpdate, status: status,
+		digest: hex.EncodeToString(sum[:16])}, nil
 }
 
 // renewResponder issues a new delegated responder certificate and key.

@@ -3,9 +3,7 @@ package web
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -260,11 +258,10 @@ func (s *Server) answerOCSP(c echo.Context, der []byte) error {
 func (s *Server) writeOCSP(c echo.Context, ans *revocation.OCSPAnswer) error {
 	h := c.Response().Header()
 	if ans.Cacheable {
-		sum := sha256.Sum256(ans.DER)
 		maxAge := max(int64(ans.NextUpdate.Sub(s.now())/time.Second), 0)
 		h.Set("Last-Modified", ans.ThisUpdate.UTC().Format(http.TimeFormat))
 		h.Set("Expires", ans.NextUpdate.UTC().Format(http.TimeFormat))
-		h.Set("ETag", `"`+hex.EncodeToString(sum[:16])+`"`)
+		h.Set("ETag", `"`+ans.Digest+`"`)
 		h.Set("Cache-Control", "max-age="+strconv.FormatInt(maxAge, 10)+", public, no-transform, must-revalidate")
 	} else {
 		h.Set("Cache-Control", "no-store")
