@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 )
@@ -109,4 +110,22 @@ func Prepare(ctx context.Context, f Flags, pattern string, stderr io.Writer, log
 		}
 	}
 	return tmp, bin, cleanup, nil
+}
+
+// ParseCount parses a count such as "7", "10k" or "1M" (k is a thousand,
+// M a million, either case) and checks that it lies within 0..most.
+func ParseCount(s string, most int) (int, error) {
+	f := strings.TrimSpace(s)
+	mult := 1
+	switch {
+	case strings.HasSuffix(f, "k"), strings.HasSuffix(f, "K"):
+		mult, f = 1000, f[:len(f)-1]
+	case strings.HasSuffix(f, "M"), strings.HasSuffix(f, "m"):
+		mult, f = 1_000_000, f[:len(f)-1]
+	}
+	n, err := strconv.Atoi(f)
+	if err != nil || n < 0 || n > most/mult {
+		return 0, fmt.Errorf("%q is not a count from 0 to %d (k and M suffixes allowed)", s, most)
+	}
+	return n * mult, nil
 }

@@ -56,3 +56,33 @@ func TestNewFlagSetUsage(t *testing.T) {
 		}
 	}
 }
+
+func TestParseCount(t *testing.T) {
+	tests := []struct {
+		name, in string
+		want     int
+		wantFail bool
+	}{
+		{"ok/plain", "7", 7, false},
+		{"ok/k", " 10k", 10_000, false},
+		{"ok/K", "100K", 100_000, false},
+		{"ok/M", "1M", 1_000_000, false},
+		{"ok/zero", "0", 0, false},
+		{"ok/at-most", "50M", 50_000_000, false},
+		{"fail/over", "51M", 0, true},
+		{"fail/negative", "-1", 0, true},
+		{"fail/word", "ten", 0, true},
+		{"fail/empty", "", 0, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := ParseCount(tc.in, 50_000_000)
+			if (err != nil) != tc.wantFail {
+				t.Fatalf("ParseCount(%q) error = %v, want failure %v", tc.in, err, tc.wantFail)
+			}
+			if got != tc.want {
+				t.Errorf("ParseCount(%q) = %d, want %d", tc.in, got, tc.want)
+			}
+		})
+	}
+}

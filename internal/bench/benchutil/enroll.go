@@ -68,15 +68,22 @@ func DeviceID(prefix string, n int) string { return fmt.Sprintf("%s%08d", prefix
 // NewCSR returns a PEM CSR for CN=id with a new P-256 key, as a device
 // would make it.
 func NewCSR(id string) ([]byte, error) {
+	_, csr, err := NewKeyAndCSR(id)
+	return csr, err
+}
+
+// NewKeyAndCSR is NewCSR that also returns the key, for a device that
+// will go on to use its certificate.
+func NewKeyAndCSR(id string) (*ecdsa.PrivateKey, []byte, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: id}}, key)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}), nil
+	return key, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}), nil
 }
 
 // MakeCSRs returns n PEM CSRs (NewCSR), for devices DeviceID(prefix,

@@ -53,21 +53,33 @@ func TreeCPU(pid int) (CPUTimes, error) {
 	if err != nil {
 		return t, err
 	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
+	children, err := Children(pid)
 	if err != nil {
 		return t, err
 	}
-	for _, f := range strings.Fields(string(b)) {
-		child, err := strconv.Atoi(f)
-		if err != nil {
-			continue
-		}
+	for _, child := range children {
 		if c, err := ProcCPU(child); err == nil {
 			t.User += c.User
 			t.Sys += c.Sys
 		}
 	}
 	return t, nil
+}
+
+// Children lists the live children of process pid's main thread, from
+// /proc/<pid>/task/<pid>/children (a pre-forking server's workers).
+func Children(pid int) ([]int, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
+	if err != nil {
+		return nil, err
+	}
+	var out []int
+	for _, f := range strings.Fields(string(b)) {
+		if child, err := strconv.Atoi(f); err == nil {
+			out = append(out, child)
+		}
+	}
+	return out, nil
 }
 
 // parseStat reads utime and stime (fields 14 and 15) of a /proc/<pid>/stat
@@ -146,13 +158,25 @@ func parseProcStat(b []byte, tick time.Duration) (busy, steal time.Duration, err
 
 // PeakRSS returns the peak resident set size of process pid in bytes
 // (VmHWM in /proc/<pid>/status), or 0 if it cannot be read.
-func PeakRSS(pid int) int64 {
+func PeakRSS(pid int) int64 { return statusBytes(pid, "VmHWM:") }
+
+// RSS returns the resident set size of process pid in bytes (VmRSS in
+// /proc/<pid>/status), or 0 if it cannot be read.
+func RSS(pid int) int64 { return statusBytes(pid, "VmRSS:") }
+
+// statusBytes reads a "kB" field of /proc/<pid>/status.
+func statusBytes(pid int, field string) int64 {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0
 	}
+	return kBField(b, field)
+}
+
+// kBField finds the line "field   N kB" in b and returns N KiB in bytes, or 0.
+func kBField(b []byte, field string) int64 {
 	for line := range strings.Lines(string(b)) {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+		if v, ok := strings.CutPrefix(line, field); ok {
 			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
 			if err != nil {
 				return 0
@@ -161,6 +185,30 @@ func PeakRSS(pid int) int64 {
 		}
 	}
 	return 0
+}
+
+// TreePSS returns the proportional set size of process pid and its live
+// children (Pss in /proc/<pid>/smaps_rollup), in bytes: pages they share,
+// as an nginx master shares its configuration with its workers, are
+// counted once over all of them, where adding up their RSS would count
+// them in each. It returns 0 if pid's cannot be read.
+func TreePSS(pid int) int64 {
+	read := func(pid int) int64 {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
+		if err != nil {
+			return 0
+		}
+		return kBField(b, "Pss:")
+	}
+	total := read(pid)
+	if total == 0 {
+		return 0
+	}
+	children, _ := Children(pid)
+	for _, c := range children {
+		total += read(c)
+	}
+	return total
 }
 
 // SelfCPU returns this process's CPU time (the load generator's).

@@ -68,3 +68,28 @@ func TestPeakRSS(t *testing.T) {
 		t.Errorf("PeakRSS(-1) = %d, want 0", got)
 	}
 }
+
+func TestRSSAndPSS(t *testing.T) {
+	if got := RSS(os.Getpid()); got < 1<<20 {
+		t.Errorf("RSS(self) = %d bytes, want at least 1 MiB", got)
+	}
+	if got := TreePSS(os.Getpid()); got < 1<<20 {
+		t.Errorf("TreePSS(self) = %d bytes, want at least 1 MiB", got)
+	}
+	if got := RSS(-1) + TreePSS(-1); got != 0 {
+		t.Errorf("RSS(-1) + TreePSS(-1) = %d, want 0", got)
+	}
+	if _, err := Children(os.Getpid()); err != nil {
+		t.Errorf("Children(self) error = %v", err)
+	}
+}
+
+func TestKBField(t *testing.T) {
+	status := "Name:\tx\nVmHWM:\t   2048 kB\nVmRSS:\t    1024 kB\n"
+	if got := kBField([]byte(status), "VmRSS:"); got != 1024<<10 {
+		t.Errorf("kBField(VmRSS) = %d, want %d", got, 1024<<10)
+	}
+	if got := kBField([]byte(status), "Pss:"); got != 0 {
+		t.Errorf("kBField(missing) = %d, want 0", got)
+	}
+}

@@ -32,6 +32,15 @@ func MachineCPU() (busy, steal time.Duration, err error) { return 0, 0, CheckPla
 // PeakRSS returns zero here.
 func PeakRSS(int) int64 { return 0 }
 
+// Children fails here.
+func Children(int) ([]int, error) { return nil, CheckPlatform() }
+
+// RSS returns zero here.
+func RSS(int) int64 { return 0 }
+
+// TreePSS returns zero here.
+func TreePSS(int) int64 { return 0 }
+
 // SelfCPU returns zero here.
 func SelfCPU() CPUTimes { return CPUTimes{} }
 

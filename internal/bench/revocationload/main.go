@@ -45,7 +45,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 	"time"
 
@@ -155,22 +154,14 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 func parseSizes(s string) ([]int, error) {
 	var out []int
 	for f := range strings.SplitSeq(s, ",") {
-		f = strings.TrimSpace(f)
-		if f == "" {
+		if strings.TrimSpace(f) == "" {
 			continue
 		}
-		mult := 1
-		switch {
-		case strings.HasSuffix(f, "k"), strings.HasSuffix(f, "K"):
-			mult, f = 1000, f[:len(f)-1]
-		case strings.HasSuffix(f, "M"), strings.HasSuffix(f, "m"):
-			mult, f = 1_000_000, f[:len(f)-1]
+		n, err := benchutil.ParseCount(f, 50_000_000)
+		if err != nil {
+			return nil, fmt.Errorf("-crl-sizes: %w", err)
 		}
-		n, err := strconv.Atoi(f)
-		if err != nil || n < 0 || n*mult > 50_000_000 {
-			return nil, fmt.Errorf("-crl-sizes %q: each size is a number from 0 to 50M, with an optional k or M", s)
-		}
-		out = append(out, n*mult)
+		out = append(out, n)
 	}
 	return out, nil
 }

@@ -8,8 +8,9 @@ import (
 	"io"
 	"net"
 	"net/url"
-	"strconv"
 	"time"
+
+	"github.com/fleetca/fleetca/internal/bench/benchutil"
 )
 
 // rawPoster is a lean HTTP/1.1 client for one worker, in the manner of
@@ -59,7 +60,7 @@ func (p *rawPoster) do(req []byte, timeout time.Duration) ([]byte, error) {
 		p.close()
 		return nil, err
 	}
-	status, length, keep, err := readHead(p.br)
+	status, length, keep, err := benchutil.ReadHead(p.br, maxOCSPAnswer)
 	if err != nil {
 		p.close()
 		return nil, err
@@ -92,52 +93,5 @@ func (p *rawPoster) close() {
 	if p.conn != nil {
 		p.conn.Close()
 		p.conn = nil
-	}
-}
-
-// readHead reads an answer's status line and headers. length is -1 when
-// there is no Content-Length; keep says whether the connection stays open
-// (HTTP/1.1 without Connection: close, or HTTP/1.0 with keep-alive).
-func readHead(br *bufio.Reader) (status, length int, keep bool, err error) {
-	line, err := br.ReadSlice('\n')
-	if err != nil {
-		return 0, 0, false, err
-	}
-	// "HTTP/1.1 200 OK\r\n"
-	if len(line) < 12 || !bytes.HasPrefix(line, []byte("HTTP/1.")) {
-		return 0, 0, false, fmt.Errorf("bad status line %q", line)
-	}
-	keep = line[7] == '1'
-	if status, err = strconv.Atoi(string(line[9:12])); err != nil {
-		return 0, 0, false, fmt.Errorf("bad status line %q", line)
-	}
-	length = -1
-	for {
-		line, err = br.ReadSlice('\n')
-		if err != nil {
-			return 0, 0, false, err
-		}
-		line = bytes.TrimRight(line, "\r\n")
-		if len(line) == 0 {
-			return status, length, keep, nil
-		}
-		k, v, ok := bytes.Cut(line, []byte(":"))
-		if !ok {
-			continue
-		}
-		v = bytes.TrimSpace(v)
-		switch {
-		case bytes.EqualFold(k, []byte("Content-Length")):
-			if length, err = strconv.Atoi(string(v)); err != nil || length < 0 || length > maxOCSPAnswer {
-				return 0, 0, false, fmt.Errorf("bad Content-Length %q", v)
-			}
-		case bytes.EqualFold(k, []byte("Connection")):
-			switch {
-			case bytes.EqualFold(v, []byte("close")):
-				keep = false
-			case bytes.EqualFold(v, []byte("keep-alive")):
-				keep = true
-			}
-		}
 	}
 }

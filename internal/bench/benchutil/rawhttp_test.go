@@ -1,0 +1,35 @@
+package benchutil
+
+import (
+	"bufio"
+	"strings"
+	"testing"
+)
+
+func TestReadHead(t *testing.T) {
+	tests := []struct {
+		name, head     string
+		status, length int
+		keep, fail     bool
+	}{
+		{"ok/http11-keep-alive", "HTTP/1.1 200 OK\r\nContent-Type: application/ocsp-response\r\nContent-Length: 835\r\n\r\n", 200, 835, true, false},
+		{"ok/http10-closes", "HTTP/1.0 200 OK\r\nContent-type: application/ocsp-response\r\nContent-Length: 835\r\n\r\n", 200, 835, false, false},
+		{"ok/http11-close", "HTTP/1.1 500 Internal Server Error\r\nConnection: close\r\n\r\n", 500, -1, false, false},
+		{"ok/http10-keep-alive", "HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\ncontent-length: 3\r\n\r\n", 200, 3, true, false},
+		{"fail/garbage", "SSH-2.0-OpenSSH\r\n\r\n", 0, 0, false, true},
+		{"fail/bad-length", "HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", 0, 0, false, true},
+		{"fail/too-long", "HTTP/1.1 200 OK\r\nContent-Length: 65537\r\n\r\n", 0, 0, false, true},
+		{"fail/truncated", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n", 0, 0, false, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			status, length, keep, err := ReadHead(bufio.NewReader(strings.NewReader(tc.head)), 64<<10)
+			if (err != nil) != tc.fail {
+				t.Fatalf("ReadHead() error = %v, want failure %v", err, tc.fail)
+			}
+			if !tc.fail && (status != tc.status || length != tc.length || keep != tc.keep) {
+				t.Errorf("ReadHead() = %d, %d, %v, want %d, %d, %v", status, length, keep, tc.status, tc.length, tc.keep)
+			}
+		})
+	}
+}
