@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -295,19 +294,13 @@ func (c *Checker) refreshLocked(ctx context.Context) error {
 	c.crl.Store(crl)
 	c.feedMu.Lock()
 	for k := range c.feedSeen {
-		if _, listed := crl.entries[k]; listed {
+		if crl.has(k) {
 			delete(c.feedSeen, k) // the signed CRL covers it now
 		}
 	}
 	c.feedMu.Unlock()
 	if cur != nil {
-		var added []*big.Int
-		for k := range crl.entries {
-			if _, old := cur.entries[k]; !old {
-				added = append(added, new(big.Int).SetBytes([]byte(k)))
-			}
-		}
-		c.notify(added)
+		c.notify(crl.addedSince(cur))
 	}
 	c.log.DebugContext(ctx, "CRL loaded", "number", crl.Number.String(), "entries", crl.Len(), "next_update", crl.NextUpdate)
 	return nil
@@ -413,59 +406,6 @@ func redactURL(s string) string {
 	}
 	u.User, u.RawQuery = nil, ""
 	return u.String()
-}
-
-// CRLEntry is one revoked certificate in a CRL.
-type CRLEntry struct {
-	RevokedAt time.Time
-	Reason    Reason
-}
-
-// CRL is a parsed, verified CRL with its serials indexed.
-type CRL struct {
-	Number                 *big.Int
-	ThisUpdate, NextUpdate time.Time
-	entries                map[string]CRLEntry
-}
-
-// Lookup reports whether serial is on the CRL.
-func (c *CRL) Lookup(serial *big.Int) (CRLEntry, bool) {
-	e, ok := c.entries[string(serial.Bytes())]
-	return e, ok
-}
-
-// Len is the number of entries.
-func (c *CRL) Len() int { return len(c.entries) }
-
-// ParseCRL reads a CRL (DER, or PEM "X509 CRL"), checks its signature
-// against issuer and that it carries a CRL number and a nextUpdate, and
-// indexes its serials. It does not judge freshness.
-func ParseCRL(b []byte, issuer *x509.Certificate) (*CRL, error) {
-	if block, _ := pem.Decode(b); block != nil {
-		if block.Type != "X509 CRL" {
-			return nil, fmt.Errorf("PEM block is %s, not X509 CRL", block.Type)
-		}
-		b = block.Bytes
-	}
-	rl, err := x509.ParseRevocationList(b)
-	if err != nil {
-		return nil, fmt.Errorf("parse CRL: %w", err)
-	}
-	if err := rl.CheckSignatureFrom(issuer); err != nil {
-		return nil, fmt.Errorf("CRL is not signed by %s: %w", issuer.Subject, err)
-	}
-	if rl.Number == nil {
-		return nil, errors.New("CRL has no CRL number (RFC 5280 §5.2.3)")
-	}
-	if rl.NextUpdate.IsZero() || rl.NextUpdate.Before(rl.ThisUpdate) {
-		return nil, errors.New("CRL has no valid nextUpdate")
-	}
-	crl := &CRL{Number: rl.Number, ThisUpdate: rl.ThisUpdate, NextUpdate: rl.NextUpdate,
-		entries: make(map[string]CRLEntry, len(rl.RevokedCertificateEntries))}
-	for _, e := range rl.RevokedCertificateEntries {
-		crl.entries[string(e.SerialNumber.Bytes())] = CRLEntry{RevokedAt: e.RevocationTime, Reason: Reason(e.ReasonCode)}
-	}
-	return crl, nil
 }
 
 // checkOCSP answers from the cache while the cached response is fresh, and
