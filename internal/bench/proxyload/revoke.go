@@ -2,10 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
+	"syscall"
 	"time"
 )
 
@@ -19,12 +22,22 @@ type revokeResult struct {
 	closedEarly   int             // closed before the call returned
 	denyMissed    int             // not refused within the deadline
 	closeMissed   int             // not closed within the deadline
+	closedNoAlert int             // refused by closing the connection without a TLS alert
 	errs          []string
 	poll          time.Duration
 	deadline      time.Duration
 	reason        string
 	targetName    string
 	connsVerified int
+}
+
+// closedByProxy reports whether err is the proxy closing the connection
+// without a word (EOF, reset) once the TCP connection was up: a TLS 1.3
+// client's handshake completes before the server has checked its
+// certificate, so a proxy that refuses it after that (fleetca proxy when a
+// revocation lands during the handshake) can only hang up.
+func closedByProxy(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
 // revokeReason is sent with each revocation: superseded, which, unlike
@@ -72,7 +85,11 @@ func runRevokePhase(ctx context.Context, o options, e *env, logf func(string, ..
 			start := time.Now()
 			status, err := c.oneShot()
 			attempts++
-			if refusal(status, err) {
+			closed := err != nil && !refusal(status, err) && closedByProxy(err)
+			if closed {
+				res.closedNoAlert++
+			}
+			if refusal(status, err) || closed {
 				res.deny = append(res.deny, time.Since(returned))
 				if attempts == 1 {
 					res.firstRefused++
