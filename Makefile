@@ -24,10 +24,12 @@ test:
 	$(GO) vet ./...
 	$(GO) test -race -count=1 ./...
 
-# Benchmarks print figures; nothing here fails on a slow machine.
+# Benchmarks print figures; nothing here fails on a slow machine. proxyload
+# installs nginx (Debian's nginx-light) if it is missing, to compare with it.
 bench:
 	$(GO) run ./internal/bench/enrollload
 	$(GO) run ./internal/bench/revocationload
+	$(GO) run ./internal/bench/proxyload
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./ca ./store/boltstore
 
 # A short run of every fuzz target (go test -fuzz takes one target at a time).

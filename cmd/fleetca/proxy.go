@@ -121,6 +121,8 @@ func runProxy(ctx context.Context, e env, o proxyOptions) error {
 	case o.grace < 0 || o.grace > 168*time.Hour:
 		return usagef("--grace %s is outside 0s..168h", o.grace)
 	}
+	setGCPercent(e)
+
 	if o.feed != "" {
 		if u, err := url.Parse(o.feed); err != nil || u.Scheme != "https" || u.Host == "" {
 			return usagef("--revocation-feed %q is not the CA's https:// URL", o.feed)
