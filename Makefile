@@ -40,6 +40,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeCSRBody$$' -fuzztime $(FUZZTIME) ./web
 	$(GO) test -run '^$$' -fuzz '^FuzzParseCRL$$' -fuzztime $(FUZZTIME) ./revocation
 	$(GO) test -run '^$$' -fuzz '^FuzzParseOCSPRequest$$' -fuzztime $(FUZZTIME) ./revocation
+	$(GO) test -run '^$$' -fuzz '^FuzzParseCRLEnvelope$$' -fuzztime $(FUZZTIME) ./revocation
 
 vet:
 	$(GO) vet ./...
