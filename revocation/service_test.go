@@ -46,8 +46,8 @@ func TestRevokeSerial(t *testing.T) {
 		t.Fatal(err)
 	}
 	last := audit[len(audit)-1]
-	if last.Action != "certificate.revoke" || last.Serial != hexSerial(cert.SerialNumber) || last.Detail != "reason=superseded" {
-		t.Errorf("last audit event = %+v, want certificate.revoke of %x with reason=superseded", last, cert.SerialNumber)
+	if last.Action != "certificate.revoke" || last.Serial != hexSerial(cert.SerialNumber) || last.Detail != "reason=superseded" || last.DeviceID != "dev-1" {
+		t.Errorf("last audit event = %+v, want certificate.revoke of %x (dev-1) with reason=superseded", last, cert.SerialNumber)
 	}
 	if d, err := f.st.GetDevice(t.Context(), "dev-1"); err != nil || d.Status != store.DeviceActive {
 		t.Errorf("device after revoking one of its certificates = %+v, %v, want active", d, err)

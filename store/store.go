@@ -210,7 +210,8 @@ type RevokeRequest struct {
 	// BlockKeys blocks the public key of every certificate revoked, so that
 	// Issue refuses it (ErrKeyBlocked) for any device (keyCompromise).
 	BlockKeys bool
-	// Audit is appended in the same transaction; the store sets Seq.
+	// Audit is appended in the same transaction; the store sets Seq, and,
+	// for a Serial, DeviceID from the certificate when it is empty.
 	Audit AuditEvent
 }
 

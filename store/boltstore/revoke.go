@@ -106,7 +106,11 @@ func revokeSerialTx(tx *bbolt.Tx, r store.RevokeRequest, certKey []byte) (_ []st
 	if err != nil {
 		return nil, nil, err
 	}
-	if _, err := appendAudit(tx, r.Audit); err != nil {
+	audit := r.Audit
+	if audit.DeviceID == "" {
+		audit.DeviceID = c.DeviceID // the caller names the serial only
+	}
+	if _, err := appendAudit(tx, audit); err != nil {
 		return nil, nil, err
 	}
 	return []store.Revocation{e}, nil, nil
