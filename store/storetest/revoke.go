@@ -182,6 +182,9 @@ func testRevoke(t *testing.T, newStore func(t *testing.T) store.Store) {
 			}
 			ev := tc.req.Audit
 			ev.Seq = uint64(len(before.Audit) + 1)
+			if tc.req.Serial != nil && ev.DeviceID == "" && len(entries) == 1 {
+				ev.DeviceID = entries[0].DeviceID // the store names the device of a serial
+			}
 			want.Audit = append(slices.Clone(before.Audit), ev)
 			want.Revocations = append(slices.Clone(before.Revocations), entries...)
 
