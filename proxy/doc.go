@@ -27,7 +27,11 @@
 // CN, fleetca's device ID), X-Client-Cert-Serial (lowercase hex) and
 // X-Forwarded-Client-Cert (Envoy's format: Hash, Subject, URI). The same
 // headers sent by the client are removed. One access-log line is written
-// per request. In TCP mode (a tcp:// upstream) the bytes are piped, with
+// per request. A body-less GET, HEAD, OPTIONS or TRACE to an http://
+// upstream (no upgrade, no Expect) goes over the proxy's own pool of
+// HTTP/1.1 connections, written and read by the request's goroutine
+// (h1Upstream); every other request, and every request to an https://
+// upstream, over an http.Transport. In TCP mode (a tcp:// upstream) the bytes are piped, with
 // an optional PROXY protocol v2 header first; one line per connection.
 //
 // Each verified connection is tracked by its certificate's serial. When

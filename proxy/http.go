@@ -19,6 +19,9 @@ import (
 // http.Server.ConnContext).
 type connKey struct{}
 
+// upstreamIdleTimeout is how long an idle upstream connection is kept.
+const upstreamIdleTimeout = 90 * time.Second
+
 // newReverseProxy builds the Transport to the upstream and the
 // ReverseProxy over it.
 func (s *Server) newReverseProxy(upstreamTLS *tls.Config) {
@@ -33,12 +36,30 @@ func (s *Server) newReverseProxy(upstreamTLS *tls.Config) {
 		MaxResponseHeaderBytes: int64(s.cfg.MaxHeaderBytes),
 		MaxIdleConns:           s.cfg.MaxIdleUpstream,
 		MaxIdleConnsPerHost:    s.cfg.MaxIdleUpstream,
-		IdleConnTimeout:        90 * time.Second,
+		IdleConnTimeout:        upstreamIdleTimeout,
 		ForceAttemptHTTP2:      true, // with an https upstream that offers it
+		// A proxy passes the client's Accept-Encoding on as it is, and
+		// the answer as it comes: no gzip of its own asked for and undone.
+		DisableCompression: true,
+		WriteBufferSize:    upstreamBufferSize,
+		ReadBufferSize:     upstreamBufferSize,
+	}
+	port := s.upstream.Port()
+	if port == "" {
+		port = "80"
+	}
+	s.upstreamRT = &h1Upstream{
+		addr:           net.JoinHostPort(s.upstream.Hostname(), port),
+		dialer:         dialer,
+		headerTimeout:  s.cfg.UpstreamTimeout,
+		maxHeaderBytes: int64(s.cfg.MaxHeaderBytes),
+		maxIdle:        s.cfg.MaxIdleUpstream,
+		idleTimeout:    upstreamIdleTimeout,
+		fallback:       s.transport,
 	}
 	s.rp = &httputil.ReverseProxy{
 		Rewrite:      s.rewrite,
-		Transport:    s.transport,
+		Transport:    s.upstreamRT,
 		BufferPool:   s.buffers,
 		ErrorHandler: s.upstreamError,
 		// What ReverseProxy logs itself is a client gone mid-body.

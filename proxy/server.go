@@ -89,8 +89,9 @@ type Server struct {
 	buffers *bufferPool
 
 	// HTTP mode.
-	transport *http.Transport
-	rp        *httputil.ReverseProxy
+	transport  *http.Transport
+	upstreamRT *h1Upstream // over transport
+	rp         *httputil.ReverseProxy
 	// TCP mode.
 	dialer net.Dialer
 
@@ -223,7 +224,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		}
 		cancel()
 		s.conns.closeWhere(all)
-		s.transport.CloseIdleConnections()
+		s.upstreamRT.CloseIdleConnections()
 	}
 	wg.Wait()
 	s.log.Info("proxy stopped", "addr", ln.Addr().String())

@@ -1,0 +1,294 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"net/textproto"
+	"sync"
+	"time"
+)
+
+// h1Upstream is the ReverseProxy's RoundTripper for an http:// upstream:
+// it sends the common request (no body, no upgrade, no Expect, a method
+// that may be retried) over a pool of HTTP/1.1 connections from the
+// calling goroutine, writing the request with http.Request.Write and
+// reading the answer with http.ReadResponse, as http.Transport does but
+// without its per-connection read and write goroutines and the hand-offs
+// between them, which cost more than the rest of a small request. Every
+// other request goes to fallback (the http.Transport), which also serves
+// https:// upstreams.
+//
+// What it keeps of http.Transport's behaviour: dialing bounded by
+// Config.UpstreamTimeout and the request's context; the response headers
+// due within Config.UpstreamTimeout of the request being sent; the
+// response headers bounded by MaxResponseHeaderBytes; 1xx answers passed
+// to the request's httptrace.ClientTrace.Got1xxResponse (ReverseProxy
+// forwards them); a connection reused only once its response body was
+// read to the end and neither side asked to close; idle connections
+// bounded in number (Config.MaxIdleUpstream) and dropped after
+// idleTimeout; a request that failed on a reused connection before any
+// answer retried once on a new one (it is replayable). It deliberately
+// asks for no compression, as the fallback (DisableCompression) does not.
+type h1Upstream struct {
+	addr           string // host:port of the upstream
+	dialer         *net.Dialer
+	headerTimeout  time.Duration
+	maxHeaderBytes int64
+	maxIdle        int
+	idleTimeout    time.Duration
+	fallback       http.RoundTripper
+
+	mu   sync.Mutex
+	idle []*upConn // most recently used last
+}
+
+// upConn is one connection to the upstream. readLimit bounds what the
+// bufio.Reader may take from the socket while response headers are read.
+type upConn struct {
+	nc        net.Conn
+	br        *bufio.Reader
+	bw        *bufio.Writer
+	readLimit int64
+	reused    bool
+	idleSince time.Time
+}
+
+func (c *upConn) Read(p []byte) (int, error) {
+	if c.readLimit <= 0 {
+		return 0, errHeadersTooLarge
+	}
+	if int64(len(p)) > c.readLimit {
+		p = p[:c.readLimit]
+	}
+	n, err := c.nc.Read(p)
+	c.readLimit -= int64(n)
+	return n, err
+}
+
+var errHeadersTooLarge = errors.New("proxy: upstream response headers too large")
+
+// upstreamBufferSize is the size of each upstream connection's read and
+// write buffers.
+const upstreamBufferSize = 16 << 10
+
+// fastPath reports whether req can take the pooled path.
+func fastPath(req *http.Request) bool {
+	if req.URL.Scheme != "http" || (req.Body != nil && req.Body != http.NoBody) || req.ContentLength > 0 {
+		return false
+	}
+	if _, ok := req.Header["Upgrade"]; ok {
+		return false
+	}
+	if _, ok := req.Header["Expect"]; ok {
+		return false
+	}
+	switch req.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
+		return true
+	}
+	return false
+}
+
+// RoundTrip implements http.RoundTripper.
+func (t *h1Upstream) RoundTrip(req *http.Request) (*http.Response, error) {
+	if !fastPath(req) {
+		return t.fallback.RoundTrip(req)
+	}
+	ctx := req.Context()
+	for {
+		c, err := t.get(ctx)
+		if err != nil {
+			return nil, err
+		}
+		resp, retry, err := t.exchange(ctx, c, req)
+		if err == nil {
+			return resp, nil
+		}
+		if !retry || ctx.Err() != nil {
+			return nil, err
+		}
+		// A reused connection the upstream had closed: once more, on a
+		// new one (get dials when the pool is empty; a pooled one is
+		// reused at most once per attempt, and the pool drains).
+	}
+}
+
+// exchange sends req on c and reads the response headers. On failure it
+// closes c and says whether the request may be retried: c was reused
+// and nothing of an answer arrived.
+func (t *h1Upstream) exchange(ctx context.Context, c *upConn, req *http.Request) (*http.Response, bool, error) {
+	fail := func(err error, gotAnswer bool) (*http.Response, bool, error) {
+		c.nc.Close()
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			err = ctxErr
+		}
+		return nil, c.reused && !gotAnswer, err
+	}
+	stop := context.AfterFunc(ctx, func() { c.nc.SetDeadline(aLongTimeAgo) })
+	c.nc.SetDeadline(time.Now().Add(t.headerTimeout))
+	if err := req.Write(c.bw); err != nil {
+		stop()
+		return fail(err, false)
+	}
+	if err := c.bw.Flush(); err != nil {
+		stop()
+		return fail(err, false)
+	}
+	trace := httptrace.ContextClientTrace(ctx)
+	c.readLimit = t.maxHeaderBytes
+	var resp *http.Response
+	for n1xx := 0; ; n1xx++ {
+		var err error
+		resp, err = http.ReadResponse(c.br, req)
+		if err != nil {
+			stop()
+			answered := c.readLimit < t.maxHeaderBytes || c.br.Buffered() > 0
+			if errors.Is(err, errHeadersTooLarge) {
+				err = fmt.Errorf("%w (limit %d bytes)", err, t.maxHeaderBytes)
+			}
+			return fail(err, answered)
+		}
+		if resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols {
+			break
+		}
+		// 1xx other than 101: informational, then the real answer.
+		if n1xx == 5 {
+			stop()
+			return fail(errors.New("proxy: upstream sent too many 1xx responses"), true)
+		}
+		if trace != nil && trace.Got1xxResponse != nil {
+			if err := trace.Got1xxResponse(resp.StatusCode, textproto.MIMEHeader(resp.Header)); err != nil {
+				stop()
+				return fail(err, true)
+			}
+		}
+		c.readLimit = t.maxHeaderBytes
+	}
+	c.readLimit = math.MaxInt64
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		// No upgrade was asked for (those take the fallback).
+		stop()
+		return fail(errors.New("proxy: upstream switched protocols unasked"), true)
+	}
+	c.nc.SetDeadline(time.Time{})
+	keep := !resp.Close && !req.Close
+	if resp.Body == http.NoBody {
+		if stop() && keep {
+			t.put(c)
+		} else {
+			c.nc.Close()
+		}
+		return resp, false, nil
+	}
+	resp.Body = &upBody{rc: resp.Body, t: t, c: c, stop: stop, keep: keep}
+	return resp, false, nil
+}
+
+// aLongTimeAgo is a deadline that has passed: it interrupts blocked I/O.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// upBody returns its connection to the pool once read to the end, and
+// closes it if closed before.
+type upBody struct {
+	rc   io.ReadCloser
+	t    *h1Upstream
+	c    *upConn
+	stop func() bool
+	keep bool
+	done bool
+}
+
+func (b *upBody) Read(p []byte) (int, error) {
+	if b.done {
+		return 0, io.EOF
+	}
+	n, err := b.rc.Read(p)
+	if err == io.EOF {
+		b.done = true
+		if b.stop() && b.keep {
+			b.t.put(b.c)
+		} else {
+			b.c.nc.Close()
+		}
+	} else if err != nil {
+		b.done = true
+		b.stop()
+		b.c.nc.Close()
+	}
+	return n, err
+}
+
+func (b *upBody) Close() error {
+	if !b.done {
+		b.done = true
+		b.stop()
+		b.c.nc.Close()
+	}
+	return nil
+}
+
+// get takes the most recently used idle connection, or dials one.
+func (t *h1Upstream) get(ctx context.Context) (*upConn, error) {
+	now := time.Now()
+	t.mu.Lock()
+	for len(t.idle) > 0 {
+		c := t.idle[len(t.idle)-1]
+		t.idle[len(t.idle)-1] = nil
+		t.idle = t.idle[:len(t.idle)-1]
+		if now.Sub(c.idleSince) < t.idleTimeout {
+			t.mu.Unlock()
+			c.reused = true
+			return c, nil
+		}
+		c.nc.Close()
+	}
+	t.mu.Unlock()
+	nc, err := t.dialer.DialContext(ctx, "tcp", t.addr)
+	if err != nil {
+		return nil, err
+	}
+	c := &upConn{nc: nc}
+	c.br = bufio.NewReaderSize(c, upstreamBufferSize)
+	c.bw = bufio.NewWriterSize(nc, upstreamBufferSize)
+	return c, nil
+}
+
+// put makes c idle, or closes it if the pool is full.
+func (t *h1Upstream) put(c *upConn) {
+	if c.br.Buffered() > 0 {
+		c.nc.Close() // the upstream sent more than its answer
+		return
+	}
+	c.idleSince = time.Now()
+	t.mu.Lock()
+	if len(t.idle) < t.maxIdle {
+		t.idle = append(t.idle, c)
+		c = nil
+	}
+	t.mu.Unlock()
+	if c != nil {
+		c.nc.Close()
+	}
+}
+
+// CloseIdleConnections closes the idle connections of the pool and of the
+// fallback.
+func (t *h1Upstream) CloseIdleConnections() {
+	t.mu.Lock()
+	idle := t.idle
+	t.idle = nil
+	t.mu.Unlock()
+	for _, c := range idle {
+		c.nc.Close()
+	}
+	if ci, ok := t.fallback.(interface{ CloseIdleConnections() }); ok {
+		ci.CloseIdleConnections()
+	}
+}
