@@ -268,6 +268,18 @@ func (t *h1Upstream) put(c *upConn) {
 	}
 	c.idleSince = time.Now()
 	t.mu.Lock()
+	// The oldest idle connections are first: close those idle too long
+	// (get only looks at the newest), as http.Transport's IdleConnTimeout.
+	n := 0
+	for n < len(t.idle) && c.idleSince.Sub(t.idle[n].idleSince) >= t.idleTimeout {
+		t.idle[n].nc.Close()
+		n++
+	}
+	if n > 0 {
+		m := copy(t.idle, t.idle[n:])
+		clear(t.idle[m:])
+		t.idle = t.idle[:m]
+	}
 	if len(t.idle) < t.maxIdle {
 		t.idle = append(t.idle, c)
 		c = nil

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/fleetca/fleetca/internal/testenv"
@@ -196,4 +197,31 @@ func TestH1Upstream1xx(t *testing.T) {
 	if len(got) != 1 || got[0] != http.StatusEarlyHints {
 		t.Errorf("1xx seen %v, want [103]", got)
 	}
+}
+
+// Idle connections older than idleTimeout are closed when another one is
+// put back, even if get never reaches them.
+func TestH1UpstreamIdleTimeout(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rt := newTestH1Upstream("127.0.0.1:1", &fallbackRecorder{})
+		var peers []net.Conn
+		conn := func() *upConn {
+			a, b := net.Pipe()
+			peers = append(peers, b)
+			c := &upConn{nc: a}
+			c.br = bufio.NewReader(c)
+			return c
+		}
+		old := conn()
+		rt.put(old)
+		time.Sleep(rt.idleTimeout)
+		rt.put(conn())
+		if len(rt.idle) != 1 || rt.idle[0] == old {
+			t.Fatalf("idle after the timeout: %d connections (old one kept: %v), want only the new one", len(rt.idle), len(rt.idle) > 0 && rt.idle[0] == old)
+		}
+		if _, err := peers[0].Write([]byte("x")); err == nil {
+			t.Errorf("the expired connection is still open")
+		}
+		rt.CloseIdleConnections()
+	})
 }
