@@ -3,7 +3,9 @@ package benchutil
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
+	"io"
 	"strconv"
 )
 
@@ -55,4 +57,22 @@ func ReadHead(br *bufio.Reader, maxLength int) (status, length int, keep bool, e
 			}
 		}
 	}
+}
+
+// ReadBody reads the body of an answer whose head ReadHead returned, into
+// buf (grown if needed, reused otherwise): length bytes, or, when there is
+// no Content-Length and the connection closes, up to maxLength bytes.
+func ReadBody(br *bufio.Reader, buf []byte, length int, keep bool, maxLength int64) ([]byte, error) {
+	switch {
+	case length >= 0:
+		if cap(buf) < length {
+			buf = make([]byte, length)
+		}
+		buf = buf[:length]
+		_, err := io.ReadFull(br, buf)
+		return buf, err
+	case !keep:
+		return io.ReadAll(io.LimitReader(br, maxLength))
+	}
+	return buf, errors.New("answer has neither Content-Length nor Connection: close")
 }

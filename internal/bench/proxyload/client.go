@@ -6,7 +6,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"runtime"
 	"sync"
@@ -92,18 +91,7 @@ func (c *conn) do(req []byte) (status int, err error) {
 		c.close()
 		return 0, err
 	}
-	switch {
-	case length >= 0:
-		if cap(c.body) < length {
-			c.body = make([]byte, length)
-		}
-		c.body = c.body[:length]
-		_, err = io.ReadFull(c.br, c.body)
-	case !keep:
-		c.body, err = io.ReadAll(io.LimitReader(c.br, maxBody))
-	default:
-		err = errors.New("answer has neither Content-Length nor Connection: close")
-	}
+	c.body, err = benchutil.ReadBody(c.br, c.body, length, keep, int64(maxBody))
 	if err != nil || !keep {
 		c.close()
 	}

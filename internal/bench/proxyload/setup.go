@@ -357,42 +357,9 @@ func clientTLS(leaf, inter *x509.Certificate, key *ecdsa.PrivateKey, serverLeaf 
 	}
 }
 
-// adminCall sends a JSON request with the admin token to the HTTPS
-// listener and decodes a JSON answer into out (if not nil); any status
-// but want is an error.
+// adminCall calls the admin API with the admin token (benchutil.AdminCall).
 func (e *env) adminCall(ctx context.Context, method, path string, body any, want int, out any) error {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return err
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, e.srv.HTTPSURL+path, rd)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+e.adminToken)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := e.admin.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode != want {
-		return fmt.Errorf("%s %s: status %d: %s", method, path, resp.StatusCode, bytes.TrimSpace(b))
-	}
-	if out != nil {
-		return json.Unmarshal(b, out)
-	}
-	return nil
+	return benchutil.AdminCall(ctx, e.admin, e.srv.HTTPSURL, e.adminToken, method, path, body, want, out, 1<<20)
 }
 
 // get fetches a URL of the CA's HTTP listener.

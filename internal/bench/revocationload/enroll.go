@@ -5,10 +5,8 @@ import (
 	"context"
 	"crypto"
 	"crypto/x509"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -131,42 +129,9 @@ func derInteger(mag []byte) []byte {
 	return append(out, mag...)
 }
 
-// adminCall sends a JSON request with the admin token to the HTTPS
-// listener and decodes a JSON answer into out (if not nil); any status but
-// want is an error.
+// adminCall calls the admin API with the admin token (benchutil.AdminCall).
 func adminCall(ctx context.Context, client *http.Client, env *serverEnv, method, path string, body any, want int, out any) error {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return err
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, env.srv.HTTPSURL+path, rd)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+env.adminToken)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswerBytes))
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode != want {
-		return fmt.Errorf("%s %s: status %d: %s", method, path, resp.StatusCode, firstBytes(b))
-	}
-	if out != nil {
-		return json.Unmarshal(b, out)
-	}
-	return nil
+	return benchutil.AdminCall(ctx, client, env.srv.HTTPSURL, env.adminToken, method, path, body, want, out, maxAnswerBytes)
 }
 
 // maxAnswerBytes bounds what the client reads of an answer (a CRL of a

@@ -3,9 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/url"
 	"time"
@@ -65,18 +63,7 @@ func (p *rawPoster) do(req []byte, timeout time.Duration) ([]byte, error) {
 		p.close()
 		return nil, err
 	}
-	switch {
-	case length >= 0:
-		if cap(p.body) < length {
-			p.body = make([]byte, length)
-		}
-		p.body = p.body[:length]
-		_, err = io.ReadFull(p.br, p.body)
-	case !keep:
-		p.body, err = io.ReadAll(io.LimitReader(p.br, maxOCSPAnswer))
-	default:
-		err = errors.New("answer has neither Content-Length nor Connection: close")
-	}
+	p.body, err = benchutil.ReadBody(p.br, p.body, length, keep, int64(maxOCSPAnswer))
 	if err != nil || !keep {
 		p.close()
 	}
