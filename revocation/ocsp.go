@@ -113,7 +113,7 @@ func (s *Service) RespondOCSP(ctx context.Context, der []byte) (*OCSPAnswer, err
 		e := s.cache[s.requests[string(der)]]
 		s.mu.RUnlock()
 		if e != nil && s.fresh(e, now) {
-			s.m.ocsp.WithLabelValues(statusName(e.status), "hit").Inc()
+			s.m.hit(e.status)
 			return e.answer(), nil
 		}
 	}
@@ -133,7 +133,7 @@ func (s *Service) RespondOCSP(ctx context.Context, der []byte) (*OCSPAnswer, err
 		s.mu.RUnlock()
 		if e != nil && s.fresh(e, now) {
 			s.indexRequest(der, key)
-			s.m.ocsp.WithLabelValues(statusName(e.status), "hit").Inc()
+			s.m.hit(e.status)
 			return e.answer(), nil
 		}
 	}
