@@ -123,9 +123,8 @@ type Checker struct {
 	log    *slog.Logger
 
 	crl       atomic.Pointer[CRL]
-	fetchMu   sync.Mutex // one CRL fetch at a time; guards etag and lastErr
-	etag      string
-	lastMod   string
+	fetchMu   sync.Mutex // one CRL fetch at a time; guards valid and lastErr
+	valid     validators // of the last CRL fetched
 	lastErr   error
 	ocspMu    sync.Mutex
 	ocspCache map[string]*ocsp.Response
@@ -324,38 +323,15 @@ func (c *Checker) fetchCRL(ctx context.Context) (b []byte, notModified bool, err
 		}
 		return b, false, nil
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, src, nil)
-	if err != nil {
-		return nil, false, fmt.Errorf("CRL URL %q: %w", src, err)
-	}
+	var v validators
 	if c.crl.Load() != nil {
-		if c.etag != "" {
-			req.Header.Set("If-None-Match", c.etag)
-		}
-		if c.lastMod != "" {
-			req.Header.Set("If-Modified-Since", c.lastMod)
-		}
+		v = c.valid
 	}
-	resp, err := c.client.Do(req)
-	if err != nil {
-		return nil, false, fmt.Errorf("fetch CRL: %w", err)
+	b, next, notModified, err := fetchConditional(ctx, c.client, src, v, c.cfg.MaxCRLBytes)
+	if err != nil || notModified {
+		return nil, notModified, err
 	}
-	defer resp.Body.Close()
-	switch resp.StatusCode {
-	case http.StatusNotModified:
-		return nil, true, nil
-	case http.StatusOK:
-	default:
-		return nil, false, fmt.Errorf("fetch CRL %s: %s", src, resp.Status)
-	}
-	b, err = io.ReadAll(io.LimitReader(resp.Body, c.cfg.MaxCRLBytes+1))
-	if err != nil {
-		return nil, false, fmt.Errorf("fetch CRL %s: %w", src, err)
-	}
-	if int64(len(b)) > c.cfg.MaxCRLBytes {
-		return nil, false, fmt.Errorf("CRL at %s is larger than %d bytes", src, c.cfg.MaxCRLBytes)
-	}
-	c.etag, c.lastMod = resp.Header.Get("ETag"), resp.Header.Get("Last-Modified")
+	c.valid = next
 	return b, false, nil
 }
 

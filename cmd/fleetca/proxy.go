@@ -290,6 +290,8 @@ type trustBundle struct {
 	// issuer is the one intermediate: it issues device certificates and
 	// signs the CRL.
 	issuer *x509.Certificate
+	// certs are all the bundle's certificates, roots and intermediate.
+	certs []*x509.Certificate
 }
 
 // loadTrustBundle reads a PEM bundle of the fleet root(s) and exactly one
@@ -304,7 +306,7 @@ func loadTrustBundle(file string, now time.Time) (*trustBundle, error) {
 	if err != nil || len(certs) == 0 {
 		return nil, fault.New(fault.Malformed, file+" holds no PEM certificate", hint)
 	}
-	tb := &trustBundle{roots: x509.NewCertPool(), intermediates: x509.NewCertPool()}
+	tb := &trustBundle{roots: x509.NewCertPool(), intermediates: x509.NewCertPool(), certs: certs}
 	var inters []*x509.Certificate
 	for _, c := range certs {
 		switch {

@@ -1,0 +1,407 @@
+package revocation
+
+import (
+	"bytes"
+	"context"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/big"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/fleetca/fleetca/internal/fault"
+)
+
+// SyncConfig configures a Syncer.
+type SyncConfig struct {
+	// URL is the CA's plain-HTTP base URL (http://ca:8080). The Syncer
+	// fetches URL/crl, the device CRL signed by the intermediate, and
+	// URL/root.crl, the root's CRL over intermediates: verifiers built on
+	// OpenSSL's CRL_CHECK_ALL (nginx, HAProxy) want a CRL for every CA in
+	// the chain.
+	URL string
+	// Issuers are the CA certificates the CRLs must be signed by: the root
+	// and the intermediate(s), as in the verifier's trust bundle.
+	Issuers []*x509.Certificate
+	// Out is the CRL file the verifier reads: PEM, the device CRL then the
+	// root CRL. It is replaced atomically (a temporary file and a rename).
+	Out string
+	// MaxCRLBytes bounds a fetched CRL. Default 256 MiB.
+	MaxCRLBytes int64
+}
+
+// SyncDeps are a Syncer's collaborators.
+type SyncDeps struct {
+	// Client fetches the CRLs; nil means a client with a 30 s timeout.
+	Client *http.Client
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Logger is used by Run; nil discards.
+	Logger *slog.Logger
+	// Reload, if set, makes the verifier read Out after it changed (runs a
+	// command, or uses HAProxy's runtime API); pem is Out's new content.
+	// A failed reload is retried at the next Sync, changed or not, and by
+	// the next Syncer on the same file (a marker file beside it, named
+	// .<name>.reload-pending, records it).
+	Reload func(ctx context.Context, pem []byte) error
+}
+
+// Syncer keeps a verifier's CRL file fresh: it fetches the device and root
+// CRLs, checks each against its issuer, and installs a CRL only if it is
+// correctly signed, not expired, and not older (by CRL number, RFC 5280
+// §5.2.3) than the one installed. A refused or unreachable CRL leaves the
+// last good file in place. It is safe for concurrent use; Syncs are
+// serialised.
+type Syncer struct {
+	cfg    SyncConfig
+	client *http.Client
+	now    func() time.Time
+	log    *slog.Logger
+	reload func(ctx context.Context, pem []byte) error
+
+	mu            sync.Mutex
+	sources       [2]*syncSource // device CRL, root CRL: the file's order
+	loaded        bool           // Out has been read
+	written       []byte         // Out's content as last read or written
+	reloadPending bool
+}
+
+// syncSource is one CRL the Syncer keeps.
+type syncSource struct {
+	name  string
+	url   string
+	root  bool // signed by a self-signed issuer
+	valid validators
+	cur   *syncedCRL
+}
+
+// syncedCRL is an installed CRL: its DER and what is known of it. The
+// serial index is not kept: the Syncer only compares and writes CRLs.
+type syncedCRL struct {
+	der                    []byte
+	number                 *big.Int
+	thisUpdate, nextUpdate time.Time
+	entries                int
+}
+
+// CRLStatus is what one Sync did with one CRL.
+type CRLStatus struct {
+	// Name is "device CRL" or "root CRL"; URL is where it is fetched.
+	Name, URL string
+	// Number, ThisUpdate, NextUpdate and Entries describe the installed
+	// CRL (zero if there is none).
+	Number                 *big.Int
+	ThisUpdate, NextUpdate time.Time
+	Entries                int
+	// Updated reports that this Sync installed a new CRL.
+	Updated bool
+	// Err says why the CRL could not be refreshed (fetch failed, or the
+	// fetched CRL was refused); the installed one, if any, was kept.
+	Err error
+}
+
+// SyncResult is what one Sync did.
+type SyncResult struct {
+	// Changed reports that Out was rewritten.
+	Changed bool
+	// Reloaded reports that Deps.Reload ran and succeeded.
+	Reloaded bool
+	// CRLs has the device CRL's status, then the root CRL's.
+	CRLs []CRLStatus
+}
+
+// NewSyncer returns a Syncer. It reads nothing until the first Sync.
+func NewSyncer(cfg SyncConfig, deps SyncDeps) (*Syncer, error) {
+	base := strings.TrimRight(cfg.URL, "/")
+	if !strings.HasPrefix(base, "http://") && !strings.HasPrefix(base, "https://") {
+		return nil, fault.New(fault.Malformed, fmt.Sprintf("the CA URL %q is not an http(s) URL", cfg.URL),
+			"pass the CA's HTTP listener, e.g. --url http://ca.example:8080")
+	}
+	if len(cfg.Issuers) == 0 {
+		return nil, fault.New(fault.Malformed, "no issuer certificates to check the CRLs against",
+			"pass the CA bundle (root and intermediate) that 'fleetca export' wrote, e.g. --issuer DIR/ca.pem")
+	}
+	if cfg.Out == "" {
+		return nil, fault.New(fault.Malformed, "no CRL file to write", "pass --out FILE, the file the verifier reads")
+	}
+	if cfg.MaxCRLBytes == 0 {
+		cfg.MaxCRLBytes = 256 << 20
+	}
+	s := &Syncer{cfg: cfg, client: deps.Client, now: deps.Now, log: deps.Logger, reload: deps.Reload}
+	if s.client == nil {
+		s.client = &http.Client{Timeout: 30 * time.Second}
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	s.sources = [2]*syncSource{
+		{name: "device CRL", url: base + "/crl"},
+		{name: "root CRL", url: base + "/root.crl", root: true},
+	}
+	return s, nil
+}
+
+// Sync fetches both CRLs once, installs those that pass, rewrites Out if
+// its content changed, and then calls Deps.Reload. Out is written only
+// once both CRLs are known: a file with the device CRL alone would make a
+// CRL_CHECK_ALL verifier refuse every device.
+//
+// A CRL that cannot be refreshed while the installed one is still valid is
+// reported in its CRLStatus.Err, with a nil error. Sync returns an error
+// (fault.Unavailable) when a CRL has never been installed, or the
+// installed one is past its nextUpdate and no fresh one could be had:
+// the verifier is then refusing every device, or trusting stale data. It
+// also returns the error of a failed write or reload.
+func (s *Syncer) Sync(ctx context.Context) (SyncResult, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.loaded {
+		s.readInstalled(ctx)
+		s.loaded = true
+	}
+	now := s.now()
+	res := SyncResult{CRLs: make([]CRLStatus, len(s.sources))}
+	for i, src := range s.sources {
+		st := &res.CRLs[i]
+		st.Name, st.URL = src.name, src.url
+		st.Updated, st.Err = s.refresh(ctx, src, now)
+		if c := src.cur; c != nil {
+			st.Number, st.ThisUpdate, st.NextUpdate, st.Entries = c.number, c.thisUpdate, c.nextUpdate, c.entries
+		}
+	}
+
+	var errs []error
+	complete := true
+	for i, src := range s.sources {
+		switch st := res.CRLs[i]; {
+		case src.cur == nil:
+			complete = false
+			errs = append(errs, fault.Wrap(st.Err, fault.Unavailable,
+				fmt.Sprintf("no %s could be had from %s, so %s was not written: %v", src.name, redactURL(src.url), s.cfg.Out, st.Err),
+				"check that the CA's HTTP listener is reachable from here and that --issuer holds its root and intermediate"))
+		case now.After(src.cur.nextUpdate):
+			why := "the CA serves no newer one"
+			if st.Err != nil {
+				why = st.Err.Error()
+			}
+			errs = append(errs, fault.Wrap(st.Err, fault.Unavailable,
+				fmt.Sprintf("the installed %s (number %s) in %s expired at %s and no fresh one could be had: %s",
+					src.name, src.cur.number, s.cfg.Out, src.cur.nextUpdate.UTC().Format(time.RFC3339), why),
+				"verifiers that check CRL freshness now refuse every device; fix the CA or the network and sync again"))
+		}
+	}
+	if complete {
+		var out bytes.Buffer
+		for _, src := range s.sources {
+			out.Write(encodePEM("X509 CRL", src.cur.der))
+		}
+		if !bytes.Equal(out.Bytes(), s.written) {
+			if err := writeFileAtomic(s.cfg.Out, out.Bytes()); err != nil {
+				return res, errors.Join(append(errs, err)...)
+			}
+			s.written = out.Bytes()
+			res.Changed = true
+			if s.reload != nil {
+				s.setReloadPending(ctx, true)
+			}
+		}
+	}
+	if s.reloadPending {
+		if err := s.reload(ctx, s.written); err != nil {
+			errs = append(errs, fmt.Errorf("%s was updated but the verifier was not reloaded (retried at the next sync): %w", s.cfg.Out, err))
+		} else {
+			s.setReloadPending(ctx, false)
+			res.Reloaded = true
+		}
+	}
+	return res, errors.Join(errs...)
+}
+
+// refresh fetches src and installs what it got if it passes. It reports
+// whether it installed a CRL, and why not when it could not refresh.
+func (s *Syncer) refresh(ctx context.Context, src *syncSource, now time.Time) (bool, error) {
+	var v validators
+	if src.cur != nil {
+		v = src.valid
+	}
+	b, next, notModified, err := fetchConditional(ctx, s.client, src.url, v, s.cfg.MaxCRLBytes)
+	if err != nil || notModified {
+		return false, err
+	}
+	c, err := s.verify(b, src)
+	if err != nil {
+		return false, fmt.Errorf("refused the %s from %s: %w", src.name, redactURL(src.url), err)
+	}
+	if now.After(c.nextUpdate) {
+		return false, fmt.Errorf("refused the %s from %s: CRL %s expired at %s", src.name, redactURL(src.url), c.number,
+			c.nextUpdate.UTC().Format(time.RFC3339))
+	}
+	if cur := src.cur; cur != nil {
+		switch c.number.Cmp(cur.number) {
+		case -1:
+			return false, fmt.Errorf("refused the %s from %s: CRL %s is older than the installed CRL %s", src.name, redactURL(src.url), c.number, cur.number)
+		case 0:
+			src.valid = next
+			if !bytes.Equal(c.der, cur.der) {
+				// RFC 5280 §5.2.3: a CRL number names one CRL. Keep the first.
+				return false, fmt.Errorf("refused the %s from %s: CRL %s differs from the installed CRL of the same number", src.name, redactURL(src.url), c.number)
+			}
+			return false, nil
+		}
+	}
+	src.cur, src.valid = c, next
+	return true, nil
+}
+
+// verify parses a CRL (DER or PEM), checks that one of the issuers signed
+// it (a self-signed one for the root CRL, another for the device CRL),
+// that it has a number and a nextUpdate, and that its entries are well
+// formed.
+func (s *Syncer) verify(b []byte, src *syncSource) (*syncedCRL, error) {
+	if block, _ := pem.Decode(b); block != nil {
+		if block.Type != "X509 CRL" {
+			return nil, fmt.Errorf("PEM block is %s, not X509 CRL", block.Type)
+		}
+		b = block.Bytes
+	}
+	env, _, err := parseCRLEnvelope(b)
+	if err != nil {
+		return nil, fmt.Errorf("parse CRL: %w", err)
+	}
+	var issuer *x509.Certificate
+	for _, c := range s.cfg.Issuers {
+		if bytes.Equal(c.RawSubject, env.RawIssuer) && (len(env.AuthorityKeyId) == 0 || bytes.Equal(c.SubjectKeyId, env.AuthorityKeyId)) {
+			issuer = c
+			break
+		}
+	}
+	if issuer == nil {
+		return nil, fmt.Errorf("its issuer %q is not among the %d issuer certificate(s) given", env.Issuer, len(s.cfg.Issuers))
+	}
+	if selfSigned(issuer) != src.root {
+		want := "an intermediate"
+		if src.root {
+			want = "the root"
+		}
+		return nil, fmt.Errorf("it is signed by %q, not by %s", issuer.Subject, want)
+	}
+	crl, err := ParseCRL(b, issuer)
+	if err != nil {
+		return nil, err
+	}
+	return &syncedCRL{der: bytes.Clone(b), number: crl.Number, thisUpdate: crl.ThisUpdate, nextUpdate: crl.NextUpdate, entries: crl.Len()}, nil
+}
+
+// selfSigned reports whether c is a root: issued by itself.
+func selfSigned(c *x509.Certificate) bool {
+	return bytes.Equal(c.RawIssuer, c.RawSubject) && c.CheckSignatureFrom(c) == nil
+}
+
+// pendingMarker is the file that records, across runs (cron and --once),
+// that Out changed but the verifier has not been reloaded since.
+func (s *Syncer) pendingMarker() string {
+	return filepath.Join(filepath.Dir(s.cfg.Out), "."+filepath.Base(s.cfg.Out)+".reload-pending")
+}
+
+// setReloadPending records whether a reload is owed, in memory and in the
+// marker file. A marker that cannot be written only loses the retry
+// across runs, so it is a warning.
+func (s *Syncer) setReloadPending(ctx context.Context, pending bool) {
+	s.reloadPending = pending
+	var err error
+	if pending {
+		err = os.WriteFile(s.pendingMarker(), nil, 0o644)
+	} else if err = os.Remove(s.pendingMarker()); errors.Is(err, os.ErrNotExist) {
+		err = nil
+	}
+	if err != nil {
+		s.log.WarnContext(ctx, "cannot record whether the verifier needs a reload", "file", s.pendingMarker(), "err", err)
+	}
+}
+
+// readInstalled loads the CRLs already in Out, so that an older CRL is
+// refused across restarts and an unchanged file is not rewritten. A CRL in
+// it that does not verify is ignored (and replaced), with a warning.
+func (s *Syncer) readInstalled(ctx context.Context) {
+	if _, err := os.Stat(s.pendingMarker()); err == nil && s.reload != nil {
+		s.reloadPending = true // an earlier run's reload failed
+	}
+	b, err := os.ReadFile(s.cfg.Out)
+	if err != nil {
+		if !errors.Is(err, os.ErrNotExist) {
+			s.log.WarnContext(ctx, "cannot read the installed CRL file; it will be replaced", "file", s.cfg.Out, "err", err)
+		}
+		return
+	}
+	s.written = b
+	for rest := b; ; {
+		var block *pem.Block
+		block, rest = pem.Decode(rest)
+		if block == nil {
+			return
+		}
+		placed := false
+		for _, src := range s.sources {
+			if src.cur != nil {
+				continue
+			}
+			if c, err := s.verify(block.Bytes, src); err == nil {
+				src.cur, placed = c, true
+				break
+			}
+		}
+		if !placed {
+			s.log.WarnContext(ctx, "ignoring a CRL in the installed file that does not verify against the issuers", "file", s.cfg.Out)
+		}
+	}
+}
+
+// Run syncs now and then every interval until ctx ends, logging each
+// outcome: Info when the file changed, Warn when a CRL could not be
+// refreshed, Error when the verifier has no valid CRL (Sync's error). It
+// returns ctx's error.
+func (s *Syncer) Run(ctx context.Context, every time.Duration) error {
+	for {
+		res, err := s.Sync(ctx)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		s.logResult(ctx, res, err)
+		t := time.NewTimer(every)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+func (s *Syncer) logResult(ctx context.Context, res SyncResult, err error) {
+	for _, st := range res.CRLs {
+		switch {
+		case st.Updated:
+			s.log.InfoContext(ctx, "CRL installed", "crl", st.Name, "number", st.Number.String(), "entries", st.Entries,
+				"next_update", st.NextUpdate.UTC().Format(time.RFC3339), "file", s.cfg.Out)
+		case st.Err != nil && st.Number != nil:
+			s.log.WarnContext(ctx, "CRL not refreshed; keeping the installed one", "crl", st.Name, "installed", st.Number.String(),
+				"next_update", st.NextUpdate.UTC().Format(time.RFC3339), "err", st.Err)
+		}
+	}
+	if res.Reloaded {
+		s.log.InfoContext(ctx, "verifier reloaded", "file", s.cfg.Out)
+	}
+	if err != nil {
+		s.log.ErrorContext(ctx, "CRL sync failed", "err", err)
+	}
+}
