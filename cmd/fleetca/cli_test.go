@@ -308,6 +308,7 @@ func TestHelpGolden(t *testing.T) {
 		{"enroll-help", []string{"enroll", "--help"}},
 		{"proxy-help", []string{"proxy", "--help"}},
 		{"cert-server-help", []string{"cert", "server", "--help"}},
+		{"export-help", []string{"export", "--help"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := runCLI(t, nil, tc.args...)
