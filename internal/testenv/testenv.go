@@ -8,13 +8,19 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"testing"
 )
 
 // installHints says how to get each tool a test may need (Debian packages).
 var installHints = map[string]string{
-	"openssl": "apt-get install openssl",
-	"curl":    "apt-get install curl",
+	"openssl":       "apt-get install openssl",
+	"curl":          "apt-get install curl",
+	"nginx":         "apt-get install nginx",
+	"haproxy":       "apt-get install haproxy",
+	"mosquitto":     "apt-get install mosquitto",
+	"mosquitto_pub": "apt-get install mosquitto-clients",
+	"mosquitto_sub": "apt-get install mosquitto-clients",
 }
 
 // InCI reports whether the tests run in CI (CI=true), where a missing tool
@@ -28,6 +34,13 @@ func Need(t testing.TB, name string) string {
 	path, err := exec.LookPath(name)
 	if err == nil {
 		return path
+	}
+	// Debian installs servers (nginx, haproxy, mosquitto) in /usr/sbin,
+	// which a user's PATH often lacks.
+	for _, dir := range []string{"/usr/sbin", "/sbin"} {
+		if path, err := exec.LookPath(filepath.Join(dir, name)); err == nil {
+			return path
+		}
 	}
 	hint := installHints[name]
 	if hint == "" {
