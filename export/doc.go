@@ -16,8 +16,8 @@
 //     against fleetca's responder (nginx >= 1.19); X-Device-ID from the
 //     CN of $ssl_client_s_dn and X-Client-Cert-Serial.
 //   - HAProxy: verify required with ca-file and crl-file; X-Device-ID from
-//     ssl_c_s_dn(CN); a stats socket for the runtime API that
-//     `fleetca crl sync --haproxy-socket` uses to swap the CRL.
+//     ssl_c_s_dn(CN). A new CRL is loaded by a reload: HAProxy's runtime
+//     API (set ssl crl-file) takes it only if it fits in tune.bufsize.
 //   - Mosquitto: require_certificate, crlfile, use_identity_as_username
 //     (the CN becomes the MQTT username); SIGHUP rereads the files.
 //   - Envoy: a bootstrap whose DownstreamTlsContext takes its certificate

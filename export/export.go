@@ -41,8 +41,6 @@ const (
 	CRLFile = "crl.pem"
 	// ReadmeFile lists the files and the next steps.
 	ReadmeFile = "README.txt"
-	// HAProxySocket is HAProxy's runtime API socket, for `crl sync`.
-	HAProxySocket = "haproxy.sock"
 )
 
 // Defaults for the zero values of Params.
@@ -159,8 +157,8 @@ type data struct {
 	Params
 	// File is the file being rendered.
 	File string
-	// CAPath, CRLPath and SocketPath are the shared files' absolute paths.
-	CAPath, CRLPath, SocketPath string
+	// CAPath and CRLPath are the shared files' absolute paths.
+	CAPath, CRLPath string
 	// OCSPURL is fleetca's OCSP responder (CAURL/ocsp).
 	OCSPURL string
 	// ListenHost is Listen's host ("" for every address), ListenPort its port.
@@ -262,7 +260,7 @@ func (d *data) SyncCommand() string {
 	case Nginx:
 		cmd += " --exec 'nginx -s reload'"
 	case HAProxy:
-		cmd += " --haproxy-socket " + d.SocketPath
+		cmd += " --exec 'systemctl reload haproxy'"
 	case Mosquitto:
 		cmd += " --exec 'pkill -HUP -x mosquitto'"
 	}
@@ -287,7 +285,6 @@ func newData(p Params) (*data, error) {
 	d.Dir = filepath.Clean(p.Dir)
 	d.CAPath = filepath.Join(d.Dir, CAFile)
 	d.CRLPath = filepath.Join(d.Dir, CRLFile)
-	d.SocketPath = filepath.Join(d.Dir, HAProxySocket)
 
 	caURL, err := checkCAURL(p.CAURL)
 	if err != nil {

@@ -45,8 +45,8 @@ type SyncDeps struct {
 	Now func() time.Time
 	// Logger is used by Run; nil discards.
 	Logger *slog.Logger
-	// Reload, if set, makes the verifier read Out after it changed (runs a
-	// command, or uses HAProxy's runtime API); pem is Out's new content.
+	// Reload, if set, makes the verifier read Out after it changed (runs
+	// its reload command); pem is Out's new content.
 	// A failed reload is retried at the next Sync, changed or not, and by
 	// the next Syncer on the same file (a marker file beside it, named
 	// .<name>.reload-pending, records it).

@@ -58,8 +58,8 @@ and for each verifier a configuration to include, with comments:
   nginx      nginx.conf (revocation by CRL) or nginx-ocsp.conf (by OCSP, nginx
              1.19 or newer): a map and a server for http { }; the service gets
              X-Device-ID (the certificate's CN) and X-Client-Cert-Serial
-  haproxy    haproxy.cfg: a stats socket for 'crl sync --haproxy-socket', a
-             frontend and a backend; X-Device-ID and X-Client-Cert-Serial
+  haproxy    haproxy.cfg: a frontend and a backend; X-Device-ID and
+             X-Client-Cert-Serial
   mosquitto  mosquitto.conf: a TLS listener; the device ID is the MQTT username
   envoy      envoy.yaml with envoy-sds-server.yaml and envoy-sds-validation.yaml:
              file-based SDS, so a new crl.pem needs no restart; a SAN match on
