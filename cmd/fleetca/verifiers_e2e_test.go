@@ -350,6 +350,7 @@ func TestMosquittoVerifier(t *testing.T) {
 	testenv.Need(t, "curl")
 	mosquitto := testenv.Need(t, "mosquitto")
 	testenv.Need(t, "mosquitto_pub")
+	testenv.Need(t, "mosquitto_sub")
 	v := newVerifierFixture(t, "mosquitto")
 
 	// As root, Mosquitto drops to the user "mosquitto", who may not read a
@@ -362,12 +363,16 @@ func TestMosquittoVerifier(t *testing.T) {
 	}
 	d := startDaemon(t, "mosquitto", v.addr, mosquitto, "-c", cfg)
 	_, port, _ := net.SplitHostPort(v.addr)
-	pub := func(name string) result {
-		args := []string{"-h", "127.0.0.1", "-p", port, "--cafile", v.root, "-t", "devices/" + name + "/hello", "-m", "hi", "-q", "1"}
+	client := func(tool, name string, args ...string) result {
+		args = append([]string{"-h", "127.0.0.1", "-p", port, "--cafile", v.root}, args...)
 		if name != "" {
 			args = append(args, "--cert", name+".crt", "--key", name+".key")
 		}
-		return v.tool("mosquitto_pub", args...)
+		return v.tool(tool, args...)
+	}
+	// A retained message, so that a subscriber that comes later gets it.
+	pub := func(name string) result {
+		return client("mosquitto_pub", name, "-t", "devices/"+name+"/hello", "-m", "hi from "+name, "-q", "1", "-r")
 	}
 	for _, name := range []string{"good", "bad"} {
 		if r := pub(name); r.code != 0 {
@@ -378,9 +383,15 @@ func TestMosquittoVerifier(t *testing.T) {
 			return strings.Contains(d.log.String(), "u'"+name+"'")
 		})
 	}
+	if r := client("mosquitto_sub", "bad", "-t", "devices/good/hello", "-C", "1", "-W", "10", "-v"); r.code != 0 || r.stdout != "devices/good/hello hi from good\n" {
+		t.Errorf("mosquitto_sub as bad: exit %d, stdout %q, want good's message; stderr: %s", r.code, r.stdout, r.stderr)
+	}
 	for _, name := range []string{"", "other"} {
 		if r := pub(name); r.code == 0 {
 			t.Errorf("mosquitto_pub as %q: exit 0, want a refusal", name)
+		}
+		if r := client("mosquitto_sub", name, "-t", "devices/good/hello", "-C", "1", "-W", "10"); r.code == 0 || r.stdout != "" {
+			t.Errorf("mosquitto_sub as %q: exit %d, stdout %q, want a refusal and no message", name, r.code, r.stdout)
 		}
 	}
 
