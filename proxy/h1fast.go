@@ -461,7 +461,8 @@ func (h *h1Conn) buildUpstreamHeader() {
 
 // writeUpstream writes the upstream request, as http.Request.Write writes
 // ReverseProxy's outgoing request: the request line, Host, User-Agent,
-// Content-Length: 0 for OPTIONS and TRACE, then the other headers sorted.
+// then the other headers sorted. A body-less request has no
+// Content-Length (Request.Write sends none when Body is nil).
 func (h *h1Conn) writeUpstream(w io.Writer) error {
 	bw := w.(*bufio.Writer)
 	bw.WriteString(h.rh.method)
@@ -476,9 +477,6 @@ func (h *h1Conn) writeUpstream(w io.Writer) error {
 		bw.WriteString("User-Agent: ")
 		bw.WriteString(h.ua)
 		bw.WriteString("\r\n")
-	}
-	if h.rh.method == http.MethodOptions || h.rh.method == http.MethodTrace {
-		bw.WriteString("Content-Length: 0\r\n")
 	}
 	for _, f := range h.out {
 		bw.WriteString(f.name)
