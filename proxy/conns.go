@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"crypto/tls"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -26,13 +27,73 @@ type trackedConn struct {
 	// protocol switch (WebSocket): http.Server no longer drains it, so a
 	// shutdown closes it at once.
 	upgraded atomic.Bool
+	// handedTLS is the connection's TLS state when the fast path hands it
+	// to http.Server inside a replayConn, where http.Server cannot see it.
+	handedTLS *tls.ConnectionState
+	// fastIdle is set while the HTTP/1.1 fast path (h1fast.go) waits for
+	// the connection's next request: a shutdown closes it at once, as
+	// http.Server closes its idle connections.
+	fastIdle atomic.Bool
+
+	// up is the upstream connection a fast-path request is using: closing
+	// the client connection (revocation, shutdown, an error) interrupts
+	// it, as the end of a net/http request's context interrupts its
+	// upstream exchange. upGone is set once the client connection is
+	// closed: no upstream connection may be registered after that.
+	upMu   sync.Mutex
+	up     net.Conn
+	upGone bool
 }
 
 // Close closes the connection and stops tracking it. It may be called more
 // than once.
 func (c *trackedConn) Close() error {
 	c.set.remove(c)
-	return c.Conn.Close()
+	return c.closeSocket()
+}
+
+// closeSocket closes the socket and interrupts the upstream exchange of
+// a fast-path request in flight.
+func (c *trackedConn) closeSocket() error {
+	err := c.Conn.Close()
+	c.upMu.Lock()
+	c.upGone = true
+	if c.up != nil {
+		c.up.SetDeadline(aLongTimeAgo)
+	}
+	c.upMu.Unlock()
+	return err
+}
+
+// setUpstream registers up as the upstream connection of the request in
+// flight; false if the client connection is already closed (the caller
+// then drops up).
+func (c *trackedConn) setUpstream(up net.Conn) bool {
+	c.upMu.Lock()
+	defer c.upMu.Unlock()
+	if c.upGone {
+		return false
+	}
+	c.up = up
+	return true
+}
+
+// clearUpstream ends the registration of setUpstream. It reports false if
+// the upstream connection was interrupted meanwhile: it must not be
+// reused.
+func (c *trackedConn) clearUpstream() bool {
+	c.upMu.Lock()
+	defer c.upMu.Unlock()
+	c.up = nil
+	return !c.upGone
+}
+
+// upstreamInterrupted reports whether closing the client connection has
+// interrupted (or would interrupt) its upstream exchange.
+func (c *trackedConn) upstreamInterrupted() bool {
+	c.upMu.Lock()
+	defer c.upMu.Unlock()
+	return c.upGone
 }
 
 // connSet holds the open client connections, by the serial of their
@@ -138,7 +199,7 @@ func (s *connSet) closeSerial(serial string) int {
 	}
 	s.mu.Unlock()
 	for _, c := range victims {
-		c.Conn.Close()
+		c.closeSocket()
 	}
 	return len(victims)
 }
@@ -165,7 +226,7 @@ func (s *connSet) closeWhere(match func(*trackedConn) bool) int {
 	}
 	s.mu.Unlock()
 	for _, c := range victims {
-		c.Conn.Close()
+		c.closeSocket()
 	}
 	return len(victims)
 }

@@ -31,7 +31,14 @@
 // upstream (no upgrade, no Expect) goes over the proxy's own pool of
 // HTTP/1.1 connections, written and read by the request's goroutine
 // (h1Upstream); every other request, and every request to an https://
-// upstream, over an http.Transport. In TCP mode (a tcp:// upstream) the bytes are piped, with
+// upstream, over an http.Transport. For an http:// upstream, HTTP/1.1
+// connections are served on their own goroutine (h1fast.go) as long as
+// their requests are plain (body-less GET, HEAD, OPTIONS or TRACE with a
+// head parseRequestHead accepts): the request is written upstream and the
+// answer back exactly as ReverseProxy and http.Server would (a test
+// compares the bytes). The first request that is not plain, and the rest
+// of its connection, go to http.Server with the bytes already read put
+// back in front. In TCP mode (a tcp:// upstream) the bytes are piped, with
 // an optional PROXY protocol v2 header first; one line per connection.
 //
 // Each verified connection is tracked by its certificate's serial. When
@@ -55,6 +62,12 @@
 // connections are registered by serial only once the handshake is done.
 // A revocation announced between the two is caught by an epoch counter
 // (see connSet.register).
+//
+// On the HTTP/1.1 fast path, a client that goes away while its request
+// waits for the upstream's answer is noticed when the answer comes (at
+// most UpstreamTimeout later), not at once as http.Server's background
+// read notices it; closing the connection (revocation, shutdown) does
+// interrupt the upstream exchange at once.
 //
 // The package imports only package revocation of fleetca's.
 package proxy

@@ -245,6 +245,13 @@ type testProxy struct {
 // pki; mod may change the Deps first.
 func startProxy(t testing.TB, pki *testPKI, cfg Config, mod ...func(*Deps)) *testProxy {
 	t.Helper()
+	return startProxyHook(t, pki, cfg, nil, mod...)
+}
+
+// startProxyHook is startProxy with hook, if not nil, called on the
+// Server before it serves.
+func startProxyHook(t testing.TB, pki *testPKI, cfg Config, hook func(*Server), mod ...func(*Deps)) *testProxy {
+	t.Helper()
 	serverCert := pki.server(t, "proxy-a")
 	p := &testProxy{pki: pki, reg: prometheus.NewRegistry(), logs: newLogRecorder(), checker: newFakeChecker(), done: make(chan error, 1)}
 	deps := Deps{Roots: pki.roots, Certificate: &serverCert, Checker: p.checker, Logger: slog.New(p.logs), Metrics: p.reg}
@@ -254,6 +261,9 @@ func startProxy(t testing.TB, pki *testPKI, cfg Config, mod ...func(*Deps)) *tes
 	s, err := New(cfg, deps)
 	if err != nil {
 		t.Fatalf("New: %v", err)
+	}
+	if hook != nil {
+		hook(s)
 	}
 	ln := testenv.Listen(t)
 	p.Server, p.addr = s, ln.Addr().String()

@@ -83,10 +83,17 @@ func (s *Server) newHTTPServer(ctx context.Context) *http.Server {
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
-			if tc, ok := c.(*tls.Conn); ok {
-				if c, ok := tc.NetConn().(*trackedConn); ok {
-					return context.WithValue(ctx, connKey{}, c)
-				}
+			var tc *tls.Conn
+			switch c := c.(type) {
+			case *tls.Conn:
+				tc = c
+			case *replayConn: // handed over by the fast path
+				tc = c.Conn
+			default:
+				return ctx
+			}
+			if c, ok := tc.NetConn().(*trackedConn); ok {
+				return context.WithValue(ctx, connKey{}, c)
 			}
 			return ctx
 		},
@@ -105,6 +112,11 @@ func (h httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.log.Error("request on a connection without a verified client", "remote_addr", r.RemoteAddr)
 		http.Error(w, "no verified client certificate", http.StatusInternalServerError)
 		return
+	}
+	if r.TLS == nil && c.handedTLS != nil {
+		// A connection the fast path handed over (replayConn): it is TLS
+		// all the same, and X-Forwarded-Proto must say so.
+		r.TLS = c.handedTLS
 	}
 	start := s.now()
 	rec := &recorder{ResponseWriter: w, conn: c}

@@ -91,6 +91,7 @@ type Server struct {
 	// HTTP mode.
 	transport  *http.Transport
 	upstreamRT *h1Upstream // over transport
+	fast       *fastPath   // nil if HTTP/1.1 requests all take the ReverseProxy
 	rp         *httputil.ReverseProxy
 	// TCP mode.
 	dialer net.Dialer
@@ -127,6 +128,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if m == modeHTTP {
 		s.nextProtos = []string{"h2", "http/1.1"}
 		s.newReverseProxy(deps.UpstreamTLS)
+		s.fast = newFastPath(u, s.upstreamRT)
 	} else {
 		s.dialer = net.Dialer{Timeout: cfg.UpstreamTimeout, KeepAlive: 30 * time.Second}
 	}
@@ -218,9 +220,22 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		s.conns.closeWhere(all)
 	} else {
 		s.conns.closeWhere(func(c *trackedConn) bool { return c.serial == "" || c.upgraded.Load() })
+		// The fast path's connections drain as http.Server's do: idle
+		// ones close now, busy ones after their request.
+		fastDone := make(<-chan struct{})
+		if s.fast != nil {
+			fastDone = s.fast.drain.start()
+			s.conns.closeWhere(func(c *trackedConn) bool { return c.fastIdle.Load() })
+		}
 		grace, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownGrace)
 		if hs.Shutdown(grace) != nil {
 			hs.Close()
+		}
+		if s.fast != nil {
+			select {
+			case <-fastDone:
+			case <-grace.Done():
+			}
 		}
 		cancel()
 		s.conns.closeWhere(all)
@@ -316,6 +331,10 @@ func (s *Server) handle(ctx context.Context, c *trackedConn, handoff *handoffLis
 	}
 	if s.mode == modeTCP {
 		s.pipe(ctx, tc, c, start)
+		return
+	}
+	if s.fast != nil && cs.NegotiatedProtocol != "h2" {
+		s.serveH1(ctx, tc, c, handoff)
 		return
 	}
 	if !handoff.handoff(tc) {

@@ -78,8 +78,8 @@ var errHeadersTooLarge = errors.New("proxy: upstream response headers too large"
 // write buffers.
 const upstreamBufferSize = 16 << 10
 
-// fastPath reports whether req can take the pooled path.
-func fastPath(req *http.Request) bool {
+// pooled reports whether req can take the pooled path.
+func pooled(req *http.Request) bool {
 	if req.URL.Scheme != "http" || (req.Body != nil && req.Body != http.NoBody) || req.ContentLength > 0 {
 		return false
 	}
@@ -98,7 +98,7 @@ func fastPath(req *http.Request) bool {
 
 // RoundTrip implements http.RoundTripper.
 func (t *h1Upstream) RoundTrip(req *http.Request) (*http.Response, error) {
-	if !fastPath(req) {
+	if !pooled(req) {
 		return t.fallback.RoundTrip(req)
 	}
 	ctx := req.Context()
@@ -124,16 +124,32 @@ func (t *h1Upstream) RoundTrip(req *http.Request) (*http.Response, error) {
 // closes c and says whether the request may be retried: c was reused
 // and nothing of an answer arrived.
 func (t *h1Upstream) exchange(ctx context.Context, c *upConn, req *http.Request) (*http.Response, bool, error) {
+	stop := context.AfterFunc(ctx, func() { c.nc.SetDeadline(aLongTimeAgo) })
+	var got1xx func(int, textproto.MIMEHeader) error
+	if trace := httptrace.ContextClientTrace(ctx); trace != nil {
+		got1xx = trace.Got1xxResponse
+	}
+	return t.send(c, req, req.Write, got1xx, stop, ctx.Err)
+}
+
+// send is exchange without a context, shared with the HTTP/1.1 fast path
+// (h1fast.go), which interrupts c its own way: write writes the request
+// into c's buffer; req is what http.ReadResponse needs of it (the method);
+// got1xx, if not nil, is given every 1xx answer but 101; stop ends the
+// interruption watch and reports false if c was interrupted; and
+// interrupted, after a failure, returns the error to report instead (the
+// context's) or nil.
+func (t *h1Upstream) send(c *upConn, req *http.Request, write func(io.Writer) error, got1xx func(int, textproto.MIMEHeader) error,
+	stop func() bool, interrupted func() error) (*http.Response, bool, error) {
 	fail := func(err error, gotAnswer bool) (*http.Response, bool, error) {
 		c.nc.Close()
-		if ctxErr := ctx.Err(); ctxErr != nil {
-			err = ctxErr
+		if ierr := interrupted(); ierr != nil {
+			err = ierr
 		}
 		return nil, c.reused && !gotAnswer, err
 	}
-	stop := context.AfterFunc(ctx, func() { c.nc.SetDeadline(aLongTimeAgo) })
 	c.nc.SetDeadline(time.Now().Add(t.headerTimeout))
-	if err := req.Write(c.bw); err != nil {
+	if err := write(c.bw); err != nil {
 		stop()
 		return fail(err, false)
 	}
@@ -141,7 +157,6 @@ func (t *h1Upstream) exchange(ctx context.Context, c *upConn, req *http.Request)
 		stop()
 		return fail(err, false)
 	}
-	trace := httptrace.ContextClientTrace(ctx)
 	c.readLimit = t.maxHeaderBytes
 	var resp *http.Response
 	for n1xx := 0; ; n1xx++ {
@@ -163,8 +178,8 @@ func (t *h1Upstream) exchange(ctx context.Context, c *upConn, req *http.Request)
 			stop()
 			return fail(errors.New("proxy: upstream sent too many 1xx responses"), true)
 		}
-		if trace != nil && trace.Got1xxResponse != nil {
-			if err := trace.Got1xxResponse(resp.StatusCode, textproto.MIMEHeader(resp.Header)); err != nil {
+		if got1xx != nil {
+			if err := got1xx(resp.StatusCode, textproto.MIMEHeader(resp.Header)); err != nil {
 				stop()
 				return fail(err, true)
 			}
