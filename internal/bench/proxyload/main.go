@@ -40,13 +40,29 @@
 //     connection open through fleetca proxy: the time from the admin API's
 //     revoke call returning until a new handshake with the device is
 //     refused (tried every -poll), and until the open connection is closed.
+//  6. verifier: nginx as `fleetca export nginx` configures it, not from
+//     proxyload's template, on the CA's CRL as the revoke phase left it: one export per row, each on its own port,
+//     included as written in a minimal main configuration (the no-CRL
+//     row removes the ssl_crl line from a copy; the OCSP-cache row
+//     uncomments ssl_ocsp_cache in a copy). Full handshakes per second
+//     at -verifier-concurrency with (a) no CRL, (b) the CA's CRL, (c) a
+//     CRL of -verifier-crl-size (default 100k) entries, (d) ssl_ocsp
+//     against the CA's responder, with and without ssl_ocsp_cache, and
+//     (e) a CRL of 1/-verifier-partitions of c, as a partitioned CRL or
+//     shorter certificate lifetimes would give each verifier. c and e
+//     are signed in process and installed by `fleetca crl sync --once
+//     --exec '<nginx -s reload>'` from a small server that also serves
+//     the CA's root CRL; the time until the canary is refused, split
+//     into the sync command and nginx's reload, and nginx's memory, for
+//     the switch to c and back.
 //
 // Usage, from the module root (`make bench` runs it with the defaults):
 //
-//	go run ./internal/bench/proxyload [-duration 4s] [-reps 3] [-phases handshake,keepalive,latency,crl,revoke]
-//	    [-crl-size 1M] [-nginx nginx|none] [-fleetca BINARY] [-keep] [-strict]
+//	go run ./internal/bench/proxyload [-duration 4s] [-reps 3] [-phases handshake,keepalive,latency,crl,revoke,verifier]
+//	    [-crl-size 1M] [-verifier-crl-size 100k] [-nginx nginx|none] [-fleetca BINARY] [-keep] [-strict]
 //
-// The defaults take about four minutes on two cores. The client, the
+// The defaults take about five and a half minutes on two cores, the
+// verifier phase alone (-phases verifier) under two. The client, the
 // proxies, the upstream and the CA share the machine's cores; the table
 // shows each side's CPU per operation, and the CPU that other processes
 // took ("other"). A missed target is reported, not an error (exit 0,
@@ -105,9 +121,13 @@ type options struct {
 	install     bool
 	workers     int
 	proxyEnv    []string
+	// the verifier phase's
+	verifierCRLSize int
+	verifierParts   int
+	verifierConc    []int
 }
 
-var allPhases = []string{"handshake", "keepalive", "latency", "crl", "revoke"}
+var allPhases = []string{"handshake", "keepalive", "latency", "crl", "revoke", "verifier"}
 
 // upstreamArg makes this program the upstream server (see serveUpstream).
 const upstreamArg = "-as-upstream"
@@ -126,6 +146,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	hsConc := fs.String("handshake-concurrency", "8,32", "concurrencies of the handshake phase, comma-separated")
 	kaConc := fs.String("keepalive-concurrency", "8,32", "concurrencies of the keep-alive phase, comma-separated")
 	crlSize := fs.String("crl-size", "1M", "entries of the big CRL (k and M suffixes); 0 skips the crl phase")
+	verifierCRLSize := fs.String("verifier-crl-size", "100k", "entries of the verifier phase's big CRL (k and M suffixes); 0 skips the verifier phase")
+	verifierConc := fs.String("verifier-concurrency", "8", "concurrencies of the verifier phase's handshakes, comma-separated")
+	fs.IntVar(&o.verifierParts, "verifier-partitions", 10, "the verifier phase's partitioned CRL holds 1/this of the big CRL's entries")
 	fs.DurationVar(&o.duration, "duration", 4*time.Second, "length of one timed repetition")
 	fs.DurationVar(&o.warmup, "warmup", 500*time.Millisecond, "warm-up per target before the handshake and keep-alive phases")
 	fs.IntVar(&o.reps, "reps", 3, "repetitions per target and concurrency, interleaved; the table shows medians")
@@ -164,11 +187,20 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	if o.crlSize == 0 {
 		delete(o.phases, "crl")
 	}
+	if o.verifierCRLSize, err = benchutil.ParseCount(*verifierCRLSize, 20_000_000); err != nil {
+		return o, fmt.Errorf("-verifier-crl-size: %w", err)
+	}
+	if o.verifierCRLSize == 0 {
+		delete(o.phases, "verifier")
+	}
+	if o.verifierConc, err = parseLevels(*verifierConc); err != nil {
+		return o, fmt.Errorf("-verifier-concurrency: %w", err)
+	}
 	switch {
 	case o.duration <= 0 || o.warmup < 0 || o.poll <= 0 || o.deadline <= 0:
 		return o, errors.New("-duration, -poll and -deny-deadline must be positive and -warmup not negative")
-	case o.reps < 1 || o.latencyN < 1 || o.devices < 1 || o.crlConc < 1 || o.revocations < 1 || o.workers < 1:
-		return o, errors.New("-reps, -latency-requests, -devices, -crl-concurrency, -revocations and -nginx-workers must be positive")
+	case o.reps < 1 || o.latencyN < 1 || o.devices < 1 || o.crlConc < 1 || o.revocations < 1 || o.workers < 1 || o.verifierParts < 1:
+		return o, errors.New("-reps, -latency-requests, -devices, -crl-concurrency, -revocations, -nginx-workers and -verifier-partitions must be positive")
 	}
 	return o, nil
 }
@@ -212,6 +244,7 @@ type results struct {
 	keepalive []levelResult
 	latency   *latencyResult
 	crl       *crlResult
+	verifier  *verifierResult
 	revoke    *revokeResult
 }
 
@@ -270,6 +303,11 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) int {
 	if o.phases["revoke"] {
 		logf("revoke phase: %d devices, one at a time", o.revocations)
 		if res.revoke, err = runRevokePhase(ctx, o, e, logf); err != nil {
+			return fail(err)
+		}
+	}
+	if o.phases["verifier"] {
+		if res.verifier, err = runVerifierPhase(ctx, o, e, tmp, logf); err != nil {
 			return fail(err)
 		}
 	}

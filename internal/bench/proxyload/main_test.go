@@ -34,8 +34,9 @@ func TestParseFlags(t *testing.T) {
 	}{
 		{"ok/defaults", nil, false, func(o options) bool {
 			return o.crlSize == 1_000_000 && slices.Equal(o.hsConc, []int{8, 32}) && slices.Equal(o.kaConc, []int{8, 32}) &&
-				o.reps == 3 && o.duration == 4*time.Second && len(o.phases) == len(allPhases) && o.nginx == "nginx" && o.install
-		}, "1M CRL, concurrency 8,32, 3 x 4s, every phase, nginx installed if missing"},
+				o.reps == 3 && o.duration == 4*time.Second && len(o.phases) == len(allPhases) && o.nginx == "nginx" && o.install &&
+				o.verifierCRLSize == 100_000 && o.verifierParts == 10 && slices.Equal(o.verifierConc, []int{8})
+		}, "1M CRL, concurrency 8,32, 3 x 4s, every phase, nginx installed if missing, verifier: 100k CRL, 10 partitions, concurrency 8"},
 		{"ok/no-crl", []string{"-crl-size", "0"}, false, func(o options) bool { return !o.phases["crl"] && o.phases["revoke"] }, "no crl phase"},
 		{"ok/some-phases", []string{"-phases", "handshake, revoke"}, false, func(o options) bool {
 			return len(o.phases) == 2 && o.phases["handshake"] && o.phases["revoke"]
@@ -43,11 +44,19 @@ func TestParseFlags(t *testing.T) {
 		{"ok/proxy-env", []string{"-proxy-env", "GOGC=400", "-proxy-env", "GOMAXPROCS=1"}, false, func(o options) bool {
 			return slices.Equal(o.proxyEnv, []string{"GOGC=400", "GOMAXPROCS=1"})
 		}, "both variables"},
+		{"ok/no-verifier", []string{"-verifier-crl-size", "0"}, false, func(o options) bool { return !o.phases["verifier"] && o.phases["crl"] }, "no verifier phase"},
+		{"ok/verifier", []string{"-phases", "verifier", "-verifier-crl-size", "1M", "-verifier-concurrency", "8,32", "-verifier-partitions", "100"}, false,
+			func(o options) bool {
+				return len(o.phases) == 1 && o.verifierCRLSize == 1_000_000 && slices.Equal(o.verifierConc, []int{8, 32}) && o.verifierParts == 100
+			}, "the verifier phase alone, 1M CRL, concurrency 8 and 32, 100 partitions"},
 		{"ok/crl-size-k", []string{"-crl-size", "100k"}, false, func(o options) bool { return o.crlSize == 100_000 }, "100000"},
 		{"fail/unknown-phase", []string{"-phases", "handshake,tcp"}, true, nil, ""},
 		{"fail/bad-level", []string{"-handshake-concurrency", "8,x"}, true, nil, ""},
 		{"fail/zero-level", []string{"-keepalive-concurrency", "0"}, true, nil, ""},
 		{"fail/crl-size", []string{"-crl-size", "lots"}, true, nil, ""},
+		{"fail/verifier-crl-size", []string{"-verifier-crl-size", "-1"}, true, nil, ""},
+		{"fail/verifier-level", []string{"-verifier-concurrency", "x"}, true, nil, ""},
+		{"fail/verifier-partitions", []string{"-verifier-partitions", "0"}, true, nil, ""},
 		{"fail/zero-reps", []string{"-reps", "0"}, true, nil, ""},
 		{"fail/proxy-env", []string{"-proxy-env", "GOGC"}, true, nil, ""},
 		{"fail/positional", []string{"extra"}, true, nil, ""},
@@ -315,6 +324,74 @@ func TestCRLServer(t *testing.T) {
 	cs.set([]byte("second"))
 	if status, etag2, body := get(etag); status != 200 || body != "second" || etag2 == etag {
 		t.Errorf("GET after set = %d, ETag %q, %q; want 200, a new ETag, second", status, etag2, body)
+	}
+}
+
+// TestVerifierDerive checks the two changes the verifier phase makes to
+// exported files against the export package's golden files, so that a
+// change of the templates shows here rather than as a failed run.
+func TestVerifierDerive(t *testing.T) {
+	read := func(name string) string {
+		b, err := os.ReadFile(filepath.Join("..", "..", "..", "export", "testdata", "nginx", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	crlConf := read("nginx.conf.golden")
+	got, err := withoutCRL(crlConf)
+	if err != nil {
+		t.Fatalf("withoutCRL(nginx.conf) error = %v", err)
+	}
+	if strings.Contains(got, "ssl_crl ") || len(crlConf)-len(got) != len("    ssl_crl /etc/fleetca/verifier/crl.pem;\n") {
+		t.Errorf("withoutCRL(nginx.conf) removed %d bytes, want the ssl_crl line only:\n%s", len(crlConf)-len(got), got)
+	}
+	if _, err := withoutCRL(got); err == nil {
+		t.Error("withoutCRL of a file without ssl_crl succeeded, want an error")
+	}
+
+	ocspConf := read("nginx-ocsp.conf.golden")
+	got, err = withOCSPCache(ocspConf)
+	if err != nil {
+		t.Fatalf("withOCSPCache(nginx-ocsp.conf) error = %v", err)
+	}
+	if !strings.Contains(got, "\n    ssl_ocsp_cache     shared:fleetca_ocsp:10m;\n") || len(ocspConf)-len(got) != 1 {
+		t.Errorf("withOCSPCache(nginx-ocsp.conf) = %s\nwant the ssl_ocsp_cache line uncommented, nothing else", got)
+	}
+	if _, err := withOCSPCache(crlConf); err == nil {
+		t.Error("withOCSPCache(nginx.conf) succeeded, want an error")
+	}
+}
+
+func TestCRLSet(t *testing.T) {
+	cs, err := newCRLSet()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cs.srv.Close()
+	cs.put("/big", []byte("device"), []byte("root"))
+	for path, want := range map[string]string{"/big/crl": "device", "/big/root.crl": "root", "/small/crl": "404 page not found\n"} {
+		req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, cs.url+path, nil)
+		resp, err := http.DefaultTransport.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(b) != want {
+			t.Errorf("GET %s = %d %q, want %q", path, resp.StatusCode, b, want)
+		}
+	}
+}
+
+func TestShellQuote(t *testing.T) {
+	args := []string{"printf", "%s|", "/tmp/a b", "it's", "$HOME;"}
+	out, err := exec.CommandContext(t.Context(), "sh", "-c", shellQuote(args)).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "/tmp/a b|it's|$HOME;|"; string(out) != want {
+		t.Errorf("sh -c %s printed %q, want %q", shellQuote(args), out, want)
 	}
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
@@ -273,6 +274,12 @@ func report(w io.Writer, o options, res results) (missed, broken bool) {
 		notMeasured("revoke -> denied, p99", fmt.Sprintf("< %v", targetRevokeP99), "phase not run")
 	}
 
+	if r := res.verifier; r != nil {
+		vchecks, vbroken := reportVerifier(w, o, r)
+		checks = append(checks, vchecks...)
+		broken = broken || vbroken
+	}
+
 	p("\nTargets (from the issue)\n")
 	for _, c := range checks {
 		p("  %-46s %-16s %-44s %s\n", c.name, c.want, c.got, c.verdict)
@@ -289,4 +296,110 @@ func count(n int) string {
 		return fmt.Sprintf("%dk", n/1000)
 	}
 	return fmt.Sprint(n)
+}
+
+// reportVerifier prints the verifier phase and returns its lines for the
+// targets table (none has a target: the issue asks for figures) and
+// whether requests failed where none should.
+func reportVerifier(w io.Writer, o options, r *verifierResult) (checks []check, broken bool) {
+	p := func(format string, a ...any) { fmt.Fprintf(w, format, a...) }
+	p("\n6. nginx as `fleetca export nginx` configures it, the issue's verifier-kit question\n")
+	if r.skip != "" {
+		p("   nginx SKIPPED: %s\n", r.skip)
+		return []check{{"exported nginx, big CRL / no CRL", "(no target)", "not measured: nginx SKIPPED", "-"}}, false
+	}
+	p("   %s, worker_processes %d. One `fleetca export nginx` per row (median %v each), its own port, the file included as\n",
+		r.version, r.workers, r.exportTime.Round(time.Millisecond))
+	p("   written inside the http { } of a minimal main configuration (pid, logs, temporary files in its own directory). As\n")
+	p("   exported, in every row: no session cache (nginx's default) and tickets on (the client refuses them, so every\n")
+	p("   handshake is full), proxy_pass without upstream keep-alive (a new upstream connection per request)\n")
+	p("     a.  nginx.conf with its ssl_crl line removed (a copy): the baseline\n")
+	p("     b.  nginx.conf: ssl_crl with the CA's device CRL (%d entries) and root CRL, as exported, then `fleetca crl sync\n", r.caEntries)
+	p("         --once --exec '<nginx -s reload>'` against the CA (%.2f s)\n", r.caSync.Seconds())
+	p("     c.  nginx.conf, its crl.pem installed by `fleetca crl sync --once --exec '<nginx -s reload>'`: %d random serials\n", r.bigEntries)
+	p("         + the canary, signed in process with the intermediate (c. and e.: %.1f s), %.1f MiB PEM with the CA's root CRL\n",
+		r.signTime.Seconds(), mib(int64(r.bigPEMBytes)))
+	p("     e.  the same with %d entries (%.2f MiB): what each verifier checks with a %d-way partitioned CRL, or with\n",
+		r.partEntries, mib(int64(r.partPEMBytes)), r.partitions)
+	p("         device_validity %d times shorter (fleetca drops an entry once its certificate has expired)\n", r.partitions)
+	p("     d.  nginx-ocsp.conf: ssl_ocsp leaf against the CA's /ocsp, ssl_ocsp_cache commented out as exported: nginx asks\n")
+	p("         the responder at every full handshake (CA µs = fleetca serve's CPU per handshake)\n")
+	p("     d'. nginx-ocsp.conf with its ssl_ocsp_cache line uncommented (a copy): an answer is kept until its nextUpdate\n")
+	var a0 map[string]summary
+	for _, lv := range r.levels {
+		p("   %4s %-36s %7s %13s %6s %6s %6s %9s %8s %6s %6s %5s %14s %6s\n", "conc", "row", "hs/s", "(min-max)", "vs a.", "p50 ms", "p99 ms",
+			"nginx µs", "+ vs a.", "CA µs", "client", "other", "nginx PSS MiB", "errors")
+		p("   %4s %-36s %7s %13s %6s %6s %6s %9s %8s %6s %6s %5s %14s %6s\n", "", "", "median", "", "", "", "", "per hs", "", "per hs", "µs/hs", "", "idle -> loaded", "")
+		sums := map[string]summary{}
+		var base summary
+		for i, row := range r.rows {
+			s := summarize(row.name, lv.runs[row.name])
+			sums[row.key] = s
+			if i == 0 {
+				base = s
+			}
+			ratio, delta := "-", "-"
+			if base.rate > 0 && row.key != vNoCRL {
+				ratio = fmt.Sprintf("%.0f%%", 100*s.rate/base.rate)
+				delta = fmt.Sprintf("%+.0f", us(s.proxy-base.proxy))
+			}
+			p("   %4d %-36s %7.0f %13s %6s %6.2f %6.2f %9.0f %8s %6.0f %6.0f %4.0f%% %14s %6d\n", lv.conc, row.name, s.rate,
+				fmt.Sprintf("(%.0f-%.0f)", s.rateMin, s.rateMax), ratio, ms(s.p50), ms(s.p99), us(s.proxy), delta,
+				us(benchutil.Median(lv.caCPU[row.name])), us(s.client), 100*s.other,
+				fmt.Sprintf("%.0f -> %.0f", mib(row.memIdle), mib(row.memAfter)), s.failed)
+			if s.failed > 0 {
+				broken = true
+				for _, e := range s.errs {
+					p("         failure: %s\n", e)
+				}
+			}
+			if s.other > 0.10 {
+				p("         WARNING: other processes took %.0f%% of the machine during these runs: the rate is not trustworthy\n", 100*s.other)
+			}
+		}
+		if a0 == nil {
+			a0 = sums
+		}
+	}
+	p("   vs a. = the row over row a., both medians; nginx µs = CPU of nginx's master and workers per handshake\n")
+
+	p("   Switching the CRL file: `fleetca crl sync --once --exec '%s -p DIR/run -c DIR/run/nginx.conf -s reload'` from a\n", filepath.Base(o.nginx))
+	p("   server with the new device CRL and the CA's root CRL; meanwhile the canary's handshake is tried every %v\n", o.poll)
+	p("   %-34s %9s %13s %15s %16s %15s\n", "switch", "crl sync", "then nginx", "canary's answer", "old workers", "nginx PSS MiB")
+	p("   %-34s %9s %13s %15s %16s %15s\n", "", "(command)", "until it", "changed (total)", "gone", "before -> after")
+	for _, rl := range []*verifierReload{r.toBig, r.toPart, r.back} {
+		if rl == nil {
+			continue
+		}
+		p("   %-34s %8.2fs %12.2fs %14.2fs %15.2fs %15s%s\n", rl.what, rl.sync.Seconds(), max(0, rl.switched-rl.sync).Seconds(),
+			rl.switched.Seconds(), rl.settled.Seconds(), fmt.Sprintf("%.0f -> %.0f", mib(rl.memBefore), mib(rl.memAfter)), errNote(rl.err))
+	}
+	p("   crl sync's time includes `nginx -s reload`, which parses the whole configuration, CRL included, before it signals\n")
+	p("   the master; the master then parses it again and starts new workers\n")
+	p("   Why a CRL costs nginx at every handshake: OpenSSL 3.0 checks the CRL's signature again at each chain verification\n")
+	p("   (perf on row c. puts half of nginx's CPU in SHA-256, then memmove and OPENSSL_cleanse), so the cost grows with the\n")
+	p("   CRL's bytes. A verifier that checks a smaller CRL (e.: a partition, or shorter lifetimes) pays less; OCSP (d.)\n")
+	p("   costs a request to the CA per full handshake instead, and the cache (d'.) almost nothing, for a revocation\n")
+	p("   seen only when the cached answer expires (the CA's revocation.ocsp_validity, 1h by default)\n")
+
+	if a0 != nil {
+		base := a0[vNoCRL]
+		ratio := func(key, label string) {
+			s := a0[key]
+			if base.rate == 0 {
+				return
+			}
+			checks = append(checks, check{"exported nginx: " + label + " / no CRL", "(no target)",
+				fmt.Sprintf("%.0f / %.0f hs/s = %.0f%%, nginx %+.0f µs/hs", s.rate, base.rate, 100*s.rate/base.rate, us(s.proxy-base.proxy)), "-"})
+		}
+		ratio(vBig, count(r.bigEntries)+" CRL")
+		ratio(vPart, count(r.partEntries)+" CRL")
+		ratio(vOCSP, "ssl_ocsp")
+		ratio(vOCSPCache, "ssl_ocsp + cache")
+	}
+	if rl := r.toBig; rl != nil {
+		checks = append(checks, check{"exported nginx: crl sync to the " + count(r.bigEntries) + " CRL", "(no target)",
+			fmt.Sprintf("refused in %.2f s (sync %.2f s), PSS %.0f -> %.0f MiB", rl.switched.Seconds(), rl.sync.Seconds(), mib(rl.memBefore), mib(rl.memAfter)), "-"})
+	}
+	return checks, broken
 }
