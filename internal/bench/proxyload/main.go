@@ -61,8 +61,8 @@
 //	go run ./internal/bench/proxyload [-duration 4s] [-reps 3] [-phases handshake,keepalive,latency,crl,revoke,verifier]
 //	    [-crl-size 1M] [-verifier-crl-size 100k] [-nginx nginx|none] [-fleetca BINARY] [-keep] [-strict]
 //
-// The defaults take about five and a half minutes on two cores, the
-// verifier phase alone (-phases verifier) under two. The client, the
+// The defaults take about four and a half minutes on two cores, the
+// verifier phase alone (-phases verifier) about 80 seconds. The client, the
 // proxies, the upstream and the CA share the machine's cores; the table
 // shows each side's CPU per operation, and the CPU that other processes
 // took ("other"). A missed target is reported, not an error (exit 0,
