@@ -16,6 +16,9 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/crypto/cryptobyte"
+	cryptobyte_asn1 "golang.org/x/crypto/cryptobyte/asn1"
+
 	"github.com/fleetca/fleetca/internal/fault"
 )
 
@@ -33,7 +36,8 @@ type SyncConfig struct {
 	// Out is the CRL file the verifier reads: PEM, the device CRL then the
 	// root CRL. It is replaced atomically (a temporary file and a rename).
 	Out string
-	// MaxCRLBytes bounds a fetched CRL. Default 256 MiB.
+	// MaxCRLBytes bounds a fetched CRL. Default 64 MiB (a CRL of a million
+	// entries is about 40 MB); range 1 KiB..1 GiB.
 	MaxCRLBytes int64
 }
 
@@ -132,7 +136,10 @@ func NewSyncer(cfg SyncConfig, deps SyncDeps) (*Syncer, error) {
 		return nil, fault.New(fault.Malformed, "no CRL file to write", "pass --out FILE, the file the verifier reads")
 	}
 	if cfg.MaxCRLBytes == 0 {
-		cfg.MaxCRLBytes = 256 << 20
+		cfg.MaxCRLBytes = 64 << 20
+	}
+	if cfg.MaxCRLBytes < 1<<10 || cfg.MaxCRLBytes > 1<<30 {
+		return nil, fault.New(fault.Malformed, fmt.Sprintf("the CRL size bound %d is outside 1 KiB..1 GiB", cfg.MaxCRLBytes), "")
 	}
 	s := &Syncer{cfg: cfg, client: deps.Client, now: deps.Now, log: deps.Logger, reload: deps.Reload}
 	if s.client == nil {
@@ -218,13 +225,23 @@ func (s *Syncer) Sync(ctx context.Context) (SyncResult, error) {
 	}
 	if s.reloadPending {
 		if err := s.reload(ctx, s.written); err != nil {
-			errs = append(errs, fmt.Errorf("%s was updated but the verifier was not reloaded (retried at the next sync): %w", s.cfg.Out, err))
+			errs = append(errs, reloadError(s.cfg.Out, err))
 		} else {
 			s.setReloadPending(ctx, false)
 			res.Reloaded = true
 		}
 	}
 	return res, errors.Join(errs...)
+}
+
+// reloadError says that out changed but the verifier was not reloaded,
+// keeping the reload's own fault (kind and hint) if it has one.
+func reloadError(out string, err error) error {
+	detail := out + " was updated but the verifier was not reloaded (retried at the next sync): "
+	if fe, ok := errors.AsType[*fault.Error](err); ok {
+		return fault.Wrap(err, fe.Kind, detail+fe.Detail, fe.Hint)
+	}
+	return fault.Wrap(err, fault.Unavailable, detail+err.Error(), "fix the reload command or the verifier")
 }
 
 // refresh fetches src and installs what it got if it passes. It reports
@@ -246,16 +263,24 @@ func (s *Syncer) refresh(ctx context.Context, src *syncSource, now time.Time) (b
 		return false, fmt.Errorf("refused the %s from %s: CRL %s expired at %s", src.name, redactURL(src.url), c.number,
 			c.nextUpdate.UTC().Format(time.RFC3339))
 	}
+	if c.thisUpdate.After(now) {
+		// OpenSSL-based verifiers treat a CRL from the future as not yet
+		// valid and refuse every device until their clock reaches it.
+		return false, fmt.Errorf("refused the %s from %s for now: CRL %s is dated %s, after this machine's clock (%s); check both clocks (NTP)",
+			src.name, redactURL(src.url), c.number, c.thisUpdate.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
+	}
 	if cur := src.cur; cur != nil {
 		switch c.number.Cmp(cur.number) {
 		case -1:
 			return false, fmt.Errorf("refused the %s from %s: CRL %s is older than the installed CRL %s", src.name, redactURL(src.url), c.number, cur.number)
 		case 0:
-			src.valid = next
 			if !bytes.Equal(c.der, cur.der) {
-				// RFC 5280 §5.2.3: a CRL number names one CRL. Keep the first.
+				// RFC 5280 §5.2.3: a CRL number names one CRL. Keep the
+				// first, and fetch in full again next time, so that the
+				// warning stays until the CA serves a new number.
 				return false, fmt.Errorf("refused the %s from %s: CRL %s differs from the installed CRL of the same number", src.name, redactURL(src.url), c.number)
 			}
+			src.valid = next
 			return false, nil
 		}
 	}
@@ -263,16 +288,24 @@ func (s *Syncer) refresh(ctx context.Context, src *syncSource, now time.Time) (b
 	return true, nil
 }
 
-// verify parses a CRL (DER or PEM), checks that one of the issuers signed
-// it (a self-signed one for the root CRL, another for the device CRL),
-// that it has a number and a nextUpdate, and that its entries are well
-// formed.
+// verify parses a CRL (DER, or one PEM block), checks that one of the
+// issuers signed it (a self-signed one for the root CRL, another for the
+// device CRL), that it has a number and a nextUpdate, and that its entries
+// are well formed. Bytes after the CRL, which x509 parsing ignores and the
+// signature does not cover, are refused: the CRLs come over plain HTTP,
+// and the file is what verifiers load.
 func (s *Syncer) verify(b []byte, src *syncSource) (*syncedCRL, error) {
-	if block, _ := pem.Decode(b); block != nil {
+	if block, rest := pem.Decode(b); block != nil {
 		if block.Type != "X509 CRL" {
 			return nil, fmt.Errorf("PEM block is %s, not X509 CRL", block.Type)
 		}
+		if len(bytes.TrimSpace(rest)) != 0 {
+			return nil, errors.New("data after the PEM CRL")
+		}
 		b = block.Bytes
+	}
+	if elem := cryptobyte.String(b); !elem.SkipASN1(cryptobyte_asn1.SEQUENCE) || !elem.Empty() {
+		return nil, errors.New("parse CRL: not one DER SEQUENCE (data after it, or malformed)")
 	}
 	env, _, err := parseCRLEnvelope(b)
 	if err != nil {
@@ -320,7 +353,14 @@ func (s *Syncer) setReloadPending(ctx context.Context, pending bool) {
 	s.reloadPending = pending
 	var err error
 	if pending {
-		err = os.WriteFile(s.pendingMarker(), nil, 0o644)
+		// O_EXCL: an existing marker (or a link planted in its place) is
+		// left as it is, never followed and truncated.
+		var f *os.File
+		if f, err = os.OpenFile(s.pendingMarker(), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644); err == nil {
+			err = f.Close()
+		} else if errors.Is(err, os.ErrExist) {
+			err = nil
+		}
 	} else if err = os.Remove(s.pendingMarker()); errors.Is(err, os.ErrNotExist) {
 		err = nil
 	}

@@ -282,6 +282,15 @@ func TestSyncRefusesBadCRLs(t *testing.T) {
 		{"expired", "/crl", func(f *syncFixture) []byte {
 			return f.pki.crl(t, f.pki.inter, f.pki.interKey, 6, testNow.Add(-2*time.Hour), time.Hour)
 		}, "expired at"},
+		{"future-dated", "/crl", func(f *syncFixture) []byte {
+			return f.pki.crl(t, f.pki.inter, f.pki.interKey, 6, testNow.Add(2*time.Second), time.Hour)
+		}, "after this machine's clock"},
+		{"trailing-bytes", "/crl", func(f *syncFixture) []byte {
+			return append(f.pki.deviceCRL(t, 6), make([]byte, 4000)...)
+		}, "not one DER SEQUENCE"},
+		{"pem-then-junk", "/crl", func(f *syncFixture) []byte {
+			return append(encodePEM("X509 CRL", f.pki.deviceCRL(t, 6)), "junk"...)
+		}, "data after the PEM CRL"},
 		{"not-a-crl", "/crl", func(*syncFixture) []byte { return []byte("<html>proxy error</html>") }, "parse CRL"},
 		{"certificate-pem", "/crl", func(f *syncFixture) []byte { return encodePEM("CERTIFICATE", f.pki.inter.Raw) }, "not X509 CRL"},
 		{"missing", "/crl", func(*syncFixture) []byte { return nil }, "404"},
@@ -310,6 +319,11 @@ func TestSyncRefusesBadCRLs(t *testing.T) {
 			}
 			if st := res.CRLs[i]; st.Err == nil || !strings.Contains(st.Err.Error(), tc.reason) || st.Updated {
 				t.Errorf("status = %+v, want refused with %q", st, tc.reason)
+			}
+			// Refused again, not forgotten behind a 304, until the CA
+			// serves something else.
+			if res, err = s.Sync(t.Context()); err != nil || res.CRLs[i].Err == nil {
+				t.Errorf("second Sync: err %v, status %+v; want the refusal again", err, res.CRLs[i])
 			}
 			if after, _ := os.ReadFile(f.out); !bytes.Equal(before, after) || res.Changed {
 				t.Error("the CRL file changed; the last good one must be kept")
@@ -434,6 +448,7 @@ func TestNewSyncerRefusesBadConfig(t *testing.T) {
 		{"ftp-url", SyncConfig{URL: "ftp://ca", Issuers: []*x509.Certificate{pki.root}, Out: "x"}},
 		{"no-issuers", SyncConfig{URL: "http://ca", Out: "x"}},
 		{"no-out", SyncConfig{URL: "http://ca", Issuers: []*x509.Certificate{pki.root}}},
+		{"negative-bound", SyncConfig{URL: "http://ca", Issuers: []*x509.Certificate{pki.root}, Out: "x", MaxCRLBytes: -1}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -478,4 +493,27 @@ func TestSyncerRun(t *testing.T) {
 			t.Errorf("Run = %v, want context.Canceled", err)
 		}
 	})
+}
+
+// TestSyncMarkerNeverFollowsALink: the reload-pending marker is created
+// with O_EXCL, so a link planted in its place (the directory may be
+// writable by the verifier's user) does not make a root crl sync truncate
+// its target.
+func TestSyncMarkerNeverFollowsALink(t *testing.T) {
+	f := newSyncFixture(t)
+	victim := filepath.Join(t.TempDir(), "victim")
+	if err := os.WriteFile(victim, []byte("precious"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := f.syncer(t)
+	if err := os.Symlink(victim, s.pendingMarker()); err != nil {
+		t.Fatal(err)
+	}
+	f.failRel = errors.New("reload failed")
+	if _, err := s.Sync(t.Context()); err == nil {
+		t.Fatal("Sync with a failing reload: nil error")
+	}
+	if b, _ := os.ReadFile(victim); string(b) != "precious" {
+		t.Errorf("the marker's link target now holds %q, want it untouched", b)
+	}
 }

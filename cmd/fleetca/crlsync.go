@@ -16,6 +16,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/fleetca/fleetca/internal/fault"
 	"github.com/fleetca/fleetca/revocation"
 )
 
@@ -119,6 +120,9 @@ func runCRLSync(ctx context.Context, e env, o crlSyncOptions) error {
 // describeCRLStatus is one line on what a sync did with one CRL.
 func describeCRLStatus(st revocation.CRLStatus) string {
 	if st.Number == nil {
+		if st.Err == nil {
+			return st.Name + ": none installed"
+		}
 		return fmt.Sprintf("%s: none installed: %v", st.Name, st.Err)
 	}
 	s := fmt.Sprintf("%s: number %s, %d entries, next update %s", st.Name, st.Number, st.Entries, st.NextUpdate.UTC().Format(time.RFC3339))
@@ -145,10 +149,11 @@ func runReloadCommand(ctx context.Context, e env, command, file string) error {
 		if i := strings.LastIndexByte(last, '\n'); i >= 0 {
 			last = last[i+1:]
 		}
+		detail := fmt.Sprintf("the reload command %q failed: %v", command, err)
 		if last != "" {
-			return fmt.Errorf("reload command %q: %w: %s", command, err, last)
+			detail += ": " + last
 		}
-		return fmt.Errorf("reload command %q: %w", command, err)
+		return fault.Wrap(err, fault.Unavailable, detail, "fix the command or the verifier; crl sync runs it again at the next sync")
 	}
 	return nil
 }

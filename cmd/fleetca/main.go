@@ -68,13 +68,21 @@ func run(ctx context.Context, args []string, e env) int {
 }
 
 // oneLine renders err as the CLI's single line: "detail (hint)" for a fault,
-// the error text otherwise.
+// the error text otherwise, and each of several joined errors so, joined
+// by "; " (none of them is left out).
 func oneLine(err error) string {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		parts := make([]string, 0, len(j.Unwrap()))
+		for _, e := range j.Unwrap() {
+			parts = append(parts, oneLine(e))
+		}
+		return strings.Join(parts, "; ")
+	}
 	var fe *fault.Error
 	if errors.As(err, &fe) {
 		return fe.Error()
 	}
-	return err.Error()
+	return strings.ReplaceAll(err.Error(), "\n", " ")
 }
 
 func newRootCmd(e env) *cobra.Command {
