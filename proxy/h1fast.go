@@ -248,15 +248,20 @@ func (s *Server) serveH1(ctx context.Context, tc *tls.Conn, c *trackedConn, hand
 		}
 		c.SetReadDeadline(time.Now().Add(wait))
 		head, res := h.readHead(!first)
+		// Counted in flight before it stops being idle, so that a shutdown
+		// in between waits for this request rather than cutting it off.
+		h.f.drain.begin()
 		c.fastIdle.Store(false)
 		if res == headOK && !parseRequestHead(head, &h.rh) {
 			res = headSlow
 		}
 		switch res {
 		case headClose:
+			h.f.drain.end()
 			tc.Close()
 			return
 		case headSlow:
+			h.f.drain.end()
 			h.handOff(handoff)
 			return
 		}
@@ -331,11 +336,11 @@ func (r *replayConn) Read(p []byte) (int, error) {
 }
 
 // serveRequest proxies h.rh, writes the access-log line and counts it. It
-// reports whether the connection may serve another request.
+// reports whether the connection may serve another request. The caller
+// has counted the request in flight (drain.begin); serveRequest ends it.
 func (h *h1Conn) serveRequest() bool {
 	s := h.s
 	start := s.now()
-	h.f.drain.begin()
 	status, keep := h.proxy()
 	h.f.drain.end()
 	s.m.request(status)
