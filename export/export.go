@@ -204,6 +204,9 @@ func (d *data) UpstreamURL() string {
 	return scheme + "://" + net.JoinHostPort(d.UpstreamHost, d.UpstreamPort)
 }
 
+// NginxUpstreamServer is the service's address in nginx's upstream block.
+func (d *data) NginxUpstreamServer() string { return net.JoinHostPort(d.UpstreamHost, d.UpstreamPort) }
+
 // UpstreamIsIP reports that the service is named by an IP address.
 func (d *data) UpstreamIsIP() bool {
 	_, err := netip.ParseAddr(d.UpstreamHost)
@@ -258,7 +261,9 @@ func (d *data) SyncCommand() string {
 	cmd := "fleetca crl sync --url " + d.CAURL + " --issuer " + d.CAPath + " --out " + d.CRLPath
 	switch d.Kind {
 	case Nginx:
-		cmd += " --exec 'nginx -s reload'"
+		// nginx -s reload exits 0 even when the new configuration fails
+		// to load; -t makes that failure the command's.
+		cmd += " --exec 'nginx -t -q && nginx -s reload'"
 	case HAProxy:
 		cmd += " --exec 'systemctl reload haproxy'"
 	case Mosquitto:
