@@ -312,7 +312,7 @@ func reportVerifier(w io.Writer, o options, r *verifierResult) (checks []check, 
 		r.version, r.workers, r.exportTime.Round(time.Millisecond))
 	p("   written inside the http { } of a minimal main configuration (pid, logs, temporary files in its own directory). As\n")
 	p("   exported, in every row: no session cache (nginx's default) and tickets on (the client refuses them, so every\n")
-	p("   handshake is full), proxy_pass without upstream keep-alive (a new upstream connection per request)\n")
+	p("   handshake is full), proxy_pass over kept-alive upstream connections (the export's upstream block)\n")
 	p("     a.  nginx.conf with its ssl_crl line removed (a copy): the baseline\n")
 	p("     b.  nginx.conf: ssl_crl with the CA's device CRL (%d entries) and root CRL, as exported, then `fleetca crl sync\n", r.caEntries)
 	p("         --once --exec '<nginx -s reload>'` against the CA (%.2f s)\n", r.caSync.Seconds())
