@@ -192,6 +192,21 @@ func waitUntil(t *testing.T, since time.Time, what string, ok func() bool) time.
 	return time.Since(since)
 }
 
+// waitTwice is waitUntil for ok holding twice in a row: a verifier's
+// reload may drop a connection or two for no reason of the test's.
+func waitTwice(t *testing.T, since time.Time, what string, ok func() bool) time.Duration {
+	t.Helper()
+	streak := 0
+	return waitUntil(t, since, what+" twice in a row", func() bool {
+		if ok() {
+			streak++
+		} else {
+			streak = 0
+		}
+		return streak == 2
+	})
+}
+
 // httpsAs GETs https://addr/echo through curl as the device name (none if
 // ""), with extra curl arguments; it returns curl's exit code, the status
 // and the body.
@@ -250,15 +265,7 @@ func (v *verifierFixture) refusedHTTPS(name string) bool {
 // since.
 func (v *verifierFixture) revokedRefusals(t *testing.T, since time.Time, name, errorLog string) time.Duration {
 	t.Helper()
-	streak := 0
-	took := waitUntil(t, since, v.kind+" refuses the revoked device twice in a row", func() bool {
-		if v.refusedHTTPS(name) {
-			streak++
-		} else {
-			streak = 0
-		}
-		return streak == 2
-	})
+	took := waitTwice(t, since, v.kind+" refuses the revoked device", func() bool { return v.refusedHTTPS(name) })
 	res := v.httpsAs(name)
 	why := res.stderr
 	if errorLog != "" {
@@ -442,15 +449,7 @@ func TestMosquittoVerifier(t *testing.T) {
 	v.mustFleetca("revoke", "--dir", v.dataDir, "--device-id", "bad")
 	revoked := time.Now()
 	v.crlSyncOnce(t, v.serials["bad"], "--exec", fmt.Sprintf("kill -HUP %d", d.cmd.Process.Pid))
-	streak := 0 // two refusals in a row, as revokedRefusals
-	took := waitUntil(t, revoked, "mosquitto refuses the revoked device twice in a row", func() bool {
-		if pub("bad").code != 0 {
-			streak++
-		} else {
-			streak = 0
-		}
-		return streak == 2
-	})
+	took := waitTwice(t, revoked, "mosquitto refuses the revoked device", func() bool { return pub("bad").code != 0 })
 	// Mosquitto logs no more than OpenSSL's verify failure: the refusal
 	// since the revocation must be one.
 	if log := d.log.String()[logged:]; !strings.Contains(log, "certificate verify failed") {

@@ -287,6 +287,24 @@ type levelResult struct {
 	runs    map[string][]runResult
 }
 
+// warmUp runs each target for o.warmup (if any) at concurrency conc, and
+// fails if a request fails.
+func warmUp(ctx context.Context, o options, e *env, targets []*target, m mode, conc int) error {
+	if o.warmup <= 0 {
+		return nil
+	}
+	for _, t := range targets {
+		w, err := runLoad(ctx, e, t, m, conc, o.warmup, e.devices)
+		if err != nil {
+			return err
+		}
+		if w.failed > 0 {
+			return fmt.Errorf("warm-up of %s at concurrency %d: %d failed, first: %s", t.name, conc, w.failed, w.errs[0])
+		}
+	}
+	return nil
+}
+
 // runLevels measures targets at each concurrency, o.reps times each,
 // interleaved: repetition r starts with target r (mod the count), so
 // that drift on the machine hits all alike. Each target is warmed up first.
@@ -296,15 +314,9 @@ func runLevels(ctx context.Context, o options, e *env, targets []*target, levels
 		lr := levelResult{conc: conc, mode: m, runs: map[string][]runResult{}}
 		for _, t := range targets {
 			lr.targets = append(lr.targets, t.name)
-			if o.warmup > 0 {
-				w, err := runLoad(ctx, e, t, m, conc, o.warmup, e.devices)
-				if err != nil {
-					return nil, err
-				}
-				if w.failed > 0 {
-					return nil, fmt.Errorf("warm-up of %s at concurrency %d: %d failed, first: %s", t.name, conc, w.failed, w.errs[0])
-				}
-			}
+		}
+		if err := warmUp(ctx, o, e, targets, m, conc); err != nil {
+			return nil, err
 		}
 		for r := range o.reps {
 			for i := range targets {

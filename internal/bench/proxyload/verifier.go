@@ -535,16 +535,8 @@ func waitCanary(ctx context.Context, t *target, dev *device, refused bool, t0 ti
 // and reads the CA's CPU around each run: the OCSP rows' responder.
 func runVerifierLoad(ctx context.Context, o options, e *env, targets []*target, conc int, logf func(string, ...any)) (verifierLevel, error) {
 	lv := verifierLevel{conc: conc, runs: map[string][]runResult{}, caCPU: map[string][]time.Duration{}}
-	for _, t := range targets {
-		if o.warmup > 0 {
-			w, err := runLoad(ctx, e, t, modeHandshake, conc, o.warmup, e.devices)
-			if err != nil {
-				return lv, err
-			}
-			if w.failed > 0 {
-				return lv, fmt.Errorf("warm-up of %s at concurrency %d: %d failed, first: %s", t.name, conc, w.failed, w.errs[0])
-			}
-		}
+	if err := warmUp(ctx, o, e, targets, modeHandshake, conc); err != nil {
+		return lv, err
 	}
 	for r := range o.reps {
 		for i := range targets {
