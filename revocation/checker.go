@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/x509"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -490,32 +489,10 @@ func VerifyOCSPResponse(b []byte, leaf, issuer *x509.Certificate, now time.Time)
 	return r, nil
 }
 
-// feedWait is how long one feed request is held open by the CA.
-const feedWait = 20 * time.Second
-
-// feedBatch is how many revocations one feed request asks for.
-const feedBatch = 10_000
-
 // followFeed long-polls the CA's revocation feed until ctx ends, adding
-// what it learns to the revoked set and telling subscribers. Failures are
-// logged and retried with backoff (1 s doubling to 30 s).
+// what it learns to the revoked set and telling subscribers.
 func (c *Checker) followFeed(ctx context.Context) {
-	backoff := time.Second
-	for ctx.Err() == nil {
-		err := c.pollFeed(ctx)
-		if err == nil {
-			backoff = time.Second
-			continue
-		}
-		if ctx.Err() != nil {
-			return
-		}
-		c.log.WarnContext(ctx, "revocation feed failed; the CRL still applies", "feed", redactURL(c.cfg.Feed), "err", err)
-		if sleep(ctx, backoff) != nil {
-			return
-		}
-		backoff = min(backoff*2, 30*time.Second)
-	}
+	followFeed(ctx, c.log, c.cfg.Feed, "the CRL still applies", c.pollFeed)
 }
 
 // pollFeed makes one feed request and applies its answer.
@@ -523,35 +500,13 @@ func (c *Checker) pollFeed(ctx context.Context) error {
 	c.feedMu.RLock()
 	since := c.feedSeq
 	c.feedMu.RUnlock()
-	u := fmt.Sprintf("%s/v1/revocations?since=%d&limit=%d&wait=%s", strings.TrimRight(c.cfg.Feed, "/"), since, feedBatch, feedWait)
-	rctx, cancel := context.WithTimeout(ctx, feedWait+15*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(rctx, http.MethodGet, u, nil)
+	entries, err := fetchFeed(ctx, c.client, c.cfg.Feed, since)
 	if err != nil {
-		return fmt.Errorf("feed URL: %w", err)
-	}
-	resp, err := c.client.Do(req)
-	if err != nil {
-		return fmt.Errorf("fetch revocation feed: %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("revocation feed answered %s", resp.Status)
-	}
-	var out struct {
-		Revocations []struct {
-			Seq       uint64    `json:"seq"`
-			Serial    string    `json:"serial"`
-			RevokedAt time.Time `json:"revoked_at"`
-			Reason    int       `json:"reason"`
-		} `json:"revocations"`
-	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 16<<20)).Decode(&out); err != nil {
-		return fmt.Errorf("decode revocation feed: %w", err)
+		return err
 	}
 	var added []*big.Int
 	c.feedMu.Lock()
-	for _, r := range out.Revocations {
+	for _, r := range entries {
 		serial, ok := new(big.Int).SetString(r.Serial, 16)
 		if !ok || r.Seq <= c.feedSeq {
 			continue

@@ -39,6 +39,11 @@ type SyncConfig struct {
 	// MaxCRLBytes bounds a fetched CRL. Default 64 MiB (a CRL of a million
 	// entries is about 40 MB); range 1 KiB..1 GiB.
 	MaxCRLBytes int64
+	// Feed, if set, is the CA's HTTPS base URL: Run then also follows
+	// GET <Feed>/v1/revocations (long-poll) and syncs as soon as a
+	// revocation is announced, instead of at the next interval.
+	// Deps.Client must trust the CA's TLS certificate.
+	Feed string
 }
 
 // SyncDeps are a Syncer's collaborators.
@@ -69,6 +74,9 @@ type Syncer struct {
 	now    func() time.Time
 	log    *slog.Logger
 	reload func(ctx context.Context, pem []byte) error
+
+	kick    chan struct{} // the feed announced a revocation: sync now
+	feedSeq uint64        // the last feed entry seen; the feed goroutine's alone
 
 	mu            sync.Mutex
 	sources       [2]*syncSource // device CRL, root CRL: the file's order
@@ -141,7 +149,11 @@ func NewSyncer(cfg SyncConfig, deps SyncDeps) (*Syncer, error) {
 	if cfg.MaxCRLBytes < 1<<10 || cfg.MaxCRLBytes > 1<<30 {
 		return nil, fault.New(fault.Malformed, fmt.Sprintf("the CRL size bound %d is outside 1 KiB..1 GiB", cfg.MaxCRLBytes), "")
 	}
-	s := &Syncer{cfg: cfg, client: deps.Client, now: deps.Now, log: deps.Logger, reload: deps.Reload}
+	if cfg.Feed != "" && !strings.HasPrefix(cfg.Feed, "https://") {
+		return nil, fault.New(fault.Malformed, fmt.Sprintf("the revocation feed %q is not an https URL", cfg.Feed),
+			"pass the CA's HTTPS listener, e.g. --revocation-feed https://ca.example:8443")
+	}
+	s := &Syncer{cfg: cfg, client: deps.Client, now: deps.Now, log: deps.Logger, reload: deps.Reload, kick: make(chan struct{}, 1)}
 	if s.client == nil {
 		s.client = &http.Client{Timeout: 30 * time.Second}
 	}
@@ -408,23 +420,69 @@ func (s *Syncer) readInstalled(ctx context.Context) {
 
 // Run syncs now and then every interval until ctx ends, logging each
 // outcome: Info when the file changed, Warn when a CRL could not be
-// refreshed, Error when the verifier has no valid CRL (Sync's error). It
-// returns ctx's error.
+// refreshed, Error when the verifier has no valid CRL (Sync's error).
+// With Config.Feed it also syncs when the feed announces a revocation,
+// and again shortly after (0.25 s doubling, five times) until the device
+// CRL has changed: the CA publishes its new CRL a moment after the
+// revocation. It returns ctx's error.
 func (s *Syncer) Run(ctx context.Context, every time.Duration) error {
+	if s.cfg.Feed != "" {
+		ctx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		defer func() { cancel(); <-done }()
+		go func() {
+			defer close(done)
+			followFeed(ctx, s.log, s.cfg.Feed, "the CRLs are still synced every "+every.String(), s.pollFeed)
+		}()
+	}
+	const chaseFirst, chaseTries = 250 * time.Millisecond, 5
+	chase, chaseWait := 0, chaseFirst // retries left after a kick, and the next wait
 	for {
 		res, err := s.Sync(ctx)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
 		s.logResult(ctx, res, err)
-		t := time.NewTimer(every)
+		wait := every
+		switch {
+		case len(res.CRLs) > 0 && res.CRLs[0].Updated:
+			chase = 0
+		case chase > 0:
+			wait, chaseWait, chase = chaseWait, chaseWait*2, chase-1
+		}
+		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return ctx.Err()
 		case <-t.C:
+		case <-s.kick:
+			t.Stop()
+			chase, chaseWait = chaseTries, chaseFirst
 		}
 	}
+}
+
+// pollFeed makes one feed request and kicks Run if it announced a
+// revocation not seen before.
+func (s *Syncer) pollFeed(ctx context.Context) error {
+	entries, err := fetchFeed(ctx, s.client, s.cfg.Feed, s.feedSeq)
+	if err != nil {
+		return err
+	}
+	fresh := false
+	for _, e := range entries {
+		if e.Seq > s.feedSeq {
+			s.feedSeq, fresh = e.Seq, true
+		}
+	}
+	if fresh {
+		select {
+		case s.kick <- struct{}{}:
+		default: // a sync is already due
+		}
+	}
+	return nil
 }
 
 func (s *Syncer) logResult(ctx context.Context, res SyncResult, err error) {

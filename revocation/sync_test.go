@@ -11,6 +11,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/hex"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"io"
@@ -19,6 +20,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -92,15 +94,63 @@ type fakeCA struct {
 	files map[string][]byte // path -> body; absent is a 404
 	down  bool
 	gets  map[string]int // path -> 200 answers
+	// The revocation feed: its entries' serials (seq = index+1), and a
+	// channel closed (and replaced) when one is added.
+	feed        []string
+	feedChanged chan struct{}
 }
 
-func newFakeCA() *fakeCA { return &fakeCA{files: map[string][]byte{}, gets: map[string]int{}} }
+func newFakeCA() *fakeCA {
+	return &fakeCA{files: map[string][]byte{}, gets: map[string]int{}, feedChanged: make(chan struct{})}
+}
+
+// revoke announces serial on the feed.
+func (f *fakeCA) revoke(serial string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.feed = append(f.feed, serial)
+	close(f.feedChanged)
+	f.feedChanged = make(chan struct{})
+}
+
+// serveFeed answers GET /v1/revocations?since=N as the CA does: at once
+// if there are entries after N, else when one is added (or the request
+// ends).
+func (f *fakeCA) serveFeed(req *http.Request) (*http.Response, error) {
+	since, err := strconv.Atoi(req.URL.Query().Get("since"))
+	if err != nil {
+		return nil, err
+	}
+	for {
+		f.mu.Lock()
+		entries, changed := f.feed[min(since, len(f.feed)):], f.feedChanged
+		f.mu.Unlock()
+		if len(entries) > 0 {
+			var out struct {
+				Revocations []feedEntry `json:"revocations"`
+			}
+			for i, s := range entries {
+				out.Revocations = append(out.Revocations, feedEntry{Seq: uint64(since + i + 1), Serial: s})
+			}
+			b, _ := json.Marshal(out)
+			return &http.Response{StatusCode: 200, Status: "200 OK", Header: http.Header{}, Body: io.NopCloser(bytes.NewReader(b)), Request: req}, nil
+		}
+		select {
+		case <-changed:
+		case <-req.Context().Done():
+			return nil, req.Context().Err()
+		}
+	}
+}
 
 func (f *fakeCA) set(path string, b []byte) { f.mu.Lock(); defer f.mu.Unlock(); f.files[path] = b }
 func (f *fakeCA) setDown(down bool)         { f.mu.Lock(); defer f.mu.Unlock(); f.down = down }
 func (f *fakeCA) served(path string) int    { f.mu.Lock(); defer f.mu.Unlock(); return f.gets[path] }
 
 func (f *fakeCA) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.URL.Path == "/v1/revocations" {
+		return f.serveFeed(req)
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.down {
@@ -146,9 +196,12 @@ func newSyncFixture(t testing.TB) *syncFixture {
 	return f
 }
 
-func (f *syncFixture) syncer(t testing.TB) *Syncer {
+func (f *syncFixture) syncer(t testing.TB) *Syncer { return f.syncerWith(t, SyncConfig{}) }
+
+// syncerWith is syncer with cfg's Feed.
+func (f *syncFixture) syncerWith(t testing.TB, cfg SyncConfig) *Syncer {
 	t.Helper()
-	s, err := NewSyncer(SyncConfig{URL: "http://ca.test:8080/", Issuers: []*x509.Certificate{f.pki.inter, f.pki.root}, Out: f.out},
+	s, err := NewSyncer(SyncConfig{URL: "http://ca.test:8080/", Issuers: []*x509.Certificate{f.pki.inter, f.pki.root}, Out: f.out, Feed: cfg.Feed},
 		SyncDeps{Client: &http.Client{Transport: f.ca}, Now: f.clock.Now, Reload: func(_ context.Context, pem []byte) error {
 			f.mu.Lock()
 			defer f.mu.Unlock()
@@ -464,11 +517,11 @@ func TestNewSyncerRefusesBadConfig(t *testing.T) {
 func TestSyncerRun(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := newSyncFixture(t)
-		f.clock = &clock{t: time.Now()}
 		f.ca.set("/crl", f.pki.crl(t, f.pki.inter, f.pki.interKey, 1, time.Now(), 24*time.Hour))
 		f.ca.set("/root.crl", f.pki.crl(t, f.pki.root, f.pki.rootKey, 1, time.Now(), 24*time.Hour))
 		s := f.syncer(t)
 		s.log = slog.New(slog.DiscardHandler)
+		s.now = time.Now // the bubble's clock, which moves
 		ctx, cancel := context.WithCancel(t.Context())
 		done := make(chan error)
 		go func() { done <- s.Run(ctx, 30*time.Second) }()
@@ -516,4 +569,55 @@ func TestSyncMarkerNeverFollowsALink(t *testing.T) {
 	if b, _ := os.ReadFile(victim); string(b) != "precious" {
 		t.Errorf("the marker's link target now holds %q, want it untouched", b)
 	}
+}
+
+// TestSyncerRunFollowsTheFeed: with a feed, Run syncs as soon as a
+// revocation is announced, and keeps trying for a moment if the CA has
+// not published its new CRL yet, all well before the interval.
+func TestSyncerRunFollowsTheFeed(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newSyncFixture(t)
+		sign := func(number int64) []byte {
+			return f.pki.crl(t, f.pki.inter, f.pki.interKey, number, time.Now(), 24*time.Hour)
+		}
+		f.ca.set("/crl", sign(1))
+		f.ca.set("/root.crl", f.pki.crl(t, f.pki.root, f.pki.rootKey, 1, time.Now(), 24*time.Hour))
+		s := f.syncerWith(t, SyncConfig{Feed: "https://ca.test:8443"})
+		s.now = time.Now // the bubble's clock, which moves
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error)
+		go func() { done <- s.Run(ctx, time.Hour) }()
+		synctest.Wait()
+		if f.reloadCount() != 1 {
+			t.Fatalf("reloads after start = %d, want 1", f.reloadCount())
+		}
+
+		// The CRL is already published when the feed announces it.
+		start := time.Now()
+		f.ca.set("/crl", sign(2))
+		f.ca.revoke("0a")
+		synctest.Wait()
+		if f.reloadCount() != 2 || time.Since(start) != 0 {
+			t.Fatalf("after a revocation on the feed: reloads %d after %s, want 2 at once", f.reloadCount(), time.Since(start))
+		}
+
+		// The feed runs ahead of the CRL: Run tries again shortly.
+		f.ca.revoke("0b")
+		synctest.Wait()
+		if f.reloadCount() != 2 {
+			t.Fatalf("reloads before the CA published = %d, want 2", f.reloadCount())
+		}
+		time.Sleep(100 * time.Millisecond) // fake time: the bubble's clock
+		f.ca.set("/crl", sign(3))
+		time.Sleep(150 * time.Millisecond) // the first retry, 0.25 s after the announcement
+		synctest.Wait()
+		if f.reloadCount() != 3 {
+			t.Fatalf("reloads 0.25 s after the CA published = %d, want 3", f.reloadCount())
+		}
+		f.wantInstalled(t, 3, 1)
+		cancel()
+		if err := <-done; !errors.Is(err, context.Canceled) {
+			t.Errorf("Run = %v, want context.Canceled", err)
+		}
+	})
 }

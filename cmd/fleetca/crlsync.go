@@ -3,11 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,13 +27,14 @@ type crlSyncOptions struct {
 	url, issuer, out string
 	every            time.Duration
 	execCmd          string
+	feed             string
 	once             bool
 }
 
 func newCRLSyncCmd(e env) *cobra.Command {
 	var o crlSyncOptions
 	cmd := &cobra.Command{
-		Use:   "sync --url URL --issuer FILE --out FILE [--every 1m | --once] [--exec CMD]",
+		Use:   "sync --url URL --issuer FILE --out FILE [--every 1m | --once] [--exec CMD] [--revocation-feed URL]",
 		Short: "Keep a verifier's CRL file (nginx, HAProxy, Mosquitto, Envoy) fresh",
 		Long: `sync fetches the device CRL (URL/crl) and the root CRL (URL/root.crl) from
 the CA's HTTP listener, checks each one's signature against its issuer in
@@ -47,6 +50,10 @@ the command that makes the verifier reread it ('nginx -s reload',
 failed reload is retried at the next sync, and by the next --once run.
 
 Without --once it syncs every --every until interrupted, logging each change.
+With --revocation-feed https://CA:8443 it also follows the CA's revocation
+feed (a long-poll on its HTTPS listener, trusted through the root in
+--issuer) and syncs as soon as a revocation is announced: the verifier
+refuses the device within a second or so, not at the next --every.
 With --once (for cron) it syncs once and exits 1 when the verifier has no
 valid CRL: none could be had yet, or the installed one is past its
 nextUpdate and no fresh one could be had.`,
@@ -61,6 +68,7 @@ nextUpdate and no fresh one could be had.`,
 	f.StringVar(&o.out, "out", "", "the CRL file the verifier reads (PEM, device CRL then root CRL)")
 	f.DurationVar(&o.every, "every", time.Minute, "how often to sync, without --once (1s to 24h)")
 	f.StringVar(&o.execCmd, "exec", "", "shell command that makes the verifier reread --out, run when it changed, e.g. 'nginx -s reload'")
+	f.StringVar(&o.feed, "revocation-feed", "", "the CA's HTTPS URL: follow its revocation feed and sync at once on a revocation (without --once)")
 	f.BoolVar(&o.once, "once", false, "sync once and exit (1 if the verifier has no valid CRL)")
 	return cmd
 }
@@ -75,6 +83,8 @@ func runCRLSync(ctx context.Context, e env, o crlSyncOptions) error {
 		return usagef("crl sync needs --out FILE, the CRL file the verifier reads")
 	case o.every < time.Second || o.every > 24*time.Hour:
 		return usagef("--every %s is outside 1s..24h", o.every)
+	case o.feed != "" && o.once:
+		return usagef("--revocation-feed needs the running mode: leave out --once")
 	}
 	tb, err := loadTrustBundle(o.issuer, time.Now())
 	if err != nil {
@@ -85,16 +95,29 @@ func runCRLSync(ctx context.Context, e env, o crlSyncOptions) error {
 		return err
 	}
 	logger := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	deps := revocation.SyncDeps{Client: &http.Client{Timeout: time.Minute}, Logger: logger}
+	if o.feed != "" {
+		if u, err := url.Parse(o.feed); err != nil || u.Scheme != "https" || u.Host == "" {
+			return usagef("--revocation-feed %q is not the CA's https:// URL", o.feed)
+		}
+	}
+	// One client for the CRLs (plain HTTP) and the feed (HTTPS, trusting
+	// the fleet's roots only). Feed requests are held open about 20 s.
+	client := &http.Client{Timeout: time.Minute, Transport: &http.Transport{
+		TLSClientConfig:     &tls.Config{RootCAs: tb.roots, MinVersion: tls.VersionTLS12},
+		TLSHandshakeTimeout: 10 * time.Second,
+		ForceAttemptHTTP2:   true,
+	}}
+	defer client.CloseIdleConnections()
+	deps := revocation.SyncDeps{Client: client, Logger: logger}
 	if o.execCmd != "" {
 		deps.Reload = func(ctx context.Context, _ []byte) error { return runReloadCommand(ctx, e, o.execCmd, out) }
 	}
-	s, err := revocation.NewSyncer(revocation.SyncConfig{URL: o.url, Issuers: tb.certs, Out: out}, deps)
+	s, err := revocation.NewSyncer(revocation.SyncConfig{URL: o.url, Issuers: tb.certs, Out: out, Feed: o.feed}, deps)
 	if err != nil {
 		return err
 	}
 	if !o.once {
-		logger.Info("syncing CRLs", "url", redactURLString(o.url), "file", out, "every", o.every.String())
+		logger.Info("syncing CRLs", "url", redactURLString(o.url), "file", out, "every", o.every.String(), "feed", redactURLString(o.feed))
 		if err := s.Run(ctx, o.every); !errors.Is(err, context.Canceled) {
 			return err
 		}

@@ -98,7 +98,8 @@ type daemon struct {
 }
 
 // startDaemon runs bin with args and returns once addr accepts TCP
-// connections. It is stopped with SIGTERM (then killed) when the test ends.
+// connections (at once if addr is ""). It is stopped with SIGTERM (then
+// killed) when the test ends.
 func startDaemon(t *testing.T, name, addr string, bin string, args ...string) *daemon {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(t.Context()), serverTimeout)
@@ -125,7 +126,7 @@ func startDaemon(t *testing.T, name, addr string, bin string, args ...string) *d
 		}
 	})
 	deadline := time.Now().Add(startTimeout)
-	for {
+	for addr != "" {
 		select {
 		case <-d.done:
 			t.Fatalf("%s exited before it listened on %s: %v; output:\n%s", name, addr, cmd.ProcessState, d.log.String())
@@ -140,6 +141,7 @@ func startDaemon(t *testing.T, name, addr string, bin string, args ...string) *d
 		}
 		time.Sleep(20 * time.Millisecond) // polling for a port another program opens
 	}
+	return d
 }
 
 // crlSyncOnce runs `fleetca crl sync --once` for the export with the
@@ -265,11 +267,15 @@ func (v *verifierFixture) refusedHTTPS(name string) bool {
 // since.
 func (v *verifierFixture) revokedRefusals(t *testing.T, since time.Time, name, errorLog string) time.Duration {
 	t.Helper()
+	logged := 0
+	if errorLog != "" {
+		logged = len(readFile(t, errorLog))
+	}
 	took := waitTwice(t, since, v.kind+" refuses the revoked device", func() bool { return v.refusedHTTPS(name) })
 	res := v.httpsAs(name)
 	why := res.stderr
 	if errorLog != "" {
-		why = readFile(t, errorLog)
+		why = readFile(t, errorLog)[logged:] // what it logged of these refusals
 	}
 	if !strings.Contains(why, "certificate revoked") {
 		t.Errorf("%s refused %s (exit %d, status %d), but not as revoked: %s", v.kind, name, res.code, res.status, why)
@@ -329,6 +335,23 @@ func TestNginxVerifier(t *testing.T) {
 	v.crlSyncOnce(t, v.serials["bad"], "--exec", opts+" -t -q && "+opts+" -s reload")
 	took := v.revokedRefusals(t, revoked, "bad", filepath.Join(v.work, "nginx-crl-run", "error.log"))
 	t.Logf("nginx with ssl_crl: revoke-to-deny %s (revoke, CA publishes its CRL, one crl sync --once with nginx -s reload)", took.Round(time.Millisecond))
+	v.wantThrough(t, "good")
+
+	// crl sync as a service, following the CA's revocation feed: with
+	// --every 1h, only the feed can bring the next revocation within the
+	// few seconds waitUntil allows.
+	v.serials["late"] = v.fleetcaEnroll(v.plainToken("--device-id", "late"), "late")
+	v.wantThrough(t, "late")
+	sync := startDaemon(t, "fleetca crl sync", "", v.bin, "crl", "sync", "--url", v.srv.httpURL, "--issuer", v.file("ca.pem"),
+		"--out", v.file("crl.pem"), "--every", "1h", "--revocation-feed", v.srv.httpsURL, "--exec", opts+" -t -q && "+opts+" -s reload")
+	waitUntil(t, time.Now(), "crl sync logs that it runs", func() bool { return strings.Contains(sync.log.String(), "syncing CRLs") })
+	v.mustFleetca("revoke", "--dir", v.dataDir, "--device-id", "late")
+	revoked = time.Now()
+	took = v.revokedRefusals(t, revoked, "late", filepath.Join(v.work, "nginx-crl-run", "error.log"))
+	t.Logf("nginx with ssl_crl and crl sync --revocation-feed: revoke-to-deny %s", took.Round(time.Millisecond))
+	if log := sync.log.String(); !strings.Contains(log, "verifier reloaded") {
+		t.Errorf("crl sync --revocation-feed did not log a reload:\n%s", log)
+	}
 	v.wantThrough(t, "good")
 }
 
