@@ -33,6 +33,7 @@ import (
 type proxyOptions struct {
 	listen, upstream, caFile, certFile, keyFile string
 	crlURL, ocsp, feed, metricsAddr             string
+	upstreamCA                                  string
 	proxyProtocol                               bool
 	grace                                       time.Duration
 
@@ -100,6 +101,7 @@ Prometheus metrics at /metrics (keep it on loopback).`,
 	f.Lookup("ocsp").NoOptDefVal = "aia"
 	f.StringVar(&o.feed, "revocation-feed", "", "the CA's HTTPS URL, to follow its revocation feed (with --crl-url)")
 	f.BoolVar(&o.proxyProtocol, "proxy-protocol", false, "send a PROXY protocol v2 header to a tcp:// upstream")
+	f.StringVar(&o.upstreamCA, "upstream-ca", "", "PEM file of the CA(s) an https:// upstream's certificate must chain to (default the system's)")
 	f.DurationVar(&o.grace, "grace", time.Hour, "how long past its nextUpdate a CRL is still used when no new one can be had (0s to 168h)")
 	f.StringVar(&o.metricsAddr, "metrics-addr", "", "serve Prometheus metrics at http://ADDR/metrics (default off), e.g. 127.0.0.1:9090")
 	return cmd
@@ -173,8 +175,12 @@ func runProxy(ctx context.Context, e env, o proxyOptions) error {
 		}
 	}
 
+	upstreamTLS, err := loadUpstreamTLS(o)
+	if err != nil {
+		return err
+	}
 	srv, err := proxy.New(pcfg, proxy.Deps{Roots: bundle.roots, Intermediates: bundle.intermediates, Certificate: cert, Checker: checker,
-		Logger: logger, Metrics: reg, Now: now})
+		UpstreamTLS: upstreamTLS, Logger: logger, Metrics: reg, Now: now})
 	if err != nil {
 		return err
 	}
@@ -282,6 +288,29 @@ func (r *proxyReloader) reload(ctx context.Context) {
 			r.log.WarnContext(ctx, "CRL refresh after reload failed; the CRL in use still applies", "crl", redactURLString(r.o.crlURL), "err", err)
 		}
 	}
+}
+
+// loadUpstreamTLS returns the TLS client configuration towards an https
+// upstream: its certificate must chain to --upstream-ca (a service with a
+// certificate from 'fleetca cert server', say), or to the system's roots
+// when the flag is not given (nil).
+func loadUpstreamTLS(o proxyOptions) (*tls.Config, error) {
+	if o.upstreamCA == "" {
+		return nil, nil
+	}
+	if !strings.HasPrefix(o.upstream, "https://") {
+		return nil, usagef("--upstream-ca applies to an https:// upstream, not %q", o.upstream)
+	}
+	const hint = "pass a PEM file of the CA certificate(s) that issued the upstream's certificate (for a fleetca-issued one: the CA's roots.pem)"
+	b, err := os.ReadFile(o.upstreamCA)
+	if err != nil {
+		return nil, fault.Wrap(err, fault.NotFound, "cannot read the upstream CA file "+o.upstreamCA, hint)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(b) {
+		return nil, fault.New(fault.Malformed, o.upstreamCA+" holds no PEM certificate", hint)
+	}
+	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
 }
 
 // trustBundle is the fleet's CA bundle as the proxy uses it.

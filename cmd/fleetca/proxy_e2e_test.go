@@ -845,3 +845,58 @@ func (c *tlsConn) waitClosed(deadline time.Time) error {
 	}
 	return nil
 }
+
+// TestProxyHTTPSUpstreamCA: an https upstream whose certificate comes from
+// a private CA is reached with --upstream-ca, and refused (502) without it,
+// as the system roots do not know that CA.
+func TestProxyHTTPSUpstreamCA(t *testing.T) {
+	t.Parallel()
+	testenv.Need(t, "curl")
+	f := newFixture(t)
+	f.mustFleetca("cert", "server", "--dir", f.dataDir, "--dns", "localhost", "--ip", "127.0.0.1", "--key", "proxy.key", "--cert", "proxy.crt")
+	bundle := filepath.Join(f.work, "fleet-ca.pem")
+	writeFile(t, bundle, string(f.curl(f.srv.httpURL+"/roots.pem").body)+string(f.curl(f.srv.httpURL+"/chain.pem").body))
+	f.fleetcaEnroll(f.plainToken("--device-id", "good"), "good")
+
+	var hits atomic.Int64
+	up := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		fmt.Fprintf(w, "device %s over %s", r.Header.Get("X-Device-ID"), r.Proto)
+	}))
+	t.Cleanup(up.Close)
+	upCA := filepath.Join(f.work, "upstream-ca.pem")
+	writeFile(t, upCA, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: up.Certificate().Raw})))
+
+	common := []string{"--listen", "127.0.0.1:0", "--upstream", up.URL, "--ca", bundle, "--cert", "proxy.crt", "--key", "proxy.key",
+		"--crl-url", f.srv.httpURL + "/crl"}
+	for _, tc := range []struct {
+		name   string
+		extra  []string
+		status int
+		body   string
+	}{
+		{"with --upstream-ca", []string{"--upstream-ca", upCA}, 200, "device good over HTTP/"},
+		{"system roots only", nil, 502, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := startProxy(t, f.with(t), append(common, tc.extra...)...)
+			c := &proxyClient{f: f.with(t), url: "https://" + p.addr, proc: p}
+			before := hits.Load()
+			res := c.curl("good")
+			if res.code != 0 || res.status != tc.status || !strings.HasPrefix(string(res.body), tc.body) {
+				t.Errorf("curl through the proxy: exit %d, status %d, body %q; want status %d and %q", res.code, res.status, res.body, tc.status, tc.body)
+			}
+			if got, want := hits.Load()-before, int64(0); tc.status == 200 {
+				if got != 1 {
+					t.Errorf("upstream hits = %d, want 1", got)
+				}
+			} else if got != want {
+				t.Errorf("upstream hits = %d, want 0 (the proxy must not trust an unknown upstream)", got)
+			}
+		})
+	}
+	if r := f.fleetca(append(append([]string{"proxy"}, common[:2]...), "--upstream", "http://127.0.0.1:1", "--upstream-ca", upCA, "--ca", bundle,
+		"--cert", "proxy.crt", "--key", "proxy.key", "--crl-url", f.srv.httpURL+"/crl")...); r.code != exitUsage || !strings.Contains(r.stderr, "https:// upstream") {
+		t.Errorf("--upstream-ca with an http upstream: exit %d, stderr %q; want a usage error", r.code, r.stderr)
+	}
+}
