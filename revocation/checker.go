@@ -495,15 +495,17 @@ func (c *Checker) followFeed(ctx context.Context) {
 	followFeed(ctx, c.log, c.cfg.Feed, "the CRL still applies", c.pollFeed)
 }
 
-// pollFeed makes one feed request and applies its answer.
-func (c *Checker) pollFeed(ctx context.Context) error {
+// pollFeed makes one feed request and applies its answer. It reports
+// whether the feed said anything new.
+func (c *Checker) pollFeed(ctx context.Context) (bool, error) {
 	c.feedMu.RLock()
 	since := c.feedSeq
 	c.feedMu.RUnlock()
 	entries, err := fetchFeed(ctx, c.client, c.cfg.Feed, since)
 	if err != nil {
-		return err
+		return false, err
 	}
+	news := false
 	var added []*big.Int
 	c.feedMu.Lock()
 	for _, r := range entries {
@@ -511,7 +513,7 @@ func (c *Checker) pollFeed(ctx context.Context) error {
 		if !ok || r.Seq <= c.feedSeq {
 			continue
 		}
-		c.feedSeq = r.Seq
+		c.feedSeq, news = r.Seq, true
 		key := string(serial.Bytes())
 		if _, seen := c.feedSeen[key]; !seen {
 			c.feedSeen[key] = CRLEntry{RevokedAt: r.RevokedAt, Reason: Reason(r.Reason)}
@@ -520,5 +522,5 @@ func (c *Checker) pollFeed(ctx context.Context) error {
 	}
 	c.feedMu.Unlock()
 	c.notify(added)
-	return nil
+	return news, nil
 }

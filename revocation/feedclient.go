@@ -53,15 +53,22 @@ func fetchFeed(ctx context.Context, client *http.Client, base string, since uint
 	return out.Revocations, nil
 }
 
-// followFeed calls poll (one feed request, applied) until ctx ends.
-// Failures are logged at Warn, saying what still applies (fallback), and
-// retried with backoff: 1 s doubling to 30 s.
-func followFeed(ctx context.Context, log *slog.Logger, base, fallback string, poll func(context.Context) error) {
+// followFeed calls poll (one feed request, applied; it reports whether
+// the feed said anything new) until ctx ends. Failures are logged at Warn,
+// saying what still applies (fallback), and retried with backoff: 1 s
+// doubling to 30 s. An answer with nothing new that came back within a
+// second (a CA shutting down, or something that is not a long-poll at all)
+// is followed by a second's pause, so that the loop never spins.
+func followFeed(ctx context.Context, log *slog.Logger, base, fallback string, poll func(context.Context) (bool, error)) {
 	backoff := time.Second
 	for ctx.Err() == nil {
-		err := poll(ctx)
+		start := time.Now()
+		news, err := poll(ctx)
 		if err == nil {
 			backoff = time.Second
+			if !news && time.Since(start) < time.Second && sleep(ctx, time.Second) != nil {
+				return
+			}
 			continue
 		}
 		if ctx.Err() != nil {

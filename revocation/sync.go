@@ -50,6 +50,9 @@ type SyncConfig struct {
 type SyncDeps struct {
 	// Client fetches the CRLs; nil means a client with a 30 s timeout.
 	Client *http.Client
+	// FeedClient follows Config.Feed; it must trust the CA's TLS
+	// certificate and allow requests of about 35 s. Nil means Client.
+	FeedClient *http.Client
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Logger is used by Run; nil discards.
@@ -75,8 +78,17 @@ type Syncer struct {
 	log    *slog.Logger
 	reload func(ctx context.Context, pem []byte) error
 
-	kick    chan struct{} // the feed announced a revocation: sync now
-	feedSeq uint64        // the last feed entry seen; the feed goroutine's alone
+	feedClient *http.Client
+	kick       chan struct{} // the feed announced a revocation: sync now
+	// The feed goroutine's alone: the last entry seen, and whether it has
+	// read the history up to the head once (entries before are not news).
+	feedSeq      uint64
+	feedCaughtUp bool
+	// pending are the serials the feed announced (magnitudes, as
+	// big.Int.Bytes) that no installed device CRL has listed yet: Run
+	// syncs again shortly while there are some.
+	pendMu  sync.Mutex
+	pending map[string]bool
 
 	mu            sync.Mutex
 	sources       [2]*syncSource // device CRL, root CRL: the file's order
@@ -101,6 +113,9 @@ type syncedCRL struct {
 	number                 *big.Int
 	thisUpdate, nextUpdate time.Time
 	entries                int
+	// index is the parsed CRL, kept only until refresh has checked the
+	// pending serials against it.
+	index *CRL
 }
 
 // CRLStatus is what one Sync did with one CRL.
@@ -153,9 +168,13 @@ func NewSyncer(cfg SyncConfig, deps SyncDeps) (*Syncer, error) {
 		return nil, fault.New(fault.Malformed, fmt.Sprintf("the revocation feed %q is not an https URL", cfg.Feed),
 			"pass the CA's HTTPS listener, e.g. --revocation-feed https://ca.example:8443")
 	}
-	s := &Syncer{cfg: cfg, client: deps.Client, now: deps.Now, log: deps.Logger, reload: deps.Reload, kick: make(chan struct{}, 1)}
+	s := &Syncer{cfg: cfg, client: deps.Client, feedClient: deps.FeedClient, now: deps.Now, log: deps.Logger, reload: deps.Reload,
+		kick: make(chan struct{}, 1), pending: map[string]bool{}}
 	if s.client == nil {
 		s.client = &http.Client{Timeout: 30 * time.Second}
+	}
+	if s.feedClient == nil {
+		s.feedClient = s.client
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -296,8 +315,25 @@ func (s *Syncer) refresh(ctx context.Context, src *syncSource, now time.Time) (b
 			return false, nil
 		}
 	}
+	if !src.root {
+		s.pendMu.Lock()
+		for k := range s.pending {
+			if c.index.has(k) {
+				delete(s.pending, k)
+			}
+		}
+		s.pendMu.Unlock()
+	}
+	c.index = nil
 	src.cur, src.valid = c, next
 	return true, nil
+}
+
+// pendingCount is how many announced serials no installed CRL lists yet.
+func (s *Syncer) pendingCount() int {
+	s.pendMu.Lock()
+	defer s.pendMu.Unlock()
+	return len(s.pending)
 }
 
 // verify parses a CRL (DER, or one PEM block), checks that one of the
@@ -308,6 +344,9 @@ func (s *Syncer) refresh(ctx context.Context, src *syncSource, now time.Time) (b
 // and the file is what verifiers load.
 func (s *Syncer) verify(b []byte, src *syncSource) (*syncedCRL, error) {
 	if block, rest := pem.Decode(b); block != nil {
+		if i := bytes.Index(b, []byte("-----BEGIN")); len(bytes.TrimSpace(b[:i])) != 0 {
+			return nil, errors.New("data before the PEM CRL")
+		}
 		if block.Type != "X509 CRL" {
 			return nil, fmt.Errorf("PEM block is %s, not X509 CRL", block.Type)
 		}
@@ -344,7 +383,7 @@ func (s *Syncer) verify(b []byte, src *syncSource) (*syncedCRL, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &syncedCRL{der: bytes.Clone(b), number: crl.Number, thisUpdate: crl.ThisUpdate, nextUpdate: crl.NextUpdate, entries: crl.Len()}, nil
+	return &syncedCRL{der: bytes.Clone(b), number: crl.Number, thisUpdate: crl.ThisUpdate, nextUpdate: crl.NextUpdate, entries: crl.Len(), index: crl}, nil
 }
 
 // selfSigned reports whether c is a root: issued by itself.
@@ -408,6 +447,7 @@ func (s *Syncer) readInstalled(ctx context.Context) {
 				continue
 			}
 			if c, err := s.verify(block.Bytes, src); err == nil {
+				c.index = nil
 				src.cur, placed = c, true
 				break
 			}
@@ -422,9 +462,10 @@ func (s *Syncer) readInstalled(ctx context.Context) {
 // outcome: Info when the file changed, Warn when a CRL could not be
 // refreshed, Error when the verifier has no valid CRL (Sync's error).
 // With Config.Feed it also syncs when the feed announces a revocation,
-// and again shortly after (0.25 s doubling, five times) until the device
-// CRL has changed: the CA publishes its new CRL a moment after the
-// revocation. It returns ctx's error.
+// and again shortly after (0.25 s doubling, five times, never longer
+// than the interval) until an installed device CRL lists every serial
+// announced: the CA publishes its new CRL a moment after the revocation.
+// It returns ctx's error. Call it once per Syncer.
 func (s *Syncer) Run(ctx context.Context, every time.Duration) error {
 	if s.cfg.Feed != "" {
 		ctx, cancel := context.WithCancel(ctx)
@@ -445,10 +486,16 @@ func (s *Syncer) Run(ctx context.Context, every time.Duration) error {
 		s.logResult(ctx, res, err)
 		wait := every
 		switch {
-		case len(res.CRLs) > 0 && res.CRLs[0].Updated:
+		case s.pendingCount() == 0:
 			chase = 0
 		case chase > 0:
-			wait, chaseWait, chase = chaseWait, chaseWait*2, chase-1
+			wait, chaseWait, chase = min(chaseWait, every), chaseWait*2, chase-1
+		default:
+			// Never listed: a certificate that had expired leaves no CRL
+			// entry. Stop chasing it.
+			s.pendMu.Lock()
+			clear(s.pending)
+			s.pendMu.Unlock()
 		}
 		t := time.NewTimer(wait)
 		select {
@@ -463,26 +510,39 @@ func (s *Syncer) Run(ctx context.Context, every time.Duration) error {
 	}
 }
 
-// pollFeed makes one feed request and kicks Run if it announced a
-// revocation not seen before.
-func (s *Syncer) pollFeed(ctx context.Context) error {
-	entries, err := fetchFeed(ctx, s.client, s.cfg.Feed, s.feedSeq)
+// pollFeed makes one feed request, records the revocations it announces
+// as pending, and kicks Run. The history before the feed's head, read
+// once at start-up, is not news (the start-up sync covers it): it only
+// kicks once, when caught up. It reports whether the feed said anything
+// new.
+func (s *Syncer) pollFeed(ctx context.Context) (bool, error) {
+	entries, err := fetchFeed(ctx, s.feedClient, s.cfg.Feed, s.feedSeq)
 	if err != nil {
-		return err
+		return false, err
 	}
 	fresh := false
+	s.pendMu.Lock()
 	for _, e := range entries {
-		if e.Seq > s.feedSeq {
-			s.feedSeq, fresh = e.Seq, true
+		if e.Seq <= s.feedSeq {
+			continue
+		}
+		s.feedSeq, fresh = e.Seq, true
+		if serial, ok := new(big.Int).SetString(e.Serial, 16); ok && s.feedCaughtUp {
+			s.pending[string(serial.Bytes())] = true
 		}
 	}
-	if fresh {
+	s.pendMu.Unlock()
+	kick := fresh && s.feedCaughtUp
+	if !s.feedCaughtUp && len(entries) < feedBatch {
+		s.feedCaughtUp, kick = true, true
+	}
+	if kick {
 		select {
 		case s.kick <- struct{}{}:
 		default: // a sync is already due
 		}
 	}
-	return nil
+	return fresh, nil
 }
 
 func (s *Syncer) logResult(ctx context.Context, res SyncResult, err error) {

@@ -572,33 +572,35 @@ func TestSyncMarkerNeverFollowsALink(t *testing.T) {
 }
 
 // TestSyncerRunFollowsTheFeed: with a feed, Run syncs as soon as a
-// revocation is announced, and keeps trying for a moment if the CA has
-// not published its new CRL yet, all well before the interval.
+// revocation is announced, and keeps trying for a moment until a device
+// CRL lists it, all well before the interval.
 func TestSyncerRunFollowsTheFeed(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := newSyncFixture(t)
-		sign := func(number int64) []byte {
-			return f.pki.crl(t, f.pki.inter, f.pki.interKey, number, time.Now(), 24*time.Hour)
+		sign := func(number int64, serials ...int64) []byte {
+			return f.pki.crl(t, f.pki.inter, f.pki.interKey, number, time.Now(), 24*time.Hour, serials...)
 		}
 		f.ca.set("/crl", sign(1))
 		f.ca.set("/root.crl", f.pki.crl(t, f.pki.root, f.pki.rootKey, 1, time.Now(), 24*time.Hour))
+		f.ca.revoke("63") // history: not news, no chase
 		s := f.syncerWith(t, SyncConfig{Feed: "https://ca.test:8443"})
 		s.now = time.Now // the bubble's clock, which moves
 		ctx, cancel := context.WithCancel(t.Context())
 		done := make(chan error)
 		go func() { done <- s.Run(ctx, time.Hour) }()
 		synctest.Wait()
-		if f.reloadCount() != 1 {
-			t.Fatalf("reloads after start = %d, want 1", f.reloadCount())
+		if f.reloadCount() != 1 || s.pendingCount() != 0 {
+			t.Fatalf("after start: reloads %d, pending %d; want 1 and 0", f.reloadCount(), s.pendingCount())
 		}
 
 		// The CRL is already published when the feed announces it.
 		start := time.Now()
-		f.ca.set("/crl", sign(2))
+		f.ca.set("/crl", sign(2, 10))
 		f.ca.revoke("0a")
 		synctest.Wait()
-		if f.reloadCount() != 2 || time.Since(start) != 0 {
-			t.Fatalf("after a revocation on the feed: reloads %d after %s, want 2 at once", f.reloadCount(), time.Since(start))
+		if f.reloadCount() != 2 || time.Since(start) != 0 || s.pendingCount() != 0 {
+			t.Fatalf("after a revocation on the feed: reloads %d after %s, pending %d; want 2 at once, none pending",
+				f.reloadCount(), time.Since(start), s.pendingCount())
 		}
 
 		// The feed runs ahead of the CRL: Run tries again shortly.
@@ -608,16 +610,69 @@ func TestSyncerRunFollowsTheFeed(t *testing.T) {
 			t.Fatalf("reloads before the CA published = %d, want 2", f.reloadCount())
 		}
 		time.Sleep(100 * time.Millisecond) // fake time: the bubble's clock
-		f.ca.set("/crl", sign(3))
+		f.ca.set("/crl", sign(3, 10, 11))
 		time.Sleep(150 * time.Millisecond) // the first retry, 0.25 s after the announcement
 		synctest.Wait()
 		if f.reloadCount() != 3 {
 			t.Fatalf("reloads 0.25 s after the CA published = %d, want 3", f.reloadCount())
 		}
-		f.wantInstalled(t, 3, 1)
+
+		// Two revocations in a row: the CRL of the first arrives with the
+		// second's announcement; Run goes on until the CRL that lists the
+		// second, not the first new CRL it sees.
+		f.ca.revoke("0c")
+		synctest.Wait()
+		f.ca.set("/crl", sign(4, 10, 11, 12))
+		f.ca.revoke("0d")
+		synctest.Wait()
+		if f.reloadCount() != 4 || s.pendingCount() != 1 {
+			t.Fatalf("after the first CRL: reloads %d, pending %d; want 4 and 1 (0d)", f.reloadCount(), s.pendingCount())
+		}
+		time.Sleep(200 * time.Millisecond)
+		f.ca.set("/crl", sign(5, 10, 11, 12, 13))
+		time.Sleep(time.Second)
+		synctest.Wait()
+		if f.reloadCount() != 5 || s.pendingCount() != 0 {
+			t.Fatalf("a second after the second CRL: reloads %d, pending %d; want 5 and 0", f.reloadCount(), s.pendingCount())
+		}
+		f.wantInstalled(t, 5, 1)
+
+		// A revocation no CRL will list (its certificate had expired): the
+		// chase gives up, and Run waits for the interval again.
+		f.ca.revoke("0e")
+		time.Sleep(10 * time.Second)
+		synctest.Wait()
+		if s.pendingCount() != 0 {
+			t.Errorf("pending after the chase = %d, want 0", s.pendingCount())
+		}
 		cancel()
 		if err := <-done; !errors.Is(err, context.Canceled) {
 			t.Errorf("Run = %v, want context.Canceled", err)
+		}
+	})
+}
+
+// TestFollowFeedNeverSpins: a feed that answers at once with nothing new
+// (a CA shutting down, or not a long-poll at all) is asked once a second,
+// not in a loop.
+func TestFollowFeedNeverSpins(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		polls := 0
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			followFeed(ctx, slog.New(slog.DiscardHandler), "https://ca.test", "", func(context.Context) (bool, error) {
+				polls++
+				return false, nil
+			})
+		}()
+		time.Sleep(10*time.Second - time.Millisecond)
+		synctest.Wait()
+		cancel()
+		<-done
+		if polls != 10 {
+			t.Errorf("polls in 10 s of an empty, immediate feed = %d, want 10", polls)
 		}
 	})
 }

@@ -100,15 +100,18 @@ func runCRLSync(ctx context.Context, e env, o crlSyncOptions) error {
 			return usagef("--revocation-feed %q is not the CA's https:// URL", o.feed)
 		}
 	}
-	// One client for the CRLs (plain HTTP) and the feed (HTTPS, trusting
-	// the fleet's roots only). Feed requests are held open about 20 s.
-	client := &http.Client{Timeout: time.Minute, Transport: &http.Transport{
-		TLSClientConfig:     &tls.Config{RootCAs: tb.roots, MinVersion: tls.VersionTLS12},
-		TLSHandshakeTimeout: 10 * time.Second,
-		ForceAttemptHTTP2:   true,
-	}}
+	// The CRLs: the default transport (proxy settings from the
+	// environment, the system's roots for an https --url behind a load
+	// balancer); their signatures are what is trusted. The feed: the CA's
+	// own HTTPS listener, trusted through the fleet's roots only; its
+	// requests are held open about 20 s.
+	client := &http.Client{Timeout: time.Minute, Transport: http.DefaultTransport.(*http.Transport).Clone()}
 	defer client.CloseIdleConnections()
-	deps := revocation.SyncDeps{Client: client, Logger: logger}
+	feedTransport := http.DefaultTransport.(*http.Transport).Clone()
+	feedTransport.TLSClientConfig = &tls.Config{RootCAs: tb.roots, MinVersion: tls.VersionTLS12}
+	feedClient := &http.Client{Timeout: time.Minute, Transport: feedTransport}
+	defer feedClient.CloseIdleConnections()
+	deps := revocation.SyncDeps{Client: client, FeedClient: feedClient, Logger: logger}
 	if o.execCmd != "" {
 		deps.Reload = func(ctx context.Context, _ []byte) error { return runReloadCommand(ctx, e, o.execCmd, out) }
 	}
