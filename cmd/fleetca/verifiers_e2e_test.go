@@ -12,12 +12,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	mrand "math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -59,19 +61,37 @@ func newVerifierFixture(t *testing.T, kind string) *verifierFixture {
 	return v
 }
 
-// freePort returns a loopback TCP port that was free a moment ago. nginx,
-// HAProxy and Mosquitto take no listener from us, so another process could
-// take the port in between; the kernel hands out ports round-robin, which
-// makes that unlikely.
+// freePort returns a loopback TCP port for a server that takes no
+// listener from us (nginx, HAProxy, Mosquitto). It is drawn from
+// 20000..32767, below Linux's ephemeral range (32768..60999 by default),
+// so that the ports the kernel hands to the other tests' listeners and
+// connections never land on it; each is handed out once per test process,
+// and checked free by binding it a moment.
 func freePort(t *testing.T) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	for range 100 {
+		port := 20000 + mrand.IntN(12768)
+		if portsUsed[port] {
+			continue
+		}
+		portsUsed[port] = true
+		ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+		if err != nil {
+			continue
+		}
+		ln.Close()
+		return port
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	t.Fatal("no free loopback port in 20000..32767 after 100 tries")
+	return 0
 }
+
+var (
+	portsMu   sync.Mutex
+	portsUsed = map[int]bool{}
+)
 
 // makeOtherCADevice writes NAME.crt and NAME.key in the work directory: a
 // client certificate for device from a CA the fleet does not trust.
@@ -184,10 +204,16 @@ func (v *verifierFixture) waitCRLListing(t *testing.T, serial string) {
 // since; it fails the test after closeWait.
 func waitUntil(t *testing.T, since time.Time, what string, ok func() bool) time.Duration {
 	t.Helper()
-	deadline := time.Now().Add(closeWait)
+	return waitWithin(t, since, closeWait, what, ok)
+}
+
+// waitWithin is waitUntil with a deadline of its own.
+func waitWithin(t *testing.T, since time.Time, within time.Duration, what string, ok func() bool) time.Duration {
+	t.Helper()
+	deadline := time.Now().Add(within)
 	for !ok() {
 		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s", what, closeWait)
+			t.Fatalf("%s: not within %s", what, within)
 		}
 		time.Sleep(10 * time.Millisecond) // polling a verifier that reloads on its own time
 	}
@@ -196,10 +222,10 @@ func waitUntil(t *testing.T, since time.Time, what string, ok func() bool) time.
 
 // waitTwice is waitUntil for ok holding twice in a row: a verifier's
 // reload may drop a connection or two for no reason of the test's.
-func waitTwice(t *testing.T, since time.Time, what string, ok func() bool) time.Duration {
+func waitTwice(t *testing.T, since time.Time, within time.Duration, what string, ok func() bool) time.Duration {
 	t.Helper()
 	streak := 0
-	return waitUntil(t, since, what+" twice in a row", func() bool {
+	return waitWithin(t, since, within, what+" twice in a row", func() bool {
 		if ok() {
 			streak++
 		} else {
@@ -265,13 +291,13 @@ func (v *verifierFixture) refusedHTTPS(name string) bool {
 // checks the reason the verifier gives: nginx logs it, HAProxy sends the
 // TLS alert "certificate revoked". It returns how long that took from
 // since.
-func (v *verifierFixture) revokedRefusals(t *testing.T, since time.Time, name, errorLog string) time.Duration {
+func (v *verifierFixture) revokedRefusals(t *testing.T, since time.Time, within time.Duration, name, errorLog string) time.Duration {
 	t.Helper()
 	logged := 0
 	if errorLog != "" {
 		logged = len(readFile(t, errorLog))
 	}
-	took := waitTwice(t, since, v.kind+" refuses the revoked device", func() bool { return v.refusedHTTPS(name) })
+	took := waitTwice(t, since, within, v.kind+" refuses the revoked device", func() bool { return v.refusedHTTPS(name) })
 	res := v.httpsAs(name)
 	why := res.stderr
 	if errorLog != "" {
@@ -305,6 +331,13 @@ func TestNginxVerifier(t *testing.T) {
 	v.mustFleetca("export", "nginx", "--out", ocspOut, "--dir", v.dataDir, "--ca", v.srv.httpURL, "--listen", ocspAddr,
 		"--upstream", v.up.URL, "--server-cert", filepath.Join(v.work, "server.crt"), "--server-key", filepath.Join(v.work, "server.key"))
 	startNginx(t, v, nginx, "nginx-ocsp", filepath.Join(ocspOut, "nginx-ocsp.conf"), ocspAddr)
+	// One nginx in front of two services: two exports' files side by side.
+	both := filepath.Join(v.work, "nginx-both.conf")
+	writeFile(t, both, fmt.Sprintf("pid %[3]s/both.pid;\nerror_log %[3]s/both.log;\nevents {}\nhttp {\n    include %[1]s;\n    include %[2]s;\n}\n",
+		v.file("nginx.conf"), filepath.Join(ocspOut, "nginx.conf"), v.work))
+	if r := v.tool(nginx, "-t", "-q", "-p", v.work, "-c", both, "-e", filepath.Join(v.work, "both.log")); r.code != 0 {
+		t.Errorf("nginx -t with two exports' nginx.conf included: %s", r.stderr)
+	}
 	ocsp := *v
 	ocsp.addr, ocsp.kind = ocspAddr, "nginx (OCSP)"
 
@@ -333,7 +366,7 @@ func TestNginxVerifier(t *testing.T) {
 	// The reload command export's README.txt gives, for this instance.
 	opts := strings.Join(append([]string{nginx}, crlRun...), " ")
 	v.crlSyncOnce(t, v.serials["bad"], "--exec", opts+" -t -q && "+opts+" -s reload")
-	took := v.revokedRefusals(t, revoked, "bad", filepath.Join(v.work, "nginx-crl-run", "error.log"))
+	took := v.revokedRefusals(t, revoked, closeWait, "bad", filepath.Join(v.work, "nginx-crl-run", "error.log"))
 	t.Logf("nginx with ssl_crl: revoke-to-deny %s (revoke, CA publishes its CRL, one crl sync --once with nginx -s reload)", took.Round(time.Millisecond))
 	v.wantThrough(t, "good")
 
@@ -347,7 +380,9 @@ func TestNginxVerifier(t *testing.T) {
 	waitUntil(t, time.Now(), "crl sync logs that it runs", func() bool { return strings.Contains(sync.log.String(), "syncing CRLs") })
 	v.mustFleetca("revoke", "--dir", v.dataDir, "--device-id", "late")
 	revoked = time.Now()
-	took = v.revokedRefusals(t, revoked, "late", filepath.Join(v.work, "nginx-crl-run", "error.log"))
+	// 20 s: room for a loaded machine (publish, sync, nginx -t, reload),
+	// and still far from --every 1h.
+	took = v.revokedRefusals(t, revoked, 20*time.Second, "late", filepath.Join(v.work, "nginx-crl-run", "error.log"))
 	t.Logf("nginx with ssl_crl and crl sync --revocation-feed: revoke-to-deny %s", took.Round(time.Millisecond))
 	if log := sync.log.String(); !strings.Contains(log, "verifier reloaded") {
 		t.Errorf("crl sync --revocation-feed did not log a reload:\n%s", log)
@@ -405,6 +440,11 @@ func TestHAProxyVerifier(t *testing.T) {
 
 	v.wantThrough(t, "good")
 	v.wantThrough(t, "bad")
+	// A WebSocket upgrade goes through: the rules that drop a client's
+	// Connection header keep "Connection: upgrade".
+	ws := (&proxyClient{f: v.fixture, up: v.up, url: "https://" + v.addr}).dialWebSocket("good")
+	ws.echo(t, "hello over haproxy")
+	ws.close()
 	for _, name := range []string{"", "other"} {
 		v.wantRefusedHTTPS(t, name)
 	}
@@ -412,7 +452,7 @@ func TestHAProxyVerifier(t *testing.T) {
 	v.mustFleetca("revoke", "--dir", v.dataDir, "--device-id", "bad")
 	revoked := time.Now()
 	v.crlSyncOnce(t, v.serials["bad"], "--exec", fmt.Sprintf("kill -USR2 %d", d.cmd.Process.Pid))
-	took := v.revokedRefusals(t, revoked, "bad", "")
+	took := v.revokedRefusals(t, revoked, closeWait, "bad", "")
 	t.Logf("haproxy: revoke-to-deny %s (revoke, CA publishes its CRL, one crl sync --once with a master-worker reload)", took.Round(time.Millisecond))
 	v.wantThrough(t, "good")
 }
@@ -472,7 +512,7 @@ func TestMosquittoVerifier(t *testing.T) {
 	v.mustFleetca("revoke", "--dir", v.dataDir, "--device-id", "bad")
 	revoked := time.Now()
 	v.crlSyncOnce(t, v.serials["bad"], "--exec", fmt.Sprintf("kill -HUP %d", d.cmd.Process.Pid))
-	took := waitTwice(t, revoked, "mosquitto refuses the revoked device", func() bool { return pub("bad").code != 0 })
+	took := waitTwice(t, revoked, closeWait, "mosquitto refuses the revoked device", func() bool { return pub("bad").code != 0 })
 	// Mosquitto logs no more than OpenSSL's verify failure: the refusal
 	// since the revocation must be one.
 	if log := d.log.String()[logged:]; !strings.Contains(log, "certificate verify failed") {
@@ -492,7 +532,7 @@ func TestCRLSyncRefusals(t *testing.T) {
 	bundle := filepath.Join(f.work, "ca.pem")
 	writeFile(t, bundle, string(f.curl(f.srv.httpURL+"/chain.pem").body)+string(f.curl(f.srv.httpURL+"/roots.pem").body))
 	out := filepath.Join(f.work, "crl.pem")
-	closed := "http://127.0.0.1:" + strconv.Itoa(freePort(t))
+	closed := "http://127.0.0.1:1" // nothing listens on port 1
 	for _, tc := range []struct {
 		name string
 		args []string
