@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"mime"
@@ -13,6 +14,7 @@ import (
 	"net/http/httputil"
 	"net/textproto"
 	"net/url"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -234,6 +236,15 @@ func (s *Server) serveH1(ctx context.Context, tc *tls.Conn, c *trackedConn, hand
 	if ip, _, err := net.SplitHostPort(c.RemoteAddr().String()); err == nil {
 		h.clientIP = ip
 	}
+	// A panic serving one connection ends that connection, logged, not the
+	// proxy, as with net/http's server.
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.ErrorContext(h.ctx, "panic serving a connection; closed", "device_id", c.id.deviceID, "panic", fmt.Sprint(r),
+				"stack", string(debug.Stack()))
+			tc.Close()
+		}
+	}()
 	for first := true; ; first = false {
 		// Idle until a request starts: a shutdown closes the connection
 		// now (see Serve), or this does if the shutdown came first.
@@ -341,8 +352,10 @@ func (r *replayConn) Read(p []byte) (int, error) {
 func (h *h1Conn) serveRequest() bool {
 	s := h.s
 	start := s.now()
-	status, keep := h.proxy()
-	h.f.drain.end()
+	status, keep := func() (int, bool) {
+		defer h.f.drain.end() // even if proxy panics
+		return h.proxy()
+	}()
 	s.m.request(status)
 	s.log.LogAttrs(h.ctx, slog.LevelInfo, "request",
 		slog.String("device_id", h.c.id.deviceID),

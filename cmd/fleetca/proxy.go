@@ -130,6 +130,10 @@ func runProxy(ctx context.Context, e env, o proxyOptions) error {
 			return usagef("--revocation-feed %q is not the CA's https:// URL", o.feed)
 		}
 	}
+	upstreamTLS, err := loadUpstreamTLS(o)
+	if err != nil {
+		return err
+	}
 	// Timeouts and limits are proxy.Config's defaults (10 s handshakes and
 	// request headers, 2 min idle, 30 s to reach the upstream, 64 KiB of
 	// headers, 10 s to drain on shutdown).
@@ -175,10 +179,6 @@ func runProxy(ctx context.Context, e env, o proxyOptions) error {
 		}
 	}
 
-	upstreamTLS, err := loadUpstreamTLS(o)
-	if err != nil {
-		return err
-	}
 	srv, err := proxy.New(pcfg, proxy.Deps{Roots: bundle.roots, Intermediates: bundle.intermediates, Certificate: cert, Checker: checker,
 		UpstreamTLS: upstreamTLS, Logger: logger, Metrics: reg, Now: now})
 	if err != nil {
@@ -298,7 +298,7 @@ func loadUpstreamTLS(o proxyOptions) (*tls.Config, error) {
 	if o.upstreamCA == "" {
 		return nil, nil
 	}
-	if !strings.HasPrefix(o.upstream, "https://") {
+	if u, err := url.Parse(o.upstream); err != nil || u.Scheme != "https" { // url.Parse lowercases the scheme
 		return nil, usagef("--upstream-ca applies to an https:// upstream, not %q", o.upstream)
 	}
 	const hint = "pass a PEM file of the CA certificate(s) that issued the upstream's certificate (for a fleetca-issued one: the CA's roots.pem)"

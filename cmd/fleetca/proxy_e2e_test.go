@@ -859,27 +859,41 @@ func TestProxyHTTPSUpstreamCA(t *testing.T) {
 	f.fleetcaEnroll(f.plainToken("--device-id", "good"), "good")
 
 	var hits atomic.Int64
-	up := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hits.Add(1)
 		fmt.Fprintf(w, "device %s over %s", r.Header.Get("X-Device-ID"), r.Proto)
-	}))
+	})
+	// One upstream with httptest's own CA, one with a certificate from
+	// fleetca cert server (the proxy's, for 127.0.0.1), trusted through
+	// the fleet's root.
+	up := httptest.NewTLSServer(handler)
 	t.Cleanup(up.Close)
 	upCA := filepath.Join(f.work, "upstream-ca.pem")
 	writeFile(t, upCA, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: up.Certificate().Raw})))
+	fleetCert, err := tls.LoadX509KeyPair(filepath.Join(f.work, "proxy.crt"), filepath.Join(f.work, "proxy.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fleetUp := httptest.NewUnstartedServer(handler)
+	fleetUp.TLS = &tls.Config{Certificates: []tls.Certificate{fleetCert}}
+	fleetUp.StartTLS()
+	t.Cleanup(fleetUp.Close)
 
-	common := []string{"--listen", "127.0.0.1:0", "--upstream", up.URL, "--ca", bundle, "--cert", "proxy.crt", "--key", "proxy.key",
+	common := []string{"--listen", "127.0.0.1:0", "--ca", bundle, "--cert", "proxy.crt", "--key", "proxy.key",
 		"--crl-url", f.srv.httpURL + "/crl"}
 	for _, tc := range []struct {
-		name   string
-		extra  []string
-		status int
-		body   string
+		name     string
+		upstream string
+		extra    []string
+		status   int
+		body     string
 	}{
-		{"with --upstream-ca", []string{"--upstream-ca", upCA}, 200, "device good over HTTP/"},
-		{"system roots only", nil, 502, ""},
+		{"private CA with --upstream-ca", up.URL, []string{"--upstream-ca", upCA}, 200, "device good over HTTP/"},
+		{"private CA, system roots only", up.URL, nil, 502, ""},
+		{"fleetca cert server upstream with --upstream-ca root.pem", fleetUp.URL, []string{"--upstream-ca", f.root}, 200, "device good over HTTP/"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p := startProxy(t, f.with(t), append(common, tc.extra...)...)
+			p := startProxy(t, f.with(t), append(append(common, "--upstream", tc.upstream), tc.extra...)...)
 			c := &proxyClient{f: f.with(t), url: "https://" + p.addr, proc: p}
 			before := hits.Load()
 			res := c.curl("good")
@@ -895,8 +909,7 @@ func TestProxyHTTPSUpstreamCA(t *testing.T) {
 			}
 		})
 	}
-	if r := f.fleetca(append(append([]string{"proxy"}, common[:2]...), "--upstream", "http://127.0.0.1:1", "--upstream-ca", upCA, "--ca", bundle,
-		"--cert", "proxy.crt", "--key", "proxy.key", "--crl-url", f.srv.httpURL+"/crl")...); r.code != exitUsage || !strings.Contains(r.stderr, "https:// upstream") {
+	if r := f.fleetca(append(append([]string{"proxy"}, common...), "--upstream", "http://127.0.0.1:1", "--upstream-ca", upCA)...); r.code != exitUsage || !strings.Contains(r.stderr, "https:// upstream") {
 		t.Errorf("--upstream-ca with an http upstream: exit %d, stderr %q; want a usage error", r.code, r.stderr)
 	}
 }
