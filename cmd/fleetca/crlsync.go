@@ -86,6 +86,11 @@ func runCRLSync(ctx context.Context, e env, o crlSyncOptions) error {
 	case o.feed != "" && o.once:
 		return usagef("--revocation-feed needs the running mode: leave out --once")
 	}
+	if o.feed != "" {
+		if u, err := url.Parse(o.feed); err != nil || u.Scheme != "https" || u.Host == "" {
+			return usagef("--revocation-feed %q is not the CA's https:// URL", o.feed)
+		}
+	}
 	tb, err := loadTrustBundle(o.issuer, time.Now())
 	if err != nil {
 		return err
@@ -95,11 +100,6 @@ func runCRLSync(ctx context.Context, e env, o crlSyncOptions) error {
 		return err
 	}
 	logger := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	if o.feed != "" {
-		if u, err := url.Parse(o.feed); err != nil || u.Scheme != "https" || u.Host == "" {
-			return usagef("--revocation-feed %q is not the CA's https:// URL", o.feed)
-		}
-	}
 	// The CRLs: the default transport (proxy settings from the
 	// environment, the system's roots for an https --url behind a load
 	// balancer); their signatures are what is trusted. The feed: the CA's

@@ -350,9 +350,9 @@ func loadTrustBundle(file string, now time.Time) (*trustBundle, error) {
 	}
 	switch {
 	case len(inters) == 0:
-		return nil, fault.New(fault.Malformed, file+" holds no intermediate: the proxy needs it to check the CRL", hint)
+		return nil, fault.New(fault.Malformed, file+" holds no intermediate: the device CRL is checked against it", hint)
 	case len(inters) > 1:
-		return nil, fault.New(fault.Malformed, fmt.Sprintf("%s holds %d intermediates; the proxy checks revocation against one", file, len(inters)),
+		return nil, fault.New(fault.Malformed, fmt.Sprintf("%s holds %d intermediates; revocation is checked against one", file, len(inters)),
 			"keep the intermediate of the CA that issues the devices")
 	}
 	tb.issuer = inters[0]
