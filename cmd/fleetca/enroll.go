@@ -189,14 +189,24 @@ func enrollToken(o enrollOptions) (string, error) {
 	return "", usagef("enroll needs --token T, --token-file FILE or FLEETCA_TOKEN")
 }
 
+// parseFingerprint reads --fingerprint: a root's SHA-256 in hex, with or
+// without colons, in either case.
+func parseFingerprint(s string) ([]byte, error) {
+	fp, err := hex.DecodeString(strings.ToLower(strings.ReplaceAll(s, ":", "")))
+	if err != nil || len(fp) != sha256.Size {
+		return nil, usagef("--fingerprint must be the 64 hex digits of the root's SHA-256 (fleetca serve prints it)")
+	}
+	return fp, nil
+}
+
 // bootstrapRoot fetches the CA's roots without trusting the connection,
 // then keeps only the root whose SHA-256 is fingerprint: the connection
 // proves nothing, the fingerprint proves the root. Every later request
 // verifies the server against that root.
 func bootstrapRoot(ctx context.Context, base, fingerprint string) (*x509.CertPool, error) {
-	want, err := hex.DecodeString(strings.ToLower(strings.ReplaceAll(fingerprint, ":", "")))
-	if err != nil || len(want) != sha256.Size {
-		return nil, usagef("--fingerprint must be the 64 hex digits of the root's SHA-256 (fleetca serve prints it)")
+	want, err := parseFingerprint(fingerprint)
+	if err != nil {
+		return nil, err
 	}
 	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
 		//nolint:gosec // the answer is checked against the fingerprint below, never trusted as such

@@ -121,9 +121,9 @@ func runExport(ctx context.Context, e env, o exportOptions) error {
 	}
 	var pinned [][]byte // SHA-256 of the trusted root(s)
 	if o.fingerprint != "" {
-		fp, err := hex.DecodeString(strings.ToLower(strings.ReplaceAll(o.fingerprint, ":", "")))
-		if err != nil || len(fp) != sha256.Size {
-			return usagef("--fingerprint must be the 64 hex digits of the root's SHA-256 (fleetca serve prints it)")
+		fp, err := parseFingerprint(o.fingerprint)
+		if err != nil {
+			return err
 		}
 		pinned = append(pinned, fp)
 	}
