@@ -1,0 +1,17 @@
+// Package api is fleetca's public contract as Go types: what crosses the
+// wire between the CA and its clients and verifiers, and the identity
+// formats a device certificate carries.
+//
+// # Basics
+//
+// Both ends use these definitions and no others: the CA's HTTP handlers
+// (package web) encode them, and the client package, the verifier package
+// (verify) and the reference proxy decode them. A change here is a change
+// of the wire format, so fields are only ever added.
+//
+// # Invariants
+//
+// This package is a leaf: it imports nothing of ours but internal/fault,
+// and holds no I/O and no state. Anything that parses untrusted input
+// (a device ID, a trust domain) returns a *fault.Error of an input kind.
+package api
