@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"flag"
 	"io"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/fleetca/fleetca/client"
 	"github.com/fleetca/fleetca/internal/testenv"
 )
 
@@ -222,19 +224,21 @@ func TestEncryptedKeys(t *testing.T) {
 	}
 
 	httpsURL, httpURL, stop := startInProcess(t, dir, pw)
-	pool, err := readRoots(filepath.Join(dir, "root.pem"))
+	roots, err := client.ReadRoots(filepath.Join(dir, "root.pem"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	pool := x509.NewCertPool()
+	pool.AddCert(roots[0])
 	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
 	defer tr.CloseIdleConnections()
-	client := &http.Client{Transport: tr, Timeout: cmdTimeout}
+	hc := &http.Client{Transport: tr, Timeout: cmdTimeout}
 	for _, u := range []string{httpsURL + "/healthz", httpURL + "/healthz", httpURL + "/roots.pem"} {
 		req, err := http.NewRequestWithContext(t.Context(), "GET", u, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		resp, err := client.Do(req)
+		resp, err := hc.Do(req)
 		if err != nil {
 			t.Fatalf("GET %s: %v", u, err)
 		}
