@@ -1,10 +1,3 @@
-// Package fault holds the error kinds a user of fleetca can see.
-//
-// Packages below web (ca, enroll, revocation) return a *Error for anything
-// the caller caused or can fix; web maps its Kind to an HTTP problem and the
-// CLI prints it as one line. Anything that is not a *Error is internal.
-//
-// This package has no logic and imports nothing of ours.
 package fault
 
 import (
@@ -76,8 +69,20 @@ type Error struct {
 	// Detail is a sentence saying what was wrong, naming the offending
 	// value where that is safe (never a token, key or password).
 	Detail string
-	// Hint is a sentence saying what to do about it; may be empty.
+	// Hint is a sentence saying what to do about it; may be empty. It
+	// speaks the raiser's language: a request field or a configuration
+	// key, never a command-line flag or an environment variable.
 	Hint string
+	// Field is the request field the error is about, as the request names
+	// it ("ttl", "device_id"), when it is about one; "" otherwise. Front
+	// ends point at it in their own terms: web as a JSON pointer in the
+	// problem, the CLI as the flag that sets it.
+	Field string
+	// Key is the configuration key the error is about, as fleetca.yaml
+	// names it, dotted ("ca.device_validity", "password_file"), when it
+	// is about one; "" otherwise. The CLI adds the flag or environment
+	// variable that stands in for it, if there is one.
+	Key string
 	// Err is the underlying cause, if any; it is not shown to users.
 	Err error
 }
@@ -92,7 +97,33 @@ func Wrap(err error, kind Kind, detail, hint string) *Error {
 	return &Error{Kind: kind, Detail: detail, Hint: hint, Err: err}
 }
 
-// Error returns "detail (hint)", the CLI's one-line form.
+// WithField returns err naming field as the request field it is about: a
+// copy of err with Field set, if err is a *Error; err itself otherwise (nil,
+// an internal error, or a *Error wrapped in another error).
+func WithField(err error, field string) error {
+	e, ok := err.(*Error)
+	if !ok {
+		return err
+	}
+	c := *e
+	c.Field = field
+	return &c
+}
+
+// WithKey returns err naming key as the configuration key it is about: a
+// copy of err with Key set, if err is a *Error; err itself otherwise.
+func WithKey(err error, key string) error {
+	e, ok := err.(*Error)
+	if !ok {
+		return err
+	}
+	c := *e
+	c.Key = key
+	return &c
+}
+
+// Error returns "detail (hint)", the one-line form logs and tests see.
+// Field and Key are not in it: they are for front ends to render.
 func (e *Error) Error() string {
 	if e.Hint == "" {
 		return e.Detail
@@ -103,11 +134,12 @@ func (e *Error) Error() string {
 // Unwrap returns the underlying cause.
 func (e *Error) Unwrap() error { return e.Err }
 
-// Is reports whether target is a *Error of the same Kind, so that
-// errors.Is(err, &fault.Error{Kind: fault.BadKey}) tests the kind.
+// Is reports whether target is a *Error of the same Kind and nothing else
+// set, so that errors.Is(err, &fault.Error{Kind: fault.BadKey}) tests the
+// kind.
 func (e *Error) Is(target error) bool {
 	t, ok := target.(*Error)
-	return ok && t.Kind == e.Kind && t.Detail == "" && t.Hint == ""
+	return ok && t.Kind == e.Kind && t.Detail == "" && t.Hint == "" && t.Field == "" && t.Key == "" && t.Err == nil
 }
 
 // KindOf returns the Kind of the first *Error in err's chain, and false if

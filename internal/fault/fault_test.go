@@ -45,3 +45,39 @@ func TestErrorChain(t *testing.T) {
 		t.Errorf("Error() without hint = %q, want gone", got)
 	}
 }
+
+func TestWithFieldAndKey(t *testing.T) {
+	orig := New(Malformed, "the token TTL 1s is too short", "give a ttl of at least 1m")
+	err := WithField(orig, "ttl")
+	fe, ok := err.(*Error)
+	if !ok || fe.Field != "ttl" || fe.Kind != Malformed || fe.Detail != orig.Detail || fe.Hint != orig.Hint {
+		t.Fatalf("WithField = %#v, want a copy of %#v with Field ttl", err, orig)
+	}
+	if orig.Field != "" {
+		t.Errorf("WithField changed its argument: Field = %q", orig.Field)
+	}
+	if got := err.Error(); got != orig.Error() {
+		t.Errorf("Error() with a field = %q, want %q: Field is for front ends to render", got, orig.Error())
+	}
+	if !errors.Is(err, &Error{Kind: Malformed}) || errors.Is(err, &Error{Kind: Malformed, Field: "uses"}) {
+		t.Error("errors.Is by kind does not ignore Field, or matches a target with a field")
+	}
+
+	cause := errors.New("x509: decryption password incorrect")
+	keyed := WithKey(Wrap(cause, Unauthorized, "cannot decrypt the root key", "check the password"), "password_file")
+	if fe, ok := keyed.(*Error); !ok || fe.Key != "password_file" || !errors.Is(keyed, cause) {
+		t.Errorf("WithKey = %#v, want Key password_file and the cause kept", keyed)
+	}
+
+	plain := errors.New("internal")
+	if WithField(plain, "ttl") != plain || WithKey(plain, "ca.backdate") != plain {
+		t.Error("WithField or WithKey changed an internal error")
+	}
+	if WithField(nil, "ttl") != nil || WithKey(nil, "k") != nil {
+		t.Error("WithField or WithKey made an error of nil")
+	}
+	wrapped := fmt.Errorf("context: %w", orig)
+	if WithField(wrapped, "ttl") != wrapped {
+		t.Error("WithField changed a wrapped *Error")
+	}
+}
