@@ -9,6 +9,11 @@
 // (verify) and the reference proxy decode them. A change here is a change
 // of the wire format, so fields are only ever added.
 //
+// identity.go holds the identity formats, each rule written once:
+// DeviceID and TrustDomain with their parsers (ParseDeviceID,
+// ParseTrustDomain), and the device's SPIFFE ID
+// spiffe://<trust domain>/device/<device ID> (DeviceSPIFFEID).
+//
 // # Invariants
 //
 // This package is a leaf: it imports nothing of ours but internal/fault,
