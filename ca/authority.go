@@ -17,6 +17,7 @@ import (
 	"go.step.sm/crypto/pemutil"
 	"go.step.sm/crypto/x509util"
 
+	"github.com/fleetca/fleetca/api"
 	"github.com/fleetca/fleetca/internal/fault"
 )
 
@@ -36,9 +37,9 @@ type Deps struct {
 	// point). Required.
 	PublicURL string
 	// TrustDomain is the SPIFFE trust domain of device URI SANs
-	// ("fleet.example.net"): lowercase letters, digits, '.', '-' and '_',
-	// at most 255 bytes, dot-separated non-empty labels. Required.
-	TrustDomain string
+	// ("fleet.example.net"), as api.ParseTrustDomain returns it. Required.
+	// New checks it again with that rule, since it signs with it.
+	TrustDomain api.TrustDomain
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Logger receives state changes; nil means discard.
@@ -93,8 +94,8 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Authority, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := checkTrustDomain(deps.TrustDomain); err != nil {
-		return nil, err
+	if _, err := api.ParseTrustDomain(string(deps.TrustDomain)); err != nil {
+		return nil, fault.WithKey(err, "trust_domain")
 	}
 	now := deps.Now
 	if now == nil {
@@ -239,32 +240,6 @@ func checkPublicURL(s string) (string, error) {
 			fmt.Sprintf("the public URL %q has user info, a query or a fragment", s), hint)
 	}
 	return strings.TrimRight(u.String(), "/"), nil
-}
-
-// checkTrustDomain returns a Malformed fault unless td is a SPIFFE trust
-// domain name (SPIFFE-ID §2.1): lowercase letters, digits, '.', '-', '_'.
-// We also require DNS-like dot-separated non-empty labels and at most 255
-// bytes.
-func checkTrustDomain(td string) error {
-	const hint = `use a lowercase DNS-like name such as "fleet.example.net"`
-	if td == "" {
-		return fault.New(fault.Malformed, "the trust domain is not set", hint)
-	}
-	if len(td) > 255 {
-		return fault.New(fault.Malformed, "the trust domain is longer than 255 bytes", hint)
-	}
-	for _, label := range strings.Split(td, ".") {
-		if label == "" {
-			return fault.New(fault.Malformed, fmt.Sprintf("the trust domain %q has an empty label", td), hint)
-		}
-	}
-	for _, r := range td {
-		if !('a' <= r && r <= 'z' || '0' <= r && r <= '9' || r == '.' || r == '-' || r == '_') {
-			return fault.New(fault.Malformed,
-				fmt.Sprintf("the trust domain %q has the character %q", td, r), hint)
-		}
-	}
-	return nil
 }
 
 // Root returns the root certificate. The caller must not modify it.

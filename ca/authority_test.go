@@ -10,6 +10,7 @@ import (
 
 	"go.step.sm/crypto/keyutil"
 
+	"github.com/fleetca/fleetca/api"
 	"github.com/fleetca/fleetca/internal/fault"
 )
 
@@ -261,7 +262,7 @@ func TestNewDeps(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			deps := testDeps(dir)
-			deps.PublicURL, deps.TrustDomain = tc.publicURL, tc.trustDomain
+			deps.PublicURL, deps.TrustDomain = tc.publicURL, api.TrustDomain(tc.trustDomain)
 			a, err := New(t.Context(), Config{}, deps)
 			if tc.wantErr {
 				wantKind(t, "New", err, fault.Malformed)

@@ -23,6 +23,7 @@ import (
 	"github.com/zmap/zlint/v3"
 	"github.com/zmap/zlint/v3/lint"
 
+	"github.com/fleetca/fleetca/api"
 	"github.com/fleetca/fleetca/internal/fault"
 	"github.com/fleetca/fleetca/internal/testenv"
 )
@@ -369,7 +370,7 @@ func TestCRLOpenSSL(t *testing.T) {
 				return p
 			}
 			sign := func(a *Authority, id string) *x509.Certificate {
-				c, err := a.SignDevice(t.Context(), DeviceRequest{DeviceID: id, PublicKey: deviceKey(t, "ec-p256").Public()})
+				c, err := a.SignDevice(t.Context(), DeviceRequest{DeviceID: api.DeviceID(id), PublicKey: deviceKey(t, "ec-p256").Public()})
 				if err != nil {
 					t.Fatal(err)
 				}

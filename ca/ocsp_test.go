@@ -27,6 +27,7 @@ import (
 	"github.com/zmap/zlint/v3"
 	"golang.org/x/crypto/ocsp"
 
+	"github.com/fleetca/fleetca/api"
 	"github.com/fleetca/fleetca/internal/fault"
 	"github.com/fleetca/fleetca/internal/testenv"
 )
@@ -47,7 +48,7 @@ func newResponder(t testing.TB, a *Authority) *OCSPResponder {
 // signLeaf issues a device certificate from a.
 func signLeaf(t testing.TB, a *Authority, id string) *x509.Certificate {
 	t.Helper()
-	c, err := a.SignDevice(t.Context(), DeviceRequest{DeviceID: id, PublicKey: deviceKey(t, "ec-p256").Public()})
+	c, err := a.SignDevice(t.Context(), DeviceRequest{DeviceID: api.DeviceID(id), PublicKey: deviceKey(t, "ec-p256").Public()})
 	if err != nil {
 		t.Fatal(err)
 	}

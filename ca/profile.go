@@ -18,6 +18,7 @@ import (
 
 	"go.step.sm/crypto/x509util"
 
+	"github.com/fleetca/fleetca/api"
 	"github.com/fleetca/fleetca/internal/fault"
 )
 
@@ -26,11 +27,6 @@ import (
 // the CA/Browser Forum's 64 bits and our own 128.
 const serialBytes = 20
 
-// maxDeviceIDLen is the longest device ID. DESIGN.md says 128, but the ID
-// is the subject CN, which RFC 5280 Appendix A bounds at ub-common-name = 64
-// (zlint e_subject_common_name_max_length); package enroll uses the same limit.
-const maxDeviceIDLen = 64
-
 // profile is everything about the certificates an Authority issues that
 // New can work out once: issuer, URLs, signature algorithm, lifetimes.
 // It is read-only after newProfile, so SignDevice may share its slices
@@ -38,7 +34,7 @@ const maxDeviceIDLen = 64
 type profile struct {
 	issuer         *x509.Certificate
 	sigAlg         x509.SignatureAlgorithm
-	trustDomain    string
+	trustDomain    api.TrustDomain
 	ocsp           []string // AIA id-ad-ocsp (RFC 5280 §4.2.2.1)
 	caIssuers      []string // AIA id-ad-caIssuers
 	crl            []string // CRL distribution point (RFC 5280 §4.2.1.13)
@@ -51,7 +47,7 @@ type profile struct {
 
 // newProfile builds the profile from a defaulted, validated cfg, the
 // public URL without its trailing slash, and the issuer.
-func newProfile(cfg Config, baseURL, trustDomain string, issuer *x509.Certificate, pub crypto.PublicKey) (profile, error) {
+func newProfile(cfg Config, baseURL string, trustDomain api.TrustDomain, issuer *x509.Certificate, pub crypto.PublicKey) (profile, error) {
 	sigAlg, err := signatureAlgorithm(pub)
 	if err != nil {
 		return profile{}, fault.Wrap(err, fault.Malformed,
@@ -75,9 +71,8 @@ func newProfile(cfg Config, baseURL, trustDomain string, issuer *x509.Certificat
 // DeviceRequest is what SignDevice certifies. The caller (enroll) has
 // already checked the CSR, the key and the names.
 type DeviceRequest struct {
-	// DeviceID names the device; it must match
-	// [A-Za-z0-9][A-Za-z0-9._-]{0,63}.
-	DeviceID string
+	// DeviceID names the device, as api.ParseDeviceID returns it.
+	DeviceID api.DeviceID
 	// PublicKey is the device's key: *ecdsa.PublicKey, *rsa.PublicKey or
 	// ed25519.PublicKey. Its strength is enroll's policy, not checked here.
 	PublicKey crypto.PublicKey
@@ -86,8 +81,9 @@ type DeviceRequest struct {
 // SignDevice issues a device certificate (DESIGN.md "The device
 // certificate"):
 //
-//   - subject CN = DeviceID and nothing else; one URI SAN
-//     spiffe://<trust domain>/device/<DeviceID> (SPIFFE X.509-SVID §2);
+//   - subject CN = DeviceID and nothing else; one URI SAN, the device's
+//     SPIFFE ID spiffe://<trust domain>/device/<DeviceID>
+//     (api.DeviceSPIFFEID; SPIFFE X.509-SVID §2);
 //   - EKU clientAuth; KU digitalSignature, critical, for every key type
 //     (DESIGN.md adds keyEncipherment for RSA, but RFC 5280 §4.2.1.12 does
 //     not allow it with clientAuth); basicConstraints cA false, critical;
@@ -100,25 +96,25 @@ type DeviceRequest struct {
 //     never after the intermediate's NotAfter;
 //   - signed by the intermediate with the algorithm its key implies.
 //
-// A bad DeviceID is a Malformed fault, an unsupported key type BadKey, an
+// A DeviceID that api.ParseDeviceID refuses (one made by conversion) is
+// its Malformed fault: ca signs, so it applies the rule again rather than
+// trust the type. An unsupported key type is BadKey, an
 // expired intermediate Unavailable; signing failures are internal. ctx is
 // checked before signing. SignDevice reads req.DeviceID and req.PublicKey.
 func (a *Authority) SignDevice(ctx context.Context, req DeviceRequest) (*x509.Certificate, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if !validDeviceID(req.DeviceID) {
-		return nil, fault.New(fault.Malformed,
-			fmt.Sprintf("device ID %q is not valid", req.DeviceID),
-			"use 1 to 64 of A-Z a-z 0-9 . _ -, starting with a letter or digit")
+	if _, err := api.ParseDeviceID(string(req.DeviceID)); err != nil {
+		return nil, err
 	}
 	if err := checkLeafKey(req.PublicKey); err != nil {
 		return nil, err
 	}
 	p := &a.profile
 	tmpl := &x509.Certificate{
-		Subject: pkix.Name{CommonName: req.DeviceID},
-		URIs:    []*url.URL{{Scheme: "spiffe", Host: p.trustDomain, Path: "/device/" + req.DeviceID}},
+		Subject: pkix.Name{CommonName: string(req.DeviceID)},
+		URIs:    []*url.URL{api.DeviceSPIFFEID(p.trustDomain, req.DeviceID)},
 		// digitalSignature alone, for RSA keys too: RFC 5280 §4.2.1.12
 		// allows only digitalSignature and/or keyAgreement with
 		// clientAuth, and a TLS client never decrypts with its key.
@@ -254,23 +250,6 @@ func newSerial() (*big.Int, error) {
 			return s, nil
 		}
 	}
-}
-
-// validDeviceID reports whether id matches [A-Za-z0-9][A-Za-z0-9._-]{0,63}.
-func validDeviceID(id string) bool {
-	if id == "" || len(id) > maxDeviceIDLen {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		case i > 0 && (c == '.' || c == '_' || c == '-'):
-		default:
-			return false
-		}
-	}
-	return true
 }
 
 // validHostname reports whether name is a lowercase LDH hostname of at most

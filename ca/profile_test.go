@@ -22,6 +22,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"go.step.sm/crypto/x509util"
 
+	"github.com/fleetca/fleetca/api"
 	"github.com/fleetca/fleetca/internal/fault"
 )
 
@@ -62,7 +63,7 @@ func TestSignDeviceProfile(t *testing.T) {
 			t.Run("ca="+string(caType)+"/device="+devType, func(t *testing.T) {
 				pub := deviceKey(t, devType).Public()
 				const id = "sensor-0042.line_3"
-				c, err := a.SignDevice(t.Context(), DeviceRequest{DeviceID: id, PublicKey: pub})
+				c, err := a.SignDevice(t.Context(), DeviceRequest{DeviceID: api.DeviceID(id), PublicKey: pub})
 				if err != nil {
 					t.Fatalf("SignDevice() error = %v", err)
 				}
@@ -250,7 +251,7 @@ func TestSignDeviceInvalid(t *testing.T) {
 		{"fail/id-slash", DeviceRequest{DeviceID: "a/b", PublicKey: p256}, fault.Malformed},
 		{"fail/id-space", DeviceRequest{DeviceID: "a b", PublicKey: p256}, fault.Malformed},
 		{"fail/id-unicode", DeviceRequest{DeviceID: "gerät", PublicKey: p256}, fault.Malformed},
-		{"fail/id-65", DeviceRequest{DeviceID: strings.Repeat("a", 65), PublicKey: p256}, fault.Malformed},
+		{"fail/id-65", DeviceRequest{DeviceID: api.DeviceID(strings.Repeat("a", 65)), PublicKey: p256}, fault.Malformed},
 		{"fail/no-key", DeviceRequest{DeviceID: "d1"}, fault.BadKey},
 		{"fail/x25519-key", DeviceRequest{DeviceID: "d1", PublicKey: x25519.PublicKey()}, fault.BadKey},
 	}
@@ -260,13 +261,13 @@ func TestSignDeviceInvalid(t *testing.T) {
 			wantKind(t, "SignDevice", err, tc.wantKind)
 		})
 	}
-	c, err := a.SignDevice(t.Context(), DeviceRequest{DeviceID: strings.Repeat("a", 64), PublicKey: p256})
+	c, err := a.SignDevice(t.Context(), DeviceRequest{DeviceID: api.DeviceID(strings.Repeat("a", 64)), PublicKey: p256})
 	if err != nil {
 		t.Errorf("SignDevice(64-character ID) error = %v", err)
 	} else if c.Subject.CommonName != strings.Repeat("a", 64) {
 		t.Errorf("CN = %q", c.Subject.CommonName)
 	}
-	if _, err := a.SignDevice(t.Context(), DeviceRequest{DeviceID: strings.Repeat("a", 65), PublicKey: p256}); err == nil {
+	if _, err := a.SignDevice(t.Context(), DeviceRequest{DeviceID: api.DeviceID(strings.Repeat("a", 65)), PublicKey: p256}); err == nil {
 		t.Error("SignDevice(65-character ID) succeeded; a CN is at most 64 characters")
 	}
 
@@ -476,7 +477,7 @@ func TestSignDeviceConcurrent(t *testing.T) {
 	for w := range workers {
 		go func() {
 			for i := range each {
-				c, err := a.SignDevice(t.Context(), DeviceRequest{DeviceID: fmt.Sprintf("d%d-%d", w, i), PublicKey: pub})
+				c, err := a.SignDevice(t.Context(), DeviceRequest{DeviceID: api.DeviceID(fmt.Sprintf("d%d-%d", w, i)), PublicKey: pub})
 				if err != nil {
 					errs <- err
 					return

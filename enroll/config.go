@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/fleetca/fleetca/api"
 	"github.com/fleetca/fleetca/internal/fault"
 )
 
@@ -23,10 +24,11 @@ type Config struct {
 	// Default 100000; range 1..10000000.
 	MaxTokenUses int `yaml:"max_token_uses"`
 
-	// TrustDomain is the SPIFFE trust domain of device URI SANs. It is not
-	// read from the enroll section: cmd/fleetca sets it from the top-level
-	// trust_domain key.
-	TrustDomain string `yaml:"-"`
+	// TrustDomain is the SPIFFE trust domain of device URI SANs, as
+	// api.ParseTrustDomain returns it. It is not read from the enroll
+	// section: cmd/fleetca parses the top-level trust_domain key into it.
+	// Required.
+	TrustDomain api.TrustDomain `yaml:"-"`
 }
 
 // Defaults.
@@ -72,8 +74,8 @@ func (c Config) Validate() error {
 	case c.MaxTokenUses < 1 || c.MaxTokenUses > 10_000_000:
 		return bad("max_token_uses", fmt.Sprint(c.MaxTokenUses), "1..10000000")
 	}
-	if err := checkTrustDomain(c.TrustDomain); err != nil {
-		return err
+	if _, err := api.ParseTrustDomain(string(c.TrustDomain)); err != nil {
+		return fault.WithKey(err, "trust_domain")
 	}
 	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 
+	"github.com/fleetca/fleetca/api"
 	"github.com/fleetca/fleetca/internal/fault"
 	"github.com/fleetca/fleetca/store"
 )
@@ -22,14 +23,14 @@ const MaxCSRBytes = 16 << 10
 // request is a CSR that passed every check: its device and key.
 type request struct {
 	csr      *x509.CertificateRequest
-	deviceID DeviceID
+	deviceID api.DeviceID
 	keyHash  store.KeyHash
 }
 
 // binding says which device IDs a token lets a CSR name.
 type binding struct {
-	deviceID DeviceID // the token's device, or ""
-	pattern  string   // the token's glob, or ""
+	deviceID api.DeviceID // the token's device, or ""
+	pattern  string       // the token's glob, or ""
 }
 
 // acceptedSigAlgs are the CSR signature algorithms we verify; SHA-1 and MD5
@@ -49,7 +50,7 @@ var (
 // checkCSR parses a DER CSR and applies the key, signature and name policy.
 // The device ID comes from the binding's device, or, for a pattern, from
 // the CSR's CN. trustDomain names the device URI SAN the CSR may carry.
-func checkCSR(der []byte, b binding, trustDomain string) (*request, error) {
+func checkCSR(der []byte, b binding, trustDomain api.TrustDomain) (*request, error) {
 	csr, err := parseCSR(der)
 	if err != nil {
 		return nil, err
@@ -93,7 +94,7 @@ func parseCSR(der []byte) (*x509.CertificateRequest, error) {
 }
 
 // deviceOf decides the device ID: the token's, or the CN for a pattern token.
-func deviceOf(csr *x509.CertificateRequest, b binding) (DeviceID, error) {
+func deviceOf(csr *x509.CertificateRequest, b binding) (api.DeviceID, error) {
 	cn := csr.Subject.CommonName
 	if b.deviceID != "" {
 		if cn != "" && cn != string(b.deviceID) {
@@ -107,11 +108,9 @@ func deviceOf(csr *x509.CertificateRequest, b binding) (DeviceID, error) {
 		return "", fault.New(fault.BadCSR, "the CSR has no common name, and a pattern token takes the device ID from it",
 			fmt.Sprintf("make the CSR with -subj /CN=<device ID> matching %q", b.pattern))
 	}
-	id, err := ParseDeviceID(cn)
+	id, err := api.ParseDeviceID(cn)
 	if err != nil {
-		var fe *fault.Error
-		errors.As(err, &fe)
-		return "", fault.Wrap(err, fault.BadCSR, "the CSR's common name is not a device ID: "+fe.Detail, fe.Hint)
+		return "", fault.Wrap(err, fault.BadCSR, fmt.Sprintf("the CSR's common name %q is not a device ID", cn), api.DeviceIDHint)
 	}
 	if !matchPattern(b.pattern, id) {
 		return "", fault.New(fault.Forbidden, fmt.Sprintf("the token does not allow device %q: it allows %q", id, b.pattern),
@@ -124,7 +123,7 @@ func deviceOf(csr *x509.CertificateRequest, b binding) (DeviceID, error) {
 // other than CN=<id>, and any SAN other than the one device URI. Names are
 // checked with the smallstep name-policy engine, then for exactness (the
 // engine matches URI hosts, not paths, and skips SAN types Go cannot parse).
-func checkNames(csr *x509.CertificateRequest, id DeviceID, trustDomain string) error {
+func checkNames(csr *x509.CertificateRequest, id api.DeviceID, trustDomain api.TrustDomain) error {
 	const hint = "make the CSR with only CN=<device ID> in its subject and no SANs; the CA adds the device's names"
 	for _, atv := range csr.Subject.Names {
 		if !atv.Type.Equal(oidCommonName) {
@@ -137,7 +136,7 @@ func checkNames(csr *x509.CertificateRequest, id DeviceID, trustDomain string) e
 	engine, err := policy.New(
 		policy.WithSubjectCommonNameVerification(),
 		policy.WithPermittedCommonNames(string(id)),
-		policy.WithPermittedURIDomains(trustDomain),
+		policy.WithPermittedURIDomains(string(trustDomain)),
 	)
 	if err != nil {
 		return fmt.Errorf("build name policy for %q: %w", id, err)
@@ -149,7 +148,7 @@ func checkNames(csr *x509.CertificateRequest, id DeviceID, trustDomain string) e
 		}
 		return fmt.Errorf("name policy for %q: %w", id, err)
 	}
-	want := "spiffe://" + trustDomain + "/device/" + string(id)
+	want := api.DeviceSPIFFEID(trustDomain, id).String()
 	for _, u := range csr.URIs {
 		if u.String() != want {
 			return fault.New(fault.BadCSR, fmt.Sprintf("the CSR asks for URI %q; the only one allowed is %q", u, want), hint)

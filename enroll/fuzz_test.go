@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/fleetca/fleetca/api"
 	"github.com/fleetca/fleetca/internal/fault"
 )
 
@@ -46,7 +47,7 @@ func FuzzCheckCSR(f *testing.F) {
 		if !bytes.Equal(req.csr.Raw, der) {
 			t.Fatalf("accepted CSR does not re-encode to its input")
 		}
-		if _, err := ParseDeviceID(string(req.deviceID)); err != nil {
+		if _, err := api.ParseDeviceID(string(req.deviceID)); err != nil {
 			t.Fatalf("accepted CSR for an invalid device ID %q", req.deviceID)
 		}
 		if err := checkKey(req.csr.PublicKey); err != nil {
@@ -80,34 +81,4 @@ func FuzzParseToken(f *testing.F) {
 			t.Fatalf("accepted token %q has the wrong hash or length", s)
 		}
 	})
-}
-
-func TestParseDeviceID(t *testing.T) {
-	for _, tc := range []struct {
-		name, id string
-		ok       bool
-	}{
-		{"ok/simple", "dev-1", true},
-		{"ok/dots-underscores", "line3.station_2-x", true},
-		{"ok/64", string(bytes.Repeat([]byte("a"), 64)), true},
-		{"ok/one-char", "7", true},
-		{"fail/empty", "", false},
-		{"fail/65", string(bytes.Repeat([]byte("a"), 65)), false},
-		{"fail/leading-dash", "-dev", false},
-		{"fail/leading-dot", ".dev", false},
-		{"fail/space", "dev 1", false},
-		{"fail/slash", "dev/1", false},
-		{"fail/unicode", "dév", false},
-		{"fail/nul", "dev\x00", false},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			_, err := ParseDeviceID(tc.id)
-			if (err == nil) != tc.ok {
-				t.Fatalf("ParseDeviceID(%q) = %v, want ok=%v", tc.id, err, tc.ok)
-			}
-			if err != nil && kindOf(err) != fault.Malformed {
-				t.Errorf("ParseDeviceID(%q) kind = %v, want Malformed", tc.id, kindOf(err))
-			}
-		})
-	}
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/fleetca/fleetca/api"
 	"github.com/fleetca/fleetca/ca"
 	"github.com/fleetca/fleetca/internal/fault"
 	"github.com/fleetca/fleetca/store"
@@ -121,7 +122,7 @@ func (s *Service) tokenRecord(req TokenRequest) (store.Token, error) {
 	case req.DeviceID != "" && req.DevicePattern != "":
 		return t, fault.New(fault.Malformed, "a token is for one device ID or for a device pattern, not both", hint)
 	case req.DeviceID != "":
-		id, err := ParseDeviceID(req.DeviceID)
+		id, err := api.ParseDeviceID(req.DeviceID)
 		if err != nil {
 			return t, err
 		}
@@ -177,7 +178,7 @@ func (s *Service) RevokeToken(ctx context.Context, id string) (store.Token, erro
 
 // Result is an issued device certificate.
 type Result struct {
-	DeviceID    DeviceID
+	DeviceID    api.DeviceID
 	Certificate *x509.Certificate
 }
 
@@ -211,11 +212,12 @@ func (s *Service) enroll(ctx context.Context, token string, csrDER []byte) (*Res
 	if err := usable(t, now); err != nil {
 		return nil, tokenID, tokenError(err, t, now)
 	}
-	req, err := checkCSR(csrDER, binding{deviceID: DeviceID(t.DeviceID), pattern: t.DevicePattern}, s.cfg.TrustDomain)
+	// The token's device ID was parsed when the token was made.
+	req, err := checkCSR(csrDER, binding{deviceID: api.DeviceID(t.DeviceID), pattern: t.DevicePattern}, s.cfg.TrustDomain)
 	if err != nil {
 		return nil, tokenID, err
 	}
-	cert, err := s.ca.SignDevice(ctx, ca.DeviceRequest{DeviceID: string(req.deviceID), PublicKey: req.csr.PublicKey})
+	cert, err := s.ca.SignDevice(ctx, ca.DeviceRequest{DeviceID: req.deviceID, PublicKey: req.csr.PublicKey})
 	if err != nil {
 		return nil, tokenID, fmt.Errorf("sign certificate for %q: %w", req.deviceID, err)
 	}
@@ -270,7 +272,7 @@ func tokenError(err error, t store.Token, now time.Time) error {
 }
 
 // issueError turns the store's condition errors of Issue into faults.
-func (s *Service) issueError(err error, t store.Token, id DeviceID, now time.Time) error {
+func (s *Service) issueError(err error, t store.Token, id api.DeviceID, now time.Time) error {
 	switch {
 	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrTokenRevoked),
 		errors.Is(err, store.ErrTokenExpired), errors.Is(err, store.ErrTokenUsedUp):

@@ -9,11 +9,11 @@ import (
 	"net/netip"
 	"net/url"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"text/template"
 
+	"github.com/fleetca/fleetca/api"
 	"github.com/fleetca/fleetca/internal/fault"
 )
 
@@ -65,10 +65,11 @@ type Params struct {
 	// `crl sync` fetches the CRLs and nginx asks OCSP (CAURL/ocsp).
 	// Required.
 	CAURL string
-	// TrustDomain is the CA's SPIFFE trust domain: device certificates name
-	// spiffe://<TrustDomain>/device/<device ID>. Required for Envoy, which
-	// matches that prefix; unused by the others.
-	TrustDomain string
+	// TrustDomain is the CA's SPIFFE trust domain, as api.ParseTrustDomain
+	// returns it: device certificates name
+	// spiffe://<TrustDomain>/device/<device ID> (api.DeviceSPIFFEID).
+	// Required for Envoy, which matches that prefix; unused by the others.
+	TrustDomain api.TrustDomain
 	// Listen is the verifier's address, [host]:port with host an IP address
 	// or empty for every address. Default DefaultListen, or
 	// DefaultMQTTListen for Mosquitto.
@@ -276,9 +277,6 @@ func (d *data) SyncCommand() string {
 // configuration languages would need its own quoting for them.
 const unsafePath = " \t\r\n\"'`\\;#{}$"
 
-// trustDomainRE is a SPIFFE trust domain (SPIFFE ID standard §2.1).
-var trustDomainRE = regexp.MustCompile(`^[a-z0-9._-]+$`)
-
 func newData(p Params) (*data, error) {
 	if _, ok := kindFiles[p.Kind]; !ok {
 		return nil, malformed(fmt.Sprintf("%q is not a verifier export knows", p.Kind), "use one of "+kindList())
@@ -298,15 +296,19 @@ func newData(p Params) (*data, error) {
 	d.CAURL = caURL
 	d.OCSPURL = caURL + "/ocsp"
 
-	if p.TrustDomain != "" && !trustDomainRE.MatchString(p.TrustDomain) {
-		return nil, malformed(fmt.Sprintf("the trust domain %q is not a SPIFFE trust domain", p.TrustDomain),
-			"use the CA's trust_domain from fleetca.yaml: lowercase letters, digits, '.', '-' and '_'")
+	if p.TrustDomain != "" {
+		// The rule is api's; a TrustDomain made by conversion is checked
+		// here, since the configuration would match nothing.
+		if _, err := api.ParseTrustDomain(string(p.TrustDomain)); err != nil {
+			return nil, fault.Wrap(err, fault.Malformed, fmt.Sprintf("the trust domain %q is not a SPIFFE trust domain", p.TrustDomain),
+				"use the CA's trust_domain from fleetca.yaml: "+api.TrustDomainHint)
+		}
 	}
 	if p.Kind == Envoy && p.TrustDomain == "" {
 		return nil, malformed("Envoy's configuration needs the CA's trust domain, to match the devices' SPIFFE IDs",
 			"pass --trust-domain (trust_domain in the CA's fleetca.yaml), or --dir with the CA's data directory")
 	}
-	d.SANPrefix = "spiffe://" + p.TrustDomain + "/device/"
+	d.SANPrefix = api.DeviceSPIFFEIDPrefix(p.TrustDomain)
 
 	listen := p.Listen
 	if listen == "" {

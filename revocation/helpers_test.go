@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/crypto/ocsp"
 
+	"github.com/fleetca/fleetca/api"
 	"github.com/fleetca/fleetca/ca"
 	"github.com/fleetca/fleetca/internal/fault"
 	"github.com/fleetca/fleetca/store"
@@ -177,7 +178,7 @@ func (f *fixture) sign(t testing.TB, deviceID string) *x509.Certificate {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cert, err := f.ca.SignDevice(t.Context(), ca.DeviceRequest{DeviceID: deviceID, PublicKey: key.Public()})
+	cert, err := f.ca.SignDevice(t.Context(), ca.DeviceRequest{DeviceID: api.DeviceID(deviceID), PublicKey: key.Public()})
 	if err != nil {
 		t.Fatalf("SignDevice(%q): %v", deviceID, err)
 	}

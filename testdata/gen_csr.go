@@ -43,6 +43,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/fleetca/fleetca/api"
 )
 
 const (
@@ -225,7 +227,7 @@ func edKey() (crypto.Signer, error) {
 }
 
 func spiffe(id string) *url.URL {
-	return &url.URL{Scheme: "spiffe", Host: trustDomain, Path: "/device/" + id}
+	return api.DeviceSPIFFEID(trustDomain, api.DeviceID(id))
 }
 
 func csr(key crypto.Signer, tmpl *x509.CertificateRequest) ([]byte, error) {

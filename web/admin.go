@@ -121,12 +121,15 @@ func (s *Server) listDevices(c echo.Context) error {
 }
 
 func (s *Server) getDevice(c echo.Context) error {
-	id := c.Param("id")
-	d, err := s.deps.Records.GetDevice(c.Request().Context(), id)
+	id, err := deviceParam(c)
+	if err != nil {
+		return err
+	}
+	d, err := s.deps.Records.GetDevice(c.Request().Context(), string(id))
 	if err != nil {
 		return notFound(err, fmt.Sprintf("no device has ID %q", id), "list devices with 'fleetca devices list'")
 	}
-	certs, err := s.deps.Records.ListCertificates(c.Request().Context(), id, store.Page{Limit: store.MaxPageLimit})
+	certs, err := s.deps.Records.ListCertificates(c.Request().Context(), string(id), store.Page{Limit: store.MaxPageLimit})
 	if err != nil {
 		return err
 	}
@@ -134,7 +137,7 @@ func (s *Server) getDevice(c echo.Context) error {
 	for _, ct := range certs {
 		out.Certificates = append(out.Certificates, toCertJSON(ct, false))
 	}
-	c.Set(ctxDeviceID, id)
+	c.Set(ctxDeviceID, string(id))
 	return c.JSON(http.StatusOK, out)
 }
 
@@ -150,7 +153,13 @@ func (s *Server) listCertificates(c echo.Context) error {
 		}
 		p.After = after.Text(16)
 	}
-	certs, err := s.deps.Records.ListCertificates(c.Request().Context(), c.QueryParam("device_id"), p)
+	var device api.DeviceID // "": every device's
+	if v := c.QueryParam("device_id"); v != "" {
+		if device, err = api.ParseDeviceID(v); err != nil {
+			return err
+		}
+	}
+	certs, err := s.deps.Records.ListCertificates(c.Request().Context(), string(device), p)
 	if err != nil {
 		return err
 	}
@@ -197,6 +206,13 @@ func (s *Server) listAudit(c echo.Context) error {
 		evs = []store.AuditEvent{}
 	}
 	return c.JSON(http.StatusOK, map[string]any{"events": evs})
+}
+
+// deviceParam parses the {id} of a device route: a device ID, or the
+// Malformed fault of api.ParseDeviceID. The store is asked only for what
+// could be a device.
+func deviceParam(c echo.Context) (api.DeviceID, error) {
+	return api.ParseDeviceID(c.Param("id"))
 }
 
 // page reads ?after=&limit=.

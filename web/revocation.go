@@ -144,9 +144,13 @@ func (s *Server) revoke(c echo.Context) error {
 		return err
 	}
 	req := revocation.RevokeRequest{Reason: reason}
-	if id := c.Param("id"); id != "" {
-		req.DeviceID = id
-		c.Set(ctxDeviceID, id)
+	if c.Param("id") != "" {
+		id, err := deviceParam(c)
+		if err != nil {
+			return err
+		}
+		req.DeviceID = string(id)
+		c.Set(ctxDeviceID, string(id))
 	} else {
 		if req.Serial, err = parseSerial(c.Param("serial")); err != nil {
 			return err
@@ -165,7 +169,11 @@ func (s *Server) revoke(c echo.Context) error {
 
 // resetDevice handles POST /v1/admin/devices/{id}/reset.
 func (s *Server) resetDevice(c echo.Context) error {
-	d, err := s.deps.Revocation.ResetDevice(c.Request().Context(), c.Param("id"))
+	id, err := deviceParam(c)
+	if err != nil {
+		return err
+	}
+	d, err := s.deps.Revocation.ResetDevice(c.Request().Context(), string(id))
 	if err != nil {
 		return err
 	}

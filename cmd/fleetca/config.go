@@ -14,6 +14,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/fleetca/fleetca/api"
 	"github.com/fleetca/fleetca/ca"
 	"github.com/fleetca/fleetca/enroll"
 	"github.com/fleetca/fleetca/internal/fault"
@@ -28,8 +29,9 @@ const configName = "fleetca.yaml"
 type fileConfig struct {
 	// Name is the CA's name, shown in its certificates' subjects.
 	Name string `yaml:"name"`
-	// TrustDomain is the SPIFFE trust domain of device URI SANs.
-	TrustDomain string `yaml:"trust_domain"`
+	// TrustDomain is the SPIFFE trust domain of device URI SANs; validate
+	// checks it with api.ParseTrustDomain.
+	TrustDomain api.TrustDomain `yaml:"trust_domain"`
 	// PasswordFile holds the password of the encrypted CA keys (mode 0600);
 	// "" means FLEETCA_PASSWORD or unencrypted keys.
 	PasswordFile string            `yaml:"password_file"`
@@ -99,6 +101,9 @@ func (c fileConfig) validate() error {
 	}
 	if u, err := url.Parse(c.Server.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return fault.New(fault.Malformed, fmt.Sprintf("server.public_url %q is not an http(s) URL", c.Server.PublicURL), "write it like http://ca.example.com:8080")
+	}
+	if _, err := api.ParseTrustDomain(string(c.TrustDomain)); err != nil {
+		return fault.WithKey(err, "trust_domain")
 	}
 	if err := c.CA.Validate(); err != nil {
 		return err

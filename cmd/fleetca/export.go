@@ -20,6 +20,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/fleetca/fleetca/api"
 	"github.com/fleetca/fleetca/client"
 	"github.com/fleetca/fleetca/export"
 	"github.com/fleetca/fleetca/internal/fault"
@@ -117,6 +118,14 @@ func runExport(ctx context.Context, e env, o exportOptions) error {
 	case (o.serverCert == "") != (o.serverKey == ""):
 		return usagef("give both --server-cert and --server-key, or neither")
 	}
+	var trustDomain api.TrustDomain
+	if o.trustDomain != "" {
+		td, err := api.ParseTrustDomain(o.trustDomain)
+		if err != nil {
+			return usage(fault.WithField(err, "trust_domain"))
+		}
+		trustDomain = td
+	}
 	var pinned [][]byte // SHA-256 of the trusted root(s)
 	if o.fingerprint != "" {
 		fp, err := parseFingerprint(o.fingerprint)
@@ -141,8 +150,8 @@ func runExport(ctx context.Context, e env, o exportOptions) error {
 		if o.caURL == "" {
 			o.caURL = cfg.Server.PublicURL
 		}
-		if o.trustDomain == "" {
-			o.trustDomain = cfg.TrustDomain
+		if trustDomain == "" {
+			trustDomain = cfg.TrustDomain // loadConfig checked it
 		}
 		if rootFile == "" && o.fingerprint == "" {
 			rootFile = filepath.Join(dir, cfg.CA.RootCert)
@@ -166,7 +175,7 @@ func runExport(ctx context.Context, e env, o exportOptions) error {
 	if err != nil {
 		return fmt.Errorf("export: %w", err)
 	}
-	p := export.Params{Kind: o.kind, Dir: out, CAURL: o.caURL, TrustDomain: o.trustDomain, Listen: o.listen, Upstream: o.upstream}
+	p := export.Params{Kind: o.kind, Dir: out, CAURL: o.caURL, TrustDomain: trustDomain, Listen: o.listen, Upstream: o.upstream}
 	// combined, if set, is the server.pem export writes for HAProxy from
 	// a certificate and a key it cannot read from where they are.
 	var combined string

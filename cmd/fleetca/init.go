@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/fleetca/fleetca/api"
 	"github.com/fleetca/fleetca/ca"
 	"github.com/fleetca/fleetca/enroll"
 	"github.com/fleetca/fleetca/store/boltstore"
@@ -62,7 +63,8 @@ The keys are encrypted with the password from --password-file or FLEETCA_PASSWOR
 			}
 			return runInit(cmd, e, initOptions{
 				dir: dir, name: name, keyType: ca.KeyType(keyType), password: pw, passwordFile: absPW,
-				cfg: fileConfig{Name: name, TrustDomain: trustDomain, PasswordFile: absPW,
+				// validate checks the trust domain before anything is written.
+				cfg: fileConfig{Name: name, TrustDomain: api.TrustDomain(trustDomain), PasswordFile: absPW,
 					Server: serverConfig{HTTPSAddr: httpsAddr, HTTPAddr: httpAddr, PublicURL: publicURL, DNS: dns}},
 			})
 		},

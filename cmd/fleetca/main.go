@@ -24,12 +24,18 @@ const (
 	exitUsage = 2 // the command line was wrong
 )
 
-// usageError marks a command-line mistake (exit 2).
-type usageError struct{ msg string }
+// usageError marks a command-line mistake (exit 2). It wraps what was
+// wrong, so that a *fault.Error inside is rendered as any other.
+type usageError struct{ err error }
 
-func (e *usageError) Error() string { return e.msg }
+func (e *usageError) Error() string { return e.err.Error() }
+func (e *usageError) Unwrap() error { return e.err }
 
-func usagef(format string, a ...any) error { return &usageError{msg: fmt.Sprintf(format, a...)} }
+// usagef is a usage error in the CLI's own words.
+func usagef(format string, a ...any) error { return &usageError{err: fmt.Errorf(format, a...)} }
+
+// usage marks err, from a parser or cobra, as a command-line mistake.
+func usage(err error) error { return &usageError{err: err} }
 
 // env is what the commands read from outside: the environment, standard
 // streams. Only package main reads os.Getenv, through env.getenv.
@@ -98,7 +104,7 @@ Enroll a device: fleetca enroll --ca https://HOST:8443 --fingerprint SHA256 --to
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{msg: err.Error()} })
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usage(err) })
 	root.AddCommand(newInitCmd(e), newServeCmd(e), newTokenCmd(e), newEnrollCmd(e), newDevicesCmd(e), newCertsCmd(e),
 		newRevokeCmd(e), newCRLCmd(e), newCertCmd(e), newProxyCmd(e), newExportCmd(e))
 	return root

@@ -8,6 +8,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/fleetca/fleetca/api"
 	"github.com/fleetca/fleetca/ca"
 )
 
@@ -33,7 +34,7 @@ func OpenCA(ctx context.Context, dir string) (*ca.Authority, error) {
 	if td == "" {
 		td = "bench.invalid"
 	}
-	auth, err := ca.New(ctx, c.CA, ca.Deps{Dir: dir, PublicURL: "http://127.0.0.1:1", TrustDomain: td})
+	auth, err := ca.New(ctx, c.CA, ca.Deps{Dir: dir, PublicURL: "http://127.0.0.1:1", TrustDomain: api.TrustDomain(td)})
 	if err != nil {
 		return nil, fmt.Errorf("load the CA of %s: %w", dir, err)
 	}

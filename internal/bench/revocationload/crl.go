@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/fleetca/fleetca/api"
 	"github.com/fleetca/fleetca/ca"
 	"github.com/fleetca/fleetca/internal/bench/benchutil"
 	"github.com/fleetca/fleetca/revocation"
@@ -48,7 +49,7 @@ func runCRLPhase(ctx context.Context, o options, dir string, serverN int, logf f
 	if td == "" {
 		td = "bench.invalid"
 	}
-	auth, err := ca.New(ctx, cfg.CA, ca.Deps{Dir: dir, PublicURL: "http://127.0.0.1:1", TrustDomain: td})
+	auth, err := ca.New(ctx, cfg.CA, ca.Deps{Dir: dir, PublicURL: "http://127.0.0.1:1", TrustDomain: api.TrustDomain(td)})
 	if err != nil {
 		return nil, fmt.Errorf("load the CA: %w", err)
 	}
