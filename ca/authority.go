@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto"
 	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -137,8 +138,8 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Authority, error) {
 	a := &Authority{
 		root:        root,
 		inter:       inter,
-		rootPEM:     encodePEM("CERTIFICATE", root.Raw),
-		chainPEM:    encodePEM("CERTIFICATE", inter.Raw),
+		rootPEM:     pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: root.Raw}),
+		chainPEM:    pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: inter.Raw}),
 		rootFP:      x509util.Fingerprint(root),
 		signer:      signer,
 		now:         now,

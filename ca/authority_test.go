@@ -229,7 +229,7 @@ func writeLeaf(t *testing.T, dir string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "leaf.pem"), encodePEM("CERTIFICATE", c.Raw), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "leaf.pem"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw}), 0o644); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -1,6 +1,7 @@
 package ca
 
 import (
+	"cmp"
 	"fmt"
 	"strings"
 	"time"
@@ -66,21 +67,14 @@ type Config struct {
 
 // WithDefaults returns a copy of c with every zero field set to its default.
 func (c Config) WithDefaults() Config {
-	setDefault(&c.RootCert, DefaultRootCert)
-	setDefault(&c.IntermediateCert, DefaultIntermediateCert)
-	setDefault(&c.RootKey, DefaultRootKey)
-	setDefault(&c.IntermediateKey, DefaultIntermediateKey)
-	setDefault(&c.DeviceValidity, DefaultDeviceValidity)
-	setDefault(&c.ServerValidity, DefaultServerValidity)
-	setDefault(&c.Backdate, DefaultBackdate)
+	c.RootCert = cmp.Or(c.RootCert, DefaultRootCert)
+	c.IntermediateCert = cmp.Or(c.IntermediateCert, DefaultIntermediateCert)
+	c.RootKey = cmp.Or(c.RootKey, DefaultRootKey)
+	c.IntermediateKey = cmp.Or(c.IntermediateKey, DefaultIntermediateKey)
+	c.DeviceValidity = cmp.Or(c.DeviceValidity, DefaultDeviceValidity)
+	c.ServerValidity = cmp.Or(c.ServerValidity, DefaultServerValidity)
+	c.Backdate = cmp.Or(c.Backdate, DefaultBackdate)
 	return c
-}
-
-func setDefault[T comparable](v *T, def T) {
-	var zero T
-	if *v == zero {
-		*v = def
-	}
 }
 
 // Validate checks c and returns a *fault.Error of kind Malformed naming the

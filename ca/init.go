@@ -290,8 +290,8 @@ func (w *initWriter) write(cfg Config, rootKey, interKey []byte, root, inter *x5
 	}{
 		{cfg.RootKey, rootKey, 0o600},
 		{cfg.IntermediateKey, interKey, 0o600},
-		{cfg.IntermediateCert, encodePEM("CERTIFICATE", inter.Raw), 0o644},
-		{cfg.RootCert, encodePEM("CERTIFICATE", root.Raw), 0o644},
+		{cfg.IntermediateCert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: inter.Raw}), 0o644},
+		{cfg.RootCert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: root.Raw}), 0o644},
 	}
 	for _, f := range files {
 		p := filepath.Join(w.dir, f.name)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"io/fs"
 	"os"
@@ -78,7 +79,7 @@ func TestInitFiles(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !bytes.Equal(pemRoot, encodePEM("CERTIFICATE", res.Root.Raw)) {
+			if !bytes.Equal(pemRoot, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: res.Root.Raw})) {
 				t.Errorf("root.pem is not InitResult.Root")
 			}
 		})

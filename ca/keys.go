@@ -1,7 +1,6 @@
 package ca
 
 import (
-	"bytes"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
@@ -298,12 +297,4 @@ func checkKeyPair(ref keyRef, s crypto.Signer, cert *x509.Certificate, certField
 	return fault.New(fault.Malformed,
 		fmt.Sprintf("%s key (%s) does not match the %s certificate", ref.role, ref.field, ref.role),
 		"point "+ref.field+" and "+certField+" at the same CA's files")
-}
-
-// encodePEM returns one PEM block.
-func encodePEM(typ string, der []byte) []byte {
-	var b bytes.Buffer
-	// Writing to a bytes.Buffer cannot fail.
-	_ = pem.Encode(&b, &pem.Block{Type: typ, Bytes: der})
-	return b.Bytes()
 }
