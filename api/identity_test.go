@@ -138,3 +138,26 @@ func FuzzParseDeviceID(f *testing.F) {
 		}
 	})
 }
+
+func TestFieldPointer(t *testing.T) {
+	for _, tc := range []struct{ field, pointer string }{
+		{"ttl", "#/ttl"},
+		{"device_id", "#/device_id"},
+		{"a/b~c", "#/a~1b~0c"},
+	} {
+		if got := FieldPointer(tc.field); got != tc.pointer {
+			t.Errorf("FieldPointer(%q) = %q, want %q", tc.field, got, tc.pointer)
+		}
+		if got, ok := PointerField(tc.pointer); !ok || got != tc.field {
+			t.Errorf("PointerField(%q) = %q, %v, want %q, true", tc.pointer, got, ok, tc.field)
+		}
+	}
+	if got := FieldPointer(""); got != "" {
+		t.Errorf("FieldPointer(\"\") = %q, want \"\"", got)
+	}
+	for _, p := range []string{"", "#/", "/ttl", "#/a/b", "ttl"} {
+		if got, ok := PointerField(p); ok {
+			t.Errorf("PointerField(%q) = %q, true; want false: not one top-level member", p, got)
+		}
+	}
+}

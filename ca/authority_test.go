@@ -89,13 +89,16 @@ func TestNewEncryptedKeys(t *testing.T) {
 }
 
 func TestNewEncryptedKeyMessage(t *testing.T) {
-	// The wording is the feature: the CLI prints it as is.
+	// The wording is the feature: the CLI and the admin API show it as
+	// is. The hint names the configuration key, not the CLI's flag or
+	// variable; Key lets the CLI add those.
 	dir, _ := initCA(t, KeyECP256, []byte("pw"))
 	_, err := New(t.Context(), Config{}, testDeps(dir))
 	wantKind(t, "New", err, fault.Unavailable)
 	fe, _ := err.(*fault.Error)
-	if fe.Detail != "intermediate key is encrypted" || fe.Hint != "set FLEETCA_PASSWORD or pass --password-file" {
-		t.Errorf("New() error = %q, want detail %q, hint %q", err, "intermediate key is encrypted", "set FLEETCA_PASSWORD or pass --password-file")
+	const detail, hint = "intermediate key is encrypted", "set password_file to the file that holds the CA keys' password"
+	if fe.Detail != detail || fe.Hint != hint || fe.Key != "password_file" {
+		t.Errorf("New() error = %q (key %q), want detail %q, hint %q, key password_file", err, fe.Key, detail, hint)
 	}
 }
 

@@ -94,11 +94,11 @@ func Init(ctx context.Context, opts InitOptions) (*InitResult, error) {
 		return nil, err
 	}
 	if opts.Dir == "" {
-		return nil, fault.New(fault.Malformed, "the data directory is not set", "pass --dir")
+		return nil, fault.New(fault.Malformed, "the data directory is not set", "name the directory to create the CA in")
 	}
 	if opts.Password != nil && len(opts.Password) == 0 {
 		return nil, fault.New(fault.Malformed, "the password is empty",
-			"use a non-empty password, or --no-password to write unencrypted keys")
+			"use a non-empty password, or none at all to write unencrypted keys")
 	}
 	var rootCRL []string
 	if opts.PublicURL != "" {
@@ -254,7 +254,7 @@ func refuseExisting(dir, name string) error {
 	case err == nil:
 		return fault.New(fault.Conflict,
 			fmt.Sprintf("a CA already exists in %s (%s is there)", dir, name),
-			"use another --dir; fleetca never overwrites a CA")
+			"use another data directory; fleetca never overwrites a CA")
 	case errors.Is(err, fs.ErrNotExist):
 		return nil
 	}

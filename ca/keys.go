@@ -264,9 +264,9 @@ func loadFileSigner(ctx context.Context, ref keyRef, password []byte) (crypto.Si
 	clear(data) // it may hold an unencrypted key
 	clear(block.Bytes)
 	if encrypted && len(password) == 0 {
-		return nil, fault.New(fault.Unavailable,
+		return nil, fault.WithKey(fault.New(fault.Unavailable,
 			ref.role+" key is encrypted",
-			"set FLEETCA_PASSWORD or pass --password-file")
+			"set password_file to the file that holds the CA keys' password"), "password_file")
 	}
 	sk, err := softkms.New(ctx, apiv1.Options{})
 	if err != nil {
@@ -277,9 +277,9 @@ func loadFileSigner(ctx context.Context, ref keyRef, password []byte) (crypto.Si
 	case err != nil && encrypted:
 		// Wrong password, mostly (x509.IncorrectPasswordError); a wrong
 		// password can also decrypt to garbage that fails to parse.
-		return nil, fault.Wrap(err, fault.Unauthorized,
+		return nil, fault.WithKey(fault.Wrap(err, fault.Unauthorized,
 			fmt.Sprintf("cannot decrypt the %s key %s with the given password", ref.role, ref.file),
-			"check FLEETCA_PASSWORD or --password-file")
+			"check the password in the file password_file names"), "password_file")
 	case err != nil:
 		return nil, fault.Wrap(err, fault.Malformed,
 			fmt.Sprintf("cannot parse the %s key file %s", ref.role, ref.file),

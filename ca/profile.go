@@ -137,13 +137,13 @@ func (a *Authority) SignServer(ctx context.Context, dns []string, ips []net.IP, 
 		return nil, err
 	}
 	if len(dns) == 0 && len(ips) == 0 {
-		return nil, fault.New(fault.Malformed, "a server certificate needs a DNS name or an IP address",
-			"pass --dns HOST or listen on a specific address")
+		return nil, fault.WithField(fault.New(fault.Malformed, "a server certificate needs a DNS name or an IP address",
+			"name the server's host in dns, or its address in ips"), "dns")
 	}
 	for _, name := range dns {
 		if !validHostname(name) {
-			return nil, fault.New(fault.Malformed, fmt.Sprintf("%q is not a valid DNS name", name),
-				"use a lowercase hostname such as ca.example.net")
+			return nil, fault.WithField(fault.New(fault.Malformed, fmt.Sprintf("%q is not a valid DNS name", name),
+				"use a lowercase hostname such as ca.example.net"), "dns")
 		}
 	}
 	for _, ip := range ips {

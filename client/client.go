@@ -216,8 +216,9 @@ func decodeAnswer(resp *http.Response, out any) error {
 }
 
 // problemError turns an RFC 9457 answer into the *fault.Error it stands
-// for: the kind from the type URI, the detail and hint as sent. A 5xx
-// carries its request_id in the hint, for the CA's operator.
+// for: the kind from the type URI, the detail and hint as sent, the request
+// field from the pointer (fault.Error.Field). A 5xx carries its request_id
+// in the hint, for the CA's operator.
 func problemError(resp *http.Response, b []byte) error {
 	var p api.Problem
 	if json.Unmarshal(b, &p) != nil || p.Detail == "" {
@@ -238,7 +239,11 @@ func problemError(resp *http.Response, b []byte) error {
 	if p.RequestID != "" && resp.StatusCode >= 500 {
 		hint = strings.TrimSpace(hint + " request_id " + p.RequestID)
 	}
-	return fault.New(kind, p.Detail, hint)
+	fe := fault.New(kind, p.Detail, hint)
+	if field, ok := api.PointerField(p.Pointer); ok {
+		fe.Field = field
+	}
+	return fe
 }
 
 // kindOf maps a problem type URI back to its fault kind.

@@ -98,6 +98,21 @@ func TestProblemsComeBackAsFaults(t *testing.T) {
 	}
 }
 
+// TestProblemPointerComesBackAsField: the request member a problem points
+// at becomes the fault's Field, so that the CLI can name its flag.
+func TestProblemPointerComesBackAsField(t *testing.T) {
+	c := testServer(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", api.ProblemContentType)
+		w.WriteHeader(http.StatusBadRequest)
+		w.Write([]byte(`{"type":"urn:fleetca:problem:malformed","status":400,"detail":"the token TTL 1s is outside 1m0s to 720h0m0s","hint":"give a ttl in that range","pointer":"#/ttl"}`))
+	})
+	_, err := c.ListDevices(t.Context())
+	fe, ok := errors.AsType[*fault.Error](err)
+	if !ok || fe.Kind != fault.Malformed || fe.Field != "ttl" || fe.Hint != "give a ttl in that range" {
+		t.Errorf("ListDevices = %#v, want a Malformed fault with Field ttl and the hint as sent", err)
+	}
+}
+
 func TestListFollowsPagesAndSendsTheAdminToken(t *testing.T) {
 	var afters []string
 	c := testServer(t, func(w http.ResponseWriter, r *http.Request) {

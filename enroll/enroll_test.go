@@ -3,6 +3,7 @@ package enroll
 import (
 	"crypto/x509"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -412,5 +413,34 @@ func TestEnrolledCertificate(t *testing.T) {
 	}
 	if errors.Is(err, store.ErrNotFound) {
 		t.Error("device not recorded")
+	}
+}
+
+// TestTokenRequestErrorsNameTheField: a refused token request names the
+// request field it is about, so that web can point at it and the CLI can
+// name its flag; the hint itself names no flag.
+func TestTokenRequestErrorsNameTheField(t *testing.T) {
+	f := newFixture(t, Config{})
+	for _, tc := range []struct {
+		name  string
+		req   TokenRequest
+		field string
+	}{
+		{"bad-id", TokenRequest{DeviceID: "-dev"}, "device_id"},
+		{"bad-glob", TokenRequest{DevicePattern: "line[3"}, "device_pattern"},
+		{"ttl-too-long", TokenRequest{DeviceID: "d", TTL: 10000 * time.Hour}, "ttl"},
+		{"uses-too-many", TokenRequest{DeviceID: "d", Uses: 100_001}, "uses"},
+		{"both", TokenRequest{DeviceID: "a", DevicePattern: "a*"}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, _, err := f.svc.CreateToken(t.Context(), tc.req)
+			fe, ok := errors.AsType[*fault.Error](err)
+			if !ok || fe.Field != tc.field {
+				t.Fatalf("CreateToken(%+v) = %#v, want a fault with Field %q", tc.req, err, tc.field)
+			}
+			if strings.Contains(fe.Hint, "--") {
+				t.Errorf("CreateToken(%+v) hint %q names a flag", tc.req, fe.Hint)
+			}
+		})
 	}
 }

@@ -116,7 +116,7 @@ func (s *Service) CreateToken(ctx context.Context, req TokenRequest) (Secret, st
 
 // tokenRecord checks req and returns the token to store, without its hash.
 func (s *Service) tokenRecord(req TokenRequest) (store.Token, error) {
-	const hint = "give exactly one of --device-id and --device-pattern"
+	const hint = "give exactly one of device_id and device_pattern"
 	t := store.Token{Uses: req.Uses, CreatedAt: s.now().UTC()}
 	switch {
 	case req.DeviceID != "" && req.DevicePattern != "":
@@ -124,12 +124,12 @@ func (s *Service) tokenRecord(req TokenRequest) (store.Token, error) {
 	case req.DeviceID != "":
 		id, err := api.ParseDeviceID(req.DeviceID)
 		if err != nil {
-			return t, err
+			return t, fault.WithField(err, "device_id")
 		}
 		t.DeviceID = string(id)
 	case req.DevicePattern != "":
 		if err := checkPattern(req.DevicePattern); err != nil {
-			return t, err
+			return t, fault.WithField(err, "device_pattern")
 		}
 		t.DevicePattern = req.DevicePattern
 	default:
@@ -140,15 +140,15 @@ func (s *Service) tokenRecord(req TokenRequest) (store.Token, error) {
 		ttl = s.cfg.DefaultTokenTTL
 	}
 	if ttl < minTokenTTL || ttl > s.cfg.MaxTokenTTL {
-		return t, fault.New(fault.Malformed, fmt.Sprintf("the token TTL %s is outside %s to %s", ttl, minTokenTTL, s.cfg.MaxTokenTTL),
-			"pass a --ttl in that range, or raise enroll.max_token_ttl")
+		return t, fault.WithField(fault.New(fault.Malformed, fmt.Sprintf("the token TTL %s is outside %s to %s", ttl, minTokenTTL, s.cfg.MaxTokenTTL),
+			"give a ttl in that range, or raise enroll.max_token_ttl"), "ttl")
 	}
 	if t.Uses == 0 {
 		t.Uses = 1
 	}
 	if t.Uses < 1 || t.Uses > s.cfg.MaxTokenUses {
-		return t, fault.New(fault.Malformed, fmt.Sprintf("the token uses %d are outside 1 to %d", t.Uses, s.cfg.MaxTokenUses),
-			"pass --uses in that range, or raise enroll.max_token_uses")
+		return t, fault.WithField(fault.New(fault.Malformed, fmt.Sprintf("the token uses %d are outside 1 to %d", t.Uses, s.cfg.MaxTokenUses),
+			"give uses in that range, or raise enroll.max_token_uses"), "uses")
 	}
 	t.ExpiresAt = t.CreatedAt.Add(ttl)
 	return t, nil
@@ -166,7 +166,7 @@ func (s *Service) RevokeToken(ctx context.Context, id string) (store.Token, erro
 	t, err := s.store.RevokeToken(ctx, id, now, store.AuditEvent{Time: now, Action: "token.revoke", Actor: "admin", TokenID: id})
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		return t, fault.Wrap(err, fault.NotFound, fmt.Sprintf("no token has ID %q", id), "list tokens with 'fleetca token list'")
+		return t, fault.Wrap(err, fault.NotFound, fmt.Sprintf("no token has ID %q", id), "list the tokens to find its ID")
 	case errors.Is(err, store.ErrTokenRevoked):
 		return t, fault.Wrap(err, fault.AlreadyRevoked, fmt.Sprintf("token %q was already revoked at %s", id, t.RevokedAt.Format(time.RFC3339)), "")
 	case err != nil:
@@ -279,7 +279,7 @@ func (s *Service) issueError(err error, t store.Token, id api.DeviceID, now time
 		return tokenError(err, t, now)
 	case errors.Is(err, store.ErrDeviceExists):
 		return fault.Wrap(err, fault.Conflict, fmt.Sprintf("device %q is already enrolled, and a pattern token enrolls only new devices", id),
-			fmt.Sprintf("ask an admin for a token for this device: fleetca token create --device-id %s", id))
+			fmt.Sprintf("ask an admin for a token whose device_id is %q", id))
 	case errors.Is(err, store.ErrDeviceRevoked):
 		return fault.Wrap(err, fault.Forbidden, fmt.Sprintf("device %q is revoked", id), "an admin must reset the device before it can enroll again")
 	case errors.Is(err, store.ErrTooManyCertificates):

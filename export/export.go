@@ -114,7 +114,8 @@ var kindFiles = map[Kind][]string{
 // Render returns the configuration files of p.Kind and README.txt. It
 // reads p.Kind, Dir, CAURL, TrustDomain, Listen, Upstream, ServerCert and
 // ServerKey. A parameter it cannot use is a Malformed *fault.Error naming
-// it.
+// it; for TrustDomain, Listen and Upstream its Field is "trust_domain",
+// "listen" or "upstream", which the CLI turns into its flag.
 func Render(p Params) ([]File, error) {
 	d, err := newData(p)
 	if err != nil {
@@ -300,13 +301,13 @@ func newData(p Params) (*data, error) {
 		// The rule is api's; a TrustDomain made by conversion is checked
 		// here, since the configuration would match nothing.
 		if _, err := api.ParseTrustDomain(string(p.TrustDomain)); err != nil {
-			return nil, fault.Wrap(err, fault.Malformed, fmt.Sprintf("the trust domain %q is not a SPIFFE trust domain", p.TrustDomain),
-				"use the CA's trust_domain from fleetca.yaml: "+api.TrustDomainHint)
+			return nil, fault.WithField(fault.Wrap(err, fault.Malformed, fmt.Sprintf("the trust domain %q is not a SPIFFE trust domain", p.TrustDomain),
+				"use the CA's trust_domain from fleetca.yaml: "+api.TrustDomainHint), "trust_domain")
 		}
 	}
 	if p.Kind == Envoy && p.TrustDomain == "" {
-		return nil, malformed("Envoy's configuration needs the CA's trust domain, to match the devices' SPIFFE IDs",
-			"pass --trust-domain (trust_domain in the CA's fleetca.yaml), or --dir with the CA's data directory")
+		return nil, fault.WithField(malformed("Envoy's configuration needs the CA's trust domain, to match the devices' SPIFFE IDs",
+			"give the CA's trust domain, trust_domain in its fleetca.yaml"), "trust_domain")
 	}
 	d.SANPrefix = api.DeviceSPIFFEIDPrefix(p.TrustDomain)
 
@@ -318,19 +319,19 @@ func newData(p Params) (*data, error) {
 		}
 	}
 	if d.ListenHost, d.ListenPort, err = checkListen(listen); err != nil {
-		return nil, err
+		return nil, fault.WithField(err, "listen")
 	}
 
 	switch {
 	case p.Kind == Mosquitto && p.Upstream != "":
-		return nil, malformed("Mosquitto is the broker itself and has no upstream", "leave out --upstream")
+		return nil, fault.WithField(malformed("Mosquitto is the broker itself and has no upstream", "leave out the upstream"), "upstream")
 	case p.Kind != Mosquitto:
 		up := p.Upstream
 		if up == "" {
 			up = DefaultUpstream
 		}
 		if d.UpstreamHost, d.UpstreamPort, d.UpstreamTLS, err = checkUpstream(up); err != nil {
-			return nil, err
+			return nil, fault.WithField(err, "upstream")
 		}
 	}
 
@@ -375,7 +376,7 @@ func checkCAURL(raw string) (string, error) {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" ||
 		strings.ContainsAny(raw, unsafePath) {
 		return "", malformed(fmt.Sprintf("the CA URL %q is not an http(s) base URL", raw),
-			"pass the CA's HTTP listener, e.g. --ca http://ca.example.com:8080")
+			"give the CA's HTTP listener, e.g. http://ca.example.com:8080")
 	}
 	return strings.TrimRight(raw, "/"), nil
 }

@@ -135,3 +135,35 @@ func TestRenderRefuses(t *testing.T) {
 		})
 	}
 }
+
+// TestRenderNamesTheField: a refused parameter that the CLI sets with a
+// flag is named in the fault's Field, and the hint names no flag.
+func TestRenderNamesTheField(t *testing.T) {
+	t.Parallel()
+	ok := Params{Kind: Nginx, Dir: "/srv/v", CAURL: "http://127.0.0.1:8080"}
+	for _, tc := range []struct {
+		name   string
+		change func(p *Params)
+		field  string
+	}{
+		{"envoy without a trust domain", func(p *Params) { p.Kind = Envoy }, "trust_domain"},
+		{"uppercase trust domain", func(p *Params) { p.Kind, p.TrustDomain = Envoy, "Fleet.Example" }, "trust_domain"},
+		{"listen without a port", func(p *Params) { p.Listen = "127.0.0.1" }, "listen"},
+		{"upstream with a path", func(p *Params) { p.Upstream = "http://127.0.0.1:8000/api" }, "upstream"},
+		{"mosquitto with an upstream", func(p *Params) { p.Kind, p.Upstream = Mosquitto, "http://127.0.0.1:8000" }, "upstream"},
+		{"CA URL without a scheme", func(p *Params) { p.CAURL = "127.0.0.1:8080" }, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := ok
+			tc.change(&p)
+			_, err := Render(p)
+			fe, isFault := errors.AsType[*fault.Error](err)
+			if !isFault || fe.Field != tc.field {
+				t.Fatalf("Render(%+v) = %#v, want a fault with Field %q", p, err, tc.field)
+			}
+			if strings.Contains(fe.Hint, "--") {
+				t.Errorf("Render(%+v) hint %q names a flag", p, fe.Hint)
+			}
+		})
+	}
+}

@@ -39,7 +39,8 @@ func problemFor(err error) (api.Problem, bool) {
 		if !ok {
 			panic("web: fault kind without a problem row: " + fe.Kind.String())
 		}
-		return api.Problem{Type: api.ProblemTypePrefix + fe.Kind.String(), Title: row.title, Status: row.status, Detail: fe.Detail, Hint: fe.Hint}, false
+		return api.Problem{Type: api.ProblemTypePrefix + fe.Kind.String(), Title: row.title, Status: row.status,
+			Detail: fe.Detail, Hint: fe.Hint, Pointer: api.FieldPointer(fe.Field)}, false
 	}
 	var he *echo.HTTPError
 	if errors.As(err, &he) {

@@ -42,6 +42,9 @@ func runCLI(t *testing.T, vars map[string]string, args ...string) cliResult {
 	return cliResult{stdout: stdout.String(), stderr: stderr.String(), code: code}
 }
 
+// oneLine is the CLI's line for err, without a command's flags.
+func oneLine(err error) string { return errorLine(nil, err) }
+
 // wantOneLine checks an error's CLI output: exit code, nothing on stdout,
 // one line "fleetca: ..." on stderr.
 func wantOneLine(t *testing.T, what string, r cliResult, code int) {

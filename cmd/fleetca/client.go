@@ -55,9 +55,13 @@ func (a *adminFlags) client(e env) (*client.Client, error) {
 	token := e.getenv("FLEETCA_ADMIN_TOKEN")
 	if base == "" || rootFile == "" {
 		cfg, err := loadConfig(dir)
-		if err != nil {
-			return nil, fault.Wrap(err, fault.NotFound, "cannot find the CA's URL and root: "+oneLine(err),
+		if k, _ := fault.KindOf(err); k == fault.NotFound {
+			return nil, fault.Wrap(err, fault.NotFound,
+				fmt.Sprintf("cannot find the CA's URL and root: %s has no %s", dir, configName),
 				"pass --dir DIR of the CA, or --ca-url and --root (or FLEETCA_URL and FLEETCA_ROOT)")
+		}
+		if err != nil {
+			return nil, err // the data directory's configuration is wrong: its own error says how
 		}
 		if base == "" {
 			base = "https://" + dialable(cfg.Server.HTTPSAddr)

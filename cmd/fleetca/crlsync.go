@@ -175,7 +175,15 @@ func runReloadCommand(ctx context.Context, e env, command, file string) error {
 		if i := strings.LastIndexByte(last, '\n'); i >= 0 {
 			last = last[i+1:]
 		}
-		detail := fmt.Sprintf("the reload command %q failed: %v", command, err)
+		detail := fmt.Sprintf("the reload command %q could not be run", command)
+		switch exitErr, exited := errors.AsType[*exec.ExitError](err); {
+		case ctx.Err() != nil:
+			detail = fmt.Sprintf("the reload command %q did not finish within 2 minutes", command)
+		case exited && exitErr.ExitCode() >= 0:
+			detail = fmt.Sprintf("the reload command %q failed with exit status %d", command, exitErr.ExitCode())
+		case exited:
+			detail = fmt.Sprintf("the reload command %q was ended by a signal", command)
+		}
 		if last != "" {
 			detail += ": " + last
 		}

@@ -296,7 +296,7 @@ func renderExport(p export.Params, combined string) ([]export.File, string, erro
 
 func exportUsage(err error) error {
 	if _, ok := errors.AsType[*fault.Error](err); ok {
-		return usagef("%s", oneLine(err))
+		return usage(err)
 	}
 	return err
 }
@@ -313,7 +313,7 @@ func combineServerPEM(certFile, keyFile string) ([]byte, error) {
 		return nil, fault.Wrap(err, fault.NotFound, "cannot read the server key "+keyFile, serverCertHint(err))
 	}
 	if _, err := tls.X509KeyPair(certPEM, keyPEM); err != nil {
-		return nil, fault.Wrap(err, fault.Malformed, fmt.Sprintf("%s and %s are not a certificate and its key: %v", certFile, keyFile, err),
+		return nil, fault.Wrap(err, fault.Malformed, fmt.Sprintf("%s and %s are not a certificate and its key", certFile, keyFile),
 			"pass the --cert and --key files 'fleetca cert server' wrote")
 	}
 	return append(append(bytes.TrimRight(certPEM, "\n"), '\n'), keyPEM...), nil

@@ -61,34 +61,88 @@ func run(ctx context.Context, args []string, e env) int {
 	root.SetArgs(args)
 	root.SetOut(e.stdout)
 	root.SetErr(e.stderr)
-	err := root.ExecuteContext(ctx)
+	cmd, err := root.ExecuteContextC(ctx)
 	if err == nil {
 		return exitOK
 	}
-	fmt.Fprintln(e.stderr, "fleetca: "+oneLine(err))
-	var ue *usageError
-	if errors.As(err, &ue) || isCobraUsage(err) {
+	fmt.Fprintln(e.stderr, "fleetca: "+errorLine(cmd, err))
+	// The root command runs nothing of ours, so an error that stops at it
+	// is cobra refusing the command line (an unknown command) before any
+	// of our code ran. Flag and argument errors are usage errors already:
+	// newRootCmd wraps them where cobra makes them.
+	if _, ok := errors.AsType[*usageError](err); ok || cmd == root {
 		return exitUsage
 	}
 	return exitError
 }
 
-// oneLine renders err as the CLI's single line: "detail (hint)" for a fault,
-// the error text otherwise, and each of several joined errors so, joined
-// by "; " (none of them is left out).
-func oneLine(err error) string {
+// errorLine renders err as the CLI's single line. A *fault.Error is
+// "detail (hint)", and if it is about an input (its Field or Key) that cmd
+// has a flag for, or that an environment variable stands in for, the hint
+// ends with "; use --flag" (or "; use --flag or VARIABLE"): the domain's
+// hint names the request field or configuration key, and this is where
+// the CLI says it in its own words. Any other error is its text on one
+// line, and each of several joined errors is rendered so, joined by "; "
+// (none of them is left out).
+func errorLine(cmd *cobra.Command, err error) string {
 	if j, ok := err.(interface{ Unwrap() []error }); ok {
 		parts := make([]string, 0, len(j.Unwrap()))
 		for _, e := range j.Unwrap() {
-			parts = append(parts, oneLine(e))
+			parts = append(parts, errorLine(cmd, e))
 		}
 		return strings.Join(parts, "; ")
 	}
-	var fe *fault.Error
-	if errors.As(err, &fe) {
-		return fe.Error()
+	fe, ok := errors.AsType[*fault.Error](err)
+	if !ok {
+		return strings.ReplaceAll(err.Error(), "\n", " ")
 	}
-	return strings.ReplaceAll(err.Error(), "\n", " ")
+	hint := fe.Hint
+	if words := cliNames(cmd, fe); words != "" {
+		if hint != "" {
+			hint += "; "
+		}
+		hint += "use " + words
+	}
+	if hint == "" {
+		return fe.Detail
+	}
+	return fe.Detail + " (" + hint + ")"
+}
+
+// flagNames are the flags whose names do not follow from the request field
+// or configuration key they set by the rule "_" to "-" (device_id sets
+// --device-id, trust_domain --trust-domain).
+var flagNames = map[string]string{
+	"ips": "ip", // cert server --ip, a request's "ips"
+}
+
+// envNames are the configuration keys an environment variable stands in
+// for, wherever the key is read.
+var envNames = map[string]string{
+	"password_file": "FLEETCA_PASSWORD",
+}
+
+// cliNames returns what sets fe's Field and Key on this command line: the
+// flag of that name, if cmd has one (nil cmd: none), and the environment
+// variable, joined by " or "; "" if nothing does.
+func cliNames(cmd *cobra.Command, fe *fault.Error) string {
+	var names []string
+	for _, input := range []string{fe.Field, fe.Key} {
+		if input == "" {
+			continue
+		}
+		flag, ok := flagNames[input]
+		if !ok {
+			flag = strings.ReplaceAll(input, "_", "-")
+		}
+		if cmd != nil && cmd.Flags().Lookup(flag) != nil {
+			names = append(names, "--"+flag)
+		}
+		if env, ok := envNames[input]; ok {
+			names = append(names, env)
+		}
+	}
+	return strings.Join(names, " or ")
 }
 
 func newRootCmd(e env) *cobra.Command {
@@ -104,20 +158,29 @@ Enroll a device: fleetca enroll --ca https://HOST:8443 --fingerprint SHA256 --to
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	// Subcommands inherit the flag error hook: an unknown flag, a missing
+	// or unparsable value is a usage error.
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usage(err) })
 	root.AddCommand(newInitCmd(e), newServeCmd(e), newTokenCmd(e), newEnrollCmd(e), newDevicesCmd(e), newCertsCmd(e),
 		newRevokeCmd(e), newCRLCmd(e), newCertCmd(e), newProxyCmd(e), newExportCmd(e))
+	usageArgs(root)
 	return root
 }
 
-// isCobraUsage recognises cobra's own argument errors (unknown command,
-// wrong number of arguments), which carry no type.
-func isCobraUsage(err error) bool {
-	msg := err.Error()
-	for _, p := range []string{"unknown command", "unknown flag", "unknown shorthand", "accepts ", "requires at least", "flag needs an argument", "invalid argument"} {
-		if strings.Contains(msg, p) {
-			return true
+// usageArgs makes the positional-argument check of c and of every command
+// under it (cobra.NoArgs, cobra.ExactArgs, ...) return a usage error:
+// cobra's own checks return plain errors.
+func usageArgs(c *cobra.Command) {
+	if check := c.Args; check != nil {
+		c.Args = func(cmd *cobra.Command, args []string) error {
+			err := check(cmd, args)
+			if _, ok := errors.AsType[*usageError](err); ok || err == nil {
+				return err
+			}
+			return usage(err)
 		}
 	}
-	return false
+	for _, sub := range c.Commands() {
+		usageArgs(sub)
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -139,7 +140,7 @@ func runProxy(ctx context.Context, e env, o proxyOptions) error {
 	// headers, 10 s to drain on shutdown).
 	pcfg := proxy.Config{Upstream: o.upstream, ProxyProtocol: o.proxyProtocol}
 	if err := pcfg.Validate(); err != nil {
-		return usagef("%s", err.Error())
+		return usage(err)
 	}
 	logger := slog.New(slog.NewJSONHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	now := time.Now
@@ -357,7 +358,11 @@ func loadTrustBundle(file string, now time.Time) (*trustBundle, error) {
 	}
 	tb.issuer = inters[0]
 	if _, err := tb.issuer.Verify(x509.VerifyOptions{Roots: tb.roots, CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
-		return nil, fault.Wrap(err, fault.Malformed, fmt.Sprintf("the intermediate %q in %s does not chain to a root in it: %v", tb.issuer.Subject, file, err), hint)
+		detail := fmt.Sprintf("the intermediate %q in %s does not chain to a root in it", tb.issuer.Subject, file)
+		if invalid, ok := errors.AsType[x509.CertificateInvalidError](err); ok && invalid.Reason == x509.Expired {
+			detail = fmt.Sprintf("the intermediate %q in %s, or its root, is not valid at %s", tb.issuer.Subject, file, now.UTC().Format(time.RFC3339))
+		}
+		return nil, fault.Wrap(err, fault.Malformed, detail, hint)
 	}
 	return tb, nil
 }
@@ -373,8 +378,12 @@ func selfSigned(c *x509.Certificate) bool {
 func loadServerCert(certFile, keyFile string, now time.Time) (*tls.Certificate, error) {
 	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
 	if err != nil {
-		return nil, fault.Wrap(err, fault.Malformed, fmt.Sprintf("cannot use the server certificate %s with the key %s: %v", certFile, keyFile, err),
-			"issue one with fleetca cert server --dns HOST --cert FILE --key FILE")
+		const hint = "issue one with fleetca cert server --dns HOST --cert FILE --key FILE"
+		if pe, ok := errors.AsType[*fs.PathError](err); ok {
+			return nil, fault.Wrap(err, fault.NotFound, fmt.Sprintf("cannot read %s, for the server certificate", pe.Path), hint)
+		}
+		return nil, fault.Wrap(err, fault.Malformed,
+			fmt.Sprintf("%s and %s are not a certificate (with its chain) and its key", certFile, keyFile), hint)
 	}
 	if cert.Leaf == nil {
 		if cert.Leaf, err = x509.ParseCertificate(cert.Certificate[0]); err != nil {

@@ -33,7 +33,7 @@ the public key: no later CSR with it is accepted, for any device.`,
 				return usagef("give exactly one of --serial HEX and --device-id ID")
 			}
 			if _, err := revocation.ParseReason(reas); err != nil {
-				return usagef("%s", oneLine(err))
+				return usage(err)
 			}
 			c, err := a.client(e)
 			if err != nil {
