@@ -76,7 +76,7 @@ func parseCSR(der []byte) (*x509.CertificateRequest, error) {
 		if kerr := describeKey(der); kerr != nil {
 			return nil, kerr
 		}
-		return nil, fault.Wrap(err, fault.BadCSR, "the CSR is not a valid PKCS #10 request: "+err.Error(),
+		return nil, fault.Wrap(err, fault.BadCSR, "the CSR is not a valid PKCS #10 request",
 			"send a CSR made by openssl req, fleetca enroll or another PKCS #10 tool")
 	}
 	if err := checkKey(csr.PublicKey); err != nil {

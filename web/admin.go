@@ -45,7 +45,7 @@ func (s *Server) createToken(c echo.Context) error {
 	if req.TTL != "" {
 		var err error
 		if ttl, err = time.ParseDuration(req.TTL); err != nil {
-			return fault.New(fault.Malformed, fmt.Sprintf("the ttl %q is not a duration", req.TTL), "write it like 24h or 90m")
+			return fault.WithField(fault.Wrap(err, fault.Malformed, fmt.Sprintf("the ttl %q is not a duration", req.TTL), "write it like 24h or 90m"), "ttl")
 		}
 	}
 	secret, t, err := s.deps.Enroll.CreateToken(c.Request().Context(),
@@ -259,7 +259,7 @@ func (s *Server) decodeJSON(c echo.Context, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return fault.New(fault.Malformed, "the JSON body cannot be decoded: "+err.Error(), "send a JSON object with the documented fields")
+		return jsonError(err, body, v, "send a JSON object with the documented fields")
 	}
 	return nil
 }

@@ -98,7 +98,7 @@ func DecodeCSRBody(contentType string, body []byte) ([]byte, error) {
 		dec := json.NewDecoder(bytes.NewReader(body))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&req); err != nil {
-			return nil, fault.New(fault.Malformed, "the JSON body is not {\"csr\": \"<PEM>\"}: "+err.Error(), csrBodyHint)
+			return nil, jsonError(err, body, &req, csrBodyHint)
 		}
 		if dec.More() {
 			return nil, fault.New(fault.Malformed, "the JSON body has data after its object", csrBodyHint)

@@ -129,6 +129,21 @@ func do(h http.Handler, method, path, auth, ctype, body string) *httptest.Respon
 }
 
 // problemOf decodes a problem response, checking its media type.
+// serverCSRJSON is a server-certificate request for no names, with a good
+// CSR.
+func serverCSRJSON(t *testing.T) string {
+	t.Helper()
+	csr, err := os.ReadFile(filepath.Join("..", "testdata", "csr-p256-empty-subject.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.Marshal(api.ServerCertRequest{CSR: string(csr)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
 func problemOf(t *testing.T, rec *httptest.ResponseRecorder) api.Problem {
 	t.Helper()
 	if ct := rec.Header().Get("Content-Type"); ct != "application/problem+json" {
@@ -299,23 +314,36 @@ func TestAdminAPI(t *testing.T) {
 	for _, tc := range []struct {
 		name, method, path, body string
 		status                   int
+		pointer                  string // the problem's pointer to the request member, if any
 	}{
-		{"fail/unknown-device", "GET", "/v1/admin/devices/nope", "", 404},
-		{"fail/bad-serial", "GET", "/v1/admin/certificates/xyz", "", 400},
-		{"fail/unknown-serial", "GET", "/v1/admin/certificates/abcdef", "", 404},
-		{"fail/bad-limit", "GET", "/v1/admin/devices?limit=0", "", 400},
-		{"fail/bad-after-serial", "GET", "/v1/admin/certificates?after=zz", "", 400},
-		{"fail/token-both", "POST", "/v1/admin/tokens", `{"device_id":"a","device_pattern":"b*"}`, 400},
-		{"fail/token-bad-ttl", "POST", "/v1/admin/tokens", `{"device_id":"a","ttl":"soon"}`, 400},
-		{"fail/token-unknown-field", "POST", "/v1/admin/tokens", `{"device":"a"}`, 400},
-		{"fail/revoke-unknown-token", "POST", "/v1/admin/tokens/0000/revoke", "", 404},
+		{"fail/unknown-device", "GET", "/v1/admin/devices/nope", "", 404, ""},
+		{"fail/bad-device-id", "GET", "/v1/admin/devices/a%20b", "", 400, ""},
+		{"fail/bad-device-id-query", "GET", "/v1/admin/certificates?device_id=-x", "", 400, ""},
+		{"fail/bad-serial", "GET", "/v1/admin/certificates/xyz", "", 400, ""},
+		{"fail/unknown-serial", "GET", "/v1/admin/certificates/abcdef", "", 404, ""},
+		{"fail/bad-limit", "GET", "/v1/admin/devices?limit=0", "", 400, ""},
+		{"fail/bad-after-serial", "GET", "/v1/admin/certificates?after=zz", "", 400, ""},
+		{"fail/token-both", "POST", "/v1/admin/tokens", `{"device_id":"a","device_pattern":"b*"}`, 400, ""},
+		{"fail/token-bad-ttl", "POST", "/v1/admin/tokens", `{"device_id":"a","ttl":"soon"}`, 400, "#/ttl"},
+		{"fail/token-ttl-too-long", "POST", "/v1/admin/tokens", `{"device_id":"a","ttl":"100000h"}`, 400, "#/ttl"},
+		{"fail/token-uses-too-many", "POST", "/v1/admin/tokens", `{"device_id":"a","uses":100000001}`, 400, "#/uses"},
+		{"fail/token-uses-a-string", "POST", "/v1/admin/tokens", `{"device_id":"a","uses":"5"}`, 400, "#/uses"},
+		{"fail/token-bad-device-id", "POST", "/v1/admin/tokens", `{"device_id":"a b"}`, 400, "#/device_id"},
+		{"fail/token-bad-pattern", "POST", "/v1/admin/tokens", `{"device_pattern":"a/*"}`, 400, "#/device_pattern"},
+		{"fail/token-unknown-field", "POST", "/v1/admin/tokens", `{"device":"a"}`, 400, "#/device"},
+		{"fail/token-not-json", "POST", "/v1/admin/tokens", `{"device_id":`, 400, ""},
+		{"fail/token-empty-body", "POST", "/v1/admin/tokens", ``, 400, ""},
+		{"fail/server-cert-no-names", "POST", "/v1/admin/certificates/server", serverCSRJSON(t), 400, "#/dns"},
+		{"fail/revoke-unknown-token", "POST", "/v1/admin/tokens/0000/revoke", "", 404, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rec := do(h, tc.method, tc.path, f.admin, "application/json", tc.body)
 			if rec.Code != tc.status {
 				t.Fatalf("%s %s = %d %s, want %d", tc.method, tc.path, rec.Code, rec.Body, tc.status)
 			}
-			problemOf(t, rec)
+			if p := problemOf(t, rec); p.Pointer != tc.pointer {
+				t.Errorf("%s %s problem pointer = %q, want %q (%+v)", tc.method, tc.path, p.Pointer, tc.pointer, p)
+			}
 		})
 	}
 }
