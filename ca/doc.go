@@ -14,10 +14,13 @@
 // belong together, and works out once everything the profiles need. The
 // Authority is immutable afterwards and safe for concurrent use.
 //
-// SignDevice issues the device client certificate of DESIGN.md; SignServer
-// the HTTPS listener's certificate. Both set AIA (OCSP, caIssuers) and a
-// CRL distribution point on the HTTP listener's public URL. GenerateKey
-// makes keys of the supported KeyTypes.
+// SignDevice issues the device client certificate of DESIGN.md for a
+// DeviceRequest (an api.DeviceID and a public key): subject CN the device
+// ID, one URI SAN, the device's SPIFFE ID (api.DeviceSPIFFEID, in
+// Deps.TrustDomain). SignServer issues a TLS server certificate, for the
+// HTTPS listener or a verifier. Both set AIA (OCSP, caIssuers) and a CRL
+// distribution point on the HTTP listener's public URL. GenerateKey makes
+// keys of the supported KeyTypes.
 //
 // # Revocation
 //
@@ -44,13 +47,20 @@
 // and whether its CSR and key are acceptable, is package enroll's
 // decision. ca knows nothing of tokens or HTTP, keeps no records (the
 // caller stores what it issues), reads no flags or environment, and never
-// calls time.Now in its logic: the clock is Deps.Now.
+// calls time.Now in its logic: the clock is Deps.Now. It writes no rule of
+// its own for device IDs or trust domains: those are package api's, which
+// ca applies again to what it signs (a value converted rather than parsed
+// is refused there).
 //
 // # Errors
 //
 // Anything the caller or operator can fix is a *fault.Error (package
-// internal/fault): Malformed for bad configuration or input, NotFound for
-// missing files, Unavailable for an encrypted key without a password, an
+// internal/fault), whose hint names the configuration key (ca.root_key,
+// password_file, trust_domain) or the request field (dns) to change, never
+// a command-line flag or an environment variable; its Key or Field says
+// which, for the CLI and web to render. Kinds: Malformed for bad
+// configuration or input, NotFound for missing files, Unavailable for an
+// encrypted key without a password, an
 // offline root key (SignRootCRL says to run `fleetca crl sign-root` where
 // the key is), an expired intermediate or an OCSP responder certificate
 // that is not valid at signing time, Unauthorized for a wrong
@@ -63,6 +73,9 @@
 // # Invariants
 //
 //   - Serial numbers are 159 random bits: positive, at most 20 octets.
+//   - A device certificate names exactly its device: CN = the device ID,
+//     one URI SAN = its SPIFFE ID, both from an ID api.ParseDeviceID
+//     accepts.
 //   - A certificate never outlives the intermediate that signed it.
 //   - The intermediate's key matches its certificate, and the
 //     intermediate chains to the root at New's time.

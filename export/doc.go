@@ -2,11 +2,13 @@
 // verifier (nginx, HAProxy, Mosquitto, Envoy) in front of a service, for
 // `fleetca export`.
 //
-// Render turns Params into files: a configuration snippet with comments a
+// # Basics
+//
+// Render turns Params into Files: a configuration snippet with comments a
 // person can read and paste, and a README.txt with the next steps, among
 // them the `fleetca crl sync` command line that keeps the CRL fresh for
-// that verifier. The templates are embedded (templates/*.tmpl) and every
-// path they write is absolute.
+// that verifier (Steps returns those steps alone). The templates are
+// embedded (templates/*.tmpl).
 //
 // Each configuration requires a client certificate that chains to the
 // fleet's root, checks revocation, and passes the device's identity on:
@@ -27,8 +29,21 @@
 //     without a restart; x-forwarded-client-cert carries the identity.
 //     Envoy cannot check client certificates with OCSP.
 //
+// # Invariants
+//
+//   - Every path a configuration names is absolute, and free of the
+//     characters the four configuration languages would quote differently.
+//   - Envoy admits exactly the fleet's devices: its SAN match is
+//     api.DeviceSPIFFEIDPrefix of Params.TrustDomain, the form ca signs,
+//     so the trust-domain rule and the SPIFFE ID are api's, written once.
+//   - A parameter Render cannot use is a Malformed *fault.Error that names
+//     it; its hint names the parameter, never the CLI's flag, and its Field
+//     ("trust_domain", "listen", "upstream") lets the CLI name the flag.
+//
+// # What it must not do
+//
 // This package reads and writes no files and talks to no network: the
 // trust bundle (ca.pem) and the CRL file (crl.pem) are fetched and written
 // by cmd/fleetca, which also writes the files Render returns. It imports
-// nothing of ours but internal/fault.
+// nothing of ours but api and internal/fault.
 package export

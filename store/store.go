@@ -1,25 +1,3 @@
-// Package store defines fleetca's persistence contract: the Store interface,
-// its record types and its sentinel errors.
-//
-// # Basics
-//
-// Two backends implement Store: store/boltstore (embedded, the default) and,
-// later, store/pgstore. store/storetest is the contract suite both must pass.
-// Every method is one transaction: it happens whole or not at all, and it has
-// happened durably when it returns nil.
-//
-// # Caveats
-//
-// The store enforces only the conditions that must be checked atomically
-// with a write (a token's remaining uses, a device's existence, a device's
-// number of live certificates, a key bound to another device or blocked, a
-// certificate or device revoked already). Which conditions of an issuance
-// apply is the caller's decision (package enroll), passed in Issuance;
-// which keys to block is the caller's too (package revocation), passed in
-// RevokeRequest. The store returns its sentinels wrapped with the operation;
-// errors of the underlying database never leave this package.
-//
-// This package imports nothing of fleetca's.
 package store
 
 import (

@@ -1,28 +1,53 @@
 // Package web is fleetca's HTTP layer, built on echo v4. It decodes
-// requests, calls enroll and ca, and encodes the answers; it holds no
-// business rules.
+// requests, calls enroll, revocation and ca, and encodes the answers; it
+// holds no business rules.
 //
 // # Basics
 //
-// A Server has two handlers. The HTTPS handler carries enrollment
-// (POST /v1/enroll) and the admin API under /v1/admin/ (bearer admin token).
-// The admin API also issues TLS server certificates for verifiers such as
-// fleetca proxy (POST /v1/admin/certificates/server). The HTTPS handler
-// serves the revocation feed (GET /v1/revocations, a long-poll that Drain
-// ends when shutdown begins). The plain-HTTP handler carries what a
-// verifier must fetch before it can trust anything: /roots.pem, /chain.pem,
+// A Server (New, from a Config and Deps: the Enroller, Revoker, Authority
+// and Records it calls, each a small interface) has two handlers. The
+// HTTPS handler carries enrollment (POST /v1/enroll) and the admin API
+// under /v1/admin/ (bearer admin token). The admin API also issues TLS
+// server certificates for verifiers such as fleetca proxy
+// (POST /v1/admin/certificates/server). The HTTPS handler serves the
+// revocation feed (GET /v1/revocations, a long-poll that Drain ends when
+// shutdown begins). The plain-HTTP handler carries what a verifier must
+// fetch before it can trust anything: /roots.pem, /chain.pem,
 // /intermediate.crt (the caIssuers target of device certificates), the
-// CRLs, OCSP and /metrics. Both serve /healthz.
+// CRLs, OCSP and /metrics. Both serve /healthz. ServerCert keeps the HTTPS
+// listener's own certificate, in memory, renewed at two thirds of its life.
+//
+// The request and answer bodies are package api's types, the definitions
+// package client decodes with.
+//
+// # Errors
 //
 // Every error leaves through one function, problem.go's handleError, set as
-// echo's HTTPErrorHandler: a *fault.Error becomes RFC 9457 problem JSON with
-// a hint member; echo's own errors (404, 405, 413) and the store's
-// ErrNotFound/ErrConflict are mapped too; anything else is a 500 carrying
-// only a request_id, its text logged, never sent.
+// echo's HTTPErrorHandler: a *fault.Error becomes RFC 9457 problem JSON
+// with the extension members hint and, when the fault names the request
+// field it is about (fault.Error.Field), pointer ("#/ttl"); echo's own
+// errors (404, 405, 413) and the store's ErrNotFound/ErrConflict are mapped
+// too; anything else is a 500 carrying only a request_id, its text logged,
+// never sent. A body that does not decode is described in JSON's terms
+// (the unknown or mistyped member, the byte of a syntax error), not in the
+// decoder's, whose text names Go types.
 //
-// # Caveats
+// # Invariants
 //
-// Request bodies are read through a limit (Config.MaxBodyBytes) and never
-// buffered past it. Tokens and keys are never logged: the request log
-// records route patterns, not raw URIs.
+//   - Input is parsed at this edge, once: device IDs in paths and queries
+//     with api.ParseDeviceID (a malformed one is 400, never a store
+//     lookup), durations, serials, CSR bodies. Token requests are passed
+//     to enroll, which parses them.
+//   - web says things in HTTP's terms: it adds the pointer, and never
+//     rewrites a domain error's detail or hint.
+//   - Request bodies are read through a limit (Config.MaxBodyBytes) and
+//     never buffered past it.
+//   - Tokens and keys are never logged: the request log records route
+//     patterns, not raw URIs, and a device ID only once it has parsed.
+//
+// # What it must not do
+//
+// No policy: who may enroll, what a CSR may name, what a CRL says are
+// enroll's, revocation's and ca's. No HTTP status outside problem.go's
+// table, and no store write except through those packages.
 package web

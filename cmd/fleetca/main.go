@@ -1,5 +1,3 @@
-// Command fleetca is a certificate authority and enrollment service for
-// device fleets. See README.md for the commands.
 package main
 
 import (

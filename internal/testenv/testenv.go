@@ -1,7 +1,3 @@
-// Package testenv holds helpers for fleetca's tests: finding the external
-// programs a test drives and listening on loopback.
-//
-// It is imported only from _test.go files.
 package testenv
 
 import (

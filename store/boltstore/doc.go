@@ -75,5 +75,6 @@
 // Serials longer than 255 bytes and device IDs containing a NUL byte are
 // refused. Revoke of a device decodes every certificate the device ever
 // had, in the shared write transaction. Open adds the buckets an older
-// file lacks (revocations, blocked_keys), so such a file upgrades in place. Check verifies the file's structure, not the records' meaning.
+// file lacks (revocations, blocked_keys), so such a file upgrades in
+// place. Check verifies the file's structure, not the records' meaning.
 package boltstore

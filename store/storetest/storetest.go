@@ -1,12 +1,3 @@
-// Package storetest is the contract suite of store.Store: Run checks that a
-// backend does what the interface's documentation promises, error by error,
-// under concurrency too. store/boltstore and store/pgstore run it from
-// their tests.
-//
-// It must not depend on a backend: it speaks only store.Store. Times are
-// fixed (T0 and offsets from it), never the clock; certificates carry fake
-// DER, which a store does not parse, and real big.Int serials, one above
-// 2^128.
 package storetest
 
 import (

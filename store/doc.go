@@ -1,0 +1,56 @@
+// Package store is fleetca's persistence contract: the Store interface,
+// its records and its sentinel errors. It owns what "recorded" means; a
+// backend owns how.
+//
+// # Basics
+//
+// Store is the one interface fleetca's packages share, because more than
+// one backend implements it: store/boltstore (embedded bbolt, the default)
+// and, with the PostgreSQL issue, store/pgstore. store/storetest is the
+// contract suite every backend runs. Domain packages (enroll, revocation)
+// and web take a Store, and their tests use a real boltstore, not a mock.
+//
+// The records are Device (an enrolled device and its DeviceStatus),
+// Certificate (an issued device certificate: serial, device, KeyHash,
+// validity, DER and revocation), Token (an enrollment token, stored by its
+// TokenHash, shown by its ID), Revocation (an entry of the revocation log,
+// which the CRLs and the revocation feed are built from) and AuditEvent (a
+// row of the audit log). Issuance and RevokeRequest are the write requests
+// that carry the caller's decisions; Page bounds a listing.
+//
+// # Invariants
+//
+//   - Every method is one transaction: it happens whole or not at all,
+//     and a write that returned nil is durable (fsynced) and survives a
+//     crash. Issue spends the token, records the certificate and the
+//     device, binds the key and appends the audit row together; Revoke
+//     revokes, writes the log entries, blocks the keys and appends the
+//     audit row together. No failure burns a token or acknowledges early.
+//   - Audit and revocation Seq values are 1, 2, 3, ... without gaps, in
+//     commit order; a counter's values never repeat, across restarts too.
+//   - Errors are the sentinels below, wrapped with the operation
+//     (`get device "d-17": not found`); test them with errors.Is. Every
+//     condition error (ErrTokenUsedUp, ErrDeviceExists, ErrKeyBlocked, ...)
+//     wraps ErrConflict as well. A backend's own errors and types never
+//     leave it.
+//   - Records returned are copies; the caller may keep and change them.
+//
+// # What it must not do
+//
+// A store enforces only the conditions that must be checked atomically
+// with its write: a token's remaining uses, a device's existence and
+// status, its number of live certificates, a key bound to another device
+// or blocked, a certificate or device revoked already. Which of them apply
+// is the caller's policy, passed in: enroll sets Issuance's fields,
+// revocation says in RevokeRequest which keys to block. A store parses no
+// certificate (DER is opaque to it), checks no device ID or trust domain
+// (callers parse those with package api), reads no clock (every time comes
+// in the request) and logs nothing.
+//
+// # Caveats
+//
+// This package imports nothing of fleetca's, so identities are plain
+// strings here: device IDs are string, not api.DeviceID, and the callers
+// convert on the way in and out. Serials are *big.Int; at the API's edges
+// they are lowercase hex (Page.After of ListCertificates too).
+package store

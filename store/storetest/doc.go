@@ -1,0 +1,31 @@
+// Package storetest is the contract suite of store.Store: Run checks that
+// a backend does what the interface's documentation promises, method by
+// method and error by error, and under concurrency.
+//
+// # Basics
+//
+// A backend's test calls Run with a constructor of empty stores:
+// store/boltstore runs it on files in t.TempDir(), and store/pgstore will
+// run it on a PostgreSQL server its test starts. Run's subtests (Issue,
+// IssueConcurrent, Token, Device, Certificate, Revoke, RevokeConcurrent,
+// ResetDevice, ListRevocations, Audit, NextCounter, Meta, Close, Context)
+// run in parallel, each on a store of its own.
+//
+// # Invariants
+//
+//   - It speaks only store.Store and imports nothing of fleetca's but
+//     package store: what it checks holds for any backend.
+//   - Time is fixed: T0 and offsets from it, never the clock.
+//   - Certificates carry fake DER, which a store must not parse, and real
+//     *big.Int serials, one of them above 2^128 as fleetca's are.
+//   - Errors are checked with errors.Is against the store's sentinels,
+//     never by their text.
+//   - A refused write is checked to have written nothing: no device, no
+//     spent use, no audit row.
+//
+// # Caveats
+//
+// The constructor owns the cleanup of each store (an integrity check,
+// Close); subtests may close the store they were given. The concurrent
+// subtests show races only as wrong results, so run the suite with -race.
+package storetest
