@@ -1,0 +1,29 @@
+package api
+
+// Paths on the CA's plain-HTTP listener (default 127.0.0.1:8080), which
+// verifiers reach before they can trust anything: what they fetch there
+// is either signed (CRLs, OCSP responses) or pinned by fingerprint (the
+// CA certificates). A verifier is given the listener's base URL
+// (http://ca.example:8080) and appends these; the CA's web package serves
+// them. The feed, on the HTTPS listener, is FeedPath.
+const (
+	// CRLPath is the device CRL, DER (application/pkix-crl), signed by the
+	// intermediate; CRLPEMPath is the same CRL as PEM.
+	CRLPath    = "/crl"
+	CRLPEMPath = "/crl.pem"
+	// RootCRLPath is the root's CRL over intermediates, DER, signed by the
+	// root: verifiers built on OpenSSL's CRL_CHECK_ALL want a CRL for
+	// every CA in the chain.
+	RootCRLPath = "/root.crl"
+	// OCSPPath is the OCSP responder: POST OCSPPath, or
+	// GET OCSPPath/{base64 request} (RFC 6960 Appendix A, RFC 5019 §5).
+	OCSPPath = "/ocsp"
+	// RootsPEMPath is the root certificate(s), PEM; ChainPEMPath the
+	// intermediate(s), PEM; IntermediatePath the intermediate, DER (the
+	// caIssuers target of device certificates).
+	RootsPEMPath     = "/roots.pem"
+	ChainPEMPath     = "/chain.pem"
+	IntermediatePath = "/intermediate.crt"
+	// HealthPath answers 200 while the CA can work (both listeners).
+	HealthPath = "/healthz"
+)
