@@ -55,7 +55,7 @@
 // A verified chain is cached per leaf (Config.VerifyCacheSize), for the
 // time the chain is valid, until the next Reload. Revocation is never
 // cached by the proxy: the Checker is asked on every handshake, and its
-// lookup must be cheap (a revocation.Checker's CRL lookup is O(1)).
+// lookup must be cheap (a verify.Checker's CRL lookup is O(1)).
 //
 // In TLS 1.3, VerifyConnection runs before the client has proved that it
 // holds the certificate's key, so it has no effect but its answer;

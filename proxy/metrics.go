@@ -6,7 +6,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/fleetca/fleetca/revocation"
+	"github.com/fleetca/fleetca/verify"
 )
 
 // metrics are the Server's collectors. Labels are bounded: handshake
@@ -20,10 +20,10 @@ type metrics struct {
 	upstreamErrors prometheus.Counter
 }
 
-// crlSource is what a Checker that keeps a CRL (revocation.Checker) also
+// crlSource is what a Checker that keeps a CRL (verify.Checker) also
 // has: the proxy then exports the CRL's age.
 type crlSource interface {
-	CurrentCRL() *revocation.CRL
+	CurrentCRL() *verify.CRL
 }
 
 func (s *Server) registerMetrics(r prometheus.Registerer) error {

@@ -21,11 +21,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Checker is what the proxy asks about revocation; *revocation.Checker is
+// Checker is what the proxy asks about revocation; *verify.Checker is
 // one.
 //
 // Check returns nil if leaf may connect, and otherwise an error, a
-// *revocation.RefusedError when it knows why (its Refusal names the
+// *verify.RefusedError when it knows why (its Refusal names the
 // reason in logs and metrics). It runs inside every TLS handshake, so it
 // must be quick; it gets Serve's context, which ends on shutdown, and must
 // bound any blocking of its own (an OCSP fetch).

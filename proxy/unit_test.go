@@ -17,7 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/fleetca/fleetca/revocation"
+	"github.com/fleetca/fleetca/verify"
 )
 
 func TestConfigValidate(t *testing.T) {
@@ -144,13 +144,13 @@ func TestIsIdentityHeader(t *testing.T) {
 }
 
 // crlChecker is a fakeChecker that also reports a CRL, as
-// revocation.Checker does.
+// verify.Checker does.
 type crlChecker struct {
 	*fakeChecker
-	crl *revocation.CRL
+	crl *verify.CRL
 }
 
-func (c crlChecker) CurrentCRL() *revocation.CRL { return c.crl }
+func (c crlChecker) CurrentCRL() *verify.CRL { return c.crl }
 
 func TestCRLAgeMetric(t *testing.T) {
 	pki := newPKI(t, "Fleet")
@@ -180,7 +180,7 @@ func TestCRLAgeMetric(t *testing.T) {
 	if got := age(); !math.IsInf(got, 1) {
 		t.Errorf("CRL age before a CRL = %v, want +Inf", got)
 	}
-	withCRL.crl = &revocation.CRL{ThisUpdate: now.Add(-90 * time.Second), NextUpdate: now.Add(time.Hour)}
+	withCRL.crl = &verify.CRL{ThisUpdate: now.Add(-90 * time.Second), NextUpdate: now.Add(time.Hour)}
 	if got := age(); got != 90 {
 		t.Errorf("CRL age = %v, want 90", got)
 	}

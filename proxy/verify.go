@@ -13,7 +13,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/fleetca/fleetca/revocation"
+	"github.com/fleetca/fleetca/verify"
 )
 
 // Handshake outcomes and reasons: the labels of
@@ -187,17 +187,17 @@ func verifyReason(err error) string {
 // checkRefusal names the Checker's refusal.
 func checkRefusal(leaf *x509.Certificate, err error) error {
 	reason := reasonCheckError
-	if re, ok := errors.AsType[*revocation.RefusedError](err); ok {
+	if re, ok := errors.AsType[*verify.RefusedError](err); ok {
 		switch re.Refusal {
-		case revocation.Revoked:
+		case verify.Revoked:
 			reason = reasonRevoked
-		case revocation.Stale:
+		case verify.Stale:
 			reason = reasonStale
-		case revocation.NoData:
+		case verify.NoData:
 			reason = reasonNoData
-		case revocation.UnknownCert:
+		case verify.UnknownCert:
 			reason = reasonUnknown
-		case revocation.WrongIssuer:
+		case verify.WrongIssuer:
 			reason = reasonWrongIssuer
 		}
 	}

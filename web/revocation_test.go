@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ocsp"
+
+	"github.com/fleetca/fleetca/api"
 )
 
 // enrolled enrolls a device through the handler and returns its certificate.
@@ -166,7 +168,7 @@ func TestRevocationFeed(t *testing.T) {
 		t.Fatalf("revoke: %d", rec.Code)
 	}
 	rec := do(h, "GET", "/v1/revocations?since=0", "", "", "")
-	var out FeedResponse
+	var out api.FeedResponse
 	if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil || rec.Code != 200 {
 		t.Fatalf("feed: %d %s", rec.Code, rec.Body)
 	}
@@ -209,7 +211,7 @@ func TestRevocationFeedDrain(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("long-poll still held 5 s after Drain")
 	}
-	var out FeedResponse
+	var out api.FeedResponse
 	if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil || rec.Code != 200 || len(out.Revocations) != 0 || out.Last != 7 {
 		t.Errorf("long-poll after Drain = %d %s, want 200, no revocations, last 7", rec.Code, rec.Body)
 	}

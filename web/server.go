@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/fleetca/fleetca/api"
 	"github.com/fleetca/fleetca/enroll"
 	"github.com/fleetca/fleetca/internal/fault"
 	"github.com/fleetca/fleetca/store"
@@ -189,11 +190,11 @@ const ctxDeviceID = "device_id"
 
 func (s *Server) routes() {
 	for _, e := range []*echo.Echo{s.https, s.http} {
-		e.GET("/healthz", s.healthz)
+		e.GET(api.HealthPath, s.healthz)
 	}
 	s.https.POST("/v1/enroll", s.enroll)
-	s.https.GET("/roots.pem", s.rootsPEM)
-	s.https.GET("/v1/revocations", s.revocationFeed)
+	s.https.GET(api.RootsPEMPath, s.rootsPEM)
+	s.https.GET(api.FeedPath, s.revocationFeed)
 
 	admin := s.https.Group("/v1/admin", s.requireAdmin)
 	admin.POST("/tokens", s.createToken)
@@ -209,14 +210,14 @@ func (s *Server) routes() {
 	admin.POST("/devices/:id/revoke", s.revoke)
 	admin.POST("/devices/:id/reset", s.resetDevice)
 
-	s.http.GET("/roots.pem", s.rootsPEM)
-	s.http.GET("/chain.pem", s.chainPEM)
-	s.http.GET("/intermediate.crt", s.intermediateDER)
-	s.http.GET("/crl", s.crlDER)
-	s.http.GET("/crl.pem", s.crlPEM)
-	s.http.GET("/root.crl", s.rootCRL)
-	s.http.POST("/ocsp", s.ocspPost)
-	s.http.GET("/ocsp/*", s.ocspGet)
+	s.http.GET(api.RootsPEMPath, s.rootsPEM)
+	s.http.GET(api.ChainPEMPath, s.chainPEM)
+	s.http.GET(api.IntermediatePath, s.intermediateDER)
+	s.http.GET(api.CRLPath, s.crlDER)
+	s.http.GET(api.CRLPEMPath, s.crlPEM)
+	s.http.GET(api.RootCRLPath, s.rootCRL)
+	s.http.POST(api.OCSPPath, s.ocspPost)
+	s.http.GET(api.OCSPPath+"/*", s.ocspGet)
 	if s.deps.Gatherer != nil {
 		s.http.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(s.deps.Gatherer, promhttp.HandlerOpts{})))
 	}
@@ -275,6 +276,10 @@ func tooLarge(limit int64) error {
 
 // jsonEncode writes v as JSON.
 func jsonEncode(w io.Writer, v any) error { return json.NewEncoder(w).Encode(v) }
+
+// timeAPI is a time as the API carries it in a time.Time field (RFC 3339
+// once encoded): UTC, in whole seconds, as timeJSON writes it.
+func timeAPI(t time.Time) time.Time { return t.UTC().Truncate(time.Second) }
 
 // timeJSON formats times at the API edge: RFC 3339, UTC.
 func timeJSON(t time.Time) string {

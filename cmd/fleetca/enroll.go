@@ -10,13 +10,10 @@ import (
 	"crypto/x509/pkix"
 	"encoding/hex"
 	"encoding/pem"
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -24,6 +21,7 @@ import (
 	"go.step.sm/crypto/pemutil"
 
 	"github.com/fleetca/fleetca/ca"
+	"github.com/fleetca/fleetca/internal/atomicfile"
 	"github.com/fleetca/fleetca/internal/fault"
 	"github.com/fleetca/fleetca/web"
 )
@@ -158,15 +156,15 @@ func runEnroll(ctx context.Context, e env, o enrollOptions) error {
 		if err != nil {
 			return fmt.Errorf("encode key: %w", err)
 		}
-		if err := writeFileAtomic(o.keyOut, pem.EncodeToMemory(block), 0o600); err != nil {
+		if err := atomicfile.Write(o.keyOut, pem.EncodeToMemory(block), 0o600); err != nil {
 			return err
 		}
 	}
-	if err := writeFileAtomic(o.certOut, []byte(out.Chain), 0o644); err != nil {
+	if err := atomicfile.Write(o.certOut, []byte(out.Chain), 0o644); err != nil {
 		return err
 	}
 	if o.chainOut != "" {
-		if err := writeFileAtomic(o.chainOut, []byte(out.Chain), 0o644); err != nil {
+		if err := atomicfile.Write(o.chainOut, []byte(out.Chain), 0o644); err != nil {
 			return err
 		}
 	}
@@ -274,29 +272,4 @@ func checkIssued(chainPEM string, pool *x509.CertPool, key crypto.Signer, usage 
 		}
 	}
 	return nil
-}
-
-// writeFileAtomic writes b to path through a temporary file and a rename,
-// so a reader never sees half a file.
-func writeFileAtomic(path string, b []byte, mode fs.FileMode) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	err = errors.Join(f.Chmod(mode), writeAll(f, b), f.Sync(), f.Close())
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
-}
-
-func writeAll(f *os.File, b []byte) error {
-	_, err := f.Write(b)
-	return err
 }

@@ -23,9 +23,11 @@ import (
 	"github.com/spf13/cobra"
 	"go.step.sm/crypto/pemutil"
 
+	"github.com/fleetca/fleetca/api"
 	"github.com/fleetca/fleetca/export"
+	"github.com/fleetca/fleetca/internal/atomicfile"
 	"github.com/fleetca/fleetca/internal/fault"
-	"github.com/fleetca/fleetca/revocation"
+	"github.com/fleetca/fleetca/verify"
 )
 
 // exportOptions are the inputs of `fleetca export`.
@@ -222,8 +224,8 @@ func runExport(ctx context.Context, e env, o exportOptions) error {
 	// The CRL file first: it is what can fail (an unreachable CA, an expired
 	// root CRL), and then nothing else is written.
 	crlPath := filepath.Join(out, export.CRLFile)
-	syncer, err := revocation.NewSyncer(revocation.SyncConfig{URL: base, Issuers: append(slices.Clone(inters), root), Out: crlPath},
-		revocation.SyncDeps{Client: client, Now: time.Now,
+	syncer, err := verify.NewSyncer(verify.SyncConfig{URL: base, Issuers: append(slices.Clone(inters), root), Out: crlPath},
+		verify.SyncDeps{Client: client, Now: time.Now,
 			Logger: slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	if err != nil {
 		return err
@@ -237,16 +239,16 @@ func runExport(ctx context.Context, e env, o exportOptions) error {
 	for _, c := range append(slices.Clone(inters), root) {
 		bundle.Write(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw}))
 	}
-	if err := writeFileAtomic(filepath.Join(out, export.CAFile), bundle.Bytes(), 0o644); err != nil {
+	if err := atomicfile.Write(filepath.Join(out, export.CAFile), bundle.Bytes(), 0o644); err != nil {
 		return err
 	}
 	if combined != "" {
-		if err := writeFileAtomic(combined, serverPEM, 0o600); err != nil {
+		if err := atomicfile.Write(combined, serverPEM, 0o600); err != nil {
 			return err
 		}
 	}
 	for _, f := range files {
-		if err := writeFileAtomic(filepath.Join(out, f.Name), f.Data, f.Mode); err != nil {
+		if err := atomicfile.Write(filepath.Join(out, f.Name), f.Data, f.Mode); err != nil {
 			return err
 		}
 	}
@@ -306,7 +308,7 @@ func readRootFile(file string) ([]*x509.Certificate, error) {
 	}
 	var roots []*x509.Certificate
 	for _, c := range certs {
-		if bytes.Equal(c.RawIssuer, c.RawSubject) && c.CheckSignatureFrom(c) == nil {
+		if verify.SelfSigned(c) {
 			roots = append(roots, c)
 		}
 	}
@@ -320,7 +322,7 @@ func readRootFile(file string) ([]*x509.Certificate, error) {
 // HTTP, which proves nothing, and keeps them only if the root is pinned
 // and every intermediate chains to it.
 func fetchTrustBundle(ctx context.Context, client *http.Client, base string, pinned [][]byte) (*x509.Certificate, []*x509.Certificate, error) {
-	roots, err := fetchCerts(ctx, client, base+"/roots.pem")
+	roots, err := fetchCerts(ctx, client, base+api.RootsPEMPath)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -336,7 +338,7 @@ func fetchTrustBundle(ctx context.Context, client *http.Client, base string, pin
 		return nil, nil, fault.New(fault.Forbidden, "the CA at "+base+" serves no root matching the one to trust",
 			"check --ca and the root: if both are right, this is not your CA")
 	}
-	inters, err := fetchCerts(ctx, client, base+"/chain.pem")
+	inters, err := fetchCerts(ctx, client, base+api.ChainPEMPath)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -74,7 +74,7 @@ func TestProxyEndToEnd(t *testing.T) {
 	up := newUpstream(t)
 	tcpUp := newTCPUpstream(t)
 	common := []string{"--ca", bundle, "--cert", "proxy.crt", "--key", "proxy.key",
-		"--crl-url", f.srv.httpURL + "/crl", "--revocation-feed", f.srv.httpsURL}
+		"--crl-url", f.srv.httpURL, "--revocation-feed", f.srv.httpsURL}
 	hp := startProxy(t, f, append([]string{"--listen", "127.0.0.1:0", "--upstream", up.URL, "--metrics-addr", "127.0.0.1:0"}, common...)...)
 	tp := startProxy(t, f, append([]string{"--listen", "127.0.0.1:0", "--upstream", "tcp://" + tcpUp.addr, "--proxy-protocol"}, common...)...)
 	base := "https://" + hp.addr
@@ -880,7 +880,7 @@ func TestProxyHTTPSUpstreamCA(t *testing.T) {
 	t.Cleanup(fleetUp.Close)
 
 	common := []string{"--listen", "127.0.0.1:0", "--ca", bundle, "--cert", "proxy.crt", "--key", "proxy.key",
-		"--crl-url", f.srv.httpURL + "/crl"}
+		"--crl-url", f.srv.httpURL}
 	for _, tc := range []struct {
 		name     string
 		upstream string

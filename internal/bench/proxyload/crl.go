@@ -23,7 +23,7 @@ import (
 
 	"github.com/fleetca/fleetca/ca"
 	"github.com/fleetca/fleetca/internal/bench/benchutil"
-	"github.com/fleetca/fleetca/revocation"
+	"github.com/fleetca/fleetca/verify"
 )
 
 // crlResult is the crl phase.
@@ -39,7 +39,7 @@ type crlResult struct {
 	nginxBig, nginxA string
 }
 
-// parseStats is revocation.ParseCRL of the big CRL, in this process.
+// parseStats is verify.ParseCRL of the big CRL, in this process.
 type parseStats struct {
 	elapsed   time.Duration
 	allocated uint64 // bytes allocated during the call
@@ -116,7 +116,7 @@ func runCRLPhase(ctx context.Context, o options, e *env, tmp string, logf func(s
 	}
 	defer cs.srv.Close()
 	res.fleetA, res.fleetBig = e.fleet.name, "fleetca proxy, big CRL"
-	fb, fbAddr, err := e.startFleet(ctx, res.fleetBig, filepath.Join(tmp, "fleetca-proxy-bigcrl.log"), "http://"+cs.addr+"/crl")
+	fb, fbAddr, err := e.startFleet(ctx, res.fleetBig, filepath.Join(tmp, "fleetca-proxy-bigcrl.log"), "http://"+cs.addr)
 	if err != nil {
 		return nil, err
 	}
@@ -154,7 +154,7 @@ func runCRLPhase(ctx context.Context, o options, e *env, tmp string, logf func(s
 	if err != nil {
 		return nil, err
 	}
-	logf("revocation.ParseCRL, in process: %v, %.0f MiB allocated, %.0f MiB retained",
+	logf("verify.ParseCRL, in process: %v, %.0f MiB allocated, %.0f MiB retained",
 		res.parse.elapsed.Round(time.Millisecond), mib(int64(res.parse.allocated)), mib(int64(res.parse.retained)))
 
 	// fleetca: serve the big CRL where the proxy fetches its CRL, SIGHUP.
@@ -254,17 +254,17 @@ func bigCRL(ctx context.Context, e *env, n int, number *big.Int) (signedCRL, err
 	return signedCRL{der: der, elapsed: time.Since(start)}, nil
 }
 
-// measureParse times revocation.ParseCRL of der and the memory it
+// measureParse times verify.ParseCRL of der and the memory it
 // allocates and keeps.
 func measureParse(der []byte, issuer *x509.Certificate) (parseStats, error) {
 	var before, after, kept runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
 	t0 := time.Now()
-	crl, err := revocation.ParseCRL(der, issuer)
+	crl, err := verify.ParseCRL(der, issuer)
 	elapsed := time.Since(t0)
 	if err != nil {
-		return parseStats{}, fmt.Errorf("revocation.ParseCRL of the big CRL: %w", err)
+		return parseStats{}, fmt.Errorf("verify.ParseCRL of the big CRL: %w", err)
 	}
 	runtime.ReadMemStats(&after)
 	runtime.GC()

@@ -11,7 +11,7 @@
 // was sent). In front of it:
 //
 //   - fleetca proxy (its own process): --ca root+intermediate, the server
-//     certificate, --crl-url the CA's /crl and --revocation-feed its HTTPS
+//     certificate, --crl-url the CA's HTTP listener and --revocation-feed its HTTPS
 //     listener; a JSON access-log line per request, to a file.
 //   - nginx, installed from Debian's packages if missing (nginx-light),
 //     from a generated configuration: as many workers as CPUs, TLS with

@@ -89,7 +89,7 @@ func report(w io.Writer, o options, res results) (missed, broken bool) {
 	p("  machine's; CPU per operation (utime+stime from /proc over each repetition) is the fairer comparison.\n")
 	p("  machine   %s/%s, %d CPUs (%s), %s\n", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), benchutil.CPUModel(), runtime.Version())
 	p("  upstream  this program run with %s, its own process (pid %d): net/http on loopback, 200 \"ok\", every core\n", upstreamArg, si.upstreamPID)
-	p("  fleetca   fleetca proxy (pid %d), --ca root+intermediate, --crl-url <CA>/crl, --revocation-feed <CA>; JSON access log to a file\n", si.fleetPID)
+	p("  fleetca   fleetca proxy (pid %d), --ca root+intermediate, --crl-url <CA>, --revocation-feed <CA>; JSON access log to a file\n", si.fleetPID)
 	if len(o.proxyEnv) > 0 {
 		p("            with %s in its environment\n", strings.Join(o.proxyEnv, " "))
 	}
@@ -208,7 +208,7 @@ func report(w io.Writer, o options, res results) (missed, broken bool) {
 		p("\n4. A CRL of %d entries (random 20-octet serials, mixed reasons, plus one enrolled device: the canary), signed in\n", r.entries)
 		p("   process with the data directory's intermediate in %.1f s: %.1f MiB DER, %.1f MiB PEM with the root CRL for nginx\n",
 			r.signTime.Seconds(), mib(int64(r.derBytes)), mib(int64(r.pemBytes)))
-		p("   revocation.ParseCRL of it, in this process: %.2f s, %.0f MiB allocated, %.0f MiB kept (the *CRL, after a GC)\n",
+		p("   verify.ParseCRL of it, in this process: %.2f s, %.0f MiB allocated, %.0f MiB kept (the *CRL, after a GC)\n",
 			r.parse.elapsed.Seconds(), mib(int64(r.parse.allocated)), mib(int64(r.parse.retained)))
 		p("   A second fleetca proxy and a second nginx, started on the CA's small CRL, are switched to it with SIGHUP (fleetca:\n")
 		p("   its --crl-url now serves it; nginx: its ssl_crl file replaced); switched = the canary's next handshake refused\n")

@@ -146,7 +146,7 @@ func setUp(ctx context.Context, o options, tmp, bin string, logf func(string, ..
 	e.info.upstreamPID = up.pid()
 	e.direct = &target{name: "direct to upstream", addr: e.upstreamAddr}
 
-	crlURL := srv.HTTPURL + "/crl"
+	crlURL := srv.HTTPURL // the CA's HTTP listener: the proxy fetches /crl under it
 	fp, addr, err := e.startFleet(ctx, "fleetca proxy", filepath.Join(tmp, "fleetca-proxy.log"), crlURL)
 	if err != nil {
 		return e, err

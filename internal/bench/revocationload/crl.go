@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/fleetca/fleetca/api"
 	"github.com/fleetca/fleetca/ca"
 	"github.com/fleetca/fleetca/internal/bench/benchutil"
 	"github.com/fleetca/fleetca/revocation"
@@ -190,7 +191,7 @@ func timeServicePublish(ctx context.Context, auth *ca.Authority, revs []store.Re
 	}()
 	number := svc.CRL().Number
 	gcQuiet()
-	if _, err := svc.Revoke(ctx, revocation.RevokeRequest{Serial: big.NewInt(1), Reason: revocation.Superseded}); err != nil {
+	if _, err := svc.Revoke(ctx, revocation.RevokeRequest{Serial: big.NewInt(1), Reason: api.ReasonSuperseded}); err != nil {
 		return 0, 0, err
 	}
 	for svc.CRL().Number.Cmp(number) == 0 {

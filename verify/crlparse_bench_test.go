@@ -1,4 +1,4 @@
-package revocation
+package verify
 
 import (
 	"crypto/rand"

@@ -1,4 +1,4 @@
-package revocation
+package verify
 
 import (
 	"bytes"
@@ -27,6 +27,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/fleetca/fleetca/api"
 	"github.com/fleetca/fleetca/internal/fault"
 )
 
@@ -127,10 +128,10 @@ func (f *fakeCA) serveFeed(req *http.Request) (*http.Response, error) {
 		f.mu.Unlock()
 		if len(entries) > 0 {
 			var out struct {
-				Revocations []feedEntry `json:"revocations"`
+				Revocations []api.FeedEntry `json:"revocations"`
 			}
 			for i, s := range entries {
-				out.Revocations = append(out.Revocations, feedEntry{Seq: uint64(since + i + 1), Serial: s})
+				out.Revocations = append(out.Revocations, api.FeedEntry{Seq: uint64(since + i + 1), Serial: s})
 			}
 			b, _ := json.Marshal(out)
 			return &http.Response{StatusCode: 200, Status: "200 OK", Header: http.Header{}, Body: io.NopCloser(bytes.NewReader(b)), Request: req}, nil
@@ -342,10 +343,10 @@ func TestSyncRefusesBadCRLs(t *testing.T) {
 			return append(f.pki.deviceCRL(t, 6), make([]byte, 4000)...)
 		}, "not one DER SEQUENCE"},
 		{"pem-then-junk", "/crl", func(f *syncFixture) []byte {
-			return append(encodePEM("X509 CRL", f.pki.deviceCRL(t, 6)), "junk"...)
+			return append(pemBlock("X509 CRL", f.pki.deviceCRL(t, 6)), "junk"...)
 		}, "data after the PEM CRL"},
 		{"not-a-crl", "/crl", func(*syncFixture) []byte { return []byte("<html>proxy error</html>") }, "parse CRL"},
-		{"certificate-pem", "/crl", func(f *syncFixture) []byte { return encodePEM("CERTIFICATE", f.pki.inter.Raw) }, "not X509 CRL"},
+		{"certificate-pem", "/crl", func(f *syncFixture) []byte { return pemBlock("CERTIFICATE", f.pki.inter.Raw) }, "not X509 CRL"},
 		{"missing", "/crl", func(*syncFixture) []byte { return nil }, "404"},
 	}
 	for _, tc := range cases {
@@ -481,7 +482,7 @@ func TestSyncRemembersTheInstalledFile(t *testing.T) {
 	f.wantInstalled(t, 7, 1)
 
 	// A file that is not ours (or damaged) is replaced, not trusted.
-	if err := os.WriteFile(f.out, encodePEM("X509 CRL", newSyncPKI(t).deviceCRL(t, 99)), 0o644); err != nil {
+	if err := os.WriteFile(f.out, pemBlock("X509 CRL", newSyncPKI(t).deviceCRL(t, 99)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	res = mustSync(t, f.syncer(t))
@@ -502,6 +503,9 @@ func TestNewSyncerRefusesBadConfig(t *testing.T) {
 		{"no-issuers", SyncConfig{URL: "http://ca", Out: "x"}},
 		{"no-out", SyncConfig{URL: "http://ca", Issuers: []*x509.Certificate{pki.root}}},
 		{"negative-bound", SyncConfig{URL: "http://ca", Issuers: []*x509.Certificate{pki.root}, Out: "x", MaxCRLBytes: -1}},
+		{"url-names-the-crl", SyncConfig{URL: "http://ca:8080/crl", Issuers: []*x509.Certificate{pki.root}, Out: "x"}},
+		{"feed-not-https", SyncConfig{URL: "http://ca", Issuers: []*x509.Certificate{pki.root}, Out: "x", Feed: "http://ca:8443"}},
+		{"feed-names-the-feed", SyncConfig{URL: "http://ca", Issuers: []*x509.Certificate{pki.root}, Out: "x", Feed: "https://ca:8443/v1/revocations"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -684,7 +688,7 @@ func FuzzSyncVerify(f *testing.F) {
 	pki := newSyncPKI(f)
 	good := pki.deviceCRL(f, 7, 1, 2, 3)
 	f.Add(good)
-	f.Add(encodePEM("X509 CRL", good))
+	f.Add(pemBlock("X509 CRL", good))
 	f.Add(append(bytes.Clone(good), 0))
 	f.Add(pki.rootCRL(f, 1))
 	s, err := NewSyncer(SyncConfig{URL: "http://ca.test", Issuers: []*x509.Certificate{pki.inter, pki.root}, Out: "unused"}, SyncDeps{})

@@ -1,4 +1,4 @@
-package revocation
+package verify
 
 import (
 	"crypto/ecdsa"
@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"go.step.sm/crypto/minica"
+
+	"github.com/fleetca/fleetca/api"
 )
 
 var t0 = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
@@ -53,7 +55,7 @@ func (c *testCA) crl(t testing.TB, n int64, thisUpdate time.Time, life time.Dura
 	tmpl := &x509.RevocationList{Number: big.NewInt(n), ThisUpdate: thisUpdate, NextUpdate: thisUpdate.Add(life)}
 	for _, s := range serials {
 		tmpl.RevokedCertificateEntries = append(tmpl.RevokedCertificateEntries,
-			x509.RevocationListEntry{SerialNumber: big.NewInt(s), RevocationTime: thisUpdate.Add(-time.Minute), ReasonCode: int(KeyCompromise)})
+			x509.RevocationListEntry{SerialNumber: big.NewInt(s), RevocationTime: thisUpdate.Add(-time.Minute), ReasonCode: int(api.ReasonKeyCompromise)})
 	}
 	der, err := x509.CreateRevocationList(rand.Reader, tmpl, c.Intermediate, c.Signer)
 	if err != nil {
@@ -103,7 +105,7 @@ func TestCRLChecker(t *testing.T) {
 	hs := httptest.NewServer(srv)
 	defer hs.Close()
 	now := t0.Add(time.Minute)
-	c, err := NewChecker(CheckerConfig{CRL: hs.URL + "/crl", Issuer: ca.Intermediate, Grace: time.Hour},
+	c, err := NewChecker(CheckerConfig{CRL: hs.URL, Issuer: ca.Intermediate, Grace: time.Hour},
 		CheckerDeps{Client: hs.Client(), Now: func() time.Time { return now }})
 	if err != nil {
 		t.Fatal(err)
@@ -119,7 +121,7 @@ func TestCRLChecker(t *testing.T) {
 	}
 	err = c.Check(t.Context(), bad)
 	var re *RefusedError
-	if !errors.As(err, &re) || re.Refusal != Revoked || re.Reason != KeyCompromise || !re.RevokedAt.Equal(t0.Add(-time.Minute)) {
+	if !errors.As(err, &re) || re.Refusal != Revoked || re.Reason != api.ReasonKeyCompromise || !re.RevokedAt.Equal(t0.Add(-time.Minute)) {
 		t.Errorf("Check(revoked) = %v, want revoked keyCompromise at t0-1m", err)
 	}
 	other := newTestCA(t).leaf(t, 1001)
@@ -204,6 +206,10 @@ func TestNewCheckerConfig(t *testing.T) {
 		{"fail/grace", CheckerConfig{CRL: "x", Issuer: ca.Intermediate, Grace: -time.Second}},
 		{"fail/refresh", CheckerConfig{CRL: "x", Issuer: ca.Intermediate, Refresh: time.Millisecond}},
 		{"fail/no-issuer", CheckerConfig{CRL: "x"}},
+		{"fail/crl-url-names-the-crl", CheckerConfig{CRL: "http://ca:8080/crl", Issuer: ca.Intermediate}},
+		{"fail/crl-url-names-the-root-crl", CheckerConfig{CRL: "http://ca:8080/root.crl", Issuer: ca.Intermediate}},
+		{"fail/feed-without-crl", CheckerConfig{OCSP: "aia", Feed: "https://ca:8443", Issuer: ca.Intermediate}},
+		{"fail/feed-not-https", CheckerConfig{CRL: "http://ca:8080", Feed: "http://ca:8443", Issuer: ca.Intermediate}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := NewChecker(tc.cfg, CheckerDeps{}); err == nil {

@@ -1,4 +1,4 @@
-package revocation
+package verify
 
 import (
 	"bytes"
@@ -12,35 +12,40 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
 	"golang.org/x/crypto/cryptobyte"
 	cryptobyte_asn1 "golang.org/x/crypto/cryptobyte/asn1"
 
+	"github.com/fleetca/fleetca/api"
+	"github.com/fleetca/fleetca/internal/atomicfile"
 	"github.com/fleetca/fleetca/internal/fault"
+	"github.com/fleetca/fleetca/internal/redact"
 )
 
 // SyncConfig configures a Syncer.
 type SyncConfig struct {
-	// URL is the CA's plain-HTTP base URL (http://ca:8080). The Syncer
-	// fetches URL/crl, the device CRL signed by the intermediate, and
-	// URL/root.crl, the root's CRL over intermediates: verifiers built on
-	// OpenSSL's CRL_CHECK_ALL (nginx, HAProxy) want a CRL for every CA in
-	// the chain.
+	// URL is the base URL of the CA's plain-HTTP listener
+	// (http://ca.example:8080). The Syncer fetches URL/crl
+	// (api.CRLPath), the device CRL signed by the intermediate, and
+	// URL/root.crl (api.RootCRLPath), the root's CRL over intermediates:
+	// verifiers built on OpenSSL's CRL_CHECK_ALL (nginx, HAProxy) want a
+	// CRL for every CA in the chain. A URL that names a file under the
+	// listener (…/crl) is refused: see BaseURL.
 	URL string
 	// Issuers are the CA certificates the CRLs must be signed by: the root
 	// and the intermediate(s), as in the verifier's trust bundle.
 	Issuers []*x509.Certificate
 	// Out is the CRL file the verifier reads: PEM, the device CRL then the
-	// root CRL. It is replaced atomically (a temporary file and a rename).
+	// root CRL, mode 0644. It is replaced atomically (atomicfile.Write).
 	Out string
 	// MaxCRLBytes bounds a fetched CRL. Default 64 MiB (a CRL of a million
 	// entries is about 40 MB); range 1 KiB..1 GiB.
 	MaxCRLBytes int64
-	// Feed, if set, is the CA's HTTPS base URL: Run then also follows
-	// GET <Feed>/v1/revocations (long-poll) and syncs as soon as a
+	// Feed, if set, is the base URL of the CA's HTTPS listener
+	// (https://ca.example:8443): Run then also follows GET
+	// <Feed>/v1/revocations (api.FeedPath, a long-poll) and syncs as soon as a
 	// revocation is announced, instead of at the next interval.
 	// Deps.Client must trust the CA's TLS certificate.
 	Feed string
@@ -100,8 +105,9 @@ type Syncer struct {
 // syncSource is one CRL the Syncer keeps.
 type syncSource struct {
 	name  string
-	url   string
-	root  bool // signed by a self-signed issuer
+	path  string // under the base URL
+	url   string // base and path
+	root  bool   // signed by a self-signed issuer
 	valid validators
 	cur   *syncedCRL
 }
@@ -145,18 +151,22 @@ type SyncResult struct {
 }
 
 // NewSyncer returns a Syncer. It reads nothing until the first Sync.
+//
+// Errors: fault.Malformed for a Config it cannot use (a URL that is not a
+// listener's base URL, no Issuers, no Out, MaxCRLBytes out of range, a
+// Feed that is not an https base URL).
 func NewSyncer(cfg SyncConfig, deps SyncDeps) (*Syncer, error) {
-	base := strings.TrimRight(cfg.URL, "/")
-	if !strings.HasPrefix(base, "http://") && !strings.HasPrefix(base, "https://") {
-		return nil, fault.New(fault.Malformed, fmt.Sprintf("the CA URL %q is not an http(s) URL", cfg.URL),
-			"pass the CA's HTTP listener, e.g. --url http://ca.example:8080")
+	base, err := BaseURL(cfg.URL, "http", "https")
+	if err != nil {
+		return nil, err
 	}
+	cfg.URL = base
 	if len(cfg.Issuers) == 0 {
 		return nil, fault.New(fault.Malformed, "no issuer certificates to check the CRLs against",
-			"pass the CA bundle (root and intermediate) that 'fleetca export' wrote, e.g. --issuer DIR/ca.pem")
+			"give the fleet's root and intermediate, the CA bundle a verifier trusts (ca.pem from 'fleetca export')")
 	}
 	if cfg.Out == "" {
-		return nil, fault.New(fault.Malformed, "no CRL file to write", "pass --out FILE, the file the verifier reads")
+		return nil, fault.New(fault.Malformed, "no CRL file to write", "give the file the verifier reads its CRLs from")
 	}
 	if cfg.MaxCRLBytes == 0 {
 		cfg.MaxCRLBytes = 64 << 20
@@ -164,9 +174,10 @@ func NewSyncer(cfg SyncConfig, deps SyncDeps) (*Syncer, error) {
 	if cfg.MaxCRLBytes < 1<<10 || cfg.MaxCRLBytes > 1<<30 {
 		return nil, fault.New(fault.Malformed, fmt.Sprintf("the CRL size bound %d is outside 1 KiB..1 GiB", cfg.MaxCRLBytes), "")
 	}
-	if cfg.Feed != "" && !strings.HasPrefix(cfg.Feed, "https://") {
-		return nil, fault.New(fault.Malformed, fmt.Sprintf("the revocation feed %q is not an https URL", cfg.Feed),
-			"pass the CA's HTTPS listener, e.g. --revocation-feed https://ca.example:8443")
+	if cfg.Feed != "" {
+		if cfg.Feed, err = BaseURL(cfg.Feed, "https"); err != nil {
+			return nil, err
+		}
 	}
 	s := &Syncer{cfg: cfg, client: deps.Client, feedClient: deps.FeedClient, now: deps.Now, log: deps.Logger, reload: deps.Reload,
 		kick: make(chan struct{}, 1), pending: map[string]bool{}}
@@ -183,8 +194,8 @@ func NewSyncer(cfg SyncConfig, deps SyncDeps) (*Syncer, error) {
 		s.log = slog.New(slog.DiscardHandler)
 	}
 	s.sources = [2]*syncSource{
-		{name: "device CRL", url: base + "/crl"},
-		{name: "root CRL", url: base + "/root.crl", root: true},
+		{name: "device CRL", path: api.CRLPath, url: base + api.CRLPath},
+		{name: "root CRL", path: api.RootCRLPath, url: base + api.RootCRLPath, root: true},
 	}
 	return s, nil
 }
@@ -225,15 +236,15 @@ func (s *Syncer) Sync(ctx context.Context) (SyncResult, error) {
 		case src.cur == nil:
 			complete = false
 			errs = append(errs, fault.Wrap(st.Err, fault.Unavailable,
-				fmt.Sprintf("no %s could be had from %s, so %s was not written: %v", src.name, redactURL(src.url), s.cfg.Out, st.Err),
-				"check that the CA's HTTP listener is reachable from here and that --issuer holds its root and intermediate"))
+				fmt.Sprintf("no %s could be had from %s, so %s was not written", src.name, redact.URL(src.url), s.cfg.Out),
+				"check that the CA's HTTP listener is reachable from here and that the issuer certificates are its root and intermediate"))
 		case now.After(src.cur.nextUpdate):
 			why := "the CA serves no newer one"
 			if st.Err != nil {
-				why = st.Err.Error()
+				why = "no fresh one could be had"
 			}
 			errs = append(errs, fault.Wrap(st.Err, fault.Unavailable,
-				fmt.Sprintf("the installed %s (number %s) in %s expired at %s and no fresh one could be had: %s",
+				fmt.Sprintf("the installed %s (number %s) in %s expired at %s and %s",
 					src.name, src.cur.number, s.cfg.Out, src.cur.nextUpdate.UTC().Format(time.RFC3339), why),
 				"verifiers that check CRL freshness now refuse every device; fix the CA or the network and sync again"))
 		}
@@ -241,10 +252,10 @@ func (s *Syncer) Sync(ctx context.Context) (SyncResult, error) {
 	if complete {
 		var out bytes.Buffer
 		for _, src := range s.sources {
-			out.Write(encodePEM("X509 CRL", src.cur.der))
+			out.Write(pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: src.cur.der}))
 		}
 		if !bytes.Equal(out.Bytes(), s.written) {
-			if err := writeFileAtomic(s.cfg.Out, out.Bytes()); err != nil {
+			if err := atomicfile.Write(s.cfg.Out, out.Bytes(), 0o644); err != nil {
 				return res, errors.Join(append(errs, err)...)
 			}
 			s.written = out.Bytes()
@@ -266,13 +277,14 @@ func (s *Syncer) Sync(ctx context.Context) (SyncResult, error) {
 }
 
 // reloadError says that out changed but the verifier was not reloaded,
-// keeping the reload's own fault (kind and hint) if it has one.
+// wrapping the reload's error. A reload that failed with a fault lends it
+// its kind, hint and detail (a sentence for the user, as this one is).
 func reloadError(out string, err error) error {
-	detail := out + " was updated but the verifier was not reloaded (retried at the next sync): "
+	detail := out + " was updated but the verifier was not reloaded (retried at the next sync)"
 	if fe, ok := errors.AsType[*fault.Error](err); ok {
-		return fault.Wrap(err, fe.Kind, detail+fe.Detail, fe.Hint)
+		return fault.Wrap(err, fe.Kind, detail+": "+fe.Detail, fe.Hint)
 	}
-	return fault.Wrap(err, fault.Unavailable, detail+err.Error(), "fix the reload command or the verifier")
+	return fault.Wrap(err, fault.Unavailable, detail, "fix the reload command or the verifier")
 }
 
 // refresh fetches src and installs what it got if it passes. It reports
@@ -282,34 +294,34 @@ func (s *Syncer) refresh(ctx context.Context, src *syncSource, now time.Time) (b
 	if src.cur != nil {
 		v = src.valid
 	}
-	b, next, notModified, err := fetchConditional(ctx, s.client, src.url, v, s.cfg.MaxCRLBytes)
+	b, next, notModified, err := fetchConditional(ctx, s.client, s.cfg.URL, src.path, v, s.cfg.MaxCRLBytes)
 	if err != nil || notModified {
 		return false, err
 	}
 	c, err := s.verify(b, src)
 	if err != nil {
-		return false, fmt.Errorf("refused the %s from %s: %w", src.name, redactURL(src.url), err)
+		return false, fmt.Errorf("refused the %s from %s: %w", src.name, redact.URL(src.url), err)
 	}
 	if now.After(c.nextUpdate) {
-		return false, fmt.Errorf("refused the %s from %s: CRL %s expired at %s", src.name, redactURL(src.url), c.number,
+		return false, fmt.Errorf("refused the %s from %s: CRL %s expired at %s", src.name, redact.URL(src.url), c.number,
 			c.nextUpdate.UTC().Format(time.RFC3339))
 	}
 	if c.thisUpdate.After(now) {
 		// OpenSSL-based verifiers treat a CRL from the future as not yet
 		// valid and refuse every device until their clock reaches it.
 		return false, fmt.Errorf("refused the %s from %s for now: CRL %s is dated %s, after this machine's clock (%s); check both clocks (NTP)",
-			src.name, redactURL(src.url), c.number, c.thisUpdate.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
+			src.name, redact.URL(src.url), c.number, c.thisUpdate.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
 	}
 	if cur := src.cur; cur != nil {
 		switch c.number.Cmp(cur.number) {
 		case -1:
-			return false, fmt.Errorf("refused the %s from %s: CRL %s is older than the installed CRL %s", src.name, redactURL(src.url), c.number, cur.number)
+			return false, fmt.Errorf("refused the %s from %s: CRL %s is older than the installed CRL %s", src.name, redact.URL(src.url), c.number, cur.number)
 		case 0:
 			if !bytes.Equal(c.der, cur.der) {
 				// RFC 5280 §5.2.3: a CRL number names one CRL. Keep the
 				// first, and fetch in full again next time, so that the
 				// warning stays until the CA serves a new number.
-				return false, fmt.Errorf("refused the %s from %s: CRL %s differs from the installed CRL of the same number", src.name, redactURL(src.url), c.number)
+				return false, fmt.Errorf("refused the %s from %s: CRL %s differs from the installed CRL of the same number", src.name, redact.URL(src.url), c.number)
 			}
 			src.valid = next
 			return false, nil
@@ -372,7 +384,7 @@ func (s *Syncer) verify(b []byte, src *syncSource) (*syncedCRL, error) {
 	if issuer == nil {
 		return nil, fmt.Errorf("its issuer %q is not among the %d issuer certificate(s) given", env.Issuer, len(s.cfg.Issuers))
 	}
-	if selfSigned(issuer) != src.root {
+	if SelfSigned(issuer) != src.root {
 		want := "an intermediate"
 		if src.root {
 			want = "the root"
@@ -386,12 +398,7 @@ func (s *Syncer) verify(b []byte, src *syncSource) (*syncedCRL, error) {
 	return &syncedCRL{der: bytes.Clone(b), number: crl.Number, thisUpdate: crl.ThisUpdate, nextUpdate: crl.NextUpdate, entries: crl.Len(), index: crl}, nil
 }
 
-// selfSigned reports whether c is a root: issued by itself.
-func selfSigned(c *x509.Certificate) bool {
-	return bytes.Equal(c.RawIssuer, c.RawSubject) && c.CheckSignatureFrom(c) == nil
-}
-
-// pendingMarker is the file that records, across runs (cron and --once),
+// pendingMarker is the file that records, across runs (cron, one-shot syncs),
 // that Out changed but the verifier has not been reloaded since.
 func (s *Syncer) pendingMarker() string {
 	return filepath.Join(filepath.Dir(s.cfg.Out), "."+filepath.Base(s.cfg.Out)+".reload-pending")
@@ -533,7 +540,7 @@ func (s *Syncer) pollFeed(ctx context.Context) (bool, error) {
 	}
 	s.pendMu.Unlock()
 	kick := fresh && s.feedCaughtUp
-	if !s.feedCaughtUp && len(entries) < feedBatch {
+	if !s.feedCaughtUp && len(entries) < api.FeedBatch {
 		s.feedCaughtUp, kick = true, true
 	}
 	if kick {
@@ -554,6 +561,8 @@ func (s *Syncer) logResult(ctx context.Context, res SyncResult, err error) {
 		case st.Err != nil && st.Number != nil:
 			s.log.WarnContext(ctx, "CRL not refreshed; keeping the installed one", "crl", st.Name, "installed", st.Number.String(),
 				"next_update", st.NextUpdate.UTC().Format(time.RFC3339), "err", st.Err)
+		case st.Err != nil:
+			s.log.WarnContext(ctx, "CRL not fetched; none is installed", "crl", st.Name, "url", redact.URL(st.URL), "err", st.Err)
 		}
 	}
 	if res.Reloaded {

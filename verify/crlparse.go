@@ -1,4 +1,4 @@
-package revocation
+package verify
 
 import (
 	"bytes"
@@ -12,12 +12,14 @@ import (
 
 	"golang.org/x/crypto/cryptobyte"
 	cryptobyte_asn1 "golang.org/x/crypto/cryptobyte/asn1"
+
+	"github.com/fleetca/fleetca/api"
 )
 
 // CRLEntry is one revoked certificate in a CRL.
 type CRLEntry struct {
 	RevokedAt time.Time
-	Reason    Reason
+	Reason    api.Reason
 }
 
 // CRL is a parsed, verified CRL with its serials indexed.
@@ -46,7 +48,7 @@ type packedEntry struct {
 }
 
 func (e packedEntry) entry() CRLEntry {
-	return CRLEntry{RevokedAt: time.Unix(e.at, 0).UTC(), Reason: Reason(e.reason)}
+	return CRLEntry{RevokedAt: time.Unix(e.at, 0).UTC(), Reason: api.Reason(e.reason)}
 }
 
 // Lookup reports whether serial is on the CRL.

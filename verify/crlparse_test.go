@@ -1,4 +1,4 @@
-package revocation
+package verify
 
 import (
 	"bytes"
@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/cryptobyte"
+
+	"github.com/fleetca/fleetca/api"
 )
 
 // refEntries is what x509.ParseRevocationList makes of a CRL's entries,
@@ -19,7 +21,7 @@ import (
 func refEntries(rl *x509.RevocationList) map[string]CRLEntry {
 	m := map[string]CRLEntry{}
 	for _, e := range rl.RevokedCertificateEntries {
-		m[string(e.SerialNumber.Bytes())] = CRLEntry{RevokedAt: e.RevocationTime, Reason: Reason(e.ReasonCode)}
+		m[string(e.SerialNumber.Bytes())] = CRLEntry{RevokedAt: e.RevocationTime, Reason: api.Reason(e.ReasonCode)}
 	}
 	return m
 }
@@ -65,15 +67,15 @@ func TestParseCRLMatchesX509(t *testing.T) {
 		extra   []pkix.Extension
 	}{
 		{"none", nil, t0, 0, nil},
-		{"small", []*big.Int{big.NewInt(0), big.NewInt(1), big.NewInt(127), big.NewInt(128), big.NewInt(255), big.NewInt(256)}, t0, int(KeyCompromise), nil},
-		{"20-octets", []*big.Int{new(big.Int).Sub(pow2(159), big.NewInt(1)), pow2(152), new(big.Int).Sub(pow2(160), big.NewInt(1))}, t0, int(Superseded), nil},
-		{"longer-than-20-octets", []*big.Int{pow2(160), pow2(200), new(big.Int).Add(pow2(300), big.NewInt(7))}, t0, int(AffiliationChanged), nil},
+		{"small", []*big.Int{big.NewInt(0), big.NewInt(1), big.NewInt(127), big.NewInt(128), big.NewInt(255), big.NewInt(256)}, t0, int(api.ReasonKeyCompromise), nil},
+		{"20-octets", []*big.Int{new(big.Int).Sub(pow2(159), big.NewInt(1)), pow2(152), new(big.Int).Sub(pow2(160), big.NewInt(1))}, t0, int(api.ReasonSuperseded), nil},
+		{"longer-than-20-octets", []*big.Int{pow2(160), pow2(200), new(big.Int).Add(pow2(300), big.NewInt(7))}, t0, int(api.ReasonAffiliationChanged), nil},
 		{"negative", []*big.Int{big.NewInt(-1), big.NewInt(-128), big.NewInt(-129), neg(pow2(170))}, t0, 0, nil},
 		{"unspecified-writes-no-reason", []*big.Int{big.NewInt(9)}, t0, 0, nil},
-		{"generalized-time", []*big.Int{big.NewInt(10)}, time.Date(2051, 2, 3, 4, 5, 6, 0, time.UTC), int(CessationOfOperation), nil},
-		{"utc-time-1950", []*big.Int{big.NewInt(11)}, time.Date(1950, 1, 1, 0, 0, 0, 0, time.UTC), int(KeyCompromise), nil},
-		{"other-extension", []*big.Int{big.NewInt(12), big.NewInt(13)}, t0, int(KeyCompromise), []pkix.Extension{{Id: oidInvalidityDate, Value: invalidity}}},
-		{"duplicate-serial", []*big.Int{big.NewInt(14), big.NewInt(14)}, t0, int(Superseded), nil},
+		{"generalized-time", []*big.Int{big.NewInt(10)}, time.Date(2051, 2, 3, 4, 5, 6, 0, time.UTC), int(api.ReasonCessationOfOperation), nil},
+		{"utc-time-1950", []*big.Int{big.NewInt(11)}, time.Date(1950, 1, 1, 0, 0, 0, 0, time.UTC), int(api.ReasonKeyCompromise), nil},
+		{"other-extension", []*big.Int{big.NewInt(12), big.NewInt(13)}, t0, int(api.ReasonKeyCompromise), []pkix.Extension{{Id: oidInvalidityDate, Value: invalidity}}},
+		{"duplicate-serial", []*big.Int{big.NewInt(14), big.NewInt(14)}, t0, int(api.ReasonSuperseded), nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

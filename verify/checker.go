@@ -1,4 +1,4 @@
-package revocation
+package verify
 
 import (
 	"bytes"
@@ -10,17 +10,16 @@ import (
 	"log/slog"
 	"math/big"
 	"net/http"
-	"net/url"
 	"os"
-	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"golang.org/x/crypto/ocsp"
 
+	"github.com/fleetca/fleetca/api"
 	"github.com/fleetca/fleetca/internal/fault"
+	"github.com/fleetca/fleetca/internal/redact"
 )
 
 // Refusal says why a Checker refuses a certificate.
@@ -53,9 +52,13 @@ type RefusedError struct {
 	Serial  *big.Int
 	// RevokedAt and Reason are set for Revoked.
 	RevokedAt time.Time
-	Reason    Reason
-	// Detail adds what the Checker knew (the data's age, the fetch error).
+	Reason    api.Reason
+	// Detail adds what the Checker knew (the data's age, where it learnt
+	// of the revocation); may be empty.
 	Detail string
+	// Err is why no usable data could be had (the last fetch's error),
+	// for Stale and NoData; may be nil.
+	Err error
 }
 
 func (e *RefusedError) Error() string {
@@ -66,13 +69,23 @@ func (e *RefusedError) Error() string {
 	if e.Detail != "" {
 		s += ": " + e.Detail
 	}
+	if e.Err != nil {
+		s += ": " + e.Err.Error()
+	}
 	return s
 }
+
+// Unwrap returns Err.
+func (e *RefusedError) Unwrap() error { return e.Err }
 
 // CheckerConfig configures a Checker. Exactly one of CRL and OCSP is set;
 // Feed may be added to a CRL.
 type CheckerConfig struct {
-	// CRL is where the device CRL comes from: an http(s) URL or a file path.
+	// CRL is where the device CRL comes from: the base URL of the CA's
+	// HTTP listener (http://ca.example:8080; the Checker fetches
+	// <CRL>/crl, api.CRLPath), or the path of a CRL file (DER or PEM).
+	// A URL that names a file under the listener (…/crl) is refused: see
+	// BaseURL.
 	CRL string
 	// OCSP is the responder URL; "aia" takes it from each certificate's
 	// AIA extension.
@@ -91,8 +104,9 @@ type CheckerConfig struct {
 	MaxCRLBytes int64
 	// MaxCacheEntries bounds the OCSP response cache. Default 100000.
 	MaxCacheEntries int
-	// Feed, with a CRL, is the CA's HTTPS base URL: Run then also follows
-	// GET <Feed>/v1/revocations (long-poll), so that revocations are known
+	// Feed, with a CRL, is the base URL of the CA's HTTPS listener
+	// (https://ca.example:8443): Run then also follows GET
+	// <Feed>/v1/revocations (api.FeedPath, a long-poll), so that revocations are known
 	// within the round trip rather than at the next CRL. The CRL stays the
 	// signed fallback and the freshness rule applies to it. Deps.Client
 	// must trust the CA's TLS certificate.
@@ -138,13 +152,24 @@ type Checker struct {
 
 // NewChecker returns a Checker. A CRL Checker has no data until Refresh (or
 // Run) has loaded a CRL.
+//
+// Errors: fault.Malformed for a Config it cannot use (neither or both of
+// CRL and OCSP, a CRL URL that is not a listener's base URL, a Feed
+// without a CRL or not https, Grace or Refresh out of range).
 func NewChecker(cfg CheckerConfig, deps CheckerDeps) (*Checker, error) {
 	if (cfg.CRL == "") == (cfg.OCSP == "") {
 		return nil, fault.New(fault.Malformed, "a revocation checker needs exactly one of a CRL source and an OCSP responder",
-			"pass --crl-url or --ocsp")
+			"set the CRL source (CRL) or the OCSP responder (OCSP), not both")
 	}
 	if cfg.Issuer == nil {
-		return nil, errors.New("revocation.NewChecker: Issuer is required")
+		return nil, errors.New("verify.NewChecker: Issuer is required")
+	}
+	if isURL(cfg.CRL) {
+		base, err := BaseURL(cfg.CRL, "http", "https")
+		if err != nil {
+			return nil, err
+		}
+		cfg.CRL = base
 	}
 	if cfg.Grace == 0 {
 		cfg.Grace = time.Hour
@@ -164,8 +189,15 @@ func NewChecker(cfg CheckerConfig, deps CheckerDeps) (*Checker, error) {
 	case cfg.Refresh < time.Second || cfg.Refresh > 24*time.Hour:
 		return nil, fault.New(fault.Malformed, fmt.Sprintf("the refresh interval %s is outside 1s..24h", cfg.Refresh), "")
 	}
-	if cfg.Feed != "" && cfg.CRL == "" {
-		return nil, fault.New(fault.Malformed, "a revocation feed needs a CRL as its signed fallback", "pass --crl-url with --revocation-feed")
+	if cfg.Feed != "" {
+		if cfg.CRL == "" {
+			return nil, fault.New(fault.Malformed, "a revocation feed needs a CRL as its signed fallback", "set the CRL source (CRL) with the feed")
+		}
+		base, err := BaseURL(cfg.Feed, "https")
+		if err != nil {
+			return nil, err
+		}
+		cfg.Feed = base
 	}
 	c := &Checker{cfg: cfg, client: deps.Client, now: deps.Now, log: deps.Logger, ocspCache: map[string]*ocsp.Response{},
 		feedSeen: map[string]CRLEntry{}}
@@ -194,11 +226,11 @@ func (c *Checker) Check(ctx context.Context, leaf *x509.Certificate) error {
 	crl := c.crl.Load()
 	now := c.now()
 	if crl == nil {
-		return &RefusedError{Refusal: NoData, Serial: leaf.SerialNumber, Detail: c.fetchError()}
+		return &RefusedError{Refusal: NoData, Serial: leaf.SerialNumber, Err: c.fetchError()}
 	}
 	if now.After(crl.NextUpdate.Add(c.cfg.Grace)) {
 		return &RefusedError{Refusal: Stale, Serial: leaf.SerialNumber,
-			Detail: fmt.Sprintf("CRL %s expired at %s; %s", crl.Number, crl.NextUpdate.UTC().Format(time.RFC3339), c.fetchError())}
+			Detail: fmt.Sprintf("CRL %s expired at %s", crl.Number, crl.NextUpdate.UTC().Format(time.RFC3339)), Err: c.fetchError()}
 	}
 	if e, ok := crl.Lookup(leaf.SerialNumber); ok {
 		return &RefusedError{Refusal: Revoked, Serial: leaf.SerialNumber, RevokedAt: e.RevokedAt, Reason: e.Reason}
@@ -246,13 +278,11 @@ func issuedBy(leaf, issuer *x509.Certificate) bool {
 	return len(leaf.AuthorityKeyId) == 0 || len(issuer.SubjectKeyId) == 0 || bytes.Equal(leaf.AuthorityKeyId, issuer.SubjectKeyId)
 }
 
-func (c *Checker) fetchError() string {
+// fetchError is the last CRL fetch's error, or nil.
+func (c *Checker) fetchError() error {
 	c.fetchMu.Lock()
 	defer c.fetchMu.Unlock()
-	if c.lastErr == nil {
-		return ""
-	}
-	return "last fetch: " + c.lastErr.Error()
+	return c.lastErr
 }
 
 // CurrentCRL returns the CRL in use, or nil.
@@ -283,11 +313,11 @@ func (c *Checker) refreshLocked(ctx context.Context) error {
 	}
 	now := c.now()
 	if now.After(crl.NextUpdate.Add(c.cfg.Grace)) {
-		return fmt.Errorf("CRL %s from %s expired at %s", crl.Number, c.cfg.CRL, crl.NextUpdate.UTC().Format(time.RFC3339))
+		return fmt.Errorf("CRL %s from %s expired at %s", crl.Number, redact.URL(c.cfg.CRL), crl.NextUpdate.UTC().Format(time.RFC3339))
 	}
 	cur := c.crl.Load()
 	if cur != nil && crl.Number.Cmp(cur.Number) < 0 {
-		return fmt.Errorf("CRL %s from %s is older than CRL %s in use", crl.Number, c.cfg.CRL, cur.Number)
+		return fmt.Errorf("CRL %s from %s is older than CRL %s in use", crl.Number, redact.URL(c.cfg.CRL), cur.Number)
 	}
 	c.crl.Store(crl)
 	c.feedMu.Lock()
@@ -304,10 +334,10 @@ func (c *Checker) refreshLocked(ctx context.Context) error {
 	return nil
 }
 
-// fetchCRL reads the CRL from its URL (conditionally) or file.
+// fetchCRL reads the CRL from the CA (conditionally) or its file.
 func (c *Checker) fetchCRL(ctx context.Context) (b []byte, notModified bool, err error) {
 	src := c.cfg.CRL
-	if !strings.HasPrefix(src, "http://") && !strings.HasPrefix(src, "https://") {
+	if !isURL(src) {
 		f, err := os.Open(src)
 		if err != nil {
 			return nil, false, fmt.Errorf("read CRL: %w", err)
@@ -326,7 +356,7 @@ func (c *Checker) fetchCRL(ctx context.Context) (b []byte, notModified bool, err
 	if c.crl.Load() != nil {
 		v = c.valid
 	}
-	b, next, notModified, err := fetchConditional(ctx, c.client, src, v, c.cfg.MaxCRLBytes)
+	b, next, notModified, err := fetchConditional(ctx, c.client, src, api.CRLPath, v, c.cfg.MaxCRLBytes)
 	if err != nil || notModified {
 		return nil, notModified, err
 	}
@@ -354,7 +384,7 @@ func (c *Checker) Run(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			c.log.WarnContext(ctx, "CRL refresh failed", "source", redactURL(c.cfg.CRL), "err", err)
+			c.log.WarnContext(ctx, "CRL refresh failed", "source", redact.URL(c.cfg.CRL), "err", err)
 			wait, backoff = backoff, min(backoff*2, c.cfg.Refresh)
 		} else {
 			backoff = time.Second
@@ -371,156 +401,4 @@ func (c *Checker) Run(ctx context.Context) error {
 		case <-t.C:
 		}
 	}
-}
-
-// redactURL drops credentials and the query from a URL for logs.
-func redactURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil || u.Scheme == "" {
-		return s
-	}
-	u.User, u.RawQuery = nil, ""
-	return u.String()
-}
-
-// checkOCSP answers from the cache while the cached response is fresh, and
-// asks the responder otherwise; a response past its nextUpdate is still
-// used within the grace period when the responder cannot be reached.
-func (c *Checker) checkOCSP(ctx context.Context, leaf *x509.Certificate) error {
-	key := string(leaf.SerialNumber.Bytes())
-	now := c.now()
-	c.ocspMu.Lock()
-	cached := c.ocspCache[key]
-	c.ocspMu.Unlock()
-	if cached == nil || !now.Before(cached.NextUpdate) {
-		resp, err := c.fetchOCSP(ctx, leaf, now)
-		switch {
-		case err == nil:
-			cached = resp
-			c.ocspMu.Lock()
-			if len(c.ocspCache) >= c.cfg.MaxCacheEntries {
-				for k := range c.ocspCache { // evict one arbitrary entry
-					delete(c.ocspCache, k)
-					break
-				}
-			}
-			c.ocspCache[key] = resp
-			c.ocspMu.Unlock()
-		case cached != nil && now.Before(cached.NextUpdate.Add(c.cfg.Grace)):
-			c.log.WarnContext(ctx, "OCSP fetch failed; using the cached response within its grace", "serial", leaf.SerialNumber.Text(16), "err", err)
-		case cached != nil:
-			return &RefusedError{Refusal: Stale, Serial: leaf.SerialNumber, Detail: err.Error()}
-		default:
-			return &RefusedError{Refusal: NoData, Serial: leaf.SerialNumber, Detail: err.Error()}
-		}
-	}
-	switch cached.Status {
-	case ocsp.Good:
-		return nil
-	case ocsp.Revoked:
-		return &RefusedError{Refusal: Revoked, Serial: leaf.SerialNumber, RevokedAt: cached.RevokedAt, Reason: Reason(cached.RevocationReason)}
-	}
-	return &RefusedError{Refusal: UnknownCert, Serial: leaf.SerialNumber}
-}
-
-// maxOCSPResponse bounds a responder's answer.
-const maxOCSPResponse = 64 << 10
-
-// fetchOCSP asks the responder about leaf and verifies the answer: signed
-// by the issuer or by a responder certificate the issuer signed that has
-// EKU OCSPSigning and is valid now (RFC 6960 §4.2.2.2), for leaf's serial,
-// with thisUpdate not in the future and a nextUpdate.
-func (c *Checker) fetchOCSP(ctx context.Context, leaf *x509.Certificate, now time.Time) (*ocsp.Response, error) {
-	responder := c.cfg.OCSP
-	if responder == "aia" {
-		if len(leaf.OCSPServer) == 0 {
-			return nil, errors.New("the certificate names no OCSP responder")
-		}
-		responder = leaf.OCSPServer[0]
-	}
-	reqDER, err := ocsp.CreateRequest(leaf, c.cfg.Issuer, nil)
-	if err != nil {
-		return nil, fmt.Errorf("make OCSP request: %w", err)
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, responder, bytes.NewReader(reqDER))
-	if err != nil {
-		return nil, fmt.Errorf("OCSP URL %q: %w", responder, err)
-	}
-	req.Header.Set("Content-Type", "application/ocsp-request")
-	resp, err := c.client.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("ask OCSP responder: %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("OCSP responder %s answered %s", redactURL(responder), resp.Status)
-	}
-	b, err := io.ReadAll(io.LimitReader(resp.Body, maxOCSPResponse))
-	if err != nil {
-		return nil, fmt.Errorf("read OCSP response: %w", err)
-	}
-	return VerifyOCSPResponse(b, leaf, c.cfg.Issuer, now)
-}
-
-// VerifyOCSPResponse parses an OCSP response for leaf and checks it
-// against issuer at now (see fetchOCSP for the rules).
-func VerifyOCSPResponse(b []byte, leaf, issuer *x509.Certificate, now time.Time) (*ocsp.Response, error) {
-	r, err := ocsp.ParseResponseForCert(b, leaf, issuer)
-	if err != nil {
-		return nil, fmt.Errorf("OCSP response: %w", err)
-	}
-	if rc := r.Certificate; rc != nil {
-		if !slices.Contains(rc.ExtKeyUsage, x509.ExtKeyUsageOCSPSigning) {
-			return nil, errors.New("OCSP responder certificate lacks EKU OCSPSigning")
-		}
-		if now.Before(rc.NotBefore) || now.After(rc.NotAfter) {
-			return nil, errors.New("OCSP responder certificate is not valid now")
-		}
-	}
-	if r.SerialNumber == nil || r.SerialNumber.Cmp(leaf.SerialNumber) != 0 {
-		return nil, errors.New("OCSP response is for another certificate")
-	}
-	if r.ThisUpdate.After(now.Add(5 * time.Minute)) {
-		return nil, errors.New("OCSP response thisUpdate is in the future")
-	}
-	if r.NextUpdate.IsZero() {
-		return nil, errors.New("OCSP response has no nextUpdate, so it cannot be cached")
-	}
-	return r, nil
-}
-
-// followFeed long-polls the CA's revocation feed until ctx ends, adding
-// what it learns to the revoked set and telling subscribers.
-func (c *Checker) followFeed(ctx context.Context) {
-	followFeed(ctx, c.log, c.cfg.Feed, "the CRL still applies", c.pollFeed)
-}
-
-// pollFeed makes one feed request and applies its answer. It reports
-// whether the feed said anything new.
-func (c *Checker) pollFeed(ctx context.Context) (bool, error) {
-	c.feedMu.RLock()
-	since := c.feedSeq
-	c.feedMu.RUnlock()
-	entries, err := fetchFeed(ctx, c.client, c.cfg.Feed, since)
-	if err != nil {
-		return false, err
-	}
-	news := false
-	var added []*big.Int
-	c.feedMu.Lock()
-	for _, r := range entries {
-		serial, ok := new(big.Int).SetString(r.Serial, 16)
-		if !ok || r.Seq <= c.feedSeq {
-			continue
-		}
-		c.feedSeq, news = r.Seq, true
-		key := string(serial.Bytes())
-		if _, seen := c.feedSeen[key]; !seen {
-			c.feedSeen[key] = CRLEntry{RevokedAt: r.RevokedAt, Reason: Reason(r.Reason)}
-			added = append(added, serial)
-		}
-	}
-	c.feedMu.Unlock()
-	c.notify(added)
-	return news, nil
 }
