@@ -1,18 +1,24 @@
 package web
 
 import (
+	"bytes"
+	"context"
 	"crypto"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"golang.org/x/crypto/ocsp"
 
 	"github.com/fleetca/fleetca/api"
@@ -220,3 +226,114 @@ func TestRevocationFeedDrain(t *testing.T) {
 		t.Errorf("long-poll after Drain = %d after %s, want 200 at once", rec.Code, time.Since(start))
 	}
 }
+
+// TestHEAD: HEAD works on the HTTP listener's documents (and /healthz on
+// both listeners), with the GET's status and headers and no body.
+func TestHEAD(t *testing.T) {
+	f := newFixture(t)
+	leaf := f.enrolled(t, "dev-1")
+	der, err := ocsp.CreateRequest(leaf, f.authty.Intermediate(), &ocsp.RequestOptions{Hash: crypto.SHA1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ocspGet := api.OCSPPath + "/" + url.PathEscape(base64.StdEncoding.EncodeToString(der))
+	for _, tc := range []struct {
+		name string
+		h    http.Handler
+		path string
+	}{
+		{"crl", f.srv.HTTPHandler(), api.CRLPath},
+		{"crl.pem", f.srv.HTTPHandler(), api.CRLPEMPath},
+		{"root.crl", f.srv.HTTPHandler(), api.RootCRLPath},
+		{"roots.pem", f.srv.HTTPHandler(), api.RootsPEMPath},
+		{"chain.pem", f.srv.HTTPHandler(), api.ChainPEMPath},
+		{"intermediate.crt", f.srv.HTTPHandler(), api.IntermediatePath},
+		{"ocsp-get", f.srv.HTTPHandler(), ocspGet},
+		{"healthz-http", f.srv.HTTPHandler(), api.HealthPath},
+		{"healthz-https", f.srv.HTTPSHandler(), api.HealthPath},
+		{"roots.pem-https", f.srv.HTTPSHandler(), api.RootsPEMPath},
+		{"unknown-route", f.srv.HTTPHandler(), "/nope"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			get := do(tc.h, "GET", tc.path, "", "", "")
+			head := do(tc.h, "HEAD", tc.path, "", "", "")
+			if head.Code != get.Code {
+				t.Errorf("HEAD %s = %d, want GET's %d", tc.path, head.Code, get.Code)
+			}
+			if head.Body.Len() != 0 {
+				t.Errorf("HEAD %s has a body of %d bytes, want none", tc.path, head.Body.Len())
+			}
+			for _, k := range []string{"Content-Type", "ETag", "Cache-Control", "Last-Modified", "Expires"} {
+				if g, h := get.Header().Get(k), head.Header().Get(k); g != h {
+					t.Errorf("HEAD %s: %s = %q, want GET's %q", tc.path, k, h, g)
+				}
+			}
+			if n := head.Header().Get("Content-Length"); get.Code == 200 && n != strconv.Itoa(get.Body.Len()) {
+				t.Errorf("HEAD %s: Content-Length = %q, want %d (the GET's body)", tc.path, n, get.Body.Len())
+			}
+		})
+	}
+}
+
+// TestFeedClientGone: a verifier that hangs up during its long-poll (a
+// proxy or crl sync stopping) is normal: no 500, nothing logged above
+// Info.
+func TestFeedClientGone(t *testing.T) {
+	f := newFixture(t)
+	var logs lockedBuffer
+	reg := prometheus.NewRegistry()
+	srv, err := New(Config{}, Deps{Enroll: f.svc, CA: f.authty, Records: f.store, Revocation: f.rev, Now: func() time.Time { return testNow },
+		Logger: slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})), Metrics: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, hangUp := context.WithCancel(t.Context())
+	req := httptest.NewRequestWithContext(ctx, "GET", api.FeedURL("", 0, 0, 20*time.Second), nil)
+	rec := httptest.NewRecorder()
+	done := make(chan struct{})
+	go func() { defer close(done); srv.HTTPSHandler().ServeHTTP(rec, req) }()
+	hangUp()
+	<-done
+	if rec.Code == http.StatusInternalServerError {
+		t.Errorf("long-poll whose client went away: status %d, want no 500", rec.Code)
+	}
+	if got := testutil.ToFloat64(srv.requests.WithLabelValues("https", api.FeedPath, "GET", "500")); got != 0 {
+		t.Errorf("fleetca_web_requests_total{code=500} = %v, want 0", got)
+	}
+	var sawRequest bool
+	for line := range strings.Lines(logs.String()) {
+		var rec struct {
+			Level, Msg, Route string
+			Status            int
+		}
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		if rec.Level != "INFO" && rec.Level != "DEBUG" {
+			t.Errorf("logged at %s: %s", rec.Level, line)
+		}
+		if rec.Msg == "request" && rec.Route == api.FeedPath {
+			sawRequest = true
+			if rec.Status != statusClientClosedRequest {
+				t.Errorf("request log: status %d, want %d (client closed request)", rec.Status, statusClientClosedRequest)
+			}
+		}
+	}
+	if !sawRequest {
+		t.Errorf("no request log line for the feed; log:\n%s", logs.String())
+	}
+}
+
+// lockedBuffer is a bytes.Buffer safe for a logger and a test to share.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }

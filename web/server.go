@@ -155,6 +155,7 @@ func (s *Server) newEcho(listener string) *echo.Echo {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
+	e.Use(headWithoutBody)
 	e.Use(middleware.RequestID())
 	e.Use(middleware.RequestLoggerWithConfig(middleware.RequestLoggerConfig{
 		HandleError: true, LogLatency: true, LogMethod: true, LogRoutePath: true, LogStatus: true,
@@ -188,12 +189,14 @@ func (s *Server) newEcho(listener string) *echo.Echo {
 // ID for the request log.
 const ctxDeviceID = "device_id"
 
+// routes registers the handlers. Every GET of a document (not the feed's
+// long-poll, not the admin API) also answers HEAD.
 func (s *Server) routes() {
 	for _, e := range []*echo.Echo{s.https, s.http} {
-		e.GET(api.HealthPath, s.healthz)
+		getAndHead(e, api.HealthPath, s.healthz)
 	}
 	s.https.POST("/v1/enroll", s.enroll)
-	s.https.GET(api.RootsPEMPath, s.rootsPEM)
+	getAndHead(s.https, api.RootsPEMPath, s.rootsPEM)
 	s.https.GET(api.FeedPath, s.revocationFeed)
 
 	admin := s.https.Group("/v1/admin", s.requireAdmin)
@@ -210,16 +213,16 @@ func (s *Server) routes() {
 	admin.POST("/devices/:id/revoke", s.revoke)
 	admin.POST("/devices/:id/reset", s.resetDevice)
 
-	s.http.GET(api.RootsPEMPath, s.rootsPEM)
-	s.http.GET(api.ChainPEMPath, s.chainPEM)
-	s.http.GET(api.IntermediatePath, s.intermediateDER)
-	s.http.GET(api.CRLPath, s.crlDER)
-	s.http.GET(api.CRLPEMPath, s.crlPEM)
-	s.http.GET(api.RootCRLPath, s.rootCRL)
+	getAndHead(s.http, api.RootsPEMPath, s.rootsPEM)
+	getAndHead(s.http, api.ChainPEMPath, s.chainPEM)
+	getAndHead(s.http, api.IntermediatePath, s.intermediateDER)
+	getAndHead(s.http, api.CRLPath, s.crlDER)
+	getAndHead(s.http, api.CRLPEMPath, s.crlPEM)
+	getAndHead(s.http, api.RootCRLPath, s.rootCRL)
 	s.http.POST(api.OCSPPath, s.ocspPost)
-	s.http.GET(api.OCSPPath+"/*", s.ocspGet)
+	getAndHead(s.http, api.OCSPPath+"/*", s.ocspGet)
 	if s.deps.Gatherer != nil {
-		s.http.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(s.deps.Gatherer, promhttp.HandlerOpts{})))
+		getAndHead(s.http, "/metrics", echo.WrapHandler(promhttp.HandlerFor(s.deps.Gatherer, promhttp.HandlerOpts{})))
 	}
 }
 
