@@ -13,6 +13,7 @@ import (
 	"math/big"
 	"net/url"
 	"runtime"
+	"slices"
 	"time"
 
 	"github.com/fleetca/fleetca/bench/benchutil"
@@ -28,6 +29,7 @@ type floorResult struct {
 	floorA     time.Duration // csrCheck + rawSign, timed together
 	floorB     time.Duration // csrCheck + createCert, timed together
 	tbsBytes   int
+	runs       int // timed runs behind each median (the fewest of any operation)
 }
 
 // measureFloor times the floor's operations, interleaved run by run so
@@ -96,6 +98,10 @@ func measureFloor(runs int, each time.Duration) (floorResult, error) {
 			samples[i] = append(samples[i], d)
 		}
 	}
+	counts := make([]int, len(samples))
+	for i := range samples {
+		counts[i] = len(samples[i])
+	}
 	return floorResult{
 		csrCheck:   benchutil.Median(samples[0]),
 		rawSign:    benchutil.Median(samples[1]),
@@ -103,6 +109,7 @@ func measureFloor(runs int, each time.Duration) (floorResult, error) {
 		floorA:     benchutil.Median(samples[3]),
 		floorB:     benchutil.Median(samples[4]),
 		tbsBytes:   len(tbs),
+		runs:       slices.Min(counts),
 	}, nil
 }
 

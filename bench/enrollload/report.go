@@ -78,7 +78,7 @@ func report(w io.Writer, o options, srv *benchutil.Server, peakRSS int64, dataDi
 		o.warmup, o.reps, o.duration)
 	p("           server CPU = utime+stime of /proc/<pid>/stat over each repetition, divided by the certificates issued\n")
 
-	p("\nCrypto floor per certificate (P-256 device key and intermediate; one core; median of %d runs)\n", o.floorRuns)
+	p("\nCrypto floor per certificate (P-256 device key and intermediate; one core; median of %d runs)\n", f.runs)
 	p("  CSR signature check (csr.CheckSignature)                          %7.1f µs\n", us(f.csrCheck))
 	p("  certificate signature (SHA-256 + ecdsa.SignASN1, %d-byte TBS)     %7.1f µs\n", f.tbsBytes, us(f.rawSign))
 	p("  x509.CreateCertificate (encodes, signs, verifies its signature)   %7.1f µs\n", us(f.createCert))
