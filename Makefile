@@ -9,7 +9,7 @@ NAME   ?= fleetca dev
 all: build
 
 build:
-	$(GO) build -o $(BIN) ./cmd/fleetca
+	$(GO) build -buildvcs=auto -o $(BIN) ./cmd/fleetca
 
 # First run: create a development CA in ./$(DATA) (keys unencrypted, mode
 # 0600; use `fleetca init --password-file` for a real CA). Every run: serve it.

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ocsp"
+
+	"github.com/fleetca/fleetca/api"
 )
 
 // enrolled enrolls a device through the handler and returns its certificate.
@@ -24,7 +26,7 @@ func (f *fixture) enrolled(t *testing.T, id string) *x509.Certificate {
 	if rec.Code != http.StatusCreated {
 		t.Fatalf("enroll %s: %d %s", id, rec.Code, rec.Body)
 	}
-	var out EnrollResponse
+	var out api.EnrollResponse
 	json.Unmarshal(rec.Body.Bytes(), &out)
 	return pemCerts(t, out.Certificate)[0]
 }
@@ -86,7 +88,7 @@ func TestRevokeAndOCSP(t *testing.T) {
 			if rec.Code != tc.status {
 				t.Fatalf("%s = %d %s, want %d", tc.path, rec.Code, rec.Body, tc.status)
 			}
-			if p := problemOf(t, rec); p.Type != ProblemTypePrefix+tc.kind {
+			if p := problemOf(t, rec); p.Type != api.ProblemTypePrefix+tc.kind {
 				t.Errorf("type = %s, want %s", p.Type, tc.kind)
 			}
 		})
