@@ -1,11 +1,12 @@
 package api
 
 // Paths on the CA's plain-HTTP listener (default 127.0.0.1:8080), which
-// verifiers reach before they can trust anything: what they fetch there
-// is either signed (CRLs, OCSP responses) or pinned by fingerprint (the
-// CA certificates). A verifier is given the listener's base URL
-// (http://ca.example:8080) and appends these; the CA's web package serves
-// them. The feed, on the HTTPS listener, is FeedPath.
+// verifiers and clients reach before they can trust anything: what they
+// fetch there is either signed (CRLs, OCSP responses) or proves nothing by
+// itself (the CA certificates: a client pins the root by its SHA-256). A
+// verifier is given the listener's base URL (http://ca.example:8080) and
+// appends these; the CA's web package serves them. The feed, on the HTTPS
+// listener, is FeedPath.
 const (
 	// CRLPath is the device CRL, DER (application/pkix-crl), signed by the
 	// intermediate; CRLPEMPath is the same CRL as PEM.
@@ -18,9 +19,9 @@ const (
 	// OCSPPath is the OCSP responder: POST OCSPPath, or
 	// GET OCSPPath/{base64 request} (RFC 6960 Appendix A, RFC 5019 §5).
 	OCSPPath = "/ocsp"
-	// RootsPEMPath is the root certificate(s), PEM; ChainPEMPath the
-	// intermediate(s), PEM; IntermediatePath the intermediate, DER (the
-	// caIssuers target of device certificates).
+	// RootsPEMPath serves the trusted roots as a PEM bundle; ChainPEMPath
+	// the intermediate(s) as a PEM bundle; IntermediatePath the
+	// intermediate, DER (the caIssuers target of device certificates).
 	RootsPEMPath     = "/roots.pem"
 	ChainPEMPath     = "/chain.pem"
 	IntermediatePath = "/intermediate.crt"
