@@ -10,7 +10,7 @@
 // OCSP response checking (VerifyOCSPResponse), the revocation feed's
 // client and the conditional fetch of CRLs. It must not know the CA's
 // internals: it imports nothing of ours but the wire types (package api)
-// and leaf helpers (internal/fault, internal/atomicfile, internal/redact),
+// and leaf helpers (internal/fault, atomicfile, certutil, redact),
 // so that a verifier links no ca, store, enroll, revocation or KMS code (a
 // test holds it to that). It reads no flags or environment, and logs
 // through the injected logger only.

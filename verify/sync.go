@@ -20,6 +20,7 @@ import (
 
 	"github.com/fleetca/fleetca/api"
 	"github.com/fleetca/fleetca/internal/atomicfile"
+	"github.com/fleetca/fleetca/internal/certutil"
 	"github.com/fleetca/fleetca/internal/fault"
 	"github.com/fleetca/fleetca/internal/redact"
 )
@@ -384,7 +385,7 @@ func (s *Syncer) verify(b []byte, src *syncSource) (*syncedCRL, error) {
 	if issuer == nil {
 		return nil, fmt.Errorf("its issuer %q is not among the %d issuer certificate(s) given", env.Issuer, len(s.cfg.Issuers))
 	}
-	if SelfSigned(issuer) != src.root {
+	if certutil.SelfSigned(issuer) != src.root {
 		want := "an intermediate"
 		if src.root {
 			want = "the root"

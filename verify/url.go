@@ -1,8 +1,6 @@
 package verify
 
 import (
-	"bytes"
-	"crypto/x509"
 	"fmt"
 	"net/url"
 	"slices"
@@ -72,10 +70,4 @@ func example(schemes []string) string {
 // isURL reports whether s is an http(s) URL rather than a file path.
 func isURL(s string) bool {
 	return strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://")
-}
-
-// SelfSigned reports whether c is a root: issued by itself, with a
-// signature its own key verifies.
-func SelfSigned(c *x509.Certificate) bool {
-	return bytes.Equal(c.RawIssuer, c.RawSubject) && c.CheckSignatureFrom(c) == nil
 }

@@ -23,6 +23,7 @@ import (
 	"go.step.sm/crypto/pemutil"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/fleetca/fleetca/internal/certutil"
 	"github.com/fleetca/fleetca/internal/fault"
 	"github.com/fleetca/fleetca/internal/redact"
 	"github.com/fleetca/fleetca/proxy"
@@ -348,7 +349,7 @@ func loadTrustBundle(file string, now time.Time) (*trustBundle, error) {
 		switch {
 		case !c.IsCA:
 			return nil, fault.New(fault.Malformed, fmt.Sprintf("%s holds %q, which is not a CA certificate", file, c.Subject), hint)
-		case verify.SelfSigned(c):
+		case certutil.SelfSigned(c):
 			tb.roots.AddCert(c)
 		default:
 			tb.intermediates.AddCert(c)
