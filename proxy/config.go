@@ -75,6 +75,16 @@ type Config struct {
 	// for chain building again (revocation is checked on every handshake
 	// regardless). Default 65536 certificates; range 1..16777216.
 	VerifyCacheSize int `yaml:"verify_cache_size,omitempty"`
+	// DisableHTTP1FastPath, in HTTP mode, sends every request through
+	// net/http: http.Server, httputil.ReverseProxy and http.Transport.
+	// By default (false) the plain requests of HTTP/1.1 clients to an
+	// http:// upstream (body-less GET, HEAD, OPTIONS and TRACE) take the
+	// proxy's fast path, which answers them as net/http would at a
+	// fraction of the CPU, and reach the upstream over the proxy's own
+	// connection pool; see package doc. Set it to rule the fast path out
+	// when something looks wrong. It changes nothing in TCP mode or for an
+	// https:// upstream, which never take the fast path.
+	DisableHTTP1FastPath bool `yaml:"disable_http1_fast_path,omitempty"`
 }
 
 // WithDefaults returns a copy of c with every zero field set to its default.

@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/fleetca/fleetca/proxy/internal/fastpath"
 )
 
 // Checker is what the proxy asks about revocation; *revocation.Checker is
@@ -90,8 +92,9 @@ type Server struct {
 
 	// HTTP mode.
 	transport  *http.Transport
-	upstreamRT *h1Upstream // over transport
-	fast       *fastPath   // nil if HTTP/1.1 requests all take the ReverseProxy
+	upstreamRT upstreamTransport // transport, or the fast path's pool over it
+	fast       *fastpath.Server  // nil if HTTP/1.1 requests all take the ReverseProxy
+	fastOff    string            // why fast is nil
 	rp         *httputil.ReverseProxy
 	// TCP mode.
 	dialer net.Dialer
@@ -127,8 +130,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	}
 	if m == modeHTTP {
 		s.nextProtos = []string{"h2", "http/1.1"}
-		s.newReverseProxy(deps.UpstreamTLS)
-		s.fast = newFastPath(u, s.upstreamRT)
+		s.newHTTPMode(deps.UpstreamTLS)
 	} else {
 		s.dialer = net.Dialer{Timeout: cfg.UpstreamTimeout, KeepAlive: 30 * time.Second}
 	}
@@ -208,7 +210,14 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
 	defer stop()
-	s.log.Info("proxy listening", "addr", ln.Addr().String(), "upstream", s.upstreamLog)
+	attrs := []any{"addr", ln.Addr().String(), "upstream", s.upstreamLog}
+	if s.mode == modeHTTP {
+		attrs = append(attrs, "http1_fast_path", s.fast != nil)
+		if s.fast == nil {
+			attrs = append(attrs, "http1_fast_path_off", s.fastOff)
+		}
+	}
+	s.log.Info("proxy listening", attrs...)
 
 	err := s.accept(ctx, ln, handoff, &wg)
 	ln.Close()
@@ -224,8 +233,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		// ones close now, busy ones after their request.
 		fastDone := make(<-chan struct{})
 		if s.fast != nil {
-			fastDone = s.fast.drain.start()
-			s.conns.closeWhere(func(c *trackedConn) bool { return c.fastIdle.Load() })
+			fastDone = s.fast.Shutdown()
 		}
 		grace, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownGrace)
 		if hs.Shutdown(grace) != nil {
@@ -270,7 +278,7 @@ func (s *Server) accept(ctx context.Context, ln net.Listener, handoff *handoffLi
 			continue
 		}
 		backoff = 0
-		c := s.conns.add(nc)
+		c := s.conns.add(ctx, nc)
 		wg.Go(func() { s.handle(ctx, c, handoff) })
 	}
 }
@@ -333,11 +341,15 @@ func (s *Server) handle(ctx context.Context, c *trackedConn, handoff *handoffLis
 		s.pipe(ctx, tc, c, start)
 		return
 	}
+	var hc net.Conn = tc
 	if s.fast != nil && cs.NegotiatedProtocol != "h2" {
-		s.serveH1(ctx, tc, c, handoff)
-		return
+		// Plain requests are served here; the first other one, and the
+		// rest of the connection, by http.Server.
+		if hc = s.fast.ServeConn(fastConn(tc, c)); hc == nil {
+			return
+		}
 	}
-	if !handoff.handoff(tc) {
+	if !handoff.handoff(hc) {
 		c.Close()
 	}
 }
@@ -365,6 +377,12 @@ func (s *Server) handshakeFailed(c *trackedConn, err error, serving bool) {
 	} else {
 		s.log.Debug("client handshake failed", attrs...)
 	}
+}
+
+// upstreamTransport is the ReverseProxy's RoundTripper.
+type upstreamTransport interface {
+	http.RoundTripper
+	CloseIdleConnections()
 }
 
 // handoffListener is the net.Listener the HTTP server accepts from:
