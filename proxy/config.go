@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net"
@@ -89,23 +90,16 @@ type Config struct {
 
 // WithDefaults returns a copy of c with every zero field set to its default.
 func (c Config) WithDefaults() Config {
-	setDefault(&c.HandshakeTimeout, DefaultHandshakeTimeout)
-	setDefault(&c.ReadHeaderTimeout, DefaultReadHeaderTimeout)
-	setDefault(&c.IdleTimeout, DefaultIdleTimeout)
-	setDefault(&c.UpstreamTimeout, DefaultUpstreamTimeout)
-	setDefault(&c.MaxHeaderBytes, DefaultMaxHeaderBytes)
-	setDefault(&c.ShutdownGrace, DefaultShutdownGrace)
-	setDefault(&c.HalfCloseTimeout, DefaultHalfCloseTimeout)
-	setDefault(&c.MaxIdleUpstream, DefaultMaxIdleUpstream)
-	setDefault(&c.VerifyCacheSize, DefaultVerifyCacheSize)
+	c.HandshakeTimeout = cmp.Or(c.HandshakeTimeout, DefaultHandshakeTimeout)
+	c.ReadHeaderTimeout = cmp.Or(c.ReadHeaderTimeout, DefaultReadHeaderTimeout)
+	c.IdleTimeout = cmp.Or(c.IdleTimeout, DefaultIdleTimeout)
+	c.UpstreamTimeout = cmp.Or(c.UpstreamTimeout, DefaultUpstreamTimeout)
+	c.MaxHeaderBytes = cmp.Or(c.MaxHeaderBytes, DefaultMaxHeaderBytes)
+	c.ShutdownGrace = cmp.Or(c.ShutdownGrace, DefaultShutdownGrace)
+	c.HalfCloseTimeout = cmp.Or(c.HalfCloseTimeout, DefaultHalfCloseTimeout)
+	c.MaxIdleUpstream = cmp.Or(c.MaxIdleUpstream, DefaultMaxIdleUpstream)
+	c.VerifyCacheSize = cmp.Or(c.VerifyCacheSize, DefaultVerifyCacheSize)
 	return c
-}
-
-func setDefault[T comparable](v *T, def T) {
-	var zero T
-	if *v == zero {
-		*v = def
-	}
 }
 
 // Validate checks c and returns an error naming the first bad key and
