@@ -42,7 +42,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseOCSPRequest$$' -fuzztime $(FUZZTIME) ./revocation
 	$(GO) test -run '^$$' -fuzz '^FuzzParseCRLEnvelope$$' -fuzztime $(FUZZTIME) ./revocation
 	$(GO) test -run '^$$' -fuzz '^FuzzSyncVerify$$' -fuzztime $(FUZZTIME) ./revocation
-	$(GO) test -run '^$$' -fuzz '^FuzzParseRequestHead$$' -fuzztime $(FUZZTIME) ./proxy
+	$(GO) test -run '^$$' -fuzz '^FuzzParseRequestHead$$' -fuzztime $(FUZZTIME) ./proxy/internal/fastpath
 
 vet:
 	$(GO) vet ./...
