@@ -306,7 +306,7 @@ func (s *Server) handle(ctx context.Context, c *trackedConn, handoff *handoffLis
 	// Socket deadlines are wall-clock, whatever Deps.Now says.
 	c.SetDeadline(time.Now().Add(s.cfg.HandshakeTimeout))
 	if err := tc.HandshakeContext(ctx); err != nil {
-		s.handshakeFailed(c, err, ctx.Err() == nil)
+		s.handshakeFailed(c, err, ctx.Err() == nil, true)
 		if re, ok := errors.AsType[tls.RecordHeaderError](err); ok && s.mode == modeHTTP && looksLikeHTTP(re.RecordHeader) {
 			// As http.Server does: tell a plain-HTTP client what is wrong.
 			io.WriteString(c, "HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n")
@@ -327,7 +327,7 @@ func (s *Server) handle(ctx context.Context, c *trackedConn, handoff *handoffLis
 		// A serial was announced while this handshake ran; it may have
 		// been this one, checked before and registered after.
 		if err := s.checker.Check(ctx, leaf); err != nil {
-			s.handshakeFailed(c, checkRefusal(leaf, err), true)
+			s.handshakeFailed(c, checkRefusal(leaf, err), true, false)
 			c.Close()
 			return
 		}
@@ -364,13 +364,23 @@ func looksLikeHTTP(hdr [5]byte) bool {
 	return false
 }
 
-// handshakeFailed logs and counts a handshake that did not let the client in.
-func (s *Server) handshakeFailed(c *trackedConn, err error, serving bool) {
+// handshakeFailed logs and counts a handshake that did not let the client
+// in. inHandshake says the refusal came from VerifyConnection, so that
+// crypto/tls sent the client an alert; otherwise the connection was
+// refused once the handshake was over (see connSet.register) and is only
+// closed.
+func (s *Server) handshakeFailed(c *trackedConn, err error, serving, inHandshake bool) {
 	outcome, reason := handshakeReason(err, serving)
 	s.m.handshake(reason)
 	attrs := []any{"remote_addr", c.RemoteAddr().String(), "reason", reason, "err", err}
 	if re, ok := errors.AsType[*refusedError](err); ok {
 		attrs = append(attrs, describeLeaf(re.leaf)...)
+		attrs = append(attrs, re.revocationAttrs()...)
+		if inHandshake {
+			// Whatever the reason: crypto/tls has no other alert for a
+			// VerifyConnection error (see "Caveats" in doc.go).
+			attrs = append(attrs, "tls_alert", "bad_certificate")
+		}
 	}
 	if outcome == outcomeRefused {
 		s.log.Info("client refused", attrs...)
