@@ -16,7 +16,7 @@ type metrics struct {
 	handshakes     *prometheus.CounterVec
 	byReason       map[string]prometheus.Counter // reason -> its series (the reason implies the outcome)
 	requests       [6]prometheus.Counter         // by status class: 0 = other, 1 = 1xx ... 5 = 5xx
-	fastRequests   prometheus.Counter            // those of requests served by the HTTP/1.1 fast path
+	fastRequests   prometheus.Counter            // requests served by the HTTP/1.1 fast path (also in requests)
 	revokedClosed  prometheus.Counter
 	upstreamErrors prometheus.Counter
 }
