@@ -12,6 +12,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/fleetca/fleetca/api"
 	"github.com/fleetca/fleetca/enroll"
 	"github.com/fleetca/fleetca/internal/fault"
 	"github.com/fleetca/fleetca/store"
@@ -28,35 +29,15 @@ func (s *Server) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// TokenJSON is a token as the admin API shows it: never its hash, and its
-// secret only in the answer to its creation.
-type TokenJSON struct {
-	ID            string `json:"id"`
-	DeviceID      string `json:"device_id,omitempty"`
-	DevicePattern string `json:"device_pattern,omitempty"`
-	Uses          int    `json:"uses"`
-	Spent         int    `json:"spent"`
-	CreatedAt     string `json:"created_at"`
-	ExpiresAt     string `json:"expires_at"`
-	RevokedAt     string `json:"revoked_at,omitempty"`
-	// Token is the secret, present only in the answer to its creation.
-	Token string `json:"token,omitempty"`
-}
-
-func toTokenJSON(t store.Token) TokenJSON {
-	return TokenJSON{ID: t.ID, DeviceID: t.DeviceID, DevicePattern: t.DevicePattern, Uses: t.Uses, Spent: t.Spent,
+func toTokenJSON(t store.Token) api.Token {
+	return api.Token{ID: t.ID, DeviceID: t.DeviceID, DevicePattern: t.DevicePattern, Uses: t.Uses, Spent: t.Spent,
 		CreatedAt: timeJSON(t.CreatedAt), ExpiresAt: timeJSON(t.ExpiresAt), RevokedAt: timeJSON(t.RevokedAt)}
 }
 
 // createToken handles POST /v1/admin/tokens
 // {"device_id"|"device_pattern", "ttl": "8h", "uses": 5000}.
 func (s *Server) createToken(c echo.Context) error {
-	var req struct {
-		DeviceID      string `json:"device_id"`
-		DevicePattern string `json:"device_pattern"`
-		TTL           string `json:"ttl"`
-		Uses          int    `json:"uses"`
-	}
+	var req api.TokenRequest
 	if err := s.decodeJSON(c, &req); err != nil {
 		return err
 	}
@@ -87,7 +68,7 @@ func (s *Server) listTokens(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	out := make([]TokenJSON, len(ts))
+	out := make([]api.Token, len(ts))
 	for i, t := range ts {
 		out[i] = toTokenJSON(t)
 	}
@@ -95,7 +76,7 @@ func (s *Server) listTokens(c echo.Context) error {
 	if len(ts) == p.PageLimit() {
 		next = ts[len(ts)-1].ID
 	}
-	return c.JSON(http.StatusOK, map[string]any{"tokens": out, "next": next})
+	return c.JSON(http.StatusOK, api.TokenPage{Tokens: out, Next: next})
 }
 
 func (s *Server) revokeToken(c echo.Context) error {
@@ -106,33 +87,12 @@ func (s *Server) revokeToken(c echo.Context) error {
 	return c.JSON(http.StatusOK, toTokenJSON(t))
 }
 
-// DeviceJSON is a device as the admin API shows it.
-type DeviceJSON struct {
-	ID           string            `json:"id"`
-	Status       string            `json:"status"`
-	CreatedAt    string            `json:"created_at"`
-	UpdatedAt    string            `json:"updated_at"`
-	Certificates []CertificateJSON `json:"certificates,omitempty"`
+func toDeviceJSON(d store.Device) api.Device {
+	return api.Device{ID: d.ID, Status: string(d.Status), CreatedAt: timeJSON(d.CreatedAt), UpdatedAt: timeJSON(d.UpdatedAt)}
 }
 
-func toDeviceJSON(d store.Device) DeviceJSON {
-	return DeviceJSON{ID: d.ID, Status: string(d.Status), CreatedAt: timeJSON(d.CreatedAt), UpdatedAt: timeJSON(d.UpdatedAt)}
-}
-
-// CertificateJSON is a certificate as the admin API shows it.
-type CertificateJSON struct {
-	Serial      string `json:"serial"`
-	DeviceID    string `json:"device_id"`
-	NotBefore   string `json:"not_before"`
-	NotAfter    string `json:"not_after"`
-	IssuedAt    string `json:"issued_at"`
-	RevokedAt   string `json:"revoked_at,omitempty"`
-	Reason      int    `json:"reason,omitempty"`
-	Certificate string `json:"certificate,omitempty"`
-}
-
-func toCertJSON(ct store.Certificate, withPEM bool) CertificateJSON {
-	out := CertificateJSON{Serial: ct.Serial.Text(16), DeviceID: ct.DeviceID, NotBefore: timeJSON(ct.NotBefore),
+func toCertJSON(ct store.Certificate, withPEM bool) api.Certificate {
+	out := api.Certificate{Serial: ct.Serial.Text(16), DeviceID: ct.DeviceID, NotBefore: timeJSON(ct.NotBefore),
 		NotAfter: timeJSON(ct.NotAfter), IssuedAt: timeJSON(ct.IssuedAt), RevokedAt: timeJSON(ct.RevokedAt), Reason: ct.Reason}
 	if withPEM {
 		out.Certificate = string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ct.DER}))
@@ -149,7 +109,7 @@ func (s *Server) listDevices(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	out := make([]DeviceJSON, len(ds))
+	out := make([]api.Device, len(ds))
 	for i, d := range ds {
 		out[i] = toDeviceJSON(d)
 	}
@@ -157,7 +117,7 @@ func (s *Server) listDevices(c echo.Context) error {
 	if len(ds) == p.PageLimit() {
 		next = ds[len(ds)-1].ID
 	}
-	return c.JSON(http.StatusOK, map[string]any{"devices": out, "next": next})
+	return c.JSON(http.StatusOK, api.DevicePage{Devices: out, Next: next})
 }
 
 func (s *Server) getDevice(c echo.Context) error {
@@ -194,7 +154,7 @@ func (s *Server) listCertificates(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	out := make([]CertificateJSON, len(certs))
+	out := make([]api.Certificate, len(certs))
 	for i, ct := range certs {
 		out[i] = toCertJSON(ct, false)
 	}
@@ -202,7 +162,7 @@ func (s *Server) listCertificates(c echo.Context) error {
 	if len(certs) == p.PageLimit() {
 		next = certs[len(certs)-1].Serial.Text(16)
 	}
-	return c.JSON(http.StatusOK, map[string]any{"certificates": out, "next": next})
+	return c.JSON(http.StatusOK, api.CertificatePage{Certificates: out, Next: next})
 }
 
 func (s *Server) getCertificate(c echo.Context) error {

@@ -13,19 +13,10 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/fleetca/fleetca/api"
 	"github.com/fleetca/fleetca/enroll"
 	"github.com/fleetca/fleetca/internal/fault"
 )
-
-// EnrollResponse is the 201 body of POST /v1/enroll (DESIGN.md).
-type EnrollResponse struct {
-	DeviceID    string `json:"device_id"`
-	Serial      string `json:"serial"`
-	NotAfter    string `json:"not_after"`
-	Certificate string `json:"certificate"`
-	// Chain is the leaf then the intermediate(s), root excluded.
-	Chain string `json:"chain"`
-}
 
 // enroll handles POST /v1/enroll: Authorization: Bearer <enrollment token>,
 // a CSR as PEM, base64 DER (application/pkcs10) or JSON {"csr": PEM}.
@@ -48,7 +39,7 @@ func (s *Server) enroll(c echo.Context) error {
 	}
 	c.Set(ctxDeviceID, string(res.DeviceID))
 	leaf := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: res.Certificate.Raw})
-	return c.JSON(http.StatusCreated, EnrollResponse{
+	return c.JSON(http.StatusCreated, api.EnrollResponse{
 		DeviceID:    string(res.DeviceID),
 		Serial:      enroll.SerialHex(res.Certificate),
 		NotAfter:    res.Certificate.NotAfter.UTC().Format(time.RFC3339),

@@ -7,13 +7,10 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/fleetca/fleetca/api"
 	"github.com/fleetca/fleetca/internal/fault"
 	"github.com/fleetca/fleetca/store"
 )
-
-// ProblemTypePrefix starts every problem type URI (RFC 9457 §3.1.1): a URN,
-// since fleetca has no documentation host to point at.
-const ProblemTypePrefix = "urn:fleetca:problem:"
 
 // problemKinds gives each fault kind its status and title. A test checks
 // every fault.Kinds entry has a row.
@@ -33,27 +30,16 @@ var problemKinds = map[fault.Kind]struct {
 	fault.Unavailable:    {http.StatusServiceUnavailable, "Service unavailable"},
 }
 
-// Problem is an RFC 9457 problem details object, with fleetca's extension
-// members hint and request_id.
-type Problem struct {
-	Type      string `json:"type"`
-	Title     string `json:"title"`
-	Status    int    `json:"status"`
-	Detail    string `json:"detail,omitempty"`
-	Hint      string `json:"hint,omitempty"`
-	RequestID string `json:"request_id,omitempty"`
-}
-
 // problemFor maps any error to the problem to send, and reports whether it
 // is internal (to be logged at Error).
-func problemFor(err error) (Problem, bool) {
+func problemFor(err error) (api.Problem, bool) {
 	var fe *fault.Error
 	if errors.As(err, &fe) {
 		row, ok := problemKinds[fe.Kind]
 		if !ok {
 			panic("web: fault kind without a problem row: " + fe.Kind.String())
 		}
-		return Problem{Type: ProblemTypePrefix + fe.Kind.String(), Title: row.title, Status: row.status, Detail: fe.Detail, Hint: fe.Hint}, false
+		return api.Problem{Type: api.ProblemTypePrefix + fe.Kind.String(), Title: row.title, Status: row.status, Detail: fe.Detail, Hint: fe.Hint}, false
 	}
 	var he *echo.HTTPError
 	if errors.As(err, &he) {
@@ -61,29 +47,29 @@ func problemFor(err error) (Problem, bool) {
 	}
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		return Problem{Type: ProblemTypePrefix + fault.NotFound.String(), Title: "Not found", Status: http.StatusNotFound,
+		return api.Problem{Type: api.ProblemTypePrefix + fault.NotFound.String(), Title: "Not found", Status: http.StatusNotFound,
 			Detail: "the requested record does not exist"}, false
 	case errors.Is(err, store.ErrConflict):
-		return Problem{Type: ProblemTypePrefix + fault.Conflict.String(), Title: "Conflict", Status: http.StatusConflict,
+		return api.Problem{Type: api.ProblemTypePrefix + fault.Conflict.String(), Title: "Conflict", Status: http.StatusConflict,
 			Detail: "the request conflicts with a concurrent change", Hint: "retry the request"}, false
 	}
-	return Problem{Type: ProblemTypePrefix + "internal", Title: "Internal error", Status: http.StatusInternalServerError,
+	return api.Problem{Type: api.ProblemTypePrefix + "internal", Title: "Internal error", Status: http.StatusInternalServerError,
 		Detail: "the CA failed to handle this request", Hint: "retry later; report the request_id to the CA's operator"}, true
 }
 
 // echoProblem maps echo's own errors: unknown routes, wrong methods, and
 // body limits.
-func echoProblem(he *echo.HTTPError) Problem {
-	p := Problem{Status: he.Code, Title: http.StatusText(he.Code), Type: ProblemTypePrefix + "http"}
+func echoProblem(he *echo.HTTPError) api.Problem {
+	p := api.Problem{Status: he.Code, Title: http.StatusText(he.Code), Type: api.ProblemTypePrefix + "http"}
 	switch he.Code {
 	case http.StatusNotFound:
-		p.Type, p.Detail, p.Hint = ProblemTypePrefix+fault.NotFound.String(), "no such endpoint", "see the HTTP API in the README"
+		p.Type, p.Detail, p.Hint = api.ProblemTypePrefix+fault.NotFound.String(), "no such endpoint", "see the HTTP API in the README"
 	case http.StatusMethodNotAllowed:
-		p.Type, p.Detail, p.Hint = ProblemTypePrefix+"methodNotAllowed", "this endpoint does not take that method", "see the HTTP API in the README"
+		p.Type, p.Detail, p.Hint = api.ProblemTypePrefix+"methodNotAllowed", "this endpoint does not take that method", "see the HTTP API in the README"
 	case http.StatusRequestEntityTooLarge:
-		p.Type, p.Detail = ProblemTypePrefix+fault.TooLarge.String(), "the request body is too large"
+		p.Type, p.Detail = api.ProblemTypePrefix+fault.TooLarge.String(), "the request body is too large"
 	case http.StatusUnauthorized:
-		p.Type, p.Detail = ProblemTypePrefix+fault.Unauthorized.String(), "credentials are missing or wrong"
+		p.Type, p.Detail = api.ProblemTypePrefix+fault.Unauthorized.String(), "credentials are missing or wrong"
 	}
 	return p
 }
@@ -101,7 +87,7 @@ func (s *Server) handleError(err error, c echo.Context) {
 	if p.Status == http.StatusUnauthorized {
 		c.Response().Header().Set("WWW-Authenticate", `Bearer realm="fleetca"`)
 	}
-	c.Response().Header().Set(echo.HeaderContentType, "application/problem+json")
+	c.Response().Header().Set(echo.HeaderContentType, api.ProblemContentType)
 	c.Response().WriteHeader(p.Status)
 	if c.Request().Method == http.MethodHead {
 		return

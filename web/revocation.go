@@ -15,6 +15,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"golang.org/x/crypto/ocsp"
 
+	"github.com/fleetca/fleetca/api"
 	"github.com/fleetca/fleetca/internal/fault"
 	"github.com/fleetca/fleetca/revocation"
 	"github.com/fleetca/fleetca/store"
@@ -129,20 +130,10 @@ func (s *Server) isDraining() bool {
 // certificate with a nonce is well under 1 KiB).
 const maxOCSPRequest = 4 << 10
 
-// RevocationJSON is one revoked certificate in an admin answer.
-type RevocationJSON struct {
-	Serial    string `json:"serial"`
-	DeviceID  string `json:"device_id"`
-	RevokedAt string `json:"revoked_at"`
-	Reason    string `json:"reason"`
-}
-
 // revoke handles POST /v1/admin/certificates/{serial}/revoke and
 // POST /v1/admin/devices/{id}/revoke with an optional {"reason": "..."}.
 func (s *Server) revoke(c echo.Context) error {
-	var body struct {
-		Reason string `json:"reason"`
-	}
+	var body api.RevokeRequest
 	if c.Request().ContentLength != 0 {
 		if err := s.decodeJSON(c, &body); err != nil {
 			return err
@@ -165,11 +156,11 @@ func (s *Server) revoke(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	out := make([]RevocationJSON, len(revs))
+	out := make([]api.RevokedCertificate, len(revs))
 	for i, r := range revs {
-		out[i] = RevocationJSON{Serial: r.Serial.Text(16), DeviceID: r.DeviceID, RevokedAt: timeJSON(r.RevokedAt), Reason: revocation.Reason(r.Reason).String()}
+		out[i] = api.RevokedCertificate{Serial: r.Serial.Text(16), DeviceID: r.DeviceID, RevokedAt: timeJSON(r.RevokedAt), Reason: revocation.Reason(r.Reason).String()}
 	}
-	return c.JSON(http.StatusOK, map[string]any{"revoked": out})
+	return c.JSON(http.StatusOK, api.RevokeResponse{Revoked: out})
 }
 
 // resetDevice handles POST /v1/admin/devices/{id}/reset.

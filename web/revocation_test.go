@@ -11,9 +11,12 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"golang.org/x/crypto/ocsp"
+
+	"github.com/fleetca/fleetca/api"
 )
 
 // enrolled enrolls a device through the handler and returns its certificate.
@@ -23,7 +26,7 @@ func (f *fixture) enrolled(t *testing.T, id string) *x509.Certificate {
 	if rec.Code != http.StatusCreated {
 		t.Fatalf("enroll %s: %d %s", id, rec.Code, rec.Body)
 	}
-	var out EnrollResponse
+	var out api.EnrollResponse
 	json.Unmarshal(rec.Body.Bytes(), &out)
 	return pemCerts(t, out.Certificate)[0]
 }
@@ -85,7 +88,7 @@ func TestRevokeAndOCSP(t *testing.T) {
 			if rec.Code != tc.status {
 				t.Fatalf("%s = %d %s, want %d", tc.path, rec.Code, rec.Body, tc.status)
 			}
-			if p := problemOf(t, rec); p.Type != ProblemTypePrefix+tc.kind {
+			if p := problemOf(t, rec); p.Type != api.ProblemTypePrefix+tc.kind {
 				t.Errorf("type = %s, want %s", p.Type, tc.kind)
 			}
 		})
@@ -190,31 +193,35 @@ func TestRevocationFeed(t *testing.T) {
 }
 
 // TestRevocationFeedDrain: Drain ends a long-poll under way at once with
-// nothing new (200, last kept), and any later one too.
+// nothing new (200, last kept), and any later one too. It runs on
+// synctest's fake clock, where "at once" is exact: a long-poll that waited
+// would move the clock by its 20 s.
 func TestRevocationFeedDrain(t *testing.T) {
-	f := newFixture(t)
-	h := f.srv.HTTPSHandler()
-	done := make(chan *httptest.ResponseRecorder, 1)
-	go func() { done <- do(h, "GET", "/v1/revocations?since=7&wait=20s", "", "", "") }()
-	select {
-	case rec := <-done:
-		t.Fatalf("long-poll returned before Drain: %d %s", rec.Code, rec.Body)
-	case <-time.After(50 * time.Millisecond):
-	}
-	f.srv.Drain()
-	f.srv.Drain() // idempotent
-	var rec *httptest.ResponseRecorder
-	select {
-	case rec = <-done:
-	case <-time.After(5 * time.Second):
-		t.Fatal("long-poll still held 5 s after Drain")
-	}
-	var out FeedResponse
-	if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil || rec.Code != 200 || len(out.Revocations) != 0 || out.Last != 7 {
-		t.Errorf("long-poll after Drain = %d %s, want 200, no revocations, last 7", rec.Code, rec.Body)
-	}
-	start := time.Now()
-	if rec := do(h, "GET", "/v1/revocations?since=7&wait=20s", "", "", ""); rec.Code != 200 || time.Since(start) > 5*time.Second {
-		t.Errorf("long-poll after Drain = %d after %s, want 200 at once", rec.Code, time.Since(start))
-	}
+	synctest.Test(t, func(t *testing.T) {
+		f := newFixture(t)
+		h := f.srv.HTTPSHandler()
+		done := make(chan *httptest.ResponseRecorder, 1)
+		go func() { done <- do(h, "GET", "/v1/revocations?since=7&wait=20s", "", "", "") }()
+		synctest.Wait()
+		select {
+		case rec := <-done:
+			t.Fatalf("long-poll returned before Drain: %d %s", rec.Code, rec.Body)
+		default:
+		}
+		drained := time.Now()
+		f.srv.Drain()
+		f.srv.Drain() // idempotent
+		rec := <-done
+		if waited := time.Since(drained); waited != 0 {
+			t.Errorf("long-poll under way returned %s after Drain, want at once", waited)
+		}
+		var out FeedResponse
+		if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil || rec.Code != 200 || len(out.Revocations) != 0 || out.Last != 7 {
+			t.Errorf("long-poll after Drain = %d %s, want 200, no revocations, last 7", rec.Code, rec.Body)
+		}
+		start := time.Now()
+		if rec := do(h, "GET", "/v1/revocations?since=7&wait=20s", "", "", ""); rec.Code != 200 || time.Since(start) != 0 {
+			t.Errorf("long-poll after Drain = %d after %s, want 200 at once", rec.Code, time.Since(start))
+		}
+	})
 }

@@ -9,28 +9,10 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/fleetca/fleetca/api"
 	"github.com/fleetca/fleetca/enroll"
 	"github.com/fleetca/fleetca/internal/fault"
 )
-
-// ServerCertRequest is the body of POST /v1/admin/certificates/server.
-type ServerCertRequest struct {
-	// CSR is a PEM CERTIFICATE REQUEST; only its key is certified.
-	CSR string `json:"csr"`
-	// DNS and IPs are the certificate's names.
-	DNS []string `json:"dns,omitempty"`
-	IPs []string `json:"ips,omitempty"`
-}
-
-// ServerCertResponse is the 201 body of POST /v1/admin/certificates/server.
-type ServerCertResponse struct {
-	Serial      string `json:"serial"`
-	NotAfter    string `json:"not_after"`
-	Certificate string `json:"certificate"`
-	// Chain is the leaf then the intermediate(s), root excluded: what a
-	// TLS server sends.
-	Chain string `json:"chain"`
-}
 
 // issueServerCert handles POST /v1/admin/certificates/server
 // {"csr": PEM, "dns": [...], "ips": [...]}: a TLS server certificate (EKU
@@ -38,7 +20,7 @@ type ServerCertResponse struct {
 // that devices connect to. It is audited, not recorded as a device
 // certificate.
 func (s *Server) issueServerCert(c echo.Context) error {
-	var req ServerCertRequest
+	var req api.ServerCertRequest
 	if err := s.decodeJSON(c, &req); err != nil {
 		return err
 	}
@@ -57,7 +39,7 @@ func (s *Server) issueServerCert(c echo.Context) error {
 		return err
 	}
 	leaf := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw})
-	return c.JSON(http.StatusCreated, ServerCertResponse{
+	return c.JSON(http.StatusCreated, api.ServerCertResponse{
 		Serial:      enroll.SerialHex(cert),
 		NotAfter:    cert.NotAfter.UTC().Format(time.RFC3339),
 		Certificate: string(leaf),

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/fleetca/fleetca/api"
 )
 
 func TestIssueServerCertHandler(t *testing.T) {
@@ -25,11 +27,11 @@ func TestIssueServerCertHandler(t *testing.T) {
 
 	t.Run("ok", func(t *testing.T) {
 		rec := do(h, "POST", path, f.admin, "application/json",
-			body(ServerCertRequest{CSR: csrPEM(t, ""), DNS: []string{"proxy.example.com"}, IPs: []string{"127.0.0.1"}}))
+			body(api.ServerCertRequest{CSR: csrPEM(t, ""), DNS: []string{"proxy.example.com"}, IPs: []string{"127.0.0.1"}}))
 		if rec.Code != http.StatusCreated || rec.Header().Get("Content-Type") != "application/json" {
 			t.Fatalf("status %d type %q body %s, want 201 JSON", rec.Code, rec.Header().Get("Content-Type"), rec.Body)
 		}
-		var out ServerCertResponse
+		var out api.ServerCertResponse
 		if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil {
 			t.Fatal(err)
 		}
@@ -73,26 +75,26 @@ func TestIssueServerCertHandler(t *testing.T) {
 		status           int
 		kind             string
 	}{
-		{"fail/no-auth", "", body(ServerCertRequest{CSR: csrPEM(t, ""), DNS: []string{"proxy.example.com"}}), 401, "unauthorized"},
-		{"fail/enrollment-token", f.token(t, "x"), body(ServerCertRequest{CSR: csrPEM(t, ""), DNS: []string{"proxy.example.com"}}), 401, "unauthorized"},
+		{"fail/no-auth", "", body(api.ServerCertRequest{CSR: csrPEM(t, ""), DNS: []string{"proxy.example.com"}}), 401, "unauthorized"},
+		{"fail/enrollment-token", f.token(t, "x"), body(api.ServerCertRequest{CSR: csrPEM(t, ""), DNS: []string{"proxy.example.com"}}), 401, "unauthorized"},
 		{"fail/unknown-field", f.admin, `{"csr":"x","dns":["a"],"cn":"b"}`, 400, "malformed"},
-		{"fail/not-pem", f.admin, body(ServerCertRequest{CSR: "hello", DNS: []string{"proxy.example.com"}}), 400, "malformed"},
-		{"fail/bad-ip", f.admin, body(ServerCertRequest{CSR: csrPEM(t, ""), IPs: []string{"256.0.0.1"}}), 400, "malformed"},
-		{"fail/no-names", f.admin, body(ServerCertRequest{CSR: csrPEM(t, "")}), 400, "malformed"},
-		{"fail/bad-dns", f.admin, body(ServerCertRequest{CSR: csrPEM(t, ""), DNS: []string{"not a host"}}), 400, "malformed"},
-		{"fail/csr-names-other", f.admin, body(ServerCertRequest{CSR: csrPEM(t, "evil.example.com"), DNS: []string{"proxy.example.com"}}), 400, "badCSR"},
+		{"fail/not-pem", f.admin, body(api.ServerCertRequest{CSR: "hello", DNS: []string{"proxy.example.com"}}), 400, "malformed"},
+		{"fail/bad-ip", f.admin, body(api.ServerCertRequest{CSR: csrPEM(t, ""), IPs: []string{"256.0.0.1"}}), 400, "malformed"},
+		{"fail/no-names", f.admin, body(api.ServerCertRequest{CSR: csrPEM(t, "")}), 400, "malformed"},
+		{"fail/bad-dns", f.admin, body(api.ServerCertRequest{CSR: csrPEM(t, ""), DNS: []string{"not a host"}}), 400, "malformed"},
+		{"fail/csr-names-other", f.admin, body(api.ServerCertRequest{CSR: csrPEM(t, "evil.example.com"), DNS: []string{"proxy.example.com"}}), 400, "badCSR"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rec := do(h, "POST", path, tc.auth, "application/json", tc.body)
 			if rec.Code != tc.status {
 				t.Fatalf("status = %d (body %s), want %d", rec.Code, rec.Body, tc.status)
 			}
-			if p := problemOf(t, rec); p.Type != ProblemTypePrefix+tc.kind {
-				t.Errorf("type = %q, want %s", p.Type, ProblemTypePrefix+tc.kind)
+			if p := problemOf(t, rec); p.Type != api.ProblemTypePrefix+tc.kind {
+				t.Errorf("type = %q, want %s", p.Type, api.ProblemTypePrefix+tc.kind)
 			}
 		})
 	}
-	if rec := do(f.srv.HTTPHandler(), "POST", path, f.admin, "application/json", body(ServerCertRequest{CSR: csrPEM(t, ""), DNS: []string{"a.example"}})); rec.Code != http.StatusNotFound {
+	if rec := do(f.srv.HTTPHandler(), "POST", path, f.admin, "application/json", body(api.ServerCertRequest{CSR: csrPEM(t, ""), DNS: []string{"a.example"}})); rec.Code != http.StatusNotFound {
 		t.Errorf("POST %s on the HTTP listener = %d, want 404", path, rec.Code)
 	}
 }

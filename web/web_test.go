@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/fleetca/fleetca/api"
 	"github.com/fleetca/fleetca/ca"
 	"github.com/fleetca/fleetca/enroll"
 	"github.com/fleetca/fleetca/internal/fault"
@@ -128,12 +129,12 @@ func do(h http.Handler, method, path, auth, ctype, body string) *httptest.Respon
 }
 
 // problemOf decodes a problem response, checking its media type.
-func problemOf(t *testing.T, rec *httptest.ResponseRecorder) Problem {
+func problemOf(t *testing.T, rec *httptest.ResponseRecorder) api.Problem {
 	t.Helper()
 	if ct := rec.Header().Get("Content-Type"); ct != "application/problem+json" {
 		t.Fatalf("Content-Type = %q, want application/problem+json (body %s)", ct, rec.Body)
 	}
-	var p Problem
+	var p api.Problem
 	if err := json.Unmarshal(rec.Body.Bytes(), &p); err != nil {
 		t.Fatalf("problem body: %v", err)
 	}
@@ -171,7 +172,7 @@ func TestProblemFor(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p, internal := problemFor(tc.err)
-			if p.Status != tc.status || p.Type != ProblemTypePrefix+tc.typ || internal != tc.internal {
+			if p.Status != tc.status || p.Type != api.ProblemTypePrefix+tc.typ || internal != tc.internal {
 				t.Errorf("problemFor(%v) = %+v internal=%v, want %d %s internal=%v", tc.err, p, internal, tc.status, tc.typ, tc.internal)
 			}
 			if tc.internal && strings.Contains(p.Detail, "secret") {
@@ -189,7 +190,7 @@ func TestEnrollHandler(t *testing.T) {
 		if rec.Code != http.StatusCreated || rec.Header().Get("Content-Type") != "application/json" {
 			t.Fatalf("status %d type %q body %s, want 201 JSON", rec.Code, rec.Header().Get("Content-Type"), rec.Body)
 		}
-		var out EnrollResponse
+		var out api.EnrollResponse
 		if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil {
 			t.Fatal(err)
 		}
@@ -244,8 +245,8 @@ func TestEnrollHandler(t *testing.T) {
 			if rec.Code != tc.status {
 				t.Fatalf("status = %d (body %s), want %d", rec.Code, rec.Body, tc.status)
 			}
-			if p := problemOf(t, rec); p.Type != ProblemTypePrefix+tc.kind {
-				t.Errorf("type = %q, want %s", p.Type, ProblemTypePrefix+tc.kind)
+			if p := problemOf(t, rec); p.Type != api.ProblemTypePrefix+tc.kind {
+				t.Errorf("type = %q, want %s", p.Type, api.ProblemTypePrefix+tc.kind)
 			}
 			if tc.status == 401 && rec.Header().Get("WWW-Authenticate") == "" {
 				t.Error("401 without WWW-Authenticate")
@@ -270,7 +271,7 @@ func TestAdminAPI(t *testing.T) {
 	if rec.Code != 201 || rec.Header().Get("Cache-Control") != "no-store" {
 		t.Fatalf("create token: status %d body %s", rec.Code, rec.Body)
 	}
-	var tok TokenJSON
+	var tok api.Token
 	json.Unmarshal(rec.Body.Bytes(), &tok)
 	if !strings.HasPrefix(tok.Token, enroll.EnrollTokenPrefix) || tok.Uses != 5000 || tok.ID == "" {
 		t.Fatalf("token = %+v", tok)

@@ -11,9 +11,9 @@ import (
 	"github.com/spf13/cobra"
 	"go.step.sm/crypto/pemutil"
 
+	"github.com/fleetca/fleetca/api"
 	"github.com/fleetca/fleetca/ca"
 	"github.com/fleetca/fleetca/internal/fault"
-	"github.com/fleetca/fleetca/web"
 )
 
 func newCertCmd(e env) *cobra.Command {
@@ -98,12 +98,9 @@ func runCertServer(cmd *cobra.Command, e env, o certServerOptions) error {
 	if err != nil {
 		return fmt.Errorf("make CSR: %w", err)
 	}
-	in := web.ServerCertRequest{CSR: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csrDER})), DNS: o.dns, IPs: o.ips}
-	var out web.ServerCertResponse
-	if err := c.do(cmd.Context(), "POST", "/v1/admin/certificates/server", in, &out); err != nil {
-		return err
-	}
-	if err := checkIssued(out.Chain, c.roots, key, x509.ExtKeyUsageServerAuth); err != nil {
+	in := api.ServerCertRequest{CSR: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csrDER})), DNS: o.dns, IPs: o.ips}
+	out, err := c.IssueServerCert(cmd.Context(), in, csrDER)
+	if err != nil {
 		return err
 	}
 	block, err := pemutil.Serialize(key, pemutil.WithPKCS8(true))

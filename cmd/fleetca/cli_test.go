@@ -8,18 +8,22 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"flag"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/fleetca/fleetca/client"
 	"github.com/fleetca/fleetca/internal/testenv"
 )
 
@@ -222,19 +226,21 @@ func TestEncryptedKeys(t *testing.T) {
 	}
 
 	httpsURL, httpURL, stop := startInProcess(t, dir, pw)
-	pool, err := readRoots(filepath.Join(dir, "root.pem"))
+	roots, err := client.ReadRoots(filepath.Join(dir, "root.pem"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	pool := x509.NewCertPool()
+	pool.AddCert(roots[0])
 	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
 	defer tr.CloseIdleConnections()
-	client := &http.Client{Transport: tr, Timeout: cmdTimeout}
+	hc := &http.Client{Transport: tr, Timeout: cmdTimeout}
 	for _, u := range []string{httpsURL + "/healthz", httpURL + "/healthz", httpURL + "/roots.pem"} {
 		req, err := http.NewRequestWithContext(t.Context(), "GET", u, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		resp, err := client.Do(req)
+		resp, err := hc.Do(req)
 		if err != nil {
 			t.Fatalf("GET %s: %v", u, err)
 		}
@@ -333,5 +339,38 @@ func TestHelpGolden(t *testing.T) {
 					strings.Join(tc.args, " "), golden, diff)
 			}
 		})
+	}
+}
+
+// TestServeOnATakenPort: a port in use is one line that says so and how to
+// choose another, for each listener.
+func TestServeOnATakenPort(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "ca")
+	if r := runCLI(t, nil, initArgs(dir, "--no-password")...); r.code != exitOK {
+		t.Fatalf("init: exit %d, want 0; stderr: %q", r.code, r.stderr)
+	}
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	addr := taken.Addr().String()
+	for _, tc := range []struct{ flag, other string }{{"--https-addr", "--http-addr"}, {"--http-addr", "--https-addr"}} {
+		r := runCLI(t, nil, "serve", "--dir", dir, tc.flag, addr, tc.other, "127.0.0.1:0")
+		wantOneLine(t, "serve "+tc.flag+" on a taken port", r, exitError)
+		for _, want := range []string{addr, "already listens", tc.flag} {
+			if !strings.Contains(r.stderr, want) {
+				t.Errorf("serve %s %s (taken): stderr %q, want it to contain %q", tc.flag, addr, r.stderr, want)
+			}
+		}
+	}
+}
+
+func TestVersion(t *testing.T) {
+	t.Parallel()
+	r := runCLI(t, nil, "version")
+	if r.code != exitOK || !strings.HasPrefix(r.stdout, "fleetca ") || !strings.Contains(r.stdout, runtime.Version()) || strings.Count(r.stdout, "\n") != 1 {
+		t.Errorf("fleetca version: exit %d, stdout %q, want 0 and one line \"fleetca VERSION ..., %s ...\"", r.code, r.stdout, runtime.Version())
 	}
 }

@@ -1,15 +1,13 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
-	"net/url"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
-	"github.com/fleetca/fleetca/web"
+	"github.com/fleetca/fleetca/api"
 )
 
 func newDevicesCmd(e env) *cobra.Command {
@@ -27,7 +25,7 @@ func newDevicesCmd(e env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			all, err := listAll[web.DeviceJSON](cmd.Context(), c, "/v1/admin/devices", nil, "devices")
+			all, err := c.ListDevices(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -50,8 +48,8 @@ func newDevicesCmd(e env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var d web.DeviceJSON
-			if err := c.do(cmd.Context(), "GET", "/v1/admin/devices/"+url.PathEscape(args[0]), nil, &d); err != nil {
+			d, err := c.Device(cmd.Context(), args[0])
+			if err != nil {
 				return err
 			}
 			if asJSON {
@@ -69,8 +67,8 @@ func newDevicesCmd(e env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var d web.DeviceJSON
-			if err := c.do(cmd.Context(), "POST", "/v1/admin/devices/"+url.PathEscape(args[0])+"/reset", nil, &d); err != nil {
+			d, err := c.ResetDevice(cmd.Context(), args[0])
+			if err != nil {
 				return err
 			}
 			fmt.Fprintf(e.stdout, "device %s is %s again; it may enroll with a new token\n", d.ID, d.Status)
@@ -95,7 +93,7 @@ func newCertsCmd(e env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			all, err := listAll[web.CertificateJSON](cmd.Context(), c, "/v1/admin/certificates", url.Values{"device_id": {deviceID}}, "certificates")
+			all, err := c.ListCertificates(cmd.Context(), deviceID)
 			if err != nil {
 				return err
 			}
@@ -111,36 +109,11 @@ func newCertsCmd(e env) *cobra.Command {
 	return cmd
 }
 
-func printCerts(e env, certs []web.CertificateJSON) error {
+func printCerts(e env, certs []api.Certificate) error {
 	w := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "SERIAL\tDEVICE\tNOT AFTER\tREVOKED")
 	for _, ct := range certs {
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", ct.Serial, ct.DeviceID, ct.NotAfter, orDash(ct.RevokedAt))
 	}
 	return w.Flush()
-}
-
-// listAll fetches every page of an admin listing: the items under key,
-// following "next" until it is empty.
-func listAll[T any](ctx context.Context, c *adminClient, path string, q url.Values, key string) ([]T, error) {
-	if q == nil {
-		q = url.Values{}
-	}
-	q.Set("limit", "1000")
-	var all []T
-	for after := ""; ; {
-		q.Set("after", after)
-		var page map[string]json.RawMessage
-		if err := c.do(ctx, "GET", path+"?"+q.Encode(), nil, &page); err != nil {
-			return nil, err
-		}
-		var items []T
-		if err := json.Unmarshal(page[key], &items); err != nil {
-			return nil, fmt.Errorf("decode %s: %w", key, err)
-		}
-		all = append(all, items...)
-		if err := json.Unmarshal(page["next"], &after); err != nil || after == "" {
-			return all, nil
-		}
-	}
 }

@@ -1,31 +1,24 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto"
-	"crypto/sha256"
-	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 	"go.step.sm/crypto/pemutil"
 
 	"github.com/fleetca/fleetca/ca"
+	"github.com/fleetca/fleetca/client"
 	"github.com/fleetca/fleetca/internal/fault"
-	"github.com/fleetca/fleetca/web"
 )
 
 type enrollOptions struct {
@@ -98,13 +91,8 @@ func runEnroll(ctx context.Context, e env, o enrollOptions) error {
 			return fault.New(fault.Conflict, out+" exists", "remove it or pass --force to overwrite it")
 		}
 	}
-	base := strings.TrimRight(o.caURL, "/")
-	var pool *x509.CertPool
-	if o.root != "" {
-		if pool, err = readRoots(o.root); err != nil {
-			return err
-		}
-	} else if pool, err = bootstrapRoot(ctx, base, o.fingerprint); err != nil {
+	c, err := enrollClient(ctx, o.caURL, o.root, o.fingerprint)
+	if err != nil {
 		return err
 	}
 
@@ -133,24 +121,8 @@ func runEnroll(ctx context.Context, e env, o enrollOptions) error {
 		}
 	}
 
-	client := httpsClient(pool)
-	req, err := http.NewRequestWithContext(ctx, "POST", base+"/v1/enroll",
-		bytes.NewReader(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csrDER})))
+	out, err := c.Enroll(ctx, token, csrDER)
 	if err != nil {
-		return fault.Wrap(err, fault.Malformed, "bad CA URL "+base, "pass --ca https://HOST:PORT")
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Content-Type", "application/x-pem-file")
-	resp, err := client.Do(req)
-	if err != nil {
-		return fault.Wrap(err, fault.Unavailable, "cannot reach the CA at "+base+": "+err.Error(), "check --ca and the network")
-	}
-	defer resp.Body.Close()
-	var out web.EnrollResponse
-	if err := decodeResponse(resp, &out); err != nil {
-		return err
-	}
-	if err := checkIssued(out.Chain, pool, key, x509.ExtKeyUsageClientAuth); err != nil {
 		return err
 	}
 	if key != nil {
@@ -189,91 +161,37 @@ func enrollToken(o enrollOptions) (string, error) {
 	return "", usagef("enroll needs --token T, --token-file FILE or FLEETCA_TOKEN")
 }
 
-// parseFingerprint reads --fingerprint: a root's SHA-256 in hex, with or
-// without colons, in either case.
+// enrollClient returns a client of the CA at caURL (its HTTPS listener),
+// trusting the roots in rootFile, or else the root whose SHA-256 is
+// fingerprint, fetched from the CA.
+func enrollClient(ctx context.Context, caURL, rootFile, fingerprint string) (*client.Client, error) {
+	var roots []*x509.Certificate
+	if rootFile != "" {
+		var err error
+		if roots, err = client.ReadRoots(rootFile); err != nil {
+			return nil, err
+		}
+	} else {
+		fp, err := parseFingerprint(fingerprint)
+		if err != nil {
+			return nil, err
+		}
+		root, err := client.Bootstrap(ctx, caURL, fp)
+		if err != nil {
+			return nil, err
+		}
+		roots = []*x509.Certificate{root}
+	}
+	return client.New(client.Config{URL: caURL, Roots: roots})
+}
+
+// parseFingerprint reads --fingerprint; a bad one is a usage error.
 func parseFingerprint(s string) ([]byte, error) {
-	fp, err := hex.DecodeString(strings.ToLower(strings.ReplaceAll(s, ":", "")))
-	if err != nil || len(fp) != sha256.Size {
+	fp, err := client.ParseFingerprint(s)
+	if err != nil {
 		return nil, usagef("--fingerprint must be the 64 hex digits of the root's SHA-256 (fleetca serve prints it)")
 	}
 	return fp, nil
-}
-
-// bootstrapRoot fetches the CA's roots without trusting the connection,
-// then keeps only the root whose SHA-256 is fingerprint: the connection
-// proves nothing, the fingerprint proves the root. Every later request
-// verifies the server against that root.
-func bootstrapRoot(ctx context.Context, base, fingerprint string) (*x509.CertPool, error) {
-	want, err := parseFingerprint(fingerprint)
-	if err != nil {
-		return nil, err
-	}
-	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
-		//nolint:gosec // the answer is checked against the fingerprint below, never trusted as such
-		TLSClientConfig: &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12},
-	}}
-	req, err := http.NewRequestWithContext(ctx, "GET", base+"/roots.pem", nil)
-	if err != nil {
-		return nil, fault.Wrap(err, fault.Malformed, "bad CA URL "+base, "pass --ca https://HOST:PORT")
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return nil, fault.Wrap(err, fault.Unavailable, "cannot reach the CA at "+base+": "+err.Error(), "check --ca and the network")
-	}
-	defer resp.Body.Close()
-	certs, err := readPEMCerts(resp)
-	if err != nil {
-		return nil, err
-	}
-	for _, c := range certs {
-		if sum := sha256.Sum256(c.Raw); bytes.Equal(sum[:], want) {
-			pool := x509.NewCertPool()
-			pool.AddCert(c)
-			return pool, nil
-		}
-	}
-	return nil, fault.New(fault.Forbidden, "the CA at "+base+" has no root with fingerprint "+hex.EncodeToString(want),
-		"check the fingerprint that 'fleetca serve' printed; if it is right, this is not your CA")
-}
-
-// readPEMCerts reads a bounded PEM bundle from resp.
-func readPEMCerts(resp *http.Response) ([]*x509.Certificate, error) {
-	if resp.StatusCode != http.StatusOK {
-		return nil, fault.New(fault.Unavailable, "the CA answered "+resp.Status+" for its roots", "check --ca")
-	}
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return nil, fmt.Errorf("read roots: %w", err)
-	}
-	certs, err := pemutil.ParseCertificateBundle(b)
-	if err != nil {
-		return nil, fault.Wrap(err, fault.Malformed, "the CA's roots.pem is not a PEM bundle", "check --ca")
-	}
-	return certs, nil
-}
-
-// checkIssued verifies the returned chain against the root for usage, and
-// that the leaf certifies our key.
-func checkIssued(chainPEM string, pool *x509.CertPool, key crypto.Signer, usage x509.ExtKeyUsage) error {
-	certs, err := pemutil.ParseCertificateBundle([]byte(chainPEM))
-	if err != nil || len(certs) == 0 {
-		return fault.New(fault.Malformed, "the CA returned no certificate chain", "report this to the CA's operator")
-	}
-	inter := x509.NewCertPool()
-	for _, c := range certs[1:] {
-		inter.AddCert(c)
-	}
-	if _, err := certs[0].Verify(x509.VerifyOptions{Roots: pool, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{usage}}); err != nil {
-		return fault.Wrap(err, fault.Forbidden, "the issued certificate does not verify against the root: "+err.Error(), "report this to the CA's operator")
-	}
-	if key != nil {
-		want, _ := x509.MarshalPKIXPublicKey(key.Public())
-		got, _ := x509.MarshalPKIXPublicKey(certs[0].PublicKey)
-		if !bytes.Equal(want, got) {
-			return fault.New(fault.Forbidden, "the issued certificate is not for this device's key", "report this to the CA's operator")
-		}
-	}
-	return nil
 }
 
 // writeFileAtomic writes b to path through a temporary file and a rename,

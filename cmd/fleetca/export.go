@@ -5,12 +5,10 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"log/slog"
 	"net/http"
@@ -21,8 +19,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"go.step.sm/crypto/pemutil"
 
+	"github.com/fleetca/fleetca/client"
 	"github.com/fleetca/fleetca/export"
 	"github.com/fleetca/fleetca/internal/fault"
 	"github.com/fleetca/fleetca/revocation"
@@ -154,7 +152,7 @@ func runExport(ctx context.Context, e env, o exportOptions) error {
 		return usagef("export needs --ca URL, the CA's HTTP listener (e.g. http://ca.example.com:8080)")
 	}
 	if rootFile != "" {
-		roots, err := readRootFile(rootFile)
+		roots, err := client.ReadRoots(rootFile)
 		if err != nil {
 			return err
 		}
@@ -203,9 +201,9 @@ func runExport(ctx context.Context, e env, o exportOptions) error {
 		}
 	}
 
-	client := &http.Client{Timeout: 30 * time.Second}
+	hc := &http.Client{Timeout: 30 * time.Second}
 	base := strings.TrimRight(o.caURL, "/")
-	root, inters, err := fetchTrustBundle(ctx, client, base, pinned)
+	root, inters, err := client.FetchTrustBundle(ctx, hc, base, pinned)
 	if err != nil {
 		return err
 	}
@@ -223,7 +221,7 @@ func runExport(ctx context.Context, e env, o exportOptions) error {
 	// root CRL), and then nothing else is written.
 	crlPath := filepath.Join(out, export.CRLFile)
 	syncer, err := revocation.NewSyncer(revocation.SyncConfig{URL: base, Issuers: append(slices.Clone(inters), root), Out: crlPath},
-		revocation.SyncDeps{Client: client, Now: time.Now,
+		revocation.SyncDeps{Client: hc, Now: time.Now,
 			Logger: slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	if err != nil {
 		return err
@@ -292,94 +290,6 @@ func exportUsage(err error) error {
 		return usagef("%s", oneLine(err))
 	}
 	return err
-}
-
-// readRootFile returns the self-signed certificates in a PEM file.
-func readRootFile(file string) ([]*x509.Certificate, error) {
-	b, err := os.ReadFile(file)
-	if err != nil {
-		return nil, fault.Wrap(err, fault.NotFound, "cannot read the root certificate "+file, exportHint)
-	}
-	certs, err := pemutil.ParseCertificateBundle(b)
-	if err != nil {
-		return nil, fault.Wrap(err, fault.Malformed, file+" is not a PEM certificate bundle", "pass the CA's root.pem")
-	}
-	var roots []*x509.Certificate
-	for _, c := range certs {
-		if bytes.Equal(c.RawIssuer, c.RawSubject) && c.CheckSignatureFrom(c) == nil {
-			roots = append(roots, c)
-		}
-	}
-	if len(roots) == 0 {
-		return nil, fault.New(fault.Malformed, file+" holds no root (self-signed) certificate", "pass the CA's root.pem")
-	}
-	return roots, nil
-}
-
-// fetchTrustBundle fetches the CA's roots and intermediates over plain
-// HTTP, which proves nothing, and keeps them only if the root is pinned
-// and every intermediate chains to it.
-func fetchTrustBundle(ctx context.Context, client *http.Client, base string, pinned [][]byte) (*x509.Certificate, []*x509.Certificate, error) {
-	roots, err := fetchCerts(ctx, client, base+"/roots.pem")
-	if err != nil {
-		return nil, nil, err
-	}
-	var root *x509.Certificate
-	for _, c := range roots {
-		sum := sha256.Sum256(c.Raw)
-		if slices.ContainsFunc(pinned, func(p []byte) bool { return bytes.Equal(p, sum[:]) }) {
-			root = c
-			break
-		}
-	}
-	if root == nil {
-		return nil, nil, fault.New(fault.Forbidden, "the CA at "+base+" serves no root matching the one to trust",
-			"check --ca and the root: if both are right, this is not your CA")
-	}
-	inters, err := fetchCerts(ctx, client, base+"/chain.pem")
-	if err != nil {
-		return nil, nil, err
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(root)
-	for _, c := range inters {
-		if _, err := c.Verify(x509.VerifyOptions{Roots: pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil || !c.IsCA {
-			why := "it is not a CA certificate"
-			if err != nil {
-				why = err.Error()
-			}
-			return nil, nil, fault.New(fault.Forbidden, fmt.Sprintf("the intermediate %q from %s/chain.pem does not chain to the trusted root: %s", c.Subject, base, why),
-				"check that --ca is the CA whose root you trust")
-		}
-	}
-	return root, inters, nil
-}
-
-// fetchCerts GETs a PEM bundle of at least one certificate, reading at
-// most 1 MiB.
-func fetchCerts(ctx context.Context, client *http.Client, url string) ([]*x509.Certificate, error) {
-	req, err := http.NewRequestWithContext(ctx, "GET", url, nil)
-	if err != nil {
-		return nil, usagef("the CA URL in %s is not a URL; pass --ca http://HOST:PORT", url)
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return nil, fault.Wrap(err, fault.Unavailable, "cannot reach the CA: "+err.Error(),
-			"check --ca: it is the CA's HTTP listener, e.g. http://ca.example.com:8080")
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fault.New(fault.Unavailable, "the CA answered "+resp.Status+" for "+url, "check --ca: it is the CA's HTTP listener")
-	}
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return nil, fault.Wrap(err, fault.Unavailable, "cannot read "+url+": "+err.Error(), "try again")
-	}
-	certs, err := pemutil.ParseCertificateBundle(b)
-	if err != nil || len(certs) == 0 {
-		return nil, fault.New(fault.Malformed, url+" is not a PEM certificate bundle", "check --ca: it is the CA's HTTP listener")
-	}
-	return certs, nil
 }
 
 // combineServerPEM reads a certificate (with chain) and its key and returns

@@ -100,7 +100,7 @@ Enroll a device: fleetca enroll --ca https://HOST:8443 --fingerprint SHA256 --to
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{msg: err.Error()} })
 	root.AddCommand(newInitCmd(e), newServeCmd(e), newTokenCmd(e), newEnrollCmd(e), newDevicesCmd(e), newCertsCmd(e),
-		newRevokeCmd(e), newCRLCmd(e), newCertCmd(e), newProxyCmd(e), newExportCmd(e))
+		newRevokeCmd(e), newCRLCmd(e), newCertCmd(e), newProxyCmd(e), newExportCmd(e), newVersionCmd(e))
 	return root
 }
 

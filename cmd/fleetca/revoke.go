@@ -2,12 +2,11 @@ package main
 
 import (
 	"fmt"
-	"net/url"
 
 	"github.com/spf13/cobra"
 
+	"github.com/fleetca/fleetca/api"
 	"github.com/fleetca/fleetca/revocation"
-	"github.com/fleetca/fleetca/web"
 )
 
 func newRevokeCmd(e env) *cobra.Command {
@@ -40,20 +39,19 @@ the public key: no later CSR with it is accepted, for any device.`,
 			if err != nil {
 				return err
 			}
-			path := "/v1/admin/certificates/" + url.PathEscape(serial) + "/revoke"
+			var revoked []api.RevokedCertificate
 			if deviceID != "" {
-				path = "/v1/admin/devices/" + url.PathEscape(deviceID) + "/revoke"
+				revoked, err = c.RevokeDevice(cmd.Context(), deviceID, reas)
+			} else {
+				revoked, err = c.RevokeCertificate(cmd.Context(), serial, reas)
 			}
-			var out struct {
-				Revoked []web.RevocationJSON `json:"revoked"`
-			}
-			if err := c.do(cmd.Context(), "POST", path, map[string]string{"reason": reas}, &out); err != nil {
+			if err != nil {
 				return err
 			}
 			if deviceID != "" {
-				fmt.Fprintf(e.stdout, "device %s revoked (%d live certificate(s))\n", deviceID, len(out.Revoked))
+				fmt.Fprintf(e.stdout, "device %s revoked (%d live certificate(s))\n", deviceID, len(revoked))
 			}
-			for _, r := range out.Revoked {
+			for _, r := range revoked {
 				fmt.Fprintf(e.stdout, "revoked %s (device %s) at %s: %s\n", r.Serial, r.DeviceID, r.RevokedAt, r.Reason)
 			}
 			return nil

@@ -3,13 +3,12 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"net/url"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/fleetca/fleetca/web"
+	"github.com/fleetca/fleetca/api"
 )
 
 func newTokenCmd(e env) *cobra.Command {
@@ -45,17 +44,12 @@ station enroll new devices whose CSR CN matches the glob, --uses times.`,
 			if err != nil {
 				return err
 			}
-			req := map[string]any{"uses": uses}
-			if deviceID != "" {
-				req["device_id"] = deviceID
-			} else {
-				req["device_pattern"] = pattern
-			}
+			req := api.TokenRequest{DeviceID: deviceID, DevicePattern: pattern, Uses: uses}
 			if ttl != 0 {
-				req["ttl"] = ttl.String()
+				req.TTL = ttl.String()
 			}
-			var t web.TokenJSON
-			if err := c.do(cmd.Context(), "POST", "/v1/admin/tokens", req, &t); err != nil {
+			t, err := c.CreateToken(cmd.Context(), req)
+			if err != nil {
 				return err
 			}
 			if asJSON {
@@ -86,7 +80,7 @@ func newTokenListCmd(e env, a *adminFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			all, err := listAll[web.TokenJSON](cmd.Context(), c, "/v1/admin/tokens", nil, "tokens")
+			all, err := c.ListTokens(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -119,8 +113,8 @@ func newTokenRevokeCmd(e env, a *adminFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var t web.TokenJSON
-			if err := c.do(cmd.Context(), "POST", "/v1/admin/tokens/"+url.PathEscape(args[0])+"/revoke", nil, &t); err != nil {
+			t, err := c.RevokeToken(cmd.Context(), args[0])
+			if err != nil {
 				return err
 			}
 			fmt.Fprintf(e.stdout, "token %s revoked at %s\n", t.ID, t.RevokedAt)

@@ -372,7 +372,7 @@ func TestNginxVerifier(t *testing.T) {
 
 	// crl sync as a service, following the CA's revocation feed: with
 	// --every 1h, only the feed can bring the next revocation within the
-	// few seconds waitUntil allows.
+	// 20 s allowed below.
 	v.serials["late"] = v.fleetcaEnroll(v.plainToken("--device-id", "late"), "late")
 	v.wantThrough(t, "late")
 	sync := startDaemon(t, "fleetca crl sync", "", v.bin, "crl", "sync", "--url", v.srv.httpURL, "--issuer", v.file("ca.pem"),

@@ -1,0 +1,136 @@
+package client
+
+import (
+	"context"
+	"crypto/x509"
+	"fmt"
+	"net/url"
+
+	"github.com/fleetca/fleetca/api"
+	"github.com/fleetca/fleetca/internal/fault"
+)
+
+// pageLimit is how many items one listing request asks for.
+const pageLimit = 1000
+
+// admin calls an admin API path (under api.AdminPrefix) with the admin
+// token.
+func (c *Client) admin(ctx context.Context, method, path string, in, out any) error {
+	if c.token == "" {
+		return fault.New(fault.Unauthorized, "no admin token to call the admin API with",
+			"read it from the CA's data directory (admin-token)")
+	}
+	return c.do(ctx, method, api.AdminPrefix+path, c.token, in, "", out)
+}
+
+// CreateToken mints an enrollment token (POST /v1/admin/tokens). The
+// answer is the only place its secret appears.
+func (c *Client) CreateToken(ctx context.Context, req api.TokenRequest) (api.Token, error) {
+	var t api.Token
+	err := c.admin(ctx, "POST", "/tokens", req, &t)
+	return t, err
+}
+
+// ListTokens returns every enrollment token, following the pages.
+func (c *Client) ListTokens(ctx context.Context) ([]api.Token, error) {
+	return listAll(ctx, c, "/tokens", nil, func(p *api.TokenPage) ([]api.Token, string) { return p.Tokens, p.Next })
+}
+
+// RevokeToken revokes an enrollment token by its ID.
+func (c *Client) RevokeToken(ctx context.Context, id string) (api.Token, error) {
+	var t api.Token
+	err := c.admin(ctx, "POST", "/tokens/"+url.PathEscape(id)+"/revoke", nil, &t)
+	return t, err
+}
+
+// ListDevices returns every device, following the pages.
+func (c *Client) ListDevices(ctx context.Context) ([]api.Device, error) {
+	return listAll(ctx, c, "/devices", nil, func(p *api.DevicePage) ([]api.Device, string) { return p.Devices, p.Next })
+}
+
+// Device returns a device with its certificates.
+func (c *Client) Device(ctx context.Context, id string) (api.Device, error) {
+	var d api.Device
+	err := c.admin(ctx, "GET", "/devices/"+url.PathEscape(id), nil, &d)
+	return d, err
+}
+
+// ResetDevice lets a revoked device enroll again with a new token.
+func (c *Client) ResetDevice(ctx context.Context, id string) (api.Device, error) {
+	var d api.Device
+	err := c.admin(ctx, "POST", "/devices/"+url.PathEscape(id)+"/reset", nil, &d)
+	return d, err
+}
+
+// RevokeDevice revokes a device and every live certificate of it, for an
+// RFC 5280 reason name (empty: unspecified).
+func (c *Client) RevokeDevice(ctx context.Context, id, reason string) ([]api.RevokedCertificate, error) {
+	var out api.RevokeResponse
+	err := c.admin(ctx, "POST", "/devices/"+url.PathEscape(id)+"/revoke", api.RevokeRequest{Reason: reason}, &out)
+	return out.Revoked, err
+}
+
+// RevokeCertificate revokes one certificate by its serial (hex).
+func (c *Client) RevokeCertificate(ctx context.Context, serial, reason string) ([]api.RevokedCertificate, error) {
+	var out api.RevokeResponse
+	err := c.admin(ctx, "POST", "/certificates/"+url.PathEscape(serial)+"/revoke", api.RevokeRequest{Reason: reason}, &out)
+	return out.Revoked, err
+}
+
+// ListCertificates returns every certificate, or a device's (deviceID not
+// empty), following the pages.
+func (c *Client) ListCertificates(ctx context.Context, deviceID string) ([]api.Certificate, error) {
+	q := url.Values{}
+	if deviceID != "" {
+		q.Set("device_id", deviceID)
+	}
+	return listAll(ctx, c, "/certificates", q, func(p *api.CertificatePage) ([]api.Certificate, string) { return p.Certificates, p.Next })
+}
+
+// ServerCert is the answer to IssueServerCert.
+type ServerCert struct {
+	api.ServerCertResponse
+	// Certs is Chain parsed: the leaf, then the intermediate(s).
+	Certs []*x509.Certificate
+}
+
+// IssueServerCert asks for a TLS server certificate for a verifier (POST
+// /v1/admin/certificates/server) and checks it like Enroll does, for
+// serverAuth. req.CSR is the PEM CSR.
+func (c *Client) IssueServerCert(ctx context.Context, req api.ServerCertRequest, csrDER []byte) (*ServerCert, error) {
+	csr, err := x509.ParseCertificateRequest(csrDER)
+	if err != nil {
+		return nil, fault.Wrap(err, fault.Malformed, "the CSR is not a DER PKCS #10 request", "")
+	}
+	var out ServerCert
+	if err := c.admin(ctx, "POST", "/certificates/server", req, &out.ServerCertResponse); err != nil {
+		return nil, err
+	}
+	if out.Certs, err = c.verifyIssued(out.Chain, csr.RawSubjectPublicKeyInfo, x509.ExtKeyUsageServerAuth, c.now()); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// listAll fetches every page of an admin listing at path, with the query
+// q, reading each page of type P with items.
+func listAll[P, T any](ctx context.Context, c *Client, path string, q url.Values, items func(*P) ([]T, string)) ([]T, error) {
+	if q == nil {
+		q = url.Values{}
+	}
+	q.Set("limit", fmt.Sprint(pageLimit))
+	var all []T
+	for after := ""; ; {
+		q.Set("after", after)
+		var page P
+		if err := c.admin(ctx, "GET", path+"?"+q.Encode(), nil, &page); err != nil {
+			return nil, err
+		}
+		got, next := items(&page)
+		all = append(all, got...)
+		if next == "" || len(got) == 0 {
+			return all, nil
+		}
+		after = next
+	}
+}

@@ -1,0 +1,37 @@
+// Package client is the CA's HTTP API as a Go client: trust bootstrap by a
+// root's fingerprint or a root file, enrollment, the admin API, and the
+// verifier's trust bundle. The fleetca CLI, the renewal agent and the
+// benchmarks use it; any Go program may.
+//
+// # Basics
+//
+// A Client talks to the CA's HTTPS listener and trusts only the roots it
+// is given: read them from a file with ReadRoots, or fetch them once with
+// Bootstrap, which keeps only the root whose SHA-256 the caller pinned
+// (the fingerprint `fleetca serve` prints). Every later request verifies
+// the server's chain against those roots, over TLS 1.2 or later.
+//
+// Error answers are RFC 9457 problem documents (api.Problem); the client
+// turns each back into the *fault.Error the CA raised, of the same kind,
+// detail and hint, so a caller handles a remote error as a local one.
+//
+// FetchTrustBundle is the one call made over the CA's plain-HTTP listener:
+// it fetches roots.pem and chain.pem, which prove nothing by themselves,
+// and keeps them only if the root is pinned and every intermediate chains
+// to it.
+//
+// # Invariants
+//
+//   - A token or key is never sent over plain HTTP: New and Bootstrap
+//     refuse a URL that is not https://, before any connection is made.
+//   - Every answer is read through a bound (MaxAnswerBytes); every request
+//     has a timeout (Config.Timeout) besides the caller's context.
+//   - An issued certificate is returned only after its chain verifies
+//     against the trusted roots for its usage and its key is the one the
+//     CSR carried.
+//
+// # Caveats
+//
+// Client imports nothing of the CA's internals: only api and
+// internal/fault. Its hints name no CLI flag; the CLI adds its own words.
+package client
