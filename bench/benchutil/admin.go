@@ -1,52 +1,43 @@
 package benchutil
 
 import (
-	"bytes"
-	"context"
-	"encoding/json"
+	"crypto/x509"
 	"fmt"
-	"io"
-	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/fleetca/fleetca/client"
 )
 
-// AdminCall sends a JSON request with the admin token to the CA's HTTPS
-// listener at baseURL and decodes a JSON answer of at most maxAnswer bytes
-// into out (if not nil); any status but want is an error.
-func AdminCall(ctx context.Context, client *http.Client, baseURL, token, method, path string, body any, want int, out any, maxAnswer int64) error {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return err
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, baseURL+path, rd)
+// Roots reads the CA's root certificates from the server's data directory
+// (root.pem, as `fleetca init` writes it), with client.ReadRoots.
+func (s *Server) Roots() ([]*x509.Certificate, error) {
+	return client.ReadRoots(filepath.Join(s.Dir, "root.pem"))
+}
+
+// AdminToken reads the admin token from the server's data directory
+// (admin-token), for a load loop that sends admin requests itself.
+func (s *Server) AdminToken() (string, error) {
+	b, err := os.ReadFile(filepath.Join(s.Dir, "admin-token"))
 	if err != nil {
-		return err
+		return "", fmt.Errorf("read the admin token: %w", err)
 	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := client.Do(req)
+	return strings.TrimSpace(string(b)), nil
+}
+
+// Client returns a client of the server's HTTPS API (package client) that
+// trusts its roots (Roots) and carries its admin token (AdminToken): what
+// the benchmarks use for every call that sets up or triggers a
+// measurement, as opposed to the load they time.
+func (s *Server) Client() (*client.Client, error) {
+	roots, err := s.Roots()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
+	tok, err := s.AdminToken()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if resp.StatusCode != want {
-		head := bytes.TrimSpace(b)
-		if len(head) > 200 {
-			head = head[:200]
-		}
-		return fmt.Errorf("%s %s: status %d: %s", method, path, resp.StatusCode, head)
-	}
-	if out != nil {
-		return json.Unmarshal(b, out)
-	}
-	return nil
+	return client.New(client.Config{URL: s.HTTPSURL, Roots: roots, AdminToken: tok})
 }

@@ -15,18 +15,21 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"runtime"
 	"sync"
 	"time"
+
+	"github.com/fleetca/fleetca/api"
 )
 
 // NewClient returns a load client for conc workers. proto "h1": HTTP/1.1
 // with keep-alive, at most conc connections, all kept idle between
 // requests, so that each worker keeps one connection. proto "h2": HTTP/2,
-// the requests multiplexed on one connection. roots, if not nil, are its
-// only TLS trust anchors.
-func NewClient(roots *x509.CertPool, conc int, proto string) *http.Client {
+// the requests multiplexed on one connection. roots, if not empty, are its
+// only TLS trust anchors (Server.Roots). It is the load's client, tuned for
+// the measurement; setup and admin calls go through package client instead
+// (Server.Client).
+func NewClient(roots []*x509.Certificate, conc int, proto string) *http.Client {
 	tr := &http.Transport{
 		TLSHandshakeTimeout: 10 * time.Second,
 		MaxIdleConns:        conc,
@@ -35,8 +38,12 @@ func NewClient(roots *x509.CertPool, conc int, proto string) *http.Client {
 		DisableCompression:  true,
 		Protocols:           new(http.Protocols),
 	}
-	if roots != nil {
-		tr.TLSClientConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
+	if len(roots) > 0 {
+		pool := x509.NewCertPool()
+		for _, r := range roots {
+			pool.AddCert(r)
+		}
+		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	}
 	if proto == "h2" {
 		tr.Protocols.SetHTTP2(true)
@@ -47,20 +54,6 @@ func NewClient(roots *x509.CertPool, conc int, proto string) *http.Client {
 	return &http.Client{Transport: tr, Timeout: 30 * time.Second}
 }
 
-// ReadRoots loads the CA's root certificate (the data directory's
-// root.pem) as a client's only trust anchor.
-func ReadRoots(path string) (*x509.CertPool, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(b) {
-		return nil, fmt.Errorf("%s holds no PEM certificate", path)
-	}
-	return pool, nil
-}
-
 // DeviceID is the ID of the n-th benchmark device: prefix and n in eight
 // digits, b-00000001. A pattern token prefix+"*" matches it.
 func DeviceID(prefix string, n int) string { return fmt.Sprintf("%s%08d", prefix, n) }
@@ -68,12 +61,16 @@ func DeviceID(prefix string, n int) string { return fmt.Sprintf("%s%08d", prefix
 // NewCSR returns a PEM CSR for CN=id with a new P-256 key, as a device
 // would make it.
 func NewCSR(id string) ([]byte, error) {
-	_, csr, err := NewKeyAndCSR(id)
-	return csr, err
+	_, der, err := NewKeyAndCSR(id)
+	if err != nil {
+		return nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}), nil
 }
 
 // NewKeyAndCSR is NewCSR that also returns the key, for a device that
-// will go on to use its certificate.
+// will go on to use its certificate; its CSR is DER, as client.Enroll
+// takes it.
 func NewKeyAndCSR(id string) (*ecdsa.PrivateKey, []byte, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -83,7 +80,7 @@ func NewKeyAndCSR(id string) (*ecdsa.PrivateKey, []byte, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	return key, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}), nil
+	return key, der, nil
 }
 
 // MakeCSRs returns n PEM CSRs (NewCSR), for devices DeviceID(prefix,
@@ -143,15 +140,11 @@ func PostCSR(ctx context.Context, client *http.Client, url, token string, csrPEM
 	return io.ReadAll(io.LimitReader(resp.Body, maxEnrollAnswerBytes))
 }
 
-// ParseEnrollment checks the body of a 201 from /v1/enroll: JSON whose
-// device_id and certificate's CN are id and whose serial is the
-// certificate's. It returns the certificate.
+// ParseEnrollment checks the body of a 201 from /v1/enroll with
+// CheckEnrollment and returns its certificate. It verifies no chain: a
+// load loop calls it and must not spend the servers' CPU on that.
 func ParseEnrollment(body []byte, id string) (*x509.Certificate, error) {
-	var r struct {
-		DeviceID    string `json:"device_id"`
-		Serial      string `json:"serial"`
-		Certificate string `json:"certificate"`
-	}
+	var r api.EnrollResponse
 	if err := json.Unmarshal(body, &r); err != nil {
 		return nil, fmt.Errorf("201 body is not the enrollment JSON: %w", err)
 	}
@@ -159,13 +152,23 @@ func ParseEnrollment(body []byte, id string) (*x509.Certificate, error) {
 	if err != nil {
 		return nil, fmt.Errorf("201 certificate: %w", err)
 	}
-	switch {
-	case r.DeviceID != id || cert.Subject.CommonName != id:
-		return nil, fmt.Errorf("asked for %q, got device_id %q and CN %q", id, r.DeviceID, cert.Subject.CommonName)
-	case r.Serial != cert.SerialNumber.Text(16):
-		return nil, fmt.Errorf("serial %q is not the certificate's %x", r.Serial, cert.SerialNumber)
+	if err := CheckEnrollment(r, cert, id); err != nil {
+		return nil, err
 	}
 	return cert, nil
+}
+
+// CheckEnrollment checks that r, an answer from /v1/enroll with its
+// certificate cert, is for the device id: its device_id and the
+// certificate's CN are id, and its serial is the certificate's.
+func CheckEnrollment(r api.EnrollResponse, cert *x509.Certificate, id string) error {
+	switch {
+	case r.DeviceID != id || cert.Subject.CommonName != id:
+		return fmt.Errorf("asked for %q, got device_id %q and CN %q", id, r.DeviceID, cert.Subject.CommonName)
+	case r.Serial != cert.SerialNumber.Text(16):
+		return fmt.Errorf("serial %q is not the certificate's %x", r.Serial, cert.SerialNumber)
+	}
+	return nil
 }
 
 // ParseCertPEM parses the first certificate of a PEM text.

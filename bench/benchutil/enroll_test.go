@@ -111,9 +111,7 @@ func TestPostCSR(t *testing.T) {
 		}
 	}))
 	defer srv.Close()
-	roots := x509.NewCertPool()
-	roots.AddCert(srv.Certificate())
-	client := NewClient(roots, 1, "h1")
+	client := NewClient([]*x509.Certificate{srv.Certificate()}, 1, "h1")
 	defer client.CloseIdleConnections()
 
 	tests := []struct {

@@ -2,10 +2,15 @@
 //
 // It builds fleetca, creates a fresh CA with `fleetca init`, starts
 // `fleetca serve` on it as a separate process (bbolt with fsync on,
-// loopback listeners only), and mints pattern tokens with `fleetca token
-// create`. For each concurrency it warms up, then runs N workers that POST
-// pre-generated P-256 CSRs (PEM, CN=b-<n>) to /v1/enroll over keep-alive
-// HTTPS, several times. It prints, per concurrency, the median
+// loopback listeners only), and mints pattern tokens through the admin API
+// with package client, between the timed phases. For each concurrency it
+// warms up, then runs N workers that POST pre-generated P-256 CSRs (PEM,
+// CN=b-<n>) to /v1/enroll over keep-alive HTTPS, several times. The load
+// itself does not go through package client: its HTTP client is tuned for
+// the measurement (one connection per worker, or one HTTP/2 connection),
+// and it checks the first answer of each phase for its device and serial
+// without verifying the chain, which would take CPU from the server on the
+// same cores. It prints, per concurrency, the median
 // enrollments per second, latency percentiles and the server process's CPU
 // time per certificate (utime+stime from /proc/<pid>/stat), set against the
 // crypto floor per certificate that it measures in the same run, in

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fleetca/fleetca/api"
 	"github.com/fleetca/fleetca/bench/benchutil"
 )
 
@@ -117,11 +118,15 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) int {
 	}()
 	logf("fleetca serve is pid %d at %s; data directory %s on %s", srv.PID, srv.HTTPSURL, dataDir, benchutil.FSType(dataDir))
 
-	roots, err := benchutil.ReadRoots(filepath.Join(dataDir, "root.pem"))
+	roots, err := srv.Roots()
 	if err != nil {
 		return fail(err)
 	}
-	gen := &generator{tokens: &tokenMinter{bin: bin, dir: dataDir, url: srv.HTTPSURL}}
+	admin, err := srv.Client()
+	if err != nil {
+		return fail(err)
+	}
+	gen := &generator{tokens: &tokenMinter{admin: admin}}
 	var levels []levelResult
 	for _, c := range o.concurrency {
 		lr, err := runLevel(ctx, o, srv, roots, gen, c, logf)
@@ -165,11 +170,11 @@ func (l levelResult) errors() int {
 // runLevel warms up at concurrency c, then measures o.reps repetitions.
 // Each phase gets its own freshly generated CSRs, sized from the rate seen
 // so far, and the server is idle while they are generated.
-func runLevel(ctx context.Context, o options, srv *benchutil.Server, roots *x509.CertPool, gen *generator, c int, logf func(string, ...any)) (levelResult, error) {
+func runLevel(ctx context.Context, o options, srv *benchutil.Server, roots []*x509.Certificate, gen *generator, c int, logf func(string, ...any)) (levelResult, error) {
 	lr := levelResult{conc: c}
 	client := benchutil.NewClient(roots, c, o.proto)
 	defer client.CloseIdleConnections()
-	url := srv.HTTPSURL + "/v1/enroll"
+	url := srv.HTTPSURL + api.EnrollPath
 
 	// A first guess of the rate, for sizing the warm-up: enough for
 	// 10,000/s.

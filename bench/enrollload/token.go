@@ -1,19 +1,18 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"os"
-	"os/exec"
-	"strings"
 	"sync"
+
+	"github.com/fleetca/fleetca/api"
+	"github.com/fleetca/fleetca/client"
 )
 
-// tokenMinter creates pattern tokens with `fleetca token create`, through
-// the admin API of the running server.
+// tokenMinter creates pattern tokens through the running server's admin
+// API (client.CreateToken), between the timed phases.
 type tokenMinter struct {
-	bin, dir, url string
+	admin *client.Client
 
 	mu   sync.Mutex
 	cur  string
@@ -37,31 +36,17 @@ func (m *tokenMinter) take(ctx context.Context, n int) ([]string, error) {
 	out := make([]string, n)
 	for i := range out {
 		if m.left == 0 {
-			t, err := m.mint(ctx)
+			t, err := m.admin.CreateToken(ctx, api.TokenRequest{DevicePattern: tokenPattern, Uses: tokenUses, TTL: tokenTTL})
 			if err != nil {
-				return nil, err
+				return nil, fmt.Errorf("create an enrollment token: %w", err)
 			}
-			m.cur, m.left = t, tokenUses
+			if t.Token == "" {
+				return nil, fmt.Errorf("the CA created token %s without its secret", t.ID)
+			}
+			m.cur, m.left = t.Token, tokenUses
 		}
 		out[i] = m.cur
 		m.left--
 	}
 	return out, nil
-}
-
-func (m *tokenMinter) mint(ctx context.Context) (string, error) {
-	cmd := exec.CommandContext(ctx, m.bin, "token", "create", "--dir", m.dir,
-		"--device-pattern", tokenPattern, "--uses", fmt.Sprint(tokenUses), "--ttl", tokenTTL)
-	cmd.Env = append(os.Environ(), "FLEETCA_URL="+m.url)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		return "", fmt.Errorf("fleetca token create: %w: %s", err, strings.TrimSpace(stderr.String()))
-	}
-	t := strings.TrimSpace(string(out))
-	if t == "" || strings.ContainsAny(t, " \n") {
-		return "", fmt.Errorf("fleetca token create printed %q, want one token", t)
-	}
-	return t, nil
 }

@@ -4,9 +4,10 @@
 //
 // Setup, on loopback only: it builds fleetca, creates a CA with `fleetca
 // init --no-password` and serves it (`fleetca serve`, its own process),
-// issues the proxies' server certificate with `fleetca cert server --dns
-// localhost --ip 127.0.0.1`, and enrolls P-256 devices through POST
-// /v1/enroll. The upstream is this program run again as its own process
+// and, through its API with package client (as `fleetca cert server`,
+// `token create` and `enroll` do), issues the proxies' server certificate
+// for localhost and 127.0.0.1 and enrolls P-256 devices with a pattern
+// token. The upstream is this program run again as its own process
 // (-as-upstream: net/http answering 200 "ok", echoing the X-Device-Id it
 // was sent). In front of it:
 //
@@ -38,7 +39,7 @@
 //     handshakes per second with and without it, for both.
 //  5. revoke: for -revocations devices one at a time, with a kept-alive
 //     connection open through fleetca proxy: the time from the admin API's
-//     revoke call returning until a new handshake with the device is
+//     revoke call (client.RevokeCertificate) returning until a new handshake with the device is
 //     refused (tried every -poll), and until the open connection is closed.
 //  6. verifier: nginx as `fleetca export nginx` configures it, not from
 //     proxyload's template, on the CA's CRL as the revoke phase left it: one export per row, each on its own port,

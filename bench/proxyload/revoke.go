@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
-	"net/url"
 	"syscall"
 	"time"
 )
@@ -70,12 +68,16 @@ func runRevokePhase(ctx context.Context, o options, e *env, logf func(string, ..
 		res.connsVerified++
 
 		t0 := time.Now()
-		path := "/v1/admin/certificates/" + url.PathEscape(v.cert.SerialNumber.Text(16)) + "/revoke"
-		if err := e.adminCall(ctx, http.MethodPost, path, map[string]string{"reason": revokeReason}, http.StatusOK, nil); err != nil {
+		serial := v.cert.SerialNumber.Text(16)
+		revoked, err := e.ca.RevokeCertificate(ctx, serial, revokeReason)
+		returned := time.Now()
+		if err == nil && (len(revoked) != 1 || revoked[0].Serial != serial) {
+			err = fmt.Errorf("the answer names %+v, want serial %s", revoked, serial)
+		}
+		if err != nil {
 			kc.close()
 			return nil, fmt.Errorf("revoke %s: %w", v.id, err)
 		}
-		returned := time.Now()
 		res.revokeCall = append(res.revokeCall, returned.Sub(t0))
 
 		// New handshakes, every poll, until one is refused.

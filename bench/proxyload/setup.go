@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -13,14 +15,15 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/fleetca/fleetca/api"
 	"github.com/fleetca/fleetca/bench/benchutil"
+	"github.com/fleetca/fleetca/client"
 )
 
 // device is an enrolled device, ready to connect.
@@ -62,9 +65,8 @@ type env struct {
 	o          options
 	bin, tmp   string
 	srv        *benchutil.Server
-	adminToken string
-	admin      *http.Client
-	roots      *x509.CertPool
+	ca         *client.Client // the CA's API: tokens, enrollment, server certificate, revocation
+	plain      *http.Client   // the CA's plain-HTTP listener: CRLs
 	inter      *x509.Certificate
 	bundle     string // root + intermediate, PEM
 	certPath   string // the proxies' certificate and chain
@@ -119,8 +121,11 @@ func setUp(ctx context.Context, o options, tmp, bin string, logf func(string, ..
 	if err := e.readCA(dataDir); err != nil {
 		return e, err
 	}
-	e.admin = benchutil.NewClient(e.roots, 8, "h1")
-	if err := e.issueServerCert(ctx, dataDir); err != nil {
+	if e.ca, err = srv.Client(); err != nil {
+		return e, err
+	}
+	e.plain = benchutil.NewClient(nil, 8, "h1")
+	if err := e.issueServerCert(ctx); err != nil {
 		return e, err
 	}
 	if err := e.enrollAll(ctx, logf); err != nil {
@@ -190,8 +195,8 @@ func (e *env) addStop(stop func() error, cpu func() (benchutil.CPUTimes, error))
 
 // close stops every process, last started first.
 func (e *env) close(logf func(string, ...any)) {
-	if e.admin != nil {
-		e.admin.CloseIdleConnections()
+	if e.plain != nil {
+		e.plain.CloseIdleConnections()
 	}
 	for i := len(e.stops) - 1; i >= 0; i-- {
 		if err := e.stops[i](); err != nil {
@@ -224,17 +229,9 @@ func (e *env) ourCPU() time.Duration {
 	return total
 }
 
-// readCA reads the data directory's admin token, root and intermediate,
-// and writes the trust bundle both proxies use.
+// readCA reads the data directory's root and intermediate and writes the
+// trust bundle both proxies use.
 func (e *env) readCA(dir string) error {
-	tok, err := os.ReadFile(filepath.Join(dir, "admin-token"))
-	if err != nil {
-		return fmt.Errorf("read the admin token: %w", err)
-	}
-	e.adminToken = strings.TrimSpace(string(tok))
-	if e.roots, err = benchutil.ReadRoots(filepath.Join(dir, "root.pem")); err != nil {
-		return err
-	}
 	rootPEM, err := os.ReadFile(filepath.Join(dir, "root.pem"))
 	if err != nil {
 		return err
@@ -250,24 +247,37 @@ func (e *env) readCA(dir string) error {
 	return os.WriteFile(e.bundle, append(append(rootPEM, '\n'), interPEM...), 0o644)
 }
 
-// issueServerCert runs `fleetca cert server` for the proxies' certificate.
-func (e *env) issueServerCert(ctx context.Context, dir string) error {
+// issueServerCert has the CA issue the proxies' certificate
+// (client.IssueServerCert, as `fleetca cert server` does) for a new P-256
+// key, and writes the key and the chain for both proxies.
+func (e *env) issueServerCert(ctx context.Context) error {
 	e.certPath, e.keyPath = filepath.Join(e.tmp, "proxy.crt"), filepath.Join(e.tmp, "proxy.key")
-	cmd := exec.CommandContext(ctx, e.bin, "cert", "server", "--dir", dir, "--dns", "localhost", "--ip", "127.0.0.1",
-		"--key", e.keyPath, "--cert", e.certPath)
-	cmd.Env = append(os.Environ(), "FLEETCA_URL="+e.srv.HTTPSURL)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("fleetca cert server: %w: %s", err, strings.TrimSpace(string(out)))
-	}
-	b, err := os.ReadFile(e.certPath)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return err
 	}
-	leaf, err := benchutil.ParseCertPEM(b)
+	// The request names the server; the CSR only proves possession of the key.
+	csrDER, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, key)
 	if err != nil {
-		return fmt.Errorf("%s: %w", e.certPath, err)
+		return err
 	}
-	e.serverLeaf = leaf.Raw
+	req := api.ServerCertRequest{CSR: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csrDER})),
+		DNS: []string{"localhost"}, IPs: []string{"127.0.0.1"}}
+	out, err := e.ca.IssueServerCert(ctx, req, csrDER)
+	if err != nil {
+		return fmt.Errorf("issue the proxies' certificate: %w", err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(e.keyPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+		return err
+	}
+	if err := os.WriteFile(e.certPath, []byte(out.Chain), 0o644); err != nil {
+		return err
+	}
+	e.serverLeaf = out.Certs[0].Raw
 	return nil
 }
 
@@ -275,11 +285,8 @@ func (e *env) issueServerCert(ctx context.Context, dir string) error {
 // POST /v1/enroll, with a pattern token from the admin API.
 func (e *env) enrollAll(ctx context.Context, logf func(string, ...any)) error {
 	n := e.o.devices + 1 + e.o.revocations
-	var tok struct {
-		Token string `json:"token"`
-	}
-	if err := e.adminCall(ctx, http.MethodPost, "/v1/admin/tokens", map[string]any{"device_pattern": devicePattern, "ttl": "2h", "uses": n},
-		http.StatusCreated, &tok); err != nil {
+	tok, err := e.ca.CreateToken(ctx, api.TokenRequest{DevicePattern: devicePattern, TTL: "2h", Uses: n})
+	if err != nil {
 		return fmt.Errorf("create an enrollment token: %w", err)
 	}
 	start := time.Now()
@@ -314,18 +321,19 @@ func (e *env) enrollAll(ctx context.Context, logf func(string, ...any)) error {
 	return nil
 }
 
-// enroll enrolls one device with a new P-256 key.
+// enroll enrolls one device with a new P-256 key (client.Enroll, which
+// verifies the chain it gets; this is setup, not load).
 func (e *env) enroll(ctx context.Context, id, token string) (*device, error) {
 	key, csr, err := benchutil.NewKeyAndCSR(id)
 	if err != nil {
 		return nil, err
 	}
-	body, err := benchutil.PostCSR(ctx, e.admin, e.srv.HTTPSURL+"/v1/enroll", token, csr, true)
+	out, err := e.ca.Enroll(ctx, token, csr)
 	if err != nil {
 		return nil, fmt.Errorf("enroll %s: %w", id, err)
 	}
-	cert, err := benchutil.ParseEnrollment(body, id)
-	if err != nil {
+	cert := out.Certs[0]
+	if err := benchutil.CheckEnrollment(out.EnrollResponse, cert, id); err != nil {
 		return nil, fmt.Errorf("enroll %s: %w", id, err)
 	}
 	return &device{id: id, cert: cert, tls: clientTLS(cert, e.inter, key, e.serverLeaf)}, nil
@@ -357,18 +365,13 @@ func clientTLS(leaf, inter *x509.Certificate, key *ecdsa.PrivateKey, serverLeaf 
 	}
 }
 
-// adminCall calls the admin API with the admin token (benchutil.AdminCall).
-func (e *env) adminCall(ctx context.Context, method, path string, body any, want int, out any) error {
-	return benchutil.AdminCall(ctx, e.admin, e.srv.HTTPSURL, e.adminToken, method, path, body, want, out, 1<<20)
-}
-
 // get fetches a URL of the CA's HTTP listener.
 func (e *env) get(ctx context.Context, path string) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, e.srv.HTTPURL+path, nil)
 	if err != nil {
 		return nil, err
 	}
-	resp, err := e.admin.Do(req)
+	resp, err := e.plain.Do(req)
 	if err != nil {
 		return nil, err
 	}

@@ -3,7 +3,8 @@
 // It builds fleetca, creates a fresh CA with `fleetca init --no-password`,
 // starts `fleetca serve` on it as a separate process (bbolt with fsync on,
 // loopback listeners only) and enrolls devices through the HTTPS API (a
-// pattern token, pre-generated P-256 CSRs). Then, against that server:
+// pattern token from package client, pre-generated P-256 CSRs sent by
+// the load client). Then, against that server:
 //
 //  1. OCSP throughput from the cache: POST /ocsp with pre-built SHA-1
 //     requests for the enrolled certificates, concurrency 8, keep-alive,
@@ -36,7 +37,11 @@
 //	go run ./revocationload [-phases ocsp,revoke,latency,crl] [-crl-sizes 10k,100k,1M] ...
 //
 // Defaults finish in about three minutes on two cores. The client
-// runs on the same machine as the servers and shares their cores.
+// runs on the same machine as the servers and shares their cores. The
+// requests it times (OCSP, and the revocations of phases 2 and 3) are
+// sent raw on HTTP/1.1 clients with one warmed connection per worker,
+// not through package client, so that the figures stay those of the
+// server; the revocations' answers are read as api.RevokeResponse.
 //
 // It is a development tool, Linux only (it reads /proc), and never shipped.
 package main

@@ -7,13 +7,14 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/fleetca/fleetca/bench/benchutil"
 	"golang.org/x/crypto/ocsp"
+
+	"github.com/fleetca/fleetca/api"
+	"github.com/fleetca/fleetca/bench/benchutil"
 )
 
 // device is an enrolled device and what the phases send about it.
@@ -38,27 +39,29 @@ const (
 )
 
 // enrollDevices enrolls n devices, each with a new P-256 key, through POST
-// /v1/enroll at concurrency conc, with pattern tokens from the admin API.
+// /v1/enroll at concurrency conc, with pattern tokens from the admin API
+// (client.CreateToken). The enrollments themselves, tens of thousands,
+// go through the load client (benchutil.PostCSR, one HTTP/1.1 connection
+// per worker) and are checked with benchutil.ParseEnrollment, not through
+// client.Enroll, whose chain verification would double the client's CPU
+// on the cores the server uses.
 func enrollDevices(ctx context.Context, env *serverEnv, n, conc int, logf func(string, ...any)) ([]device, *enrollStats, error) {
 	client := benchutil.NewClient(env.roots, conc, "h1")
 	defer client.CloseIdleConnections()
 	tokens := make([]string, 0, (n+maxTokenUses-1)/maxTokenUses)
 	for left := n; left > 0; left -= maxTokenUses {
-		var out struct {
-			Token string `json:"token"`
-		}
-		body := map[string]any{"device_pattern": devicePattern, "ttl": "2h", "uses": min(left, maxTokenUses)}
-		if err := adminCall(ctx, client, env, http.MethodPost, "/v1/admin/tokens", body, http.StatusCreated, &out); err != nil {
+		t, err := env.ca.CreateToken(ctx, api.TokenRequest{DevicePattern: devicePattern, TTL: "2h", Uses: min(left, maxTokenUses)})
+		if err != nil {
 			return nil, nil, fmt.Errorf("create an enrollment token: %w", err)
 		}
-		tokens = append(tokens, out.Token)
+		tokens = append(tokens, t.Token)
 	}
 	csrs, err := benchutil.MakeCSRs(ctx, devicePrefix, 1, n)
 	if err != nil {
 		return nil, nil, err
 	}
 	devs := make([]device, n)
-	enrollURL := env.srv.HTTPSURL + "/v1/enroll"
+	enrollURL := env.srv.HTTPSURL + api.EnrollPath
 	var next atomic.Int64
 	errs := make([]error, conc)
 	start := time.Now()
@@ -127,11 +130,6 @@ func derInteger(mag []byte) []byte {
 		out = append(out, 0x82, byte(n>>8), byte(n))
 	}
 	return append(out, mag...)
-}
-
-// adminCall calls the admin API with the admin token (benchutil.AdminCall).
-func adminCall(ctx context.Context, client *http.Client, env *serverEnv, method, path string, body any, want int, out any) error {
-	return benchutil.AdminCall(ctx, client, env.srv.HTTPSURL, env.adminToken, method, path, body, want, out, maxAnswerBytes)
 }
 
 // maxAnswerBytes bounds what the client reads of an answer (a CRL of a

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/fleetca/fleetca/bench/benchutil"
+	"github.com/fleetca/fleetca/client"
 )
 
 // Targets and reference figures, from the issue that asked for the benchmark.
@@ -266,19 +267,26 @@ func initOnly(ctx context.Context, bin, dir string) error {
 
 // serverEnv is what the phases need of the running server.
 type serverEnv struct {
-	srv        *benchutil.Server
+	srv *benchutil.Server
+	// ca is the CA's API for setup (tokens); the timed revocations send
+	// their requests themselves, with adminToken (see revokeOne).
+	ca         *client.Client
 	adminToken string
-	roots      *x509.CertPool
+	roots      []*x509.Certificate
 	inter      *x509.Certificate
 	interPEM   []byte
 }
 
 func newServerEnv(srv *benchutil.Server) (*serverEnv, error) {
-	tok, err := os.ReadFile(filepath.Join(srv.Dir, "admin-token"))
+	ca, err := srv.Client()
 	if err != nil {
-		return nil, fmt.Errorf("read the admin token: %w", err)
+		return nil, err
 	}
-	roots, err := benchutil.ReadRoots(filepath.Join(srv.Dir, "root.pem"))
+	tok, err := srv.AdminToken()
+	if err != nil {
+		return nil, err
+	}
+	roots, err := srv.Roots()
 	if err != nil {
 		return nil, err
 	}
@@ -290,7 +298,7 @@ func newServerEnv(srv *benchutil.Server) (*serverEnv, error) {
 	if err != nil {
 		return nil, fmt.Errorf("intermediate.pem: %w", err)
 	}
-	return &serverEnv{srv: srv, adminToken: strings.TrimSpace(string(tok)), roots: roots, inter: inter, interPEM: interPEM}, nil
+	return &serverEnv{srv: srv, ca: ca, adminToken: tok, roots: roots, inter: inter, interPEM: interPEM}, nil
 }
 
 // gcQuiet collects the client's garbage before a timed run.

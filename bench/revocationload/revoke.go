@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/crypto/ocsp"
 
+	"github.com/fleetca/fleetca/api"
 	"github.com/fleetca/fleetca/bench/benchutil"
 )
 
@@ -152,7 +153,10 @@ func runRevokeRep(ctx context.Context, o options, env *serverEnv, cl clients, de
 	conc := o.revokeConc
 	lats := make([][]time.Duration, conc)
 	acks := make([][]ack, conc)
-	body := []byte(`{"reason":"` + o.reason + `"}`)
+	body, err := revokeBody(o.reason)
+	if err != nil {
+		return revokeRep{}, err
+	}
 
 	// The monitors.
 	mctx, stopMonitors := context.WithCancel(ctx)
@@ -326,11 +330,21 @@ func runRevokeRep(ctx context.Context, o options, env *serverEnv, cl clients, de
 	return r, nil
 }
 
+// revokeBody is the body of every timed revocation: api.RevokeRequest,
+// encoded once before the clock starts.
+func revokeBody(reason string) ([]byte, error) {
+	return json.Marshal(api.RevokeRequest{Reason: reason})
+}
+
 // revokeOne revokes d's certificate through the admin API and checks the
-// answer names it.
+// answer names it. It is the load of the revocation phases, so it sends
+// the request itself rather than through package client: on the phase's
+// own HTTP/1.1 client, one warmed connection per worker, with a body
+// encoded once (revokeBody). The answer is read as api.RevokeResponse.
 func revokeOne(ctx context.Context, client *http.Client, env *serverEnv, d device, body []byte) error {
 	serial := d.cert.SerialNumber.Text(16)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, env.srv.HTTPSURL+"/v1/admin/certificates/"+serial+"/revoke", bytes.NewReader(body))
+	path := api.AdminPrefix + "/certificates/" + serial + "/revoke"
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, env.srv.HTTPSURL+path, bytes.NewReader(body))
 	if err != nil {
 		return err
 	}
@@ -348,11 +362,7 @@ func revokeOne(ctx context.Context, client *http.Client, env *serverEnv, d devic
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("status %d: %s", resp.StatusCode, firstBytes(b))
 	}
-	var out struct {
-		Revoked []struct {
-			Serial string `json:"serial"`
-		} `json:"revoked"`
-	}
+	var out api.RevokeResponse
 	if err := json.Unmarshal(b, &out); err != nil {
 		return fmt.Errorf("answer: %w", err)
 	}
@@ -483,7 +493,10 @@ func runLatencyPhase(ctx context.Context, o options, env *serverEnv, devs []devi
 		return nil, err
 	}
 	res := &latencyResults{n: len(devs)}
-	body := []byte(`{"reason":"` + o.reason + `"}`)
+	body, err := revokeBody(o.reason)
+	if err != nil {
+		return nil, err
+	}
 	ocspURL := env.srv.HTTPURL + "/ocsp"
 	for _, d := range devs {
 		t0 := time.Now()
