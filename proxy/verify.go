@@ -68,6 +68,24 @@ func (e *refusedError) Error() string {
 
 func (e *refusedError) Unwrap() error { return e.err }
 
+// revocationAttrs are the log attributes of a refusal of a revoked
+// certificate: why it was revoked (the RFC 5280 §5.3.1 reason, by its
+// name) and when, as the Checker knows them; nil for other refusals.
+func (e *refusedError) revocationAttrs() []any {
+	if e.reason != reasonRevoked {
+		return nil
+	}
+	rev, ok := errors.AsType[*verify.RefusedError](e.err)
+	if !ok {
+		return nil
+	}
+	attrs := []any{"revocation_reason", rev.Reason.String()}
+	if !rev.RevokedAt.IsZero() {
+		attrs = append(attrs, "revoked_at", rev.RevokedAt)
+	}
+	return attrs
+}
+
 // trust is one generation of what client handshakes are checked against
 // and what the proxy presents; Reload swaps it. Its tls.Config is what
 // GetConfigForClient returns, so that the shared base config, which owns

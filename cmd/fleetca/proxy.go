@@ -37,6 +37,7 @@ type proxyOptions struct {
 	crlURL, ocsp, feed, metricsAddr             string
 	upstreamCA                                  string
 	proxyProtocol                               bool
+	http1FastPath                               bool
 	grace                                       time.Duration
 
 	listener net.Listener
@@ -66,6 +67,12 @@ WebSocket upgrades, adding X-Device-ID, X-Client-Cert-Serial and
 X-Forwarded-Client-Cert (Envoy's format) and removing any the client sent.
 --upstream tcp://HOST:PORT pipes bytes (MQTT and other protocols), with a
 PROXY protocol v2 header first if --proxy-protocol is given.
+
+With an http:// upstream, plain HTTP/1.1 requests (GET, HEAD, OPTIONS and
+TRACE without a body) take the proxy's fast path, which answers them as
+Go's net/http would with less CPU; --http1-fast-path=false sends every
+request through net/http, to rule the fast path out when something looks
+wrong. fleetca_proxy_fast_path_requests_total counts what it serves.
 
 --ca is the fleet's trust bundle: the root and the intermediate, as PEM:
   curl -s http://CA:8080/roots.pem  > fleet-ca.pem
@@ -105,6 +112,7 @@ Prometheus metrics at /metrics (keep it on loopback).`,
 	f.Lookup("ocsp").NoOptDefVal = "aia"
 	f.StringVar(&o.feed, "revocation-feed", "", "the CA's HTTPS listener, e.g. https://CA:8443, to follow its revocation feed (with --crl-url)")
 	f.BoolVar(&o.proxyProtocol, "proxy-protocol", false, "send a PROXY protocol v2 header to a tcp:// upstream")
+	f.BoolVar(&o.http1FastPath, "http1-fast-path", true, "serve plain HTTP/1.1 requests to an http:// upstream on the proxy's fast path (=false: all through net/http)")
 	f.StringVar(&o.upstreamCA, "upstream-ca", "", "PEM file of the CA(s) an https:// upstream's certificate must chain to (default the system's)")
 	f.DurationVar(&o.grace, "grace", time.Hour, "how long past its nextUpdate a CRL is still used when no new one can be had (0s to 168h)")
 	f.StringVar(&o.metricsAddr, "metrics-addr", "", "serve Prometheus metrics at http://ADDR/metrics (default off), e.g. 127.0.0.1:9090")
@@ -139,7 +147,7 @@ func runProxy(ctx context.Context, e env, o proxyOptions) error {
 	// Timeouts and limits are proxy.Config's defaults (10 s handshakes and
 	// request headers, 2 min idle, 30 s to reach the upstream, 64 KiB of
 	// headers, 10 s to drain on shutdown).
-	pcfg := proxy.Config{Upstream: o.upstream, ProxyProtocol: o.proxyProtocol}
+	pcfg := proxy.Config{Upstream: o.upstream, ProxyProtocol: o.proxyProtocol, DisableHTTP1FastPath: !o.http1FastPath}
 	if err := pcfg.Validate(); err != nil {
 		return usagef("%s", err.Error())
 	}

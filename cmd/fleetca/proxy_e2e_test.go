@@ -267,11 +267,30 @@ func TestProxyEndToEnd(t *testing.T) {
 		}
 		for _, want := range []string{"fleetca_proxy_crl_age_seconds ", "fleetca_proxy_open_connections ",
 			`fleetca_proxy_handshakes_total{outcome="accepted"`, `fleetca_proxy_handshakes_total{outcome="refused",reason="revoked"}`,
-			"fleetca_proxy_revoked_connections_closed_total "} {
+			"fleetca_proxy_revoked_connections_closed_total ", "fleetca_proxy_fast_path_requests_total "} {
 			if !strings.Contains(string(b), want) {
 				t.Errorf("GET %s lacks %s", hp.metrics, want)
 			}
 		}
+		// The HTTP/1.1 requests above took the fast path.
+		if strings.Contains(string(b), "\nfleetca_proxy_fast_path_requests_total 0\n") {
+			t.Errorf("GET %s: fleetca_proxy_fast_path_requests_total is 0, want the HTTP/1.1 requests counted", hp.metrics)
+		}
+	})
+
+	t.Run("the HTTP/1.1 fast path switched off", func(t *testing.T) {
+		f := f.with(t)
+		op := startProxy(t, f, append([]string{"--listen", "127.0.0.1:0", "--upstream", up.URL, "--http1-fast-path=false"}, common...)...)
+		op.waitLog(t, `"http1_fast_path":false`)
+		q := &proxyClient{f: f, up: up, url: "https://" + op.addr, proc: op}
+		res := q.curl("good", "--http1.1")
+		if res.code != 0 || res.status != 200 {
+			t.Fatalf("curl --http1.1 as good: exit %d, status %d, want 0 and 200; stderr: %s", res.code, res.status, res.stderr)
+		}
+		if got := res.upstreamHeaders(t).Values("X-Device-Id"); len(got) != 1 || got[0] != "good" {
+			t.Errorf("upstream saw X-Device-ID %q, want [good]", got)
+		}
+		op.stop(t)
 	})
 
 	t.Run("keeps serving while the CA is down", func(t *testing.T) {

@@ -5,8 +5,8 @@ import (
 	"bytes"
 	"crypto/tls"
 	"encoding/json"
+	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"regexp"
 	"strings"
@@ -119,9 +119,11 @@ func TestFastPathMatchesSlowPath(t *testing.T) {
 	up := newRawUpstream(t)
 	cfg := Config{Upstream: "http://" + up.addr + "/base/"}
 	fast := startProxy(t, pki, cfg)
-	slow := startProxyHook(t, pki, cfg, func(s *Server) { s.fast = nil })
+	slowCfg := cfg
+	slowCfg.DisableHTTP1FastPath = true
+	slow := startProxy(t, pki, slowCfg)
 	if fast.fast == nil {
-		t.Fatal("the fast path is off")
+		t.Fatalf("the fast path is off: %s", fast.fastOff)
 	}
 	dev := pki.device(t, "dev-1")
 
@@ -203,6 +205,69 @@ func TestFastPathMatchesSlowPath(t *testing.T) {
 	}
 	if got, want := testutil.ToFloat64(fast.m.upstreamErrors), testutil.ToFloat64(slow.m.upstreamErrors); got != want || got != 1 {
 		t.Errorf("upstream_errors_total fast %v, slow %v; want 1 each", got, want)
+	}
+	// Every request took the fast path on one side and never on the other.
+	if got, want := testutil.ToFloat64(fast.m.fastRequests), float64(len(tests)); got != want {
+		t.Errorf("fast_path_requests_total of the fast proxy = %v, want %v", got, want)
+	}
+	if got := testutil.ToFloat64(slow.m.fastRequests); got != 0 {
+		t.Errorf("fast_path_requests_total with DisableHTTP1FastPath = %v, want 0", got)
+	}
+}
+
+// With DisableHTTP1FastPath, every request is served by net/http
+// (http.Server, ReverseProxy, http.Transport), correctly, and none reaches
+// the fast path; with the default, the same requests take it.
+func TestFastPathOff(t *testing.T) {
+	pki := newPKI(t, "Fleet")
+	up := newEchoUpstream(t)
+	dev := pki.device(t, "dev-1")
+	requests := []struct {
+		name, request, method, path string
+		fast                        bool // taken by the fast path when it is on
+	}{
+		{"get", "GET /a?x=1 HTTP/1.1\r\nHost: proxy.test\r\nX-Device-Id: spoofed\r\n\r\n", "GET", "/a", true},
+		{"head", "HEAD /b HTTP/1.1\r\nHost: proxy.test\r\n\r\n", "HEAD", "/b", true},
+		{"options", "OPTIONS /c HTTP/1.1\r\nHost: proxy.test\r\n\r\n", "OPTIONS", "/c", true},
+		{"post", "POST /d HTTP/1.1\r\nHost: proxy.test\r\nContent-Length: 2\r\n\r\nhi", "POST", "/d", false},
+		{"http10", "GET /e HTTP/1.0\r\nHost: proxy.test\r\n\r\n", "GET", "/e", false},
+	}
+	for _, off := range []bool{true, false} {
+		t.Run(fmt.Sprintf("disabled=%v", off), func(t *testing.T) {
+			p := startProxy(t, pki, Config{Upstream: up.URL, DisableHTTP1FastPath: off})
+			p.logs.wait(t, "proxy listening", "http1_fast_path", !off)
+			wantFast := 0
+			for _, r := range requests {
+				_, resp, body := rawExchange(t, p, &dev, r.request)
+				if resp.StatusCode != http.StatusOK {
+					t.Fatalf("%s: status %d, want 200", r.name, resp.StatusCode)
+				}
+				if r.method != http.MethodHead {
+					var e echoed
+					if err := json.Unmarshal(body, &e); err != nil {
+						t.Fatalf("%s: %v", r.name, err)
+					}
+					if e.Method != r.method || e.Path != r.path || e.Header.Get(HeaderDeviceID) != "dev-1" || e.Header.Get("X-Forwarded-Proto") != "https" {
+						t.Errorf("%s: upstream saw %s %s, X-Device-Id %q, X-Forwarded-Proto %q; want %s %s, dev-1, https", r.name,
+							e.Method, e.Path, e.Header.Get(HeaderDeviceID), e.Header.Get("X-Forwarded-Proto"), r.method, r.path)
+					}
+				}
+				p.logs.wait(t, "request", "method", r.method, "path", r.path, "status", 200, "device_id", "dev-1")
+				if r.fast && !off {
+					wantFast++
+				}
+			}
+			if got, want := testutil.ToFloat64(p.m.requests[2]), float64(len(requests)); got != want {
+				t.Errorf("requests_total{2xx} = %v, want %v", got, want)
+			}
+			if got := testutil.ToFloat64(p.m.fastRequests); got != float64(wantFast) {
+				t.Errorf("fast_path_requests_total = %v, want %d", got, wantFast)
+			}
+			if off && (p.fast != nil || p.rp.Transport != p.transport) {
+				t.Errorf("disabled, yet the fast path is set up (server %v, ReverseProxy over the fast path's pool %v)",
+					p.fast != nil, p.rp.Transport != p.transport)
+			}
+		})
 	}
 }
 
@@ -327,7 +392,8 @@ func TestFastPathRevokeInterruptsUpstream(t *testing.T) {
 
 // An idle fast-path connection is closed after IdleTimeout: here 1 s, so
 // that it closes within waitLimit, far from the default 120 s. When it
-// closes is not asserted: a busy machine delays what a timer starts.
+// closes is not asserted here (a busy machine delays what a timer
+// starts): fastpath's TestServeConnIdleTimeout checks it on a fake clock.
 func TestFastPathIdleTimeout(t *testing.T) {
 	pki := newPKI(t, "Fleet")
 	up := newEchoUpstream(t)
@@ -338,6 +404,7 @@ func TestFastPathIdleTimeout(t *testing.T) {
 	c := p.dial(t, cfg)
 	rawGet(t, c, bufio.NewReader(c), "/once")
 	waitClosed(t, c)
+	if got := testutil.ToFloat64(p.m.fastRequests); got != 1 {
+		t.Errorf("fast_path_requests_total = %v, want 1", got)
+	}
 }
-
-var _ net.Conn = (*replayConn)(nil)

@@ -1,4 +1,4 @@
-package proxy
+package fastpath
 
 import (
 	"bufio"
@@ -15,38 +15,64 @@ import (
 	"time"
 )
 
-// h1Upstream is the ReverseProxy's RoundTripper for an http:// upstream:
-// it sends the common request (no body, no upgrade, no Expect, a method
-// that may be retried) over a pool of HTTP/1.1 connections from the
-// calling goroutine, writing the request with http.Request.Write and
-// reading the answer with http.ReadResponse, as http.Transport does but
-// without its per-connection read and write goroutines and the hand-offs
-// between them, which cost more than the rest of a small request. Every
-// other request goes to fallback (the http.Transport), which also serves
-// https:// upstreams.
+// TransportConfig configures a Transport. The proxy fills it from its own
+// Config, as it fills the http.Transport that is the fallback.
+type TransportConfig struct {
+	// Addr is the upstream's host:port. Required.
+	Addr string
+	// Dial opens a TCP connection to the upstream; it bounds its own time
+	// (the proxy's UpstreamTimeout). Required.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// HeaderTimeout bounds the wait for a response's headers once the
+	// request is sent. Required.
+	HeaderTimeout time.Duration
+	// MaxHeaderBytes bounds a response's headers. Required.
+	MaxHeaderBytes int
+	// MaxIdle bounds the idle connections kept. Required.
+	MaxIdle int
+	// IdleTimeout is how long an idle connection is kept. Required.
+	IdleTimeout time.Duration
+	// BufferSize is the size of each connection's read and write buffers.
+	// Required.
+	BufferSize int
+}
+
+// Transport is the ReverseProxy's RoundTripper for an http:// upstream,
+// and the Server's way there: it sends the common request (no body, no
+// upgrade, no Expect, a method that may be retried) over a pool of
+// HTTP/1.1 connections from the calling goroutine, writing the request
+// with http.Request.Write and reading the answer with http.ReadResponse,
+// as http.Transport does but without its per-connection read and write
+// goroutines and the hand-offs between them, which cost more than the
+// rest of a small request. Every other request goes to the fallback (an
+// http.Transport), which also serves https:// upstreams.
 //
-// What it keeps of http.Transport's behaviour: dialing bounded by
-// Config.UpstreamTimeout and the request's context; the response headers
-// due within Config.UpstreamTimeout of the request being sent; the
-// response headers bounded by MaxResponseHeaderBytes; 1xx answers passed
-// to the request's httptrace.ClientTrace.Got1xxResponse (ReverseProxy
-// forwards them); a connection reused only once its response body was
-// read to the end and neither side asked to close; idle connections
-// bounded in number (Config.MaxIdleUpstream) and dropped after
-// idleTimeout; a request that failed on a reused connection before any
-// answer retried once on a new one (it is replayable). It deliberately
-// asks for no compression, as the fallback (DisableCompression) does not.
-type h1Upstream struct {
-	addr           string // host:port of the upstream
-	dialer         *net.Dialer
-	headerTimeout  time.Duration
-	maxHeaderBytes int64
-	maxIdle        int
-	idleTimeout    time.Duration
-	fallback       http.RoundTripper
+// What it keeps of http.Transport's behaviour: dialing bounded by the
+// dialer's timeout and the request's context; the response headers due
+// within HeaderTimeout of the request being sent; the response headers
+// bounded by MaxHeaderBytes; 1xx answers passed to the request's
+// httptrace.ClientTrace.Got1xxResponse (ReverseProxy forwards them); a
+// connection reused only once its response body was read to the end and
+// neither side asked to close; idle connections bounded in number
+// (MaxIdle) and dropped after IdleTimeout; a request that failed on a
+// reused connection before any answer retried once on a new one (it is
+// replayable); the end of the request's context interrupting the
+// exchange at once. It deliberately asks for no compression, as the
+// fallback (DisableCompression) does not.
+//
+// Its methods are safe for concurrent use.
+type Transport struct {
+	cfg      TransportConfig
+	fallback http.RoundTripper
 
 	mu   sync.Mutex
 	idle []*upConn // most recently used last
+}
+
+// NewTransport returns a Transport to cfg.Addr that sends what it does
+// not pool to fallback.
+func NewTransport(cfg TransportConfig, fallback http.RoundTripper) *Transport {
+	return &Transport{cfg: cfg, fallback: fallback}
 }
 
 // upConn is one connection to the upstream. readLimit bounds what the
@@ -74,10 +100,6 @@ func (c *upConn) Read(p []byte) (int, error) {
 
 var errHeadersTooLarge = errors.New("proxy: upstream response headers too large")
 
-// upstreamBufferSize is the size of each upstream connection's read and
-// write buffers.
-const upstreamBufferSize = 16 << 10
-
 // pooled reports whether req can take the pooled path.
 func pooled(req *http.Request) bool {
 	if req.URL.Scheme != "http" || (req.Body != nil && req.Body != http.NoBody) || req.ContentLength > 0 {
@@ -97,17 +119,36 @@ func pooled(req *http.Request) bool {
 }
 
 // RoundTrip implements http.RoundTripper.
-func (t *h1Upstream) RoundTrip(req *http.Request) (*http.Response, error) {
+func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if !pooled(req) {
 		return t.fallback.RoundTrip(req)
 	}
 	ctx := req.Context()
+	var got1xx func(int, textproto.MIMEHeader) error
+	if trace := httptrace.ContextClientTrace(ctx); trace != nil {
+		got1xx = trace.Got1xxResponse
+	}
+	return t.do(ctx, req, req.Write, got1xx)
+}
+
+// do sends a request over the pool and reads the response headers; the
+// caller reads the body, which returns the connection to the pool once
+// read to the end. req is what http.ReadResponse needs of the request
+// (its method) and whether it asked to close; write writes the request
+// into the connection's buffer (the Server writes its own bytes);
+// got1xx, if not nil, is given every 1xx answer but 101. The end of ctx
+// interrupts the exchange, and the error is then its cause.
+func (t *Transport) do(ctx context.Context, req *http.Request, write func(io.Writer) error,
+	got1xx func(int, textproto.MIMEHeader) error) (*http.Response, error) {
 	for {
+		if ctx.Err() != nil {
+			return nil, context.Cause(ctx)
+		}
 		c, err := t.get(ctx)
 		if err != nil {
 			return nil, err
 		}
-		resp, retry, err := t.exchange(ctx, c, req)
+		resp, retry, err := t.exchange(ctx, c, req, write, got1xx)
 		if err == nil {
 			return resp, nil
 		}
@@ -120,35 +161,23 @@ func (t *h1Upstream) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 }
 
-// exchange sends req on c and reads the response headers. On failure it
-// closes c and says whether the request may be retried: c was reused
-// and nothing of an answer arrived.
-func (t *h1Upstream) exchange(ctx context.Context, c *upConn, req *http.Request) (*http.Response, bool, error) {
+// exchange sends a request on c and reads the response headers, as do
+// says. On failure it closes c and says whether the request may be
+// retried: c was reused and nothing of an answer arrived.
+func (t *Transport) exchange(ctx context.Context, c *upConn, req *http.Request, write func(io.Writer) error,
+	got1xx func(int, textproto.MIMEHeader) error) (*http.Response, bool, error) {
+	// stop ends the watch on ctx; it reports false if ctx ended first and
+	// c was interrupted (it must not be reused).
 	stop := context.AfterFunc(ctx, func() { c.nc.SetDeadline(aLongTimeAgo) })
-	var got1xx func(int, textproto.MIMEHeader) error
-	if trace := httptrace.ContextClientTrace(ctx); trace != nil {
-		got1xx = trace.Got1xxResponse
-	}
-	return t.send(c, req, req.Write, got1xx, stop, ctx.Err)
-}
-
-// send is exchange without a context, shared with the HTTP/1.1 fast path
-// (h1fast.go), which interrupts c its own way: write writes the request
-// into c's buffer; req is what http.ReadResponse needs of it (the method);
-// got1xx, if not nil, is given every 1xx answer but 101; stop ends the
-// interruption watch and reports false if c was interrupted; and
-// interrupted, after a failure, returns the error to report instead (the
-// context's) or nil.
-func (t *h1Upstream) send(c *upConn, req *http.Request, write func(io.Writer) error, got1xx func(int, textproto.MIMEHeader) error,
-	stop func() bool, interrupted func() error) (*http.Response, bool, error) {
 	fail := func(err error, gotAnswer bool) (*http.Response, bool, error) {
 		c.nc.Close()
-		if ierr := interrupted(); ierr != nil {
-			err = ierr
+		if ctx.Err() != nil {
+			err = context.Cause(ctx)
 		}
 		return nil, c.reused && !gotAnswer, err
 	}
-	c.nc.SetDeadline(time.Now().Add(t.headerTimeout))
+	maxHeaderBytes := int64(t.cfg.MaxHeaderBytes)
+	c.nc.SetDeadline(time.Now().Add(t.cfg.HeaderTimeout))
 	if err := write(c.bw); err != nil {
 		stop()
 		return fail(err, false)
@@ -157,16 +186,16 @@ func (t *h1Upstream) send(c *upConn, req *http.Request, write func(io.Writer) er
 		stop()
 		return fail(err, false)
 	}
-	c.readLimit = t.maxHeaderBytes
+	c.readLimit = maxHeaderBytes
 	var resp *http.Response
 	for n1xx := 0; ; n1xx++ {
 		var err error
 		resp, err = http.ReadResponse(c.br, req)
 		if err != nil {
 			stop()
-			answered := c.readLimit < t.maxHeaderBytes || c.br.Buffered() > 0
+			answered := c.readLimit < maxHeaderBytes || c.br.Buffered() > 0
 			if errors.Is(err, errHeadersTooLarge) {
-				err = fmt.Errorf("%w (limit %d bytes)", err, t.maxHeaderBytes)
+				err = fmt.Errorf("%w (limit %d bytes)", err, maxHeaderBytes)
 			}
 			return fail(err, answered)
 		}
@@ -184,7 +213,7 @@ func (t *h1Upstream) send(c *upConn, req *http.Request, write func(io.Writer) er
 				return fail(err, true)
 			}
 		}
-		c.readLimit = t.maxHeaderBytes
+		c.readLimit = maxHeaderBytes
 	}
 	c.readLimit = math.MaxInt64
 	if resp.StatusCode == http.StatusSwitchingProtocols {
@@ -213,7 +242,7 @@ var aLongTimeAgo = time.Unix(1, 0)
 // closes it if closed before.
 type upBody struct {
 	rc   io.ReadCloser
-	t    *h1Upstream
+	t    *Transport
 	c    *upConn
 	stop func() bool
 	keep bool
@@ -250,14 +279,14 @@ func (b *upBody) Close() error {
 }
 
 // get takes the most recently used idle connection, or dials one.
-func (t *h1Upstream) get(ctx context.Context) (*upConn, error) {
+func (t *Transport) get(ctx context.Context) (*upConn, error) {
 	now := time.Now()
 	t.mu.Lock()
 	for len(t.idle) > 0 {
 		c := t.idle[len(t.idle)-1]
 		t.idle[len(t.idle)-1] = nil
 		t.idle = t.idle[:len(t.idle)-1]
-		if now.Sub(c.idleSince) < t.idleTimeout {
+		if now.Sub(c.idleSince) < t.cfg.IdleTimeout {
 			t.mu.Unlock()
 			c.reused = true
 			return c, nil
@@ -265,18 +294,18 @@ func (t *h1Upstream) get(ctx context.Context) (*upConn, error) {
 		c.nc.Close()
 	}
 	t.mu.Unlock()
-	nc, err := t.dialer.DialContext(ctx, "tcp", t.addr)
+	nc, err := t.cfg.Dial(ctx, "tcp", t.cfg.Addr)
 	if err != nil {
 		return nil, err
 	}
 	c := &upConn{nc: nc}
-	c.br = bufio.NewReaderSize(c, upstreamBufferSize)
-	c.bw = bufio.NewWriterSize(nc, upstreamBufferSize)
+	c.br = bufio.NewReaderSize(c, t.cfg.BufferSize)
+	c.bw = bufio.NewWriterSize(nc, t.cfg.BufferSize)
 	return c, nil
 }
 
 // put makes c idle, or closes it if the pool is full.
-func (t *h1Upstream) put(c *upConn) {
+func (t *Transport) put(c *upConn) {
 	if c.br.Buffered() > 0 {
 		c.nc.Close() // the upstream sent more than its answer
 		return
@@ -286,7 +315,7 @@ func (t *h1Upstream) put(c *upConn) {
 	// The oldest idle connections are first: close those idle too long
 	// (get only looks at the newest), as http.Transport's IdleConnTimeout.
 	n := 0
-	for n < len(t.idle) && c.idleSince.Sub(t.idle[n].idleSince) >= t.idleTimeout {
+	for n < len(t.idle) && c.idleSince.Sub(t.idle[n].idleSince) >= t.cfg.IdleTimeout {
 		t.idle[n].nc.Close()
 		n++
 	}
@@ -295,7 +324,7 @@ func (t *h1Upstream) put(c *upConn) {
 		clear(t.idle[m:])
 		t.idle = t.idle[:m]
 	}
-	if len(t.idle) < t.maxIdle {
+	if len(t.idle) < t.cfg.MaxIdle {
 		t.idle = append(t.idle, c)
 		c = nil
 	}
@@ -307,7 +336,7 @@ func (t *h1Upstream) put(c *upConn) {
 
 // CloseIdleConnections closes the idle connections of the pool and of the
 // fallback.
-func (t *h1Upstream) CloseIdleConnections() {
+func (t *Transport) CloseIdleConnections() {
 	t.mu.Lock()
 	idle := t.idle
 	t.idle = nil

@@ -1,4 +1,4 @@
-package proxy
+package fastpath
 
 import (
 	"bufio"
@@ -18,16 +18,16 @@ func TestParseRequestHead(t *testing.T) {
 		want *requestHead // nil: the slow path's
 	}{
 		{"ok/get", "GET /a/b HTTP/1.1\r\n" + host + "\r\n",
-			&requestHead{method: "GET", path: "/a/b", host: "proxy.test", fields: []headerField{{"Host", "proxy.test"}}}},
+			&requestHead{method: "GET", path: "/a/b", host: "proxy.test", fields: []Field{{"Host", "proxy.test"}}}},
 		{"ok/query-and-fields", "HEAD /p?x=1&y=%20 HTTP/1.1\r\nhost: h:1\r\nx-a:  v \t\r\nX-A: w\r\nConnection: keep-alive, Close\r\n\r\n",
 			&requestHead{method: "HEAD", path: "/p", query: "?x=1&y=%20", host: "h:1", close: true,
-				fields: []headerField{{"Host", "h:1"}, {"X-A", "v"}, {"X-A", "w"}, {"Connection", "keep-alive, Close"}}}},
+				fields: []Field{{"Host", "h:1"}, {"X-A", "v"}, {"X-A", "w"}, {"Connection", "keep-alive, Close"}}}},
 		{"ok/empty-query", "OPTIONS /? HTTP/1.1\r\n" + host + "\r\n",
-			&requestHead{method: "OPTIONS", path: "/", query: "?", host: "proxy.test", fields: []headerField{{"Host", "proxy.test"}}}},
+			&requestHead{method: "OPTIONS", path: "/", query: "?", host: "proxy.test", fields: []Field{{"Host", "proxy.test"}}}},
 		{"ok/content-length-0", "TRACE / HTTP/1.1\r\n" + host + "Content-Length: 0\r\n\r\n",
-			&requestHead{method: "TRACE", path: "/", host: "proxy.test", fields: []headerField{{"Host", "proxy.test"}, {"Content-Length", "0"}}}},
+			&requestHead{method: "TRACE", path: "/", host: "proxy.test", fields: []Field{{"Host", "proxy.test"}, {"Content-Length", "0"}}}},
 		{"ok/obs-text-value", "GET / HTTP/1.1\r\n" + host + "X: caf\xc3\xa9\r\n\r\n",
-			&requestHead{method: "GET", path: "/", host: "proxy.test", fields: []headerField{{"Host", "proxy.test"}, {"X", "caf\xc3\xa9"}}}},
+			&requestHead{method: "GET", path: "/", host: "proxy.test", fields: []Field{{"Host", "proxy.test"}, {"X", "caf\xc3\xa9"}}}},
 		{"slow/post", "POST / HTTP/1.1\r\n" + host + "\r\n", nil},
 		{"slow/http10", "GET / HTTP/1.0\r\n" + host + "\r\n", nil},
 		{"slow/h2-preface", "PRI * HTTP/2.0\r\n\r\n", nil},
@@ -72,7 +72,7 @@ func TestParseRequestHead(t *testing.T) {
 			if !ok {
 				return
 			}
-			if diff := cmp.Diff(*tc.want, rh, cmp.AllowUnexported(requestHead{}, headerField{})); diff != "" {
+			if diff := cmp.Diff(*tc.want, rh, cmp.AllowUnexported(requestHead{})); diff != "" {
 				t.Errorf("parseRequestHead(%q) (-want +got):\n%s", tc.head, diff)
 			}
 		})
@@ -151,8 +151,8 @@ func FuzzParseRequestHead(f *testing.F) {
 		}
 		got := http.Header{}
 		for _, fl := range rh.fields {
-			if fl.name != "Host" { // net/http moves it to req.Host
-				got[fl.name] = append(got[fl.name], fl.value)
+			if fl.Name != "Host" { // net/http moves it to req.Host
+				got[fl.Name] = append(got[fl.Name], fl.Value)
 			}
 		}
 		// net/http adds it as it reads; the fast path as it writes upstream.

@@ -1,4 +1,4 @@
-package proxy
+package fastpath
 
 import (
 	"bufio"
@@ -18,7 +18,7 @@ import (
 	"github.com/fleetca/fleetca/internal/testenv"
 )
 
-// fallbackRecorder is an h1Upstream's fallback that counts its requests.
+// fallbackRecorder is a Transport's fallback that counts its requests.
 type fallbackRecorder struct{ n atomic.Int64 }
 
 func (f *fallbackRecorder) RoundTrip(*http.Request) (*http.Response, error) {
@@ -26,9 +26,10 @@ func (f *fallbackRecorder) RoundTrip(*http.Request) (*http.Response, error) {
 	return &http.Response{StatusCode: http.StatusTeapot, Body: http.NoBody}, nil
 }
 
-func newTestH1Upstream(addr string, fb http.RoundTripper) *h1Upstream {
-	return &h1Upstream{addr: addr, dialer: &net.Dialer{Timeout: 5 * time.Second}, headerTimeout: 5 * time.Second,
-		maxHeaderBytes: 1 << 10, maxIdle: 4, idleTimeout: time.Minute, fallback: fb}
+func newTestTransport(addr string, fb http.RoundTripper) *Transport {
+	dialer := &net.Dialer{Timeout: 5 * time.Second}
+	return NewTransport(TransportConfig{Addr: addr, Dial: dialer.DialContext, HeaderTimeout: 5 * time.Second,
+		MaxHeaderBytes: 1 << 10, MaxIdle: 4, IdleTimeout: time.Minute, BufferSize: 4096}, fb)
 }
 
 // scripted serves each accepted connection with serve, in its own goroutine.
@@ -63,7 +64,7 @@ func roundTrip(t *testing.T, rt http.RoundTripper, req *http.Request) (*http.Res
 	return resp, string(body)
 }
 
-func TestH1UpstreamReusesConnections(t *testing.T) {
+func TestTransportReusesConnections(t *testing.T) {
 	var conns atomic.Int64
 	up := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("Accept-Encoding") != "" {
@@ -79,7 +80,7 @@ func TestH1UpstreamReusesConnections(t *testing.T) {
 	up.Start()
 	t.Cleanup(up.Close)
 	fb := &fallbackRecorder{}
-	rt := newTestH1Upstream(up.Listener.Addr().String(), fb)
+	rt := newTestTransport(up.Listener.Addr().String(), fb)
 	t.Cleanup(rt.CloseIdleConnections)
 	for _, path := range []string{"/a", "/b", "/c"} {
 		req := httptest.NewRequestWithContext(t.Context(), http.MethodGet, up.URL+path, nil)
@@ -96,9 +97,9 @@ func TestH1UpstreamReusesConnections(t *testing.T) {
 	}
 }
 
-func TestH1UpstreamFallback(t *testing.T) {
+func TestTransportFallback(t *testing.T) {
 	fb := &fallbackRecorder{}
-	rt := newTestH1Upstream("127.0.0.1:1", fb)
+	rt := newTestTransport("127.0.0.1:1", fb)
 	for _, tc := range []struct {
 		name string
 		req  func() *http.Request
@@ -134,7 +135,7 @@ func TestH1UpstreamFallback(t *testing.T) {
 
 // An upstream that closes a kept-alive connection after one answer: the
 // next request, on the stale pooled connection, is retried on a new one.
-func TestH1UpstreamRetriesStaleConnection(t *testing.T) {
+func TestTransportRetriesStaleConnection(t *testing.T) {
 	var conns atomic.Int64
 	closed := make(chan struct{}, 3)
 	addr := scripted(t, func(c net.Conn, br *bufio.Reader) {
@@ -145,7 +146,7 @@ func TestH1UpstreamRetriesStaleConnection(t *testing.T) {
 		c.Close()
 		closed <- struct{}{}
 	})
-	rt := newTestH1Upstream(addr, &fallbackRecorder{})
+	rt := newTestTransport(addr, &fallbackRecorder{})
 	t.Cleanup(rt.CloseIdleConnections)
 	for i := range 3 {
 		req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, "http://"+addr+"/", nil)
@@ -159,28 +160,28 @@ func TestH1UpstreamRetriesStaleConnection(t *testing.T) {
 	}
 }
 
-func TestH1UpstreamResponseHeadersBounded(t *testing.T) {
+func TestTransportResponseHeadersBounded(t *testing.T) {
 	addr := scripted(t, func(c net.Conn, br *bufio.Reader) {
 		if _, err := http.ReadRequest(br); err != nil {
 			return
 		}
 		io.WriteString(c, "HTTP/1.1 200 OK\r\nX-Big: "+strings.Repeat("a", 4<<10)+"\r\nContent-Length: 0\r\n\r\n")
 	})
-	rt := newTestH1Upstream(addr, &fallbackRecorder{})
+	rt := newTestTransport(addr, &fallbackRecorder{})
 	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, "http://"+addr+"/", nil)
 	if _, err := rt.RoundTrip(req); !errors.Is(err, errHeadersTooLarge) {
 		t.Errorf("RoundTrip error = %v, want %v", err, errHeadersTooLarge)
 	}
 }
 
-func TestH1Upstream1xx(t *testing.T) {
+func TestTransport1xx(t *testing.T) {
 	addr := scripted(t, func(c net.Conn, br *bufio.Reader) {
 		if _, err := http.ReadRequest(br); err != nil {
 			return
 		}
 		io.WriteString(c, "HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 	})
-	rt := newTestH1Upstream(addr, &fallbackRecorder{})
+	rt := newTestTransport(addr, &fallbackRecorder{})
 	t.Cleanup(rt.CloseIdleConnections)
 	var got []int
 	trace := &httptrace.ClientTrace{Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
@@ -199,11 +200,11 @@ func TestH1Upstream1xx(t *testing.T) {
 	}
 }
 
-// Idle connections older than idleTimeout are closed when another one is
+// Idle connections older than IdleTimeout are closed when another one is
 // put back, even if get never reaches them.
-func TestH1UpstreamIdleTimeout(t *testing.T) {
+func TestTransportIdleTimeout(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		rt := newTestH1Upstream("127.0.0.1:1", &fallbackRecorder{})
+		rt := newTestTransport("127.0.0.1:1", &fallbackRecorder{})
 		var peers []net.Conn
 		conn := func() *upConn {
 			a, b := net.Pipe()
@@ -214,7 +215,7 @@ func TestH1UpstreamIdleTimeout(t *testing.T) {
 		}
 		old := conn()
 		rt.put(old)
-		time.Sleep(rt.idleTimeout)
+		time.Sleep(rt.cfg.IdleTimeout)
 		rt.put(conn())
 		if len(rt.idle) != 1 || rt.idle[0] == old {
 			t.Fatalf("idle after the timeout: %d connections (old one kept: %v), want only the new one", len(rt.idle), len(rt.idle) > 0 && rt.idle[0] == old)

@@ -1,4 +1,4 @@
-package proxy
+package fastpath
 
 import (
 	"bytes"
@@ -8,8 +8,8 @@ import (
 	"golang.org/x/net/http/httpguts"
 )
 
-// requestHead is an HTTP/1.1 request head that the fast path (h1fast.go)
-// serves itself. Its strings point into the head it was parsed from.
+// requestHead is an HTTP/1.1 request head that the fast path serves
+// itself. Its strings point into the head it was parsed from.
 type requestHead struct {
 	method string
 	path   string // the request target up to '?': only plain bytes (see plainPathByte)
@@ -19,11 +19,11 @@ type requestHead struct {
 	// fields are the header lines in the order sent, Host included, with
 	// canonical names (textproto.CanonicalMIMEHeaderKey) and values
 	// without leading or trailing blanks, as net/http's server reads them.
-	fields []headerField
+	fields []Field
 }
 
-// headerField is one header line.
-type headerField struct{ name, value string }
+// Field is one header line.
+type Field struct{ Name, Value string }
 
 // maxQueryParams is ReverseProxy's bound on query parameters: a query
 // with more is re-encoded (httputil's cleanQueryParams), so it takes the
@@ -101,7 +101,7 @@ func parseRequestHead(head string, rh *requestHead) bool {
 				rh.close = true
 			}
 		}
-		rh.fields = append(rh.fields, headerField{name, value})
+		rh.fields = append(rh.fields, Field{name, value})
 	}
 	if rest != "" || hosts != 1 || rh.host == "" || !httpguts.ValidHostHeader(rh.host) {
 		return false
@@ -109,7 +109,7 @@ func parseRequestHead(head string, rh *requestHead) bool {
 	// Two Content-Length headers, even equal, are net/http's to merge.
 	n := 0
 	for _, f := range rh.fields {
-		if f.name == "Content-Length" {
+		if f.Name == "Content-Length" {
 			n++
 		}
 	}
