@@ -9,7 +9,7 @@ NAME   ?= fleetca dev
 all: build
 
 build:
-	$(GO) build -o $(BIN) ./cmd/fleetca
+	$(GO) build -buildvcs=auto -o $(BIN) ./cmd/fleetca
 
 # First run: create a development CA in ./$(DATA) (keys unencrypted, mode
 # 0600; use `fleetca init --password-file` for a real CA). Every run: serve it.
@@ -19,17 +19,21 @@ run: build
 	fi
 	./$(BIN) serve --dir $(DATA)
 
-# Every test, integration included (they start openssl and curl themselves).
+# Every test, integration included (they start openssl and curl themselves),
+# then the benchmarks' own module (bench/, outside the product's ./...).
 test:
 	$(GO) vet ./...
 	$(GO) test -race -count=1 ./...
+	cd bench && $(GO) vet ./... && $(GO) test -race -count=1 ./...
 
-# Benchmarks print figures; nothing here fails on a slow machine. proxyload
-# installs nginx (Debian's nginx-light) if it is missing, to compare with it.
+# Benchmarks print figures; nothing here fails on a slow machine. The load
+# tools live in their own module, bench/ (see bench/doc.go); they build
+# ./cmd/fleetca from this checkout. proxyload installs nginx (Debian's
+# nginx-light) if it is missing, to compare with it.
 bench:
-	$(GO) run ./internal/bench/enrollload
-	$(GO) run ./internal/bench/revocationload
-	$(GO) run ./internal/bench/proxyload
+	cd bench && $(GO) run ./enrollload
+	cd bench && $(GO) run ./revocationload
+	cd bench && $(GO) run ./proxyload
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./ca ./store/boltstore
 
 # A short run of every fuzz target (go test -fuzz takes one target at a time).
@@ -39,14 +43,16 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzCheckCSR$$' -fuzztime $(FUZZTIME) ./enroll
 	$(GO) test -run '^$$' -fuzz '^FuzzParseToken$$' -fuzztime $(FUZZTIME) ./enroll
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeCSRBody$$' -fuzztime $(FUZZTIME) ./web
-	$(GO) test -run '^$$' -fuzz '^FuzzParseCRL$$' -fuzztime $(FUZZTIME) ./revocation
 	$(GO) test -run '^$$' -fuzz '^FuzzParseOCSPRequest$$' -fuzztime $(FUZZTIME) ./revocation
-	$(GO) test -run '^$$' -fuzz '^FuzzParseCRLEnvelope$$' -fuzztime $(FUZZTIME) ./revocation
-	$(GO) test -run '^$$' -fuzz '^FuzzSyncVerify$$' -fuzztime $(FUZZTIME) ./revocation
-	$(GO) test -run '^$$' -fuzz '^FuzzParseRequestHead$$' -fuzztime $(FUZZTIME) ./proxy
+	$(GO) test -run '^$$' -fuzz '^FuzzParseCRL$$' -fuzztime $(FUZZTIME) ./verify
+	$(GO) test -run '^$$' -fuzz '^FuzzParseCRLEnvelope$$' -fuzztime $(FUZZTIME) ./verify
+	$(GO) test -run '^$$' -fuzz '^FuzzSyncVerify$$' -fuzztime $(FUZZTIME) ./verify
+	$(GO) test -run '^$$' -fuzz '^FuzzParseRequestHead$$' -fuzztime $(FUZZTIME) ./proxy/internal/fastpath
 
+# gofmt -l . walks bench/ too; go vet needs each module in turn.
 vet:
 	$(GO) vet ./...
+	cd bench && $(GO) vet ./...
 	@test -z "$$(gofmt -l .)" || { gofmt -l .; echo "gofmt the files above"; exit 1; }
 
 clean:

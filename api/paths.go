@@ -1,11 +1,30 @@
 package api
 
-// Paths on the CA's plain-HTTP listener that carry what a verifier needs
-// before it can trust anything: the CA certificates. They prove nothing by
-// themselves; a client pins the root by its SHA-256.
+// Paths on the CA's plain-HTTP listener (default 127.0.0.1:8080), which
+// verifiers and clients reach before they can trust anything: what they
+// fetch there is either signed (CRLs, OCSP responses) or proves nothing by
+// itself (the CA certificates: a client pins the root by its SHA-256). A
+// verifier is given the listener's base URL (http://ca.example:8080) and
+// appends these; the CA's web package serves them. The feed, on the HTTPS
+// listener, is FeedPath.
 const (
-	// RootsPEMPath serves the trusted roots as a PEM bundle.
-	RootsPEMPath = "/roots.pem"
-	// ChainPEMPath serves the intermediate(s) as a PEM bundle.
-	ChainPEMPath = "/chain.pem"
+	// CRLPath is the device CRL, DER (application/pkix-crl), signed by the
+	// intermediate; CRLPEMPath is the same CRL as PEM.
+	CRLPath    = "/crl"
+	CRLPEMPath = "/crl.pem"
+	// RootCRLPath is the root's CRL over intermediates, DER, signed by the
+	// root: verifiers built on OpenSSL's CRL_CHECK_ALL want a CRL for
+	// every CA in the chain.
+	RootCRLPath = "/root.crl"
+	// OCSPPath is the OCSP responder: POST OCSPPath, or
+	// GET OCSPPath/{base64 request} (RFC 6960 Appendix A, RFC 5019 §5).
+	OCSPPath = "/ocsp"
+	// RootsPEMPath serves the trusted roots as a PEM bundle; ChainPEMPath
+	// the intermediate(s) as a PEM bundle; IntermediatePath the
+	// intermediate, DER (the caIssuers target of device certificates).
+	RootsPEMPath     = "/roots.pem"
+	ChainPEMPath     = "/chain.pem"
+	IntermediatePath = "/intermediate.crt"
+	// HealthPath answers 200 while the CA can work (both listeners).
+	HealthPath = "/healthz"
 )

@@ -18,6 +18,7 @@ import (
 	"go.step.sm/crypto/pemutil"
 
 	"github.com/fleetca/fleetca/api"
+	"github.com/fleetca/fleetca/internal/certutil"
 	"github.com/fleetca/fleetca/internal/fault"
 )
 
@@ -61,10 +62,9 @@ func ReadRoots(file string) ([]*x509.Certificate, error) {
 }
 
 // SelfSigned reports whether c is a root: issued by itself, with a
-// signature its own key verifies.
-func SelfSigned(c *x509.Certificate) bool {
-	return bytes.Equal(c.RawIssuer, c.RawSubject) && c.CheckSignatureFrom(c) == nil
-}
+// signature its own key verifies (certutil.SelfSigned, the one rule the
+// verifier side and the CLI use too).
+func SelfSigned(c *x509.Certificate) bool { return certutil.SelfSigned(c) }
 
 // Bootstrap fetches the roots of the CA at url (its HTTPS listener) without
 // trusting the connection, and returns the one whose SHA-256 is

@@ -116,8 +116,8 @@ func BenchmarkHandshake(b *testing.B) {
 }
 
 // BenchmarkRequestKeepAlive measures requests over kept-alive client
-// connections: through the proxy (HTTP/1.1 and HTTP/2), and straight to
-// the upstream for comparison.
+// connections: through the proxy (HTTP/1.1 on the fast path and with it
+// off, and HTTP/2), and straight to the upstream for comparison.
 func BenchmarkRequestKeepAlive(b *testing.B) {
 	run := func(b *testing.B, client *http.Client, url string) {
 		get := func() {
@@ -153,13 +153,18 @@ func BenchmarkRequestKeepAlive(b *testing.B) {
 		b.Cleanup(tr.CloseIdleConnections)
 		run(b, &http.Client{Transport: tr}, up.URL+"/")
 	})
-	for _, h2 := range []bool{false, true} {
-		name := "proxy-http1"
-		if h2 {
-			name = "proxy-http2"
-		}
-		b.Run(name, func(b *testing.B) {
-			pki, addr := benchProxy(b, Config{})
+	for _, tc := range []struct {
+		name string
+		h2   bool
+		cfg  Config
+	}{
+		{"proxy-http1", false, Config{}},
+		{"proxy-http1-net-http", false, Config{DisableHTTP1FastPath: true}},
+		{"proxy-http2", true, Config{}},
+	} {
+		h2 := tc.h2
+		b.Run(tc.name, func(b *testing.B) {
+			pki, addr := benchProxy(b, tc.cfg)
 			dev := pki.device(b, "dev-1")
 			tr := &http.Transport{TLSClientConfig: pki.clientTLS(&dev), ForceAttemptHTTP2: h2, MaxIdleConnsPerHost: 256}
 			if !h2 {

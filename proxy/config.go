@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net"
@@ -75,27 +76,30 @@ type Config struct {
 	// for chain building again (revocation is checked on every handshake
 	// regardless). Default 65536 certificates; range 1..16777216.
 	VerifyCacheSize int `yaml:"verify_cache_size,omitempty"`
+	// DisableHTTP1FastPath, in HTTP mode, sends every request through
+	// net/http: http.Server, httputil.ReverseProxy and http.Transport.
+	// By default (false) the plain requests of HTTP/1.1 clients to an
+	// http:// upstream (body-less GET, HEAD, OPTIONS and TRACE) take the
+	// proxy's fast path, which answers them as net/http would at a
+	// fraction of the CPU, and reach the upstream over the proxy's own
+	// connection pool; see package doc. Set it to rule the fast path out
+	// when something looks wrong. It changes nothing in TCP mode or for an
+	// https:// upstream, which never take the fast path.
+	DisableHTTP1FastPath bool `yaml:"disable_http1_fast_path,omitempty"`
 }
 
 // WithDefaults returns a copy of c with every zero field set to its default.
 func (c Config) WithDefaults() Config {
-	setDefault(&c.HandshakeTimeout, DefaultHandshakeTimeout)
-	setDefault(&c.ReadHeaderTimeout, DefaultReadHeaderTimeout)
-	setDefault(&c.IdleTimeout, DefaultIdleTimeout)
-	setDefault(&c.UpstreamTimeout, DefaultUpstreamTimeout)
-	setDefault(&c.MaxHeaderBytes, DefaultMaxHeaderBytes)
-	setDefault(&c.ShutdownGrace, DefaultShutdownGrace)
-	setDefault(&c.HalfCloseTimeout, DefaultHalfCloseTimeout)
-	setDefault(&c.MaxIdleUpstream, DefaultMaxIdleUpstream)
-	setDefault(&c.VerifyCacheSize, DefaultVerifyCacheSize)
+	c.HandshakeTimeout = cmp.Or(c.HandshakeTimeout, DefaultHandshakeTimeout)
+	c.ReadHeaderTimeout = cmp.Or(c.ReadHeaderTimeout, DefaultReadHeaderTimeout)
+	c.IdleTimeout = cmp.Or(c.IdleTimeout, DefaultIdleTimeout)
+	c.UpstreamTimeout = cmp.Or(c.UpstreamTimeout, DefaultUpstreamTimeout)
+	c.MaxHeaderBytes = cmp.Or(c.MaxHeaderBytes, DefaultMaxHeaderBytes)
+	c.ShutdownGrace = cmp.Or(c.ShutdownGrace, DefaultShutdownGrace)
+	c.HalfCloseTimeout = cmp.Or(c.HalfCloseTimeout, DefaultHalfCloseTimeout)
+	c.MaxIdleUpstream = cmp.Or(c.MaxIdleUpstream, DefaultMaxIdleUpstream)
+	c.VerifyCacheSize = cmp.Or(c.VerifyCacheSize, DefaultVerifyCacheSize)
 	return c
-}
-
-func setDefault[T comparable](v *T, def T) {
-	var zero T
-	if *v == zero {
-		*v = def
-	}
 }
 
 // Validate checks c and returns an error naming the first bad key and

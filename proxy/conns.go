@@ -1,7 +1,9 @@
 package proxy
 
 import (
+	"context"
 	"crypto/tls"
+	"errors"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -28,22 +30,20 @@ type trackedConn struct {
 	// shutdown closes it at once.
 	upgraded atomic.Bool
 	// handedTLS is the connection's TLS state when the fast path hands it
-	// to http.Server inside a replayConn, where http.Server cannot see it.
+	// to http.Server in a wrapper that http.Server does not see as TLS;
+	// set by ConnContext, read by httpHandler.
 	handedTLS *tls.ConnectionState
-	// fastIdle is set while the HTTP/1.1 fast path (h1fast.go) waits for
-	// the connection's next request: a shutdown closes it at once, as
-	// http.Server closes its idle connections.
-	fastIdle atomic.Bool
 
-	// up is the upstream connection a fast-path request is using: closing
-	// the client connection (revocation, shutdown, an error) interrupts
-	// it, as the end of a net/http request's context interrupts its
-	// upstream exchange. upGone is set once the client connection is
-	// closed: no upstream connection may be registered after that.
-	upMu   sync.Mutex
-	up     net.Conn
-	upGone bool
+	// ctx ends, with errConnClosed, when the connection is closed: it is
+	// the fast path's Conn.Context, whose end interrupts the upstream
+	// exchange of a request in flight, as the end of a net/http request's
+	// context interrupts its own.
+	ctx    context.Context
+	cancel context.CancelCauseFunc
 }
+
+// errConnClosed is the cause of a trackedConn's ctx ending.
+var errConnClosed = errors.New("proxy: the client connection was closed")
 
 // Close closes the connection and stops tracking it. It may be called more
 // than once.
@@ -52,48 +52,11 @@ func (c *trackedConn) Close() error {
 	return c.closeSocket()
 }
 
-// closeSocket closes the socket and interrupts the upstream exchange of
-// a fast-path request in flight.
+// closeSocket closes the socket and ends c.ctx.
 func (c *trackedConn) closeSocket() error {
 	err := c.Conn.Close()
-	c.upMu.Lock()
-	c.upGone = true
-	if c.up != nil {
-		c.up.SetDeadline(aLongTimeAgo)
-	}
-	c.upMu.Unlock()
+	c.cancel(errConnClosed)
 	return err
-}
-
-// setUpstream registers up as the upstream connection of the request in
-// flight; false if the client connection is already closed (the caller
-// then drops up).
-func (c *trackedConn) setUpstream(up net.Conn) bool {
-	c.upMu.Lock()
-	defer c.upMu.Unlock()
-	if c.upGone {
-		return false
-	}
-	c.up = up
-	return true
-}
-
-// clearUpstream ends the registration of setUpstream. It reports false if
-// the upstream connection was interrupted meanwhile: it must not be
-// reused.
-func (c *trackedConn) clearUpstream() bool {
-	c.upMu.Lock()
-	defer c.upMu.Unlock()
-	c.up = nil
-	return !c.upGone
-}
-
-// upstreamInterrupted reports whether closing the client connection has
-// interrupted (or would interrupt) its upstream exchange.
-func (c *trackedConn) upstreamInterrupted() bool {
-	c.upMu.Lock()
-	defer c.upMu.Unlock()
-	return c.upGone
 }
 
 // connSet holds the open client connections, by the serial of their
@@ -113,9 +76,11 @@ func newConnSet() *connSet {
 	return &connSet{all: map[*trackedConn]struct{}{}, bySerial: map[string]*trackedConn{}}
 }
 
-// add starts tracking a newly accepted connection.
-func (s *connSet) add(nc net.Conn) *trackedConn {
+// add starts tracking a newly accepted connection. Its ctx carries the
+// values of base, not its end.
+func (s *connSet) add(base context.Context, nc net.Conn) *trackedConn {
 	c := &trackedConn{Conn: nc, set: s}
+	c.ctx, c.cancel = context.WithCancelCause(context.WithoutCancel(base))
 	s.mu.Lock()
 	s.all[c] = struct{}{}
 	s.mu.Unlock()

@@ -3,6 +3,22 @@
 // certificate, and it closes the connections a device already has open
 // when the device is revoked.
 //
+// # What it owns
+//
+// The listener and the TLS handshake, the verification of every client
+// (chain, validity, EKU, the Checker's verdict), the registry of open
+// connections by certificate serial, what the upstream learns of the
+// client (the identity headers), HTTP mode (http.Server and
+// httputil.ReverseProxy), TCP mode (the pipe, PROXY protocol v2),
+// shutdown, the access log and the fleetca_proxy_* metrics. It does not
+// decide revocation (the Checker does, and its refresh loop is the
+// caller's to run), read flags or files (cmd/fleetca does), or hold
+// anything of the CA's.
+//
+// Its HTTP/1.1 fast path is a component of its own, package
+// proxy/internal/fastpath, which the Server calls for the connections it
+// routes there; see "HTTP mode".
+//
 // # Basics
 //
 // New builds a Server from a Config (the upstream, timeouts and limits)
@@ -17,34 +33,64 @@
 // Deps.Intermediates and what the client sent), that the whole chain is
 // valid now, that the leaf has the extended key usage clientAuth, and
 // that the Checker does not refuse it (revoked, stale data, ...). Each
-// refusal is logged at Info with its reason and counted in
+// refusal is logged at Info ("client refused") with its reason, the
+// certificate's serial (lowercase hex) and, for a revoked one, the
+// revocation reason and time, and counted in
 // fleetca_proxy_handshakes_total{outcome,reason}.
 //
-// In HTTP mode (an http:// or https:// upstream) it is an
+// # HTTP mode
+//
+// With an http:// or https:// upstream the proxy is an
 // httputil.ReverseProxy: HTTP/1.1 and HTTP/2 from clients, upgrades
 // (WebSocket) passed through, X-Forwarded-For/-Host/-Proto set, and the
 // client's identity sent to the upstream in X-Device-Id (the certificate's
 // CN, fleetca's device ID), X-Client-Cert-Serial (lowercase hex) and
 // X-Forwarded-Client-Cert (Envoy's format: Hash, Subject, URI). The same
 // headers sent by the client are removed. One access-log line is written
-// per request. A body-less GET, HEAD, OPTIONS or TRACE to an http://
-// upstream (no upgrade, no Expect) goes over the proxy's own pool of
-// HTTP/1.1 connections, written and read by the request's goroutine
-// (h1Upstream); every other request, and every request to an https://
-// upstream, over an http.Transport. For an http:// upstream, HTTP/1.1
-// connections are served on their own goroutine (h1fast.go) as long as
-// their requests are plain (body-less GET, HEAD, OPTIONS or TRACE with a
-// head parseRequestHead accepts): the request is written upstream and the
-// answer back exactly as ReverseProxy and http.Server would (a test
-// compares the bytes). The first request that is not plain, and the rest
-// of its connection, go to http.Server with the bytes already read put
-// back in front. In TCP mode (a tcp:// upstream) the bytes are piped, with
-// an optional PROXY protocol v2 header first; one line per connection.
+// per request.
+//
+// Each verified connection is routed once, after its handshake: an h2
+// connection to http.Server; an HTTP/1.1 connection to an http://
+// upstream to the fast path (fastpath.Server.ServeConn), which serves it
+// on the handshake's goroutine as long as its requests are plain
+// (body-less GET, HEAD, OPTIONS or TRACE with a head it accepts), writing
+// each request upstream and the answer back exactly as ReverseProxy and
+// http.Server would (a test compares the bytes), and hands the first
+// request that is not plain, and the rest of its connection, back to
+// http.Server with the bytes already read put back in front. Body-less
+// requests that net/http serves to an http:// upstream still go over the
+// fast path's pool of HTTP/1.1 connections (fastpath.Transport), written
+// and read by the request's goroutine; every other request, and every
+// request to an https:// upstream, over an http.Transport.
+// fleetca_proxy_fast_path_requests_total counts the requests the fast path
+// served. Config.DisableHTTP1FastPath turns the fast path and its pool off:
+// every request then goes through http.Server, ReverseProxy and
+// http.Transport.
+//
+// # TCP mode
+//
+// With a tcp:// upstream the bytes are piped, with an optional PROXY
+// protocol v2 header first; one line per connection.
+//
+// # Invariants
+//
+// A request reaches the upstream only on a connection whose client
+// certificate was verified and which is registered under its serial, and
+// always carries the verified client's identity headers, never the
+// client's own.
 //
 // Each verified connection is tracked by its certificate's serial. When
 // the Checker announces a revoked serial (Subscribe), every connection
 // with it is closed at once: HTTP keep-alive and HTTP/2 connections,
-// upgraded (WebSocket) ones and TCP pipes alike.
+// connections on the fast path (whose upstream exchange is interrupted),
+// upgraded (WebSocket) ones and TCP pipes alike. Closing a connection
+// never blocks (the socket is closed, no TLS close_notify is sent), so it
+// may run in the Checker's callback.
+//
+// Shutdown: Serve stops accepting, closes connections still handshaking,
+// upgraded connections and TCP pipes at once, closes idle HTTP
+// connections (the fast path's too), lets requests in flight finish for
+// up to Config.ShutdownGrace, then closes whatever is left.
 //
 // # Caveats
 //
@@ -52,22 +98,39 @@
 // the connection; so http.Server's TLS settings are unused and its
 // handshake errors never appear: the proxy logs its own.
 //
+// A refused client gets the TLS alert bad_certificate (42), whatever the
+// reason, a revoked certificate included: TLS has certificate_revoked
+// (44), but crypto/tls sends alertBadCertificate for every error that
+// VerifyConnection returns, without looking at it (Go 1.26,
+// src/crypto/tls/handshake_server.go, in doResumeHandshake and
+// doFullHandshake; handshake_server_tls13.go, in readClientCertificate),
+// and no code path sends alertCertificateRevoked, which alert.go only
+// defines. Its mapping of x509 errors to unknown_ca and
+// certificate_expired applies only to its own verification (ClientCAs),
+// which cannot check revocation; and tls.AlertError only reports alerts
+// on QUIC connections, it chooses none. The proxy's log line ("client refused", reason revoked,
+// serial, revocation_reason, tls_alert) and
+// fleetca_proxy_handshakes_total{outcome="refused",reason="revoked"} say
+// what the alert cannot. TestRevokedRefusalSaysRevoked pins the alert.
+//
 // A verified chain is cached per leaf (Config.VerifyCacheSize), for the
 // time the chain is valid, until the next Reload. Revocation is never
 // cached by the proxy: the Checker is asked on every handshake, and its
-// lookup must be cheap (a revocation.Checker's CRL lookup is O(1)).
+// lookup must be cheap (a verify.Checker's CRL lookup is O(1)).
 //
 // In TLS 1.3, VerifyConnection runs before the client has proved that it
 // holds the certificate's key, so it has no effect but its answer;
 // connections are registered by serial only once the handshake is done.
 // A revocation announced between the two is caught by an epoch counter
-// (see connSet.register).
+// (see connSet.register); the connection is then closed without an alert.
 //
 // On the HTTP/1.1 fast path, a client that goes away while its request
 // waits for the upstream's answer is noticed when the answer comes (at
 // most UpstreamTimeout later), not at once as http.Server's background
 // read notices it; closing the connection (revocation, shutdown) does
-// interrupt the upstream exchange at once.
+// interrupt the upstream exchange at once. The fast path's doc lists what
+// else differs, and what it keeps, of net/http's behaviour.
 //
-// The package imports only package revocation of fleetca's.
+// The package imports only package revocation of fleetca's, and its own
+// internal/fastpath.
 package proxy

@@ -30,7 +30,7 @@ import (
 	"go.step.sm/crypto/minica"
 
 	"github.com/fleetca/fleetca/internal/testenv"
-	"github.com/fleetca/fleetca/revocation"
+	"github.com/fleetca/fleetca/verify"
 )
 
 // waitLimit bounds every wait in these tests: a guard against hangs, never
@@ -111,23 +111,23 @@ func (p *testPKI) clientTLS(cert *tls.Certificate) *tls.Config {
 }
 
 // fakeChecker is the two-method Checker with a set of refused serials and
-// a way to announce a revocation, as a revocation.Checker does: the
+// a way to announce a revocation, as a verify.Checker does: the
 // refusal is visible to Check before subscribers are called.
 type fakeChecker struct {
 	mu      sync.Mutex
-	refused map[string]revocation.Refusal // by serial, lowercase hex
+	refused map[string]verify.Refusal // by serial, lowercase hex
 	subs    []func(*big.Int)
 }
 
 func newFakeChecker() *fakeChecker {
-	return &fakeChecker{refused: map[string]revocation.Refusal{}}
+	return &fakeChecker{refused: map[string]verify.Refusal{}}
 }
 
 func (f *fakeChecker) Check(_ context.Context, leaf *x509.Certificate) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if r, ok := f.refused[leaf.SerialNumber.Text(16)]; ok {
-		return &revocation.RefusedError{Refusal: r, Serial: leaf.SerialNumber}
+		return &verify.RefusedError{Refusal: r, Serial: leaf.SerialNumber}
 	}
 	return nil
 }
@@ -139,7 +139,7 @@ func (f *fakeChecker) Subscribe(fn func(*big.Int)) {
 }
 
 // refuse makes Check refuse serial for reason r, without announcing it.
-func (f *fakeChecker) refuse(serial *big.Int, r revocation.Refusal) {
+func (f *fakeChecker) refuse(serial *big.Int, r verify.Refusal) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.refused[serial.Text(16)] = r
@@ -147,7 +147,7 @@ func (f *fakeChecker) refuse(serial *big.Int, r revocation.Refusal) {
 
 // revoke refuses serial as revoked, then announces it.
 func (f *fakeChecker) revoke(serial *big.Int) {
-	f.refuse(serial, revocation.Revoked)
+	f.refuse(serial, verify.Revoked)
 	f.mu.Lock()
 	subs := f.subs
 	f.mu.Unlock()

@@ -13,6 +13,8 @@ import (
 	"net/http/httputil"
 	"sync"
 	"time"
+
+	"github.com/fleetca/fleetca/proxy/internal/fastpath"
 )
 
 // connKey is the context key of a request's *trackedConn (set by
@@ -22,9 +24,14 @@ type connKey struct{}
 // upstreamIdleTimeout is how long an idle upstream connection is kept.
 const upstreamIdleTimeout = 90 * time.Second
 
-// newReverseProxy builds the Transport to the upstream and the
-// ReverseProxy over it.
-func (s *Server) newReverseProxy(upstreamTLS *tls.Config) {
+// upstreamBufferSize is the size of each upstream connection's read and
+// write buffers.
+const upstreamBufferSize = 16 << 10
+
+// newHTTPMode builds the way to the upstream: an http.Transport, the
+// ReverseProxy over it and, unless Config.DisableHTTP1FastPath, for an
+// http:// upstream, the fast path's pool in between and the fast path.
+func (s *Server) newHTTPMode(upstreamTLS *tls.Config) {
 	dialer := &net.Dialer{Timeout: s.cfg.UpstreamTimeout, KeepAlive: 30 * time.Second}
 	s.transport = &http.Transport{
 		Proxy:                  nil, // never an environment proxy between us and the upstream
@@ -44,18 +51,44 @@ func (s *Server) newReverseProxy(upstreamTLS *tls.Config) {
 		WriteBufferSize:    upstreamBufferSize,
 		ReadBufferSize:     upstreamBufferSize,
 	}
-	port := s.upstream.Port()
-	if port == "" {
-		port = "80"
-	}
-	s.upstreamRT = &h1Upstream{
-		addr:           net.JoinHostPort(s.upstream.Hostname(), port),
-		dialer:         dialer,
-		headerTimeout:  s.cfg.UpstreamTimeout,
-		maxHeaderBytes: int64(s.cfg.MaxHeaderBytes),
-		maxIdle:        s.cfg.MaxIdleUpstream,
-		idleTimeout:    upstreamIdleTimeout,
-		fallback:       s.transport,
+	s.upstreamRT = s.transport
+	switch {
+	case s.cfg.DisableHTTP1FastPath:
+		s.fastOff = "disabled by proxy.disable_http1_fast_path"
+	case s.upstream.Scheme != "http":
+		s.fastOff = "the upstream is " + s.upstream.Scheme + "://"
+	default:
+		port := s.upstream.Port()
+		if port == "" {
+			port = "80"
+		}
+		pool := fastpath.NewTransport(fastpath.TransportConfig{
+			Addr:           net.JoinHostPort(s.upstream.Hostname(), port),
+			Dial:           dialer.DialContext,
+			HeaderTimeout:  s.cfg.UpstreamTimeout,
+			MaxHeaderBytes: s.cfg.MaxHeaderBytes,
+			MaxIdle:        s.cfg.MaxIdleUpstream,
+			IdleTimeout:    upstreamIdleTimeout,
+			BufferSize:     upstreamBufferSize,
+		}, s.transport)
+		s.upstreamRT = pool
+		fast, err := fastpath.New(fastpath.Config{
+			Upstream:          s.upstream,
+			ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
+			IdleTimeout:       s.cfg.IdleTimeout,
+			OwnHeader:         isIdentityHeader,
+		}, fastpath.Deps{
+			Transport:      pool,
+			Buffers:        s.buffers,
+			Logger:         s.log,
+			Now:            s.now,
+			Served:         s.fastServed,
+			UpstreamFailed: s.fastUpstreamFailed,
+		})
+		if err != nil {
+			s.fastOff = err.Error()
+		}
+		s.fast = fast
 	}
 	s.rp = &httputil.ReverseProxy{
 		Rewrite:      s.rewrite,
@@ -65,6 +98,23 @@ func (s *Server) newReverseProxy(upstreamTLS *tls.Config) {
 		// What ReverseProxy logs itself is a client gone mid-body.
 		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
+}
+
+// fastConn is c as the fast path serves it.
+func fastConn(tc *tls.Conn, c *trackedConn) *fastpath.Conn {
+	return &fastpath.Conn{TLS: tc, Context: c.ctx, Header: c.id.fields, DeviceID: c.id.deviceID, Serial: c.id.serial}
+}
+
+// fastServed is the fast path's Served: the access-log line and metrics of
+// a request it took.
+func (s *Server) fastServed(c *fastpath.Conn, r fastpath.Request) {
+	s.m.fastRequests.Inc()
+	s.served(c.Context, c.DeviceID, c.Serial, r.Method, r.Path, "HTTP/1.1", r.Status, r.Start)
+}
+
+// fastUpstreamFailed is the fast path's UpstreamFailed.
+func (s *Server) fastUpstreamFailed(c *fastpath.Conn, r fastpath.Request, err error, abandoned bool) {
+	s.upstreamFailed(c.Context, r.Method, r.Path, c.DeviceID, err, abandoned)
 }
 
 // newHTTPServer is the HTTP server for the handed-off connections. Its
@@ -82,20 +132,25 @@ func (s *Server) newHTTPServer(ctx context.Context) *http.Server {
 		Protocols:         &protos,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
-		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
-			var tc *tls.Conn
-			switch c := c.(type) {
-			case *tls.Conn:
-				tc = c
-			case *replayConn: // handed over by the fast path
-				tc = c.Conn
-			default:
+		ConnContext: func(ctx context.Context, nc net.Conn) context.Context {
+			// A *tls.Conn, or what the fast path hands over: a wrapper of
+			// one, which http.Server does not see as TLS.
+			tc, ok := nc.(interface {
+				NetConn() net.Conn
+				ConnectionState() tls.ConnectionState
+			})
+			if !ok {
 				return ctx
 			}
-			if c, ok := tc.NetConn().(*trackedConn); ok {
-				return context.WithValue(ctx, connKey{}, c)
+			c, ok := tc.NetConn().(*trackedConn)
+			if !ok {
+				return ctx
 			}
-			return ctx
+			if _, ok := nc.(*tls.Conn); !ok {
+				state := tc.ConnectionState()
+				c.handedTLS = &state
+			}
+			return context.WithValue(ctx, connKey{}, c)
 		},
 	}
 }
@@ -125,18 +180,23 @@ func (h httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if status == 0 {
 			status = http.StatusOK
 		}
-		s.m.request(status)
-		s.log.LogAttrs(r.Context(), slog.LevelInfo, "request",
-			slog.String("device_id", c.id.deviceID),
-			slog.String("serial", c.id.serial),
-			slog.String("method", r.Method),
-			slog.String("path", r.URL.Path),
-			slog.Int("status", status),
-			slog.Float64("duration_ms", float64(s.now().Sub(start))/float64(time.Millisecond)),
-			slog.String("upstream", s.upstreamLog),
-			slog.String("proto", r.Proto))
+		s.served(r.Context(), c.id.deviceID, c.id.serial, r.Method, r.URL.Path, r.Proto, status, start)
 	}()
 	s.rp.ServeHTTP(rec, r)
+}
+
+// served counts a request and writes its access-log line, for either path.
+func (s *Server) served(ctx context.Context, deviceID, serial, method, path, proto string, status int, start time.Time) {
+	s.m.request(status)
+	s.log.LogAttrs(ctx, slog.LevelInfo, "request",
+		slog.String("device_id", deviceID),
+		slog.String("serial", serial),
+		slog.String("method", method),
+		slog.String("path", path),
+		slog.Int("status", status),
+		slog.Float64("duration_ms", float64(s.now().Sub(start))/float64(time.Millisecond)),
+		slog.String("upstream", s.upstreamLog),
+		slog.String("proto", proto))
 }
 
 // rewrite is the ReverseProxy's Rewrite: route to the upstream, set
@@ -156,24 +216,32 @@ func (s *Server) upstreamError(w http.ResponseWriter, r *http.Request, err error
 	if ne, ok := errors.AsType[net.Error](err); (ok && ne.Timeout()) || errors.Is(err, context.DeadlineExceeded) {
 		status = http.StatusGatewayTimeout
 	}
-	attrs := []slog.Attr{slog.String("method", r.Method), slog.String("path", r.URL.Path),
-		slog.String("upstream", s.upstreamLog), slog.Any("err", err)}
+	deviceID := ""
 	if c, ok := r.Context().Value(connKey{}).(*trackedConn); ok && c.id != nil {
-		attrs = append(attrs, slog.String("device_id", c.id.deviceID))
+		deviceID = c.id.deviceID
 	}
-	if r.Context().Err() != nil {
-		// The client went away (or its connection was closed); nobody
-		// reads the answer.
-		s.log.LogAttrs(r.Context(), slog.LevelDebug, "request abandoned", attrs...)
-	} else {
-		s.m.upstreamErrors.Inc()
-		s.log.LogAttrs(r.Context(), slog.LevelWarn, "upstream failed", attrs...)
-	}
+	// The client went away (or its connection was closed): nobody reads
+	// the answer.
+	s.upstreamFailed(r.Context(), r.Method, r.URL.Path, deviceID, err, r.Context().Err() != nil)
 	h := w.Header()
 	h.Set("Content-Type", "text/plain; charset=utf-8")
 	h.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
 	io.WriteString(w, http.StatusText(status)+"\n")
+}
+
+// upstreamFailed logs and counts a request the upstream could not answer,
+// for either path: at Debug and uncounted if it was abandoned (the client
+// went away, or its connection was closed), at Warn otherwise.
+func (s *Server) upstreamFailed(ctx context.Context, method, path, deviceID string, err error, abandoned bool) {
+	attrs := []slog.Attr{slog.String("method", method), slog.String("path", path),
+		slog.String("upstream", s.upstreamLog), slog.Any("err", err), slog.String("device_id", deviceID)}
+	if abandoned {
+		s.log.LogAttrs(ctx, slog.LevelDebug, "request abandoned", attrs...)
+		return
+	}
+	s.m.upstreamErrors.Inc()
+	s.log.LogAttrs(ctx, slog.LevelWarn, "upstream failed", attrs...)
 }
 
 // recorder notes a response's status for the access log, and marks the

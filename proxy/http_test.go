@@ -20,7 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/fleetca/fleetca/internal/testenv"
-	"github.com/fleetca/fleetca/revocation"
+	"github.com/fleetca/fleetca/verify"
 )
 
 func TestHTTPIdentityHeaders(t *testing.T) {
@@ -110,9 +110,9 @@ func TestHandshakeRefused(t *testing.T) {
 	for _, version := range []uint16{tls.VersionTLS13, tls.VersionTLS12} {
 		t.Run(tls.VersionName(version), func(t *testing.T) {
 			p := startProxy(t, pki, Config{Upstream: up.URL})
-			p.checker.refuse(revoked.Leaf.SerialNumber, revocation.Revoked)
-			p.checker.refuse(stale.Leaf.SerialNumber, revocation.Stale)
-			p.checker.refuse(wrongIssuer.Leaf.SerialNumber, revocation.WrongIssuer)
+			p.checker.refuse(revoked.Leaf.SerialNumber, verify.Revoked)
+			p.checker.refuse(stale.Leaf.SerialNumber, verify.Stale)
+			p.checker.refuse(wrongIssuer.Leaf.SerialNumber, verify.WrongIssuer)
 			for _, tc := range tests {
 				t.Run(tc.name, func(t *testing.T) {
 					before := p.handshakes(outcomeRefused, tc.reason)
@@ -294,7 +294,7 @@ func TestResumedSessionIsVerified(t *testing.T) {
 	}
 	c.Close()
 
-	p.checker.refuse(dev.Leaf.SerialNumber, revocation.Revoked)
+	p.checker.refuse(dev.Leaf.SerialNumber, verify.Revoked)
 	c = p.dial(t, cfg)
 	c.SetReadDeadline(time.Now().Add(waitLimit))
 	if _, err := c.Read(make([]byte, 1)); !isRemoteAlert(err) {

@@ -8,6 +8,8 @@ import (
 	"encoding/hex"
 	"net/http"
 	"strings"
+
+	"github.com/fleetca/fleetca/proxy/internal/fastpath"
 )
 
 // The headers that carry a client's identity to the upstream. Whatever the
@@ -28,6 +30,8 @@ type identity struct {
 	serialKey string // the connSet key: the serial's magnitude bytes, as a Checker announces it
 
 	hDeviceID, hSerial, hXFCC []string
+	// fields are the same headers for the fast path (fastpath.Conn.Header).
+	fields []fastpath.Field
 }
 
 // newIdentity reads leaf's subject CN, serial, DER, subject and URI SANs;
@@ -46,6 +50,11 @@ func newIdentity(leaf *x509.Certificate, withHeaders bool) *identity {
 	}
 	id.hSerial = []string{id.serial}
 	id.hXFCC = []string{xfccElement(leaf)}
+	id.fields = make([]fastpath.Field, 0, 3)
+	if id.deviceID != "" {
+		id.fields = append(id.fields, fastpath.Field{Name: HeaderDeviceID, Value: id.deviceID})
+	}
+	id.fields = append(id.fields, fastpath.Field{Name: HeaderSerial, Value: id.serial}, fastpath.Field{Name: HeaderXFCC, Value: id.hXFCC[0]})
 	return id
 }
 

@@ -6,7 +6,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/fleetca/fleetca/revocation"
+	"github.com/fleetca/fleetca/verify"
 )
 
 // metrics are the Server's collectors. Labels are bounded: handshake
@@ -16,14 +16,15 @@ type metrics struct {
 	handshakes     *prometheus.CounterVec
 	byReason       map[string]prometheus.Counter // reason -> its series (the reason implies the outcome)
 	requests       [6]prometheus.Counter         // by status class: 0 = other, 1 = 1xx ... 5 = 5xx
+	fastRequests   prometheus.Counter            // requests served by the HTTP/1.1 fast path (also in requests)
 	revokedClosed  prometheus.Counter
 	upstreamErrors prometheus.Counter
 }
 
-// crlSource is what a Checker that keeps a CRL (revocation.Checker) also
+// crlSource is what a Checker that keeps a CRL (verify.Checker) also
 // has: the proxy then exports the CRL's age.
 type crlSource interface {
-	CurrentCRL() *revocation.CRL
+	CurrentCRL() *verify.CRL
 }
 
 func (s *Server) registerMetrics(r prometheus.Registerer) error {
@@ -42,13 +43,15 @@ func (s *Server) registerMetrics(r prometheus.Registerer) error {
 	for i, class := range []string{"other", "1xx", "2xx", "3xx", "4xx", "5xx"} {
 		m.requests[i] = requests.WithLabelValues(class)
 	}
+	m.fastRequests = prometheus.NewCounter(prometheus.CounterOpts{Name: "fleetca_proxy_fast_path_requests_total",
+		Help: "HTTP requests served by the HTTP/1.1 fast path (counted in fleetca_proxy_requests_total too); none while proxy.disable_http1_fast_path is set."})
 	m.revokedClosed = prometheus.NewCounter(prometheus.CounterOpts{Name: "fleetca_proxy_revoked_connections_closed_total",
 		Help: "Open client connections closed because their certificate was revoked."})
 	m.upstreamErrors = prometheus.NewCounter(prometheus.CounterOpts{Name: "fleetca_proxy_upstream_errors_total",
 		Help: "Requests or TCP connections that failed because the upstream could not be reached or failed."})
 	open := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "fleetca_proxy_open_connections",
 		Help: "Client connections open, handshaking ones included."}, func() float64 { return float64(s.OpenConnections()) })
-	collectors := []prometheus.Collector{m.handshakes, requests, m.revokedClosed, m.upstreamErrors, open}
+	collectors := []prometheus.Collector{m.handshakes, requests, m.fastRequests, m.revokedClosed, m.upstreamErrors, open}
 	if src, ok := s.checker.(crlSource); ok {
 		collectors = append(collectors, prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "fleetca_proxy_crl_age_seconds",
 			Help: "Age of the CRL the revocation checker uses (now minus its thisUpdate); +Inf before one is loaded."},

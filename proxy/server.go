@@ -19,13 +19,15 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/fleetca/fleetca/proxy/internal/fastpath"
 )
 
-// Checker is what the proxy asks about revocation; *revocation.Checker is
+// Checker is what the proxy asks about revocation; *verify.Checker is
 // one.
 //
 // Check returns nil if leaf may connect, and otherwise an error, a
-// *revocation.RefusedError when it knows why (its Refusal names the
+// *verify.RefusedError when it knows why (its Refusal names the
 // reason in logs and metrics). It runs inside every TLS handshake, so it
 // must be quick; it gets Serve's context, which ends on shutdown, and must
 // bound any blocking of its own (an OCSP fetch).
@@ -90,8 +92,9 @@ type Server struct {
 
 	// HTTP mode.
 	transport  *http.Transport
-	upstreamRT *h1Upstream // over transport
-	fast       *fastPath   // nil if HTTP/1.1 requests all take the ReverseProxy
+	upstreamRT upstreamTransport // transport, or the fast path's pool over it
+	fast       *fastpath.Server  // nil if HTTP/1.1 requests all take the ReverseProxy
+	fastOff    string            // why fast is nil
 	rp         *httputil.ReverseProxy
 	// TCP mode.
 	dialer net.Dialer
@@ -127,8 +130,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	}
 	if m == modeHTTP {
 		s.nextProtos = []string{"h2", "http/1.1"}
-		s.newReverseProxy(deps.UpstreamTLS)
-		s.fast = newFastPath(u, s.upstreamRT)
+		s.newHTTPMode(deps.UpstreamTLS)
 	} else {
 		s.dialer = net.Dialer{Timeout: cfg.UpstreamTimeout, KeepAlive: 30 * time.Second}
 	}
@@ -208,7 +210,14 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
 	defer stop()
-	s.log.Info("proxy listening", "addr", ln.Addr().String(), "upstream", s.upstreamLog)
+	attrs := []any{"addr", ln.Addr().String(), "upstream", s.upstreamLog}
+	if s.mode == modeHTTP {
+		attrs = append(attrs, "http1_fast_path", s.fast != nil)
+		if s.fast == nil {
+			attrs = append(attrs, "http1_fast_path_off", s.fastOff)
+		}
+	}
+	s.log.Info("proxy listening", attrs...)
 
 	err := s.accept(ctx, ln, handoff, &wg)
 	ln.Close()
@@ -224,8 +233,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		// ones close now, busy ones after their request.
 		fastDone := make(<-chan struct{})
 		if s.fast != nil {
-			fastDone = s.fast.drain.start()
-			s.conns.closeWhere(func(c *trackedConn) bool { return c.fastIdle.Load() })
+			fastDone = s.fast.Shutdown()
 		}
 		grace, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownGrace)
 		if hs.Shutdown(grace) != nil {
@@ -270,7 +278,7 @@ func (s *Server) accept(ctx context.Context, ln net.Listener, handoff *handoffLi
 			continue
 		}
 		backoff = 0
-		c := s.conns.add(nc)
+		c := s.conns.add(ctx, nc)
 		wg.Go(func() { s.handle(ctx, c, handoff) })
 	}
 }
@@ -298,7 +306,7 @@ func (s *Server) handle(ctx context.Context, c *trackedConn, handoff *handoffLis
 	// Socket deadlines are wall-clock, whatever Deps.Now says.
 	c.SetDeadline(time.Now().Add(s.cfg.HandshakeTimeout))
 	if err := tc.HandshakeContext(ctx); err != nil {
-		s.handshakeFailed(c, err, ctx.Err() == nil)
+		s.handshakeFailed(c, err, ctx.Err() == nil, true)
 		if re, ok := errors.AsType[tls.RecordHeaderError](err); ok && s.mode == modeHTTP && looksLikeHTTP(re.RecordHeader) {
 			// As http.Server does: tell a plain-HTTP client what is wrong.
 			io.WriteString(c, "HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n")
@@ -319,7 +327,7 @@ func (s *Server) handle(ctx context.Context, c *trackedConn, handoff *handoffLis
 		// A serial was announced while this handshake ran; it may have
 		// been this one, checked before and registered after.
 		if err := s.checker.Check(ctx, leaf); err != nil {
-			s.handshakeFailed(c, checkRefusal(leaf, err), true)
+			s.handshakeFailed(c, checkRefusal(leaf, err), true, false)
 			c.Close()
 			return
 		}
@@ -333,11 +341,15 @@ func (s *Server) handle(ctx context.Context, c *trackedConn, handoff *handoffLis
 		s.pipe(ctx, tc, c, start)
 		return
 	}
+	var hc net.Conn = tc
 	if s.fast != nil && cs.NegotiatedProtocol != "h2" {
-		s.serveH1(ctx, tc, c, handoff)
-		return
+		// Plain requests are served here; the first other one, and the
+		// rest of the connection, by http.Server.
+		if hc = s.fast.ServeConn(fastConn(tc, c)); hc == nil {
+			return
+		}
 	}
-	if !handoff.handoff(tc) {
+	if !handoff.handoff(hc) {
 		c.Close()
 	}
 }
@@ -352,19 +364,35 @@ func looksLikeHTTP(hdr [5]byte) bool {
 	return false
 }
 
-// handshakeFailed logs and counts a handshake that did not let the client in.
-func (s *Server) handshakeFailed(c *trackedConn, err error, serving bool) {
+// handshakeFailed logs and counts a handshake that did not let the client
+// in. inHandshake says the refusal came from VerifyConnection, so that
+// crypto/tls sent the client an alert; otherwise the connection was
+// refused once the handshake was over (see connSet.register) and is only
+// closed.
+func (s *Server) handshakeFailed(c *trackedConn, err error, serving, inHandshake bool) {
 	outcome, reason := handshakeReason(err, serving)
 	s.m.handshake(reason)
 	attrs := []any{"remote_addr", c.RemoteAddr().String(), "reason", reason, "err", err}
 	if re, ok := errors.AsType[*refusedError](err); ok {
 		attrs = append(attrs, describeLeaf(re.leaf)...)
+		attrs = append(attrs, re.revocationAttrs()...)
+		if inHandshake {
+			// Whatever the reason: crypto/tls has no other alert for a
+			// VerifyConnection error (see "Caveats" in doc.go).
+			attrs = append(attrs, "tls_alert", "bad_certificate")
+		}
 	}
 	if outcome == outcomeRefused {
 		s.log.Info("client refused", attrs...)
 	} else {
 		s.log.Debug("client handshake failed", attrs...)
 	}
+}
+
+// upstreamTransport is the ReverseProxy's RoundTripper.
+type upstreamTransport interface {
+	http.RoundTripper
+	CloseIdleConnections()
 }
 
 // handoffListener is the net.Listener the HTTP server accepts from:

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
@@ -17,7 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/fleetca/fleetca/revocation"
+	"github.com/fleetca/fleetca/verify"
 )
 
 func TestConfigValidate(t *testing.T) {
@@ -144,13 +145,13 @@ func TestIsIdentityHeader(t *testing.T) {
 }
 
 // crlChecker is a fakeChecker that also reports a CRL, as
-// revocation.Checker does.
+// verify.Checker does.
 type crlChecker struct {
 	*fakeChecker
-	crl *revocation.CRL
+	crl *verify.CRL
 }
 
-func (c crlChecker) CurrentCRL() *revocation.CRL { return c.crl }
+func (c crlChecker) CurrentCRL() *verify.CRL { return c.crl }
 
 func TestCRLAgeMetric(t *testing.T) {
 	pki := newPKI(t, "Fleet")
@@ -180,7 +181,7 @@ func TestCRLAgeMetric(t *testing.T) {
 	if got := age(); !math.IsInf(got, 1) {
 		t.Errorf("CRL age before a CRL = %v, want +Inf", got)
 	}
-	withCRL.crl = &revocation.CRL{ThisUpdate: now.Add(-90 * time.Second), NextUpdate: now.Add(time.Hour)}
+	withCRL.crl = &verify.CRL{ThisUpdate: now.Add(-90 * time.Second), NextUpdate: now.Add(time.Hour)}
 	if got := age(); got != 90 {
 		t.Errorf("CRL age = %v, want 90", got)
 	}
@@ -217,7 +218,7 @@ func TestConnSet(t *testing.T) {
 	conn := func() *trackedConn {
 		a, b := net.Pipe()
 		t.Cleanup(func() { a.Close(); b.Close() })
-		return s.add(a)
+		return s.add(t.Context(), a)
 	}
 	a, b, c, other := conn(), conn(), conn(), conn()
 	epoch := s.currentEpoch()
@@ -238,6 +239,16 @@ func TestConnSet(t *testing.T) {
 	}
 	if n := s.closeSerial("serial-1"); n != 0 {
 		t.Errorf("closeSerial again = %d, want 0", n)
+	}
+	// Closing a connection ends its context (the fast path's signal to
+	// interrupt its upstream exchange); the others' go on.
+	for _, x := range []*trackedConn{a, b, c} {
+		if cause := context.Cause(x.ctx); cause != errConnClosed {
+			t.Errorf("a closed connection's context cause = %v, want %v", cause, errConnClosed)
+		}
+	}
+	if err := other.ctx.Err(); err != nil {
+		t.Errorf("an open connection's context error = %v, want none", err)
 	}
 	if got := s.openCount(); got != 1 {
 		t.Errorf("open = %d, want 1", got)

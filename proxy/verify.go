@@ -13,7 +13,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/fleetca/fleetca/revocation"
+	"github.com/fleetca/fleetca/verify"
 )
 
 // Handshake outcomes and reasons: the labels of
@@ -67,6 +67,24 @@ func (e *refusedError) Error() string {
 }
 
 func (e *refusedError) Unwrap() error { return e.err }
+
+// revocationAttrs are the log attributes of a refusal of a revoked
+// certificate: why it was revoked (the RFC 5280 §5.3.1 reason, by its
+// name) and when, as the Checker knows them; nil for other refusals.
+func (e *refusedError) revocationAttrs() []any {
+	if e.reason != reasonRevoked {
+		return nil
+	}
+	rev, ok := errors.AsType[*verify.RefusedError](e.err)
+	if !ok {
+		return nil
+	}
+	attrs := []any{"revocation_reason", rev.Reason.String()}
+	if !rev.RevokedAt.IsZero() {
+		attrs = append(attrs, "revoked_at", rev.RevokedAt)
+	}
+	return attrs
+}
 
 // trust is one generation of what client handshakes are checked against
 // and what the proxy presents; Reload swaps it. Its tls.Config is what
@@ -187,17 +205,17 @@ func verifyReason(err error) string {
 // checkRefusal names the Checker's refusal.
 func checkRefusal(leaf *x509.Certificate, err error) error {
 	reason := reasonCheckError
-	if re, ok := errors.AsType[*revocation.RefusedError](err); ok {
+	if re, ok := errors.AsType[*verify.RefusedError](err); ok {
 		switch re.Refusal {
-		case revocation.Revoked:
+		case verify.Revoked:
 			reason = reasonRevoked
-		case revocation.Stale:
+		case verify.Stale:
 			reason = reasonStale
-		case revocation.NoData:
+		case verify.NoData:
 			reason = reasonNoData
-		case revocation.UnknownCert:
+		case verify.UnknownCert:
 			reason = reasonUnknown
-		case revocation.WrongIssuer:
+		case verify.WrongIssuer:
 			reason = reasonWrongIssuer
 		}
 	}

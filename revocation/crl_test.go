@@ -19,9 +19,11 @@ import (
 
 	"golang.org/x/crypto/ocsp"
 
+	"github.com/fleetca/fleetca/api"
 	"github.com/fleetca/fleetca/ca"
 	"github.com/fleetca/fleetca/internal/fault"
 	"github.com/fleetca/fleetca/store"
+	"github.com/fleetca/fleetca/verify"
 )
 
 // oidCRLReason is id-ce-cRLReasons (RFC 5280 §5.3.1).
@@ -42,7 +44,7 @@ func TestCRLPublication(t *testing.T) {
 		t.Errorf("Published = number %v, %d entries, %v..%v; the CRL says %v, 0, %v..%v",
 			first.Number, first.Entries, first.ThisUpdate, first.NextUpdate, rl.Number, rl.ThisUpdate, rl.NextUpdate)
 	}
-	if block, _ := pem.Decode(first.PEM); block == nil || block.Type != "X509 CRL" || !bytes.Equal(block.Bytes, first.DER) {
+	if block, _ := pem.Decode(first.PEM()); block == nil || block.Type != "X509 CRL" || !bytes.Equal(block.Bytes, first.DER) {
 		t.Error("Published.PEM is not the DER as an X509 CRL block")
 	}
 	if want := `"` + first.Number.Text(16) + `"`; first.ETag != want {
@@ -50,7 +52,7 @@ func TestCRLPublication(t *testing.T) {
 	}
 	numbers := []*big.Int{first.Number}
 
-	reasons := []Reason{Unspecified, KeyCompromise, Superseded, CessationOfOperation, AACompromise}
+	reasons := []api.Reason{api.ReasonUnspecified, api.ReasonKeyCompromise, api.ReasonSuperseded, api.ReasonCessationOfOperation, api.ReasonAACompromise}
 	revoked := map[string]store.Revocation{}
 	for i, r := range reasons {
 		cert := f.issue(t, "dev-crl-"+string(rune('a'+i)))
@@ -107,7 +109,7 @@ func TestCRLPublication(t *testing.T) {
 	for hex, rev := range revoked {
 		leaf := certOf(t, f, rev.Serial)
 		ans := respond(t, s2, newOCSPRequest(t, leaf, inter, 0))
-		resp, err := VerifyOCSPResponse(ans.DER, leaf, inter, f.now())
+		resp, err := verify.VerifyOCSPResponse(ans.DER, leaf, inter, f.now())
 		if err != nil {
 			t.Fatalf("after a restart: OCSP about %s: %v", hex, err)
 		}
@@ -140,7 +142,7 @@ func checkEntries(t *testing.T, rl *x509.RevocationList, want map[string]store.R
 			t.Errorf("CRL %v entry %s: revoked at %v reason %d, want %v reason %d", rl.Number, hex, e.RevocationTime, e.ReasonCode, rev.RevokedAt, rev.Reason)
 		}
 		hasExt := slices.ContainsFunc(e.Extensions, func(x pkix.Extension) bool { return x.Id.Equal(oidCRLReason) })
-		if hasExt != (rev.Reason != int(Unspecified)) {
+		if hasExt != (rev.Reason != int(api.ReasonUnspecified)) {
 			t.Errorf("CRL %v entry %s (reason %d): reason code extension present = %v, want %v", rl.Number, hex, rev.Reason, hasExt, rev.Reason != 0)
 		}
 	}
@@ -166,8 +168,8 @@ func TestCRLDropsExpired(t *testing.T) {
 	short := f.issue(t, "dev-short")
 	f.clock.Add(30 * time.Minute)
 	long := f.issue(t, "dev-long")
-	revShort := f.revoke(t, short, KeyCompromise)
-	revLong := f.revoke(t, long, Superseded)
+	revShort := f.revoke(t, short, api.ReasonKeyCompromise)
+	revLong := f.revoke(t, long, api.ReasonSuperseded)
 	if err := f.svc.publishCRL(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -191,7 +193,7 @@ func TestCRLDropsExpired(t *testing.T) {
 	checkEntries(t, parseCRL(t, f.svc.CRL(), inter), onlyLong)
 	// OCSP still knows, from the store.
 	resp, err := ocsp.ParseResponseForCert(respond(t, f.svc, newOCSPRequest(t, short, inter, 0)).DER, short, inter)
-	if err != nil || resp.Status != ocsp.Revoked || resp.RevocationReason != int(KeyCompromise) {
+	if err != nil || resp.Status != ocsp.Revoked || resp.RevocationReason != int(api.ReasonKeyCompromise) {
 		t.Errorf("OCSP about an expired revoked certificate = %+v, %v, want revoked keyCompromise", resp, err)
 	}
 
@@ -218,7 +220,7 @@ func TestCRLClockSteppedBack(t *testing.T) {
 	inter := f.ca.Intermediate()
 	cert := f.issue(t, "dev-step")
 	f.clock.Add(10 * time.Second)
-	rev := f.revoke(t, cert, KeyCompromise)
+	rev := f.revoke(t, cert, api.ReasonKeyCompromise)
 	f.clock.Add(-5 * time.Second)
 	if err := f.svc.publishCRL(t.Context()); err != nil {
 		t.Fatalf("publishCRL with the clock 5s behind the last revocation: %v", err)
@@ -270,7 +272,7 @@ func TestPublishCoalesced(t *testing.T) {
 		var wg sync.WaitGroup
 		for _, c := range certs {
 			wg.Go(func() {
-				if _, err := f.svc.Revoke(ctx, RevokeRequest{Serial: c.SerialNumber, Reason: KeyCompromise}); err != nil {
+				if _, err := f.svc.Revoke(ctx, RevokeRequest{Serial: c.SerialNumber, Reason: api.ReasonKeyCompromise}); err != nil {
 					t.Errorf("Revoke(%x): %v", c.SerialNumber, err)
 				}
 			})
@@ -412,7 +414,7 @@ func TestRootCRLOffline(t *testing.T) {
 			if !bytes.Equal(p.DER, tc.want) {
 				t.Error("RootCRL served something else than the file's CRL")
 			}
-			if _, err := ParseCRL(p.DER, f.ca.Root()); err != nil {
+			if _, err := verify.ParseCRL(p.DER, f.ca.Root()); err != nil {
 				t.Errorf("served root CRL: %v", err)
 			}
 			// Once the file's CRL runs out, it is no longer served.

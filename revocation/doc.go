@@ -1,19 +1,106 @@
-// Package revocation owns revoking and what verifiers learn of it: the
-// device CRL and the root CRL (built, numbered, cached), the OCSP responder
-// (request bytes in, response bytes out), and the Checker that verifiers use.
+// Package revocation is the CA side of revocation: it revokes
+// certificates and devices, and publishes what verifiers learn of it, the
+// device CRL and the root CRL (built, numbered, cached), the OCSP
+// responder (request bytes in, response bytes out) and the revocation
+// feed (the revocation log, long-polled).
+//
+// It decides what CRLs and OCSP responses say; package ca signs them, and
+// package store keeps the revocations. It must not serve HTTP (package
+// web decodes requests, calls the Service and encodes its answers), hold
+// the verifier side (package verify: checking, parsing and syncing CRLs,
+// which must link nothing of the CA's), read flags or the environment, or
+// call time.Now in its logic (the clock is Deps.Now).
+//
+// The main types are Service (New, Deps, Config: the revocation section
+// of fleetca.yaml), RevokeRequest, Published (a signed CRL ready to serve)
+// and OCSPAnswer. ParseReason and ReasonNames are the reasons a
+// revocation may give; ParseOCSPRequest reads an OCSP request; SignRootCRL
+// signs a root CRL where the root key is (`fleetca crl sign-root`).
 //
 // # Basics
 //
-// The Checker is the verifier side: given the fleet's intermediate, it
-// answers whether a certificate is revoked, from a CRL it fetches and
-// verifies (serials indexed for O(1) lookup, refreshed before nextUpdate)
-// or from the OCSP responder (answers cached until their nextUpdate). It
-// fails closed: no data, data stale beyond the grace period, or a
-// certificate the responder does not know is a *RefusedError saying why.
+// New loads the whole revocation log into an index of revoked serials,
+// issues a delegated OCSP responder certificate, publishes the first
+// device CRL and loads or signs the root CRL; Run keeps all three current
+// until its context ends.
+//
+// Revoke revokes a certificate by serial, or a device (each of its live
+// certificates, and the device, which may not enroll again until
+// ResetDevice). It is one store transaction with its audit row; before it
+// returns, the revoked OCSP answers replace the cached good ones, the
+// feed's waiters are woken, and a new device CRL is scheduled.
+// keyCompromise also blocks the keys, for every device.
+//
+// The device CRL (served at api.CRLPath) lists every revoked certificate,
+// signed by the intermediate. It is built CRLPublishDelay (default 200 ms)
+// after a revocation, so that a burst of revocations shares one CRL, and
+// at the latest when half of the current one's validity (CRLValidity,
+// default 24h) has passed. The root CRL (api.RootCRLPath) is the root's,
+// over intermediates (none are revoked); it is signed here when the root
+// key is present and otherwise read from Deps.RootCRLPath, where the
+// operator copies what `fleetca crl sign-root` wrote.
+//
+// RespondOCSP answers RFC 6960 requests in the RFC 5019 profile: good,
+// revoked (time and reason), unknown for a serial this CA never issued,
+// unauthorized for another issuer's certificate, malformedRequest for
+// anything else. Answers are signed by the delegated responder
+// certificate, which is renewed at two thirds of its lifetime. An answer
+// without a nonce is cached while at least half its validity
+// (OCSPValidity, default 1h) remains, and the exact request bytes map
+// straight to it; a nonce is echoed, and that answer is not cached.
+//
+// Feed returns the revocation log after a sequence number, in order, and
+// when there is nothing new waits (at most api.FeedMaxWait) for the next
+// revocation: the long-poll behind api.FeedPath, whose wire format is
+// api.FeedResponse. An empty answer means nothing happened.
+//
+// # Invariants
+//
+//   - Device CRL numbers only grow, across restarts too (RFC 5280
+//     §5.2.3): each comes from the store's crl_number counter. Root CRL
+//     numbers are the thisUpdate in Unix seconds, so that they grow
+//     without a shared counter (the root key may be on another machine).
+//   - No CRL entry is dated after its CRL's thisUpdate (RFC 5280 §5.1.2.6),
+//     and no OCSP answer's thisUpdate precedes its revocation: when the
+//     clock is behind a revocation, the CRL or answer is dated at the
+//     revocation.
+//   - An expired certificate leaves the device CRL only after one CRL
+//     issued past its expiry listed it (RFC 5280 §3.3); after a restart,
+//     one more.
+//   - A revoked answer is never replaced by a good one: the revoked index
+//     and the OCSP cache change under one lock, and an answer signed while
+//     a revocation landed is not cached as good.
+//   - No OCSP answer outlives the responder certificate that signed it:
+//     Config.Validate keeps OCSPValidity at most a third of
+//     ResponderValidity, and the certificate is renewed at two thirds.
+//   - Reasons are RFC 5280 §5.3.1's (api.Reason). removeFromCRL is
+//     refused: RFC 5280 keeps it for delta CRLs, to undo a certificateHold,
+//     and fleetca publishes full CRLs only.
+//
+// # Errors
+//
+// Revoke: fault.NotFound (no such certificate or device),
+// fault.AlreadyRevoked (nothing changed: harmless), fault.Malformed
+// (neither or both of serial and device ID, a reason not accepted).
+// ResetDevice: fault.NotFound, fault.Conflict (not revoked). RootCRL:
+// fault.Unavailable when this server has no current root CRL. ParseReason
+// and ParseOCSPRequest: fault.Malformed. Config.Validate: fault.Malformed
+// naming the revocation.* key. Hints name config keys and request fields,
+// never CLI flags. Anything else (the store, the signer) is an internal
+// error, wrapped.
 //
 // # Caveats
 //
-// This package has no HTTP handlers: package web serves what it builds.
-// Reason codes are RFC 5280 §5.3.1's; removeFromCRL is refused because
-// fleetca publishes full CRLs only.
+// The revoked index, and so the device CRL and the OCSP answers, is this
+// process's: it is loaded at New and updated by this process's Revokes, so
+// a revocation made by another process on the same store reaches them at
+// the next start (the feed reads the store, and sees it at once). The CRL
+// is rebuilt whole each time: a CRL of a million entries is about 50 MB
+// of DER and takes seconds to sign; its PEM form is encoded at its first
+// request. The OCSP cache and its request index are bounded by
+// OCSPCacheEntries and evict an arbitrary entry when full. A revocation
+// pre-signs the revoked answer for SHA-1 CertIDs only (what most clients
+// send); others are signed at their next request. Without the root key
+// and without a current root CRL file, the server runs but serves no
+// root CRL, and logs an error every minute until one is copied in.
 package revocation

@@ -5,20 +5,18 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/fleetca/fleetca/api"
 	"github.com/fleetca/fleetca/store"
 )
 
-// MaxFeedWait bounds how long Feed holds a request open.
-const MaxFeedWait = 60 * time.Second
-
 // Feed returns the revocations after seq (the revocation log, in order), at
 // most limit (<= 0 means 1000). If there are none and wait > 0, it waits up
-// to wait (at most MaxFeedWait) for the next revocation, then answers; an
+// to wait (at most api.FeedMaxWait) for the next revocation, then answers; an
 // empty answer means none happened. This is the long-poll behind
 // GET /v1/revocations that verifiers follow to learn of revocations within
 // seconds; the CRL stays the signed fallback.
 func (s *Service) Feed(ctx context.Context, seq uint64, limit int, wait time.Duration) ([]store.Revocation, error) {
-	wait = min(wait, MaxFeedWait)
+	wait = min(wait, api.FeedMaxWait)
 	var timeout <-chan time.Time
 	for {
 		// Take the notification channel before reading, so that a

@@ -6,13 +6,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fleetca/fleetca/api"
 	"github.com/fleetca/fleetca/store"
 )
 
 func TestFeed(t *testing.T) {
 	f := newFixture(t, fixtureOptions{})
 	a, b := f.issue(t, "dev-a"), f.issue(t, "dev-b")
-	first := f.revoke(t, a, KeyCompromise)
+	first := f.revoke(t, a, api.ReasonKeyCompromise)
 
 	revs, err := f.svc.Feed(t.Context(), 0, 0, 0)
 	if err != nil || len(revs) != 1 || revs[0].Serial.Cmp(a.SerialNumber) != 0 || revs[0].Seq != first.Seq {
@@ -32,10 +33,10 @@ func TestFeed(t *testing.T) {
 		}
 		got <- revs
 	}()
-	second := f.revoke(t, b, Superseded)
+	second := f.revoke(t, b, api.ReasonSuperseded)
 	select {
 	case revs := <-got:
-		if len(revs) != 1 || revs[0].Seq != second.Seq || revs[0].Reason != int(Superseded) {
+		if len(revs) != 1 || revs[0].Seq != second.Seq || revs[0].Reason != int(api.ReasonSuperseded) {
 			t.Errorf("waiting Feed = %+v, want the second revocation", revs)
 		}
 	case <-time.After(20 * time.Second):

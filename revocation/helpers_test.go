@@ -207,7 +207,7 @@ func keyHash(cert *x509.Certificate) store.KeyHash {
 }
 
 // revoke revokes a certificate, failing the test on error.
-func (f *fixture) revoke(t testing.TB, cert *x509.Certificate, reason Reason) store.Revocation {
+func (f *fixture) revoke(t testing.TB, cert *x509.Certificate, reason api.Reason) store.Revocation {
 	t.Helper()
 	revs, err := f.svc.Revoke(t.Context(), RevokeRequest{Serial: cert.SerialNumber, Reason: reason})
 	if err != nil {

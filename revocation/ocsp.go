@@ -265,8 +265,8 @@ func (s *Service) renewResponder(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("issue OCSP responder certificate: %w", err)
 	}
+	// ca.Authority.NewOCSPResponder logs the issuance.
 	s.responder.Store(r)
-	s.log.InfoContext(ctx, "OCSP responder certificate issued", "serial", r.Certificate().SerialNumber.Text(16), "not_after", r.NotAfter())
 	return nil
 }
 

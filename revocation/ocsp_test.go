@@ -18,8 +18,10 @@ import (
 	"go.step.sm/crypto/minica"
 	"golang.org/x/crypto/ocsp"
 
+	"github.com/fleetca/fleetca/api"
 	"github.com/fleetca/fleetca/internal/fault"
 	"github.com/fleetca/fleetca/store"
+	"github.com/fleetca/fleetca/verify"
 )
 
 // ocspHashes are the CertID hashes clients send: SHA-1 (openssl, most
@@ -50,7 +52,7 @@ func TestOCSPRevokeReplacesCachedGood(t *testing.T) {
 	}
 
 	f.clock.Add(90 * time.Second)
-	rev := f.revoke(t, leaf, KeyCompromise)
+	rev := f.revoke(t, leaf, api.ReasonKeyCompromise)
 	for _, h := range ocspHashes {
 		t.Run(h.String(), func(t *testing.T) {
 			ans := respond(t, f.svc, newOCSPRequest(t, leaf, inter, h))
@@ -68,7 +70,7 @@ func TestOCSPRevokeReplacesCachedGood(t *testing.T) {
 			if resp.IssuerHash != h {
 				t.Errorf("response CertID hash = %v, want the request's %v", resp.IssuerHash, h)
 			}
-			if _, err := VerifyOCSPResponse(ans.DER, leaf, inter, f.now()); err != nil {
+			if _, err := verify.VerifyOCSPResponse(ans.DER, leaf, inter, f.now()); err != nil {
 				t.Errorf("VerifyOCSPResponse: %v", err)
 			}
 		})
@@ -86,7 +88,7 @@ func TestOCSPStatuses(t *testing.T) {
 	inter := f.ca.Intermediate()
 	issued := f.issue(t, "dev-good")
 	revoked := f.issue(t, "dev-revoked")
-	f.revoke(t, revoked, Unspecified)
+	f.revoke(t, revoked, api.ReasonUnspecified)
 	neverStored := f.sign(t, "dev-unknown")
 	other, err := minica.New()
 	if err != nil {
@@ -150,7 +152,7 @@ func TestOCSPStatuses(t *testing.T) {
 			if !ans.Cacheable {
 				t.Error("an answer without a nonce is not cacheable")
 			}
-			resp, err := VerifyOCSPResponse(ans.DER, tc.leaf, inter, now)
+			resp, err := verify.VerifyOCSPResponse(ans.DER, tc.leaf, inter, now)
 			if err != nil {
 				t.Fatalf("VerifyOCSPResponse: %v", err)
 			}
@@ -212,7 +214,7 @@ func TestOCSPNonce(t *testing.T) {
 	inter := f.ca.Intermediate()
 	issued := f.issue(t, "dev-nonce")
 	revoked := f.issue(t, "dev-nonce-revoked")
-	f.revoke(t, revoked, Superseded)
+	f.revoke(t, revoked, api.ReasonSuperseded)
 	unknown := f.sign(t, "dev-nonce-unknown")
 	for _, tc := range []struct {
 		name   string
@@ -238,7 +240,7 @@ func TestOCSPNonce(t *testing.T) {
 				if ans.Status != tc.status || ans.Cacheable {
 					t.Fatalf("status %d, cacheable %v; want %d, not cacheable", ans.Status, ans.Cacheable, tc.status)
 				}
-				resp, err := VerifyOCSPResponse(ans.DER, tc.leaf, inter, f.now())
+				resp, err := verify.VerifyOCSPResponse(ans.DER, tc.leaf, inter, f.now())
 				if err != nil {
 					t.Fatalf("VerifyOCSPResponse: %v", err)
 				}
@@ -287,7 +289,7 @@ func TestOCSPCacheRefresh(t *testing.T) {
 			if again := respond(t, f.svc, req); !bytes.Equal(again.DER, fresh.DER) {
 				t.Error("the re-signed answer was not cached")
 			}
-			if _, err := VerifyOCSPResponse(fresh.DER, leaf, inter, f.now()); err != nil {
+			if _, err := verify.VerifyOCSPResponse(fresh.DER, leaf, inter, f.now()); err != nil {
 				t.Errorf("VerifyOCSPResponse: %v", err)
 			}
 		})
@@ -369,7 +371,7 @@ func TestOCSPRevokeWhileAnswering(t *testing.T) {
 		answered <- ans
 	}()
 	<-read
-	_, err = svc.Revoke(t.Context(), RevokeRequest{Serial: leaf.SerialNumber, Reason: KeyCompromise})
+	_, err = svc.Revoke(t.Context(), RevokeRequest{Serial: leaf.SerialNumber, Reason: api.ReasonKeyCompromise})
 	close(release)
 	if err != nil {
 		t.Fatalf("Revoke: %v", err)
@@ -422,7 +424,7 @@ func raceRevoke(t *testing.T, f *fixture) {
 	}
 	wg.Go(func() {
 		asked.Wait()
-		if _, err := f.svc.Revoke(t.Context(), RevokeRequest{Serial: leaf.SerialNumber, Reason: KeyCompromise}); err != nil {
+		if _, err := f.svc.Revoke(t.Context(), RevokeRequest{Serial: leaf.SerialNumber, Reason: api.ReasonKeyCompromise}); err != nil {
 			t.Errorf("Revoke: %v", err)
 		}
 		revoked.Store(true)
@@ -445,7 +447,7 @@ func FuzzParseOCSPRequest(f *testing.F) {
 	inter := fx.ca.Intermediate()
 	good := fx.issue(f, "dev-fuzz")
 	revoked := fx.issue(f, "dev-fuzz-revoked")
-	fx.revoke(f, revoked, KeyCompromise)
+	fx.revoke(f, revoked, api.ReasonKeyCompromise)
 	unknown := fx.sign(f, "dev-fuzz-unknown")
 	other, err := minica.New()
 	if err != nil {

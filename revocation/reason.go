@@ -2,67 +2,57 @@ package revocation
 
 import (
 	"fmt"
-	"slices"
 	"strings"
 
+	"github.com/fleetca/fleetca/api"
 	"github.com/fleetca/fleetca/internal/fault"
 )
 
-// Reason is an RFC 5280 §5.3.1 CRLReason code.
-type Reason int
-
-// The reasons of RFC 5280 §5.3.1; 7 is not used.
-const (
-	Unspecified          Reason = 0
-	KeyCompromise        Reason = 1
-	CACompromise         Reason = 2
-	AffiliationChanged   Reason = 3
-	Superseded           Reason = 4
-	CessationOfOperation Reason = 5
-	CertificateHold      Reason = 6
-	RemoveFromCRL        Reason = 8
-	PrivilegeWithdrawn   Reason = 9
-	AACompromise         Reason = 10
-)
-
-var reasonNames = map[Reason]string{
-	Unspecified: "unspecified", KeyCompromise: "keyCompromise", CACompromise: "cACompromise",
-	AffiliationChanged: "affiliationChanged", Superseded: "superseded",
-	CessationOfOperation: "cessationOfOperation", CertificateHold: "certificateHold",
-	RemoveFromCRL: "removeFromCRL", PrivilegeWithdrawn: "privilegeWithdrawn", AACompromise: "aACompromise",
+// acceptedReasons are the reasons a revocation may give, in RFC 5280
+// §5.3.1 order: all of them but removeFromCRL, which RFC 5280 keeps for
+// delta CRLs, to undo a certificateHold; fleetca publishes full CRLs only.
+var acceptedReasons = []api.Reason{
+	api.ReasonUnspecified, api.ReasonKeyCompromise, api.ReasonCACompromise, api.ReasonAffiliationChanged,
+	api.ReasonSuperseded, api.ReasonCessationOfOperation, api.ReasonCertificateHold,
+	api.ReasonPrivilegeWithdrawn, api.ReasonAACompromise,
 }
 
-// String returns the RFC 5280 name of r.
-func (r Reason) String() string {
-	if s, ok := reasonNames[r]; ok {
-		return s
+// ReasonNames returns the names of the reasons a revocation may give (RFC
+// 5280's, removeFromCRL excepted), in RFC 5280 order.
+func ReasonNames() []string {
+	names := make([]string, len(acceptedReasons))
+	for i, r := range acceptedReasons {
+		names[i] = r.String()
 	}
-	return fmt.Sprintf("Reason(%d)", int(r))
+	return names
 }
 
-// ParseReason reads an RFC 5280 reason name, case-insensitively ("" means
-// unspecified). Anything else is fault.Malformed listing the names.
-// removeFromCRL is refused: RFC 5280 §5.3.1 reserves it for delta CRLs, to
-// undo a certificateHold, and fleetca publishes full CRLs only.
-func ParseReason(s string) (Reason, error) {
+// accepted reports whether a revocation may give r.
+func accepted(r api.Reason) bool {
+	for _, a := range acceptedReasons {
+		if a == r {
+			return true
+		}
+	}
+	return false
+}
+
+// ParseReason reads a reason name, case-insensitively ("" means
+// unspecified). Anything but one of ReasonNames is fault.Malformed, listing
+// them; removeFromCRL says why it is refused.
+func ParseReason(s string) (api.Reason, error) {
 	if s == "" {
-		return Unspecified, nil
+		return api.ReasonUnspecified, nil
 	}
-	for r, name := range reasonNames {
-		if !strings.EqualFold(s, name) {
-			continue
+	for _, r := range acceptedReasons {
+		if strings.EqualFold(s, r.String()) {
+			return r, nil
 		}
-		if r == RemoveFromCRL {
-			return 0, fault.New(fault.Malformed, "removeFromCRL is not a reason to revoke: RFC 5280 keeps it for delta CRLs",
-				"to let a device enroll again after a revocation, run 'fleetca devices reset ID'")
-		}
-		return r, nil
 	}
-	names := make([]string, 0, len(reasonNames))
-	for _, n := range reasonNames {
-		names = append(names, n)
+	if strings.EqualFold(s, api.ReasonRemoveFromCRL.String()) {
+		return 0, fault.New(fault.Malformed, "removeFromCRL is not a reason to revoke: RFC 5280 keeps it for delta CRLs",
+			"to let a device enroll again after a revocation, reset the device; to revoke, use one of "+strings.Join(ReasonNames(), ", "))
 	}
-	slices.Sort(names)
 	return 0, fault.New(fault.Malformed, fmt.Sprintf("%q is not an RFC 5280 revocation reason", s),
-		"use one of "+strings.Join(names, ", "))
+		"use one of "+strings.Join(ReasonNames(), ", "))
 }

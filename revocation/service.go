@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/big"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"golang.org/x/crypto/ocsp"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/fleetca/fleetca/api"
 	"github.com/fleetca/fleetca/ca"
 	"github.com/fleetca/fleetca/internal/fault"
 	"github.com/fleetca/fleetca/store"
@@ -168,7 +170,8 @@ func (s *Service) addLocked(revs []store.Revocation) {
 type RevokeRequest struct {
 	Serial   *big.Int
 	DeviceID string
-	Reason   Reason
+	// Reason is one of ReasonNames' (see ParseReason).
+	Reason api.Reason
 }
 
 // Revoke revokes a certificate or a device, durably and audited, then
@@ -180,10 +183,12 @@ type RevokeRequest struct {
 // (harmless: nothing changed), fault.Malformed.
 func (s *Service) Revoke(ctx context.Context, req RevokeRequest) ([]store.Revocation, error) {
 	if (req.Serial == nil) == (req.DeviceID == "") {
-		return nil, fault.New(fault.Malformed, "revoke names a certificate serial or a device ID, exactly one", "pass --serial HEX or --device-id ID")
+		return nil, fault.New(fault.Malformed, "revoke names a certificate serial or a device ID, exactly one",
+			"give the certificate's serial or the device's device_id, not both")
 	}
-	if _, ok := reasonNames[req.Reason]; !ok || req.Reason == RemoveFromCRL {
-		return nil, fault.New(fault.Malformed, fmt.Sprintf("revocation reason %d is not allowed", req.Reason), "use an RFC 5280 reason name")
+	if !accepted(req.Reason) {
+		return nil, fault.New(fault.Malformed, fmt.Sprintf("revocation reason %d is not allowed", req.Reason),
+			"use one of "+strings.Join(ReasonNames(), ", "))
 	}
 	at := s.now().UTC().Truncate(time.Second)
 	what, action := "", ""
@@ -196,7 +201,7 @@ func (s *Service) Revoke(ctx context.Context, req RevokeRequest) ([]store.Revoca
 	}
 	audit.Action = action
 	revs, err := s.deps.Store.Revoke(ctx, store.RevokeRequest{Serial: req.Serial, DeviceID: req.DeviceID, At: at,
-		Reason: int(req.Reason), BlockKeys: req.Reason == KeyCompromise, Audit: audit})
+		Reason: int(req.Reason), BlockKeys: req.Reason == api.ReasonKeyCompromise, Audit: audit})
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return nil, fault.Wrap(err, fault.NotFound, "no "+what+" is known to this CA", "list them with 'fleetca certs list' or 'fleetca devices list'")

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/big"
 	"slices"
+	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -14,9 +15,11 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/crypto/ocsp"
 
+	"github.com/fleetca/fleetca/api"
 	"github.com/fleetca/fleetca/ca"
 	"github.com/fleetca/fleetca/internal/fault"
 	"github.com/fleetca/fleetca/store"
+	"github.com/fleetca/fleetca/verify"
 )
 
 func TestRevokeSerial(t *testing.T) {
@@ -25,12 +28,12 @@ func TestRevokeSerial(t *testing.T) {
 	other := f.issue(t, "dev-2")
 	f.clock.Add(1500 * time.Millisecond) // revocation times are whole seconds
 
-	revs, err := f.svc.Revoke(t.Context(), RevokeRequest{Serial: cert.SerialNumber, Reason: Superseded})
+	revs, err := f.svc.Revoke(t.Context(), RevokeRequest{Serial: cert.SerialNumber, Reason: api.ReasonSuperseded})
 	if err != nil {
 		t.Fatalf("Revoke: %v", err)
 	}
 	want := []store.Revocation{{Seq: 1, Serial: cert.SerialNumber, DeviceID: "dev-1",
-		RevokedAt: testNow.Add(time.Second), Reason: int(Superseded), NotAfter: cert.NotAfter}}
+		RevokedAt: testNow.Add(time.Second), Reason: int(api.ReasonSuperseded), NotAfter: cert.NotAfter}}
 	if diff := cmp.Diff(want, revs, cmp.Comparer(func(a, b *big.Int) bool { return a.Cmp(b) == 0 })); diff != "" {
 		t.Errorf("Revoke revocations (-want +got):\n%s", diff)
 	}
@@ -38,8 +41,8 @@ func TestRevokeSerial(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !got.RevokedAt.Equal(testNow.Add(time.Second)) || got.Reason != int(Superseded) {
-		t.Errorf("stored certificate revoked at %v reason %d, want %v reason %d", got.RevokedAt, got.Reason, testNow.Add(time.Second), Superseded)
+	if !got.RevokedAt.Equal(testNow.Add(time.Second)) || got.Reason != int(api.ReasonSuperseded) {
+		t.Errorf("stored certificate revoked at %v reason %d, want %v reason %d", got.RevokedAt, got.Reason, testNow.Add(time.Second), api.ReasonSuperseded)
 	}
 	audit, err := f.st.ListAudit(t.Context(), 0, 100)
 	if err != nil {
@@ -59,12 +62,12 @@ func TestRevokeSerial(t *testing.T) {
 		want fault.Kind
 	}{
 		{"fail/again", RevokeRequest{Serial: cert.SerialNumber}, fault.AlreadyRevoked},
-		{"fail/again-other-reason", RevokeRequest{Serial: cert.SerialNumber, Reason: KeyCompromise}, fault.AlreadyRevoked},
+		{"fail/again-other-reason", RevokeRequest{Serial: cert.SerialNumber, Reason: api.ReasonKeyCompromise}, fault.AlreadyRevoked},
 		{"fail/unknown-serial", RevokeRequest{Serial: big.NewInt(0x1234567)}, fault.NotFound},
 		{"fail/zero-serial", RevokeRequest{Serial: big.NewInt(0)}, fault.NotFound},
 		{"fail/both", RevokeRequest{Serial: other.SerialNumber, DeviceID: "dev-2"}, fault.Malformed},
-		{"fail/neither", RevokeRequest{Reason: KeyCompromise}, fault.Malformed},
-		{"fail/removeFromCRL", RevokeRequest{Serial: other.SerialNumber, Reason: RemoveFromCRL}, fault.Malformed},
+		{"fail/neither", RevokeRequest{Reason: api.ReasonKeyCompromise}, fault.Malformed},
+		{"fail/removeFromCRL", RevokeRequest{Serial: other.SerialNumber, Reason: api.ReasonRemoveFromCRL}, fault.Malformed},
 		{"fail/reason-7", RevokeRequest{Serial: other.SerialNumber, Reason: 7}, fault.Malformed},
 		{"fail/reason-11", RevokeRequest{Serial: other.SerialNumber, Reason: 11}, fault.Malformed},
 		{"fail/reason-negative", RevokeRequest{Serial: other.SerialNumber, Reason: -1}, fault.Malformed},
@@ -89,13 +92,13 @@ func TestParseReason(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		in   string
-		want Reason
+		want api.Reason
 		kind fault.Kind
 	}{
-		{"ok/empty", "", Unspecified, 0},
-		{"ok/keyCompromise", "keyCompromise", KeyCompromise, 0},
-		{"ok/case-insensitive", "CESSATIONOFOPERATION", CessationOfOperation, 0},
-		{"ok/aACompromise", "aACompromise", AACompromise, 0},
+		{"ok/empty", "", api.ReasonUnspecified, 0},
+		{"ok/keyCompromise", "keyCompromise", api.ReasonKeyCompromise, 0},
+		{"ok/case-insensitive", "CESSATIONOFOPERATION", api.ReasonCessationOfOperation, 0},
+		{"ok/aACompromise", "aACompromise", api.ReasonAACompromise, 0},
 		{"fail/removeFromCRL", "removeFromCRL", 0, fault.Malformed},
 		{"fail/unknown", "lost", 0, fault.Malformed},
 		{"fail/number", "1", 0, fault.Malformed},
@@ -104,6 +107,10 @@ func TestParseReason(t *testing.T) {
 			got, err := ParseReason(tc.in)
 			if tc.kind != 0 {
 				wantKind(t, "ParseReason("+tc.in+")", err, tc.kind)
+				// The hint lists what is accepted, and removeFromCRL is not.
+				if fe, ok := errors.AsType[*fault.Error](err); !ok || strings.Contains(fe.Hint, "removeFromCRL") || !strings.Contains(fe.Hint, "keyCompromise") {
+					t.Errorf("ParseReason(%q) hint = %q, want the accepted reasons, without removeFromCRL", tc.in, fe.Hint)
+				}
 				return
 			}
 			if err != nil || got != tc.want {
@@ -116,6 +123,20 @@ func TestParseReason(t *testing.T) {
 	}
 }
 
+// TestReasonNames: the names a revocation may give are RFC 5280's but
+// removeFromCRL, and each parses to itself.
+func TestReasonNames(t *testing.T) {
+	names := ReasonNames()
+	if len(names) != 9 || slices.Contains(names, "removeFromCRL") {
+		t.Errorf("ReasonNames() = %v, want the 9 RFC 5280 reasons other than removeFromCRL", names)
+	}
+	for _, n := range names {
+		if r, err := ParseReason(n); err != nil || r.String() != n {
+			t.Errorf("ParseReason(%q) = %v, %v", n, r, err)
+		}
+	}
+}
+
 func TestRevokeDevice(t *testing.T) {
 	f := newFixture(t, fixtureOptions{caCfg: ca.Config{DeviceValidity: time.Hour}})
 	expired := f.issue(t, "dev-a")
@@ -124,15 +145,15 @@ func TestRevokeDevice(t *testing.T) {
 	bystander := f.issue(t, "dev-b")
 	slices.SortFunc(live, func(a, b *x509.Certificate) int { return a.SerialNumber.Cmp(b.SerialNumber) })
 
-	revs, err := f.svc.Revoke(t.Context(), RevokeRequest{DeviceID: "dev-a", Reason: CessationOfOperation})
+	revs, err := f.svc.Revoke(t.Context(), RevokeRequest{DeviceID: "dev-a", Reason: api.ReasonCessationOfOperation})
 	if err != nil {
 		t.Fatalf("Revoke(device): %v", err)
 	}
 	var got []string
 	for _, r := range revs {
 		got = append(got, hexSerial(r.Serial))
-		if r.Reason != int(CessationOfOperation) || !r.RevokedAt.Equal(f.now()) {
-			t.Errorf("revocation of %x: reason %d at %v, want %d at %v", r.Serial, r.Reason, r.RevokedAt, CessationOfOperation, f.now())
+		if r.Reason != int(api.ReasonCessationOfOperation) || !r.RevokedAt.Equal(f.now()) {
+			t.Errorf("revocation of %x: reason %d at %v, want %d at %v", r.Serial, r.Reason, r.RevokedAt, api.ReasonCessationOfOperation, f.now())
 		}
 	}
 	want := []string{hexSerial(live[0].SerialNumber), hexSerial(live[1].SerialNumber)}
@@ -162,7 +183,7 @@ func TestRevokeDevice(t *testing.T) {
 		t.Errorf("expired certificate revoked at %v (%v), want not revoked", c.RevokedAt, err)
 	}
 
-	_, err = f.svc.Revoke(t.Context(), RevokeRequest{DeviceID: "dev-a", Reason: KeyCompromise})
+	_, err = f.svc.Revoke(t.Context(), RevokeRequest{DeviceID: "dev-a", Reason: api.ReasonKeyCompromise})
 	wantKind(t, "Revoke(revoked device)", err, fault.AlreadyRevoked)
 	_, err = f.svc.Revoke(t.Context(), RevokeRequest{DeviceID: "nobody"})
 	wantKind(t, "Revoke(unknown device)", err, fault.NotFound)
@@ -213,15 +234,15 @@ func TestKeyCompromiseBlocksKey(t *testing.T) {
 	for i, tc := range []struct {
 		name     string
 		byDevice bool
-		reason   Reason
+		reason   api.Reason
 		want     bool
 	}{
-		{"device/keyCompromise", true, KeyCompromise, true},
-		{"device/cessationOfOperation", true, CessationOfOperation, false},
-		{"device/unspecified", true, Unspecified, false},
-		{"serial/keyCompromise", false, KeyCompromise, true},
-		{"serial/superseded", false, Superseded, false},
-		{"serial/cACompromise", false, CACompromise, false},
+		{"device/keyCompromise", true, api.ReasonKeyCompromise, true},
+		{"device/cessationOfOperation", true, api.ReasonCessationOfOperation, false},
+		{"device/unspecified", true, api.ReasonUnspecified, false},
+		{"serial/keyCompromise", false, api.ReasonKeyCompromise, true},
+		{"serial/superseded", false, api.ReasonSuperseded, false},
+		{"serial/cACompromise", false, api.ReasonCACompromise, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			id := fmt.Sprintf("dev-key-%d", i)
@@ -270,7 +291,7 @@ func TestRunRenewsResponder(t *testing.T) {
 		if second == first {
 			t.Fatal("responder not renewed at two thirds of its lifetime")
 		}
-		resp, err := VerifyOCSPResponse(respond(t, f.svc, req).DER, leaf, inter, now())
+		resp, err := verify.VerifyOCSPResponse(respond(t, f.svc, req).DER, leaf, inter, now())
 		if err != nil || resp.Certificate == nil || !resp.Certificate.Equal(second) {
 			t.Errorf("OCSP after renewal: %v; want a response signed by the new responder", err)
 		}

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -75,9 +76,21 @@ func echoProblem(he *echo.HTTPError) api.Problem {
 	return p
 }
 
+// statusClientClosedRequest is the status the request log and metrics
+// record for a request whose client went away before the answer (nginx's
+// 499). Nothing reaches the client.
+const statusClientClosedRequest = 499
+
 // handleError is echo's HTTPErrorHandler: every error response is written here.
 func (s *Server) handleError(err error, c echo.Context) {
 	if c.Response().Committed {
+		return
+	}
+	if clientGone(err, c) {
+		// Normal (a verifier stopped during its feed long-poll, say): no
+		// problem to write, no internal error to log. The request log
+		// line, at Info, records the 499 and the error.
+		c.Response().WriteHeader(statusClientClosedRequest)
 		return
 	}
 	p, internal := problemFor(err)
@@ -96,6 +109,12 @@ func (s *Server) handleError(err error, c echo.Context) {
 	if err := jsonEncode(c.Response(), p); err != nil {
 		s.log.DebugContext(c.Request().Context(), "write problem", "request_id", p.RequestID, "err", err)
 	}
+}
+
+// clientGone reports whether err is the end of a request whose client went
+// away: the request's context was canceled, and err says so.
+func clientGone(err error, c echo.Context) bool {
+	return errors.Is(err, context.Canceled) && errors.Is(c.Request().Context().Err(), context.Canceled)
 }
 
 // logAttrErr is what the request log says of an error: the fault kind, or

@@ -31,53 +31,33 @@ type Revoker interface {
 	Feed(ctx context.Context, seq uint64, limit int, wait time.Duration) ([]store.Revocation, error)
 }
 
-// maxFeedWait bounds a long-poll of the revocation feed, below the HTTPS
-// server's write timeout.
-const maxFeedWait = 25 * time.Second
-
-// FeedEntry is one revocation in the feed.
-type FeedEntry struct {
-	Seq       uint64 `json:"seq"`
-	Serial    string `json:"serial"`
-	RevokedAt string `json:"revoked_at"`
-	Reason    int    `json:"reason"`
-	NotAfter  string `json:"not_after"`
-}
-
-// FeedResponse is the body of GET /v1/revocations.
-type FeedResponse struct {
-	Revocations []FeedEntry `json:"revocations"`
-	// Last is the seq to pass as since next time: the last entry's, or the
-	// since of the request when there were none.
-	Last uint64 `json:"last"`
-}
-
-// revocationFeed handles GET /v1/revocations?since=N&wait=25s&limit=1000
-// (limit 1..100000, default 1000):
-// the revocations after N, in order; with wait, the request is held until
-// one happens or wait passes (long-poll). Verifiers (fleetca proxy) follow
-// it to cut devices off within seconds; it carries what the CRL does
-// (serials, times, reasons), so it is as public as the CRL.
+// revocationFeed handles GET /v1/revocations?since=N&wait=20s&limit=1000
+// (api.FeedPath and its parameters; limit 1..100000, default 1000; wait
+// cut to api.FeedMaxWait): the revocations after N, in order; with wait,
+// the request is held until one happens or wait passes (long-poll).
+// Verifiers (fleetca proxy, crl sync) follow it to cut devices off within
+// seconds; it carries what the CRL does (serials, times, reasons), so it
+// is as public as the CRL.
 func (s *Server) revocationFeed(c echo.Context) error {
 	var since uint64
-	if v := c.QueryParam("since"); v != "" {
+	if v := c.QueryParam(api.FeedParamSince); v != "" {
 		var err error
 		if since, err = strconv.ParseUint(v, 10, 64); err != nil {
-			return fault.New(fault.Malformed, fmt.Sprintf("since=%q is not a sequence number", v), "pass the last seq you have, or 0")
+			return fault.Wrap(err, fault.Malformed, fmt.Sprintf("since=%q is not a sequence number", v), "pass the last seq you have, or 0")
 		}
 	}
 	var wait time.Duration
-	if v := c.QueryParam("wait"); v != "" {
+	if v := c.QueryParam(api.FeedParamWait); v != "" {
 		var err error
 		if wait, err = time.ParseDuration(v); err != nil || wait < 0 {
-			return fault.New(fault.Malformed, fmt.Sprintf("wait=%q is not a duration", v), "write it like 25s")
+			return fault.Wrap(err, fault.Malformed, fmt.Sprintf("wait=%q is not a duration", v), "write it like 20s")
 		}
-		wait = min(wait, maxFeedWait)
+		wait = min(wait, api.FeedMaxWait)
 	}
 	// A verifier catching up reads the log in pages far larger than the
-	// admin lists' (the Checker asks for 10000).
+	// admin lists' (it asks for api.FeedBatch).
 	limit := store.DefaultRevocationLimit
-	if v := c.QueryParam("limit"); v != "" {
+	if v := c.QueryParam(api.FeedParamLimit); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > store.MaxRevocationLimit {
 			return fault.New(fault.Malformed, fmt.Sprintf("limit=%q is not a number from 1 to %d", v, store.MaxRevocationLimit), "")
@@ -102,9 +82,10 @@ func (s *Server) revocationFeed(c echo.Context) error {
 		// had passed; the verifier polls again, elsewhere or later.
 		revs = nil
 	}
-	out := FeedResponse{Revocations: make([]FeedEntry, len(revs)), Last: since}
+	out := api.FeedResponse{Revocations: make([]api.FeedEntry, len(revs)), Last: since}
 	for i, r := range revs {
-		out.Revocations[i] = FeedEntry{Seq: r.Seq, Serial: r.Serial.Text(16), RevokedAt: timeJSON(r.RevokedAt), Reason: r.Reason, NotAfter: timeJSON(r.NotAfter)}
+		out.Revocations[i] = api.FeedEntry{Seq: r.Seq, Serial: r.Serial.Text(16), RevokedAt: timeAPI(r.RevokedAt),
+			Reason: api.Reason(r.Reason), NotAfter: timeAPI(r.NotAfter)}
 		out.Last = r.Seq
 	}
 	c.Response().Header().Set("Cache-Control", "no-store")
@@ -162,7 +143,7 @@ func (s *Server) revoke(c echo.Context) error {
 	}
 	out := make([]api.RevokedCertificate, len(revs))
 	for i, r := range revs {
-		out[i] = api.RevokedCertificate{Serial: r.Serial.Text(16), DeviceID: r.DeviceID, RevokedAt: timeJSON(r.RevokedAt), Reason: revocation.Reason(r.Reason).String()}
+		out[i] = api.RevokedCertificate{Serial: r.Serial.Text(16), DeviceID: r.DeviceID, RevokedAt: timeJSON(r.RevokedAt), Reason: api.Reason(r.Reason).String()}
 	}
 	return c.JSON(http.StatusOK, api.RevokeResponse{Revoked: out})
 }
@@ -200,7 +181,7 @@ func (s *Server) crlDER(c echo.Context) error {
 
 func (s *Server) crlPEM(c echo.Context) error {
 	p := s.deps.Revocation.CRL()
-	return serveCRL(c, p, p.PEM, "application/x-pem-file")
+	return serveCRL(c, p, p.PEM(), "application/x-pem-file")
 }
 
 func (s *Server) rootCRL(c echo.Context) error {

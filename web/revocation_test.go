@@ -1,18 +1,25 @@
 package web
 
 import (
+	"bytes"
+	"context"
 	"crypto"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"golang.org/x/crypto/ocsp"
 
 	"github.com/fleetca/fleetca/api"
@@ -168,7 +175,7 @@ func TestRevocationFeed(t *testing.T) {
 		t.Fatalf("revoke: %d", rec.Code)
 	}
 	rec := do(h, "GET", "/v1/revocations?since=0", "", "", "")
-	var out FeedResponse
+	var out api.FeedResponse
 	if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil || rec.Code != 200 {
 		t.Fatalf("feed: %d %s", rec.Code, rec.Body)
 	}
@@ -192,31 +199,146 @@ func TestRevocationFeed(t *testing.T) {
 }
 
 // TestRevocationFeedDrain: Drain ends a long-poll under way at once with
-// nothing new (200, last kept), and any later one too.
+// nothing new (200, last kept), and any later one too. It runs on
+// synctest's fake clock, where "at once" is exact: a long-poll that waited
+// would move the clock by its 20 s.
 func TestRevocationFeedDrain(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFixture(t)
+		h := f.srv.HTTPSHandler()
+		done := make(chan *httptest.ResponseRecorder, 1)
+		go func() { done <- do(h, "GET", "/v1/revocations?since=7&wait=20s", "", "", "") }()
+		synctest.Wait()
+		select {
+		case rec := <-done:
+			t.Fatalf("long-poll returned before Drain: %d %s", rec.Code, rec.Body)
+		default:
+		}
+		drained := time.Now()
+		f.srv.Drain()
+		f.srv.Drain() // idempotent
+		rec := <-done
+		if waited := time.Since(drained); waited != 0 {
+			t.Errorf("long-poll under way returned %s after Drain, want at once", waited)
+		}
+		var out api.FeedResponse
+		if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil || rec.Code != 200 || len(out.Revocations) != 0 || out.Last != 7 {
+			t.Errorf("long-poll after Drain = %d %s, want 200, no revocations, last 7", rec.Code, rec.Body)
+		}
+		start := time.Now()
+		if rec := do(h, "GET", "/v1/revocations?since=7&wait=20s", "", "", ""); rec.Code != 200 || time.Since(start) != 0 {
+			t.Errorf("long-poll after Drain = %d after %s, want 200 at once", rec.Code, time.Since(start))
+		}
+	})
+}
+
+// TestHEAD: HEAD works on the HTTP listener's documents (and /healthz on
+// both listeners), with the GET's status and headers and no body.
+func TestHEAD(t *testing.T) {
 	f := newFixture(t)
-	h := f.srv.HTTPSHandler()
-	done := make(chan *httptest.ResponseRecorder, 1)
-	go func() { done <- do(h, "GET", "/v1/revocations?since=7&wait=20s", "", "", "") }()
-	select {
-	case rec := <-done:
-		t.Fatalf("long-poll returned before Drain: %d %s", rec.Code, rec.Body)
-	case <-time.After(50 * time.Millisecond):
+	leaf := f.enrolled(t, "dev-1")
+	der, err := ocsp.CreateRequest(leaf, f.authty.Intermediate(), &ocsp.RequestOptions{Hash: crypto.SHA1})
+	if err != nil {
+		t.Fatal(err)
 	}
-	f.srv.Drain()
-	f.srv.Drain() // idempotent
-	var rec *httptest.ResponseRecorder
-	select {
-	case rec = <-done:
-	case <-time.After(5 * time.Second):
-		t.Fatal("long-poll still held 5 s after Drain")
-	}
-	var out FeedResponse
-	if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil || rec.Code != 200 || len(out.Revocations) != 0 || out.Last != 7 {
-		t.Errorf("long-poll after Drain = %d %s, want 200, no revocations, last 7", rec.Code, rec.Body)
-	}
-	start := time.Now()
-	if rec := do(h, "GET", "/v1/revocations?since=7&wait=20s", "", "", ""); rec.Code != 200 || time.Since(start) > 5*time.Second {
-		t.Errorf("long-poll after Drain = %d after %s, want 200 at once", rec.Code, time.Since(start))
+	ocspGet := api.OCSPPath + "/" + url.PathEscape(base64.StdEncoding.EncodeToString(der))
+	for _, tc := range []struct {
+		name string
+		h    http.Handler
+		path string
+	}{
+		{"crl", f.srv.HTTPHandler(), api.CRLPath},
+		{"crl.pem", f.srv.HTTPHandler(), api.CRLPEMPath},
+		{"root.crl", f.srv.HTTPHandler(), api.RootCRLPath},
+		{"roots.pem", f.srv.HTTPHandler(), api.RootsPEMPath},
+		{"chain.pem", f.srv.HTTPHandler(), api.ChainPEMPath},
+		{"intermediate.crt", f.srv.HTTPHandler(), api.IntermediatePath},
+		{"ocsp-get", f.srv.HTTPHandler(), ocspGet},
+		{"healthz-http", f.srv.HTTPHandler(), api.HealthPath},
+		{"healthz-https", f.srv.HTTPSHandler(), api.HealthPath},
+		{"roots.pem-https", f.srv.HTTPSHandler(), api.RootsPEMPath},
+		{"unknown-route", f.srv.HTTPHandler(), "/nope"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			get := do(tc.h, "GET", tc.path, "", "", "")
+			head := do(tc.h, "HEAD", tc.path, "", "", "")
+			if head.Code != get.Code {
+				t.Errorf("HEAD %s = %d, want GET's %d", tc.path, head.Code, get.Code)
+			}
+			if head.Body.Len() != 0 {
+				t.Errorf("HEAD %s has a body of %d bytes, want none", tc.path, head.Body.Len())
+			}
+			for _, k := range []string{"Content-Type", "ETag", "Cache-Control", "Last-Modified", "Expires"} {
+				if g, h := get.Header().Get(k), head.Header().Get(k); g != h {
+					t.Errorf("HEAD %s: %s = %q, want GET's %q", tc.path, k, h, g)
+				}
+			}
+			if n := head.Header().Get("Content-Length"); get.Code == 200 && n != strconv.Itoa(get.Body.Len()) {
+				t.Errorf("HEAD %s: Content-Length = %q, want %d (the GET's body)", tc.path, n, get.Body.Len())
+			}
+		})
 	}
 }
+
+// TestFeedClientGone: a verifier that hangs up during its long-poll (a
+// proxy or crl sync stopping) is normal: no 500, nothing logged above
+// Info.
+func TestFeedClientGone(t *testing.T) {
+	f := newFixture(t)
+	var logs lockedBuffer
+	reg := prometheus.NewRegistry()
+	srv, err := New(Config{}, Deps{Enroll: f.svc, CA: f.authty, Records: f.store, Revocation: f.rev, Now: func() time.Time { return testNow },
+		Logger: slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})), Metrics: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, hangUp := context.WithCancel(t.Context())
+	req := httptest.NewRequestWithContext(ctx, "GET", api.FeedURL("", 0, 0, 20*time.Second), nil)
+	rec := httptest.NewRecorder()
+	done := make(chan struct{})
+	go func() { defer close(done); srv.HTTPSHandler().ServeHTTP(rec, req) }()
+	hangUp()
+	<-done
+	if rec.Code == http.StatusInternalServerError {
+		t.Errorf("long-poll whose client went away: status %d, want no 500", rec.Code)
+	}
+	if got := testutil.ToFloat64(srv.requests.WithLabelValues("https", api.FeedPath, "GET", "500")); got != 0 {
+		t.Errorf("fleetca_web_requests_total{code=500} = %v, want 0", got)
+	}
+	var sawRequest bool
+	for line := range strings.Lines(logs.String()) {
+		var rec struct {
+			Level, Msg, Route string
+			Status            int
+		}
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		if rec.Level != "INFO" && rec.Level != "DEBUG" {
+			t.Errorf("logged at %s: %s", rec.Level, line)
+		}
+		if rec.Msg == "request" && rec.Route == api.FeedPath {
+			sawRequest = true
+			if rec.Status != statusClientClosedRequest {
+				t.Errorf("request log: status %d, want %d (client closed request)", rec.Status, statusClientClosedRequest)
+			}
+		}
+	}
+	if !sawRequest {
+		t.Errorf("no request log line for the feed; log:\n%s", logs.String())
+	}
+}
+
+// lockedBuffer is a bytes.Buffer safe for a logger and a test to share.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }

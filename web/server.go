@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/fleetca/fleetca/api"
 	"github.com/fleetca/fleetca/enroll"
 	"github.com/fleetca/fleetca/internal/fault"
 	"github.com/fleetca/fleetca/store"
@@ -154,6 +155,7 @@ func (s *Server) newEcho(listener string) *echo.Echo {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
+	e.Use(headWithoutBody)
 	e.Use(middleware.RequestID())
 	e.Use(middleware.RequestLoggerWithConfig(middleware.RequestLoggerConfig{
 		HandleError: true, LogLatency: true, LogMethod: true, LogRoutePath: true, LogStatus: true,
@@ -187,13 +189,15 @@ func (s *Server) newEcho(listener string) *echo.Echo {
 // ID for the request log.
 const ctxDeviceID = "device_id"
 
+// routes registers the handlers. Every GET of a document (not the feed's
+// long-poll, not the admin API) also answers HEAD.
 func (s *Server) routes() {
 	for _, e := range []*echo.Echo{s.https, s.http} {
-		e.GET("/healthz", s.healthz)
+		getAndHead(e, api.HealthPath, s.healthz)
 	}
 	s.https.POST("/v1/enroll", s.enroll)
-	s.https.GET("/roots.pem", s.rootsPEM)
-	s.https.GET("/v1/revocations", s.revocationFeed)
+	getAndHead(s.https, api.RootsPEMPath, s.rootsPEM)
+	s.https.GET(api.FeedPath, s.revocationFeed)
 
 	admin := s.https.Group("/v1/admin", s.requireAdmin)
 	admin.POST("/tokens", s.createToken)
@@ -209,16 +213,16 @@ func (s *Server) routes() {
 	admin.POST("/devices/:id/revoke", s.revoke)
 	admin.POST("/devices/:id/reset", s.resetDevice)
 
-	s.http.GET("/roots.pem", s.rootsPEM)
-	s.http.GET("/chain.pem", s.chainPEM)
-	s.http.GET("/intermediate.crt", s.intermediateDER)
-	s.http.GET("/crl", s.crlDER)
-	s.http.GET("/crl.pem", s.crlPEM)
-	s.http.GET("/root.crl", s.rootCRL)
-	s.http.POST("/ocsp", s.ocspPost)
-	s.http.GET("/ocsp/*", s.ocspGet)
+	getAndHead(s.http, api.RootsPEMPath, s.rootsPEM)
+	getAndHead(s.http, api.ChainPEMPath, s.chainPEM)
+	getAndHead(s.http, api.IntermediatePath, s.intermediateDER)
+	getAndHead(s.http, api.CRLPath, s.crlDER)
+	getAndHead(s.http, api.CRLPEMPath, s.crlPEM)
+	getAndHead(s.http, api.RootCRLPath, s.rootCRL)
+	s.http.POST(api.OCSPPath, s.ocspPost)
+	getAndHead(s.http, api.OCSPPath+"/*", s.ocspGet)
 	if s.deps.Gatherer != nil {
-		s.http.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(s.deps.Gatherer, promhttp.HandlerOpts{})))
+		getAndHead(s.http, "/metrics", echo.WrapHandler(promhttp.HandlerFor(s.deps.Gatherer, promhttp.HandlerOpts{})))
 	}
 }
 
@@ -275,6 +279,10 @@ func tooLarge(limit int64) error {
 
 // jsonEncode writes v as JSON.
 func jsonEncode(w io.Writer, v any) error { return json.NewEncoder(w).Encode(v) }
+
+// timeAPI is a time as the API carries it in a time.Time field (RFC 3339
+// once encoded): UTC, in whole seconds, as timeJSON writes it.
+func timeAPI(t time.Time) time.Time { return t.UTC().Truncate(time.Second) }
 
 // timeJSON formats times at the API edge: RFC 3339, UTC.
 func timeJSON(t time.Time) string {

@@ -32,8 +32,8 @@ import (
 
 // The benchmarks here profile enrollment in process, to find where the
 // server's CPU goes beyond the crypto floor; the headline figures (`make
-// bench`) come from internal/bench/enrollload, which runs serve as its own
-// process and measures its CPU time.
+// bench`) come from bench/enrollload, in the benchmarks' own module, which
+// runs serve as its own process and measures its CPU time.
 // Profile with, for example:
 //
 //	go test ./cmd/fleetca -run '^$' -bench 'EnrollHTTPS/h1/c=32' -benchtime 20000x -cpuprofile cpu.out

@@ -13,6 +13,7 @@ import (
 
 	"github.com/fleetca/fleetca/api"
 	"github.com/fleetca/fleetca/ca"
+	"github.com/fleetca/fleetca/internal/atomicfile"
 	"github.com/fleetca/fleetca/internal/fault"
 )
 
@@ -107,10 +108,10 @@ func runCertServer(cmd *cobra.Command, e env, o certServerOptions) error {
 	if err != nil {
 		return fmt.Errorf("encode key: %w", err)
 	}
-	if err := writeFileAtomic(o.keyOut, pem.EncodeToMemory(block), 0o600); err != nil {
+	if err := atomicfile.Write(o.keyOut, pem.EncodeToMemory(block), 0o600); err != nil {
 		return err
 	}
-	if err := writeFileAtomic(o.certOut, []byte(out.Chain), 0o644); err != nil {
+	if err := atomicfile.Write(o.certOut, []byte(out.Chain), 0o644); err != nil {
 		return err
 	}
 	fmt.Fprintf(e.stdout, "server certificate for %s: serial %s, valid until %s\n",

@@ -12,9 +12,11 @@ import (
 	"encoding/hex"
 	"flag"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -340,5 +342,38 @@ func TestHelpGolden(t *testing.T) {
 					strings.Join(tc.args, " "), golden, diff)
 			}
 		})
+	}
+}
+
+// TestServeOnATakenPort: a port in use is one line that says so and how to
+// choose another, for each listener.
+func TestServeOnATakenPort(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "ca")
+	if r := runCLI(t, nil, initArgs(dir, "--no-password")...); r.code != exitOK {
+		t.Fatalf("init: exit %d, want 0; stderr: %q", r.code, r.stderr)
+	}
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	addr := taken.Addr().String()
+	for _, tc := range []struct{ flag, other string }{{"--https-addr", "--http-addr"}, {"--http-addr", "--https-addr"}} {
+		r := runCLI(t, nil, "serve", "--dir", dir, tc.flag, addr, tc.other, "127.0.0.1:0")
+		wantOneLine(t, "serve "+tc.flag+" on a taken port", r, exitError)
+		for _, want := range []string{addr, "already listens", tc.flag} {
+			if !strings.Contains(r.stderr, want) {
+				t.Errorf("serve %s %s (taken): stderr %q, want it to contain %q", tc.flag, addr, r.stderr, want)
+			}
+		}
+	}
+}
+
+func TestVersion(t *testing.T) {
+	t.Parallel()
+	r := runCLI(t, nil, "version")
+	if r.code != exitOK || !strings.HasPrefix(r.stdout, "fleetca ") || !strings.Contains(r.stdout, runtime.Version()) || strings.Count(r.stdout, "\n") != 1 {
+		t.Errorf("fleetca version: exit %d, stdout %q, want 0 and one line \"fleetca VERSION ..., %s ...\"", r.code, r.stdout, runtime.Version())
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/fleetca/fleetca/ca"
+	"github.com/fleetca/fleetca/internal/atomicfile"
 	"github.com/fleetca/fleetca/revocation"
 )
 
@@ -55,7 +56,7 @@ quarter of its validity left.`,
 			if out == "" {
 				out = filepath.Join(d, rootCRLName)
 			}
-			if err := writeFileAtomic(out, der, 0o644); err != nil {
+			if err := atomicfile.Write(out, der, 0o644); err != nil {
 				return err
 			}
 			fmt.Fprintf(e.stdout, "root CRL written to %s, valid until %s\n", out, time.Now().Add(validity).UTC().Format(time.RFC3339))
@@ -79,5 +80,5 @@ func writeRootCRL(cmd *cobra.Command, dir string, authority *ca.Authority, valid
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(dir, rootCRLName), der, 0o644)
+	return atomicfile.Write(filepath.Join(dir, rootCRLName), der, 0o644)
 }

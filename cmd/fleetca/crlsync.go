@@ -7,9 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,7 +17,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/fleetca/fleetca/internal/fault"
-	"github.com/fleetca/fleetca/revocation"
+	"github.com/fleetca/fleetca/internal/redact"
+	"github.com/fleetca/fleetca/verify"
 )
 
 // crlSyncOptions are the inputs of `fleetca crl sync`.
@@ -37,7 +36,8 @@ func newCRLSyncCmd(e env) *cobra.Command {
 		Use:   "sync --url URL --issuer FILE --out FILE [--every 1m | --once] [--exec CMD] [--revocation-feed URL]",
 		Short: "Keep a verifier's CRL file (nginx, HAProxy, Mosquitto, Envoy) fresh",
 		Long: `sync fetches the device CRL (URL/crl) and the root CRL (URL/root.crl) from
-the CA's HTTP listener, checks each one's signature against its issuer in
+the CA's HTTP listener, whose base URL --url is (http://CA:8080, as proxy
+--crl-url takes it), checks each one's signature against its issuer in
 the --issuer bundle (the ca.pem that 'fleetca export' wrote), and writes both,
 PEM, to --out through a temporary file and a rename. nginx and HAProxy want a
 CRL for every CA in the chain, hence both.
@@ -49,7 +49,8 @@ the command that makes the verifier reread it ('nginx -s reload',
 'systemctl reload haproxy', 'pkill -HUP -x mosquitto'; Envoy needs none). A
 failed reload is retried at the next sync, and by the next --once run.
 
-Without --once it syncs every --every until interrupted, logging each change.
+Without --once it syncs every --every until interrupted, logging each change
+as JSON lines on stderr.
 With --revocation-feed https://CA:8443 it also follows the CA's revocation
 feed (a long-poll on its HTTPS listener, trusted through the root in
 --issuer) and syncs as soon as a revocation is announced: the verifier
@@ -63,12 +64,12 @@ nextUpdate and no fresh one could be had.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.url, "url", "", "the CA's HTTP listener, e.g. http://ca.example:8080")
+	f.StringVar(&o.url, "url", "", "the CA's HTTP listener, e.g. http://ca.example:8080 (its base URL: /crl and /root.crl are fetched under it)")
 	f.StringVar(&o.issuer, "issuer", "", "PEM bundle of the fleet root and intermediate, to check the CRLs' signatures")
 	f.StringVar(&o.out, "out", "", "the CRL file the verifier reads (PEM, device CRL then root CRL)")
 	f.DurationVar(&o.every, "every", time.Minute, "how often to sync, without --once (1s to 24h)")
 	f.StringVar(&o.execCmd, "exec", "", "shell command that makes the verifier reread --out, run when it changed, e.g. 'nginx -s reload'")
-	f.StringVar(&o.feed, "revocation-feed", "", "the CA's HTTPS URL: follow its revocation feed and sync at once on a revocation (without --once)")
+	f.StringVar(&o.feed, "revocation-feed", "", "the CA's HTTPS listener, e.g. https://ca.example:8443: follow its revocation feed and sync at once on a revocation (without --once)")
 	f.BoolVar(&o.once, "once", false, "sync once and exit (1 if the verifier has no valid CRL)")
 	return cmd
 }
@@ -86,10 +87,11 @@ func runCRLSync(ctx context.Context, e env, o crlSyncOptions) error {
 	case o.feed != "" && o.once:
 		return usagef("--revocation-feed needs the running mode: leave out --once")
 	}
-	if o.feed != "" {
-		if u, err := url.Parse(o.feed); err != nil || u.Scheme != "https" || u.Host == "" {
-			return usagef("--revocation-feed %q is not the CA's https:// URL", o.feed)
-		}
+	if _, err := verify.BaseURL(o.url, "http", "https"); err != nil {
+		return flagUsage("--url", err)
+	}
+	if err := checkCAURLs("", o.feed); err != nil {
+		return err
 	}
 	tb, err := loadTrustBundle(o.issuer, time.Now())
 	if err != nil {
@@ -99,7 +101,7 @@ func runCRLSync(ctx context.Context, e env, o crlSyncOptions) error {
 	if err != nil {
 		return err
 	}
-	logger := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	logger := newDaemonLogger(e)
 	// The CRLs: the default transport (proxy settings from the
 	// environment, the system's roots for an https --url behind a load
 	// balancer); their signatures are what is trusted. The feed: the CA's
@@ -111,16 +113,16 @@ func runCRLSync(ctx context.Context, e env, o crlSyncOptions) error {
 	feedTransport.TLSClientConfig = &tls.Config{RootCAs: tb.roots, MinVersion: tls.VersionTLS12}
 	feedClient := &http.Client{Timeout: time.Minute, Transport: feedTransport}
 	defer feedClient.CloseIdleConnections()
-	deps := revocation.SyncDeps{Client: client, FeedClient: feedClient, Logger: logger}
+	deps := verify.SyncDeps{Client: client, FeedClient: feedClient, Logger: logger}
 	if o.execCmd != "" {
 		deps.Reload = func(ctx context.Context, _ []byte) error { return runReloadCommand(ctx, e, o.execCmd, out) }
 	}
-	s, err := revocation.NewSyncer(revocation.SyncConfig{URL: o.url, Issuers: tb.certs, Out: out, Feed: o.feed}, deps)
+	s, err := verify.NewSyncer(verify.SyncConfig{URL: o.url, Issuers: tb.certs, Out: out, Feed: o.feed}, deps)
 	if err != nil {
 		return err
 	}
 	if !o.once {
-		logger.Info("syncing CRLs", "url", redactURLString(o.url), "file", out, "every", o.every.String(), "feed", redactURLString(o.feed))
+		logger.Info("syncing CRLs", "url", redact.URL(o.url), "file", out, "every", o.every.String(), "feed", redact.URL(o.feed))
 		if err := s.Run(ctx, o.every); !errors.Is(err, context.Canceled) {
 			return err
 		}
@@ -144,7 +146,7 @@ func runCRLSync(ctx context.Context, e env, o crlSyncOptions) error {
 }
 
 // describeCRLStatus is one line on what a sync did with one CRL.
-func describeCRLStatus(st revocation.CRLStatus) string {
+func describeCRLStatus(st verify.CRLStatus) string {
 	if st.Number == nil {
 		if st.Err == nil {
 			return st.Name + ": none installed"

@@ -217,6 +217,10 @@ func startServer(t *testing.T, bin, dir string, env []string) *server {
 	select {
 	case u := <-ready:
 		s.httpsURL, s.httpURL, s.fingerprint = u.https, u.http, u.fingerprint
+		// Start-up issues one OCSP responder certificate, and says so once.
+		if n := strings.Count(s.log.String(), `"msg":"OCSP responder certificate issued"`); n != 1 {
+			t.Errorf("fleetca serve logged \"OCSP responder certificate issued\" %d times at start-up, want 1", n)
+		}
 	case <-s.eof:
 		t.Fatalf("fleetca serve exited before it listened; stderr:\n%s", s.log.String())
 	case <-startCtx.Done():

@@ -6,11 +6,8 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -18,6 +15,7 @@ import (
 
 	"github.com/fleetca/fleetca/ca"
 	"github.com/fleetca/fleetca/client"
+	"github.com/fleetca/fleetca/internal/atomicfile"
 	"github.com/fleetca/fleetca/internal/fault"
 )
 
@@ -130,15 +128,15 @@ func runEnroll(ctx context.Context, e env, o enrollOptions) error {
 		if err != nil {
 			return fmt.Errorf("encode key: %w", err)
 		}
-		if err := writeFileAtomic(o.keyOut, pem.EncodeToMemory(block), 0o600); err != nil {
+		if err := atomicfile.Write(o.keyOut, pem.EncodeToMemory(block), 0o600); err != nil {
 			return err
 		}
 	}
-	if err := writeFileAtomic(o.certOut, []byte(out.Chain), 0o644); err != nil {
+	if err := atomicfile.Write(o.certOut, []byte(out.Chain), 0o644); err != nil {
 		return err
 	}
 	if o.chainOut != "" {
-		if err := writeFileAtomic(o.chainOut, []byte(out.Chain), 0o644); err != nil {
+		if err := atomicfile.Write(o.chainOut, []byte(out.Chain), 0o644); err != nil {
 			return err
 		}
 	}
@@ -192,29 +190,4 @@ func parseFingerprint(s string) ([]byte, error) {
 		return nil, usagef("--fingerprint must be the 64 hex digits of the root's SHA-256 (fleetca serve prints it)")
 	}
 	return fp, nil
-}
-
-// writeFileAtomic writes b to path through a temporary file and a rename,
-// so a reader never sees half a file.
-func writeFileAtomic(path string, b []byte, mode fs.FileMode) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	err = errors.Join(f.Chmod(mode), writeAll(f, b), f.Sync(), f.Close())
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
-}
-
-func writeAll(f *os.File, b []byte) error {
-	_, err := f.Write(b)
-	return err
 }

@@ -42,6 +42,8 @@ func TestErrorLine(t *testing.T) {
 			"ca.backdate 2h is out of range (use 0 to 1h)"},
 		{"wrapped", cmd, fmt.Errorf("sign: %w", usage(fault.WithField(ttl, "ttl"))),
 			"the token TTL 1s is outside 1m0s to 720h0m0s (give a ttl in that range, or raise enroll.max_token_ttl; use --ttl)"},
+		{"flag-value", cmd, flagUsage("--url", fault.New(fault.Malformed, `"x" is not an http URL`, "give the base URL")),
+			`--url: "x" is not an http URL (give the base URL)`},
 		{"plain", cmd, errors.New("line one\nline two"), "line one line two"},
 		{"joined", cmd, errors.Join(fault.New(fault.NotFound, "a", "b"), errors.New("c")), "a (b); c"},
 	} {

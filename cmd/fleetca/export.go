@@ -23,8 +23,9 @@ import (
 	"github.com/fleetca/fleetca/api"
 	"github.com/fleetca/fleetca/client"
 	"github.com/fleetca/fleetca/export"
+	"github.com/fleetca/fleetca/internal/atomicfile"
 	"github.com/fleetca/fleetca/internal/fault"
-	"github.com/fleetca/fleetca/revocation"
+	"github.com/fleetca/fleetca/verify"
 )
 
 // exportOptions are the inputs of `fleetca export`.
@@ -229,8 +230,8 @@ func runExport(ctx context.Context, e env, o exportOptions) error {
 	// The CRL file first: it is what can fail (an unreachable CA, an expired
 	// root CRL), and then nothing else is written.
 	crlPath := filepath.Join(out, export.CRLFile)
-	syncer, err := revocation.NewSyncer(revocation.SyncConfig{URL: base, Issuers: append(slices.Clone(inters), root), Out: crlPath},
-		revocation.SyncDeps{Client: hc, Now: time.Now,
+	syncer, err := verify.NewSyncer(verify.SyncConfig{URL: base, Issuers: append(slices.Clone(inters), root), Out: crlPath},
+		verify.SyncDeps{Client: hc, Now: time.Now,
 			Logger: slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	if err != nil {
 		return err
@@ -244,16 +245,16 @@ func runExport(ctx context.Context, e env, o exportOptions) error {
 	for _, c := range append(slices.Clone(inters), root) {
 		bundle.Write(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw}))
 	}
-	if err := writeFileAtomic(filepath.Join(out, export.CAFile), bundle.Bytes(), 0o644); err != nil {
+	if err := atomicfile.Write(filepath.Join(out, export.CAFile), bundle.Bytes(), 0o644); err != nil {
 		return err
 	}
 	if combined != "" {
-		if err := writeFileAtomic(combined, serverPEM, 0o600); err != nil {
+		if err := atomicfile.Write(combined, serverPEM, 0o600); err != nil {
 			return err
 		}
 	}
 	for _, f := range files {
-		if err := writeFileAtomic(filepath.Join(out, f.Name), f.Data, f.Mode); err != nil {
+		if err := atomicfile.Write(filepath.Join(out, f.Name), f.Data, f.Mode); err != nil {
 			return err
 		}
 	}

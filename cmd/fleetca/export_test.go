@@ -29,7 +29,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/anypb"
 
-	"github.com/fleetca/fleetca/revocation"
+	"github.com/fleetca/fleetca/verify"
 )
 
 // exportCA is a CA served in-process for export to fetch from.
@@ -121,7 +121,7 @@ func checkExportedBundle(t *testing.T, ca exportCA, out string) {
 		t.Fatalf("crl.pem holds %d CRLs, want the device CRL and the root CRL", len(crls))
 	}
 	for i, issuer := range []*x509.Certificate{ca.inter, ca.root} {
-		if _, err := revocation.ParseCRL(crls[i], issuer); err != nil {
+		if _, err := verify.ParseCRL(crls[i], issuer); err != nil {
 			t.Errorf("crl.pem CRL %d does not verify against %s: %v", i, issuer.Subject, err)
 		}
 	}

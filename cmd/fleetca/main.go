@@ -23,10 +23,21 @@ const (
 )
 
 // usageError marks a command-line mistake (exit 2). It wraps what was
-// wrong, so that a *fault.Error inside is rendered as any other.
-type usageError struct{ err error }
+// wrong, so that a *fault.Error inside is rendered as any other; flag, if
+// set, is the flag whose value it was ("--url"), which the line starts
+// with.
+type usageError struct {
+	flag string
+	err  error
+}
 
-func (e *usageError) Error() string { return e.err.Error() }
+func (e *usageError) Error() string {
+	if e.flag != "" {
+		return e.flag + ": " + e.err.Error()
+	}
+	return e.err.Error()
+}
+
 func (e *usageError) Unwrap() error { return e.err }
 
 // usagef is a usage error in the CLI's own words.
@@ -34,6 +45,10 @@ func usagef(format string, a ...any) error { return &usageError{err: fmt.Errorf(
 
 // usage marks err, from a parser or cobra, as a command-line mistake.
 func usage(err error) error { return &usageError{err: err} }
+
+// flagUsage marks err, from parsing the value of flag ("--url"), as a
+// command-line mistake about that flag: "fleetca: --url: <err's line>".
+func flagUsage(flag string, err error) error { return &usageError{flag: flag, err: err} }
 
 // env is what the commands read from outside: the environment, standard
 // streams. Only package main reads os.Getenv, through env.getenv.
@@ -89,6 +104,9 @@ func errorLine(cmd *cobra.Command, err error) string {
 			parts = append(parts, errorLine(cmd, e))
 		}
 		return strings.Join(parts, "; ")
+	}
+	if ue, ok := errors.AsType[*usageError](err); ok && ue.flag != "" {
+		return ue.flag + ": " + errorLine(cmd, ue.err)
 	}
 	fe, ok := errors.AsType[*fault.Error](err)
 	if !ok {
@@ -160,7 +178,7 @@ Enroll a device: fleetca enroll --ca https://HOST:8443 --fingerprint SHA256 --to
 	// or unparsable value is a usage error.
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usage(err) })
 	root.AddCommand(newInitCmd(e), newServeCmd(e), newTokenCmd(e), newEnrollCmd(e), newDevicesCmd(e), newCertsCmd(e),
-		newRevokeCmd(e), newCRLCmd(e), newCertCmd(e), newProxyCmd(e), newExportCmd(e))
+		newRevokeCmd(e), newCRLCmd(e), newCertCmd(e), newProxyCmd(e), newExportCmd(e), newVersionCmd(e))
 	usageArgs(root)
 	return root
 }

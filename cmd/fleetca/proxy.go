@@ -24,9 +24,11 @@ import (
 	"go.step.sm/crypto/pemutil"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/fleetca/fleetca/internal/certutil"
 	"github.com/fleetca/fleetca/internal/fault"
+	"github.com/fleetca/fleetca/internal/redact"
 	"github.com/fleetca/fleetca/proxy"
-	"github.com/fleetca/fleetca/revocation"
+	"github.com/fleetca/fleetca/verify"
 )
 
 // proxyOptions are the inputs of `fleetca proxy`. Tests may pass a listener
@@ -36,6 +38,7 @@ type proxyOptions struct {
 	crlURL, ocsp, feed, metricsAddr             string
 	upstreamCA                                  string
 	proxyProtocol                               bool
+	http1FastPath                               bool
 	grace                                       time.Duration
 
 	listener net.Listener
@@ -66,6 +69,12 @@ X-Forwarded-Client-Cert (Envoy's format) and removing any the client sent.
 --upstream tcp://HOST:PORT pipes bytes (MQTT and other protocols), with a
 PROXY protocol v2 header first if --proxy-protocol is given.
 
+With an http:// upstream, plain HTTP/1.1 requests (GET, HEAD, OPTIONS and
+TRACE without a body) take the proxy's fast path, which answers them as
+Go's net/http would with less CPU; --http1-fast-path=false sends every
+request through net/http, to rule the fast path out when something looks
+wrong. fleetca_proxy_fast_path_requests_total counts what it serves.
+
 --ca is the fleet's trust bundle: the root and the intermediate, as PEM:
   curl -s http://CA:8080/roots.pem  > fleet-ca.pem
   curl -s http://CA:8080/chain.pem >> fleet-ca.pem
@@ -73,9 +82,11 @@ Self-signed certificates in it are the roots; the other CA certificate is the
 intermediate, which signs the CRL and issues the devices' certificates.
 --cert and --key are the proxy's own server certificate (fleetca cert server).
 
-Revocation: --crl-url http://CA:8080/crl fetches the CA's CRL (checked
-against the intermediate, refetched every minute and before half its
-validity passes); add --revocation-feed https://CA:8443 to follow the CA's
+Revocation: --crl-url http://CA:8080, the base URL of the CA's HTTP listener
+(as crl sync --url takes it), fetches the CA's device CRL from
+http://CA:8080/crl (checked against the intermediate, refetched every minute
+and before half its validity passes); --crl-url FILE reads a CRL file
+instead. Add --revocation-feed https://CA:8443 to follow the CA's
 revocation feed, which cuts a revoked device off within a second, closing
 its open connections too. The CRL stays the signed fallback. --ocsp asks the
 responder named in each certificate (--ocsp=URL names one). The proxy fails
@@ -97,11 +108,12 @@ Prometheus metrics at /metrics (keep it on loopback).`,
 	f.StringVar(&o.caFile, "ca", "", "PEM bundle of the fleet root and intermediate")
 	f.StringVar(&o.certFile, "cert", "", "the proxy's server certificate and chain (PEM)")
 	f.StringVar(&o.keyFile, "key", "", "the proxy's private key (PEM)")
-	f.StringVar(&o.crlURL, "crl-url", "", "the CA's device CRL: http://CA:8080/crl (or a file)")
+	f.StringVar(&o.crlURL, "crl-url", "", "the CA's HTTP listener, e.g. http://CA:8080, to fetch its device CRL from /crl (or a CRL file)")
 	f.StringVar(&o.ocsp, "ocsp", "", "check with OCSP: the responder in each certificate, or --ocsp=URL")
 	f.Lookup("ocsp").NoOptDefVal = "aia"
-	f.StringVar(&o.feed, "revocation-feed", "", "the CA's HTTPS URL, to follow its revocation feed (with --crl-url)")
+	f.StringVar(&o.feed, "revocation-feed", "", "the CA's HTTPS listener, e.g. https://CA:8443, to follow its revocation feed (with --crl-url)")
 	f.BoolVar(&o.proxyProtocol, "proxy-protocol", false, "send a PROXY protocol v2 header to a tcp:// upstream")
+	f.BoolVar(&o.http1FastPath, "http1-fast-path", true, "serve plain HTTP/1.1 requests to an http:// upstream on the proxy's fast path (=false: all through net/http)")
 	f.StringVar(&o.upstreamCA, "upstream-ca", "", "PEM file of the CA(s) an https:// upstream's certificate must chain to (default the system's)")
 	f.DurationVar(&o.grace, "grace", time.Hour, "how long past its nextUpdate a CRL is still used when no new one can be had (0s to 168h)")
 	f.StringVar(&o.metricsAddr, "metrics-addr", "", "serve Prometheus metrics at http://ADDR/metrics (default off), e.g. 127.0.0.1:9090")
@@ -124,13 +136,11 @@ func runProxy(ctx context.Context, e env, o proxyOptions) error {
 	case o.grace < 0 || o.grace > 168*time.Hour:
 		return usagef("--grace %s is outside 0s..168h", o.grace)
 	}
+	if err := checkCAURLs(o.crlURL, o.feed); err != nil {
+		return err
+	}
 	setGCPercent(e)
 
-	if o.feed != "" {
-		if u, err := url.Parse(o.feed); err != nil || u.Scheme != "https" || u.Host == "" {
-			return usagef("--revocation-feed %q is not the CA's https:// URL", o.feed)
-		}
-	}
 	upstreamTLS, err := loadUpstreamTLS(o)
 	if err != nil {
 		return err
@@ -138,11 +148,11 @@ func runProxy(ctx context.Context, e env, o proxyOptions) error {
 	// Timeouts and limits are proxy.Config's defaults (10 s handshakes and
 	// request headers, 2 min idle, 30 s to reach the upstream, 64 KiB of
 	// headers, 10 s to drain on shutdown).
-	pcfg := proxy.Config{Upstream: o.upstream, ProxyProtocol: o.proxyProtocol}
+	pcfg := proxy.Config{Upstream: o.upstream, ProxyProtocol: o.proxyProtocol, DisableHTTP1FastPath: !o.http1FastPath}
 	if err := pcfg.Validate(); err != nil {
 		return usage(err)
 	}
-	logger := slog.New(slog.NewJSONHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	logger := newDaemonLogger(e)
 	now := time.Now
 
 	bundle, err := loadTrustBundle(o.caFile, now())
@@ -164,8 +174,8 @@ func runProxy(ctx context.Context, e env, o proxyOptions) error {
 		ForceAttemptHTTP2:   true,
 	}}
 	defer client.CloseIdleConnections()
-	checker, err := revocation.NewChecker(revocation.CheckerConfig{CRL: o.crlURL, OCSP: o.ocsp, Feed: o.feed, Issuer: bundle.issuer, Grace: o.grace},
-		revocation.CheckerDeps{Client: client, Now: now, Logger: logger})
+	checker, err := verify.NewChecker(verify.CheckerConfig{CRL: o.crlURL, OCSP: o.ocsp, Feed: o.feed, Issuer: bundle.issuer, Grace: o.grace},
+		verify.CheckerDeps{Client: client, Now: now, Logger: logger})
 	if err != nil {
 		return err
 	}
@@ -174,9 +184,9 @@ func runProxy(ctx context.Context, e env, o proxyOptions) error {
 		// refused (no_data) until Run loads one, so a proxy started before
 		// its CA comes up serves as soon as the CA does.
 		if err := checker.Refresh(ctx); err != nil {
-			logger.Error("no CRL could be loaded: every device is refused until one is", "crl", redactURLString(o.crlURL), "err", err)
+			logger.Error("no CRL could be loaded: every device is refused until one is", "crl", redact.URL(o.crlURL), "err", err)
 		} else if crl := checker.CurrentCRL(); crl != nil {
-			logger.Info("CRL loaded", "crl", redactURLString(o.crlURL), "number", crl.Number.String(), "entries", crl.Len(), "next_update", crl.NextUpdate)
+			logger.Info("CRL loaded", "crl", redact.URL(o.crlURL), "number", crl.Number.String(), "entries", crl.Len(), "next_update", crl.NextUpdate)
 		}
 	}
 
@@ -233,7 +243,7 @@ func runProxy(ctx context.Context, e env, o proxyOptions) error {
 		}
 	})
 
-	attrs := []any{"addr", ln.Addr().String(), "upstream", redactURLString(o.upstream), "server_serial", cert.Leaf.SerialNumber.Text(16),
+	attrs := []any{"addr", ln.Addr().String(), "upstream", redact.URL(o.upstream), "server_serial", cert.Leaf.SerialNumber.Text(16),
 		"server_not_after", cert.Leaf.NotAfter}
 	if metricsLn != nil {
 		attrs = append(attrs, "metrics", "http://"+metricsLn.Addr().String()+"/metrics")
@@ -247,6 +257,12 @@ func runProxy(ctx context.Context, e env, o proxyOptions) error {
 	return err
 }
 
+// newDaemonLogger is the logger of the long-running verifiers (proxy, crl
+// sync): JSON lines on stderr at Info, as serve writes them.
+func newDaemonLogger(e env) *slog.Logger {
+	return slog.New(slog.NewJSONHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+}
+
 // metricsHandler serves the registry at /metrics.
 func metricsHandler(reg *prometheus.Registry) http.Handler {
 	mux := http.NewServeMux()
@@ -258,7 +274,7 @@ func metricsHandler(reg *prometheus.Registry) http.Handler {
 type proxyReloader struct {
 	o       proxyOptions
 	srv     *proxy.Server
-	checker *revocation.Checker
+	checker *verify.Checker
 	issuer  *x509.Certificate // the Checker's, fixed at start
 	log     *slog.Logger
 	now     func() time.Time
@@ -286,7 +302,7 @@ func (r *proxyReloader) reload(ctx context.Context) {
 	r.log.InfoContext(ctx, "reloaded", "ca", r.o.caFile, "server_serial", cert.Leaf.SerialNumber.Text(16), "server_not_after", cert.Leaf.NotAfter)
 	if r.o.crlURL != "" {
 		if err := r.checker.Refresh(ctx); err != nil && ctx.Err() == nil {
-			r.log.WarnContext(ctx, "CRL refresh after reload failed; the CRL in use still applies", "crl", redactURLString(r.o.crlURL), "err", err)
+			r.log.WarnContext(ctx, "CRL refresh after reload failed; the CRL in use still applies", "crl", redact.URL(r.o.crlURL), "err", err)
 		}
 	}
 }
@@ -342,7 +358,7 @@ func loadTrustBundle(file string, now time.Time) (*trustBundle, error) {
 		switch {
 		case !c.IsCA:
 			return nil, fault.New(fault.Malformed, fmt.Sprintf("%s holds %q, which is not a CA certificate", file, c.Subject), hint)
-		case selfSigned(c):
+		case certutil.SelfSigned(c):
 			tb.roots.AddCert(c)
 		default:
 			tb.intermediates.AddCert(c)
@@ -365,12 +381,6 @@ func loadTrustBundle(file string, now time.Time) (*trustBundle, error) {
 		return nil, fault.Wrap(err, fault.Malformed, detail, hint)
 	}
 	return tb, nil
-}
-
-// selfSigned reports whether c is a root: issued by itself, with a
-// signature its own key verifies.
-func selfSigned(c *x509.Certificate) bool {
-	return string(c.RawIssuer) == string(c.RawSubject) && c.CheckSignatureFrom(c) == nil
 }
 
 // loadServerCert reads the proxy's certificate (leaf first, then its
@@ -397,12 +407,21 @@ func loadServerCert(certFile, keyFile string, now time.Time) (*tls.Certificate, 
 	return &cert, nil
 }
 
-// redactURLString drops credentials and the query from a URL for logs.
-func redactURLString(s string) string {
-	u, err := url.Parse(s)
-	if err != nil || u.Scheme == "" {
-		return s
+// checkCAURLs checks the verifier's URLs of the CA, shared by proxy and
+// crl sync: crlURL, if it is a URL, must be the base URL of the CA's HTTP
+// listener (not a file under it), and feed, if set, the base URL of its
+// HTTPS listener. The error names the flag and says which URL was
+// expected.
+func checkCAURLs(crlURL, feed string) error {
+	if strings.HasPrefix(crlURL, "http://") || strings.HasPrefix(crlURL, "https://") {
+		if _, err := verify.BaseURL(crlURL, "http", "https"); err != nil {
+			return flagUsage("--crl-url", err)
+		}
 	}
-	u.User, u.RawQuery = nil, ""
-	return strings.TrimSuffix(u.String(), "?")
+	if feed != "" {
+		if _, err := verify.BaseURL(feed, "https"); err != nil {
+			return flagUsage("--revocation-feed", err)
+		}
+	}
+	return nil
 }

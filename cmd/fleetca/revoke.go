@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -23,10 +24,11 @@ of it, and the device itself, which may not enroll again until
 command returns; OCSP answers 'revoked' from the next request, and a new CRL
 is published within a second.
 
-REASON is an RFC 5280 reason name: unspecified (default), keyCompromise,
-cACompromise, affiliationChanged, superseded, cessationOfOperation,
-certificateHold, privilegeWithdrawn or aACompromise. keyCompromise also blocks
-the public key: no later CSR with it is accepted, for any device.`,
+REASON is one of the RFC 5280 reason names (default unspecified):
+  ` + strings.Join(revocation.ReasonNames(), ", ") + `.
+keyCompromise also blocks the public key: no later CSR with it is accepted,
+for any device. (removeFromCRL is no reason to revoke: RFC 5280 keeps it
+for delta CRLs.)`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if (serial == "") == (deviceID == "") {
@@ -61,6 +63,6 @@ the public key: no later CSR with it is accepted, for any device.`,
 	f := cmd.Flags()
 	f.StringVar(&serial, "serial", "", "serial of the certificate to revoke (hex)")
 	f.StringVar(&deviceID, "device-id", "", "device to revoke, with all its live certificates")
-	f.StringVar(&reas, "reason", "unspecified", "RFC 5280 reason name")
+	f.StringVar(&reas, "reason", "unspecified", "RFC 5280 reason name: "+strings.Join(revocation.ReasonNames(), ", "))
 	return cmd
 }

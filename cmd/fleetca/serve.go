@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/fleetca/fleetca/ca"
 	"github.com/fleetca/fleetca/enroll"
+	"github.com/fleetca/fleetca/internal/fault"
 	"github.com/fleetca/fleetca/revocation"
 	"github.com/fleetca/fleetca/store/boltstore"
 	"github.com/fleetca/fleetca/web"
@@ -110,13 +112,13 @@ func runServe(ctx context.Context, e env, o serveOptions) error {
 	httpsLn, httpLn := o.httpsListener, o.httpListener
 	if httpsLn == nil {
 		if httpsLn, err = net.Listen("tcp", cfg.Server.HTTPSAddr); err != nil {
-			return fmt.Errorf("listen HTTPS on %s: %w", cfg.Server.HTTPSAddr, err)
+			return listenError(err, "HTTPS", cfg.Server.HTTPSAddr, "--https-addr", "server.https_addr")
 		}
 	}
 	defer httpsLn.Close()
 	if httpLn == nil {
 		if httpLn, err = net.Listen("tcp", cfg.Server.HTTPAddr); err != nil {
-			return fmt.Errorf("listen HTTP on %s: %w", cfg.Server.HTTPAddr, err)
+			return listenError(err, "HTTP", cfg.Server.HTTPAddr, "--http-addr", "server.http_addr")
 		}
 	}
 	defer httpLn.Close()
@@ -263,4 +265,18 @@ Or with openssl and curl:
 Stop with Ctrl-C.
 
 `, cfg.Name, dir, httpsURL, httpURL, root, fingerprint, filepath.Join(dir, adminTokenName), prog)
+}
+
+// listenError says why serve cannot listen on addr, and what to do: for an
+// address in use, stop the other server or choose another port.
+func listenError(err error, what, addr, flag, key string) error {
+	switch {
+	case errors.Is(err, syscall.EADDRINUSE):
+		return fault.Wrap(err, fault.Conflict, fmt.Sprintf("cannot listen for %s on %s: another process already listens there", what, addr),
+			fmt.Sprintf("stop it (another fleetca serve or make run?), or choose a free port with %s or %s in fleetca.yaml; 'ss -ltnp' shows who has it", flag, key))
+	case errors.Is(err, syscall.EACCES):
+		return fault.Wrap(err, fault.Forbidden, fmt.Sprintf("cannot listen for %s on %s: permission denied", what, addr),
+			fmt.Sprintf("ports below 1024 need root or CAP_NET_BIND_SERVICE; choose a port above 1023 with %s or %s", flag, key))
+	}
+	return fmt.Errorf("listen %s on %s: %w", what, addr, err)
 }

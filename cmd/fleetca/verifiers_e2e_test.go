@@ -372,12 +372,12 @@ func TestNginxVerifier(t *testing.T) {
 
 	// crl sync as a service, following the CA's revocation feed: with
 	// --every 1h, only the feed can bring the next revocation within the
-	// few seconds waitUntil allows.
+	// 20 s allowed below.
 	v.serials["late"] = v.fleetcaEnroll(v.plainToken("--device-id", "late"), "late")
 	v.wantThrough(t, "late")
 	sync := startDaemon(t, "fleetca crl sync", "", v.bin, "crl", "sync", "--url", v.srv.httpURL, "--issuer", v.file("ca.pem"),
 		"--out", v.file("crl.pem"), "--every", "1h", "--revocation-feed", v.srv.httpsURL, "--exec", opts+" -t -q && "+opts+" -s reload")
-	waitUntil(t, time.Now(), "crl sync logs that it runs", func() bool { return strings.Contains(sync.log.String(), "syncing CRLs") })
+	waitUntil(t, time.Now(), "crl sync logs that it runs", func() bool { return strings.Contains(sync.log.String(), `"msg":"syncing CRLs"`) }) // JSON, as serve and proxy log
 	v.mustFleetca("revoke", "--dir", v.dataDir, "--device-id", "late")
 	revoked = time.Now()
 	// 20 s: room for a loaded machine (publish, sync, nginx -t, reload),
@@ -541,6 +541,10 @@ func TestCRLSyncRefusals(t *testing.T) {
 	}{
 		{"no url", []string{"--issuer", bundle, "--out", out, "--once"}, exitUsage, "needs --url"},
 		{"no issuer", []string{"--url", f.srv.httpURL, "--out", out, "--once"}, exitUsage, "needs --issuer"},
+		{"url names the CRL", []string{"--url", f.srv.httpURL + "/crl", "--issuer", bundle, "--out", out, "--once"}, exitUsage,
+			"--url: " + f.srv.httpURL + "/crl is the URL of the CA's device CRL, not the base URL of its listener (give the base URL alone, here " + f.srv.httpURL},
+		{"url not the CA", []string{"--url", f.srv.httpURL + "/elsewhere", "--issuer", bundle, "--out", out, "--once"}, exitError,
+			"no device CRL could be had from " + f.srv.httpURL + "/elsewhere/crl"},
 		{"every out of range", []string{"--url", f.srv.httpURL, "--issuer", bundle, "--out", out, "--every", "10ms"}, exitUsage, "outside 1s..24h"},
 		{"issuer bundle missing", []string{"--url", f.srv.httpURL, "--issuer", "nope.pem", "--out", out, "--once"}, exitError, "cannot read the CA bundle"},
 		{"CA unreachable", []string{"--url", closed, "--issuer", bundle, "--out", out, "--once"}, exitError, "no device CRL could be had"},

@@ -1,0 +1,44 @@
+// Command enrollload is the enrollment benchmark behind `make bench`.
+//
+// It builds fleetca, creates a fresh CA with `fleetca init`, starts
+// `fleetca serve` on it as a separate process (bbolt with fsync on,
+// loopback listeners only), and mints pattern tokens through the admin API
+// with package client, between the timed phases. For each concurrency it
+// warms up, then runs N workers that POST pre-generated P-256 CSRs (PEM,
+// CN=b-<n>) to /v1/enroll over keep-alive HTTPS, several times. The load
+// itself does not go through package client: its HTTP client is tuned for
+// the measurement (one connection per worker, or one HTTP/2 connection),
+// and it checks the first answer of each phase for its device and serial
+// without verifying the chain, which would take CPU from the server on the
+// same cores. It prints, per concurrency, the median
+// enrollments per second, latency percentiles and the server process's CPU
+// time per certificate (utime+stime from /proc/<pid>/stat), set against the
+// crypto floor per certificate that it measures in the same run, in
+// process, on one core: checking a CSR's signature plus signing a
+// certificate.
+//
+// Baseline, in the same run: the crypto floor above, measured in process
+// by this program before the load starts. The step-ca figures the report
+// prints beside it are quoted from the issue that asked for the
+// benchmark, not measured here.
+//
+// Usage, in bench/ (the benchmarks' own module; `make bench` runs it with
+// the defaults from the repository root):
+//
+//	go run ./enrollload [-duration 5s] [-reps 3] [-concurrency 1,8,32]
+//	    [-proto h1|h2] [-server-env GOGC=400] [-fleetca BINARY] [-keep] [-strict]
+//
+// The defaults finish in about 70 seconds on two cores. The client is
+// HTTP/1.1 with keep-alive, one TLS connection per worker, as factory-line
+// scripts (curl, fleetca enroll) talk; -proto h2 multiplexes every worker
+// on one HTTP/2 connection instead.
+//
+// The client runs on the same machine as the server and shares its cores;
+// its CPU per certificate is shown, and so is the CPU that other processes
+// took during each repetition ("other"): a busy machine makes the rate and
+// latency meaningless, and the table says so. CPU per certificate suffers
+// less. A missed target is reported, not an error (exit 0, unless -strict);
+// a request that fails is an error (exit 1).
+//
+// It is a development tool, Linux only (it reads /proc), and never shipped.
+package main

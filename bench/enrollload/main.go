@@ -1,0 +1,229 @@
+package main
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/fleetca/fleetca/api"
+	"github.com/fleetca/fleetca/bench/benchutil"
+)
+
+// Targets and reference figures, from the issue that asked for the benchmark.
+const (
+	targetRate     = 3000 // enrollments/s at concurrency targetConc, on 2 cores
+	targetConc     = 32
+	targetCPURatio = 1.6 // server CPU per certificate / floor A
+
+	stepCARate     = 480  // step-ca v0.30, same machine, enrollments/s
+	stepCACPUPerUS = 2400 // step-ca v0.30, server CPU µs per certificate
+)
+
+// options are the command line.
+type options struct {
+	benchutil.Flags
+	concurrency []int
+	duration    time.Duration
+	warmup      time.Duration
+	reps        int
+	proto       string
+	floorRuns   int
+	floorEach   time.Duration
+	maxCSRs     int
+}
+
+func main() { benchutil.Main("enrollload", parseFlags, run) }
+
+func parseFlags(args []string, stderr io.Writer) (options, error) {
+	var o options
+	fs := benchutil.NewFlagSet("enrollload", stderr, &o.Flags, "binary, data directory, serve.log")
+	conc := fs.String("concurrency", "1,8,32", "comma-separated numbers of concurrent workers, one level each")
+	fs.DurationVar(&o.duration, "duration", 5*time.Second, "length of each measured repetition")
+	fs.DurationVar(&o.warmup, "warmup", time.Second, "warm-up before each concurrency level (opens the connections)")
+	fs.IntVar(&o.reps, "reps", 3, "measured repetitions per level; the table shows medians")
+	fs.StringVar(&o.proto, "proto", "h1", "h1: HTTP/1.1 keep-alive, one connection per worker; h2: HTTP/2, one connection")
+	fs.IntVar(&o.floorRuns, "floor-runs", 9, "timed runs of each crypto-floor operation; the median is used")
+	fs.DurationVar(&o.floorEach, "floor-run-time", 80*time.Millisecond, "length of one crypto-floor run")
+	fs.IntVar(&o.maxCSRs, "max-csrs", 100_000, "most CSRs generated for one repetition (a repetition that uses them all ends early)")
+	if err := benchutil.Parse(fs, args); err != nil {
+		return o, err
+	}
+	levels, err := parseLevels(*conc)
+	if err != nil {
+		return o, err
+	}
+	o.concurrency = levels
+	switch {
+	case o.proto != "h1" && o.proto != "h2":
+		return o, fmt.Errorf("-proto is %q, want h1 or h2", o.proto)
+	case o.duration <= 0 || o.warmup < 0:
+		return o, errors.New("-duration must be positive and -warmup not negative")
+	case o.reps < 1 || o.floorRuns < 1 || o.floorEach <= 0:
+		return o, errors.New("-reps, -floor-runs and -floor-run-time must be positive")
+	case o.maxCSRs < 100:
+		return o, errors.New("-max-csrs must be at least 100")
+	}
+	return o, nil
+}
+
+// parseLevels parses "1,8,32".
+func parseLevels(s string) ([]int, error) {
+	var levels []int
+	for f := range strings.SplitSeq(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 || n > 4096 {
+			return nil, fmt.Errorf("-concurrency %q: each level must be a number from 1 to 4096", s)
+		}
+		levels = append(levels, n)
+	}
+	return levels, nil
+}
+
+// run is the benchmark; it returns the exit code.
+func run(ctx context.Context, o options, stdout, stderr io.Writer) int {
+	logf := func(format string, a ...any) { fmt.Fprintf(stderr, "enrollload: "+format+"\n", a...) }
+	fail := func(err error) int {
+		logf("%v", err)
+		return 1
+	}
+	tmp, bin, cleanup, err := benchutil.Prepare(ctx, o.Flags, "fleetca-bench-", stderr, logf)
+	if err != nil {
+		return fail(err)
+	}
+	defer cleanup()
+
+	// The floor first, while nothing else runs.
+	logf("measuring the crypto floor (%d runs of %v per operation, one core)", o.floorRuns, o.floorEach)
+	floor, err := measureFloor(o.floorRuns, o.floorEach)
+	if err != nil {
+		return fail(err)
+	}
+
+	dataDir := filepath.Join(tmp, "ca")
+	srv, err := benchutil.StartServer(ctx, bin, dataDir, filepath.Join(tmp, "serve.log"), o.ServerEnv)
+	if err != nil {
+		return fail(err)
+	}
+	defer func() {
+		if err := srv.Stop(); err != nil {
+			logf("fleetca serve: %v; see %s", err, srv.LogPath)
+		}
+	}()
+	logf("fleetca serve is pid %d at %s; data directory %s on %s", srv.PID, srv.HTTPSURL, dataDir, benchutil.FSType(dataDir))
+
+	roots, err := srv.Roots()
+	if err != nil {
+		return fail(err)
+	}
+	admin, err := srv.Client()
+	if err != nil {
+		return fail(err)
+	}
+	gen := &generator{tokens: &tokenMinter{admin: admin}}
+	var levels []levelResult
+	for _, c := range o.concurrency {
+		lr, err := runLevel(ctx, o, srv, roots, gen, c, logf)
+		if err != nil {
+			return fail(err)
+		}
+		levels = append(levels, lr)
+	}
+	if err := srv.Alive(); err != nil {
+		return fail(err)
+	}
+	missed := report(stdout, o, srv, benchutil.PeakRSS(srv.PID), dataDir, floor, levels)
+	errs := 0
+	for _, l := range levels {
+		errs += l.errors()
+	}
+	switch {
+	case errs > 0:
+		logf("%d requests failed; see the table and %s", errs, srv.LogPath)
+		return 1
+	case missed && o.Strict:
+		return 1
+	}
+	return 0
+}
+
+// levelResult is one concurrency level: its repetitions.
+type levelResult struct {
+	conc int
+	reps []phaseResult
+}
+
+func (l levelResult) errors() int {
+	n := 0
+	for _, r := range l.reps {
+		n += r.failed
+	}
+	return n
+}
+
+// runLevel warms up at concurrency c, then measures o.reps repetitions.
+// Each phase gets its own freshly generated CSRs, sized from the rate seen
+// so far, and the server is idle while they are generated.
+func runLevel(ctx context.Context, o options, srv *benchutil.Server, roots []*x509.Certificate, gen *generator, c int, logf func(string, ...any)) (levelResult, error) {
+	lr := levelResult{conc: c}
+	client := benchutil.NewClient(roots, c, o.proto)
+	defer client.CloseIdleConnections()
+	url := srv.HTTPSURL + api.EnrollPath
+
+	// A first guess of the rate, for sizing the warm-up: enough for
+	// 10,000/s.
+	rate := 10_000.0
+	if o.warmup > 0 {
+		jobs, err := gen.make(ctx, sizeFor(rate, o.warmup, o.maxCSRs))
+		if err != nil {
+			return lr, err
+		}
+		w, err := runPhase(ctx, client, url, jobs, c, o.warmup, srv.PID)
+		if err != nil {
+			return lr, err
+		}
+		if w.failed > 0 {
+			return lr, fmt.Errorf("warm-up at concurrency %d: %d of %d requests failed, first: %s", c, w.failed, w.ok+w.failed, w.errs[0])
+		}
+		rate = w.rate()
+		logf("c=%d warm-up: %.0f/s", c, rate)
+	}
+	for i := range o.reps {
+		jobs, err := gen.make(ctx, sizeFor(rate, o.duration, o.maxCSRs))
+		if err != nil {
+			return lr, err
+		}
+		runtime.GC() // the client's garbage from generating, collected before timing
+		p, err := runPhase(ctx, client, url, jobs, c, o.duration, srv.PID)
+		if err != nil {
+			return lr, err
+		}
+		lr.reps = append(lr.reps, p)
+		rate = max(rate, p.rate())
+		note := ""
+		if p.exhausted {
+			note = fmt.Sprintf(" (ran out of CSRs after %v; raise -max-csrs)", p.elapsed.Round(time.Millisecond))
+		}
+		if p.failed > 0 {
+			note += fmt.Sprintf(" %d FAILED, first: %s", p.failed, p.errs[0])
+		}
+		logf("c=%d rep %d/%d: %.0f/s, server %.0f µs/cert, client %.0f µs/cert%s",
+			c, i+1, o.reps, p.rate(), us(p.serverCPUPerCert()), us(p.clientCPUPerCert()), note)
+	}
+	return lr, nil
+}
+
+// sizeFor is how many CSRs a phase of length d needs at rate, with a margin.
+func sizeFor(rate float64, d time.Duration, most int) int {
+	n := int(rate*d.Seconds()*1.5) + 256
+	return min(n, most)
+}
+
+// us converts a duration to microseconds.
+func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }

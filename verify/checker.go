@@ -1,0 +1,404 @@
+package verify
+
+import (
+	"bytes"
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/big"
+	"net/http"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/crypto/ocsp"
+
+	"github.com/fleetca/fleetca/api"
+	"github.com/fleetca/fleetca/internal/fault"
+	"github.com/fleetca/fleetca/internal/redact"
+)
+
+// Refusal says why a Checker refuses a certificate.
+type Refusal int
+
+// Refusals.
+const (
+	_ Refusal = iota
+	// Revoked: the CRL or OCSP response lists the certificate.
+	Revoked
+	// Stale: the revocation data is past its nextUpdate by more than the
+	// grace period and no fresh data could be had: fail closed.
+	Stale
+	// NoData: no revocation data has been loaded yet.
+	NoData
+	// UnknownCert: the OCSP responder does not know the certificate.
+	UnknownCert
+	// WrongIssuer: the certificate was not issued by the Checker's issuer.
+	WrongIssuer
+)
+
+var refusalNames = map[Refusal]string{Revoked: "revoked", Stale: "stale", NoData: "no_data", UnknownCert: "unknown", WrongIssuer: "wrong_issuer"}
+
+// String names the refusal, for logs and metric labels.
+func (r Refusal) String() string { return refusalNames[r] }
+
+// RefusedError is a Checker's refusal of a certificate.
+type RefusedError struct {
+	Refusal Refusal
+	Serial  *big.Int
+	// RevokedAt and Reason are set for Revoked.
+	RevokedAt time.Time
+	Reason    api.Reason
+	// Detail adds what the Checker knew (the data's age, where it learnt
+	// of the revocation); may be empty.
+	Detail string
+	// Err is why no usable data could be had (the last fetch's error),
+	// for Stale and NoData; may be nil.
+	Err error
+}
+
+func (e *RefusedError) Error() string {
+	s := fmt.Sprintf("certificate %s refused: %s", e.Serial.Text(16), e.Refusal)
+	if e.Refusal == Revoked {
+		s += fmt.Sprintf(" at %s (%s)", e.RevokedAt.UTC().Format(time.RFC3339), e.Reason)
+	}
+	if e.Detail != "" {
+		s += ": " + e.Detail
+	}
+	if e.Err != nil {
+		s += ": " + e.Err.Error()
+	}
+	return s
+}
+
+// Unwrap returns Err.
+func (e *RefusedError) Unwrap() error { return e.Err }
+
+// CheckerConfig configures a Checker. Exactly one of CRL and OCSP is set;
+// Feed may be added to a CRL.
+type CheckerConfig struct {
+	// CRL is where the device CRL comes from: the base URL of the CA's
+	// HTTP listener (http://ca.example:8080; the Checker fetches
+	// <CRL>/crl, api.CRLPath), or the path of a CRL file (DER or PEM).
+	// A URL that names a file under the listener (…/crl) is refused: see
+	// BaseURL.
+	CRL string
+	// OCSP is the responder URL; "aia" takes it from each certificate's
+	// AIA extension.
+	OCSP string
+	// Issuer signs the CRL (or the OCSP responder's certificate) and issues
+	// the certificates checked: the fleet's intermediate.
+	Issuer *x509.Certificate
+	// Grace is how long past nextUpdate revocation data is still used when
+	// no fresh data can be had; after it Check fails closed (Stale).
+	// Default 1h; range 0..168h.
+	Grace time.Duration
+	// Refresh is the longest time between CRL fetches. A CRL is also
+	// refetched once half its validity has passed. Default 1m; range 1s..24h.
+	Refresh time.Duration
+	// MaxCRLBytes bounds a fetched CRL. Default 256 MiB.
+	MaxCRLBytes int64
+	// MaxCacheEntries bounds the OCSP response cache. Default 100000.
+	MaxCacheEntries int
+	// Feed, with a CRL, is the base URL of the CA's HTTPS listener
+	// (https://ca.example:8443): Run then also follows GET
+	// <Feed>/v1/revocations (api.FeedPath, a long-poll), so that revocations are known
+	// within the round trip rather than at the next CRL. The CRL stays the
+	// signed fallback and the freshness rule applies to it. Deps.Client
+	// must trust the CA's TLS certificate.
+	Feed string
+}
+
+// CheckerDeps are a Checker's collaborators.
+type CheckerDeps struct {
+	// Client fetches CRLs and OCSP responses; nil means a client with a 10 s timeout.
+	Client *http.Client
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Logger; nil discards.
+	Logger *slog.Logger
+}
+
+// Checker is the verifier side of revocation: it tells whether a
+// certificate of the fleet is revoked, from the CRL (fetched, its signature
+// checked against the issuer, serials indexed for O(1) lookup) or from the
+// OCSP responder (responses cached until their nextUpdate). It fails
+// closed: no data, stale data past the grace period, or an unknown
+// certificate is a refusal. It is safe for concurrent use.
+type Checker struct {
+	cfg    CheckerConfig
+	client *http.Client
+	now    func() time.Time
+	log    *slog.Logger
+
+	crl       atomic.Pointer[CRL]
+	fetchMu   sync.Mutex // one CRL fetch at a time; guards valid and lastErr
+	valid     validators // of the last CRL fetched
+	lastErr   error
+	ocspMu    sync.Mutex
+	ocspCache map[string]*ocsp.Response
+
+	// feedMu guards the revocations learnt from the feed and the
+	// subscribers.
+	feedMu   sync.RWMutex
+	feedSeen map[string]CRLEntry
+	feedSeq  uint64
+	subs     []func(serial *big.Int)
+}
+
+// NewChecker returns a Checker. A CRL Checker has no data until Refresh (or
+// Run) has loaded a CRL.
+//
+// Errors: fault.Malformed for a Config it cannot use (neither or both of
+// CRL and OCSP, a CRL URL that is not a listener's base URL, a Feed
+// without a CRL or not https, Grace or Refresh out of range).
+func NewChecker(cfg CheckerConfig, deps CheckerDeps) (*Checker, error) {
+	if (cfg.CRL == "") == (cfg.OCSP == "") {
+		return nil, fault.New(fault.Malformed, "a revocation checker needs exactly one of a CRL source and an OCSP responder",
+			"set the CRL source (CRL) or the OCSP responder (OCSP), not both")
+	}
+	if cfg.Issuer == nil {
+		return nil, errors.New("verify.NewChecker: Issuer is required")
+	}
+	if isURL(cfg.CRL) {
+		base, err := BaseURL(cfg.CRL, "http", "https")
+		if err != nil {
+			return nil, err
+		}
+		cfg.CRL = base
+	}
+	if cfg.Grace == 0 {
+		cfg.Grace = time.Hour
+	}
+	if cfg.Refresh == 0 {
+		cfg.Refresh = time.Minute
+	}
+	if cfg.MaxCRLBytes == 0 {
+		cfg.MaxCRLBytes = 256 << 20
+	}
+	if cfg.MaxCacheEntries == 0 {
+		cfg.MaxCacheEntries = 100_000
+	}
+	switch {
+	case cfg.Grace < 0 || cfg.Grace > 168*time.Hour:
+		return nil, fault.New(fault.Malformed, fmt.Sprintf("the grace period %s is outside 0..168h", cfg.Grace), "")
+	case cfg.Refresh < time.Second || cfg.Refresh > 24*time.Hour:
+		return nil, fault.New(fault.Malformed, fmt.Sprintf("the refresh interval %s is outside 1s..24h", cfg.Refresh), "")
+	}
+	if cfg.Feed != "" {
+		if cfg.CRL == "" {
+			return nil, fault.New(fault.Malformed, "a revocation feed needs a CRL as its signed fallback", "set the CRL source (CRL) with the feed")
+		}
+		base, err := BaseURL(cfg.Feed, "https")
+		if err != nil {
+			return nil, err
+		}
+		cfg.Feed = base
+	}
+	c := &Checker{cfg: cfg, client: deps.Client, now: deps.Now, log: deps.Logger, ocspCache: map[string]*ocsp.Response{},
+		feedSeen: map[string]CRLEntry{}}
+	if c.client == nil {
+		c.client = &http.Client{Timeout: 10 * time.Second}
+	}
+	if c.now == nil {
+		c.now = time.Now
+	}
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
+	}
+	return c, nil
+}
+
+// Check returns nil if leaf is not revoked by what the Checker knows, and a
+// *RefusedError otherwise (or for a fetch failure in OCSP mode, when no
+// usable cached answer remains).
+func (c *Checker) Check(ctx context.Context, leaf *x509.Certificate) error {
+	if !issuedBy(leaf, c.cfg.Issuer) {
+		return &RefusedError{Refusal: WrongIssuer, Serial: leaf.SerialNumber, Detail: "issued by " + leaf.Issuer.String()}
+	}
+	if c.cfg.OCSP != "" {
+		return c.checkOCSP(ctx, leaf)
+	}
+	crl := c.crl.Load()
+	now := c.now()
+	if crl == nil {
+		return &RefusedError{Refusal: NoData, Serial: leaf.SerialNumber, Err: c.fetchError()}
+	}
+	if now.After(crl.NextUpdate.Add(c.cfg.Grace)) {
+		return &RefusedError{Refusal: Stale, Serial: leaf.SerialNumber,
+			Detail: fmt.Sprintf("CRL %s expired at %s", crl.Number, crl.NextUpdate.UTC().Format(time.RFC3339)), Err: c.fetchError()}
+	}
+	if e, ok := crl.Lookup(leaf.SerialNumber); ok {
+		return &RefusedError{Refusal: Revoked, Serial: leaf.SerialNumber, RevokedAt: e.RevokedAt, Reason: e.Reason}
+	}
+	c.feedMu.RLock()
+	e, ok := c.feedSeen[string(leaf.SerialNumber.Bytes())]
+	c.feedMu.RUnlock()
+	if ok {
+		return &RefusedError{Refusal: Revoked, Serial: leaf.SerialNumber, RevokedAt: e.RevokedAt, Reason: e.Reason, Detail: "from the revocation feed"}
+	}
+	return nil
+}
+
+// Subscribe registers fn to be called with the serial of every certificate
+// the Checker learns is revoked after it was last checked: from the feed,
+// or from a new CRL that lists it when the CRL in use did not. A verifier
+// uses it to close connections that are already open. fn must not block.
+func (c *Checker) Subscribe(fn func(serial *big.Int)) {
+	c.feedMu.Lock()
+	c.subs = append(c.subs, fn)
+	c.feedMu.Unlock()
+}
+
+func (c *Checker) notify(serials []*big.Int) {
+	if len(serials) == 0 {
+		return
+	}
+	c.feedMu.RLock()
+	subs := c.subs
+	c.feedMu.RUnlock()
+	for _, fn := range subs {
+		for _, s := range serials {
+			fn(s)
+		}
+	}
+}
+
+// issuedBy is a cheap test that leaf names issuer as its issuer, by name
+// and key identifier. It does not verify the signature: the TLS stack that
+// built the chain did.
+func issuedBy(leaf, issuer *x509.Certificate) bool {
+	if !bytes.Equal(leaf.RawIssuer, issuer.RawSubject) {
+		return false
+	}
+	return len(leaf.AuthorityKeyId) == 0 || len(issuer.SubjectKeyId) == 0 || bytes.Equal(leaf.AuthorityKeyId, issuer.SubjectKeyId)
+}
+
+// fetchError is the last CRL fetch's error, or nil.
+func (c *Checker) fetchError() error {
+	c.fetchMu.Lock()
+	defer c.fetchMu.Unlock()
+	return c.lastErr
+}
+
+// CurrentCRL returns the CRL in use, or nil.
+func (c *Checker) CurrentCRL() *CRL { return c.crl.Load() }
+
+// Refresh fetches the CRL and, if it is valid, newer or as new as the one
+// in use, switches to it. A CRL with a lower number than the one in use, a
+// bad signature, or an expired one is refused and the old one kept.
+func (c *Checker) Refresh(ctx context.Context) error {
+	if c.cfg.CRL == "" {
+		return nil
+	}
+	c.fetchMu.Lock()
+	defer c.fetchMu.Unlock()
+	err := c.refreshLocked(ctx)
+	c.lastErr = err
+	return err
+}
+
+func (c *Checker) refreshLocked(ctx context.Context) error {
+	b, notModified, err := c.fetchCRL(ctx)
+	if err != nil || notModified {
+		return err
+	}
+	crl, err := ParseCRL(b, c.cfg.Issuer)
+	if err != nil {
+		return err
+	}
+	now := c.now()
+	if now.After(crl.NextUpdate.Add(c.cfg.Grace)) {
+		return fmt.Errorf("CRL %s from %s expired at %s", crl.Number, redact.URL(c.cfg.CRL), crl.NextUpdate.UTC().Format(time.RFC3339))
+	}
+	cur := c.crl.Load()
+	if cur != nil && crl.Number.Cmp(cur.Number) < 0 {
+		return fmt.Errorf("CRL %s from %s is older than CRL %s in use", crl.Number, redact.URL(c.cfg.CRL), cur.Number)
+	}
+	c.crl.Store(crl)
+	c.feedMu.Lock()
+	for k := range c.feedSeen {
+		if crl.has(k) {
+			delete(c.feedSeen, k) // the signed CRL covers it now
+		}
+	}
+	c.feedMu.Unlock()
+	if cur != nil {
+		c.notify(crl.addedSince(cur))
+	}
+	c.log.DebugContext(ctx, "CRL loaded", "number", crl.Number.String(), "entries", crl.Len(), "next_update", crl.NextUpdate)
+	return nil
+}
+
+// fetchCRL reads the CRL from the CA (conditionally) or its file.
+func (c *Checker) fetchCRL(ctx context.Context) (b []byte, notModified bool, err error) {
+	src := c.cfg.CRL
+	if !isURL(src) {
+		f, err := os.Open(src)
+		if err != nil {
+			return nil, false, fmt.Errorf("read CRL: %w", err)
+		}
+		defer f.Close()
+		b, err := io.ReadAll(io.LimitReader(f, c.cfg.MaxCRLBytes+1))
+		if err != nil {
+			return nil, false, fmt.Errorf("read CRL %s: %w", src, err)
+		}
+		if int64(len(b)) > c.cfg.MaxCRLBytes {
+			return nil, false, fmt.Errorf("CRL %s is larger than %d bytes", src, c.cfg.MaxCRLBytes)
+		}
+		return b, false, nil
+	}
+	var v validators
+	if c.crl.Load() != nil {
+		v = c.valid
+	}
+	b, next, notModified, err := fetchConditional(ctx, c.client, src, api.CRLPath, v, c.cfg.MaxCRLBytes)
+	if err != nil || notModified {
+		return nil, notModified, err
+	}
+	c.valid = next
+	return b, false, nil
+}
+
+// Run keeps the CRL fresh until ctx ends: it refetches every Refresh, and
+// at the latest once half of the current CRL's validity has passed;
+// failures are logged at Warn and retried with backoff (1 s doubling to
+// Refresh). In OCSP mode it returns at once.
+func (c *Checker) Run(ctx context.Context) error {
+	if c.cfg.CRL == "" {
+		return nil
+	}
+	if c.cfg.Feed != "" {
+		done := make(chan struct{})
+		defer func() { <-done }()
+		go func() { defer close(done); c.followFeed(ctx) }()
+	}
+	backoff := time.Second
+	for {
+		wait := c.cfg.Refresh
+		if err := c.Refresh(ctx); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			c.log.WarnContext(ctx, "CRL refresh failed", "source", redact.URL(c.cfg.CRL), "err", err)
+			wait, backoff = backoff, min(backoff*2, c.cfg.Refresh)
+		} else {
+			backoff = time.Second
+			if crl := c.crl.Load(); crl != nil {
+				half := crl.ThisUpdate.Add(crl.NextUpdate.Sub(crl.ThisUpdate) / 2)
+				wait = max(min(wait, half.Sub(c.now())), time.Second)
+			}
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
