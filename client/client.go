@@ -9,9 +9,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/fleetca/fleetca/api"
@@ -156,6 +158,7 @@ func unreachable(base string, err error) error {
 	var hostname x509.HostnameError
 	var invalid x509.CertificateInvalidError
 	var record tls.RecordHeaderError
+	var dns *net.DNSError
 	switch {
 	case errors.As(err, &unknown):
 		return fault.Wrap(err, fault.Forbidden, "the server at "+base+" has a certificate that the trusted root did not issue",
@@ -163,22 +166,30 @@ func unreachable(base string, err error) error {
 	case errors.As(err, &hostname):
 		return fault.Wrap(err, fault.Forbidden, fmt.Sprintf("the CA's certificate is not valid for %s: it names %s", hostname.Host, certNames(hostname.Certificate)),
 			"use a host name the CA's certificate names (server.dns in fleetca.yaml)")
+	case errors.As(err, &invalid) && invalid.Reason == x509.Expired:
+		return fault.Wrap(err, fault.Forbidden, "the CA's certificate has expired or is not valid yet, by this machine's clock",
+			"check this machine's clock")
 	case errors.As(err, &invalid):
-		return fault.Wrap(err, fault.Forbidden, "the CA's certificate is not valid: "+invalid.Error(), "check this machine's clock and the CA's certificate")
+		return fault.Wrap(err, fault.Forbidden, "the CA's certificate chain is not valid for a TLS server", "check that the URL is your CA's HTTPS listener")
+	// net/http turns a TLS record that starts "HTTP/" into an unexported
+	// error of its own, with no type to test: its text is all there is.
 	case errors.As(err, &record) || strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
 		return fault.Wrap(err, fault.Malformed, base+" does not speak TLS: it is not the CA's HTTPS listener", httpsHint)
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return fault.Wrap(err, fault.Unavailable, "nothing listens at "+base, hint)
+	case errors.As(err, &dns):
+		return fault.Wrap(err, fault.Unavailable, fmt.Sprintf("cannot find the host %s of %s", dns.Name, base), "check the CA's host name and this machine's DNS")
+	case isTimeout(err):
+		return fault.Wrap(err, fault.Unavailable, "the CA at "+base+" did not answer in time", hint)
 	}
-	return fault.Wrap(err, fault.Unavailable, "cannot reach the CA at "+base+": "+netCause(err), hint)
+	return fault.Wrap(err, fault.Unavailable, "cannot reach the CA at "+base, hint)
 }
 
-// netCause is the innermost cause of a failed round trip, which names what
-// the network said (connection refused, no such host, timeout).
-func netCause(err error) string {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		err = ue.Err
-	}
-	return err.Error()
+// isTimeout reports whether err is a timeout: the request's, the
+// context's or the network's.
+func isTimeout(err error) bool {
+	var te interface{ Timeout() bool }
+	return errors.Is(err, context.DeadlineExceeded) || errors.As(err, &te) && te.Timeout()
 }
 
 func certNames(c *x509.Certificate) string {

@@ -11,6 +11,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"math/big"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -295,6 +296,38 @@ func TestEnrollChecksWhatItGets(t *testing.T) {
 			}
 			if k, ok := fault.KindOf(err); !ok || k != tc.kind {
 				t.Errorf("Enroll = %v, want a %v fault", err, tc.kind)
+			}
+		})
+	}
+}
+
+// TestUnreachableSaysWhy: the one line a user reads names what the
+// network said, not Go's error chain.
+func TestUnreachableSaysWhy(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now
+	plain := httptest.NewServer(http.NotFoundHandler())
+	t.Cleanup(plain.Close)
+	for _, tc := range []struct {
+		name, url, detail string
+		kind              fault.Kind
+	}{
+		{"refused", "https://" + addr, "nothing listens at https://" + addr, fault.Unavailable},
+		{"plain-http-listener", "https://" + strings.TrimPrefix(plain.URL, "http://"), "does not speak TLS", fault.Malformed},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := New(Config{URL: tc.url, Roots: []*x509.Certificate{selfSignedCert(t)}, AdminToken: "x"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = c.ListDevices(t.Context())
+			var fe *fault.Error
+			if !errors.As(err, &fe) || fe.Kind != tc.kind || !strings.Contains(fe.Detail, tc.detail) {
+				t.Errorf("ListDevices(%s) = %v, want a %v fault saying %q", tc.url, err, tc.kind, tc.detail)
 			}
 		})
 	}
