@@ -18,6 +18,7 @@ import (
 	"go.step.sm/crypto/pemutil"
 	"go.step.sm/crypto/x509util"
 
+	"github.com/fleetca/fleetca/internal/atomicfile"
 	"github.com/fleetca/fleetca/internal/fault"
 )
 
@@ -310,52 +311,15 @@ func (w *initWriter) undo() {
 	}
 }
 
-// writeNew writes data to path, which must not exist, with mode perm: to a
-// temporary file in the same directory, fsynced, then hard-linked to path
-// (link, unlike rename, fails if path exists) and the directory fsynced.
-// A Conflict fault if path exists.
-func writeNew(path string, data []byte, perm fs.FileMode) (err error) {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
+// writeNew writes data to path, which must not exist, with mode perm
+// (atomicfile.WriteNew: never over an existing file, durable when it
+// returns). A Conflict fault if path exists.
+func writeNew(path string, data []byte, perm fs.FileMode) error {
+	err := atomicfile.WriteNew(path, data, perm)
+	if errors.Is(err, fs.ErrExist) {
+		return fault.Wrap(err, fault.Conflict,
+			fmt.Sprintf("%s appeared while fleetca init was running", path),
+			"run init only once per data directory")
 	}
-	defer func() {
-		_ = tmp.Close() // a second Close only fails
-		_ = os.Remove(tmp.Name())
-	}()
-	if err := tmp.Chmod(perm); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if _, err := tmp.Write(data); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Link(tmp.Name(), path); err != nil {
-		if errors.Is(err, fs.ErrExist) {
-			return fault.New(fault.Conflict,
-				fmt.Sprintf("%s appeared while fleetca init was running", path),
-				"run init only once per data directory")
-		}
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return syncDir(dir)
-}
-
-// syncDir fsyncs a directory, making the entries created in it durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	return nil
+	return err
 }
