@@ -1,6 +1,3 @@
-// Package certutil holds the small certificate predicates that the
-// verifier side, the client and the CLI share, written once. It imports
-// nothing of ours.
 package certutil
 
 import (

@@ -1,4 +1,3 @@
-// Package redact makes values safe to log. It imports nothing of ours.
 package redact
 
 import "net/url"
