@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"crypto/x509"
+	"encoding/pem"
 	"fmt"
 	"net/url"
 
@@ -95,13 +96,15 @@ type ServerCert struct {
 }
 
 // IssueServerCert asks for a TLS server certificate for a verifier (POST
-// /v1/admin/certificates/server) and checks it like Enroll does, for
-// serverAuth. req.CSR is the PEM CSR.
-func (c *Client) IssueServerCert(ctx context.Context, req api.ServerCertRequest, csrDER []byte) (*ServerCert, error) {
+// /v1/admin/certificates/server) for the key of csrDER (a DER PKCS #10
+// request; only its key is certified), naming the DNS names dns and the IP
+// addresses ips, and checks it like Enroll does, for serverAuth.
+func (c *Client) IssueServerCert(ctx context.Context, csrDER []byte, dns, ips []string) (*ServerCert, error) {
 	csr, err := x509.ParseCertificateRequest(csrDER)
 	if err != nil {
 		return nil, fault.Wrap(err, fault.Malformed, "the CSR is not a DER PKCS #10 request", "")
 	}
+	req := api.ServerCertRequest{CSR: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csrDER})), DNS: dns, IPs: ips}
 	var out ServerCert
 	if err := c.admin(ctx, "POST", "/certificates/server", req, &out.ServerCertResponse); err != nil {
 		return nil, err

@@ -32,6 +32,7 @@
 //
 // # Caveats
 //
-// Client imports nothing of the CA's internals: only api and
-// internal/fault. Its hints name no CLI flag; the CLI adds its own words.
+// Client imports nothing of the CA's internals: only api and the leaf
+// packages internal/fault and internal/certutil. Its hints name no CLI
+// flag; the CLI adds its own words.
 package client

@@ -36,13 +36,6 @@ func ParseFingerprint(s string) ([]byte, error) {
 	return fp, nil
 }
 
-// Fingerprint returns the hex SHA-256 of c's DER, the form ParseFingerprint
-// reads.
-func Fingerprint(c *x509.Certificate) string {
-	sum := sha256.Sum256(c.Raw)
-	return hex.EncodeToString(sum[:])
-}
-
 // ReadRoots returns the roots (self-signed certificates) in a PEM file. A
 // NotFound fault if it cannot be read, Malformed if it holds no root.
 func ReadRoots(file string) ([]*x509.Certificate, error) {
@@ -54,17 +47,12 @@ func ReadRoots(file string) ([]*x509.Certificate, error) {
 	if err != nil {
 		return nil, fault.Wrap(err, fault.Malformed, file+" is not a PEM certificate bundle", "give the CA's root.pem")
 	}
-	roots := slices.DeleteFunc(certs, func(c *x509.Certificate) bool { return !SelfSigned(c) })
+	roots := slices.DeleteFunc(certs, func(c *x509.Certificate) bool { return !certutil.SelfSigned(c) })
 	if len(roots) == 0 {
 		return nil, fault.New(fault.Malformed, file+" holds no root (self-signed) certificate", "give the CA's root.pem")
 	}
 	return roots, nil
 }
-
-// SelfSigned reports whether c is a root: issued by itself, with a
-// signature its own key verifies (certutil.SelfSigned, the one rule the
-// verifier side and the CLI use too).
-func SelfSigned(c *x509.Certificate) bool { return certutil.SelfSigned(c) }
 
 // Bootstrap fetches the roots of the CA at url (its HTTPS listener) without
 // trusting the connection, and returns the one whose SHA-256 is
@@ -86,7 +74,7 @@ func Bootstrap(ctx context.Context, url string, fingerprint []byte) (*x509.Certi
 		return nil, err
 	}
 	for _, c := range roots {
-		if sum := sha256.Sum256(c.Raw); bytes.Equal(sum[:], fingerprint) && SelfSigned(c) {
+		if sum := sha256.Sum256(c.Raw); bytes.Equal(sum[:], fingerprint) && certutil.SelfSigned(c) {
 			return c, nil
 		}
 	}
@@ -110,7 +98,7 @@ func FetchTrustBundle(ctx context.Context, hc *http.Client, base string, pinned 
 	}
 	for _, c := range roots {
 		sum := sha256.Sum256(c.Raw)
-		if SelfSigned(c) && slices.ContainsFunc(pinned, func(p []byte) bool { return bytes.Equal(p, sum[:]) }) {
+		if certutil.SelfSigned(c) && slices.ContainsFunc(pinned, func(p []byte) bool { return bytes.Equal(p, sum[:]) }) {
 			root = c
 			break
 		}

@@ -261,9 +261,7 @@ func (e *env) issueServerCert(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	req := api.ServerCertRequest{CSR: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csrDER})),
-		DNS: []string{"localhost"}, IPs: []string{"127.0.0.1"}}
-	out, err := e.ca.IssueServerCert(ctx, req, csrDER)
+	out, err := e.ca.IssueServerCert(ctx, csrDER, []string{"localhost"}, []string{"127.0.0.1"})
 	if err != nil {
 		return fmt.Errorf("issue the proxies' certificate: %w", err)
 	}

@@ -11,7 +11,6 @@ import (
 	"github.com/spf13/cobra"
 	"go.step.sm/crypto/pemutil"
 
-	"github.com/fleetca/fleetca/api"
 	"github.com/fleetca/fleetca/ca"
 	"github.com/fleetca/fleetca/internal/atomicfile"
 	"github.com/fleetca/fleetca/internal/fault"
@@ -99,8 +98,7 @@ func runCertServer(cmd *cobra.Command, e env, o certServerOptions) error {
 	if err != nil {
 		return fmt.Errorf("make CSR: %w", err)
 	}
-	in := api.ServerCertRequest{CSR: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csrDER})), DNS: o.dns, IPs: o.ips}
-	out, err := c.IssueServerCert(cmd.Context(), in, csrDER)
+	out, err := c.IssueServerCert(cmd.Context(), csrDER, o.dns, o.ips)
 	if err != nil {
 		return err
 	}
