@@ -131,6 +131,7 @@
 // interrupt the upstream exchange at once. The fast path's doc lists what
 // else differs, and what it keeps, of net/http's behaviour.
 //
-// The package imports only package revocation of fleetca's, and its own
-// internal/fastpath.
+// The package imports only package verify of fleetca's (the verifier
+// side, which links nothing of the CA's: a test holds it to that), and its
+// own internal/fastpath.
 package proxy

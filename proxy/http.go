@@ -169,8 +169,9 @@ func (h httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.TLS == nil && c.handedTLS != nil {
-		// A connection the fast path handed over (replayConn): it is TLS
-		// all the same, and X-Forwarded-Proto must say so.
+		// A connection the fast path handed over, in a wrapper that
+		// http.Server does not see as TLS: it is TLS all the same, and
+		// X-Forwarded-Proto must say so.
 		r.TLS = c.handedTLS
 	}
 	start := s.now()

@@ -6,7 +6,8 @@
 //
 // This package is the composition root. It owns the command line (one
 // file per subcommand: init.go, serve.go, token.go, enroll.go, devices.go,
-// revoke.go, crl.go and crlsync.go, cert.go, proxy.go, export.go), the
+// revoke.go, crl.go and crlsync.go, cert.go, proxy.go, export.go,
+// version.go), the
 // flags, the configuration file (config.go: DIR/fleetca.yaml, read
 // strictly, so an unknown key stops start-up), the environment
 // (FLEETCA_DIR, FLEETCA_URL, FLEETCA_ROOT, FLEETCA_ADMIN_TOKEN,

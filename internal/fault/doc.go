@@ -29,7 +29,8 @@
 //   - web puts a JSON pointer to the request member in the problem
 //     ("pointer": "#/ttl"), and package client turns it back into Field;
 //   - the CLI adds the flag or environment variable that sets it
-//     ("... (raise enroll.max_token_ttl; flag --ttl)").
+//     ("... (give a ttl in that range, or raise enroll.max_token_ttl;
+//     use --ttl)").
 //
 // Nobody rewrites Detail or Hint on the way: they are the raiser's, whole.
 // WithField and WithKey name the input on an error a parser returned (the
