@@ -195,11 +195,11 @@ func (s *Server) routes() {
 	for _, e := range []*echo.Echo{s.https, s.http} {
 		getAndHead(e, api.HealthPath, s.healthz)
 	}
-	s.https.POST("/v1/enroll", s.enroll)
+	s.https.POST(api.EnrollPath, s.enroll)
 	getAndHead(s.https, api.RootsPEMPath, s.rootsPEM)
 	s.https.GET(api.FeedPath, s.revocationFeed)
 
-	admin := s.https.Group("/v1/admin", s.requireAdmin)
+	admin := s.https.Group(api.AdminPrefix, s.requireAdmin)
 	admin.POST("/tokens", s.createToken)
 	admin.GET("/tokens", s.listTokens)
 	admin.POST("/tokens/:id/revoke", s.revokeToken)
