@@ -112,6 +112,20 @@ func Prepare(ctx context.Context, f Flags, pattern string, stderr io.Writer, log
 	return tmp, bin, cleanup, nil
 }
 
+// ParseLevels parses a list of concurrency levels, "1,8,32": each a
+// number from 1 to 4096.
+func ParseLevels(s string) ([]int, error) {
+	var levels []int
+	for f := range strings.SplitSeq(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 || n > 4096 {
+			return nil, fmt.Errorf("%q: each level must be a number from 1 to 4096", s)
+		}
+		levels = append(levels, n)
+	}
+	return levels, nil
+}
+
 // ParseCount parses a count such as "7", "10k" or "1M" (k is a thousand,
 // M a million, either case) and checks that it lies within 0..most.
 func ParseCount(s string, most int) (int, error) {
@@ -128,4 +142,16 @@ func ParseCount(s string, most int) (int, error) {
 		return 0, fmt.Errorf("%q is not a count from 0 to %d (k and M suffixes allowed)", s, most)
 	}
 	return n * mult, nil
+}
+
+// FormatCount writes a count as ParseCount reads it: 1000000 as 1M, 10000
+// as 10k, any other number in full.
+func FormatCount(n int) string {
+	switch {
+	case n >= 1_000_000 && n%1_000_000 == 0:
+		return fmt.Sprintf("%dM", n/1_000_000)
+	case n >= 1000 && n%1000 == 0:
+		return fmt.Sprintf("%dk", n/1000)
+	}
+	return fmt.Sprint(n)
 }

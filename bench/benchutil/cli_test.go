@@ -86,3 +86,11 @@ func TestParseCount(t *testing.T) {
 		})
 	}
 }
+
+func TestFormatCount(t *testing.T) {
+	for n, want := range map[int]string{1_000_000: "1M", 100_000: "100k", 1234: "1234", 0: "0"} {
+		if got := FormatCount(n); got != want {
+			t.Errorf("FormatCount(%d) = %q, want %q", n, got, want)
+		}
+	}
+}

@@ -93,3 +93,17 @@ func CPUModel() string {
 	}
 	return "unknown CPU"
 }
+
+// Micros returns d in microseconds, for a report's µs columns.
+func Micros(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
+
+// Millis returns d in milliseconds, for a report's ms columns.
+func Millis(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// Ratio returns a/b, or 0 when b is 0 (nothing was measured).
+func Ratio(a, b time.Duration) float64 {
+	if b == 0 {
+		return 0
+	}
+	return float64(a) / float64(b)
+}

@@ -8,8 +8,6 @@ import (
 	"io"
 	"path/filepath"
 	"runtime"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/fleetca/fleetca/api"
@@ -55,9 +53,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	if err := benchutil.Parse(fs, args); err != nil {
 		return o, err
 	}
-	levels, err := parseLevels(*conc)
+	levels, err := benchutil.ParseLevels(*conc)
 	if err != nil {
-		return o, err
+		return o, fmt.Errorf("-concurrency: %w", err)
 	}
 	o.concurrency = levels
 	switch {
@@ -71,19 +69,6 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, errors.New("-max-csrs must be at least 100")
 	}
 	return o, nil
-}
-
-// parseLevels parses "1,8,32".
-func parseLevels(s string) ([]int, error) {
-	var levels []int
-	for f := range strings.SplitSeq(s, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(f))
-		if err != nil || n < 1 || n > 4096 {
-			return nil, fmt.Errorf("-concurrency %q: each level must be a number from 1 to 4096", s)
-		}
-		levels = append(levels, n)
-	}
-	return levels, nil
 }
 
 // run is the benchmark; it returns the exit code.
@@ -214,7 +199,7 @@ func runLevel(ctx context.Context, o options, srv *benchutil.Server, roots []*x5
 			note += fmt.Sprintf(" %d FAILED, first: %s", p.failed, p.errs[0])
 		}
 		logf("c=%d rep %d/%d: %.0f/s, server %.0f µs/cert, client %.0f µs/cert%s",
-			c, i+1, o.reps, p.rate(), us(p.serverCPUPerCert()), us(p.clientCPUPerCert()), note)
+			c, i+1, o.reps, p.rate(), benchutil.Micros(p.serverCPUPerCert()), benchutil.Micros(p.clientCPUPerCert()), note)
 	}
 	return lr, nil
 }
@@ -224,6 +209,3 @@ func sizeFor(rate float64, d time.Duration, most int) int {
 	n := int(rate*d.Seconds()*1.5) + 256
 	return min(n, most)
 }
-
-// us converts a duration to microseconds.
-func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }

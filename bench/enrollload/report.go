@@ -79,11 +79,11 @@ func report(w io.Writer, o options, srv *benchutil.Server, peakRSS int64, dataDi
 	p("           server CPU = utime+stime of /proc/<pid>/stat over each repetition, divided by the certificates issued\n")
 
 	p("\nCrypto floor per certificate (P-256 device key and intermediate; one core; median of %d runs)\n", f.runs)
-	p("  CSR signature check (csr.CheckSignature)                          %7.1f µs\n", us(f.csrCheck))
-	p("  certificate signature (SHA-256 + ecdsa.SignASN1, %d-byte TBS)     %7.1f µs\n", f.tbsBytes, us(f.rawSign))
-	p("  x509.CreateCertificate (encodes, signs, verifies its signature)   %7.1f µs\n", us(f.createCert))
-	p("  floor A = CSR check + certificate signature   (the issue's floor) %7.1f µs\n", us(f.floorA))
-	p("  floor B = CSR check + x509.CreateCertificate  (a Go CA's floor)   %7.1f µs\n", us(f.floorB))
+	p("  CSR signature check (csr.CheckSignature)                          %7.1f µs\n", benchutil.Micros(f.csrCheck))
+	p("  certificate signature (SHA-256 + ecdsa.SignASN1, %d-byte TBS)     %7.1f µs\n", f.tbsBytes, benchutil.Micros(f.rawSign))
+	p("  x509.CreateCertificate (encodes, signs, verifies its signature)   %7.1f µs\n", benchutil.Micros(f.createCert))
+	p("  floor A = CSR check + certificate signature   (the issue's floor) %7.1f µs\n", benchutil.Micros(f.floorA))
+	p("  floor B = CSR check + x509.CreateCertificate  (a Go CA's floor)   %7.1f µs\n", benchutil.Micros(f.floorB))
 
 	p("\n%5s %9s %13s %7s %7s %11s %11s %7s %7s %10s %5s %6s %6s\n",
 		"conc", "enroll/s", "(min-max)", "p50 ms", "p99 ms", "server µs/", "(user+sys)", "x fl.A", "x fl.B", "client µs/", "busy", "other", "errors")
@@ -95,8 +95,8 @@ func report(w io.Writer, o options, srv *benchutil.Server, peakRSS int64, dataDi
 		sums = append(sums, s)
 		p("%5d %9.0f %13s %7.2f %7.2f %11.0f %11s %7.2f %7.2f %10.0f %4.0f%% %5.0f%% %6d\n",
 			s.conc, s.rate, fmt.Sprintf("(%.0f-%.0f)", s.rateMin, s.rateMax),
-			ms(s.p50), ms(s.p99), us(s.server), fmt.Sprintf("(%.0f+%.0f)", us(s.user), us(s.sys)),
-			ratio(s.server, f.floorA), ratio(s.server, f.floorB), us(s.client), 100*s.busy, 100*s.other, s.failed)
+			benchutil.Millis(s.p50), benchutil.Millis(s.p99), benchutil.Micros(s.server), fmt.Sprintf("(%.0f+%.0f)", benchutil.Micros(s.user), benchutil.Micros(s.sys)),
+			benchutil.Ratio(s.server, f.floorA), benchutil.Ratio(s.server, f.floorB), benchutil.Micros(s.client), 100*s.busy, 100*s.other, s.failed)
 	}
 	for _, s := range sums {
 		for _, e := range s.errs {
@@ -136,8 +136,8 @@ func report(w io.Writer, o options, srv *benchutil.Server, peakRSS int64, dataDi
 			targetConc, targetRate, at.rate, pass(at.rate >= targetRate))
 		limit := time.Duration(float64(f.floorA) * targetCPURatio)
 		p("  server CPU per certificate at c=%d       <= %.1f x floor A = %5.0f µs   %8.0f µs (%.2fx)  %s\n",
-			targetConc, targetCPURatio, us(limit), us(at.server), ratio(at.server, f.floorA), pass(at.server <= limit))
-		p("    (against floor B, %.0f µs, it is %.2fx)\n", us(f.floorB), ratio(at.server, f.floorB))
+			targetConc, targetCPURatio, benchutil.Micros(limit), benchutil.Micros(at.server), benchutil.Ratio(at.server, f.floorA), pass(at.server <= limit))
+		p("    (against floor B, %.0f µs, it is %.2fx)\n", benchutil.Micros(f.floorB), benchutil.Ratio(at.server, f.floorB))
 		if runtime.NumCPU() != 2 {
 			p("  note: this machine has %d CPUs; the rate target is set for 2\n", runtime.NumCPU())
 		}
@@ -145,13 +145,4 @@ func report(w io.Writer, o options, srv *benchutil.Server, peakRSS int64, dataDi
 	p("\nReference, quoted from the issue and NOT measured here: step-ca v0.30 on the same 2-core machine\n")
 	p("  does about %d enrollments/s at about %d µs of server CPU per certificate.\n", stepCARate, stepCACPUPerUS)
 	return missed
-}
-
-func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-
-func ratio(a, b time.Duration) float64 {
-	if b == 0 {
-		return 0
-	}
-	return float64(a) / float64(b)
 }

@@ -331,8 +331,8 @@ func runLevels(ctx context.Context, o options, e *env, targets []*target, levels
 					note = fmt.Sprintf(", %d FAILED, first: %s", res.failed, res.errs[0])
 				}
 				logf("c=%d rep %d/%d %-22s %7.0f/s  proxy %5.0f µs/op  upstream %4.0f µs/op  client %5.0f µs/op  other %3.0f%%%s",
-					conc, r+1, o.reps, t.name, res.rate(), us(res.perOp(res.proxy.Total())), us(res.perOp(res.upstream.Total())),
-					us(res.perOp(res.client.Total())), 100*res.other(), note)
+					conc, r+1, o.reps, t.name, res.rate(), benchutil.Micros(res.perOp(res.proxy.Total())), benchutil.Micros(res.perOp(res.upstream.Total())),
+					benchutil.Micros(res.perOp(res.client.Total())), 100*res.other(), note)
 			}
 		}
 		out = append(out, lr)
@@ -390,7 +390,3 @@ func runLatency(ctx context.Context, o options, e *env, targets []*target) (*lat
 	}
 	return res, nil
 }
-
-func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
-
-func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

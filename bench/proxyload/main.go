@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"runtime"
-	"strconv"
 	"strings"
 	"time"
 
@@ -103,10 +102,10 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	if o.phases, err = parsePhases(*phases); err != nil {
 		return o, err
 	}
-	if o.hsConc, err = parseLevels(*hsConc); err != nil {
+	if o.hsConc, err = benchutil.ParseLevels(*hsConc); err != nil {
 		return o, fmt.Errorf("-handshake-concurrency: %w", err)
 	}
-	if o.kaConc, err = parseLevels(*kaConc); err != nil {
+	if o.kaConc, err = benchutil.ParseLevels(*kaConc); err != nil {
 		return o, fmt.Errorf("-keepalive-concurrency: %w", err)
 	}
 	if o.crlSize, err = benchutil.ParseCount(*crlSize, 20_000_000); err != nil {
@@ -121,7 +120,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	if o.verifierCRLSize == 0 {
 		delete(o.phases, "verifier")
 	}
-	if o.verifierConc, err = parseLevels(*verifierConc); err != nil {
+	if o.verifierConc, err = benchutil.ParseLevels(*verifierConc); err != nil {
 		return o, fmt.Errorf("-verifier-concurrency: %w", err)
 	}
 	switch {
@@ -150,19 +149,6 @@ func parsePhases(s string) (map[string]bool, error) {
 		out[p] = true
 	}
 	return out, nil
-}
-
-// parseLevels parses "8,32".
-func parseLevels(s string) ([]int, error) {
-	var levels []int
-	for f := range strings.SplitSeq(s, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(f))
-		if err != nil || n < 1 || n > 4096 {
-			return nil, fmt.Errorf("%q: each level must be a number from 1 to 4096", s)
-		}
-		levels = append(levels, n)
-	}
-	return levels, nil
 }
 
 // results is everything the report shows; a nil part was not run.

@@ -401,14 +401,6 @@ func TestShellQuote(t *testing.T) {
 	}
 }
 
-func TestCount(t *testing.T) {
-	for n, want := range map[int]string{1_000_000: "1M", 100_000: "100k", 1234: "1234", 0: "0"} {
-		if got := count(n); got != want {
-			t.Errorf("count(%d) = %q, want %q", n, got, want)
-		}
-	}
-}
-
 func TestClosedByProxy(t *testing.T) {
 	tests := []struct {
 		name string

@@ -118,14 +118,14 @@ func report(w io.Writer, o options, res results) (missed, broken bool) {
 				out[lr.conc][name] = s
 				proxy := "-"
 				if s.proxyKnown && name != "direct to upstream" {
-					proxy = fmt.Sprintf("%.0f", us(s.proxy))
+					proxy = fmt.Sprintf("%.0f", benchutil.Micros(s.proxy))
 				}
 				redials := "-" // every operation dials
 				if lr.mode == modeKeepAlive {
 					redials = fmt.Sprint(s.dials)
 				}
 				p("   %5d %-24s %9.0f %15s %7.2f %7.2f %10s %10.0f %10.0f %5.0f%% %7s %6d\n", lr.conc, name, s.rate,
-					fmt.Sprintf("(%.0f-%.0f)", s.rateMin, s.rateMax), ms(s.p50), ms(s.p99), proxy, us(s.upstream), us(s.client), 100*s.other, redials, s.failed)
+					fmt.Sprintf("(%.0f-%.0f)", s.rateMin, s.rateMax), benchutil.Millis(s.p50), benchutil.Millis(s.p99), proxy, benchutil.Micros(s.upstream), benchutil.Micros(s.client), 100*s.other, redials, s.failed)
 				if s.failed > 0 {
 					broken = true
 					for _, e := range s.errs {
@@ -188,10 +188,10 @@ func report(w io.Writer, o options, res results) (missed, broken bool) {
 			p50, p99 := benchutil.Percentile(slices.Clone(l), 50), benchutil.Percentile(slices.Clone(l), 99)
 			added50, added99 := "-", "-"
 			if name != "direct to upstream" {
-				added50, added99 = fmt.Sprintf("%.0f", us(p50-d50)), fmt.Sprintf("%.0f", us(p99-d99))
-				checks = append(checks, check{"latency added, " + name, "(no target)", fmt.Sprintf("p50 +%.0f µs, p99 +%.0f µs", us(p50-d50), us(p99-d99)), "-"})
+				added50, added99 = fmt.Sprintf("%.0f", benchutil.Micros(p50-d50)), fmt.Sprintf("%.0f", benchutil.Micros(p99-d99))
+				checks = append(checks, check{"latency added, " + name, "(no target)", fmt.Sprintf("p50 +%.0f µs, p99 +%.0f µs", benchutil.Micros(p50-d50), benchutil.Micros(p99-d99)), "-"})
 			}
-			p("   %-24s %8d %8.0f %8.0f %12s %12s %7d\n", name, len(l), us(p50), us(p99), added50, added99, r.failed[name])
+			p("   %-24s %8d %8.0f %8.0f %12s %12s %7d\n", name, len(l), benchutil.Micros(p50), benchutil.Micros(p99), added50, added99, r.failed[name])
 			if r.failed[name] > 0 {
 				broken = true
 			}
@@ -230,7 +230,7 @@ func report(w io.Writer, o options, res results) (missed, broken bool) {
 			fa, fb := sums[r.fleetA], sums[r.fleetBig]
 			if fa.rate > 0 {
 				q := fb.rate / fa.rate
-				add(fmt.Sprintf("handshakes/s with the %s-entry CRL / without", count(r.entries)), fmt.Sprintf(">= %.0f%%", 100*targetCRLRatio),
+				add(fmt.Sprintf("handshakes/s with the %s-entry CRL / without", benchutil.FormatCount(r.entries)), fmt.Sprintf(">= %.0f%%", 100*targetCRLRatio),
 					fmt.Sprintf("%.0f / %.0f = %.0f%%", fb.rate, fa.rate, 100*q), q >= targetCRLRatio)
 			}
 			p("   fleetca proxy with the big CRL may be faster: its ~100 MB heap (the index, which holds no pointers) makes the\n")
@@ -251,8 +251,8 @@ func report(w io.Writer, o options, res results) (missed, broken bool) {
 		p("   connection open through the proxy; POST /v1/admin/certificates/{serial}/revoke {\"reason\":%q}, then from the call\n", r.reason)
 		p("   returning: a new handshake tried every %v until refused, and the wait for the proxy to close the open connection\n", r.poll)
 		line := func(name string, d []time.Duration, extra string) {
-			p("   %-40s p50 %7.1f ms  p99 %7.1f ms  max %7.1f ms%s\n", name, ms(benchutil.Percentile(slices.Clone(d), 50)),
-				ms(benchutil.Percentile(slices.Clone(d), 99)), ms(benchutil.Percentile(slices.Clone(d), 100)), extra)
+			p("   %-40s p50 %7.1f ms  p99 %7.1f ms  max %7.1f ms%s\n", name, benchutil.Millis(benchutil.Percentile(slices.Clone(d), 50)),
+				benchutil.Millis(benchutil.Percentile(slices.Clone(d), 99)), benchutil.Millis(benchutil.Percentile(slices.Clone(d), 100)), extra)
 		}
 		line("the revoke call itself", r.revokeCall, "")
 		line("call returned -> new handshake refused", r.deny, fmt.Sprintf("  (at the first attempt: %d of %d; not within %v: %d)", r.firstRefused, r.n, r.deadline, r.denyMissed))
@@ -266,9 +266,9 @@ func report(w io.Writer, o options, res results) (missed, broken bool) {
 			p("     attempt failed without a refusal: %s\n", e)
 		}
 		d99, c99 := benchutil.Percentile(slices.Clone(r.deny), 99), benchutil.Percentile(slices.Clone(r.closed), 99)
-		add("revoke -> new handshake refused, p99", fmt.Sprintf("< %v", targetRevokeP99), fmt.Sprintf("%.0f ms (max %.0f ms)", ms(d99), ms(benchutil.Percentile(slices.Clone(r.deny), 100))),
+		add("revoke -> new handshake refused, p99", fmt.Sprintf("< %v", targetRevokeP99), fmt.Sprintf("%.0f ms (max %.0f ms)", benchutil.Millis(d99), benchutil.Millis(benchutil.Percentile(slices.Clone(r.deny), 100))),
 			r.denyMissed == 0 && d99 < targetRevokeP99)
-		add("revoke -> open connection closed, p99", fmt.Sprintf("< %v", targetRevokeP99), fmt.Sprintf("%.0f ms (max %.0f ms)", ms(c99), ms(benchutil.Percentile(slices.Clone(r.closed), 100))),
+		add("revoke -> open connection closed, p99", fmt.Sprintf("< %v", targetRevokeP99), fmt.Sprintf("%.0f ms (max %.0f ms)", benchutil.Millis(c99), benchutil.Millis(benchutil.Percentile(slices.Clone(r.closed), 100))),
 			r.closeMissed == 0 && c99 < targetRevokeP99)
 	} else {
 		notMeasured("revoke -> denied, p99", fmt.Sprintf("< %v", targetRevokeP99), "phase not run")
@@ -285,17 +285,6 @@ func report(w io.Writer, o options, res results) (missed, broken bool) {
 		p("  %-46s %-16s %-44s %s\n", c.name, c.want, c.got, c.verdict)
 	}
 	return missed, broken
-}
-
-// count writes 1000000 as 1M and 10000 as 10k.
-func count(n int) string {
-	switch {
-	case n >= 1_000_000 && n%1_000_000 == 0:
-		return fmt.Sprintf("%dM", n/1_000_000)
-	case n >= 1000 && n%1000 == 0:
-		return fmt.Sprintf("%dk", n/1000)
-	}
-	return fmt.Sprint(n)
 }
 
 // reportVerifier prints the verifier phase and returns its lines for the
@@ -341,11 +330,11 @@ func reportVerifier(w io.Writer, o options, r *verifierResult) (checks []check, 
 			ratio, delta := "-", "-"
 			if base.rate > 0 && row.key != vNoCRL {
 				ratio = fmt.Sprintf("%.0f%%", 100*s.rate/base.rate)
-				delta = fmt.Sprintf("%+.0f", us(s.proxy-base.proxy))
+				delta = fmt.Sprintf("%+.0f", benchutil.Micros(s.proxy-base.proxy))
 			}
 			p("   %4d %-36s %7.0f %13s %6s %6.2f %6.2f %9.0f %8s %6.0f %6.0f %4.0f%% %14s %6d\n", lv.conc, row.name, s.rate,
-				fmt.Sprintf("(%.0f-%.0f)", s.rateMin, s.rateMax), ratio, ms(s.p50), ms(s.p99), us(s.proxy), delta,
-				us(benchutil.Median(lv.caCPU[row.name])), us(s.client), 100*s.other,
+				fmt.Sprintf("(%.0f-%.0f)", s.rateMin, s.rateMax), ratio, benchutil.Millis(s.p50), benchutil.Millis(s.p99), benchutil.Micros(s.proxy), delta,
+				benchutil.Micros(benchutil.Median(lv.caCPU[row.name])), benchutil.Micros(s.client), 100*s.other,
 				fmt.Sprintf("%.0f -> %.0f", mib(row.memIdle), mib(row.memAfter)), s.failed)
 			if s.failed > 0 {
 				broken = true
@@ -390,15 +379,15 @@ func reportVerifier(w io.Writer, o options, r *verifierResult) (checks []check, 
 				return
 			}
 			checks = append(checks, check{"exported nginx: " + label + " / no CRL", "(no target)",
-				fmt.Sprintf("%.0f / %.0f hs/s = %.0f%%, nginx %+.0f µs/hs", s.rate, base.rate, 100*s.rate/base.rate, us(s.proxy-base.proxy)), "-"})
+				fmt.Sprintf("%.0f / %.0f hs/s = %.0f%%, nginx %+.0f µs/hs", s.rate, base.rate, 100*s.rate/base.rate, benchutil.Micros(s.proxy-base.proxy)), "-"})
 		}
-		ratio(vBig, count(r.bigEntries)+" CRL")
-		ratio(vPart, count(r.partEntries)+" CRL")
+		ratio(vBig, benchutil.FormatCount(r.bigEntries)+" CRL")
+		ratio(vPart, benchutil.FormatCount(r.partEntries)+" CRL")
 		ratio(vOCSP, "ssl_ocsp")
 		ratio(vOCSPCache, "ssl_ocsp + cache")
 	}
 	if rl := r.toBig; rl != nil {
-		checks = append(checks, check{"exported nginx: crl sync to the " + count(r.bigEntries) + " CRL", "(no target)",
+		checks = append(checks, check{"exported nginx: crl sync to the " + benchutil.FormatCount(r.bigEntries) + " CRL", "(no target)",
 			fmt.Sprintf("refused in %.2f s (sync %.2f s), PSS %.0f -> %.0f MiB", rl.switched.Seconds(), rl.sync.Seconds(), mib(rl.memBefore), mib(rl.memAfter)), "-"})
 	}
 	return checks, broken

@@ -143,8 +143,8 @@ func verifierVariants(big, part int) []verifierVariant {
 	return []verifierVariant{
 		{key: vNoCRL, name: "a. no CRL (ssl_crl line removed)", file: "nginx.conf", derive: withoutCRL, derived: "nginx-no-crl.conf"},
 		{key: vCACRL, name: "b. the CA's CRL, as exported", file: "nginx.conf"},
-		{key: vBig, name: fmt.Sprintf("c. %s-entry CRL", count(big)), file: "nginx.conf"},
-		{key: vPart, name: fmt.Sprintf("e. %s-entry CRL (1/%d of c.)", count(part), big/max(part, 1)), file: "nginx.conf"},
+		{key: vBig, name: fmt.Sprintf("c. %s-entry CRL", benchutil.FormatCount(big)), file: "nginx.conf"},
+		{key: vPart, name: fmt.Sprintf("e. %s-entry CRL (1/%d of c.)", benchutil.FormatCount(part), big/max(part, 1)), file: "nginx.conf"},
 		{key: vOCSP, name: "d. ssl_ocsp leaf, as exported", file: "nginx-ocsp.conf"},
 		{key: vOCSPCache, name: "d'. ssl_ocsp + ssl_ocsp_cache", file: "nginx-ocsp.conf", derive: withOCSPCache, derived: "nginx-ocsp-cache.conf"},
 	}
@@ -317,11 +317,11 @@ func runVerifierPhase(ctx context.Context, o options, e *env, tmp string, logf f
 	if res.toBig, err = e.switchCRL(ctx, o, byKey[vBig], cs.url+"/big", true, logf); err != nil {
 		return nil, err
 	}
-	res.toBig.what = fmt.Sprintf("CA's CRL -> %s entries (c.)", count(res.bigEntries))
+	res.toBig.what = fmt.Sprintf("CA's CRL -> %s entries (c.)", benchutil.FormatCount(res.bigEntries))
 	if res.toPart, err = e.switchCRL(ctx, o, byKey[vPart], cs.url+"/part", true, logf); err != nil {
 		return nil, err
 	}
-	res.toPart.what = fmt.Sprintf("CA's CRL -> %s entries (e.)", count(res.partEntries))
+	res.toPart.what = fmt.Sprintf("CA's CRL -> %s entries (e.)", benchutil.FormatCount(res.partEntries))
 	for key, size := range map[string]*int{vBig: &res.bigPEMBytes, vPart: &res.partPEMBytes} {
 		fi, err := os.Stat(filepath.Join(byKey[key].dir, "crl.pem"))
 		if err != nil {
@@ -355,7 +355,7 @@ func runVerifierPhase(ctx context.Context, o options, e *env, tmp string, logf f
 	if res.back, err = e.switchCRL(ctx, o, byKey[vBig], cs.url+"/back", false, logf); err != nil {
 		return nil, err
 	}
-	res.back.what = fmt.Sprintf("%s -> the CA's %d entries (c.)", count(res.bigEntries), res.caEntries)
+	res.back.what = fmt.Sprintf("%s -> the CA's %d entries (c.)", benchutil.FormatCount(res.bigEntries), res.caEntries)
 	return res, nil
 }
 
@@ -554,8 +554,8 @@ func runVerifierLoad(ctx context.Context, o options, e *env, targets []*target, 
 				note = fmt.Sprintf(", %d FAILED, first: %s", res.failed, res.errs[0])
 			}
 			logf("c=%d rep %d/%d %-36s %7.0f/s  nginx %5.0f µs/hs  CA %4.0f µs/hs  client %5.0f µs/hs  other %3.0f%%%s",
-				conc, r+1, o.reps, t.name, res.rate(), us(res.perOp(res.proxy.Total())), us(lv.caCPU[t.name][len(lv.caCPU[t.name])-1]),
-				us(res.perOp(res.client.Total())), 100*res.other(), note)
+				conc, r+1, o.reps, t.name, res.rate(), benchutil.Micros(res.perOp(res.proxy.Total())), benchutil.Micros(lv.caCPU[t.name][len(lv.caCPU[t.name])-1]),
+				benchutil.Micros(res.perOp(res.client.Total())), 100*res.other(), note)
 		}
 	}
 	return lv, nil

@@ -76,8 +76,8 @@ func runCRLPhase(ctx context.Context, o options, dir string, serverN int, logf f
 		row.fromServer = serverN > 0 && k == len(sizes)-1
 		res.rows = append(res.rows, row)
 		logf("CRL of %d entries: bare %v, SignCRL %v (%.2fx), Service publish %v (%.2fx), %d bytes",
-			n, row.bare.Round(time.Microsecond), row.sign.Round(time.Microsecond), ratio(row.sign, row.bare),
-			row.service.Round(time.Microsecond), ratio(row.service, row.bare), row.signSize)
+			n, row.bare.Round(time.Microsecond), row.sign.Round(time.Microsecond), benchutil.Ratio(row.sign, row.bare),
+			row.service.Round(time.Microsecond), benchutil.Ratio(row.service, row.bare), row.signSize)
 	}
 	return res, nil
 }
@@ -263,11 +263,4 @@ func (s *listStore) NextCounter(context.Context, string) (uint64, error) {
 	defer s.mu.Unlock()
 	s.counter++
 	return s.counter, nil
-}
-
-func ratio(a, b time.Duration) float64 {
-	if b == 0 {
-		return 0
-	}
-	return float64(a) / float64(b)
 }

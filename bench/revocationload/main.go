@@ -303,7 +303,3 @@ func newServerEnv(srv *benchutil.Server) (*serverEnv, error) {
 
 // gcQuiet collects the client's garbage before a timed run.
 func gcQuiet() { runtime.GC() }
-
-func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
-
-func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

@@ -141,7 +141,7 @@ func runOCSPPhase(ctx context.Context, o options, env *serverEnv, devs []device,
 			if lr.failed > 0 {
 				note = fmt.Sprintf(", %d FAILED, first: %s", lr.failed, lr.errs[0])
 			}
-			logf("OCSP rep %d/%d, %s: %.0f/s, p99 %.2f ms%s", rep+1, o.ocspReps, r.name, lr.rate(), ms(benchutil.Percentile(lr.lat, 99)), note)
+			logf("OCSP rep %d/%d, %s: %.0f/s, p99 %.2f ms%s", rep+1, o.ocspReps, r.name, lr.rate(), benchutil.Millis(benchutil.Percentile(lr.lat, 99)), note)
 		}
 	}
 	return res, nil

@@ -56,13 +56,13 @@ func report(w io.Writer, o options, env *serverEnv, dataDir string, res results)
 				lat = append(lat, l.lat...)
 				dials = append(dials, float64(l.dials))
 				if l.ok > 0 {
-					clients = append(clients, us(l.client.Total())/float64(l.ok))
+					clients = append(clients, benchutil.Micros(l.client.Total())/float64(l.ok))
 				}
 				failed += l.failed
 				if l.cpuErr != nil || l.ok == 0 {
 					cpuOK = false
 				} else {
-					cpus = append(cpus, us(l.server.Total())/float64(l.ok))
+					cpus = append(cpus, benchutil.Micros(l.server.Total())/float64(l.ok))
 				}
 			}
 			cpu := "n/a"
@@ -73,7 +73,7 @@ func report(w io.Writer, o options, env *serverEnv, dataDir string, res results)
 			rates[rs.name] = rate
 			p("   %-32s %8.0f %15s %7.2f %7.2f %10s %10.1f %11.0f %7d\n", rs.name, rate,
 				fmt.Sprintf("(%.0f-%.0f)", minF(rateList), maxF(rateList)),
-				ms(benchutil.Percentile(lat, 50)), ms(benchutil.Percentile(lat, 99)), cpu, benchutil.Median(clients), benchutil.Median(dials), failed)
+				benchutil.Millis(benchutil.Percentile(lat, 50)), benchutil.Millis(benchutil.Percentile(lat, 99)), cpu, benchutil.Median(clients), benchutil.Median(dials), failed)
 			if failed > 0 {
 				broken = true
 				for _, l := range rs.reps {
@@ -112,10 +112,10 @@ func report(w io.Writer, o options, env *serverEnv, dataDir string, res results)
 		var staleMax, settleMax time.Duration
 		for i, rep := range r.reps {
 			rates = append(rates, rep.rate())
-			cpus = append(cpus, us(rep.cpuPerRevocation()))
+			cpus = append(cpus, benchutil.Micros(rep.cpuPerRevocation()))
 			staleMax = max(staleMax, rep.crlStaleMax)
 			settleMax = max(settleMax, rep.crlSettle)
-			settle := fmt.Sprintf("%.0f ms", ms(rep.crlSettle))
+			settle := fmt.Sprintf("%.0f ms", benchutil.Millis(rep.crlSettle))
 			if !rep.crlSettled {
 				settle = "NEVER"
 			}
@@ -124,9 +124,9 @@ func report(w io.Writer, o options, env *serverEnv, dataDir string, res results)
 				ex = "*"
 			}
 			p("   %4d %8.0f%1s %7.1f %7.1f %11.0f %13s %15s %10v %13s %7d\n", i+1, rep.rate(), ex,
-				ms(benchutil.Percentile(rep.lat, 50)), ms(benchutil.Percentile(rep.lat, 99)), us(rep.cpuPerRevocation()),
+				benchutil.Millis(benchutil.Percentile(rep.lat, 50)), benchutil.Millis(benchutil.Percentile(rep.lat, 99)), benchutil.Micros(rep.cpuPerRevocation()),
 				fmt.Sprintf("%d/%d", rep.ocspChecks-rep.ocspNotRevoked, rep.ocspChecks),
-				fmt.Sprintf("%.0f ms (%d)", ms(rep.crlStaleMax), rep.crlFetches), yesNo(rep.lastOCSPRevoked), settle, rep.failed)
+				fmt.Sprintf("%.0f ms (%d)", benchutil.Millis(rep.crlStaleMax), rep.crlFetches), yesNo(rep.lastOCSPRevoked), settle, rep.failed)
 			if rep.ocspNotRevoked > 0 || !rep.lastOCSPRevoked || !rep.crlSettled || rep.crlStaleMax >= targetCRLLatency {
 				allCurrent = false
 			}
@@ -150,17 +150,17 @@ func report(w io.Writer, o options, env *serverEnv, dataDir string, res results)
 		}
 		add("revocations/s sustained", fmt.Sprintf(">= %.0f/s", targetRevokeRate), fmt.Sprintf("%.0f/s", rate), rate >= targetRevokeRate)
 		add("  ... with OCSP and CRL current (during and after)", "OCSP always revoked, CRL < 1 s behind",
-			fmt.Sprintf("CRL <= %.0f ms behind; complete %.0f ms after", ms(staleMax), ms(settleMax)), allCurrent)
+			fmt.Sprintf("CRL <= %.0f ms behind; complete %.0f ms after", benchutil.Millis(staleMax), benchutil.Millis(settleMax)), allCurrent)
 	}
 
 	if r := res.latency; r != nil {
 		p("\n3. One revocation at a time (%d): from the revoke call returning\n", r.n)
 		p("   revoke call itself                          p50 %6.1f ms  p99 %6.1f ms  max %6.1f ms\n",
-			ms(benchutil.Percentile(r.revokeLat, 50)), ms(benchutil.Percentile(r.revokeLat, 99)), ms(benchutil.Percentile(r.revokeLat, 100)))
+			benchutil.Millis(benchutil.Percentile(r.revokeLat, 50)), benchutil.Millis(benchutil.Percentile(r.revokeLat, 99)), benchutil.Millis(benchutil.Percentile(r.revokeLat, 100)))
 		p("   to OCSP answering revoked                   p50 %6.1f ms  p99 %6.1f ms  max %6.1f ms  (the very next request: %d of %d)\n",
-			ms(benchutil.Percentile(r.ocspLat, 50)), ms(benchutil.Percentile(r.ocspLat, 99)), ms(benchutil.Percentile(r.ocspLat, 100)), r.ocspFirst, r.n)
+			benchutil.Millis(benchutil.Percentile(r.ocspLat, 50)), benchutil.Millis(benchutil.Percentile(r.ocspLat, 99)), benchutil.Millis(benchutil.Percentile(r.ocspLat, 100)), r.ocspFirst, r.n)
 		p("   to GET /crl listing it (polled every %v)  p50 %6.1f ms  p99 %6.1f ms  max %6.1f ms  (not listed within %v: %d)\n",
-			crlPollEvery, ms(benchutil.Percentile(r.crlLat, 50)), ms(benchutil.Percentile(r.crlLat, 99)), ms(benchutil.Percentile(r.crlLat, 100)), o.settleTimeout, r.crlMissed)
+			crlPollEvery, benchutil.Millis(benchutil.Percentile(r.crlLat, 50)), benchutil.Millis(benchutil.Percentile(r.crlLat, 99)), benchutil.Millis(benchutil.Percentile(r.crlLat, 100)), o.settleTimeout, r.crlMissed)
 		if r.publishCount > 0 {
 			p("   server: %.0f CRLs published, mean build+sign+publish %.1f ms at %d entries (fleetca_revocation_crl_build_seconds; includes the fsync'd CRL number)\n",
 				r.publishCount, 1000*r.publishSum/r.publishCount, r.crlEntries)
@@ -171,7 +171,7 @@ func report(w io.Writer, o options, env *serverEnv, dataDir string, res results)
 		}
 		add("revoke returned -> OCSP says revoked", "the next request, always", fmt.Sprintf("%d of %d", r.ocspFirst, r.n), r.ocspFirst == r.n)
 		worst := benchutil.Percentile(r.crlLat, 100)
-		add("revoke returned -> /crl lists it (max)", fmt.Sprintf("< %v", targetCRLLatency), fmt.Sprintf("%.0f ms (p50 %.0f ms)", ms(worst), ms(benchutil.Percentile(r.crlLat, 50))),
+		add("revoke returned -> /crl lists it (max)", fmt.Sprintf("< %v", targetCRLLatency), fmt.Sprintf("%.0f ms (p50 %.0f ms)", benchutil.Millis(worst), benchutil.Millis(benchutil.Percentile(r.crlLat, 50))),
 			r.crlMissed == 0 && worst < targetCRLLatency)
 	}
 
@@ -187,9 +187,9 @@ func report(w io.Writer, o options, env *serverEnv, dataDir string, res results)
 			if row.entries > 0 {
 				perEntry = float64(row.signSize) / float64(row.entries)
 			}
-			p("   %9d %5d %10.1f %17s %17s %12d %7.1f%s\n", row.entries, row.runs, ms(row.bare),
-				fmt.Sprintf("%.1f (%.2fx)", ms(row.sign), ratio(row.sign, row.bare)),
-				fmt.Sprintf("%.1f (%.2fx)", ms(row.service), ratio(row.service, row.bare)), row.signSize, perEntry, tag)
+			p("   %9d %5d %10.1f %17s %17s %12d %7.1f%s\n", row.entries, row.runs, benchutil.Millis(row.bare),
+				fmt.Sprintf("%.1f (%.2fx)", benchutil.Millis(row.sign), benchutil.Ratio(row.sign, row.bare)),
+				fmt.Sprintf("%.1f (%.2fx)", benchutil.Millis(row.service), benchutil.Ratio(row.service, row.bare)), row.signSize, perEntry, tag)
 		}
 		p("   bare = x509.CreateRevocationList of the same entries with the same certificate and key;\n")
 		p("   SignCRL = ca.Authority.SignCRL (checks, then the same call); Service = revocation.Service's whole publish path\n")
@@ -199,10 +199,10 @@ func report(w io.Writer, o options, env *serverEnv, dataDir string, res results)
 			if row.fromServer {
 				continue
 			}
-			add(fmt.Sprintf("CRL %s entries: SignCRL / bare", count(row.entries)), fmt.Sprintf("<= %.1fx", targetCRLOverhead),
-				fmt.Sprintf("%.2fx (%.0f ms, %s)", ratio(row.sign, row.bare), ms(row.sign), bytesText(row.signSize)), ratio(row.sign, row.bare) <= targetCRLOverhead)
-			add(fmt.Sprintf("CRL %s entries: Service publish / bare", count(row.entries)), fmt.Sprintf("<= %.1fx", targetCRLOverhead),
-				fmt.Sprintf("%.2fx (%.0f ms)", ratio(row.service, row.bare), ms(row.service)), ratio(row.service, row.bare) <= targetCRLOverhead)
+			add(fmt.Sprintf("CRL %s entries: SignCRL / bare", benchutil.FormatCount(row.entries)), fmt.Sprintf("<= %.1fx", targetCRLOverhead),
+				fmt.Sprintf("%.2fx (%.0f ms, %s)", benchutil.Ratio(row.sign, row.bare), benchutil.Millis(row.sign), bytesText(row.signSize)), benchutil.Ratio(row.sign, row.bare) <= targetCRLOverhead)
+			add(fmt.Sprintf("CRL %s entries: Service publish / bare", benchutil.FormatCount(row.entries)), fmt.Sprintf("<= %.1fx", targetCRLOverhead),
+				fmt.Sprintf("%.2fx (%.0f ms)", benchutil.Ratio(row.service, row.bare), benchutil.Millis(row.service)), benchutil.Ratio(row.service, row.bare) <= targetCRLOverhead)
 		}
 	}
 
@@ -225,16 +225,6 @@ func yesNo(b bool) string {
 		return "yes"
 	}
 	return "NO"
-}
-
-func count(n int) string {
-	switch {
-	case n >= 1_000_000 && n%1_000_000 == 0:
-		return fmt.Sprintf("%dM", n/1_000_000)
-	case n >= 1000 && n%1000 == 0:
-		return fmt.Sprintf("%dk", n/1000)
-	}
-	return fmt.Sprint(n)
 }
 
 func bytesText(n int) string {

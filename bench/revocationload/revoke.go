@@ -107,7 +107,7 @@ func runRevokePhase(ctx context.Context, o options, env *serverEnv, pool []devic
 			note += fmt.Sprintf(", %d FAILED, first: %s", r.failed, r.errs[0])
 		}
 		logf("revoke rep %d/%d: %.0f/s, p99 %.1f ms, server %.0f µs/revocation; OCSP monitor %d/%d revoked; CRL staleness max %v over %d fetches; after: OCSP %v, CRL complete in %v%s",
-			rep+1, o.revokeReps, r.rate(), ms(benchutil.Percentile(r.lat, 99)), us(r.cpuPerRevocation()),
+			rep+1, o.revokeReps, r.rate(), benchutil.Millis(benchutil.Percentile(r.lat, 99)), benchutil.Micros(r.cpuPerRevocation()),
 			r.ocspChecks-r.ocspNotRevoked, r.ocspChecks, r.crlStaleMax.Round(time.Millisecond), r.crlFetches,
 			r.lastOCSPRevoked, r.crlSettle.Round(time.Millisecond), note)
 	}
