@@ -20,9 +20,9 @@ import (
 // written here once, wherever it is applied.
 type DeviceID string
 
-// MaxDeviceIDLen is the longest device ID. DESIGN.md once allowed 128, but
-// the device ID is the certificate's subject CN, and RFC 5280 Appendix A
-// bounds a CN at ub-common-name = 64 characters (zlint
+// MaxDeviceIDLen is the longest device ID. fleetca's first design allowed
+// 128, but the device ID is the certificate's subject CN, and RFC 5280
+// Appendix A bounds a CN at ub-common-name = 64 characters (zlint
 // e_subject_common_name_max_length).
 const MaxDeviceIDLen = 64
 

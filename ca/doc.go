@@ -14,10 +14,10 @@
 // belong together, and works out once everything the profiles need. The
 // Authority is immutable afterwards and safe for concurrent use.
 //
-// SignDevice issues the device client certificate of DESIGN.md for a
-// DeviceRequest (an api.DeviceID and a public key): subject CN the device
-// ID, one URI SAN, the device's SPIFFE ID (api.DeviceSPIFFEID, in
-// Deps.TrustDomain). SignServer issues a TLS server certificate, for the
+// SignDevice issues the device client certificate (docs/ARCHITECTURE.md,
+// "The contract") for a DeviceRequest (an api.DeviceID and a public key):
+// subject CN the device ID, one URI SAN, the device's SPIFFE ID
+// (api.DeviceSPIFFEID, in Deps.TrustDomain). SignServer issues a TLS server certificate, for the
 // HTTPS listener or a verifier. Both set AIA (OCSP, caIssuers) and a CRL
 // distribution point on the HTTP listener's public URL. GenerateKey makes
 // keys of the supported KeyTypes.

@@ -105,7 +105,8 @@ func newAuthority(t testing.TB, kt KeyType) *Authority {
 	return a
 }
 
-// deviceKeyTypes are the device keys DESIGN.md accepts, by name.
+// deviceKeyTypes are the device keys the contract accepts
+// (docs/ARCHITECTURE.md), by name.
 var deviceKeyTypes = []string{"ec-p256", "ec-p384", "rsa-2048", "rsa-3072", "ed25519"}
 
 // deviceKeys caches one key per device key type.

@@ -78,15 +78,15 @@ type DeviceRequest struct {
 	PublicKey crypto.PublicKey
 }
 
-// SignDevice issues a device certificate (DESIGN.md "The device
-// certificate"):
+// SignDevice issues a device certificate (docs/ARCHITECTURE.md, "The
+// contract"):
 //
 //   - subject CN = DeviceID and nothing else; one URI SAN, the device's
 //     SPIFFE ID spiffe://<trust domain>/device/<DeviceID>
 //     (api.DeviceSPIFFEID; SPIFFE X.509-SVID §2);
-//   - EKU clientAuth; KU digitalSignature, critical, for every key type
-//     (DESIGN.md adds keyEncipherment for RSA, but RFC 5280 §4.2.1.12 does
-//     not allow it with clientAuth); basicConstraints cA false, critical;
+//   - EKU clientAuth; KU digitalSignature, critical, for every key type,
+//     RSA included (RFC 5280 §4.2.1.12 allows no keyEncipherment with
+//     clientAuth); basicConstraints cA false, critical;
 //   - subject and authority key identifiers (RFC 5280 §4.2.1.1-2, method
 //     1: SHA-1 of the subjectPublicKey);
 //   - AIA with OCSP and caIssuers URLs and a CRL distribution point, on

@@ -21,8 +21,9 @@ const (
 
 const keyHint = "use an ECDSA P-256 or P-384, RSA 2048 to 8192-bit, or Ed25519 key"
 
-// checkKey enforces the key policy of DESIGN.md: ECDSA P-256 and P-384, RSA
-// 2048..8192 bits with an odd public exponent of at least 65537, Ed25519.
+// checkKey enforces the device key policy (docs/ARCHITECTURE.md, "The
+// contract"): ECDSA P-256 and P-384, RSA 2048..8192 bits with an odd
+// public exponent of at least 65537, Ed25519.
 // Anything else is fault.BadKey, naming the key.
 func checkKey(pub any) error {
 	switch k := pub.(type) {

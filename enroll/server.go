@@ -13,7 +13,7 @@ import (
 
 // CheckServerCSR parses a DER CSR for a TLS server certificate and applies
 // the policy every CSR meets: at most MaxCSRBytes, an accepted key (the
-// device key policy of DESIGN.md), a signature algorithm of SHA-256 or
+// device key policy of docs/ARCHITECTURE.md), a signature algorithm of SHA-256 or
 // stronger, and a signature that verifies (proof of possession). It does
 // not look at names: IssueServer compares them with the admin's request.
 // Refusals are *fault.Error of kind TooLarge, BadCSR or BadKey.

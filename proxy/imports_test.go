@@ -10,7 +10,7 @@ import (
 
 // TestNoCASideInTheProxy: the proxy, and the verifier side it is built on,
 // link nothing of the CA's: no ca, store, enroll or revocation package and
-// no KMS code (DESIGN.md, "Architecture"). `go list -deps` is the import
+// no KMS code (docs/ARCHITECTURE.md, "Packages"). `go list -deps` is the import
 // graph the linker sees.
 func TestNoCASideInTheProxy(t *testing.T) {
 	goTool := testenv.Need(t, "go")

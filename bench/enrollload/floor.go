@@ -156,7 +156,7 @@ func floorIssuer() (*ecdsa.PrivateKey, *x509.Certificate, error) {
 }
 
 // deviceTemplate is a certificate like the ones ca.SignDevice issues
-// (DESIGN.md "The device certificate"): CN and SPIFFE URI SAN, KU
+// (docs/ARCHITECTURE.md, "The contract"): CN and SPIFFE URI SAN, KU
 // digitalSignature, EKU clientAuth, key identifiers, AIA, CRL distribution
 // point, a 159-bit serial.
 func deviceTemplate(issuer *x509.Certificate, pub *ecdsa.PublicKey) *x509.Certificate {
