@@ -52,6 +52,9 @@ type Certificate struct {
 	RevokedAt string `json:"revoked_at,omitempty"`
 	// Reason is the RFC 5280 §5.3.1 reason code of a revoked certificate.
 	Reason int `json:"reason,omitempty"`
+	// ParentSerial is the serial of the certificate this one renewed;
+	// empty for an enrollment. Following it gives the chain of renewals.
+	ParentSerial string `json:"parent_serial,omitempty"`
 	// Certificate is the PEM, in GET /v1/admin/certificates/{serial} only.
 	Certificate string `json:"certificate,omitempty"`
 }

@@ -176,11 +176,11 @@ func unreachable(base string, err error) error {
 	case errors.As(err, &record) || strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
 		return fault.Wrap(err, fault.Malformed, base+" does not speak TLS: it is not the CA's HTTPS listener", httpsHint)
 	case errors.Is(err, syscall.ECONNREFUSED):
-		return fault.Wrap(err, fault.Unavailable, "nothing listens at "+base, hint)
+		return fault.Wrap(err, fault.Unavailable, "cannot reach the CA at "+base+": nothing listens there", hint)
 	case errors.As(err, &dns):
-		return fault.Wrap(err, fault.Unavailable, fmt.Sprintf("cannot find the host %s of %s", dns.Name, base), "check the CA's host name and this machine's DNS")
+		return fault.Wrap(err, fault.Unavailable, fmt.Sprintf("cannot reach the CA at %s: no such host %s", base, dns.Name), "check the CA's host name and this machine's DNS")
 	case isTimeout(err):
-		return fault.Wrap(err, fault.Unavailable, "the CA at "+base+" did not answer in time", hint)
+		return fault.Wrap(err, fault.Unavailable, "cannot reach the CA at "+base+": it did not answer in time", hint)
 	}
 	return fault.Wrap(err, fault.Unavailable, "cannot reach the CA at "+base, hint)
 }

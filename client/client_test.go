@@ -316,7 +316,7 @@ func TestUnreachableSaysWhy(t *testing.T) {
 		name, url, detail string
 		kind              fault.Kind
 	}{
-		{"refused", "https://" + addr, "nothing listens at https://" + addr, fault.Unavailable},
+		{"refused", "https://" + addr, "cannot reach the CA at https://" + addr + ": nothing listens there", fault.Unavailable},
 		{"plain-http-listener", "https://" + strings.TrimPrefix(plain.URL, "http://"), "does not speak TLS", fault.Malformed},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
