@@ -8,11 +8,12 @@
 // (package web) encode them, and the client package, the verifier package
 // (verify) and the reference proxy decode them. A change here is a change
 // of the wire format, so fields are only ever added. enroll.go holds the
-// enrollment call, admin.go the admin API's requests and answers,
-// problem.go the problem document every error answer is (RFC 9457) and
-// its pointer to a request member, feed.go the revocation feed (path,
-// query, JSON, wait limits), paths.go the plain-HTTP listener's paths that
-// verifiers fetch, reason.go the RFC 5280 reasons.
+// enrollment call, renew.go renewal (the call, renewal-info, the renewal
+// token), admin.go the admin API's requests and answers, problem.go the
+// problem document every error answer is (RFC 9457) and its pointer to a
+// request member, feed.go the revocation feed (path, query, JSON, wait
+// limits), paths.go the plain-HTTP listener's paths that verifiers fetch,
+// reason.go the RFC 5280 reasons.
 //
 // identity.go holds the identity formats, each rule written once:
 // DeviceID and TrustDomain with their parsers (ParseDeviceID,
