@@ -182,12 +182,16 @@ type Renewal struct {
 	// (an error wrapping no sentinel otherwise). Renew sets its Parent.
 	Certificate Certificate
 	// Now is the time against which liveness and intervals are judged.
+	// Required: it becomes LastRenewalAt and the RevokedAt of what
+	// MaxActive supersedes.
 	Now time.Time
-	// RetryWindow: if a certificate whose Parent is r.Parent and whose
-	// KeyHash is r.Certificate.KeyHash was issued (IssuedAt) within
-	// RetryWindow before Now, Renew records nothing and returns that
-	// certificate with Replayed set: a retry of a renewal whose answer was
-	// lost. Zero means no retries are recognised.
+	// RetryWindow: if an unrevoked certificate whose Parent is r.Parent
+	// and whose KeyHash is r.Certificate.KeyHash was issued (IssuedAt) less
+	// than RetryWindow before Now, Renew records nothing and returns that
+	// certificate (the newest such) with Replayed set: a retry of a
+	// renewal whose answer was lost. A revoked one is never returned: the
+	// retry is then judged as a new renewal. Zero means no retries are
+	// recognised.
 	RetryWindow time.Duration
 	// MinInterval, if > 0, refuses with ErrRenewedRecently when the
 	// device's LastRenewalAt is after Now - MinInterval. Retries are exempt.
@@ -371,23 +375,28 @@ type Store interface {
 	// ErrNotFound, as in GetCertificate.
 	Revoke(ctx context.Context, r RevokeRequest) ([]Revocation, error)
 	// Renew records a renewal of r.Parent, in one transaction. In this
-	// order: ErrNotFound if r.Parent is unknown; a retry (see
+	// order: ErrNotFound if r.Parent is unknown (or not positive);
+	// ErrDeviceRevoked if the device is revoked (so a revoked device gets
+	// nothing, not even a retry's answer); a retry (see
 	// Renewal.RetryWindow) returns the earlier certificate, Replayed, and
-	// writes nothing but the nonce; ErrDeviceRevoked if the device is
-	// revoked; ErrCertificateRevoked if r.Parent is revoked;
-	// ErrNotNewest if the device has an unrevoked certificate issued after
-	// r.Parent (by IssuedAt, then serial); ErrRenewedRecently (see
-	// MinInterval); ErrNonceSpent; ErrKeyBlocked; ErrKeyInUse if the key is
-	// certified for another device; ErrConflict if the serial exists. Then
-	// it stores the certificate with Parent set, binds the key to the
-	// device, sets the device's LastRenewalAt (and UpdatedAt) to Now,
-	// revokes what MaxActive requires, spends the nonce and appends Audit.
-	// A refusal writes nothing. r.Parent may have expired: whether that is
-	// allowed is the caller's rule.
+	// writes nothing but the nonce (unless spent already: a retry may
+	// repeat its renewal token); ErrCertificateRevoked if r.Parent is
+	// revoked; ErrNotNewest if the device has an unrevoked certificate
+	// issued after r.Parent (by IssuedAt, then serial); ErrRenewedRecently
+	// (see MinInterval); ErrNonceSpent; ErrKeyBlocked; ErrKeyInUse if the
+	// key is certified for another device; ErrConflict if the serial
+	// exists. Then it stores the certificate with Parent set, binds the key
+	// to the device, sets the device's LastRenewalAt (and UpdatedAt) to
+	// Now, revokes what MaxActive requires, spends the nonce and appends
+	// Audit. A refusal writes nothing. r.Parent may have expired: whether
+	// that is allowed is the caller's rule. A certificate DeviceID other
+	// than the parent's, or a missing required field, is an error that
+	// wraps no sentinel.
 	Renew(ctx context.Context, r Renewal) (RenewResult, error)
-	// RenewNow records that an admin asked a device (deviceID) or, with
-	// deviceID "", the whole fleet to renew now, at at, and appends audit.
-	// ErrNotFound for an unknown device.
+	// RenewNow records that an admin asked a device (deviceID: its
+	// RenewNowAt, nothing else of it) or, with deviceID "", the whole fleet
+	// (FleetRenewNow) to renew now, at at, and appends audit. ErrNotFound
+	// for an unknown device; a zero at is an error that wraps no sentinel.
 	RenewNow(ctx context.Context, deviceID string, at time.Time, audit AuditEvent) error
 	// FleetRenewNow returns the time of the last RenewNow for the whole
 	// fleet, zero if none.

@@ -3,7 +3,6 @@ package boltstore
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -45,9 +44,9 @@ func (s *Store) Issue(ctx context.Context, is store.Issuance) error {
 	}
 	// Encoded once, outside the write lock; the batched function only
 	// reads it.
-	certJSON, err := json.Marshal(c)
+	certJSON, err := encodeCertificate(c)
 	if err != nil {
-		return wrap(fmt.Errorf("encode certificate: %w", err))
+		return wrap(err)
 	}
 	err = s.batch(ctx, func(tx *bbolt.Tx) (cond, err error) {
 		return issueTx(tx, is, certKey, certJSON)
