@@ -38,9 +38,9 @@
 // errors (404, 405, 413) and the store's ErrNotFound/ErrConflict are mapped
 // too; a fault with a RetryAfter (fault.RateLimited, 429) also sets the
 // Retry-After header; anything else is a 500 carrying only a request_id,
-// its text logged, never sent. A body that does not decode is described in JSON's terms
-// (the unknown or mistyped member, the byte of a syntax error), not in the
-// decoder's, whose text names Go types.
+// its text logged, never sent. A body that does not decode is described in
+// JSON's terms (the unknown or mistyped member, the byte of a syntax
+// error), not in the decoder's, whose text names Go types.
 //
 // # Invariants
 //
