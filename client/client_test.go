@@ -332,3 +332,42 @@ func TestUnreachableSaysWhy(t *testing.T) {
 		})
 	}
 }
+
+// TestRetryAfterComesBack: a 429's Retry-After becomes the fault's
+// RetryAfter, so that an agent waits as long as the CA says.
+func TestRetryAfterComesBack(t *testing.T) {
+	c := testServer(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", api.ProblemContentType)
+		w.Header().Set("Retry-After", "1800")
+		w.WriteHeader(http.StatusTooManyRequests)
+		w.Write([]byte(`{"type":"urn:fleetca:problem:rateLimited","status":429,"detail":"renewed recently","hint":"wait"}`))
+	})
+	_, err := c.ListDevices(t.Context())
+	fe, ok := errors.AsType[*fault.Error](err)
+	if !ok || fe.Kind != fault.RateLimited || fe.RetryAfter != 30*time.Minute {
+		t.Errorf("ListDevices = %#v, want RateLimited with RetryAfter 30m", err)
+	}
+}
+
+func TestRenewNow(t *testing.T) {
+	var paths []string
+	c := testServer(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != "POST" || r.Header.Get("Authorization") != "Bearer admin-secret" {
+			t.Errorf("%s with Authorization %q, want POST with the admin token", r.Method, r.Header.Get("Authorization"))
+		}
+		paths = append(paths, r.URL.Path)
+		json.NewEncoder(w).Encode(api.RenewNowResponse{At: "2026-11-23T12:00:00Z"})
+	})
+	if _, err := c.RenewNow(t.Context(), "dev 1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.RenewNowFleet(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if want := "/v1/admin/devices/dev 1/renew-now,/v1/admin/devices/renew-now"; strings.Join(paths, ",") != want {
+		t.Errorf("paths = %q, want %q", paths, want)
+	}
+	if _, err := c.RenewNow(t.Context(), ""); !errors.Is(err, &fault.Error{Kind: fault.Malformed}) {
+		t.Errorf("RenewNow(\"\") = %v, want Malformed (never the whole fleet by mistake)", err)
+	}
+}
