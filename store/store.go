@@ -231,9 +231,10 @@ type RenewResult struct {
 }
 
 // Revocation is one entry of the revocation log: a certificate revoked, in
-// the order of the revocations. Only Revoke writes entries, one per
-// certificate it revokes, so a serial has at most one entry; a certificate
-// that Issue recorded already revoked has none.
+// the order of the revocations. Only Revoke and Renew (superseding, see
+// Renewal.MaxActive) write entries, one per certificate they revoke, so a
+// serial has at most one entry; a certificate that Issue recorded already
+// revoked has none.
 type Revocation struct {
 	// Seq is assigned by the store: 1, 2, 3, ... in commit order, without
 	// gaps. It is the cursor of ListRevocations (and of the proxy's
@@ -388,7 +389,8 @@ type Store interface {
 	// exists. Then it stores the certificate with Parent set, binds the key
 	// to the device, sets the device's LastRenewalAt (and UpdatedAt) to
 	// Now, revokes what MaxActive requires, spends the nonce and appends
-	// Audit. A refusal writes nothing. r.Parent may have expired: whether
+	// Audit. A refusal writes nothing and returns a zero RenewResult.
+	// r.Parent may have expired: whether
 	// that is allowed is the caller's rule. A certificate DeviceID other
 	// than the parent's, or a missing required field, is an error that
 	// wraps no sentinel.

@@ -121,9 +121,11 @@ func checkRenewal(r store.Renewal) error {
 }
 
 // lineageEntry is what renewTx reads of each certificate of the device: the
-// fields its rules need, not the DER.
+// fields its rules need, not the DER, which a full decode would turn from
+// base64 for nothing.
 type lineageEntry struct {
 	key       []byte        // serialKey
+	DeviceID  string        `json:"device_id"`
 	KeyHash   store.KeyHash `json:"key_hash"`
 	NotAfter  time.Time     `json:"not_after"`
 	IssuedAt  time.Time     `json:"issued_at"`
@@ -151,21 +153,33 @@ type lineage struct {
 	live []lineageEntry
 }
 
+// getLineageEntry reads the certs record under key; found is false when
+// there is none.
+func getLineageEntry(certs *bbolt.Bucket, key []byte) (e lineageEntry, found bool, err error) {
+	e.key = key
+	found, err = getJSON(certs, key, &e)
+	if err != nil {
+		return lineageEntry{}, false, fmt.Errorf("certificate: %w", err)
+	}
+	return e, found, nil
+}
+
 // scanLineage reads the certificates of the device under the renewal rules
-// of r, whose parent is the device's certificate under parentKey.
-func scanLineage(certs *bbolt.Bucket, cur *bbolt.Cursor, r store.Renewal, parentKey []byte, parent store.Certificate) (lineage, error) {
+// of r, whose parent p (read already) is the device's certificate.
+func scanLineage(certs *bbolt.Bucket, cur *bbolt.Cursor, r store.Renewal, p lineageEntry) (lineage, error) {
 	var lin lineage
-	p := lineageEntry{key: parentKey, IssuedAt: parent.IssuedAt}
 	parentHex := r.Parent.Text(16)
-	prefix := deviceIndexPrefix(parent.DeviceID)
+	prefix := deviceIndexPrefix(p.DeviceID)
 	for k, _ := cur.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = cur.Next() {
-		e := lineageEntry{key: bytes.Clone(k[len(prefix):])}
-		found, err := getJSON(certs, e.key, &e)
-		if err != nil {
-			return lineage{}, fmt.Errorf("certificate: %w", err)
-		}
-		if !found {
-			return lineage{}, fmt.Errorf("certificate index entry %x has no certificate", k)
+		e := p
+		if key := k[len(prefix):]; !bytes.Equal(key, p.key) {
+			var found bool
+			var err error
+			if e, found, err = getLineageEntry(certs, bytes.Clone(key)); err != nil {
+				return lineage{}, err
+			} else if !found {
+				return lineage{}, fmt.Errorf("certificate index entry %x has no certificate", k)
+			}
 		}
 		unrevoked := e.RevokedAt.IsZero()
 		if unrevoked && e.Parent == parentHex && e.KeyHash == r.Certificate.KeyHash &&
@@ -204,20 +218,19 @@ func renewTx(tx *bbolt.Tx, r store.Renewal, c store.Certificate, parentKey, cert
 	var none store.RenewResult
 
 	// The parent and its device.
-	v := certs.Get(parentKey)
-	if v == nil {
-		return none, store.ErrNotFound, nil
-	}
-	parent, err := decodeCertificate(parentKey, v)
-	if err != nil {
+	parent, found, err := getLineageEntry(certs, parentKey)
+	switch {
+	case err != nil:
 		return none, nil, err
+	case !found:
+		return none, store.ErrNotFound, nil
 	}
 	if parent.DeviceID != c.DeviceID {
 		return none, fmt.Errorf("the parent belongs to device %q", parent.DeviceID), nil
 	}
 	deviceID := []byte(c.DeviceID)
 	var dev store.Device
-	found, err := getJSON(devices, deviceID, &dev)
+	found, err = getJSON(devices, deviceID, &dev)
 	switch {
 	case err != nil:
 		return none, nil, fmt.Errorf("device: %w", err)
@@ -226,7 +239,7 @@ func renewTx(tx *bbolt.Tx, r store.Renewal, c store.Certificate, parentKey, cert
 	case dev.Status == store.DeviceRevoked:
 		return none, fmt.Errorf("revoked at %s: %w", dev.UpdatedAt.Format(time.RFC3339), store.ErrDeviceRevoked), nil
 	}
-	lin, err := scanLineage(certs, byDevice.Cursor(), r, parentKey, parent)
+	lin, err := scanLineage(certs, byDevice.Cursor(), r, parent)
 	if err != nil {
 		return none, nil, err
 	}
