@@ -197,6 +197,7 @@ func TestProblemFor(t *testing.T) {
 	}{
 		{"fault", fault.New(fault.BadKey, "d", "h"), 400, "badKey", false},
 		{"wrapped-fault", errors.Join(errors.New("ctx"), fault.New(fault.Conflict, "d", "")), 409, "conflict", false},
+		{"rate-limited", &fault.Error{Kind: fault.RateLimited, Detail: "d", RetryAfter: time.Minute}, 429, "rateLimited", false},
 		{"store-not-found", store.ErrNotFound, 404, "notFound", false},
 		{"store-conflict", store.ErrTokenUsedUp, 409, "conflict", false},
 		{"echo-404", echo.ErrNotFound, 404, "notFound", false},
