@@ -12,7 +12,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -229,8 +228,7 @@ func decodeAnswer(resp *http.Response, out any) error {
 
 // problemError turns an RFC 9457 answer into the *fault.Error it stands
 // for: the kind from the type URI, the detail and hint as sent, the request
-// field from the pointer (fault.Error.Field), the wait from Retry-After
-// (fault.Error.RetryAfter). A 5xx carries its request_id
+// field from the pointer (fault.Error.Field). A 5xx carries its request_id
 // in the hint, for the CA's operator.
 func problemError(resp *http.Response, b []byte) error {
 	var p api.Problem
@@ -255,11 +253,6 @@ func problemError(resp *http.Response, b []byte) error {
 	fe := fault.New(kind, p.Detail, hint)
 	if field, ok := api.PointerField(p.Pointer); ok {
 		fe.Field = field
-	}
-	// Retry-After in delay-seconds (RFC 9110 §10.2.3), as fleetca sends
-	// it with a 429 or 503; an HTTP date is ignored.
-	if secs, err := strconv.ParseUint(resp.Header.Get("Retry-After"), 10, 32); err == nil && secs > 0 {
-		fe.RetryAfter = time.Duration(secs) * time.Second
 	}
 	return fe
 }

@@ -333,22 +333,6 @@ func TestUnreachableSaysWhy(t *testing.T) {
 	}
 }
 
-// TestRetryAfterComesBack: a 429's Retry-After becomes the fault's
-// RetryAfter, so that an agent waits as long as the CA says.
-func TestRetryAfterComesBack(t *testing.T) {
-	c := testServer(t, func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", api.ProblemContentType)
-		w.Header().Set("Retry-After", "1800")
-		w.WriteHeader(http.StatusTooManyRequests)
-		w.Write([]byte(`{"type":"urn:fleetca:problem:rateLimited","status":429,"detail":"renewed recently","hint":"wait"}`))
-	})
-	_, err := c.ListDevices(t.Context())
-	fe, ok := errors.AsType[*fault.Error](err)
-	if !ok || fe.Kind != fault.RateLimited || fe.RetryAfter != 30*time.Minute {
-		t.Errorf("ListDevices = %#v, want RateLimited with RetryAfter 30m", err)
-	}
-}
-
 func TestRenewNow(t *testing.T) {
 	var paths []string
 	c := testServer(t, func(w http.ResponseWriter, r *http.Request) {
