@@ -3,8 +3,10 @@ package enroll
 import (
 	"crypto"
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base64"
@@ -79,8 +81,15 @@ func mint(t testing.TB, key crypto.Signer, chain []*x509.Certificate, claims jos
 		header = jose.HeaderKey(jose.X5cInsecureKey)
 	}
 	alg := jose.ES256
-	if k, ok := key.Public().(*ecdsa.PublicKey); ok && k.Curve == elliptic.P384() {
-		alg = jose.ES384
+	switch k := key.Public().(type) {
+	case *ecdsa.PublicKey:
+		if k.Curve == elliptic.P384() {
+			alg = jose.ES384
+		}
+	case ed25519.PublicKey:
+		alg = jose.EdDSA
+	case *rsa.PublicKey:
+		alg = jose.PS256
 	}
 	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.SignatureAlgorithm(alg), Key: key},
 		new(jose.SignerOptions).WithType("JWT").WithHeader(header, x5c))
@@ -637,5 +646,45 @@ func TestRenewRefusalHints(t *testing.T) {
 	_, err = f.mtls(t, device{id: d.id, cert: res.Certificate, key: d.key}, nil)
 	if fe, ok := err.(*fault.Error); !ok || fe.Kind != fault.Forbidden || !strings.Contains(fe.Hint, "reset") {
 		t.Errorf("renewal of a revoked device: %v; want Forbidden whose hint says to reset the device", err)
+	}
+}
+
+// TestRenewTokenKeyTypes: a renewal token is signed with whatever key type
+// enrollment accepts, with the algorithm that fits it.
+func TestRenewTokenKeyTypes(t *testing.T) {
+	_, ed, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p384, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		key  crypto.Signer
+	}{{"ok/ed25519", ed}, {"ok/p384", p384}, {"ok/rsa2048-ps256", rsaKey}} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, Config{})
+			secret, _ := f.token(t, TokenRequest{DeviceID: "dev-k"})
+			res, err := f.svc.Enroll(t.Context(), string(secret), csrFor(t, tc.key, "dev-k"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.clock.Add(time.Second)
+			d := device{id: "dev-k", cert: res.Certificate, key: tc.key}
+			renewed, err := f.tokenRenew(t, d, f.claims(d), nil)
+			if err != nil {
+				t.Fatalf("Renew with a %s token: %v", tc.name, err)
+			}
+			checkRenewed(t, renewed, d, d.cert.SerialNumber, tc.key.Public())
+		})
+	}
+	if algorithmFits(jose.HS256, newKey(t).Public()) || algorithmFits("none", newKey(t).Public()) || algorithmFits(jose.ES384, newKey(t).Public()) {
+		t.Error("algorithmFits accepts HS256, none, or ES384 for a P-256 key")
 	}
 }
