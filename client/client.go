@@ -12,7 +12,9 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -49,11 +51,17 @@ type Config struct {
 
 // Client calls the CA's HTTPS API. It is safe for concurrent use.
 type Client struct {
-	base  string
-	roots *x509.CertPool
-	token string
-	http  *http.Client
-	now   func() time.Time
+	base    string
+	roots   *x509.CertPool
+	token   string
+	http    *http.Client
+	timeout time.Duration
+	now     func() time.Time
+
+	// devices are the mutual-TLS clients of Renew, by the SHA-256 of the
+	// certificate they present (see deviceHTTP).
+	mu      sync.Mutex
+	devices map[[32]byte]*http.Client
 }
 
 // New returns a client of the CA at cfg.URL. It reads every field of cfg.
@@ -80,16 +88,23 @@ func New(cfg Config) (*Client, error) {
 		cfg.Now = time.Now
 	}
 	return &Client{
-		base:  base,
-		roots: pool,
-		token: cfg.AdminToken,
-		now:   cfg.Now,
-		http: &http.Client{Timeout: timeout, Transport: &http.Transport{
-			TLSClientConfig:     &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
-			TLSHandshakeTimeout: 10 * time.Second,
-			ForceAttemptHTTP2:   true,
-		}},
+		base:    base,
+		roots:   pool,
+		token:   cfg.AdminToken,
+		now:     cfg.Now,
+		timeout: timeout,
+		http:    newHTTPClient(pool, timeout, nil),
 	}, nil
+}
+
+// newHTTPClient is an HTTP client that trusts only roots, over TLS 1.2 or
+// later, and presents the certificate cert returns, if cert is not nil.
+func newHTTPClient(roots *x509.CertPool, timeout time.Duration, cert func(*tls.CertificateRequestInfo) (*tls.Certificate, error)) *http.Client {
+	return &http.Client{Timeout: timeout, Transport: &http.Transport{
+		TLSClientConfig:     &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12, GetClientCertificate: cert},
+		TLSHandshakeTimeout: 10 * time.Second,
+		ForceAttemptHTTP2:   true,
+	}}
 }
 
 // URL returns the CA's base URL, without a final slash.
@@ -117,8 +132,17 @@ func httpsBase(s string) (string, error) {
 // do sends a request to path (which starts with '/') and decodes a JSON
 // answer into out (if not nil). in, if not nil, is sent as JSON; a []byte
 // in is sent as is with contentType. bearer, if not empty, is sent as
-// Authorization: Bearer. An error answer becomes a *fault.Error.
+// Authorization: Bearer. An error answer becomes a *fault.Error (in a
+// *RetryAfterError if the CA said when to try again).
 func (c *Client) do(ctx context.Context, method, path, bearer string, in any, contentType string, out any) error {
+	_, err := c.send(ctx, c.http, unreachable, method, path, bearer, in, contentType, out)
+	return err
+}
+
+// send is do over hc, with failed round trips classified by failed. It
+// returns the answer (its body read and closed) when one came.
+func (c *Client) send(ctx context.Context, hc *http.Client, failed func(base string, err error) error,
+	method, path, bearer string, in any, contentType string, out any) (*http.Response, error) {
 	var body io.Reader
 	switch v := in.(type) {
 	case nil:
@@ -127,13 +151,13 @@ func (c *Client) do(ctx context.Context, method, path, bearer string, in any, co
 	default:
 		b, err := json.Marshal(v)
 		if err != nil {
-			return fmt.Errorf("encode %s %s: %w", method, path, err)
+			return nil, fmt.Errorf("encode %s %s: %w", method, path, err)
 		}
 		body, contentType = bytes.NewReader(b), "application/json"
 	}
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
 	if err != nil {
-		return fmt.Errorf("%s %s: %w", method, path, err)
+		return nil, fmt.Errorf("%s %s: %w", method, path, err)
 	}
 	if bearer != "" {
 		req.Header.Set("Authorization", "Bearer "+bearer)
@@ -142,12 +166,20 @@ func (c *Client) do(ctx context.Context, method, path, bearer string, in any, co
 		req.Header.Set("Content-Type", contentType)
 	}
 	req.Header.Set("Accept", "application/json")
-	resp, err := c.http.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
-		return unreachable(c.base, err)
+		return nil, failed(c.base, err)
 	}
 	defer resp.Body.Close()
-	return decodeAnswer(resp, out)
+	if err := decodeAnswer(resp, out); err != nil {
+		if after, ok := parseRetryAfter(resp.Header.Get("Retry-After"), c.now()); ok && resp.StatusCode >= 400 {
+			if fe, isFault := err.(*fault.Error); isFault {
+				return resp, &RetryAfterError{Fault: fe, After: after}
+			}
+		}
+		return resp, err
+	}
+	return resp, nil
 }
 
 // unreachable classifies a failed round trip to base, so that the user
@@ -243,8 +275,8 @@ func problemError(resp *http.Response, b []byte) error {
 	kind := fault.Unavailable // an internal error, or a type this client does not know
 	if k, ok := kindOf(p.Type); ok {
 		kind = k
-	} else if resp.StatusCode < 500 {
-		kind = fault.Malformed
+	} else if resp.StatusCode < 500 && resp.StatusCode != http.StatusTooManyRequests {
+		kind = fault.Malformed // a 429 of a kind we do not know yet stays Unavailable: later may work
 	}
 	hint := p.Hint
 	if p.RequestID != "" && resp.StatusCode >= 500 {
@@ -269,4 +301,54 @@ func kindOf(typ string) (fault.Kind, bool) {
 		}
 	}
 	return 0, false
+}
+
+// MaxRetryAfter bounds the wait a Retry-After header can ask for.
+const MaxRetryAfter = 7 * 24 * time.Hour
+
+// RetryAfterError is a refusal that says when to try again: a 429 (the
+// device renewed too recently) or a 503, with a Retry-After header. It
+// unwraps to the *fault.Error the CA raised, so fault.KindOf and the
+// CLI's one-line rendering see through it.
+type RetryAfterError struct {
+	Fault *fault.Error
+	// After is how long the CA asked to wait, from when it answered:
+	// zero or more, at most MaxRetryAfter.
+	After time.Duration
+}
+
+func (e *RetryAfterError) Error() string { return e.Fault.Error() }
+
+// Unwrap returns the CA's fault.
+func (e *RetryAfterError) Unwrap() error { return e.Fault }
+
+// RetryAfter returns how long the CA asked to wait before trying again,
+// if err says (see RetryAfterError).
+func RetryAfter(err error) (time.Duration, bool) {
+	if e, ok := errors.AsType[*RetryAfterError](err); ok {
+		return e.After, true
+	}
+	return 0, false
+}
+
+// parseRetryAfter reads a Retry-After header (RFC 9110 §10.2.3): a number
+// of seconds, or an HTTP date, taken relative to now. The wait is clamped
+// to 0..MaxRetryAfter; false if the header is absent or neither form.
+func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0, false
+	}
+	var d time.Duration
+	if n, err := strconv.ParseUint(v, 10, 64); err == nil {
+		d = MaxRetryAfter
+		if n < uint64(MaxRetryAfter/time.Second) {
+			d = time.Duration(n) * time.Second
+		}
+	} else if t, err := http.ParseTime(v); err == nil {
+		d = t.Sub(now)
+	} else {
+		return 0, false
+	}
+	return min(max(d, 0), MaxRetryAfter), true
 }
