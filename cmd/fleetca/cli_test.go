@@ -315,6 +315,7 @@ func TestHelpGolden(t *testing.T) {
 	}{
 		{"help", []string{"--help"}},
 		{"enroll-help", []string{"enroll", "--help"}},
+		{"renew-help", []string{"renew", "--help"}},
 		{"proxy-help", []string{"proxy", "--help"}},
 		{"cert-server-help", []string{"cert", "server", "--help"}},
 		{"export-help", []string{"export", "--help"}},

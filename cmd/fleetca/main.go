@@ -177,7 +177,7 @@ Enroll a device: fleetca enroll --ca https://HOST:8443 --fingerprint SHA256 --to
 	// Subcommands inherit the flag error hook: an unknown flag, a missing
 	// or unparsable value is a usage error.
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usage(err) })
-	root.AddCommand(newInitCmd(e), newServeCmd(e), newTokenCmd(e), newEnrollCmd(e), newDevicesCmd(e), newCertsCmd(e),
+	root.AddCommand(newInitCmd(e), newServeCmd(e), newTokenCmd(e), newEnrollCmd(e), newRenewCmd(e), newDevicesCmd(e), newCertsCmd(e),
 		newRevokeCmd(e), newCRLCmd(e), newCertCmd(e), newProxyCmd(e), newExportCmd(e), newVersionCmd(e))
 	usageArgs(root)
 	return root
