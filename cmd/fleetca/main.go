@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -59,6 +60,10 @@ type env struct {
 	stdout, stderr io.Writer
 	stdin          io.Reader
 	getenv         func(string) string
+	// now, if set, is the clock of init instead of time.Now: tests set it
+	// back to make a CA that is already old. No flag or environment
+	// variable sets it.
+	now func() time.Time
 }
 
 func main() {
