@@ -220,7 +220,7 @@ func (r *Renewer) Run(ctx context.Context) error {
 		return fmt.Errorf("repair an interrupted swap of %s and %s: %w", r.cfg.CertFile, r.cfg.KeyFile, err)
 	}
 	if repaired != "" {
-		r.log.Warn(repaired, "cert", r.cfg.CertFile, "key", r.cfg.KeyFile)
+		r.log.Warn("repaired an interrupted swap of key and certificate", "what", repaired, "cert", r.cfg.CertFile, "key", r.cfg.KeyFile)
 	}
 	var lastDue time.Time
 	execPending := false
@@ -261,8 +261,7 @@ func (r *Renewer) Run(ctx context.Context) error {
 			return nil
 		}
 		if err != nil {
-			r.log.Error("cannot renew the certificate; stopping", "device_id", leaf.Subject.CommonName, "serial", serialHex(leaf), "err", err)
-			return err
+			return err // the caller says it: one line, what happened and what to do
 		}
 		o := res.outcome("")
 		r.log.Info("renewed", "device_id", o.DeviceID, "serial", o.Serial, "parent_serial", o.ParentSerial, "not_after", o.NotAfter.UTC(),
