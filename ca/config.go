@@ -18,6 +18,9 @@ const (
 	DefaultDeviceValidity   = 2160 * time.Hour // 90 days
 	DefaultServerValidity   = 168 * time.Hour  // 7 days
 	DefaultBackdate         = time.Minute
+	// DefaultRenewMinInterval is the least time between two renewals of
+	// one device. There is no DefaultRenewAfterExpiry: zero, never, is it.
+	DefaultRenewMinInterval = time.Hour
 )
 
 // Allowed ranges of Config's durations (inclusive). Zero is always allowed:
@@ -28,6 +31,10 @@ const (
 	minServerValidity = time.Hour
 	maxServerValidity = 2160 * time.Hour // 90 days
 	maxBackdate       = time.Hour
+	// MaxRenewAfterExpiry bounds RenewAfterExpiry: a year.
+	MaxRenewAfterExpiry = 8760 * time.Hour
+	minRenewMinInterval = time.Second
+	maxRenewMinInterval = 168 * time.Hour
 )
 
 // Config is the ca section of fleetca.yaml. The zero value of every field
@@ -63,6 +70,18 @@ type Config struct {
 	// NotBefore is set, so that verifiers whose clocks lag still accept
 	// it, a Go duration. Default 1m; range 0 to 1h (0 means the default).
 	Backdate time.Duration `yaml:"backdate,omitempty"`
+	// RenewAfterExpiry is how long after its NotAfter a device certificate
+	// may still be renewed, with a renewal token only (its TLS handshake
+	// fails once it has expired), for devices that were offline when it
+	// expired. A Go duration. Default 0: never; range 0 to 8760h (a
+	// year). Package ca does not read it: cmd/fleetca gives it to enroll.
+	RenewAfterExpiry time.Duration `yaml:"renew_after_expiry,omitempty"`
+	// RenewMinInterval is the least time between two renewals of one
+	// device (a retry of a renewal whose answer was lost is exempt), so
+	// that a stolen certificate cannot mint certificates in a loop. A Go
+	// duration. Default 1h; range 1s to 168h. Read by enroll, like
+	// RenewAfterExpiry.
+	RenewMinInterval time.Duration `yaml:"renew_min_interval,omitempty"`
 }
 
 // WithDefaults returns a copy of c with every zero field set to its default.
@@ -74,6 +93,7 @@ func (c Config) WithDefaults() Config {
 	c.DeviceValidity = cmp.Or(c.DeviceValidity, DefaultDeviceValidity)
 	c.ServerValidity = cmp.Or(c.ServerValidity, DefaultServerValidity)
 	c.Backdate = cmp.Or(c.Backdate, DefaultBackdate)
+	c.RenewMinInterval = cmp.Or(c.RenewMinInterval, DefaultRenewMinInterval)
 	return c
 }
 
@@ -90,13 +110,19 @@ func (c Config) Validate() error {
 		{"device_validity", c.DeviceValidity, minDeviceValidity, maxDeviceValidity, DefaultDeviceValidity},
 		{"server_validity", c.ServerValidity, minServerValidity, maxServerValidity, DefaultServerValidity},
 		{"backdate", c.Backdate, 0, maxBackdate, DefaultBackdate},
+		{"renew_after_expiry", c.RenewAfterExpiry, 0, MaxRenewAfterExpiry, 0},
+		{"renew_min_interval", c.RenewMinInterval, minRenewMinInterval, maxRenewMinInterval, DefaultRenewMinInterval},
 	}
 	for _, d := range durations {
 		if d.v != 0 && (d.v < d.min || d.v > d.max) {
+			def := fmtDuration(d.def)
+			if d.def == 0 {
+				def = "0 (never)"
+			}
 			return fault.New(fault.Malformed,
 				fmt.Sprintf("ca.%s %s is out of range", d.key, d.v),
 				fmt.Sprintf("use a duration from %s to %s, or leave it unset for %s",
-					fmtDuration(d.min), fmtDuration(d.max), fmtDuration(d.def)))
+					fmtDuration(d.min), fmtDuration(d.max), def))
 		}
 	}
 	paths := []struct {

@@ -21,13 +21,16 @@ func TestConfigWithDefaults(t *testing.T) {
 			RootCert: "root.pem", IntermediateCert: "intermediate.pem",
 			RootKey: "secrets/root.key", IntermediateKey: "secrets/intermediate.key",
 			DeviceValidity: 2160 * time.Hour, ServerValidity: 168 * time.Hour, Backdate: time.Minute,
+			RenewMinInterval: time.Hour,
 		}},
 		{"set", Config{
 			RootCert: "r.pem", IntermediateCert: "i.pem", RootKey: "pkcs11:object=root", IntermediateKey: "/k",
 			DeviceValidity: time.Hour, ServerValidity: 2 * time.Hour, Backdate: time.Second,
+			RenewAfterExpiry: 720 * time.Hour, RenewMinInterval: time.Minute,
 		}, Config{
 			RootCert: "r.pem", IntermediateCert: "i.pem", RootKey: "pkcs11:object=root", IntermediateKey: "/k",
 			DeviceValidity: time.Hour, ServerValidity: 2 * time.Hour, Backdate: time.Second,
+			RenewAfterExpiry: 720 * time.Hour, RenewMinInterval: time.Minute,
 		}},
 	}
 	for _, tc := range tests {
@@ -56,6 +59,9 @@ func TestConfigValidate(t *testing.T) {
 		{"ok/device-max", Config{DeviceValidity: 87600 * time.Hour}, ""},
 		{"ok/server-max", Config{ServerValidity: 2160 * time.Hour}, ""},
 		{"ok/backdate-max", Config{Backdate: time.Hour}, ""},
+		{"ok/renew-after-expiry-max", Config{RenewAfterExpiry: 8760 * time.Hour}, ""},
+		{"ok/renew-min-interval-min", Config{RenewMinInterval: time.Second}, ""},
+		{"ok/renew-min-interval-max", Config{RenewMinInterval: 168 * time.Hour}, ""},
 		{"ok/kms-uri", Config{IntermediateKey: "softkms:path=k.key", RootKey: "pkcs11:object=root"}, ""},
 		{"fail/device-short", Config{DeviceValidity: 59 * time.Minute}, "device_validity"},
 		{"fail/device-long", Config{DeviceValidity: 87601 * time.Hour}, "device_validity"},
@@ -64,6 +70,10 @@ func TestConfigValidate(t *testing.T) {
 		{"fail/server-long", Config{ServerValidity: 2161 * time.Hour}, "server_validity"},
 		{"fail/backdate-negative", Config{Backdate: -time.Second}, "backdate"},
 		{"fail/backdate-long", Config{Backdate: 61 * time.Minute}, "backdate"},
+		{"fail/renew-after-expiry-negative", Config{RenewAfterExpiry: -time.Hour}, "renew_after_expiry"},
+		{"fail/renew-after-expiry-long", Config{RenewAfterExpiry: 8761 * time.Hour}, "renew_after_expiry"},
+		{"fail/renew-min-interval-short", Config{RenewMinInterval: time.Millisecond}, "renew_min_interval"},
+		{"fail/renew-min-interval-long", Config{RenewMinInterval: 169 * time.Hour}, "renew_min_interval"},
 		{"fail/bad-kms", Config{IntermediateKey: "nosuchkms:x"}, "intermediate_key"},
 		{"fail/nul", Config{RootCert: "a\x00b"}, "root_cert"},
 	}
@@ -108,6 +118,8 @@ intermediate_key: secrets/i.key
 device_validity: 720h
 server_validity: 24h
 backdate: 30s
+renew_after_expiry: 720h
+renew_min_interval: 10m
 `
 	var got Config
 	dec := yaml.NewDecoder(strings.NewReader(in))
@@ -118,6 +130,7 @@ backdate: 30s
 	want := Config{
 		RootCert: "r.pem", IntermediateCert: "i.pem", RootKey: "pkcs11:object=root", IntermediateKey: "secrets/i.key",
 		DeviceValidity: 720 * time.Hour, ServerValidity: 24 * time.Hour, Backdate: 30 * time.Second,
+		RenewAfterExpiry: 720 * time.Hour, RenewMinInterval: 10 * time.Minute,
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("Decode() mismatch (-want +got):\n%s", diff)

@@ -62,6 +62,28 @@ func (c *Client) ResetDevice(ctx context.Context, id string) (api.Device, error)
 	return d, err
 }
 
+// RenewNow asks a device to renew now (POST
+// /v1/admin/devices/{id}/renew-now): the renewal window of its
+// certificates starts at once, and its agent renews at its next check. An
+// empty id is Malformed: RenewNowFleet asks every device.
+func (c *Client) RenewNow(ctx context.Context, id string) (api.RenewNowResponse, error) {
+	var out api.RenewNowResponse
+	if id == "" {
+		return out, fault.New(fault.Malformed, "no device ID to ask to renew now", "name the device, or ask the whole fleet")
+	}
+	err := c.admin(ctx, "POST", "/devices/"+url.PathEscape(id)+"/renew-now", nil, &out)
+	return out, err
+}
+
+// RenewNowFleet asks every device to renew now (POST
+// /v1/admin/devices/renew-now), after an intermediate rotation or an
+// incident.
+func (c *Client) RenewNowFleet(ctx context.Context) (api.RenewNowResponse, error) {
+	var out api.RenewNowResponse
+	err := c.admin(ctx, "POST", "/devices/renew-now", nil, &out)
+	return out, err
+}
+
 // RevokeDevice revokes a device and every live certificate of it, for an
 // RFC 5280 reason name (empty: unspecified).
 func (c *Client) RevokeDevice(ctx context.Context, id, reason string) ([]api.RevokedCertificate, error) {

@@ -332,3 +332,26 @@ func TestUnreachableSaysWhy(t *testing.T) {
 		})
 	}
 }
+
+func TestRenewNow(t *testing.T) {
+	var paths []string
+	c := testServer(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != "POST" || r.Header.Get("Authorization") != "Bearer admin-secret" {
+			t.Errorf("%s with Authorization %q, want POST with the admin token", r.Method, r.Header.Get("Authorization"))
+		}
+		paths = append(paths, r.URL.Path)
+		json.NewEncoder(w).Encode(api.RenewNowResponse{At: "2026-11-23T12:00:00Z"})
+	})
+	if _, err := c.RenewNow(t.Context(), "dev 1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.RenewNowFleet(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if want := "/v1/admin/devices/dev 1/renew-now,/v1/admin/devices/renew-now"; strings.Join(paths, ",") != want {
+		t.Errorf("paths = %q, want %q", paths, want)
+	}
+	if _, err := c.RenewNow(t.Context(), ""); !errors.Is(err, &fault.Error{Kind: fault.Malformed}) {
+		t.Errorf("RenewNow(\"\") = %v, want Malformed (never the whole fleet by mistake)", err)
+	}
+}

@@ -29,6 +29,22 @@ type Config struct {
 	// section: cmd/fleetca parses the top-level trust_domain key into it.
 	// Required.
 	TrustDomain api.TrustDomain `yaml:"-"`
+
+	// RenewAfterExpiry is how long after its NotAfter a certificate may
+	// still renew, with a renewal token only. Zero: never (the default);
+	// at most 8760h. cmd/fleetca sets it from ca.renew_after_expiry.
+	RenewAfterExpiry time.Duration `yaml:"-"`
+	// RenewMinInterval is the least time between two renewals of one
+	// device; retries are exempt. Default 1h; range 1s..168h. cmd/fleetca
+	// sets it from ca.renew_min_interval.
+	RenewMinInterval time.Duration `yaml:"-"`
+	// RenewURLs are the URLs a renewal token's aud may name: the renew
+	// path (api.RenewPath) on each name of the HTTPS listener, like
+	// "https://ca.example.net:8443/v1/renew". An aud without a port also
+	// matches a URL of the same host. cmd/fleetca makes them from
+	// server.dns, the loopback names and the listener's port. Empty: every
+	// renewal token is refused (renewal over mutual TLS still works).
+	RenewURLs []string `yaml:"-"`
 }
 
 // Defaults.
@@ -38,6 +54,10 @@ const (
 	defaultMaxTokenTTL = 720 * time.Hour
 	defaultMaxUses     = 100_000
 	minTokenTTL        = time.Minute
+	// defaultRenewMinInterval is ca.DefaultRenewMinInterval; enroll
+	// keeps its own default so that a Config built in a test needs none.
+	defaultRenewMinInterval = time.Hour
+	maxRenewAfterExpiry     = 8760 * time.Hour
 )
 
 // WithDefaults returns a copy of c with every zero field set to its default.
@@ -53,6 +73,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.MaxTokenUses == 0 {
 		c.MaxTokenUses = defaultMaxUses
+	}
+	if c.RenewMinInterval == 0 {
+		c.RenewMinInterval = defaultRenewMinInterval
 	}
 	return c
 }
@@ -76,6 +99,19 @@ func (c Config) Validate() error {
 	}
 	if _, err := api.ParseTrustDomain(string(c.TrustDomain)); err != nil {
 		return fault.WithKey(err, "trust_domain")
+	}
+	ca := func(key, got, want string) error {
+		return fault.WithKey(fault.New(fault.Malformed, fmt.Sprintf("ca.%s is %s, outside its range", key, got),
+			fmt.Sprintf("set it to %s in fleetca.yaml", want)), "ca."+key)
+	}
+	switch {
+	case c.RenewAfterExpiry < 0 || c.RenewAfterExpiry > maxRenewAfterExpiry:
+		return ca("renew_after_expiry", c.RenewAfterExpiry.String(), "0 (never) .. 8760h")
+	case c.RenewMinInterval < time.Second || c.RenewMinInterval > 168*time.Hour:
+		return ca("renew_min_interval", c.RenewMinInterval.String(), "1s..168h")
+	}
+	if _, err := parseAudiences(c.RenewURLs); err != nil {
+		return err
 	}
 	return nil
 }

@@ -21,6 +21,41 @@
 // the token and records the certificate, the device, the key binding and
 // the audit row. The Result names the device as an api.DeviceID.
 //
+// # Renewal
+//
+// Renew is the one renewal core: POST /v1/renew calls it, and so will the
+// step-compatible /renew and /rekey and EST's simplereenroll. A device
+// proves it holds its certificate over mutual TLS (web passes the TLS
+// peer chain, which Renew verifies to the fleet's root and intermediate
+// for clientAuth at now, so a server certificate cannot renew), or with a
+// renewal token: a JWT signed by the certificate's key, with the chain in
+// its x5c (or step's x5cInsecure) header, parsed with
+// go.step.sm/crypto/jose and checked in renewtoken.go (the chain as of the
+// certificate's own validity, sub = the device ID, aud = one of
+// Config.RenewURLs, exp - iat at most 5 minutes, 10 minutes of skew, used
+// once). Only a token renews a certificate that has expired, and only
+// within Config.RenewAfterExpiry (ca.renew_after_expiry). The CA, not the
+// request, decides the new certificate: the device's names from the
+// record, the current profile and validity; a rekey's CSR passes the whole
+// enrollment CSR policy for that device. One store.Renew transaction then
+// applies the lineage rules: only the newest unrevoked certificate of an
+// active device renews; a retry (the same certificate and key within
+// RetryWindow, 24 h) returns the certificate already issued; one renewal
+// per device per Config.RenewMinInterval, else fault.RateLimited with
+// RetryAfter; certificates beyond max_active_certificates are revoked as
+// superseded and handed to Deps.Revoked.
+//
+// Every issued certificate comes with when to renew it (Result.RenewAfter:
+// two thirds of the validity, ±1 % of it by the serial; and the window
+// around it). RenewalInfo answers the same for any serial, in the manner
+// of ACME ARI (RFC 9773), and moves the window to the moment the
+// certificate was revoked or an admin asked its device (RenewNow) or the
+// fleet (FleetRenewNow) to renew. Run keeps the gauge
+// fleetca_enroll_device_certificates (active devices by the time to expiry
+// of their newest certificate) current, recounting every ExpiryRefresh;
+// fleetca_enroll_renewals_total counts renewals by kind (renew, rekey,
+// after_expiry) and outcome.
+//
 // IssueServer issues a TLS server certificate (for fleetca proxy) on an
 // admin's request: the CSR passes the same key and signature policy
 // (CheckServerCSR) and may name only what the admin asked for; the
@@ -40,13 +75,18 @@
 //     the store then refuses is discarded, never returned.
 //   - Token secrets never reach a log, an error or the store: Secret logs
 //     as REDACTED, and an error about a token never repeats it.
+//   - A renewal refused writes nothing and spends no renewal token; a
+//     renewal token is spent (by its jti, or by its signed payload) in the
+//     transaction that records the renewal. enroll never imports
+//     revocation: superseded certificates leave through Deps.Revoked.
 //
 // # What it must not do
 //
 // enroll has no HTTP and no CLI: it returns a *fault.Error for anything
 // the caller can fix, and a plain wrapped error otherwise. Its hints name
 // the request field (ttl, uses, device_id, device_pattern) or the
-// configuration key (enroll.max_token_ttl, trust_domain) to change, never
+// configuration key (enroll.max_token_ttl, trust_domain,
+// ca.renew_after_expiry) to change, never
 // a command-line flag or an environment variable, and the error's Field or
 // Key says which, so that web and the CLI can point at it in their own
 // terms. It does not sign (ca does), keep records itself (the store does),

@@ -2,12 +2,19 @@ package enroll
 
 import (
 	"bytes"
+	"context"
+	"crypto/x509"
 	"encoding/pem"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
+
+	"go.step.sm/crypto/jose"
 
 	"github.com/fleetca/fleetca/api"
+	"github.com/fleetca/fleetca/ca"
 	"github.com/fleetca/fleetca/internal/fault"
 )
 
@@ -79,6 +86,69 @@ func FuzzParseToken(f *testing.F) {
 		}
 		if h != hashSecret(Secret(s)) || len(s) != len(EnrollTokenPrefix)+encodedLen {
 			t.Fatalf("accepted token %q has the wrong hash or length", s)
+		}
+	})
+}
+
+// FuzzParseRenewalToken feeds arbitrary strings to the renewal-token
+// checks (tokenVerifier.verify), seeded with good tokens in both header
+// forms and near misses. Invariants: no panic; a refusal is
+// fault.Unauthorized; an accepted token names a certificate of the fleet
+// for a device, and the same input is spent under the same nonce.
+func FuzzParseRenewalToken(f *testing.F) {
+	now := testStart
+	authority, err := ca.New(context.Background(), ca.Config{}.WithDefaults(), ca.Deps{Dir: caDir, PublicURL: "http://127.0.0.1:8080",
+		TrustDomain: testTrustDomain, Now: func() time.Time { return now }})
+	if err != nil {
+		f.Fatal(err)
+	}
+	auds, err := parseAudiences(testRenewURLs)
+	if err != nil {
+		f.Fatal(err)
+	}
+	v := &tokenVerifier{roots: x509.NewCertPool(), inters: x509.NewCertPool(), audiences: auds}
+	v.roots.AddCert(authority.Root())
+	v.inters.AddCert(authority.Intermediate())
+
+	key := newKey(f)
+	leaf, err := authority.SignDevice(context.Background(), ca.DeviceRequest{DeviceID: "dev-1", PublicKey: key.Public()})
+	if err != nil {
+		f.Fatal(err)
+	}
+	chain := []*x509.Certificate{leaf, authority.Intermediate()}
+	claims := jose.Claims{Subject: "dev-1", Audience: jose.Audience{testRenewURLs[0]}, ID: "seed",
+		IssuedAt: jose.NewNumericDate(now), Expiry: jose.NewNumericDate(now.Add(5 * time.Minute))}
+	good := mint(f, key, chain, claims, false)
+	f.Add(good)
+	f.Add(mint(f, key, chain, claims, true))
+	wrongAud := claims
+	wrongAud.Audience = jose.Audience{"https://ca.fleet.test:8443/v1/enroll"}
+	f.Add(mint(f, key, chain, wrongAud, false))
+	f.Add(mint(f, newKey(f), chain, claims, false))
+	for _, s := range []string{"", "a.b.c", "{}", good[:len(good)/2], good + "x", strings.ReplaceAll(good, ".", "..")} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		tok, err := v.verify(raw, now)
+		if err != nil {
+			if k, ok := fault.KindOf(err); !ok || k != fault.Unauthorized {
+				t.Fatalf("verify refusal = %v (%T), want fault.Unauthorized", err, err)
+			}
+			return
+		}
+		if _, err := api.ParseDeviceID(tok.leaf.Subject.CommonName); err != nil {
+			t.Fatalf("accepted a token for certificate CN %q, not a device ID", tok.leaf.Subject.CommonName)
+		}
+		if _, err := tok.leaf.Verify(x509.VerifyOptions{Roots: v.roots, Intermediates: v.inters, CurrentTime: tok.leaf.NotAfter.Add(-time.Minute),
+			KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+			t.Fatalf("accepted a token whose certificate does not chain to the fleet: %v", err)
+		}
+		again, err := v.verify(raw, now)
+		if err != nil || again.nonce != tok.nonce {
+			t.Fatalf("the same token verified twice: %v, nonce %x then %x", err, tok.nonce.Hash, again.nonce.Hash)
+		}
+		if tok.nonce.Expires.After(now.Add(api.RenewalTokenMaxLifetime + 2*api.RenewalTokenSkew)) {
+			t.Fatalf("nonce kept until %s, longer than a token can be accepted", tok.nonce.Expires)
 		}
 	})
 }

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/fleetca/fleetca/ca"
 	"github.com/fleetca/fleetca/internal/fault"
 	"github.com/fleetca/fleetca/store"
@@ -45,6 +47,21 @@ type fixture struct {
 	svc   *Service
 	store *boltstore.Store
 	clock *clock
+	ca    *ca.Authority
+	reg   *prometheus.Registry
+
+	mu      sync.Mutex
+	revoked []store.Revocation // what Deps.Revoked was told
+}
+
+// testRenewURLs are the renew URLs of the fixtures' HTTPS listener.
+var testRenewURLs = []string{"https://ca.fleet.test:8443/v1/renew", "https://127.0.0.1:8443/v1/renew"}
+
+// told returns what Deps.Revoked was told so far.
+func (f *fixture) told() []store.Revocation {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]store.Revocation(nil), f.revoked...)
 }
 
 // caDir holds one CA for the whole package run (making keys is slow); set
@@ -85,11 +102,21 @@ func newFixture(t *testing.T, cfg Config) *fixture {
 		st.Close()
 	})
 	cfg.TrustDomain = testTrustDomain
-	svc, err := New(cfg, Deps{Store: st, CA: authority, Now: clk.Now})
+	if cfg.RenewURLs == nil {
+		cfg.RenewURLs = testRenewURLs
+	}
+	f := &fixture{store: st, clock: clk, ca: authority, reg: prometheus.NewRegistry()}
+	svc, err := New(cfg, Deps{Store: st, CA: authority, Now: clk.Now, Metrics: f.reg,
+		Revoked: func(_ context.Context, revs []store.Revocation) {
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			f.revoked = append(f.revoked, revs...)
+		}})
 	if err != nil {
 		t.Fatalf("enroll.New: %v", err)
 	}
-	return &fixture{svc: svc, store: st, clock: clk}
+	f.svc = svc
+	return f
 }
 
 // token mints a token, failing the test on error.

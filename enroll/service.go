@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/big"
 	"net"
 	"time"
 
@@ -18,10 +19,14 @@ import (
 	"github.com/fleetca/fleetca/store"
 )
 
-// Signer signs device and server certificates; *ca.Authority is one.
+// Signer signs device and server certificates; *ca.Authority is one. Root
+// and Intermediate are the fleet's trust anchors, to which a renewing
+// device's certificate must chain.
 type Signer interface {
 	SignDevice(ctx context.Context, req ca.DeviceRequest) (*x509.Certificate, error)
 	SignServer(ctx context.Context, dns []string, ips []net.IP, pub crypto.PublicKey) (*x509.Certificate, error)
+	Root() *x509.Certificate
+	Intermediate() *x509.Certificate
 }
 
 // Deps are the Service's collaborators.
@@ -34,17 +39,27 @@ type Deps struct {
 	Logger *slog.Logger
 	// Metrics registers the Service's collectors; nil registers none.
 	Metrics prometheus.Registerer
+	// Revoked is told of the certificates a renewal revoked as superseded
+	// (to keep a device within max_active_certificates), after they are
+	// durable, so that OCSP, the CRL and the revocation feed learn of them
+	// as of any revocation; cmd/fleetca gives revocation.Service.Applied.
+	// nil: nobody is told.
+	Revoked func(ctx context.Context, revs []store.Revocation)
 }
 
 // Service is the registration authority. It is safe for concurrent use.
 type Service struct {
-	cfg     Config
-	store   store.Store
-	ca      Signer
-	now     func() time.Time
-	log     *slog.Logger
-	issued  prometheus.Counter
-	refused *prometheus.CounterVec
+	cfg      Config
+	store    store.Store
+	ca       Signer
+	now      func() time.Time
+	log      *slog.Logger
+	revoked  func(context.Context, []store.Revocation)
+	tokens   *tokenVerifier
+	issued   prometheus.Counter
+	refused  *prometheus.CounterVec
+	renewals *prometheus.CounterVec
+	expiry   *prometheus.GaugeVec
 }
 
 // New returns a Service for a Config that Validate accepts after
@@ -57,21 +72,40 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	if deps.Store == nil || deps.CA == nil {
 		return nil, errors.New("enroll.New: Store and CA are required")
 	}
-	s := &Service{cfg: cfg, store: deps.Store, ca: deps.CA, now: deps.Now, log: deps.Logger}
+	s := &Service{cfg: cfg, store: deps.Store, ca: deps.CA, now: deps.Now, log: deps.Logger, revoked: deps.Revoked}
 	if s.now == nil {
 		s.now = time.Now
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
+	if s.revoked == nil {
+		s.revoked = func(context.Context, []store.Revocation) {}
+	}
+	auds, err := parseAudiences(cfg.RenewURLs)
+	if err != nil {
+		return nil, err
+	}
+	root, inter := deps.CA.Root(), deps.CA.Intermediate()
+	if root == nil || inter == nil {
+		return nil, errors.New("enroll.New: the CA has no root or intermediate")
+	}
+	s.tokens = &tokenVerifier{roots: x509.NewCertPool(), inters: x509.NewCertPool(), audiences: auds}
+	s.tokens.roots.AddCert(root)
+	s.tokens.inters.AddCert(inter)
 	s.issued = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "fleetca_enroll_certificates_total", Help: "Device certificates issued by enrollment.",
 	})
 	s.refused = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "fleetca_enroll_refusals_total", Help: "Enrollments refused, by fault kind.",
 	}, []string{"kind"})
+	s.renewals = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "fleetca_enroll_renewals_total",
+		Help: "Renewals by kind (renew, rekey, after_expiry) and outcome (issued, retry, or the fault kind of a refusal, or error).",
+	}, []string{"kind", "outcome"})
+	s.expiry = newExpiryGauge()
 	if deps.Metrics != nil {
-		for _, c := range []prometheus.Collector{s.issued, s.refused} {
+		for _, c := range []prometheus.Collector{s.issued, s.refused, s.renewals, s.expiry} {
 			if err := deps.Metrics.Register(c); err != nil {
 				return nil, fmt.Errorf("register enroll metrics: %w", err)
 			}
@@ -180,6 +214,18 @@ func (s *Service) RevokeToken(ctx context.Context, id string) (store.Token, erro
 type Result struct {
 	DeviceID    api.DeviceID
 	Certificate *x509.Certificate
+	// Parent, for a renewal, is the serial of the certificate renewed;
+	// nil for an enrollment.
+	Parent *big.Int
+	// Replayed is set when a renewal was a retry: Certificate was issued
+	// by an earlier request, and nothing was written.
+	Replayed bool
+	// RenewAfter is when the device should renew Certificate (two thirds
+	// of its validity, with a jitter of ±1 % of the validity, the same for
+	// the same certificate), and RenewalInfo its renewal window, as
+	// RenewalInfo answers for a certificate just issued.
+	RenewAfter  time.Time
+	RenewalInfo api.RenewalInfo
 }
 
 // Enroll redeems an enrollment token for a device certificate from a DER
@@ -238,7 +284,9 @@ func (s *Service) enroll(ctx context.Context, token string, csrDER []byte) (*Res
 	if err := s.store.Issue(ctx, is); err != nil {
 		return nil, tokenID, s.issueError(err, t, req.deviceID, now)
 	}
-	return &Result{DeviceID: req.deviceID, Certificate: cert}, tokenID, nil
+	res := &Result{DeviceID: req.deviceID, Certificate: cert}
+	schedule(res)
+	return res, tokenID, nil
 }
 
 // usable checks a token read before the transaction, so that a doomed

@@ -29,7 +29,10 @@
 // ResetDevice). It is one store transaction with its audit row; before it
 // returns, the revoked OCSP answers replace the cached good ones, the
 // feed's waiters are woken, and a new device CRL is scheduled.
-// keyCompromise also blocks the keys, for every device.
+// keyCompromise also blocks the keys, for every device. Applied does the
+// same after the fact for revocations another package's transaction
+// recorded: the certificates a renewal superseded (enroll hands them over;
+// revocation is never imported by enroll).
 //
 // The device CRL (served at api.CRLPath) lists every revoked certificate,
 // signed by the intermediate. It is built CRLPublishDelay (default 200 ms)

@@ -150,19 +150,23 @@ func (s *Service) load(ctx context.Context) error {
 	}
 }
 
-// addLocked adds log entries to the index; the caller holds mu or owns s.
-func (s *Service) addLocked(revs []store.Revocation) {
+// addLocked adds log entries to the index, and returns how many it did not
+// have; the caller holds mu or owns s.
+func (s *Service) addLocked(revs []store.Revocation) int {
+	added := 0
 	for _, r := range revs {
 		key := string(r.Serial.Bytes())
 		if _, ok := s.index[key]; ok {
 			continue
 		}
+		added++
 		s.index[key] = len(s.entries)
 		s.entries = append(s.entries, indexed{
 			entry:    x509.RevocationListEntry{SerialNumber: r.Serial, RevocationTime: r.RevokedAt, ReasonCode: r.Reason},
 			notAfter: r.NotAfter,
 		})
 	}
+	return added
 }
 
 // RevokeRequest names what to revoke: a certificate by Serial or a device
@@ -215,6 +219,20 @@ func (s *Service) Revoke(ctx context.Context, req RevokeRequest) ([]store.Revoca
 	return revs, nil
 }
 
+// Applied tells the Service of revocations that another package recorded
+// in the store's own transaction: the certificates a renewal revoked as
+// superseded (store.RenewResult.Superseded), which enroll hands over
+// through its Deps.Revoked. As after Revoke, their OCSP answers are
+// replaced before it returns, the feed's long-polls wake and a new CRL is
+// scheduled. Entries already applied are not listed twice.
+func (s *Service) Applied(ctx context.Context, revs []store.Revocation) {
+	if len(revs) == 0 {
+		return
+	}
+	s.applyRevocations(ctx, revs)
+	s.log.InfoContext(ctx, "revoked", "what", "superseded certificates", "reason", api.ReasonSuperseded.String(), "certificates", len(revs))
+}
+
 // applyRevocations indexes revocations, replaces their OCSP responses and
 // asks for a new CRL. The SHA-1 CertID answer (what openssl and most
 // clients ask with) is signed now; answers for other CertID hashes are
@@ -234,7 +252,7 @@ func (s *Service) applyRevocations(ctx context.Context, revs []store.Revocation)
 		signed[i] = e
 	}
 	s.mu.Lock()
-	s.addLocked(revs)
+	added := s.addLocked(revs)
 	for i, r := range revs {
 		for _, h := range cacheHashes {
 			delete(s.cache, cacheKey(h, r.Serial))
@@ -246,7 +264,7 @@ func (s *Service) applyRevocations(ctx context.Context, revs []store.Revocation)
 	close(s.changed)
 	s.changed = make(chan struct{})
 	s.mu.Unlock()
-	s.m.revocations.Add(float64(len(revs)))
+	s.m.revocations.Add(float64(added))
 	select {
 	case s.kick <- struct{}{}:
 	default:

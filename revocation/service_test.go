@@ -333,3 +333,50 @@ func TestNewDeps(t *testing.T) {
 		t.Errorf("New with a canceled context = %v, want context.Canceled", err)
 	}
 }
+
+// TestApplied: revocations recorded by another transaction (a renewal's
+// superseded certificates) reach OCSP, the CRL and the feed once applied.
+func TestApplied(t *testing.T) {
+	f := newFixture(t, fixtureOptions{})
+	cert := f.issue(t, "dev-1")
+	f.clock.Add(time.Second)
+	// A verifier long-polls the feed: nothing has been revoked yet. If it
+	// polls after the store's write below, it reads the entry at once;
+	// before, only Applied wakes it (the wait outlasts the test's
+	// patience otherwise, and then answers nothing).
+	polled := make(chan []store.Revocation)
+	go func() {
+		got, _ := f.svc.Feed(t.Context(), 0, 0, time.Minute)
+		polled <- got
+	}()
+	req := newOCSPRequest(t, cert, f.ca.Intermediate(), 0)
+	if ans := respond(t, f.svc, req); ans.Status != ocsp.Good {
+		t.Fatalf("OCSP status %d, want good", ans.Status)
+	}
+	at := f.now().Truncate(time.Second)
+	revs, err := f.st.Revoke(t.Context(), store.RevokeRequest{Serial: cert.SerialNumber, At: at, Reason: int(api.ReasonSuperseded),
+		Audit: store.AuditEvent{Time: at, Action: "certificate.renew", Actor: "device:dev-1"}})
+	if err != nil || len(revs) != 1 {
+		t.Fatalf("store.Revoke: %v, %v", revs, err)
+	}
+	if ans := respond(t, f.svc, req); ans.Status != ocsp.Good {
+		t.Fatalf("before Applied: OCSP status %d, want the cached good answer (the Service has not heard)", ans.Status)
+	}
+	f.svc.Applied(t.Context(), revs)
+	f.svc.Applied(t.Context(), revs) // twice is harmless
+	if ans := respond(t, f.svc, req); ans.Status != ocsp.Revoked {
+		t.Errorf("after Applied: OCSP status %d, want revoked", ans.Status)
+	}
+	if got := <-polled; len(got) != 1 || got[0].Serial.Cmp(cert.SerialNumber) != 0 {
+		t.Errorf("the feed's long-poll answered %+v, want the superseded certificate", got)
+	}
+	if err := f.svc.publishCRL(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := serials(parseCRL(t, f.svc.CRL(), f.ca.Intermediate()))[hexSerial(cert.SerialNumber)]; !ok {
+		t.Errorf("the CRL after Applied does not list %x", cert.SerialNumber)
+	}
+	if got := metricValue(t, f.reg, "fleetca_revocation_certificates_revoked_total", nil); got != 1 {
+		t.Errorf("revocations counted = %v, want 1 (applied twice, counted once)", got)
+	}
+}

@@ -10,13 +10,17 @@
 // contract suite every backend runs. Domain packages (enroll, revocation)
 // and web take a Store, and their tests use a real boltstore, not a mock.
 //
-// The records are Device (an enrolled device and its DeviceStatus),
-// Certificate (an issued device certificate: serial, device, KeyHash,
-// validity, DER and revocation), Token (an enrollment token, stored by its
-// TokenHash, shown by its ID), Revocation (an entry of the revocation log,
-// which the CRLs and the revocation feed are built from) and AuditEvent (a
-// row of the audit log). Issuance and RevokeRequest are the write requests
-// that carry the caller's decisions; Page bounds a listing.
+// The records are Device (an enrolled device, its DeviceStatus, its last
+// renewal and renew-now times), Certificate (an issued device certificate:
+// serial, device, KeyHash, validity, DER, revocation and the Parent it
+// renewed, so that a device's certificates form its lineage), Token (an
+// enrollment token, stored by its TokenHash, shown by its ID), Revocation
+// (an entry of the revocation log, which the CRLs and the revocation feed
+// are built from), AuditEvent (a row of the audit log) and Nonce (a
+// one-time value, a renewal token's, remembered until it expires).
+// Issuance, Renewal and RevokeRequest are the write requests that carry
+// the caller's decisions; RenewResult says what Renew did; Page bounds a
+// listing.
 //
 // # Invariants
 //
@@ -25,7 +29,12 @@
 //     crash. Issue spends the token, records the certificate and the
 //     device, binds the key and appends the audit row together; Revoke
 //     revokes, writes the log entries, blocks the keys and appends the
-//     audit row together. No failure burns a token or acknowledges early.
+//     audit row together; Renew spends the nonce, records the certificate
+//     with its Parent and the device's LastRenewalAt, revokes what
+//     Renewal.MaxActive supersedes (with log entries, as Revoke writes
+//     them) and appends the audit row together, and a retry of it
+//     (Renewal.RetryWindow) returns the certificate already recorded. No
+//     failure burns a token or a nonce, or acknowledges early.
 //   - Audit and revocation Seq values are 1, 2, 3, ... without gaps, in
 //     commit order; a counter's values never repeat, across restarts too.
 //   - Errors are the sentinels below, wrapped with the operation
@@ -40,9 +49,12 @@
 // A store enforces only the conditions that must be checked atomically
 // with its write: a token's remaining uses, a device's existence and
 // status, its number of live certificates, a key bound to another device
-// or blocked, a certificate or device revoked already. Which of them apply
-// is the caller's policy, passed in: enroll sets Issuance's fields,
-// revocation says in RevokeRequest which keys to block. A store parses no
+// or blocked, a certificate or device revoked already, the newest
+// certificate of a device, its last renewal, a nonce spent. Which of them
+// apply is the caller's policy, passed in: enroll sets Issuance's fields,
+// revocation says in RevokeRequest which keys to block, the renewal RA
+// sets Renewal's retry window, minimum interval and MaxActive (and decides
+// itself whether an expired parent may renew). A store parses no
 // certificate (DER is opaque to it), checks no device ID or trust domain
 // (callers parse those with package api), reads no clock (every time comes
 // in the request) and logs nothing.

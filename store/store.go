@@ -40,6 +40,17 @@ var (
 	ErrAlreadyRevoked = fmt.Errorf("%w: already revoked", ErrConflict)
 	// ErrNotRevoked: ResetDevice on a device that is not revoked.
 	ErrNotRevoked = fmt.Errorf("%w: not revoked", ErrConflict)
+	// ErrCertificateRevoked: Renew of a certificate that is revoked.
+	ErrCertificateRevoked = fmt.Errorf("%w: certificate revoked", ErrConflict)
+	// ErrNotNewest: Renew of a certificate that is not the newest
+	// unrevoked certificate of its device (a renewal or enrollment after it
+	// exists), other than a retry (Renewal.RetryWindow).
+	ErrNotNewest = fmt.Errorf("%w: not the newest certificate of the device", ErrConflict)
+	// ErrRenewedRecently: the device renewed less than Renewal.MinInterval
+	// ago (Device.LastRenewalAt).
+	ErrRenewedRecently = fmt.Errorf("%w: renewed recently", ErrConflict)
+	// ErrNonceSpent: Renewal.Nonce was spent before (a renewal token used twice).
+	ErrNonceSpent = fmt.Errorf("%w: nonce spent", ErrConflict)
 )
 
 // DeviceStatus is a device's life-cycle state.
@@ -58,6 +69,12 @@ type Device struct {
 	Status    DeviceStatus `json:"status"`
 	CreatedAt time.Time    `json:"created_at"`
 	UpdatedAt time.Time    `json:"updated_at"`
+	// LastRenewalAt is when the device last renewed (Renew that issued a
+	// certificate, not a retry); zero if it never did.
+	LastRenewalAt time.Time `json:"last_renewal_at,omitzero"`
+	// RenewNowAt is when an admin last asked this device to renew now
+	// (RenewNow); zero if never.
+	RenewNowAt time.Time `json:"renew_now_at,omitzero"`
 }
 
 // KeyHash is the SHA-256 of a public key's DER SubjectPublicKeyInfo.
@@ -83,6 +100,9 @@ type Certificate struct {
 	// Reason is the RFC 5280 §5.3.1 CRLReason code; meaningful only when
 	// RevokedAt is set.
 	Reason int `json:"reason,omitempty"`
+	// Parent is the serial of the certificate this one renewed (its
+	// predecessor in the device's lineage); nil for an enrollment.
+	Parent *big.Int `json:"-"`
 }
 
 // Live reports whether c is unrevoked and not yet expired at now.
@@ -152,10 +172,69 @@ type Issuance struct {
 	Audit AuditEvent
 }
 
+// Renewal is everything Renew records, and the conditions it checks
+// atomically with the write.
+type Renewal struct {
+	// Parent is the serial of the certificate being renewed. Required.
+	Parent *big.Int
+	// Certificate is the new certificate. Serial, KeyHash, NotAfter,
+	// IssuedAt and DER are required; DeviceID must be the Parent's device's
+	// (an error wrapping no sentinel otherwise). Renew sets its Parent.
+	Certificate Certificate
+	// Now is the time against which liveness and intervals are judged.
+	// Required: it becomes LastRenewalAt and the RevokedAt of what
+	// MaxActive supersedes.
+	Now time.Time
+	// RetryWindow: if an unrevoked certificate whose Parent is r.Parent
+	// and whose KeyHash is r.Certificate.KeyHash was issued (IssuedAt) less
+	// than RetryWindow before Now, Renew records nothing and returns that
+	// certificate (the newest such) with Replayed set: a retry of a
+	// renewal whose answer was lost. A revoked one is never returned: the
+	// retry is then judged as a new renewal. Zero means no retries are
+	// recognised.
+	RetryWindow time.Duration
+	// MinInterval, if > 0, refuses with ErrRenewedRecently when the
+	// device's LastRenewalAt is after Now - MinInterval. Retries are exempt.
+	MinInterval time.Duration
+	// MaxActive, if > 0: when the device would have more than MaxActive
+	// live certificates (Certificate.Live at Now) with the new one, its
+	// oldest live ones (by IssuedAt, then serial) are revoked, reason
+	// superseded (4), at Now, with their Revocation log entries, in the
+	// same transaction, until it has MaxActive.
+	MaxActive int
+	// Nonce, if set, is spent in the same transaction: ErrNonceSpent if it
+	// was spent before and has not expired. A renewal token's hash.
+	Nonce *Nonce
+	// Audit is appended in the same transaction (not on a retry); the
+	// store sets Seq.
+	Audit AuditEvent
+}
+
+// Nonce is a one-time value, remembered until Expires (after which it
+// could not be accepted anyway, and the store may forget it).
+type Nonce struct {
+	Hash    [32]byte
+	Expires time.Time
+}
+
+// RenewResult is what Renew did.
+type RenewResult struct {
+	// Certificate is the new certificate, or on a retry the one issued
+	// before (Replayed).
+	Certificate Certificate
+	// Replayed is set when Renew recognised a retry and wrote nothing
+	// (except spending Nonce).
+	Replayed bool
+	// Superseded are the log entries of the certificates revoked to keep
+	// the device within MaxActive, in Seq order.
+	Superseded []Revocation
+}
+
 // Revocation is one entry of the revocation log: a certificate revoked, in
-// the order of the revocations. Only Revoke writes entries, one per
-// certificate it revokes, so a serial has at most one entry; a certificate
-// that Issue recorded already revoked has none.
+// the order of the revocations. Only Revoke and Renew (superseding, see
+// Renewal.MaxActive) write entries, one per certificate they revoke, so a
+// serial has at most one entry; a certificate that Issue recorded already
+// revoked has none.
 type Revocation struct {
 	// Seq is assigned by the store: 1, 2, 3, ... in commit order, without
 	// gaps. It is the cursor of ListRevocations (and of the proxy's
@@ -296,6 +375,35 @@ type Store interface {
 	// wraps no sentinel; a serial that cannot exist (not positive) is
 	// ErrNotFound, as in GetCertificate.
 	Revoke(ctx context.Context, r RevokeRequest) ([]Revocation, error)
+	// Renew records a renewal of r.Parent, in one transaction. In this
+	// order: ErrNotFound if r.Parent is unknown (or not positive);
+	// ErrDeviceRevoked if the device is revoked (so a revoked device gets
+	// nothing, not even a retry's answer); a retry (see
+	// Renewal.RetryWindow) returns the earlier certificate, Replayed, and
+	// writes nothing but the nonce (unless spent already: a retry may
+	// repeat its renewal token); ErrCertificateRevoked if r.Parent is
+	// revoked; ErrNotNewest if the device has an unrevoked certificate
+	// issued after r.Parent (by IssuedAt, then serial); ErrRenewedRecently
+	// (see MinInterval); ErrNonceSpent; ErrKeyBlocked; ErrKeyInUse if the
+	// key is certified for another device; ErrConflict if the serial
+	// exists. Then it stores the certificate with Parent set, binds the key
+	// to the device, sets the device's LastRenewalAt (and UpdatedAt) to
+	// Now, revokes what MaxActive requires, spends the nonce and appends
+	// Audit. A refusal writes nothing and returns a zero RenewResult.
+	// r.Parent may have expired: whether
+	// that is allowed is the caller's rule. A certificate DeviceID other
+	// than the parent's, or a missing required field, is an error that
+	// wraps no sentinel.
+	Renew(ctx context.Context, r Renewal) (RenewResult, error)
+	// RenewNow records that an admin asked a device (deviceID: its
+	// RenewNowAt, nothing else of it) or, with deviceID "", the whole fleet
+	// (FleetRenewNow) to renew now, at at, and appends audit. ErrNotFound
+	// for an unknown device; a zero at is an error that wraps no sentinel.
+	RenewNow(ctx context.Context, deviceID string, at time.Time, audit AuditEvent) error
+	// FleetRenewNow returns the time of the last RenewNow for the whole
+	// fleet, zero if none.
+	FleetRenewNow(ctx context.Context) (time.Time, error)
+
 	// ResetDevice makes a revoked device active again (Status DeviceActive,
 	// UpdatedAt at), appends audit and returns the device, so it may
 	// enroll; its revoked certificates stay revoked and blocked keys stay

@@ -94,6 +94,9 @@ func toDeviceJSON(d store.Device) api.Device {
 func toCertJSON(ct store.Certificate, withPEM bool) api.Certificate {
 	out := api.Certificate{Serial: ct.Serial.Text(16), DeviceID: ct.DeviceID, NotBefore: timeJSON(ct.NotBefore),
 		NotAfter: timeJSON(ct.NotAfter), IssuedAt: timeJSON(ct.IssuedAt), RevokedAt: timeJSON(ct.RevokedAt), Reason: ct.Reason}
+	if ct.Parent != nil {
+		out.ParentSerial = ct.Parent.Text(16)
+	}
 	if withPEM {
 		out.Certificate = string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ct.DER}))
 	}

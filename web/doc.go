@@ -6,16 +6,25 @@
 //
 // A Server (New, from a Config and Deps: the Enroller, Revoker, Authority
 // and Records it calls, each a small interface) has two handlers. The
-// HTTPS handler carries enrollment (POST /v1/enroll) and the admin API
-// under /v1/admin/ (bearer admin token). The admin API also issues TLS
-// server certificates for verifiers such as fleetca proxy
-// (POST /v1/admin/certificates/server). The HTTPS handler serves the
+// HTTPS handler carries enrollment (POST /v1/enroll), renewal (POST
+// /v1/renew: the TLS peer chain, or a bearer renewal token, and an empty
+// body or a CSR, passed to enroll.Service.Renew; 201 for a new
+// certificate, 200 for a retry), the renewal window of any certificate
+// (GET /v1/renewal-info/{serial}, public, with Retry-After, after ACME
+// ARI) and the admin API under /v1/admin/ (bearer admin token). The admin
+// API also issues TLS server certificates for verifiers such as fleetca
+// proxy (POST /v1/admin/certificates/server) and asks a device or the
+// whole fleet to renew now (POST /v1/admin/devices/{id}/renew-now,
+// /v1/admin/devices/renew-now). The HTTPS handler serves the
 // revocation feed (GET /v1/revocations, a long-poll that Drain ends when
 // shutdown begins). The plain-HTTP handler carries what a verifier must
 // fetch before it can trust anything: /roots.pem, /chain.pem,
 // /intermediate.crt (the caIssuers target of device certificates), the
 // CRLs, OCSP and /metrics. Both serve /healthz. ServerCert keeps the HTTPS
-// listener's own certificate, in memory, renewed at two thirds of its life.
+// listener's own certificate, in memory, renewed at two thirds of its life;
+// its TLSConfig asks for a client certificate without requiring one
+// (ServerCertConfig.ClientCAs: the fleet's root and intermediate), so that
+// devices renew over mutual TLS while enrollment needs none.
 //
 // The request and answer bodies are package api's types, the definitions
 // package client decodes with.
@@ -27,10 +36,11 @@
 // with the extension members hint and, when the fault names the request
 // field it is about (fault.Error.Field), pointer ("#/ttl"); echo's own
 // errors (404, 405, 413) and the store's ErrNotFound/ErrConflict are mapped
-// too; anything else is a 500 carrying only a request_id, its text logged,
-// never sent. A body that does not decode is described in JSON's terms
-// (the unknown or mistyped member, the byte of a syntax error), not in the
-// decoder's, whose text names Go types.
+// too; a fault with a RetryAfter (fault.RateLimited, 429) also sets the
+// Retry-After header; anything else is a 500 carrying only a request_id,
+// its text logged, never sent. A body that does not decode is described in
+// JSON's terms (the unknown or mistyped member, the byte of a syntax
+// error), not in the decoder's, whose text names Go types.
 //
 // # Invariants
 //

@@ -9,12 +9,9 @@ import (
 	"mime"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/fleetca/fleetca/api"
-	"github.com/fleetca/fleetca/enroll"
 	"github.com/fleetca/fleetca/internal/fault"
 )
 
@@ -38,14 +35,7 @@ func (s *Server) enroll(c echo.Context) error {
 		return err
 	}
 	c.Set(ctxDeviceID, string(res.DeviceID))
-	leaf := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: res.Certificate.Raw})
-	return c.JSON(http.StatusCreated, api.EnrollResponse{
-		DeviceID:    string(res.DeviceID),
-		Serial:      enroll.SerialHex(res.Certificate),
-		NotAfter:    res.Certificate.NotAfter.UTC().Format(time.RFC3339),
-		Certificate: string(leaf),
-		Chain:       string(leaf) + string(s.deps.CA.ChainPEM()),
-	})
+	return c.JSON(http.StatusCreated, s.issued(res))
 }
 
 // bearer returns the credential of an "Authorization: Bearer" header.

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strconv"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -29,6 +31,7 @@ var problemKinds = map[fault.Kind]struct {
 	fault.AlreadyRevoked: {http.StatusConflict, "Already revoked"},
 	fault.TooLarge:       {http.StatusRequestEntityTooLarge, "Request too large"},
 	fault.Unavailable:    {http.StatusServiceUnavailable, "Service unavailable"},
+	fault.RateLimited:    {http.StatusTooManyRequests, "Too many requests"},
 }
 
 // problemFor maps any error to the problem to send, and reports whether it
@@ -101,6 +104,9 @@ func (s *Server) handleError(err error, c echo.Context) {
 	if p.Status == http.StatusUnauthorized {
 		c.Response().Header().Set("WWW-Authenticate", `Bearer realm="fleetca"`)
 	}
+	if d := retryAfter(err); d > 0 {
+		c.Response().Header().Set("Retry-After", retryAfterSeconds(d))
+	}
 	c.Response().Header().Set(echo.HeaderContentType, api.ProblemContentType)
 	c.Response().WriteHeader(p.Status)
 	if c.Request().Method == http.MethodHead {
@@ -109,6 +115,22 @@ func (s *Server) handleError(err error, c echo.Context) {
 	if err := jsonEncode(c.Response(), p); err != nil {
 		s.log.DebugContext(c.Request().Context(), "write problem", "request_id", p.RequestID, "err", err)
 	}
+}
+
+// retryAfter returns the RetryAfter of the first *fault.Error in err's
+// chain, 0 if there is none.
+func retryAfter(err error) time.Duration {
+	var fe *fault.Error
+	if errors.As(err, &fe) {
+		return fe.RetryAfter
+	}
+	return 0
+}
+
+// retryAfterSeconds renders a wait as Retry-After's delay-seconds (RFC 9110
+// §10.2.3), rounded up so that a client that waits that long is not early.
+func retryAfterSeconds(d time.Duration) string {
+	return strconv.FormatInt(int64((d+time.Second-1)/time.Second), 10)
 }
 
 // clientGone reports whether err is the end of a request whose client went

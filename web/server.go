@@ -56,6 +56,10 @@ type Enroller interface {
 	RevokeToken(ctx context.Context, id string) (store.Token, error)
 	AuthenticateAdmin(ctx context.Context, presented, from string) error
 	IssueServer(ctx context.Context, req enroll.ServerRequest) (*x509.Certificate, error)
+	Renew(ctx context.Context, req enroll.RenewRequest) (*enroll.Result, error)
+	RenewalInfo(ctx context.Context, serial *big.Int) (enroll.RenewalInfo, error)
+	RenewNow(ctx context.Context, id api.DeviceID) (time.Time, error)
+	FleetRenewNow(ctx context.Context) (time.Time, error)
 }
 
 // Authority publishes the CA certificates; *ca.Authority is one.
@@ -195,7 +199,9 @@ func (s *Server) routes() {
 	for _, e := range []*echo.Echo{s.https, s.http} {
 		getAndHead(e, api.HealthPath, s.healthz)
 	}
-	s.https.POST("/v1/enroll", s.enroll)
+	s.https.POST(api.EnrollPath, s.enroll)
+	s.https.POST(api.RenewPath, s.renew)
+	getAndHead(s.https, api.RenewalInfoPath+":serial", s.renewalInfo)
 	getAndHead(s.https, api.RootsPEMPath, s.rootsPEM)
 	s.https.GET(api.FeedPath, s.revocationFeed)
 
@@ -212,6 +218,8 @@ func (s *Server) routes() {
 	admin.POST("/certificates/:serial/revoke", s.revoke)
 	admin.POST("/devices/:id/revoke", s.revoke)
 	admin.POST("/devices/:id/reset", s.resetDevice)
+	admin.POST("/devices/:id/renew-now", s.renewNow)
+	admin.POST("/devices/renew-now", s.fleetRenewNow)
 
 	getAndHead(s.http, api.RootsPEMPath, s.rootsPEM)
 	getAndHead(s.http, api.ChainPEMPath, s.chainPEM)

@@ -24,6 +24,12 @@ type ServerCertConfig struct {
 	IPs      []net.IP
 	// NewKey makes the certificate's key pair (a fresh one at each renewal).
 	NewKey func() (crypto.Signer, error)
+	// ClientCAs, if not empty, are the certificates a client certificate
+	// may chain to (the fleet's root and intermediate, as step-ca does):
+	// the listener then asks for one without requiring it, so that a
+	// device renews over mutual TLS and enrollment without a certificate
+	// keeps working.
+	ClientCAs []*x509.Certificate
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Logger; nil discards.
@@ -120,11 +126,25 @@ func (sc *ServerCert) Run(ctx context.Context) error {
 }
 
 // TLSConfig returns the HTTPS listener's TLS configuration: TLS 1.2 or
-// newer, the certificate from sc.
+// newer, the certificate from sc, and, with ClientCAs, a client
+// certificate asked for (tls.VerifyClientCertIfGiven). crypto/tls refuses
+// the handshake of a client certificate that does not verify (expired,
+// another CA's, not for clientAuth): such a device renews with a renewal
+// token, without a certificate. Revocation is not checked here (a resumed
+// session would skip it): handlers that take a certificate as proof ask
+// the store.
 func (sc *ServerCert) TLSConfig() *tls.Config {
-	return &tls.Config{
+	cfg := &tls.Config{
 		MinVersion:     tls.VersionTLS12,
 		GetCertificate: sc.GetCertificate,
 		NextProtos:     []string{"h2", "http/1.1"},
 	}
+	if len(sc.cfg.ClientCAs) > 0 {
+		cfg.ClientAuth = tls.VerifyClientCertIfGiven
+		cfg.ClientCAs = x509.NewCertPool()
+		for _, c := range sc.cfg.ClientCAs {
+			cfg.ClientCAs.AddCert(c)
+		}
+	}
+	return cfg
 }

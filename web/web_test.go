@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -51,8 +52,22 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// clock is a settable test clock; it stands still unless moved.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
 // fixture is a Server on a real CA, enroll service and bbolt store.
 type fixture struct {
+	clock  *clock
 	srv    *Server
 	svc    *enroll.Service
 	store  *boltstore.Store
@@ -64,7 +79,8 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	now := func() time.Time { return testNow }
+	clk := &clock{t: testNow}
+	now := clk.Now
 	authority, err := ca.New(t.Context(), ca.Config{}.WithDefaults(), ca.Deps{Dir: caDir, PublicURL: "http://127.0.0.1:8080", TrustDomain: "fleet.test", Now: now})
 	if err != nil {
 		t.Fatal(err)
@@ -75,7 +91,10 @@ func newFixture(t *testing.T) *fixture {
 	}
 	t.Cleanup(func() { st.Close() })
 	reg := prometheus.NewRegistry()
-	svc, err := enroll.New(enroll.Config{TrustDomain: "fleet.test"}, enroll.Deps{Store: st, CA: authority, Now: now, Metrics: reg})
+	var rev *revocation.Service
+	svc, err := enroll.New(enroll.Config{TrustDomain: "fleet.test", RenewURLs: []string{"https://127.0.0.1:8443" + api.RenewPath}},
+		enroll.Deps{Store: st, CA: authority, Now: now, Metrics: reg,
+			Revoked: func(ctx context.Context, revs []store.Revocation) { rev.Applied(ctx, revs) }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +102,7 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rev, err := revocation.New(t.Context(), revocation.Config{}, revocation.Deps{Store: st, CA: authority,
+	rev, err = revocation.New(t.Context(), revocation.Config{}, revocation.Deps{Store: st, CA: authority,
 		RootCRLPath: filepath.Join(t.TempDir(), "root.crl"), Now: now, Metrics: reg})
 	if err != nil {
 		t.Fatal(err)
@@ -92,7 +111,7 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &fixture{srv: srv, svc: svc, store: st, admin: string(admin), reg: reg, authty: authority, rev: rev}
+	return &fixture{clock: clk, srv: srv, svc: svc, store: st, admin: string(admin), reg: reg, authty: authority, rev: rev}
 }
 
 func (f *fixture) token(t *testing.T, id string) string {
@@ -178,6 +197,7 @@ func TestProblemFor(t *testing.T) {
 	}{
 		{"fault", fault.New(fault.BadKey, "d", "h"), 400, "badKey", false},
 		{"wrapped-fault", errors.Join(errors.New("ctx"), fault.New(fault.Conflict, "d", "")), 409, "conflict", false},
+		{"rate-limited", &fault.Error{Kind: fault.RateLimited, Detail: "d", RetryAfter: time.Minute}, 429, "rateLimited", false},
 		{"store-not-found", store.ErrNotFound, 404, "notFound", false},
 		{"store-conflict", store.ErrTokenUsedUp, 409, "conflict", false},
 		{"echo-404", echo.ErrNotFound, 404, "notFound", false},

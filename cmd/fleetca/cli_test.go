@@ -326,6 +326,7 @@ func TestHelpGolden(t *testing.T) {
 		{"proxy-help", []string{"proxy", "--help"}},
 		{"cert-server-help", []string{"cert", "server", "--help"}},
 		{"export-help", []string{"export", "--help"}},
+		{"devices-renew-now-help", []string{"devices", "renew-now", "--help"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := runCLI(t, nil, tc.args...)
@@ -383,5 +384,42 @@ func TestVersion(t *testing.T) {
 	r := runCLI(t, nil, "version")
 	if r.code != exitOK || !strings.HasPrefix(r.stdout, "fleetca ") || !strings.Contains(r.stdout, runtime.Version()) || strings.Count(r.stdout, "\n") != 1 {
 		t.Errorf("fleetca version: exit %d, stdout %q, want 0 and one line \"fleetca VERSION ..., %s ...\"", r.code, r.stdout, runtime.Version())
+	}
+}
+
+// TestRenewalConfigKeys: init writes ca.renew_after_expiry and
+// ca.renew_min_interval with their defaults, serve's configuration hands
+// them to enroll, and a value out of range stops start-up naming the key.
+func TestRenewalConfigKeys(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "ca")
+	if r := runCLI(t, nil, initArgs(dir, "--no-password")...); r.code != exitOK {
+		t.Fatalf("init: exit %d, want 0; stderr: %q", r.code, r.stderr)
+	}
+	path := filepath.Join(dir, "fleetca.yaml")
+	yml := readFile(t, path)
+	for _, want := range []string{`renew_after_expiry: "0s"`, `renew_min_interval: "1h0m0s"`} {
+		if !strings.Contains(yml, want) {
+			t.Errorf("fleetca.yaml from init lacks %s", want)
+		}
+	}
+	cfg, err := loadConfig(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Enroll.RenewAfterExpiry != 0 || cfg.Enroll.RenewMinInterval != time.Hour {
+		t.Errorf("enroll's renewal limits = %s, %s; want 0 (never), 1h", cfg.Enroll.RenewAfterExpiry, cfg.Enroll.RenewMinInterval)
+	}
+	writeFile(t, path, strings.Replace(strings.Replace(yml, `renew_after_expiry: "0s"`, `renew_after_expiry: "720h"`, 1),
+		`renew_min_interval: "1h0m0s"`, `renew_min_interval: "10m"`, 1))
+	if cfg, err = loadConfig(dir); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Enroll.RenewAfterExpiry != 720*time.Hour || cfg.Enroll.RenewMinInterval != 10*time.Minute {
+		t.Errorf("enroll's renewal limits = %s, %s; want 720h, 10m from fleetca.yaml", cfg.Enroll.RenewAfterExpiry, cfg.Enroll.RenewMinInterval)
+	}
+	writeFile(t, path, strings.Replace(yml, `renew_after_expiry: "0s"`, `renew_after_expiry: "9000h"`, 1))
+	if _, err := loadConfig(dir); err == nil || !strings.Contains(err.Error(), "ca.renew_after_expiry") {
+		t.Errorf("loadConfig with renew_after_expiry 9000h = %v, want an error naming ca.renew_after_expiry", err)
 	}
 }

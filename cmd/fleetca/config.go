@@ -87,6 +87,10 @@ func (c fileConfig) withDefaults() fileConfig {
 	c.CA = c.CA.WithDefaults()
 	c.Enroll = c.Enroll.WithDefaults()
 	c.Enroll.TrustDomain = c.TrustDomain
+	// The renewal limits are keys of the ca section, as the issue that
+	// made them names them; enroll applies them.
+	c.Enroll.RenewAfterExpiry = c.CA.RenewAfterExpiry
+	c.Enroll.RenewMinInterval = c.CA.RenewMinInterval
 	c.Web = c.Web.WithDefaults()
 	c.Revocation = c.Revocation.WithDefaults()
 	return c
@@ -195,6 +199,10 @@ ca:
   server_validity: {{printf "%q" .CA.ServerValidity.String}}
   # Subtracted from NotBefore against device clock skew (0..1h).
   backdate: {{printf "%q" .CA.Backdate.String}}
+  # How long after expiry a device may still renew, with a renewal token only (0: never; at most 8760h).
+  renew_after_expiry: {{printf "%q" .CA.RenewAfterExpiry.String}}
+  # Least time between two renewals of one device; retries of a lost answer are exempt (1s..168h).
+  renew_min_interval: {{printf "%q" .CA.RenewMinInterval.String}}
 
 enroll:
   # Live certificates one device may hold at once (1..100).

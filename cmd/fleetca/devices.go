@@ -13,7 +13,7 @@ import (
 func newDevicesCmd(e env) *cobra.Command {
 	var a adminFlags
 	var asJSON bool
-	cmd := &cobra.Command{Use: "devices", Short: "List, show and reset enrolled devices"}
+	cmd := &cobra.Command{Use: "devices", Short: "List, show and reset enrolled devices; make them renew now"}
 	a.register(cmd)
 	cmd.PersistentFlags().BoolVar(&asJSON, "json", false, "print JSON")
 	cmd.AddCommand(&cobra.Command{
@@ -74,7 +74,57 @@ func newDevicesCmd(e env) *cobra.Command {
 			fmt.Fprintf(e.stdout, "device %s is %s again; it may enroll with a new token\n", d.ID, d.Status)
 			return nil
 		},
-	})
+	}, newRenewNowCmd(e, &a, &asJSON))
+	return cmd
+}
+
+// newRenewNowCmd is `devices renew-now (ID | --all)`.
+func newRenewNowCmd(e env, a *adminFlags, asJSON *bool) *cobra.Command {
+	var all bool
+	cmd := &cobra.Command{
+		Use:   "renew-now (ID | --all)",
+		Short: "Make a device, or every device, renew its certificate at its next check",
+		Long: `renew-now moves the renewal window of a device's certificates (or, with
+--all, of every device's) to now: GET /v1/renewal-info/{serial} then
+suggests renewing at once, and renewal agents (fleetca renew --daemon)
+renew at their next check, within a few hours. Use it after a new
+intermediate, or an incident. Certificates issued after it are not
+affected.`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			switch {
+			case all && len(args) > 0:
+				return usagef("give a device ID or --all, not both")
+			case !all && len(args) != 1:
+				return usagef("give one device ID, or --all for every device")
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.client(e)
+			if err != nil {
+				return err
+			}
+			var out api.RenewNowResponse
+			if all {
+				out, err = c.RenewNowFleet(cmd.Context())
+			} else {
+				out, err = c.RenewNow(cmd.Context(), args[0])
+			}
+			if err != nil {
+				return err
+			}
+			if *asJSON {
+				return json.NewEncoder(e.stdout).Encode(out)
+			}
+			if all {
+				fmt.Fprintf(e.stdout, "every device is asked to renew, as of %s\n", out.At)
+			} else {
+				fmt.Fprintf(e.stdout, "device %s is asked to renew, as of %s\n", out.DeviceID, out.At)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&all, "all", false, "ask every device")
 	return cmd
 }
 
@@ -86,7 +136,7 @@ func newCertsCmd(e env) *cobra.Command {
 	var asJSON bool
 	list := &cobra.Command{
 		Use:   "list [--device-id ID]",
-		Short: "List certificates, of one device or all",
+		Short: "List certificates, of one device or all, with the certificate each renewed (PARENT)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, err := a.client(e)
@@ -111,9 +161,9 @@ func newCertsCmd(e env) *cobra.Command {
 
 func printCerts(e env, certs []api.Certificate) error {
 	w := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "SERIAL\tDEVICE\tNOT AFTER\tREVOKED")
+	fmt.Fprintln(w, "SERIAL\tDEVICE\tNOT AFTER\tREVOKED\tPARENT")
 	for _, ct := range certs {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", ct.Serial, ct.DeviceID, ct.NotAfter, orDash(ct.RevokedAt))
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", ct.Serial, ct.DeviceID, ct.NotAfter, orDash(ct.RevokedAt), orDash(ct.ParentSerial))
 	}
 	return w.Flush()
 }

@@ -114,6 +114,7 @@ func runInit(cmd *cobra.Command, e env, o initOptions) error {
 	}
 	// Keep the CA paths init chose, and leave the other ca keys at their defaults.
 	res.Config.DeviceValidity, res.Config.ServerValidity, res.Config.Backdate = cfg.CA.DeviceValidity, cfg.CA.ServerValidity, cfg.CA.Backdate
+	res.Config.RenewAfterExpiry, res.Config.RenewMinInterval = cfg.CA.RenewAfterExpiry, cfg.CA.RenewMinInterval
 	cfg.CA = res.Config
 	if err := writeConfig(o.dir, cfg); err != nil {
 		return err

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -33,7 +34,7 @@ func newServeCmd(e env) *cobra.Command {
 	var o serveOptions
 	cmd := &cobra.Command{
 		Use:   "serve --dir DIR",
-		Short: "Run the CA: HTTPS (enrollment, admin API) and HTTP (CA certificates, CRLs, OCSP)",
+		Short: "Run the CA: HTTPS (enrollment, renewal, admin API) and HTTP (CA certificates, CRLs, OCSP)",
 		Long: `serve runs the CA from DIR until it gets SIGINT or SIGTERM, then drains
 requests under way and stops. It logs JSON lines to stderr.`,
 		Args: cobra.NoArgs,
@@ -145,12 +146,21 @@ func runServe(ctx context.Context, e env, o serveOptions) error {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	svc, err := enroll.New(cfg.Enroll, enroll.Deps{Store: st, CA: authority, Now: now, Logger: logger, Metrics: reg})
+	revSvc, err := revocation.New(ctx, cfg.Revocation, revocation.Deps{Store: st, CA: authority,
+		RootCRLPath: filepath.Join(o.dir, rootCRLName), Now: now, Logger: logger, Metrics: reg})
 	if err != nil {
 		return err
 	}
-	revSvc, err := revocation.New(ctx, cfg.Revocation, revocation.Deps{Store: st, CA: authority,
-		RootCRLPath: filepath.Join(o.dir, rootCRLName), Now: now, Logger: logger, Metrics: reg})
+	dns, ips := serverNames(cfg.Server)
+	// A renewal token names the renew URL on one of the names the HTTPS
+	// certificate carries, with the port the listener has.
+	_, httpsPort, err := net.SplitHostPort(httpsLn.Addr().String())
+	if err != nil {
+		return fmt.Errorf("HTTPS listener address: %w", err)
+	}
+	cfg.Enroll.RenewURLs = enroll.RenewURLs(append(dns, ipStrings(ips)...), httpsPort)
+	svc, err := enroll.New(cfg.Enroll, enroll.Deps{Store: st, CA: authority, Now: now, Logger: logger, Metrics: reg,
+		Revoked: revSvc.Applied})
 	if err != nil {
 		return err
 	}
@@ -160,9 +170,9 @@ func runServe(ctx context.Context, e env, o serveOptions) error {
 	if err != nil {
 		return err
 	}
-	dns, ips := serverNames(cfg.Server)
 	cert, err := web.NewServerCert(ctx, authority, web.ServerCertConfig{DNSNames: dns, IPs: ips, Now: now, Logger: logger,
-		NewKey: func() (crypto.Signer, error) { return ca.GenerateKey(ca.KeyECP256) }})
+		NewKey:    func() (crypto.Signer, error) { return ca.GenerateKey(ca.KeyECP256) },
+		ClientCAs: []*x509.Certificate{authority.Root(), authority.Intermediate()}})
 	if err != nil {
 		return err
 	}
@@ -190,6 +200,7 @@ func runServe(ctx context.Context, e env, o serveOptions) error {
 		return nil
 	})
 	g.Go(func() error { return revSvc.Run(gctx) })
+	g.Go(func() error { return svc.Run(gctx) })
 	logger.Info("listening", "https", httpsURL, "http", httpURL, "public_url", cfg.Server.PublicURL)
 	printBanner(e.stderr, e.prog, o.dir, cfg, authority.RootFingerprint(), httpsURL, httpURL)
 	if o.ready != nil {
@@ -234,6 +245,15 @@ func serverNames(c serverConfig) ([]string, []net.IP) {
 		}
 	}
 	return dns, ips
+}
+
+// ipStrings formats addresses for URLs' hosts.
+func ipStrings(ips []net.IP) []string {
+	out := make([]string, len(ips))
+	for i, ip := range ips {
+		out[i] = ip.String()
+	}
+	return out
 }
 
 // tlsErrorFilter sends net/http's error log to slog, with the TLS handshake

@@ -31,6 +31,9 @@
 //   - the CLI adds the flag or environment variable that sets it
 //     ("... (raise enroll.max_token_ttl; flag --ttl)").
 //
+// RetryAfter, on a RateLimited (or Unavailable) error, says how long to
+// wait: web sends it as the Retry-After header.
+//
 // Nobody rewrites Detail or Hint on the way: they are the raiser's, whole.
 // WithField and WithKey name the input on an error a parser returned (the
 // parsers in package api do not know which field they were given).

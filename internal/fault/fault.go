@@ -3,6 +3,7 @@ package fault
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Kind classifies an error a user can see. The zero value is not a valid
@@ -36,10 +37,13 @@ const (
 	// Unavailable: the service cannot do this now (a key is offline, the
 	// store is closing); trying later may work.
 	Unavailable
+	// RateLimited: the request is allowed, but not this often (a device
+	// that renewed moments ago); Error.RetryAfter says when to try again.
+	RateLimited
 )
 
 // Kinds lists every valid Kind, for tables that must cover them all.
-var Kinds = []Kind{Malformed, BadCSR, BadKey, Unauthorized, Forbidden, NotFound, Conflict, AlreadyRevoked, TooLarge, Unavailable}
+var Kinds = []Kind{Malformed, BadCSR, BadKey, Unauthorized, Forbidden, NotFound, Conflict, AlreadyRevoked, TooLarge, Unavailable, RateLimited}
 
 var kindNames = map[Kind]string{
 	Malformed:      "malformed",
@@ -52,6 +56,7 @@ var kindNames = map[Kind]string{
 	AlreadyRevoked: "alreadyRevoked",
 	TooLarge:       "tooLarge",
 	Unavailable:    "unavailable",
+	RateLimited:    "rateLimited",
 }
 
 // String returns the kind's camelCase name, as used in problem type URIs.
@@ -83,6 +88,10 @@ type Error struct {
 	// is about one; "" otherwise. The CLI adds the flag or environment
 	// variable that stands in for it, if there is one.
 	Key string
+	// RetryAfter, if positive, is how long the caller should wait before
+	// trying again (a RateLimited or Unavailable error); web sends it as
+	// the Retry-After header.
+	RetryAfter time.Duration
 	// Err is the underlying cause, if any; it is not shown to users.
 	Err error
 }
@@ -139,7 +148,7 @@ func (e *Error) Unwrap() error { return e.Err }
 // kind.
 func (e *Error) Is(target error) bool {
 	t, ok := target.(*Error)
-	return ok && t.Kind == e.Kind && t.Detail == "" && t.Hint == "" && t.Field == "" && t.Key == "" && t.Err == nil
+	return ok && t.Kind == e.Kind && t.Detail == "" && t.Hint == "" && t.Field == "" && t.Key == "" && t.RetryAfter == 0 && t.Err == nil
 }
 
 // KindOf returns the Kind of the first *Error in err's chain, and false if

@@ -3,7 +3,6 @@ package boltstore
 import (
 	"crypto/sha256"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math/big"
@@ -113,7 +112,7 @@ func benchmarkRevoke(b *testing.B, byDevice bool) {
 				if err != nil {
 					return err
 				}
-				certJSON, err := json.Marshal(c)
+				certJSON, err := encodeCertificate(c)
 				if err != nil {
 					return err
 				}
@@ -167,4 +166,121 @@ func benchmarkRevoke(b *testing.B, byDevice bool) {
 	}
 	wg.Wait()
 	b.ReportMetric(float64(n)/(time.Since(start)-seeding).Seconds(), "revocations/s")
+}
+
+// BenchmarkRenew measures renewal throughput with fsync on, as a fleet
+// renewing at once sees it: Renew calls kept 32 in flight, each renewing
+// the newest certificate of its own device with the conditions the RA
+// sets (a day's retry window, an hour's minimum interval, two live
+// certificates at most, so that each renewal supersedes nothing but a
+// third one would); every other one spends a nonce, as a renewal after
+// expiry does. Each device has history certificates beforehand (its
+// enrollment and earlier renewals, expired), issued in chunks outside the
+// timer and without fsync: Renew reads them all. One op is one renewal, so
+// ns/op is the inverse of the throughput, which it also reports as
+// renewals/s, to set beside BenchmarkIssue's enrollments/s.
+func BenchmarkRenew(b *testing.B) {
+	for _, history := range []int{1, 24} {
+		b.Run(fmt.Sprintf("history-%d", history), func(b *testing.B) { benchmarkRenew(b, history) })
+	}
+}
+
+func benchmarkRenew(b *testing.B, history int) {
+	const inFlight = 32
+	ctx := b.Context()
+	s := open(b, filepath.Join(b.TempDir(), "fleetca.db"), Options{})
+	der := make([]byte, 700) // about the size of a P-256 device certificate
+	deviceOf := func(n uint64) string { return fmt.Sprintf("dev-%08d", n) }
+	serialOf := func(n uint64, i int) *big.Int {
+		sum := sha256.Sum256(binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(nil, n), uint64(i)))
+		return new(big.Int).SetBytes(sum[:16]) // 128 random-looking bits
+	}
+	const period = 60 * 24 * time.Hour // a renewal every 60 days
+	at := t0.Add(time.Duration(history) * period)
+
+	// seed issues the next chunk devices' histories in one unsynced
+	// transaction, through issueTx. No Renew may be under way: it toggles
+	// the DB's NoSync.
+	var seeded uint64
+	seed := func() {
+		const chunk = 1024
+		s.db.NoSync = true
+		defer func() { s.db.NoSync = false }()
+		err := s.db.Update(func(tx *bbolt.Tx) error {
+			for range chunk {
+				seeded++
+				for i := range history {
+					issued := t0.Add(time.Duration(i) * period)
+					c := store.Certificate{
+						Serial: serialOf(seeded, i), DeviceID: deviceOf(seeded), KeyHash: sha256.Sum256([]byte(deviceOf(seeded))),
+						NotBefore: issued.Add(-time.Minute), NotAfter: issued.Add(90 * 24 * time.Hour), IssuedAt: issued, DER: der,
+					}
+					if i > 0 {
+						c.Parent = serialOf(seeded, i-1)
+					}
+					key, err := serialKey(c.Serial)
+					if err != nil {
+						return err
+					}
+					certJSON, err := encodeCertificate(c)
+					if err != nil {
+						return err
+					}
+					cond, err := issueTx(tx, store.Issuance{Certificate: c, Now: issued, Audit: store.AuditEvent{Time: issued, Action: "certificate.issue"}}, key, certJSON)
+					if err := errors.Join(cond, err); err != nil {
+						return err
+					}
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+
+	sem := make(chan struct{}, inFlight)
+	var wg sync.WaitGroup
+	var n uint64
+	var seeding time.Duration
+	start := time.Now()
+	for b.Loop() {
+		n++
+		if n > seeded {
+			wg.Wait()
+			b.StopTimer()
+			t := time.Now()
+			seed()
+			seeding += time.Since(t)
+			b.StartTimer()
+		}
+		id := deviceOf(n)
+		r := store.Renewal{
+			Parent: serialOf(n, history-1),
+			Certificate: store.Certificate{
+				Serial: serialOf(n, history), DeviceID: id, KeyHash: sha256.Sum256([]byte(id)),
+				NotBefore: at.Add(-time.Minute), NotAfter: at.Add(90 * 24 * time.Hour), IssuedAt: at, DER: der,
+			},
+			Now:         at,
+			RetryWindow: 24 * time.Hour,
+			MinInterval: time.Hour,
+			MaxActive:   2,
+			Audit: store.AuditEvent{
+				Time: at, Action: "certificate.renew", Actor: "device:" + id,
+				DeviceID: id, Serial: serialOf(n, history).Text(16),
+			},
+		}
+		if n%2 == 0 {
+			r.Nonce = &store.Nonce{Hash: sha256.Sum256([]byte(id)), Expires: at.Add(5 * time.Minute)}
+		}
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			if res, err := s.Renew(ctx, r); err != nil || res.Replayed {
+				b.Errorf("Renew = replayed %v, %v, want a new certificate, nil", res.Replayed, err)
+			}
+		})
+	}
+	wg.Wait()
+	b.ReportMetric(float64(n)/(time.Since(start)-seeding).Seconds(), "renewals/s")
 }

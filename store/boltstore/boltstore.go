@@ -41,7 +41,7 @@ type Options struct {
 	// and the file corrupted, by a crash. For tests and benchmarks only;
 	// the default (false) syncs every commit.
 	NoSync bool
-	// MaxBatchDelay is how long a batched write (Issue, Revoke,
+	// MaxBatchDelay is how long a batched write (Issue, Revoke, Renew,
 	// AppendAudit) waits for others to share its commit and fsync. It
 	// bounds the latency group commit adds. Zero means
 	// DefaultMaxBatchDelay (2ms); negative is refused.

@@ -3,7 +3,8 @@
 //
 // It owns the file's layout and its transactions. It must not decide
 // policy (which conditions apply to an issuance is the caller's, passed in
-// store.Issuance; which keys to block, in store.RevokeRequest), parse
+// store.Issuance; which keys to block, in store.RevokeRequest; the retry
+// window, interval and limit of a renewal, in store.Renewal), parse
 // certificates (DER is opaque here), import any
 // fleetca package but store, or let a bbolt type or bare bbolt error out.
 //
@@ -13,16 +14,17 @@
 // # Basics
 //
 // Every method is one bbolt transaction: reads run in View, writes in
-// Update, and Issue, Revoke and AppendAudit in Batch, which commits the
-// writes of concurrent callers together with one fsync (group commit: a
+// Update, and Issue, Revoke, Renew and AppendAudit in Batch, which commits
+// the writes of concurrent callers together with one fsync (group commit: a
 // factory line enrolling from many stations pays one fsync per batch, not
-// per device; so does a burst of revocations).
+// per device; so do a burst of revocations and a fleet renewing at once).
 // A write that returns nil has been fsynced, unless Options.NoSync.
 //
 // The buckets, and their keys and values:
 //
 //	devices          device ID -> store.Device as JSON
-//	certs            serial key -> store.Certificate as JSON (Serial omitted: it is the key)
+//	certs            serial key -> store.Certificate as JSON (Serial omitted: it
+//	                 is the key; Parent as lowercase hex, absent if nil)
 //	certs_by_device  device ID, 0x00, serial key -> empty
 //	keys             store.KeyHash -> device ID
 //	tokens           store.TokenHash -> store.Token as JSON
@@ -32,30 +34,50 @@
 //	meta             key -> value
 //	revocations      Seq as 8 bytes big-endian -> store.Revocation as JSON (Serial as lowercase hex)
 //	blocked_keys     store.KeyHash -> empty
+//	nonces           store.Nonce hash -> time key of its Expires
+//	nonce_expiry     time key of Expires, nonce hash -> empty
+//	fleet            "renew_now_at" -> time key of the last fleet-wide RenewNow
 //
 // A serial key is the length of the serial's big-endian bytes in one byte,
 // then those bytes, so that byte order is numeric order and ListCertificates
-// pages in serial order.
+// pages in serial order. A time key is the Unix seconds as 8 bytes
+// big-endian with the sign bit flipped, then the nanoseconds as 4 bytes
+// big-endian, so that byte order is time order: nonce_expiry lists the
+// nonces that expire first first.
 //
 // # Invariants
 //
 //   - Every certs record has exactly one certs_by_device entry, and its
 //     KeyHash is in keys naming its DeviceID; Issue writes all three, with
 //     the device, the token's Spent and the audit row, or none of them.
+//     Renew writes them with the device's LastRenewalAt, the superseded
+//     revocations, the spent nonce and the audit row, or none of them.
+//   - A Parent that Renew records names a certificate of the same device
+//     (Issue records a Parent as given; enroll gives none). Every write of
+//     a certs record (Issue, Renew, a revocation) encodes the whole record,
+//     so a revocation keeps the Parent.
+//   - A nonce in nonces has exactly one nonce_expiry entry, with the same
+//     expiry. A spend (Renew, retries included) first forgets at most
+//     maxNonceSweep (16) nonces expired at its Now, oldest first, so the
+//     bucket holds little more than the unexpired nonces and no transaction
+//     pays for a backlog; an expired nonce not yet forgotten is usable
+//     again, exactly as one forgotten.
 //   - A token ID in token_ids names a record in tokens.
 //   - Audit Seq values are 1, 2, 3, ... without gaps, in commit order: they
 //     come from the audit bucket's sequence, which rolls back with its
 //     transaction. Revocation Seq values likewise, from the revocations
 //     bucket's sequence.
 //   - Every revocations entry names a certs record revoked with the same
-//     RevokedAt and Reason, and no serial has two entries: Revoke writes the
-//     entry with the certificate's RevokedAt and refuses a revoked
-//     certificate. (A certificate that Issue recorded already revoked has
+//     RevokedAt and Reason, and no serial has two entries: Revoke, and Renew
+//     when it supersedes (reason 4), write the entry with the certificate's
+//     RevokedAt through one function, and revoke only unrevoked
+//     certificates. (A certificate that Issue recorded already revoked has
 //     no entry.)
 //   - A device becomes revoked in the transaction that revokes each of its
-//     certificates live at that time, and Issue refuses it while it stays
-//     revoked. Keys in blocked_keys are never removed; Issue refuses them
-//     for every device.
+//     certificates live at that time (a lineage is one device's, so every
+//     live renewal goes too), and Issue and Renew refuse it while it stays
+//     revoked. Keys in blocked_keys are never removed; Issue and Renew
+//     refuse them for every device.
 //   - A function passed to Batch may run more than once (bbolt re-runs the
 //     batch without a caller whose function failed), so it is idempotent:
 //     it checks every condition before its first write and reports a
@@ -74,7 +96,11 @@
 // rebuilt by a scan at Open, which makes Open of a large file slower.
 // Serials longer than 255 bytes and device IDs containing a NUL byte are
 // refused. Revoke of a device decodes every certificate the device ever
-// had, in the shared write transaction. Open adds the buckets an older
-// file lacks (revocations, blocked_keys), so such a file upgrades in
-// place. Check verifies the file's structure, not the records' meaning.
+// had, in the shared write transaction, and so does Renew (the fields its
+// rules read, for the newest-certificate, retry and MaxActive rules): a
+// device that renews every day for ten years pays for 3,650 records per
+// renewal. Open adds the buckets an older file lacks (revocations,
+// blocked_keys, nonces, nonce_expiry, fleet), so such a file upgrades in
+// place; its certificates have no Parent. Check verifies the file's
+// structure, not the records' meaning.
 package boltstore

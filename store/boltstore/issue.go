@@ -3,7 +3,6 @@ package boltstore
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -15,10 +14,10 @@ import (
 )
 
 // Issue records an issued certificate in one transaction shared, through
-// bbolt's Batch, with concurrent Issue, Revoke and AppendAudit calls: they
-// commit with one fsync. It checks, in this order and before it writes
-// anything, the token (exists, not revoked, unexpired at is.Now, a use
-// left), the device (new if is.RequireNewDevice, not revoked, fewer than
+// bbolt's Batch, with concurrent Issue, Revoke, Renew and AppendAudit
+// calls: they commit with one fsync. It checks, in this order and before
+// it writes anything, the token (exists, not revoked, unexpired at is.Now,
+// a use left), the device (new if is.RequireNewDevice, not revoked, fewer than
 // is.MaxActive live certificates), the key (not blocked, not bound to
 // another device) and the serial (unused: store.ErrConflict). The first
 // failure is returned, wrapped, and nothing is written. Otherwise it spends
@@ -30,7 +29,7 @@ import (
 // It reads every field of is. Of is.Certificate, Serial (positive),
 // DeviceID (not empty, no NUL byte), KeyHash (not zero), NotAfter (not
 // zero) and DER (not empty) are required; a missing one is an error that
-// wraps no sentinel. The certificate is stored as given, RevokedAt too.
+// wraps no sentinel. The certificate is stored as given, RevokedAt and Parent too.
 func (s *Store) Issue(ctx context.Context, is store.Issuance) error {
 	c := is.Certificate
 	wrap := func(err error) error {
@@ -45,9 +44,9 @@ func (s *Store) Issue(ctx context.Context, is store.Issuance) error {
 	}
 	// Encoded once, outside the write lock; the batched function only
 	// reads it.
-	certJSON, err := json.Marshal(c)
+	certJSON, err := encodeCertificate(c)
 	if err != nil {
-		return wrap(fmt.Errorf("encode certificate: %w", err))
+		return wrap(err)
 	}
 	err = s.batch(ctx, func(tx *bbolt.Tx) (cond, err error) {
 		return issueTx(tx, is, certKey, certJSON)

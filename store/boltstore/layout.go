@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"time"
 
 	"go.etcd.io/bbolt"
 )
@@ -25,12 +26,15 @@ var (
 	bucketMeta          = []byte("meta")            // key -> value
 	bucketRevocations   = []byte("revocations")     // seqKey -> revocationRecord JSON
 	bucketBlockedKeys   = []byte("blocked_keys")    // KeyHash -> empty
+	bucketNonces        = []byte("nonces")          // nonce hash -> timeKey of its expiry
+	bucketNonceExpiry   = []byte("nonce_expiry")    // timeKey of expiry, nonce hash -> empty
+	bucketFleet         = []byte("fleet")           // setting name -> value
 )
 
 var allBuckets = [][]byte{
 	bucketDevices, bucketCerts, bucketCertsByDevice, bucketKeys,
 	bucketTokens, bucketTokenIDs, bucketAudit, bucketCounters, bucketMeta,
-	bucketRevocations, bucketBlockedKeys,
+	bucketRevocations, bucketBlockedKeys, bucketNonces, bucketNonceExpiry, bucketFleet,
 }
 
 // maxSerialBytes is the longest serial serialKey can encode. RFC 5280
@@ -94,6 +98,31 @@ func deviceIndexPrefix(deviceID string) []byte {
 // byte order is numeric order.
 func seqKey(seq uint64) []byte {
 	return binary.BigEndian.AppendUint64(nil, seq)
+}
+
+// timeKey encodes t as 12 bytes whose byte order is the order of the
+// times: the Unix seconds, big-endian with the sign bit flipped (so that
+// times before 1970 sort first), then the nanoseconds, big-endian. The
+// location is not kept.
+func timeKey(t time.Time) []byte {
+	k := binary.BigEndian.AppendUint64(make([]byte, 0, timeKeyLen), uint64(t.Unix())^(1<<63))
+	return binary.BigEndian.AppendUint32(k, uint32(t.Nanosecond()))
+}
+
+// timeKeyLen is the length of a timeKey.
+const timeKeyLen = 12
+
+// parseTimeKey is the inverse of timeKey; the time is in UTC.
+func parseTimeKey(k []byte) (time.Time, error) {
+	if len(k) != timeKeyLen {
+		return time.Time{}, fmt.Errorf("malformed time key %x", k)
+	}
+	sec := int64(binary.BigEndian.Uint64(k) ^ (1 << 63))
+	nsec := binary.BigEndian.Uint32(k[8:])
+	if nsec >= 1e9 {
+		return time.Time{}, fmt.Errorf("malformed time key %x", k)
+	}
+	return time.Unix(sec, int64(nsec)).UTC(), nil
 }
 
 // errSkip, returned by a list decoder, leaves the record out of the page.

@@ -113,18 +113,60 @@ func (s *Store) ListCertificates(ctx context.Context, deviceID string, p store.P
 	return out, nil
 }
 
+// certRecord is a value of the certs bucket: the certificate with its
+// Parent as lowercase hex ("" for none), which a JSON number could not hold
+// exactly. The embedded Parent is not encoded (json:"-"), nor is Serial,
+// which is the record's key.
+type certRecord struct {
+	store.Certificate
+	Parent string `json:"parent,omitempty"`
+}
+
+// encodeCertificate encodes c as a certs record. Every write of a certs
+// record goes through it, so that none loses the Parent.
+func encodeCertificate(c store.Certificate) ([]byte, error) {
+	rec := certRecord{Certificate: c}
+	if c.Parent != nil {
+		if c.Parent.Sign() <= 0 {
+			return nil, fmt.Errorf("parent serial %v is not positive", c.Parent)
+		}
+		rec.Parent = c.Parent.Text(16)
+	}
+	data, err := json.Marshal(rec)
+	if err != nil {
+		return nil, fmt.Errorf("encode certificate %x: %w", c.Serial, err)
+	}
+	return data, nil
+}
+
 // decodeCertificate decodes a certs record; the serial comes from its key.
 func decodeCertificate(k, v []byte) (store.Certificate, error) {
-	var c store.Certificate
 	serial, err := parseSerialKey(k)
 	if err != nil {
-		return c, err
+		return store.Certificate{}, err
 	}
-	if err := json.Unmarshal(v, &c); err != nil {
-		return c, fmt.Errorf("decode certificate %x: %w", serial, err)
+	var rec certRecord
+	if err := json.Unmarshal(v, &rec); err != nil {
+		return store.Certificate{}, fmt.Errorf("decode certificate %x: %w", serial, err)
 	}
+	c := rec.Certificate
 	c.Serial = serial
+	if rec.Parent != "" {
+		if c.Parent, err = parseHexSerial(rec.Parent); err != nil {
+			return store.Certificate{}, fmt.Errorf("decode certificate %x: parent: %w", serial, err)
+		}
+	}
 	return c, nil
+}
+
+// parseHexSerial parses a positive serial in lowercase hex, as records
+// store them.
+func parseHexSerial(s string) (*big.Int, error) {
+	n, ok := new(big.Int).SetString(s, 16)
+	if !ok || n.Sign() <= 0 {
+		return nil, fmt.Errorf("malformed serial %q", s)
+	}
+	return n, nil
 }
 
 // KeyOwner returns the ID of the device the key is bound to, or an error

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/big"
 	"time"
 
 	"go.etcd.io/bbolt"
@@ -24,8 +23,8 @@ type revocationRecord struct {
 }
 
 // Revoke revokes a certificate (r.Serial) or a device (r.DeviceID) in one
-// transaction shared, through bbolt's Batch, with concurrent Issue, Revoke
-// and AppendAudit calls. It checks, before it writes anything, that the
+// transaction shared, through bbolt's Batch, with concurrent Issue, Revoke,
+// Renew and AppendAudit calls. It checks, before it writes anything, that the
 // certificate or device exists (store.ErrNotFound) and is not revoked
 // (store.ErrAlreadyRevoked); a refusal writes nothing and returns no
 // entries.
@@ -181,7 +180,11 @@ func revokeDeviceTx(tx *bbolt.Tx, r store.RevokeRequest) (_ []store.Revocation, 
 // gaps) and blocks the key if r.BlockKeys. It returns the entry.
 func revokeCertTx(tx *bbolt.Tx, certKey []byte, c store.Certificate, r store.RevokeRequest) (store.Revocation, error) {
 	c.RevokedAt, c.Reason = r.At, r.Reason
-	if err := putJSON(tx.Bucket(bucketCerts), certKey, c); err != nil {
+	certJSON, err := encodeCertificate(c)
+	if err != nil {
+		return store.Revocation{}, err
+	}
+	if err := tx.Bucket(bucketCerts).Put(certKey, certJSON); err != nil {
 		return store.Revocation{}, fmt.Errorf("certificate: %w", err)
 	}
 	log := tx.Bucket(bucketRevocations)
@@ -267,9 +270,9 @@ func decodeRevocation(k, v []byte) (store.Revocation, error) {
 	if err := json.Unmarshal(v, &rec); err != nil {
 		return store.Revocation{}, fmt.Errorf("decode revocation %x: %w", k, err)
 	}
-	serial, ok := new(big.Int).SetString(rec.Serial, 16)
-	if !ok || serial.Sign() <= 0 {
-		return store.Revocation{}, fmt.Errorf("decode revocation %x: malformed serial %q", k, rec.Serial)
+	serial, err := parseHexSerial(rec.Serial)
+	if err != nil {
+		return store.Revocation{}, fmt.Errorf("decode revocation %x: %w", k, err)
 	}
 	e := rec.Revocation
 	e.Seq, e.Serial = binary.BigEndian.Uint64(k), serial

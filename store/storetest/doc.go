@@ -8,7 +8,8 @@
 // store/boltstore runs it on files in t.TempDir(), and store/pgstore will
 // run it on a PostgreSQL server its test starts. Run's subtests (Issue,
 // IssueConcurrent, Token, Device, Certificate, Revoke, RevokeConcurrent,
-// ResetDevice, ListRevocations, Audit, NextCounter, Meta, Close, Context)
+// ResetDevice, Renew, RenewRetry, RenewConcurrent, Lineage, Supersede,
+// RenewNow, ListRevocations, Audit, NextCounter, Meta, Close, Context)
 // run in parallel, each on a store of its own.
 //
 // # Invariants
@@ -21,7 +22,9 @@
 //   - Errors are checked with errors.Is against the store's sentinels,
 //     never by their text.
 //   - A refused write is checked to have written nothing: no device, no
-//     spent use, no audit row.
+//     spent use, no audit row, no revocation; a refused Renew, no spent
+//     nonce either (nonces are seen only through Renew: the suite spends
+//     one again on another device to tell).
 //
 // # Caveats
 //

@@ -251,6 +251,20 @@ func calls() []call {
 			_, err := s.KeyOwner(ctx, keyHash("k1"))
 			return err
 		}},
+		{"Renew", func(ctx context.Context, s store.Store) error {
+			_, err := s.Renew(ctx, withNonce(newRenewal(serial(1), serial(5), "dev-1", "k1", renewAt), "n1"))
+			return err
+		}},
+		{"RenewNow", func(ctx context.Context, s store.Store) error {
+			return s.RenewNow(ctx, "dev-1", renewAt, event("device.renew_now", "dev-1"))
+		}},
+		{"RenewNow/fleet", func(ctx context.Context, s store.Store) error {
+			return s.RenewNow(ctx, "", renewAt, event("fleet.renew_now", ""))
+		}},
+		{"FleetRenewNow", func(ctx context.Context, s store.Store) error {
+			_, err := s.FleetRenewNow(ctx)
+			return err
+		}},
 		{"Revoke", func(ctx context.Context, s store.Store) error {
 			_, err := s.Revoke(ctx, revokeSerial(serial(1), revokedAt, reasonKeyCompromise, true))
 			return err

@@ -28,6 +28,12 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 	t.Run("Revoke", func(t *testing.T) { testRevoke(t, newStore) })
 	t.Run("RevokeConcurrent", func(t *testing.T) { testRevokeConcurrent(t, newStore) })
 	t.Run("ResetDevice", func(t *testing.T) { testResetDevice(t, newStore) })
+	t.Run("Renew", func(t *testing.T) { testRenew(t, newStore) })
+	t.Run("RenewRetry", func(t *testing.T) { testRenewRetry(t, newStore) })
+	t.Run("RenewConcurrent", func(t *testing.T) { testRenewConcurrent(t, newStore) })
+	t.Run("Lineage", func(t *testing.T) { testLineage(t, newStore) })
+	t.Run("Supersede", func(t *testing.T) { testSupersede(t, newStore) })
+	t.Run("RenewNow", func(t *testing.T) { testRenewNow(t, newStore) })
 	t.Run("ListRevocations", func(t *testing.T) { testListRevocations(t, newStore) })
 	t.Run("Audit", func(t *testing.T) { testAudit(t, newStore) })
 	t.Run("NextCounter", func(t *testing.T) { testNextCounter(t, newStore) })
@@ -123,11 +129,12 @@ var cmpOpts = cmp.Options{
 // store's sentinels: a refused argument.
 var errAny = errors.New("any error but a sentinel")
 
-// conditions are the condition errors of Issue, Revoke and ResetDevice.
+// conditions are the condition errors of Issue, Revoke, Renew and ResetDevice.
 var conditions = []error{
 	store.ErrTokenExpired, store.ErrTokenUsedUp, store.ErrTokenRevoked, store.ErrDeviceExists,
 	store.ErrDeviceRevoked, store.ErrTooManyCertificates, store.ErrKeyInUse, store.ErrKeyBlocked,
-	store.ErrAlreadyRevoked, store.ErrNotRevoked,
+	store.ErrAlreadyRevoked, store.ErrNotRevoked, store.ErrCertificateRevoked, store.ErrNotNewest,
+	store.ErrRenewedRecently, store.ErrNonceSpent,
 }
 
 // checkErr reports unless err is what want asks for: nil, errAny, or an
@@ -279,6 +286,8 @@ type snapshot struct {
 	Owners map[store.KeyHash]string
 	// Blocked maps the keys asked about to KeyBlocked.
 	Blocked map[store.KeyHash]bool
+	// FleetRenewNow is the fleet's renew-now time.
+	FleetRenewNow time.Time
 }
 
 func (f fixture) snapshot(keys ...store.KeyHash) snapshot {
@@ -295,6 +304,9 @@ func (f fixture) snapshot(keys ...store.KeyHash) snapshot {
 	s.Certs = f.certs("")
 	s.Audit = f.audit()
 	s.Revocations = f.revocations()
+	if s.FleetRenewNow, err = f.s.FleetRenewNow(f.ctx); err != nil {
+		f.t.Fatalf("FleetRenewNow error = %v, want nil", err)
+	}
 	s.Owners = make(map[store.KeyHash]string)
 	s.Blocked = make(map[store.KeyHash]bool)
 	for _, k := range keys {

@@ -1,0 +1,260 @@
+package enroll
+
+import (
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+	"time"
+
+	"go.step.sm/crypto/jose"
+
+	"github.com/fleetca/fleetca/api"
+	"github.com/fleetca/fleetca/internal/fault"
+	"github.com/fleetca/fleetca/store"
+)
+
+// MaxRenewalTokenBytes bounds a renewal token: a leaf and an intermediate
+// in its header, base64 twice over, are a few KiB even with RSA 8192 keys.
+const MaxRenewalTokenBytes = 32 << 10
+
+// maxJTILen bounds a renewal token's jti.
+const maxJTILen = 256
+
+// renewalTokenHint is the hint of every refused renewal token.
+const renewalTokenHint = "sign a new renewal token with the certificate's key: x5c = the certificate and its chain, " +
+	"sub = the device ID, aud = this CA's renew URL, exp at most 5 minutes after iat"
+
+// renewalToken is a renewal token that passed every check but the store's
+// (that it was not used before).
+type renewalToken struct {
+	// leaf is the certificate the token renews, verified to the fleet's
+	// roots as of its own validity.
+	leaf *x509.Certificate
+	// nonce spends the token: remembered until it could not be accepted
+	// anyway.
+	nonce store.Nonce
+}
+
+// tokenVerifier checks renewal tokens (api.RenewalTokenClaims): the
+// fleet's trust anchors and the URLs a token may name.
+type tokenVerifier struct {
+	roots, inters *x509.CertPool
+	audiences     []audience
+}
+
+// audience is one URL a renewal token's aud may name.
+type audience struct {
+	host, port, path string
+}
+
+// parseAudiences parses Config.RenewURLs: absolute https URLs with a host
+// and a path, without user info, query or fragment.
+func parseAudiences(urls []string) ([]audience, error) {
+	var out []audience
+	for _, s := range urls {
+		u, err := url.Parse(s)
+		if err != nil || u.Scheme != "https" || u.Hostname() == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.Path == "" {
+			return nil, fault.New(fault.Malformed, fmt.Sprintf("the renew URL %q is not an https URL with a host and a path", s),
+				"name the HTTPS listener's hosts in server.dns and server.https_addr")
+		}
+		out = append(out, audience{host: strings.ToLower(u.Hostname()), port: u.Port(), path: u.Path})
+	}
+	return out, nil
+}
+
+// matches reports whether a token's aud names a: same scheme (https),
+// host and path, and the same port or none.
+func (a audience) matches(u *url.URL) bool {
+	return u.Scheme == "https" && strings.ToLower(u.Hostname()) == a.host && (u.Port() == a.port || u.Port() == "") &&
+		u.Path == a.path && u.User == nil && u.RawQuery == "" && u.Fragment == ""
+}
+
+// verify checks a renewal token at now, in this order: size and form
+// (a compact JWS, parsed by go.step.sm/crypto/jose); the certificate chain
+// in its header (x5c, or step's x5cInsecure), verified to the fleet's
+// roots and intermediate as of the leaf's own validity (NotAfter - 1 min,
+// as step-ca does, so that expiry alone does not fail it) for clientAuth
+// and digitalSignature; the signature by the leaf's key, with an algorithm
+// that fits it; sub = the leaf's CN (its device ID); aud = one of the
+// audiences; iat and exp present, exp - iat at most
+// api.RenewalTokenMaxLifetime; iat and nbf not after now +
+// api.RenewalTokenSkew, exp not before now - api.RenewalTokenSkew. Whether
+// the leaf may still renew (expired, revoked, the newest) is the caller's
+// question. Every refusal is fault.Unauthorized, and never repeats the
+// token.
+//
+// The token is spent by its jti (with the leaf's serial) or, without a
+// jti, by its signed payload: a hash of the whole token would let a
+// re-encoded signature (ECDSA's (r, n-s)) pass as a new token.
+func (v *tokenVerifier) verify(raw string, now time.Time) (*renewalToken, error) {
+	bad := func(err error, detail string) error {
+		return fault.Wrap(err, fault.Unauthorized, detail, renewalTokenHint)
+	}
+	if len(raw) > MaxRenewalTokenBytes {
+		return nil, bad(nil, fmt.Sprintf("the renewal token is %d bytes, more than %d", len(raw), MaxRenewalTokenBytes))
+	}
+	if strings.HasPrefix(strings.TrimSpace(raw), "{") {
+		return nil, bad(nil, "the renewal token is a JWS in JSON form; send the compact form")
+	}
+	tok, err := jose.ParseSigned(raw)
+	if err != nil {
+		return nil, bad(err, "the renewal token is not a signed JWT")
+	}
+	if len(tok.Headers) != 1 {
+		return nil, bad(nil, "the renewal token has more than one signature")
+	}
+	h := tok.Headers[0]
+	leaf, err := v.leaf(h, now)
+	if err != nil {
+		return nil, err
+	}
+	if !algorithmFits(h.Algorithm, leaf.PublicKey) {
+		return nil, bad(nil, fmt.Sprintf("the renewal token's algorithm %q does not fit the certificate's key", h.Algorithm))
+	}
+	var claims jose.Claims
+	var payload json.RawMessage
+	if err := jose.Verify(tok, leaf.PublicKey, &claims, &payload); err != nil {
+		return nil, bad(err, "the renewal token's signature does not verify with the certificate's key")
+	}
+
+	device := leaf.Subject.CommonName
+	if _, err := api.ParseDeviceID(device); err != nil {
+		return nil, bad(err, "the renewal token's certificate does not name a device")
+	}
+	if claims.Subject != device {
+		return nil, bad(nil, fmt.Sprintf("the renewal token's sub %q is not the certificate's device %q", truncate(claims.Subject), device))
+	}
+	if !v.audienceOK(claims.Audience) {
+		return nil, bad(nil, fmt.Sprintf("the renewal token's aud %q is not this CA's renew URL", truncate(strings.Join(claims.Audience, " "))))
+	}
+	if claims.IssuedAt == nil || claims.Expiry == nil {
+		return nil, bad(nil, "the renewal token has no iat or no exp")
+	}
+	iat, exp := claims.IssuedAt.Time(), claims.Expiry.Time()
+	switch {
+	case exp.Before(iat):
+		return nil, bad(nil, "the renewal token's exp is before its iat")
+	case exp.Sub(iat) > api.RenewalTokenMaxLifetime:
+		return nil, bad(nil, fmt.Sprintf("the renewal token lives %s (exp - iat), more than %s", exp.Sub(iat), api.RenewalTokenMaxLifetime))
+	case iat.After(now.Add(api.RenewalTokenSkew)):
+		return nil, bad(nil, fmt.Sprintf("the renewal token was issued at %s, in the future by this CA's clock", iat.UTC().Format(time.RFC3339)))
+	case claims.NotBefore != nil && claims.NotBefore.Time().After(now.Add(api.RenewalTokenSkew)):
+		return nil, bad(nil, fmt.Sprintf("the renewal token is not valid before %s", claims.NotBefore.Time().UTC().Format(time.RFC3339)))
+	case now.After(exp.Add(api.RenewalTokenSkew)):
+		return nil, bad(nil, fmt.Sprintf("the renewal token expired at %s", exp.UTC().Format(time.RFC3339)))
+	case len(claims.ID) > maxJTILen:
+		return nil, bad(nil, fmt.Sprintf("the renewal token's jti is longer than %d characters", maxJTILen))
+	}
+
+	var key []byte
+	if claims.ID != "" {
+		key = fmt.Appendf(nil, "fleetca renewal token jti\x00%s\x00%s", leaf.SerialNumber.Text(16), claims.ID)
+	} else {
+		key = append([]byte("fleetca renewal token payload\x00"), payload...)
+	}
+	return &renewalToken{leaf: leaf, nonce: store.Nonce{Hash: sha256.Sum256(key), Expires: exp.Add(api.RenewalTokenSkew)}}, nil
+}
+
+// leaf returns the certificate a token's header carries, verified to the
+// fleet as of its own validity. go-jose gives an x5c chain only through
+// Header.Certificates, which verifies it at a time we must choose before
+// we know the leaf: verify at now, and if a certificate of the chain is
+// out of its validity then, again as of that certificate's NotAfter - 1
+// min, keeping the answer only if that certificate is the leaf. step's
+// x5cInsecure chain is read unverified (jose.GetX5cInsecureHeader) and
+// verified here the same way.
+func (v *tokenVerifier) leaf(h jose.Header, now time.Time) (*x509.Certificate, error) {
+	const detail = "the renewal token carries no certificate (x5c) that this CA issued to a device"
+	opts := x509.VerifyOptions{Roots: v.roots, Intermediates: v.inters, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+	var chains [][]*x509.Certificate
+	var err error
+	if _, insecure := h.ExtraHeaders[jose.HeaderKey(jose.X5cInsecureKey)]; insecure {
+		var certs []*x509.Certificate
+		certs, err = jose.GetX5cInsecureHeader(&jose.JSONWebToken{Headers: []jose.Header{h}})
+		if err != nil || len(certs) == 0 {
+			return nil, fault.Wrap(err, fault.Unauthorized, "the renewal token's x5cInsecure header holds no certificate", renewalTokenHint)
+		}
+		opts.CurrentTime = certs[0].NotAfter.Add(-time.Minute)
+		chains, err = certs[0].Verify(opts)
+	} else {
+		opts.CurrentTime = now
+		chains, err = h.Certificates(opts)
+		var invalid x509.CertificateInvalidError
+		if errors.As(err, &invalid) && invalid.Reason == x509.Expired && invalid.Cert != nil {
+			opts.CurrentTime = invalid.Cert.NotAfter.Add(-time.Minute)
+			chains, err = h.Certificates(opts)
+			if err == nil && !chains[0][0].Equal(invalid.Cert) {
+				err = invalid
+			}
+		}
+	}
+	if err != nil {
+		return nil, fault.Wrap(err, fault.Unauthorized, detail, renewalTokenHint)
+	}
+	leaf := chains[0][0]
+	if leaf.KeyUsage&x509.KeyUsageDigitalSignature == 0 {
+		return nil, fault.New(fault.Unauthorized, "the renewal token's certificate may not sign", renewalTokenHint)
+	}
+	return leaf, nil
+}
+
+// audienceOK reports whether one of auds names one of v's audiences.
+func (v *tokenVerifier) audienceOK(auds []string) bool {
+	for _, s := range auds {
+		u, err := url.Parse(s)
+		if err != nil {
+			continue
+		}
+		for _, a := range v.audiences {
+			if a.matches(u) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// algorithmFits reports whether a JWS alg is one a key of pub's type and
+// size signs with; never "none" or an HMAC.
+func algorithmFits(alg string, pub any) bool {
+	switch k := pub.(type) {
+	case *ecdsa.PublicKey:
+		return k.Curve == elliptic.P256() && alg == jose.ES256 || k.Curve == elliptic.P384() && alg == jose.ES384
+	case *rsa.PublicKey:
+		switch alg {
+		case jose.RS256, jose.RS384, jose.RS512, jose.PS256, jose.PS384, jose.PS512:
+			return true
+		}
+	case ed25519.PublicKey:
+		return alg == jose.EdDSA
+	}
+	return false
+}
+
+// truncate shortens a value from a token for an error detail.
+func truncate(s string) string {
+	const n = 100
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}
+
+// RenewURLs returns the renew URL (api.RenewPath) of an HTTPS listener on
+// port for each of its host names or addresses, for Config.RenewURLs.
+func RenewURLs(hosts []string, port string) []string {
+	out := make([]string, 0, len(hosts))
+	for _, h := range hosts {
+		out = append(out, "https://"+net.JoinHostPort(h, port)+api.RenewPath)
+	}
+	return out
+}

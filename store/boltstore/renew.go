@@ -1,0 +1,487 @@
+package boltstore
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"math/big"
+	"slices"
+	"time"
+
+	"go.etcd.io/bbolt"
+
+	"github.com/fleetca/fleetca/store"
+)
+
+// maxNonceSweep is how many expired nonces one spend forgets at most. Each
+// spend adds one nonce and forgets up to this many expired ones, so the
+// nonces bucket holds little more than the unexpired nonces, and no
+// transaction pays for a long backlog at once.
+const maxNonceSweep = 16
+
+// fleetRenewNowKey is the fleet bucket's key of the last fleet-wide
+// RenewNow, a timeKey.
+var fleetRenewNowKey = []byte("renew_now_at")
+
+// Renew records a renewal of r.Parent in one transaction shared, through
+// bbolt's Batch, with concurrent Issue, Revoke, Renew and AppendAudit
+// calls. In this order, and before it writes anything, it checks that the
+// parent exists (store.ErrNotFound) and belongs to r.Certificate.DeviceID
+// (an error wrapping no sentinel), that its device is not revoked
+// (store.ErrDeviceRevoked), whether the call is a retry, then the parent
+// (store.ErrCertificateRevoked, store.ErrNotNewest), the device's last
+// renewal (store.ErrRenewedRecently), the nonce (store.ErrNonceSpent), the
+// key (store.ErrKeyBlocked, store.ErrKeyInUse) and the serial
+// (store.ErrConflict). The first failure is returned, wrapped, and nothing
+// is written.
+//
+// A retry is recognised when the device has an unrevoked certificate whose
+// Parent is r.Parent and whose KeyHash is r.Certificate.KeyHash, issued
+// less than r.RetryWindow before r.Now (the newest such one, by IssuedAt
+// then serial): Renew returns it, Replayed, and writes nothing but the
+// nonce, if it is not spent already.
+//
+// Otherwise it stores the certificate with Parent set and its index entry,
+// binds the key, sets the device's LastRenewalAt and UpdatedAt to r.Now,
+// revokes the oldest live certificates of the device as r.MaxActive
+// requires (reason 4, superseded, at r.Now, with their revocations
+// entries, as Revoke writes them), spends the nonce (forgetting up to
+// maxNonceSweep nonces expired at r.Now) and appends r.Audit with the next
+// Seq.
+//
+// It reads every field of r. r.Parent (positive; otherwise never found)
+// and r.Now are required, and of r.Certificate, Serial (positive),
+// DeviceID, KeyHash, NotAfter, IssuedAt and DER; a missing one is an error
+// that wraps no sentinel. It decodes the index fields of every certificate
+// the device ever had.
+func (s *Store) Renew(ctx context.Context, r store.Renewal) (store.RenewResult, error) {
+	c := r.Certificate
+	wrap := func(err error) error {
+		return fmt.Errorf("renew certificate %x of device %q: %w", r.Parent, c.DeviceID, err)
+	}
+	if err := checkRenewal(r); err != nil {
+		return store.RenewResult{}, wrap(err)
+	}
+	parentKey, err := serialKey(r.Parent)
+	if err != nil {
+		return store.RenewResult{}, wrap(store.ErrNotFound) // no such serial can be stored
+	}
+	certKey, err := serialKey(c.Serial)
+	if err != nil {
+		return store.RenewResult{}, wrap(err)
+	}
+	// The caller's record is not kept: the result is a copy.
+	c.Serial = new(big.Int).Set(c.Serial)
+	c.Parent = new(big.Int).Set(r.Parent)
+	c.DER = bytes.Clone(c.DER)
+	certJSON, err := encodeCertificate(c)
+	if err != nil {
+		return store.RenewResult{}, wrap(err)
+	}
+	var res store.RenewResult
+	err = s.batch(ctx, func(tx *bbolt.Tx) (cond, err error) {
+		res = store.RenewResult{} // a re-run starts afresh
+		out, cond, err := renewTx(tx, r, c, parentKey, certKey, certJSON)
+		if cond == nil && err == nil {
+			res = out
+		}
+		return cond, err
+	})
+	if err != nil {
+		return store.RenewResult{}, wrap(err)
+	}
+	return res, nil
+}
+
+// checkRenewal checks that r has the fields Renew requires.
+func checkRenewal(r store.Renewal) error {
+	c := r.Certificate
+	switch {
+	case r.Parent == nil:
+		return errors.New("parent serial is required")
+	case r.Now.IsZero():
+		// It becomes LastRenewalAt and the RevokedAt of what is
+		// superseded, where zero means "never".
+		return errors.New("renewal time is required")
+	case c.Serial == nil:
+		return errors.New("certificate serial is required")
+	case c.DeviceID == "":
+		return errors.New("certificate device ID is required")
+	case c.KeyHash == store.KeyHash{}:
+		return errors.New("certificate key hash is required")
+	case c.NotAfter.IsZero():
+		return errors.New("certificate not-after time is required")
+	case c.IssuedAt.IsZero():
+		return errors.New("certificate issued-at time is required")
+	case len(c.DER) == 0:
+		return errors.New("certificate DER is required")
+	}
+	return nil
+}
+
+// lineageEntry is what renewTx reads of each certificate of the device: the
+// fields its rules need, not the DER, which a full decode would turn from
+// base64 for nothing.
+type lineageEntry struct {
+	key       []byte        // serialKey
+	DeviceID  string        `json:"device_id"`
+	KeyHash   store.KeyHash `json:"key_hash"`
+	NotAfter  time.Time     `json:"not_after"`
+	IssuedAt  time.Time     `json:"issued_at"`
+	RevokedAt time.Time     `json:"revoked_at"`
+	Parent    string        `json:"parent"`
+}
+
+// before reports whether e was issued before o: by IssuedAt, then serial
+// (serialKey byte order is numeric order).
+func (e lineageEntry) before(o lineageEntry) bool {
+	if !e.IssuedAt.Equal(o.IssuedAt) {
+		return e.IssuedAt.Before(o.IssuedAt)
+	}
+	return bytes.Compare(e.key, o.key) < 0
+}
+
+// lineage is what renewTx learns from one pass over the device's
+// certificates.
+type lineage struct {
+	// retry is the certificate a retry returns, nil if none.
+	retry *lineageEntry
+	// newer is an unrevoked certificate issued after the parent, nil if none.
+	newer *lineageEntry
+	// live are the certificates Live at r.Now, oldest first.
+	live []lineageEntry
+}
+
+// getLineageEntry reads the certs record under key; found is false when
+// there is none.
+func getLineageEntry(certs *bbolt.Bucket, key []byte) (e lineageEntry, found bool, err error) {
+	e.key = key
+	found, err = getJSON(certs, key, &e)
+	if err != nil {
+		return lineageEntry{}, false, fmt.Errorf("certificate: %w", err)
+	}
+	return e, found, nil
+}
+
+// scanLineage reads the certificates of the device under the renewal rules
+// of r, whose parent p (read already) is the device's certificate.
+func scanLineage(certs *bbolt.Bucket, cur *bbolt.Cursor, r store.Renewal, p lineageEntry) (lineage, error) {
+	var lin lineage
+	parentHex := r.Parent.Text(16)
+	prefix := deviceIndexPrefix(p.DeviceID)
+	for k, _ := cur.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = cur.Next() {
+		e := p
+		if key := k[len(prefix):]; !bytes.Equal(key, p.key) {
+			var found bool
+			var err error
+			if e, found, err = getLineageEntry(certs, bytes.Clone(key)); err != nil {
+				return lineage{}, err
+			} else if !found {
+				return lineage{}, fmt.Errorf("certificate index entry %x has no certificate", k)
+			}
+		}
+		unrevoked := e.RevokedAt.IsZero()
+		if unrevoked && e.Parent == parentHex && e.KeyHash == r.Certificate.KeyHash &&
+			r.Now.Sub(e.IssuedAt) < r.RetryWindow && (lin.retry == nil || lin.retry.before(e)) {
+			lin.retry = &e
+		}
+		if unrevoked && lin.newer == nil && p.before(e) {
+			lin.newer = &e
+		}
+		if (store.Certificate{NotAfter: e.NotAfter, RevokedAt: e.RevokedAt}).Live(r.Now) {
+			lin.live = append(lin.live, e)
+		}
+	}
+	slices.SortFunc(lin.live, func(a, b lineageEntry) int {
+		switch {
+		case a.before(b):
+			return -1
+		case b.before(a):
+			return 1
+		}
+		return 0
+	})
+	return lin, nil
+}
+
+// renewTx is the body of Renew; c is r.Certificate with its Parent set,
+// certKey its serialKey and certJSON its encoding, parentKey r.Parent's
+// serialKey. Like issueTx, it checks every condition before its first
+// write, so a refusal (cond) leaves tx untouched; err is internal and
+// rolls tx back. It is idempotent: it changes nothing but tx.
+func renewTx(tx *bbolt.Tx, r store.Renewal, c store.Certificate, parentKey, certKey, certJSON []byte) (_ store.RenewResult, cond, err error) {
+	devices := tx.Bucket(bucketDevices)
+	certs := tx.Bucket(bucketCerts)
+	byDevice := tx.Bucket(bucketCertsByDevice)
+	keys := tx.Bucket(bucketKeys)
+	var none store.RenewResult
+
+	// The parent and its device.
+	parent, found, err := getLineageEntry(certs, parentKey)
+	switch {
+	case err != nil:
+		return none, nil, err
+	case !found:
+		return none, store.ErrNotFound, nil
+	}
+	if parent.DeviceID != c.DeviceID {
+		return none, fmt.Errorf("the parent belongs to device %q", parent.DeviceID), nil
+	}
+	deviceID := []byte(c.DeviceID)
+	var dev store.Device
+	found, err = getJSON(devices, deviceID, &dev)
+	switch {
+	case err != nil:
+		return none, nil, fmt.Errorf("device: %w", err)
+	case !found:
+		return none, nil, errors.New("the parent's device is not recorded")
+	case dev.Status == store.DeviceRevoked:
+		return none, fmt.Errorf("revoked at %s: %w", dev.UpdatedAt.Format(time.RFC3339), store.ErrDeviceRevoked), nil
+	}
+	lin, err := scanLineage(certs, byDevice.Cursor(), r, parent)
+	if err != nil {
+		return none, nil, err
+	}
+
+	// A retry: the earlier answer, and the nonce spent.
+	if lin.retry != nil {
+		earlier, err := decodeCertificate(lin.retry.key, certs.Get(lin.retry.key))
+		if err != nil {
+			return none, nil, err
+		}
+		if r.Nonce != nil {
+			spent, err := nonceSpent(tx, r.Nonce.Hash, r.Now)
+			if err != nil {
+				return none, nil, err
+			}
+			if !spent {
+				if err := spendNonce(tx, *r.Nonce, r.Now); err != nil {
+					return none, nil, err
+				}
+			}
+		}
+		return store.RenewResult{Certificate: earlier, Replayed: true}, nil, nil
+	}
+
+	// The parent, the device's last renewal, the nonce.
+	switch {
+	case !parent.RevokedAt.IsZero():
+		return none, fmt.Errorf("revoked at %s: %w", parent.RevokedAt.Format(time.RFC3339), store.ErrCertificateRevoked), nil
+	case lin.newer != nil:
+		newer, _ := parseSerialKey(lin.newer.key)
+		return none, fmt.Errorf("certificate %x was issued after it: %w", newer, store.ErrNotNewest), nil
+	case r.MinInterval > 0 && dev.LastRenewalAt.After(r.Now.Add(-r.MinInterval)):
+		return none, fmt.Errorf("last renewal at %s: %w", dev.LastRenewalAt.Format(time.RFC3339), store.ErrRenewedRecently), nil
+	}
+	if r.Nonce != nil {
+		spent, err := nonceSpent(tx, r.Nonce.Hash, r.Now)
+		if err != nil {
+			return none, nil, err
+		}
+		if spent {
+			return none, store.ErrNonceSpent, nil
+		}
+	}
+
+	// The key and the serial.
+	if tx.Bucket(bucketBlockedKeys).Get(c.KeyHash[:]) != nil {
+		return none, fmt.Errorf("key %x: %w", c.KeyHash[:8], store.ErrKeyBlocked), nil
+	}
+	owner := keys.Get(c.KeyHash[:])
+	bindKey := owner == nil
+	if !bindKey && !bytes.Equal(owner, deviceID) {
+		return none, fmt.Errorf("key %x: %w", c.KeyHash[:8], store.ErrKeyInUse), nil
+	}
+	if certs.Get(certKey) != nil {
+		return none, fmt.Errorf("serial %x exists: %w", c.Serial, store.ErrConflict), nil
+	}
+
+	// Every condition holds: write.
+	if bindKey {
+		if err := keys.Put(c.KeyHash[:], deviceID); err != nil {
+			return none, nil, fmt.Errorf("key: %w", err)
+		}
+	}
+	if err := certs.Put(certKey, certJSON); err != nil {
+		return none, nil, fmt.Errorf("certificate: %w", err)
+	}
+	if err := byDevice.Put(append(deviceIndexPrefix(c.DeviceID), certKey...), nil); err != nil {
+		return none, nil, fmt.Errorf("certificate index: %w", err)
+	}
+	dev.LastRenewalAt, dev.UpdatedAt = r.Now, r.Now
+	if err := putJSON(devices, deviceID, dev); err != nil {
+		return none, nil, fmt.Errorf("device: %w", err)
+	}
+	superseded, err := supersedeTx(tx, r, c, lin.live)
+	if err != nil {
+		return none, nil, err
+	}
+	if r.Nonce != nil {
+		if err := spendNonce(tx, *r.Nonce, r.Now); err != nil {
+			return none, nil, err
+		}
+	}
+	if _, err := appendAudit(tx, r.Audit); err != nil {
+		return none, nil, err
+	}
+	return store.RenewResult{Certificate: c, Superseded: superseded}, nil, nil
+}
+
+// supersedeTx revokes, as Revoke would with reason superseded at r.Now, the
+// oldest of live (the device's live certificates before c, oldest first)
+// until the device has at most r.MaxActive live ones with c. It returns
+// the log entries, in Seq order.
+func supersedeTx(tx *bbolt.Tx, r store.Renewal, c store.Certificate, live []lineageEntry) ([]store.Revocation, error) {
+	if r.MaxActive <= 0 {
+		return nil, nil
+	}
+	n := len(live)
+	if c.Live(r.Now) {
+		n++
+	}
+	certs := tx.Bucket(bucketCerts)
+	rr := store.RevokeRequest{At: r.Now, Reason: reasonSuperseded}
+	var out []store.Revocation
+	for _, e := range live {
+		if n <= r.MaxActive {
+			break
+		}
+		old, err := decodeCertificate(e.key, certs.Get(e.key))
+		if err != nil {
+			return nil, err
+		}
+		entry, err := revokeCertTx(tx, e.key, old, rr)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, entry)
+		n--
+	}
+	return out, nil
+}
+
+// reasonSuperseded is the RFC 5280 §5.3.1 CRLReason code of a certificate
+// that a renewal replaced.
+const reasonSuperseded = 4
+
+// nonceSpent reports whether the nonce h was spent and has not expired at now.
+func nonceSpent(tx *bbolt.Tx, h [32]byte, now time.Time) (bool, error) {
+	v := tx.Bucket(bucketNonces).Get(h[:])
+	if v == nil {
+		return false, nil
+	}
+	expires, err := parseTimeKey(v)
+	if err != nil {
+		return false, fmt.Errorf("nonce: %w", err)
+	}
+	return expires.After(now), nil
+}
+
+// spendNonce forgets up to maxNonceSweep nonces expired at now, oldest
+// first, then records n as spent until n.Expires (replacing an expired
+// record of the same nonce).
+func spendNonce(tx *bbolt.Tx, n store.Nonce, now time.Time) error {
+	nonces, byExpiry := tx.Bucket(bucketNonces), tx.Bucket(bucketNonceExpiry)
+
+	// Collect, then delete: a cursor's Next after Delete can skip a key.
+	var expired [][]byte
+	limit := timeKey(now)
+	cur := byExpiry.Cursor()
+	for k, _ := cur.First(); k != nil && len(expired) < maxNonceSweep; k, _ = cur.Next() {
+		if len(k) != timeKeyLen+len(n.Hash) {
+			return fmt.Errorf("malformed nonce expiry key %x", k)
+		}
+		if bytes.Compare(k[:timeKeyLen], limit) > 0 {
+			break
+		}
+		expired = append(expired, bytes.Clone(k))
+	}
+	for _, k := range expired {
+		if err := byExpiry.Delete(k); err != nil {
+			return fmt.Errorf("nonce expiry: %w", err)
+		}
+		h := k[timeKeyLen:]
+		if bytes.Equal(nonces.Get(h), k[:timeKeyLen]) {
+			if err := nonces.Delete(h); err != nil {
+				return fmt.Errorf("nonce: %w", err)
+			}
+		}
+	}
+
+	if old := nonces.Get(n.Hash[:]); old != nil {
+		if err := byExpiry.Delete(append(bytes.Clone(old), n.Hash[:]...)); err != nil {
+			return fmt.Errorf("nonce expiry: %w", err)
+		}
+	}
+	exp := timeKey(n.Expires)
+	if err := nonces.Put(n.Hash[:], exp); err != nil {
+		return fmt.Errorf("nonce: %w", err)
+	}
+	if err := byExpiry.Put(append(bytes.Clone(exp), n.Hash[:]...), []byte{}); err != nil {
+		return fmt.Errorf("nonce expiry: %w", err)
+	}
+	return nil
+}
+
+// RenewNow records that an admin asked the device with the ID, or with id
+// "" the whole fleet, to renew now: it sets the device's RenewNowAt (and
+// nothing else of it), or the fleet's renew-now time, to at, and appends
+// audit, in one transaction. For an unknown device it returns an error
+// wrapping store.ErrNotFound and writes nothing. A zero at is an error
+// wrapping no sentinel (zero means "never").
+func (s *Store) RenewNow(ctx context.Context, id string, at time.Time, audit store.AuditEvent) error {
+	what := fmt.Sprintf("device %q", id)
+	if id == "" {
+		what = "the fleet"
+	}
+	if at.IsZero() {
+		return fmt.Errorf("renew now %s: time is required", what)
+	}
+	err := s.update(ctx, func(tx *bbolt.Tx) error {
+		if id == "" {
+			if err := tx.Bucket(bucketFleet).Put(fleetRenewNowKey, timeKey(at)); err != nil {
+				return err
+			}
+		} else {
+			devices := tx.Bucket(bucketDevices)
+			var d store.Device
+			found, err := getJSON(devices, []byte(id), &d)
+			switch {
+			case err != nil:
+				return err
+			case !found:
+				return store.ErrNotFound
+			}
+			d.RenewNowAt = at
+			if err := putJSON(devices, []byte(id), d); err != nil {
+				return err
+			}
+		}
+		_, err := appendAudit(tx, audit)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("renew now %s: %w", what, err)
+	}
+	return nil
+}
+
+// FleetRenewNow returns the time of the last RenewNow for the whole fleet
+// (in UTC), zero if there was none.
+func (s *Store) FleetRenewNow(ctx context.Context) (time.Time, error) {
+	var at time.Time
+	err := s.view(ctx, func(tx *bbolt.Tx) error {
+		v := tx.Bucket(bucketFleet).Get(fleetRenewNowKey)
+		if v == nil {
+			return nil
+		}
+		var err error
+		at, err = parseTimeKey(v)
+		return err
+	})
+	if err != nil {
+		return time.Time{}, fmt.Errorf("get fleet renew-now time: %w", err)
+	}
+	return at, nil
+}
