@@ -18,9 +18,9 @@ import (
 )
 
 // CA is what the agent needs of the CA; *client.Client implements it.
-// Errors are the client's: a *fault.Error of the CA's kind, a
-// *client.RetryAfterError around it when the CA said when to try again,
-// fault.Unavailable when the CA cannot be reached.
+// Errors are the client's: a *fault.Error of the CA's kind (RateLimited,
+// with RetryAfter, for a device that renewed too recently), Unavailable
+// when the CA cannot be reached.
 type CA interface {
 	Renew(ctx context.Context, req client.RenewRequest) (*client.Renewal, error)
 	RenewalInfo(ctx context.Context, serial string) (api.RenewalInfo, time.Duration, error)
@@ -178,8 +178,7 @@ type Outcome struct {
 // Once renews the certificate if it is due (or Config.Force, or a rekey
 // was interrupted), making one try, and runs Deps.Exec after a renewal.
 // It first repairs a swap a crash interrupted. A refusal is the CA's
-// fault, with a hint that says what to do; a 429 keeps its
-// *client.RetryAfterError.
+// fault, with a hint that says what to do.
 func (r *Renewer) Once(ctx context.Context) (Outcome, error) {
 	repaired, err := r.files.recover()
 	if err != nil {
@@ -391,18 +390,17 @@ func (r *Renewer) checkWait(retryAfter time.Duration) time.Duration {
 }
 
 // retryWait says whether a failed try is worth another, and after how
-// long: the CA's Retry-After if it gave one, else the backoff of attempt
-// (counted from 0) while the CA is unavailable or the error is ours
-// (writing a file, say). A refusal of any other kind is final.
+// long. Worth one: the CA is unavailable or rate-limits (RateLimited), or
+// the error is ours (writing a file, say); then the wait is the CA's
+// Retry-After if it gave one, else the backoff of attempt (counted from
+// 0). A refusal of any other kind is final.
 func (r *Renewer) retryWait(err error, attempt int) (time.Duration, bool) {
-	if after, ok := client.RetryAfter(err); ok {
-		if after > 0 {
-			return after, true
-		}
-		return backoff(r.cfg.RetryMin, r.cfg.RetryMax, attempt, r.rand()), true
-	}
-	if kind, isFault := fault.KindOf(err); isFault && kind != fault.Unavailable {
+	fe, isFault := errors.AsType[*fault.Error](err)
+	switch {
+	case isFault && fe.Kind != fault.Unavailable && fe.Kind != fault.RateLimited:
 		return 0, false
+	case isFault && fe.RetryAfter > 0:
+		return fe.RetryAfter, true
 	}
 	return backoff(r.cfg.RetryMin, r.cfg.RetryMax, attempt, r.rand()), true
 }
@@ -440,13 +438,13 @@ func refusal(err error) error {
 		c.Hint = "the CA will not renew this certificate: enroll the device again with a new enrollment token"
 	case fault.Conflict:
 		c.Hint = "this is not the device's newest certificate: use the newest one, or enroll the device again with a new enrollment token"
-	case fault.Unavailable:
+	case fault.Unavailable, fault.RateLimited:
 		c.Hint = "try again later"
+		if fe.RetryAfter > 0 {
+			c.Hint = "try again in " + fe.RetryAfter.String()
+		}
 	default:
 		c.Hint = "check the certificate and key files, and that the CA is the one that issued them"
-	}
-	if after, ok := client.RetryAfter(err); ok {
-		return &client.RetryAfterError{Fault: &c, After: after}
 	}
 	return &c
 }

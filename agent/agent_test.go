@@ -301,7 +301,7 @@ func TestRunHonoursRetryAfter(t *testing.T) {
 		t0 := time.Now()
 		ca := newFakeCA(t, 90*24*time.Hour)
 		ca.retryAfter = time.Hour
-		ca.fail = []error{&client.RetryAfterError{Fault: fault.New(fault.Unavailable, "renewed too recently", ""), After: 45 * time.Minute}}
+		ca.fail = []error{&fault.Error{Kind: fault.RateLimited, Detail: "renewed too recently", RetryAfter: 45 * time.Minute}}
 		cert, key := ca.enroll(t.TempDir())
 		time.AfterFunc(13*time.Hour+30*time.Minute, func() { ca.mu.Lock(); ca.renewNow = time.Now(); ca.mu.Unlock() })
 		a := startRun(t, ca, Config{CertFile: cert, KeyFile: key, RetryMin: time.Second, RetryMax: time.Second}, Deps{Rand: noJitter}, 1, nil)
@@ -410,6 +410,7 @@ func TestRunStopsOnRefusal(t *testing.T) {
 		{"past-grace", fault.New(fault.Unauthorized, "expired too long ago", ""), 1, fault.Unauthorized},
 		{"bad-request", fault.New(fault.Malformed, "bad", ""), 1, fault.Malformed},
 		{"unavailable", fault.New(fault.Unavailable, "cannot reach the CA", ""), 2, 0},
+		{"rate-limited", fault.New(fault.RateLimited, "renewed too recently", ""), 2, 0},
 		{"internal", errors.New("disk full"), 2, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -132,8 +132,8 @@ func httpsBase(s string) (string, error) {
 // do sends a request to path (which starts with '/') and decodes a JSON
 // answer into out (if not nil). in, if not nil, is sent as JSON; a []byte
 // in is sent as is with contentType. bearer, if not empty, is sent as
-// Authorization: Bearer. An error answer becomes a *fault.Error (in a
-// *RetryAfterError if the CA said when to try again).
+// Authorization: Bearer. An error answer becomes a *fault.Error, with the
+// answer's Retry-After in its RetryAfter.
 func (c *Client) do(ctx context.Context, method, path, bearer string, in any, contentType string, out any) error {
 	_, err := c.send(ctx, c.http, unreachable, method, path, bearer, in, contentType, out)
 	return err
@@ -172,10 +172,10 @@ func (c *Client) send(ctx context.Context, hc *http.Client, failed func(base str
 	}
 	defer resp.Body.Close()
 	if err := decodeAnswer(resp, out); err != nil {
-		if after, ok := parseRetryAfter(resp.Header.Get("Retry-After"), c.now()); ok && resp.StatusCode >= 400 {
-			if fe, isFault := err.(*fault.Error); isFault {
-				return resp, &RetryAfterError{Fault: fe, After: after}
-			}
+		// A refusal that says when to try again (a 429, or a 503): the one
+		// reading of Retry-After, into the fault just made of the answer.
+		if fe, isFault := err.(*fault.Error); isFault && resp.StatusCode >= 400 {
+			fe.RetryAfter, _ = parseRetryAfter(resp.Header.Get("Retry-After"), c.now())
 		}
 		return resp, err
 	}
@@ -265,18 +265,22 @@ func decodeAnswer(resp *http.Response, out any) error {
 func problemError(resp *http.Response, b []byte) error {
 	var p api.Problem
 	if json.Unmarshal(b, &p) != nil || p.Detail == "" {
-		kind := fault.Unavailable
-		if resp.StatusCode < 500 {
-			kind = fault.Malformed
+		detail := fmt.Sprintf("the CA answered %s to %s %s", resp.Status, resp.Request.Method, resp.Request.URL.Path)
+		switch {
+		case resp.StatusCode == http.StatusTooManyRequests: // a proxy's rate limit, say
+			return fault.New(fault.RateLimited, detail, "try again later")
+		case resp.StatusCode < 500:
+			return fault.New(fault.Malformed, detail, "check that the URL is a fleetca CA's HTTPS listener")
 		}
-		return fault.New(kind, fmt.Sprintf("the CA answered %s to %s %s", resp.Status, resp.Request.Method, resp.Request.URL.Path),
-			"check that the URL is a fleetca CA's HTTPS listener")
+		return fault.New(fault.Unavailable, detail, "check that the URL is a fleetca CA's HTTPS listener")
 	}
 	kind := fault.Unavailable // an internal error, or a type this client does not know
 	if k, ok := kindOf(p.Type); ok {
 		kind = k
-	} else if resp.StatusCode < 500 && resp.StatusCode != http.StatusTooManyRequests {
-		kind = fault.Malformed // a 429 of a kind we do not know yet stays Unavailable: later may work
+	} else if resp.StatusCode == http.StatusTooManyRequests {
+		kind = fault.RateLimited
+	} else if resp.StatusCode < 500 {
+		kind = fault.Malformed
 	}
 	hint := p.Hint
 	if p.RequestID != "" && resp.StatusCode >= 500 {
@@ -303,37 +307,13 @@ func kindOf(typ string) (fault.Kind, bool) {
 	return 0, false
 }
 
-// MaxRetryAfter bounds the wait a Retry-After header can ask for.
-const MaxRetryAfter = 7 * 24 * time.Hour
-
-// RetryAfterError is a refusal that says when to try again: a 429 (the
-// device renewed too recently) or a 503, with a Retry-After header. It
-// unwraps to the *fault.Error the CA raised, so fault.KindOf and the
-// CLI's one-line rendering see through it.
-type RetryAfterError struct {
-	Fault *fault.Error
-	// After is how long the CA asked to wait, from when it answered:
-	// zero or more, at most MaxRetryAfter.
-	After time.Duration
-}
-
-func (e *RetryAfterError) Error() string { return e.Fault.Error() }
-
-// Unwrap returns the CA's fault.
-func (e *RetryAfterError) Unwrap() error { return e.Fault }
-
-// RetryAfter returns how long the CA asked to wait before trying again,
-// if err says (see RetryAfterError).
-func RetryAfter(err error) (time.Duration, bool) {
-	if e, ok := errors.AsType[*RetryAfterError](err); ok {
-		return e.After, true
-	}
-	return 0, false
-}
+// maxRetryAfter bounds the wait a Retry-After header can ask for.
+const maxRetryAfter = 7 * 24 * time.Hour
 
 // parseRetryAfter reads a Retry-After header (RFC 9110 §10.2.3): a number
 // of seconds, or an HTTP date, taken relative to now. The wait is clamped
-// to 0..MaxRetryAfter; false if the header is absent or neither form.
+// to 0..maxRetryAfter; false (and 0) if the header is absent or neither
+// form.
 func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
 	v = strings.TrimSpace(v)
 	if v == "" {
@@ -341,8 +321,8 @@ func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
 	}
 	var d time.Duration
 	if n, err := strconv.ParseUint(v, 10, 64); err == nil {
-		d = MaxRetryAfter
-		if n < uint64(MaxRetryAfter/time.Second) {
+		d = maxRetryAfter
+		if n < uint64(maxRetryAfter/time.Second) {
 			d = time.Duration(n) * time.Second
 		}
 	} else if t, err := http.ParseTime(v); err == nil {
@@ -350,5 +330,5 @@ func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
 	} else {
 		return 0, false
 	}
-	return min(max(d, 0), MaxRetryAfter), true
+	return min(max(d, 0), maxRetryAfter), true
 }

@@ -23,8 +23,8 @@
 // certificate's key with the chain in its x5c header, minted by
 // RenewalToken with go.step.sm/crypto's jose package. RenewalInfo reads the
 // renewal window the CA suggests. A refusal that says when to try again (a
-// 429 for a device that renewed too recently) comes back as a
-// *RetryAfterError around the fault; RetryAfter reads it.
+// 429 for a device that renewed too recently, a 503) carries the answer's
+// Retry-After in the fault's RetryAfter.
 //
 // FetchTrustBundle is the one call made over the CA's plain-HTTP listener:
 // it fetches roots.pem and chain.pem, which prove nothing by themselves,

@@ -80,8 +80,9 @@ type Renewal struct {
 // refusals as the *fault.Error it raised (Forbidden for a revoked
 // certificate or device, Conflict for a certificate that is not the
 // device's newest, Unauthorized for an expired one past the CA's grace,
-// ...), a 429 in a *RetryAfterError (see RetryAfter); Unavailable when the
-// CA cannot be reached. A fault wrapping ErrCertificateExpired says the CA
+// ...), RateLimited for a device that renewed too recently, with the
+// CA's Retry-After in the fault's RetryAfter; Unavailable when the CA
+// cannot be reached. A fault wrapping ErrCertificateExpired says the CA
 // refused the TLS handshake because the certificate has expired: ask again
 // with Token.
 func (c *Client) Renew(ctx context.Context, req RenewRequest) (*Renewal, error) {

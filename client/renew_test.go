@@ -308,15 +308,15 @@ func TestRenewRefusals(t *testing.T) {
 		retryAfter string
 		want       fault.Kind
 		after      time.Duration
-		hasAfter   bool
 	}{
-		{"revoked", 403, "forbidden", "", fault.Forbidden, 0, false},
-		{"already-revoked", 403, "alreadyRevoked", "", fault.AlreadyRevoked, 0, false},
-		{"older-certificate", 409, "conflict", "", fault.Conflict, 0, false},
-		{"past-grace", 401, "unauthorized", "", fault.Unauthorized, 0, false},
-		{"too-soon/seconds", 429, "rateLimited", "1800", fault.Unavailable, 30 * time.Minute, true},
-		{"too-soon/date", 429, "rateLimited", now.Add(time.Hour).Format(http.TimeFormat), fault.Unavailable, time.Hour, true},
-		{"unavailable/retry-after", 503, "unavailable", "60", fault.Unavailable, time.Minute, true},
+		{"revoked", 403, "forbidden", "", fault.Forbidden, 0},
+		{"already-revoked", 403, "alreadyRevoked", "", fault.AlreadyRevoked, 0},
+		{"older-certificate", 409, "conflict", "", fault.Conflict, 0},
+		{"past-grace", 401, "unauthorized", "", fault.Unauthorized, 0},
+		{"too-soon/seconds", 429, "rateLimited", "1800", fault.RateLimited, 30 * time.Minute},
+		{"too-soon/date", 429, "rateLimited", now.Add(time.Hour).Format(http.TimeFormat), fault.RateLimited, time.Hour},
+		{"too-soon/unknown-type", 429, "slowDown", "5", fault.RateLimited, 5 * time.Second},
+		{"unavailable/retry-after", 503, "unavailable", "60", fault.Unavailable, time.Minute},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rc.mu.Lock()
@@ -333,9 +333,8 @@ func TestRenewRefusals(t *testing.T) {
 			if k, ok := fault.KindOf(err); !ok || k != tc.want {
 				t.Errorf("Renew = %v, want a %v fault", err, tc.want)
 			}
-			after, ok := RetryAfter(err)
-			if ok != tc.hasAfter || after != tc.after {
-				t.Errorf("RetryAfter(%v) = %v, %v, want %v, %v", err, after, ok, tc.after, tc.hasAfter)
+			if fe, _ := errors.AsType[*fault.Error](err); fe == nil || fe.RetryAfter != tc.after {
+				t.Errorf("Renew = %#v, want RetryAfter %v", err, tc.after)
 			}
 		})
 	}
@@ -510,8 +509,8 @@ func TestParseRetryAfter(t *testing.T) {
 		{"date", now.Add(90 * time.Second).Format(http.TimeFormat), 90 * time.Second, true},
 		{"date/past", now.Add(-time.Hour).Format(http.TimeFormat), 0, true},
 		{"huge", "99999999999999999999", 0, false},
-		{"capped", "9999999999", MaxRetryAfter, true},
-		{"date/far", "Fri, 31 Dec 9999 23:59:59 GMT", MaxRetryAfter, true},
+		{"capped", "9999999999", maxRetryAfter, true},
+		{"date/far", "Fri, 31 Dec 9999 23:59:59 GMT", maxRetryAfter, true},
 		{"empty", "", 0, false},
 		{"negative", "-5", 0, false},
 		{"fraction", "1.5", 0, false},
@@ -527,7 +526,7 @@ func TestParseRetryAfter(t *testing.T) {
 }
 
 // FuzzParseRetryAfter: a CA's Retry-After header is untrusted input; any
-// value gives a wait within 0..MaxRetryAfter, or none.
+// value gives a wait within 0..maxRetryAfter, or none.
 func FuzzParseRetryAfter(f *testing.F) {
 	for _, s := range []string{"120", "0", "Wed, 21 Oct 2015 07:28:00 GMT", "Sunday, 06-Nov-94 08:49:37 GMT", "-1", "1e9", ""} {
 		f.Add(s)
@@ -535,8 +534,8 @@ func FuzzParseRetryAfter(f *testing.F) {
 	now := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
 	f.Fuzz(func(t *testing.T, s string) {
 		d, ok := parseRetryAfter(s, now)
-		if d < 0 || d > MaxRetryAfter || !ok && d != 0 {
-			t.Errorf("parseRetryAfter(%q) = %v, %v, want a wait in 0..%v", s, d, ok, MaxRetryAfter)
+		if d < 0 || d > maxRetryAfter || !ok && d != 0 {
+			t.Errorf("parseRetryAfter(%q) = %v, %v, want a wait in 0..%v", s, d, ok, maxRetryAfter)
 		}
 	})
 }
