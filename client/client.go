@@ -12,7 +12,9 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -49,11 +51,17 @@ type Config struct {
 
 // Client calls the CA's HTTPS API. It is safe for concurrent use.
 type Client struct {
-	base  string
-	roots *x509.CertPool
-	token string
-	http  *http.Client
-	now   func() time.Time
+	base    string
+	roots   *x509.CertPool
+	token   string
+	http    *http.Client
+	timeout time.Duration
+	now     func() time.Time
+
+	// devices are the mutual-TLS clients of Renew, by the SHA-256 of the
+	// certificate they present (see deviceHTTP).
+	mu      sync.Mutex
+	devices map[[32]byte]*http.Client
 }
 
 // New returns a client of the CA at cfg.URL. It reads every field of cfg.
@@ -80,16 +88,23 @@ func New(cfg Config) (*Client, error) {
 		cfg.Now = time.Now
 	}
 	return &Client{
-		base:  base,
-		roots: pool,
-		token: cfg.AdminToken,
-		now:   cfg.Now,
-		http: &http.Client{Timeout: timeout, Transport: &http.Transport{
-			TLSClientConfig:     &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
-			TLSHandshakeTimeout: 10 * time.Second,
-			ForceAttemptHTTP2:   true,
-		}},
+		base:    base,
+		roots:   pool,
+		token:   cfg.AdminToken,
+		now:     cfg.Now,
+		timeout: timeout,
+		http:    newHTTPClient(pool, timeout, nil),
 	}, nil
+}
+
+// newHTTPClient is an HTTP client that trusts only roots, over TLS 1.2 or
+// later, and presents the certificate cert returns, if cert is not nil.
+func newHTTPClient(roots *x509.CertPool, timeout time.Duration, cert func(*tls.CertificateRequestInfo) (*tls.Certificate, error)) *http.Client {
+	return &http.Client{Timeout: timeout, Transport: &http.Transport{
+		TLSClientConfig:     &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12, GetClientCertificate: cert},
+		TLSHandshakeTimeout: 10 * time.Second,
+		ForceAttemptHTTP2:   true,
+	}}
 }
 
 // URL returns the CA's base URL, without a final slash.
@@ -117,8 +132,17 @@ func httpsBase(s string) (string, error) {
 // do sends a request to path (which starts with '/') and decodes a JSON
 // answer into out (if not nil). in, if not nil, is sent as JSON; a []byte
 // in is sent as is with contentType. bearer, if not empty, is sent as
-// Authorization: Bearer. An error answer becomes a *fault.Error.
+// Authorization: Bearer. An error answer becomes a *fault.Error, with the
+// answer's Retry-After in its RetryAfter.
 func (c *Client) do(ctx context.Context, method, path, bearer string, in any, contentType string, out any) error {
+	_, err := c.send(ctx, c.http, unreachable, method, path, bearer, in, contentType, out)
+	return err
+}
+
+// send is do over hc, with failed round trips classified by failed. It
+// returns the answer (its body read and closed) when one came.
+func (c *Client) send(ctx context.Context, hc *http.Client, failed func(base string, err error) error,
+	method, path, bearer string, in any, contentType string, out any) (*http.Response, error) {
 	var body io.Reader
 	switch v := in.(type) {
 	case nil:
@@ -127,13 +151,13 @@ func (c *Client) do(ctx context.Context, method, path, bearer string, in any, co
 	default:
 		b, err := json.Marshal(v)
 		if err != nil {
-			return fmt.Errorf("encode %s %s: %w", method, path, err)
+			return nil, fmt.Errorf("encode %s %s: %w", method, path, err)
 		}
 		body, contentType = bytes.NewReader(b), "application/json"
 	}
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
 	if err != nil {
-		return fmt.Errorf("%s %s: %w", method, path, err)
+		return nil, fmt.Errorf("%s %s: %w", method, path, err)
 	}
 	if bearer != "" {
 		req.Header.Set("Authorization", "Bearer "+bearer)
@@ -142,12 +166,20 @@ func (c *Client) do(ctx context.Context, method, path, bearer string, in any, co
 		req.Header.Set("Content-Type", contentType)
 	}
 	req.Header.Set("Accept", "application/json")
-	resp, err := c.http.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
-		return unreachable(c.base, err)
+		return nil, failed(c.base, err)
 	}
 	defer resp.Body.Close()
-	return decodeAnswer(resp, out)
+	if err := decodeAnswer(resp, out); err != nil {
+		// A refusal that says when to try again (a 429, or a 503): the one
+		// reading of Retry-After, into the fault just made of the answer.
+		if fe, isFault := err.(*fault.Error); isFault && resp.StatusCode >= 400 {
+			fe.RetryAfter, _ = parseRetryAfter(resp.Header.Get("Retry-After"), c.now())
+		}
+		return resp, err
+	}
+	return resp, nil
 }
 
 // unreachable classifies a failed round trip to base, so that the user
@@ -233,16 +265,20 @@ func decodeAnswer(resp *http.Response, out any) error {
 func problemError(resp *http.Response, b []byte) error {
 	var p api.Problem
 	if json.Unmarshal(b, &p) != nil || p.Detail == "" {
-		kind := fault.Unavailable
-		if resp.StatusCode < 500 {
-			kind = fault.Malformed
+		detail := fmt.Sprintf("the CA answered %s to %s %s", resp.Status, resp.Request.Method, resp.Request.URL.Path)
+		switch {
+		case resp.StatusCode == http.StatusTooManyRequests: // a proxy's rate limit, say
+			return fault.New(fault.RateLimited, detail, "try again later")
+		case resp.StatusCode < 500:
+			return fault.New(fault.Malformed, detail, "check that the URL is a fleetca CA's HTTPS listener")
 		}
-		return fault.New(kind, fmt.Sprintf("the CA answered %s to %s %s", resp.Status, resp.Request.Method, resp.Request.URL.Path),
-			"check that the URL is a fleetca CA's HTTPS listener")
+		return fault.New(fault.Unavailable, detail, "check that the URL is a fleetca CA's HTTPS listener")
 	}
 	kind := fault.Unavailable // an internal error, or a type this client does not know
 	if k, ok := kindOf(p.Type); ok {
 		kind = k
+	} else if resp.StatusCode == http.StatusTooManyRequests {
+		kind = fault.RateLimited
 	} else if resp.StatusCode < 500 {
 		kind = fault.Malformed
 	}
@@ -269,4 +305,30 @@ func kindOf(typ string) (fault.Kind, bool) {
 		}
 	}
 	return 0, false
+}
+
+// maxRetryAfter bounds the wait a Retry-After header can ask for.
+const maxRetryAfter = 7 * 24 * time.Hour
+
+// parseRetryAfter reads a Retry-After header (RFC 9110 §10.2.3): a number
+// of seconds, or an HTTP date, taken relative to now. The wait is clamped
+// to 0..maxRetryAfter; false (and 0) if the header is absent or neither
+// form.
+func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0, false
+	}
+	var d time.Duration
+	if n, err := strconv.ParseUint(v, 10, 64); err == nil {
+		d = maxRetryAfter
+		if n < uint64(maxRetryAfter/time.Second) {
+			d = time.Duration(n) * time.Second
+		}
+	} else if t, err := http.ParseTime(v); err == nil {
+		d = t.Sub(now)
+	} else {
+		return 0, false
+	}
+	return min(max(d, 0), maxRetryAfter), true
 }

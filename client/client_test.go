@@ -80,6 +80,7 @@ func TestProblemsComeBackAsFaults(t *testing.T) {
 			fault.Unavailable, "failed", "request_id r-17"},
 		{"unknown-type-4xx", 405, `{"type":"urn:fleetca:problem:methodNotAllowed","status":405,"detail":"no"}`, fault.Malformed, "no", ""},
 		{"not-a-problem", 502, `<html>bad gateway</html>`, fault.Unavailable, "the CA answered 502 Bad Gateway to GET /v1/admin/devices", ""},
+		{"not-a-problem/rate-limited", 429, `<html>slow down</html>`, fault.RateLimited, "the CA answered 429 Too Many Requests to GET /v1/admin/devices", "try again later"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := testServer(t, func(w http.ResponseWriter, r *http.Request) {

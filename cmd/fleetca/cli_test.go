@@ -164,6 +164,13 @@ func TestInitTwiceKeepsTheFirstCA(t *testing.T) {
 // URLs once ready, and a stop function that returns runServe's error.
 func startInProcess(t *testing.T, dir string, vars map[string]string) (httpsURL, httpURL string, stop func() error) {
 	t.Helper()
+	return startInProcessAt(t, dir, vars, nil)
+}
+
+// startInProcessAt is startInProcess with the server's clock (nil:
+// time.Now).
+func startInProcessAt(t *testing.T, dir string, vars map[string]string, now func() time.Time) (httpsURL, httpURL string, stop func() error) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
 	type urls struct{ https, http string }
 	ready := make(chan urls, 1)
@@ -172,7 +179,7 @@ func startInProcess(t *testing.T, dir string, vars map[string]string) (httpsURL,
 	go func() {
 		errc <- runServe(ctx, env{stdout: io.Discard, stderr: &stderr, stdin: strings.NewReader(""), getenv: func(k string) string { return vars[k] }},
 			serveOptions{dir: dir, httpsListener: testenv.Listen(t), httpListener: testenv.Listen(t),
-				ready: func(hs, h string) { ready <- urls{hs, h} }})
+				ready: func(hs, h string) { ready <- urls{hs, h} }, now: now})
 	}()
 	select {
 	case u := <-ready:
@@ -315,6 +322,7 @@ func TestHelpGolden(t *testing.T) {
 	}{
 		{"help", []string{"--help"}},
 		{"enroll-help", []string{"enroll", "--help"}},
+		{"renew-help", []string{"renew", "--help"}},
 		{"proxy-help", []string{"proxy", "--help"}},
 		{"cert-server-help", []string{"cert", "server", "--help"}},
 		{"export-help", []string{"export", "--help"}},

@@ -115,7 +115,10 @@ func runCRLSync(ctx context.Context, e env, o crlSyncOptions) error {
 	defer feedClient.CloseIdleConnections()
 	deps := verify.SyncDeps{Client: client, FeedClient: feedClient, Logger: logger}
 	if o.execCmd != "" {
-		deps.Reload = func(ctx context.Context, _ []byte) error { return runReloadCommand(ctx, e, o.execCmd, out) }
+		deps.Reload = func(ctx context.Context, _ []byte) error {
+			return runReloadCommand(ctx, e, o.execCmd, []string{"FLEETCA_CRL_FILE=" + out},
+				"fix the command or the verifier; crl sync runs it again at the next sync")
+		}
 	}
 	s, err := verify.NewSyncer(verify.SyncConfig{URL: o.url, Issuers: tb.certs, Out: out, Feed: o.feed}, deps)
 	if err != nil {
@@ -163,13 +166,15 @@ func describeCRLStatus(st verify.CRLStatus) string {
 	return s + ": up to date"
 }
 
-// runReloadCommand runs the user's reload command through sh -c, with the
-// CRL file in FLEETCA_CRL_FILE, its output on our stderr.
-func runReloadCommand(ctx context.Context, e env, command, file string) error {
+// runReloadCommand runs the user's reload command (crl sync's and renew's
+// --exec) through sh -c, with vars added to our environment, its output on
+// our stderr, for at most 2 minutes. A failure is an Unavailable fault
+// whose hint is again.
+func runReloadCommand(ctx context.Context, e env, command string, vars []string, again string) error {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	c := exec.CommandContext(ctx, "sh", "-c", command)
-	c.Env = append(os.Environ(), "FLEETCA_CRL_FILE="+file)
+	c.Env = append(os.Environ(), vars...)
 	var out bytes.Buffer
 	c.Stdout, c.Stderr = io.MultiWriter(e.stderr, &out), io.MultiWriter(e.stderr, &out)
 	if err := c.Run(); err != nil {
@@ -189,7 +194,7 @@ func runReloadCommand(ctx context.Context, e env, command, file string) error {
 		if last != "" {
 			detail += ": " + last
 		}
-		return fault.Wrap(err, fault.Unavailable, detail, "fix the command or the verifier; crl sync runs it again at the next sync")
+		return fault.Wrap(err, fault.Unavailable, detail, again)
 	}
 	return nil
 }

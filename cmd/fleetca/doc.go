@@ -5,12 +5,12 @@
 // # Basics
 //
 // This package is the composition root. It owns the command line (one
-// file per subcommand: init.go, serve.go, token.go, enroll.go, devices.go,
-// revoke.go, crl.go and crlsync.go, cert.go, proxy.go, export.go), the
-// flags, the configuration file (config.go: DIR/fleetca.yaml, read
-// strictly, so an unknown key stops start-up), the environment
-// (FLEETCA_DIR, FLEETCA_URL, FLEETCA_ROOT, FLEETCA_ADMIN_TOKEN,
-// FLEETCA_PASSWORD), signals and exit codes. It is the only place that
+// file per subcommand: init.go, serve.go, token.go, enroll.go, renew.go,
+// devices.go, revoke.go, crl.go and crlsync.go, cert.go, proxy.go,
+// export.go), the flags, the configuration file (config.go:
+// DIR/fleetca.yaml, read strictly, so an unknown key stops start-up), the
+// environment (FLEETCA_DIR, FLEETCA_URL, FLEETCA_ROOT,
+// FLEETCA_ADMIN_TOKEN, FLEETCA_PASSWORD), signals and exit codes. It is the only place that
 // builds the clock, the logger, the metrics registry and the store, and it
 // wires them into ca, enroll, revocation and web. Admin commands talk to a
 // running server through package client (client.go resolves its URL, root
@@ -48,7 +48,8 @@
 // # What it must not do
 //
 // Hold logic a library could own: policy is enroll's and revocation's,
-// signing ca's, HTTP handling web's, the CA's API client's. Rules about
+// signing ca's, HTTP handling web's, the CA's API client's, the renewal
+// agent's schedule and file swap agent's. Rules about
 // device IDs and trust domains are package api's; this package parses
 // its inputs with them at the edge (trust_domain when fleetca.yaml is
 // loaded, export's --trust-domain).

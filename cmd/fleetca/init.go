@@ -95,6 +95,9 @@ type initOptions struct {
 func runInit(cmd *cobra.Command, e env, o initOptions) error {
 	ctx := cmd.Context()
 	now := time.Now()
+	if e.now != nil {
+		now = e.now()
+	}
 	cfg := o.cfg.withDefaults()
 	if err := cfg.validate(); err != nil {
 		return err

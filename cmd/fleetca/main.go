@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -59,6 +60,10 @@ type env struct {
 	stdout, stderr io.Writer
 	stdin          io.Reader
 	getenv         func(string) string
+	// now, if set, is the clock of init instead of time.Now: tests set it
+	// back to make a CA that is already old. No flag or environment
+	// variable sets it.
+	now func() time.Time
 }
 
 func main() {
@@ -177,7 +182,7 @@ Enroll a device: fleetca enroll --ca https://HOST:8443 --fingerprint SHA256 --to
 	// Subcommands inherit the flag error hook: an unknown flag, a missing
 	// or unparsable value is a usage error.
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usage(err) })
-	root.AddCommand(newInitCmd(e), newServeCmd(e), newTokenCmd(e), newEnrollCmd(e), newDevicesCmd(e), newCertsCmd(e),
+	root.AddCommand(newInitCmd(e), newServeCmd(e), newTokenCmd(e), newEnrollCmd(e), newRenewCmd(e), newDevicesCmd(e), newCertsCmd(e),
 		newRevokeCmd(e), newCRLCmd(e), newCertCmd(e), newProxyCmd(e), newExportCmd(e), newVersionCmd(e))
 	usageArgs(root)
 	return root

@@ -62,6 +62,10 @@ type serveOptions struct {
 	httpsListener, httpListener            net.Listener
 	// ready, if set, receives the running server's URLs once both listen.
 	ready func(httpsURL, httpURL string)
+	// now, if set, is the server's clock instead of time.Now: tests set
+	// it back to issue certificates that are already old. No flag or
+	// environment variable sets it.
+	now func() time.Time
 }
 
 // serverGCPercent is the GOGC of serve and proxy unless the environment
@@ -109,6 +113,9 @@ func runServe(ctx context.Context, e env, o serveOptions) error {
 	logger := slog.New(slog.NewJSONHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	setGCPercent(e)
 	now := time.Now
+	if o.now != nil {
+		now = o.now
+	}
 
 	httpsLn, httpLn := o.httpsListener, o.httpListener
 	if httpsLn == nil {

@@ -32,7 +32,8 @@
 //     ("... (raise enroll.max_token_ttl; flag --ttl)").
 //
 // RetryAfter, on a RateLimited (or Unavailable) error, says how long to
-// wait: web sends it as the Retry-After header.
+// wait: web sends it as the Retry-After header, and package client reads
+// it back.
 //
 // Nobody rewrites Detail or Hint on the way: they are the raiser's, whole.
 // WithField and WithKey name the input on an error a parser returned (the

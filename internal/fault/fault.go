@@ -90,7 +90,7 @@ type Error struct {
 	Key string
 	// RetryAfter, if positive, is how long the caller should wait before
 	// trying again (a RateLimited or Unavailable error); web sends it as
-	// the Retry-After header.
+	// the Retry-After header, and package client reads it back.
 	RetryAfter time.Duration
 	// Err is the underlying cause, if any; it is not shown to users.
 	Err error
