@@ -54,12 +54,12 @@
 // the root neither builds nor tests them. `make test` runs this module's
 // vet and tests after the product's. The benchmarks use the product's
 // public packages only: client and api for every call to the CA's API
-// that sets up or triggers a measurement (tokens, the proxies' server
-// certificate and devices, proxyload's revocations), and ca, revocation
+// that sets up or triggers a measurement (tokens, renewal tokens, the
+// proxies' server certificate and devices, proxyload's revocations), and ca, revocation
 // and store where they sign or parse in process. The load itself
 // (enrollments, renewals, OCSP requests, revocationload's revocations,
 // the proxies' handshakes) is sent by each tool's own tuned HTTP or TLS
 // client, which never verifies a chain during a timed loop; where it
 // reads the CA's JSON, it reads the api types. renewload mints its
-// renewal tokens with go.step.sm/crypto's jose package, as a device would.
+// renewal tokens with client.RenewalToken, as a device's agent does.
 package bench

@@ -41,10 +41,10 @@
 // that phase will renew, each with a new P-256 key, through the load
 // client's fast path (pre-generated CSRs, benchutil.PostCSR on a keep-alive
 // client, answers checked without verifying their chain), and for the
-// token form mints one renewal token per device with go.step.sm/crypto's
-// jose package (ES256 with the device's key; x5c = the certificate and its
-// intermediate; sub, aud = the renew URL, a random jti, five minutes of
-// life). Each phase gets fresh requests, sized from the rate seen so far;
+// token form mints one renewal token per device with client.RenewalToken,
+// as `fleetca renew` does (go.step.sm/crypto's jose package: ES256 with the
+// device's key; x5c = the certificate and its intermediate; sub, aud = the
+// renew URL, a random jti, five minutes of life). Each phase gets fresh requests, sized from the rate seen so far;
 // the modes are interleaved within each repetition, so that drift on the
 // machine hits them alike. Only 201 Created counts: any other answer, a
 // 200 retry of a renewal included, is an error (exit 1). The first 201 of

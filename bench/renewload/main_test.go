@@ -25,6 +25,7 @@ import (
 
 	"github.com/fleetca/fleetca/api"
 	"github.com/fleetca/fleetca/bench/benchutil"
+	"github.com/fleetca/fleetca/client"
 )
 
 func TestParseFlags(t *testing.T) {
@@ -291,11 +292,11 @@ func TestRunPhase(t *testing.T) {
 				for i, d := range f.ca.devices(t, "r-", n) {
 					jobs[i] = job{id: d.id, parent: d.serial}
 					if tc.form == "mtls" {
-						jobs[i].tls = clientTLS(&tls.Certificate{Certificate: d.chain, PrivateKey: d.key}, pinned)
+						jobs[i].tls = clientTLS(d.tlsCert(), pinned)
 						jobs[i].req = buildPost(addr, api.RenewPath, "", "", nil, true)
 						continue
 					}
-					tok, err := renewalToken(d, "https://"+addr+api.RenewPath, time.Now())
+					tok, err := client.RenewalToken(d.certs, d.key, "https://"+addr+api.RenewPath, time.Now())
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -397,8 +398,11 @@ func TestCheckAnswer(t *testing.T) {
 func TestParseDevice(t *testing.T) {
 	ca := newTestCA(t)
 	d := ca.devices(t, "r-", 2)
-	if len(d[0].chain) != 2 || !slices.Equal(d[0].chain[1], ca.Intermediate.Raw) {
-		t.Errorf("parseDevice() chain has %d certificates, want the leaf and the intermediate", len(d[0].chain))
+	if len(d[0].certs) != 2 || !d[0].certs[1].Equal(ca.Intermediate) || d[0].certs[0].Subject.CommonName != d[0].id {
+		t.Errorf("parseDevice() chain has %d certificates, want the leaf and the intermediate", len(d[0].certs))
+	}
+	if c := d[0].tlsCert(); len(c.Certificate) != 2 || c.PrivateKey != d[0].key {
+		t.Errorf("tlsCert() = %d certificates, want the leaf and the intermediate with the device's key", len(c.Certificate))
 	}
 	if _, err := parseDevice(ca.answer(t, d[0].id, d[0].key.Public(), ""), d[0].id, d[1].key); err == nil {
 		t.Error("parseDevice(another key) succeeded, want an error")
@@ -409,55 +413,6 @@ func TestParseDevice(t *testing.T) {
 	}
 	if _, err := parseDevice(leafOnly, d[0].id, d[0].key); err == nil {
 		t.Error("parseDevice(no certificate) succeeded, want an error")
-	}
-}
-
-func TestRenewalToken(t *testing.T) {
-	ca := newTestCA(t)
-	d := ca.devices(t, "r-", 1)[0]
-	const aud = "https://127.0.0.1:8443/v1/renew"
-	now := time.Unix(1_800_000_000, 0)
-	a, err := renewalToken(d, aud, now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := renewalToken(d, aud, now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, err := jose.ParseSigned(a)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := tok.Headers[0]
-	if h.Algorithm != jose.ES256 || h.ExtraHeaders[jose.HeaderKey("typ")] != "JWT" {
-		t.Errorf("header = %+v, want ES256 and typ JWT", h)
-	}
-	roots := x509.NewCertPool()
-	roots.AddCert(ca.Root)
-	chains, err := h.Certificates(x509.VerifyOptions{Roots: roots, CurrentTime: time.Now(), KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
-	if err != nil || len(chains) != 1 || len(chains[0]) != 3 || !slices.Equal(chains[0][0].Raw, d.chain[0]) {
-		t.Errorf("x5c header verifies to %d chains (%v), want the device's certificate, the intermediate and the root", len(chains), err)
-	}
-	var claims api.RenewalTokenClaims
-	if err := jose.Verify(tok, d.key.Public(), &claims); err != nil {
-		t.Fatal(err)
-	}
-	want := api.RenewalTokenClaims{Subject: d.id, Audience: aud, ID: claims.ID, IssuedAt: now.Unix(), NotBefore: now.Unix(),
-		Expiry: now.Add(api.RenewalTokenMaxLifetime).Unix()}
-	if claims != want || claims.ID == "" {
-		t.Errorf("claims = %+v, want %+v with a jti", claims, want)
-	}
-	tokB, err := jose.ParseSigned(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var other api.RenewalTokenClaims
-	if err := jose.Verify(tokB, d.key.Public(), &other); err != nil {
-		t.Fatal(err)
-	}
-	if other.ID == claims.ID {
-		t.Errorf("two tokens share the jti %q", claims.ID)
 	}
 }
 

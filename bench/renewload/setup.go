@@ -19,6 +19,7 @@ import (
 
 	"github.com/fleetca/fleetca/api"
 	"github.com/fleetca/fleetca/bench/benchutil"
+	"github.com/fleetca/fleetca/client"
 )
 
 // mode is one kind of request the benchmark times, with one way of using
@@ -195,15 +196,14 @@ func (e *env) jobs(ctx context.Context, m mode, n int) ([]job, error) {
 	jobs := make([]job, n)
 	if m.mtls {
 		for i, d := range devs {
-			cert := &tls.Certificate{Certificate: d.chain, PrivateKey: d.key}
-			jobs[i] = job{id: d.id, parent: d.serial, tls: clientTLS(cert, e.pinned),
+			jobs[i] = job{id: d.id, parent: d.serial, tls: clientTLS(d.tlsCert(), e.pinned),
 				req: buildPost(e.addr, api.RenewPath, "", "", nil, !m.keepAlive)}
 		}
 		return jobs, nil
 	}
 	err = parallel(ctx, n, func(i int) error {
 		d := devs[i]
-		tok, err := renewalToken(d, e.renewURL, time.Now())
+		tok, err := client.RenewalToken(d.certs, d.key, e.renewURL, time.Now())
 		if err != nil {
 			return fmt.Errorf("renewal token for %s: %w", d.id, err)
 		}
@@ -217,8 +217,17 @@ func (e *env) jobs(ctx context.Context, m mode, n int) ([]job, error) {
 type device struct {
 	id     string
 	key    *ecdsa.PrivateKey
-	chain  [][]byte // DER, leaf first: the enrollment answer's chain, as the device keeps it
-	serial string   // the leaf's, lowercase hex
+	certs  []*x509.Certificate // leaf first: the enrollment answer's chain, as the device keeps it
+	serial string              // the leaf's, lowercase hex
+}
+
+// tlsCert is the device's certificate, chain and key for its TLS client.
+func (d device) tlsCert() *tls.Certificate {
+	c := &tls.Certificate{PrivateKey: d.key, Leaf: d.certs[0]}
+	for _, cert := range d.certs {
+		c.Certificate = append(c.Certificate, cert.Raw)
+	}
+	return c
 }
 
 // enrollDevices enrolls n new devices, each with a new P-256 key, through
@@ -288,18 +297,22 @@ func parseDevice(body []byte, id string, key *ecdsa.PrivateKey) (device, error) 
 	if !key.PublicKey.Equal(cert.PublicKey) {
 		return device{}, errors.New("the certificate is not for the CSR's key")
 	}
-	var chain [][]byte
+	var certs []*x509.Certificate
 	for rest := []byte(r.Chain); ; {
 		var b *pem.Block
 		if b, rest = pem.Decode(rest); b == nil {
 			break
 		}
-		chain = append(chain, b.Bytes)
+		c, err := x509.ParseCertificate(b.Bytes)
+		if err != nil {
+			return device{}, fmt.Errorf("the chain: %w", err)
+		}
+		certs = append(certs, c)
 	}
-	if len(chain) < 2 || !bytes.Equal(chain[0], cert.Raw) {
+	if len(certs) < 2 || !certs[0].Equal(cert) {
 		return device{}, errors.New("the chain is not the certificate then its intermediate")
 	}
-	return device{id: id, key: key, chain: chain, serial: r.Serial}, nil
+	return device{id: id, key: key, certs: certs, serial: r.Serial}, nil
 }
 
 // parallel runs f(0..n-1) on every core and returns the first error.
