@@ -34,6 +34,7 @@ bench:
 	cd bench && $(GO) run ./enrollload
 	cd bench && $(GO) run ./revocationload
 	cd bench && $(GO) run ./proxyload
+	cd bench && $(GO) run ./renewload
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./ca ./store/boltstore
 
 # A short run of every fuzz target (go test -fuzz takes one target at a time).

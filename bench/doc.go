@@ -21,6 +21,10 @@
 //	                keep-alive requests/s, added latency, a     the same upstream; a direct call to the
 //	                1M-entry CRL, revoke-to-deny and            upstream; nginx as `fleetca export
 //	                revoke-to-close; exported nginx configs     nginx` configures it
+//	renewload       POST /v1/renew at concurrency 32:           enrollments/s with the same connections:
+//	                renewals/s over mutual TLS (a new           one new connection per enrollment, and
+//	                connection per renewal) and with a          keep-alive; the ratios against the
+//	                renewal token (keep-alive)                  issue's 0.9x
 //
 // Each command's doc.go says in full what it does and which flags it takes
 // (go run ./NAME -h). A missed target is reported in the table, never an
@@ -29,14 +33,15 @@
 //
 // # Running them
 //
-// From the repository root, `make bench` runs the three with their
-// defaults (about nine minutes on two cores), then the Go benchmarks of ca
-// and store/boltstore. One tool, with flags, from this directory:
+// From the repository root, `make bench` runs the four with their
+// defaults (about eleven minutes on two cores), then the Go benchmarks of
+// ca and store/boltstore. One tool, with flags, from this directory:
 //
 //	cd bench
 //	go run ./enrollload -concurrency 32 -reps 5
 //	go run ./revocationload -phases ocsp,crl -crl-sizes 10k,100k
 //	go run ./proxyload -phases handshake,revoke -nginx none
+//	go run ./renewload -duration 2s -reps 1
 //
 // They are Linux only (they read CPU times and memory from /proc) and are
 // development tools, never shipped.
@@ -49,11 +54,12 @@
 // the root neither builds nor tests them. `make test` runs this module's
 // vet and tests after the product's. The benchmarks use the product's
 // public packages only: client and api for every call to the CA's API
-// that sets up or triggers a measurement (tokens, the proxies' server
-// certificate and devices, proxyload's revocations), and ca, revocation
+// that sets up or triggers a measurement (tokens, renewal tokens, the
+// proxies' server certificate and devices, proxyload's revocations), and ca, revocation
 // and store where they sign or parse in process. The load itself
-// (enrollments, OCSP requests, revocationload's revocations, the proxies'
-// handshakes) is sent by each tool's own tuned HTTP or TLS client, which
-// never verifies a chain during a timed loop; where it reads the CA's
-// JSON, it reads the api types.
+// (enrollments, renewals, OCSP requests, revocationload's revocations,
+// the proxies' handshakes) is sent by each tool's own tuned HTTP or TLS
+// client, which never verifies a chain during a timed loop; where it
+// reads the CA's JSON, it reads the api types. renewload mints its
+// renewal tokens with client.RenewalToken, as a device's agent does.
 package bench

@@ -5,6 +5,7 @@ go 1.26.0
 require (
 	github.com/fleetca/fleetca v0.0.0-00010101000000-000000000000
 	github.com/prometheus/client_golang v1.25.0
+	go.step.sm/crypto v0.92.0
 	go.yaml.in/yaml/v3 v3.0.6
 	golang.org/x/crypto v0.58.0
 )
@@ -29,7 +30,6 @@ require (
 	github.com/prometheus/procfs v0.22.0 // indirect
 	github.com/shopspring/decimal v1.4.0 // indirect
 	github.com/spf13/cast v1.7.0 // indirect
-	go.step.sm/crypto v0.92.0 // indirect
 	golang.org/x/net v0.61.0 // indirect
 	golang.org/x/sync v0.24.0 // indirect
 	golang.org/x/sys v0.49.0 // indirect

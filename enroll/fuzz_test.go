@@ -106,9 +106,12 @@ func FuzzParseRenewalToken(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	v := &tokenVerifier{roots: x509.NewCertPool(), inters: x509.NewCertPool(), audiences: auds}
-	v.roots.AddCert(authority.Root())
-	v.inters.AddCert(authority.Intermediate())
+	v := &tokenVerifier{issuer: x509.NewCertPool(), audiences: auds}
+	v.issuer.AddCert(authority.Intermediate())
+	// The fleet as a verifier sees it, independent of what v trusts.
+	fleetRoots, fleetInters := x509.NewCertPool(), x509.NewCertPool()
+	fleetRoots.AddCert(authority.Root())
+	fleetInters.AddCert(authority.Intermediate())
 
 	key := newKey(f)
 	leaf, err := authority.SignDevice(context.Background(), ca.DeviceRequest{DeviceID: "dev-1", PublicKey: key.Public()})
@@ -139,7 +142,7 @@ func FuzzParseRenewalToken(f *testing.F) {
 		if _, err := api.ParseDeviceID(tok.leaf.Subject.CommonName); err != nil {
 			t.Fatalf("accepted a token for certificate CN %q, not a device ID", tok.leaf.Subject.CommonName)
 		}
-		if _, err := tok.leaf.Verify(x509.VerifyOptions{Roots: v.roots, Intermediates: v.inters, CurrentTime: tok.leaf.NotAfter.Add(-time.Minute),
+		if _, err := tok.leaf.Verify(x509.VerifyOptions{Roots: fleetRoots, Intermediates: fleetInters, CurrentTime: tok.leaf.NotAfter.Add(-time.Minute),
 			KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
 			t.Fatalf("accepted a token whose certificate does not chain to the fleet: %v", err)
 		}

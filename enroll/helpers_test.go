@@ -82,7 +82,7 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func newFixture(t *testing.T, cfg Config) *fixture {
+func newFixture(t testing.TB, cfg Config) *fixture {
 	t.Helper()
 	dir := caDir
 	clk := &clock{t: testStart}
@@ -120,7 +120,7 @@ func newFixture(t *testing.T, cfg Config) *fixture {
 }
 
 // token mints a token, failing the test on error.
-func (f *fixture) token(t *testing.T, req TokenRequest) (Secret, store.Token) {
+func (f *fixture) token(t testing.TB, req TokenRequest) (Secret, store.Token) {
 	t.Helper()
 	s, tok, err := f.svc.CreateToken(t.Context(), req)
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"slices"
 	"time"
 
 	"github.com/fleetca/fleetca/api"
@@ -222,28 +223,29 @@ func (s *Service) renew(ctx context.Context, req RenewRequest, r *renewal) (*Res
 	return res, nil
 }
 
-// verifyPeer returns the leaf of a TLS peer chain, verified to the fleet's
-// roots and intermediate for clientAuth at now. The TLS listener verified
-// it already (VerifyClientCertIfGiven); this does not trust that it did,
-// nor that it was configured with the same roots.
+// verifyPeer returns the leaf of a TLS peer chain if it is a client
+// certificate valid at now. It checks no signature: the TLS listener
+// verified the chain to the fleet (VerifyClientCertIfGiven) and the
+// handshake proved the key, and renew then accepts the leaf only if it is,
+// byte for byte, a certificate this CA recorded for a device, which a
+// forged or foreign certificate cannot be. Verifying the chain again here
+// cost two ECDSA verifications per renewal, a third of the server's CPU on
+// the mTLS path (make bench, renewload).
 func (s *Service) verifyPeer(chain []*x509.Certificate, now time.Time) (*x509.Certificate, error) {
 	if len(chain) == 0 {
 		return nil, fault.New(fault.Unauthorized, "the request has no client certificate and no renewal token",
 			"connect with the device's certificate and key (mutual TLS), or send Authorization: Bearer <renewal token>")
 	}
 	leaf := chain[0]
-	_, err := leaf.Verify(x509.VerifyOptions{Roots: s.tokens.roots, Intermediates: s.tokens.inters, CurrentTime: now,
-		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
-	var invalid x509.CertificateInvalidError
 	switch {
-	case err == nil:
-		return leaf, nil
-	case errors.As(err, &invalid) && invalid.Reason == x509.Expired && invalid.Cert == leaf:
-		return nil, fault.Wrap(err, fault.Unauthorized, fmt.Sprintf("the client certificate %s expired at %s", leaf.SerialNumber.Text(16), leaf.NotAfter.UTC().Format(time.RFC3339)),
+	case !now.Before(leaf.NotAfter):
+		return nil, fault.New(fault.Unauthorized, fmt.Sprintf("the client certificate %s expired at %s", leaf.SerialNumber.Text(16), leaf.NotAfter.UTC().Format(time.RFC3339)),
 			"renew it with a renewal token (Authorization: Bearer), allowed within ca.renew_after_expiry of its expiry")
+	case now.Before(leaf.NotBefore), !slices.Contains(leaf.ExtKeyUsage, x509.ExtKeyUsageClientAuth):
+		return nil, fault.New(fault.Unauthorized, "the client certificate is not a device certificate of this CA",
+			"connect with the device's certificate and key")
 	}
-	return nil, fault.Wrap(err, fault.Unauthorized, "the client certificate is not a device certificate of this CA",
-		"connect with the device's certificate and key")
+	return leaf, nil
 }
 
 // expiredMayRenew applies the rules of a certificate that has expired: a

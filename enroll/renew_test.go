@@ -34,7 +34,7 @@ type device struct {
 }
 
 // enrollDevice enrolls id with a fresh P-256 key at the fixture's clock.
-func (f *fixture) enrollDevice(t *testing.T, id string) device {
+func (f *fixture) enrollDevice(t testing.TB, id string) device {
 	t.Helper()
 	secret, _ := f.token(t, TokenRequest{DeviceID: id})
 	csr, key := newCSR(t, id)

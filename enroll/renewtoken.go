@@ -47,8 +47,12 @@ type renewalToken struct {
 // tokenVerifier checks renewal tokens (api.RenewalTokenClaims): the
 // fleet's trust anchors and the URLs a token may name.
 type tokenVerifier struct {
-	roots, inters *x509.CertPool
-	audiences     []audience
+	// issuer holds the intermediate alone, as the anchor of a device
+	// certificate's chain: one signature to check, not two (the root's
+	// over the intermediate proves nothing new about a leaf the
+	// intermediate signed).
+	issuer    *x509.CertPool
+	audiences []audience
 }
 
 // audience is one URL a renewal token's aud may name.
@@ -165,16 +169,18 @@ func (v *tokenVerifier) verify(raw string, now time.Time) (*renewalToken, error)
 }
 
 // leaf returns the certificate a token's header carries, verified to the
-// fleet as of its own validity. go-jose gives an x5c chain only through
-// Header.Certificates, which verifies it at a time we must choose before
-// we know the leaf: verify at now, and if a certificate of the chain is
-// out of its validity then, again as of that certificate's NotAfter - 1
-// min, keeping the answer only if that certificate is the leaf. step's
-// x5cInsecure chain is read unverified (jose.GetX5cInsecureHeader) and
-// verified here the same way.
+// fleet's intermediate as of its own validity. go-jose gives an x5c chain
+// only through Header.Certificates, which verifies it at a time we must
+// choose before we know the leaf: verify at now, and if a certificate of
+// the chain is out of its validity then, again as of that certificate's
+// NotAfter - 1 min, keeping the answer only if that certificate is the
+// leaf. step's x5cInsecure chain is read unverified
+// (jose.GetX5cInsecureHeader) and verified here the same way. The rest of
+// the token's chain is ignored (a non-nil Intermediates pool keeps go-jose
+// from using it): the intermediate is the only anchor.
 func (v *tokenVerifier) leaf(h jose.Header, now time.Time) (*x509.Certificate, error) {
 	const detail = "the renewal token carries no certificate (x5c) that this CA issued to a device"
-	opts := x509.VerifyOptions{Roots: v.roots, Intermediates: v.inters, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+	opts := x509.VerifyOptions{Roots: v.issuer, Intermediates: x509.NewCertPool(), KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
 	var chains [][]*x509.Certificate
 	var err error
 	if _, insecure := h.ExtraHeaders[jose.HeaderKey(jose.X5cInsecureKey)]; insecure {

@@ -90,9 +90,8 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	if root == nil || inter == nil {
 		return nil, errors.New("enroll.New: the CA has no root or intermediate")
 	}
-	s.tokens = &tokenVerifier{roots: x509.NewCertPool(), inters: x509.NewCertPool(), audiences: auds}
-	s.tokens.roots.AddCert(root)
-	s.tokens.inters.AddCert(inter)
+	s.tokens = &tokenVerifier{issuer: x509.NewCertPool(), audiences: auds}
+	s.tokens.issuer.AddCert(inter)
 	s.issued = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "fleetca_enroll_certificates_total", Help: "Device certificates issued by enrollment.",
 	})

@@ -23,7 +23,7 @@
 // CRLs, OCSP and /metrics. Both serve /healthz. ServerCert keeps the HTTPS
 // listener's own certificate, in memory, renewed at two thirds of its life;
 // its TLSConfig asks for a client certificate without requiring one
-// (ServerCertConfig.ClientCAs: the fleet's root and intermediate), so that
+// (ServerCertConfig.ClientCAs: the fleet's intermediate), so that
 // devices renew over mutual TLS while enrollment needs none.
 //
 // The request and answer bodies are package api's types, the definitions

@@ -302,7 +302,7 @@ func TestHTTPSClientAuth(t *testing.T) {
 		DNSNames: []string{"localhost"}, IPs: []net.IP{net.IPv4(127, 0, 0, 1)},
 		NewKey:    func() (crypto.Signer, error) { return ca.GenerateKey(ca.KeyECP256) },
 		Now:       f.clock.Now,
-		ClientCAs: []*x509.Certificate{f.authty.Root(), f.authty.Intermediate()},
+		ClientCAs: []*x509.Certificate{f.authty.Intermediate()},
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -25,10 +25,13 @@ type ServerCertConfig struct {
 	// NewKey makes the certificate's key pair (a fresh one at each renewal).
 	NewKey func() (crypto.Signer, error)
 	// ClientCAs, if not empty, are the certificates a client certificate
-	// may chain to (the fleet's root and intermediate, as step-ca does):
-	// the listener then asks for one without requiring it, so that a
-	// device renews over mutual TLS and enrollment without a certificate
-	// keeps working.
+	// may chain to: the listener then asks for one without requiring it,
+	// so that a device renews over mutual TLS and enrollment without a
+	// certificate keeps working. serve gives the intermediate alone, which
+	// issues every device certificate: with the root too, Go checks a
+	// device chain three times (the leaf against the intermediate in the
+	// pool, again against the copy the client sends, and that copy against
+	// the root), with the intermediate alone twice.
 	ClientCAs []*x509.Certificate
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time

@@ -86,27 +86,45 @@ func NewKeyAndCSR(id string) (*ecdsa.PrivateKey, []byte, error) {
 // MakeCSRs returns n PEM CSRs (NewCSR), for devices DeviceID(prefix,
 // first) onwards, generated on every core.
 func MakeCSRs(ctx context.Context, prefix string, first, n int) ([][]byte, error) {
+	_, csrs, err := makeCSRs(ctx, prefix, first, n, false)
+	return csrs, err
+}
+
+// MakeKeysAndCSRs is MakeCSRs that also returns the keys, for devices that
+// will go on to use their certificates (to renew them).
+func MakeKeysAndCSRs(ctx context.Context, prefix string, first, n int) ([]*ecdsa.PrivateKey, [][]byte, error) {
+	return makeCSRs(ctx, prefix, first, n, true)
+}
+
+func makeCSRs(ctx context.Context, prefix string, first, n int, withKeys bool) ([]*ecdsa.PrivateKey, [][]byte, error) {
 	out := make([][]byte, n)
+	var keys []*ecdsa.PrivateKey
+	if withKeys {
+		keys = make([]*ecdsa.PrivateKey, n)
+	}
 	workers := runtime.GOMAXPROCS(0)
 	errs := make([]error, workers)
 	var wg sync.WaitGroup
 	for w := range workers {
 		wg.Go(func() {
 			for i := w; i < n && ctx.Err() == nil; i += workers {
-				csr, err := NewCSR(DeviceID(prefix, first+i))
+				key, der, err := NewKeyAndCSR(DeviceID(prefix, first+i))
 				if err != nil {
 					errs[w] = err
 					return
 				}
-				out[i] = csr
+				out[i] = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der})
+				if withKeys {
+					keys[i] = key
+				}
 			}
 		})
 	}
 	wg.Wait()
 	if err := errors.Join(append(errs, ctx.Err())...); err != nil {
-		return nil, fmt.Errorf("generate CSRs: %w", err)
+		return nil, nil, fmt.Errorf("generate CSRs: %w", err)
 	}
-	return out, nil
+	return keys, out, nil
 }
 
 // maxEnrollAnswerBytes bounds what PostCSR reads of an answer.

@@ -52,6 +52,32 @@ func TestMakeCSRs(t *testing.T) {
 	}
 }
 
+func TestMakeKeysAndCSRs(t *testing.T) {
+	keys, csrs, err := MakeKeysAndCSRs(t.Context(), "t-", 7, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) != 3 || len(csrs) != 3 {
+		t.Fatalf("MakeKeysAndCSRs(n=3) made %d keys and %d CSRs", len(keys), len(csrs))
+	}
+	for i, b := range csrs {
+		block, _ := pem.Decode(b)
+		if block == nil {
+			t.Fatalf("CSR %d is not PEM", i)
+		}
+		csr, err := x509.ParseCertificateRequest(block.Bytes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !keys[i].PublicKey.Equal(csr.PublicKey) {
+			t.Errorf("key %d is not CSR %d's key", i, i)
+		}
+		if want := DeviceID("t-", 7+i); csr.Subject.CommonName != want {
+			t.Errorf("CSR %d CN = %q, want %q", i, csr.Subject.CommonName, want)
+		}
+	}
+}
+
 func TestParseEnrollment(t *testing.T) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {

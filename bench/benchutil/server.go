@@ -73,22 +73,37 @@ type Server struct {
 	waitErr error         // valid once exited is closed
 }
 
-// StartupTimeout bounds init and the wait for serve's "listening" line.
+// StartupTimeout bounds init, and the wait for serve's "listening" line.
 const StartupTimeout = 60 * time.Second
 
-// StartServer runs `fleetca init --no-password` on a new data directory
-// dir, with both listeners on 127.0.0.1 and a port the kernel picks, then
-// `fleetca serve` (with extraEnv added to its environment) with its stderr
-// going to logPath, and waits for the "listening" log line to learn the
-// URLs.
+// StartServer is Init then Serve: a new CA in dir, served.
 func StartServer(ctx context.Context, bin, dir, logPath string, extraEnv []string) (*Server, error) {
+	if err := Init(ctx, bin, dir); err != nil {
+		return nil, err
+	}
+	return Serve(ctx, bin, dir, logPath, extraEnv)
+}
+
+// Init runs `fleetca init --no-password` on a new data directory dir, with
+// both listeners on 127.0.0.1 and a port the kernel picks. A benchmark
+// that needs other settings changes fleetca.yaml (SetConfig) before Serve.
+func Init(ctx context.Context, bin, dir string) error {
 	ictx, cancel := context.WithTimeout(ctx, StartupTimeout)
 	defer cancel()
 	out, err := exec.CommandContext(ictx, bin, "init", "--dir", dir, "--name", "Bench", "--no-password",
 		"--https-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0").CombinedOutput()
 	if err != nil {
-		return nil, fmt.Errorf("fleetca init: %w\n%s", err, out)
+		return fmt.Errorf("fleetca init: %w\n%s", err, out)
 	}
+	return nil
+}
+
+// Serve runs `fleetca serve` on the data directory dir that Init made
+// (with extraEnv added to its environment), with its stderr going to
+// logPath, and waits for the "listening" log line to learn the URLs.
+func Serve(ctx context.Context, bin, dir, logPath string, extraEnv []string) (*Server, error) {
+	ictx, cancel := context.WithTimeout(ctx, StartupTimeout)
+	defer cancel()
 	logFile, err := os.Create(logPath)
 	if err != nil {
 		return nil, err

@@ -23,16 +23,19 @@ type job struct {
 // generator makes jobs with device IDs b-00000001, b-00000002, ... that
 // are unique over the run, each with a new P-256 key.
 type generator struct {
-	tokens *tokenMinter
+	tokens *benchutil.TokenMinter
 	seq    int
 }
 
 // devicePrefix starts every device ID; tokenPattern matches them all.
-const devicePrefix = "b-"
+const (
+	devicePrefix = "b-"
+	tokenPattern = devicePrefix + "*"
+)
 
 // make returns n jobs, their CSRs generated on every core.
 func (g *generator) make(ctx context.Context, n int) ([]job, error) {
-	toks, err := g.tokens.take(ctx, n)
+	toks, err := g.tokens.Take(ctx, n)
 	if err != nil {
 		return nil, err
 	}

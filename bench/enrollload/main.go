@@ -111,7 +111,7 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(err)
 	}
-	gen := &generator{tokens: &tokenMinter{admin: admin}}
+	gen := &generator{tokens: &benchutil.TokenMinter{Admin: admin, Pattern: tokenPattern}}
 	var levels []levelResult
 	for _, c := range o.concurrency {
 		lr, err := runLevel(ctx, o, srv, roots, gen, c, logf)

@@ -172,7 +172,7 @@ func runServe(ctx context.Context, e env, o serveOptions) error {
 	}
 	cert, err := web.NewServerCert(ctx, authority, web.ServerCertConfig{DNSNames: dns, IPs: ips, Now: now, Logger: logger,
 		NewKey:    func() (crypto.Signer, error) { return ca.GenerateKey(ca.KeyECP256) },
-		ClientCAs: []*x509.Certificate{authority.Root(), authority.Intermediate()}})
+		ClientCAs: []*x509.Certificate{authority.Intermediate()}})
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,200 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"time"
+
+	"github.com/fleetca/fleetca/bench/benchutil"
+)
+
+// The target, from the issue that asked for the benchmark (issue 11,
+// "Speed"): renewals per second at least targetRatio times enrollments
+// per second, at concurrency targetConc, in the same run.
+const (
+	targetRatio = 0.9
+	targetConc  = 32
+)
+
+// options are the command line.
+type options struct {
+	benchutil.Flags
+	conc        int
+	duration    time.Duration
+	warmup      time.Duration
+	reps        int
+	maxJobs     int
+	minInterval time.Duration
+}
+
+// maxDuration bounds -duration: a renewal token minted before a phase
+// must still be accepted at its end (exp, 5 minutes after iat, plus the
+// CA's 10 minutes of skew).
+const maxDuration = 10 * time.Minute
+
+func main() { benchutil.Main("renewload", parseFlags, run) }
+
+func parseFlags(args []string, stderr io.Writer) (options, error) {
+	var o options
+	fs := benchutil.NewFlagSet("renewload", stderr, &o.Flags, "binary, data directory, serve.log")
+	fs.IntVar(&o.conc, "concurrency", targetConc, "concurrent workers, in every mode")
+	fs.DurationVar(&o.duration, "duration", 5*time.Second, "length of each measured repetition of each mode (at most 10m)")
+	fs.DurationVar(&o.warmup, "warmup", time.Second, "warm-up of each mode before the repetitions (sizes them)")
+	fs.IntVar(&o.reps, "reps", 3, "measured repetitions of each mode, interleaved; the table shows medians")
+	fs.IntVar(&o.maxJobs, "max-jobs", 60_000, "most requests prepared for one phase: CSRs, or devices enrolled beforehand to renew (a phase that uses them all ends early)")
+	fs.DurationVar(&o.minInterval, "renew-min-interval", time.Second, "ca.renew_min_interval written into the CA's fleetca.yaml before serve starts (1s..168h)")
+	if err := benchutil.Parse(fs, args); err != nil {
+		return o, err
+	}
+	switch {
+	case o.conc < 1 || o.conc > 4096:
+		return o, fmt.Errorf("-concurrency is %d, want 1 to 4096", o.conc)
+	case o.duration <= 0 || o.duration > maxDuration || o.warmup < 0 || o.warmup > maxDuration:
+		return o, fmt.Errorf("-duration must be positive and -warmup not negative, both at most %v (renewal tokens are minted before each phase)", maxDuration)
+	case o.reps < 1:
+		return o, errors.New("-reps must be positive")
+	case o.maxJobs < 100:
+		return o, errors.New("-max-jobs must be at least 100")
+	case o.minInterval < time.Second || o.minInterval > 168*time.Hour:
+		return o, fmt.Errorf("-renew-min-interval is %v, want 1s to 168h (the range of ca.renew_min_interval)", o.minInterval)
+	}
+	return o, nil
+}
+
+// run is the benchmark; it returns the exit code.
+func run(ctx context.Context, o options, stdout, stderr io.Writer) int {
+	logf := func(format string, a ...any) { fmt.Fprintf(stderr, "renewload: "+format+"\n", a...) }
+	fail := func(err error) int {
+		logf("%v", err)
+		return 1
+	}
+	tmp, bin, cleanup, err := benchutil.Prepare(ctx, o.Flags, "fleetca-renew-", stderr, logf)
+	if err != nil {
+		return fail(err)
+	}
+	defer cleanup()
+
+	dataDir := filepath.Join(tmp, "ca")
+	if err := benchutil.Init(ctx, bin, dataDir); err != nil {
+		return fail(err)
+	}
+	// Each device renews once, so the interval refuses nothing; it is set
+	// as low as it goes all the same, so that no renewal is refused as too
+	// soon whatever the phases do.
+	if err := benchutil.SetConfig(dataDir, "ca.renew_min_interval", o.minInterval.String()); err != nil {
+		return fail(err)
+	}
+	srv, err := benchutil.Serve(ctx, bin, dataDir, filepath.Join(tmp, "serve.log"), o.ServerEnv)
+	if err != nil {
+		return fail(err)
+	}
+	defer func() {
+		if err := srv.Stop(); err != nil {
+			logf("fleetca serve: %v; see %s", err, srv.LogPath)
+		}
+	}()
+	logf("fleetca serve is pid %d at %s; data directory %s on %s", srv.PID, srv.HTTPSURL, dataDir, benchutil.FSType(dataDir))
+
+	e, err := newEnv(ctx, srv, o.conc)
+	if err != nil {
+		return fail(err)
+	}
+	defer e.close()
+	results, err := runModes(ctx, o, e, logf)
+	if err != nil {
+		return fail(err)
+	}
+	if err := srv.Alive(); err != nil {
+		return fail(err)
+	}
+	missed := report(stdout, o, srv, benchutil.PeakRSS(srv.PID), dataDir, e.enrolled, results)
+	errs := 0
+	for _, r := range results {
+		for _, p := range r.reps {
+			errs += p.failed
+		}
+	}
+	switch {
+	case errs > 0:
+		logf("%d requests failed; see the table and %s", errs, srv.LogPath)
+		return 1
+	case missed && o.Strict:
+		return 1
+	}
+	return 0
+}
+
+// modeResult is one mode's measured repetitions.
+type modeResult struct {
+	mode mode
+	reps []phaseResult
+}
+
+// firstGuess is the rate that sizes a mode's warm-up, and its
+// repetitions when there is no warm-up.
+const firstGuess = 3000.0
+
+// runModes warms up each mode, then measures o.reps repetitions of each,
+// interleaved: repetition r starts with mode r (mod the count), so that
+// drift on the machine hits every mode alike. Each phase gets its own
+// requests, prepared while the load is idle and sized from the rate seen
+// so far; for a renewal mode that means enrolling its devices first.
+func runModes(ctx context.Context, o options, e *env, logf func(string, ...any)) ([]modeResult, error) {
+	results := make([]modeResult, len(modes))
+	rates := make([]float64, len(modes))
+	for i, m := range modes {
+		results[i].mode = m
+		rates[i] = firstGuess
+	}
+	if o.warmup > 0 {
+		for i, m := range modes {
+			w, err := e.phase(ctx, o, m, sizeFor(rates[i], o.warmup, o.maxJobs), o.warmup)
+			if err != nil {
+				return nil, err
+			}
+			if w.failed > 0 {
+				return nil, fmt.Errorf("warm-up of %s: %d of %d requests failed, first: %s", m.name, w.failed, w.ok+w.failed, w.errs[0])
+			}
+			rates[i] = w.rate()
+			logf("%s warm-up: %.0f/s", m.name, rates[i])
+		}
+	}
+	for r := range o.reps {
+		for k := range modes {
+			i := (k + r) % len(modes)
+			m := modes[i]
+			p, err := e.phase(ctx, o, m, sizeFor(rates[i], o.duration, o.maxJobs), o.duration)
+			if err != nil {
+				return nil, err
+			}
+			results[i].reps = append(results[i].reps, p)
+			rates[i] = max(rates[i], p.rate())
+			note := ""
+			if p.exhausted {
+				note = fmt.Sprintf(" (ran out of requests after %v; raise -max-jobs)", p.elapsed.Round(time.Millisecond))
+			}
+			if p.failed > 0 {
+				note += fmt.Sprintf(" %d FAILED, first: %s", p.failed, p.errs[0])
+			}
+			logf("rep %d/%d %-15s %6.0f/s, server %5.0f µs/op, client %4.0f µs/op, other %3.0f%%%s",
+				r+1, o.reps, m.name, p.rate(), us(p.perOp(p.server.Total())), us(p.perOp(p.client.Total())), 100*p.other(), note)
+		}
+	}
+	return results, nil
+}
+
+// sizeFor is how many requests a phase of length d needs at rate, with a
+// margin.
+func sizeFor(rate float64, d time.Duration, most int) int {
+	n := int(rate*d.Seconds()*1.5) + 256
+	return min(n, most)
+}
+
+// us converts a duration to microseconds.
+func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
+
+// ms converts a duration to milliseconds.
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

@@ -1,0 +1,187 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/fleetca/fleetca/bench/benchutil"
+)
+
+// summary is what the table shows of a mode: medians over its
+// repetitions, latency percentiles over all of them.
+type summary struct {
+	name                   string
+	rate, rateMin, rateMax float64
+	p50, p99               time.Duration
+	server, user, sys      time.Duration // server CPU per request
+	client                 time.Duration // client CPU per request
+	conns                  float64       // connections opened per request
+	busy, other            float64
+	ok, failed, exhausted  int
+	errs                   []string
+}
+
+func summarize(r modeResult) summary {
+	s := summary{name: r.mode.name, rateMin: -1}
+	var rates, conns, busy, other []float64
+	var server, user, sys, client, lat []time.Duration
+	for _, p := range r.reps {
+		rate := p.rate()
+		rates = append(rates, rate)
+		if s.rateMin < 0 || rate < s.rateMin {
+			s.rateMin = rate
+		}
+		s.rateMax = max(s.rateMax, rate)
+		server = append(server, p.perOp(p.server.Total()))
+		user = append(user, p.perOp(p.server.User))
+		sys = append(sys, p.perOp(p.server.Sys))
+		client = append(client, p.perOp(p.client.Total()))
+		if n := p.ok + p.failed; n > 0 {
+			conns = append(conns, float64(p.dials)/float64(n))
+		}
+		busy = append(busy, p.busy())
+		other = append(other, p.other())
+		lat = append(lat, p.lat...)
+		s.ok += p.ok
+		s.failed += p.failed
+		if p.exhausted {
+			s.exhausted++
+		}
+		for _, e := range p.errs {
+			if len(s.errs) < benchutil.MaxFailures {
+				s.errs = append(s.errs, e)
+			}
+		}
+	}
+	s.rateMin = max(s.rateMin, 0)
+	s.rate = benchutil.Median(rates)
+	s.server, s.user, s.sys, s.client = benchutil.Median(server), benchutil.Median(user), benchutil.Median(sys), benchutil.Median(client)
+	s.conns, s.busy, s.other = benchutil.Median(conns), benchutil.Median(busy), benchutil.Median(other)
+	s.p50, s.p99 = benchutil.Percentile(lat, 50), benchutil.Percentile(lat, 99)
+	return s
+}
+
+// pair is a ratio the report prints: renewals/s of one mode over
+// enrollments/s of another.
+type pair struct {
+	renew, enroll string
+	likeForLike   bool // the target is judged on it
+	what          string
+}
+
+// pairs: each renewal mode against the enrollment mode that uses
+// connections as it does, then the issue's literal pairing, which is not
+// like for like.
+var pairs = []pair{
+	{"renew-mtls-conn", "enroll-conn", true, "both a new connection (full TLS handshake) per request"},
+	{"renew-token-ka", "enroll-ka", true, "both keep-alive, one connection per worker"},
+	{"renew-mtls-conn", "enroll-ka", false, "a full handshake per renewal, none per enrollment"},
+}
+
+// report prints the results and reports whether a target was missed.
+// peakRSS is the server's peak resident memory in bytes, 0 if unknown.
+func report(w io.Writer, o options, srv *benchutil.Server, peakRSS int64, dataDir string, enrolled setupStats, results []modeResult) (missed bool) {
+	p := func(format string, a ...any) { fmt.Fprintf(w, format, a...) }
+	p("\nfleetca renewal benchmark, %s\n", time.Now().UTC().Format(time.RFC3339))
+	p("  machine  %s/%s, %d CPUs (%s), %s\n", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), benchutil.CPUModel(), runtime.Version())
+	p("  server   fleetca serve as its own process (pid %d), bbolt with fsync on %s, HTTPS on loopback;\n", srv.PID, benchutil.FSType(dataDir))
+	p("           ca.renew_min_interval %v: each device renews once, none is refused as too soon\n", o.minInterval)
+	if len(o.ServerEnv) > 0 {
+		p("           with %s in its environment\n", strings.Join(o.ServerEnv, " "))
+	}
+	p("  client   %d workers, HTTP/1.1 over TLS 1.3 (X25519, no session resumption), on the same machine; the server's\n", o.conc)
+	p("           certificate pinned, no chain verified; CSRs, renewal tokens and the devices to renew made before timing\n")
+	if enrolled.n > 0 {
+		p("           (%d devices enrolled to be renewed, outside the timed phases, in %v: %.0f/s)\n",
+			enrolled.n, enrolled.elapsed.Round(time.Millisecond), float64(enrolled.n)/enrolled.elapsed.Seconds())
+	}
+	p("  method   per mode: %v warm-up, then %d x %v, the modes interleaved; medians of the repetitions,\n", o.warmup, o.reps, o.duration)
+	p("           latency percentiles over all of them; only 201 Created counts, any other answer is an error\n")
+	p("           server CPU = utime+stime of /proc/<pid>/stat over each repetition, divided by the requests answered\n")
+
+	// µ is two bytes: the headers are padded by hand.
+	p("\n%-16s %8s %13s %7s %7s  server µs/ %11s  client µs/ %8s %5s %6s %6s\n",
+		"mode", "req/s", "(min-max)", "p50 ms", "p99 ms", "(user+sys)", "conns/", "busy", "other", "errors")
+	p("%-16s %8s %13s %7s %7s %10s %11s %10s %8s %5s %6s %6s\n",
+		"", "median", "", "", "", "req", "", "req", "req", "", "", "")
+	sums := map[string]summary{}
+	var order []summary
+	for _, r := range results {
+		s := summarize(r)
+		sums[s.name] = s
+		order = append(order, s)
+		p("%-16s %8.0f %13s %7.2f %7.2f %10.0f %11s %10.0f %8.2f %4.0f%% %5.0f%% %6d\n",
+			s.name, s.rate, fmt.Sprintf("(%.0f-%.0f)", s.rateMin, s.rateMax), ms(s.p50), ms(s.p99),
+			us(s.server), fmt.Sprintf("(%.0f+%.0f)", us(s.user), us(s.sys)), us(s.client), s.conns, 100*s.busy, 100*s.other, s.failed)
+	}
+	for _, s := range order {
+		for _, e := range s.errs {
+			p("  %s failure: %s\n", s.name, e)
+		}
+	}
+	for _, r := range results {
+		p("  %-16s %s\n", r.mode.name, r.mode.desc)
+	}
+	p("  busy  = (server + client CPU) / (wall time x %d CPUs): near 100%% the machine, not the server, is the limit\n", runtime.NumCPU())
+	p("  other = CPU used by other processes, and stolen by the hypervisor, in the same terms\n")
+	if peakRSS > 0 {
+		p("  the server's peak resident memory over the run: %.0f MiB\n", float64(peakRSS)/(1<<20))
+	}
+	for _, s := range order {
+		if s.exhausted > 0 {
+			p("  NOTE: %s ran out of prepared requests in %d repetition(s) (raise -max-jobs); its rate is still right\n", s.name, s.exhausted)
+		}
+		if s.other > 0.10 {
+			p("  WARNING: during %s other work took %.0f%% of the machine: the rates are not trustworthy; run again on a quiet machine\n",
+				s.name, 100*s.other)
+		}
+	}
+
+	p("\nRenewals/s over enrollments/s, same run, concurrency %d (target, from the issue: at least %.2fx)\n", o.conc, targetRatio)
+	judged := o.conc == targetConc
+	pass := func(ok bool) string {
+		if ok {
+			return "PASS"
+		}
+		missed = true
+		return "MISS"
+	}
+	line := func(pr pair, verdict bool) {
+		r, okR := sums[pr.renew]
+		e, okE := sums[pr.enroll]
+		if !okR || !okE || e.rate == 0 || e.server == 0 {
+			p("  %-15s / %-11s  not measured\n", pr.renew, pr.enroll)
+			return
+		}
+		ratio := r.rate / e.rate
+		v := ""
+		if verdict {
+			v = pass(ratio >= targetRatio)
+		}
+		p("  %-15s / %-11s %6.0f/s / %6.0f/s = %4.2fx %-4s  server CPU/req %4.2fx  (%s)\n",
+			pr.renew, pr.enroll, r.rate, e.rate, ratio, v, float64(r.server)/float64(e.server), pr.what)
+	}
+	p("  like for like:\n")
+	for _, pr := range pairs {
+		if pr.likeForLike {
+			line(pr, judged)
+		}
+	}
+	if !judged {
+		p("  not judged: the target is set for concurrency %d\n", targetConc)
+	}
+	p("  not like for like, no verdict (the issue's pairing of mTLS renewals with keep-alive enrollments):\n")
+	for _, pr := range pairs {
+		if !pr.likeForLike {
+			line(pr, false)
+		}
+	}
+	p("  There is no \"renewals over mTLS with keep-alive\" row: a connection's client certificate is fixed at its\n")
+	p("  handshake, so only its first request can renew; a second is a retry (200, the certificate already issued,\n")
+	p("  nothing signed) or a 409. A device renews once per connection, so mTLS renewals are measured one connection\n")
+	p("  each, against enrollments one connection each; the token form renews on kept-alive connections.\n")
+	return missed
+}
