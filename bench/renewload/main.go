@@ -180,7 +180,7 @@ func runModes(ctx context.Context, o options, e *env, logf func(string, ...any))
 				note += fmt.Sprintf(" %d FAILED, first: %s", p.failed, p.errs[0])
 			}
 			logf("rep %d/%d %-15s %6.0f/s, server %5.0f µs/op, client %4.0f µs/op, other %3.0f%%%s",
-				r+1, o.reps, m.name, p.rate(), us(p.perOp(p.server.Total())), us(p.perOp(p.client.Total())), 100*p.other(), note)
+				r+1, o.reps, m.name, p.rate(), benchutil.Micros(p.perOp(p.server.Total())), benchutil.Micros(p.perOp(p.client.Total())), 100*p.other(), note)
 		}
 	}
 	return results, nil
@@ -192,9 +192,3 @@ func sizeFor(rate float64, d time.Duration, most int) int {
 	n := int(rate*d.Seconds()*1.5) + 256
 	return min(n, most)
 }
-
-// us converts a duration to microseconds.
-func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
-
-// ms converts a duration to milliseconds.
-func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

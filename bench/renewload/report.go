@@ -114,8 +114,8 @@ func report(w io.Writer, o options, srv *benchutil.Server, peakRSS int64, dataDi
 		sums[s.name] = s
 		order = append(order, s)
 		p("%-16s %8.0f %13s %7.2f %7.2f %10.0f %11s %10.0f %8.2f %4.0f%% %5.0f%% %6d\n",
-			s.name, s.rate, fmt.Sprintf("(%.0f-%.0f)", s.rateMin, s.rateMax), ms(s.p50), ms(s.p99),
-			us(s.server), fmt.Sprintf("(%.0f+%.0f)", us(s.user), us(s.sys)), us(s.client), s.conns, 100*s.busy, 100*s.other, s.failed)
+			s.name, s.rate, fmt.Sprintf("(%.0f-%.0f)", s.rateMin, s.rateMax), benchutil.Millis(s.p50), benchutil.Millis(s.p99),
+			benchutil.Micros(s.server), fmt.Sprintf("(%.0f+%.0f)", benchutil.Micros(s.user), benchutil.Micros(s.sys)), benchutil.Micros(s.client), s.conns, 100*s.busy, 100*s.other, s.failed)
 	}
 	for _, s := range order {
 		for _, e := range s.errs {
