@@ -28,7 +28,7 @@ func (c *Client) Enroll(ctx context.Context, token string, csrDER []byte) (*Enro
 		return nil, fault.Wrap(err, fault.Malformed, "the CSR is not a DER PKCS #10 request", "make one with openssl req or fleetca enroll")
 	}
 	if token == "" {
-		return nil, fault.New(fault.Unauthorized, "no enrollment token", "ask the CA's admin for one (fleetca token create)")
+		return nil, fault.New(fault.Unauthorized, "no enrollment token", "ask the CA's admin for an enrollment token")
 	}
 	body := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csrDER})
 	var out Enrollment

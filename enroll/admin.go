@@ -38,7 +38,7 @@ func (s *Service) AuthenticateAdmin(ctx context.Context, presented, from string)
 	const hint = "send Authorization: Bearer <the token in DATA_DIR/admin-token>"
 	stored, err := s.store.GetMeta(ctx, adminHashKey)
 	if errors.Is(err, store.ErrNotFound) {
-		return fault.New(fault.Unavailable, "this CA has no admin token yet", "run 'fleetca init' to create one")
+		return fault.New(fault.Unavailable, "this CA has no admin token yet", "initialise the CA first: that creates the admin token")
 	}
 	if err != nil {
 		return fmt.Errorf("read admin token hash: %w", err)

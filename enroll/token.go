@@ -52,7 +52,7 @@ func TokenID(h store.TokenHash) string { return hex.EncodeToString(h[:8]) }
 // returns its hash. It does not look the token up. A malformed token is
 // fault.Unauthorized, and the error never repeats the token.
 func ParseToken(prefix, s string) (store.TokenHash, error) {
-	const hint = "pass the whole token that 'fleetca token create' printed"
+	const hint = "pass the whole token, as it was given when it was created"
 	body, ok := strings.CutPrefix(s, prefix)
 	if !ok {
 		return store.TokenHash{}, fault.New(fault.Unauthorized,

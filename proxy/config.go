@@ -22,7 +22,8 @@ const (
 	DefaultVerifyCacheSize   = 65536
 )
 
-// Config is the proxy section of fleetca.yaml. The zero value of every
+// Config is the proxy's settings; fleetca proxy fills it from its flags.
+// The zero value of every
 // field but Upstream means its default; WithDefaults fills them in,
 // Validate checks them.
 type Config struct {

@@ -54,7 +54,7 @@ func (s *Server) newHTTPMode(upstreamTLS *tls.Config) {
 	s.upstreamRT = s.transport
 	switch {
 	case s.cfg.DisableHTTP1FastPath:
-		s.fastOff = "disabled by proxy.disable_http1_fast_path"
+		s.fastOff = "switched off (Config.DisableHTTP1FastPath; fleetca proxy --http1-fast-path=false)"
 	case s.upstream.Scheme != "http":
 		s.fastOff = "the upstream is " + s.upstream.Scheme + "://"
 	default:

@@ -44,7 +44,7 @@ func (s *Server) registerMetrics(r prometheus.Registerer) error {
 		m.requests[i] = requests.WithLabelValues(class)
 	}
 	m.fastRequests = prometheus.NewCounter(prometheus.CounterOpts{Name: "fleetca_proxy_fast_path_requests_total",
-		Help: "HTTP requests served by the HTTP/1.1 fast path (counted in fleetca_proxy_requests_total too); none while proxy.disable_http1_fast_path is set."})
+		Help: "HTTP requests served by the HTTP/1.1 fast path (counted in fleetca_proxy_requests_total too); none while Config.DisableHTTP1FastPath is set (fleetca proxy --http1-fast-path=false)."})
 	m.revokedClosed = prometheus.NewCounter(prometheus.CounterOpts{Name: "fleetca_proxy_revoked_connections_closed_total",
 		Help: "Open client connections closed because their certificate was revoked."})
 	m.upstreamErrors = prometheus.NewCounter(prometheus.CounterOpts{Name: "fleetca_proxy_upstream_errors_total",

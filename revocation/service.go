@@ -208,7 +208,7 @@ func (s *Service) Revoke(ctx context.Context, req RevokeRequest) ([]store.Revoca
 		Reason: int(req.Reason), BlockKeys: req.Reason == api.ReasonKeyCompromise, Audit: audit})
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		return nil, fault.Wrap(err, fault.NotFound, "no "+what+" is known to this CA", "list them with 'fleetca certs list' or 'fleetca devices list'")
+		return nil, fault.Wrap(err, fault.NotFound, "no "+what+" is known to this CA", "list the certificates or the devices to find it")
 	case errors.Is(err, store.ErrAlreadyRevoked):
 		return nil, fault.Wrap(err, fault.AlreadyRevoked, what+" was already revoked; nothing changed", "")
 	case err != nil:
@@ -278,7 +278,7 @@ func (s *Service) ResetDevice(ctx context.Context, id string) (store.Device, err
 	d, err := s.deps.Store.ResetDevice(ctx, id, at, store.AuditEvent{Time: at, Action: "device.reset", Actor: "admin", DeviceID: id})
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		return d, fault.Wrap(err, fault.NotFound, fmt.Sprintf("no device has ID %q", id), "list devices with 'fleetca devices list'")
+		return d, fault.Wrap(err, fault.NotFound, fmt.Sprintf("no device has ID %q", id), "list the devices to find its ID")
 	case errors.Is(err, store.ErrNotRevoked):
 		return d, fault.Wrap(err, fault.Conflict, fmt.Sprintf("device %q is not revoked", id), "only a revoked device needs a reset")
 	case err != nil:

@@ -130,7 +130,7 @@ func (s *Server) getDevice(c echo.Context) error {
 	}
 	d, err := s.deps.Records.GetDevice(c.Request().Context(), string(id))
 	if err != nil {
-		return notFound(err, fmt.Sprintf("no device has ID %q", id), "list devices with 'fleetca devices list'")
+		return notFound(err, fmt.Sprintf("no device has ID %q", id), "list the devices (GET /v1/admin/devices) to find its ID")
 	}
 	certs, err := s.deps.Records.ListCertificates(c.Request().Context(), string(id), store.Page{Limit: store.MaxPageLimit})
 	if err != nil {
@@ -184,7 +184,7 @@ func (s *Server) getCertificate(c echo.Context) error {
 	}
 	ct, err := s.deps.Records.GetCertificate(c.Request().Context(), serial)
 	if err != nil {
-		return notFound(err, fmt.Sprintf("no certificate has serial %s", serial.Text(16)), "list certificates with 'fleetca certs list'")
+		return notFound(err, fmt.Sprintf("no certificate has serial %s", serial.Text(16)), "list the certificates (GET /v1/admin/certificates) to find its serial")
 	}
 	return c.JSON(http.StatusOK, toCertJSON(ct, true))
 }
@@ -236,7 +236,7 @@ func parseSerial(s string) (*big.Int, error) {
 	clean := bytes.ReplaceAll([]byte(s), []byte(":"), nil)
 	n, ok := new(big.Int).SetString(string(clean), 16)
 	if !ok || n.Sign() <= 0 || len(clean) > 64 {
-		return nil, fault.New(fault.Malformed, fmt.Sprintf("%q is not a certificate serial", s), "give the serial in hex, as 'fleetca certs list' shows it")
+		return nil, fault.New(fault.Malformed, fmt.Sprintf("%q is not a certificate serial", s), "give the serial in hex, as the certificate listings show it")
 	}
 	return n, nil
 }
