@@ -20,6 +20,7 @@ import (
 	mrand "math/rand/v2"
 	"net/http"
 	"net/url"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -189,7 +190,7 @@ func (s *server) kill(t *testing.T) {
 		t.Fatalf("send SIGKILL to fleetca serve: %v", err)
 	}
 	<-s.eof
-	var ee interface{ Sys() any }
+	var ee *exec.ExitError
 	err := s.cmd.Wait()
 	if !errors.As(err, &ee) {
 		t.Fatalf("fleetca serve after SIGKILL: %v, want it killed", err)

@@ -78,6 +78,12 @@ func TestHostileInputs(t *testing.T) {
 	hc := f.loadClient(4, nil)
 	token, tokenID := f.newToken(hc, api.TokenRequest{DeviceID: hostileDevice})
 	admin := f.adminToken()
+	auditEvents := func() int {
+		var page struct{ Events []json.RawMessage }
+		f.adminGET(api.AdminPrefix+"/audit?limit=1000", &page)
+		return len(page.Events)
+	}
+	audited := auditEvents()
 
 	good := newCSRPEM(t, hostileDevice)
 	badSig := csrWith(t, hostileDevice)
@@ -220,8 +226,12 @@ func TestHostileInputs(t *testing.T) {
 		wantRefusal(t, a, 400, "")
 	})
 
-	// Nothing was written: no token minted, no device, no certificate; the
-	// token sent with every enrollment above kept its use, and works.
+	// Nothing was written: no token minted, no device, no certificate, no
+	// audit event; the token sent with every enrollment above kept its
+	// use, and works.
+	if n := auditEvents(); n != audited {
+		t.Errorf("audit events after the hostile requests = %d, want %d as before them", n, audited)
+	}
 	var tokens api.TokenPage
 	f.adminGET(api.AdminPrefix+"/tokens", &tokens)
 	var ids []string

@@ -51,7 +51,7 @@ func (f *fixture) loadClient(conns int, cert *tls.Certificate) *http.Client {
 	if cert != nil {
 		cfg.Certificates = []tls.Certificate{*cert}
 	}
-	tr := &http.Transport{TLSClientConfig: cfg, MaxIdleConns: conns, MaxIdleConnsPerHost: conns, ForceAttemptHTTP2: false}
+	tr := &http.Transport{TLSClientConfig: cfg, MaxIdleConns: conns, MaxIdleConnsPerHost: conns}
 	hc := &http.Client{Transport: tr, Timeout: cmdTimeout}
 	f.t.Cleanup(hc.CloseIdleConnections)
 	return hc
