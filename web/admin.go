@@ -2,10 +2,10 @@ package web
 
 import (
 	"bytes"
-	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"math/big"
+	"mime"
 	"net/http"
 	"strconv"
 	"time"
@@ -253,16 +253,41 @@ func notFound(err error, detail, hint string) error {
 	return err
 }
 
-// decodeJSON reads a bounded, strict JSON body into v.
+// adminJSONHint is the hint of every refused admin API body.
+const adminJSONHint = "send one JSON object with the documented fields, with Content-Type: application/json"
+
+// decodeJSON reads a bounded, strict JSON body into v: the request must say
+// Content-Type: application/json (RFC 8259 §11; parameters such as charset
+// are allowed), and the body must be one JSON object with nothing after it
+// but white space. Anything else is fault.Malformed (400), before v is
+// touched, so a refused request changes nothing.
+//
+// A wrong media type is answered 400 Malformed rather than 415: RFC 9110
+// §15.5.1 allows 400 for any client error, and it is what the enrollment
+// decoder (DecodeCSRBody) answers for a Content-Type it does not take,
+// so that one problem type covers every undecodable body.
 func (s *Server) decodeJSON(c echo.Context, v any) error {
+	if err := requireJSON(c.Request().Header.Get(echo.HeaderContentType)); err != nil {
+		return err
+	}
 	body, err := s.readBody(c)
 	if err != nil {
 		return err
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return jsonError(err, body, v, "send a JSON object with the documented fields")
+	return decodeStrict(body, v, adminJSONHint)
+}
+
+// requireJSON checks that a request's Content-Type is application/json.
+func requireJSON(contentType string) error {
+	if contentType == "" {
+		return fault.New(fault.Malformed, "the request has no Content-Type; application/json was expected", adminJSONHint)
+	}
+	mt, _, err := mime.ParseMediaType(contentType)
+	if err != nil {
+		return fault.New(fault.Malformed, fmt.Sprintf("the Content-Type %q cannot be parsed; application/json was expected", contentType), adminJSONHint)
+	}
+	if mt != "application/json" {
+		return fault.New(fault.Malformed, fmt.Sprintf("the Content-Type %q is not accepted here; application/json was expected", mt), adminJSONHint)
 	}
 	return nil
 }

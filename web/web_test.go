@@ -437,3 +437,54 @@ func FuzzDecodeCSRBody(f *testing.F) {
 		}
 	})
 }
+
+// TestAdminJSONStrict: the admin API takes one JSON object, sent as
+// application/json, and a refused body changes nothing (issue 12, defect 3).
+func TestAdminJSONStrict(t *testing.T) {
+	f := newFixture(t)
+	h := f.srv.HTTPSHandler()
+	for _, tc := range []struct {
+		name, ctype, body, detail string
+	}{
+		{"fail/trailing-object", "application/json", `{"device_id":"a10"} {"device_id":"a11"}`, "data after its object"},
+		{"fail/trailing-brace", "application/json", `{"device_id":"a10"}}`, "data after its object"},
+		{"fail/trailing-garbage", "application/json", "{\"device_id\":\"a10\"}\n x", "data after its object"},
+		{"fail/text-plain", "text/plain", `{"device_id":"a10"}`, "application/json was expected"},
+		{"fail/form", "application/x-www-form-urlencoded", `{"device_id":"a10"}`, "application/json was expected"},
+		{"fail/no-content-type", "", `{"device_id":"a10"}`, "application/json was expected"},
+		{"fail/bad-content-type", "application/", `{"device_id":"a10"}`, "application/json was expected"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := do(h, "POST", "/v1/admin/tokens", f.admin, tc.ctype, tc.body)
+			if rec.Code != 400 {
+				t.Fatalf("POST /v1/admin/tokens %s %q = %d %s, want 400", tc.ctype, tc.body, rec.Code, rec.Body)
+			}
+			p := problemOf(t, rec)
+			if p.Type != api.ProblemTypePrefix+fault.Malformed.String() || !strings.Contains(p.Detail, tc.detail) {
+				t.Errorf("problem = %+v, want malformed saying %q", p, tc.detail)
+			}
+		})
+	}
+	ts, err := f.svc.ListTokens(t.Context(), store.Page{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ts) != 0 {
+		t.Errorf("refused requests minted %d tokens, want 0: %+v", len(ts), ts)
+	}
+	for _, ctype := range []string{"application/json", "application/json; charset=utf-8", "Application/JSON"} {
+		if rec := do(h, "POST", "/v1/admin/tokens", f.admin, ctype, "{\"device_id\":\"a10\"}\r\n"); rec.Code != 201 {
+			t.Errorf("POST /v1/admin/tokens as %q = %d %s, want 201", ctype, rec.Code, rec.Body)
+		}
+	}
+	// The enrollment decoder refuses what follows its object the same way.
+	if _, err := DecodeCSRBody("application/json", []byte(`{"csr":"x"}}`)); !isKind(err, fault.Malformed) {
+		t.Errorf("DecodeCSRBody(trailing brace) = %v, want Malformed", err)
+	}
+}
+
+// isKind reports whether err is a fault of kind k.
+func isKind(err error, k fault.Kind) bool {
+	got, ok := fault.KindOf(err)
+	return ok && got == k
+}
