@@ -29,6 +29,12 @@ import (
 type Config struct {
 	// MaxBodyBytes bounds every request body. Default 65536; range 1024..1048576.
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// TrustedProxies lists the reverse proxies (IP addresses or CIDR
+	// prefixes) whose X-Forwarded-For is believed: a request from one of
+	// them is taken to come from the right-most untrusted address of its
+	// X-Forwarded-For. Default empty: the client is the connection's peer,
+	// and no header can change that.
+	TrustedProxies []string `yaml:"trusted_proxies"`
 }
 
 // WithDefaults returns a copy of c with zero fields set to their defaults.
@@ -44,6 +50,9 @@ func (c Config) Validate() error {
 	if c.MaxBodyBytes < 1024 || c.MaxBodyBytes > 1<<20 {
 		return fault.New(fault.Malformed, fmt.Sprintf("web.max_body_bytes is %d, outside 1024..1048576", c.MaxBodyBytes),
 			"set web.max_body_bytes in fleetca.yaml to a value in that range")
+	}
+	if _, err := parseTrustedProxies(c.TrustedProxies); err != nil {
+		return err
 	}
 	return nil
 }
@@ -104,6 +113,8 @@ type Server struct {
 	deps     Deps
 	log      *slog.Logger
 	now      func() time.Time
+	// clientIP is echo's IPExtractor: c.RealIP() is the client's address.
+	clientIP func(*http.Request) string
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
 	https    *echo.Echo
@@ -122,7 +133,12 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if deps.Enroll == nil || deps.CA == nil || deps.Records == nil || deps.Revocation == nil {
 		return nil, errors.New("web.New: Enroll, CA, Records and Revocation are required")
 	}
-	s := &Server{cfg: cfg, deps: deps, log: deps.Logger, now: deps.Now, draining: make(chan struct{})}
+	trusted, err := parseTrustedProxies(cfg.TrustedProxies)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, deps: deps, log: deps.Logger, now: deps.Now, draining: make(chan struct{}),
+		clientIP: clientIPExtractor(trusted)}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -159,6 +175,7 @@ func (s *Server) newEcho(listener string) *echo.Echo {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
+	e.IPExtractor = s.clientIP
 	e.Use(headWithoutBody)
 	e.Use(middleware.RequestID())
 	e.Use(middleware.RequestLoggerWithConfig(middleware.RequestLoggerConfig{

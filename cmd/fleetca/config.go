@@ -230,6 +230,9 @@ revocation:
 web:
   # Largest request body accepted (1024..1048576).
   max_body_bytes: {{.Web.MaxBodyBytes}}
+  # Reverse proxies (IPs or CIDR prefixes) whose X-Forwarded-For is believed; the client is then
+  # the right-most address in it that is not one of these. Empty: the connection's address, always.
+  trusted_proxies: [{{range $i, $p := .Web.TrustedProxies}}{{if $i}}, {{end}}{{printf "%q" $p}}{{end}}]
 `))
 
 // writeConfig writes c as DIR/fleetca.yaml (mode 0600), failing if it exists.
