@@ -2,7 +2,9 @@ package web
 
 import (
 	"bytes"
+	"context"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"math/big"
 	"mime"
@@ -19,14 +21,59 @@ import (
 )
 
 // requireAdmin admits requests bearing the admin token.
+//
+// Failures are limited per client address (c.RealIP(), see
+// clientIPExtractor): an address over Config.AuthFailureLimit within
+// Config.AuthFailureWindow is answered 429 with Retry-After, its token not
+// checked, so that a right token does not get through during the window
+// either: refusing is the safe side, and the window is short. Failures and
+// refusals reach the audit log as authLimiter decides, at most one row per
+// address per window; a row that cannot be written fails the request.
 func (s *Server) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
+		ctx, addr := c.Request().Context(), c.RealIP()
+		if wait, rows := s.limiter.refuse(addr, s.now()); wait > 0 {
+			if err := s.auditAuthFailures(ctx, rows); err != nil {
+				return err
+			}
+			s.authRefused.Inc()
+			return &fault.Error{Kind: fault.RateLimited, RetryAfter: wait,
+				Detail: fmt.Sprintf("too many failed admin authentications from %s; its admin requests are refused for %s", addr, retryAfterSeconds(wait)+"s"),
+				Hint:   "wait for Retry-After, then send the admin token in DATA_DIR/admin-token"}
+		} else if err := s.auditAuthFailures(ctx, rows); err != nil {
+			return err
+		}
 		token, _ := bearer(c.Request(), "admin token")
-		if err := s.deps.Enroll.AuthenticateAdmin(c.Request().Context(), token, c.RealIP()); err != nil {
+		err := s.deps.Enroll.CheckAdmin(ctx, token)
+		var fe *fault.Error
+		if errors.As(err, &fe) && fe.Kind == fault.Unauthorized {
+			s.authFailed.Inc()
+			if aerr := s.auditAuthFailures(ctx, s.limiter.fail(addr, s.now(), fe.Detail)); aerr != nil {
+				return aerr
+			}
+		}
+		if err != nil {
 			return err
 		}
 		return next(c)
 	}
+}
+
+// auditAuthFailures writes the audit rows the limiter made due.
+func (s *Server) auditAuthFailures(ctx context.Context, rows []enroll.AdminAuthFailures) error {
+	for _, r := range rows {
+		if err := s.deps.Enroll.AuditAdminAuthFailures(ctx, r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// FlushAuthFailures writes the audit rows of admin authentication failures
+// still counted and not yet recorded. serve calls it when it stops, once
+// the listeners are closed.
+func (s *Server) FlushAuthFailures(ctx context.Context) error {
+	return s.auditAuthFailures(ctx, s.limiter.flush(s.now()))
 }
 
 func toTokenJSON(t store.Token) api.Token {

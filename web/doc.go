@@ -20,7 +20,9 @@
 // shutdown begins). The plain-HTTP handler carries what a verifier must
 // fetch before it can trust anything: /roots.pem, /chain.pem,
 // /intermediate.crt (the caIssuers target of device certificates), the
-// CRLs, OCSP and /metrics. Both serve /healthz. ServerCert keeps the HTTPS
+// CRLs and OCSP. Both serve /healthz. Neither serves /metrics: serve puts
+// it on a listener of its own (server.metrics_addr, loopback by default),
+// as the proxy does. ServerCert keeps the HTTPS
 // listener's own certificate, in memory, renewed at two thirds of its life;
 // its TLSConfig asks for a client certificate without requiring one
 // (ServerCertConfig.ClientCAs: the fleet's intermediate), so that

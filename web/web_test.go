@@ -107,7 +107,7 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := New(Config{}, Deps{Enroll: svc, CA: authority, Records: st, Revocation: rev, Now: now, Metrics: reg, Gatherer: reg})
+	srv, err := New(Config{}, Deps{Enroll: svc, CA: authority, Records: st, Revocation: rev, Now: now, Metrics: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -390,8 +390,13 @@ func TestHTTPListener(t *testing.T) {
 	if rec := do(h, "POST", "/v1/enroll", "", "", ""); rec.Code != 404 {
 		t.Errorf("enrollment on the HTTP listener = %d, want 404", rec.Code)
 	}
-	if rec := do(h, "GET", "/metrics", "", "", ""); rec.Code != 200 || !strings.Contains(rec.Body.String(), "fleetca_web_requests_total") {
-		t.Errorf("metrics = %d, want 200 with fleetca_web_requests_total", rec.Code)
+	// Metrics are served on a listener of their own (issue 12, defect 10).
+	for _, h := range []http.Handler{h, f.srv.HTTPSHandler()} {
+		if rec := do(h, "GET", "/metrics", "", "", ""); rec.Code != 404 || strings.Contains(rec.Body.String(), "fleetca_web_requests_total") {
+			t.Errorf("GET /metrics = %d %s, want 404: metrics are not on the public listeners", rec.Code, rec.Body)
+		} else {
+			problemOf(t, rec)
+		}
 	}
 }
 
