@@ -44,6 +44,47 @@
 // JSON's terms (the unknown or mistyped member, the byte of a syntax
 // error), not in the decoder's, whose text names Go types.
 //
+// # Transport-level refusals: the exception to problem JSON
+//
+// Some requests are refused by Go's net/http server (and crypto/tls)
+// before echo, and so before handleError, ever sees them: net/http
+// parses the request line and headers itself and answers a parse failure
+// directly on the connection, with a fixed plain-text body, then closes
+// it. No handler, middleware or error hook of ours runs, so these cannot
+// be problem JSON, and they carry no request_id and make no request-log
+// line (net/http's error log, at Debug or Warn, is all). They are, as
+// serve's listeners answer them (pinned by cmd/fleetca's
+// TestTransportRefusalsArePlainText):
+//
+//   - 431 Request Header Fields Too Large, text/plain: the request line
+//     and headers exceed http.Server.MaxHeaderBytes (serve: 64 KiB, plus
+//     net/http's 4 KiB slack).
+//   - 400 Bad Request, text/plain: a malformed request line (a NUL or other
+//     control character in it, a missing method, URI or version), a
+//     malformed header line or field name, an HTTP/1.1 request without
+//     Host, or conflicting Content-Length headers.
+//   - 505 HTTP Version Not Supported, text/plain: a request line whose
+//     version is not HTTP/1.x (HTTP/2 is negotiated by TLS ALPN instead).
+//   - 501 Not Implemented, text/plain: a Transfer-Encoding other than
+//     chunked.
+//   - 417 Expectation Failed, no body: an Expect header other than
+//     100-continue.
+//   - 400 Bad Request with the body "Client sent an HTTP request to an
+//     HTTPS server.", no Content-Type: plain HTTP sent to the HTTPS
+//     listener.
+//   - No HTTP answer at all: a failed TLS handshake (a TLS alert, such as
+//     protocol_version or handshake_failure, then the connection closes),
+//     a request whose headers do not arrive within ReadHeaderTimeout, or
+//     an idle keep-alive connection past IdleTimeout (closed).
+//
+// Everything after the headers parse, including a body over
+// Config.MaxBodyBytes (413), a body whose chunked framing breaks while a
+// handler reads it (400), an unknown route (404) or a wrong method (405),
+// is problem JSON. The metrics listener (serve's metrics_addr) is not
+// this package's and not part of the API: it serves Prometheus' text
+// format, and its own refusals (404 for any path but /metrics) are
+// net/http's plain text.
+//
 // # Invariants
 //
 //   - Input is parsed at this edge, once: device IDs in paths and queries
