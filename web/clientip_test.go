@@ -2,6 +2,7 @@ package web
 
 import (
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -106,4 +107,40 @@ func TestAuditClientAddress(t *testing.T) {
 	if strings.Join(actors, ",") != "remote:198.51.100.7" {
 		t.Errorf("admin.auth_failed actors = %q, want [remote:198.51.100.7]", actors)
 	}
+}
+
+// FuzzClientIP: whatever X-Forwarded-For says, the client address is the
+// peer's, or (from a trusted peer) an address that parses, and never one
+// written left of an untrusted hop's entry when the peer is untrusted.
+func FuzzClientIP(f *testing.F) {
+	f.Add("198.51.100.7:40000", "203.0.113.66")
+	f.Add("10.0.0.1:5000", "203.0.113.66, 198.51.100.7, 10.1.2.3")
+	f.Add("10.0.0.1:5000", "[2001:db8::1], evil,, 10.1.2.3")
+	f.Add("[::ffff:10.0.0.1]:1", "")
+	trusted, err := parseTrustedProxies([]string{"10.0.0.0/8", "::ffff:10.0.0.0/104"})
+	if err != nil {
+		f.Fatal(err)
+	}
+	extract := clientIPExtractor(trusted)
+	f.Fuzz(func(t *testing.T, peer, xff string) {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.RemoteAddr = peer
+		r.Header.Set("X-Forwarded-For", xff)
+		got := extract(r)
+		p, ok := remoteAddr(peer)
+		switch {
+		case !ok:
+			if got != peer {
+				t.Fatalf("unparsable peer %q: client %q, want the raw RemoteAddr", peer, got)
+			}
+		case !trusted[0].Contains(p):
+			if got != p.String() {
+				t.Fatalf("untrusted peer %q: client %q, want %q", peer, got, p)
+			}
+		default:
+			if _, err := netip.ParseAddr(got); err != nil {
+				t.Fatalf("trusted peer %q, X-Forwarded-For %q: client %q does not parse: %v", peer, xff, got, err)
+			}
+		}
+	})
 }

@@ -44,6 +44,25 @@
 // JSON's terms (the unknown or mistyped member, the byte of a syntax
 // error), not in the decoder's, whose text names Go types.
 //
+// # Client addresses and failed admin logins
+//
+// The client's address, wherever one is recorded (the request log's
+// remote_ip, audit rows, the failure limit), is c.RealIP() through
+// clientIPExtractor: the connection's peer, unless the peer is one of
+// Config.TrustedProxies; then the right-most address of X-Forwarded-For
+// that is not a trusted proxy. X-Real-IP is never read. A failed admin
+// authentication is counted per address (authLimiter): past
+// Config.AuthFailureLimit within Config.AuthFailureWindow the address's
+// admin requests are answered 429 (fault.RateLimited, Retry-After) without
+// their token being checked, a right one included, until the window ends.
+// The audit log gets at most one admin.auth_failed row per address per
+// window: the first failure at once, the rest as a count (failed, and
+// refused unchecked) when the window has passed, on the next request or
+// at shutdown (Server.FlushAuthFailures). Enrollment-token failures are
+// not limited: they write nothing durable, a token is 256 random bits,
+// and a factory line behind one NAT address must not lock itself out on
+// a few spent tokens.
+//
 // # Transport-level refusals: the exception to problem JSON
 //
 // Some requests are refused by Go's net/http server (and crypto/tls)

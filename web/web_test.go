@@ -493,3 +493,31 @@ func isKind(err error, k fault.Kind) bool {
 	got, ok := fault.KindOf(err)
 	return ok && got == k
 }
+
+// FuzzDecodeAdminJSON: the admin decoder never panics, refuses with
+// Malformed only, and what it accepts is one object that re-encodes to the
+// value it decoded.
+func FuzzDecodeAdminJSON(f *testing.F) {
+	for _, s := range []string{`{"device_id":"a10"}`, `{"device_id":"a10"} {"device_id":"a11"}`, `{"device_id":"a10"}}`,
+		`{"device_pattern":"line-*","ttl":"8h","uses":5}`, `{"uses":"5"}`, `[]`, `{"x":1}`, ""} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		var req api.TokenRequest
+		err := decodeStrict(body, &req, adminJSONHint)
+		if err != nil {
+			if !isKind(err, fault.Malformed) {
+				t.Fatalf("decodeStrict(%q) = %v, want Malformed", body, err)
+			}
+			return
+		}
+		b, err := json.Marshal(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var again api.TokenRequest
+		if err := decodeStrict(b, &again, adminJSONHint); err != nil || again != req {
+			t.Fatalf("re-decoding %s = %+v, %v; want %+v", b, again, err, req)
+		}
+	})
+}
