@@ -20,6 +20,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/fleetca/fleetca/internal/tlsconf"
 	"github.com/fleetca/fleetca/proxy/internal/fastpath"
 )
 
@@ -148,7 +149,8 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	// The base config owns the session ticket keys; everything else comes
 	// from the current trust generation, per handshake.
 	s.baseTLS = &tls.Config{
-		MinVersion: tls.VersionTLS12,
+		MinVersion:   tlsconf.MinVersion,
+		CipherSuites: tlsconf.CipherSuites(),
 		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
 			return s.trust.Load().tlsConfig, nil
 		},

@@ -27,6 +27,7 @@ import (
 	"github.com/fleetca/fleetca/internal/certutil"
 	"github.com/fleetca/fleetca/internal/fault"
 	"github.com/fleetca/fleetca/internal/redact"
+	"github.com/fleetca/fleetca/internal/tlsconf"
 	"github.com/fleetca/fleetca/proxy"
 	"github.com/fleetca/fleetca/verify"
 )
@@ -172,7 +173,7 @@ func runProxy(ctx context.Context, e env, o proxyOptions) error {
 	// The Checker reaches the CA's HTTPS listener (feed, an https CRL)
 	// trusting the fleet roots only.
 	client := &http.Client{Timeout: checkerClientTimeout, Transport: &http.Transport{
-		TLSClientConfig:     &tls.Config{RootCAs: bundle.roots, MinVersion: tls.VersionTLS12},
+		TLSClientConfig:     &tls.Config{RootCAs: bundle.roots, MinVersion: tlsconf.MinVersion, CipherSuites: tlsconf.CipherSuites()},
 		TLSHandshakeTimeout: 10 * time.Second,
 		ForceAttemptHTTP2:   true,
 	}}
@@ -330,7 +331,7 @@ func loadUpstreamTLS(o proxyOptions) (*tls.Config, error) {
 	if !pool.AppendCertsFromPEM(b) {
 		return nil, fault.New(fault.Malformed, o.upstreamCA+" holds no PEM certificate", hint)
 	}
-	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
+	return &tls.Config{RootCAs: pool, MinVersion: tlsconf.MinVersion, CipherSuites: tlsconf.CipherSuites()}, nil
 }
 
 // trustBundle is the fleet's CA bundle as the proxy uses it.
