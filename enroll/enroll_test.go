@@ -45,6 +45,18 @@ func TestEnrollFixtures(t *testing.T) {
 		{name: "fail/two-uris", file: "csr-two-uris.pem", want: fault.BadCSR},
 		{name: "fail/bad-device-id", file: "csr-bad-device-id.pem", pattern: true, want: fault.BadCSR},
 		{name: "fail/long-device-id", file: "csr-long-device-id.pem", pattern: true, want: fault.BadCSR},
+		// Extension requests (issue 12 #6): what a device gets anyway is
+		// accepted; anything more is refused, not dropped.
+		{name: "ok/challenge-password", file: "csr-challenge-password.pem"},
+		{name: "ok/ext-ca-false", file: "csr-ext-ca-false.pem"},
+		{name: "ok/ext-ku-digitalsignature", file: "csr-ext-ku-digitalsignature.pem"},
+		{name: "ok/ext-eku-clientauth", file: "csr-ext-eku-clientauth.pem"},
+		{name: "fail/ext-ca-true", file: "csr-ext-ca-true.pem", want: fault.BadCSR},
+		{name: "fail/ext-ku-keycertsign", file: "csr-ext-ku-keycertsign.pem", want: fault.BadCSR},
+		{name: "fail/ext-ku-keyencipherment", file: "csr-ext-ku-keyencipherment.pem", want: fault.BadCSR},
+		{name: "fail/ext-eku-serverauth", file: "csr-ext-eku-serverauth.pem", want: fault.BadCSR},
+		{name: "fail/ext-unknown", file: "csr-ext-unknown.pem", want: fault.BadCSR},
+		{name: "fail/ext-eku-twice", file: "csr-ext-eku-twice.pem", want: fault.BadCSR},
 		{name: "fail/not-a-csr", file: "not-a-csr.pem", want: fault.BadCSR},
 		{name: "fail/truncated", file: "csr-truncated.pem", want: fault.BadCSR},
 		{name: "fail/certificate", file: "cert-not-csr.pem", want: fault.BadCSR},
