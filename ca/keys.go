@@ -244,6 +244,8 @@ func loadSigner(ctx context.Context, ref keyRef, password []byte) (crypto.Signer
 // loadFileSigner loads a PEM key file with softkms. It reads the file first
 // to tell a missing file and an encrypted key without a password from a
 // bad file: pemutil would otherwise fall back to prompting on a terminal.
+// A key file others may read is refused (CheckSecretFile), encrypted or
+// not.
 func loadFileSigner(ctx context.Context, ref keyRef, password []byte) (crypto.Signer, error) {
 	data, err := os.ReadFile(ref.file)
 	switch {
@@ -253,6 +255,10 @@ func loadFileSigner(ctx context.Context, ref keyRef, password []byte) (crypto.Si
 			"run fleetca init, or set "+ref.field)
 	case err != nil:
 		return nil, fmt.Errorf("read %s key: %w", ref.role, err)
+	}
+	if err := CheckSecretFile(ref.role+" key file", ref.file); err != nil {
+		clear(data)
+		return nil, err
 	}
 	block, _ := pem.Decode(data)
 	if block == nil {
