@@ -353,6 +353,7 @@ func TestHelpGolden(t *testing.T) {
 		{"cert-server-help", []string{"cert", "server", "--help"}},
 		{"export-help", []string{"export", "--help"}},
 		{"devices-renew-now-help", []string{"devices", "renew-now", "--help"}},
+		{"token-create-help", []string{"token", "create", "--help"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := runCLI(t, nil, tc.args...)
