@@ -134,8 +134,8 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Authority, error) {
 	// The root key is loaded only when it signs, but a readable one is
 	// refused now, with the intermediate's, rather than the first time
 	// the root CRL is signed.
-	if rootKeyHere && rootKey.file != "" {
-		if err := CheckSecretFile("root key file", rootKey.file); err != nil {
+	if rootKeyHere {
+		if err := checkPresentKeyFileMode(rootKey); err != nil {
 			return nil, err
 		}
 	}

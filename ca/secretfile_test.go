@@ -21,19 +21,26 @@ func TestNewRefusesReadableKeyFiles(t *testing.T) {
 		mode  os.FileMode
 		cfg   func(*Config)
 		wantF bool // refused
+		pw    bool // encrypt the keys
 	}{
-		{"ok/0600", "intermediate.key", 0o600, nil, false},
-		{"ok/0400", "intermediate.key", 0o400, nil, false},
-		{"fail/intermediate-0644", "intermediate.key", 0o644, nil, true},
-		{"fail/intermediate-0640", "intermediate.key", 0o640, nil, true},
-		{"fail/intermediate-0604", "intermediate.key", 0o604, nil, true},
-		{"fail/root-0644", "root.key", 0o644, nil, true},
+		{"ok/0600", "intermediate.key", 0o600, nil, false, false},
+		{"ok/0400", "intermediate.key", 0o400, nil, false, false},
+		{"fail/intermediate-0644", "intermediate.key", 0o644, nil, true, false},
+		{"fail/intermediate-0640", "intermediate.key", 0o640, nil, true, false},
+		{"fail/intermediate-0604", "intermediate.key", 0o604, nil, true, false},
+		{"fail/root-0644", "root.key", 0o644, nil, true, false},
+		{"fail/encrypted-intermediate-0644", "intermediate.key", 0o644, nil, true, true},
+		{"ok/encrypted-0600", "intermediate.key", 0o600, nil, false, true},
 		{"fail/softkms-intermediate-0644", "intermediate.key", 0o644, func(c *Config) {
 			c.IntermediateKey = "softkms:path=" + DefaultIntermediateKey
-		}, true},
+		}, true, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			dir, _ := initCA(t, KeyECP256, nil)
+			var password []byte
+			if tc.pw {
+				password = []byte("correct horse battery staple")
+			}
+			dir, _ := initCA(t, KeyECP256, password)
 			file := filepath.Join(dir, "secrets", tc.file)
 			if err := os.Chmod(file, tc.mode); err != nil {
 				t.Fatal(err)
@@ -42,7 +49,9 @@ func TestNewRefusesReadableKeyFiles(t *testing.T) {
 			if tc.cfg != nil {
 				tc.cfg(&cfg)
 			}
-			a, err := New(t.Context(), cfg.WithDefaults(), testDeps(dir))
+			deps := testDeps(dir)
+			deps.Password = password
+			a, err := New(t.Context(), cfg.WithDefaults(), deps)
 			if !tc.wantF {
 				if err != nil {
 					t.Fatalf("New with %s mode %04o: %v, want it to load", tc.file, tc.mode, err)
