@@ -258,7 +258,7 @@ func runServerPhases(ctx context.Context, o options, env *serverEnv, tmp string,
 // initOnly creates a CA without starting a server, for -phases crl.
 func initOnly(ctx context.Context, bin, dir string) error {
 	out, err := exec.CommandContext(ctx, bin, "init", "--dir", dir, "--name", "Bench", "--no-password",
-		"--https-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0").CombinedOutput()
+		"--https-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0").CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("fleetca init: %w\n%s", err, out)
 	}
