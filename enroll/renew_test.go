@@ -284,6 +284,13 @@ func TestRenewTable(t *testing.T) {
 		{name: "fail/rekey-extra-dns", want: fault.BadCSR, kind: kindRekey, run: func(t *testing.T, f *fixture, d device) (*Result, error) {
 			return f.mtls(t, d, readCSR(t, "csr-extra-dns.pem"))
 		}},
+		// Issue 12 #6: a rekey CSR that asks for more than a device gets.
+		{name: "fail/rekey-ca-true", want: fault.BadCSR, kind: kindRekey, run: func(t *testing.T, f *fixture, d device) (*Result, error) {
+			return f.mtls(t, d, readCSR(t, "csr-ext-ca-true.pem"))
+		}},
+		{name: "fail/rekey-eku-serverauth", want: fault.BadCSR, kind: kindRekey, run: func(t *testing.T, f *fixture, d device) (*Result, error) {
+			return f.mtls(t, d, readCSR(t, "csr-ext-eku-serverauth.pem"))
+		}},
 		{name: "fail/rekey-bad-signature", want: fault.BadCSR, kind: kindRekey, run: func(t *testing.T, f *fixture, d device) (*Result, error) {
 			return f.mtls(t, d, readCSR(t, "csr-bad-signature.pem"))
 		}},

@@ -213,6 +213,32 @@ func serveError(t *testing.T, dir string, vars map[string]string) error {
 	return err
 }
 
+// TestServeRefusesReadableKeyFile: serve stops, with one line naming the
+// key file and the chmod that fixes it, when the intermediate key is
+// readable by others; after the chmod it starts.
+func TestServeRefusesReadableKeyFile(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "ca")
+	if r := runCLI(t, nil, initArgs(dir, "--no-password")...); r.code != exitOK {
+		t.Fatalf("init: exit %d, want 0; stderr: %q", r.code, r.stderr)
+	}
+	key := filepath.Join(dir, "secrets", "intermediate.key")
+	if err := os.Chmod(key, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	line := oneLine(serveError(t, dir, nil))
+	if strings.Contains(line, "\n") || !strings.Contains(line, key) || !strings.Contains(line, "chmod 600 "+key) {
+		t.Errorf("serve with a 0644 intermediate key: error %q, want one line naming %s and chmod 600 %s", line, key, key)
+	}
+	if err := os.Chmod(key, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, _, stop := startInProcess(t, dir, nil)
+	if err := stop(); err != nil {
+		t.Errorf("runServe after cancel: %v, want nil", err)
+	}
+}
+
 func TestEncryptedKeys(t *testing.T) {
 	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "ca")
@@ -327,6 +353,7 @@ func TestHelpGolden(t *testing.T) {
 		{"cert-server-help", []string{"cert", "server", "--help"}},
 		{"export-help", []string{"export", "--help"}},
 		{"devices-renew-now-help", []string{"devices", "renew-now", "--help"}},
+		{"token-create-help", []string{"token", "create", "--help"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := runCLI(t, nil, tc.args...)
