@@ -87,7 +87,7 @@ func report(w io.Writer, o options, res results) (missed, broken bool) {
 	p("  Figures are medians of %d interleaved repetitions of %v on a small shared machine (%d CPUs): expect 10-20%% noise\n", o.reps, o.duration, runtime.NumCPU())
 	p("  from run to run. The client, the proxies, the upstream and the CA share the same cores, so the rates are the\n")
 	p("  machine's; CPU per operation (utime+stime from /proc over each repetition) is the fairer comparison.\n")
-	p("  machine   %s/%s, %d CPUs (%s), %s\n", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), benchutil.CPUModel(), runtime.Version())
+	p("  machine   %s\n", benchutil.Machine())
 	p("  upstream  this program run with %s, its own process (pid %d): net/http on loopback, 200 \"ok\", every core\n", upstreamArg, si.upstreamPID)
 	p("  fleetca   fleetca proxy (pid %d), --ca root+intermediate, --crl-url <CA>, --revocation-feed <CA>; JSON access log to a file\n", si.fleetPID)
 	if len(o.proxyEnv) > 0 {
