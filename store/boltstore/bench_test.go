@@ -34,8 +34,7 @@ func BenchmarkIssue(b *testing.B) {
 	}
 	der := make([]byte, benchDERSize)
 
-	sem := make(chan struct{}, inFlight)
-	var wg sync.WaitGroup
+	calls := newInFlight(inFlight)
 	var n uint64
 	start := time.Now()
 	for b.Loop() {
@@ -54,15 +53,13 @@ func BenchmarkIssue(b *testing.B) {
 				DeviceID: id, Serial: serial.Text(16), TokenID: "bench",
 			},
 		}
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
+		calls.Go(func() {
 			if err := s.Issue(ctx, is); err != nil {
 				b.Error(err)
 			}
 		})
 	}
-	wg.Wait()
+	calls.Wait()
 	b.ReportMetric(float64(n)/time.Since(start).Seconds(), "enrollments/s")
 }
 
@@ -103,15 +100,14 @@ func benchmarkRevoke(b *testing.B, byDevice bool) {
 	}
 
 	at := t0.Add(time.Hour)
-	sem := make(chan struct{}, inFlight)
-	var wg sync.WaitGroup
+	calls := newInFlight(inFlight)
 	var n uint64
 	var seeding time.Duration
 	start := time.Now()
 	for b.Loop() {
 		n++
 		if n > seeded {
-			seeding += untimed(b, &wg, seed)
+			seeding += untimed(b, calls, seed)
 		}
 		r := store.RevokeRequest{
 			At: at, Reason: 5, // cessationOfOperation
@@ -125,15 +121,13 @@ func benchmarkRevoke(b *testing.B, byDevice bool) {
 		if n%2 == 0 {
 			r.Reason, r.BlockKeys = 1, true // keyCompromise
 		}
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
+		calls.Go(func() {
 			if es, err := s.Revoke(ctx, r); err != nil || len(es) != 1 {
 				b.Errorf("Revoke = %d entries, %v, want 1, nil", len(es), err)
 			}
 		})
 	}
-	wg.Wait()
+	calls.Wait()
 	b.ReportMetric(float64(n)/(time.Since(start)-seeding).Seconds(), "revocations/s")
 }
 
@@ -185,15 +179,14 @@ func benchmarkRenew(b *testing.B, history int) {
 		issueUnsynced(b, s, certs)
 	}
 
-	sem := make(chan struct{}, inFlight)
-	var wg sync.WaitGroup
+	calls := newInFlight(inFlight)
 	var n uint64
 	var seeding time.Duration
 	start := time.Now()
 	for b.Loop() {
 		n++
 		if n > seeded {
-			seeding += untimed(b, &wg, seed)
+			seeding += untimed(b, calls, seed)
 		}
 		id := benchDevice(n)
 		r := store.Renewal{
@@ -211,15 +204,13 @@ func benchmarkRenew(b *testing.B, history int) {
 		if n%2 == 0 {
 			r.Nonce = &store.Nonce{Hash: sha256.Sum256([]byte(id)), Expires: at.Add(5 * time.Minute)}
 		}
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
+		calls.Go(func() {
 			if res, err := s.Renew(ctx, r); err != nil || res.Replayed {
 				b.Errorf("Renew = replayed %v, %v, want a new certificate, nil", res.Replayed, err)
 			}
 		})
 	}
-	wg.Wait()
+	calls.Wait()
 	b.ReportMetric(float64(n)/(time.Since(start)-seeding).Seconds(), "renewals/s")
 }
 
@@ -270,13 +261,34 @@ func issueUnsynced(b *testing.B, s *Store, certs []store.Certificate) {
 	}
 }
 
-// untimed waits for the calls in flight (wg), then runs f with the
-// benchmark's timer stopped, and returns how long f took.
-func untimed(b *testing.B, wg *sync.WaitGroup, f func()) time.Duration {
-	wg.Wait()
+// untimed waits for the calls in flight, then runs f with the benchmark's
+// timer stopped, and returns how long f took.
+func untimed(b *testing.B, calls *inFlight, f func()) time.Duration {
+	calls.Wait()
 	b.StopTimer()
 	defer b.StartTimer()
 	t := time.Now()
 	f()
 	return time.Since(t)
 }
+
+// inFlight runs calls on goroutines of their own, at most a given number
+// at a time.
+type inFlight struct {
+	sem chan struct{}
+	wg  sync.WaitGroup
+}
+
+func newInFlight(most int) *inFlight { return &inFlight{sem: make(chan struct{}, most)} }
+
+// Go runs f once fewer than the most calls are in flight.
+func (p *inFlight) Go(f func()) {
+	p.sem <- struct{}{}
+	p.wg.Go(func() {
+		defer func() { <-p.sem }()
+		f()
+	})
+}
+
+// Wait waits for the calls in flight.
+func (p *inFlight) Wait() { p.wg.Wait() }
