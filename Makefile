@@ -45,6 +45,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseToken$$' -fuzztime $(FUZZTIME) ./enroll
 	$(GO) test -run '^$$' -fuzz '^FuzzParseRenewalToken$$' -fuzztime $(FUZZTIME) ./enroll
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeCSRBody$$' -fuzztime $(FUZZTIME) ./web
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeAdminJSON$$' -fuzztime $(FUZZTIME) ./web
+	$(GO) test -run '^$$' -fuzz '^FuzzClientIP$$' -fuzztime $(FUZZTIME) ./web
 	$(GO) test -run '^$$' -fuzz '^FuzzParseOCSPRequest$$' -fuzztime $(FUZZTIME) ./revocation
 	$(GO) test -run '^$$' -fuzz '^FuzzParseCRL$$' -fuzztime $(FUZZTIME) ./verify
 	$(GO) test -run '^$$' -fuzz '^FuzzParseCRLEnvelope$$' -fuzztime $(FUZZTIME) ./verify

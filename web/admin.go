@@ -2,10 +2,12 @@ package web
 
 import (
 	"bytes"
-	"encoding/json"
+	"context"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"math/big"
+	"mime"
 	"net/http"
 	"strconv"
 	"time"
@@ -19,14 +21,59 @@ import (
 )
 
 // requireAdmin admits requests bearing the admin token.
+//
+// Failures are limited per client address (c.RealIP(), see
+// clientIPExtractor): an address over Config.AuthFailureLimit within
+// Config.AuthFailureWindow is answered 429 with Retry-After, its token not
+// checked, so that a right token does not get through during the window
+// either: refusing is the safe side, and the window is short. Failures and
+// refusals reach the audit log as authLimiter decides, at most one row per
+// address per window; a row that cannot be written fails the request.
 func (s *Server) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
+		ctx, addr := c.Request().Context(), c.RealIP()
+		if wait, rows := s.limiter.refuse(addr, s.now()); wait > 0 {
+			if err := s.auditAuthFailures(ctx, rows); err != nil {
+				return err
+			}
+			s.authRefused.Inc()
+			return &fault.Error{Kind: fault.RateLimited, RetryAfter: wait,
+				Detail: fmt.Sprintf("too many failed admin authentications from %s; its admin requests are refused for %s", addr, retryAfterSeconds(wait)+"s"),
+				Hint:   "wait for Retry-After, then send the admin token in DATA_DIR/admin-token"}
+		} else if err := s.auditAuthFailures(ctx, rows); err != nil {
+			return err
+		}
 		token, _ := bearer(c.Request(), "admin token")
-		if err := s.deps.Enroll.AuthenticateAdmin(c.Request().Context(), token, c.RealIP()); err != nil {
+		err := s.deps.Enroll.CheckAdmin(ctx, token)
+		var fe *fault.Error
+		if errors.As(err, &fe) && fe.Kind == fault.Unauthorized {
+			s.authFailed.Inc()
+			if aerr := s.auditAuthFailures(ctx, s.limiter.fail(addr, s.now(), fe.Detail)); aerr != nil {
+				return aerr
+			}
+		}
+		if err != nil {
 			return err
 		}
 		return next(c)
 	}
+}
+
+// auditAuthFailures writes the audit rows the limiter made due.
+func (s *Server) auditAuthFailures(ctx context.Context, rows []enroll.AdminAuthFailures) error {
+	for _, r := range rows {
+		if err := s.deps.Enroll.AuditAdminAuthFailures(ctx, r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// FlushAuthFailures writes the audit rows of admin authentication failures
+// still counted and not yet recorded. serve calls it when it stops, once
+// the listeners are closed.
+func (s *Server) FlushAuthFailures(ctx context.Context) error {
+	return s.auditAuthFailures(ctx, s.limiter.flush(s.now()))
 }
 
 func toTokenJSON(t store.Token) api.Token {
@@ -253,16 +300,41 @@ func notFound(err error, detail, hint string) error {
 	return err
 }
 
-// decodeJSON reads a bounded, strict JSON body into v.
+// adminJSONHint is the hint of every refused admin API body.
+const adminJSONHint = "send one JSON object with the documented fields, with Content-Type: application/json"
+
+// decodeJSON reads a bounded, strict JSON body into v: the request must say
+// Content-Type: application/json (RFC 8259 §11; parameters such as charset
+// are allowed), and the body must be one JSON object with nothing after it
+// but white space. Anything else is fault.Malformed (400), before v is
+// touched, so a refused request changes nothing.
+//
+// A wrong media type is answered 400 Malformed rather than 415: RFC 9110
+// §15.5.1 allows 400 for any client error, and it is what the enrollment
+// decoder (DecodeCSRBody) answers for a Content-Type it does not take,
+// so that one problem type covers every undecodable body.
 func (s *Server) decodeJSON(c echo.Context, v any) error {
+	if err := requireJSON(c.Request().Header.Get(echo.HeaderContentType)); err != nil {
+		return err
+	}
 	body, err := s.readBody(c)
 	if err != nil {
 		return err
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return jsonError(err, body, v, "send a JSON object with the documented fields")
+	return decodeStrict(body, v, adminJSONHint)
+}
+
+// requireJSON checks that a request's Content-Type is application/json.
+func requireJSON(contentType string) error {
+	if contentType == "" {
+		return fault.New(fault.Malformed, "the request has no Content-Type; application/json was expected", adminJSONHint)
+	}
+	mt, _, err := mime.ParseMediaType(contentType)
+	if err != nil {
+		return fault.New(fault.Malformed, fmt.Sprintf("the Content-Type %q cannot be parsed; application/json was expected", contentType), adminJSONHint)
+	}
+	if mt != "application/json" {
+		return fault.New(fault.Malformed, fmt.Sprintf("the Content-Type %q is not accepted here; application/json was expected", mt), adminJSONHint)
 	}
 	return nil
 }

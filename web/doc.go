@@ -20,7 +20,9 @@
 // shutdown begins). The plain-HTTP handler carries what a verifier must
 // fetch before it can trust anything: /roots.pem, /chain.pem,
 // /intermediate.crt (the caIssuers target of device certificates), the
-// CRLs, OCSP and /metrics. Both serve /healthz. ServerCert keeps the HTTPS
+// CRLs and OCSP. Both serve /healthz. Neither serves /metrics: serve puts
+// it on a listener of its own (server.metrics_addr, loopback by default),
+// as the proxy does. ServerCert keeps the HTTPS
 // listener's own certificate, in memory, renewed at two thirds of its life;
 // its TLSConfig asks for a client certificate without requiring one
 // (ServerCertConfig.ClientCAs: the fleet's intermediate), so that
@@ -41,6 +43,66 @@
 // its text logged, never sent. A body that does not decode is described in
 // JSON's terms (the unknown or mistyped member, the byte of a syntax
 // error), not in the decoder's, whose text names Go types.
+//
+// # Client addresses and failed admin logins
+//
+// The client's address, wherever one is recorded (the request log's
+// remote_ip, audit rows, the failure limit), is c.RealIP() through
+// clientIPExtractor: the connection's peer, unless the peer is one of
+// Config.TrustedProxies; then the right-most address of X-Forwarded-For
+// that is not a trusted proxy. X-Real-IP is never read. A failed admin
+// authentication is counted per address (authLimiter): past
+// Config.AuthFailureLimit within Config.AuthFailureWindow the address's
+// admin requests are answered 429 (fault.RateLimited, Retry-After) without
+// their token being checked, a right one included, until the window ends.
+// The audit log gets at most one admin.auth_failed row per address per
+// window: the first failure at once, the rest as a count (failed, and
+// refused unchecked) when the window has passed, on the next request or
+// at shutdown (Server.FlushAuthFailures). Enrollment-token failures are
+// not limited: they write nothing durable, a token is 256 random bits,
+// and a factory line behind one NAT address must not lock itself out on
+// a few spent tokens.
+//
+// # Transport-level refusals: the exception to problem JSON
+//
+// Some requests are refused by Go's net/http server (and crypto/tls)
+// before echo, and so before handleError, ever sees them: net/http
+// parses the request line and headers itself and answers a parse failure
+// directly on the connection, with a fixed plain-text body, then closes
+// it. No handler, middleware or error hook of ours runs, so these cannot
+// be problem JSON, and they carry no request_id and make no request-log
+// line (net/http's error log, at Debug or Warn, is all). They are, as
+// serve's listeners answer them (pinned by cmd/fleetca's
+// TestTransportRefusalsArePlainText):
+//
+//   - 431 Request Header Fields Too Large, text/plain: the request line
+//     and headers exceed http.Server.MaxHeaderBytes (serve: 64 KiB, plus
+//     net/http's 4 KiB slack).
+//   - 400 Bad Request, text/plain: a malformed request line (a NUL or other
+//     control character in it, a missing method, URI or version), a
+//     malformed header line or field name, an HTTP/1.1 request without
+//     Host, or conflicting Content-Length headers.
+//   - 505 HTTP Version Not Supported, text/plain: a request line whose
+//     version is not HTTP/1.x (HTTP/2 is negotiated by TLS ALPN instead).
+//   - 501 Not Implemented, text/plain: a Transfer-Encoding other than
+//     chunked.
+//   - 417 Expectation Failed, no body: an Expect header other than
+//     100-continue.
+//   - 400 Bad Request with the body "Client sent an HTTP request to an
+//     HTTPS server.", no Content-Type: plain HTTP sent to the HTTPS
+//     listener.
+//   - No HTTP answer at all: a failed TLS handshake (a TLS alert, such as
+//     protocol_version or handshake_failure, then the connection closes),
+//     a request whose headers do not arrive within ReadHeaderTimeout, or
+//     an idle keep-alive connection past IdleTimeout (closed).
+//
+// Everything after the headers parse, including a body over
+// Config.MaxBodyBytes (413), a body whose chunked framing breaks while a
+// handler reads it (400), an unknown route (404) or a wrong method (405),
+// is problem JSON. The metrics listener (serve's metrics_addr) is not
+// this package's and not part of the API: it serves Prometheus' text
+// format, and its own refusals (404 for any path but /metrics) are
+// net/http's plain text.
 //
 // # Invariants
 //

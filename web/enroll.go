@@ -3,7 +3,6 @@ package web
 import (
 	"bytes"
 	"encoding/base64"
-	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"mime"
@@ -85,13 +84,8 @@ func DecodeCSRBody(contentType string, body []byte) ([]byte, error) {
 		var req struct {
 			CSR string `json:"csr"`
 		}
-		dec := json.NewDecoder(bytes.NewReader(body))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&req); err != nil {
-			return nil, jsonError(err, body, &req, csrBodyHint)
-		}
-		if dec.More() {
-			return nil, fault.New(fault.Malformed, "the JSON body has data after its object", csrBodyHint)
+		if err := decodeStrict(body, &req, csrBodyHint); err != nil {
+			return nil, err
 		}
 		return decodeCSRPEM([]byte(req.CSR))
 	case "", "application/x-www-form-urlencoded":

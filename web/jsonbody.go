@@ -1,6 +1,7 @@
 package web
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +11,23 @@ import (
 
 	"github.com/fleetca/fleetca/internal/fault"
 )
+
+// decodeStrict decodes body, one JSON object, into v (a pointer to a
+// struct): unknown members are refused, and so is anything after the
+// object but white space (RFC 8259 §2: a JSON text is one value), so that
+// `{"device_id":"a10"} {"device_id":"a11"}` is an error, not a request for
+// a10. Failures are jsonError's Malformed faults, with hint.
+func decodeStrict(body []byte, v any, hint string) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return jsonError(err, body, v, hint)
+	}
+	if rest := bytes.TrimLeft(body[dec.InputOffset():], " \t\r\n"); len(rest) != 0 {
+		return fault.New(fault.Malformed, fmt.Sprintf("the JSON body has data after its object (at byte %d)", len(body)-len(rest)), hint)
+	}
+	return nil
+}
 
 // jsonError turns a failure to decode the JSON request body into v (a
 // pointer to a struct) into a Malformed fault that says what was wrong in

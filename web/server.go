@@ -17,7 +17,6 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/fleetca/fleetca/api"
 	"github.com/fleetca/fleetca/enroll"
@@ -29,12 +28,41 @@ import (
 type Config struct {
 	// MaxBodyBytes bounds every request body. Default 65536; range 1024..1048576.
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// TrustedProxies lists the reverse proxies (IP addresses or CIDR
+	// prefixes) whose X-Forwarded-For is believed: a request from one of
+	// them is taken to come from the right-most untrusted address of its
+	// X-Forwarded-For. Default empty: the client is the connection's peer,
+	// and no header can change that.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+	// AuthFailureLimit is how many failed admin authentications one client
+	// address may make within AuthFailureWindow; past it, its admin
+	// requests are answered 429 with Retry-After, unchecked (a right token
+	// included), until the window ends. Default 10; range 1..10000.
+	AuthFailureLimit int `yaml:"auth_failure_limit"`
+	// AuthFailureWindow is the limit's window, which starts at an
+	// address's first failure, and the audit log's: an address's failures
+	// are recorded at most once per window, the first at once and the rest
+	// as one row with their count. Default 1m; range 1s..1h.
+	AuthFailureWindow time.Duration `yaml:"auth_failure_window"`
+	// AuthFailureAddresses bounds how many client addresses the limit
+	// tracks at once; addresses beyond it are limited together, as one.
+	// Default 10000; range 100..1000000.
+	AuthFailureAddresses int `yaml:"auth_failure_addresses"`
 }
 
 // WithDefaults returns a copy of c with zero fields set to their defaults.
 func (c Config) WithDefaults() Config {
 	if c.MaxBodyBytes == 0 {
 		c.MaxBodyBytes = 64 << 10
+	}
+	if c.AuthFailureLimit == 0 {
+		c.AuthFailureLimit = 10
+	}
+	if c.AuthFailureWindow == 0 {
+		c.AuthFailureWindow = time.Minute
+	}
+	if c.AuthFailureAddresses == 0 {
+		c.AuthFailureAddresses = 10000
 	}
 	return c
 }
@@ -45,6 +73,28 @@ func (c Config) Validate() error {
 		return fault.New(fault.Malformed, fmt.Sprintf("web.max_body_bytes is %d, outside 1024..1048576", c.MaxBodyBytes),
 			"set web.max_body_bytes in fleetca.yaml to a value in that range")
 	}
+	for _, r := range []struct {
+		key       string
+		v, lo, hi int64
+		unit      string
+	}{
+		{"auth_failure_limit", int64(c.AuthFailureLimit), 1, 10000, ""},
+		{"auth_failure_window", int64(c.AuthFailureWindow), int64(time.Second), int64(time.Hour), "duration"},
+		{"auth_failure_addresses", int64(c.AuthFailureAddresses), 100, 1000000, ""},
+	} {
+		if r.v >= r.lo && r.v <= r.hi {
+			continue
+		}
+		got, lo, hi := strconv.FormatInt(r.v, 10), strconv.FormatInt(r.lo, 10), strconv.FormatInt(r.hi, 10)
+		if r.unit == "duration" {
+			got, lo, hi = time.Duration(r.v).String(), time.Duration(r.lo).String(), time.Duration(r.hi).String()
+		}
+		return fault.WithKey(fault.New(fault.Malformed, fmt.Sprintf("web.%s is %s, outside %s..%s", r.key, got, lo, hi),
+			fmt.Sprintf("set web.%s in fleetca.yaml to a value in that range, or leave it unset for the default", r.key)), "web."+r.key)
+	}
+	if _, err := parseTrustedProxies(c.TrustedProxies); err != nil {
+		return err
+	}
 	return nil
 }
 
@@ -54,7 +104,8 @@ type Enroller interface {
 	CreateToken(ctx context.Context, req enroll.TokenRequest) (enroll.Secret, store.Token, error)
 	ListTokens(ctx context.Context, p store.Page) ([]store.Token, error)
 	RevokeToken(ctx context.Context, id string) (store.Token, error)
-	AuthenticateAdmin(ctx context.Context, presented, from string) error
+	CheckAdmin(ctx context.Context, presented string) error
+	AuditAdminAuthFailures(ctx context.Context, f enroll.AdminAuthFailures) error
 	IssueServer(ctx context.Context, req enroll.ServerRequest) (*x509.Certificate, error)
 	Renew(ctx context.Context, req enroll.RenewRequest) (*enroll.Result, error)
 	RenewalInfo(ctx context.Context, serial *big.Int) (enroll.RenewalInfo, error)
@@ -92,22 +143,28 @@ type Deps struct {
 	Ready func(ctx context.Context) error
 	// Logger; nil discards.
 	Logger *slog.Logger
-	// Metrics registers request metrics; nil registers none.
+	// Metrics registers request metrics; nil registers none. Neither
+	// handler serves them: /metrics belongs on a listener of its own
+	// (serve's metrics_addr), never on the public ones.
 	Metrics prometheus.Registerer
-	// Gatherer serves /metrics; nil serves no /metrics route.
-	Gatherer prometheus.Gatherer
 }
 
 // Server holds fleetca's two HTTP handlers.
 type Server struct {
-	cfg      Config
-	deps     Deps
-	log      *slog.Logger
-	now      func() time.Time
-	requests *prometheus.CounterVec
-	latency  *prometheus.HistogramVec
-	https    *echo.Echo
-	http     *echo.Echo
+	cfg  Config
+	deps Deps
+	log  *slog.Logger
+	now  func() time.Time
+	// clientIP is echo's IPExtractor: c.RealIP() is the client's address.
+	clientIP func(*http.Request) string
+	// limiter limits and summarises failed admin authentications.
+	limiter *authLimiter
+	// authFailed and authRefused count what limiter sees.
+	authFailed, authRefused prometheus.Counter
+	requests                *prometheus.CounterVec
+	latency                 *prometheus.HistogramVec
+	https                   *echo.Echo
+	http                    *echo.Echo
 	// draining is closed by Drain.
 	draining  chan struct{}
 	drainOnce sync.Once
@@ -122,13 +179,25 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if deps.Enroll == nil || deps.CA == nil || deps.Records == nil || deps.Revocation == nil {
 		return nil, errors.New("web.New: Enroll, CA, Records and Revocation are required")
 	}
-	s := &Server{cfg: cfg, deps: deps, log: deps.Logger, now: deps.Now, draining: make(chan struct{})}
+	trusted, err := parseTrustedProxies(cfg.TrustedProxies)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, deps: deps, log: deps.Logger, now: deps.Now, draining: make(chan struct{}),
+		clientIP: clientIPExtractor(trusted),
+		limiter:  newAuthLimiter(cfg.AuthFailureLimit, cfg.AuthFailureWindow, cfg.AuthFailureAddresses)}
 	if s.now == nil {
 		s.now = time.Now
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
+	s.authFailed = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "fleetca_web_admin_auth_failures_total", Help: "Admin API requests whose admin token was missing, malformed or wrong.",
+	})
+	s.authRefused = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "fleetca_web_admin_auth_refused_total", Help: "Admin API requests refused unchecked (429) because their address failed too often.",
+	})
 	s.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "fleetca_web_requests_total", Help: "HTTP requests by listener, route pattern, method and status code.",
 	}, []string{"listener", "route", "method", "code"})
@@ -137,7 +206,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
 	}, []string{"listener", "route"})
 	if deps.Metrics != nil {
-		for _, c := range []prometheus.Collector{s.requests, s.latency} {
+		for _, c := range []prometheus.Collector{s.requests, s.latency, s.authFailed, s.authRefused} {
 			if err := deps.Metrics.Register(c); err != nil {
 				return nil, fmt.Errorf("register web metrics: %w", err)
 			}
@@ -159,6 +228,7 @@ func (s *Server) newEcho(listener string) *echo.Echo {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
+	e.IPExtractor = s.clientIP
 	e.Use(headWithoutBody)
 	e.Use(middleware.RequestID())
 	e.Use(middleware.RequestLoggerWithConfig(middleware.RequestLoggerConfig{
@@ -229,9 +299,6 @@ func (s *Server) routes() {
 	getAndHead(s.http, api.RootCRLPath, s.rootCRL)
 	s.http.POST(api.OCSPPath, s.ocspPost)
 	getAndHead(s.http, api.OCSPPath+"/*", s.ocspGet)
-	if s.deps.Gatherer != nil {
-		getAndHead(s.http, "/metrics", echo.WrapHandler(promhttp.HandlerFor(s.deps.Gatherer, promhttp.HandlerOpts{})))
-	}
 }
 
 // healthz answers 200 {"status":"ok"} while the service can work, and 503

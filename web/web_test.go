@@ -107,7 +107,7 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := New(Config{}, Deps{Enroll: svc, CA: authority, Records: st, Revocation: rev, Now: now, Metrics: reg, Gatherer: reg})
+	srv, err := New(Config{}, Deps{Enroll: svc, CA: authority, Records: st, Revocation: rev, Now: now, Metrics: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -390,8 +390,13 @@ func TestHTTPListener(t *testing.T) {
 	if rec := do(h, "POST", "/v1/enroll", "", "", ""); rec.Code != 404 {
 		t.Errorf("enrollment on the HTTP listener = %d, want 404", rec.Code)
 	}
-	if rec := do(h, "GET", "/metrics", "", "", ""); rec.Code != 200 || !strings.Contains(rec.Body.String(), "fleetca_web_requests_total") {
-		t.Errorf("metrics = %d, want 200 with fleetca_web_requests_total", rec.Code)
+	// Metrics are served on a listener of their own (issue 12, defect 10).
+	for _, h := range []http.Handler{h, f.srv.HTTPSHandler()} {
+		if rec := do(h, "GET", "/metrics", "", "", ""); rec.Code != 404 || strings.Contains(rec.Body.String(), "fleetca_web_requests_total") {
+			t.Errorf("GET /metrics = %d %s, want 404: metrics are not on the public listeners", rec.Code, rec.Body)
+		} else {
+			problemOf(t, rec)
+		}
 	}
 }
 
@@ -434,6 +439,85 @@ func FuzzDecodeCSRBody(f *testing.F) {
 		}
 		if len(der) == 0 && !strings.Contains(string(body), "REQUEST") {
 			t.Fatalf("accepted an empty CSR from %q", body)
+		}
+	})
+}
+
+// TestAdminJSONStrict: the admin API takes one JSON object, sent as
+// application/json, and a refused body changes nothing (issue 12, defect 3).
+func TestAdminJSONStrict(t *testing.T) {
+	f := newFixture(t)
+	h := f.srv.HTTPSHandler()
+	for _, tc := range []struct {
+		name, ctype, body, detail string
+	}{
+		{"fail/trailing-object", "application/json", `{"device_id":"a10"} {"device_id":"a11"}`, "data after its object"},
+		{"fail/trailing-brace", "application/json", `{"device_id":"a10"}}`, "data after its object"},
+		{"fail/trailing-garbage", "application/json", "{\"device_id\":\"a10\"}\n x", "data after its object"},
+		{"fail/text-plain", "text/plain", `{"device_id":"a10"}`, "application/json was expected"},
+		{"fail/form", "application/x-www-form-urlencoded", `{"device_id":"a10"}`, "application/json was expected"},
+		{"fail/no-content-type", "", `{"device_id":"a10"}`, "application/json was expected"},
+		{"fail/bad-content-type", "application/", `{"device_id":"a10"}`, "application/json was expected"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := do(h, "POST", "/v1/admin/tokens", f.admin, tc.ctype, tc.body)
+			if rec.Code != 400 {
+				t.Fatalf("POST /v1/admin/tokens %s %q = %d %s, want 400", tc.ctype, tc.body, rec.Code, rec.Body)
+			}
+			p := problemOf(t, rec)
+			if p.Type != api.ProblemTypePrefix+fault.Malformed.String() || !strings.Contains(p.Detail, tc.detail) {
+				t.Errorf("problem = %+v, want malformed saying %q", p, tc.detail)
+			}
+		})
+	}
+	ts, err := f.svc.ListTokens(t.Context(), store.Page{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ts) != 0 {
+		t.Errorf("refused requests minted %d tokens, want 0: %+v", len(ts), ts)
+	}
+	for _, ctype := range []string{"application/json", "application/json; charset=utf-8", "Application/JSON"} {
+		if rec := do(h, "POST", "/v1/admin/tokens", f.admin, ctype, "{\"device_id\":\"a10\"}\r\n"); rec.Code != 201 {
+			t.Errorf("POST /v1/admin/tokens as %q = %d %s, want 201", ctype, rec.Code, rec.Body)
+		}
+	}
+	// The enrollment decoder refuses what follows its object the same way.
+	if _, err := DecodeCSRBody("application/json", []byte(`{"csr":"x"}}`)); !isKind(err, fault.Malformed) {
+		t.Errorf("DecodeCSRBody(trailing brace) = %v, want Malformed", err)
+	}
+}
+
+// isKind reports whether err is a fault of kind k.
+func isKind(err error, k fault.Kind) bool {
+	got, ok := fault.KindOf(err)
+	return ok && got == k
+}
+
+// FuzzDecodeAdminJSON: the admin decoder never panics, refuses with
+// Malformed only, and what it accepts is one object that re-encodes to the
+// value it decoded.
+func FuzzDecodeAdminJSON(f *testing.F) {
+	for _, s := range []string{`{"device_id":"a10"}`, `{"device_id":"a10"} {"device_id":"a11"}`, `{"device_id":"a10"}}`,
+		`{"device_pattern":"line-*","ttl":"8h","uses":5}`, `{"uses":"5"}`, `[]`, `{"x":1}`, ""} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		var req api.TokenRequest
+		err := decodeStrict(body, &req, adminJSONHint)
+		if err != nil {
+			if !isKind(err, fault.Malformed) {
+				t.Fatalf("decodeStrict(%q) = %v, want Malformed", body, err)
+			}
+			return
+		}
+		b, err := json.Marshal(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var again api.TokenRequest
+		if err := decodeStrict(b, &again, adminJSONHint); err != nil || again != req {
+			t.Fatalf("re-decoding %s = %+v, %v; want %+v", b, again, err, req)
 		}
 	})
 }

@@ -9,24 +9,26 @@ import (
 
 func TestParseListening(t *testing.T) {
 	tests := []struct {
-		name, log, https, http string
+		name, log, https, http, metrics string
 	}{
 		{"ok/after-other-lines", `{"time":"t","level":"INFO","msg":"certificate authority loaded"}
 {"time":"t","level":"INFO","msg":"listening","https":"https://127.0.0.1:43503","http":"http://127.0.0.1:45915","public_url":"http://127.0.0.1:45915"}
 
 fleetca is serving CA "Bench" from d
-`, "https://127.0.0.1:43503", "http://127.0.0.1:45915"},
-		{"fail/not-yet", `{"time":"t","level":"INFO","msg":"certificate authority loaded"}` + "\n", "", ""},
-		{"fail/partial-line", `{"time":"t","level":"INFO","msg":"listening","https":"https://127.0.0.1:4`, "", ""},
-		{"fail/no-http", `{"msg":"listening","https":"https://127.0.0.1:1"}` + "\n", "", ""},
-		{"fail/banner-only", "  HTTPS (enrollment, admin API): https://127.0.0.1:1\n", "", ""},
-		{"fail/not-https", `{"msg":"listening","https":"http://127.0.0.1:1","http":"http://127.0.0.1:2"}` + "\n", "", ""},
+`, "https://127.0.0.1:43503", "http://127.0.0.1:45915", ""},
+		{"ok/metrics", `{"msg":"listening","https":"https://127.0.0.1:1","http":"http://127.0.0.1:2","metrics":"http://127.0.0.1:3/metrics"}` + "\n",
+			"https://127.0.0.1:1", "http://127.0.0.1:2", "http://127.0.0.1:3/metrics"},
+		{"fail/not-yet", `{"time":"t","level":"INFO","msg":"certificate authority loaded"}` + "\n", "", "", ""},
+		{"fail/partial-line", `{"time":"t","level":"INFO","msg":"listening","https":"https://127.0.0.1:4`, "", "", ""},
+		{"fail/no-http", `{"msg":"listening","https":"https://127.0.0.1:1"}` + "\n", "", "", ""},
+		{"fail/banner-only", "  HTTPS (enrollment, admin API): https://127.0.0.1:1\n", "", "", ""},
+		{"fail/not-https", `{"msg":"listening","https":"http://127.0.0.1:1","http":"http://127.0.0.1:2"}` + "\n", "", "", ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			https, http := ParseListening([]byte(tc.log))
-			if https != tc.https || http != tc.http {
-				t.Errorf("ParseListening() = %q, %q, want %q, %q", https, http, tc.https, tc.http)
+			https, http, metrics := ParseListening([]byte(tc.log))
+			if https != tc.https || http != tc.http || metrics != tc.metrics {
+				t.Errorf("ParseListening() = %q, %q, %q, want %q, %q, %q", https, http, metrics, tc.https, tc.http, tc.metrics)
 			}
 		})
 	}

@@ -66,7 +66,10 @@ type Server struct {
 	Dir      string // the data directory
 	HTTPSURL string // https://127.0.0.1:port
 	HTTPURL  string // http://127.0.0.1:port
-	LogPath  string // its stderr: JSON log lines, then a banner
+	// MetricsURL is http://127.0.0.1:port/metrics, the metrics listener's
+	// (Init asks for one on a kernel-chosen port); "" if it has none.
+	MetricsURL string
+	LogPath    string // its stderr: JSON log lines, then a banner
 
 	cmd     *exec.Cmd
 	exited  chan struct{} // closed when the process has ended
@@ -91,7 +94,7 @@ func Init(ctx context.Context, bin, dir string) error {
 	ictx, cancel := context.WithTimeout(ctx, StartupTimeout)
 	defer cancel()
 	out, err := exec.CommandContext(ictx, bin, "init", "--dir", dir, "--name", "Bench", "--no-password",
-		"--https-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0").CombinedOutput()
+		"--https-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0").CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("fleetca init: %w\n%s", err, out)
 	}
@@ -136,8 +139,8 @@ func Serve(ctx context.Context, bin, dir, logPath string, extraEnv []string) (*S
 		if err != nil {
 			continue
 		}
-		if https, http := ParseListening(b); https != "" {
-			s.HTTPSURL, s.HTTPURL = https, http
+		if https, http, metrics := ParseListening(b); https != "" {
+			s.HTTPSURL, s.HTTPURL, s.MetricsURL = https, http, metrics
 			return s, nil
 		}
 	}
@@ -145,8 +148,9 @@ func Serve(ctx context.Context, bin, dir, logPath string, extraEnv []string) (*S
 
 // ParseListening finds the JSON log line
 // {"msg":"listening","https":URL,"http":URL,...} among serve's stderr
-// lines and returns its two URLs, or "" and "".
-func ParseListening(b []byte) (httpsURL, httpURL string) {
+// lines and returns its URLs (metrics: "" if serve has no metrics
+// listener), or "" for each.
+func ParseListening(b []byte) (httpsURL, httpURL, metricsURL string) {
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
 	for sc.Scan() {
@@ -158,13 +162,15 @@ func ParseListening(b []byte) (httpsURL, httpURL string) {
 			Msg   string `json:"msg"`
 			HTTPS string `json:"https"`
 			HTTP  string `json:"http"`
+			// Metrics is the metrics listener's /metrics URL, if any.
+			Metrics string `json:"metrics"`
 		}
 		if json.Unmarshal(line, &rec) == nil && rec.Msg == "listening" &&
 			strings.HasPrefix(rec.HTTPS, "https://") && strings.HasPrefix(rec.HTTP, "http://") {
-			return rec.HTTPS, rec.HTTP
+			return rec.HTTPS, rec.HTTP, rec.Metrics
 		}
 	}
-	return "", ""
+	return "", "", ""
 }
 
 // Alive returns an error if the server has exited.

@@ -478,7 +478,7 @@ func runLatencyPhase(ctx context.Context, o options, env *serverEnv, devs []devi
 	// Let the CRL catch up with earlier phases, so that the first timing
 	// is not a publication already under way.
 	time.Sleep(time.Second)
-	m0, err := scrapeMetrics(ctx, plain, env.srv.HTTPURL)
+	m0, err := scrapeMetrics(ctx, plain, env.srv.MetricsURL)
 	if err != nil {
 		return nil, err
 	}
@@ -537,7 +537,7 @@ func runLatencyPhase(ctx context.Context, o options, env *serverEnv, devs []devi
 			res.crlMissed++
 		}
 	}
-	m1, err := scrapeMetrics(ctx, plain, env.srv.HTTPURL)
+	m1, err := scrapeMetrics(ctx, plain, env.srv.MetricsURL)
 	if err != nil {
 		return nil, err
 	}
@@ -550,9 +550,13 @@ func runLatencyPhase(ctx context.Context, o options, env *serverEnv, devs []devi
 	return res, nil
 }
 
-// scrapeMetrics reads GET /metrics: the unlabelled samples, by name.
-func scrapeMetrics(ctx context.Context, client *http.Client, httpURL string) (map[string]float64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, httpURL+"/metrics", nil)
+// scrapeMetrics reads serve's metrics listener (metricsURL, its /metrics
+// URL): the unlabelled samples, by name.
+func scrapeMetrics(ctx context.Context, client *http.Client, metricsURL string) (map[string]float64, error) {
+	if metricsURL == "" {
+		return nil, fmt.Errorf("fleetca serve logged no metrics listener (server.metrics_addr)")
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, metricsURL, nil)
 	if err != nil {
 		return nil, err
 	}

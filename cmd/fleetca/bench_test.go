@@ -123,7 +123,7 @@ func benchStartServe(b *testing.B) *benchServe {
 	b.Helper()
 	dir := filepath.Join(b.TempDir(), "ca")
 	benchCLI(b, nil, "init", "--dir", dir, "--name", "Bench", "--no-password",
-		"--https-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0")
+		"--https-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0")
 	logFile, err := os.Create(filepath.Join(b.TempDir(), "serve.log"))
 	if err != nil {
 		b.Fatal(err)

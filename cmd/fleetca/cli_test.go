@@ -98,7 +98,7 @@ func TestUsageErrors(t *testing.T) {
 
 // initArgs are the flags of a CA on kernel-chosen loopback ports.
 func initArgs(dir string, extra ...string) []string {
-	return append([]string{"init", "--dir", dir, "--name", "CLI Test", "--https-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"}, extra...)
+	return append([]string{"init", "--dir", dir, "--name", "CLI Test", "--https-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"}, extra...)
 }
 
 func TestInitNeedsAPasswordChoice(t *testing.T) {
@@ -444,5 +444,47 @@ func TestRenewalConfigKeys(t *testing.T) {
 	writeFile(t, path, strings.Replace(yml, `renew_after_expiry: "0s"`, `renew_after_expiry: "9000h"`, 1))
 	if _, err := loadConfig(dir); err == nil || !strings.Contains(err.Error(), "ca.renew_after_expiry") {
 		t.Errorf("loadConfig with renew_after_expiry 9000h = %v, want an error naming ca.renew_after_expiry", err)
+	}
+}
+
+// TestWebConfigKeys: init writes the metrics listener and the web keys of
+// issue 12 with their defaults, and loadConfig reads and checks them.
+func TestWebConfigKeys(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "ca")
+	if r := runCLI(t, nil, "init", "--dir", dir, "--name", "Keys", "--no-password"); r.code != exitOK {
+		t.Fatalf("init: exit %d, want 0; stderr: %q", r.code, r.stderr)
+	}
+	path := filepath.Join(dir, "fleetca.yaml")
+	yml := readFile(t, path)
+	for _, want := range []string{`metrics_addr: "127.0.0.1:9090"`, `trusted_proxies: []`, `auth_failure_limit: 10`,
+		`auth_failure_window: "1m0s"`, `auth_failure_addresses: 10000`} {
+		if !strings.Contains(yml, want) {
+			t.Errorf("fleetca.yaml from init lacks %s", want)
+		}
+	}
+	for _, tc := range []struct {
+		name, old, new string
+		key            string // the key the error names; "" for none
+	}{
+		{"ok/metrics-off", `metrics_addr: "127.0.0.1:9090"`, `metrics_addr: "off"`, ""},
+		{"ok/metrics-absent", `metrics_addr: "127.0.0.1:9090"`, ``, ""},
+		{"ok/trusted-proxies", `trusted_proxies: []`, `trusted_proxies: ["10.0.0.7", "192.168.0.0/16"]`, ""},
+		{"fail/metrics-no-port", `metrics_addr: "127.0.0.1:9090"`, `metrics_addr: "127.0.0.1"`, "server.metrics_addr"},
+		{"fail/trusted-proxy-name", `trusted_proxies: []`, `trusted_proxies: ["proxy.example"]`, "web.trusted_proxies"},
+		{"fail/limit", `auth_failure_limit: 10`, `auth_failure_limit: -1`, "web.auth_failure_limit"},
+		{"fail/window", `auth_failure_window: "1m0s"`, `auth_failure_window: "2h"`, "web.auth_failure_window"},
+		{"fail/addresses", `auth_failure_addresses: 10000`, `auth_failure_addresses: 5`, "web.auth_failure_addresses"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			writeFile(t, path, strings.Replace(yml, tc.old, tc.new, 1))
+			_, err := loadConfig(dir)
+			if tc.key == "" && err != nil {
+				t.Errorf("loadConfig = %v, want nil", err)
+			}
+			if tc.key != "" && (err == nil || !strings.Contains(err.Error(), tc.key)) {
+				t.Errorf("loadConfig = %v, want an error naming %s", err, tc.key)
+			}
+		})
 	}
 }

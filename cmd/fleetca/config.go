@@ -54,6 +54,13 @@ type serverConfig struct {
 	// it, written into certificates (AIA, CRL distribution point). Default
 	// http://<http_addr>.
 	PublicURL string `yaml:"public_url"`
+	// MetricsAddr is the address of the listener that serves Prometheus
+	// metrics at /metrics, without authentication: keep it on loopback or
+	// a private network. "off" or "" (the key absent, as in data
+	// directories made before it existed) serves none, so that no new
+	// listener appears on an upgrade; init writes 127.0.0.1:9090. The
+	// public listeners never serve /metrics.
+	MetricsAddr string `yaml:"metrics_addr"`
 	// DNS names the HTTPS certificate carries besides localhost, 127.0.0.1 and ::1.
 	DNS []string `yaml:"dns"`
 }
@@ -67,7 +74,9 @@ type storeConfig struct {
 const (
 	defaultHTTPSAddr = "127.0.0.1:8443"
 	defaultHTTPAddr  = "127.0.0.1:8080"
-	defaultStorePath = "fleetca.db"
+	// defaultMetricsAddr is the metrics listener init writes.
+	defaultMetricsAddr = "127.0.0.1:9090"
+	defaultStorePath   = "fleetca.db"
 )
 
 // withDefaults returns a filled copy of c.
@@ -103,6 +112,12 @@ func (c fileConfig) validate() error {
 			return fault.New(fault.Malformed, fmt.Sprintf("%s %q is not host:port", key, addr), "write it like 127.0.0.1:8443")
 		}
 	}
+	if metricsOn(c.Server.MetricsAddr) {
+		if _, _, err := net.SplitHostPort(c.Server.MetricsAddr); err != nil {
+			return fault.WithKey(fault.New(fault.Malformed, fmt.Sprintf("server.metrics_addr %q is not host:port", c.Server.MetricsAddr),
+				"write it like 127.0.0.1:9090, or off to serve no metrics"), "server.metrics_addr")
+		}
+	}
 	if u, err := url.Parse(c.Server.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return fault.New(fault.Malformed, fmt.Sprintf("server.public_url %q is not an http(s) URL", c.Server.PublicURL), "write it like http://ca.example.com:8080")
 	}
@@ -120,6 +135,9 @@ func (c fileConfig) validate() error {
 	}
 	return c.Web.Validate()
 }
+
+// metricsOn reports whether a metrics_addr asks for a listener.
+func metricsOn(addr string) bool { return addr != "" && addr != "off" }
 
 // loadConfig reads DIR/fleetca.yaml strictly: an unknown or misspelt key is
 // an error naming it.
@@ -180,6 +198,9 @@ server:
   http_addr: {{printf "%q" .Server.HTTPAddr}}
   # The HTTP listener's URL as devices see it; written into certificates (AIA, CRL DP).
   public_url: {{printf "%q" .Server.PublicURL}}
+  # Prometheus metrics at http://<metrics_addr>/metrics, unauthenticated: keep it on loopback.
+  # off (or no key): no metrics listener. The HTTPS and HTTP listeners never serve /metrics.
+  metrics_addr: {{printf "%q" .Server.MetricsAddr}}
   # DNS names of the HTTPS certificate, besides localhost, 127.0.0.1 and ::1.
   dns: [{{range $i, $d := .Server.DNS}}{{if $i}}, {{end}}{{printf "%q" $d}}{{end}}]
 
@@ -230,6 +251,16 @@ revocation:
 web:
   # Largest request body accepted (1024..1048576).
   max_body_bytes: {{.Web.MaxBodyBytes}}
+  # Reverse proxies (IPs or CIDR prefixes) whose X-Forwarded-For is believed; the client is then
+  # the right-most address in it that is not one of these. Empty: the connection's address, always.
+  trusted_proxies: [{{range $i, $p := .Web.TrustedProxies}}{{if $i}}, {{end}}{{printf "%q" $p}}{{end}}]
+  # Failed admin logins one client address may make per window (1..10000); past it, its admin
+  # requests get 429 with Retry-After until the window ends, a right token included.
+  auth_failure_limit: {{.Web.AuthFailureLimit}}
+  # That window (1s..1h); the audit log records an address's failures at most once per window.
+  auth_failure_window: {{printf "%q" .Web.AuthFailureWindow.String}}
+  # Most client addresses tracked at once (100..1000000); beyond it, new ones share one limit.
+  auth_failure_addresses: {{.Web.AuthFailureAddresses}}
 `))
 
 // writeConfig writes c as DIR/fleetca.yaml (mode 0600), failing if it exists.

@@ -135,6 +135,7 @@ type server struct {
 	cmd               *exec.Cmd
 	cancel            context.CancelFunc
 	httpsURL, httpURL string
+	metricsURL        string // http://host:port/metrics
 	fingerprint       string
 	log               *lockedBuffer
 	eof               chan struct{} // closed when the process's stderr ends
@@ -185,7 +186,7 @@ func startServer(t *testing.T, bin, dir string, env []string) *server {
 		}
 	})
 
-	type urls struct{ https, http, fingerprint string }
+	type urls struct{ https, http, metrics, fingerprint string }
 	ready := make(chan urls, 1)
 	go func() {
 		defer close(s.eof)
@@ -198,9 +199,9 @@ func startServer(t *testing.T, bin, dir string, env []string) *server {
 			if sent {
 				continue
 			}
-			var ev struct{ Msg, HTTPS, HTTP string }
+			var ev struct{ Msg, HTTPS, HTTP, Metrics string }
 			if json.Unmarshal([]byte(line), &ev) == nil && ev.Msg == "listening" {
-				u.https, u.http = ev.HTTPS, ev.HTTP
+				u.https, u.http, u.metrics = ev.HTTPS, ev.HTTP, ev.Metrics
 			}
 			if _, fp, ok := strings.Cut(line, "root SHA-256 fingerprint:"); ok {
 				u.fingerprint = strings.TrimSpace(fp)
@@ -216,7 +217,7 @@ func startServer(t *testing.T, bin, dir string, env []string) *server {
 	defer cancelStart()
 	select {
 	case u := <-ready:
-		s.httpsURL, s.httpURL, s.fingerprint = u.https, u.http, u.fingerprint
+		s.httpsURL, s.httpURL, s.metricsURL, s.fingerprint = u.https, u.http, u.metrics, u.fingerprint
 		// Start-up issues one OCSP responder certificate, and says so once.
 		if n := strings.Count(s.log.String(), `"msg":"OCSP responder certificate issued"`); n != 1 {
 			t.Errorf("fleetca serve logged \"OCSP responder certificate issued\" %d times at start-up, want 1", n)
@@ -282,7 +283,7 @@ func initFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	r := f.fleetca("init", "--dir", f.dataDir, "--name", "E2E Test", "--no-password",
-		"--https-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0")
+		"--https-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0")
 	if r.code != 0 {
 		t.Fatalf("fleetca init: exit %d, want 0; stderr: %s", r.code, r.stderr)
 	}

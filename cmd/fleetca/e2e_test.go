@@ -314,7 +314,16 @@ func TestEndToEnd(t *testing.T) {
 				t.Errorf("GET %s/healthz: status %d, want 200; body: %s", base, res.status, res.body)
 			}
 		}
-		res = f.curl(f.srv.httpURL + "/metrics")
+		// Metrics are on their own listener, never the public ones (issue 12, defect 10).
+		for _, base := range []string{f.srv.httpsURL, f.srv.httpURL} {
+			if res := f.curl(base + "/metrics"); res.status != 404 {
+				t.Errorf("GET %s/metrics: status %d, want 404", base, res.status)
+			}
+		}
+		if !strings.HasPrefix(f.srv.metricsURL, "http://127.0.0.1:") {
+			t.Fatalf("serve logged metrics at %q, want a loopback URL", f.srv.metricsURL)
+		}
+		res = f.curl(f.srv.metricsURL)
 		m := regexp.MustCompile(`(?m)^fleetca_enroll_certificates_total (\S+)$`).FindSubmatch(res.body)
 		if res.status != 200 || m == nil {
 			t.Fatalf("GET /metrics: status %d, want 200 and fleetca_enroll_certificates_total; body:\n%s", res.status, res.body)

@@ -22,7 +22,7 @@ const adminTokenName = "admin-token"
 func newInitCmd(e env) *cobra.Command {
 	var (
 		dir, name, keyType, passwordFile, trustDomain string
-		httpsAddr, httpAddr, publicURL                string
+		httpsAddr, httpAddr, publicURL, metricsAddr   string
 		noPassword                                    bool
 		dns                                           []string
 	)
@@ -65,7 +65,7 @@ The keys are encrypted with the password from --password-file or FLEETCA_PASSWOR
 				dir: dir, name: name, keyType: ca.KeyType(keyType), password: pw, passwordFile: absPW,
 				// validate checks the trust domain before anything is written.
 				cfg: fileConfig{Name: name, TrustDomain: api.TrustDomain(trustDomain), PasswordFile: absPW,
-					Server: serverConfig{HTTPSAddr: httpsAddr, HTTPAddr: httpAddr, PublicURL: publicURL, DNS: dns}},
+					Server: serverConfig{HTTPSAddr: httpsAddr, HTTPAddr: httpAddr, PublicURL: publicURL, MetricsAddr: metricsAddr, DNS: dns}},
 			})
 		},
 	}
@@ -80,6 +80,7 @@ The keys are encrypted with the password from --password-file or FLEETCA_PASSWOR
 	f.StringVar(&httpsAddr, "https-addr", defaultHTTPSAddr, "HTTPS listener address")
 	f.StringVar(&httpAddr, "http-addr", defaultHTTPAddr, "HTTP listener address (CA certificates, CRL, OCSP)")
 	f.StringVar(&publicURL, "public-url", "", "the HTTP listener's URL as devices see it (default http://<http-addr>)")
+	f.StringVar(&metricsAddr, "metrics-addr", defaultMetricsAddr, "Prometheus metrics listener address (keep it on loopback); off: none")
 	return cmd
 }
 

@@ -51,6 +51,7 @@ requests under way and stops. It logs JSON lines to stderr.`,
 	f.StringVar(&o.dir, "dir", "", "data directory (default $FLEETCA_DIR, or ./fleetca-data)")
 	f.StringVar(&o.httpsAddr, "https-addr", "", "HTTPS listener address (overrides server.https_addr)")
 	f.StringVar(&o.httpAddr, "http-addr", "", "HTTP listener address (overrides server.http_addr)")
+	f.StringVar(&o.metricsAddr, "metrics-addr", "", "Prometheus metrics listener address, or off (overrides server.metrics_addr)")
 	f.StringVar(&o.passwordFile, "password-file", "", "file with the CA keys' password (overrides password_file)")
 	return cmd
 }
@@ -59,6 +60,7 @@ requests under way and stops. It logs JSON lines to stderr.`,
 // instead of addresses.
 type serveOptions struct {
 	dir, httpsAddr, httpAddr, passwordFile string
+	metricsAddr                            string
 	httpsListener, httpListener            net.Listener
 	// ready, if set, receives the running server's URLs once both listen.
 	ready func(httpsURL, httpURL string)
@@ -106,6 +108,12 @@ func runServe(ctx context.Context, e env, o serveOptions) error {
 	if o.httpAddr != "" {
 		cfg.Server.HTTPAddr = o.httpAddr
 	}
+	if o.metricsAddr != "" {
+		cfg.Server.MetricsAddr = o.metricsAddr
+		if err := cfg.validate(); err != nil {
+			return err
+		}
+	}
 	password, err := readPassword(o.passwordFile, cfg.PasswordFile, e.getenv)
 	if err != nil {
 		return err
@@ -130,6 +138,13 @@ func runServe(ctx context.Context, e env, o serveOptions) error {
 		}
 	}
 	defer httpLn.Close()
+	var metricsLn net.Listener
+	if metricsOn(cfg.Server.MetricsAddr) {
+		if metricsLn, err = net.Listen("tcp", cfg.Server.MetricsAddr); err != nil {
+			return listenError(err, "metrics", cfg.Server.MetricsAddr, "--metrics-addr", "server.metrics_addr")
+		}
+		defer metricsLn.Close()
+	}
 	if defaultPublic {
 		cfg.Server.PublicURL = "http://" + httpLn.Addr().String()
 	}
@@ -165,7 +180,7 @@ func runServe(ctx context.Context, e env, o serveOptions) error {
 		return err
 	}
 	srv, err := web.New(cfg.Web, web.Deps{Enroll: svc, CA: authority, Records: st, Revocation: revSvc, Now: now,
-		Logger: logger, Metrics: reg, Gatherer: reg,
+		Logger: logger, Metrics: reg,
 		Ready: func(ctx context.Context) error { _, err := st.GetMeta(ctx, "admin_token_sha256"); return err }})
 	if err != nil {
 		return err
@@ -199,14 +214,29 @@ func runServe(ctx context.Context, e env, o serveOptions) error {
 		}
 		return nil
 	})
+	listening := []any{"https", httpsURL, "http", httpURL, "public_url", cfg.Server.PublicURL}
+	metricsURL := ""
+	if metricsLn != nil {
+		metricsURL = "http://" + metricsLn.Addr().String() + "/metrics"
+		listening = append(listening, "metrics", metricsURL)
+		msrv := &http.Server{Handler: metricsHandler(reg), ErrorLog: errLog, ReadHeaderTimeout: readHeaderTimeout, ReadTimeout: readTimeout,
+			WriteTimeout: writeTimeout, IdleTimeout: idleTimeout, MaxHeaderBytes: maxHeaderBytes}
+		g.Go(func() error { return serveUntil(gctx, msrv, func() error { return msrv.Serve(metricsLn) }) })
+	}
 	g.Go(func() error { return revSvc.Run(gctx) })
 	g.Go(func() error { return svc.Run(gctx) })
-	logger.Info("listening", "https", httpsURL, "http", httpURL, "public_url", cfg.Server.PublicURL)
-	printBanner(e.stderr, e.prog, o.dir, cfg, authority.RootFingerprint(), httpsURL, httpURL)
+	logger.Info("listening", listening...)
+	printBanner(e.stderr, e.prog, o.dir, cfg, authority.RootFingerprint(), httpsURL, httpURL, metricsURL)
 	if o.ready != nil {
 		o.ready(httpsURL, httpURL)
 	}
 	err = g.Wait()
+	// Admin authentication failures still counted, not yet audited.
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace)
+	defer cancel()
+	if ferr := srv.FlushAuthFailures(fctx); ferr != nil {
+		err = errors.Join(err, fmt.Errorf("audit admin authentication failures: %w", ferr))
+	}
 	logger.Info("stopped")
 	return err
 }
@@ -271,7 +301,10 @@ func (f *tlsErrorFilter) Write(p []byte) (int, error) {
 }
 
 // printBanner tells a newcomer what to do next.
-func printBanner(w io.Writer, prog, dir string, cfg fileConfig, fingerprint, httpsURL, httpURL string) {
+func printBanner(w io.Writer, prog, dir string, cfg fileConfig, fingerprint, httpsURL, httpURL, metricsURL string) {
+	if metricsURL == "" {
+		metricsURL = "off (server.metrics_addr)"
+	}
 	root := filepath.Join(dir, cfg.CA.RootCert)
 	if prog == "" {
 		prog = "fleetca"
@@ -280,6 +313,7 @@ func printBanner(w io.Writer, prog, dir string, cfg fileConfig, fingerprint, htt
 fleetca is serving CA %[1]q from %[2]s
   HTTPS (enrollment, admin API): %[3]s
   HTTP  (CA certs, CRL, OCSP):   %[4]s
+  metrics (Prometheus):          %[9]s
   root certificate:              %[5]s
   root SHA-256 fingerprint:      %[6]s
   admin token:                   %[7]s
@@ -291,7 +325,7 @@ Or with openssl and curl:
   curl --cacert %[5]s -H "Authorization: Bearer $(%[8]s token create --dir %[2]s --device-id dev-2)" --data-binary @dev-2.csr %[3]s/v1/enroll
 Stop with Ctrl-C.
 
-`, cfg.Name, dir, httpsURL, httpURL, root, fingerprint, filepath.Join(dir, adminTokenName), prog)
+`, cfg.Name, dir, httpsURL, httpURL, root, fingerprint, filepath.Join(dir, adminTokenName), prog, metricsURL)
 }
 
 // listenError says why serve cannot listen on addr, and what to do: for an

@@ -1,0 +1,53 @@
+package archtest
+
+import (
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/fleetca/fleetca/internal/testenv"
+)
+
+const mod = "github.com/fleetca/fleetca/"
+
+// leaves are the packages of ours that import nothing of ours but each
+// other, and that any package may use.
+var leaves = []string{"internal/fault", "internal/atomicfile", "internal/certutil", "internal/redact"}
+
+// TestImportRules: the verifier side (proxy, verify), the device side
+// (client, agent) and the wire types (api) depend on nothing of the CA's.
+func TestImportRules(t *testing.T) {
+	goTool := testenv.Need(t, "go")
+	for _, tc := range []struct {
+		pkg     string
+		mayUse  []string // besides itself and the leaves
+		mustUse string   // a dependency that proves the graph was read
+	}{
+		{"api", nil, "internal/fault"},
+		{"verify", []string{"api"}, "api"},
+		{"proxy", []string{"api", "verify", "proxy/internal/fastpath"}, "verify"},
+		{"client", []string{"api"}, "api"},
+		{"agent", []string{"api", "client"}, "client"},
+	} {
+		t.Run(tc.pkg, func(t *testing.T) {
+			out, err := exec.CommandContext(t.Context(), goTool, "list", "-deps", "../../"+tc.pkg).Output()
+			if err != nil {
+				t.Fatalf("go list -deps %s: %v", tc.pkg, err)
+			}
+			allowed := append(append([]string{tc.pkg}, leaves...), tc.mayUse...)
+			deps := strings.Fields(string(out))
+			for _, dep := range deps {
+				if strings.HasPrefix(dep, "go.step.sm/crypto/kms") {
+					t.Errorf("%s depends on %s", tc.pkg, dep)
+				}
+				if own, ok := strings.CutPrefix(dep, mod); ok && !slices.Contains(allowed, own) {
+					t.Errorf("%s depends on %s; it may use only %v", tc.pkg, dep, allowed)
+				}
+			}
+			if !slices.Contains(deps, mod+tc.mustUse) {
+				t.Errorf("go list -deps %s lists no %s%s; is the package path right?", tc.pkg, mod, tc.mustUse)
+			}
+		})
+	}
+}
