@@ -167,6 +167,29 @@ func startInProcess(t *testing.T, dir string, vars map[string]string) (httpsURL,
 	return startInProcessAt(t, dir, vars, nil)
 }
 
+// servedCA is a new CA, served in-process until the test ends (startCA).
+type servedCA struct {
+	dir, httpsURL, httpURL string
+}
+
+// startCA inits a CA without a password in a new directory, with extra
+// init flags, and serves it in-process (startInProcess) until the test
+// ends.
+func startCA(t *testing.T, extra ...string) servedCA {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "ca")
+	if r := runCLI(t, nil, initArgs(dir, append([]string{"--no-password"}, extra...)...)...); r.code != exitOK {
+		t.Fatalf("init: exit %d, want 0; stderr: %q", r.code, r.stderr)
+	}
+	httpsURL, httpURL, stop := startInProcess(t, dir, nil)
+	t.Cleanup(func() {
+		if err := stop(); err != nil {
+			t.Errorf("runServe after cancel: %v, want nil", err)
+		}
+	})
+	return servedCA{dir: dir, httpsURL: httpsURL, httpURL: httpURL}
+}
+
 // startInProcessAt is startInProcess with the server's clock (nil:
 // time.Now).
 func startInProcessAt(t *testing.T, dir string, vars map[string]string, now func() time.Time) (httpsURL, httpURL string, stop func() error) {

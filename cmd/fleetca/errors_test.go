@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -62,17 +61,8 @@ func TestErrorLine(t *testing.T) {
 // sets the field.
 func TestTokenCreateNamesTheFlag(t *testing.T) {
 	t.Parallel()
-	dir := filepath.Join(t.TempDir(), "ca")
-	if r := runCLI(t, nil, initArgs(dir, "--no-password")...); r.code != exitOK {
-		t.Fatalf("init: exit %d, want 0; stderr: %q", r.code, r.stderr)
-	}
-	httpsURL, _, stop := startInProcess(t, dir, nil)
-	defer func() {
-		if err := stop(); err != nil {
-			t.Errorf("runServe after cancel: %v, want nil", err)
-		}
-	}()
-	vars := map[string]string{"FLEETCA_URL": httpsURL}
+	ca := startCA(t)
+	vars := map[string]string{"FLEETCA_URL": ca.httpsURL}
 	for _, tc := range []struct {
 		name string
 		args []string
@@ -88,7 +78,7 @@ func TestTokenCreateNamesTheFlag(t *testing.T) {
 		{"any-device-narrow", []string{"--device-pattern", "line3-*", "--any-device"}, []string{`"line3-*" does not match every device ID`, "use --any-device"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := runCLI(t, vars, append([]string{"token", "create", "--dir", dir}, tc.args...)...)
+			r := runCLI(t, vars, append([]string{"token", "create", "--dir", ca.dir}, tc.args...)...)
 			wantOneLine(t, "token create "+strings.Join(tc.args, " "), r, exitError)
 			for _, w := range tc.want {
 				if !strings.Contains(r.stderr, w) {
