@@ -89,9 +89,11 @@ func (f *fakeCA) issue(cn string, pub crypto.PublicKey, parent string) *client.R
 	return &client.Renewal{EnrollResponse: api.EnrollResponse{DeviceID: cn, Serial: serialHex(leaf), Chain: chainPEM(chain), ParentSerial: parent}, Certs: chain}
 }
 
-// enroll writes a new device's key and certificate into dir.
-func (f *fakeCA) enroll(dir string) (certFile, keyFile string) {
+// device enrolls a new device: it writes its key and certificate into a
+// new directory, and returns cfg with their files.
+func (f *fakeCA) device(cfg Config) Config {
 	f.t.Helper()
+	dir := f.t.TempDir()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		f.t.Fatal(err)
@@ -99,18 +101,18 @@ func (f *fakeCA) enroll(dir string) (certFile, keyFile string) {
 	f.mu.Lock()
 	ren := f.issue("dev-1", key.Public(), "")
 	f.mu.Unlock()
-	certFile, keyFile = filepath.Join(dir, "device.crt"), filepath.Join(dir, "device.key")
+	cfg.CertFile, cfg.KeyFile = filepath.Join(dir, "device.crt"), filepath.Join(dir, "device.key")
 	b, err := keyPEM(key)
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	if err := os.WriteFile(keyFile, b, 0o600); err != nil {
+	if err := os.WriteFile(cfg.KeyFile, b, 0o600); err != nil {
 		f.t.Fatal(err)
 	}
-	if err := os.WriteFile(certFile, []byte(ren.Chain), 0o644); err != nil {
+	if err := os.WriteFile(cfg.CertFile, []byte(ren.Chain), 0o644); err != nil {
 		f.t.Fatal(err)
 	}
-	return certFile, keyFile
+	return cfg
 }
 
 func (f *fakeCA) Renew(_ context.Context, req client.RenewRequest) (*client.Renewal, error) {
@@ -221,13 +223,20 @@ func startRun(t *testing.T, ca *fakeCA, cfg Config, deps Deps, renewals int, aft
 		}
 		return nil
 	}
+	r := newRenewer(t, cfg, deps)
+	a.r = r
+	go func() { a.done <- r.Run(ctx) }()
+	return a
+}
+
+// newRenewer is New, failing the test on error.
+func newRenewer(t *testing.T, cfg Config, deps Deps) *Renewer {
+	t.Helper()
 	r, err := New(cfg, deps)
 	if err != nil {
 		t.Fatal(err)
 	}
-	a.r = r
-	go func() { a.done <- r.Run(ctx) }()
-	return a
+	return r
 }
 
 func (a *agentRun) wait(t *testing.T) error {
@@ -250,8 +259,8 @@ func TestRunSleepsUntilTheWindow(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		t0 := time.Now()
 		ca := newFakeCA(t, 240*time.Hour) // window at 160h, two thirds
-		cert, key := ca.enroll(t.TempDir())
-		a := startRun(t, ca, Config{CertFile: cert, KeyFile: key, CheckInterval: 6 * time.Hour}, Deps{Rand: noJitter}, 1, nil)
+		cfg := ca.device(Config{CheckInterval: 6 * time.Hour})
+		a := startRun(t, ca, cfg, Deps{Rand: noJitter}, 1, nil)
 		if err := a.wait(t); err != nil {
 			t.Fatalf("Run = %v, want nil once stopped", err)
 		}
@@ -281,9 +290,9 @@ func TestRunSeesRenewNow(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		t0 := time.Now()
 		ca := newFakeCA(t, 90*24*time.Hour)
-		cert, key := ca.enroll(t.TempDir())
+		cfg := ca.device(Config{})
 		time.AfterFunc(13*time.Hour, func() { ca.mu.Lock(); ca.renewNow = time.Now(); ca.mu.Unlock() })
-		a := startRun(t, ca, Config{CertFile: cert, KeyFile: key}, Deps{Rand: noJitter}, 1, nil)
+		a := startRun(t, ca, cfg, Deps{Rand: noJitter}, 1, nil)
 		if err := a.wait(t); err != nil {
 			t.Fatal(err)
 		}
@@ -302,9 +311,9 @@ func TestRunHonoursRetryAfter(t *testing.T) {
 		ca := newFakeCA(t, 90*24*time.Hour)
 		ca.retryAfter = time.Hour
 		ca.fail = []error{&fault.Error{Kind: fault.RateLimited, Detail: "renewed too recently", RetryAfter: 45 * time.Minute}}
-		cert, key := ca.enroll(t.TempDir())
+		cfg := ca.device(Config{RetryMin: time.Second, RetryMax: time.Second})
 		time.AfterFunc(13*time.Hour+30*time.Minute, func() { ca.mu.Lock(); ca.renewNow = time.Now(); ca.mu.Unlock() })
-		a := startRun(t, ca, Config{CertFile: cert, KeyFile: key, RetryMin: time.Second, RetryMax: time.Second}, Deps{Rand: noJitter}, 1, nil)
+		a := startRun(t, ca, cfg, Deps{Rand: noJitter}, 1, nil)
 		if err := a.wait(t); err != nil {
 			t.Fatal(err)
 		}
@@ -323,7 +332,7 @@ func TestRunBacksOff(t *testing.T) {
 		ca := newFakeCA(t, 90*24*time.Hour)
 		down := fault.New(fault.Unavailable, "cannot reach the CA", "")
 		ca.fail = []error{down, down, down, down, down}
-		cert, key := ca.enroll(t.TempDir())
+		cfg := ca.device(Config{RetryMin: 10 * time.Second, RetryMax: time.Minute})
 		time.Sleep(time.Second)
 		t0 := time.Now()
 		ca.renewNow = t0 // due at once
@@ -337,7 +346,7 @@ func TestRunBacksOff(t *testing.T) {
 			return j
 		}
 		var second time.Time
-		a := startRun(t, ca, Config{CertFile: cert, KeyFile: key, RetryMin: 10 * time.Second, RetryMax: time.Minute}, Deps{Rand: rnd}, 2,
+		a := startRun(t, ca, cfg, Deps{Rand: rnd}, 2,
 			func(n int) {
 				if n == 1 { // due again in a second, and the CA is down once more
 					ca.mu.Lock()
@@ -376,10 +385,10 @@ func TestRunUsesTheTokenAfterExpiry(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				ca := newFakeCA(t, 10*24*time.Hour)
-				cert, key := ca.enroll(t.TempDir())
+				cfg := ca.device(Config{})
 				ca.fail = tc.fail
 				time.Sleep(tc.offline)
-				a := startRun(t, ca, Config{CertFile: cert, KeyFile: key}, Deps{}, 1, nil)
+				a := startRun(t, ca, cfg, Deps{}, 1, nil)
 				if err := a.wait(t); err != nil {
 					t.Fatal(err)
 				}
@@ -416,10 +425,10 @@ func TestRunStopsOnRefusal(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				ca := newFakeCA(t, 24*time.Hour)
-				cert, key := ca.enroll(t.TempDir())
+				cfg := ca.device(Config{})
 				ca.renewNow = time.Now().Add(time.Nanosecond)
 				ca.fail = []error{tc.err}
-				a := startRun(t, ca, Config{CertFile: cert, KeyFile: key}, Deps{}, 1, nil)
+				a := startRun(t, ca, cfg, Deps{}, 1, nil)
 				err := a.wait(t)
 				if len(ca.calls) != tc.tries {
 					t.Errorf("%d tries, want %d", len(ca.calls), tc.tries)
@@ -462,15 +471,11 @@ func TestOnce(t *testing.T) {
 				t0 := time.Now()
 				ca := newFakeCA(t, 240*time.Hour)
 				ca.infoErr = tc.infoErr
-				cfg := tc.cfg
-				cfg.CertFile, cfg.KeyFile = ca.enroll(t.TempDir())
+				cfg := ca.device(tc.cfg)
 				before := readState(t, cfg)
 				time.Sleep(tc.later)
 				execs := 0
-				r, err := New(cfg, Deps{CA: ca, Exec: func(context.Context) error { execs++; return nil }})
-				if err != nil {
-					t.Fatal(err)
-				}
+				r := newRenewer(t, cfg, Deps{CA: ca, Exec: func(context.Context) error { execs++; return nil }})
 				out, err := r.Once(t.Context())
 				if err != nil {
 					t.Fatalf("Once = %v", err)
@@ -539,13 +544,9 @@ func TestCrashSafeSwap(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				ca := newFakeCA(t, 240*time.Hour)
-				cfg := Config{Rekey: tc.rekey, Force: true}
-				cfg.CertFile, cfg.KeyFile = ca.enroll(t.TempDir())
+				cfg := ca.device(Config{Rekey: tc.rekey, Force: true})
 				first := readState(t, cfg)
-				r, err := New(cfg, Deps{CA: ca})
-				if err != nil {
-					t.Fatal(err)
-				}
+				r := newRenewer(t, cfg, Deps{CA: ca})
 				steps := []string{}
 				r.files.step = func(name string) error {
 					steps = append(steps, name)
@@ -561,10 +562,7 @@ func TestCrashSafeSwap(t *testing.T) {
 
 				// The restart: a new process, without --force.
 				cfg.Force = false
-				r, err = New(cfg, Deps{CA: ca})
-				if err != nil {
-					t.Fatal(err)
-				}
+				r = newRenewer(t, cfg, Deps{CA: ca})
 				out, err := r.Once(t.Context())
 				if err != nil {
 					t.Fatalf("Once after the crash = %v, want the files repaired", err)
@@ -616,8 +614,7 @@ func TestCrashSafeSwap(t *testing.T) {
 func TestRecoverRemovesAStrayCertificate(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ca := newFakeCA(t, 240*time.Hour)
-		cfg := Config{}
-		cfg.CertFile, cfg.KeyFile = ca.enroll(t.TempDir())
+		cfg := ca.device(Config{})
 		before := readState(t, cfg)
 		other, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 		if err != nil {
@@ -629,10 +626,7 @@ func TestRecoverRemovesAStrayCertificate(t *testing.T) {
 		if err := os.WriteFile(cfg.CertFile+nextSuffix, []byte(stray.Chain), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		r, err := New(cfg, Deps{CA: ca})
-		if err != nil {
-			t.Fatal(err)
-		}
+		r := newRenewer(t, cfg, Deps{CA: ca})
 		out, err := r.Once(t.Context())
 		if err != nil || !strings.Contains(out.Repaired, "removed") {
 			t.Errorf("Once = %+v, %v, want the stray certificate removed", out, err)

@@ -10,7 +10,14 @@ const AdminPrefix = "/v1/admin"
 type TokenRequest struct {
 	DeviceID      string `json:"device_id,omitempty"`
 	DevicePattern string `json:"device_pattern,omitempty"`
-	// TTL is a Go duration ("8h"); empty means the CA's default.
+	// AnyDevice confirms that DevicePattern matches every device ID ("*",
+	// "?*", "[A-Za-z0-9]*", ...), so that the token enrolls any new
+	// device. Such a pattern is refused without it, and it is refused with
+	// a pattern that does not match every ID or with a DeviceID.
+	AnyDevice bool `json:"any_device,omitempty"`
+	// TTL is a Go duration ("8h"), from 1m to the CA's
+	// enroll.max_token_ttl; empty (or absent) means the CA's
+	// enroll.default_token_ttl. "0s" and negative TTLs are refused.
 	TTL string `json:"ttl,omitempty"`
 	// Uses is how many devices the token may enroll; 0 means 1.
 	Uses int `json:"uses,omitempty"`
@@ -27,6 +34,10 @@ type Token struct {
 	CreatedAt     string `json:"created_at"`
 	ExpiresAt     string `json:"expires_at"`
 	RevokedAt     string `json:"revoked_at,omitempty"`
+
+	// AnyDevice is set when DevicePattern matches every device ID: the
+	// token enrolls any new device.
+	AnyDevice bool `json:"any_device,omitempty"`
 	// Token is the secret, present only in the answer to its creation.
 	Token string `json:"token,omitempty"`
 }

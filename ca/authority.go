@@ -131,6 +131,14 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Authority, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The root key is loaded only when it signs, but a readable one is
+	// refused now, with the intermediate's, rather than the first time
+	// the root CRL is signed.
+	if rootKeyHere {
+		if err := checkPresentKeyFileMode(rootKey); err != nil {
+			return nil, err
+		}
+	}
 	signer, closeKMS, err := loadSigner(ctx, interKey, deps.Password)
 	if err != nil {
 		return nil, err

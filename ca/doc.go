@@ -79,7 +79,11 @@
 //   - A certificate never outlives the intermediate that signed it.
 //   - The intermediate's key matches its certificate, and the
 //     intermediate chains to the root at New's time.
-//   - Key files are mode 0600, in a 0700 directory.
+//   - Key files are mode 0600, in a 0700 directory; New refuses a file
+//     (bare path or softkms URI) holding a private key, encrypted or not,
+//     that the group or others may read, with
+//     the chmod that fixes it (CheckSecretFile, also used for the password
+//     file). Keys in other KMSes (pkcs11:, ...) have no file to check.
 //   - The root key is never loaded to issue: only RootSigner loads it, on
 //     first use, for SignRootCRL and new intermediates.
 //   - CRLs are complete, direct v2 CRLs with an AKI and a CRL number; an

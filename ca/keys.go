@@ -244,6 +244,8 @@ func loadSigner(ctx context.Context, ref keyRef, password []byte) (crypto.Signer
 // loadFileSigner loads a PEM key file with softkms. It reads the file first
 // to tell a missing file and an encrypted key without a password from a
 // bad file: pemutil would otherwise fall back to prompting on a terminal.
+// A private key file others may read is refused (CheckSecretFile),
+// encrypted or not.
 func loadFileSigner(ctx context.Context, ref keyRef, password []byte) (crypto.Signer, error) {
 	data, err := os.ReadFile(ref.file)
 	switch {
@@ -259,6 +261,11 @@ func loadFileSigner(ctx context.Context, ref keyRef, password []byte) (crypto.Si
 		return nil, fault.New(fault.Malformed,
 			fmt.Sprintf("%s key file %s is not PEM", ref.role, ref.file),
 			"check "+ref.field)
+	}
+	if err := checkKeyFileMode(ref, block); err != nil {
+		clear(data)
+		clear(block.Bytes)
+		return nil, err
 	}
 	encrypted := block.Type == "ENCRYPTED PRIVATE KEY" || block.Headers["Proc-Type"] == "4,ENCRYPTED"
 	clear(data) // it may hold an unencrypted key
@@ -286,6 +293,40 @@ func loadFileSigner(ctx context.Context, ref keyRef, password []byte) (crypto.Si
 			"check "+ref.field)
 	}
 	return s, nil
+}
+
+// checkKeyFileMode refuses a key file whose first PEM block is a private
+// key (PKCS #8, encrypted or not, or a traditional RSA or EC key) and that
+// the group or others may read. A file that holds something else is left
+// to the parse, which says what it is not.
+func checkKeyFileMode(ref keyRef, block *pem.Block) error {
+	if !strings.HasSuffix(block.Type, "PRIVATE KEY") {
+		return nil
+	}
+	return CheckSecretFile(ref.role+" key file", ref.file)
+}
+
+// checkPresentKeyFileMode is checkKeyFileMode for a key that is not loaded
+// yet (the root key): it reads the file to see whether it holds a private
+// key. A key in another KMS, or a missing file, passes.
+func checkPresentKeyFileMode(ref keyRef) error {
+	if ref.file == "" {
+		return nil
+	}
+	data, err := os.ReadFile(ref.file)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read %s key: %w", ref.role, err)
+	}
+	defer clear(data) // it may hold an unencrypted key
+	block, _ := pem.Decode(data)
+	if block == nil {
+		return nil
+	}
+	defer clear(block.Bytes)
+	return checkKeyFileMode(ref, block)
 }
 
 // checkKeyPair returns a Malformed fault unless the signer's public key is

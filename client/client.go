@@ -20,6 +20,7 @@ import (
 
 	"github.com/fleetca/fleetca/api"
 	"github.com/fleetca/fleetca/internal/fault"
+	"github.com/fleetca/fleetca/internal/tlsconf"
 )
 
 // MaxAnswerBytes bounds what the client reads of any answer.
@@ -101,7 +102,7 @@ func New(cfg Config) (*Client, error) {
 // later, and presents the certificate cert returns, if cert is not nil.
 func newHTTPClient(roots *x509.CertPool, timeout time.Duration, cert func(*tls.CertificateRequestInfo) (*tls.Certificate, error)) *http.Client {
 	return &http.Client{Timeout: timeout, Transport: &http.Transport{
-		TLSClientConfig:     &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12, GetClientCertificate: cert},
+		TLSClientConfig:     &tls.Config{RootCAs: roots, MinVersion: tlsconf.MinVersion, CipherSuites: tlsconf.CipherSuites(), GetClientCertificate: cert},
 		TLSHandshakeTimeout: 10 * time.Second,
 		ForceAttemptHTTP2:   true,
 	}}

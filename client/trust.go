@@ -20,6 +20,7 @@ import (
 	"github.com/fleetca/fleetca/api"
 	"github.com/fleetca/fleetca/internal/certutil"
 	"github.com/fleetca/fleetca/internal/fault"
+	"github.com/fleetca/fleetca/internal/tlsconf"
 )
 
 // maxBundleBytes bounds a fetched PEM bundle of CA certificates.
@@ -67,7 +68,7 @@ func Bootstrap(ctx context.Context, url string, fingerprint []byte) (*x509.Certi
 	}
 	hc := &http.Client{Timeout: DefaultTimeout, Transport: &http.Transport{
 		// The answer is checked against the fingerprint below, never trusted as such.
-		TLSClientConfig: &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}, //nolint:gosec
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true, MinVersion: tlsconf.MinVersion, CipherSuites: tlsconf.CipherSuites()}, //nolint:gosec
 	}}
 	roots, err := fetchCerts(ctx, hc, base, api.RootsPEMPath)
 	if err != nil {

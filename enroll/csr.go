@@ -47,7 +47,8 @@ var (
 	oidSAN        = asn1.ObjectIdentifier{2, 5, 29, 17}
 )
 
-// checkCSR parses a DER CSR and applies the key, signature and name policy.
+// checkCSR parses a DER CSR and applies the key, signature, name and
+// extension policy.
 // The device ID comes from the binding's device, or, for a pattern, from
 // the CSR's CN. trustDomain names the device URI SAN the CSR may carry.
 func checkCSR(der []byte, b binding, trustDomain api.TrustDomain) (*request, error) {
@@ -60,6 +61,9 @@ func checkCSR(der []byte, b binding, trustDomain api.TrustDomain) (*request, err
 		return nil, err
 	}
 	if err := checkNames(csr, id, trustDomain); err != nil {
+		return nil, err
+	}
+	if err := checkExtensions(csr); err != nil {
 		return nil, err
 	}
 	return &request{csr: csr, deviceID: id, keyHash: sha256.Sum256(csr.RawSubjectPublicKeyInfo)}, nil

@@ -9,6 +9,10 @@
 // stored, and it is shown by its ID (TokenID). A token names one device
 // (TokenRequest.DeviceID) or a glob of device IDs (DevicePattern) that a
 // factory station may enroll, for a number of uses and until an expiry.
+// A pattern that matches every device ID (AnyDevice: "*", "?*", ...) is
+// refused unless the request says AnyDevice too. A TTL, when given, is
+// 1m..enroll.max_token_ttl; only an absent TTL means
+// enroll.default_token_ttl, so "0s" is refused, not read as the default.
 // The admin token (MintAdminToken, AuthenticateAdmin) is kept the same way.
 //
 // Enroll checks, in order: the token (well formed, known, not revoked, not
@@ -16,8 +20,14 @@
 // e >= 65537, Ed25519; NIST SP 800-57 112-bit floor), the CSR signature (not
 // SHA-1), and the names: the CA, not the CSR, decides the subject, so a CSR
 // may carry only CN=<device ID> and at most the one URI SAN, the device's
-// SPIFFE ID spiffe://<trust domain>/device/<device ID>; anything else is
-// refused, never rewritten. Then ca signs, and one store transaction spends
+// SPIFFE ID spiffe://<trust domain>/device/<device ID>; and the extension
+// request, which may ask only for what a device certificate gets anyway
+// (keyUsage digitalSignature, extendedKeyUsage clientAuth alone,
+// basicConstraints CA:FALSE, the device's SAN): CA:TRUE, keyCertSign, an
+// EKU other than clientAuth, or any other extension, known or not, is
+// refused by name (csrext.go). Anything else is refused, never rewritten.
+// Attributes other than the extension request (challengePassword, sent by
+// EST and SCEP clients) are not looked at. Then ca signs, and one store transaction spends
 // the token and records the certificate, the device, the key binding and
 // the audit row. The Result names the device as an api.DeviceID.
 //
@@ -84,7 +94,7 @@
 //
 // enroll has no HTTP and no CLI: it returns a *fault.Error for anything
 // the caller can fix, and a plain wrapped error otherwise. Its hints name
-// the request field (ttl, uses, device_id, device_pattern) or the
+// the request field (ttl, uses, device_id, device_pattern, any_device) or the
 // configuration key (enroll.max_token_ttl, trust_domain,
 // ca.renew_after_expiry) to change, never
 // a command-line flag or an environment variable, and the error's Field or

@@ -45,6 +45,18 @@ func TestEnrollFixtures(t *testing.T) {
 		{name: "fail/two-uris", file: "csr-two-uris.pem", want: fault.BadCSR},
 		{name: "fail/bad-device-id", file: "csr-bad-device-id.pem", pattern: true, want: fault.BadCSR},
 		{name: "fail/long-device-id", file: "csr-long-device-id.pem", pattern: true, want: fault.BadCSR},
+		// Extension requests (issue 12 #6): what a device gets anyway is
+		// accepted; anything more is refused, not dropped.
+		{name: "ok/challenge-password", file: "csr-challenge-password.pem"},
+		{name: "ok/ext-ca-false", file: "csr-ext-ca-false.pem"},
+		{name: "ok/ext-ku-digitalsignature", file: "csr-ext-ku-digitalsignature.pem"},
+		{name: "ok/ext-eku-clientauth", file: "csr-ext-eku-clientauth.pem"},
+		{name: "fail/ext-ca-true", file: "csr-ext-ca-true.pem", want: fault.BadCSR},
+		{name: "fail/ext-ku-keycertsign", file: "csr-ext-ku-keycertsign.pem", want: fault.BadCSR},
+		{name: "fail/ext-ku-keyencipherment", file: "csr-ext-ku-keyencipherment.pem", want: fault.BadCSR},
+		{name: "fail/ext-eku-serverauth", file: "csr-ext-eku-serverauth.pem", want: fault.BadCSR},
+		{name: "fail/ext-unknown", file: "csr-ext-unknown.pem", want: fault.BadCSR},
+		{name: "fail/ext-eku-twice", file: "csr-ext-eku-twice.pem", want: fault.BadCSR},
 		{name: "fail/not-a-csr", file: "not-a-csr.pem", want: fault.BadCSR},
 		{name: "fail/truncated", file: "csr-truncated.pem", want: fault.BadCSR},
 		{name: "fail/certificate", file: "cert-not-csr.pem", want: fault.BadCSR},
@@ -53,7 +65,7 @@ func TestEnrollFixtures(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			req := TokenRequest{DeviceID: "dev-1"}
 			if tc.pattern {
-				req = TokenRequest{DevicePattern: "*"}
+				req = TokenRequest{DevicePattern: "*", AnyDevice: true}
 			}
 			// A fresh dev-1 per case: each accepted case enrolls dev-1 again,
 			// which max_active_certificates would refuse after three.
@@ -85,7 +97,7 @@ func TestEnrollFixtures(t *testing.T) {
 func TestEnrollToken(t *testing.T) {
 	f := newFixture(t, Config{})
 	csr, _ := newCSR(t, "dev-t")
-	good, tok := f.token(t, TokenRequest{DeviceID: "dev-t", TTL: time.Hour})
+	good, tok := f.token(t, TokenRequest{DeviceID: "dev-t", TTL: new(time.Hour)})
 
 	unknown, err := newSecret(EnrollTokenPrefix)
 	if err != nil {
@@ -297,17 +309,27 @@ func TestCreateToken(t *testing.T) {
 		want fault.Kind
 	}{
 		{"ok/device", TokenRequest{DeviceID: "dev-1"}, 0},
-		{"ok/pattern-shift", TokenRequest{DevicePattern: "line3-*", Uses: 5000, TTL: 8 * time.Hour}, 0},
+		{"ok/pattern-shift", TokenRequest{DevicePattern: "line3-*", Uses: 5000, TTL: new(8 * time.Hour)}, 0},
 		{"fail/neither", TokenRequest{}, fault.Malformed},
 		{"fail/both", TokenRequest{DeviceID: "a", DevicePattern: "a*"}, fault.Malformed},
 		{"fail/bad-id", TokenRequest{DeviceID: "-dev"}, fault.Malformed},
 		{"fail/id-too-long", TokenRequest{DeviceID: string(make65())}, fault.Malformed},
 		{"fail/bad-glob", TokenRequest{DevicePattern: "line[3"}, fault.Malformed},
 		{"fail/slash-glob", TokenRequest{DevicePattern: "a/*"}, fault.Malformed},
-		{"fail/ttl-too-long", TokenRequest{DeviceID: "d", TTL: 10000 * time.Hour}, fault.Malformed},
-		{"fail/ttl-too-short", TokenRequest{DeviceID: "d", TTL: time.Second}, fault.Malformed},
+		{"fail/ttl-too-long", TokenRequest{DeviceID: "d", TTL: new(10000 * time.Hour)}, fault.Malformed},
+		{"fail/ttl-too-short", TokenRequest{DeviceID: "d", TTL: new(time.Second)}, fault.Malformed},
 		{"fail/uses-negative", TokenRequest{DeviceID: "d", Uses: -1}, fault.Malformed},
 		{"fail/uses-too-many", TokenRequest{DeviceID: "d", Uses: 100_001}, fault.Malformed},
+		// A zero TTL is refused, not read as the default (issue 12 #7).
+		{"fail/ttl-zero", TokenRequest{DeviceID: "d", TTL: new(time.Duration(0))}, fault.Malformed},
+		{"fail/ttl-negative", TokenRequest{DeviceID: "d", TTL: new(-time.Hour)}, fault.Malformed},
+		{"ok/ttl-min", TokenRequest{DeviceID: "d", TTL: new(time.Minute)}, 0},
+		{"ok/ttl-max", TokenRequest{DeviceID: "d", TTL: new(720 * time.Hour)}, 0},
+		// A pattern that matches every ID needs any_device (issue 12 #8).
+		{"fail/star-without-any-device", TokenRequest{DevicePattern: "*", Uses: 10}, fault.Malformed},
+		{"ok/star-with-any-device", TokenRequest{DevicePattern: "*", AnyDevice: true, Uses: 10}, 0},
+		{"fail/any-device-narrow-pattern", TokenRequest{DevicePattern: "line3-*", AnyDevice: true}, fault.Malformed},
+		{"fail/any-device-one-device", TokenRequest{DeviceID: "dev-1", AnyDevice: true}, fault.Malformed},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			secret, tok, err := f.svc.CreateToken(t.Context(), tc.req)
@@ -321,9 +343,9 @@ func TestCreateToken(t *testing.T) {
 			if err != nil || h != tok.Hash || tok.ID != TokenID(h) {
 				t.Errorf("minted token does not parse to its stored hash: %v", err)
 			}
-			ttl := tc.req.TTL
-			if ttl == 0 {
-				ttl = 24 * time.Hour // enroll.default_token_ttl
+			ttl := 24 * time.Hour // enroll.default_token_ttl
+			if tc.req.TTL != nil {
+				ttl = *tc.req.TTL
 			}
 			if want := f.clock.Now().Add(ttl); !tok.ExpiresAt.Equal(want) {
 				t.Errorf("ExpiresAt = %v, want %v", tok.ExpiresAt, want)
@@ -428,8 +450,12 @@ func TestTokenRequestErrorsNameTheField(t *testing.T) {
 	}{
 		{"bad-id", TokenRequest{DeviceID: "-dev"}, "device_id"},
 		{"bad-glob", TokenRequest{DevicePattern: "line[3"}, "device_pattern"},
-		{"ttl-too-long", TokenRequest{DeviceID: "d", TTL: 10000 * time.Hour}, "ttl"},
+		{"ttl-too-long", TokenRequest{DeviceID: "d", TTL: new(10000 * time.Hour)}, "ttl"},
 		{"uses-too-many", TokenRequest{DeviceID: "d", Uses: 100_001}, "uses"},
+		{"ttl-zero", TokenRequest{DeviceID: "d", TTL: new(time.Duration(0))}, "ttl"},
+		{"ttl-negative", TokenRequest{DeviceID: "d", TTL: new(-time.Minute)}, "ttl"},
+		{"any-device-missing", TokenRequest{DevicePattern: "?*"}, "any_device"},
+		{"any-device-narrow", TokenRequest{DevicePattern: "a*", AnyDevice: true}, "any_device"},
 		{"both", TokenRequest{DeviceID: "a", DevicePattern: "a*"}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

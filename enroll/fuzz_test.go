@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"crypto/x509"
+	"encoding/asn1"
 	"encoding/pem"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -24,9 +26,11 @@ var inputKinds = map[fault.Kind]bool{
 	fault.TooLarge: true, fault.Unauthorized: true,
 }
 
-// FuzzCheckCSR feeds arbitrary DER to the CSR policy. Invariants: no panic;
-// a refusal is a *fault.Error of an input kind; an accepted CSR is the
-// input itself (it re-encodes to the same bytes) and names its device.
+// FuzzCheckCSR feeds arbitrary DER to the CSR policy, seeded with every
+// fixture in testdata (the extension requests among them). Invariants: no
+// panic; a refusal is a *fault.Error of an input kind; an accepted CSR is
+// the input itself (it re-encodes to the same bytes), names its device and
+// asks for no extension a device certificate does not get.
 func FuzzCheckCSR(f *testing.F) {
 	files, _ := filepath.Glob(filepath.Join("..", "testdata", "*.pem"))
 	for _, file := range files {
@@ -59,6 +63,11 @@ func FuzzCheckCSR(f *testing.F) {
 		}
 		if err := checkKey(req.csr.PublicKey); err != nil {
 			t.Fatalf("accepted CSR with a refused key: %v", err)
+		}
+		for _, ext := range req.csr.Extensions {
+			if !slices.ContainsFunc([]asn1.ObjectIdentifier{oidSAN, oidKeyUsage, oidExtKeyUsage, oidBasicConstraints}, ext.Id.Equal) {
+				t.Fatalf("accepted CSR asking for extension %s", ext.Id)
+			}
 		}
 	})
 }

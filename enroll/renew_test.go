@@ -109,6 +109,16 @@ func (f *fixture) tokenRenew(t *testing.T, d device, claims jose.Claims, csr []b
 	return f.svc.Renew(t.Context(), RenewRequest{Token: mint(t, d.key, f.chain(d), claims, false), CSR: csr})
 }
 
+// claimsRenew is a TestRenewTable case's run: a token renewal (tokenRenew)
+// with f.claims(d) as edit changes them.
+func claimsRenew(edit func(c *jose.Claims)) func(t *testing.T, f *fixture, d device) (*Result, error) {
+	return func(t *testing.T, f *fixture, d device) (*Result, error) {
+		claims := f.claims(d)
+		edit(&claims)
+		return f.tokenRenew(t, d, claims, nil)
+	}
+}
+
 func newKey(t testing.TB) *ecdsa.PrivateKey {
 	t.Helper()
 	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -185,11 +195,9 @@ func TestRenewTable(t *testing.T) {
 		{name: "ok/token-leaf-only", kind: kindRenew, run: func(t *testing.T, f *fixture, d device) (*Result, error) {
 			return f.svc.Renew(t.Context(), RenewRequest{Token: mint(t, d.key, []*x509.Certificate{d.cert}, f.claims(d), false)})
 		}},
-		{name: "ok/token-aud-without-port", kind: kindRenew, run: func(t *testing.T, f *fixture, d device) (*Result, error) {
-			claims := f.claims(d)
-			claims.Audience = jose.Audience{"https://CA.fleet.test/v1/renew"}
-			return f.tokenRenew(t, d, claims, nil)
-		}},
+		{name: "ok/token-aud-without-port", kind: kindRenew, run: claimsRenew(func(c *jose.Claims) {
+			c.Audience = jose.Audience{"https://CA.fleet.test/v1/renew"}
+		})},
 		{name: "ok/expired-in-grace-token", cfg: Config{RenewAfterExpiry: 30 * day}, kind: kindAfterExpiry,
 			run: func(t *testing.T, f *fixture, d device) (*Result, error) {
 				f.clock.Add(validity + 29*day)
@@ -284,6 +292,13 @@ func TestRenewTable(t *testing.T) {
 		{name: "fail/rekey-extra-dns", want: fault.BadCSR, kind: kindRekey, run: func(t *testing.T, f *fixture, d device) (*Result, error) {
 			return f.mtls(t, d, readCSR(t, "csr-extra-dns.pem"))
 		}},
+		// Issue 12 #6: a rekey CSR that asks for more than a device gets.
+		{name: "fail/rekey-ca-true", want: fault.BadCSR, kind: kindRekey, run: func(t *testing.T, f *fixture, d device) (*Result, error) {
+			return f.mtls(t, d, readCSR(t, "csr-ext-ca-true.pem"))
+		}},
+		{name: "fail/rekey-eku-serverauth", want: fault.BadCSR, kind: kindRekey, run: func(t *testing.T, f *fixture, d device) (*Result, error) {
+			return f.mtls(t, d, readCSR(t, "csr-ext-eku-serverauth.pem"))
+		}},
 		{name: "fail/rekey-bad-signature", want: fault.BadCSR, kind: kindRekey, run: func(t *testing.T, f *fixture, d device) (*Result, error) {
 			return f.mtls(t, d, readCSR(t, "csr-bad-signature.pem"))
 		}},
@@ -363,41 +378,27 @@ func TestRenewTable(t *testing.T) {
 				// The same claims signed again: a new token, the same payload.
 				return f.svc.Renew(t.Context(), RenewRequest{Token: mint(t, d.key, f.chain(d), claims, true)})
 			}},
-		{name: "fail/token-wrong-aud", want: fault.Unauthorized, kind: kindRenew, run: func(t *testing.T, f *fixture, d device) (*Result, error) {
-			claims := f.claims(d)
-			claims.Audience = jose.Audience{"https://ca.fleet.test:8443/v1/enroll"}
-			return f.tokenRenew(t, d, claims, nil)
-		}},
-		{name: "fail/token-wrong-aud-port", want: fault.Unauthorized, kind: kindRenew, run: func(t *testing.T, f *fixture, d device) (*Result, error) {
-			claims := f.claims(d)
-			claims.Audience = jose.Audience{"https://ca.fleet.test:9443/v1/renew"}
-			return f.tokenRenew(t, d, claims, nil)
-		}},
-		{name: "fail/token-wrong-aud-host", want: fault.Unauthorized, kind: kindRenew, run: func(t *testing.T, f *fixture, d device) (*Result, error) {
-			claims := f.claims(d)
-			claims.Audience = jose.Audience{"https://evil.example:8443/v1/renew"}
-			return f.tokenRenew(t, d, claims, nil)
-		}},
-		{name: "fail/token-http-aud", want: fault.Unauthorized, kind: kindRenew, run: func(t *testing.T, f *fixture, d device) (*Result, error) {
-			claims := f.claims(d)
-			claims.Audience = jose.Audience{"http://ca.fleet.test:8443/v1/renew"}
-			return f.tokenRenew(t, d, claims, nil)
-		}},
-		{name: "fail/token-wrong-sub", want: fault.Unauthorized, kind: kindRenew, run: func(t *testing.T, f *fixture, d device) (*Result, error) {
-			claims := f.claims(d)
-			claims.Subject = "dev-2"
-			return f.tokenRenew(t, d, claims, nil)
-		}},
-		{name: "fail/token-too-long-lived", want: fault.Unauthorized, kind: kindRenew, run: func(t *testing.T, f *fixture, d device) (*Result, error) {
-			claims := f.claims(d)
-			claims.Expiry = jose.NewNumericDate(claims.IssuedAt.Time().Add(5*time.Minute + time.Second))
-			return f.tokenRenew(t, d, claims, nil)
-		}},
-		{name: "fail/token-no-exp", want: fault.Unauthorized, kind: kindRenew, run: func(t *testing.T, f *fixture, d device) (*Result, error) {
-			claims := f.claims(d)
-			claims.Expiry = nil
-			return f.tokenRenew(t, d, claims, nil)
-		}},
+		{name: "fail/token-wrong-aud", want: fault.Unauthorized, kind: kindRenew, run: claimsRenew(func(c *jose.Claims) {
+			c.Audience = jose.Audience{"https://ca.fleet.test:8443/v1/enroll"}
+		})},
+		{name: "fail/token-wrong-aud-port", want: fault.Unauthorized, kind: kindRenew, run: claimsRenew(func(c *jose.Claims) {
+			c.Audience = jose.Audience{"https://ca.fleet.test:9443/v1/renew"}
+		})},
+		{name: "fail/token-wrong-aud-host", want: fault.Unauthorized, kind: kindRenew, run: claimsRenew(func(c *jose.Claims) {
+			c.Audience = jose.Audience{"https://evil.example:8443/v1/renew"}
+		})},
+		{name: "fail/token-http-aud", want: fault.Unauthorized, kind: kindRenew, run: claimsRenew(func(c *jose.Claims) {
+			c.Audience = jose.Audience{"http://ca.fleet.test:8443/v1/renew"}
+		})},
+		{name: "fail/token-wrong-sub", want: fault.Unauthorized, kind: kindRenew, run: claimsRenew(func(c *jose.Claims) {
+			c.Subject = "dev-2"
+		})},
+		{name: "fail/token-too-long-lived", want: fault.Unauthorized, kind: kindRenew, run: claimsRenew(func(c *jose.Claims) {
+			c.Expiry = jose.NewNumericDate(c.IssuedAt.Time().Add(5*time.Minute + time.Second))
+		})},
+		{name: "fail/token-no-exp", want: fault.Unauthorized, kind: kindRenew, run: claimsRenew(func(c *jose.Claims) {
+			c.Expiry = nil
+		})},
 		{name: "ok/token-expired-within-skew", kind: kindRenew, run: func(t *testing.T, f *fixture, d device) (*Result, error) {
 			claims := f.claims(d)
 			f.clock.Add(5*time.Minute + 10*time.Minute)

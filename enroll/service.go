@@ -114,12 +114,20 @@ func New(cfg Config, deps Deps) (*Service, error) {
 }
 
 // TokenRequest asks for an enrollment token. Exactly one of DeviceID and
-// DevicePattern is set; zero TTL and Uses mean the defaults (Config, and 1).
+// DevicePattern is set.
 type TokenRequest struct {
 	DeviceID      string
 	DevicePattern string
-	TTL           time.Duration
-	Uses          int
+	// AnyDevice confirms that DevicePattern matches every device ID (like
+	// "*"): such a pattern is refused without it, and AnyDevice is refused
+	// with any other pattern or with a DeviceID.
+	AnyDevice bool
+	// TTL is the token's lifetime: nil means Config.DefaultTokenTTL; a
+	// given TTL must be within 1m..Config.MaxTokenTTL (zero and negative
+	// are refused, never read as the default).
+	TTL *time.Duration
+	// Uses is how many certificates the token may obtain; 0 means 1.
+	Uses int
 }
 
 // CreateToken mints an enrollment token, stores its hash and audits it. The
@@ -139,11 +147,14 @@ func (s *Service) CreateToken(ctx context.Context, req TokenRequest) (Secret, st
 	if t.DevicePattern != "" {
 		detail = "pattern=" + t.DevicePattern + " " + detail
 	}
+	if AnyDevice(t.DevicePattern) {
+		detail = "any_device " + detail
+	}
 	audit := store.AuditEvent{Time: t.CreatedAt, Action: "token.create", Actor: "admin", DeviceID: t.DeviceID, TokenID: t.ID, Detail: detail}
 	if err := s.store.CreateToken(ctx, t, audit); err != nil {
 		return "", store.Token{}, fmt.Errorf("create token: %w", err)
 	}
-	s.log.InfoContext(ctx, "token created", "token_id", t.ID, "device_id", t.DeviceID, "device_pattern", t.DevicePattern, "uses", t.Uses, "expires_at", t.ExpiresAt)
+	s.log.InfoContext(ctx, "token created", "token_id", t.ID, "device_id", t.DeviceID, "device_pattern", t.DevicePattern, "any_device", AnyDevice(t.DevicePattern), "uses", t.Uses, "expires_at", t.ExpiresAt)
 	return secret, t, nil
 }
 
@@ -164,17 +175,25 @@ func (s *Service) tokenRecord(req TokenRequest) (store.Token, error) {
 		if err := checkPattern(req.DevicePattern); err != nil {
 			return t, fault.WithField(err, "device_pattern")
 		}
+		if err := checkAnyDevice(req.DevicePattern, req.AnyDevice); err != nil {
+			return t, err
+		}
 		t.DevicePattern = req.DevicePattern
 	default:
 		return t, fault.New(fault.Malformed, "the token request names no device ID and no device pattern", hint)
 	}
-	ttl := req.TTL
-	if ttl == 0 {
-		ttl = s.cfg.DefaultTokenTTL
+	if req.AnyDevice && req.DeviceID != "" {
+		return t, fault.WithField(fault.New(fault.Malformed, fmt.Sprintf("any_device is set, but the token is for the one device %q", req.DeviceID),
+			"leave any_device unset for a token of one device"), "any_device")
+	}
+	ttl := s.cfg.DefaultTokenTTL
+	if req.TTL != nil {
+		ttl = *req.TTL
 	}
 	if ttl < minTokenTTL || ttl > s.cfg.MaxTokenTTL {
-		return t, fault.WithField(fault.New(fault.Malformed, fmt.Sprintf("the token TTL %s is outside %s to %s", ttl, minTokenTTL, s.cfg.MaxTokenTTL),
-			"give a ttl in that range, or raise enroll.max_token_ttl"), "ttl")
+		return t, fault.WithField(fault.New(fault.Malformed,
+			fmt.Sprintf("the token TTL %s is outside %s to %s", ttl, minTokenTTL, s.cfg.MaxTokenTTL),
+			fmt.Sprintf("give a ttl in that range, or none for the default %s (enroll.default_token_ttl), or raise enroll.max_token_ttl", s.cfg.DefaultTokenTTL)), "ttl")
 	}
 	if t.Uses == 0 {
 		t.Uses = 1

@@ -87,6 +87,14 @@
 // never blocks (the socket is closed, no TLS close_notify is sent), so it
 // may run in the Checker's callback.
 //
+// Fail closed for open connections too: when the Checker announces that
+// its data went stale (SubscribeStale: the CRL is past its nextUpdate and
+// grace, so every device is refused from then on), every open connection
+// is closed at that instant, handshaking ones included, logged once at
+// Error with the reason and counted in
+// fleetca_proxy_stale_connections_closed_total. Devices reconnect once a
+// fresh CRL loads.
+//
 // Shutdown: Serve stops accepting, closes connections still handshaking,
 // upgraded connections and TCP pipes at once, closes idle HTTP
 // connections (the fast path's too), lets requests in flight finish for

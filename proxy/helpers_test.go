@@ -138,6 +138,10 @@ func (f *fakeChecker) Subscribe(fn func(*big.Int)) {
 	f.subs = append(f.subs, fn)
 }
 
+// SubscribeStale: the fake never goes stale; stale_test.go runs a real
+// verify.Checker on a fake clock instead.
+func (f *fakeChecker) SubscribeStale(func(error)) {}
+
 // refuse makes Check refuse serial for reason r, without announcing it.
 func (f *fakeChecker) refuse(serial *big.Int, r verify.Refusal) {
 	f.mu.Lock()

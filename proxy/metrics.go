@@ -18,6 +18,7 @@ type metrics struct {
 	requests       [6]prometheus.Counter         // by status class: 0 = other, 1 = 1xx ... 5 = 5xx
 	fastRequests   prometheus.Counter            // requests served by the HTTP/1.1 fast path (also in requests)
 	revokedClosed  prometheus.Counter
+	staleClosed    prometheus.Counter
 	upstreamErrors prometheus.Counter
 }
 
@@ -47,11 +48,13 @@ func (s *Server) registerMetrics(r prometheus.Registerer) error {
 		Help: "HTTP requests served by the HTTP/1.1 fast path (counted in fleetca_proxy_requests_total too); none while Config.DisableHTTP1FastPath is set (fleetca proxy --http1-fast-path=false)."})
 	m.revokedClosed = prometheus.NewCounter(prometheus.CounterOpts{Name: "fleetca_proxy_revoked_connections_closed_total",
 		Help: "Open client connections closed because their certificate was revoked."})
+	m.staleClosed = prometheus.NewCounter(prometheus.CounterOpts{Name: "fleetca_proxy_stale_connections_closed_total",
+		Help: "Open client connections closed because the revocation data went stale (past its nextUpdate and grace)."})
 	m.upstreamErrors = prometheus.NewCounter(prometheus.CounterOpts{Name: "fleetca_proxy_upstream_errors_total",
 		Help: "Requests or TCP connections that failed because the upstream could not be reached or failed."})
 	open := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "fleetca_proxy_open_connections",
 		Help: "Client connections open, handshaking ones included."}, func() float64 { return float64(s.OpenConnections()) })
-	collectors := []prometheus.Collector{m.handshakes, requests, m.fastRequests, m.revokedClosed, m.upstreamErrors, open}
+	collectors := []prometheus.Collector{m.handshakes, requests, m.fastRequests, m.revokedClosed, m.staleClosed, m.upstreamErrors, open}
 	if src, ok := s.checker.(crlSource); ok {
 		collectors = append(collectors, prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "fleetca_proxy_crl_age_seconds",
 			Help: "Age of the CRL the revocation checker uses (now minus its thisUpdate); +Inf before one is loaded."},

@@ -25,6 +25,8 @@ func (k keyCompromised) Check(_ context.Context, leaf *x509.Certificate) error {
 
 func (keyCompromised) Subscribe(func(*big.Int)) {}
 
+func (keyCompromised) SubscribeStale(func(error)) {}
+
 // alertCertificateRevoked and alertBadCertificate are the TLS alerts
 // certificate_revoked and bad_certificate (RFC 8446 §6.2).
 const (

@@ -20,6 +20,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/fleetca/fleetca/internal/tlsconf"
 	"github.com/fleetca/fleetca/proxy/internal/fastpath"
 )
 
@@ -35,10 +36,19 @@ import (
 // Subscribe registers fn to be called with the serial of every
 // certificate the Checker learns is revoked after it may have been
 // checked. The Checker must make the revocation visible to Check before
-// it calls fn. fn does not block. Both are safe for concurrent use.
+// it calls fn. fn does not block.
+//
+// SubscribeStale registers fn to be called at the instant the Checker's
+// data goes stale, so that Check refuses every certificate from then on
+// (a CRL past its nextUpdate and grace); reason says why. The Checker
+// must make the refusal visible to Check before it calls fn, so that a
+// handshake after the call cannot get in. fn does not block.
+//
+// All three are safe for concurrent use.
 type Checker interface {
 	Check(ctx context.Context, leaf *x509.Certificate) error
 	Subscribe(fn func(serial *big.Int))
+	SubscribeStale(fn func(reason error))
 }
 
 // Deps are a Server's collaborators.
@@ -71,8 +81,9 @@ type Deps struct {
 }
 
 // Server is the mTLS-terminating proxy. New builds it, Serve runs it on a
-// listener, Reload swaps its certificates, and a Checker's announcement
-// of a revoked serial closes that serial's open connections. Its methods
+// listener, Reload swaps its certificates, a Checker's announcement
+// of a revoked serial closes that serial's open connections, and its
+// announcement that its data went stale closes every open connection. Its methods
 // are safe for concurrent use.
 type Server struct {
 	cfg         Config
@@ -138,7 +149,8 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	// The base config owns the session ticket keys; everything else comes
 	// from the current trust generation, per handshake.
 	s.baseTLS = &tls.Config{
-		MinVersion: tls.VersionTLS12,
+		MinVersion:   tlsconf.MinVersion,
+		CipherSuites: tlsconf.CipherSuites(),
 		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
 			return s.trust.Load().tlsConfig, nil
 		},
@@ -147,6 +159,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		return nil, err
 	}
 	deps.Checker.Subscribe(s.revoked)
+	deps.Checker.SubscribeStale(s.stale)
 	return s, nil
 }
 
@@ -183,6 +196,18 @@ func (s *Server) revoked(serial *big.Int) {
 	}
 	s.m.revokedClosed.Add(float64(n))
 	s.log.Info("closed the connections of a revoked certificate", "serial", serial.Text(16), "connections", n)
+}
+
+// stale is the Checker's announcement that its data went stale: every
+// device is refused from now on, so the connections let in before are
+// closed too, handshaking ones included. A connection whose handshake
+// passed Check just before is among them: it was tracked from accept.
+// It is logged at Error whatever the count: the proxy now refuses
+// everyone, and only the CA coming back (or a fresh CRL) helps.
+func (s *Server) stale(reason error) {
+	n := s.conns.closeWhere(func(*trackedConn) bool { return true })
+	s.m.staleClosed.Add(float64(n))
+	s.log.Error("revocation data is stale: every device is refused and every open connection was closed", "connections", n, "err", reason)
 }
 
 // Serve accepts client connections on ln until ctx ends, then shuts down:

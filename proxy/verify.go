@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/fleetca/fleetca/internal/tlsconf"
 	"github.com/fleetca/fleetca/verify"
 )
 
@@ -102,7 +103,8 @@ type trust struct {
 func (s *Server) newTrust(roots, intermediates *x509.CertPool, cert *tls.Certificate) *trust {
 	t := &trust{roots: roots, intermediates: intermediates, cert: cert, cache: newVerifyCache(s.cfg.VerifyCacheSize)}
 	t.tlsConfig = &tls.Config{
-		MinVersion:   tls.VersionTLS12,
+		MinVersion:   tlsconf.MinVersion,
+		CipherSuites: tlsconf.CipherSuites(), // TLS 1.2: ECDHE with AEAD only
 		Certificates: []tls.Certificate{*cert},
 		// Verification is ours, in VerifyConnection: RequireAnyClientCert
 		// only makes the client send one (or get certificate_required).

@@ -162,7 +162,7 @@ func TestCheckerOCSP(t *testing.T) {
 	defer hs.Close()
 	good, bad := f.issue(t, "dev-good"), f.issue(t, "dev-bad")
 	unknown := f.sign(t, "dev-unknown") // signed, never recorded
-	c, err := verify.NewChecker(verify.CheckerConfig{OCSP: hs.URL, Issuer: f.ca.Intermediate(), Grace: 10 * time.Minute},
+	c, err := verify.NewChecker(verify.CheckerConfig{OCSP: hs.URL, Issuer: f.ca.Intermediate(), Grace: new(10 * time.Minute)},
 		verify.CheckerDeps{Client: hs.Client(), Now: f.now})
 	if err != nil {
 		t.Fatal(err)

@@ -31,6 +31,7 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/asn1"
 	"encoding/pem"
 	"errors"
 	"flag"
@@ -167,6 +168,39 @@ func build() ([]fixture, error) {
 		add(n.name, der, validCSR)
 	}
 
+	// Extension requests (PKCS #9 extensionRequest): what a device
+	// certificate gets anyway is accepted, anything more is refused by name.
+	extended := []struct {
+		name string
+		exts []pkix.Extension
+	}{
+		// Accepted.
+		{"csr-ext-ca-false.pem", []pkix.Extension{ext(oidBasicConstraints, true, basicConstraints{})}},
+		{"csr-ext-ku-digitalsignature.pem", []pkix.Extension{ext(oidKeyUsage, true, keyUsage(x509.KeyUsageDigitalSignature))}},
+		{"csr-ext-eku-clientauth.pem", []pkix.Extension{ext(oidExtKeyUsage, false, []asn1.ObjectIdentifier{oidClientAuth})}},
+		// Refused (BadCSR): more than a device gets.
+		{"csr-ext-ca-true.pem", []pkix.Extension{ext(oidBasicConstraints, true, basicConstraints{IsCA: true})}},
+		{"csr-ext-ku-keycertsign.pem", []pkix.Extension{ext(oidKeyUsage, true, keyUsage(x509.KeyUsageDigitalSignature|x509.KeyUsageCertSign|x509.KeyUsageCRLSign))}},
+		{"csr-ext-ku-keyencipherment.pem", []pkix.Extension{ext(oidKeyUsage, true, keyUsage(x509.KeyUsageDigitalSignature|x509.KeyUsageKeyEncipherment))}},
+		{"csr-ext-eku-serverauth.pem", []pkix.Extension{ext(oidExtKeyUsage, false, []asn1.ObjectIdentifier{oidClientAuth, oidServerAuth})}},
+		{"csr-ext-unknown.pem", []pkix.Extension{ext(asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 99999, 1}, false, "anything")}},
+		{"csr-ext-eku-twice.pem", []pkix.Extension{
+			ext(oidExtKeyUsage, false, []asn1.ObjectIdentifier{oidClientAuth}),
+			ext(oidExtKeyUsage, false, []asn1.ObjectIdentifier{oidClientAuth}),
+		}},
+	}
+	for _, e := range extended {
+		der, err := csr(p256, &x509.CertificateRequest{Subject: cn, ExtraExtensions: e.exts})
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", e.name, err)
+		}
+		check := hasExtensions(len(e.exts))
+		if e.name == "csr-ext-eku-twice.pem" {
+			check = mustNotParse // Go's parser refuses duplicate extension requests
+		}
+		add(e.name, der, check)
+	}
+
 	good, err := csr(p256, &x509.CertificateRequest{Subject: cn})
 	if err != nil {
 		return nil, err
@@ -211,6 +245,58 @@ func build() ([]fixture, error) {
 		},
 	})
 	return fs, nil
+}
+
+var (
+	oidBasicConstraints = asn1.ObjectIdentifier{2, 5, 29, 19}
+	oidKeyUsage         = asn1.ObjectIdentifier{2, 5, 29, 15}
+	oidExtKeyUsage      = asn1.ObjectIdentifier{2, 5, 29, 37}
+	oidServerAuth       = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 3, 1}
+	oidClientAuth       = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 3, 2}
+)
+
+// basicConstraints is RFC 5280 §4.2.1.9's value; CA:FALSE encodes as an
+// empty SEQUENCE.
+type basicConstraints struct {
+	IsCA bool `asn1:"optional"`
+}
+
+// ext returns an extension whose value is v in DER; it panics on a value
+// encoding/asn1 cannot encode, which is a bug here.
+func ext(oid asn1.ObjectIdentifier, critical bool, v any) pkix.Extension {
+	b, err := asn1.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return pkix.Extension{Id: oid, Critical: critical, Value: b}
+}
+
+// keyUsage encodes x509.KeyUsage bits as RFC 5280 §4.2.1.3's BIT STRING
+// (bit 0, digitalSignature, is the most significant bit of the first byte).
+func keyUsage(ku x509.KeyUsage) asn1.BitString {
+	var b [2]byte
+	n := 0
+	for i := range 9 {
+		if ku&(1<<i) != 0 {
+			b[i/8] |= 0x80 >> (i % 8)
+			n = i + 1
+		}
+	}
+	return asn1.BitString{Bytes: b[:(n+7)/8], BitLength: n}
+}
+
+// hasExtensions checks that a CSR is valid and requests n extensions.
+func hasExtensions(n int) func([]byte) error {
+	return func(der []byte) error {
+		if err := validCSR(der); err != nil {
+			return err
+		}
+		r, _ := x509.ParseCertificateRequest(der)
+		if len(r.Extensions) != n {
+			return fmt.Errorf("requests %d extensions, want %d", len(r.Extensions), n)
+		}
+		return nil
+	}
 }
 
 func ec(c elliptic.Curve) func() (crypto.Signer, error) {

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# gen_csr_openssl.sh writes the CSR fixtures that Go cannot sign: a DSA key and
-# an ECDSA key on secp256k1. Go's crypto/x509.CreateCertificateRequest signs
-# only with ECDSA P-224/P-256/P-384/P-521, RSA and Ed25519; gen_csr.go writes
-# the rest.
+# gen_csr_openssl.sh writes the CSR fixtures that Go cannot make: a DSA key and
+# an ECDSA key on secp256k1 (Go's crypto/x509.CreateCertificateRequest signs
+# only with ECDSA P-224/P-256/P-384/P-521, RSA and Ed25519), and a
+# challengePassword attribute (Go encodes attributes only as sets of
+# AttributeTypeAndValue, not as the DirectoryString PKCS #9 gives it);
+# gen_csr.go writes the rest.
 #
 # Rerun from anywhere (it writes next to itself), with OpenSSL 3 on PATH:
 #
@@ -33,6 +35,14 @@ openssl genpkey -genparam -algorithm EC -pkeyopt ec_paramgen_curve:secp256k1 \
 openssl req -new -newkey "ec:$tmp/k1-params.pem" -keyout "$tmp/k1.key" -nodes \
 	-sha256 -subj /CN=dev-1 -outform PEM -out "$out/csr-secp256k1.pem"
 
-for f in csr-dsa2048.pem csr-secp256k1.pem; do
+# csr-challenge-password.pem: P-256, CN=dev-1, with a PKCS #9
+# challengePassword attribute as EST and SCEP clients send it. Accepted: the
+# attribute asks nothing of the certificate.
+printf '%s\n' '[req]' 'prompt = no' 'distinguished_name = dn' 'attributes = attrs' \
+	'[dn]' 'CN = dev-1' '[attrs]' 'challengePassword = not-a-secret' >"$tmp/challenge.cnf"
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -keyout "$tmp/challenge.key" -nodes \
+	-sha256 -config "$tmp/challenge.cnf" -outform PEM -out "$out/csr-challenge-password.pem"
+
+for f in csr-dsa2048.pem csr-secp256k1.pem csr-challenge-password.pem; do
 	openssl req -in "$out/$f" -noout -verify 2>&1 | sed "s|^|$f: |"
 done

@@ -94,9 +94,12 @@ type CheckerConfig struct {
 	// the certificates checked: the fleet's intermediate.
 	Issuer *x509.Certificate
 	// Grace is how long past nextUpdate revocation data is still used when
-	// no fresh data can be had; after it Check fails closed (Stale).
-	// Default 1h; range 0..168h.
-	Grace time.Duration
+	// no fresh data can be had; after it Check fails closed (Stale). nil
+	// means DefaultGrace (1h); a pointer to 0 means no grace at all: the
+	// data is refused the instant it is past its nextUpdate. Range 0..168h.
+	// It is a pointer because zero is a setting of its own here, not "the
+	// default" as for the other fields.
+	Grace *time.Duration
 	// Refresh is the longest time between CRL fetches. A CRL is also
 	// refetched once half its validity has passed. Default 1m; range 1s..24h.
 	Refresh time.Duration
@@ -113,12 +116,22 @@ type CheckerConfig struct {
 	Feed string
 }
 
+// DefaultGrace is CheckerConfig.Grace when it is nil.
+const DefaultGrace = time.Hour
+
 // CheckerDeps are a Checker's collaborators.
 type CheckerDeps struct {
 	// Client fetches CRLs and OCSP responses; nil means a client with a 10 s timeout.
 	Client *http.Client
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// AfterFunc is the timer of the clock Now reads: it calls f in its own
+	// goroutine once d has passed, unless stop is called first (stop
+	// reports whether it stopped the call, as time.Timer.Stop does). nil
+	// means time.AfterFunc, which testing/synctest fakes along with
+	// time.Now. The Checker uses it to announce the instant its CRL goes
+	// stale (SubscribeStale).
+	AfterFunc func(d time.Duration, f func()) (stop func() bool)
 	// Logger; nil discards.
 	Logger *slog.Logger
 }
@@ -130,14 +143,17 @@ type CheckerDeps struct {
 // closed: no data, stale data past the grace period, or an unknown
 // certificate is a refusal. It is safe for concurrent use.
 type Checker struct {
-	cfg    CheckerConfig
-	client *http.Client
-	now    func() time.Time
-	log    *slog.Logger
+	cfg       CheckerConfig
+	grace     time.Duration // cfg.Grace resolved
+	client    *http.Client
+	now       func() time.Time
+	afterFunc func(time.Duration, func()) func() bool
+	log       *slog.Logger
 
 	crl       atomic.Pointer[CRL]
-	fetchMu   sync.Mutex // one CRL fetch at a time; guards valid and lastErr
+	fetchMu   sync.Mutex // one CRL fetch at a time; guards valid
 	valid     validators // of the last CRL fetched
+	errMu     sync.Mutex // guards lastErr; never held across a fetch
 	lastErr   error
 	ocspMu    sync.Mutex
 	ocspCache map[string]*ocsp.Response
@@ -148,6 +164,11 @@ type Checker struct {
 	feedSeen map[string]CRLEntry
 	feedSeq  uint64
 	subs     []func(serial *big.Int)
+
+	// staleMu guards the stale timer and its subscribers.
+	staleMu   sync.Mutex
+	staleStop func() bool // stops the timer armed for the CRL in use; nil before one
+	staleSubs []func(reason error)
 }
 
 // NewChecker returns a Checker. A CRL Checker has no data until Refresh (or
@@ -171,8 +192,9 @@ func NewChecker(cfg CheckerConfig, deps CheckerDeps) (*Checker, error) {
 		}
 		cfg.CRL = base
 	}
-	if cfg.Grace == 0 {
-		cfg.Grace = time.Hour
+	grace := DefaultGrace
+	if cfg.Grace != nil {
+		grace = *cfg.Grace
 	}
 	if cfg.Refresh == 0 {
 		cfg.Refresh = time.Minute
@@ -184,8 +206,8 @@ func NewChecker(cfg CheckerConfig, deps CheckerDeps) (*Checker, error) {
 		cfg.MaxCacheEntries = 100_000
 	}
 	switch {
-	case cfg.Grace < 0 || cfg.Grace > 168*time.Hour:
-		return nil, fault.New(fault.Malformed, fmt.Sprintf("the grace period %s is outside 0..168h", cfg.Grace), "")
+	case grace < 0 || grace > 168*time.Hour:
+		return nil, fault.New(fault.Malformed, fmt.Sprintf("the grace period %s is outside 0..168h", grace), "")
 	case cfg.Refresh < time.Second || cfg.Refresh > 24*time.Hour:
 		return nil, fault.New(fault.Malformed, fmt.Sprintf("the refresh interval %s is outside 1s..24h", cfg.Refresh), "")
 	}
@@ -199,13 +221,16 @@ func NewChecker(cfg CheckerConfig, deps CheckerDeps) (*Checker, error) {
 		}
 		cfg.Feed = base
 	}
-	c := &Checker{cfg: cfg, client: deps.Client, now: deps.Now, log: deps.Logger, ocspCache: map[string]*ocsp.Response{},
-		feedSeen: map[string]CRLEntry{}}
+	c := &Checker{cfg: cfg, grace: grace, client: deps.Client, now: deps.Now, afterFunc: deps.AfterFunc, log: deps.Logger,
+		ocspCache: map[string]*ocsp.Response{}, feedSeen: map[string]CRLEntry{}}
 	if c.client == nil {
 		c.client = &http.Client{Timeout: 10 * time.Second}
 	}
 	if c.now == nil {
 		c.now = time.Now
+	}
+	if c.afterFunc == nil {
+		c.afterFunc = func(d time.Duration, f func()) func() bool { return time.AfterFunc(d, f).Stop }
 	}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
@@ -228,7 +253,7 @@ func (c *Checker) Check(ctx context.Context, leaf *x509.Certificate) error {
 	if crl == nil {
 		return &RefusedError{Refusal: NoData, Serial: leaf.SerialNumber, Err: c.fetchError()}
 	}
-	if now.After(crl.NextUpdate.Add(c.cfg.Grace)) {
+	if now.After(crl.NextUpdate.Add(c.grace)) {
 		return &RefusedError{Refusal: Stale, Serial: leaf.SerialNumber,
 			Detail: fmt.Sprintf("CRL %s expired at %s", crl.Number, crl.NextUpdate.UTC().Format(time.RFC3339)), Err: c.fetchError()}
 	}
@@ -280,8 +305,8 @@ func issuedBy(leaf, issuer *x509.Certificate) bool {
 
 // fetchError is the last CRL fetch's error, or nil.
 func (c *Checker) fetchError() error {
-	c.fetchMu.Lock()
-	defer c.fetchMu.Unlock()
+	c.errMu.Lock()
+	defer c.errMu.Unlock()
 	return c.lastErr
 }
 
@@ -298,7 +323,9 @@ func (c *Checker) Refresh(ctx context.Context) error {
 	c.fetchMu.Lock()
 	defer c.fetchMu.Unlock()
 	err := c.refreshLocked(ctx)
+	c.errMu.Lock()
 	c.lastErr = err
+	c.errMu.Unlock()
 	return err
 }
 
@@ -312,7 +339,7 @@ func (c *Checker) refreshLocked(ctx context.Context) error {
 		return err
 	}
 	now := c.now()
-	if now.After(crl.NextUpdate.Add(c.cfg.Grace)) {
+	if now.After(crl.NextUpdate.Add(c.grace)) {
 		return fmt.Errorf("CRL %s from %s expired at %s", crl.Number, redact.URL(c.cfg.CRL), crl.NextUpdate.UTC().Format(time.RFC3339))
 	}
 	cur := c.crl.Load()
@@ -320,6 +347,7 @@ func (c *Checker) refreshLocked(ctx context.Context) error {
 		return fmt.Errorf("CRL %s from %s is older than CRL %s in use", crl.Number, redact.URL(c.cfg.CRL), cur.Number)
 	}
 	c.crl.Store(crl)
+	c.armStale(crl)
 	c.feedMu.Lock()
 	for k := range c.feedSeen {
 		if crl.has(k) {

@@ -105,7 +105,7 @@ func TestCRLChecker(t *testing.T) {
 	hs := httptest.NewServer(srv)
 	defer hs.Close()
 	now := t0.Add(time.Minute)
-	c, err := NewChecker(CheckerConfig{CRL: hs.URL, Issuer: ca.Intermediate, Grace: time.Hour},
+	c, err := NewChecker(CheckerConfig{CRL: hs.URL, Issuer: ca.Intermediate, Grace: new(time.Hour)},
 		CheckerDeps{Client: hs.Client(), Now: func() time.Time { return now }})
 	if err != nil {
 		t.Fatal(err)
@@ -203,7 +203,7 @@ func TestNewCheckerConfig(t *testing.T) {
 	}{
 		{"fail/neither", CheckerConfig{Issuer: ca.Intermediate}},
 		{"fail/both", CheckerConfig{CRL: "x", OCSP: "aia", Issuer: ca.Intermediate}},
-		{"fail/grace", CheckerConfig{CRL: "x", Issuer: ca.Intermediate, Grace: -time.Second}},
+		{"fail/grace", CheckerConfig{CRL: "x", Issuer: ca.Intermediate, Grace: new(-time.Second)}},
 		{"fail/refresh", CheckerConfig{CRL: "x", Issuer: ca.Intermediate, Refresh: time.Millisecond}},
 		{"fail/no-issuer", CheckerConfig{CRL: "x"}},
 		{"fail/crl-url-names-the-crl", CheckerConfig{CRL: "http://ca:8080/crl", Issuer: ca.Intermediate}},

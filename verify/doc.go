@@ -38,7 +38,8 @@
 // next CRL lists it. In OCSP mode it asks the responder (the one named, or
 // each certificate's AIA) and caches each answer until its nextUpdate.
 // Subscribe tells a verifier of every revocation the Checker learns after
-// the fact, so that it can close connections already open.
+// the fact, so that it can close connections already open; SubscribeStale
+// tells it the instant its CRL goes stale, so that it can close them all.
 //
 // A Syncer keeps one PEM file with the device CRL and then the root CRL,
 // as OpenSSL-based verifiers (nginx, HAProxy, Mosquitto) and Envoy read
@@ -51,9 +52,13 @@
 //     Grace and no fresh one could be had (Stale), when the responder does
 //     not know the certificate (UnknownCert), when the certificate is not
 //     the issuer's (WrongIssuer), and when it is revoked (Revoked). Grace
-//     (default 1h, at most 168h) is the only slack: within it a CRL or an
-//     OCSP answer past its nextUpdate is still used while no newer one can
-//     be had.
+//     (unset: DefaultGrace, 1h; at most 168h) is the only slack: within it
+//     a CRL or an OCSP answer past its nextUpdate is still used while no
+//     newer one can be had. A Grace set to zero is zero: the data is
+//     refused the second after its nextUpdate.
+//   - The instant a CRL goes stale, SubscribeStale's subscribers are told
+//     (a timer on CheckerDeps.AfterFunc at nextUpdate+Grace, moved when a
+//     fresher CRL loads), so that a verifier closes what it let in before.
 //   - CRL numbers never go back (RFC 5280 §5.2.3). The Checker keeps the
 //     CRL in use when it fetches a lower number, a CRL signed by another
 //     key, or one already expired beyond its grace. The Syncer keeps the

@@ -40,7 +40,7 @@ func (c *Checker) checkOCSP(ctx context.Context, leaf *x509.Certificate) error {
 			}
 			c.ocspCache[key] = resp
 			c.ocspMu.Unlock()
-		case cached != nil && now.Before(cached.NextUpdate.Add(c.cfg.Grace)):
+		case cached != nil && now.Before(cached.NextUpdate.Add(c.grace)):
 			c.log.WarnContext(ctx, "OCSP fetch failed; using the cached response within its grace", "serial", leaf.SerialNumber.Text(16), "err", err)
 		case cached != nil:
 			return &RefusedError{Refusal: Stale, Serial: leaf.SerialNumber, Detail: "the cached OCSP response is past its grace", Err: err}

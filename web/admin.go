@@ -77,26 +77,29 @@ func (s *Server) FlushAuthFailures(ctx context.Context) error {
 }
 
 func toTokenJSON(t store.Token) api.Token {
-	return api.Token{ID: t.ID, DeviceID: t.DeviceID, DevicePattern: t.DevicePattern, Uses: t.Uses, Spent: t.Spent,
+	return api.Token{ID: t.ID, DeviceID: t.DeviceID, DevicePattern: t.DevicePattern, AnyDevice: enroll.AnyDevice(t.DevicePattern), Uses: t.Uses, Spent: t.Spent,
 		CreatedAt: timeJSON(t.CreatedAt), ExpiresAt: timeJSON(t.ExpiresAt), RevokedAt: timeJSON(t.RevokedAt)}
 }
 
 // createToken handles POST /v1/admin/tokens
-// {"device_id"|"device_pattern", "ttl": "8h", "uses": 5000}.
+// {"device_id"|"device_pattern", "any_device": true, "ttl": "8h", "uses": 5000}.
+// An absent or empty ttl is the default; any other passes to enroll, which
+// refuses "0s" like any TTL out of range.
 func (s *Server) createToken(c echo.Context) error {
 	var req api.TokenRequest
 	if err := s.decodeJSON(c, &req); err != nil {
 		return err
 	}
-	var ttl time.Duration
+	var ttl *time.Duration
 	if req.TTL != "" {
-		var err error
-		if ttl, err = time.ParseDuration(req.TTL); err != nil {
+		d, err := time.ParseDuration(req.TTL)
+		if err != nil {
 			return fault.WithField(fault.Wrap(err, fault.Malformed, fmt.Sprintf("the ttl %q is not a duration", req.TTL), "write it like 24h or 90m"), "ttl")
 		}
+		ttl = &d
 	}
 	secret, t, err := s.deps.Enroll.CreateToken(c.Request().Context(),
-		enroll.TokenRequest{DeviceID: req.DeviceID, DevicePattern: req.DevicePattern, TTL: ttl, Uses: req.Uses})
+		enroll.TokenRequest{DeviceID: req.DeviceID, DevicePattern: req.DevicePattern, AnyDevice: req.AnyDevice, TTL: ttl, Uses: req.Uses})
 	if err != nil {
 		return err
 	}

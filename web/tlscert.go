@@ -10,6 +10,8 @@ import (
 	"net"
 	"sync/atomic"
 	"time"
+
+	"github.com/fleetca/fleetca/internal/tlsconf"
 )
 
 // ServerSigner issues the HTTPS listener's certificate; *ca.Authority is one.
@@ -129,7 +131,8 @@ func (sc *ServerCert) Run(ctx context.Context) error {
 }
 
 // TLSConfig returns the HTTPS listener's TLS configuration: TLS 1.2 or
-// newer, the certificate from sc, and, with ClientCAs, a client
+// newer with, for TLS 1.2, only ECDHE and AEAD suites (internal/tlsconf),
+// the certificate from sc, and, with ClientCAs, a client
 // certificate asked for (tls.VerifyClientCertIfGiven). crypto/tls refuses
 // the handshake of a client certificate that does not verify (expired,
 // another CA's, not for clientAuth): such a device renews with a renewal
@@ -138,7 +141,8 @@ func (sc *ServerCert) Run(ctx context.Context) error {
 // the store.
 func (sc *ServerCert) TLSConfig() *tls.Config {
 	cfg := &tls.Config{
-		MinVersion:     tls.VersionTLS12,
+		MinVersion:     tlsconf.MinVersion,
+		CipherSuites:   tlsconf.CipherSuites(),
 		GetCertificate: sc.GetCertificate,
 		NextProtos:     []string{"h2", "http/1.1"},
 	}

@@ -314,6 +314,15 @@ func TestAdminAPI(t *testing.T) {
 	if rec := do(h, "POST", "/v1/enroll", tok.Token, "application/x-pem-file", csrPEM(t, "line3-1")); rec.Code != 201 {
 		t.Fatalf("enroll with the new token: %d %s", rec.Code, rec.Body)
 	}
+	// any_device passes through, and comes back on the token.
+	rec = do(h, "POST", "/v1/admin/tokens", f.admin, "application/json", `{"device_pattern":"?*","any_device":true,"uses":2}`)
+	var anyTok api.Token
+	if err := json.Unmarshal(rec.Body.Bytes(), &anyTok); rec.Code != 201 || err != nil || !anyTok.AnyDevice {
+		t.Fatalf("create an any_device token: status %d body %s, want 201 with any_device", rec.Code, rec.Body)
+	}
+	if tok.AnyDevice {
+		t.Errorf("token for line3-* has any_device set")
+	}
 	for _, tc := range []struct{ name, path, want string }{
 		{"devices", "/v1/admin/devices", `"id":"line3-1"`},
 		{"device", "/v1/admin/devices/line3-1", `"status":"active"`},
@@ -346,6 +355,10 @@ func TestAdminAPI(t *testing.T) {
 		{"fail/token-both", "POST", "/v1/admin/tokens", `{"device_id":"a","device_pattern":"b*"}`, 400, ""},
 		{"fail/token-bad-ttl", "POST", "/v1/admin/tokens", `{"device_id":"a","ttl":"soon"}`, 400, "#/ttl"},
 		{"fail/token-ttl-too-long", "POST", "/v1/admin/tokens", `{"device_id":"a","ttl":"100000h"}`, 400, "#/ttl"},
+		{"fail/token-ttl-zero", "POST", "/v1/admin/tokens", `{"device_id":"a","ttl":"0s"}`, 400, "#/ttl"},
+		{"fail/token-ttl-negative", "POST", "/v1/admin/tokens", `{"device_id":"a","ttl":"-5m"}`, 400, "#/ttl"},
+		{"fail/token-any-pattern", "POST", "/v1/admin/tokens", `{"device_pattern":"*"}`, 400, "#/any_device"},
+		{"fail/token-any-device-narrow", "POST", "/v1/admin/tokens", `{"device_pattern":"a*","any_device":true}`, 400, "#/any_device"},
 		{"fail/token-uses-too-many", "POST", "/v1/admin/tokens", `{"device_id":"a","uses":100000001}`, 400, "#/uses"},
 		{"fail/token-uses-a-string", "POST", "/v1/admin/tokens", `{"device_id":"a","uses":"5"}`, 400, "#/uses"},
 		{"fail/token-bad-device-id", "POST", "/v1/admin/tokens", `{"device_id":"a b"}`, 400, "#/device_id"},

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -154,4 +155,42 @@ func FormatCount(n int) string {
 		return fmt.Sprintf("%dk", n/1000)
 	}
 	return fmt.Sprint(n)
+}
+
+// Logger returns the log function of the command name: "name: message"
+// lines on stderr.
+func Logger(name string, stderr io.Writer) func(format string, a ...any) {
+	return func(format string, a ...any) { fmt.Fprintf(stderr, name+": "+format+"\n", a...) }
+}
+
+// ParsePhases parses the -phases flag, a comma-separated list of some of
+// all (empty items skipped), into a set.
+func ParsePhases(s string, all []string) (map[string]bool, error) {
+	out := map[string]bool{}
+	for p := range strings.SplitSeq(s, ",") {
+		p = strings.TrimSpace(p)
+		if p == "" {
+			continue
+		}
+		if !slices.Contains(all, p) {
+			return nil, fmt.Errorf("-phases: unknown phase %q, want some of %s", p, strings.Join(all, ","))
+		}
+		out[p] = true
+	}
+	return out, nil
+}
+
+// ExitCode is a load tool's exit code once its report is printed: 1 when
+// requests failed (it logs how many, and where the server's log is, for
+// the cause), or when a target was missed and strict (-strict) is set;
+// else 0.
+func ExitCode(failed int, missed, strict bool, serverLog string, logf func(string, ...any)) int {
+	switch {
+	case failed > 0:
+		logf("%d requests failed; see the table and %s", failed, serverLog)
+		return 1
+	case missed && strict:
+		return 1
+	}
+	return 0
 }

@@ -16,7 +16,6 @@ import (
 	"io"
 	"net/http"
 	"runtime"
-	"sync"
 	"time"
 
 	"github.com/fleetca/fleetca/api"
@@ -102,26 +101,18 @@ func makeCSRs(ctx context.Context, prefix string, first, n int, withKeys bool) (
 	if withKeys {
 		keys = make([]*ecdsa.PrivateKey, n)
 	}
-	workers := runtime.GOMAXPROCS(0)
-	errs := make([]error, workers)
-	var wg sync.WaitGroup
-	for w := range workers {
-		wg.Go(func() {
-			for i := w; i < n && ctx.Err() == nil; i += workers {
-				key, der, err := NewKeyAndCSR(DeviceID(prefix, first+i))
-				if err != nil {
-					errs[w] = err
-					return
-				}
-				out[i] = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der})
-				if withKeys {
-					keys[i] = key
-				}
-			}
-		})
-	}
-	wg.Wait()
-	if err := errors.Join(append(errs, ctx.Err())...); err != nil {
+	err := ForEach(ctx, runtime.GOMAXPROCS(0), n, func(i int) error {
+		key, der, err := NewKeyAndCSR(DeviceID(prefix, first+i))
+		if err != nil {
+			return err
+		}
+		out[i] = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der})
+		if withKeys {
+			keys[i] = key
+		}
+		return nil
+	})
+	if err != nil {
 		return nil, nil, fmt.Errorf("generate CSRs: %w", err)
 	}
 	return keys, out, nil

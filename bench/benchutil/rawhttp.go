@@ -3,11 +3,14 @@ package benchutil
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"slices"
 	"strconv"
+	"time"
 )
 
 // ReadHead reads an HTTP/1 answer's status line and headers from br, for
@@ -155,4 +158,129 @@ func readChunked(br *bufio.Reader, buf []byte, maxLength int) ([]byte, error) {
 			return buf, fmt.Errorf("chunk of %d bytes not followed by CRLF", size)
 		}
 	}
+}
+
+// Conn is a lean HTTP/1.1 client connection, over TCP or TLS, for one
+// worker of a load: requests serialized up front, answers read just
+// enough to check them (ReadAnswer), one connection kept while the server
+// keeps it open. net/http's client would cost the cores the client shares
+// with the server more, and cannot present a different client certificate
+// on each connection.
+type Conn struct {
+	Addr    string        // host:port
+	TLS     *tls.Config   // the next connection's TLS client configuration; nil for plain TCP
+	Timeout time.Duration // bounds the dial and handshake, and each request until its answer is read
+	MaxBody int           // the longest answer body read
+	Dials   int           // connections opened
+
+	nc   net.Conn
+	br   *bufio.Reader
+	body []byte
+}
+
+// NewConn returns a Conn to addr that has not connected yet.
+func NewConn(addr string, cfg *tls.Config, timeout time.Duration, maxBody int) *Conn {
+	// body is never nil, so neither is the body of an answer.
+	return &Conn{Addr: addr, TLS: cfg, Timeout: timeout, MaxBody: maxBody,
+		br: bufio.NewReaderSize(nil, 16<<10), body: make([]byte, 0, 4<<10)}
+}
+
+// Open connects, and with TLS set completes the handshake.
+func (c *Conn) Open() error {
+	nc, err := net.DialTimeout("tcp", c.Addr, c.Timeout)
+	if err != nil {
+		return err
+	}
+	c.Dials++
+	if c.TLS != nil {
+		tc := tls.Client(nc, c.TLS)
+		_ = tc.SetDeadline(time.Now().Add(c.Timeout))
+		if err := tc.Handshake(); err != nil {
+			nc.Close()
+			return err
+		}
+		nc = tc
+	}
+	c.nc = nc
+	c.br.Reset(nc)
+	return nil
+}
+
+// NetConn is the open connection, or nil, for a caller that watches it
+// (a read that returns when the server closes it).
+func (c *Conn) NetConn() net.Conn { return c.nc }
+
+// Close closes the connection, if one is open.
+func (c *Conn) Close() {
+	if c.nc != nil {
+		c.nc.Close()
+		c.nc = nil
+	}
+}
+
+// Do sends one serialized request, first opening a connection if none is
+// open, and reads the answer: its status and body (not nil; valid until
+// the next call). err is a failure to get an answer. The connection is
+// closed after an error, or when the server closes it (Connection: close,
+// or HTTP/1.0 without keep-alive).
+func (c *Conn) Do(req []byte) (status int, body []byte, err error) {
+	if c.nc == nil {
+		if err := c.Open(); err != nil {
+			return 0, nil, err
+		}
+	}
+	_ = c.nc.SetDeadline(time.Now().Add(c.Timeout))
+	if _, err := c.nc.Write(req); err != nil {
+		c.Close()
+		return 0, nil, err
+	}
+	var keep bool
+	status, c.body, keep, err = ReadAnswer(c.br, c.body, c.MaxBody)
+	if err != nil || !keep {
+		c.Close()
+	}
+	if err != nil {
+		return 0, nil, err
+	}
+	return status, c.body, nil
+}
+
+// FirstBytes is the start of an answer's body, for error messages.
+func FirstBytes(b []byte) string {
+	b = bytes.TrimSpace(b)
+	if len(b) > 300 {
+		b = b[:300]
+	}
+	return string(b)
+}
+
+// PinnedTLS is a load client's TLS configuration, with the client
+// certificate cert if not nil. Every connection is a full handshake: no
+// session cache, tickets refused. Only X25519 is offered, as most device
+// TLS stacks do: Go would otherwise offer X25519MLKEM768 first, which one
+// server may take and another (nginx 1.22, OpenSSL 3.0) cannot, and the
+// two would not do the same work. The server's certificate is pinned by
+// its bytes (DER) rather than verified: chain verification on the client
+// would take CPU from the servers measured on the same cores, and the pin
+// proves as much here. A handshake with a server that presents another
+// certificate fails with "the server did not present " + pinnedName.
+func PinnedTLS(cert *tls.Certificate, pinned []byte, pinnedName string) *tls.Config {
+	cfg := &tls.Config{
+		ServerName:             "localhost",
+		MinVersion:             tls.VersionTLS12,
+		NextProtos:             []string{"http/1.1"},
+		CurvePreferences:       []tls.CurveID{tls.X25519},
+		SessionTicketsDisabled: true,
+		InsecureSkipVerify:     true, // replaced by the pin below
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			if len(cs.PeerCertificates) == 0 || !bytes.Equal(cs.PeerCertificates[0].Raw, pinned) {
+				return errors.New("the server did not present " + pinnedName)
+			}
+			return nil
+		},
+	}
+	if cert != nil {
+		cfg.Certificates = []tls.Certificate{*cert}
+	}
+	return cfg
 }

@@ -2,8 +2,13 @@ package benchutil
 
 import (
 	"bufio"
+	"bytes"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestReadHead(t *testing.T) {
@@ -61,5 +66,53 @@ func TestReadAnswer(t *testing.T) {
 				t.Errorf("ReadAnswer() = %d, %q, %v, want %d, %q, %v", status, body, keep, tc.status, tc.body, tc.keep)
 			}
 		})
+	}
+}
+
+// TestConn drives the lean client against a TLS server: keep-alive on one
+// connection, Connection: close, a chunked body, and a server that does
+// not present the pinned certificate.
+func TestConn(t *testing.T) {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/big" {
+			w.Write(bytes.Repeat([]byte("x"), 5000)) // more than net/http buffers: chunked
+			return
+		}
+		io.WriteString(w, "ok")
+	}))
+	defer srv.Close()
+	addr := srv.Listener.Addr().String()
+	c := NewConn(addr, PinnedTLS(nil, srv.Certificate().Raw, "the test server's certificate"), 10*time.Second, 1<<20)
+	defer c.Close()
+	get := func(path string, closing bool) string {
+		req := "GET " + path + " HTTP/1.1\r\nHost: x\r\n\r\n"
+		if closing {
+			req = "GET " + path + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+		}
+		status, body, err := c.Do([]byte(req))
+		if err != nil || status != 200 {
+			t.Fatalf("GET %s: status %d, %v", path, status, err)
+		}
+		return string(body)
+	}
+	for range 3 {
+		if got := get("/", false); got != "ok" {
+			t.Errorf("GET / = %q, want ok", got)
+		}
+	}
+	if got := get("/big", false); len(got) != 5000 {
+		t.Errorf("GET /big = %d bytes, want 5000", len(got))
+	}
+	if c.Dials != 1 || c.NetConn() == nil {
+		t.Errorf("four keep-alive requests dialled %d times (open: %v), want once, still open", c.Dials, c.NetConn() != nil)
+	}
+	get("/", true)
+	if c.NetConn() != nil {
+		t.Error("the connection is open after Connection: close")
+	}
+
+	other := NewConn(addr, PinnedTLS(nil, []byte("another certificate"), "the pinned certificate"), 10*time.Second, 1<<20)
+	if err := other.Open(); err == nil || !strings.Contains(err.Error(), "did not present the pinned certificate") {
+		t.Errorf("Open(another certificate pinned) error = %v, want the pin's", err)
 	}
 }

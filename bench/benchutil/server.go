@@ -214,3 +214,30 @@ func Tail(path string, n int) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// StartLogged starts a load tool's server in its temporary directory
+// tmp: Init on tmp/ca, configure (if not nil) to change its fleetca.yaml
+// (SetConfig), then Serve with env added to its environment and its log
+// in tmp/serve.log; it logs where the server runs. stop stops the server,
+// and logs why if it did not stop cleanly.
+func StartLogged(ctx context.Context, bin, tmp string, env []string, configure func(dir string) error, logf func(string, ...any)) (srv *Server, stop func(), err error) {
+	dir := filepath.Join(tmp, "ca")
+	if err := Init(ctx, bin, dir); err != nil {
+		return nil, nil, err
+	}
+	if configure != nil {
+		if err := configure(dir); err != nil {
+			return nil, nil, err
+		}
+	}
+	if srv, err = Serve(ctx, bin, dir, filepath.Join(tmp, "serve.log"), env); err != nil {
+		return nil, nil, err
+	}
+	stop = func() {
+		if err := srv.Stop(); err != nil {
+			logf("fleetca serve: %v; see %s", err, srv.LogPath)
+		}
+	}
+	logf("fleetca serve is pid %d at %s; data directory %s on %s", srv.PID, srv.HTTPSURL, dir, FSType(dir))
+	return srv, stop, nil
+}

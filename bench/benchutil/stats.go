@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"cmp"
 	"fmt"
+	"io"
 	"math"
 	"os"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -106,4 +108,21 @@ func Ratio(a, b time.Duration) float64 {
 		return 0
 	}
 	return float64(a) / float64(b)
+}
+
+// Machine describes this machine for a report's header: OS and
+// architecture, CPUs, CPU model and Go version.
+func Machine() string {
+	return fmt.Sprintf("%s/%s, %d CPUs (%s), %s", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), CPUModel(), runtime.Version())
+}
+
+// WriteCPULegend writes the legend of a table with busy and other columns
+// (Summary.Busy, Summary.Other), then the server's peak resident memory,
+// peakRSS bytes, unless it is 0 (unknown).
+func WriteCPULegend(w io.Writer, peakRSS int64) {
+	fmt.Fprintf(w, "  busy  = (server + client CPU) / (wall time x %d CPUs): near 100%% the machine, not the server, is the limit\n", runtime.NumCPU())
+	fmt.Fprintf(w, "  other = CPU used by other processes, and stolen by the hypervisor, in the same terms\n")
+	if peakRSS > 0 {
+		fmt.Fprintf(w, "  the server's peak resident memory over the run: %.0f MiB\n", float64(peakRSS)/(1<<20))
+	}
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"path/filepath"
 	"runtime"
 	"time"
 
@@ -73,7 +72,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 
 // run is the benchmark; it returns the exit code.
 func run(ctx context.Context, o options, stdout, stderr io.Writer) int {
-	logf := func(format string, a ...any) { fmt.Fprintf(stderr, "enrollload: "+format+"\n", a...) }
+	logf := benchutil.Logger("enrollload", stderr)
 	fail := func(err error) int {
 		logf("%v", err)
 		return 1
@@ -91,17 +90,11 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) int {
 		return fail(err)
 	}
 
-	dataDir := filepath.Join(tmp, "ca")
-	srv, err := benchutil.StartServer(ctx, bin, dataDir, filepath.Join(tmp, "serve.log"), o.ServerEnv)
+	srv, stop, err := benchutil.StartLogged(ctx, bin, tmp, o.ServerEnv, nil, logf)
 	if err != nil {
 		return fail(err)
 	}
-	defer func() {
-		if err := srv.Stop(); err != nil {
-			logf("fleetca serve: %v; see %s", err, srv.LogPath)
-		}
-	}()
-	logf("fleetca serve is pid %d at %s; data directory %s on %s", srv.PID, srv.HTTPSURL, dataDir, benchutil.FSType(dataDir))
+	defer stop()
 
 	roots, err := srv.Roots()
 	if err != nil {
@@ -123,31 +116,24 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) int {
 	if err := srv.Alive(); err != nil {
 		return fail(err)
 	}
-	missed := report(stdout, o, srv, benchutil.PeakRSS(srv.PID), dataDir, floor, levels)
+	missed := report(stdout, o, srv, benchutil.PeakRSS(srv.PID), srv.Dir, floor, levels)
 	errs := 0
 	for _, l := range levels {
 		errs += l.errors()
 	}
-	switch {
-	case errs > 0:
-		logf("%d requests failed; see the table and %s", errs, srv.LogPath)
-		return 1
-	case missed && o.Strict:
-		return 1
-	}
-	return 0
+	return benchutil.ExitCode(errs, missed, o.Strict, srv.LogPath, logf)
 }
 
 // levelResult is one concurrency level: its repetitions.
 type levelResult struct {
 	conc int
-	reps []phaseResult
+	reps []benchutil.Phase
 }
 
 func (l levelResult) errors() int {
 	n := 0
 	for _, r := range l.reps {
-		n += r.failed
+		n += r.Failed
 	}
 	return n
 }
@@ -165,7 +151,7 @@ func runLevel(ctx context.Context, o options, srv *benchutil.Server, roots []*x5
 	// 10,000/s.
 	rate := 10_000.0
 	if o.warmup > 0 {
-		jobs, err := gen.make(ctx, sizeFor(rate, o.warmup, o.maxCSRs))
+		jobs, err := gen.make(ctx, benchutil.SizeFor(rate, o.warmup, o.maxCSRs))
 		if err != nil {
 			return lr, err
 		}
@@ -173,14 +159,14 @@ func runLevel(ctx context.Context, o options, srv *benchutil.Server, roots []*x5
 		if err != nil {
 			return lr, err
 		}
-		if w.failed > 0 {
-			return lr, fmt.Errorf("warm-up at concurrency %d: %d of %d requests failed, first: %s", c, w.failed, w.ok+w.failed, w.errs[0])
+		if err := w.Failure(); err != nil {
+			return lr, fmt.Errorf("warm-up at concurrency %d: %w", c, err)
 		}
-		rate = w.rate()
+		rate = w.Rate()
 		logf("c=%d warm-up: %.0f/s", c, rate)
 	}
 	for i := range o.reps {
-		jobs, err := gen.make(ctx, sizeFor(rate, o.duration, o.maxCSRs))
+		jobs, err := gen.make(ctx, benchutil.SizeFor(rate, o.duration, o.maxCSRs))
 		if err != nil {
 			return lr, err
 		}
@@ -190,22 +176,9 @@ func runLevel(ctx context.Context, o options, srv *benchutil.Server, roots []*x5
 			return lr, err
 		}
 		lr.reps = append(lr.reps, p)
-		rate = max(rate, p.rate())
-		note := ""
-		if p.exhausted {
-			note = fmt.Sprintf(" (ran out of CSRs after %v; raise -max-csrs)", p.elapsed.Round(time.Millisecond))
-		}
-		if p.failed > 0 {
-			note += fmt.Sprintf(" %d FAILED, first: %s", p.failed, p.errs[0])
-		}
+		rate = max(rate, p.Rate())
 		logf("c=%d rep %d/%d: %.0f/s, server %.0f µs/cert, client %.0f µs/cert%s",
-			c, i+1, o.reps, p.rate(), benchutil.Micros(p.serverCPUPerCert()), benchutil.Micros(p.clientCPUPerCert()), note)
+			c, i+1, o.reps, p.Rate(), benchutil.Micros(p.PerOp(p.Server.Total())), benchutil.Micros(p.PerOp(p.Client.Total())), p.Note("CSRs", "-max-csrs"))
 	}
 	return lr, nil
-}
-
-// sizeFor is how many CSRs a phase of length d needs at rate, with a margin.
-func sizeFor(rate float64, d time.Duration, most int) int {
-	n := int(rate*d.Seconds()*1.5) + 256
-	return min(n, most)
 }

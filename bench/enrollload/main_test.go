@@ -32,15 +32,6 @@ func TestParseFlags(t *testing.T) {
 	}
 }
 
-func TestSizeFor(t *testing.T) {
-	if got := sizeFor(2000, 5*time.Second, 100_000); got != 15_256 {
-		t.Errorf("sizeFor(2000/s, 5s) = %d, want 15256", got)
-	}
-	if got := sizeFor(1e6, 5*time.Second, 100_000); got != 100_000 {
-		t.Errorf("sizeFor(1e6/s, 5s) = %d, want the cap 100000", got)
-	}
-}
-
 // TestMeasureFloor checks that the floor was measured: each operation
 // timed the number of runs asked for, each part a figure, the TBS that of
 // a device certificate. How large the figures are, and how they compare,
@@ -71,12 +62,12 @@ func TestReport(t *testing.T) {
 	// rep is one second at concurrency 32 with ok enrollments and 2
 	// failures; the server's 300 ms of CPU is 100 µs per certificate at
 	// 3000, the client's 90 ms 30 µs; no other process ran.
-	rep := func(ok int) phaseResult {
-		return phaseResult{ok: ok, failed: 2, elapsed: time.Second,
-			server: benchutil.CPUTimes{User: 240 * time.Millisecond, Sys: 60 * time.Millisecond},
-			client: benchutil.CPUTimes{User: 90 * time.Millisecond}, machine: 390 * time.Millisecond,
-			lat:  []time.Duration{time.Millisecond, 2 * time.Millisecond, 3 * time.Millisecond},
-			errs: []string{"b-00000007: status 500"}}
+	rep := func(ok int) benchutil.Phase {
+		return benchutil.Phase{OK: ok, Failed: 2, Elapsed: time.Second,
+			Server: benchutil.CPUTimes{User: 240 * time.Millisecond, Sys: 60 * time.Millisecond},
+			Client: benchutil.CPUTimes{User: 90 * time.Millisecond}, Machine: 390 * time.Millisecond,
+			Lat:  []time.Duration{time.Millisecond, 2 * time.Millisecond, 3 * time.Millisecond},
+			Errs: []string{"b-00000007: status 500"}}
 	}
 	tests := []struct {
 		name       string
@@ -95,7 +86,7 @@ func TestReport(t *testing.T) {
 			var out strings.Builder
 			o := options{reps: 1, duration: time.Second, proto: "h1"}
 			missed := report(&out, o, &benchutil.Server{PID: 4242}, 40<<20, t.TempDir(), floor,
-				[]levelResult{{conc: 32, reps: []phaseResult{rep(tc.ok)}}})
+				[]levelResult{{conc: 32, reps: []benchutil.Phase{rep(tc.ok)}}})
 			if missed != tc.wantMissed {
 				t.Errorf("report() missed = %v, want %v", missed, tc.wantMissed)
 			}

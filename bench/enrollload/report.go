@@ -11,51 +11,23 @@ import (
 )
 
 // levelSummary is what the table shows of a level: medians over its
-// repetitions, latency percentiles over all of them.
+// repetitions, latency percentiles over all of them; CPU per certificate.
 type levelSummary struct {
-	conc                   int
-	rate, rateMin, rateMax float64
-	p50, p99               time.Duration
-	server, user, sys      time.Duration // server CPU per certificate
-	client                 time.Duration // client CPU per certificate
-	busy                   float64       // (server + client CPU) / (wall time x CPUs)
-	other                  float64       // other processes' CPU and stolen time / (wall time x CPUs)
-	ok, failed             int
-	errs                   []string
+	conc int
+	benchutil.Summary
 }
 
 func summarize(l levelResult) levelSummary {
-	s := levelSummary{conc: l.conc, rateMin: -1}
-	var rates []float64
-	var server, user, sys, client []time.Duration
-	var busy, other []float64
-	var lat []time.Duration
+	s := levelSummary{conc: l.conc, Summary: benchutil.Summarize(l.reps)}
+	// This table's other clamps the other processes' share at 0 before it
+	// adds the stolen time (Phase.Other adds it first): kept, so that the
+	// figures read as they always have.
+	var other []float64
 	for _, r := range l.reps {
-		rate := r.rate()
-		rates = append(rates, rate)
-		if s.rateMin < 0 || rate < s.rateMin {
-			s.rateMin = rate
-		}
-		s.rateMax = max(s.rateMax, rate)
-		server = append(server, r.serverCPUPerCert())
-		user = append(user, perCert(r.server.User, r.ok))
-		sys = append(sys, perCert(r.server.Sys, r.ok))
-		client = append(client, r.clientCPUPerCert())
-		busy = append(busy, float64(r.server.Total()+r.client.Total())/float64(r.elapsed)/float64(runtime.NumCPU()))
-		other = append(other, r.other()+float64(r.steal)/float64(r.elapsed)/float64(runtime.NumCPU()))
-		lat = append(lat, r.lat...)
-		s.ok += r.ok
-		s.failed += r.failed
-		for _, e := range r.errs {
-			if len(s.errs) < benchutil.MaxFailures {
-				s.errs = append(s.errs, e)
-			}
-		}
+		others := max(0, benchutil.Share(r.Machine-r.Server.Total()-r.Client.Total(), r.Elapsed))
+		other = append(other, others+benchutil.Share(r.Steal, r.Elapsed))
 	}
-	s.rate = benchutil.Median(rates)
-	s.server, s.user, s.sys, s.client = benchutil.Median(server), benchutil.Median(user), benchutil.Median(sys), benchutil.Median(client)
-	s.busy, s.other = benchutil.Median(busy), benchutil.Median(other)
-	s.p50, s.p99 = benchutil.Percentile(lat, 50), benchutil.Percentile(lat, 99)
+	s.Other = benchutil.Median(other)
 	return s
 }
 
@@ -68,7 +40,7 @@ func report(w io.Writer, o options, srv *benchutil.Server, peakRSS int64, dataDi
 		client = "HTTP/2, all workers multiplexed on one TLS connection"
 	}
 	p("\nfleetca enrollment benchmark, %s\n", time.Now().UTC().Format(time.RFC3339))
-	p("  machine  %s/%s, %d CPUs (%s), %s\n", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), benchutil.CPUModel(), runtime.Version())
+	p("  machine  %s\n", benchutil.Machine())
 	p("  server   fleetca serve as its own process (pid %d), bbolt with fsync on %s, HTTPS on loopback\n", srv.PID, benchutil.FSType(dataDir))
 	if len(o.ServerEnv) > 0 {
 		p("           with %s in its environment\n", strings.Join(o.ServerEnv, " "))
@@ -94,24 +66,20 @@ func report(w io.Writer, o options, srv *benchutil.Server, peakRSS int64, dataDi
 		s := summarize(l)
 		sums = append(sums, s)
 		p("%5d %9.0f %13s %7.2f %7.2f %11.0f %11s %7.2f %7.2f %10.0f %4.0f%% %5.0f%% %6d\n",
-			s.conc, s.rate, fmt.Sprintf("(%.0f-%.0f)", s.rateMin, s.rateMax),
-			benchutil.Millis(s.p50), benchutil.Millis(s.p99), benchutil.Micros(s.server), fmt.Sprintf("(%.0f+%.0f)", benchutil.Micros(s.user), benchutil.Micros(s.sys)),
-			benchutil.Ratio(s.server, f.floorA), benchutil.Ratio(s.server, f.floorB), benchutil.Micros(s.client), 100*s.busy, 100*s.other, s.failed)
+			s.conc, s.Rate, fmt.Sprintf("(%.0f-%.0f)", s.RateMin, s.RateMax),
+			benchutil.Millis(s.P50), benchutil.Millis(s.P99), benchutil.Micros(s.Server), fmt.Sprintf("(%.0f+%.0f)", benchutil.Micros(s.User), benchutil.Micros(s.Sys)),
+			benchutil.Ratio(s.Server, f.floorA), benchutil.Ratio(s.Server, f.floorB), benchutil.Micros(s.Client), 100*s.Busy, 100*s.Other, s.Failed)
 	}
 	for _, s := range sums {
-		for _, e := range s.errs {
+		for _, e := range s.Errs {
 			p("  c=%d failure: %s\n", s.conc, e)
 		}
 	}
-	p("  busy  = (server + client CPU) / (wall time x %d CPUs): near 100%% the machine, not the server, is the limit\n", runtime.NumCPU())
-	p("  other = CPU used by other processes, and stolen by the hypervisor, in the same terms\n")
-	if peakRSS > 0 {
-		p("  the server's peak resident memory over the run: %.0f MiB\n", float64(peakRSS)/(1<<20))
-	}
+	benchutil.WriteCPULegend(w, peakRSS)
 	for _, s := range sums {
-		if s.other > 0.10 {
+		if s.Other > 0.10 {
 			p("  WARNING: at c=%d other work took %.0f%% of the machine: the rate and latency are not trustworthy; run again on a quiet machine\n",
-				s.conc, 100*s.other)
+				s.conc, 100*s.Other)
 		}
 	}
 
@@ -133,11 +101,11 @@ func report(w io.Writer, o options, srv *benchutil.Server, peakRSS int64, dataDi
 			return "MISS"
 		}
 		p("  enrollments/s at concurrency %d          >= %5d/s                  %8.0f/s          %s\n",
-			targetConc, targetRate, at.rate, pass(at.rate >= targetRate))
+			targetConc, targetRate, at.Rate, pass(at.Rate >= targetRate))
 		limit := time.Duration(float64(f.floorA) * targetCPURatio)
 		p("  server CPU per certificate at c=%d       <= %.1f x floor A = %5.0f µs   %8.0f µs (%.2fx)  %s\n",
-			targetConc, targetCPURatio, benchutil.Micros(limit), benchutil.Micros(at.server), benchutil.Ratio(at.server, f.floorA), pass(at.server <= limit))
-		p("    (against floor B, %.0f µs, it is %.2fx)\n", benchutil.Micros(f.floorB), benchutil.Ratio(at.server, f.floorB))
+			targetConc, targetCPURatio, benchutil.Micros(limit), benchutil.Micros(at.Server), benchutil.Ratio(at.Server, f.floorA), pass(at.Server <= limit))
+		p("    (against floor B, %.0f µs, it is %.2fx)\n", benchutil.Micros(f.floorB), benchutil.Ratio(at.Server, f.floorB))
 		if runtime.NumCPU() != 2 {
 			p("  note: this machine has %d CPUs; the rate target is set for 2\n", runtime.NumCPU())
 		}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -25,81 +24,40 @@ var (
 // maxBody bounds an answer's body.
 const maxBody = 64 << 10
 
-// conn is a lean HTTP/1.1 client connection for one worker, in the manner
-// of wrk (and of revocationload's): requests serialized up front, answers
-// read just enough to check them (status, Content-Length, body), one
-// connection kept while the server keeps it open. net/http's client costs
-// the shared cores more than the proxies' per-request work does.
+// conn is a worker's lean HTTP/1.1 client connection to a target
+// (benchutil.Conn): plain HTTP for the upstream, TLS with a device's
+// certificate for a proxy. net/http's client costs the shared cores more
+// than the proxies' per-request work does.
 type conn struct {
-	t     *target
-	tls   *tls.Config
-	nc    net.Conn
-	br    *bufio.Reader
-	body  []byte
-	dials int
+	*benchutil.Conn
+	t *target
 }
 
 func newConn(t *target, cfg *tls.Config) *conn {
-	return &conn{t: t, tls: cfg, br: bufio.NewReaderSize(nil, 4096)}
+	c := &conn{Conn: benchutil.NewConn(t.addr, nil, ioTimeout, maxBody), t: t}
+	c.setTLS(cfg)
+	return c
 }
 
-// open connects, and for a TLS target completes the handshake.
-func (c *conn) open() error {
-	nc, err := net.DialTimeout("tcp", c.t.addr, ioTimeout)
-	if err != nil {
-		return err
-	}
-	c.dials++
+// setTLS sets the TLS configuration of the connections to come, which
+// only a TLS target uses.
+func (c *conn) setTLS(cfg *tls.Config) {
 	if c.t.tls {
-		tc := tls.Client(nc, c.tls)
-		tc.SetDeadline(time.Now().Add(ioTimeout))
-		if err := tc.Handshake(); err != nil {
-			nc.Close()
-			return err
-		}
-		nc = tc
-	}
-	c.nc = nc
-	c.br.Reset(nc)
-	return nil
-}
-
-func (c *conn) close() {
-	if c.nc != nil {
-		c.nc.Close()
-		c.nc = nil
+		c.TLS = cfg
 	}
 }
 
 // do sends one serialized request, opening the connection first if there
 // is none, and reads the answer. It returns the status; err is a failure
-// to get one. The connection is closed after an error or when the server
-// closes it.
+// to get one, or a 200 that is not the upstream's answer. The connection
+// is closed after an error or when the server closes it.
 func (c *conn) do(req []byte) (status int, err error) {
-	if c.nc == nil {
-		if err := c.open(); err != nil {
-			return 0, err
-		}
-	}
-	c.nc.SetDeadline(time.Now().Add(ioTimeout))
-	if _, err := c.nc.Write(req); err != nil {
-		c.close()
-		return 0, err
-	}
-	status, length, keep, err := benchutil.ReadHead(c.br, maxBody)
-	if err != nil {
-		c.close()
-		return 0, err
-	}
-	c.body, err = benchutil.ReadBody(c.br, c.body, length, keep, int64(maxBody))
-	if err != nil || !keep {
-		c.close()
-	}
+	status, body, err := c.Do(req)
 	if err != nil {
 		return 0, err
 	}
-	if status == 200 && string(c.body) != upstreamBody {
-		return status, fmt.Errorf("status 200 with body %q, want %q", c.body, upstreamBody)
+	if status == 200 && string(body) != upstreamBody {
+		return status, fmt.Errorf("status 200 with body %q, want %q", body, upstreamBody)
 	}
 	return status, nil
 }
@@ -107,9 +65,9 @@ func (c *conn) do(req []byte) (status int, err error) {
 // oneShot is a connection for one request: a full handshake, the request
 // with Connection: close, the answer, close.
 func (c *conn) oneShot() (int, error) {
-	c.close()
+	c.Close()
 	status, err := c.do(reqClose)
-	c.close()
+	c.Close()
 	return status, err
 }
 
@@ -151,29 +109,15 @@ type runResult struct {
 	proxyCPURead bool
 }
 
-func (r runResult) rate() float64 {
-	if r.elapsed <= 0 {
-		return 0
-	}
-	return float64(r.ok) / r.elapsed.Seconds()
-}
+func (r runResult) rate() float64 { return benchutil.Rate(r.ok, r.elapsed) }
 
 // perOp is d per successful operation.
-func (r runResult) perOp(d time.Duration) time.Duration {
-	if r.ok == 0 {
-		return 0
-	}
-	return d / time.Duration(r.ok)
-}
+func (r runResult) perOp(d time.Duration) time.Duration { return benchutil.PerOp(d, r.ok) }
 
 // other is the share of the machine that processes outside the benchmark
 // took, stolen time included.
 func (r runResult) other() float64 {
-	if r.elapsed <= 0 {
-		return 0
-	}
-	o := r.machine - r.ours + r.steal
-	return max(0, float64(o)/float64(r.elapsed)/float64(runtime.NumCPU()))
+	return max(0, benchutil.Share(r.machine-r.ours+r.steal, r.elapsed))
 }
 
 // runLoad runs conc workers against t for d and measures them. In
@@ -184,14 +128,14 @@ func runLoad(ctx context.Context, e *env, t *target, m mode, conc int, d time.Du
 	for w := range conns {
 		conns[w] = newConn(t, devs[w%len(devs)].tls)
 		if m == modeKeepAlive {
-			if err := conns[w].open(); err != nil {
+			if err := conns[w].Open(); err != nil {
 				return res, fmt.Errorf("%s: open connection %d: %w", t.name, w+1, err)
 			}
 		}
 	}
 	defer func() {
 		for _, c := range conns {
-			c.close()
+			c.Close()
 		}
 	}()
 	runtime.GC() // the client's garbage, collected before timing
@@ -214,7 +158,7 @@ func runLoad(ctx context.Context, e *env, t *target, m mode, conc int, d time.Du
 				var status int
 				var err error
 				if m == modeHandshake {
-					c.tls = devs[int(next.Add(1))%len(devs)].tls
+					c.setTLS(devs[int(next.Add(1))%len(devs)].tls)
 					status, err = c.oneShot()
 				} else {
 					status, err = c.do(reqKeepAlive)
@@ -247,7 +191,7 @@ func runLoad(ctx context.Context, e *env, t *target, m mode, conc int, d time.Du
 	for w := range conc {
 		res.lat = append(res.lat, lats[w]...)
 		res.ok += len(lats[w])
-		res.dials += conns[w].dials
+		res.dials += conns[w].Dials
 	}
 	if m == modeKeepAlive {
 		res.dials -= conc // the connections opened before timing
@@ -361,7 +305,7 @@ func runLatency(ctx context.Context, o options, e *env, targets []*target) (*lat
 		for i := range targets {
 			t := targets[(i+r)%len(targets)]
 			c := newConn(t, e.devices[0].tls)
-			if err := c.open(); err != nil {
+			if err := c.Open(); err != nil {
 				return nil, fmt.Errorf("%s: %w", t.name, err)
 			}
 			for range 50 { // warm the connection, the upstream's and the proxy's
@@ -370,7 +314,7 @@ func runLatency(ctx context.Context, o options, e *env, targets []*target) (*lat
 			runtime.GC()
 			for range per {
 				if ctx.Err() != nil {
-					c.close()
+					c.Close()
 					return nil, ctx.Err()
 				}
 				t0 := time.Now()
@@ -385,7 +329,7 @@ func runLatency(ctx context.Context, o options, e *env, targets []*target) (*lat
 				}
 				res.lat[t.name] = append(res.lat[t.name], d)
 			}
-			c.close()
+			c.Close()
 		}
 	}
 	return res, nil

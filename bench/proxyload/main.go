@@ -99,7 +99,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, err
 	}
 	var err error
-	if o.phases, err = parsePhases(*phases); err != nil {
+	if o.phases, err = benchutil.ParsePhases(*phases, allPhases); err != nil {
 		return o, err
 	}
 	if o.hsConc, err = benchutil.ParseLevels(*hsConc); err != nil {
@@ -132,25 +132,6 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	return o, nil
 }
 
-func parsePhases(s string) (map[string]bool, error) {
-	out := map[string]bool{}
-	for p := range strings.SplitSeq(s, ",") {
-		p = strings.TrimSpace(p)
-		if p == "" {
-			continue
-		}
-		known := false
-		for _, q := range allPhases {
-			known = known || p == q
-		}
-		if !known {
-			return nil, fmt.Errorf("-phases: unknown phase %q, want some of %s", p, strings.Join(allPhases, ","))
-		}
-		out[p] = true
-	}
-	return out, nil
-}
-
 // results is everything the report shows; a nil part was not run.
 type results struct {
 	setup     *setupInfo
@@ -164,7 +145,7 @@ type results struct {
 
 // run is the benchmark; it returns the exit code.
 func run(ctx context.Context, o options, stdout, stderr io.Writer) int {
-	logf := func(format string, a ...any) { fmt.Fprintf(stderr, "proxyload: "+format+"\n", a...) }
+	logf := benchutil.Logger("proxyload", stderr)
 	fail := func(err error) int {
 		logf("%v", err)
 		return 1

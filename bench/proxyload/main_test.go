@@ -280,19 +280,19 @@ func TestConn(t *testing.T) {
 			t.Fatalf("request %d: status %d, %v", i, status, err)
 		}
 	}
-	if c.dials != 1 {
-		t.Errorf("three keep-alive requests dialled %d times, want 1", c.dials)
+	if c.Dials != 1 {
+		t.Errorf("three keep-alive requests dialled %d times, want 1", c.Dials)
 	}
 	if status, err := c.oneShot(); err != nil || status != 200 {
 		t.Fatalf("oneShot: status %d, %v", status, err)
 	}
-	if c.nc != nil {
+	if c.NetConn() != nil {
 		t.Error("oneShot left its connection open")
 	}
 	if _, err := c.do([]byte("GET /wrong HTTP/1.1\r\nHost: x\r\n\r\n")); err == nil {
 		t.Error("an answer with another body was taken for the upstream's")
 	}
-	c.close()
+	c.Close()
 
 	// A TLS target that is not TLS fails at the handshake.
 	tc := newConn(&target{name: "test", addr: srv.Listener.Addr().String(), tls: true}, &tls.Config{InsecureSkipVerify: true})

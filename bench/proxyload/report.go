@@ -60,6 +60,21 @@ func summarize(name string, runs []runResult) summary {
 	return s
 }
 
+// writeProblems writes, under s's row, its failures and a warning if
+// other processes took over a tenth of the machine, and reports whether
+// requests failed.
+func (s summary) writeProblems(w io.Writer) (failed bool) {
+	if s.failed > 0 {
+		for _, e := range s.errs {
+			fmt.Fprintf(w, "         failure: %s\n", e)
+		}
+	}
+	if s.other > 0.10 {
+		fmt.Fprintf(w, "         WARNING: other processes took %.0f%% of the machine during these runs: the rate is not trustworthy\n", 100*s.other)
+	}
+	return s.failed > 0
+}
+
 // check is one line of the targets table.
 type check struct {
 	name, want, got, verdict string
@@ -87,7 +102,7 @@ func report(w io.Writer, o options, res results) (missed, broken bool) {
 	p("  Figures are medians of %d interleaved repetitions of %v on a small shared machine (%d CPUs): expect 10-20%% noise\n", o.reps, o.duration, runtime.NumCPU())
 	p("  from run to run. The client, the proxies, the upstream and the CA share the same cores, so the rates are the\n")
 	p("  machine's; CPU per operation (utime+stime from /proc over each repetition) is the fairer comparison.\n")
-	p("  machine   %s/%s, %d CPUs (%s), %s\n", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), benchutil.CPUModel(), runtime.Version())
+	p("  machine   %s\n", benchutil.Machine())
 	p("  upstream  this program run with %s, its own process (pid %d): net/http on loopback, 200 \"ok\", every core\n", upstreamArg, si.upstreamPID)
 	p("  fleetca   fleetca proxy (pid %d), --ca root+intermediate, --crl-url <CA>, --revocation-feed <CA>; JSON access log to a file\n", si.fleetPID)
 	if len(o.proxyEnv) > 0 {
@@ -126,14 +141,8 @@ func report(w io.Writer, o options, res results) (missed, broken bool) {
 				}
 				p("   %5d %-24s %9.0f %15s %7.2f %7.2f %10s %10.0f %10.0f %5.0f%% %7s %6d\n", lr.conc, name, s.rate,
 					fmt.Sprintf("(%.0f-%.0f)", s.rateMin, s.rateMax), benchutil.Millis(s.p50), benchutil.Millis(s.p99), proxy, benchutil.Micros(s.upstream), benchutil.Micros(s.client), 100*s.other, redials, s.failed)
-				if s.failed > 0 {
+				if s.writeProblems(w) {
 					broken = true
-					for _, e := range s.errs {
-						p("         failure: %s\n", e)
-					}
-				}
-				if s.other > 0.10 {
-					p("         WARNING: other processes took %.0f%% of the machine during these runs: the rate is not trustworthy\n", 100*s.other)
 				}
 			}
 		}
@@ -336,14 +345,8 @@ func reportVerifier(w io.Writer, o options, r *verifierResult) (checks []check, 
 				fmt.Sprintf("(%.0f-%.0f)", s.rateMin, s.rateMax), ratio, benchutil.Millis(s.p50), benchutil.Millis(s.p99), benchutil.Micros(s.proxy), delta,
 				benchutil.Micros(benchutil.Median(lv.caCPU[row.name])), benchutil.Micros(s.client), 100*s.other,
 				fmt.Sprintf("%.0f -> %.0f", mib(row.memIdle), mib(row.memAfter)), s.failed)
-			if s.failed > 0 {
+			if s.writeProblems(w) {
 				broken = true
-				for _, e := range s.errs {
-					p("         failure: %s\n", e)
-				}
-			}
-			if s.other > 0.10 {
-				p("         WARNING: other processes took %.0f%% of the machine during these runs: the rate is not trustworthy\n", 100*s.other)
 			}
 		}
 		if a0 == nil {

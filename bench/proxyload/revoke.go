@@ -54,15 +54,15 @@ func runRevokePhase(ctx context.Context, o options, e *env, logf func(string, ..
 		if status, err := kc.do(reqKeepAlive); err != nil || status != 200 {
 			return nil, fmt.Errorf("%s before its revocation: status %d, %v", v.id, status, err)
 		}
-		kc.nc.SetDeadline(time.Time{})
+		kc.NetConn().SetDeadline(time.Time{})
 		closedAt := make(chan time.Time, 1)
 		go func(nc net.Conn) {
 			buf := make([]byte, 1)
 			nc.Read(buf) // returns when the proxy closes the connection (or when we do)
 			closedAt <- time.Now()
-		}(kc.nc)
+		}(kc.NetConn())
 		if status, err := newConn(e.fleet, v.tls).oneShot(); err != nil || status != 200 {
-			kc.close()
+			kc.Close()
 			return nil, fmt.Errorf("%s: a new connection before its revocation: status %d, %v", v.id, status, err)
 		}
 		res.connsVerified++
@@ -75,7 +75,7 @@ func runRevokePhase(ctx context.Context, o options, e *env, logf func(string, ..
 			err = fmt.Errorf("the answer names %+v, want serial %s", revoked, serial)
 		}
 		if err != nil {
-			kc.close()
+			kc.Close()
 			return nil, fmt.Errorf("revoke %s: %w", v.id, err)
 		}
 		res.revokeCall = append(res.revokeCall, returned.Sub(t0))
@@ -107,7 +107,7 @@ func runRevokePhase(ctx context.Context, o options, e *env, logf func(string, ..
 			}
 			select {
 			case <-ctx.Done():
-				kc.close()
+				kc.Close()
 				return nil, ctx.Err()
 			case <-time.After(o.poll - time.Since(start)):
 			}
@@ -126,10 +126,10 @@ func runRevokePhase(ctx context.Context, o options, e *env, logf func(string, ..
 		case <-time.After(max(left, 0)):
 			res.closeMissed++
 		case <-ctx.Done():
-			kc.close()
+			kc.Close()
 			return nil, ctx.Err()
 		}
-		kc.close()
+		kc.Close()
 		if (i+1)%10 == 0 || i+1 == len(e.victims) {
 			logf("revoked %d of %d", i+1, len(e.victims))
 		}

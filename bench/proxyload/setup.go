@@ -18,7 +18,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/fleetca/fleetca/api"
@@ -289,28 +288,16 @@ func (e *env) enrollAll(ctx context.Context, logf func(string, ...any)) error {
 	}
 	start := time.Now()
 	devs := make([]*device, n)
-	var next atomic.Int64
 	const conc = 8
-	errs := make([]error, conc)
-	var wg sync.WaitGroup
-	for w := range conc {
-		wg.Go(func() {
-			for ctx.Err() == nil {
-				i := int(next.Add(1) - 1)
-				if i >= n {
-					return
-				}
-				d, err := e.enroll(ctx, benchutil.DeviceID(devicePrefix, i+1), tok.Token)
-				if err != nil {
-					errs[w] = err
-					return
-				}
-				devs[i] = d
-			}
-		})
-	}
-	wg.Wait()
-	if err := errors.Join(append(errs, ctx.Err())...); err != nil {
+	err = benchutil.ForEach(ctx, conc, n, func(i int) error {
+		d, err := e.enroll(ctx, benchutil.DeviceID(devicePrefix, i+1), tok.Token)
+		if err != nil {
+			return err
+		}
+		devs[i] = d
+		return nil
+	})
+	if err != nil {
 		return err
 	}
 	e.devices, e.canary, e.victims = devs[:e.o.devices], devs[e.o.devices], devs[e.o.devices+1:]
@@ -337,30 +324,12 @@ func (e *env) enroll(ctx context.Context, id, token string) (*device, error) {
 	return &device{id: id, cert: cert, tls: clientTLS(cert, e.inter, key, e.serverLeaf)}, nil
 }
 
-// clientTLS is a device's client configuration. Every connection is a
-// full handshake: no session cache, tickets refused. Only X25519 is
-// offered: Go would otherwise offer X25519MLKEM768 too, which fleetca
-// proxy would take and nginx 1.22 (OpenSSL 3.0) cannot, and the two would
-// not do the same work. The proxies' certificate is pinned by its bytes
-// rather than verified: chain verification on the client would take CPU
-// from the servers measured on the same cores, and a pinned certificate
-// proves as much here.
+// clientTLS is a device's client configuration (benchutil.PinnedTLS):
+// full handshakes only, X25519 only (nginx 1.22, OpenSSL 3.0, has no
+// ML-KEM), the proxies' certificate pinned.
 func clientTLS(leaf, inter *x509.Certificate, key *ecdsa.PrivateKey, serverLeaf []byte) *tls.Config {
-	return &tls.Config{
-		Certificates:           []tls.Certificate{{Certificate: [][]byte{leaf.Raw, inter.Raw}, PrivateKey: key, Leaf: leaf}},
-		ServerName:             "localhost",
-		MinVersion:             tls.VersionTLS12,
-		NextProtos:             []string{"http/1.1"},
-		CurvePreferences:       []tls.CurveID{tls.X25519},
-		SessionTicketsDisabled: true,
-		InsecureSkipVerify:     true, // replaced by the pin below
-		VerifyConnection: func(cs tls.ConnectionState) error {
-			if len(cs.PeerCertificates) == 0 || !bytes.Equal(cs.PeerCertificates[0].Raw, serverLeaf) {
-				return errors.New("the server did not present the proxies' certificate")
-			}
-			return nil
-		},
-	}
+	cert := &tls.Certificate{Certificate: [][]byte{leaf.Raw, inter.Raw}, PrivateKey: key, Leaf: leaf}
+	return benchutil.PinnedTLS(cert, serverLeaf, "the proxies' certificate")
 }
 
 // get fetches a URL of the CA's HTTP listener.

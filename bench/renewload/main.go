@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"path/filepath"
 	"time"
 
 	"github.com/fleetca/fleetca/bench/benchutil"
@@ -66,7 +65,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 
 // run is the benchmark; it returns the exit code.
 func run(ctx context.Context, o options, stdout, stderr io.Writer) int {
-	logf := func(format string, a ...any) { fmt.Fprintf(stderr, "renewload: "+format+"\n", a...) }
+	logf := benchutil.Logger("renewload", stderr)
 	fail := func(err error) int {
 		logf("%v", err)
 		return 1
@@ -77,26 +76,16 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) int {
 	}
 	defer cleanup()
 
-	dataDir := filepath.Join(tmp, "ca")
-	if err := benchutil.Init(ctx, bin, dataDir); err != nil {
-		return fail(err)
-	}
 	// Each device renews once, so the interval refuses nothing; it is set
 	// as low as it goes all the same, so that no renewal is refused as too
 	// soon whatever the phases do.
-	if err := benchutil.SetConfig(dataDir, "ca.renew_min_interval", o.minInterval.String()); err != nil {
-		return fail(err)
-	}
-	srv, err := benchutil.Serve(ctx, bin, dataDir, filepath.Join(tmp, "serve.log"), o.ServerEnv)
+	srv, stop, err := benchutil.StartLogged(ctx, bin, tmp, o.ServerEnv, func(dir string) error {
+		return benchutil.SetConfig(dir, "ca.renew_min_interval", o.minInterval.String())
+	}, logf)
 	if err != nil {
 		return fail(err)
 	}
-	defer func() {
-		if err := srv.Stop(); err != nil {
-			logf("fleetca serve: %v; see %s", err, srv.LogPath)
-		}
-	}()
-	logf("fleetca serve is pid %d at %s; data directory %s on %s", srv.PID, srv.HTTPSURL, dataDir, benchutil.FSType(dataDir))
+	defer stop()
 
 	e, err := newEnv(ctx, srv, o.conc)
 	if err != nil {
@@ -110,27 +99,20 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) int {
 	if err := srv.Alive(); err != nil {
 		return fail(err)
 	}
-	missed := report(stdout, o, srv, benchutil.PeakRSS(srv.PID), dataDir, e.enrolled, results)
+	missed := report(stdout, o, srv, benchutil.PeakRSS(srv.PID), srv.Dir, e.enrolled, results)
 	errs := 0
 	for _, r := range results {
 		for _, p := range r.reps {
-			errs += p.failed
+			errs += p.Failed
 		}
 	}
-	switch {
-	case errs > 0:
-		logf("%d requests failed; see the table and %s", errs, srv.LogPath)
-		return 1
-	case missed && o.Strict:
-		return 1
-	}
-	return 0
+	return benchutil.ExitCode(errs, missed, o.Strict, srv.LogPath, logf)
 }
 
 // modeResult is one mode's measured repetitions.
 type modeResult struct {
 	mode mode
-	reps []phaseResult
+	reps []benchutil.Phase
 }
 
 // firstGuess is the rate that sizes a mode's warm-up, and its
@@ -151,14 +133,14 @@ func runModes(ctx context.Context, o options, e *env, logf func(string, ...any))
 	}
 	if o.warmup > 0 {
 		for i, m := range modes {
-			w, err := e.phase(ctx, o, m, sizeFor(rates[i], o.warmup, o.maxJobs), o.warmup)
+			w, err := e.phase(ctx, o, m, benchutil.SizeFor(rates[i], o.warmup, o.maxJobs), o.warmup)
 			if err != nil {
 				return nil, err
 			}
-			if w.failed > 0 {
-				return nil, fmt.Errorf("warm-up of %s: %d of %d requests failed, first: %s", m.name, w.failed, w.ok+w.failed, w.errs[0])
+			if err := w.Failure(); err != nil {
+				return nil, fmt.Errorf("warm-up of %s: %w", m.name, err)
 			}
-			rates[i] = w.rate()
+			rates[i] = w.Rate()
 			logf("%s warm-up: %.0f/s", m.name, rates[i])
 		}
 	}
@@ -166,29 +148,15 @@ func runModes(ctx context.Context, o options, e *env, logf func(string, ...any))
 		for k := range modes {
 			i := (k + r) % len(modes)
 			m := modes[i]
-			p, err := e.phase(ctx, o, m, sizeFor(rates[i], o.duration, o.maxJobs), o.duration)
+			p, err := e.phase(ctx, o, m, benchutil.SizeFor(rates[i], o.duration, o.maxJobs), o.duration)
 			if err != nil {
 				return nil, err
 			}
 			results[i].reps = append(results[i].reps, p)
-			rates[i] = max(rates[i], p.rate())
-			note := ""
-			if p.exhausted {
-				note = fmt.Sprintf(" (ran out of requests after %v; raise -max-jobs)", p.elapsed.Round(time.Millisecond))
-			}
-			if p.failed > 0 {
-				note += fmt.Sprintf(" %d FAILED, first: %s", p.failed, p.errs[0])
-			}
+			rates[i] = max(rates[i], p.Rate())
 			logf("rep %d/%d %-15s %6.0f/s, server %5.0f µs/op, client %4.0f µs/op, other %3.0f%%%s",
-				r+1, o.reps, m.name, p.rate(), benchutil.Micros(p.perOp(p.server.Total())), benchutil.Micros(p.perOp(p.client.Total())), 100*p.other(), note)
+				r+1, o.reps, m.name, p.Rate(), benchutil.Micros(p.PerOp(p.Server.Total())), benchutil.Micros(p.PerOp(p.Client.Total())), 100*p.Other(), p.Note("requests", "-max-jobs"))
 		}
 	}
 	return results, nil
-}
-
-// sizeFor is how many requests a phase of length d needs at rate, with a
-// margin.
-func sizeFor(rate float64, d time.Duration, most int) int {
-	n := int(rate*d.Seconds()*1.5) + 256
-	return min(n, most)
 }

@@ -54,15 +54,6 @@ func TestParseFlags(t *testing.T) {
 	}
 }
 
-func TestSizeFor(t *testing.T) {
-	if got := sizeFor(2000, 5*time.Second, 100_000); got != 15_256 {
-		t.Errorf("sizeFor(2000/s, 5s) = %d, want 15256", got)
-	}
-	if got := sizeFor(1e6, 5*time.Second, 60_000); got != 60_000 {
-		t.Errorf("sizeFor(1e6/s, 5s) = %d, want the cap 60000", got)
-	}
-}
-
 func TestBuildPost(t *testing.T) {
 	tests := []struct {
 		name, bearer, contentType string
@@ -307,14 +298,14 @@ func TestRunPhase(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if p.ok != n-1 || p.failed != 1 || !p.exhausted {
-				t.Errorf("runPhase() ok, failed, exhausted = %d, %d, %v, want %d, 1, true; failures %q", p.ok, p.failed, p.exhausted, n-1, p.errs)
+			if p.OK != n-1 || p.Failed != 1 || !p.Exhausted {
+				t.Errorf("runPhase() ok, failed, exhausted = %d, %d, %v, want %d, 1, true; failures %q", p.OK, p.Failed, p.Exhausted, n-1, p.Errs)
 			}
-			if len(p.errs) != 1 || !strings.Contains(p.errs[0], "-00000007: status 409: not the newest") {
-				t.Errorf("runPhase() failures = %q, want the 409 of device 7", p.errs)
+			if len(p.Errs) != 1 || !strings.Contains(p.Errs[0], "-00000007: status 409: not the newest") {
+				t.Errorf("runPhase() failures = %q, want the 409 of device 7", p.Errs)
 			}
-			if len(p.lat) != p.ok {
-				t.Errorf("runPhase() kept %d latencies for %d successes", len(p.lat), p.ok)
+			if len(p.Lat) != p.OK {
+				t.Errorf("runPhase() kept %d latencies for %d successes", len(p.Lat), p.OK)
 			}
 			if got := f.requests.Load(); got != n {
 				t.Errorf("the server saw %d requests, want %d", got, n)
@@ -329,8 +320,8 @@ func TestRunPhase(t *testing.T) {
 			if tc.keepAlive {
 				wantDials, wantConns = 0, conc
 			}
-			if p.dials != wantDials || f.conns.Load() != wantConns {
-				t.Errorf("runPhase() dialled %d during the phase, the server saw %d connections; want %d and %d", p.dials, f.conns.Load(), wantDials, wantConns)
+			if p.Dials != wantDials || f.conns.Load() != wantConns {
+				t.Errorf("runPhase() dialled %d during the phase, the server saw %d connections; want %d and %d", p.Dials, f.conns.Load(), wantDials, wantConns)
 			}
 		})
 	}
@@ -423,11 +414,11 @@ func TestReport(t *testing.T) {
 	// rep is one second with ok answers and failed failures; the server
 	// used 500 µs per answer (400 user, 100 system), the client 50 µs; no
 	// other process ran.
-	rep := func(ok, failed, dials int) phaseResult {
-		return phaseResult{ok: ok, failed: failed, dials: dials, elapsed: time.Second,
-			server: benchutil.CPUTimes{User: time.Duration(ok) * 400 * time.Microsecond, Sys: time.Duration(ok) * 100 * time.Microsecond},
-			client: benchutil.CPUTimes{User: time.Duration(ok) * 50 * time.Microsecond},
-			lat:    []time.Duration{time.Millisecond, 2 * time.Millisecond, 3 * time.Millisecond},
+	rep := func(ok, failed, dials int) benchutil.Phase {
+		return benchutil.Phase{OK: ok, Failed: failed, Dials: dials, Elapsed: time.Second,
+			Server: benchutil.CPUTimes{User: time.Duration(ok) * 400 * time.Microsecond, Sys: time.Duration(ok) * 100 * time.Microsecond},
+			Client: benchutil.CPUTimes{User: time.Duration(ok) * 50 * time.Microsecond},
+			Lat:    []time.Duration{time.Millisecond, 2 * time.Millisecond, 3 * time.Millisecond},
 		}
 	}
 	results := func(renewMTLS, renewToken float64) []modeResult {
@@ -444,7 +435,7 @@ func TestReport(t *testing.T) {
 					r.reps = append(r.reps, rep(int(renewMTLS*scale), 0, int(renewMTLS*scale)))
 				case "renew-token-ka":
 					p := rep(int(renewToken*scale), 1, 0)
-					p.errs = []string{"r-00000009: status 429: renewed recently"}
+					p.Errs = []string{"r-00000009: status 429: renewed recently"}
 					r.reps = append(r.reps, p)
 				}
 			}

@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"runtime"
 	"strings"
 	"time"
 
@@ -11,57 +10,14 @@ import (
 )
 
 // summary is what the table shows of a mode: medians over its
-// repetitions, latency percentiles over all of them.
+// repetitions, latency percentiles over all of them; CPU per request.
 type summary struct {
-	name                   string
-	rate, rateMin, rateMax float64
-	p50, p99               time.Duration
-	server, user, sys      time.Duration // server CPU per request
-	client                 time.Duration // client CPU per request
-	conns                  float64       // connections opened per request
-	busy, other            float64
-	ok, failed, exhausted  int
-	errs                   []string
+	name string
+	benchutil.Summary
 }
 
 func summarize(r modeResult) summary {
-	s := summary{name: r.mode.name, rateMin: -1}
-	var rates, conns, busy, other []float64
-	var server, user, sys, client, lat []time.Duration
-	for _, p := range r.reps {
-		rate := p.rate()
-		rates = append(rates, rate)
-		if s.rateMin < 0 || rate < s.rateMin {
-			s.rateMin = rate
-		}
-		s.rateMax = max(s.rateMax, rate)
-		server = append(server, p.perOp(p.server.Total()))
-		user = append(user, p.perOp(p.server.User))
-		sys = append(sys, p.perOp(p.server.Sys))
-		client = append(client, p.perOp(p.client.Total()))
-		if n := p.ok + p.failed; n > 0 {
-			conns = append(conns, float64(p.dials)/float64(n))
-		}
-		busy = append(busy, p.busy())
-		other = append(other, p.other())
-		lat = append(lat, p.lat...)
-		s.ok += p.ok
-		s.failed += p.failed
-		if p.exhausted {
-			s.exhausted++
-		}
-		for _, e := range p.errs {
-			if len(s.errs) < benchutil.MaxFailures {
-				s.errs = append(s.errs, e)
-			}
-		}
-	}
-	s.rateMin = max(s.rateMin, 0)
-	s.rate = benchutil.Median(rates)
-	s.server, s.user, s.sys, s.client = benchutil.Median(server), benchutil.Median(user), benchutil.Median(sys), benchutil.Median(client)
-	s.conns, s.busy, s.other = benchutil.Median(conns), benchutil.Median(busy), benchutil.Median(other)
-	s.p50, s.p99 = benchutil.Percentile(lat, 50), benchutil.Percentile(lat, 99)
-	return s
+	return summary{name: r.mode.name, Summary: benchutil.Summarize(r.reps)}
 }
 
 // pair is a ratio the report prints: renewals/s of one mode over
@@ -86,7 +42,7 @@ var pairs = []pair{
 func report(w io.Writer, o options, srv *benchutil.Server, peakRSS int64, dataDir string, enrolled setupStats, results []modeResult) (missed bool) {
 	p := func(format string, a ...any) { fmt.Fprintf(w, format, a...) }
 	p("\nfleetca renewal benchmark, %s\n", time.Now().UTC().Format(time.RFC3339))
-	p("  machine  %s/%s, %d CPUs (%s), %s\n", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), benchutil.CPUModel(), runtime.Version())
+	p("  machine  %s\n", benchutil.Machine())
 	p("  server   fleetca serve as its own process (pid %d), bbolt with fsync on %s, HTTPS on loopback;\n", srv.PID, benchutil.FSType(dataDir))
 	p("           ca.renew_min_interval %v: each device renews once, none is refused as too soon\n", o.minInterval)
 	if len(o.ServerEnv) > 0 {
@@ -114,29 +70,25 @@ func report(w io.Writer, o options, srv *benchutil.Server, peakRSS int64, dataDi
 		sums[s.name] = s
 		order = append(order, s)
 		p("%-16s %8.0f %13s %7.2f %7.2f %10.0f %11s %10.0f %8.2f %4.0f%% %5.0f%% %6d\n",
-			s.name, s.rate, fmt.Sprintf("(%.0f-%.0f)", s.rateMin, s.rateMax), benchutil.Millis(s.p50), benchutil.Millis(s.p99),
-			benchutil.Micros(s.server), fmt.Sprintf("(%.0f+%.0f)", benchutil.Micros(s.user), benchutil.Micros(s.sys)), benchutil.Micros(s.client), s.conns, 100*s.busy, 100*s.other, s.failed)
+			s.name, s.Rate, fmt.Sprintf("(%.0f-%.0f)", s.RateMin, s.RateMax), benchutil.Millis(s.P50), benchutil.Millis(s.P99),
+			benchutil.Micros(s.Server), fmt.Sprintf("(%.0f+%.0f)", benchutil.Micros(s.User), benchutil.Micros(s.Sys)), benchutil.Micros(s.Client), s.Conns, 100*s.Busy, 100*s.Other, s.Failed)
 	}
 	for _, s := range order {
-		for _, e := range s.errs {
+		for _, e := range s.Errs {
 			p("  %s failure: %s\n", s.name, e)
 		}
 	}
 	for _, r := range results {
 		p("  %-16s %s\n", r.mode.name, r.mode.desc)
 	}
-	p("  busy  = (server + client CPU) / (wall time x %d CPUs): near 100%% the machine, not the server, is the limit\n", runtime.NumCPU())
-	p("  other = CPU used by other processes, and stolen by the hypervisor, in the same terms\n")
-	if peakRSS > 0 {
-		p("  the server's peak resident memory over the run: %.0f MiB\n", float64(peakRSS)/(1<<20))
-	}
+	benchutil.WriteCPULegend(w, peakRSS)
 	for _, s := range order {
-		if s.exhausted > 0 {
-			p("  NOTE: %s ran out of prepared requests in %d repetition(s) (raise -max-jobs); its rate is still right\n", s.name, s.exhausted)
+		if s.Exhausted > 0 {
+			p("  NOTE: %s ran out of prepared requests in %d repetition(s) (raise -max-jobs); its rate is still right\n", s.name, s.Exhausted)
 		}
-		if s.other > 0.10 {
+		if s.Other > 0.10 {
 			p("  WARNING: during %s other work took %.0f%% of the machine: the rates are not trustworthy; run again on a quiet machine\n",
-				s.name, 100*s.other)
+				s.name, 100*s.Other)
 		}
 	}
 
@@ -152,17 +104,17 @@ func report(w io.Writer, o options, srv *benchutil.Server, peakRSS int64, dataDi
 	line := func(pr pair, verdict bool) {
 		r, okR := sums[pr.renew]
 		e, okE := sums[pr.enroll]
-		if !okR || !okE || e.rate == 0 || e.server == 0 {
+		if !okR || !okE || e.Rate == 0 || e.Server == 0 {
 			p("  %-15s / %-11s  not measured\n", pr.renew, pr.enroll)
 			return
 		}
-		ratio := r.rate / e.rate
+		ratio := r.Rate / e.Rate
 		v := ""
 		if verdict {
 			v = pass(ratio >= targetRatio)
 		}
 		p("  %-15s / %-11s %6.0f/s / %6.0f/s = %4.2fx %-4s  server CPU/req %4.2fx  (%s)\n",
-			pr.renew, pr.enroll, r.rate, e.rate, ratio, v, float64(r.server)/float64(e.server), pr.what)
+			pr.renew, pr.enroll, r.Rate, e.Rate, ratio, v, float64(r.Server)/float64(e.Server), pr.what)
 	}
 	p("  like for like:\n")
 	for _, pr := range pairs {

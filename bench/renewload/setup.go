@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/tls"
@@ -13,8 +12,6 @@ import (
 	"net/http"
 	"net/url"
 	"runtime"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/fleetca/fleetca/api"
@@ -127,38 +124,17 @@ func serverLeaf(ctx context.Context, addr string, roots []*x509.Certificate) ([]
 }
 
 // clientTLS is the load's TLS client configuration, with the client
-// certificate cert if not nil. Every connection is a full handshake: no
-// session cache, tickets refused. Only X25519 is offered, as most device
-// TLS stacks do (Go alone would offer X25519MLKEM768 first). The server's
-// certificate is pinned by its bytes rather than verified: chain
-// verification on the client would take CPU from the server measured on
-// the same cores, and the pin proves as much here.
+// certificate cert if not nil: full handshakes, X25519 only, the server's
+// certificate pinned (benchutil.PinnedTLS).
 func clientTLS(cert *tls.Certificate, pinned []byte) *tls.Config {
-	cfg := &tls.Config{
-		ServerName:             "localhost",
-		MinVersion:             tls.VersionTLS12,
-		NextProtos:             []string{"http/1.1"},
-		CurvePreferences:       []tls.CurveID{tls.X25519},
-		SessionTicketsDisabled: true,
-		InsecureSkipVerify:     true, // replaced by the pin below
-		VerifyConnection: func(cs tls.ConnectionState) error {
-			if len(cs.PeerCertificates) == 0 || !bytes.Equal(cs.PeerCertificates[0].Raw, pinned) {
-				return errors.New("the server did not present the certificate pinned at the start")
-			}
-			return nil
-		},
-	}
-	if cert != nil {
-		cfg.Certificates = []tls.Certificate{*cert}
-	}
-	return cfg
+	return benchutil.PinnedTLS(cert, pinned, "the certificate pinned at the start")
 }
 
 // phase prepares n requests of mode m, then times them for d.
-func (e *env) phase(ctx context.Context, o options, m mode, n int, d time.Duration) (phaseResult, error) {
+func (e *env) phase(ctx context.Context, o options, m mode, n int, d time.Duration) (benchutil.Phase, error) {
 	jobs, err := e.jobs(ctx, m, n)
 	if err != nil {
-		return phaseResult{}, fmt.Errorf("prepare %s: %w", m.name, err)
+		return benchutil.Phase{}, fmt.Errorf("prepare %s: %w", m.name, err)
 	}
 	runtime.GC() // the client's garbage from preparing, collected before timing
 	p, err := runPhase(ctx, e.addr, e.tls, jobs, o.conc, m.keepAlive, d, e.srv.PID)
@@ -201,7 +177,7 @@ func (e *env) jobs(ctx context.Context, m mode, n int) ([]job, error) {
 		}
 		return jobs, nil
 	}
-	err = parallel(ctx, n, func(i int) error {
+	err = benchutil.ForEach(ctx, runtime.GOMAXPROCS(0), n, func(i int) error {
 		d := devs[i]
 		tok, err := client.RenewalToken(d.certs, d.key, e.renewURL, time.Now())
 		if err != nil {
@@ -249,31 +225,19 @@ func (e *env) enrollDevices(ctx context.Context, n int) ([]device, error) {
 	devs := make([]device, n)
 	url := e.srv.HTTPSURL + api.EnrollPath
 	start := time.Now()
-	var next atomic.Int64
-	errs := make([]error, e.conc)
-	var wg sync.WaitGroup
-	for w := range e.conc {
-		wg.Go(func() {
-			for ctx.Err() == nil {
-				i := int(next.Add(1) - 1)
-				if i >= n {
-					return
-				}
-				id := benchutil.DeviceID(renewPrefix, first+i)
-				body, err := benchutil.PostCSR(ctx, e.setup, url, toks[i], csrs[i], true)
-				if err == nil {
-					devs[i], err = parseDevice(body, id, keys[i])
-				}
-				if err != nil {
-					errs[w] = fmt.Errorf("enroll %s to renew it: %w", id, err)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
+	err = benchutil.ForEach(ctx, e.conc, n, func(i int) error {
+		id := benchutil.DeviceID(renewPrefix, first+i)
+		body, err := benchutil.PostCSR(ctx, e.setup, url, toks[i], csrs[i], true)
+		if err == nil {
+			devs[i], err = parseDevice(body, id, keys[i])
+		}
+		if err != nil {
+			return fmt.Errorf("enroll %s to renew it: %w", id, err)
+		}
+		return nil
+	})
 	e.setup.CloseIdleConnections()
-	if err := errors.Join(append(errs, ctx.Err())...); err != nil {
+	if err != nil {
 		return nil, err
 	}
 	e.enrolled.n += n
@@ -313,23 +277,4 @@ func parseDevice(body []byte, id string, key *ecdsa.PrivateKey) (device, error) 
 		return device{}, errors.New("the chain is not the certificate then its intermediate")
 	}
 	return device{id: id, key: key, certs: certs, serial: r.Serial}, nil
-}
-
-// parallel runs f(0..n-1) on every core and returns the first error.
-func parallel(ctx context.Context, n int, f func(i int) error) error {
-	workers := runtime.GOMAXPROCS(0)
-	errs := make([]error, workers)
-	var wg sync.WaitGroup
-	for w := range workers {
-		wg.Go(func() {
-			for i := w; i < n && ctx.Err() == nil; i += workers {
-				if err := f(i); err != nil {
-					errs[w] = err
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	return errors.Join(append(errs, ctx.Err())...)
 }

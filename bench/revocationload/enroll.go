@@ -1,14 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto"
 	"crypto/x509"
-	"errors"
 	"fmt"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"golang.org/x/crypto/ocsp"
@@ -62,39 +58,25 @@ func enrollDevices(ctx context.Context, env *serverEnv, n, conc int, logf func(s
 	}
 	devs := make([]device, n)
 	enrollURL := env.srv.HTTPSURL + api.EnrollPath
-	var next atomic.Int64
-	errs := make([]error, conc)
 	start := time.Now()
-	var wg sync.WaitGroup
-	for w := range conc {
-		wg.Go(func() {
-			for ctx.Err() == nil {
-				i := int(next.Add(1) - 1)
-				if i >= n {
-					return
-				}
-				id := benchutil.DeviceID(devicePrefix, i+1)
-				body, err := benchutil.PostCSR(ctx, client, enrollURL, tokens[i/maxTokenUses], csrs[i], true)
-				if err != nil {
-					errs[w] = fmt.Errorf("enroll %s: %w", id, err)
-					return
-				}
-				cert, err := benchutil.ParseEnrollment(body, id)
-				if err != nil {
-					errs[w] = fmt.Errorf("enroll %s: %w", id, err)
-					return
-				}
-				d, err := newDevice(id, cert, env.inter)
-				if err != nil {
-					errs[w] = err
-					return
-				}
-				devs[i] = d
-			}
-		})
-	}
-	wg.Wait()
-	if err := errors.Join(append(errs, ctx.Err())...); err != nil {
+	err = benchutil.ForEach(ctx, conc, n, func(i int) error {
+		id := benchutil.DeviceID(devicePrefix, i+1)
+		body, err := benchutil.PostCSR(ctx, client, enrollURL, tokens[i/maxTokenUses], csrs[i], true)
+		if err != nil {
+			return fmt.Errorf("enroll %s: %w", id, err)
+		}
+		cert, err := benchutil.ParseEnrollment(body, id)
+		if err != nil {
+			return fmt.Errorf("enroll %s: %w", id, err)
+		}
+		d, err := newDevice(id, cert, env.inter)
+		if err != nil {
+			return err
+		}
+		devs[i] = d
+		return nil
+	})
+	if err != nil {
 		return nil, nil, err
 	}
 	st := &enrollStats{n: n, elapsed: time.Since(start)}
@@ -135,12 +117,3 @@ func derInteger(mag []byte) []byte {
 // maxAnswerBytes bounds what the client reads of an answer (a CRL of a
 // million entries is about 40 MB).
 const maxAnswerBytes = 256 << 20
-
-// firstBytes is the start of an answer, for error messages.
-func firstBytes(b []byte) string {
-	b = bytes.TrimSpace(b)
-	if len(b) > 300 {
-		b = b[:300]
-	}
-	return string(b)
-}

@@ -82,22 +82,10 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	if err := benchutil.Parse(fs, args); err != nil {
 		return o, err
 	}
-	o.phases = map[string]bool{}
-	for p := range strings.SplitSeq(*phases, ",") {
-		p = strings.TrimSpace(p)
-		if p == "" {
-			continue
-		}
-		known := false
-		for _, q := range allPhases {
-			known = known || p == q
-		}
-		if !known {
-			return o, fmt.Errorf("-phases: unknown phase %q, want some of %s", p, strings.Join(allPhases, ","))
-		}
-		o.phases[p] = true
-	}
 	var err error
+	if o.phases, err = benchutil.ParsePhases(*phases, allPhases); err != nil {
+		return o, err
+	}
 	if o.crlSizes, err = parseSizes(*sizes); err != nil {
 		return o, err
 	}
@@ -143,7 +131,7 @@ type results struct {
 
 // run is the benchmark; it returns the exit code.
 func run(ctx context.Context, o options, stdout, stderr io.Writer) int {
-	logf := func(format string, a ...any) { fmt.Fprintf(stderr, "revocationload: "+format+"\n", a...) }
+	logf := benchutil.Logger("revocationload", stderr)
 	fail := func(err error) int {
 		logf("%v", err)
 		return 1
@@ -184,7 +172,7 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) int {
 	}
 	if o.phases["crl"] {
 		if !needServer {
-			if err := initOnly(ctx, bin, dataDir); err != nil {
+			if err := benchutil.Init(ctx, bin, dataDir); err != nil {
 				return fail(err)
 			}
 		}
@@ -253,16 +241,6 @@ func runServerPhases(ctx context.Context, o options, env *serverEnv, tmp string,
 		res.latency = r
 	}
 	return res, nil
-}
-
-// initOnly creates a CA without starting a server, for -phases crl.
-func initOnly(ctx context.Context, bin, dir string) error {
-	out, err := exec.CommandContext(ctx, bin, "init", "--dir", dir, "--name", "Bench", "--no-password",
-		"--https-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0").CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("fleetca init: %w\n%s", err, out)
-	}
-	return nil
 }
 
 // serverEnv is what the phases need of the running server.

@@ -147,7 +147,7 @@ func runOCSPPhase(ctx context.Context, o options, env *serverEnv, devs []device,
 	return res, nil
 }
 
-// runOCSPLoad runs conc workers, each with its own rawPoster, that send
+// runOCSPLoad runs conc workers, each with its own lean connection, that send
 // the serialized requests reqs to addr round robin (each worker starting
 // at its own offset), until d has passed or, if d is 0, until count
 // requests were sent in all.
@@ -166,8 +166,8 @@ func runOCSPLoad(ctx context.Context, addr string, reqs [][]byte, conc int, d ti
 	var wg sync.WaitGroup
 	for w := range conc {
 		wg.Go(func() {
-			p := &rawPoster{addr: addr}
-			defer p.close()
+			p := benchutil.NewConn(addr, nil, 10*time.Second, maxOCSPAnswer)
+			defer p.Close()
 			lat := make([]time.Duration, 0, 1<<14)
 			i := w * len(reqs) / conc
 			for ctx.Err() == nil {
@@ -178,7 +178,7 @@ func runOCSPLoad(ctx context.Context, addr string, reqs [][]byte, conc int, d ti
 				if d == 0 && sent.Add(1) > int64(count) {
 					break
 				}
-				der, err := p.do(reqs[i%len(reqs)], 10*time.Second)
+				der, err := post200(p, reqs[i%len(reqs)])
 				i++
 				if err == nil && !ocspSuccessful(der) {
 					err = fmt.Errorf("OCSP response status is not successful: % x", der[:min(len(der), 8)])
@@ -193,7 +193,7 @@ func runOCSPLoad(ctx context.Context, addr string, reqs [][]byte, conc int, d ti
 				fails.Addf("%v", err)
 			}
 			lats[w] = lat
-			dials[w] = p.dials
+			dials[w] = p.Dials
 		})
 	}
 	wg.Wait()
@@ -243,7 +243,7 @@ func postOCSP(ctx context.Context, client *http.Client, url string, body []byte)
 		return nil, err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("status %d: %s", resp.StatusCode, firstBytes(b))
+		return nil, fmt.Errorf("status %d: %s", resp.StatusCode, benchutil.FirstBytes(b))
 	}
 	return b, nil
 }

@@ -16,7 +16,7 @@ func report(w io.Writer, o options, env *serverEnv, dataDir string, res results)
 	p("\nfleetca revocation benchmark, %s\n", time.Now().UTC().Format(time.RFC3339))
 	p("  Figures are medians of repetitions on a small shared machine (%d CPUs, other jobs running):\n", runtime.NumCPU())
 	p("  expect 10-20%% noise from run to run. Client and servers share the same cores.\n")
-	p("  machine  %s/%s, %d CPUs (%s), %s\n", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), benchutil.CPUModel(), runtime.Version())
+	p("  machine  %s\n", benchutil.Machine())
 	if env != nil {
 		p("  server   fleetca serve as its own process (pid %d), bbolt with fsync on %s, loopback listeners\n", env.srv.PID, benchutil.FSType(dataDir))
 	}

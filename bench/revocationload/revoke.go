@@ -51,19 +51,9 @@ type revokeRep struct {
 	crlEntries      int
 }
 
-func (r revokeRep) rate() float64 {
-	if r.elapsed <= 0 {
-		return 0
-	}
-	return float64(r.ok) / r.elapsed.Seconds()
-}
+func (r revokeRep) rate() float64 { return benchutil.Rate(r.ok, r.elapsed) }
 
-func (r revokeRep) cpuPerRevocation() time.Duration {
-	if r.ok == 0 {
-		return 0
-	}
-	return r.server.Total() / time.Duration(r.ok)
-}
+func (r revokeRep) cpuPerRevocation() time.Duration { return benchutil.PerOp(r.server.Total(), r.ok) }
 
 // ack is an acknowledged revocation: the device's index and when the
 // revoke call returned.
@@ -360,7 +350,7 @@ func revokeOne(ctx context.Context, client *http.Client, env *serverEnv, d devic
 		return err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("status %d: %s", resp.StatusCode, firstBytes(b))
+		return fmt.Errorf("status %d: %s", resp.StatusCode, benchutil.FirstBytes(b))
 	}
 	var out api.RevokeResponse
 	if err := json.Unmarshal(b, &out); err != nil {
@@ -394,7 +384,7 @@ func getCRL(ctx context.Context, client *http.Client, httpURL, etag string) (der
 	case http.StatusOK:
 	default:
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
-		return nil, "", fmt.Errorf("GET /crl: status %d: %s", resp.StatusCode, firstBytes(b))
+		return nil, "", fmt.Errorf("GET /crl: status %d: %s", resp.StatusCode, benchutil.FirstBytes(b))
 	}
 	der, err = io.ReadAll(io.LimitReader(resp.Body, maxAnswerBytes))
 	if err != nil {

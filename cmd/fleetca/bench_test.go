@@ -239,7 +239,7 @@ func benchService(b *testing.B, noSync bool) (*enroll.Service, string) {
 	if b.N > benchTokenUses {
 		b.Fatalf("b.N = %d is more than one token's %d uses; use a shorter -benchtime", b.N, benchTokenUses)
 	}
-	token, _, err := svc.CreateToken(b.Context(), enroll.TokenRequest{DevicePattern: "b-*", Uses: benchTokenUses, TTL: time.Hour})
+	token, _, err := svc.CreateToken(b.Context(), enroll.TokenRequest{DevicePattern: "b-*", Uses: benchTokenUses, TTL: new(time.Hour)})
 	if err != nil {
 		b.Fatal(err)
 	}

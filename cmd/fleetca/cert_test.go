@@ -17,17 +17,9 @@ import (
 
 func TestCertServer(t *testing.T) {
 	t.Parallel()
-	dir := filepath.Join(t.TempDir(), "ca")
-	if r := runCLI(t, nil, initArgs(dir, "--no-password")...); r.code != exitOK {
-		t.Fatalf("init: exit %d, want 0; stderr: %q", r.code, r.stderr)
-	}
-	httpsURL, _, stop := startInProcess(t, dir, nil)
-	defer func() {
-		if err := stop(); err != nil {
-			t.Errorf("runServe after cancel: %v, want nil", err)
-		}
-	}()
-	vars := map[string]string{"FLEETCA_URL": httpsURL}
+	ca := startCA(t)
+	dir := ca.dir
+	vars := map[string]string{"FLEETCA_URL": ca.httpsURL}
 	out := t.TempDir()
 	key, crt := filepath.Join(out, "proxy.key"), filepath.Join(out, "proxy.crt")
 

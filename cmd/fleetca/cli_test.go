@@ -167,6 +167,29 @@ func startInProcess(t *testing.T, dir string, vars map[string]string) (httpsURL,
 	return startInProcessAt(t, dir, vars, nil)
 }
 
+// servedCA is a new CA, served in-process until the test ends (startCA).
+type servedCA struct {
+	dir, httpsURL, httpURL string
+}
+
+// startCA inits a CA without a password in a new directory, with extra
+// init flags, and serves it in-process (startInProcess) until the test
+// ends.
+func startCA(t *testing.T, extra ...string) servedCA {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "ca")
+	if r := runCLI(t, nil, initArgs(dir, append([]string{"--no-password"}, extra...)...)...); r.code != exitOK {
+		t.Fatalf("init: exit %d, want 0; stderr: %q", r.code, r.stderr)
+	}
+	httpsURL, httpURL, stop := startInProcess(t, dir, nil)
+	t.Cleanup(func() {
+		if err := stop(); err != nil {
+			t.Errorf("runServe after cancel: %v, want nil", err)
+		}
+	})
+	return servedCA{dir: dir, httpsURL: httpsURL, httpURL: httpURL}
+}
+
 // startInProcessAt is startInProcess with the server's clock (nil:
 // time.Now).
 func startInProcessAt(t *testing.T, dir string, vars map[string]string, now func() time.Time) (httpsURL, httpURL string, stop func() error) {
@@ -211,6 +234,32 @@ func serveError(t *testing.T, dir string, vars map[string]string) error {
 		t.Fatalf("runServe started (error %v), want it to refuse", err)
 	}
 	return err
+}
+
+// TestServeRefusesReadableKeyFile: serve stops, with one line naming the
+// key file and the chmod that fixes it, when the intermediate key is
+// readable by others; after the chmod it starts.
+func TestServeRefusesReadableKeyFile(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "ca")
+	if r := runCLI(t, nil, initArgs(dir, "--no-password")...); r.code != exitOK {
+		t.Fatalf("init: exit %d, want 0; stderr: %q", r.code, r.stderr)
+	}
+	key := filepath.Join(dir, "secrets", "intermediate.key")
+	if err := os.Chmod(key, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	line := oneLine(serveError(t, dir, nil))
+	if strings.Contains(line, "\n") || !strings.Contains(line, key) || !strings.Contains(line, "chmod 600 "+key) {
+		t.Errorf("serve with a 0644 intermediate key: error %q, want one line naming %s and chmod 600 %s", line, key, key)
+	}
+	if err := os.Chmod(key, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, _, stop := startInProcess(t, dir, nil)
+	if err := stop(); err != nil {
+		t.Errorf("runServe after cancel: %v, want nil", err)
+	}
 }
 
 func TestEncryptedKeys(t *testing.T) {
@@ -327,6 +376,7 @@ func TestHelpGolden(t *testing.T) {
 		{"cert-server-help", []string{"cert", "server", "--help"}},
 		{"export-help", []string{"export", "--help"}},
 		{"devices-renew-now-help", []string{"devices", "renew-now", "--help"}},
+		{"token-create-help", []string{"token", "create", "--help"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := runCLI(t, nil, tc.args...)

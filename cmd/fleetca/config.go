@@ -293,13 +293,11 @@ func readPassword(flagFile, configFile string, getenv func(string) string) ([]by
 		file = configFile
 	}
 	if file != "" {
-		st, err := os.Stat(file)
-		if err != nil {
+		if _, err := os.Stat(file); err != nil {
 			return nil, fault.Wrap(err, fault.NotFound, fmt.Sprintf("cannot read the password file %s", file), "check the path")
 		}
-		if st.Mode().Perm()&0o077 != 0 {
-			return nil, fault.New(fault.Forbidden, fmt.Sprintf("the password file %s has mode %04o; others can read it", file, st.Mode().Perm()),
-				"chmod 600 "+file)
+		if err := ca.CheckSecretFile("password file", file); err != nil {
+			return nil, err
 		}
 		b, err := os.ReadFile(file)
 		if err != nil {

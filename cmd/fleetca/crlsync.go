@@ -18,6 +18,7 @@ import (
 
 	"github.com/fleetca/fleetca/internal/fault"
 	"github.com/fleetca/fleetca/internal/redact"
+	"github.com/fleetca/fleetca/internal/tlsconf"
 	"github.com/fleetca/fleetca/verify"
 )
 
@@ -110,7 +111,7 @@ func runCRLSync(ctx context.Context, e env, o crlSyncOptions) error {
 	client := &http.Client{Timeout: time.Minute, Transport: http.DefaultTransport.(*http.Transport).Clone()}
 	defer client.CloseIdleConnections()
 	feedTransport := http.DefaultTransport.(*http.Transport).Clone()
-	feedTransport.TLSClientConfig = &tls.Config{RootCAs: tb.roots, MinVersion: tls.VersionTLS12}
+	feedTransport.TLSClientConfig = &tls.Config{RootCAs: tb.roots, MinVersion: tlsconf.MinVersion, CipherSuites: tlsconf.CipherSuites()}
 	feedClient := &http.Client{Timeout: time.Minute, Transport: feedTransport}
 	defer feedClient.CloseIdleConnections()
 	deps := verify.SyncDeps{Client: client, FeedClient: feedClient, Logger: logger}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/fleetca/fleetca/api"
 	"github.com/fleetca/fleetca/internal/fault"
 )
 
@@ -60,6 +62,38 @@ func TestErrorLine(t *testing.T) {
 // sets the field.
 func TestTokenCreateNamesTheFlag(t *testing.T) {
 	t.Parallel()
+	ca := startCA(t)
+	vars := map[string]string{"FLEETCA_URL": ca.httpsURL}
+	for _, tc := range []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"ttl", []string{"--device-id", "dev-1", "--ttl", "1s"}, []string{"give a ttl in that range", "use --ttl"}},
+		{"uses", []string{"--device-id", "dev-1", "--uses", "100000001"}, []string{"give uses in that range", "use --uses"}},
+		{"device-id", []string{"--device-id", "dev 1"}, []string{`"dev 1"`, "use --device-id"}},
+		// --ttl 0s is sent, and refused, rather than read as no --ttl.
+		{"ttl-zero", []string{"--device-id", "dev-1", "--ttl", "0s"}, []string{"the token TTL 0s is outside", "enroll.default_token_ttl", "use --ttl"}},
+		{"ttl-negative", []string{"--device-id", "dev-1", "--ttl", "-1h"}, []string{"the token TTL -1h0m0s is outside", "use --ttl"}},
+		{"any-device-missing", []string{"--device-pattern", "*"}, []string{`"*" matches every device ID`, "use --any-device"}},
+		{"any-device-narrow", []string{"--device-pattern", "line3-*", "--any-device"}, []string{`"line3-*" does not match every device ID`, "use --any-device"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := runCLI(t, vars, append([]string{"token", "create", "--dir", ca.dir}, tc.args...)...)
+			wantOneLine(t, "token create "+strings.Join(tc.args, " "), r, exitError)
+			for _, w := range tc.want {
+				if !strings.Contains(r.stderr, w) {
+					t.Errorf("stderr = %q, want it to contain %q", r.stderr, w)
+				}
+			}
+		})
+	}
+}
+
+// TestTokenAnyDevice: --any-device mints a token whose pattern matches
+// every device ID, and token list flags it, as a column and in the JSON.
+func TestTokenAnyDevice(t *testing.T) {
+	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "ca")
 	if r := runCLI(t, nil, initArgs(dir, "--no-password")...); r.code != exitOK {
 		t.Fatalf("init: exit %d, want 0; stderr: %q", r.code, r.stderr)
@@ -71,24 +105,39 @@ func TestTokenCreateNamesTheFlag(t *testing.T) {
 		}
 	}()
 	vars := map[string]string{"FLEETCA_URL": httpsURL}
-	for _, tc := range []struct {
-		name string
-		args []string
-		want []string
-	}{
-		{"ttl", []string{"--device-id", "dev-1", "--ttl", "1s"}, []string{"give a ttl in that range", "use --ttl"}},
-		{"uses", []string{"--device-id", "dev-1", "--uses", "100000001"}, []string{"give uses in that range", "use --uses"}},
-		{"device-id", []string{"--device-id", "dev 1"}, []string{`"dev 1"`, "use --device-id"}},
+	for _, args := range [][]string{
+		{"--device-pattern", "*", "--any-device", "--uses", "5", "--ttl", "1h"},
+		{"--device-pattern", "line3-*"},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			r := runCLI(t, vars, append([]string{"token", "create", "--dir", dir}, tc.args...)...)
-			wantOneLine(t, "token create "+strings.Join(tc.args, " "), r, exitError)
-			for _, w := range tc.want {
-				if !strings.Contains(r.stderr, w) {
-					t.Errorf("stderr = %q, want it to contain %q", r.stderr, w)
-				}
-			}
-		})
+		if r := runCLI(t, vars, append([]string{"token", "create", "--dir", dir}, args...)...); r.code != exitOK {
+			t.Fatalf("token create %v: exit %d, want 0; stderr: %q", args, r.code, r.stderr)
+		}
+	}
+	r := runCLI(t, vars, "token", "list", "--dir", dir)
+	if r.code != exitOK {
+		t.Fatalf("token list: exit %d; stderr: %q", r.code, r.stderr)
+	}
+	var anyLines, narrowLines int
+	for line := range strings.Lines(r.stdout) {
+		switch {
+		case strings.Contains(line, "ANY DEVICE (pattern *)"):
+			anyLines++
+		case strings.Contains(line, "pattern line3-*"):
+			narrowLines++
+		}
+	}
+	if anyLines != 1 || narrowLines != 1 {
+		t.Errorf("token list:\n%s\nwant one ANY DEVICE (pattern *) row and one plain pattern line3-* row", r.stdout)
+	}
+	r = runCLI(t, vars, "token", "list", "--dir", dir, "--json")
+	var tokens []api.Token
+	if err := json.Unmarshal([]byte(r.stdout), &tokens); err != nil || len(tokens) != 2 {
+		t.Fatalf("token list --json = %q (%v), want two tokens", r.stdout, err)
+	}
+	for _, tok := range tokens {
+		if want := tok.DevicePattern == "*"; tok.AnyDevice != want {
+			t.Errorf("token list --json: pattern %q any_device = %v, want %v", tok.DevicePattern, tok.AnyDevice, want)
+		}
 	}
 }
 

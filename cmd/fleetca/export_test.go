@@ -34,25 +34,16 @@ import (
 
 // exportCA is a CA served in-process for export to fetch from.
 type exportCA struct {
-	dir, httpsURL, httpURL string
-	root, inter            *x509.Certificate
+	servedCA
+	root, inter *x509.Certificate
 }
 
 func startExportCA(t *testing.T) exportCA {
 	t.Helper()
-	dir := filepath.Join(t.TempDir(), "ca")
-	if r := runCLI(t, nil, initArgs(dir, "--no-password", "--trust-domain", "fleet.test")...); r.code != exitOK {
-		t.Fatalf("init: exit %d, want 0; stderr: %q", r.code, r.stderr)
-	}
-	httpsURL, httpURL, stop := startInProcess(t, dir, nil)
-	t.Cleanup(func() {
-		if err := stop(); err != nil {
-			t.Errorf("runServe after cancel: %v, want nil", err)
-		}
-	})
-	return exportCA{dir: dir, httpsURL: httpsURL, httpURL: httpURL,
-		root:  readCerts(t, filepath.Join(dir, "root.pem"))[0],
-		inter: readCerts(t, filepath.Join(dir, "intermediate.pem"))[0]}
+	ca := startCA(t, "--trust-domain", "fleet.test")
+	return exportCA{servedCA: ca,
+		root:  readCerts(t, filepath.Join(ca.dir, "root.pem"))[0],
+		inter: readCerts(t, filepath.Join(ca.dir, "intermediate.pem"))[0]}
 }
 
 func TestExportWritesTheKit(t *testing.T) {

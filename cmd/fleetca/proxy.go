@@ -27,6 +27,7 @@ import (
 	"github.com/fleetca/fleetca/internal/certutil"
 	"github.com/fleetca/fleetca/internal/fault"
 	"github.com/fleetca/fleetca/internal/redact"
+	"github.com/fleetca/fleetca/internal/tlsconf"
 	"github.com/fleetca/fleetca/proxy"
 	"github.com/fleetca/fleetca/verify"
 )
@@ -91,7 +92,10 @@ revocation feed, which cuts a revoked device off within a second, closing
 its open connections too. The CRL stays the signed fallback. --ocsp asks the
 responder named in each certificate (--ocsp=URL names one). The proxy fails
 closed: until a first CRL loads, and once the CRL is past its nextUpdate by
-more than --grace, every device is refused (and it says so in its log).
+more than --grace (default 1h; --grace 0s allows no time past nextUpdate),
+every device is refused, and at that instant every open connection is
+closed too (logged once at Error, counted in
+fleetca_proxy_stale_connections_closed_total).
 
 SIGHUP rereads --ca, --cert and --key (open connections are kept; a new
 intermediate needs a restart) and refetches the CRL. SIGINT or SIGTERM drain
@@ -115,7 +119,7 @@ Prometheus metrics at /metrics (keep it on loopback).`,
 	f.BoolVar(&o.proxyProtocol, "proxy-protocol", false, "send a PROXY protocol v2 header to a tcp:// upstream")
 	f.BoolVar(&o.http1FastPath, "http1-fast-path", true, "serve plain HTTP/1.1 requests to an http:// upstream on the proxy's fast path (=false: all through net/http)")
 	f.StringVar(&o.upstreamCA, "upstream-ca", "", "PEM file of the CA(s) an https:// upstream's certificate must chain to (default the system's)")
-	f.DurationVar(&o.grace, "grace", time.Hour, "how long past its nextUpdate a CRL is still used when no new one can be had (0s to 168h)")
+	f.DurationVar(&o.grace, "grace", verify.DefaultGrace, "how long past its nextUpdate a CRL is still used when no new one can be had (0s: not at all; up to 168h)")
 	f.StringVar(&o.metricsAddr, "metrics-addr", "", "serve Prometheus metrics at http://ADDR/metrics (default off), e.g. 127.0.0.1:9090")
 	return cmd
 }
@@ -169,12 +173,12 @@ func runProxy(ctx context.Context, e env, o proxyOptions) error {
 	// The Checker reaches the CA's HTTPS listener (feed, an https CRL)
 	// trusting the fleet roots only.
 	client := &http.Client{Timeout: checkerClientTimeout, Transport: &http.Transport{
-		TLSClientConfig:     &tls.Config{RootCAs: bundle.roots, MinVersion: tls.VersionTLS12},
+		TLSClientConfig:     &tls.Config{RootCAs: bundle.roots, MinVersion: tlsconf.MinVersion, CipherSuites: tlsconf.CipherSuites()},
 		TLSHandshakeTimeout: 10 * time.Second,
 		ForceAttemptHTTP2:   true,
 	}}
 	defer client.CloseIdleConnections()
-	checker, err := verify.NewChecker(verify.CheckerConfig{CRL: o.crlURL, OCSP: o.ocsp, Feed: o.feed, Issuer: bundle.issuer, Grace: o.grace},
+	checker, err := verify.NewChecker(verify.CheckerConfig{CRL: o.crlURL, OCSP: o.ocsp, Feed: o.feed, Issuer: bundle.issuer, Grace: new(o.grace)},
 		verify.CheckerDeps{Client: client, Now: now, Logger: logger})
 	if err != nil {
 		return err
@@ -327,7 +331,7 @@ func loadUpstreamTLS(o proxyOptions) (*tls.Config, error) {
 	if !pool.AppendCertsFromPEM(b) {
 		return nil, fault.New(fault.Malformed, o.upstreamCA+" holds no PEM certificate", hint)
 	}
-	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
+	return &tls.Config{RootCAs: pool, MinVersion: tlsconf.MinVersion, CipherSuites: tlsconf.CipherSuites()}, nil
 }
 
 // trustBundle is the fleet's CA bundle as the proxy uses it.

@@ -36,7 +36,10 @@ func newServeCmd(e env) *cobra.Command {
 		Use:   "serve --dir DIR",
 		Short: "Run the CA: HTTPS (enrollment, renewal, admin API) and HTTP (CA certificates, CRLs, OCSP)",
 		Long: `serve runs the CA from DIR until it gets SIGINT or SIGTERM, then drains
-requests under way and stops. It logs JSON lines to stderr.`,
+requests under way and stops. It logs JSON lines to stderr.
+
+serve refuses to start when a CA key file or the password file can be read by
+anyone but its owner, and names the chmod 600 that fixes it.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			dir, err := dataDir(o.dir, e.getenv)

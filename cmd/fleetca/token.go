@@ -24,7 +24,7 @@ func newTokenCreateCmd(e env, a *adminFlags) *cobra.Command {
 		deviceID, pattern string
 		ttl               time.Duration
 		uses              int
-		asJSON            bool
+		asJSON, anyDevice bool
 	)
 	cmd := &cobra.Command{
 		Use:   "create --device-id ID | --device-pattern GLOB",
@@ -34,7 +34,12 @@ stderr), so that T=$(fleetca token create ...) captures it. The token is shown
 once: the CA keeps only its hash.
 
 --device-id ID enrolls that one device. --device-pattern GLOB lets a factory
-station enroll new devices whose CSR CN matches the glob, --uses times.`,
+station enroll new devices whose CSR CN matches the glob, --uses times. A glob
+that matches every device ID ('*', '?*', '[A-Za-z0-9]*', ...) mints a token
+for any new device: it is refused unless --any-device says that is meant.
+
+--ttl is from 1m to enroll.max_token_ttl (720h by default); without it the
+token lives enroll.default_token_ttl (24h by default). --ttl 0s is refused.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if (deviceID == "") == (pattern == "") {
@@ -44,8 +49,10 @@ station enroll new devices whose CSR CN matches the glob, --uses times.`,
 			if err != nil {
 				return err
 			}
-			req := api.TokenRequest{DeviceID: deviceID, DevicePattern: pattern, Uses: uses}
-			if ttl != 0 {
+			req := api.TokenRequest{DeviceID: deviceID, DevicePattern: pattern, AnyDevice: anyDevice, Uses: uses}
+			// A --ttl the user typed goes to the CA even when it is 0s,
+			// which the CA refuses: only an absent --ttl means the default.
+			if cmd.Flags().Changed("ttl") {
 				req.TTL = ttl.String()
 			}
 			t, err := c.CreateToken(cmd.Context(), req)
@@ -63,7 +70,8 @@ station enroll new devices whose CSR CN matches the glob, --uses times.`,
 	f := cmd.Flags()
 	f.StringVar(&deviceID, "device-id", "", "the one device this token enrolls")
 	f.StringVar(&pattern, "device-pattern", "", "glob of new device IDs this token enrolls, e.g. 'line3-*'")
-	f.DurationVar(&ttl, "ttl", 0, "how long the token is valid (default enroll.default_token_ttl, 24h)")
+	f.BoolVar(&anyDevice, "any-device", false, "allow a --device-pattern that matches every device ID (the token enrolls any new device)")
+	f.DurationVar(&ttl, "ttl", 0, "how long the token is valid, 1m to enroll.max_token_ttl (default enroll.default_token_ttl, 24h)")
 	f.IntVar(&uses, "uses", 1, "how many devices the token may enroll")
 	f.BoolVar(&asJSON, "json", false, "print the token and its details as JSON")
 	return cmd
@@ -91,7 +99,10 @@ func newTokenListCmd(e env, a *adminFlags) *cobra.Command {
 			fmt.Fprintln(w, "ID\tFOR\tUSES\tEXPIRES\tREVOKED")
 			for _, t := range all {
 				who := t.DeviceID
-				if who == "" {
+				switch {
+				case t.AnyDevice:
+					who = "ANY DEVICE (pattern " + t.DevicePattern + ")"
+				case who == "":
 					who = "pattern " + t.DevicePattern
 				}
 				fmt.Fprintf(w, "%s\t%s\t%d/%d\t%s\t%s\n", t.ID, who, t.Spent, t.Uses, t.ExpiresAt, orDash(t.RevokedAt))

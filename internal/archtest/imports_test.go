@@ -13,7 +13,7 @@ const mod = "github.com/fleetca/fleetca/"
 
 // leaves are the packages of ours that import nothing of ours but each
 // other, and that any package may use.
-var leaves = []string{"internal/fault", "internal/atomicfile", "internal/certutil", "internal/redact"}
+var leaves = []string{"internal/fault", "internal/atomicfile", "internal/certutil", "internal/redact", "internal/tlsconf"}
 
 // TestImportRules: the verifier side (proxy, verify), the device side
 // (client, agent) and the wire types (api) depend on nothing of the CA's.

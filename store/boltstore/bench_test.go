@@ -32,22 +32,18 @@ func BenchmarkIssue(b *testing.B) {
 	if err := s.CreateToken(ctx, tok, store.AuditEvent{Time: t0, Action: "token.create", Actor: "admin"}); err != nil {
 		b.Fatal(err)
 	}
-	der := make([]byte, 700) // about the size of a P-256 device certificate
+	der := make([]byte, benchDERSize)
 
-	sem := make(chan struct{}, inFlight)
-	var wg sync.WaitGroup
+	calls := newInFlight(inFlight)
 	var n uint64
 	start := time.Now()
 	for b.Loop() {
 		n++
-		id := fmt.Sprintf("dev-%08d", n)
+		id := benchDevice(n)
 		sum := sha256.Sum256(binary.BigEndian.AppendUint64(nil, n))
 		serial := new(big.Int).SetBytes(sum[:16]) // 128 random-looking bits
 		is := store.Issuance{
-			Certificate: store.Certificate{
-				Serial: serial, DeviceID: id, KeyHash: sha256.Sum256([]byte(id)),
-				NotBefore: t0.Add(-time.Minute), NotAfter: t0.Add(90 * 24 * time.Hour), IssuedAt: t0, DER: der,
-			},
+			Certificate:      benchCert(serial, id, t0, der),
 			Token:            tok.Hash,
 			Now:              t0,
 			RequireNewDevice: true,
@@ -57,15 +53,13 @@ func BenchmarkIssue(b *testing.B) {
 				DeviceID: id, Serial: serial.Text(16), TokenID: "bench",
 			},
 		}
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
+		calls.Go(func() {
 			if err := s.Issue(ctx, is); err != nil {
 				b.Error(err)
 			}
 		})
 	}
-	wg.Wait()
+	calls.Wait()
 	b.ReportMetric(float64(n)/time.Since(start).Seconds(), "enrollments/s")
 }
 
@@ -86,85 +80,54 @@ func benchmarkRevoke(b *testing.B, byDevice bool) {
 	const inFlight = 32
 	ctx := b.Context()
 	s := open(b, filepath.Join(b.TempDir(), "fleetca.db"), Options{})
-	der := make([]byte, 700) // about the size of a P-256 device certificate
-	deviceOf := func(n uint64) string { return fmt.Sprintf("dev-%08d", n) }
+	der := make([]byte, benchDERSize)
 	serialOf := func(n uint64) *big.Int {
 		sum := sha256.Sum256(binary.BigEndian.AppendUint64(nil, n))
 		return new(big.Int).SetBytes(sum[:16]) // 128 random-looking bits
 	}
 
-	// seed issues the next chunk certificates in one unsynced transaction,
-	// through issueTx, so that the records are Issue's. No Revoke may be
-	// under way: it toggles the DB's NoSync.
+	// seed issues the next chunk certificates (issueUnsynced). No Revoke
+	// may be under way.
 	var seeded uint64
 	seed := func() {
 		const chunk = 4096
-		s.db.NoSync = true
-		defer func() { s.db.NoSync = false }()
-		err := s.db.Update(func(tx *bbolt.Tx) error {
-			for range chunk {
-				seeded++
-				c := store.Certificate{
-					Serial: serialOf(seeded), DeviceID: deviceOf(seeded), KeyHash: sha256.Sum256([]byte(deviceOf(seeded))),
-					NotBefore: t0.Add(-time.Minute), NotAfter: t0.Add(90 * 24 * time.Hour), IssuedAt: t0, DER: der,
-				}
-				key, err := serialKey(c.Serial)
-				if err != nil {
-					return err
-				}
-				certJSON, err := encodeCertificate(c)
-				if err != nil {
-					return err
-				}
-				cond, err := issueTx(tx, store.Issuance{Certificate: c, Now: t0, Audit: store.AuditEvent{Time: t0, Action: "certificate.issue"}}, key, certJSON)
-				if err := errors.Join(cond, err); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			b.Fatal(err)
+		certs := make([]store.Certificate, 0, chunk)
+		for range chunk {
+			seeded++
+			certs = append(certs, benchCert(serialOf(seeded), benchDevice(seeded), t0, der))
 		}
+		issueUnsynced(b, s, certs)
 	}
 
 	at := t0.Add(time.Hour)
-	sem := make(chan struct{}, inFlight)
-	var wg sync.WaitGroup
+	calls := newInFlight(inFlight)
 	var n uint64
 	var seeding time.Duration
 	start := time.Now()
 	for b.Loop() {
 		n++
 		if n > seeded {
-			wg.Wait()
-			b.StopTimer()
-			t := time.Now()
-			seed()
-			seeding += time.Since(t)
-			b.StartTimer()
+			seeding += untimed(b, calls, seed)
 		}
 		r := store.RevokeRequest{
 			At: at, Reason: 5, // cessationOfOperation
 			Audit: store.AuditEvent{Time: at, Action: "certificate.revoke", Actor: "admin", Serial: serialOf(n).Text(16)},
 		}
 		if byDevice {
-			r.DeviceID, r.Audit.Action = deviceOf(n), "device.revoke"
+			r.DeviceID, r.Audit.Action = benchDevice(n), "device.revoke"
 		} else {
 			r.Serial = serialOf(n)
 		}
 		if n%2 == 0 {
 			r.Reason, r.BlockKeys = 1, true // keyCompromise
 		}
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
+		calls.Go(func() {
 			if es, err := s.Revoke(ctx, r); err != nil || len(es) != 1 {
 				b.Errorf("Revoke = %d entries, %v, want 1, nil", len(es), err)
 			}
 		})
 	}
-	wg.Wait()
+	calls.Wait()
 	b.ReportMetric(float64(n)/(time.Since(start)-seeding).Seconds(), "revocations/s")
 }
 
@@ -189,8 +152,7 @@ func benchmarkRenew(b *testing.B, history int) {
 	const inFlight = 32
 	ctx := b.Context()
 	s := open(b, filepath.Join(b.TempDir(), "fleetca.db"), Options{})
-	der := make([]byte, 700) // about the size of a P-256 device certificate
-	deviceOf := func(n uint64) string { return fmt.Sprintf("dev-%08d", n) }
+	der := make([]byte, benchDERSize)
 	serialOf := func(n uint64, i int) *big.Int {
 		sum := sha256.Sum256(binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(nil, n), uint64(i)))
 		return new(big.Int).SetBytes(sum[:16]) // 128 random-looking bits
@@ -198,69 +160,38 @@ func benchmarkRenew(b *testing.B, history int) {
 	const period = 60 * 24 * time.Hour // a renewal every 60 days
 	at := t0.Add(time.Duration(history) * period)
 
-	// seed issues the next chunk devices' histories in one unsynced
-	// transaction, through issueTx. No Renew may be under way: it toggles
-	// the DB's NoSync.
+	// seed issues the next chunk devices' histories (issueUnsynced). No
+	// Renew may be under way.
 	var seeded uint64
 	seed := func() {
 		const chunk = 1024
-		s.db.NoSync = true
-		defer func() { s.db.NoSync = false }()
-		err := s.db.Update(func(tx *bbolt.Tx) error {
-			for range chunk {
-				seeded++
-				for i := range history {
-					issued := t0.Add(time.Duration(i) * period)
-					c := store.Certificate{
-						Serial: serialOf(seeded, i), DeviceID: deviceOf(seeded), KeyHash: sha256.Sum256([]byte(deviceOf(seeded))),
-						NotBefore: issued.Add(-time.Minute), NotAfter: issued.Add(90 * 24 * time.Hour), IssuedAt: issued, DER: der,
-					}
-					if i > 0 {
-						c.Parent = serialOf(seeded, i-1)
-					}
-					key, err := serialKey(c.Serial)
-					if err != nil {
-						return err
-					}
-					certJSON, err := encodeCertificate(c)
-					if err != nil {
-						return err
-					}
-					cond, err := issueTx(tx, store.Issuance{Certificate: c, Now: issued, Audit: store.AuditEvent{Time: issued, Action: "certificate.issue"}}, key, certJSON)
-					if err := errors.Join(cond, err); err != nil {
-						return err
-					}
+		certs := make([]store.Certificate, 0, chunk*history)
+		for range chunk {
+			seeded++
+			for i := range history {
+				c := benchCert(serialOf(seeded, i), benchDevice(seeded), t0.Add(time.Duration(i)*period), der)
+				if i > 0 {
+					c.Parent = serialOf(seeded, i-1)
 				}
+				certs = append(certs, c)
 			}
-			return nil
-		})
-		if err != nil {
-			b.Fatal(err)
 		}
+		issueUnsynced(b, s, certs)
 	}
 
-	sem := make(chan struct{}, inFlight)
-	var wg sync.WaitGroup
+	calls := newInFlight(inFlight)
 	var n uint64
 	var seeding time.Duration
 	start := time.Now()
 	for b.Loop() {
 		n++
 		if n > seeded {
-			wg.Wait()
-			b.StopTimer()
-			t := time.Now()
-			seed()
-			seeding += time.Since(t)
-			b.StartTimer()
+			seeding += untimed(b, calls, seed)
 		}
-		id := deviceOf(n)
+		id := benchDevice(n)
 		r := store.Renewal{
-			Parent: serialOf(n, history-1),
-			Certificate: store.Certificate{
-				Serial: serialOf(n, history), DeviceID: id, KeyHash: sha256.Sum256([]byte(id)),
-				NotBefore: at.Add(-time.Minute), NotAfter: at.Add(90 * 24 * time.Hour), IssuedAt: at, DER: der,
-			},
+			Parent:      serialOf(n, history-1),
+			Certificate: benchCert(serialOf(n, history), id, at, der),
 			Now:         at,
 			RetryWindow: 24 * time.Hour,
 			MinInterval: time.Hour,
@@ -273,14 +204,91 @@ func benchmarkRenew(b *testing.B, history int) {
 		if n%2 == 0 {
 			r.Nonce = &store.Nonce{Hash: sha256.Sum256([]byte(id)), Expires: at.Add(5 * time.Minute)}
 		}
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
+		calls.Go(func() {
 			if res, err := s.Renew(ctx, r); err != nil || res.Replayed {
 				b.Errorf("Renew = replayed %v, %v, want a new certificate, nil", res.Replayed, err)
 			}
 		})
 	}
-	wg.Wait()
+	calls.Wait()
 	b.ReportMetric(float64(n)/(time.Since(start)-seeding).Seconds(), "renewals/s")
 }
+
+// benchDERSize stands for the size of a certificate's DER: about that of
+// a P-256 device certificate.
+const benchDERSize = 700
+
+// benchDevice is the ID of a benchmark's n-th device.
+func benchDevice(n uint64) string { return fmt.Sprintf("dev-%08d", n) }
+
+// benchCert is a certificate of device id, whose key is its own, issued
+// at issued and live from a minute before for 90 days, with der for DER.
+func benchCert(serial *big.Int, id string, issued time.Time, der []byte) store.Certificate {
+	return store.Certificate{
+		Serial: serial, DeviceID: id, KeyHash: sha256.Sum256([]byte(id)),
+		NotBefore: issued.Add(-time.Minute), NotAfter: issued.Add(90 * 24 * time.Hour), IssuedAt: issued, DER: der,
+	}
+}
+
+// issueUnsynced records certs as Issue does, through issueTx, each issued
+// at its IssuedAt, in one transaction without fsync: a benchmark's setup,
+// outside its timer. No other write may be under way: it toggles the DB's
+// NoSync.
+func issueUnsynced(b *testing.B, s *Store, certs []store.Certificate) {
+	b.Helper()
+	s.db.NoSync = true
+	defer func() { s.db.NoSync = false }()
+	err := s.db.Update(func(tx *bbolt.Tx) error {
+		for _, c := range certs {
+			key, err := serialKey(c.Serial)
+			if err != nil {
+				return err
+			}
+			certJSON, err := encodeCertificate(c)
+			if err != nil {
+				return err
+			}
+			is := store.Issuance{Certificate: c, Now: c.IssuedAt, Audit: store.AuditEvent{Time: c.IssuedAt, Action: "certificate.issue"}}
+			cond, err := issueTx(tx, is, key, certJSON)
+			if err := errors.Join(cond, err); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+}
+
+// untimed waits for the calls in flight, then runs f with the benchmark's
+// timer stopped, and returns how long f took.
+func untimed(b *testing.B, calls *inFlight, f func()) time.Duration {
+	calls.Wait()
+	b.StopTimer()
+	defer b.StartTimer()
+	t := time.Now()
+	f()
+	return time.Since(t)
+}
+
+// inFlight runs calls on goroutines of their own, at most a given number
+// at a time.
+type inFlight struct {
+	sem chan struct{}
+	wg  sync.WaitGroup
+}
+
+func newInFlight(most int) *inFlight { return &inFlight{sem: make(chan struct{}, most)} }
+
+// Go runs f once fewer than the most calls are in flight.
+func (p *inFlight) Go(f func()) {
+	p.sem <- struct{}{}
+	p.wg.Go(func() {
+		defer func() { <-p.sem }()
+		f()
+	})
+}
+
+// Wait waits for the calls in flight.
+func (p *inFlight) Wait() { p.wg.Wait() }

@@ -53,6 +53,31 @@ func open(t testing.TB, path string, opts Options) *Store {
 	return s
 }
 
+// reopenWithout closes s, the store at path, deletes buckets from its
+// file, as a file written before they existed lacks them, and opens it
+// again (open).
+func reopenWithout(t *testing.T, s *Store, path string, buckets ...[]byte) *Store {
+	t.Helper()
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close error = %v, want nil", err)
+	}
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *bbolt.Tx) error {
+		var errs []error
+		for _, b := range buckets {
+			errs = append(errs, tx.DeleteBucket(b))
+		}
+		return errors.Join(errs...)
+	})
+	if cerr := db.Close(); err != nil || cerr != nil {
+		t.Fatalf("delete the buckets %q: %v, %v", buckets, err, cerr)
+	}
+	return open(t, path, Options{})
+}
+
 var t0 = time.Date(2026, time.March, 1, 12, 0, 0, 0, time.UTC)
 
 func TestReopenKeepsAcknowledgedWrites(t *testing.T) {

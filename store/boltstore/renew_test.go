@@ -172,21 +172,7 @@ func TestOpenAddsRenewalBuckets(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "fleetca.db")
 	s := open(t, path, Options{})
 	issueFor(t, s, big.NewInt(1), "dev-1", 1)
-	if err := s.Close(); err != nil {
-		t.Fatalf("Close error = %v, want nil", err)
-	}
-	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = db.Update(func(tx *bbolt.Tx) error {
-		return errors.Join(tx.DeleteBucket(bucketNonces), tx.DeleteBucket(bucketNonceExpiry), tx.DeleteBucket(bucketFleet))
-	})
-	if cerr := db.Close(); err != nil || cerr != nil {
-		t.Fatalf("delete the renewal buckets: %v, %v", err, cerr)
-	}
-
-	s = open(t, path, Options{})
+	s = reopenWithout(t, s, path, bucketNonces, bucketNonceExpiry, bucketFleet)
 	if got, err := s.FleetRenewNow(ctx); !got.IsZero() || err != nil {
 		t.Errorf("FleetRenewNow on an upgraded file = %v, %v, want zero, nil", got, err)
 	}

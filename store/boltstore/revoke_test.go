@@ -95,21 +95,7 @@ func TestOpenAddsMissingBuckets(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "fleetca.db")
 	s := open(t, path, Options{})
 	issueFor(t, s, big.NewInt(1), "dev-1", 1)
-	if err := s.Close(); err != nil {
-		t.Fatalf("Close error = %v, want nil", err)
-	}
-	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = db.Update(func(tx *bbolt.Tx) error {
-		return errors.Join(tx.DeleteBucket(bucketRevocations), tx.DeleteBucket(bucketBlockedKeys))
-	})
-	if cerr := db.Close(); err != nil || cerr != nil {
-		t.Fatalf("delete the revocation buckets: %v, %v", err, cerr)
-	}
-
-	s = open(t, path, Options{})
+	s = reopenWithout(t, s, path, bucketRevocations, bucketBlockedKeys)
 	es, err := s.Revoke(ctx, store.RevokeRequest{DeviceID: "dev-1", At: t0, BlockKeys: true})
 	if err != nil || len(es) != 1 || es[0].Seq != 1 {
 		t.Errorf("Revoke on an upgraded file = %+v, %v, want one entry with Seq 1, nil", es, err)

@@ -89,6 +89,16 @@ func (f fixture) cert(n *big.Int) store.Certificate {
 	return c
 }
 
+// spendNonce spends the nonce named name, expiring nonceTTL after
+// renewAt, with a renewal of dev-n's certificate at renewAt (setupRenew),
+// and returns it.
+func (f fixture) spendNonce(name string) *store.Nonce {
+	f.t.Helper()
+	r := withNonce(newRenewal(serial(100), serial(101), "dev-n", "kn", renewAt), name)
+	f.renew(r)
+	return r.Nonce
+}
+
 // setupRenew issues the certificates the Renew cases start from, all at T0:
 //
 //	dev-1  1 (k1), the certificate renewed
@@ -205,9 +215,7 @@ func testRenew(t *testing.T, newStore func(t *testing.T) store.Store) {
 			return withNonce(newRenewal(serial(1), serial(2), "dev-1", "k1", renewAt), "n1")
 		}},
 		{"ok/nonce-expired-is-usable-again", func(f fixture) store.Renewal {
-			spend := newRenewal(serial(100), serial(101), "dev-n", "kn", renewAt)
-			spend.Nonce = newNonce("n1", renewAt.Add(nonceTTL))
-			f.renew(spend)
+			f.spendNonce("n1")
 			r := newRenewal(serial(1), serial(2), "dev-1", "k1", renewAt.Add(nonceTTL))
 			r.Nonce = newNonce("n1", renewAt.Add(2*nonceTTL))
 			return r
@@ -436,8 +444,7 @@ func testRenew(t *testing.T, newStore func(t *testing.T) store.Store) {
 			return r
 		}, store.ErrRenewedRecently},
 		{"order/renewed-recently-before-nonce-spent", func(f fixture) store.Renewal {
-			first := newRenewal(serial(1), serial(2), "dev-1", "k1", renewAt)
-			first.Nonce = newNonce("n1", renewAt.Add(nonceTTL))
+			first := withNonce(newRenewal(serial(1), serial(2), "dev-1", "k1", renewAt), "n1")
 			f.renew(first)
 			r := newRenewal(serial(2), serial(4), "dev-1", "k1", renewAt.Add(time.Minute))
 			r.MinInterval = time.Hour
@@ -445,28 +452,20 @@ func testRenew(t *testing.T, newStore func(t *testing.T) store.Store) {
 			return r
 		}, store.ErrRenewedRecently},
 		{"fail/nonce-spent", func(f fixture) store.Renewal {
-			spend := newRenewal(serial(100), serial(101), "dev-n", "kn", renewAt)
-			spend.Nonce = newNonce("n1", renewAt.Add(nonceTTL))
-			f.renew(spend)
 			r := newRenewal(serial(1), serial(4), "dev-1", "k1", renewAt.Add(time.Second))
-			r.Nonce = spend.Nonce
+			r.Nonce = f.spendNonce("n1")
 			return r
 		}, store.ErrNonceSpent},
 		{"fail/nonce-spent-until-it-expires", func(f fixture) store.Renewal {
-			spend := newRenewal(serial(100), serial(101), "dev-n", "kn", renewAt)
-			spend.Nonce = newNonce("n1", renewAt.Add(nonceTTL))
-			f.renew(spend)
+			f.spendNonce("n1")
 			r := newRenewal(serial(1), serial(4), "dev-1", "k1", renewAt.Add(nonceTTL-time.Nanosecond))
 			// The caller's expiry of a second use does not matter.
 			r.Nonce = newNonce("n1", renewAt.Add(2*nonceTTL))
 			return r
 		}, store.ErrNonceSpent},
 		{"order/nonce-spent-before-key-blocked", func(f fixture) store.Renewal {
-			spend := newRenewal(serial(100), serial(101), "dev-n", "kn", renewAt)
-			spend.Nonce = newNonce("n1", renewAt.Add(nonceTTL))
-			f.renew(spend)
 			r := newRenewal(serial(1), serial(4), "dev-1", "kx", renewAt)
-			r.Nonce = spend.Nonce
+			r.Nonce = f.spendNonce("n1")
 			return r
 		}, store.ErrNonceSpent},
 		{"fail/key-blocked", func(f fixture) store.Renewal {

@@ -103,13 +103,19 @@ func newTestServer(t *testing.T, cfg Config, up *upstreamRecorder) *testServer {
 		t.Fatalf("New: %v", err)
 	}
 	ts.Server = s
+	t.Cleanup(ts.tr.CloseIdleConnections)
 	return ts
 }
 
-func (ts *testServer) servedSoFar() []Request {
+// checkServed checks the requests ts has reported served so far.
+func (ts *testServer) checkServed(t *testing.T, want ...Request) {
+	t.Helper()
 	ts.mu.Lock()
-	defer ts.mu.Unlock()
-	return append([]Request(nil), ts.served...)
+	got := append([]Request(nil), ts.served...)
+	ts.mu.Unlock()
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Served (-want +got):\n%s", diff)
+	}
 }
 
 // clientConn is the client's end of a connection that ServeConn serves.
@@ -196,7 +202,6 @@ func TestServeConnIdleTimeout(t *testing.T) {
 		ok := func(*http.Request) string { return "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok" }
 		ts := newTestServer(t, Config{ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 30 * time.Second},
 			&upstreamRecorder{requests: make(chan *http.Request, 4), answer: ok})
-		defer ts.tr.CloseIdleConnections()
 		cc := ts.connect(t)
 		defer cc.cancel()
 
@@ -222,10 +227,7 @@ func TestServeConnIdleTimeout(t *testing.T) {
 		if got := <-cc.handedOff; got != nil {
 			t.Errorf("ServeConn returned %T, want nil (it closed the connection)", got)
 		}
-		want := []Request{{Method: "GET", Path: "/first", Status: 200}}
-		if diff := cmp.Diff(want, ts.servedSoFar()); diff != "" {
-			t.Errorf("Served (-want +got):\n%s", diff)
-		}
+		ts.checkServed(t, Request{Method: "GET", Path: "/first", Status: 200})
 	})
 }
 
@@ -236,7 +238,6 @@ func TestServeConnHandsOff(t *testing.T) {
 		ok := func(*http.Request) string { return "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok" }
 		ts := newTestServer(t, Config{ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 30 * time.Second},
 			&upstreamRecorder{requests: make(chan *http.Request, 4), answer: ok})
-		defer ts.tr.CloseIdleConnections()
 		cc := ts.connect(t)
 		defer cc.cancel()
 
@@ -265,10 +266,7 @@ func TestServeConnHandsOff(t *testing.T) {
 		if n := len(ts.up.requests); n != 1 {
 			t.Errorf("upstream requests = %d, want 1 (GET /1)", n)
 		}
-		want := []Request{{Method: "GET", Path: "/1", Status: 200}}
-		if diff := cmp.Diff(want, ts.servedSoFar()); diff != "" {
-			t.Errorf("Served (-want +got):\n%s", diff)
-		}
+		ts.checkServed(t, Request{Method: "GET", Path: "/1", Status: 200})
 	})
 }
 
@@ -279,7 +277,6 @@ func TestServerShutdown(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		up := &upstreamRecorder{requests: make(chan *http.Request, 4), release: make(chan struct{})}
 		ts := newTestServer(t, Config{ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 30 * time.Second}, up)
-		defer ts.tr.CloseIdleConnections()
 		idle, busy := ts.connect(t), ts.connect(t)
 		defer idle.cancel()
 		defer busy.cancel()
@@ -329,7 +326,6 @@ func TestServeConnContextInterruptsUpstream(t *testing.T) {
 		ts := newTestServer(t, Config{ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 30 * time.Second}, up)
 		var abandoned []bool
 		ts.upstreamFailed = func(_ *Conn, r Request, err error, a bool) { abandoned = append(abandoned, a) }
-		defer ts.tr.CloseIdleConnections()
 		cc := ts.connect(t)
 		if _, err := io.WriteString(cc, "GET /slow HTTP/1.1\r\nHost: proxy.test\r\n\r\n"); err != nil {
 			t.Fatal(err)
@@ -345,10 +341,7 @@ func TestServeConnContextInterruptsUpstream(t *testing.T) {
 		if len(abandoned) != 1 || !abandoned[0] {
 			t.Errorf("UpstreamFailed abandoned = %v, want [true]", abandoned)
 		}
-		want := []Request{{Method: "GET", Path: "/slow", Status: http.StatusBadGateway}}
-		if diff := cmp.Diff(want, ts.servedSoFar()); diff != "" {
-			t.Errorf("Served (-want +got):\n%s", diff)
-		}
+		ts.checkServed(t, Request{Method: "GET", Path: "/slow", Status: http.StatusBadGateway})
 	})
 }
 
