@@ -32,16 +32,6 @@ import (
 // hostileDevice is the device the hostile requests try to enroll.
 const hostileDevice = "hostile-1"
 
-// The fixes of issue 12 some cases expect, made on other branches: a case
-// marked with one is skipped until its branch is on main (then remove the
-// mark). Skipped, the request is not sent: on main as it is, it would
-// write (mint a token, spend the enrollment token).
-const (
-	needsCSRExtension = "needs issue 12 item 6: i12-enroll"
-	needsTTL          = "needs issue 12 item 7: i12-enroll"
-	needsAnyDevice    = "needs issue 12 item 8: i12-enroll"
-)
-
 // csrWith makes a P-256 CSR for cn with extra extension requests.
 func csrWith(t *testing.T, cn string, exts ...pkix.Extension) []byte {
 	t.Helper()
@@ -94,6 +84,7 @@ func TestHostileInputs(t *testing.T) {
 	caTrue := extension(t, asn1.ObjectIdentifier{2, 5, 29, 19}, struct {
 		IsCA bool `asn1:"optional"`
 	}{true})
+	keyCertSign := extension(t, asn1.ObjectIdentifier{2, 5, 29, 15}, asn1.BitString{Bytes: []byte{0x04}, BitLength: 6})
 	serverAuth := extension(t, asn1.ObjectIdentifier{2, 5, 29, 37}, []asn1.ObjectIdentifier{{1, 3, 6, 1, 5, 5, 7, 3, 1}})
 	with := func(h http.Header, k, v string) http.Header {
 		h = h.Clone()
@@ -105,7 +96,6 @@ func TestHostileInputs(t *testing.T) {
 
 	for _, tc := range []struct {
 		name   string
-		skip   string // set while a fix this case expects is not on main
 		method string
 		path   string // on the HTTPS listener
 		header http.Header
@@ -148,9 +138,11 @@ func TestHostileInputs(t *testing.T) {
 			body: append(append([]byte{}, goodJSON...), []byte(` {"csr":"x"}`)...), status: 400, problem: "malformed"},
 		{name: "JSON enrollment with a stray closing brace", method: "POST", path: api.EnrollPath, header: with(enrollH, "Content-Type", "application/json"),
 			body: append(append([]byte{}, goodJSON...), '}'), status: 400, problem: "malformed"},
-		{name: "CSR asking for CA:TRUE", skip: needsCSRExtension, method: "POST", path: api.EnrollPath, header: enrollH,
+		{name: "CSR asking for CA:TRUE", method: "POST", path: api.EnrollPath, header: enrollH,
 			body: pemCSR(csrWith(t, hostileDevice, caTrue)), status: 400, problem: "badCSR"},
-		{name: "CSR asking for serverAuth", skip: needsCSRExtension, method: "POST", path: api.EnrollPath, header: enrollH,
+		{name: "CSR asking for keyCertSign", method: "POST", path: api.EnrollPath, header: enrollH,
+			body: pemCSR(csrWith(t, hostileDevice, keyCertSign)), status: 400, problem: "badCSR"},
+		{name: "CSR asking for serverAuth", method: "POST", path: api.EnrollPath, header: enrollH,
 			body: pemCSR(csrWith(t, hostileDevice, serverAuth)), status: 400, problem: "badCSR"},
 		{name: "no enrollment token", method: "POST", path: api.EnrollPath, header: http.Header{"Content-Type": {"application/x-pem-file"}},
 			body: good, status: 401, problem: "unauthorized"},
@@ -192,12 +184,16 @@ func TestHostileInputs(t *testing.T) {
 			header: adminNoType, body: []byte(`{"device_id":"a10"}`), status: 400, problem: "malformed"},
 		{name: "trailing JSON after an admin body", method: "POST", path: api.AdminPrefix + "/tokens", header: adminH,
 			body: []byte(`{"device_id":"a10"} {"device_id":"a11"}`), status: 400, problem: "malformed"},
-		{name: "ttl of 0s", skip: needsTTL, method: "POST", path: api.AdminPrefix + "/tokens", header: adminH,
+		{name: "ttl of 0s", method: "POST", path: api.AdminPrefix + "/tokens", header: adminH,
 			body: []byte(`{"device_id":"a10","ttl":"0s"}`), status: 400, problem: "malformed"},
 		{name: "negative ttl", method: "POST", path: api.AdminPrefix + "/tokens", header: adminH,
 			body: []byte(`{"device_id":"a10","ttl":"-1h"}`), status: 400, problem: "malformed"},
-		{name: "a * pattern token", skip: needsAnyDevice, method: "POST", path: api.AdminPrefix + "/tokens", header: adminH,
+		{name: "a * pattern token", method: "POST", path: api.AdminPrefix + "/tokens", header: adminH,
 			body: []byte(`{"device_pattern":"*","uses":10}`), status: 400, problem: "malformed"},
+		{name: "a ?* pattern token", method: "POST", path: api.AdminPrefix + "/tokens", header: adminH,
+			body: []byte(`{"device_pattern":"?*","uses":10}`), status: 400, problem: "malformed"},
+		{name: "any_device with a narrow pattern", method: "POST", path: api.AdminPrefix + "/tokens", header: adminH,
+			body: []byte(`{"device_pattern":"line3-*","any_device":true}`), status: 400, problem: "malformed"},
 
 		// Below the handlers: Go's net/http refuses a header block larger
 		// than MaxHeaderBytes (64 KiB, plus the 4 KiB slack net/http adds)
@@ -210,9 +206,6 @@ func TestHostileInputs(t *testing.T) {
 			header: http.Header{"X-Big": {strings.Repeat("a", 128<<10)}}, status: 431},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if tc.skip != "" {
-				t.Skip(tc.skip)
-			}
 			a, err := send(t.Context(), hc, tc.method, f.srv.httpsURL+tc.path, tc.header, tc.body)
 			if err != nil {
 				t.Fatalf("%s %s: %v", tc.method, tc.path, err)
