@@ -10,9 +10,9 @@ import (
 // getAndHead registers h for GET and for HEAD: a HEAD answers with the
 // status and headers the GET would have, and no body (RFC 9110 §9.3.2).
 // echo v4 routes HEAD only where it is registered.
-func getAndHead(e *echo.Echo, path string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) {
-	e.GET(path, h, m...)
-	e.HEAD(path, h, m...)
+func getAndHead(e *echo.Echo, path string, h echo.HandlerFunc) {
+	e.GET(path, h)
+	e.HEAD(path, h)
 }
 
 // headWithoutBody makes a HEAD request's answer the GET's without the body:

@@ -23,22 +23,39 @@ import (
 const ctxStepErrors = "step_errors"
 
 // stepRoutes registers the step routes on the HTTPS listener, at the root
-// and under api.StepPrefix.
+// and under api.StepPrefix. A request for one of their paths, or for
+// anything under api.StepPrefix, gets step's error body, whichever handler
+// fails it (a wrong method, an unknown path under /1.0/ included).
 func (s *Server) stepRoutes() {
-	mark := func(next echo.HandlerFunc) echo.HandlerFunc {
+	s.https.Pre(func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
-			c.Set(ctxStepErrors, true)
+			if isStepPath(c.Request().URL.Path) {
+				c.Set(ctxStepErrors, true)
+			}
 			return next(c)
 		}
-	}
+	})
 	for _, prefix := range []string{"", api.StepPrefix} {
-		getAndHead(s.https, prefix+api.StepHealthPath, s.stepHealth, mark)
-		getAndHead(s.https, prefix+api.StepVersionPath, s.stepVersion, mark)
-		getAndHead(s.https, prefix+api.StepRootsPath, s.stepRoots, mark)
-		getAndHead(s.https, prefix+api.StepRootPath+":sha", s.stepRoot, mark)
-		s.https.POST(prefix+api.StepRenewPath, s.stepRenew, mark)
-		s.https.POST(prefix+api.StepRekeyPath, s.stepRekey, mark)
+		getAndHead(s.https, prefix+api.StepHealthPath, s.stepHealth)
+		getAndHead(s.https, prefix+api.StepVersionPath, s.stepVersion)
+		getAndHead(s.https, prefix+api.StepRootsPath, s.stepRoots)
+		getAndHead(s.https, prefix+api.StepRootPath+":sha", s.stepRoot)
+		s.https.POST(prefix+api.StepRenewPath, s.stepRenew)
+		s.https.POST(prefix+api.StepRekeyPath, s.stepRekey)
 	}
+}
+
+// isStepPath reports whether a request path is one of the step routes', or
+// under api.StepPrefix.
+func isStepPath(p string) bool {
+	if strings.HasPrefix(p, api.StepPrefix+"/") {
+		return true
+	}
+	switch p {
+	case api.StepHealthPath, api.StepVersionPath, api.StepRootsPath, api.StepRenewPath, api.StepRekeyPath:
+		return true
+	}
+	return strings.HasPrefix(p, api.StepRootPath)
 }
 
 // stepHealth answers 200 {"status":"ok"} while the service can work.

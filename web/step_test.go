@@ -105,6 +105,20 @@ func TestStepDocuments(t *testing.T) {
 			t.Errorf("GET %s/root/<unknown> = %d %+v, want 404 naming the fingerprint", prefix, rec.Code, e)
 		}
 	}
+	// echo's own errors on step paths take step's shape too.
+	for _, tc := range []struct {
+		method, path string
+		status       int
+	}{
+		{"GET", api.StepRenewPath, 405},
+		{"GET", api.StepPrefix + api.StepRekeyPath, 405},
+		{"GET", api.StepPrefix + "/provisioners", 404},
+	} {
+		rec := do(h, tc.method, tc.path, "", "", "")
+		if stepErrorOf(t, rec); rec.Code != tc.status {
+			t.Errorf("%s %s = %d, want %d", tc.method, tc.path, rec.Code, tc.status)
+		}
+	}
 	// fleetca's own routes keep problem JSON.
 	rec := do(h, "GET", api.RenewalInfoPath+"zz", "", "", "")
 	if p := problemOf(t, rec); rec.Code != 400 || p.Hint == "" {

@@ -2,16 +2,18 @@ package main
 
 // End-to-end test of the step CLI routes (issue 13) with the real step CLI
 // (smallstep/cli, found by testenv.NeedStep) against the real serve: health,
-// the root by fingerprint, the roots, bootstrap, and renewal of a
+// the root by fingerprint, the roots, the version, bootstrap, and renewal of a
 // certificate `fleetca enroll` made, over mutual TLS and with step's
 // renewal token, and a revoked certificate refused with fleetca's message.
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/fleetca/fleetca/api"
 	"github.com/fleetca/fleetca/internal/testenv"
 )
 
@@ -64,6 +66,20 @@ func TestStepCLIEndToEnd(t *testing.T) {
 		if r := s.run("ca", "root", "other.crt", "--fingerprint", strings.Repeat("ab", 32), "--ca-url", url); r.code == 0 ||
 			!strings.Contains(r.stderr, "fingerprint") {
 			t.Errorf("step ca root with an unknown fingerprint: exit %d, stderr %q; want a failure naming the fingerprint", r.code, r.stderr)
+		}
+	})
+
+	t.Run("version", func(t *testing.T) {
+		f := f.with(t)
+		want := strings.TrimSpace(f.mustFleetca("version").stdout)
+		resp, err := f.client.Get(url + api.StepPrefix + api.StepVersionPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var got api.StepVersionResponse
+		if err := json.NewDecoder(resp.Body).Decode(&got); err != nil || resp.StatusCode != 200 || got.Version != want {
+			t.Errorf("GET /1.0/version = %d %+v (%v), want 200 with fleetca version's %q", resp.StatusCode, got, err, want)
 		}
 	})
 
