@@ -21,6 +21,10 @@ type TokenRequest struct {
 	TTL string `json:"ttl,omitempty"`
 	// Uses is how many devices the token may enroll; 0 means 1.
 	Uses int `json:"uses,omitempty"`
+	// Format is "" for a fleetca token, or "step" for a one-time token in
+	// the step CLI's JWK-provisioner form (a JWT for one device ID, one
+	// use), which `step ca certificate ID crt key --token T` redeems.
+	Format string `json:"format,omitempty"`
 }
 
 // Token is an enrollment token as the admin API shows it: never its hash,

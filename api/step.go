@@ -25,7 +25,34 @@ const (
 	// StepRekeyPath takes StepRekeyRequest over mutual TLS and answers 201
 	// StepSignResponse.
 	StepRekeyPath = "/rekey"
+	// StepSignPath takes StepSignRequest (a CSR and a one-time token that
+	// fleetca minted in step's form) and answers 201 StepSignResponse.
+	StepSignPath = "/sign"
+	// StepRevokePath takes StepRevokeRequest over mutual TLS with the
+	// certificate to revoke and answers StepHealthResponse.
+	StepRevokePath = "/revoke"
 )
+
+// StepSignRequest is the body of POST /sign. NotBefore and NotAfter are
+// "", RFC 3339 times or Go durations; fleetca issues its profile's
+// validity and refuses any other.
+type StepSignRequest struct {
+	CSR          string         `json:"csr"`
+	OTT          string         `json:"ott"`
+	NotBefore    string         `json:"notBefore,omitempty"`
+	NotAfter     string         `json:"notAfter,omitempty"`
+	TemplateData map[string]any `json:"templateData,omitempty"`
+}
+
+// StepRevokeRequest is the body of POST /revoke: Serial is decimal, as
+// step sends it.
+type StepRevokeRequest struct {
+	Serial     string `json:"serial"`
+	OTT        string `json:"ott,omitempty"`
+	ReasonCode int    `json:"reasonCode,omitempty"`
+	Reason     string `json:"reason,omitempty"`
+	Passive    bool   `json:"passive,omitempty"`
+}
 
 // StepHealthResponse is {"status":"ok"}.
 type StepHealthResponse struct {

@@ -15,9 +15,13 @@ const (
 	DefaultIntermediateCert = "intermediate.pem"
 	DefaultRootKey          = "secrets/root.key"
 	DefaultIntermediateKey  = "secrets/intermediate.key"
-	DefaultDeviceValidity   = 2160 * time.Hour // 90 days
-	DefaultServerValidity   = 168 * time.Hour  // 7 days
-	DefaultBackdate         = time.Minute
+	// DefaultStepProvisionerKey is where the step provisioner key is.
+	DefaultStepProvisionerKey = "secrets/step_provisioner.key"
+	// DefaultStepProvisioner is the step provisioner's name (tokens' iss).
+	DefaultStepProvisioner = "fleetca"
+	DefaultDeviceValidity  = 2160 * time.Hour // 90 days
+	DefaultServerValidity  = 168 * time.Hour  // 7 days
+	DefaultBackdate        = time.Minute
 	// DefaultRenewMinInterval is the least time between two renewals of
 	// one device. There is no DefaultRenewAfterExpiry: zero, never, is it.
 	DefaultRenewMinInterval = time.Hour
@@ -82,6 +86,15 @@ type Config struct {
 	// duration. Default 1h; range 1s to 168h. Read by enroll, like
 	// RenewAfterExpiry.
 	RenewMinInterval time.Duration `yaml:"renew_min_interval,omitempty"`
+	// StepProvisionerKey is the ES256 key that signs the step CLI's
+	// one-time tokens (token create with format step): a PKCS#8 PEM file
+	// relative to the data directory unless absolute, encrypted like the
+	// CA keys. init makes it; serve makes it when it is missing. Default
+	// "secrets/step_provisioner.key".
+	StepProvisionerKey string `yaml:"step_provisioner_key,omitempty"`
+	// StepProvisioner is the step provisioner's name, the iss of its
+	// tokens. Default "fleetca".
+	StepProvisioner string `yaml:"step_provisioner,omitempty"`
 }
 
 // WithDefaults returns a copy of c with every zero field set to its default.
@@ -94,6 +107,8 @@ func (c Config) WithDefaults() Config {
 	c.ServerValidity = cmp.Or(c.ServerValidity, DefaultServerValidity)
 	c.Backdate = cmp.Or(c.Backdate, DefaultBackdate)
 	c.RenewMinInterval = cmp.Or(c.RenewMinInterval, DefaultRenewMinInterval)
+	c.StepProvisionerKey = cmp.Or(c.StepProvisionerKey, DefaultStepProvisionerKey)
+	c.StepProvisioner = cmp.Or(c.StepProvisioner, DefaultStepProvisioner)
 	return c
 }
 
@@ -133,6 +148,8 @@ func (c Config) Validate() error {
 		{"intermediate_cert", c.IntermediateCert, false},
 		{"root_key", c.RootKey, true},
 		{"intermediate_key", c.IntermediateKey, true},
+		{"step_provisioner_key", c.StepProvisionerKey, false},
+		{"step_provisioner", c.StepProvisioner, false},
 	}
 	for _, p := range paths {
 		if strings.ContainsRune(p.v, 0) {

@@ -181,6 +181,10 @@ func Init(ctx context.Context, opts InitOptions) (*InitResult, error) {
 		w.undo()
 		return nil, err
 	}
+	if _, _, err := StepProvisionerKey(opts.Dir, cfg, opts.Password); err != nil {
+		w.undo()
+		return nil, err
+	}
 	return &InitResult{
 		Config:          cfg,
 		Root:            root,

@@ -31,6 +31,10 @@ type request struct {
 type binding struct {
 	deviceID api.DeviceID // the token's device, or ""
 	pattern  string       // the token's glob, or ""
+	// stepDNS allows one DNS SAN equal to the device ID: the step CLI
+	// puts the token's sans in its CSR. The certificate is fleetca's
+	// profile all the same.
+	stepDNS bool
 }
 
 // acceptedSigAlgs are the CSR signature algorithms we verify; SHA-1 and MD5
@@ -60,7 +64,7 @@ func checkCSR(der []byte, b binding, trustDomain api.TrustDomain) (*request, err
 	if err != nil {
 		return nil, err
 	}
-	if err := checkNames(csr, id, trustDomain); err != nil {
+	if err := checkNames(csr, id, trustDomain, b.stepDNS); err != nil {
 		return nil, err
 	}
 	if err := checkExtensions(csr); err != nil {
@@ -127,7 +131,7 @@ func deviceOf(csr *x509.CertificateRequest, b binding) (api.DeviceID, error) {
 // other than CN=<id>, and any SAN other than the one device URI. Names are
 // checked with the smallstep name-policy engine, then for exactness (the
 // engine matches URI hosts, not paths, and skips SAN types Go cannot parse).
-func checkNames(csr *x509.CertificateRequest, id api.DeviceID, trustDomain api.TrustDomain) error {
+func checkNames(csr *x509.CertificateRequest, id api.DeviceID, trustDomain api.TrustDomain, stepDNS bool) error {
 	const hint = "make the CSR with only CN=<device ID> in its subject and no SANs; the CA adds the device's names"
 	for _, atv := range csr.Subject.Names {
 		if !atv.Type.Equal(oidCommonName) {
@@ -137,11 +141,23 @@ func checkNames(csr *x509.CertificateRequest, id api.DeviceID, trustDomain api.T
 	if n := len(csr.Subject.Names); n > 1 {
 		return fault.New(fault.BadCSR, fmt.Sprintf("the CSR subject has %d common names; at most one is allowed", n), hint)
 	}
-	engine, err := policy.New(
+	opts := []policy.NamePolicyOption{
 		policy.WithSubjectCommonNameVerification(),
 		policy.WithPermittedCommonNames(string(id)),
 		policy.WithPermittedURIDomains(string(trustDomain)),
-	)
+	}
+	if stepDNS {
+		for _, d := range csr.DNSNames {
+			if d != string(id) {
+				return fault.New(fault.BadCSR, fmt.Sprintf("the CSR asks for DNS name %q; a step token allows only %q", d, id), hint)
+			}
+		}
+		if len(csr.DNSNames) > 1 {
+			return fault.New(fault.BadCSR, fmt.Sprintf("the CSR asks for %d DNS names; a step token allows one", len(csr.DNSNames)), hint)
+		}
+		opts = append(opts, policy.WithPermittedDNSDomains(string(id)))
+	}
+	engine, err := policy.New(opts...)
 	if err != nil {
 		return fmt.Errorf("build name policy for %q: %w", id, err)
 	}

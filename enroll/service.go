@@ -45,6 +45,8 @@ type Deps struct {
 	// as of any revocation; cmd/fleetca gives revocation.Service.Applied.
 	// nil: nobody is told.
 	Revoked func(ctx context.Context, revs []store.Revocation)
+	// Step is the step JWK provisioner; nil: no step tokens.
+	Step *StepProvisioner
 }
 
 // Service is the registration authority. It is safe for concurrent use.
@@ -56,6 +58,7 @@ type Service struct {
 	log      *slog.Logger
 	revoked  func(context.Context, []store.Revocation)
 	tokens   *tokenVerifier
+	step     *stepVerifier
 	issued   prometheus.Counter
 	refused  *prometheus.CounterVec
 	renewals *prometheus.CounterVec
@@ -92,6 +95,11 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	}
 	s.tokens = &tokenVerifier{issuer: x509.NewCertPool(), audiences: auds}
 	s.tokens.issuer.AddCert(inter)
+	if deps.Step != nil {
+		if s.step, err = newStepVerifier(deps.Step, root.Raw); err != nil {
+			return nil, err
+		}
+	}
 	s.issued = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "fleetca_enroll_certificates_total", Help: "Device certificates issued by enrollment.",
 	})
@@ -128,6 +136,9 @@ type TokenRequest struct {
 	TTL *time.Duration
 	// Uses is how many certificates the token may obtain; 0 means 1.
 	Uses int
+	// Format is "" for a fleetca token, or StepTokenFormat for a step
+	// token (one device ID, one use).
+	Format string
 }
 
 // CreateToken mints an enrollment token, stores its hash and audits it. The
@@ -137,13 +148,29 @@ func (s *Service) CreateToken(ctx context.Context, req TokenRequest) (Secret, st
 	if err != nil {
 		return "", store.Token{}, err
 	}
-	secret, err := newSecret(EnrollTokenPrefix)
+	var secret Secret
+	switch req.Format {
+	case "":
+		if secret, err = newSecret(EnrollTokenPrefix); err == nil {
+			t.Hash = hashSecret(secret)
+		}
+	case StepTokenFormat:
+		if err := s.stepTokenRequest(t); err != nil {
+			return "", store.Token{}, err
+		}
+		secret, t.Hash, err = s.step.mint(t)
+	default:
+		return "", store.Token{}, fault.WithField(fault.New(fault.Malformed, fmt.Sprintf("the token format %q is not known", truncate(req.Format)),
+			`give format "step" for a step CLI token, or none for a fleetca token`), "format")
+	}
 	if err != nil {
 		return "", store.Token{}, err
 	}
-	t.Hash = hashSecret(secret)
 	t.ID = TokenID(t.Hash)
 	detail := fmt.Sprintf("uses=%d expires_at=%s", t.Uses, t.ExpiresAt.Format(time.RFC3339))
+	if req.Format != "" {
+		detail = "format=" + req.Format + " " + detail
+	}
 	if t.DevicePattern != "" {
 		detail = "pattern=" + t.DevicePattern + " " + detail
 	}
@@ -267,6 +294,12 @@ func (s *Service) enroll(ctx context.Context, token string, csrDER []byte) (*Res
 	if err != nil {
 		return nil, "", err
 	}
+	return s.redeem(ctx, h, csrDER, false)
+}
+
+// redeem issues a certificate for the token whose hash is h; step allows
+// the DNS SAN equal to the device ID that the step CLI puts in its CSR.
+func (s *Service) redeem(ctx context.Context, h store.TokenHash, csrDER []byte, step bool) (*Result, string, error) {
 	tokenID := TokenID(h)
 	now := s.now().UTC()
 	t, err := s.store.GetToken(ctx, h)
@@ -277,7 +310,7 @@ func (s *Service) enroll(ctx context.Context, token string, csrDER []byte) (*Res
 		return nil, tokenID, tokenError(err, t, now)
 	}
 	// The token's device ID was parsed when the token was made.
-	req, err := checkCSR(csrDER, binding{deviceID: api.DeviceID(t.DeviceID), pattern: t.DevicePattern}, s.cfg.TrustDomain)
+	req, err := checkCSR(csrDER, binding{deviceID: api.DeviceID(t.DeviceID), pattern: t.DevicePattern, stepDNS: step}, s.cfg.TrustDomain)
 	if err != nil {
 		return nil, tokenID, err
 	}

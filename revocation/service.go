@@ -176,6 +176,9 @@ type RevokeRequest struct {
 	DeviceID string
 	// Reason is one of ReasonNames' (see ParseReason).
 	Reason api.Reason
+	// Actor is who revokes, for the audit log: "" means "admin"; a device
+	// revoking its own certificate is "device:<id>".
+	Actor string
 }
 
 // Revoke revokes a certificate or a device, durably and audited, then
@@ -196,7 +199,11 @@ func (s *Service) Revoke(ctx context.Context, req RevokeRequest) ([]store.Revoca
 	}
 	at := s.now().UTC().Truncate(time.Second)
 	what, action := "", ""
-	audit := store.AuditEvent{Time: at, Actor: "admin", Detail: "reason=" + req.Reason.String(), DeviceID: req.DeviceID}
+	actor := req.Actor
+	if actor == "" {
+		actor = "admin"
+	}
+	audit := store.AuditEvent{Time: at, Actor: actor, Detail: "reason=" + req.Reason.String(), DeviceID: req.DeviceID}
 	if req.Serial != nil {
 		what, action = "certificate "+req.Serial.Text(16), "certificate.revoke"
 		audit.Serial = req.Serial.Text(16)

@@ -99,7 +99,7 @@ func (s *Server) createToken(c echo.Context) error {
 		ttl = &d
 	}
 	secret, t, err := s.deps.Enroll.CreateToken(c.Request().Context(),
-		enroll.TokenRequest{DeviceID: req.DeviceID, DevicePattern: req.DevicePattern, AnyDevice: req.AnyDevice, TTL: ttl, Uses: req.Uses})
+		enroll.TokenRequest{DeviceID: req.DeviceID, DevicePattern: req.DevicePattern, AnyDevice: req.AnyDevice, TTL: ttl, Uses: req.Uses, Format: req.Format})
 	if err != nil {
 		return err
 	}

@@ -101,6 +101,7 @@ func (c Config) Validate() error {
 // Enroller is the registration authority as web uses it; *enroll.Service is one.
 type Enroller interface {
 	Enroll(ctx context.Context, token string, csrDER []byte) (*enroll.Result, error)
+	EnrollStep(ctx context.Context, req enroll.StepSignRequest) (*enroll.Result, error)
 	CreateToken(ctx context.Context, req enroll.TokenRequest) (enroll.Secret, store.Token, error)
 	ListTokens(ctx context.Context, p store.Page) ([]store.Token, error)
 	RevokeToken(ctx context.Context, id string) (store.Token, error)

@@ -42,6 +42,8 @@ func (s *Server) stepRoutes() {
 		getAndHead(s.https, prefix+api.StepRootPath+":sha", s.stepRoot)
 		s.https.POST(prefix+api.StepRenewPath, s.stepRenew)
 		s.https.POST(prefix+api.StepRekeyPath, s.stepRekey)
+		s.https.POST(prefix+api.StepSignPath, s.stepSign)
+		s.https.POST(prefix+api.StepRevokePath, s.stepRevoke)
 	}
 }
 
@@ -52,7 +54,7 @@ func isStepPath(p string) bool {
 		return true
 	}
 	switch p {
-	case api.StepHealthPath, api.StepVersionPath, api.StepRootsPath, api.StepRenewPath, api.StepRekeyPath:
+	case api.StepHealthPath, api.StepVersionPath, api.StepRootsPath, api.StepRenewPath, api.StepRekeyPath, api.StepSignPath, api.StepRevokePath:
 		return true
 	}
 	return strings.HasPrefix(p, api.StepRootPath)

@@ -177,8 +177,18 @@ func runServe(ctx context.Context, e env, o serveOptions) error {
 		return fmt.Errorf("HTTPS listener address: %w", err)
 	}
 	cfg.Enroll.RenewURLs = enroll.RenewURLs(append(dns, ipStrings(ips)...), httpsPort)
+	stepKey, created, err := ca.StepProvisionerKey(o.dir, cfg.CA, password)
+	if err != nil {
+		return err
+	}
+	caCfg := cfg.CA.WithDefaults()
+	if created {
+		logger.Info("created the step provisioner key", "path", caCfg.StepProvisionerKey, "provisioner", caCfg.StepProvisioner)
+	}
+	step := &enroll.StepProvisioner{Name: caCfg.StepProvisioner, Key: stepKey,
+		SignURLs: enroll.StepSignURLs(append(dns, ipStrings(ips)...), httpsPort)}
 	svc, err := enroll.New(cfg.Enroll, enroll.Deps{Store: st, CA: authority, Now: now, Logger: logger, Metrics: reg,
-		Revoked: revSvc.Applied})
+		Revoked: revSvc.Applied, Step: step})
 	if err != nil {
 		return err
 	}

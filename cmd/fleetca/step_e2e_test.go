@@ -4,7 +4,10 @@ package main
 // (smallstep/cli, found by testenv.NeedStep) against the real serve: health,
 // the root by fingerprint, the roots, the version, bootstrap, and renewal of a
 // certificate `fleetca enroll` made, over mutual TLS and with step's
-// renewal token, and a revoked certificate refused with fleetca's message.
+// renewal token, and a revoked certificate refused with fleetca's message;
+// a certificate for a step token that fleetca minted (step ca certificate
+// --token, bootstrapping from the token alone), that token refused the
+// second time, and the certificate revoked by itself (step ca revoke).
 
 import (
 	"encoding/json"
@@ -150,6 +153,41 @@ func TestStepCLIEndToEnd(t *testing.T) {
 		}
 		if got, err := os.ReadFile(filepath.Join(f.work, "rev.crt")); err != nil || string(got) != before {
 			t.Errorf("refused renewals changed rev.crt (%v)", err)
+		}
+	})
+
+	t.Run("certificate with a step token, then revoke", func(t *testing.T) {
+		testenv.Need(t, "openssl")
+		f := f.with(t)
+		s := newStepCLI(t, f)
+		tok := f.plainToken("--device-id", "step-ott", "--format", "step")
+		// No --ca-url and no --root: the CLI fetches the root by the
+		// token's sha from the token's aud.
+		s.must("ca", "certificate", "step-ott", "ott.crt", "ott.key", "--token", tok)
+		certs := readCerts(t, filepath.Join(f.work, "ott.crt"))
+		if len(certs) != 2 {
+			t.Fatalf("ott.crt holds %d certificates, want leaf and intermediate", len(certs))
+		}
+		serial := certs[0].SerialNumber.Text(16)
+		checkDeviceCert(t, certs[0], "step-ott", serial)
+		if len(certs[0].DNSNames) != 0 {
+			t.Errorf("certificate DNS SANs = %v, want none (fleetca's profile)", certs[0].DNSNames)
+		}
+		if vr := f.tool("openssl", "verify", "-CAfile", f.root, "-untrusted", "ott.crt", "ott.crt"); vr.code != 0 {
+			t.Errorf("openssl verify ott.crt: exit %d; %s", vr.code, vr.stderr)
+		}
+
+		r := s.run("ca", "certificate", "step-ott", "again.crt", "again.key", "--token", tok)
+		t.Logf("step ca certificate with a spent token: %s", r.stderr)
+		if r.code == 0 || !strings.Contains(r.stderr, "used up") {
+			t.Errorf("step ca certificate with a spent token: exit %d, stderr %q; want a failure saying the token is used up", r.code, r.stderr)
+		}
+
+		s.must("ca", "revoke", "--cert", "ott.crt", "--key", "ott.key", "--ca-url", url, "--root", f.root)
+		var c api.Certificate
+		f.adminGET(api.AdminPrefix+"/certificates/"+serial, &c)
+		if c.RevokedAt == "" {
+			t.Errorf("after step ca revoke, certificate %s = %+v; want it revoked", serial, c)
 		}
 	})
 }

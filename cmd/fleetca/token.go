@@ -25,6 +25,7 @@ func newTokenCreateCmd(e env, a *adminFlags) *cobra.Command {
 		ttl               time.Duration
 		uses              int
 		asJSON, anyDevice bool
+		format            string
 	)
 	cmd := &cobra.Command{
 		Use:   "create --device-id ID | --device-pattern GLOB",
@@ -39,7 +40,16 @@ that matches every device ID ('*', '?*', '[A-Za-z0-9]*', ...) mints a token
 for any new device: it is refused unless --any-device says that is meant.
 
 --ttl is from 1m to enroll.max_token_ttl (720h by default); without it the
-token lives enroll.default_token_ttl (24h by default). --ttl 0s is refused.`,
+token lives enroll.default_token_ttl (24h by default). --ttl 0s is refused.
+
+--format step mints a one-time token for the step CLI instead (one
+--device-id, one use): a JWT signed by the CA's step provisioner key
+(ca.step_provisioner_key) that carries the CA's sign URL and root
+fingerprint, so that on the device
+
+  step ca certificate ID ID.crt ID.key --token "$T"
+
+needs no --ca-url or --root.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if (deviceID == "") == (pattern == "") {
@@ -49,7 +59,7 @@ token lives enroll.default_token_ttl (24h by default). --ttl 0s is refused.`,
 			if err != nil {
 				return err
 			}
-			req := api.TokenRequest{DeviceID: deviceID, DevicePattern: pattern, AnyDevice: anyDevice, Uses: uses}
+			req := api.TokenRequest{DeviceID: deviceID, DevicePattern: pattern, AnyDevice: anyDevice, Uses: uses, Format: format}
 			// A --ttl the user typed goes to the CA even when it is 0s,
 			// which the CA refuses: only an absent --ttl means the default.
 			if cmd.Flags().Changed("ttl") {
@@ -74,6 +84,7 @@ token lives enroll.default_token_ttl (24h by default). --ttl 0s is refused.`,
 	f.DurationVar(&ttl, "ttl", 0, "how long the token is valid, 1m to enroll.max_token_ttl (default enroll.default_token_ttl, 24h)")
 	f.IntVar(&uses, "uses", 1, "how many devices the token may enroll")
 	f.BoolVar(&asJSON, "json", false, "print the token and its details as JSON")
+	f.StringVar(&format, "format", "", `"step" for a step CLI token (step ca certificate --token); default a fleetca token`)
 	return cmd
 }
 

@@ -1,0 +1,247 @@
+package enroll
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"time"
+
+	"go.step.sm/crypto/jose"
+
+	"github.com/fleetca/fleetca/api"
+	"github.com/fleetca/fleetca/internal/fault"
+	"github.com/fleetca/fleetca/store"
+)
+
+// StepTokenFormat is TokenRequest.Format for a token in the step CLI's
+// JWK-provisioner form (see StepProvisioner).
+const StepTokenFormat = "step"
+
+// MaxStepTokenBytes bounds a presented step token: a header, a handful of
+// claims and an ES256 signature are well under 2 KiB.
+const MaxStepTokenBytes = 8 << 10
+
+// stepTokenHint is the hint of every refused step token.
+const stepTokenHint = "ask an admin for a new token (token create with format step)"
+
+// StepProvisioner is fleetca's step JWK provisioner: the key that signs the
+// one-time tokens `step ca certificate --token` redeems at /sign.
+type StepProvisioner struct {
+	// Name is the tokens' iss (ca.step_provisioner, default "fleetca").
+	Name string
+	// Key is the ES256 provisioner key; its RFC 7638 thumbprint is the
+	// tokens' kid.
+	Key *ecdsa.PrivateKey
+	// SignURLs are the URLs a token's aud may name (StepSignURLs); the
+	// first is the one minted tokens carry.
+	SignURLs []string
+}
+
+// stepVerifier mints and checks step tokens.
+type stepVerifier struct {
+	name      string
+	key       *ecdsa.PrivateKey
+	kid       string
+	mintAud   string
+	audiences []audience
+	rootSHA   string
+}
+
+// stepClaims are the claims fleetca puts in a step token beyond the
+// registered ones: sans (the device ID) and sha (the root's fingerprint,
+// from which the step CLI bootstraps its trust).
+type stepClaims struct {
+	SANs []string `json:"sans,omitempty"`
+	SHA  string   `json:"sha,omitempty"`
+}
+
+func newStepVerifier(p *StepProvisioner, rootDER []byte) (*stepVerifier, error) {
+	if p.Key == nil || p.Key.Curve != elliptic.P256() {
+		return nil, errors.New("enroll: the step provisioner key must be an ECDSA P-256 key")
+	}
+	if p.Name == "" || len(p.SignURLs) == 0 {
+		return nil, errors.New("enroll: the step provisioner needs a name and sign URLs")
+	}
+	auds, err := parseAudiences(p.SignURLs)
+	if err != nil {
+		return nil, err
+	}
+	kid, err := jose.Thumbprint(&jose.JSONWebKey{Key: p.Key.Public()})
+	if err != nil {
+		return nil, fmt.Errorf("step provisioner kid: %w", err)
+	}
+	sum := sha256.Sum256(rootDER)
+	return &stepVerifier{name: p.Name, key: p.Key, kid: kid, mintAud: p.SignURLs[0], audiences: auds, rootSHA: hex.EncodeToString(sum[:])}, nil
+}
+
+// StepSignURLs returns the URLs a step token's aud may name for an HTTPS
+// listener on port with the given host names: /1.0/sign and /sign on each.
+func StepSignURLs(hosts []string, port string) []string {
+	var out []string
+	for _, h := range hosts {
+		for _, p := range []string{api.StepPrefix + api.StepSignPath, api.StepSignPath} {
+			out = append(out, "https://"+net.JoinHostPort(h, port)+p)
+		}
+	}
+	return out
+}
+
+// stepJTIHash is the stored hash of a step token: derived from its jti, so
+// the jti is stored only hashed, apart from native tokens' hashes.
+func stepJTIHash(jti string) store.TokenHash {
+	return sha256.Sum256([]byte("fleetca step jti\x00" + jti))
+}
+
+// mint signs a step token for t (a one-device token) and returns it with
+// the hash to store.
+func (v *stepVerifier) mint(t store.Token) (Secret, store.TokenHash, error) {
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", store.TokenHash{}, fmt.Errorf("read random jti: %w", err)
+	}
+	jti := hex.EncodeToString(b[:])
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: v.key},
+		new(jose.SignerOptions).WithType("JWT").WithHeader("kid", v.kid))
+	if err != nil {
+		return "", store.TokenHash{}, fmt.Errorf("step token signer: %w", err)
+	}
+	claims := jose.Claims{
+		Issuer: v.name, Subject: t.DeviceID, Audience: jose.Audience{v.mintAud}, ID: jti,
+		NotBefore: jose.NewNumericDate(t.CreatedAt), IssuedAt: jose.NewNumericDate(t.CreatedAt), Expiry: jose.NewNumericDate(t.ExpiresAt),
+	}
+	tok, err := jose.Signed(signer).Claims(claims).Claims(stepClaims{SANs: []string{t.DeviceID}, SHA: v.rootSHA}).Serialize()
+	if err != nil {
+		return "", store.TokenHash{}, fmt.Errorf("sign step token: %w", err)
+	}
+	return Secret(tok), stepJTIHash(jti), nil
+}
+
+// ParseStepToken checks a step token's signature (by the provisioner key
+// its kid names), iss, aud, sub, sans and times (1 min leeway), and returns
+// its device and stored hash. It does not look the token up. Every refusal
+// is fault.Unauthorized and never repeats the token.
+func (v *stepVerifier) parse(tok string, now time.Time) (api.DeviceID, store.TokenHash, error) {
+	refuse := func(detail string) (api.DeviceID, store.TokenHash, error) {
+		return "", store.TokenHash{}, fault.New(fault.Unauthorized, "the step token "+detail, stepTokenHint)
+	}
+	if tok == "" {
+		return refuse("is missing (ott)")
+	}
+	if len(tok) > MaxStepTokenBytes {
+		return refuse(fmt.Sprintf("is %d bytes, more than %d", len(tok), MaxStepTokenBytes))
+	}
+	jwt, err := jose.ParseSigned(tok)
+	if err != nil {
+		return refuse("is not a signed JWT")
+	}
+	if len(jwt.Headers) != 1 || jwt.Headers[0].Algorithm != string(jose.ES256) {
+		return refuse("is not signed with ES256")
+	}
+	if jwt.Headers[0].KeyID != v.kid {
+		return refuse("names a provisioner key (kid) this CA does not have")
+	}
+	var c jose.Claims
+	var extra stepClaims
+	if err := jose.Verify(jwt, v.key.Public(), &c, &extra); err != nil {
+		return refuse("signature does not verify with this CA's provisioner key")
+	}
+	if c.Issuer != v.name {
+		return refuse(fmt.Sprintf("is issued by %q, not by this CA's provisioner %q", truncate(c.Issuer), v.name))
+	}
+	audOK := false
+	for _, a := range c.Audience {
+		if u, err := url.Parse(a); err == nil {
+			for _, want := range v.audiences {
+				if want.matches(u) {
+					audOK = true
+				}
+			}
+		}
+	}
+	if !audOK {
+		return refuse("is not for this CA's sign URL (aud)")
+	}
+	if c.NotBefore == nil || c.Expiry == nil {
+		return refuse("has no nbf or exp")
+	}
+	if err := c.ValidateWithLeeway(jose.Expected{Time: now}, time.Minute); err != nil {
+		if errors.Is(err, jose.ErrExpired) {
+			return refuse(fmt.Sprintf("expired at %s", c.Expiry.Time().UTC().Format(time.RFC3339)))
+		}
+		return refuse("is not valid yet")
+	}
+	id, err := api.ParseDeviceID(c.Subject)
+	if err != nil {
+		return refuse("has a sub that is not a device ID")
+	}
+	for _, s := range extra.SANs {
+		if s != string(id) {
+			return refuse(fmt.Sprintf("has a SAN %q other than its device %q", truncate(s), id))
+		}
+	}
+	if c.ID == "" {
+		return refuse("has no jti")
+	}
+	return id, stepJTIHash(c.ID), nil
+}
+
+// stepTokenRequest refuses a step token this CA cannot mint: no
+// provisioner, a pattern, or more than one use.
+func (s *Service) stepTokenRequest(t store.Token) error {
+	switch {
+	case s.step == nil:
+		return fault.New(fault.Unavailable, "this CA has no step provisioner key", "set ca.step_provisioner_key and restart the server")
+	case t.DeviceID == "":
+		return fault.WithField(fault.New(fault.Malformed, "a step token is for one device ID, not a pattern", "give device_id with format step"), "device_pattern")
+	case t.Uses != 1:
+		return fault.WithField(fault.New(fault.Malformed, fmt.Sprintf("a step token has one use, not %d", t.Uses), "leave uses unset with format step"), "uses")
+	}
+	return nil
+}
+
+// StepSignRequest is a step CLI's /sign: a DER CSR, a step token, and the
+// validity it asks for ("" = the profile's).
+type StepSignRequest struct {
+	Token               string
+	CSR                 []byte
+	NotBefore, NotAfter string
+}
+
+// EnrollStep redeems a step token (minted by CreateToken with
+// StepTokenFormat) for a device certificate of fleetca's profile. The token
+// is spent in the issuance transaction, once, only on success.
+func (s *Service) EnrollStep(ctx context.Context, req StepSignRequest) (*Result, error) {
+	res, tokenID, err := s.enrollStep(ctx, req)
+	if err != nil {
+		if kind, ok := fault.KindOf(err); ok {
+			s.refused.WithLabelValues(kind.String()).Inc()
+			s.log.InfoContext(ctx, "enrollment refused", "token_id", tokenID, "kind", kind.String(), "err", err, "format", StepTokenFormat)
+		}
+		return nil, err
+	}
+	s.issued.Inc()
+	s.log.InfoContext(ctx, "certificate issued", "device_id", res.DeviceID, "serial", SerialHex(res.Certificate), "token_id", tokenID, "format", StepTokenFormat)
+	return res, nil
+}
+
+func (s *Service) enrollStep(ctx context.Context, req StepSignRequest) (*Result, string, error) {
+	if s.step == nil {
+		return nil, "", fault.New(fault.Unauthorized, "this CA has no step provisioner, so it accepts no step token", "set ca.step_provisioner_key and restart the server")
+	}
+	if req.NotBefore != "" || req.NotAfter != "" {
+		return nil, "", fault.WithField(fault.New(fault.Malformed, fmt.Sprintf("the request asks for validity notBefore=%q notAfter=%q; fleetca issues its profile's validity (ca.device_validity) only",
+			truncate(req.NotBefore), truncate(req.NotAfter)), "leave notBefore and notAfter empty"), "notAfter")
+	}
+	_, h, err := s.step.parse(req.Token, s.now())
+	if err != nil {
+		return nil, "", err
+	}
+	return s.redeem(ctx, h, req.CSR, true)
+}

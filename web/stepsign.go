@@ -1,0 +1,89 @@
+package web
+
+import (
+	"encoding/json"
+	"fmt"
+	"math/big"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/fleetca/fleetca/api"
+	"github.com/fleetca/fleetca/enroll"
+	"github.com/fleetca/fleetca/internal/fault"
+	"github.com/fleetca/fleetca/revocation"
+)
+
+// stepSignHint is the hint of a malformed /sign or /revoke body.
+const stepSignHint = "send the JSON the step CLI sends (step ca certificate --token, step ca revoke)"
+
+// decodeStepJSON reads a step request body. Unknown members are ignored, as
+// step-ca ignores them: newer step CLIs add fields.
+func (s *Server) decodeStepJSON(c echo.Context, v any) error {
+	body, err := s.readBody(c)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		return fault.Wrap(err, fault.Malformed, "the request body is not the JSON object step sends", stepSignHint)
+	}
+	return nil
+}
+
+// stepSign handles POST /sign: a CSR and a step token that fleetca minted
+// (token create with format step) for a device certificate, 201.
+func (s *Server) stepSign(c echo.Context) error {
+	var req api.StepSignRequest
+	if err := s.decodeStepJSON(c, &req); err != nil {
+		return err
+	}
+	csr, err := decodeCSRPEM([]byte(req.CSR))
+	if err != nil {
+		return fault.WithField(err, "csr")
+	}
+	res, err := s.deps.Enroll.EnrollStep(c.Request().Context(), enroll.StepSignRequest{
+		Token: req.OTT, CSR: csr, NotBefore: req.NotBefore, NotAfter: req.NotAfter})
+	if err != nil {
+		return err
+	}
+	c.Set(ctxDeviceID, string(res.DeviceID))
+	leaf, issuer := pemCert(res.Certificate.Raw), pemCert(s.deps.CA.IntermediateDER())
+	return c.JSON(http.StatusCreated, api.StepSignResponse{ServerPEM: leaf, CaPEM: issuer, CertChainPEM: []string{leaf, issuer}})
+}
+
+// stepRevoke handles POST /revoke over mutual TLS: a device revokes its
+// own certificate, the one it authenticated with, whose serial (decimal,
+// as step sends it) the body names. The token form is not supported.
+func (s *Server) stepRevoke(c echo.Context) error {
+	var req api.StepRevokeRequest
+	if err := s.decodeStepJSON(c, &req); err != nil {
+		return err
+	}
+	r := c.Request()
+	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 {
+		if req.OTT != "" {
+			return fault.New(fault.Unauthorized, "fleetca does not take revocation tokens",
+				"revoke over mutual TLS with the certificate and its key (step ca revoke --cert --key), or ask an admin")
+		}
+		return fault.New(fault.Unauthorized, "revoking needs the certificate to revoke as the TLS client certificate",
+			"revoke over mutual TLS with the certificate and its key (step ca revoke --cert --key)")
+	}
+	leaf := r.TLS.VerifiedChains[0][0]
+	serial, ok := new(big.Int).SetString(req.Serial, 10)
+	if !ok {
+		return fault.WithField(fault.New(fault.Malformed, fmt.Sprintf("the serial %q is not a decimal number", truncateParam(req.Serial)),
+			"give the certificate's serial in decimal, as step does"), "serial")
+	}
+	if serial.Cmp(leaf.SerialNumber) != 0 {
+		return fault.WithField(fault.New(fault.Forbidden, "a certificate may revoke only itself: the serial is not the client certificate's",
+			"give the client certificate's own serial, or ask an admin to revoke another one"), "serial")
+	}
+	reason := api.Reason(req.ReasonCode)
+	id := leaf.Subject.CommonName
+	c.Set(ctxDeviceID, id)
+	_, err := s.deps.Revocation.Revoke(r.Context(), revocation.RevokeRequest{Serial: serial, Reason: reason, Actor: "device:" + id})
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, api.StepHealthResponse{Status: "ok"})
+}
