@@ -1,6 +1,7 @@
 package web
 
 import (
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"math/big"
@@ -60,7 +61,7 @@ func (s *Server) stepRevoke(c echo.Context) error {
 		return err
 	}
 	r := c.Request()
-	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 {
+	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
 		if req.OTT != "" {
 			return fault.New(fault.Unauthorized, "fleetca does not take revocation tokens",
 				"revoke over mutual TLS with the certificate and its key (step ca revoke --cert --key), or ask an admin")
@@ -68,7 +69,10 @@ func (s *Server) stepRevoke(c echo.Context) error {
 		return fault.New(fault.Unauthorized, "revoking needs the certificate to revoke as the TLS client certificate",
 			"revoke over mutual TLS with the certificate and its key (step ca revoke --cert --key)")
 	}
-	leaf := r.TLS.VerifiedChains[0][0]
+	leaf := r.TLS.PeerCertificates[0]
+	if err := s.verifyDeviceCert(leaf); err != nil {
+		return err
+	}
 	serial, ok := new(big.Int).SetString(req.Serial, 10)
 	if !ok {
 		return fault.WithField(fault.New(fault.Malformed, fmt.Sprintf("the serial %q is not a decimal number", truncateParam(req.Serial)),
@@ -86,4 +90,21 @@ func (s *Server) stepRevoke(c echo.Context) error {
 		return err
 	}
 	return c.JSON(http.StatusOK, api.StepHealthResponse{Status: "ok"})
+}
+
+// verifyDeviceCert checks that leaf is a current device certificate of
+// this CA (the TLS layer checked it too when it verified the handshake;
+// this holds whatever listener the request came through).
+func (s *Server) verifyDeviceCert(leaf *x509.Certificate) error {
+	inter, err := x509.ParseCertificate(s.deps.CA.IntermediateDER())
+	if err != nil {
+		return fmt.Errorf("parse intermediate: %w", err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(inter)
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: pool, CurrentTime: s.now(), KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+		return fault.Wrap(err, fault.Unauthorized, "the client certificate is not a current device certificate of this CA",
+			"revoke over mutual TLS with the certificate and its key, before it expires, or ask an admin")
+	}
+	return nil
 }

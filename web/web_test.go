@@ -75,6 +75,8 @@ type fixture struct {
 	reg    *prometheus.Registry
 	authty *ca.Authority
 	rev    *revocation.Service
+	// stepKey is the step provisioner key of svc.
+	stepKey *ecdsa.PrivateKey
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -92,9 +94,14 @@ func newFixture(t *testing.T) *fixture {
 	t.Cleanup(func() { st.Close() })
 	reg := prometheus.NewRegistry()
 	var rev *revocation.Service
+	stepKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
 	svc, err := enroll.New(enroll.Config{TrustDomain: "fleet.test", RenewURLs: enroll.RenewURLs([]string{"127.0.0.1"}, "8443")},
 		enroll.Deps{Store: st, CA: authority, Now: now, Metrics: reg,
-			Revoked: func(ctx context.Context, revs []store.Revocation) { rev.Applied(ctx, revs) }})
+			Revoked: func(ctx context.Context, revs []store.Revocation) { rev.Applied(ctx, revs) },
+			Step:    &enroll.StepProvisioner{Name: "fleetca", Key: stepKey, SignURLs: enroll.StepSignURLs([]string{"127.0.0.1"}, "8443")}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +119,7 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &fixture{clock: clk, srv: srv, svc: svc, store: st, admin: string(admin), reg: reg, authty: authority, rev: rev}
+	return &fixture{clock: clk, srv: srv, svc: svc, store: st, admin: string(admin), reg: reg, authty: authority, rev: rev, stepKey: stepKey}
 }
 
 func (f *fixture) token(t *testing.T, id string) string {
