@@ -32,12 +32,13 @@ func TestInitFiles(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			dir, res := initCA(t, KeyECP256, tc.password)
 			modes := map[string]fs.FileMode{
-				".":                        fs.ModeDir | 0o700,
-				"secrets":                  fs.ModeDir | 0o700,
-				"secrets/root.key":         0o600,
-				"secrets/intermediate.key": 0o600,
-				"root.pem":                 0o644,
-				"intermediate.pem":         0o644,
+				".":                            fs.ModeDir | 0o700,
+				"secrets":                      fs.ModeDir | 0o700,
+				"secrets/root.key":             0o600,
+				"secrets/intermediate.key":     0o600,
+				"secrets/step_provisioner.key": 0o600,
+				"root.pem":                     0o644,
+				"intermediate.pem":             0o644,
 			}
 			for name, want := range modes {
 				fi, err := os.Stat(filepath.Join(dir, name))
@@ -59,7 +60,7 @@ func TestInitFiles(t *testing.T) {
 			if diff := cmp.Diff([]string{"intermediate.pem", "root.pem", "secrets"}, names); diff != "" {
 				t.Errorf("files in the data directory (-want +got):\n%s", diff)
 			}
-			for _, k := range []string{"secrets/root.key", "secrets/intermediate.key"} {
+			for _, k := range []string{"secrets/root.key", "secrets/intermediate.key", "secrets/step_provisioner.key"} {
 				b, err := os.ReadFile(filepath.Join(dir, k))
 				if err != nil {
 					t.Fatal(err)
