@@ -21,16 +21,19 @@ func TestConfigWithDefaults(t *testing.T) {
 			RootCert: "root.pem", IntermediateCert: "intermediate.pem",
 			RootKey: "secrets/root.key", IntermediateKey: "secrets/intermediate.key",
 			DeviceValidity: 2160 * time.Hour, ServerValidity: 168 * time.Hour, Backdate: time.Minute,
-			RenewMinInterval: time.Hour,
+			RenewMinInterval:   time.Hour,
+			StepProvisionerKey: "secrets/step_provisioner.key", StepProvisioner: "fleetca",
 		}},
 		{"set", Config{
 			RootCert: "r.pem", IntermediateCert: "i.pem", RootKey: "pkcs11:object=root", IntermediateKey: "/k",
 			DeviceValidity: time.Hour, ServerValidity: 2 * time.Hour, Backdate: time.Second,
 			RenewAfterExpiry: 720 * time.Hour, RenewMinInterval: time.Minute,
+			StepProvisionerKey: "/p.key", StepProvisioner: "line3",
 		}, Config{
 			RootCert: "r.pem", IntermediateCert: "i.pem", RootKey: "pkcs11:object=root", IntermediateKey: "/k",
 			DeviceValidity: time.Hour, ServerValidity: 2 * time.Hour, Backdate: time.Second,
 			RenewAfterExpiry: 720 * time.Hour, RenewMinInterval: time.Minute,
+			StepProvisionerKey: "/p.key", StepProvisioner: "line3",
 		}},
 	}
 	for _, tc := range tests {

@@ -191,3 +191,32 @@ func TestStepCLIEndToEnd(t *testing.T) {
 		}
 	})
 }
+
+// TestStepProvisionerKeyUpgrade: init makes the step provisioner key; serve
+// on a CA without one (made before step tokens) makes it on start, logs it
+// once, and mints step tokens with it.
+func TestStepProvisionerKeyUpgrade(t *testing.T) {
+	t.Parallel()
+	f := initFixture(t)
+	keyFile := filepath.Join(f.dataDir, "secrets", "step_provisioner.key")
+	if fi, err := os.Stat(keyFile); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("after init, %s: %v (%v); want a 0600 file", keyFile, fi, err)
+	}
+	if err := os.Remove(keyFile); err != nil {
+		t.Fatal(err)
+	}
+	const created = "created the step provisioner key"
+	f.start()
+	if n := strings.Count(f.srv.log.String(), created); n != 1 {
+		t.Errorf("serve on a CA without the step key logged %q %d times, want once:\n%s", created, n, f.srv.log.String())
+	}
+	first := readFile(t, keyFile)
+	f.srv.stop(t)
+	f.start()
+	if strings.Contains(f.srv.log.String(), created) || readFile(t, keyFile) != first {
+		t.Errorf("the second start made another step key; log:\n%s", f.srv.log.String())
+	}
+	if tok := f.plainToken("--device-id", "dev-1", "--format", "step"); strings.Count(tok, ".") != 2 {
+		t.Errorf("token create --format step printed %q, want a JWT", tok)
+	}
+}
