@@ -31,6 +31,20 @@
 // the token and records the certificate, the device, the key binding and
 // the audit row. The Result names the device as an api.DeviceID.
 //
+// # Step tokens
+//
+// CreateToken with Format StepTokenFormat mints a one-time token in the
+// step CLI's JWK-provisioner form (steptoken.go): an ES256 JWT signed with
+// Deps.Step's key (ca.step_provisioner_key), kid = the key's RFC 7638
+// thumbprint, iss = the provisioner name (ca.step_provisioner), aud = the
+// first of StepSignURLs, sub and sans = the device ID, sha = the root's
+// SHA-256, a random jti, nbf/iat/exp from the TTL. The store keeps it as a
+// one-use token whose hash derives from the jti. EnrollStep checks it with
+// jose (kid, signature, iss, aud any sign URL, with or without /1.0 or the
+// port, sub, sans, times with 1 min of leeway) and redeems it through the
+// same core as Enroll; the CSR may carry the one DNS SAN = the device ID
+// that step adds, and still gets fleetca's profile.
+//
 // # Renewal
 //
 // Renew is the one renewal core: POST /v1/renew and the step CLI's /renew

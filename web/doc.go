@@ -35,7 +35,12 @@
 // empty body, or a bearer renewal token: step's x5cInsecure token, which
 // enroll accepts with aud .../renew or .../1.0/renew) and POST /rekey
 // ({"csr": PEM} over mutual TLS), both on enroll.Service.Renew and both
-// 201, a retry included (step takes nothing else as success).
+// 201, a retry included (step takes nothing else as success). POST /sign
+// (stepsign.go) redeems a step token minted by fleetca for a CSR on
+// enroll.Service.EnrollStep, 201; POST /revoke revokes the mutual-TLS
+// client certificate itself (the body's decimal serial must be its own)
+// through the revocation service, audited with actor device:<id>, 200
+// {"status":"ok"}; the token form of /revoke is refused.
 //
 // The request and answer bodies are package api's types, the definitions
 // package client decodes with.
