@@ -51,7 +51,8 @@
 // clientIPExtractor: the connection's peer, unless the peer is one of
 // Config.TrustedProxies; then the right-most address of X-Forwarded-For
 // that is not a trusted proxy. X-Real-IP is never read. A failed admin
-// authentication is counted per address (authLimiter): past
+// authentication is counted per address, an IPv6 one per /64 (limitKey;
+// one host may hold a whole /64), by authLimiter: past
 // Config.AuthFailureLimit within Config.AuthFailureWindow the address's
 // admin requests are answered 429 (fault.RateLimited, Retry-After) without
 // their token being checked, a right one included, until the window ends.
