@@ -281,6 +281,8 @@ func (s *Service) renewError(ctx context.Context, err error, parent store.Certif
 		if c, gerr := s.store.GetCertificate(ctx, parent.Serial); gerr == nil && !c.RevokedAt.IsZero() {
 			detail = fmt.Sprintf("certificate %s was revoked at %s (%s); a revoked certificate cannot renew",
 				serial, c.RevokedAt.UTC().Format(time.RFC3339), api.Reason(c.Reason))
+		} else if gerr == nil {
+			detail = fmt.Sprintf("certificate %s was issued before its device %q was revoked; no certificate of before a revocation renews", serial, id)
 		}
 		hint := "enroll the device again with a new enrollment token"
 		if newest := s.newestSerial(ctx, id); newest != "" {
@@ -317,11 +319,14 @@ func (s *Service) renewError(ctx context.Context, err error, parent store.Certif
 	return fmt.Errorf("record renewal of %s for %q: %w", serial, id, err)
 }
 
-// newestSerial returns the serial of the device's newest unrevoked
-// certificate (by IssuedAt, then serial), "" if none or on error: for a
-// hint only.
+// newestSerial returns the serial of the device's newest certificate that
+// may renew (newest), "" if none or on error: for a hint only.
 func (s *Service) newestSerial(ctx context.Context, id string) string {
-	newest, ok, err := s.newest(ctx, id)
+	d, err := s.store.GetDevice(ctx, id)
+	if err != nil {
+		return ""
+	}
+	newest, ok, err := s.newest(ctx, d)
 	if err != nil || !ok {
 		return ""
 	}
@@ -329,8 +334,10 @@ func (s *Service) newestSerial(ctx context.Context, id string) string {
 }
 
 // newest returns the device's newest unrevoked certificate, by IssuedAt
-// then serial, as store.Renew judges it.
-func (s *Service) newest(ctx context.Context, id string) (store.Certificate, bool, error) {
+// then serial, as store.Renew judges it, leaving out those issued before
+// the device's last revocation (d.RevokedAt), which store.Renew refuses.
+func (s *Service) newest(ctx context.Context, d store.Device) (store.Certificate, bool, error) {
+	id := d.ID
 	var best store.Certificate
 	found := false
 	for after := ""; ; {
@@ -339,7 +346,7 @@ func (s *Service) newest(ctx context.Context, id string) (store.Certificate, boo
 			return best, false, fmt.Errorf("list certificates of %q: %w", id, err)
 		}
 		for _, c := range certs {
-			if !c.RevokedAt.IsZero() {
+			if !c.RevokedAt.IsZero() || !d.RevokedAt.IsZero() && !c.IssuedAt.After(d.RevokedAt) {
 				continue
 			}
 			if !found || c.IssuedAt.After(best.IssuedAt) || c.IssuedAt.Equal(best.IssuedAt) && c.Serial.Cmp(best.Serial) > 0 {
