@@ -29,7 +29,12 @@ const RetryWindow = 24 * time.Hour
 // certificate has expired, since its TLS handshake then fails).
 type RenewRequest struct {
 	// PeerCertificates is the chain the client presented in its TLS
-	// handshake, leaf first (tls.ConnectionState.PeerCertificates).
+	// handshake, leaf first (tls.ConnectionState.PeerCertificates), which
+	// the listener verified to the fleet's intermediate
+	// (tls.VerifyClientCertIfGiven): Renew verifies no signature of it, and
+	// takes the handshake as the proof that the client holds the leaf's
+	// key. Never pass a chain no handshake proved (one read from a header,
+	// say): a certificate is public, and with a CSR it would rekey.
 	PeerCertificates []*x509.Certificate
 	// Token is a renewal token (api.RenewalTokenClaims), the bearer
 	// credential of the request. When set, it is the proof, and
@@ -61,11 +66,13 @@ type renewal struct {
 // renewal rules (issue 11), in this order.
 //
 //  1. The proof. With a Token (see tokenVerifier.verify): its chain verified
-//     to the fleet as of the certificate's own validity, its signature by
-//     the certificate's key, its claims, and (in the store's transaction)
-//     its single use. Without one, the TLS peer chain, verified to the
-//     fleet's roots and intermediate for clientAuth at now (so that a
-//     server certificate cannot renew). Refusals are fault.Unauthorized.
+//     to the fleet's intermediate as of the certificate's own validity, its
+//     signature by the certificate's key, its claims, and (in the store's
+//     transaction) its single use. Without one, the TLS peer chain, whose
+//     signatures and key the caller's TLS listener verified (see
+//     RenewRequest.PeerCertificates and verifyPeer): here its leaf must be
+//     valid at now and for clientAuth (so that a server certificate cannot
+//     renew). Refusals are fault.Unauthorized.
 //  2. The certificate must be one this CA recorded for a device, byte for
 //     byte (else Unauthorized). If it has expired, only a token may renew
 //     it, and only within Config.RenewAfterExpiry of its NotAfter (else
