@@ -13,7 +13,8 @@
 // problem document every error answer is (RFC 9457) and its pointer to a
 // request member, feed.go the revocation feed (path, query, JSON, wait
 // limits), paths.go the plain-HTTP listener's paths that verifiers fetch,
-// reason.go the RFC 5280 reasons.
+// reason.go the RFC 5280 reasons, step.go the step CLI's routes and
+// their JSON (smallstep/certificates' shapes, not fleetca's).
 //
 // identity.go holds the identity formats, each rule written once:
 // DeviceID and TrustDomain with their parsers (ParseDeviceID,

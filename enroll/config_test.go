@@ -1,6 +1,7 @@
 package enroll
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -41,5 +42,19 @@ func TestConfigRenewal(t *testing.T) {
 	}
 	if got := (Config{}).WithDefaults().RenewMinInterval; got != time.Hour {
 		t.Errorf("default RenewMinInterval = %s, want 1h", got)
+	}
+}
+
+func TestRenewURLs(t *testing.T) {
+	got := RenewURLs([]string{"ca.example.net", "::1"}, "8443")
+	want := []string{
+		"https://ca.example.net:8443/v1/renew", "https://ca.example.net:8443/renew", "https://ca.example.net:8443/1.0/renew",
+		"https://[::1]:8443/v1/renew", "https://[::1]:8443/renew", "https://[::1]:8443/1.0/renew",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("RenewURLs = %q, want %q", got, want)
+	}
+	if _, err := parseAudiences(got); err != nil {
+		t.Errorf("parseAudiences(RenewURLs(...)): %v", err)
 	}
 }

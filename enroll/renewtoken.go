@@ -255,12 +255,17 @@ func truncate(s string) string {
 	return s[:n] + "..."
 }
 
-// RenewURLs returns the renew URL (api.RenewPath) of an HTTPS listener on
-// port for each of its host names or addresses, for Config.RenewURLs.
+// RenewURLs returns the renew URLs of an HTTPS listener on port for each
+// of its host names or addresses, for Config.RenewURLs: fleetca's
+// (api.RenewPath) and the step CLI's (api.StepRenewPath, at the root and
+// under api.StepPrefix).
 func RenewURLs(hosts []string, port string) []string {
-	out := make([]string, 0, len(hosts))
+	paths := []string{api.RenewPath, api.StepRenewPath, api.StepPrefix + api.StepRenewPath}
+	out := make([]string, 0, len(hosts)*len(paths))
 	for _, h := range hosts {
-		out = append(out, "https://"+net.JoinHostPort(h, port)+api.RenewPath)
+		for _, p := range paths {
+			out = append(out, "https://"+net.JoinHostPort(h, port)+p)
+		}
 	}
 	return out
 }

@@ -28,6 +28,15 @@
 // (ServerCertConfig.ClientCAs: the fleet's intermediate), so that
 // devices renew over mutual TLS while enrollment needs none.
 //
+// The HTTPS handler also serves the step CLI's routes (step.go), at the
+// root and again under /1.0/ as step-ca does: GET /health, /version
+// (Deps.Version), /roots (201, as step-ca answers), /root/{sha256 hex}
+// (404 when no root has that fingerprint), POST /renew (mutual TLS with an
+// empty body, or a bearer renewal token: step's x5cInsecure token, which
+// enroll accepts with aud .../renew or .../1.0/renew) and POST /rekey
+// ({"csr": PEM} over mutual TLS), both on enroll.Service.Renew and both
+// 201, a retry included (step takes nothing else as success).
+//
 // The request and answer bodies are package api's types, the definitions
 // package client decodes with.
 //
@@ -40,7 +49,9 @@
 // errors (404, 405, 413) and the store's ErrNotFound/ErrConflict are mapped
 // too; a fault with a RetryAfter (fault.RateLimited, 429) also sets the
 // Retry-After header; anything else is a 500 carrying only a request_id,
-// its text logged, never sent. A body that does not decode is described in
+// its text logged, never sent. On the step routes the same problem is sent
+// in step's shape instead, application/json {"status": N, "message":
+// "<detail> (<hint>)"}, since the step CLI prints message. A body that does not decode is described in
 // JSON's terms (the unknown or mistyped member, the byte of a syntax
 // error), not in the decoder's, whose text names Go types.
 //

@@ -107,12 +107,19 @@ func (s *Server) handleError(err error, c echo.Context) {
 	if d := retryAfter(err); d > 0 {
 		c.Response().Header().Set("Retry-After", retryAfterSeconds(d))
 	}
-	c.Response().Header().Set(echo.HeaderContentType, api.ProblemContentType)
+	var body any = p
+	if step, _ := c.Get(ctxStepErrors).(bool); step {
+		// The step CLI reads {"status","message"} and prints message.
+		body = stepError(p)
+		c.Response().Header().Set(echo.HeaderContentType, echo.MIMEApplicationJSON)
+	} else {
+		c.Response().Header().Set(echo.HeaderContentType, api.ProblemContentType)
+	}
 	c.Response().WriteHeader(p.Status)
 	if c.Request().Method == http.MethodHead {
 		return
 	}
-	if err := jsonEncode(c.Response(), p); err != nil {
+	if err := jsonEncode(c.Response(), body); err != nil {
 		s.log.DebugContext(c.Request().Context(), "write problem", "request_id", p.RequestID, "err", err)
 	}
 }

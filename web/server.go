@@ -141,6 +141,9 @@ type Deps struct {
 	// Ready reports whether the service can take requests (for /healthz);
 	// nil means always.
 	Ready func(ctx context.Context) error
+	// Version is what GET /version (a step CLI route) reports: what
+	// `fleetca version` prints.
+	Version string
 	// Logger; nil discards.
 	Logger *slog.Logger
 	// Metrics registers request metrics; nil registers none. Neither
@@ -274,6 +277,7 @@ func (s *Server) routes() {
 	getAndHead(s.https, api.RenewalInfoPath+":serial", s.renewalInfo)
 	getAndHead(s.https, api.RootsPEMPath, s.rootsPEM)
 	s.https.GET(api.FeedPath, s.revocationFeed)
+	s.stepRoutes()
 
 	admin := s.https.Group(api.AdminPrefix, s.requireAdmin)
 	admin.POST("/tokens", s.createToken)

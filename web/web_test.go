@@ -92,7 +92,7 @@ func newFixture(t *testing.T) *fixture {
 	t.Cleanup(func() { st.Close() })
 	reg := prometheus.NewRegistry()
 	var rev *revocation.Service
-	svc, err := enroll.New(enroll.Config{TrustDomain: "fleet.test", RenewURLs: []string{"https://127.0.0.1:8443" + api.RenewPath}},
+	svc, err := enroll.New(enroll.Config{TrustDomain: "fleet.test", RenewURLs: enroll.RenewURLs([]string{"127.0.0.1"}, "8443")},
 		enroll.Deps{Store: st, CA: authority, Now: now, Metrics: reg,
 			Revoked: func(ctx context.Context, revs []store.Revocation) { rev.Applied(ctx, revs) }})
 	if err != nil {
@@ -107,7 +107,8 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := New(Config{}, Deps{Enroll: svc, CA: authority, Records: st, Revocation: rev, Now: now, Metrics: reg})
+	srv, err := New(Config{}, Deps{Enroll: svc, CA: authority, Records: st, Revocation: rev, Now: now, Metrics: reg,
+		Version: testVersion})
 	if err != nil {
 		t.Fatal(err)
 	}

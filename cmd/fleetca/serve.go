@@ -183,7 +183,7 @@ func runServe(ctx context.Context, e env, o serveOptions) error {
 		return err
 	}
 	srv, err := web.New(cfg.Web, web.Deps{Enroll: svc, CA: authority, Records: st, Revocation: revSvc, Now: now,
-		Logger: logger, Metrics: reg,
+		Version: versionString(), Logger: logger, Metrics: reg,
 		Ready: func(ctx context.Context) error { _, err := st.GetMeta(ctx, "admin_token_sha256"); return err }})
 	if err != nil {
 		return err

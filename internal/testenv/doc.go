@@ -8,7 +8,9 @@
 // (openssl, curl, nginx, haproxy, mosquitto, ...), looking in /usr/sbin
 // and /sbin too, where Debian puts servers. Listen(t) returns a TCP
 // listener on 127.0.0.1 on a port the kernel chose, closed when the test
-// ends. InCI reports whether the tests run in CI (CI=true).
+// ends. NeedStep(t) returns the step CLI (smallstep/cli StepCLIVersion, a
+// Go program neither Debian nor go.mod carries): $FLEETCA_STEP_BIN, else
+// step in ToolsDir(), where .ci/run installs it. InCI reports whether the tests run in CI (CI=true).
 //
 // # Invariants
 //
