@@ -3,9 +3,12 @@ package main
 // End-to-end test of EST (issue 13) against the real serve, with curl and
 // openssl driven by bash exactly as a factory script would: cacerts through
 // base64 -d | openssl pkcs7, simpleenroll with -u dev:$TOKEN, and
-// simplereenroll with the device's --cert/--key.
+// simplereenroll with the device's --cert/--key; and with Bouncy Castle's
+// EST client, driven by testdata/est/ESTDriver.java, which the test
+// compiles with javac.
 
 import (
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -102,4 +105,45 @@ curl -sSf --cacert "$ROOT" --cert e.crt --key e.key -H 'Content-Type: applicatio
 		res = f.curl("-X", "POST", est+"/serverkeygen")
 		f.wantProblem("serverkeygen", res, 501, "notImplemented")
 	})
+}
+
+func TestESTBouncyCastleEndToEnd(t *testing.T) {
+	t.Parallel()
+	cp := testenv.NeedBouncyCastle(t)
+	testenv.Need(t, "openssl")
+	src, err := filepath.Abs(filepath.Join("testdata", "est", "ESTDriver.java"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	classes := t.TempDir()
+	if r := execIn(t, classes, baseEnv(), "javac", "-d", classes, "-cp", cp, src); r.code != 0 {
+		t.Fatalf("javac: exit %d; %s%s", r.code, r.stdout, r.stderr)
+	}
+	f := newFixture(t)
+	token, id := f.token("--device-id", "bc-1")
+	hostPort := strings.TrimPrefix(f.srv.httpsURL, "https://")
+	r := execIn(t, f.work, baseEnv(), "java", "-cp", classes+string(filepath.ListSeparator)+cp, "ESTDriver",
+		hostPort, f.root, "bc-1", token, f.work)
+	if r.code != 0 || !strings.HasSuffix(r.stdout, "ok\n") {
+		t.Fatalf("ESTDriver: exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+	}
+	for _, oid := range []string{"2.5.4.3", "1.2.840.10045.2.1", "1.3.101.112"} {
+		if !strings.Contains(r.stdout, "csrattr "+oid+"\n") {
+			t.Errorf("Bouncy Castle's csrattrs lack %s: %s", oid, r.stdout)
+		}
+	}
+	if cas := readCerts(t, filepath.Join(f.work, "cacerts.pem")); len(cas) != 2 || !cas[1].Equal(readCerts(t, f.root)[0]) {
+		t.Errorf("cacerts through Bouncy Castle: %d certificates, want the intermediate and the root", len(cas))
+	}
+	leaf := readCerts(t, filepath.Join(f.work, "bc.crt"))[0]
+	checkDeviceCert(t, leaf, "bc-1", leaf.SerialNumber.Text(16))
+	f.mustTool("openssl", "verify", "-CAfile", f.root, "-untrusted", "cacerts.pem", "bc.crt")
+	if n := f.tokenSpent(id); n != 1 {
+		t.Errorf("token spent %d times, want 1 (Bouncy Castle's credential-less first request must burn nothing)", n)
+	}
+	renewed := readCerts(t, filepath.Join(f.work, "bc-renewed.crt"))[0]
+	checkDeviceCert(t, renewed, "bc-1", renewed.SerialNumber.Text(16))
+	if renewed.SerialNumber.Cmp(leaf.SerialNumber) == 0 || !samePublicKey(renewed.PublicKey, leaf.PublicKey) {
+		t.Errorf("simplereenroll through Bouncy Castle: serial %x (was %x); want a new serial for the same key", renewed.SerialNumber, leaf.SerialNumber)
+	}
 }
