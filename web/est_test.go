@@ -169,6 +169,22 @@ func TestESTSimpleEnroll(t *testing.T) {
 	if p := problemOf(t, rec); rec.Code != 401 {
 		t.Errorf("replay: %d %+v, want 401", rec.Code, p)
 	}
+
+	// A pattern token: the device ID is the user and the CN; another CN
+	// than the user is refused before the token is looked at.
+	pat, _, err := f.svc.CreateToken(t.Context(), enroll.TokenRequest{DevicePattern: "line-*", Uses: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	patKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	patBody := estCSR(t, patKey, pkix.Name{CommonName: "line-7"})
+	if rec := doEST(h, nil, "POST", "simpleenroll", "line-8", string(pat), patBody); rec.Code != 400 {
+		t.Errorf("pattern token, user is not the CN: %d %s, want 400", rec.Code, rec.Body)
+	}
+	rec = doEST(h, nil, "POST", "simpleenroll", "line-7", string(pat), patBody)
+	if certs := estCerts(t, rec, "application/pkcs7-mime; smime-type=certs-only"); certs[0].Subject.CommonName != "line-7" {
+		t.Errorf("pattern token enrolled %q, want line-7", certs[0].Subject.CommonName)
+	}
 }
 
 func TestESTSimpleReenroll(t *testing.T) {
