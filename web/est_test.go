@@ -227,6 +227,16 @@ func TestESTSimpleReenroll(t *testing.T) {
 	if string(rekeyed.RawSubjectPublicKeyInfo) == string(renewed.RawSubjectPublicKeyInfo) || rekeyed.Subject.CommonName != "dev-1" {
 		t.Errorf("rekey kept the key or changed the subject: %v", rekeyed.Subject)
 	}
+
+	// A revoked device's certificate cannot reenroll: 403, problem JSON.
+	f.clock.Add(enroll.RetryWindow)
+	if rec := do(h, "POST", "/v1/admin/devices/dev-1/revoke", f.admin, "application/json", `{"reason":"cessationOfOperation"}`); rec.Code != 200 {
+		t.Fatalf("revoke device: %d %s", rec.Code, rec.Body)
+	}
+	rec = doEST(h, []*x509.Certificate{rekeyed}, "POST", "simplereenroll", "", "", estCSR(t, other, rekeyed.Subject))
+	if p := problemOf(t, rec); rec.Code != 403 {
+		t.Errorf("reenroll of a revoked device: %d %+v, want 403", rec.Code, p)
+	}
 }
 
 // FuzzDecodeESTBody: no panic; a refusal is fault.Malformed; what is
