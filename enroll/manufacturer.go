@@ -18,8 +18,8 @@ import (
 
 // Where a manufacturer certificate's device ID is read (Manufacturer.DeviceIDFrom).
 const (
-	DeviceIDFromCN           = "cn"
-	DeviceIDFromSerialNumber = "serialNumber"
+	DeviceIDFromCN           = api.DeviceIDFromCN
+	DeviceIDFromSerialNumber = api.DeviceIDFromSerialNumber
 )
 
 // ManufacturerRequest registers a manufacturer.
