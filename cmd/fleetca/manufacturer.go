@@ -14,7 +14,7 @@ import (
 
 func newManufacturerCmd(e env) *cobra.Command {
 	var a adminFlags
-	cmd := &cobra.Command{Use: "manufacturer", Short: "Add, list and remove manufacturer CAs whose device certificates enroll without a token"}
+	cmd := &cobra.Command{Use: "manufacturer", Short: "Add, list and remove manufacturer CAs: their devices enroll without a token"}
 	a.register(cmd)
 	cmd.AddCommand(newManufacturerAddCmd(e, &a), newManufacturerListCmd(e, &a), newManufacturerRemoveCmd(e, &a))
 	return cmd
