@@ -28,3 +28,19 @@ const (
 	// HealthPath answers 200 while the CA can work (both listeners).
 	HealthPath = "/healthz"
 )
+
+// EST (RFC 7030, with RFC 8951's clarifications), on the HTTPS listener:
+// ESTPrefix + "/" + an ESTOp*, or ESTPrefix + "/<label>/" + an ESTOp*,
+// where the label must be the configured web.est_label.
+const (
+	ESTPrefix = "/.well-known/est"
+
+	ESTOpCACerts        = "cacerts"
+	ESTOpSimpleEnroll   = "simpleenroll"
+	ESTOpSimpleReenroll = "simplereenroll"
+	ESTOpCSRAttrs       = "csrattrs"
+	ESTOpServerKeygen   = "serverkeygen"
+
+	// ESTRealm is the realm of the HTTP Basic challenge on simpleenroll.
+	ESTRealm = "fleetca"
+)

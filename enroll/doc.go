@@ -54,14 +54,17 @@
 // Renew is the one renewal core: POST /v1/renew and the step CLI's /renew
 // and /rekey call it, and so will EST's simplereenroll. A device
 // proves it holds its certificate over mutual TLS (web passes the TLS
-// peer chain, which Renew verifies to the fleet's root and intermediate
-// for clientAuth at now, so a server certificate cannot renew), or with a
+// peer chain, which its listener verified to the fleet's intermediate;
+// Renew checks no signature of it, only that the leaf is a clientAuth
+// certificate valid at now and, byte for byte, one this CA recorded: a
+// caller must pass only a chain whose key a handshake proved), or with a
 // renewal token: a JWT signed by the certificate's key, with the chain in
 // its x5c (or step's x5cInsecure) header, parsed with
-// go.step.sm/crypto/jose and checked in renewtoken.go (the chain as of the
-// certificate's own validity, sub = the device ID, aud = one of
-// Config.RenewURLs (RenewURLs makes fleetca's and step's, /renew and
-// /1.0/renew), exp - iat at most 5 minutes, 10 minutes of skew, used
+// go.step.sm/crypto/jose and checked in renewtoken.go (the chain to the
+// intermediate alone, as of the certificate's own validity, sub = the
+// device ID, aud = one of Config.RenewURLs (RenewURLs makes fleetca's and
+// step's, /renew and /1.0/renew), exp - iat at most 5 minutes, 10 minutes
+// of skew, used
 // once). Only a token renews a certificate that has expired, and only
 // within Config.RenewAfterExpiry (ca.renew_after_expiry). The CA, not the
 // request, decides the new certificate: the device's names from the

@@ -90,7 +90,7 @@ func (s *Service) countExpiry(ctx context.Context) error {
 			if d.Status != store.DeviceActive {
 				continue
 			}
-			c, ok, err := s.newest(ctx, d.ID)
+			c, ok, err := s.newest(ctx, d)
 			if err != nil {
 				return err
 			}

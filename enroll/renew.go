@@ -29,7 +29,12 @@ const RetryWindow = 24 * time.Hour
 // certificate has expired, since its TLS handshake then fails).
 type RenewRequest struct {
 	// PeerCertificates is the chain the client presented in its TLS
-	// handshake, leaf first (tls.ConnectionState.PeerCertificates).
+	// handshake, leaf first (tls.ConnectionState.PeerCertificates), which
+	// the listener verified to the fleet's intermediate
+	// (tls.VerifyClientCertIfGiven): Renew verifies no signature of it, and
+	// takes the handshake as the proof that the client holds the leaf's
+	// key. Never pass a chain no handshake proved (one read from a header,
+	// say): a certificate is public, and with a CSR it would rekey.
 	PeerCertificates []*x509.Certificate
 	// Token is a renewal token (api.RenewalTokenClaims), the bearer
 	// credential of the request. When set, it is the proof, and
@@ -61,11 +66,13 @@ type renewal struct {
 // renewal rules (issue 11), in this order.
 //
 //  1. The proof. With a Token (see tokenVerifier.verify): its chain verified
-//     to the fleet as of the certificate's own validity, its signature by
-//     the certificate's key, its claims, and (in the store's transaction)
-//     its single use. Without one, the TLS peer chain, verified to the
-//     fleet's roots and intermediate for clientAuth at now (so that a
-//     server certificate cannot renew). Refusals are fault.Unauthorized.
+//     to the fleet's intermediate as of the certificate's own validity, its
+//     signature by the certificate's key, its claims, and (in the store's
+//     transaction) its single use. Without one, the TLS peer chain, whose
+//     signatures and key the caller's TLS listener verified (see
+//     RenewRequest.PeerCertificates and verifyPeer): here its leaf must be
+//     valid at now and for clientAuth (so that a server certificate cannot
+//     renew). Refusals are fault.Unauthorized.
 //  2. The certificate must be one this CA recorded for a device, byte for
 //     byte (else Unauthorized). If it has expired, only a token may renew
 //     it, and only within Config.RenewAfterExpiry of its NotAfter (else
@@ -281,6 +288,8 @@ func (s *Service) renewError(ctx context.Context, err error, parent store.Certif
 		if c, gerr := s.store.GetCertificate(ctx, parent.Serial); gerr == nil && !c.RevokedAt.IsZero() {
 			detail = fmt.Sprintf("certificate %s was revoked at %s (%s); a revoked certificate cannot renew",
 				serial, c.RevokedAt.UTC().Format(time.RFC3339), api.Reason(c.Reason))
+		} else if gerr == nil {
+			detail = fmt.Sprintf("certificate %s was issued before its device %q was revoked; no certificate of before a revocation renews", serial, id)
 		}
 		hint := "enroll the device again with a new enrollment token"
 		if newest := s.newestSerial(ctx, id); newest != "" {
@@ -317,11 +326,14 @@ func (s *Service) renewError(ctx context.Context, err error, parent store.Certif
 	return fmt.Errorf("record renewal of %s for %q: %w", serial, id, err)
 }
 
-// newestSerial returns the serial of the device's newest unrevoked
-// certificate (by IssuedAt, then serial), "" if none or on error: for a
-// hint only.
+// newestSerial returns the serial of the device's newest certificate that
+// may renew (newest), "" if none or on error: for a hint only.
 func (s *Service) newestSerial(ctx context.Context, id string) string {
-	newest, ok, err := s.newest(ctx, id)
+	d, err := s.store.GetDevice(ctx, id)
+	if err != nil {
+		return ""
+	}
+	newest, ok, err := s.newest(ctx, d)
 	if err != nil || !ok {
 		return ""
 	}
@@ -329,8 +341,10 @@ func (s *Service) newestSerial(ctx context.Context, id string) string {
 }
 
 // newest returns the device's newest unrevoked certificate, by IssuedAt
-// then serial, as store.Renew judges it.
-func (s *Service) newest(ctx context.Context, id string) (store.Certificate, bool, error) {
+// then serial, as store.Renew judges it, leaving out those issued before
+// the device's last revocation (d.RevokedAt), which store.Renew refuses.
+func (s *Service) newest(ctx context.Context, d store.Device) (store.Certificate, bool, error) {
+	id := d.ID
 	var best store.Certificate
 	found := false
 	for after := ""; ; {
@@ -339,7 +353,7 @@ func (s *Service) newest(ctx context.Context, id string) (store.Certificate, boo
 			return best, false, fmt.Errorf("list certificates of %q: %w", id, err)
 		}
 		for _, c := range certs {
-			if !c.RevokedAt.IsZero() {
+			if !c.RevokedAt.IsZero() || !d.RevokedAt.IsZero() && !c.IssuedAt.After(d.RevokedAt) {
 				continue
 			}
 			if !found || c.IssuedAt.After(best.IssuedAt) || c.IssuedAt.Equal(best.IssuedAt) && c.Serial.Cmp(best.Serial) > 0 {

@@ -689,3 +689,28 @@ func TestRenewTokenKeyTypes(t *testing.T) {
 		t.Error("algorithmFits accepts HS256, none, or ES384 for a P-256 key")
 	}
 }
+
+// TestRenewAfterDeviceReset: a certificate that had expired when its device
+// was revoked (so the revocation left it unrevoked) does not renew after
+// the device is reset, and the refusal does not send the device back to
+// that certificate as its newest.
+func TestRenewAfterDeviceReset(t *testing.T) {
+	const day = 24 * time.Hour
+	f := newFixture(t, Config{RenewAfterExpiry: 30 * day})
+	d := f.enrollDevice(t, "dev-reset")
+	f.clock.Add(d.cert.NotAfter.Sub(f.clock.Now()) + day)
+	f.revoke(t, store.RevokeRequest{DeviceID: d.id, Reason: 1})
+	f.clock.Add(time.Hour)
+	if _, err := f.store.ResetDevice(t.Context(), d.id, f.clock.Now(), store.AuditEvent{Time: f.clock.Now(), Action: "device.reset", Actor: "admin", DeviceID: d.id}); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Add(time.Hour)
+	_, err := f.tokenRenew(t, d, f.claims(d), nil)
+	fe, ok := err.(*fault.Error)
+	if !ok || fe.Kind != fault.Forbidden {
+		t.Fatalf("token renewal of a certificate issued before its device's revocation: %v; want Forbidden", err)
+	}
+	if serial := SerialHex(d.cert); strings.Contains(fe.Hint, serial) {
+		t.Errorf("hint %q names the refused certificate %s as the one to renew", fe.Hint, serial)
+	}
+}

@@ -37,7 +37,7 @@ const renewalTokenHint = "sign a new renewal token with the certificate's key: x
 // (that it was not used before).
 type renewalToken struct {
 	// leaf is the certificate the token renews, verified to the fleet's
-	// roots as of its own validity.
+	// intermediate as of its own validity.
 	leaf *x509.Certificate
 	// nonce spends the token: remembered until it could not be accepted
 	// anyway.
@@ -85,7 +85,7 @@ func (a audience) matches(u *url.URL) bool {
 // verify checks a renewal token at now, in this order: size and form
 // (a compact JWS, parsed by go.step.sm/crypto/jose); the certificate chain
 // in its header (x5c, or step's x5cInsecure), verified to the fleet's
-// roots and intermediate as of the leaf's own validity (NotAfter - 1 min,
+// intermediate alone as of the leaf's own validity (NotAfter - 1 min,
 // as step-ca does, so that expiry alone does not fail it) for clientAuth
 // and digitalSignature; the signature by the leaf's key, with an algorithm
 // that fits it; sub = the leaf's CN (its device ID); aud = one of the

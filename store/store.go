@@ -79,6 +79,10 @@ type Device struct {
 	// RenewNowAt is when an admin last asked this device to renew now
 	// (RenewNow); zero if never.
 	RenewNowAt time.Time `json:"renew_now_at,omitzero"`
+	// RevokedAt is when the device was last revoked (Revoke by DeviceID);
+	// zero if never, or if that was before fleetca recorded it. ResetDevice
+	// keeps it: Renew refuses every certificate issued before it.
+	RevokedAt time.Time `json:"revoked_at,omitzero"`
 	// Manufacturer is the manufacturer certificate the device last
 	// enrolled with (Issuance.Manufacturer); nil if it never did.
 	Manufacturer *ManufacturerCert `json:"manufacturer,omitempty"`
@@ -420,7 +424,10 @@ type Store interface {
 	// order: ErrNotFound if r.Parent is unknown (or not positive);
 	// ErrDeviceRevoked if the device is revoked (so a revoked device gets
 	// nothing, not even a retry's answer); a retry (see
-	// Renewal.RetryWindow) returns the earlier certificate, Replayed, and
+	// ErrCertificateRevoked if r.Parent was issued before the device's
+	// RevokedAt (a certificate that had expired when its device was
+	// revoked stays unrevoked, and must not renew after a ResetDevice); a
+	// retry (see Renewal.RetryWindow) returns the earlier certificate, Replayed, and
 	// writes nothing but the nonce (unless spent already: a retry may
 	// repeat its renewal token); ErrCertificateRevoked if r.Parent is
 	// revoked; ErrNotNewest if the device has an unrevoked certificate
@@ -447,9 +454,10 @@ type Store interface {
 
 	// ResetDevice makes a revoked device active again (Status DeviceActive,
 	// UpdatedAt at), appends audit and returns the device, so it may
-	// enroll; its revoked certificates stay revoked and blocked keys stay
-	// blocked. The manufacturer certificate it enrolled with (if any) is
-	// released: it may enroll the device once more. ErrNotFound if unknown; ErrNotRevoked, writing nothing and
+	// enroll; its revoked certificates stay revoked, blocked keys stay
+	// blocked, and its RevokedAt is kept. The manufacturer certificate it
+	// enrolled with (if any) is released: it may enroll the device once
+	// more. ErrNotFound if unknown; ErrNotRevoked, writing nothing and
 	// returning the device as stored, if it is not revoked.
 	ResetDevice(ctx context.Context, id string, at time.Time, audit AuditEvent) (Device, error)
 	// ListRevocations returns log entries with Seq > afterSeq in Seq order,

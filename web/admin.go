@@ -23,7 +23,7 @@ import (
 // requireAdmin admits requests bearing the admin token.
 //
 // Failures are limited per client address (c.RealIP(), see
-// clientIPExtractor): an address over Config.AuthFailureLimit within
+// clientIPExtractor; for IPv6, per /64, see limitKey): an address over Config.AuthFailureLimit within
 // Config.AuthFailureWindow is answered 429 with Retry-After, its token not
 // checked, so that a right token does not get through during the window
 // either: refusing is the safe side, and the window is short. Failures and
@@ -31,7 +31,7 @@ import (
 // address per window; a row that cannot be written fails the request.
 func (s *Server) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		ctx, addr := c.Request().Context(), c.RealIP()
+		ctx, addr := c.Request().Context(), limitKey(c.RealIP())
 		if wait, rows := s.limiter.refuse(addr, s.now()); wait > 0 {
 			if err := s.auditAuthFailures(ctx, rows); err != nil {
 				return err

@@ -175,3 +175,26 @@ func TestAuthLimiter(t *testing.T) {
 		}
 	})
 }
+
+// TestAdminAuthFailureFloodIPv6: one host holds a whole IPv6 /64, and
+// 2,000 wrong tokens from 2,000 of its addresses are one flood: limited
+// and audited as one client (the /64), not 2,000 rows.
+func TestAdminAuthFailureFloodIPv6(t *testing.T) {
+	f := newFixture(t)
+	h := f.srv.HTTPSHandler()
+	codes := map[int]int{}
+	for i := range 2000 {
+		codes[doFrom(h, fmt.Sprintf("[2001:db8:1:2::%x]:40000", i+1), "fca_admin_wrong").Code]++
+	}
+	if codes[401] != 10 || codes[429] != 1990 {
+		t.Errorf("2000 wrong tokens from one /64 got %v, want 10×401 then 1990×429", codes)
+	}
+	rows := f.authFailedRows(t)
+	if n := len(rows["remote:2001:db8:1:2::/64"]); n != 1 || len(rows) != 1 {
+		t.Errorf("audit rows = %d of the /64 and %d actors in all, want 1 and 1", n, len(rows))
+	}
+	// Another /64 is another client.
+	if rec := doFrom(h, "[2001:db8:1:3::1]:40000", f.admin); rec.Code != 200 {
+		t.Errorf("right token from another /64 = %d %s, want 200", rec.Code, rec.Body)
+	}
+}

@@ -80,6 +80,20 @@ func clientIPExtractor(trusted []netip.Prefix) func(*http.Request) string {
 	}
 }
 
+// limitKey is the client a failed authentication from addr (as
+// clientIPExtractor returns it) counts against: an IPv4 address itself,
+// an IPv6 address's /64 (RFC 6177: one site, often one host, gets a whole
+// /64, so counting its addresses one by one would let it write an audit
+// row and try limit tokens from each of 2^64 addresses). Anything that is
+// not an address is its own key.
+func limitKey(addr string) string {
+	a, err := netip.ParseAddr(addr)
+	if err != nil || !a.Is6() || a.Is4In6() {
+		return addr
+	}
+	return netip.PrefixFrom(a.WithZone(""), 64).Masked().String()
+}
+
 // remoteAddr parses http.Request.RemoteAddr ("ip:port", or a bare IP as
 // tests set it), IPv4-mapped IPv6 addresses unmapped.
 func remoteAddr(s string) (netip.Addr, bool) {

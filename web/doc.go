@@ -45,6 +45,24 @@
 // ({"csr": PEM} over mutual TLS), both on enroll.Service.Renew and both
 // 201, a retry included (step takes nothing else as success).
 //
+// And EST (est.go; RFC 7030 with RFC 8951's clarifications) under
+// /.well-known/est/ and /.well-known/est/<Config.ESTLabel>/ (another label
+// is 404): GET cacerts (the intermediate and the roots, certs-only PKCS #7),
+// GET csrattrs (commonName, the accepted key types, ECDSA with SHA-256),
+// POST simpleenroll (HTTP Basic: user = the device ID, which must be the
+// CSR's CN, password = an enrollment token, spent by enroll.Service.Enroll
+// as on /v1/enroll), POST simplereenroll (the TLS client certificate
+// renewed by enroll.Service.Renew; the CSR's subject, and its SANs if it
+// has any, must be the certificate's; the same key renews, a new key
+// rekeys) and POST serverkeygen (501). Bodies are base64 DER whatever
+// Content-Transfer-Encoding says, whitespace ignored (DecodeESTBody);
+// answers are base64 with Content-Transfer-Encoding: base64 and a
+// Content-Length, which Bouncy Castle's client needs. simpleenroll without
+// an Authorization header gets 401, WWW-Authenticate: Basic
+// realm="fleetca" and an empty body, the challenge Bouncy Castle waits for
+// before it sends credentials: nothing is checked, spent or audited. Any
+// other EST error is problem JSON, a 401 with the Basic challenge.
+//
 // The request and answer bodies are package api's types, the definitions
 // package client decodes with.
 //
@@ -70,7 +88,8 @@
 // clientIPExtractor: the connection's peer, unless the peer is one of
 // Config.TrustedProxies; then the right-most address of X-Forwarded-For
 // that is not a trusted proxy. X-Real-IP is never read. A failed admin
-// authentication is counted per address (authLimiter): past
+// authentication is counted per address, an IPv6 one per /64 (limitKey;
+// one host may hold a whole /64), by authLimiter: past
 // Config.AuthFailureLimit within Config.AuthFailureWindow the address's
 // admin requests are answered 429 (fault.RateLimited, Retry-After) without
 // their token being checked, a right one included, until the window ends.

@@ -85,14 +85,7 @@ func DecodeCSRBody(contentType string, body []byte) ([]byte, error) {
 	case "application/x-pem-file", "text/plain", "application/pem-certificate-chain", "application/x-pem":
 		return decodeCSRPEM(body)
 	case "application/pkcs10":
-		der, err := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(string(body)), ""))
-		if err != nil {
-			return nil, fault.New(fault.Malformed, "the application/pkcs10 body is not base64", csrBodyHint)
-		}
-		if len(der) == 0 {
-			return nil, fault.New(fault.Malformed, "the request body is empty", csrBodyHint)
-		}
-		return der, nil
+		return decodeBase64Body(body, csrBodyHint)
 	case "application/json":
 		var req struct {
 			CSR string `json:"csr"`
@@ -122,4 +115,28 @@ func decodeCSRPEM(b []byte) ([]byte, error) {
 		return nil, fault.New(fault.Malformed, "the request body has more than one PEM block", "send exactly one CSR")
 	}
 	return block.Bytes, nil
+}
+
+// estBodyHint is the hint of a refused EST request body.
+const estBodyHint = "send the DER PKCS #10 CSR as base64 (Content-Type: application/pkcs10), as RFC 7030 §4.2.1 says"
+
+// DecodeESTBody turns the body of an EST simpleenroll or simplereenroll
+// into CSR DER. The body is base64 of DER whatever Content-Transfer-Encoding
+// says (RFC 8951 §3), and spaces, tabs, CR and LF anywhere in it are
+// ignored. The DER is not parsed here: package enroll does that.
+func DecodeESTBody(body []byte) ([]byte, error) {
+	return decodeBase64Body(body, estBodyHint)
+}
+
+// decodeBase64Body decodes base64 after removing all whitespace, which
+// base64.StdEncoding would only partly skip (CR and LF, not spaces or tabs).
+func decodeBase64Body(body []byte, hint string) ([]byte, error) {
+	der, err := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(string(body)), ""))
+	if err != nil {
+		return nil, fault.New(fault.Malformed, "the request body is not base64", hint)
+	}
+	if len(der) == 0 {
+		return nil, fault.New(fault.Malformed, "the request body is empty", hint)
+	}
+	return der, nil
 }

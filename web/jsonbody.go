@@ -16,7 +16,9 @@ import (
 // struct): unknown members are refused, and so is anything after the
 // object but white space (RFC 8259 §2: a JSON text is one value), so that
 // `{"device_id":"a10"} {"device_id":"a11"}` is an error, not a request for
-// a10. Failures are jsonError's Malformed faults, with hint.
+// a10; so is a member given twice (RFC 8259 §4 leaves its meaning to the
+// parser: encoding/json keeps the last, matching names case-insensitively).
+// Failures are Malformed faults, with hint.
 func decodeStrict(body []byte, v any, hint string) error {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
@@ -26,7 +28,38 @@ func decodeStrict(body []byte, v any, hint string) error {
 	if rest := bytes.TrimLeft(body[dec.InputOffset():], " \t\r\n"); len(rest) != 0 {
 		return fault.New(fault.Malformed, fmt.Sprintf("the JSON body has data after its object (at byte %d)", len(body)-len(rest)), hint)
 	}
+	if name, ok := repeatedMember(body); ok {
+		return fault.WithField(fault.New(fault.Malformed, fmt.Sprintf("the JSON body has the member %q more than once", name), hint), name)
+	}
 	return nil
+}
+
+// repeatedMember returns the first member of the JSON object body whose
+// name, compared as encoding/json matches names to fields (ignoring case),
+// came before in the object. body has decoded already.
+func repeatedMember(body []byte) (string, bool) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return "", false
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		t, err := dec.Token()
+		name, ok := t.(string)
+		if err != nil || !ok {
+			return "", false
+		}
+		if key := strings.ToLower(name); seen[key] {
+			return name, true
+		} else {
+			seen[key] = true
+		}
+		var skip json.RawMessage
+		if dec.Decode(&skip) != nil {
+			return "", false
+		}
+	}
+	return "", false
 }
 
 // jsonError turns a failure to decode the JSON request body into v (a

@@ -102,7 +102,11 @@ func (s *Server) handleError(err error, c echo.Context) {
 		s.log.ErrorContext(c.Request().Context(), "internal error", "request_id", p.RequestID, "route", c.Path(), "err", err)
 	}
 	if p.Status == http.StatusUnauthorized {
-		c.Response().Header().Set("WWW-Authenticate", `Bearer realm="fleetca"`)
+		if est, _ := c.Get(ctxEST).(bool); est {
+			c.Response().Header().Set("WWW-Authenticate", `Basic realm="`+api.ESTRealm+`"`)
+		} else {
+			c.Response().Header().Set("WWW-Authenticate", `Bearer realm="fleetca"`)
+		}
 	}
 	if d := retryAfter(err); d > 0 {
 		c.Response().Header().Set("Retry-After", retryAfterSeconds(d))

@@ -14,7 +14,8 @@ import (
 
 // renew handles POST /v1/renew (api.RenewPath). The device proves it holds
 // its certificate over mutual TLS (the listener asks for a client
-// certificate; enroll verifies the chain), or with "Authorization: Bearer
+// certificate and verifies it to the fleet's intermediate, which is what
+// lets enroll take the chain as proof), or with "Authorization: Bearer
 // <renewal token>" once the certificate has expired. An empty body renews
 // the same key; a CSR in any encoding POST /v1/enroll takes rekeys. The
 // answer is the enrollment's JSON: 201 for a new certificate, 200 for a

@@ -48,6 +48,10 @@ type Config struct {
 	// tracks at once; addresses beyond it are limited together, as one.
 	// Default 10000; range 100..1000000.
 	AuthFailureAddresses int `yaml:"auth_failure_addresses"`
+	// ESTLabel is the one EST label (RFC 7030 §3.2.2) served: EST answers
+	// at /.well-known/est/ and /.well-known/est/<ESTLabel>/, and any other
+	// label is 404. Default "fleet"; a device ID's characters.
+	ESTLabel string `yaml:"est_label"`
 }
 
 // WithDefaults returns a copy of c with zero fields set to their defaults.
@@ -63,6 +67,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.AuthFailureAddresses == 0 {
 		c.AuthFailureAddresses = 10000
+	}
+	if c.ESTLabel == "" {
+		c.ESTLabel = "fleet"
 	}
 	return c
 }
@@ -94,6 +101,10 @@ func (c Config) Validate() error {
 	}
 	if _, err := parseTrustedProxies(c.TrustedProxies); err != nil {
 		return err
+	}
+	if _, err := api.ParseDeviceID(c.ESTLabel); err != nil {
+		return fault.WithKey(fault.Wrap(err, fault.Malformed, fmt.Sprintf("web.est_label %q is not a valid label", c.ESTLabel),
+			"set web.est_label in fleetca.yaml to letters, digits, '.', '_' or '-', or leave it unset for \"fleet\""), "web.est_label")
 	}
 	return nil
 }
@@ -282,6 +293,7 @@ func (s *Server) routes() {
 	getAndHead(s.https, api.RootsPEMPath, s.rootsPEM)
 	s.https.GET(api.FeedPath, s.revocationFeed)
 	s.stepRoutes()
+	s.estRoutes()
 
 	admin := s.https.Group(api.AdminPrefix, s.requireAdmin)
 	admin.POST("/tokens", s.createToken)

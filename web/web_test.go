@@ -468,6 +468,8 @@ func TestAdminJSONStrict(t *testing.T) {
 		{"fail/trailing-object", "application/json", `{"device_id":"a10"} {"device_id":"a11"}`, "data after its object"},
 		{"fail/trailing-brace", "application/json", `{"device_id":"a10"}}`, "data after its object"},
 		{"fail/trailing-garbage", "application/json", "{\"device_id\":\"a10\"}\n x", "data after its object"},
+		{"fail/member-twice", "application/json", `{"device_id":"a10","device_id":"a11"}`, `member "device_id" more than once`},
+		{"fail/member-twice-other-case", "application/json", `{"device_pattern":"a1*","Device_Pattern":"*"}`, `member "Device_Pattern" more than once`},
 		{"fail/text-plain", "text/plain", `{"device_id":"a10"}`, "application/json was expected"},
 		{"fail/form", "application/x-www-form-urlencoded", `{"device_id":"a10"}`, "application/json was expected"},
 		{"fail/no-content-type", "", `{"device_id":"a10"}`, "application/json was expected"},

@@ -261,6 +261,8 @@ web:
   auth_failure_window: {{printf "%q" .Web.AuthFailureWindow.String}}
   # Most client addresses tracked at once (100..1000000); beyond it, new ones share one limit.
   auth_failure_addresses: {{.Web.AuthFailureAddresses}}
+  # The EST label served besides the bare path: /.well-known/est/ and /.well-known/est/<label>/.
+  est_label: {{printf "%q" .Web.ESTLabel}}
 `))
 
 // writeConfig writes c as DIR/fleetca.yaml (mode 0600), failing if it exists.

@@ -17,6 +17,8 @@ var installHints = map[string]string{
 	"mosquitto":     "apt-get install mosquitto",
 	"mosquitto_pub": "apt-get install mosquitto-clients",
 	"mosquitto_sub": "apt-get install mosquitto-clients",
+	"java":          "apt-get install default-jdk-headless",
+	"javac":         "apt-get install default-jdk-headless",
 }
 
 // InCI reports whether the tests run in CI (CI=true), where a missing tool

@@ -29,7 +29,8 @@ var fleetRenewNowKey = []byte("renew_now_at")
 // calls. In this order, and before it writes anything, it checks that the
 // parent exists (store.ErrNotFound) and belongs to r.Certificate.DeviceID
 // (an error wrapping no sentinel), that its device is not revoked
-// (store.ErrDeviceRevoked), whether the call is a retry, then the parent
+// (store.ErrDeviceRevoked) and was not revoked after the parent was issued
+// (store.ErrCertificateRevoked), whether the call is a retry, then the parent
 // (store.ErrCertificateRevoked, store.ErrNotNewest), the device's last
 // renewal (store.ErrRenewedRecently), the nonce (store.ErrNonceSpent), the
 // key (store.ErrKeyBlocked, store.ErrKeyInUse) and the serial
@@ -238,6 +239,10 @@ func renewTx(tx *bbolt.Tx, r store.Renewal, c store.Certificate, parentKey, cert
 		return none, nil, errors.New("the parent's device is not recorded")
 	case dev.Status == store.DeviceRevoked:
 		return none, fmt.Errorf("revoked at %s: %w", dev.UpdatedAt.Format(time.RFC3339), store.ErrDeviceRevoked), nil
+	case !dev.RevokedAt.IsZero() && !parent.IssuedAt.After(dev.RevokedAt):
+		// Revoking the device revoked only its live certificates; one
+		// that had expired by then is as dead, whatever a reset did since.
+		return none, fmt.Errorf("issued before its device was revoked at %s: %w", dev.RevokedAt.Format(time.RFC3339), store.ErrCertificateRevoked), nil
 	}
 	lin, err := scanLineage(certs, byDevice.Cursor(), r, parent)
 	if err != nil {

@@ -33,8 +33,8 @@ type revocationRecord struct {
 // the device that is Live at r.At, in serial order) it sets RevokedAt to
 // r.At and Reason to r.Reason, appends a revocations entry with the next
 // Seq and, if r.BlockKeys, adds the certificate's key to blocked_keys. For
-// a device it also sets Status to store.DeviceRevoked and UpdatedAt to
-// r.At. Then it appends r.Audit with the next audit Seq, and returns the
+// a device it also sets Status to store.DeviceRevoked, and UpdatedAt and
+// RevokedAt to r.At. Then it appends r.Audit with the next audit Seq, and returns the
 // entries it appended.
 //
 // It reads every field of r. Exactly one of Serial and DeviceID must be
@@ -164,7 +164,7 @@ func revokeDeviceTx(tx *bbolt.Tx, r store.RevokeRequest) (_ []store.Revocation, 
 		}
 		out = append(out, e)
 	}
-	dev.Status, dev.UpdatedAt = store.DeviceRevoked, r.At
+	dev.Status, dev.UpdatedAt, dev.RevokedAt = store.DeviceRevoked, r.At, r.At
 	if err := putJSON(devices, deviceID, dev); err != nil {
 		return nil, nil, fmt.Errorf("device: %w", err)
 	}
@@ -209,9 +209,10 @@ func revokeCertTx(tx *bbolt.Tx, certKey []byte, c store.Certificate, r store.Rev
 
 // ResetDevice sets the Status of the revoked device with the ID to
 // store.DeviceActive and its UpdatedAt to at, and appends audit, in one
-// transaction; it returns the updated device. Its certificates and blocked
-// keys are left as they are; the manufacturer certificate it enrolled with
-// is released (its mfr_certs entry deleted). For an unknown ID it returns an error wrapping
+// transaction; it returns the updated device. Its certificates, blocked
+// keys and RevokedAt are left as they are; the manufacturer certificate it
+// enrolled with is released (its mfr_certs entry deleted). For an unknown
+// ID it returns an error wrapping
 // store.ErrNotFound. For a device that is not revoked it writes nothing and
 // returns the device as stored with an error wrapping store.ErrNotRevoked.
 func (s *Store) ResetDevice(ctx context.Context, id string, at time.Time, audit store.AuditEvent) (store.Device, error) {

@@ -365,6 +365,16 @@ func testRenew(t *testing.T, newStore func(t *testing.T) store.Store) {
 			f.revoke(revokeDevice("dev-1", renewAt.Add(time.Hour), reasonCessation, false))
 			return newRenewal(serial(1), serial(4), "dev-1", "k1", renewAt.Add(2*time.Hour))
 		}, store.ErrDeviceRevoked},
+		{"fail/expired-parent-of-a-device-revoked-since", func(f fixture) store.Renewal {
+			// 1 had expired when its device was revoked, so that revoked
+			// nothing; a reset must not bring it back to life: a
+			// certificate issued before its device's revocation never
+			// renews (issue 11 item 4, "never after revocation").
+			expired := T0.Add(certTTL)
+			f.revoke(revokeDevice("dev-1", expired.Add(time.Hour), reasonKeyCompromise, false))
+			f.resetDevice("dev-1", expired.Add(2*time.Hour))
+			return newRenewal(serial(1), serial(4), "dev-1", "k1", expired.Add(3*time.Hour))
+		}, store.ErrCertificateRevoked},
 		{"fail/parent-revoked", func(f fixture) store.Renewal {
 			f.revoke(revokeSerial(serial(1), T0.Add(time.Hour), reasonKeyCompromise, false))
 			return newRenewal(serial(1), serial(4), "dev-1", "k1", renewAt)

@@ -178,7 +178,7 @@ func testRevoke(t *testing.T, newStore func(t *testing.T) store.Store) {
 			}
 			if tc.req.DeviceID != "" {
 				i := slices.IndexFunc(want.Devices, func(d store.Device) bool { return d.ID == tc.req.DeviceID })
-				want.Devices[i].Status, want.Devices[i].UpdatedAt = store.DeviceRevoked, tc.req.At
+				want.Devices[i].Status, want.Devices[i].UpdatedAt, want.Devices[i].RevokedAt = store.DeviceRevoked, tc.req.At, tc.req.At
 			}
 			ev := tc.req.Audit
 			ev.Seq = uint64(len(before.Audit) + 1)
@@ -338,7 +338,7 @@ func testResetDevice(t *testing.T, newStore func(t *testing.T) store.Store) {
 		if err != nil {
 			t.Fatalf("ResetDevice error = %v, want nil", err)
 		}
-		wantDev := store.Device{ID: "dev-a", Status: store.DeviceActive, CreatedAt: T0, UpdatedAt: resetAt}
+		wantDev := store.Device{ID: "dev-a", Status: store.DeviceActive, CreatedAt: T0, UpdatedAt: resetAt, RevokedAt: revokedAt}
 		if diff := cmp.Diff(wantDev, got); diff != "" {
 			t.Errorf("ResetDevice (-want +got):\n%s", diff)
 		}
@@ -399,7 +399,7 @@ func testResetDevice(t *testing.T, newStore func(t *testing.T) store.Store) {
 			f.revoke(revokeDevice("dev-a", revokedAt, reasonCessation, false))
 			f.resetDevice("dev-a", resetAt)
 		}, "dev-a", store.ErrNotRevoked,
-			store.Device{ID: "dev-a", Status: store.DeviceActive, CreatedAt: T0, UpdatedAt: resetAt}},
+			store.Device{ID: "dev-a", Status: store.DeviceActive, CreatedAt: T0, UpdatedAt: resetAt, RevokedAt: revokedAt}},
 	}
 	for _, tc := range failCases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -648,7 +648,7 @@ func testRevokeConcurrent(t *testing.T, newStore func(t *testing.T) store.Store)
 		if diff := cmp.Diff(results[w], f.revocations(), cmpOpts); diff != "" {
 			t.Errorf("ListRevocations, against the entries Revoke returned (-returned +listed):\n%s", diff)
 		}
-		if got, want := f.device("dev-1"), (store.Device{ID: "dev-1", Status: store.DeviceRevoked, CreatedAt: T0, UpdatedAt: revokedAt.Add(time.Duration(w) * time.Second)}); !cmp.Equal(got, want) {
+		if got, want := f.device("dev-1"), (store.Device{ID: "dev-1", Status: store.DeviceRevoked, CreatedAt: T0, UpdatedAt: revokedAt.Add(time.Duration(w) * time.Second), RevokedAt: revokedAt.Add(time.Duration(w) * time.Second)}); !cmp.Equal(got, want) {
 			t.Errorf("GetDevice = %+v, want %+v", got, want)
 		}
 		if f.blocked(keyHash("k2")) {
