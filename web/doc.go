@@ -31,8 +31,9 @@
 // enroll.Deps.ManufacturerCAs, so it follows every add and remove), each
 // handshake (GetConfigForClient) also accepts a certificate chaining to one
 // of them, with any extended key usage: POST /v1/enroll without an
-// Authorization header then enrolls with the client's certificate
-// (enroll.Service.EnrollWithManufacturer, which checks it again). The
+// Authorization header, and EST simpleenroll without one, then enroll with
+// the client's certificate (enroll.Service.EnrollWithManufacturer, which
+// checks it again). The
 // admin API manages manufacturers under /v1/admin/manufacturers
 // (manufacturer.go).
 //

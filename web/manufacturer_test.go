@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"io"
@@ -243,4 +244,40 @@ func TestHTTPSManufacturerClientAuth(t *testing.T) {
 
 func enrollMfr(name, caPEM string) enroll.ManufacturerRequest {
 	return enroll.ManufacturerRequest{Name: name, CAPEM: caPEM, DeviceIDFrom: "cn"}
+}
+
+// TestESTSimpleEnrollManufacturer: EST simpleenroll without an
+// Authorization header enrolls with the TLS client's manufacturer
+// certificate, once; a certificate no manufacturer issued is a 401 that
+// still challenges for Basic.
+func TestESTSimpleEnrollManufacturer(t *testing.T) {
+	f := newFixture(t)
+	h := f.srv.HTTPSHandler()
+	acme := newMfrCA(t)
+	if _, err := f.svc.AddManufacturer(t.Context(), enrollMfr("acme", acme.pem())); err != nil {
+		t.Fatal(err)
+	}
+	path := api.ESTPrefix + "/" + api.ESTOpSimpleEnroll
+	body := func(cn string) string {
+		b, _ := pem.Decode([]byte(csrPEM(t, cn)))
+		return base64.StdEncoding.EncodeToString(b.Bytes)
+	}
+	leaf, _ := acme.idevid(t, 30, "acme-est")
+	rec := doTLS(h, []*x509.Certificate{leaf}, "POST", path, "", "application/pkcs10", body("acme-est"))
+	if rec.Code != http.StatusOK || !strings.HasPrefix(rec.Header().Get("Content-Type"), "application/pkcs7-mime") {
+		t.Fatalf("EST simpleenroll with a manufacturer certificate = %d %q %s, want 200 certs-only", rec.Code, rec.Header().Get("Content-Type"), rec.Body)
+	}
+	if _, err := f.store.GetDevice(t.Context(), "acme-est"); err != nil {
+		t.Errorf("device acme-est after EST enrollment: %v", err)
+	}
+	rec = doTLS(h, []*x509.Certificate{leaf}, "POST", path, "", "application/pkcs10", body("acme-est"))
+	if rec.Code != http.StatusConflict {
+		t.Errorf("EST simpleenroll again = %d %s, want 409", rec.Code, rec.Body)
+	}
+	stranger, _ := newMfrCA(t).idevid(t, 31, "acme-x")
+	rec = doTLS(h, []*x509.Certificate{stranger}, "POST", path, "", "application/pkcs10", body("acme-x"))
+	if rec.Code != http.StatusUnauthorized || rec.Header().Get("WWW-Authenticate") != `Basic realm="`+api.ESTRealm+`"` {
+		t.Errorf("EST simpleenroll with another CA's certificate = %d, WWW-Authenticate %q, want 401 with the Basic challenge",
+			rec.Code, rec.Header().Get("WWW-Authenticate"))
+	}
 }
