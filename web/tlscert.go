@@ -199,17 +199,13 @@ func (sc *ServerCert) SetManufacturerCAs(cas []*x509.Certificate) {
 	}
 	cfg.ClientAuth = tls.RequestClientCert
 	cfg.ClientCAs = all
-	cfg.VerifyPeerCertificate = func(raw [][]byte, _ [][]*x509.Certificate) error {
-		if len(raw) == 0 {
+	// VerifyConnection, not VerifyPeerCertificate: it runs on resumed
+	// sessions too, so a certificate that expired since the first
+	// handshake is not let in again by a session ticket.
+	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+		certs := cs.PeerCertificates
+		if len(certs) == 0 {
 			return nil
-		}
-		certs := make([]*x509.Certificate, len(raw))
-		for i, der := range raw {
-			c, err := x509.ParseCertificate(der)
-			if err != nil {
-				return fmt.Errorf("client certificate %d: %w", i, err)
-			}
-			certs[i] = c
 		}
 		inter := x509.NewCertPool()
 		for _, c := range certs[1:] {
