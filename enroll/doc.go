@@ -45,6 +45,24 @@
 // same core as Enroll; the CSR may carry the one DNS SAN = the device ID
 // that step adds, and still gets fleetca's profile.
 //
+// # Manufacturer certificates
+//
+// A manufacturer (AddManufacturer, ListManufacturers, RemoveManufacturer;
+// manufacturer.go) is a CA whose certificates, put into devices in the
+// factory (IDevIDs), enroll instead of a token: EnrollWithManufacturer
+// takes the TLS client's chain and the CSR. It verifies the leaf against
+// each manufacturer's CA in turn (intermediates from the chain, validity at
+// the clock's now, any extended key usage: IDevIDs often lack clientAuth),
+// reads the device ID from the subject CN or serialNumber as the
+// manufacturer says, checks it is a device ID and matches the
+// manufacturer's device_pattern, then the CSR as for a token of that
+// device. The store records the certificate's SHA-256 and serial with the
+// device in the issuing transaction: a second use is a Conflict until an
+// admin revokes and resets the device (store.ResetDevice releases it), and
+// an existing device that did not enroll with that certificate is a
+// Conflict too. The audit row's actor is manufacturer:<name>, its detail
+// the manufacturer certificate's serial and SHA-256.
+//
 // # Renewal
 //
 // Renew is the one renewal core: POST /v1/renew and the step CLI's /renew

@@ -47,6 +47,11 @@ type Deps struct {
 	Revoked func(ctx context.Context, revs []store.Revocation)
 	// Step is the step JWK provisioner; nil: no step tokens.
 	Step *StepProvisioner
+	// ManufacturerCAs is told the CA certificates of every manufacturer
+	// after each AddManufacturer and RemoveManufacturer, so that the HTTPS
+	// listener accepts their devices' certificates; cmd/fleetca gives
+	// web.ServerCert.SetManufacturerCAs. nil: nobody is told.
+	ManufacturerCAs func(cas []*x509.Certificate)
 }
 
 // Service is the registration authority. It is safe for concurrent use.
@@ -57,6 +62,7 @@ type Service struct {
 	now      func() time.Time
 	log      *slog.Logger
 	revoked  func(context.Context, []store.Revocation)
+	mfrCAs   func([]*x509.Certificate)
 	tokens   *tokenVerifier
 	step     *stepVerifier
 	issued   prometheus.Counter
@@ -75,7 +81,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	if deps.Store == nil || deps.CA == nil {
 		return nil, errors.New("enroll.New: Store and CA are required")
 	}
-	s := &Service{cfg: cfg, store: deps.Store, ca: deps.CA, now: deps.Now, log: deps.Logger, revoked: deps.Revoked}
+	s := &Service{cfg: cfg, store: deps.Store, ca: deps.CA, now: deps.Now, log: deps.Logger, revoked: deps.Revoked, mfrCAs: deps.ManufacturerCAs}
 	if s.now == nil {
 		s.now = time.Now
 	}

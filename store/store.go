@@ -51,6 +51,10 @@ var (
 	ErrRenewedRecently = fmt.Errorf("%w: renewed recently", ErrConflict)
 	// ErrNonceSpent: Renewal.Nonce was spent before (a renewal token used twice).
 	ErrNonceSpent = fmt.Errorf("%w: nonce spent", ErrConflict)
+	// ErrManufacturerCertUsed: Issuance.Manufacturer names a manufacturer
+	// certificate that enrolled a device before (and no ResetDevice of
+	// that device released it since).
+	ErrManufacturerCertUsed = fmt.Errorf("%w: manufacturer certificate used", ErrConflict)
 )
 
 // DeviceStatus is a device's life-cycle state.
@@ -79,6 +83,35 @@ type Device struct {
 	// zero if never, or if that was before fleetca recorded it. ResetDevice
 	// keeps it: Renew refuses every certificate issued before it.
 	RevokedAt time.Time `json:"revoked_at,omitzero"`
+	// Manufacturer is the manufacturer certificate the device last
+	// enrolled with (Issuance.Manufacturer); nil if it never did.
+	Manufacturer *ManufacturerCert `json:"manufacturer,omitempty"`
+}
+
+// ManufacturerCert identifies a manufacturer (factory, IDevID) certificate
+// that a device enrolled with.
+type ManufacturerCert struct {
+	// Manufacturer is the name of the Manufacturer whose CA issued it.
+	Manufacturer string `json:"manufacturer"`
+	// Serial is its serial number, lowercase hex without colons.
+	Serial string `json:"serial"`
+	// Fingerprint is the SHA-256 of its DER: the key of the one-use rule.
+	Fingerprint [32]byte `json:"fingerprint"`
+}
+
+// Manufacturer is a CA whose certificates (device identities installed in
+// the factory) may enroll a device instead of an enrollment token.
+type Manufacturer struct {
+	// Name is unique: [A-Za-z0-9][A-Za-z0-9._-]{0,63}.
+	Name string `json:"name"`
+	// CAPEM is the manufacturer's CA certificate(s), PEM.
+	CAPEM string `json:"ca_pem"`
+	// DeviceIDFrom says where the device ID is read: "cn" or "serialNumber"
+	// (the subject's serialNumber attribute).
+	DeviceIDFrom string `json:"device_id_from"`
+	// DevicePattern, if set, is a glob the device ID must match.
+	DevicePattern string    `json:"device_pattern,omitempty"`
+	CreatedAt     time.Time `json:"created_at"`
 }
 
 // KeyHash is the SHA-256 of a public key's DER SubjectPublicKeyInfo.
@@ -172,6 +205,14 @@ type Issuance struct {
 	// MaxActive, if > 0, refuses with ErrTooManyCertificates when the device
 	// already has MaxActive live certificates (Certificate.Live at Now).
 	MaxActive int
+	// Manufacturer, if set, is the manufacturer certificate that
+	// authorises the issuance instead of a token. Its Fingerprint must not
+	// have enrolled a device before (ErrManufacturerCertUsed, checked
+	// before the device conditions); if the device exists it must have
+	// enrolled with this same certificate, released since by ResetDevice
+	// (ErrDeviceExists otherwise). The store records it as used and as the
+	// device's Manufacturer.
+	Manufacturer *ManufacturerCert
 	// Audit is appended in the same transaction; the store sets Seq.
 	Audit AuditEvent
 }
@@ -414,7 +455,9 @@ type Store interface {
 	// ResetDevice makes a revoked device active again (Status DeviceActive,
 	// UpdatedAt at), appends audit and returns the device, so it may
 	// enroll; its revoked certificates stay revoked, blocked keys stay
-	// blocked, and its RevokedAt is kept. ErrNotFound if unknown; ErrNotRevoked, writing nothing and
+	// blocked, and its RevokedAt is kept. The manufacturer certificate it
+	// enrolled with (if any) is released: it may enroll the device once
+	// more. ErrNotFound if unknown; ErrNotRevoked, writing nothing and
 	// returning the device as stored, if it is not revoked.
 	ResetDevice(ctx context.Context, id string, at time.Time, audit AuditEvent) (Device, error)
 	// ListRevocations returns log entries with Seq > afterSeq in Seq order,
@@ -424,6 +467,16 @@ type Store interface {
 	// KeyBlocked reports whether a Revoke with BlockKeys blocked the key.
 	// Blocks are never lifted.
 	KeyBlocked(ctx context.Context, h KeyHash) (bool, error)
+
+	// CreateManufacturer stores m and appends audit. ErrConflict if a
+	// manufacturer with the same Name exists.
+	CreateManufacturer(ctx context.Context, m Manufacturer, audit AuditEvent) error
+	// ListManufacturers returns every manufacturer, ordered by Name.
+	ListManufacturers(ctx context.Context) ([]Manufacturer, error)
+	// DeleteManufacturer removes the manufacturer named name and appends
+	// audit. ErrNotFound if unknown. Devices it enrolled keep their record
+	// of it, and its certificates stay used.
+	DeleteManufacturer(ctx context.Context, name string, audit AuditEvent) error
 
 	// AppendAudit appends e (the store sets Seq) on its own, for events
 	// that change nothing else (an admin authentication failure).

@@ -26,7 +26,16 @@
 // listener's own certificate, in memory, renewed at two thirds of its life;
 // its TLSConfig asks for a client certificate without requiring one
 // (ServerCertConfig.ClientCAs: the fleet's intermediate), so that
-// devices renew over mutual TLS while enrollment needs none.
+// devices renew over mutual TLS while enrollment needs none. Once
+// SetManufacturerCAs gives manufacturer CAs (serve wires it to
+// enroll.Deps.ManufacturerCAs, so it follows every add and remove), each
+// handshake (GetConfigForClient) also accepts a certificate chaining to one
+// of them, with any extended key usage: POST /v1/enroll without an
+// Authorization header, and EST simpleenroll without one, then enroll with
+// the client's certificate (enroll.Service.EnrollWithManufacturer, which
+// checks it again). The
+// admin API manages manufacturers under /v1/admin/manufacturers
+// (manufacturer.go).
 //
 // The HTTPS handler also serves the step CLI's routes (step.go), at the
 // root and again under /1.0/ as step-ca does: GET /health, /version

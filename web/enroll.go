@@ -11,15 +11,23 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/fleetca/fleetca/enroll"
 	"github.com/fleetca/fleetca/internal/fault"
 )
 
 // enroll handles POST /v1/enroll: Authorization: Bearer <enrollment token>,
-// a CSR as PEM, base64 DER (application/pkcs10) or JSON {"csr": PEM}.
+// or, without an Authorization header, a manufacturer certificate
+// presented over mutual TLS (enroll.Service.EnrollWithManufacturer); a CSR
+// as PEM, base64 DER (application/pkcs10) or JSON {"csr": PEM}.
 func (s *Server) enroll(c echo.Context) error {
-	token, err := bearer(c.Request(), "enrollment token")
-	if err != nil {
-		return err
+	r := c.Request()
+	var token string
+	mfr := r.Header.Get("Authorization") == "" && r.TLS != nil && len(r.TLS.PeerCertificates) > 0
+	if !mfr {
+		var err error
+		if token, err = bearer(r, "enrollment token"); err != nil {
+			return err
+		}
 	}
 	body, err := s.readBody(c)
 	if err != nil {
@@ -29,7 +37,12 @@ func (s *Server) enroll(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	res, err := s.deps.Enroll.Enroll(c.Request().Context(), token, der)
+	var res *enroll.Result
+	if mfr {
+		res, err = s.deps.Enroll.EnrollWithManufacturer(r.Context(), r.TLS.PeerCertificates, der)
+	} else {
+		res, err = s.deps.Enroll.Enroll(r.Context(), token, der)
+	}
 	if err != nil {
 		return err
 	}

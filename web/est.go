@@ -76,9 +76,26 @@ func (s *Server) estCACerts(c echo.Context) error {
 
 // estSimpleEnroll enrolls with HTTP Basic: user = device ID, password = an
 // enrollment token, spent as on POST /v1/enroll. The CSR's CN must be the
-// user.
+// user. Without an Authorization header, a TLS client certificate is taken
+// for a manufacturer certificate (RFC 7030 §3.3.2, as on POST /v1/enroll);
+// its refusal is a 401 that challenges for Basic too.
 func (s *Server) estSimpleEnroll(c echo.Context) error {
 	r := c.Request()
+	if r.Header.Get("Authorization") == "" && r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
+		body, err := s.readBody(c)
+		if err != nil {
+			return err
+		}
+		der, err := DecodeESTBody(body)
+		if err != nil {
+			return err
+		}
+		res, err := s.deps.Enroll.EnrollWithManufacturer(r.Context(), r.TLS.PeerCertificates, der)
+		if err != nil {
+			return err
+		}
+		return s.estIssued(c, res)
+	}
 	if r.Header.Get("Authorization") == "" {
 		// The challenge Bouncy Castle's client waits for before it sends
 		// credentials: nothing checked, nothing spent, nothing audited.

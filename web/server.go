@@ -123,6 +123,10 @@ type Enroller interface {
 	RenewalInfo(ctx context.Context, serial *big.Int) (enroll.RenewalInfo, error)
 	RenewNow(ctx context.Context, id api.DeviceID) (time.Time, error)
 	FleetRenewNow(ctx context.Context) (time.Time, error)
+	EnrollWithManufacturer(ctx context.Context, chain []*x509.Certificate, csrDER []byte) (*enroll.Result, error)
+	AddManufacturer(ctx context.Context, req enroll.ManufacturerRequest) (store.Manufacturer, error)
+	ListManufacturers(ctx context.Context) ([]store.Manufacturer, error)
+	RemoveManufacturer(ctx context.Context, name string) error
 }
 
 // Authority publishes the CA certificates; *ca.Authority is one.
@@ -307,6 +311,9 @@ func (s *Server) routes() {
 	admin.POST("/devices/:id/reset", s.resetDevice)
 	admin.POST("/devices/:id/renew-now", s.renewNow)
 	admin.POST("/devices/renew-now", s.fleetRenewNow)
+	admin.POST("/manufacturers", s.addManufacturer)
+	admin.GET("/manufacturers", s.listManufacturers)
+	admin.DELETE("/manufacturers/:name", s.removeManufacturer)
 
 	getAndHead(s.http, api.RootsPEMPath, s.rootsPEM)
 	getAndHead(s.http, api.ChainPEMPath, s.chainPEM)

@@ -48,6 +48,9 @@ type ServerCert struct {
 	cfg    ServerCertConfig
 	signer ServerSigner
 	cur    atomic.Pointer[tls.Certificate]
+	// mfr is the handshake configuration while manufacturer CAs are set
+	// (SetManufacturerCAs), nil otherwise.
+	mfr atomic.Pointer[tls.Config]
 }
 
 // NewServerCert issues the first certificate.
@@ -139,7 +142,20 @@ func (sc *ServerCert) Run(ctx context.Context) error {
 // token, without a certificate. Revocation is not checked here (a resumed
 // session would skip it): handlers that take a certificate as proof ask
 // the store.
+//
+// Once SetManufacturerCAs has given manufacturer CAs, each handshake
+// (GetConfigForClient) uses the configuration it built instead, which also
+// accepts a certificate that chains to one of them: see SetManufacturerCAs.
 func (sc *ServerCert) TLSConfig() *tls.Config {
+	cfg := sc.baseTLSConfig()
+	if cfg.ClientCAs != nil {
+		cfg.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) { return sc.mfr.Load(), nil }
+	}
+	return cfg
+}
+
+// baseTLSConfig is TLSConfig without GetConfigForClient.
+func (sc *ServerCert) baseTLSConfig() *tls.Config {
 	cfg := &tls.Config{
 		MinVersion:     tlsconf.MinVersion,
 		CipherSuites:   tlsconf.CipherSuites(),
@@ -154,4 +170,58 @@ func (sc *ServerCert) TLSConfig() *tls.Config {
 		}
 	}
 	return cfg
+}
+
+// SetManufacturerCAs sets the manufacturer CAs (enroll.Deps.ManufacturerCAs)
+// whose devices may present their factory certificate to enroll. With
+// none, handshakes use TLSConfig as it is. With some, a handshake asks for
+// a client certificate (tls.RequestClientCert) and checks it itself: it
+// must chain to ClientCAs for clientAuth, as before, or to a manufacturer
+// CA with any extended key usage (an IDevID often has none, or no
+// clientAuth), valid now; anything else fails the handshake. Both kinds of
+// CA are named in the certificate request. enroll checks a manufacturer
+// certificate again, against the manufacturer it names. It is safe to call
+// while the listener serves; a listener without ClientCAs ignores it.
+func (sc *ServerCert) SetManufacturerCAs(cas []*x509.Certificate) {
+	if len(cas) == 0 || len(sc.cfg.ClientCAs) == 0 {
+		sc.mfr.Store(nil)
+		return
+	}
+	cfg := sc.baseTLSConfig()
+	fleet, mfr, all := x509.NewCertPool(), x509.NewCertPool(), x509.NewCertPool()
+	for _, c := range sc.cfg.ClientCAs {
+		fleet.AddCert(c)
+		all.AddCert(c)
+	}
+	for _, c := range cas {
+		mfr.AddCert(c)
+		all.AddCert(c)
+	}
+	cfg.ClientAuth = tls.RequestClientCert
+	cfg.ClientCAs = all
+	// VerifyConnection, not VerifyPeerCertificate: it runs on resumed
+	// sessions too, so a certificate that expired since the first
+	// handshake is not let in again by a session ticket.
+	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+		certs := cs.PeerCertificates
+		if len(certs) == 0 {
+			return nil
+		}
+		inter := x509.NewCertPool()
+		for _, c := range certs[1:] {
+			inter.AddCert(c)
+		}
+		now := sc.cfg.Now()
+		_, err := certs[0].Verify(x509.VerifyOptions{Roots: fleet, Intermediates: inter, CurrentTime: now,
+			KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
+		if err == nil {
+			return nil
+		}
+		if _, merr := certs[0].Verify(x509.VerifyOptions{Roots: mfr, Intermediates: inter, CurrentTime: now,
+			KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); merr == nil {
+			return nil
+		}
+		return fmt.Errorf("client certificate: %w", err)
+	}
+	sc.mfr.Store(cfg)
 }

@@ -187,8 +187,11 @@ func runServe(ctx context.Context, e env, o serveOptions) error {
 	}
 	step := &enroll.StepProvisioner{Name: caCfg.StepProvisioner, Key: stepKey,
 		SignURLs: enroll.StepSignURLs(append(dns, ipStrings(ips)...), httpsPort)}
+	// The HTTPS listener learns of manufacturer CAs as admins add and
+	// remove them; cert is set before the listener serves.
+	var cert *web.ServerCert
 	svc, err := enroll.New(cfg.Enroll, enroll.Deps{Store: st, CA: authority, Now: now, Logger: logger, Metrics: reg,
-		Revoked: revSvc.Applied, Step: step})
+		Revoked: revSvc.Applied, Step: step, ManufacturerCAs: func(cas []*x509.Certificate) { cert.SetManufacturerCAs(cas) }})
 	if err != nil {
 		return err
 	}
@@ -198,12 +201,17 @@ func runServe(ctx context.Context, e env, o serveOptions) error {
 	if err != nil {
 		return err
 	}
-	cert, err := web.NewServerCert(ctx, authority, web.ServerCertConfig{DNSNames: dns, IPs: ips, Now: now, Logger: logger,
+	cert, err = web.NewServerCert(ctx, authority, web.ServerCertConfig{DNSNames: dns, IPs: ips, Now: now, Logger: logger,
 		NewKey:    func() (crypto.Signer, error) { return ca.GenerateKey(ca.KeyECP256) },
 		ClientCAs: []*x509.Certificate{authority.Intermediate()}})
 	if err != nil {
 		return err
 	}
+	mfrCAs, err := svc.ManufacturerCAs(ctx)
+	if err != nil {
+		return fmt.Errorf("read manufacturer CAs: %w", err)
+	}
+	cert.SetManufacturerCAs(mfrCAs)
 
 	errLog := log.New(&tlsErrorFilter{log: logger}, "", 0)
 	httpsSrv := &http.Server{Handler: srv.HTTPSHandler(), TLSConfig: cert.TLSConfig(), ErrorLog: errLog,

@@ -17,7 +17,7 @@ import (
 // bbolt's Batch, with concurrent Issue, Revoke, Renew and AppendAudit
 // calls: they commit with one fsync. It checks, in this order and before
 // it writes anything, the token (exists, not revoked, unexpired at is.Now,
-// a use left), the device (new if is.RequireNewDevice, not revoked, fewer than
+// a use left), the manufacturer certificate (unused), the device (new if is.RequireNewDevice, not revoked, fewer than
 // is.MaxActive live certificates), the key (not blocked, not bound to
 // another device) and the serial (unused: store.ErrConflict). The first
 // failure is returned, wrapped, and nothing is written. Otherwise it spends
@@ -108,6 +108,13 @@ func issueTx(tx *bbolt.Tx, is store.Issuance, certKey, certJSON []byte) (cond, e
 		}
 	}
 
+	// The manufacturer certificate.
+	mfr := is.Manufacturer
+	mfrCerts := tx.Bucket(bucketMfrCerts)
+	if mfr != nil && mfrCerts.Get(mfr.Fingerprint[:]) != nil {
+		return fmt.Errorf("manufacturer certificate %s of %s: %w", mfr.Serial, mfr.Manufacturer, store.ErrManufacturerCertUsed), nil
+	}
+
 	// The device.
 	var dev store.Device
 	deviceID := []byte(c.DeviceID)
@@ -117,6 +124,8 @@ func issueTx(tx *bbolt.Tx, is store.Issuance, certKey, certJSON []byte) (cond, e
 		return nil, fmt.Errorf("device: %w", err)
 	case exists && is.RequireNewDevice:
 		return store.ErrDeviceExists, nil
+	case exists && mfr != nil && (dev.Manufacturer == nil || dev.Manufacturer.Fingerprint != mfr.Fingerprint):
+		return fmt.Errorf("not enrolled with this manufacturer certificate: %w", store.ErrDeviceExists), nil
 	case exists && dev.Status == store.DeviceRevoked:
 		return store.ErrDeviceRevoked, nil
 	}
@@ -154,6 +163,13 @@ func issueTx(tx *bbolt.Tx, is store.Issuance, certKey, certJSON []byte) (cond, e
 		dev.UpdatedAt = is.Now
 	} else {
 		dev = store.Device{ID: c.DeviceID, Status: store.DeviceActive, CreatedAt: is.Now, UpdatedAt: is.Now}
+	}
+	if mfr != nil {
+		m := *mfr
+		dev.Manufacturer = &m
+		if err := mfrCerts.Put(mfr.Fingerprint[:], deviceID); err != nil {
+			return nil, fmt.Errorf("manufacturer certificate: %w", err)
+		}
 	}
 	if err := putJSON(devices, deviceID, dev); err != nil {
 		return nil, fmt.Errorf("device: %w", err)

@@ -29,12 +29,15 @@ var (
 	bucketNonces        = []byte("nonces")          // nonce hash -> timeKey of its expiry
 	bucketNonceExpiry   = []byte("nonce_expiry")    // timeKey of expiry, nonce hash -> empty
 	bucketFleet         = []byte("fleet")           // setting name -> value
+	bucketManufacturers = []byte("manufacturers")   // name -> Manufacturer JSON
+	bucketMfrCerts      = []byte("mfr_certs")       // manufacturer certificate SHA-256 -> device ID
 )
 
 var allBuckets = [][]byte{
 	bucketDevices, bucketCerts, bucketCertsByDevice, bucketKeys,
 	bucketTokens, bucketTokenIDs, bucketAudit, bucketCounters, bucketMeta,
 	bucketRevocations, bucketBlockedKeys, bucketNonces, bucketNonceExpiry, bucketFleet,
+	bucketManufacturers, bucketMfrCerts,
 }
 
 // maxSerialBytes is the longest serial serialKey can encode. RFC 5280

@@ -210,7 +210,9 @@ func revokeCertTx(tx *bbolt.Tx, certKey []byte, c store.Certificate, r store.Rev
 // ResetDevice sets the Status of the revoked device with the ID to
 // store.DeviceActive and its UpdatedAt to at, and appends audit, in one
 // transaction; it returns the updated device. Its certificates, blocked
-// keys and RevokedAt are left as they are. For an unknown ID it returns an error wrapping
+// keys and RevokedAt are left as they are; the manufacturer certificate it
+// enrolled with is released (its mfr_certs entry deleted). For an unknown
+// ID it returns an error wrapping
 // store.ErrNotFound. For a device that is not revoked it writes nothing and
 // returns the device as stored with an error wrapping store.ErrNotRevoked.
 func (s *Store) ResetDevice(ctx context.Context, id string, at time.Time, audit store.AuditEvent) (store.Device, error) {
@@ -232,6 +234,16 @@ func (s *Store) ResetDevice(ctx context.Context, id string, at time.Time, audit 
 		d.Status, d.UpdatedAt = store.DeviceActive, at
 		if err := putJSON(devices, []byte(id), d); err != nil {
 			return err
+		}
+		if m := d.Manufacturer; m != nil {
+			// Released only if it is this device's: another device may
+			// not free it.
+			mfrCerts := tx.Bucket(bucketMfrCerts)
+			if string(mfrCerts.Get(m.Fingerprint[:])) == id {
+				if err := mfrCerts.Delete(m.Fingerprint[:]); err != nil {
+					return err
+				}
+			}
 		}
 		_, err = appendAudit(tx, audit)
 		return err

@@ -35,6 +35,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 	t.Run("Supersede", func(t *testing.T) { testSupersede(t, newStore) })
 	t.Run("RenewNow", func(t *testing.T) { testRenewNow(t, newStore) })
 	t.Run("ListRevocations", func(t *testing.T) { testListRevocations(t, newStore) })
+	t.Run("Manufacturer", func(t *testing.T) { testManufacturer(t, newStore) })
+	t.Run("ManufacturerIssue", func(t *testing.T) { testManufacturerIssue(t, newStore) })
 	t.Run("Audit", func(t *testing.T) { testAudit(t, newStore) })
 	t.Run("NextCounter", func(t *testing.T) { testNextCounter(t, newStore) })
 	t.Run("Meta", func(t *testing.T) { testMeta(t, newStore) })
@@ -134,7 +136,7 @@ var conditions = []error{
 	store.ErrTokenExpired, store.ErrTokenUsedUp, store.ErrTokenRevoked, store.ErrDeviceExists,
 	store.ErrDeviceRevoked, store.ErrTooManyCertificates, store.ErrKeyInUse, store.ErrKeyBlocked,
 	store.ErrAlreadyRevoked, store.ErrNotRevoked, store.ErrCertificateRevoked, store.ErrNotNewest,
-	store.ErrRenewedRecently, store.ErrNonceSpent,
+	store.ErrRenewedRecently, store.ErrNonceSpent, store.ErrManufacturerCertUsed,
 }
 
 // checkErr reports unless err is what want asks for: nil, errAny, or an
