@@ -13,15 +13,12 @@ import (
 	"encoding/pem"
 	"io"
 	"math/big"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/fleetca/fleetca/api"
-	"github.com/fleetca/fleetca/ca"
 	"github.com/fleetca/fleetca/enroll"
 )
 
@@ -153,23 +150,7 @@ func TestEnrollManufacturerHandler(t *testing.T) {
 // refuses another CA's.
 func TestHTTPSManufacturerClientAuth(t *testing.T) {
 	f := newFixture(t)
-	f.clock.Add(time.Since(f.clock.Now()))
-	sc, err := NewServerCert(t.Context(), f.authty, ServerCertConfig{
-		DNSNames: []string{"localhost"}, IPs: []net.IP{net.IPv4(127, 0, 0, 1)},
-		NewKey:    func() (crypto.Signer, error) { return ca.GenerateKey(ca.KeyECP256) },
-		Now:       f.clock.Now,
-		ClientCAs: []*x509.Certificate{f.authty.Intermediate()},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewUnstartedServer(f.srv.HTTPSHandler())
-	srv.TLS = sc.TLSConfig()
-	srv.TLS.Certificates = []tls.Certificate{*sc.Current()}
-	srv.StartTLS()
-	defer srv.Close()
-	roots := x509.NewCertPool()
-	roots.AddCert(f.authty.Root())
+	srv, sc, roots := f.httpsListener(t)
 	post := func(cert *tls.Certificate, path, auth, body string) (int, string, error) {
 		cfg := &tls.Config{RootCAs: roots}
 		if cert != nil {

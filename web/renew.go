@@ -21,16 +21,10 @@ import (
 // answer is the enrollment's JSON: 201 for a new certificate, 200 for a
 // retry that returns the one issued before.
 func (s *Server) renew(c echo.Context) error {
-	var req enroll.RenewRequest
 	r := c.Request()
-	if r.Header.Get("Authorization") != "" {
-		tok, err := bearer(r, "renewal token")
-		if err != nil {
-			return err
-		}
-		req.Token = tok
-	} else if r.TLS != nil {
-		req.PeerCertificates = r.TLS.PeerCertificates
+	req, err := renewProof(r)
+	if err != nil {
+		return err
 	}
 	body, err := s.readBody(c)
 	if err != nil {
@@ -51,6 +45,24 @@ func (s *Server) renew(c echo.Context) error {
 		status = http.StatusOK
 	}
 	return c.JSON(status, s.issued(res))
+}
+
+// renewProof reads how a renewal request proves its certificate: a bearer
+// renewal token if it carries one, else the TLS peer chain (which the
+// listener verified; enroll.Service.Renew relies on that). Used by POST
+// /v1/renew and step's /renew.
+func renewProof(r *http.Request) (enroll.RenewRequest, error) {
+	var req enroll.RenewRequest
+	if r.Header.Get("Authorization") != "" {
+		tok, err := bearer(r, "renewal token")
+		if err != nil {
+			return req, err
+		}
+		req.Token = tok
+	} else if r.TLS != nil {
+		req.PeerCertificates = r.TLS.PeerCertificates
+	}
+	return req, nil
 }
 
 // issued is the answer to an enrollment or a renewal.

@@ -295,26 +295,7 @@ func TestRenewalInfoHandler(t *testing.T) {
 // the handshake.
 func TestHTTPSClientAuth(t *testing.T) {
 	f := newFixture(t)
-	// Real TLS checks certificates against the wall clock: the service's
-	// clock follows it here (the test CA is valid from testNow on).
-	f.clock.Add(time.Since(f.clock.Now()))
-	sc, err := NewServerCert(t.Context(), f.authty, ServerCertConfig{
-		DNSNames: []string{"localhost"}, IPs: []net.IP{net.IPv4(127, 0, 0, 1)},
-		NewKey:    func() (crypto.Signer, error) { return ca.GenerateKey(ca.KeyECP256) },
-		Now:       f.clock.Now,
-		ClientCAs: []*x509.Certificate{f.authty.Intermediate()},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewUnstartedServer(f.srv.HTTPSHandler())
-	srv.TLS = sc.TLSConfig()
-	// httptest serves its own certificate unless one is given.
-	srv.TLS.Certificates = []tls.Certificate{*sc.Current()}
-	srv.StartTLS()
-	defer srv.Close()
-	roots := x509.NewCertPool()
-	roots.AddCert(f.authty.Root())
+	srv, _, roots := f.httpsListener(t)
 	client := func(cert *tls.Certificate, version uint16) *http.Client {
 		cfg := &tls.Config{RootCAs: roots, MinVersion: version, MaxVersion: version}
 		if cert != nil {
@@ -380,4 +361,33 @@ func TestHTTPSClientAuth(t *testing.T) {
 			}
 		})
 	}
+}
+
+// httpsListener serves f's HTTPS handler behind the listener's own TLS
+// configuration (ServerCert, asking for fleet client certificates), on a
+// loopback port until the test ends. It returns the server, its
+// ServerCert and a pool with the fleet's root for clients. Real TLS checks
+// certificates against the wall clock, so f's clock follows it from here
+// (the test CA is valid from testNow on).
+func (f *fixture) httpsListener(t *testing.T) (*httptest.Server, *ServerCert, *x509.CertPool) {
+	t.Helper()
+	f.clock.Add(time.Since(f.clock.Now()))
+	sc, err := NewServerCert(t.Context(), f.authty, ServerCertConfig{
+		DNSNames: []string{"localhost"}, IPs: []net.IP{net.IPv4(127, 0, 0, 1)},
+		NewKey:    func() (crypto.Signer, error) { return ca.GenerateKey(ca.KeyECP256) },
+		Now:       f.clock.Now,
+		ClientCAs: []*x509.Certificate{f.authty.Intermediate()},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(f.srv.HTTPSHandler())
+	srv.TLS = sc.TLSConfig()
+	// httptest serves its own certificate unless one is given.
+	srv.TLS.Certificates = []tls.Certificate{*sc.Current()}
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	roots := x509.NewCertPool()
+	roots.AddCert(f.authty.Root())
+	return srv, sc, roots
 }

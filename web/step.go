@@ -101,16 +101,9 @@ func (s *Server) stepRoot(c echo.Context) error {
 // stepRenew renews over mutual TLS (empty body) or with a bearer renewal
 // token. A retry answers 201 too: step takes nothing else as success.
 func (s *Server) stepRenew(c echo.Context) error {
-	var req enroll.RenewRequest
-	r := c.Request()
-	if r.Header.Get("Authorization") != "" {
-		tok, err := bearer(r, "renewal token")
-		if err != nil {
-			return err
-		}
-		req.Token = tok
-	} else if r.TLS != nil {
-		req.PeerCertificates = r.TLS.PeerCertificates
+	req, err := renewProof(c.Request())
+	if err != nil {
+		return err
 	}
 	return s.stepIssue(c, req)
 }
