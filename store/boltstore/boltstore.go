@@ -19,6 +19,11 @@ var _ store.Store = (*Store)(nil)
 // this one) holds the database file's lock for longer than Options.Timeout.
 var ErrLocked = errors.New("database file is locked by another process")
 
+// ErrNotDatabase is returned by Open when the file is not a bbolt
+// database (its header is not bbolt's, or of another version, or fails its
+// checksum): a file of something else, given by mistake.
+var ErrNotDatabase = errors.New("file is not a bbolt database")
+
 // Defaults for the zero values of Options.
 //
 // DefaultMaxBatchDelay is well under bbolt's own 10ms: with 32 enrollments
@@ -98,7 +103,8 @@ type Store struct {
 
 // Open opens (creating it if missing, mode 0600) the bbolt file at path and
 // creates the buckets it lacks. It waits up to opts.Timeout for the file
-// lock and then fails with an error wrapping ErrLocked. The parent
+// lock and then fails with an error wrapping ErrLocked; a file that is not
+// a bbolt database fails with an error wrapping ErrNotDatabase. The parent
 // directory must exist.
 func Open(path string, opts Options) (*Store, error) {
 	if err := opts.validate(); err != nil {
@@ -115,6 +121,9 @@ func Open(path string, opts Options) (*Store, error) {
 	})
 	if errors.Is(err, berrors.ErrTimeout) {
 		return nil, fmt.Errorf("open store %q: %w (waited %v; is another fleetca using this data directory?)", path, ErrLocked, opts.Timeout)
+	}
+	if errors.Is(err, berrors.ErrInvalid) || errors.Is(err, berrors.ErrVersionMismatch) || errors.Is(err, berrors.ErrChecksum) {
+		return nil, fmt.Errorf("open store %q: %w (%w)", path, ErrNotDatabase, dbError(err))
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open store %q: %w", path, dbError(err))
