@@ -2,8 +2,11 @@ package boltstore
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
+	"os"
 	"sync"
 	"time"
 
@@ -122,7 +125,8 @@ func Open(path string, opts Options) (*Store, error) {
 	if errors.Is(err, berrors.ErrTimeout) {
 		return nil, fmt.Errorf("open store %q: %w (waited %v; is another fleetca using this data directory?)", path, ErrLocked, opts.Timeout)
 	}
-	if errors.Is(err, berrors.ErrInvalid) || errors.Is(err, berrors.ErrVersionMismatch) || errors.Is(err, berrors.ErrChecksum) {
+	if err != nil && (errors.Is(err, berrors.ErrInvalid) || errors.Is(err, berrors.ErrVersionMismatch) ||
+		errors.Is(err, berrors.ErrChecksum) || !hasMagic(path)) {
 		return nil, fmt.Errorf("open store %q: %w (%w)", path, ErrNotDatabase, dbError(err))
 	}
 	if err != nil {
@@ -143,6 +147,26 @@ func Open(path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open store %q: %w", path, dbError(err))
 	}
 	return &Store{db: db}, nil
+}
+
+// boltMagic is the number at the start of a bbolt file's meta pages.
+const boltMagic = 0xED0CDAED
+
+// hasMagic reports whether the file at path starts with a bbolt meta page:
+// a 16-byte page header, then the magic number in native byte order. bbolt
+// itself refuses a file shorter than two pages with an error of no kind
+// before it reads the magic.
+func hasMagic(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return true // not a question of format: let bbolt's error stand
+	}
+	defer f.Close()
+	var b [20]byte
+	if _, err := io.ReadFull(f, b[:]); err != nil {
+		return false
+	}
+	return binary.NativeEndian.Uint32(b[16:]) == boltMagic
 }
 
 // Close waits for the calls under way to finish and closes the file. Later
