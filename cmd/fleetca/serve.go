@@ -26,7 +26,7 @@ import (
 	"github.com/fleetca/fleetca/enroll"
 	"github.com/fleetca/fleetca/internal/fault"
 	"github.com/fleetca/fleetca/revocation"
-	"github.com/fleetca/fleetca/store/boltstore"
+	"github.com/fleetca/fleetca/store"
 	"github.com/fleetca/fleetca/web"
 )
 
@@ -39,7 +39,13 @@ func newServeCmd(e env) *cobra.Command {
 requests under way and stops. It logs JSON lines to stderr.
 
 serve refuses to start when a CA key file or the password file can be read by
-anyone but its owner, and names the chmod 600 that fixes it.`,
+anyone but its owner, and names the chmod 600 that fixes it.
+
+With store.driver postgres in fleetca.yaml, serve applies the schema migrations
+the database lacks (under a lock: replicas starting together migrate once)
+and refuses a schema newer than it knows. Several serve replicas with copies
+of one data directory may share the database behind a load balancer. /healthz
+answers 503 while the database cannot be reached.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			dir, err := dataDir(o.dir, e.getenv)
@@ -152,7 +158,9 @@ func runServe(ctx context.Context, e env, o serveOptions) error {
 		cfg.Server.PublicURL = "http://" + httpLn.Addr().String()
 	}
 
-	st, err := boltstore.Open(filepath.Join(o.dir, cfg.Store.Path), boltstore.Options{})
+	// On PostgreSQL, replicas starting together migrate the schema once
+	// (pgstore holds an advisory lock), and a newer schema is refused.
+	st, err := openStore(ctx, o.dir, cfg.Store, storeOptions{migrate: true, logger: logger})
 	if err != nil {
 		return err
 	}
@@ -197,7 +205,7 @@ func runServe(ctx context.Context, e env, o serveOptions) error {
 	}
 	srv, err := web.New(cfg.Web, web.Deps{Enroll: svc, CA: authority, Records: st, Revocation: revSvc, Now: now,
 		Version: versionString(), Logger: logger, Metrics: reg,
-		Ready: func(ctx context.Context) error { _, err := st.GetMeta(ctx, "admin_token_sha256"); return err }})
+		Ready: func(ctx context.Context) error { return storeReady(ctx, st) }})
 	if err != nil {
 		return err
 	}
@@ -235,7 +243,7 @@ func runServe(ctx context.Context, e env, o serveOptions) error {
 		}
 		return nil
 	})
-	listening := []any{"https", httpsURL, "http", httpURL, "public_url", cfg.Server.PublicURL}
+	listening := []any{"https", httpsURL, "http", httpURL, "public_url", cfg.Server.PublicURL, "store", describeStore(o.dir, cfg.Store)}
 	metricsURL := ""
 	if metricsLn != nil {
 		metricsURL = "http://" + metricsLn.Addr().String() + "/metrics"
@@ -259,6 +267,19 @@ func runServe(ctx context.Context, e env, o serveOptions) error {
 		err = errors.Join(err, fmt.Errorf("audit admin authentication failures: %w", ferr))
 	}
 	logger.Info("stopped")
+	return err
+}
+
+// readyTimeout bounds the store read of a readiness check, so that an
+// unreachable database makes /healthz answer 503 rather than hang.
+const readyTimeout = 5 * time.Second
+
+// storeReady is the readiness check: the store answers a read (on
+// PostgreSQL, a round trip to the database) of what init wrote.
+func storeReady(ctx context.Context, st store.Store) error {
+	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
+	defer cancel()
+	_, err := st.GetMeta(ctx, "admin_token_sha256")
 	return err
 }
 
