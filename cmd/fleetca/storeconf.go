@@ -215,8 +215,9 @@ func openStore(ctx context.Context, dir string, sc storeConfig, o storeOptions) 
 	return st, nil
 }
 
-// pgError turns pgstore's refusals of a schema version into the CLI's
-// line; other errors (pgstore keeps passwords out of them) are wrapped.
+// pgError turns pgstore's errors into the CLI's line: a refused schema
+// version says what to do, and anything else (an unreachable server, a
+// refused password) says what to check.
 func pgError(err error) error {
 	switch {
 	case errors.Is(err, pgstore.ErrSchemaNewer):
@@ -228,7 +229,12 @@ func pgError(err error) error {
 			fmt.Sprintf("the database's schema is older than this fleetca needs (schema version %d)", pgstore.SchemaVersion),
 			"run 'fleetca db migrate --dir DIR'")
 	}
-	return fmt.Errorf("PostgreSQL store: %w", err)
+	if errors.Is(err, context.Canceled) {
+		return err
+	}
+	// pgstore's errors carry no password (it redacts them).
+	return fault.Wrap(err, fault.Unavailable, "cannot use the PostgreSQL store: "+strings.ReplaceAll(err.Error(), "\n", " "),
+		"check store.dsn, the database password (store.password_file, PGPASSWORD or PGPASSFILE) and that the server is up")
 }
 
 // describeStore names the store for people: the bbolt file, or the DSN
