@@ -359,6 +359,7 @@ fleetca is serving CA %[1]q from %[2]s
   root certificate:              %[5]s
   root SHA-256 fingerprint:      %[6]s
   admin token:                   %[7]s
+  store:                         %[10]s
 Enroll a device with fleetca:
   T=$(%[8]s token create --dir %[2]s --device-id dev-1)
   %[8]s enroll --ca %[3]s --fingerprint %[6]s --token "$T" --key dev-1.key --cert dev-1.crt
@@ -367,7 +368,7 @@ Or with openssl and curl:
   curl --cacert %[5]s -H "Authorization: Bearer $(%[8]s token create --dir %[2]s --device-id dev-2)" --data-binary @dev-2.csr %[3]s/v1/enroll
 Stop with Ctrl-C.
 
-`, cfg.Name, dir, httpsURL, httpURL, root, fingerprint, filepath.Join(dir, adminTokenName), prog, metricsURL)
+`, cfg.Name, dir, httpsURL, httpURL, root, fingerprint, filepath.Join(dir, adminTokenName), prog, metricsURL, describeStore(dir, cfg.Store))
 }
 
 // listenError says why serve cannot listen on addr, and what to do: for an

@@ -273,3 +273,46 @@ func TestCopyStore(t *testing.T) {
 		t.Errorf("copyStore into a non-empty store = %v, want a Conflict wrapping store.ErrNotEmpty", err)
 	}
 }
+
+// TestReadStorePassword: store.password_file is relative to the data
+// directory, must be mode 0600 and not empty, and loses its line end.
+func TestReadStorePassword(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	for name, content := range map[string]string{"pw": secret + "\r\n", "empty": "\n"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "open"), []byte(secret), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, file string
+		want       string
+		kind       fault.Kind // of the error; 0 for none
+	}{
+		{"ok/none", "", "", 0},
+		{"ok/relative", "pw", secret, 0},
+		{"ok/absolute", filepath.Join(dir, "pw"), secret, 0},
+		{"fail/missing", "missing", "", fault.NotFound},
+		{"fail/readable", "open", "", fault.Forbidden},
+		{"fail/empty", "empty", "", fault.Malformed},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := readStorePassword(dir, tc.file)
+			if tc.kind == 0 {
+				if err != nil || got != tc.want {
+					t.Fatalf("readStorePassword(%q) = %q, %v; want the password, nil", tc.file, got, err)
+				}
+				return
+			}
+			if fe, ok := errors.AsType[*fault.Error](err); !ok || fe.Kind != tc.kind {
+				t.Fatalf("readStorePassword(%q) error = %v, want kind %v", tc.file, err, tc.kind)
+			}
+			if strings.Contains(oneLine(err), secret) {
+				t.Errorf("readStorePassword(%q) line %q contains the password", tc.file, oneLine(err))
+			}
+		})
+	}
+}
