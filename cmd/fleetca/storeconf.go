@@ -222,11 +222,11 @@ func pgError(err error) error {
 	switch {
 	case errors.Is(err, pgstore.ErrSchemaNewer):
 		return fault.Wrap(err, fault.Conflict,
-			fmt.Sprintf("the database's schema is newer than this fleetca knows (schema version %d): a newer fleetca migrated it", pgstore.SchemaVersion),
+			fmt.Sprintf("the database's schema is newer than this fleetca knows (it knows versions up to %d): a newer fleetca migrated it", pgstore.SchemaVersion),
 			"run the fleetca version that the other replicas run; a schema is never migrated down")
 	case errors.Is(err, pgstore.ErrSchemaOlder):
 		return fault.Wrap(err, fault.Conflict,
-			fmt.Sprintf("the database's schema is older than this fleetca needs (schema version %d)", pgstore.SchemaVersion),
+			fmt.Sprintf("the database's schema is older than this fleetca needs (version %d)", pgstore.SchemaVersion),
 			"run 'fleetca db migrate --dir DIR'")
 	}
 	if errors.Is(err, context.Canceled) {
