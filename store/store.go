@@ -378,6 +378,11 @@ type Store interface {
 	// CreateToken stores t and appends audit. ErrConflict if a token with
 	// the same Hash or ID exists.
 	CreateToken(ctx context.Context, t Token, audit AuditEvent) error
+	// CreateTokens stores every token of ts and appends audits[i] for
+	// ts[i], in one transaction: all of them or none. len(audits) must be
+	// len(ts). ErrConflict, and nothing written, if any token's Hash or ID
+	// exists or appears twice in ts.
+	CreateTokens(ctx context.Context, ts []Token, audits []AuditEvent) error
 	// GetToken returns the token with hash h, or ErrNotFound.
 	GetToken(ctx context.Context, h TokenHash) (Token, error)
 	// ListTokens returns tokens ordered by ID.
