@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -322,6 +323,20 @@ func TestAdminAPI(t *testing.T) {
 	if rec := do(h, "POST", "/v1/enroll", tok.Token, "application/x-pem-file", csrPEM(t, "line3-1")); rec.Code != 201 {
 		t.Fatalf("enroll with the new token: %d %s", rec.Code, rec.Body)
 	}
+	// A batch: one one-use token per device, in order, secrets included.
+	rec = do(h, "POST", "/v1/admin/tokens/batch", f.admin, "application/json", `{"device_ids":["b-1","b-2","b-3"],"ttl":"2h"}`)
+	var batch api.TokenBatch
+	if err := json.Unmarshal(rec.Body.Bytes(), &batch); rec.Code != 201 || err != nil || len(batch.Tokens) != 3 || rec.Header().Get("Cache-Control") != "no-store" {
+		t.Fatalf("create a token batch: status %d body %s, want 201 with 3 tokens", rec.Code, rec.Body)
+	}
+	for i, bt := range batch.Tokens {
+		if want := fmt.Sprintf("b-%d", i+1); bt.DeviceID != want || bt.Uses != 1 || !strings.HasPrefix(bt.Token, enroll.EnrollTokenPrefix) {
+			t.Errorf("batch token %d = %+v, want a one-use token of %s", i, bt, want)
+		}
+	}
+	if rec := do(h, "POST", "/v1/enroll", batch.Tokens[1].Token, "application/x-pem-file", csrPEM(t, "b-2")); rec.Code != 201 {
+		t.Fatalf("enroll with a batch token: %d %s", rec.Code, rec.Body)
+	}
 	// any_device passes through, and comes back on the token.
 	rec = do(h, "POST", "/v1/admin/tokens", f.admin, "application/json", `{"device_pattern":"?*","any_device":true,"uses":2}`)
 	var anyTok api.Token
@@ -374,6 +389,13 @@ func TestAdminAPI(t *testing.T) {
 		{"fail/token-unknown-field", "POST", "/v1/admin/tokens", `{"device":"a"}`, 400, "#/device"},
 		{"fail/token-not-json", "POST", "/v1/admin/tokens", `{"device_id":`, 400, ""},
 		{"fail/token-empty-body", "POST", "/v1/admin/tokens", ``, 400, ""},
+		{"fail/batch-empty", "POST", "/v1/admin/tokens/batch", `{"device_ids":[]}`, 400, "#/device_ids"},
+		{"fail/batch-bad-id", "POST", "/v1/admin/tokens/batch", `{"device_ids":["a","b c"]}`, 400, "#/device_ids"},
+		{"fail/batch-repeated-id", "POST", "/v1/admin/tokens/batch", `{"device_ids":["a","a"]}`, 400, "#/device_ids"},
+		{"fail/batch-bad-ttl", "POST", "/v1/admin/tokens/batch", `{"device_ids":["a"],"ttl":"soon"}`, 400, "#/ttl"},
+		{"fail/batch-ttl-zero", "POST", "/v1/admin/tokens/batch", `{"device_ids":["a"],"ttl":"0s"}`, 400, "#/ttl"},
+		{"fail/batch-unknown-format", "POST", "/v1/admin/tokens/batch", `{"device_ids":["a"],"format":"x"}`, 400, "#/format"},
+		{"fail/batch-uses", "POST", "/v1/admin/tokens/batch", `{"device_ids":["a"],"uses":2}`, 400, "#/uses"},
 		{"fail/server-cert-no-names", "POST", "/v1/admin/certificates/server", serverCSRJSON(t), 400, "#/dns"},
 		{"fail/revoke-unknown-token", "POST", "/v1/admin/tokens/0000/revoke", "", 404, ""},
 	} {

@@ -26,9 +26,10 @@ func newTokenCreateCmd(e env, a *adminFlags) *cobra.Command {
 		uses              int
 		asJSON, anyDevice bool
 		format            string
+		batch             tokenBatch
 	)
 	cmd := &cobra.Command{
-		Use:   "create --device-id ID | --device-pattern GLOB",
+		Use:   "create --device-id ID | --device-pattern GLOB | --device-ids-file F --out CSV",
 		Short: "Mint an enrollment token; prints the token on stdout",
 		Long: `create mints an enrollment token and prints it on stdout (its ID and expiry on
 stderr), so that T=$(fleetca token create ...) captures it. The token is shown
@@ -49,11 +50,39 @@ fingerprint, so that on the device
 
   step ca certificate ID ID.crt ID.key --token "$T"
 
-needs no --ca-url or --root.`,
+needs no --ca-url or --root.
+
+--device-ids-file F --out CSV mints one one-use token for each device ID in
+F (one a line; blank lines and lines starting with # are skipped), for a
+factory station. A bad or repeated ID refuses the whole file, naming its
+line, before anything is minted. Tokens are minted in chunks of 500, each
+one request and one transaction on the CA, and written to CSV (mode 0600,
+through a temporary file and a rename; an existing CSV only with --force)
+with the header device_id,token_id,token,expires_at. On a terminal a
+progress bar shows on stderr; a summary line ends the run. If a chunk
+fails, CSV holds exactly the tokens minted before it, and the error says
+how many, so that the station can mint the rest.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			batch.format = format
+			if batch.idsFile != "" {
+				if err := batch.checkFlags(cmd, deviceID, pattern, asJSON, anyDevice); err != nil {
+					return err
+				}
+				if cmd.Flags().Changed("ttl") {
+					batch.ttl = ttl.String()
+				}
+				c, err := a.client(e)
+				if err != nil {
+					return err
+				}
+				return batch.run(cmd.Context(), e, c)
+			}
+			if batch.out != "" || batch.force {
+				return usagef("--out and --force go with --device-ids-file")
+			}
 			if (deviceID == "") == (pattern == "") {
-				return usagef("give exactly one of --device-id ID and --device-pattern GLOB")
+				return usagef("give exactly one of --device-id ID, --device-pattern GLOB and --device-ids-file F")
 			}
 			c, err := a.client(e)
 			if err != nil {
@@ -85,6 +114,9 @@ needs no --ca-url or --root.`,
 	f.IntVar(&uses, "uses", 1, "how many devices the token may enroll")
 	f.BoolVar(&asJSON, "json", false, "print the token and its details as JSON")
 	f.StringVar(&format, "format", "", `"step" for a step CLI token (step ca certificate --token); default a fleetca token`)
+	f.StringVar(&batch.idsFile, "device-ids-file", "", "a file of device IDs, one a line: one one-use token each, into --out")
+	f.StringVar(&batch.out, "out", "", "the CSV to write the tokens of --device-ids-file to")
+	f.BoolVar(&batch.force, "force", false, "replace an existing --out")
 	return cmd
 }
 
