@@ -5,8 +5,8 @@ package main
 
 import (
 	"bytes"
-	"encoding/csv"
 	"crypto/x509"
+	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"net/http"
