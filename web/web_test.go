@@ -80,7 +80,9 @@ type fixture struct {
 	stepKey *ecdsa.PrivateKey
 }
 
-func newFixture(t *testing.T) *fixture {
+// newFixture makes a server on a fresh CA and store; opts change the
+// enroll configuration.
+func newFixture(t *testing.T, opts ...func(*enroll.Config)) *fixture {
 	t.Helper()
 	clk := &clock{t: testNow}
 	now := clk.Now
@@ -99,7 +101,11 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := enroll.New(enroll.Config{TrustDomain: "fleet.test", RenewURLs: enroll.RenewURLs([]string{"127.0.0.1"}, "8443")},
+	ecfg := enroll.Config{TrustDomain: "fleet.test", RenewURLs: enroll.RenewURLs([]string{"127.0.0.1"}, "8443")}
+	for _, o := range opts {
+		o(&ecfg)
+	}
+	svc, err := enroll.New(ecfg,
 		enroll.Deps{Store: st, CA: authority, Now: now, Metrics: reg,
 			Revoked: func(ctx context.Context, revs []store.Revocation) { rev.Applied(ctx, revs) },
 			Step:    &enroll.StepProvisioner{Name: "fleetca", Key: stepKey, SignURLs: enroll.StepSignURLs([]string{"127.0.0.1"}, "8443")}})
