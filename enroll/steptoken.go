@@ -6,6 +6,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -212,12 +213,28 @@ type StepSignRequest struct {
 	Token               string
 	CSR                 []byte
 	NotBefore, NotAfter string
+	// PeerCertificates is the chain the client presented in its TLS
+	// handshake, leaf first. Without a Token, it is taken for a
+	// manufacturer certificate (EnrollWithManufacturer), as /v1/enroll and
+	// EST simpleenroll take it.
+	PeerCertificates []*x509.Certificate
 }
 
 // EnrollStep redeems a step token (minted by CreateToken with
 // StepTokenFormat) for a device certificate of fleetca's profile. The token
-// is spent in the issuance transaction, once, only on success.
+// is spent in the issuance transaction, once, only on success. A request
+// with no token and a TLS client certificate enrolls with that certificate
+// as a manufacturer certificate (EnrollWithManufacturer), under the same
+// validity rule.
 func (s *Service) EnrollStep(ctx context.Context, req StepSignRequest) (*Result, error) {
+	if req.Token == "" && len(req.PeerCertificates) > 0 {
+		if err := stepValidity(req); err != nil {
+			s.refused.WithLabelValues(fault.Malformed.String()).Inc()
+			s.log.InfoContext(ctx, "enrollment refused", "kind", fault.Malformed.String(), "err", err, "format", StepTokenFormat)
+			return nil, err
+		}
+		return s.EnrollWithManufacturer(ctx, req.PeerCertificates, req.CSR)
+	}
 	res, tokenID, err := s.enrollStep(ctx, req)
 	if err != nil {
 		if kind, ok := fault.KindOf(err); ok {
@@ -235,13 +252,21 @@ func (s *Service) enrollStep(ctx context.Context, req StepSignRequest) (*Result,
 	if s.step == nil {
 		return nil, "", fault.New(fault.Unauthorized, "this CA has no step provisioner, so it accepts no step token", "set ca.step_provisioner_key and restart the server")
 	}
-	if req.NotBefore != "" || req.NotAfter != "" {
-		return nil, "", fault.WithField(fault.New(fault.Malformed, fmt.Sprintf("the request asks for validity notBefore=%q notAfter=%q; fleetca issues its profile's validity (ca.device_validity) only",
-			truncate(req.NotBefore), truncate(req.NotAfter)), "leave notBefore and notAfter empty"), "notAfter")
+	if err := stepValidity(req); err != nil {
+		return nil, "", err
 	}
 	_, h, err := s.step.parse(req.Token, s.now())
 	if err != nil {
 		return nil, "", err
 	}
 	return s.redeem(ctx, h, req.CSR, true)
+}
+
+// stepValidity refuses a /sign that asks for a validity of its own.
+func stepValidity(req StepSignRequest) error {
+	if req.NotBefore == "" && req.NotAfter == "" {
+		return nil
+	}
+	return fault.WithField(fault.New(fault.Malformed, fmt.Sprintf("the request asks for validity notBefore=%q notAfter=%q; fleetca issues its profile's validity (ca.device_validity) only",
+		truncate(req.NotBefore), truncate(req.NotAfter)), "leave notBefore and notAfter empty"), "notAfter")
 }

@@ -32,7 +32,9 @@ func (s *Server) decodeStepJSON(c echo.Context, v any) error {
 }
 
 // stepSign handles POST /sign: a CSR and a step token that fleetca minted
-// (token create with format step) for a device certificate, 201.
+// (token create with format step) for a device certificate, 201. Without a
+// token (ott empty), a TLS client certificate is taken for a manufacturer
+// certificate, as on POST /v1/enroll.
 func (s *Server) stepSign(c echo.Context) error {
 	var req api.StepSignRequest
 	if err := s.decodeStepJSON(c, &req); err != nil {
@@ -42,8 +44,11 @@ func (s *Server) stepSign(c echo.Context) error {
 	if err != nil {
 		return fault.WithField(err, "csr")
 	}
-	res, err := s.deps.Enroll.EnrollStep(c.Request().Context(), enroll.StepSignRequest{
-		Token: req.OTT, CSR: csr, NotBefore: req.NotBefore, NotAfter: req.NotAfter})
+	sr := enroll.StepSignRequest{Token: req.OTT, CSR: csr, NotBefore: req.NotBefore, NotAfter: req.NotAfter}
+	if r := c.Request(); r.TLS != nil {
+		sr.PeerCertificates = r.TLS.PeerCertificates
+	}
+	res, err := s.deps.Enroll.EnrollStep(c.Request().Context(), sr)
 	if err != nil {
 		return err
 	}
