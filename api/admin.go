@@ -25,6 +25,10 @@ type TokenRequest struct {
 	// the step CLI's JWK-provisioner form (a JWT for one device ID, one
 	// use), which `step ca certificate ID crt key --token T` redeems.
 	Format string `json:"format,omitempty"`
+	// RevokeSerial, with Format "step" and no device, asks for a one-use
+	// step revocation token for the certificate with this serial (hex):
+	// `step ca revoke SERIAL --token T`, SERIAL in decimal, redeems it.
+	RevokeSerial string `json:"revoke_serial,omitempty"`
 }
 
 // MaxTokenBatch is the most device IDs one POST /v1/admin/tokens/batch

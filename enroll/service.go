@@ -145,11 +145,23 @@ type TokenRequest struct {
 	// Format is "" for a fleetca token, or StepTokenFormat for a step
 	// token (one device ID, one use).
 	Format string
+	// RevokeSerial, with StepTokenFormat and neither DeviceID nor
+	// DevicePattern, asks for a one-use step revocation token for the
+	// certificate with this serial (step ca revoke SERIAL --token): the
+	// certificate must be known and unrevoked, and the token is recorded
+	// for its device.
+	RevokeSerial *big.Int
 }
 
 // CreateToken mints an enrollment token, stores its hash and audits it. The
 // returned Secret is the only copy of the token.
 func (s *Service) CreateToken(ctx context.Context, req TokenRequest) (Secret, store.Token, error) {
+	if req.RevokeSerial != nil {
+		var err error
+		if req, err = s.revokeTokenRequest(ctx, req); err != nil {
+			return "", store.Token{}, err
+		}
+	}
 	secret, t, audit, err := s.mintToken(req)
 	if err != nil {
 		return "", store.Token{}, err
@@ -179,7 +191,11 @@ func (s *Service) mintToken(req TokenRequest) (Secret, store.Token, store.AuditE
 		if err := s.stepTokenRequest(t); err != nil {
 			return "", store.Token{}, none, err
 		}
-		secret, t.Hash, err = s.step.mint(t)
+		if req.RevokeSerial != nil {
+			secret, t.Hash, err = s.step.mintRevoke(t, req.RevokeSerial)
+		} else {
+			secret, t.Hash, err = s.step.mint(t)
+		}
 	default:
 		return "", store.Token{}, none, fault.WithField(fault.New(fault.Malformed, fmt.Sprintf("the token format %q is not known", truncate(req.Format)),
 			`give format "step" for a step CLI token, or none for a fleetca token`), "format")
@@ -189,6 +205,9 @@ func (s *Service) mintToken(req TokenRequest) (Secret, store.Token, store.AuditE
 	}
 	t.ID = TokenID(t.Hash)
 	detail := fmt.Sprintf("uses=%d expires_at=%s", t.Uses, t.ExpiresAt.Format(time.RFC3339))
+	if req.RevokeSerial != nil {
+		detail = "revoke_serial=" + req.RevokeSerial.Text(16) + " " + detail
+	}
 	if req.Format != "" {
 		detail = "format=" + req.Format + " " + detail
 	}

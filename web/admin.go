@@ -94,8 +94,13 @@ func (s *Server) createToken(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	secret, t, err := s.deps.Enroll.CreateToken(c.Request().Context(),
-		enroll.TokenRequest{DeviceID: req.DeviceID, DevicePattern: req.DevicePattern, AnyDevice: req.AnyDevice, TTL: ttl, Uses: req.Uses, Format: req.Format})
+	er := enroll.TokenRequest{DeviceID: req.DeviceID, DevicePattern: req.DevicePattern, AnyDevice: req.AnyDevice, TTL: ttl, Uses: req.Uses, Format: req.Format}
+	if req.RevokeSerial != "" {
+		if er.RevokeSerial, err = parseSerial(req.RevokeSerial); err != nil {
+			return fault.WithField(err, "revoke_serial")
+		}
+	}
+	secret, t, err := s.deps.Enroll.CreateToken(c.Request().Context(), er)
 	if err != nil {
 		return err
 	}

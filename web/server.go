@@ -115,6 +115,7 @@ type Enroller interface {
 	EnrollStep(ctx context.Context, req enroll.StepSignRequest) (*enroll.Result, error)
 	CreateToken(ctx context.Context, req enroll.TokenRequest) (enroll.Secret, store.Token, error)
 	CreateTokens(ctx context.Context, req enroll.TokenBatchRequest) ([]enroll.Secret, []store.Token, error)
+	ParseStepRevokeToken(tok string) (*big.Int, store.TokenHash, string, error)
 	ListTokens(ctx context.Context, p store.Page) ([]store.Token, error)
 	RevokeToken(ctx context.Context, id string) (store.Token, error)
 	CheckAdmin(ctx context.Context, presented string) error
