@@ -250,4 +250,3 @@ func TestStepRevokeToken(t *testing.T) {
 		t.Errorf("no certificate.revoke audit row by token:%s", tokID)
 	}
 }
-
