@@ -1,0 +1,39 @@
+package pgstore
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/fleetca/fleetca/internal/pgtest"
+	"github.com/fleetca/fleetca/store"
+	"github.com/fleetca/fleetca/store/storetest"
+)
+
+func TestMain(m *testing.M) {
+	pgtest.Main(m, func(ctx context.Context, dsn string) error {
+		_, _, err := Migrate(ctx, dsn, "")
+		return err
+	})
+}
+
+func TestContract(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store {
+		return open(t, pgtest.NewDatabase(t))
+	})
+}
+
+// open opens a store on the database dsn and registers its Close.
+func open(t testing.TB, dsn string) *Store {
+	t.Helper()
+	s, err := Open(t.Context(), Options{DSN: dsn, MaxConns: 8})
+	if err != nil {
+		t.Fatalf("Open error = %v, want nil", err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil && !errors.Is(err, store.ErrClosed) {
+			t.Errorf("Close error = %v, want nil", err)
+		}
+	})
+	return s
+}
