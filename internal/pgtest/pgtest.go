@@ -85,6 +85,18 @@ func NewDatabase(tb testing.TB) string {
 	return s.dsn(name)
 }
 
+// NewEmptyDatabase is NewDatabase without the template: an empty
+// database, as a new installation's.
+func NewEmptyDatabase(tb testing.TB) string {
+	tb.Helper()
+	s := need(tb)
+	name := fmt.Sprintf("t_%d", dbCount.Add(1))
+	if err := s.exec(tb.Context(), "CREATE DATABASE "+name); err != nil {
+		tb.Fatalf("create database %s: %v", name, err)
+	}
+	return s.dsn(name)
+}
+
 // NewDurableDatabase is NewDatabase for benchmarks: before it returns, the
 // whole server syncs its writes again (fsync and full_page_writes on,
 // through ALTER SYSTEM and a reload, for the rest of the test binary) and
