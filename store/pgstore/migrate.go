@@ -75,7 +75,7 @@ func migrations() ([]migration, error) {
 // an error wrapping ErrSchemaNewer.
 func Migrate(ctx context.Context, dsn, password string) (from, to int, err error) {
 	sec := newRedactor(dsn, password)
-	cfg, err := poolConfig(dsn, password)
+	cfg, err := poolConfig(dsn, password, sec)
 	if err != nil {
 		return 0, 0, fmt.Errorf("migrate store: %w", err)
 	}

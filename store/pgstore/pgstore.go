@@ -82,7 +82,7 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	if o.MaxConns < 0 {
 		return nil, fmt.Errorf("open store: max conns %d is negative", o.MaxConns)
 	}
-	cfg, err := poolConfig(o.DSN, o.Password)
+	cfg, err := poolConfig(o.DSN, o.Password, sec)
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
@@ -124,15 +124,17 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 }
 
 // poolConfig parses dsn into a pool configuration with password set (if
-// not empty) and fleetca's application name. A DSN that does not parse
-// gets an error of our own: pgx's would quote it, password and all.
-func poolConfig(dsn, password string) (*pgxpool.Config, error) {
+// not empty) and fleetca's application name. The error of a DSN that does
+// not parse keeps only the text of pgx's, which masks the password (and
+// sec masks it again), not the error itself, whose chain may hold the
+// DSN as it was (a *url.Error).
+func poolConfig(dsn, password string, sec redactor) (*pgxpool.Config, error) {
 	if dsn == "" {
-		return nil, errors.New("the DSN is required")
+		return nil, errArg("the DSN is required")
 	}
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
-		return nil, errors.New("the DSN does not parse: it must be a postgres:// URL or keyword=value pairs")
+		return nil, errArg("the DSN does not parse: %s", sec.redact(err.Error()))
 	}
 	if password != "" {
 		cfg.ConnConfig.Password = password
