@@ -3,10 +3,12 @@ package pgstore
 import (
 	"context"
 	"errors"
+	"path/filepath"
 	"testing"
 
 	"github.com/fleetca/fleetca/internal/pgtest"
 	"github.com/fleetca/fleetca/store"
+	"github.com/fleetca/fleetca/store/boltstore"
 	"github.com/fleetca/fleetca/store/storetest"
 )
 
@@ -36,4 +38,19 @@ func open(t testing.TB, dsn string) *Store {
 		}
 	})
 	return s
+}
+
+func TestCopy(t *testing.T) {
+	newPG := func(t *testing.T) store.Store { return open(t, pgtest.NewDatabase(t)) }
+	newBolt := func(t *testing.T) store.Store {
+		s, err := boltstore.Open(filepath.Join(t.TempDir(), "fleetca.db"), boltstore.Options{NoSync: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	t.Run("postgres-to-postgres", func(t *testing.T) { storetest.RunCopy(t, newPG, newPG) })
+	t.Run("bolt-to-postgres", func(t *testing.T) { storetest.RunCopy(t, newBolt, newPG) })
+	t.Run("postgres-to-bolt", func(t *testing.T) { storetest.RunCopy(t, newPG, newBolt) })
 }

@@ -71,6 +71,9 @@ type Store struct {
 	// Close, so Close waits for calls under way and later calls see closed.
 	mu     sync.RWMutex
 	closed bool
+
+	// subs are the Changes channels and the listener that feeds them.
+	subs subscribers
 }
 
 // Open connects to the database o.DSN names, checks its schema version
@@ -155,6 +158,7 @@ func (s *Store) Close() error {
 		return fmt.Errorf("close store: %w", store.ErrClosed)
 	}
 	s.closed = true
+	s.closeSubs()
 	s.pool.Close()
 	return nil
 }

@@ -20,7 +20,9 @@ CREATE TABLE devices (
 
 CREATE TABLE certificates (
 	serial     numeric PRIMARY KEY CHECK (serial > 0 AND scale(serial) = 0),
-	device_id  text COLLATE "C" NOT NULL REFERENCES devices (id),
+	-- Deferrable: Load (fleetca db copy) may write a certificate before
+	-- its device within its one transaction.
+	device_id  text COLLATE "C" NOT NULL REFERENCES devices (id) DEFERRABLE INITIALLY IMMEDIATE,
 	key_hash   bytea NOT NULL,
 	not_before timestamptz,
 	not_after  timestamptz NOT NULL,
