@@ -141,11 +141,16 @@ func NewDurableDatabase(tb testing.TB) string {
 	return dsn
 }
 
-// Terminate ends, with pg_terminate_backend, every session of the
-// server whose application_name is name, and returns how many it ended.
-func Terminate(tb testing.TB, name string) int {
+// Terminate ends, with pg_terminate_backend, every session on the
+// database of dsn (one NewDatabase returned) whose application_name is
+// name, and returns how many it ended.
+func Terminate(tb testing.TB, dsn, name string) int {
 	tb.Helper()
 	s := need(tb)
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		tb.Fatal(err)
+	}
 	conn, err := pgx.Connect(tb.Context(), s.dsn("postgres"))
 	if err != nil {
 		tb.Fatal(err)
@@ -153,7 +158,8 @@ func Terminate(tb testing.TB, name string) int {
 	defer conn.Close(context.WithoutCancel(tb.Context()))
 	var n int
 	err = conn.QueryRow(tb.Context(),
-		"SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1) t", name).Scan(&n)
+		`SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+			WHERE datname = $1 AND application_name = $2) t`, cfg.Database, name).Scan(&n)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -315,3 +315,73 @@ func TestReplicasRevocationSeq(t *testing.T) {
 		}
 	}
 }
+
+// TestChangesAfterListenerKilled: a replica's listener whose connection
+// the server ended (pg_terminate_backend, as a failover or an idle
+// timeout would) reconnects, signals that notifications may have been
+// lost, and signals the revocations of other replicas again.
+func TestChangesAfterListenerKilled(t *testing.T) {
+	dsn := pgtest.NewDatabase(t)
+	a, b := open(t, dsn), open(t, dsn)
+	ctx := t.Context()
+	listening := make(chan struct{}, 1)
+	a.subs.onListen = func() { listening <- struct{}{} }
+	ch := a.Changes(ctx)
+	for i := range 4 {
+		if err := b.Issue(ctx, issuance(testCert(int64(1+i), fmt.Sprintf("dev-%d", i)), store.Token{})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	revoke := func(n int64) {
+		t.Helper()
+		if _, err := b.Revoke(ctx, store.RevokeRequest{Serial: big.NewInt(n), At: t0, Reason: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wait := func(what string) {
+		t.Helper()
+		select {
+		case _, ok := <-ch:
+			if !ok {
+				t.Fatalf("%s: the Changes channel closed", what)
+			}
+		case <-time.After(signalWait):
+			t.Fatalf("%s: no signal in %v", what, signalWait)
+		}
+	}
+
+	waitListening := func() {
+		t.Helper()
+		select {
+		case <-listening:
+		case <-time.After(signalWait):
+			t.Fatalf("the listener did not listen in %v", signalWait)
+		}
+	}
+	waitListening()
+	revoke(1)
+	wait("a revocation on another replica")
+
+	for round := range 2 {
+		if n := pgtest.Terminate(t, dsn, appNameListen); n != 1 {
+			t.Fatalf("round %d: pg_terminate_backend ended %d listeners, want 1", round, n)
+		}
+		wait("the listener's connection lost") // the readers must poll
+		waitListening()
+		drain(ch)
+		revoke(int64(2 + round))
+		wait(fmt.Sprintf("round %d: a revocation after the listener reconnected", round))
+	}
+}
+
+// signalWait bounds how long a test waits for a signal that must come: a
+// hang guard, not a measure (a notification arrives in milliseconds).
+const signalWait = 30 * time.Second
+
+// drain empties ch of a pending value.
+func drain(ch <-chan struct{}) {
+	select {
+	case <-ch:
+	default:
+	}
+}
