@@ -218,6 +218,18 @@ func start() (*server, error) {
 		"--no-sync", "-E", "UTF8", "--locale=C").CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("initdb: %w\n%s", err, out)
 	}
+	// Settings for speed go in postgresql.conf, not on the command line,
+	// which would override ALTER SYSTEM (NewDurableDatabase).
+	conf, err := os.OpenFile(filepath.Join(data, "postgresql.conf"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		return nil, err
+	}
+	_, err = conf.WriteString("\n# pgtest: speed over durability (NewDurableDatabase undoes it)\n" +
+		"fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n" +
+		"max_connections = 300\nshared_buffers = 128MB\n")
+	if err := errors.Join(err, conf.Close()); err != nil {
+		return nil, err
+	}
 	// A port the kernel chose, free a moment ago. PostgreSQL cannot take
 	// a listener, so another process could take the port in between:
 	// then pg_ctl fails and the next attempt draws another.
@@ -225,8 +237,7 @@ func start() (*server, error) {
 		if s.port, err = freePort(); err != nil {
 			return nil, err
 		}
-		opts := fmt.Sprintf("-c listen_addresses=127.0.0.1 -p %d -k %s -c fsync=off -c synchronous_commit=off "+
-			"-c full_page_writes=off -c max_connections=300 -c shared_buffers=64MB", s.port, data)
+		opts := fmt.Sprintf("-c listen_addresses=127.0.0.1 -p %d -k %s", s.port, data)
 		out, err := s.command("pg_ctl", "-D", data, "-l", filepath.Join(dir, "log"), "-o", opts, "-w", "start").CombinedOutput()
 		if err == nil {
 			break

@@ -28,7 +28,13 @@ func TestContract(t *testing.T) {
 // open opens a store on the database dsn and registers its Close.
 func open(t testing.TB, dsn string) *Store {
 	t.Helper()
-	s, err := Open(t.Context(), Options{DSN: dsn, MaxConns: 8})
+	return openWith(t, Options{DSN: dsn, MaxConns: 8})
+}
+
+// openWith opens a store with o and registers its Close.
+func openWith(t testing.TB, o Options) *Store {
+	t.Helper()
+	s, err := Open(t.Context(), o)
 	if err != nil {
 		t.Fatalf("Open error = %v, want nil", err)
 	}
