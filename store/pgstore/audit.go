@@ -18,90 +18,92 @@ import (
 // payload is the last revocation Seq of the transaction that sent it.
 const revocationChannel = "fleetca_rev"
 
-// appendLogsSQL takes the next Seq values from log_heads, appends the
-// audit event and the revocation entries with them, in one statement.
-// $1 is the number of revocations; $2..$6 their columns as arrays, in
-// Seq order; $7..$13 the audit event's columns. It returns the last
-// revocation Seq and the audit Seq.
+// appendLogsSQL takes the next Seq values from log_heads and appends the
+// audit events and the revocation entries with them, in one statement.
+// $1 is the number of audit events, $2 of revocations; $3..$9 the
+// events' columns as arrays, $10..$14 the entries', each in Seq order.
+// It returns the last audit Seq and the last revocation Seq.
 const appendLogsSQL = `
 WITH h AS (
-	UPDATE log_heads SET audit_seq = audit_seq + 1, revocation_seq = revocation_seq + $1::bigint
+	UPDATE log_heads SET audit_seq = audit_seq + $1::bigint, revocation_seq = revocation_seq + $2::bigint
 	RETURNING audit_seq, revocation_seq
-), r AS (
-	INSERT INTO revocations (seq, serial, device_id, revoked_at, reason, not_after)
-	SELECT h.revocation_seq - $1::bigint + e.ord, e.serial, e.device_id, e.revoked_at, e.reason, e.not_after
-	FROM h, unnest($2::numeric[], $3::text[], $4::timestamptz[], $5::integer[], $6::timestamptz[])
-		WITH ORDINALITY AS e(serial, device_id, revoked_at, reason, not_after, ord)
 ), a AS (
 	INSERT INTO audit (seq, time, action, actor, device_id, serial, token_id, detail)
-	SELECT h.audit_seq, $7::timestamptz, $8::text, $9::text, $10::text, $11::text, $12::text, $13::text FROM h
+	SELECT h.audit_seq - $1::bigint + e.ord, e.time, e.action, e.actor, e.device_id, e.serial, e.token_id, e.detail
+	FROM h, unnest($3::timestamptz[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[])
+		WITH ORDINALITY AS e(time, action, actor, device_id, serial, token_id, detail, ord)
+), r AS (
+	INSERT INTO revocations (seq, serial, device_id, revoked_at, reason, not_after)
+	SELECT h.revocation_seq - $2::bigint + e.ord, e.serial, e.device_id, e.revoked_at, e.reason, e.not_after
+	FROM h, unnest($10::numeric[], $11::text[], $12::timestamptz[], $13::integer[], $14::timestamptz[])
+		WITH ORDINALITY AS e(serial, device_id, revoked_at, reason, not_after, ord)
 )
-SELECT revocation_seq, audit_seq FROM h`
+SELECT audit_seq, revocation_seq FROM h`
 
-// appendLogs appends audit and the revocation entries revs (in that
-// order; their Seq fields are ignored) and, if there are entries, sends
-// the revocation notification, which PostgreSQL delivers on commit. It
-// returns revs with Seq set.
+// appendLogs appends the audit events and the revocation entries revs
+// (their Seq fields are ignored) and, if there are entries, notifies the
+// revocation channel (PostgreSQL delivers it on commit). Once the
+// transaction has committed, *out (if not nil) holds revs with their Seq.
 //
-// It must be the last thing a write transaction does: the UPDATE of
-// log_heads takes the row lock that every appender waits for, and holds it
-// until commit, so the Seq values are given out in commit order without
-// gaps, and a transaction holds the lock only for its last statement and
-// its commit. (A bigserial would give them out in the order the
-// transactions asked, and a reader could see Seq 11 committed before 10,
-// page past 10 and never see it.)
-func appendLogs(ctx context.Context, tx pgx.Tx, audit store.AuditEvent, revs []store.Revocation) ([]store.Revocation, error) {
-	n := len(revs)
-	serials := make([]pgtype.Numeric, n)
-	devices := make([]string, n)
-	ats := make([]time.Time, n)
-	reasons := make([]int32, n)
-	notAfters := make([]time.Time, n)
+// It queues its statements to go with the COMMIT (txn.last), so it must
+// be the last thing a write transaction does: the UPDATE of log_heads
+// takes the row lock every appender waits for, and holds it until the
+// commit, so Seq values are given out in commit order without gaps. (A
+// bigserial would give them out in the order the transactions asked, and
+// a reader could see Seq 11 committed before 10, page past 10 and never
+// see it.)
+func appendLogs(tx *txn, audits []store.AuditEvent, revs []store.Revocation, out *[]store.Revocation) {
+	na, nr := len(audits), len(revs)
+	times := make([]any, na)
+	actions, actors, devices, serials, tokens, details := make([]string, na), make([]string, na), make([]string, na),
+		make([]string, na), make([]string, na), make([]string, na)
+	for i, e := range audits {
+		times[i] = nullTime(e.Time)
+		actions[i], actors[i], devices[i], serials[i], tokens[i], details[i] = e.Action, e.Actor, e.DeviceID, e.Serial, e.TokenID, e.Detail
+	}
+	rSerials := make([]pgtype.Numeric, nr)
+	rDevices := make([]string, nr)
+	rAts := make([]time.Time, nr)
+	rReasons := make([]int32, nr)
+	rNotAfters := make([]time.Time, nr)
 	for i, e := range revs {
-		serials[i], devices[i], ats[i], reasons[i], notAfters[i] = numeric(e.Serial), e.DeviceID, e.RevokedAt, int32(e.Reason), e.NotAfter
+		rSerials[i], rDevices[i], rAts[i], rReasons[i], rNotAfters[i] = numeric(e.Serial), e.DeviceID, e.RevokedAt, int32(e.Reason), e.NotAfter
 	}
-	var last, auditSeq int64
-	err := tx.QueryRow(ctx, appendLogsSQL, n, serials, devices, ats, reasons, notAfters,
-		nullTime(audit.Time), audit.Action, audit.Actor, audit.DeviceID, audit.Serial, audit.TokenID, audit.Detail,
-	).Scan(&last, &auditSeq)
-	if err != nil {
-		return nil, fmt.Errorf("append to the logs: %w", err)
-	}
-	out := make([]store.Revocation, n)
-	for i, e := range revs {
-		e.Seq = uint64(last) - uint64(n) + uint64(i) + 1
-		out[i] = e
-	}
-	if n > 0 {
-		if _, err := tx.Exec(ctx, "SELECT pg_notify($1, $2)", revocationChannel, fmt.Sprint(last)); err != nil {
-			return nil, fmt.Errorf("notify: %w", err)
+	tx.last(appendLogsSQL, func(row pgx.Row) error {
+		var lastAudit, lastRev int64
+		if err := row.Scan(&lastAudit, &lastRev); err != nil {
+			return fmt.Errorf("append to the logs: %w", err)
 		}
+		if out != nil {
+			entries := make([]store.Revocation, nr)
+			for i, e := range revs {
+				e.Seq = uint64(lastRev) - uint64(nr) + uint64(i) + 1
+				entries[i] = e
+			}
+			*out = entries
+		}
+		return nil
+	}, na, nr, times, actions, actors, devices, serials, tokens, details, rSerials, rDevices, rAts, rReasons, rNotAfters)
+	if nr > 0 {
+		// The payload is a hint (the listener reads none of it): the last
+		// Seq is read from log_heads, updated by this transaction.
+		tx.last("SELECT pg_notify($1, revocation_seq::text) FROM log_heads", nil, revocationChannel)
 	}
-	return out, nil
 }
 
-// appendAuditSQL is appendLogsSQL for an audit event alone.
-const appendAuditSQL = `
-WITH h AS (
-	UPDATE log_heads SET audit_seq = audit_seq + 1 RETURNING audit_seq
-)
-INSERT INTO audit (seq, time, action, actor, device_id, serial, token_id, detail)
-SELECT h.audit_seq, $1::timestamptz, $2::text, $3::text, $4::text, $5::text, $6::text, $7::text FROM h`
-
 // appendAudit appends e with the next audit Seq; like appendLogs, it
-// must be the transaction's last statement.
-func appendAudit(ctx context.Context, tx pgx.Tx, e store.AuditEvent) error {
-	_, err := tx.Exec(ctx, appendAuditSQL, nullTime(e.Time), e.Action, e.Actor, e.DeviceID, e.Serial, e.TokenID, e.Detail)
-	if err != nil {
-		return fmt.Errorf("append to the audit log: %w", err)
-	}
-	return nil
+// must be the transaction's last step.
+func appendAudit(tx *txn, e store.AuditEvent) {
+	appendLogs(tx, []store.AuditEvent{e}, nil, nil)
 }
 
 // AppendAudit appends e with the next Seq (e.Seq is ignored), in a
 // transaction of its own.
 func (s *Store) AppendAudit(ctx context.Context, e store.AuditEvent) error {
-	err := s.inTx(ctx, func(tx pgx.Tx) error { return appendAudit(ctx, tx, e) })
+	err := s.inTx(ctx, func(tx *txn) error {
+		appendAudit(tx, e)
+		return nil
+	})
 	if err != nil {
 		return fmt.Errorf("append audit event %q: %w", e.Action, err)
 	}
@@ -142,7 +144,7 @@ func (s *Store) NextCounter(ctx context.Context, name string) (uint64, error) {
 		return 0, errors.New("next counter: name is required")
 	}
 	var next int64
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
+	err := s.inTx(ctx, func(tx *txn) error {
 		return tx.QueryRow(ctx, `INSERT INTO counters (name, value) VALUES ($1, 1)
 			ON CONFLICT (name) DO UPDATE SET value = counters.value + 1 RETURNING value`, name).Scan(&next)
 	})
@@ -182,7 +184,7 @@ func (s *Store) PutMeta(ctx context.Context, key string, value []byte) error {
 	if v == nil {
 		v = []byte{}
 	}
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
+	err := s.inTx(ctx, func(tx *txn) error {
 		_, err := tx.Exec(ctx, `INSERT INTO meta (key, value) VALUES ($1, $2)
 			ON CONFLICT (key) DO UPDATE SET value = excluded.value`, key, v)
 		return err

@@ -212,7 +212,7 @@ func dumpTx(ctx context.Context, tx pgx.Tx, fn func(store.Record) error) error {
 // after them. It takes the log heads' row lock first: a write through
 // another store waits for the load (and then finds it not empty).
 func (s *Store) Load(ctx context.Context, next func() (store.Record, bool, error)) error {
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
+	err := s.inTx(ctx, func(tx *txn) error {
 		if _, err := tx.Exec(ctx, "SET CONSTRAINTS ALL DEFERRED"); err != nil {
 			return err
 		}
@@ -270,7 +270,7 @@ func (s *Store) Load(ctx context.Context, next func() (store.Record, bool, error
 // loader buffers the rows of one table for COPY.
 type loader struct {
 	ctx   context.Context
-	tx    pgx.Tx
+	tx    *txn
 	table string
 	cols  []string
 	rows  [][]any

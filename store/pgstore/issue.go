@@ -55,7 +55,7 @@ func (s *Store) Issue(ctx context.Context, is store.Issuance) error {
 	if err := checkIssuance(is); err != nil {
 		return wrap(err)
 	}
-	err := s.inTx(ctx, func(tx pgx.Tx) error { return issueTx(ctx, tx, is) })
+	err := s.inTx(ctx, func(tx *txn) error { return issueTx(ctx, tx, is) })
 	if err != nil {
 		return wrap(err)
 	}
@@ -87,13 +87,13 @@ func checkIssuance(is store.Issuance) error {
 }
 
 // issueTx is the body of Issue.
-func issueTx(ctx context.Context, tx pgx.Tx, is store.Issuance) error {
+func issueTx(ctx context.Context, tx *txn, is store.Issuance) error {
 	c := is.Certificate
 
 	// The token: read now, for the order of the errors; spent last, by
 	// the conditional UPDATE that settles races.
-	spendToken := is.Token != store.TokenHash{}
-	if spendToken {
+	spend := is.Token != store.TokenHash{}
+	if spend {
 		if err := checkToken(ctx, tx, is.Token, is.Now); err != nil {
 			return err
 		}
@@ -159,20 +159,9 @@ func issueTx(ctx context.Context, tx pgx.Tx, is store.Issuance) error {
 	}
 
 	// Every condition holds but the token's use, spent now.
-	if spendToken {
-		spent, err := returnsRow(ctx, tx, `UPDATE tokens SET spent = spent + 1
-			WHERE hash = $1 AND spent < uses AND revoked_at IS NULL AND expires_at > $2 RETURNING true`,
-			is.Token[:], is.Now)
-		if err != nil {
-			return fmt.Errorf("spend token: %w", err)
-		}
-		if !spent {
-			// A concurrent change (the last use spent, a revocation):
-			// say which, as the first check would have.
-			if err := checkToken(ctx, tx, is.Token, is.Now); err != nil {
-				return err
-			}
-			return errors.New("token changed while spending it")
+	if spend {
+		if err := spendToken(ctx, tx, is.Token, is.Now); err != nil {
+			return err
 		}
 	}
 	if !created {
@@ -183,17 +172,40 @@ func issueTx(ctx context.Context, tx pgx.Tx, is store.Issuance) error {
 			return fmt.Errorf("device: %w", err)
 		}
 	}
-	return appendAudit(ctx, tx, is.Audit)
+	appendAudit(tx, is.Audit)
+	return nil
+}
+
+// spendToken spends a use of the token with hash h at now, by a
+// conditional UPDATE: PostgreSQL re-checks its WHERE on the newest version
+// of the row after waiting for a concurrent spender, so of N spenders of
+// the last use exactly one gets the row back. The others get the
+// condition error checkToken gives.
+func spendToken(ctx context.Context, tx *txn, h store.TokenHash, now time.Time) error {
+	spent, err := returnsRow(ctx, tx, `UPDATE tokens SET spent = spent + 1
+		WHERE hash = $1 AND spent < uses AND revoked_at IS NULL AND expires_at > $2 RETURNING true`, h[:], now)
+	if err != nil {
+		return fmt.Errorf("spend token: %w", err)
+	}
+	if !spent {
+		// A concurrent change (the last use spent, a revocation): say
+		// which, as the first check would have.
+		if err := checkToken(ctx, tx, h, now); err != nil {
+			return err
+		}
+		return errors.New("token changed while spending it")
+	}
+	return nil
 }
 
 // checkToken returns the condition error of the token with hash h at now
-// (store.ErrNotFound, ErrTokenRevoked, ErrTokenExpired, ErrTokenUsedUp),
+// (store.ErrTokenNotFound, ErrTokenRevoked, ErrTokenExpired, ErrTokenUsedUp),
 // or nil if it has a use left.
-func checkToken(ctx context.Context, tx pgx.Tx, h store.TokenHash, now time.Time) error {
+func checkToken(ctx context.Context, tx *txn, h store.TokenHash, now time.Time) error {
 	tok, err := scanToken(tx.QueryRow(ctx, "SELECT "+tokenCols+" FROM tokens WHERE hash = $1", h[:]))
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
-		return fmt.Errorf("token: %w", store.ErrNotFound)
+		return store.ErrTokenNotFound
 	case err != nil:
 		return fmt.Errorf("token: %w", err)
 	case !tok.RevokedAt.IsZero():
@@ -208,7 +220,7 @@ func checkToken(ctx context.Context, tx pgx.Tx, h store.TokenHash, now time.Time
 
 // lockDevice reads the device and locks its row until the transaction
 // ends; store.ErrNotFound if there is none.
-func lockDevice(ctx context.Context, tx pgx.Tx, id string) (store.Device, error) {
+func lockDevice(ctx context.Context, tx *txn, id string) (store.Device, error) {
 	dev, err := scanDevice(tx.QueryRow(ctx, "SELECT "+deviceCols+" FROM devices WHERE id = $1 FOR NO KEY UPDATE", id))
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
@@ -222,7 +234,7 @@ func lockDevice(ctx context.Context, tx pgx.Tx, id string) (store.Device, error)
 // bindKey refuses a blocked key (store.ErrKeyBlocked) and a key bound to
 // another device (store.ErrKeyInUse), and binds the key to deviceID if it
 // is not bound yet.
-func bindKey(ctx context.Context, tx pgx.Tx, key store.KeyHash, deviceID string) error {
+func bindKey(ctx context.Context, tx *txn, key store.KeyHash, deviceID string) error {
 	var blocked bool
 	if err := tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM blocked_keys WHERE key_hash = $1)", key[:]).Scan(&blocked); err != nil {
 		return fmt.Errorf("blocked keys: %w", err)
@@ -246,7 +258,7 @@ func bindKey(ctx context.Context, tx pgx.Tx, key store.KeyHash, deviceID string)
 }
 
 // insertCert stores c; store.ErrConflict if its serial exists.
-func insertCert(ctx context.Context, tx pgx.Tx, c store.Certificate) error {
+func insertCert(ctx context.Context, tx *txn, c store.Certificate) error {
 	fresh, err := returnsRow(ctx, tx, `INSERT INTO certificates (`+certCols+`)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (serial) DO NOTHING RETURNING true`,
 		numeric(c.Serial), c.DeviceID, c.KeyHash[:], nullTime(c.NotBefore), c.NotAfter, nullTime(c.IssuedAt),
@@ -263,9 +275,9 @@ func insertCert(ctx context.Context, tx pgx.Tx, c store.Certificate) error {
 // returnsRow runs a statement that returns at most one row (an INSERT
 // ... ON CONFLICT DO NOTHING RETURNING, a conditional UPDATE ...
 // RETURNING) and reports whether it returned one.
-func returnsRow(ctx context.Context, tx pgx.Tx, sql string, args ...any) (bool, error) {
+func returnsRow(ctx context.Context, q querier, sql string, args ...any) (bool, error) {
 	var ok bool
-	err := tx.QueryRow(ctx, sql, args...).Scan(&ok)
+	err := q.QueryRow(ctx, sql, args...).Scan(&ok)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return false, nil
 	}

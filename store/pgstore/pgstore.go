@@ -200,19 +200,24 @@ type querier interface {
 // condition by returning it (a store sentinel, wrapped), after which
 // nothing it wrote survives.
 //
+// The statements fn queues with txn.last (appendLogs: the log heads'
+// UPDATE, the notification) are sent with the COMMIT in one pipeline,
+// one round trip: the log_heads row lock that the UPDATE takes is held
+// for the commit's WAL flush and no client round trip more.
+//
 // This is where serialization failures (40001) and deadlocks (40P01) are
 // retried: PostgreSQL aborts one of the transactions, and the whole of fn
 // runs again in a new one, up to maxAttempts runs with a short random
 // pause between them. So fn may run several times: it must reset what it
 // reports to its caller on each run, and do nothing but through tx.
-func (s *Store) inTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
+func (s *Store) inTx(ctx context.Context, fn func(tx *txn) error) error {
 	release, err := s.acquire(ctx)
 	if err != nil {
 		return err
 	}
 	defer release()
 	for attempt := 1; ; attempt++ {
-		err := pgx.BeginFunc(ctx, s.pool, fn)
+		err := s.runTx(ctx, fn)
 		if err == nil || !retryable(err) || attempt == maxAttempts {
 			return s.dbError(ctx, err)
 		}
@@ -224,6 +229,53 @@ func (s *Store) inTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
 			return ctx.Err()
 		case <-time.After(pause):
 		}
+	}
+}
+
+// runTx is one run of inTx's transaction, on a connection of the pool.
+func (s *Store) runTx(ctx context.Context, fn func(tx *txn) error) (err error) {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			// The pool destroys, rather than reuses, a connection left
+			// in a transaction or closed.
+			if _, rerr := conn.Exec(context.WithoutCancel(ctx), "ROLLBACK"); rerr != nil {
+				_ = conn.Conn().Close(context.WithoutCancel(ctx))
+			}
+		}
+		conn.Release()
+	}()
+	if _, err := conn.Exec(ctx, "BEGIN"); err != nil {
+		return err
+	}
+	tx := &txn{Conn: conn}
+	if err := fn(tx); err != nil {
+		return err
+	}
+	tx.final.Queue("COMMIT")
+	// Close reads every result, running the queued callbacks, and
+	// returns the first error; after an error the server skipped the
+	// rest, COMMIT included, and the deferred ROLLBACK ends the
+	// transaction.
+	return conn.SendBatch(ctx, &tx.final).Close()
+}
+
+// txn is a write transaction of inTx: statements run on Conn at once,
+// except those queued with last, which go with the COMMIT.
+type txn struct {
+	*pgxpool.Conn
+	final pgx.Batch
+}
+
+// last queues a statement to be sent with the COMMIT, in the order
+// queued; row, if not nil, reads its one row.
+func (tx *txn) last(sql string, row func(pgx.Row) error, args ...any) {
+	q := tx.final.Queue(sql, args...)
+	if row != nil {
+		q.QueryRow(row)
 	}
 }
 

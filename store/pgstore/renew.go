@@ -60,8 +60,8 @@ func (s *Store) Renew(ctx context.Context, r store.Renewal) (store.RenewResult, 
 	c.Serial = new(big.Int).Set(c.Serial)
 	c.Parent = new(big.Int).Set(r.Parent)
 	c.DER = bytes.Clone(c.DER)
-	var res store.RenewResult
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
+	var res *store.RenewResult
+	err := s.inTx(ctx, func(tx *txn) error {
 		var err error
 		res, err = renewTx(ctx, tx, r, c)
 		return err
@@ -69,10 +69,12 @@ func (s *Store) Renew(ctx context.Context, r store.Renewal) (store.RenewResult, 
 	if err != nil {
 		return store.RenewResult{}, wrap(err)
 	}
-	if len(res.Superseded) > 0 {
+	if len(res.Superseded) == 0 {
+		res.Superseded = nil
+	} else {
 		s.signal()
 	}
-	return res, nil
+	return *res, nil
 }
 
 // checkRenewal checks that r has the fields Renew requires.
@@ -133,7 +135,7 @@ type lineage struct {
 
 // scanLineage reads the certificates of the device under the renewal
 // rules of r.
-func scanLineage(ctx context.Context, tx pgx.Tx, deviceID string, r store.Renewal) (lineage, error) {
+func scanLineage(ctx context.Context, tx *txn, deviceID string, r store.Renewal) (lineage, error) {
 	rows, err := tx.Query(ctx, `SELECT serial, key_hash, not_after, issued_at, revoked_at, parent
 		FROM certificates WHERE device_id = $1`, deviceID)
 	entries, err := collect(rows, err, func(row pgx.Row) (lineageEntry, error) {
@@ -198,8 +200,10 @@ func scanLineage(ctx context.Context, tx pgx.Tx, deviceID string, r store.Renewa
 }
 
 // renewTx is the body of Renew; c is r.Certificate with its Parent set.
-func renewTx(ctx context.Context, tx pgx.Tx, r store.Renewal, c store.Certificate) (store.RenewResult, error) {
-	var none store.RenewResult
+// The result is complete (its Superseded entries numbered) once the
+// transaction has committed.
+func renewTx(ctx context.Context, tx *txn, r store.Renewal, c store.Certificate) (*store.RenewResult, error) {
+	var none *store.RenewResult
 
 	// The parent and its device, locked.
 	var parentDevice string
@@ -247,7 +251,7 @@ func renewTx(ctx context.Context, tx pgx.Tx, r store.Renewal, c store.Certificat
 				return none, err
 			}
 		}
-		return store.RenewResult{Certificate: earlier, Replayed: true}, nil
+		return &store.RenewResult{Certificate: earlier, Replayed: true}, nil
 	}
 
 	// The parent, the device's last renewal, the nonce.
@@ -300,20 +304,15 @@ func renewTx(ctx context.Context, tx pgx.Tx, r store.Renewal, c store.Certificat
 	if err != nil {
 		return none, err
 	}
-	superseded, err := appendLogs(ctx, tx, r.Audit, entries)
-	if err != nil {
-		return none, err
-	}
-	if len(superseded) == 0 {
-		superseded = nil
-	}
-	return store.RenewResult{Certificate: c, Superseded: superseded}, nil
+	res := &store.RenewResult{Certificate: c}
+	appendLogs(tx, []store.AuditEvent{r.Audit}, entries, &res.Superseded)
+	return res, nil
 }
 
 // spendNonce forgets up to maxNonceSweep nonces expired at now, then
 // records n as spent until n.Expires, unless it is spent and unexpired at
 // now. It reports whether it recorded n.
-func spendNonce(ctx context.Context, tx pgx.Tx, n store.Nonce, now time.Time) (bool, error) {
+func spendNonce(ctx context.Context, tx *txn, n store.Nonce, now time.Time) (bool, error) {
 	// SKIP LOCKED: two sweepers never wait for each other, nor for a
 	// spender of an expired nonce.
 	_, err := tx.Exec(ctx, `DELETE FROM nonces WHERE hash IN (

@@ -35,7 +35,7 @@ func (s *Store) LeaseCRL(ctx context.Context, holder string, now, until time.Tim
 		return false, fmt.Errorf("lease CRL for %q until %s: a holder and an expiry after now are required", holder, until.Format(time.RFC3339))
 	}
 	var got bool
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
+	err := s.inTx(ctx, func(tx *txn) error {
 		var err error
 		got, err = returnsRow(ctx, tx, `INSERT INTO crl_lease (holder, until) VALUES ($1, $2)
 			ON CONFLICT (one) DO UPDATE SET holder = excluded.holder, until = excluded.until
@@ -60,7 +60,7 @@ func (s *Store) PutCRL(ctx context.Context, holder string, now time.Time, c stor
 	case c.Number > math.MaxInt64:
 		return fmt.Errorf("put CRL %d: the number is larger than %d", c.Number, int64(math.MaxInt64))
 	}
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
+	err := s.inTx(ctx, func(tx *txn) error {
 		var leaseHolder string
 		var leaseUntil time.Time
 		err := tx.QueryRow(ctx, "SELECT holder, until FROM crl_lease FOR SHARE").Scan(&leaseHolder, &leaseUntil)

@@ -12,7 +12,8 @@ import (
 )
 
 // Revoke revokes a certificate (r.Serial) or a device (r.DeviceID) in one
-// transaction. It locks the device's row first (the certificate's device,
+// transaction, spending a use of r.Token if set (checked first, as Issue
+// checks it, at r.At; spent by the same conditional UPDATE). It locks the device's row first (the certificate's device,
 // for a serial), as every write about a device does, then checks that the
 // certificate or device exists (store.ErrNotFound) and is not revoked
 // (store.ErrAlreadyRevoked); a refusal writes nothing and returns no
@@ -52,17 +53,32 @@ func (s *Store) Revoke(ctx context.Context, r store.RevokeRequest) ([]store.Revo
 		return nil, wrap(store.ErrNotFound) // no such serial can be stored
 	}
 	var out []store.Revocation
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
+	err := s.inTx(ctx, func(tx *txn) error {
 		out = nil // a re-run starts afresh
+		spend := r.Token != store.TokenHash{}
+		if spend {
+			if err := checkToken(ctx, tx, r.Token, r.At); err != nil {
+				return err
+			}
+		}
 		var entries []store.Revocation
+		var audit store.AuditEvent
 		var err error
 		if r.Serial != nil {
-			entries, err = revokeSerialTx(ctx, tx, r)
+			entries, audit, err = revokeSerialTx(ctx, tx, r)
 		} else {
-			entries, err = revokeDeviceTx(ctx, tx, r)
+			entries, audit, err = revokeDeviceTx(ctx, tx, r)
 		}
-		out = entries
-		return err
+		if err != nil {
+			return err
+		}
+		if spend {
+			if err := spendToken(ctx, tx, r.Token, r.At); err != nil {
+				return err
+			}
+		}
+		appendLogs(tx, []store.AuditEvent{audit}, entries, &out)
+		return nil
 	})
 	if err != nil {
 		return nil, wrap(err)
@@ -73,70 +89,74 @@ func (s *Store) Revoke(ctx context.Context, r store.RevokeRequest) ([]store.Revo
 	return out, nil
 }
 
-// revokeSerialTx is the body of Revoke for r.Serial.
-func revokeSerialTx(ctx context.Context, tx pgx.Tx, r store.RevokeRequest) ([]store.Revocation, error) {
+// revokeSerialTx is the body of Revoke for r.Serial: it returns the log
+// entry (without Seq) and the audit event for appendLogs.
+func revokeSerialTx(ctx context.Context, tx *txn, r store.RevokeRequest) ([]store.Revocation, store.AuditEvent, error) {
+	var none store.AuditEvent
 	var deviceID string
 	err := tx.QueryRow(ctx, "SELECT device_id FROM certificates WHERE serial = $1", numeric(r.Serial)).Scan(&deviceID)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
-		return nil, store.ErrNotFound
+		return nil, none, store.ErrNotFound
 	case err != nil:
-		return nil, err
+		return nil, none, err
 	}
 	if _, err := lockDevice(ctx, tx, deviceID); err != nil {
-		return nil, err
+		return nil, none, err
 	}
 	// Read again under the device's lock, which every writer of the
 	// certificate holds.
 	c, err := scanCert(tx.QueryRow(ctx, "SELECT "+certCols+" FROM certificates WHERE serial = $1", numeric(r.Serial)))
 	if err != nil {
-		return nil, err
+		return nil, none, err
 	}
 	if !c.RevokedAt.IsZero() {
-		return nil, fmt.Errorf("revoked at %s: %w", c.RevokedAt.Format(time.RFC3339), store.ErrAlreadyRevoked)
+		return nil, none, fmt.Errorf("revoked at %s: %w", c.RevokedAt.Format(time.RFC3339), store.ErrAlreadyRevoked)
 	}
 	e, err := revokeCerts(ctx, tx, []store.Certificate{c}, r.At, r.Reason, r.BlockKeys)
 	if err != nil {
-		return nil, err
+		return nil, none, err
 	}
 	audit := r.Audit
 	if audit.DeviceID == "" {
 		audit.DeviceID = c.DeviceID // the caller names the serial only
 	}
-	return appendLogs(ctx, tx, audit, e)
+	return e, audit, nil
 }
 
-// revokeDeviceTx is the body of Revoke for r.DeviceID.
-func revokeDeviceTx(ctx context.Context, tx pgx.Tx, r store.RevokeRequest) ([]store.Revocation, error) {
+// revokeDeviceTx is the body of Revoke for r.DeviceID, under the same
+// rules as revokeSerialTx.
+func revokeDeviceTx(ctx context.Context, tx *txn, r store.RevokeRequest) ([]store.Revocation, store.AuditEvent, error) {
+	var none store.AuditEvent
 	dev, err := lockDevice(ctx, tx, r.DeviceID)
 	if err != nil {
-		return nil, err
+		return nil, none, err
 	}
 	if dev.Status == store.DeviceRevoked {
-		return nil, fmt.Errorf("revoked at %s: %w", dev.UpdatedAt.Format(time.RFC3339), store.ErrAlreadyRevoked)
+		return nil, none, fmt.Errorf("revoked at %s: %w", dev.UpdatedAt.Format(time.RFC3339), store.ErrAlreadyRevoked)
 	}
 	rows, err := tx.Query(ctx, "SELECT "+certCols+` FROM certificates
 		WHERE device_id = $1 AND revoked_at IS NULL AND not_after > $2 ORDER BY serial`, r.DeviceID, r.At)
 	live, err := collect(rows, err, scanCert)
 	if err != nil {
-		return nil, fmt.Errorf("live certificates: %w", err)
+		return nil, none, fmt.Errorf("live certificates: %w", err)
 	}
 	entries, err := revokeCerts(ctx, tx, live, r.At, r.Reason, r.BlockKeys)
 	if err != nil {
-		return nil, err
+		return nil, none, err
 	}
 	_, err = tx.Exec(ctx, "UPDATE devices SET status = 'revoked', updated_at = $2, revoked_at = $2 WHERE id = $1", r.DeviceID, r.At)
 	if err != nil {
-		return nil, fmt.Errorf("device: %w", err)
+		return nil, none, fmt.Errorf("device: %w", err)
 	}
-	return appendLogs(ctx, tx, r.Audit, entries)
+	return entries, r.Audit, nil
 }
 
 // revokeCerts records certs (unrevoked, of one device whose row the
 // transaction has locked) as revoked at at for reason, blocks their keys
 // if block, and returns their log entries, in the order of certs, without
 // Seq: appendLogs, which the caller runs last, gives them theirs.
-func revokeCerts(ctx context.Context, tx pgx.Tx, certs []store.Certificate, at time.Time, reason int, block bool) ([]store.Revocation, error) {
+func revokeCerts(ctx context.Context, tx *txn, certs []store.Certificate, at time.Time, reason int, block bool) ([]store.Revocation, error) {
 	out := make([]store.Revocation, 0, len(certs))
 	for _, c := range certs {
 		if _, err := tx.Exec(ctx, "UPDATE certificates SET revoked_at = $2, reason = $3 WHERE serial = $1",
@@ -166,7 +186,7 @@ func revokeCerts(ctx context.Context, tx pgx.Tx, certs []store.Certificate, at t
 func (s *Store) ResetDevice(ctx context.Context, id string, at time.Time, audit store.AuditEvent) (store.Device, error) {
 	var d store.Device
 	var notRevoked bool
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
+	err := s.inTx(ctx, func(tx *txn) error {
 		notRevoked = false
 		var err error
 		if d, err = lockDevice(ctx, tx, id); err != nil {
@@ -187,7 +207,8 @@ func (s *Store) ResetDevice(ctx context.Context, id string, at time.Time, audit 
 				return err
 			}
 		}
-		return appendAudit(ctx, tx, audit)
+		appendAudit(tx, audit)
+		return nil
 	})
 	if err != nil {
 		err = fmt.Errorf("reset device %q: %w", id, err)
@@ -213,7 +234,7 @@ func (s *Store) RenewNow(ctx context.Context, id string, at time.Time, audit sto
 	if at.IsZero() {
 		return fmt.Errorf("renew now %s: time is required", what)
 	}
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
+	err := s.inTx(ctx, func(tx *txn) error {
 		if id == "" {
 			if _, err := tx.Exec(ctx, "UPDATE fleet SET renew_now_at = $1", at); err != nil {
 				return err
@@ -227,7 +248,8 @@ func (s *Store) RenewNow(ctx context.Context, id string, at time.Time, audit sto
 				return store.ErrNotFound
 			}
 		}
-		return appendAudit(ctx, tx, audit)
+		appendAudit(tx, audit)
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("renew now %s: %w", what, err)

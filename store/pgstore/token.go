@@ -19,7 +19,7 @@ func (s *Store) CreateToken(ctx context.Context, t store.Token, audit store.Audi
 	if t.ID == "" {
 		return errors.New("create token: token ID is required")
 	}
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
+	err := s.inTx(ctx, func(tx *txn) error {
 		fresh, err := returnsRow(ctx, tx, `INSERT INTO tokens (`+tokenCols+`)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING RETURNING true`,
 			t.Hash[:], t.ID, t.DeviceID, t.DevicePattern, t.Uses, t.Spent,
@@ -30,10 +30,54 @@ func (s *Store) CreateToken(ctx context.Context, t store.Token, audit store.Audi
 		if !fresh {
 			return fmt.Errorf("hash or ID exists: %w", store.ErrConflict)
 		}
-		return appendAudit(ctx, tx, audit)
+		appendAudit(tx, audit)
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("create token %s: %w", t.ID, err)
+	}
+	return nil
+}
+
+// CreateTokens stores every token of ts as given and appends audits[i]
+// for ts[i], in one transaction: one INSERT of them all, whose ON
+// CONFLICT DO NOTHING leaves out a token whose hash or ID exists or
+// repeats an earlier one of ts; if any was left out, it returns an error
+// wrapping store.ErrConflict and writes nothing. len(audits) must be
+// len(ts), and every ID not empty.
+func (s *Store) CreateTokens(ctx context.Context, ts []store.Token, audits []store.AuditEvent) error {
+	if len(ts) != len(audits) {
+		return fmt.Errorf("create tokens: %d tokens but %d audit events", len(ts), len(audits))
+	}
+	n := len(ts)
+	hashes, ids, devices, patterns := make([][]byte, n), make([]string, n), make([]string, n), make([]string, n)
+	uses, spent := make([]int32, n), make([]int32, n)
+	created, expires, revoked := make([]any, n), make([]any, n), make([]any, n)
+	for i, t := range ts {
+		if t.ID == "" {
+			return errors.New("create tokens: token ID is required")
+		}
+		hashes[i], ids[i], devices[i], patterns[i] = t.Hash[:], t.ID, t.DeviceID, t.DevicePattern
+		uses[i], spent[i] = int32(t.Uses), int32(t.Spent)
+		created[i], expires[i], revoked[i] = nullTime(t.CreatedAt), nullTime(t.ExpiresAt), nullTime(t.RevokedAt)
+	}
+	err := s.inTx(ctx, func(tx *txn) error {
+		tag, err := tx.Exec(ctx, `INSERT INTO tokens (`+tokenCols+`)
+			SELECT * FROM unnest($1::bytea[], $2::text[], $3::text[], $4::text[], $5::integer[], $6::integer[],
+				$7::timestamptz[], $8::timestamptz[], $9::timestamptz[])
+			ON CONFLICT DO NOTHING`,
+			hashes, ids, devices, patterns, uses, spent, created, expires, revoked)
+		if err != nil {
+			return err
+		}
+		if got := tag.RowsAffected(); got != int64(n) {
+			return fmt.Errorf("%d of the tokens have a hash or ID that exists or repeats: %w", int64(n)-got, store.ErrConflict)
+		}
+		appendLogs(tx, audits, nil, nil)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("create %d tokens: %w", n, err)
 	}
 	return nil
 }
@@ -79,7 +123,7 @@ func (s *Store) ListTokens(ctx context.Context, p store.Page) ([]store.Token, er
 func (s *Store) RevokeToken(ctx context.Context, id string, at time.Time, audit store.AuditEvent) (store.Token, error) {
 	var t store.Token
 	var revoked bool
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
+	err := s.inTx(ctx, func(tx *txn) error {
 		t, revoked = store.Token{}, false
 		var err error
 		t, err = scanToken(tx.QueryRow(ctx, "SELECT "+tokenCols+" FROM tokens WHERE id = $1 FOR NO KEY UPDATE", id))
@@ -96,7 +140,8 @@ func (s *Store) RevokeToken(ctx context.Context, id string, at time.Time, audit 
 			return err
 		}
 		t.RevokedAt = at
-		return appendAudit(ctx, tx, audit)
+		appendAudit(tx, audit)
+		return nil
 	})
 	if err != nil {
 		err = fmt.Errorf("revoke token %s: %w", id, err)
@@ -116,7 +161,7 @@ func (s *Store) CreateManufacturer(ctx context.Context, m store.Manufacturer, au
 	if m.Name == "" {
 		return errors.New("create manufacturer: name is required")
 	}
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
+	err := s.inTx(ctx, func(tx *txn) error {
 		fresh, err := returnsRow(ctx, tx, `INSERT INTO manufacturers (name, ca_pem, device_id_from, device_pattern, created_at)
 			VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING true`,
 			m.Name, m.CAPEM, m.DeviceIDFrom, m.DevicePattern, nullTime(m.CreatedAt))
@@ -126,7 +171,8 @@ func (s *Store) CreateManufacturer(ctx context.Context, m store.Manufacturer, au
 		if !fresh {
 			return fmt.Errorf("name exists: %w", store.ErrConflict)
 		}
-		return appendAudit(ctx, tx, audit)
+		appendAudit(tx, audit)
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("create manufacturer %q: %w", m.Name, err)
@@ -166,7 +212,7 @@ func (s *Store) ListManufacturers(ctx context.Context) ([]store.Manufacturer, er
 // transaction; an error wrapping store.ErrNotFound if it is unknown. The
 // used manufacturer certificates (mfr_certs) stay.
 func (s *Store) DeleteManufacturer(ctx context.Context, name string, audit store.AuditEvent) error {
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
+	err := s.inTx(ctx, func(tx *txn) error {
 		tag, err := tx.Exec(ctx, "DELETE FROM manufacturers WHERE name = $1", name)
 		if err != nil {
 			return err
@@ -174,7 +220,8 @@ func (s *Store) DeleteManufacturer(ctx context.Context, name string, audit store
 		if tag.RowsAffected() == 0 {
 			return store.ErrNotFound
 		}
-		return appendAudit(ctx, tx, audit)
+		appendAudit(tx, audit)
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("delete manufacturer %q: %w", name, err)
