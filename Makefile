@@ -40,7 +40,9 @@ soak:
 	$(GO) test -count=1 -timeout 60m -v -run '^TestCrashRecovery$$' ./cmd/fleetca \
 		-crash.cycles $(SOAK_CYCLES) -crash.workers $(SOAK_WORKERS) -crash.writes $(SOAK_WRITES)
 
-# Benchmarks print figures; nothing here fails on a slow machine. The load
+# Benchmarks print figures; nothing here fails on a slow machine.
+# store/pgstore's start their own PostgreSQL (apt-get install postgresql),
+# with fsync and synchronous_commit on, to set beside store/boltstore's. The load
 # tools live in their own module, bench/ (see bench/doc.go); they build
 # ./cmd/fleetca from this checkout. proxyload installs nginx (Debian's
 # nginx-light) if it is missing, to compare with it.
@@ -49,7 +51,7 @@ bench:
 	cd bench && $(GO) run ./revocationload
 	cd bench && $(GO) run ./proxyload
 	cd bench && $(GO) run ./renewload
-	$(GO) test -run '^$$' -bench . -benchtime 2s ./ca ./store/boltstore
+	$(GO) test -run '^$$' -bench . -benchtime 2s ./ca ./store/boltstore ./store/pgstore
 
 # A short run of every fuzz target (go test -fuzz takes one target at a time).
 FUZZTIME ?= 30s

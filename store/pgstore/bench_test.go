@@ -1,0 +1,205 @@
+package pgstore
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+	"math/big"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fleetca/fleetca/internal/pgtest"
+	"github.com/fleetca/fleetca/store"
+)
+
+// BenchmarkIssue measures enrollment throughput as a factory line sees
+// it, with the server durable (fsync, full_page_writes and
+// synchronous_commit on: pgtest.NewDurableDatabase), to set beside
+// store/boltstore's BenchmarkIssue (fsync on): Issue calls kept 32 in
+// flight, each a new device spending a use of a shared pattern token,
+// with the conditions enroll sets. With replicas-2, two Stores (two
+// replicas' pools) share the 32 calls. One op is one enrollment, so ns/op
+// is the inverse of the throughput, which it also reports as
+// enrollments/s.
+//
+// What limits it: every write appends to the audit log, and its Seq
+// comes from the log_heads row, whose lock each transaction holds from
+// its last statement through its commit's WAL flush (so that Seq values
+// follow commit order). Commits therefore flush one at a time: PostgreSQL
+// cannot group them, and the rate is about one over the time of a WAL
+// flush plus a round trip.
+func BenchmarkIssue(b *testing.B) {
+	for _, n := range []int{1, 2} {
+		b.Run(fmt.Sprintf("replicas-%d", n), func(b *testing.B) { benchmarkIssue(b, n) })
+	}
+}
+
+func benchmarkIssue(b *testing.B, replicas int) {
+	const inFlight = 32
+	ctx := b.Context()
+	dsn := pgtest.NewDurableDatabase(b)
+	stores := make([]*Store, replicas)
+	for i := range stores {
+		stores[i] = openWith(b, Options{DSN: dsn}) // the production pool size
+	}
+	tok := store.Token{
+		ID: "bench", Hash: sha256.Sum256([]byte("bench")), DevicePattern: "dev-*",
+		Uses: 1 << 30, CreatedAt: t0, ExpiresAt: t0.Add(time.Hour),
+	}
+	if err := stores[0].CreateToken(ctx, tok, store.AuditEvent{Time: t0, Action: "token.create", Actor: "admin"}); err != nil {
+		b.Fatal(err)
+	}
+	der := make([]byte, benchDERSize)
+
+	calls := newInFlight(inFlight)
+	var n uint64
+	start := time.Now()
+	for b.Loop() {
+		n++
+		id := benchDevice(n)
+		sum := sha256.Sum256(binary.BigEndian.AppendUint64(nil, n))
+		serial := new(big.Int).SetBytes(sum[:16]) // 128 random-looking bits
+		is := store.Issuance{
+			Certificate:      benchCert(serial, id, t0, der),
+			Token:            tok.Hash,
+			Now:              t0,
+			RequireNewDevice: true,
+			MaxActive:        2,
+			Audit: store.AuditEvent{
+				Time: t0, Action: "certificate.issue", Actor: "token:bench",
+				DeviceID: id, Serial: serial.Text(16), TokenID: "bench",
+			},
+		}
+		s := stores[n%uint64(replicas)]
+		calls.Go(func() {
+			if err := s.Issue(ctx, is); err != nil {
+				b.Error(err)
+			}
+		})
+	}
+	calls.Wait()
+	b.ReportMetric(float64(n)/time.Since(start).Seconds(), "enrollments/s")
+}
+
+// BenchmarkListDevices measures ListDevices of one page (100 devices)
+// from a random place among a million devices: the admin API's paging
+// read, one range scan of the devices primary key. The devices are
+// loaded once, outside the timer, by Load (COPY). It reports the time of
+// one page as ms/page.
+func BenchmarkListDevices(b *testing.B) {
+	const devices = 1_000_000
+	ctx := b.Context()
+	s := open(b, pgtest.NewDurableDatabase(b))
+	i := 0
+	err := s.Load(ctx, func() (store.Record, bool, error) {
+		if i == devices {
+			return store.Record{}, false, nil
+		}
+		i++
+		return store.Record{Device: &store.Device{ID: benchDevice(uint64(i)), Status: store.DeviceActive, CreatedAt: t0, UpdatedAt: t0}}, true, nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := s.pool.Exec(ctx, "VACUUM ANALYZE devices"); err != nil {
+		b.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	start := time.Now()
+	var pages int
+	for b.Loop() {
+		pages++
+		after := benchDevice(1 + rng.Uint64N(devices-store.DefaultPageLimit))
+		got, err := s.ListDevices(ctx, store.Page{After: after})
+		if err != nil || len(got) != store.DefaultPageLimit {
+			b.Fatalf("ListDevices(after %s) = %d devices, %v, want %d, nil", after, len(got), err, store.DefaultPageLimit)
+		}
+	}
+	b.ReportMetric(float64(time.Since(start).Microseconds())/1000/float64(pages), "ms/page")
+}
+
+// BenchmarkRevokeSignal measures how soon a revocation committed through
+// one replica reaches another's Changes channel (by NOTIFY, on commit):
+// one op is one Revoke on replica B, timed from its call to A's signal.
+// It reports the median and 99th percentile.
+func BenchmarkRevokeSignal(b *testing.B) {
+	ctx := b.Context()
+	dsn := pgtest.NewDurableDatabase(b)
+	a, bs := open(b, dsn), open(b, dsn)
+	listening := make(chan struct{}, 1)
+	a.subs.onListen = func() { listening <- struct{}{} }
+	ch := a.Changes(ctx)
+	<-listening
+	der := make([]byte, benchDERSize)
+	var seeded uint64
+	var lat []time.Duration
+	var n uint64
+	for b.Loop() {
+		n++
+		if n > seeded {
+			b.StopTimer()
+			for range 256 {
+				seeded++
+				c := benchCert(big.NewInt(int64(seeded)), benchDevice(seeded), t0, der)
+				if err := bs.Issue(ctx, store.Issuance{Certificate: c, Now: t0, Audit: store.AuditEvent{Time: t0, Action: "certificate.issue"}}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			drain(ch)
+			b.StartTimer()
+		}
+		start := time.Now()
+		if _, err := bs.Revoke(ctx, store.RevokeRequest{Serial: big.NewInt(int64(n)), At: t0, Reason: 1}); err != nil {
+			b.Fatal(err)
+		}
+		select {
+		case <-ch:
+		case <-time.After(signalWait):
+			b.Fatalf("no signal in %v", signalWait)
+		}
+		lat = append(lat, time.Since(start))
+	}
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+}
+
+// benchDERSize stands for the size of a certificate's DER: about that of
+// a P-256 device certificate.
+const benchDERSize = 700
+
+// benchDevice is the ID of a benchmark's n-th device.
+func benchDevice(n uint64) string { return fmt.Sprintf("dev-%08d", n) }
+
+// benchCert is a certificate of device id, whose key is its own, issued
+// at issued and live from a minute before for 90 days, with der for DER.
+func benchCert(serial *big.Int, id string, issued time.Time, der []byte) store.Certificate {
+	return store.Certificate{
+		Serial: serial, DeviceID: id, KeyHash: sha256.Sum256([]byte(id)),
+		NotBefore: issued.Add(-time.Minute), NotAfter: issued.Add(90 * 24 * time.Hour), IssuedAt: issued, DER: der,
+	}
+}
+
+// inFlight runs calls on goroutines of their own, at most a given number
+// at a time.
+type inFlight struct {
+	sem chan struct{}
+	wg  sync.WaitGroup
+}
+
+func newInFlight(most int) *inFlight { return &inFlight{sem: make(chan struct{}, most)} }
+
+// Go runs f once fewer than the most calls are in flight.
+func (p *inFlight) Go(f func()) {
+	p.sem <- struct{}{}
+	p.wg.Go(func() {
+		defer func() { <-p.sem }()
+		f()
+	})
+}
+
+// Wait waits for the calls in flight.
+func (p *inFlight) Wait() { p.wg.Wait() }

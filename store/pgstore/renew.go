@@ -1,0 +1,331 @@
+package pgstore
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"math/big"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/fleetca/fleetca/store"
+)
+
+// maxNonceSweep is how many expired nonces one spend forgets at most, as
+// in boltstore: the table holds little more than the unexpired nonces,
+// and no transaction pays for a long backlog at once.
+const maxNonceSweep = 16
+
+// reasonSuperseded is the RFC 5280 §5.3.1 CRLReason code of a certificate
+// that a renewal replaced.
+const reasonSuperseded = 4
+
+// Renew records a renewal of r.Parent in one transaction, under the
+// rules and in the order of boltstore's Renew (see store.Store): it reads
+// the parent (store.ErrNotFound), locks its device's row (which every
+// write about the device takes first, so the lineage it reads next
+// cannot change under it), refuses a revoked device
+// (store.ErrDeviceRevoked) or a parent issued before the device's last
+// revocation (store.ErrCertificateRevoked), recognises a retry, then
+// checks the parent (store.ErrCertificateRevoked, store.ErrNotNewest), the
+// device's last renewal (store.ErrRenewedRecently), the nonce
+// (store.ErrNonceSpent), the key (store.ErrKeyBlocked, store.ErrKeyInUse)
+// and the serial (store.ErrConflict). A refusal rolls everything back.
+//
+// The nonce is spent by INSERT ... ON CONFLICT DO UPDATE ... WHERE the
+// stored one has expired, RETURNING: of two renewals spending one nonce,
+// the second waits for the first to commit and then gets no row.
+//
+// It reads every field of r; r.Parent and r.Now are required, and of
+// r.Certificate, Serial, DeviceID, KeyHash, NotAfter, IssuedAt and DER.
+func (s *Store) Renew(ctx context.Context, r store.Renewal) (store.RenewResult, error) {
+	c := r.Certificate
+	wrap := func(err error) error {
+		return fmt.Errorf("renew certificate %x of device %q: %w", r.Parent, c.DeviceID, err)
+	}
+	if err := checkRenewal(r); err != nil {
+		return store.RenewResult{}, wrap(err)
+	}
+	if !validSerial(r.Parent) {
+		if err := ctx.Err(); err != nil {
+			return store.RenewResult{}, wrap(err)
+		}
+		return store.RenewResult{}, wrap(store.ErrNotFound) // no such serial can be stored
+	}
+	// The caller's record is not kept: the result is a copy.
+	c.Serial = new(big.Int).Set(c.Serial)
+	c.Parent = new(big.Int).Set(r.Parent)
+	c.DER = bytes.Clone(c.DER)
+	var res *store.RenewResult
+	err := s.inTx(ctx, func(tx *txn) error {
+		var err error
+		res, err = renewTx(ctx, tx, r, c)
+		return err
+	})
+	if err != nil {
+		return store.RenewResult{}, wrap(err)
+	}
+	if len(res.Superseded) == 0 {
+		res.Superseded = nil
+	} else {
+		s.signal()
+	}
+	return *res, nil
+}
+
+// checkRenewal checks that r has the fields Renew requires.
+func checkRenewal(r store.Renewal) error {
+	c := r.Certificate
+	switch {
+	case r.Parent == nil:
+		return errArg("parent serial is required")
+	case r.Now.IsZero():
+		// It becomes LastRenewalAt and the RevokedAt of what is
+		// superseded, where zero means "never".
+		return errArg("renewal time is required")
+	case c.Serial == nil:
+		return errArg("certificate serial is required")
+	case !validSerial(c.Serial):
+		return errArg("serial %v is not positive or is longer than 255 bytes", c.Serial)
+	case c.DeviceID == "":
+		return errArg("certificate device ID is required")
+	case c.KeyHash == store.KeyHash{}:
+		return errArg("certificate key hash is required")
+	case c.NotAfter.IsZero():
+		return errArg("certificate not-after time is required")
+	case c.IssuedAt.IsZero():
+		return errArg("certificate issued-at time is required")
+	case len(c.DER) == 0:
+		return errArg("certificate DER is required")
+	}
+	return nil
+}
+
+// lineageEntry is what renewTx reads of each certificate of the device:
+// the fields its rules need, not the DER.
+type lineageEntry struct {
+	serial    *big.Int
+	keyHash   store.KeyHash
+	notAfter  time.Time
+	issuedAt  time.Time
+	revokedAt time.Time
+	parent    *big.Int
+}
+
+// before reports whether e was issued before o: by IssuedAt, then serial.
+func (e lineageEntry) before(o lineageEntry) bool {
+	if !e.issuedAt.Equal(o.issuedAt) {
+		return e.issuedAt.Before(o.issuedAt)
+	}
+	return e.serial.Cmp(o.serial) < 0
+}
+
+// lineage is what renewTx learns from one pass over the device's
+// certificates.
+type lineage struct {
+	parent *lineageEntry // r.Parent, nil if not the device's
+	retry  *lineageEntry // the certificate a retry returns, nil if none
+	newer  *lineageEntry // an unrevoked certificate issued after the parent
+	live   []lineageEntry
+}
+
+// scanLineage reads the certificates of the device under the renewal
+// rules of r.
+func scanLineage(ctx context.Context, tx *txn, deviceID string, r store.Renewal) (lineage, error) {
+	rows, err := tx.Query(ctx, `SELECT serial, key_hash, not_after, issued_at, revoked_at, parent
+		FROM certificates WHERE device_id = $1`, deviceID)
+	entries, err := collect(rows, err, func(row pgx.Row) (lineageEntry, error) {
+		var (
+			e                         lineageEntry
+			serial, parent            pgtype.Numeric
+			key                       []byte
+			notAfter, issued, revoked *time.Time
+		)
+		if err := row.Scan(&serial, &key, &notAfter, &issued, &revoked, &parent); err != nil {
+			return e, err
+		}
+		var err error
+		if e.serial, err = bigInt(serial); err != nil {
+			return e, err
+		}
+		if e.parent, err = bigInt(parent); err != nil {
+			return e, err
+		}
+		if e.keyHash, err = hash32(key); err != nil {
+			return e, err
+		}
+		e.notAfter, e.issuedAt, e.revokedAt = timeOf(notAfter), timeOf(issued), timeOf(revoked)
+		return e, nil
+	})
+	if err != nil {
+		return lineage{}, fmt.Errorf("lineage: %w", err)
+	}
+	var lin lineage
+	for i := range entries {
+		if entries[i].serial.Cmp(r.Parent) == 0 {
+			lin.parent = &entries[i]
+		}
+	}
+	if lin.parent == nil {
+		return lin, nil
+	}
+	p := *lin.parent
+	for _, e := range entries {
+		unrevoked := e.revokedAt.IsZero()
+		if unrevoked && e.parent != nil && e.parent.Cmp(r.Parent) == 0 && e.keyHash == r.Certificate.KeyHash &&
+			r.Now.Sub(e.issuedAt) < r.RetryWindow && (lin.retry == nil || lin.retry.before(e)) {
+			lin.retry = &e
+		}
+		if unrevoked && lin.newer == nil && p.before(e) {
+			lin.newer = &e
+		}
+		if (store.Certificate{NotAfter: e.notAfter, RevokedAt: e.revokedAt}).Live(r.Now) {
+			lin.live = append(lin.live, e)
+		}
+	}
+	slices.SortFunc(lin.live, func(a, b lineageEntry) int {
+		switch {
+		case a.before(b):
+			return -1
+		case b.before(a):
+			return 1
+		}
+		return 0
+	})
+	return lin, nil
+}
+
+// renewTx is the body of Renew; c is r.Certificate with its Parent set.
+// The result is complete (its Superseded entries numbered) once the
+// transaction has committed.
+func renewTx(ctx context.Context, tx *txn, r store.Renewal, c store.Certificate) (*store.RenewResult, error) {
+	var none *store.RenewResult
+
+	// The parent and its device, locked.
+	var parentDevice string
+	err := tx.QueryRow(ctx, "SELECT device_id FROM certificates WHERE serial = $1", numeric(r.Parent)).Scan(&parentDevice)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return none, store.ErrNotFound
+	case err != nil:
+		return none, fmt.Errorf("parent: %w", err)
+	case parentDevice != c.DeviceID:
+		return none, errArg("the parent belongs to device %q", parentDevice)
+	}
+	dev, err := lockDevice(ctx, tx, c.DeviceID)
+	if errors.Is(err, store.ErrNotFound) {
+		return none, errors.New("the parent's device is not recorded")
+	}
+	if err != nil {
+		return none, err
+	}
+	lin, err := scanLineage(ctx, tx, c.DeviceID, r)
+	if err != nil {
+		return none, err
+	}
+	if lin.parent == nil {
+		return none, errors.New("the parent left its device")
+	}
+	parent := *lin.parent
+	switch {
+	case dev.Status == store.DeviceRevoked:
+		return none, fmt.Errorf("revoked at %s: %w", dev.UpdatedAt.Format(time.RFC3339), store.ErrDeviceRevoked)
+	case !dev.RevokedAt.IsZero() && !parent.issuedAt.After(dev.RevokedAt):
+		// Revoking the device revoked only its live certificates; one
+		// that had expired by then is as dead, whatever a reset did since.
+		return none, fmt.Errorf("issued before its device was revoked at %s: %w", dev.RevokedAt.Format(time.RFC3339), store.ErrCertificateRevoked)
+	}
+
+	// A retry: the earlier answer, and the nonce spent.
+	if lin.retry != nil {
+		earlier, err := scanCert(tx.QueryRow(ctx, "SELECT "+certCols+" FROM certificates WHERE serial = $1", numeric(lin.retry.serial)))
+		if err != nil {
+			return none, fmt.Errorf("earlier certificate: %w", err)
+		}
+		if r.Nonce != nil {
+			if _, err := spendNonce(ctx, tx, *r.Nonce, r.Now); err != nil {
+				return none, err
+			}
+		}
+		return &store.RenewResult{Certificate: earlier, Replayed: true}, nil
+	}
+
+	// The parent, the device's last renewal, the nonce.
+	switch {
+	case !parent.revokedAt.IsZero():
+		return none, fmt.Errorf("revoked at %s: %w", parent.revokedAt.Format(time.RFC3339), store.ErrCertificateRevoked)
+	case lin.newer != nil:
+		return none, fmt.Errorf("certificate %x was issued after it: %w", lin.newer.serial, store.ErrNotNewest)
+	case r.MinInterval > 0 && dev.LastRenewalAt.After(r.Now.Add(-r.MinInterval)):
+		return none, fmt.Errorf("last renewal at %s: %w", dev.LastRenewalAt.Format(time.RFC3339), store.ErrRenewedRecently)
+	}
+	if r.Nonce != nil {
+		fresh, err := spendNonce(ctx, tx, *r.Nonce, r.Now)
+		if err != nil {
+			return none, err
+		}
+		if !fresh {
+			return none, store.ErrNonceSpent
+		}
+	}
+
+	// The key and the serial.
+	if err := bindKey(ctx, tx, c.KeyHash, c.DeviceID); err != nil {
+		return none, err
+	}
+	if err := insertCert(ctx, tx, c); err != nil {
+		return none, err
+	}
+
+	// Every condition holds: the device, the superseded, the logs.
+	_, err = tx.Exec(ctx, "UPDATE devices SET last_renewal_at = $2, updated_at = $2 WHERE id = $1", c.DeviceID, r.Now)
+	if err != nil {
+		return none, fmt.Errorf("device: %w", err)
+	}
+	var old []store.Certificate
+	if r.MaxActive > 0 {
+		n := len(lin.live)
+		if c.Live(r.Now) {
+			n++
+		}
+		for _, e := range lin.live {
+			if n <= r.MaxActive {
+				break
+			}
+			old = append(old, store.Certificate{Serial: e.serial, DeviceID: c.DeviceID, KeyHash: e.keyHash, NotAfter: e.notAfter})
+			n--
+		}
+	}
+	entries, err := revokeCerts(ctx, tx, old, r.Now, reasonSuperseded, false)
+	if err != nil {
+		return none, err
+	}
+	res := &store.RenewResult{Certificate: c}
+	appendLogs(tx, []store.AuditEvent{r.Audit}, entries, &res.Superseded)
+	return res, nil
+}
+
+// spendNonce forgets up to maxNonceSweep nonces expired at now, then
+// records n as spent until n.Expires, unless it is spent and unexpired at
+// now. It reports whether it recorded n.
+func spendNonce(ctx context.Context, tx *txn, n store.Nonce, now time.Time) (bool, error) {
+	// SKIP LOCKED: two sweepers never wait for each other, nor for a
+	// spender of an expired nonce.
+	_, err := tx.Exec(ctx, `DELETE FROM nonces WHERE hash IN (
+		SELECT hash FROM nonces WHERE expires <= $1 AND hash <> $2 ORDER BY expires LIMIT $3 FOR UPDATE SKIP LOCKED)`,
+		now, n.Hash[:], maxNonceSweep)
+	if err != nil {
+		return false, fmt.Errorf("forget expired nonces: %w", err)
+	}
+	fresh, err := returnsRow(ctx, tx, `INSERT INTO nonces (hash, expires) VALUES ($1, $2)
+		ON CONFLICT (hash) DO UPDATE SET expires = excluded.expires WHERE nonces.expires <= $3
+		RETURNING true`, n.Hash[:], n.Expires, now)
+	if err != nil {
+		return false, fmt.Errorf("nonce: %w", err)
+	}
+	return fresh, nil
+}
