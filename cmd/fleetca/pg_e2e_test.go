@@ -210,6 +210,7 @@ func TestDBCopyToPostgres(t *testing.T) {
 	dsn := pgtest.NewDatabase(t)
 	from := filepath.Join(D, defaultStorePath)
 	r := f.mustFleetca("db", "copy", "--from", from, "--to", dsn)
+	t.Logf("db copy:\n%s%s", r.stdout, r.stderr)
 	for _, want := range []string{"copied ", "  device            3\n", "driver: postgres", fmt.Sprintf("dsn: %q", dsn)} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("db copy stdout lacks %q:\n%s", want, r.stdout)
@@ -292,6 +293,7 @@ func TestPostgresPassword(t *testing.T) {
 	// PGPASSWORD stands in for it.
 	setStore(t, D, pgSection(roleDSN, pwFile), pgSection(roleDSN, ""))
 	r = f.fleetca("db", "migrate", "--dir", D)
+	t.Logf("db migrate without a password: %s", r.stderr)
 	if r.code != 1 || !oneLineError.MatchString(r.stderr) {
 		t.Errorf("db migrate without a password: exit %d, stderr %q; want 1 and one line", r.code, r.stderr)
 	}
@@ -380,6 +382,7 @@ func TestPostgresSchemaVersions(t *testing.T) {
 	}
 	for _, args := range [][]string{{"serve", "--dir", D}, {"db", "migrate", "--dir", D}} {
 		r := f.fleetca(args...)
+		t.Logf("fleetca %s: %s", strings.Join(args, " "), r.stderr)
 		if r.code != 1 || !oneLineError.MatchString(r.stderr) || !strings.Contains(r.stderr, "newer than this fleetca knows") {
 			t.Errorf("fleetca %s against a newer schema: exit %d, stderr %q; want 1 and one line saying the schema is newer",
 				strings.Join(args, " "), r.code, r.stderr)
