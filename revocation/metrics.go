@@ -16,7 +16,7 @@ type metrics struct {
 	leaseHeld prometheus.GaugeFunc
 	followAge prometheus.GaugeFunc
 	followSeq prometheus.Gauge
-	ocsp        *prometheus.CounterVec
+	ocsp      *prometheus.CounterVec
 	// hits are ocsp's cache-hit counters by status (ocsp.Good, Revoked,
 	// Unknown), resolved once: a hit is the responder's hottest path.
 	hits [3]prometheus.Counter
