@@ -250,7 +250,11 @@ func TestManufacturerReplicas(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	toldB := func() [][]*x509.Certificate { mu.Lock(); defer mu.Unlock(); return append([][]*x509.Certificate(nil), told...) }
+	toldB := func() [][]*x509.Certificate {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([][]*x509.Certificate(nil), told...)
+	}
 	synctest.Test(t, func(t *testing.T) {
 		ctx, cancel := context.WithCancel(t.Context())
 		done := make(chan error)
