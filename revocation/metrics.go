@@ -34,7 +34,8 @@ func (m *metrics) hit(status int) {
 // register builds the collectors and registers them with r (none if r is
 // nil); leaseHeld and followAge compute their gauges at each scrape.
 func (m *metrics) register(r prometheus.Registerer, leaseHeld, followAge func() float64) error {
-	m.revocations = prometheus.NewCounter(prometheus.CounterOpts{Name: "fleetca_revocation_certificates_revoked_total", Help: "Certificates revoked."})
+	m.revocations = prometheus.NewCounter(prometheus.CounterOpts{Name: "fleetca_revocation_certificates_revoked_total",
+		Help: "Certificates revoked, through this replica or another sharing the store (each counted once per replica: aggregate replicas with max, not sum)."})
 	m.crlNumber = prometheus.NewGauge(prometheus.GaugeOpts{Name: "fleetca_revocation_crl_number", Help: "Number of the device CRL being served."})
 	m.crlEntries = prometheus.NewGauge(prometheus.GaugeOpts{Name: "fleetca_revocation_crl_entries", Help: "Entries on the device CRL being served."})
 	m.crlBuild = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "fleetca_revocation_crl_build_seconds", Help: "Time to build and sign a device CRL.",
