@@ -152,10 +152,20 @@ func (s *Service) buildCRL(ctx context.Context, force bool) (crlOutcome, error) 
 	if err != nil {
 		return 0, fmt.Errorf("sign CRL %d: %w", n, err)
 	}
+	// Renew the lease before recording, so that a signing that took
+	// longer than the lease still records its CRL when no other replica
+	// took the lease meanwhile; one that did makes PutCRL refuse.
+	signed := s.now()
+	if held, err = s.deps.Store.LeaseCRL(ctx, s.holder, signed, signed.Add(s.cfg.CRLLease)); err != nil {
+		return 0, fmt.Errorf("renew the CRL lease: %w", err)
+	}
+	if held {
+		s.leaseUntil.Store(signed.Add(s.cfg.CRLLease).UnixNano())
+	}
 	// Record and serve under followMu, so that catchUp does not adopt
 	// this very CRL from the store in between.
 	s.followMu.Lock()
-	err = s.deps.Store.PutCRL(ctx, s.holder, s.now(), store.CRL{Number: n, ThisUpdate: now, NextUpdate: next, DER: der})
+	err = s.deps.Store.PutCRL(ctx, s.holder, signed, store.CRL{Number: n, ThisUpdate: now, NextUpdate: next, DER: der})
 	if errors.Is(err, store.ErrLeaseLost) || errors.Is(err, store.ErrCRLNotNewer) {
 		s.followMu.Unlock()
 		s.leaseUntil.Store(0)
@@ -243,7 +253,9 @@ func (s *Service) crlLoop(ctx context.Context) error {
 		cur := s.crl.Load()
 		wait := cur.ThisUpdate.Add(s.cfg.CRLValidity / 2).Sub(s.now())
 		if s.lostLease.Load() {
-			wait = min(wait, s.cfg.PollInterval)
+			// A CRL is due and another replica holds the lease: look
+			// again in a while (not at once: it is due already).
+			wait = s.cfg.PollInterval
 		}
 		t := time.NewTimer(max(wait, 0))
 		select {

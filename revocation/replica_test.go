@@ -461,3 +461,137 @@ func TestReplicaAdoptChecks(t *testing.T) {
 		})
 	}
 }
+
+// leaseCounter is the shared store as a replica sees it, counting its
+// LeaseCRL calls; past limit, a call blocks until ctx ends, so that a loop
+// spinning on the lease is reported instead of stopping the fake clock.
+type leaseCounter struct {
+	*boltstore.Store
+	limit int
+	mu    sync.Mutex
+	n     int
+}
+
+func (c *leaseCounter) LeaseCRL(ctx context.Context, holder string, now, until time.Time) (bool, error) {
+	c.mu.Lock()
+	c.n++
+	n := c.n
+	c.mu.Unlock()
+	if n > c.limit {
+		<-ctx.Done()
+		return false, ctx.Err()
+	}
+	return c.Store.LeaseCRL(ctx, holder, now, until)
+}
+
+func (c *leaseCounter) calls() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n
+}
+
+// TestReplicaCRLWaitsForHolder: when B's CRL is due (half its validity
+// passed) and A holds the lease without publishing yet (signing a large
+// CRL), B asks for the lease once a PollInterval, not in a busy loop, and
+// serves A's CRL meanwhile.
+func TestReplicaCRLWaitsForHolder(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		now := synctestNow()
+		cfg := Config{CRLValidity: 10 * time.Minute, PollInterval: time.Second}
+		f := newFixture(t, fixtureOptions{now: now, cfg: cfg})
+		first := f.svc.CRL()
+		st := &leaseCounter{Store: f.st, limit: 100}
+		b := f.newReplica(t, st)
+		stop := run(t, b.svc)
+		defer stop()
+		due := first.ThisUpdate.Add(cfg.CRLValidity / 2)
+		time.Sleep(due.Sub(now()) - time.Second)
+		synctest.Wait()
+		// A takes the lease for its next CRL, and is slow to sign it.
+		if ok, err := f.st.LeaseCRL(t.Context(), f.svc.holder, now(), now().Add(time.Hour)); !ok || err != nil {
+			t.Fatalf("A's LeaseCRL = %v, %v", ok, err)
+		}
+		before := st.calls()
+		const polls = 10
+		time.Sleep(time.Second + polls*cfg.PollInterval)
+		synctest.Wait()
+		if got := st.calls() - before; got < polls/2 || got > polls+2 {
+			t.Errorf("B asked for the lease %d times in %d poll intervals after its CRL fell due, want about one per interval", got, polls)
+		}
+		if got := b.svc.CRL(); !bytes.Equal(got.DER, first.DER) {
+			t.Errorf("B serves CRL %v while A holds the lease, want A's %v", got.Number, first.Number)
+		}
+	})
+}
+
+// slowSigner is the CA whose CRL signing, once armed, takes d on the
+// fixture's clock, and calls during (if set) while it signs.
+type slowSigner struct {
+	*ca.Authority
+	clock  *clock
+	d      time.Duration
+	armed  *bool
+	during func()
+}
+
+func (s slowSigner) SignCRL(ctx context.Context, tmpl ca.CRLTemplate) ([]byte, error) {
+	if *s.armed {
+		s.clock.Add(s.d)
+		if s.during != nil {
+			s.during()
+		}
+	}
+	return s.Authority.SignCRL(ctx, tmpl)
+}
+
+// TestReplicaCRLSignedPastLease: a CRL whose signing outlasts the lease is
+// still recorded and served when no other replica took the lease
+// meanwhile, and refused, the other's CRL served, when one did.
+func TestReplicaCRLSignedPastLease(t *testing.T) {
+	lease := Config{}.WithDefaults().CRLLease
+	for _, tc := range []struct {
+		name       string
+		otherSigns bool
+		want       crlOutcome
+	}{
+		{"ok/no-other-replica", false, crlBuilt},
+		{"ok/another-took-the-lease", true, crlNotHolder},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, fixtureOptions{})
+			armed := false
+			var other crlOutcome
+			var otherErr error
+			signer := slowSigner{Authority: f.ca, clock: f.clock, d: lease + time.Second, armed: &armed}
+			if tc.otherSigns {
+				signer.during = func() { other, otherErr = f.svc.buildCRL(t.Context(), true) }
+			}
+			deps := f.deps
+			deps.Metrics = nil
+			deps.CA = signer
+			f.clock.Add(lease) // A's lease from New ran out
+			slow, err := New(t.Context(), f.cfg, deps)
+			if err != nil {
+				t.Fatal(err)
+			}
+			before := slow.CRL().Number
+			armed = true
+			out, err := slow.buildCRL(t.Context(), true)
+			if err != nil || out != tc.want {
+				t.Fatalf("buildCRL signing past its lease = %v, %v; want %v", out, err, tc.want)
+			}
+			if !tc.otherSigns {
+				if slow.CRL().Number.Cmp(before) <= 0 {
+					t.Errorf("CRL number after the build = %v, want > %v", slow.CRL().Number, before)
+				}
+				return
+			}
+			if otherErr != nil || other != crlBuilt {
+				t.Fatalf("A's buildCRL while the slow replica signed = %v, %v; want built", other, otherErr)
+			}
+			if !bytes.Equal(slow.CRL().DER, f.svc.CRL().DER) {
+				t.Errorf("the slow replica serves CRL %v, want A's %v", slow.CRL().Number, f.svc.CRL().Number)
+			}
+		})
+	}
+}
