@@ -595,3 +595,72 @@ func TestReplicaCRLSignedPastLease(t *testing.T) {
 		})
 	}
 }
+
+// TestReplicaCRLNumbersRunning: three running replicas, revocations
+// through each in turn, and one replica restarted now and then: no
+// replica ever serves a CRL numbered below one it served before, the
+// store's latest number never falls, and in the end all three serve
+// the same CRL, listing every revocation.
+func TestReplicaCRLNumbersRunning(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		now := synctestNow()
+		f := newFixture(t, fixtureOptions{now: now})
+		type running struct {
+			svc  *Service
+			stop func()
+		}
+		start := func(s *Service) *running { return &running{svc: s, stop: run(t, s)} }
+		reps := []*running{start(f.svc), start(f.newReplica(t, nil).svc), start(f.newReplica(t, nil).svc)}
+		defer func() {
+			for _, r := range reps {
+				r.stop()
+			}
+		}()
+		served := make([]*big.Int, len(reps))
+		var latest uint64
+		revoked := map[string]store.Revocation{}
+		for round := range 12 {
+			leaf := f.issue(t, fmt.Sprintf("dev-running-%d", round))
+			revs, err := reps[round%3].svc.Revoke(t.Context(), RevokeRequest{Serial: leaf.SerialNumber, Reason: api.ReasonKeyCompromise})
+			if err != nil {
+				t.Fatal(err)
+			}
+			revoked[hexSerial(leaf.SerialNumber)] = revs[0]
+			if round%4 == 3 {
+				// A restart: the old process hands the lease over, the
+				// new one has a holder name of its own.
+				i := (round / 4) % 3
+				reps[i].stop()
+				reps[i] = start(f.newReplica(t, nil).svc)
+				served[i] = nil
+			}
+			time.Sleep(2 * time.Second)
+			synctest.Wait()
+			c, err := f.st.LatestCRL(t.Context(), 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Number < latest {
+				t.Fatalf("round %d: the store's latest CRL number went from %d to %d", round, latest, c.Number)
+			}
+			latest = c.Number
+			for i, r := range reps {
+				n := r.svc.CRL().Number
+				if served[i] != nil && n.Cmp(served[i]) < 0 {
+					t.Errorf("round %d: replica %d serves CRL %v after %v", round, i, n, served[i])
+				}
+				served[i] = n
+			}
+		}
+		want := reps[0].svc.CRL()
+		checkEntries(t, parseCRL(t, want, f.ca.Intermediate()), revoked)
+		for i, r := range reps[1:] {
+			if !bytes.Equal(r.svc.CRL().DER, want.DER) {
+				t.Errorf("replica %d serves CRL %v, replica 0 serves %v: want the same", i+1, r.svc.CRL().Number, want.Number)
+			}
+		}
+		if want.Number.Uint64() != latest {
+			t.Errorf("replicas serve CRL %v, the store's latest is %d", want.Number, latest)
+		}
+	})
+}
