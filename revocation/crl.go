@@ -83,7 +83,8 @@ func (s *Service) publishCRL(ctx context.Context) error {
 }
 
 // buildCRL catches up with the store (the revocation log, and the latest
-// CRL, adopted if newer), then, if force or a CRL is due (crlDue), takes
+// CRL, adopted if newer; forced, only if it does not get the lease), then,
+// if force or a CRL is due (crlDue), takes
 // the CRL lease and signs a new device CRL over the revoked certificates,
 // numbered from the store's counter, records it (PutCRL) and serves it.
 // Another replica holding the lease, or winning it while this one signed
@@ -96,7 +97,9 @@ func (s *Service) publishCRL(ctx context.Context) error {
 func (s *Service) buildCRL(ctx context.Context, force bool) (crlOutcome, error) {
 	s.buildMu.Lock()
 	defer s.buildMu.Unlock()
-	if err := s.catchUp(ctx); err != nil {
+	// Forced, the store's latest CRL matters only if this Service does not
+	// get the lease (a CRL of a million entries takes a second to check).
+	if err := s.catchUp(ctx, !force); err != nil {
 		return 0, err
 	}
 	start := s.now()
@@ -110,6 +113,11 @@ func (s *Service) buildCRL(ctx context.Context, force bool) (crlOutcome, error) 
 	}
 	if !held {
 		s.leaseUntil.Store(0)
+		if force {
+			if err := s.catchUp(ctx, true); err != nil {
+				return 0, err
+			}
+		}
 		return crlNotHolder, nil
 	}
 	s.leaseUntil.Store(until.UnixNano())
@@ -170,7 +178,7 @@ func (s *Service) buildCRL(ctx context.Context, force bool) (crlOutcome, error) 
 		s.followMu.Unlock()
 		s.leaseUntil.Store(0)
 		s.log.InfoContext(ctx, "another replica took the CRL lease while this one signed; serving its CRL", "number", n, "err", err)
-		if err := s.catchUp(ctx); err != nil {
+		if err := s.catchUp(ctx, true); err != nil {
 			return 0, err
 		}
 		return crlNotHolder, nil

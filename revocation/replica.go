@@ -26,9 +26,10 @@ const releaseTimeout = 5 * time.Second
 // (by Seq: gapless and in commit order, so nothing is skipped or read
 // twice) and applies what it did not know, as Applied does: the entries
 // are indexed, their cached OCSP answers replaced, the feed's waiters
-// woken and a CRL scheduled. Then it adopts the store's latest CRL if it
-// is newer than the one served and passes the checks of parseStoredCRL.
-func (s *Service) catchUp(ctx context.Context) error {
+// woken and a CRL scheduled. Then, with adoptCRL, it adopts the store's
+// latest CRL if it is newer than the one served and passes the checks of
+// parseStoredCRL.
+func (s *Service) catchUp(ctx context.Context, adoptCRL bool) error {
 	s.followMu.Lock()
 	defer s.followMu.Unlock()
 	for {
@@ -56,6 +57,9 @@ func (s *Service) catchUp(ctx context.Context) error {
 		if len(revs) < followPage {
 			break
 		}
+	}
+	if !adoptCRL {
+		return nil
 	}
 	var served uint64
 	if cur := s.crl.Load(); cur != nil && cur.Number.IsUint64() {
@@ -169,7 +173,7 @@ func (s *Service) followLoop(ctx context.Context) error {
 			}
 		case <-t.C:
 		}
-		err := s.catchUp(ctx)
+		err := s.catchUp(ctx, true)
 		switch {
 		case ctx.Err() != nil:
 			return ctx.Err()

@@ -283,7 +283,7 @@ func TestReplicaCRLOneSigner(t *testing.T) {
 		}
 		numbers = append(numbers, latest.Number)
 		for i, s := range replicas {
-			if err := s.catchUp(t.Context()); err != nil {
+			if err := s.catchUp(t.Context(), true); err != nil {
 				t.Fatal(err)
 			}
 			if p := s.CRL(); !bytes.Equal(p.DER, latest.DER) {
@@ -448,7 +448,7 @@ func TestReplicaAdoptChecks(t *testing.T) {
 			if err := f.st.PutCRL(t.Context(), holder, now, store.CRL{Number: n + uint64(tc.numberOff), ThisUpdate: now, NextUpdate: now.Add(time.Hour), DER: der}); err != nil {
 				t.Fatalf("PutCRL: %v", err)
 			}
-			if err := b.svc.catchUp(t.Context()); err != nil {
+			if err := b.svc.catchUp(t.Context(), true); err != nil {
 				t.Fatalf("catchUp: %v", err)
 			}
 			served := !bytes.Equal(b.svc.CRL().DER, before.DER)
