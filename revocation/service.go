@@ -223,8 +223,15 @@ type RevokeRequest struct {
 	// Reason is one of ReasonNames' (see ParseReason).
 	Reason api.Reason
 	// Actor is who revokes, for the audit log: "" means "admin"; a device
-	// revoking its own certificate is "device:<id>".
+	// revoking its own certificate is "device:<id>", a step revocation
+	// token "token:<id>".
 	Actor string
+	// Token, if non-zero, is the hash of a one-use revocation token
+	// (enroll.Service.ParseStepRevokeToken) to spend in the revocation's
+	// own transaction: a refused revocation keeps it, and a token spent,
+	// revoked or expired is fault.Unauthorized, checked before the
+	// certificate.
+	Token store.TokenHash
 }
 
 // Revoke revokes a certificate or a device, durably and audited, then
@@ -258,8 +265,17 @@ func (s *Service) Revoke(ctx context.Context, req RevokeRequest) ([]store.Revoca
 	}
 	audit.Action = action
 	revs, err := s.deps.Store.Revoke(ctx, store.RevokeRequest{Serial: req.Serial, DeviceID: req.DeviceID, At: at,
-		Reason: int(req.Reason), BlockKeys: req.Reason == api.ReasonKeyCompromise, Audit: audit})
+		Reason: int(req.Reason), BlockKeys: req.Reason == api.ReasonKeyCompromise, Audit: audit, Token: req.Token})
+	const tokenHint = "ask an admin for a new revocation token"
 	switch {
+	case errors.Is(err, store.ErrTokenNotFound):
+		return nil, fault.Wrap(err, fault.Unauthorized, "the revocation token is not known to this CA", tokenHint)
+	case errors.Is(err, store.ErrTokenUsedUp):
+		return nil, fault.Wrap(err, fault.Unauthorized, "the revocation token was used up", tokenHint)
+	case errors.Is(err, store.ErrTokenExpired):
+		return nil, fault.Wrap(err, fault.Unauthorized, "the revocation token expired", tokenHint)
+	case errors.Is(err, store.ErrTokenRevoked):
+		return nil, fault.Wrap(err, fault.Unauthorized, "the revocation token was revoked by an admin", tokenHint)
 	case errors.Is(err, store.ErrNotFound):
 		return nil, fault.Wrap(err, fault.NotFound, "no "+what+" is known to this CA", "list the certificates or the devices to find it")
 	case errors.Is(err, store.ErrAlreadyRevoked):
