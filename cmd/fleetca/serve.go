@@ -109,8 +109,20 @@ const (
 // serve restarted after a crash take its dead predecessor's lease back at
 // once, and sign a CRL with what was revoked just before the crash,
 // instead of waiting out revocation.crl_lease. Replicas sharing a database
-// must each have their own name: leave revocation.Deps.Holder empty there.
+// must each have their own name: crlHolder leaves revocation.Deps.Holder
+// empty there.
 const boltCRLHolder = "fleetca-bolt"
+
+// crlHolder is serve's name to the CRL lease on the store sc configures:
+// boltCRLHolder on bbolt, and on PostgreSQL "", which makes revocation
+// draw a name of its own for each replica (one fixed name shared by every
+// replica would let each of them sign CRLs at once).
+func crlHolder(sc storeConfig) string {
+	if sc.Driver == driverBolt {
+		return boltCRLHolder
+	}
+	return ""
+}
 
 // runServe is the composition root of the server.
 func runServe(ctx context.Context, e env, o serveOptions) error {
@@ -181,7 +193,7 @@ func runServe(ctx context.Context, e env, o serveOptions) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	revSvc, err := revocation.New(ctx, cfg.Revocation, revocation.Deps{Store: st, CA: authority,
-		RootCRLPath: filepath.Join(o.dir, rootCRLName), Now: now, Logger: logger, Metrics: reg, Holder: boltCRLHolder})
+		RootCRLPath: filepath.Join(o.dir, rootCRLName), Now: now, Logger: logger, Metrics: reg, Holder: crlHolder(cfg.Store)})
 	if err != nil {
 		return err
 	}
