@@ -24,6 +24,11 @@
 // reload) and synchronous_commit on for the database, so a figure measured
 // on it is one a production server would give.
 //
+// Start runs a server the same way for a program that is not a test
+// (bench/replicaload): durable if asked (fsync, full_page_writes and
+// synchronous_commit on, checked), with CreateDatabase for empty
+// databases, PID for the postmaster and Stop.
+//
 // # Invariants
 //
 //   - PostgreSQL refuses to run as root: as root, the data directory is
@@ -37,8 +42,9 @@
 //
 // # What it must not do
 //
-// It is imported only from _test.go files and imports nothing of
-// fleetca's but internal/testenv. It downloads nothing and runs no
+// It is imported only from _test.go files and from the benchmarks
+// (bench/replicaload, through Start), and imports nothing of fleetca's
+// but internal/testenv. It downloads nothing and runs no
 // container. It does not synchronise tests: pg_ctl -w waits for the
 // server to accept connections.
 //

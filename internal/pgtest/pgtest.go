@@ -169,7 +169,7 @@ func Terminate(tb testing.TB, dsn, name string) int {
 // need returns the started server, or ends the test (skip or fail).
 func need(tb testing.TB) *server {
 	tb.Helper()
-	once.Do(func() { srv, startErr = start() })
+	once.Do(func() { srv, startErr = start(context.Background(), "", false, true, prepare) })
 	switch {
 	case startErr != nil:
 		tb.Fatalf("start PostgreSQL: %v", startErr)
@@ -181,9 +181,88 @@ func need(tb testing.TB) *server {
 	return srv
 }
 
-// start finds PostgreSQL, makes a data directory, starts the server and
-// prepares the template database.
-func start() (*server, error) {
+// Server is a PostgreSQL server that Start ran, for a program that is not
+// a test (bench/replicaload): a test uses NewDatabase instead.
+type Server struct{ s *server }
+
+// StartOptions are Start's settings. The zero value is a fast server in
+// the system's temporary directory.
+type StartOptions struct {
+	// Dir is the parent of the server's directory; "" is os.TempDir().
+	// The postgres user must be able to enter it when running as root.
+	Dir string
+	// Durable starts the server as production runs it: fsync,
+	// full_page_writes and synchronous_commit on (PostgreSQL's defaults),
+	// which Start checks. Otherwise all three are off, as for the tests.
+	Durable bool
+}
+
+// Start starts a PostgreSQL server as NewDatabase does (initdb into a new
+// directory, pg_ctl on 127.0.0.1 at a port the kernel chose, trust
+// authentication for the superuser), for a program outside the tests.
+// Without PostgreSQL it returns an error saying what to install. Stop the
+// server with Stop.
+func Start(ctx context.Context, opts StartOptions) (*Server, error) {
+	s, err := start(ctx, opts.Dir, opts.Durable, false, nil)
+	if err != nil {
+		return nil, err
+	}
+	if s.missing != "" {
+		return nil, fmt.Errorf("PostgreSQL not found: %s; apt-get install postgresql", s.missing)
+	}
+	srv := &Server{s: s}
+	if opts.Durable {
+		conn, err := pgx.Connect(ctx, s.dsn("postgres"))
+		if err != nil {
+			return nil, errors.Join(err, s.stop())
+		}
+		defer conn.Close(context.WithoutCancel(ctx))
+		for _, setting := range []string{"fsync", "full_page_writes", "synchronous_commit"} {
+			var v string
+			if err := conn.QueryRow(ctx, "SHOW "+setting).Scan(&v); err != nil {
+				return nil, errors.Join(err, s.stop())
+			}
+			if v != "on" {
+				return nil, errors.Join(fmt.Errorf("%s = %s on the durable server, want on", setting, v), s.stop())
+			}
+		}
+	}
+	return srv, nil
+}
+
+// CreateDatabase creates an empty database name (letters, digits and _)
+// and returns its DSN, a keyword/value connection string.
+func (s *Server) CreateDatabase(ctx context.Context, name string) (string, error) {
+	if err := s.s.exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
+		return "", fmt.Errorf("create database %s: %w", name, err)
+	}
+	return s.s.dsn(name), nil
+}
+
+// PID is the postmaster's process ID (its first line of postmaster.pid):
+// the server's backends are its children.
+func (s *Server) PID() (int, error) {
+	b, err := os.ReadFile(filepath.Join(s.s.dir, "data", "postmaster.pid"))
+	if err != nil {
+		return 0, err
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	return strconv.Atoi(strings.TrimSpace(line))
+}
+
+// Dir is the server's directory: its data directory is Dir/data and its
+// log Dir/log.
+func (s *Server) Dir() string { return s.s.dir }
+
+// Stop stops the server at once (pg_ctl -m immediate) and deletes its
+// directory.
+func (s *Server) Stop() error { return s.s.stop() }
+
+// start finds PostgreSQL, makes a directory under parent ("" is
+// os.TempDir()), starts the server (with fsync, full_page_writes and
+// synchronous_commit off unless durable) and, if template, creates the
+// template database and runs prep, if not nil, on it.
+func start(ctx context.Context, parent string, durable, template bool, prep func(ctx context.Context, dsn string) error) (*server, error) {
 	matches, _ := filepath.Glob("/usr/lib/postgresql/*/bin/initdb")
 	if len(matches) == 0 {
 		if p, err := exec.LookPath("initdb"); err == nil {
@@ -196,7 +275,7 @@ func start() (*server, error) {
 	slices.Sort(matches) // the newest major version last (15 < 16 ...)
 	s := &server{bin: filepath.Dir(matches[len(matches)-1])}
 
-	dir, err := os.MkdirTemp("", "fleetca-pg-")
+	dir, err := os.MkdirTemp(parent, "fleetca-pg-")
 	if err != nil {
 		return nil, err
 	}
@@ -224,9 +303,12 @@ func start() (*server, error) {
 	if err != nil {
 		return nil, err
 	}
-	_, err = conf.WriteString("\n# pgtest: speed over durability (NewDurableDatabase undoes it)\n" +
-		"fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n" +
-		"max_connections = 300\nshared_buffers = 128MB\n")
+	settings := "\n# pgtest: speed over durability (NewDurableDatabase undoes it)\n" +
+		"fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n"
+	if durable {
+		settings = "\n# pgtest.Start: durable (fsync, full_page_writes and synchronous_commit on by default)\n"
+	}
+	_, err = conf.WriteString(settings + "max_connections = 300\nshared_buffers = 128MB\n")
 	if err := errors.Join(err, conf.Close()); err != nil {
 		return nil, err
 	}
@@ -247,12 +329,14 @@ func start() (*server, error) {
 			return nil, fmt.Errorf("pg_ctl start: %w\n%s\n%s", err, out, log)
 		}
 	}
-	ctx := context.Background()
+	if !template {
+		return s, nil
+	}
 	if err := s.exec(ctx, "CREATE DATABASE "+templateDB); err != nil {
 		return nil, errors.Join(err, s.stop())
 	}
-	if prepare != nil {
-		if err := prepare(ctx, s.dsn(templateDB)); err != nil {
+	if prep != nil {
+		if err := prep(ctx, s.dsn(templateDB)); err != nil {
 			return nil, errors.Join(fmt.Errorf("prepare the template database: %w", err), s.stop())
 		}
 	}
