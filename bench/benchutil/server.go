@@ -88,13 +88,15 @@ func StartServer(ctx context.Context, bin, dir, logPath string, extraEnv []strin
 }
 
 // Init runs `fleetca init --no-password` on a new data directory dir, with
-// both listeners on 127.0.0.1 and a port the kernel picks. A benchmark
-// that needs other settings changes fleetca.yaml (SetConfig) before Serve.
-func Init(ctx context.Context, bin, dir string) error {
+// both listeners on 127.0.0.1 and a port the kernel picks, and extra init
+// flags if any (--store DSN). A benchmark that needs other settings
+// changes fleetca.yaml (SetConfig) before Serve.
+func Init(ctx context.Context, bin, dir string, extra ...string) error {
 	ictx, cancel := context.WithTimeout(ctx, StartupTimeout)
 	defer cancel()
-	out, err := exec.CommandContext(ictx, bin, "init", "--dir", dir, "--name", "Bench", "--no-password",
-		"--https-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0").CombinedOutput()
+	args := append([]string{"init", "--dir", dir, "--name", "Bench", "--no-password",
+		"--https-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"}, extra...)
+	out, err := exec.CommandContext(ictx, bin, args...).CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("fleetca init: %w\n%s", err, out)
 	}
