@@ -45,12 +45,14 @@ soak:
 # with fsync and synchronous_commit on, to set beside store/boltstore's. The load
 # tools live in their own module, bench/ (see bench/doc.go); they build
 # ./cmd/fleetca from this checkout. proxyload installs nginx (Debian's
-# nginx-light) if it is missing, to compare with it.
+# nginx-light) if it is missing, to compare with it. replicaload starts its
+# own durable PostgreSQL, like store/pgstore's benchmarks.
 bench:
 	cd bench && $(GO) run ./enrollload
 	cd bench && $(GO) run ./revocationload
 	cd bench && $(GO) run ./proxyload
 	cd bench && $(GO) run ./renewload
+	cd bench && $(GO) run ./replicaload
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./ca ./store/boltstore ./store/pgstore
 
 # A short run of every fuzz target (go test -fuzz takes one target at a time).

@@ -25,6 +25,11 @@
 //	                renewals/s over mutual TLS (a new           one new connection per enrollment, and
 //	                connection per renewal) and with a          keep-alive; the ratios against the
 //	                renewal token (keep-alive)                  issue's 0.9x
+//	replicaload     enrollments/s at concurrency 32 on one     one replica on bbolt (fsync on); the
+//	                and two replicas sharing one PostgreSQL     same revocation seen by A's own OCSP;
+//	                (durable, started by the tool);             the same listing before the million
+//	                revoke through A -> B's OCSP revoked,       devices are loaded, and its SQL
+//	                p50/p99; a page of 100 of 1M devices        statement alone
 //
 // Each command's doc.go says in full what it does and which flags it takes
 // (go run ./NAME -h). A missed target is reported in the table, never an
@@ -33,15 +38,17 @@
 //
 // # Running them
 //
-// From the repository root, `make bench` runs the four with their
-// defaults (about eleven minutes on two cores), then the Go benchmarks of
-// ca and store/boltstore. One tool, with flags, from this directory:
+// From the repository root, `make bench` runs the five with their
+// defaults (about fourteen minutes on two cores), then the Go benchmarks
+// of ca, store/boltstore and store/pgstore. replicaload needs PostgreSQL
+// (apt-get install postgresql). One tool, with flags, from this directory:
 //
 //	cd bench
 //	go run ./enrollload -concurrency 32 -reps 5
 //	go run ./revocationload -phases ocsp,crl -crl-sizes 10k,100k
 //	go run ./proxyload -phases handshake,revoke -nginx none
 //	go run ./renewload -duration 2s -reps 1
+//	go run ./replicaload -phases revoke,list -devices 100k
 //
 // They are Linux only (they read CPU times and memory from /proc) and are
 // development tools, never shipped.
@@ -56,7 +63,10 @@
 // public packages only: client and api for every call to the CA's API
 // that sets up or triggers a measurement (tokens, renewal tokens, the
 // proxies' server certificate and devices, proxyload's revocations), and ca, revocation
-// and store where they sign or parse in process. The load itself
+// and store where they sign or parse in process; replicaload also starts
+// PostgreSQL with internal/pgtest.Start (a bench package may import the
+// product's internal packages: its import path is under the product's),
+// and loads its million devices in SQL against store/pgstore's schema. The load itself
 // (enrollments, renewals, OCSP requests, revocationload's revocations,
 // the proxies' handshakes) is sent by each tool's own tuned HTTP or TLS
 // client, which never verifies a chain during a timed loop; where it
