@@ -13,7 +13,11 @@
 //     PostgreSQL database (copies of one data directory, as two machines
 //     would run them), the workers split between them by connection
 //     (worker w talks to replica w mod 2, as a round-robin load balancer
-//     places connections). Each setup: a warm-up, then -reps repetitions
+//     places connections). Every device spends a use of one pattern
+//     token, as a factory line's do; one more row, on the one-replica
+//     PostgreSQL setup, gives each device a one-time token of its own
+//     (minted in batches before the timing), to show what the shared
+//     token's row lock costs. Each setup: a warm-up, then -reps repetitions
 //     of -duration; medians, latency percentiles over all. Beside each
 //     rate: the CPU that fleetca (all replicas), PostgreSQL (the
 //     postmaster and its backends) and this client spent per
@@ -44,7 +48,7 @@
 //	    [-revocations 50] [-devices 1M] [-lists 21] [-phases enroll,revoke,list]
 //	    [-fleetca BINARY] [-tmp DIR] [-keep] [-strict]
 //
-// The defaults take about two and a half minutes on two cores. It needs
+// The defaults take about three and a half minutes on two cores. It needs
 // PostgreSQL (apt-get install postgresql); as root it runs PostgreSQL as
 // the postgres user, which must be able to enter -tmp. It is a development
 // tool, Linux only (it reads /proc), and never shipped.

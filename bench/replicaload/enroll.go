@@ -5,17 +5,22 @@ import (
 	"fmt"
 	"net/http"
 	"runtime"
+	"slices"
 	"time"
 
 	"github.com/fleetca/fleetca/api"
 	"github.com/fleetca/fleetca/bench/benchutil"
+	"github.com/fleetca/fleetca/client"
 	"github.com/fleetca/fleetca/internal/pgtest"
 )
 
-// devicePrefix starts every enrolled device's ID; tokenPattern matches them.
+// devicePrefix starts the ID of every device enrolled with a shared
+// pattern token, tokenPattern; onePrefix that of every device enrolled
+// with a one-time token of its own.
 const (
 	devicePrefix = "r-"
 	tokenPattern = devicePrefix + "*"
+	onePrefix    = "t-"
 )
 
 // setupResult is one setup's enrollment measurement.
@@ -23,6 +28,7 @@ type setupResult struct {
 	name     string // as the report shows it
 	replicas int
 	onPG     bool
+	ownToken bool // a one-time token per device, not one shared pattern token
 	reps     []benchutil.Phase
 	fleetca  []time.Duration // CPU of every replica, per repetition
 	postgres []time.Duration // CPU of the postmaster and its backends, per repetition
@@ -44,24 +50,49 @@ type enrollJob struct {
 	body  []byte
 }
 
-// jobMaker makes jobs for devices r-00000001, r-00000002, ... of one CA.
+// jobMaker makes jobs for devices PREFIX00000001, PREFIX00000002, ... of
+// one CA: with tokens of one pattern (tokens), or, when admin is set,
+// each with a one-time token of its own, minted in batches (POST
+// /v1/admin/tokens/batch) before the phase.
 type jobMaker struct {
+	prefix string
 	tokens *benchutil.TokenMinter
+	admin  *client.Client
 	seq    int
 }
 
 func (g *jobMaker) make(ctx context.Context, n int) ([]enrollJob, error) {
-	toks, err := g.tokens.Take(ctx, n)
-	if err != nil {
-		return nil, err
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = benchutil.DeviceID(g.prefix, g.seq+i+1)
 	}
-	csrs, err := benchutil.MakeCSRs(ctx, devicePrefix, g.seq+1, n)
+	var toks []string
+	if g.admin == nil {
+		var err error
+		if toks, err = g.tokens.Take(ctx, n); err != nil {
+			return nil, err
+		}
+	} else {
+		for chunk := range slices.Chunk(ids, api.MaxTokenBatch) {
+			batch, err := g.admin.CreateTokens(ctx, api.TokenBatchRequest{DeviceIDs: chunk, TTL: "1h"})
+			if err != nil {
+				return nil, fmt.Errorf("mint one-time tokens: %w", err)
+			}
+			for _, t := range batch {
+				toks = append(toks, t.Token)
+			}
+		}
+		if len(toks) != n {
+			return nil, fmt.Errorf("minted %d one-time tokens, want %d", len(toks), n)
+		}
+	}
+	csrs, err := benchutil.MakeCSRs(ctx, g.prefix, g.seq+1, n)
 	if err != nil {
 		return nil, err
 	}
 	jobs := make([]enrollJob, n)
 	for i := range jobs {
-		jobs[i] = enrollJob{id: benchutil.DeviceID(devicePrefix, g.seq+i+1), token: toks[i], body: csrs[i]}
+		jobs[i] = enrollJob{id: ids[i], token: toks[i], body: csrs[i]}
 	}
 	g.seq += n
 	return jobs, nil
@@ -72,8 +103,13 @@ func (g *jobMaker) make(ctx context.Context, n int) ([]enrollJob, error) {
 // connection), a warm-up and o.reps timed repetitions, and measures each:
 // rate and latency (benchutil.RunPhase), the CPU of every replica and of
 // PostgreSQL (pg, nil on bbolt), and where PostgreSQL's sessions waited.
-func measureEnroll(ctx context.Context, o options, set *replicaSet, pg *pgtest.Server, logf func(string, ...any)) (setupResult, error) {
-	res := setupResult{name: setName(set), replicas: len(set.servers), onPG: pg != nil}
+// The devices spend uses of one pattern token, as a factory line's do,
+// or, with ownToken, each a one-time token of its own.
+func measureEnroll(ctx context.Context, o options, set *replicaSet, pg *pgtest.Server, ownToken bool, logf func(string, ...any)) (setupResult, error) {
+	res := setupResult{name: setName(set), replicas: len(set.servers), onPG: pg != nil, ownToken: ownToken}
+	if ownToken {
+		res.name += ", own tokens"
+	}
 	first := set.servers[0]
 	roots, err := first.Roots()
 	if err != nil {
@@ -83,7 +119,10 @@ func measureEnroll(ctx context.Context, o options, set *replicaSet, pg *pgtest.S
 	if err != nil {
 		return res, err
 	}
-	gen := &jobMaker{tokens: &benchutil.TokenMinter{Admin: admin, Pattern: tokenPattern}}
+	gen := &jobMaker{prefix: devicePrefix, tokens: &benchutil.TokenMinter{Admin: admin, Pattern: tokenPattern}}
+	if ownToken {
+		gen = &jobMaker{prefix: onePrefix, admin: admin}
+	}
 	n := len(set.servers)
 	clients := make([]*http.Client, n)
 	urls := make([]string, n)
@@ -152,7 +191,9 @@ func measureEnroll(ctx context.Context, o options, set *replicaSet, pg *pgtest.S
 		if err := w.Failure(); err != nil {
 			return res, fmt.Errorf("%s warm-up: %w", res.name, err)
 		}
-		rate = w.Rate()
+		// The warm-up pays for the handshakes and cold caches: size the
+		// repetitions for twice its rate.
+		rate = max(2*w.Rate(), 500)
 		logf("%s warm-up: %.0f/s", res.name, rate)
 	}
 	for i := range o.reps {

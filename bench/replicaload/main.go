@@ -84,7 +84,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 // empty.
 type results struct {
 	pg      pgInfo
-	enroll  []setupResult // bbolt, PostgreSQL 1 replica, PostgreSQL 2 replicas
+	enroll  []setupResult // bbolt, PostgreSQL 1 replica (shared token, own tokens), PostgreSQL 2 replicas
 	revoke  *revokeResult
 	list    *listResult
 	started time.Time
@@ -135,7 +135,7 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) int {
 		if err != nil {
 			return fail(err)
 		}
-		r, err := measureEnroll(ctx, o, bolt, nil, logf)
+		r, err := measureEnroll(ctx, o, bolt, nil, false, logf)
 		bolt.stop(logf)
 		if err != nil {
 			return fail(err)
@@ -147,11 +147,16 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) int {
 			return fail(err)
 		}
 		if o.phases["enroll"] {
-			r, err := measureEnroll(ctx, o, pg1, pg, logf)
-			if err != nil {
-				return fail(err)
+			// The figure with a shared pattern token, then with a
+			// token per device: the token's row is a lock every
+			// enrollment with the shared one takes.
+			for _, own := range []bool{false, true} {
+				r, err := measureEnroll(ctx, o, pg1, pg, own, logf)
+				if err != nil {
+					return fail(err)
+				}
+				res.enroll = append(res.enroll, r)
 			}
-			res.enroll = append(res.enroll, r)
 		}
 	}
 	if o.phases["enroll"] || o.phases["revoke"] {
@@ -159,7 +164,7 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) int {
 			return fail(err)
 		}
 		if o.phases["enroll"] {
-			r, err := measureEnroll(ctx, o, pg2, pg, logf)
+			r, err := measureEnroll(ctx, o, pg2, pg, false, logf)
 			if err != nil {
 				return fail(err)
 			}

@@ -169,13 +169,16 @@ func TestReport(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			own := setup("1 replica, PostgreSQL, own tokens", 1, true, 800)
+			own.ownToken = true
 			o, err := parseFlags(nil, io.Discard)
 			if err != nil {
 				t.Fatal(err)
 			}
 			res := results{
-				pg:     pgInfo{version: "15.18", pid: 7, settings: "fsync=on, synchronous_commit=on"},
-				enroll: []setupResult{setup("1 replica, bbolt", 1, false, 1000), setup("1 replica, PostgreSQL", 1, true, tc.pgRate), setup("2 replicas, one PostgreSQL", 2, true, 500)},
+				pg: pgInfo{version: "15.18", pid: 7, settings: "fsync=on, synchronous_commit=on"},
+				enroll: []setupResult{setup("1 replica, bbolt", 1, false, 1000), setup("1 replica, PostgreSQL", 1, true, tc.pgRate),
+					own, setup("2 replicas, one PostgreSQL", 2, true, 500)},
 				revoke: &revokeResult{other: tc.revokeP99, same: ms(1), call: ms(2)},
 				list:   &listResult{before: 500, beforeCalls: ms(1), devices: 1_000_500, load: time.Second, calls: tc.list, first: ms(1), sql: ms(1)},
 			}
@@ -191,6 +194,7 @@ func TestReport(t *testing.T) {
 				"IO:WALSync 3.0",
 				"1M devices were loaded in SQL (INSERT ... SELECT over generate_series",
 				"NOT through the API",
+				"(with a one-time token per device, PostgreSQL does 800/s: 0.80x of bbolt's shared-token rate)",
 			}, tc.want...) {
 				if !strings.Contains(text, want) {
 					t.Errorf("the report lacks %q:\n%s", want, text)

@@ -76,10 +76,14 @@ func (w waitCounts) String() string {
 // what it is doing: "CPU" when running without a wait event,
 // "TYPE:EVENT" while waiting (Lock:transactionid is a row lock,
 // IO:WALSync a commit's WAL flush), and "in transaction, idle" between
-// the statements of a transaction (fleetca's turn, locks held).
+// the statements of a transaction (fleetca's turn, locks held). A lock
+// wait names the first six words of the statement waiting, which tell
+// the row it waits for ("UPDATE tokens SET ...").
 const waitQuery = `SELECT CASE
 		WHEN state = 'idle in transaction' THEN 'in transaction, idle'
 		WHEN wait_event IS NULL THEN 'CPU'
+		WHEN wait_event_type = 'Lock' THEN wait_event_type || ':' || wait_event || ' [' ||
+			array_to_string((regexp_split_to_array(btrim(query, E' \n\t'), '\s+'))[1:6], ' ') || ']'
 		ELSE wait_event_type || ':' || wait_event END
 	FROM pg_stat_activity
 	WHERE datname = current_database() AND backend_type = 'client backend'
