@@ -23,6 +23,7 @@ import (
 	"io"
 	"net/http"
 	"net/textproto"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -478,16 +479,24 @@ func (f *fixture) adminGET(path string, out any) {
 // tokenSpent returns how many uses of the token with this ID are spent.
 func (f *fixture) tokenSpent(id string) int {
 	f.t.Helper()
-	var page struct {
-		Tokens []struct {
-			ID    string
-			Spent int
+	// Every page: a batch of more than 1000 tokens with random IDs puts
+	// id on any of them.
+	for after := ""; ; {
+		var page struct {
+			Tokens []struct {
+				ID    string
+				Spent int
+			}
+			Next string
 		}
-	}
-	f.adminGET("/v1/admin/tokens?limit=1000", &page)
-	for _, tk := range page.Tokens {
-		if tk.ID == id {
-			return tk.Spent
+		f.adminGET("/v1/admin/tokens?limit=1000&after="+url.QueryEscape(after), &page)
+		for _, tk := range page.Tokens {
+			if tk.ID == id {
+				return tk.Spent
+			}
+		}
+		if after = page.Next; after == "" {
+			break
 		}
 	}
 	f.t.Fatalf("token %s is not in the admin token list", id)
