@@ -74,7 +74,9 @@
 //     commit order: a write's last statement updates the log_heads row,
 //     takes the next values and inserts the log rows with them; the row
 //     lock it takes is held until its commit, so the next appender gets
-//     the following values only once this one is visible. A reader that
+//     the following values only once this one is visible. That statement
+//     goes to the server with the COMMIT, in one round trip (txn.last), so
+//     the lock is held for no client round trip. A reader that
 //     pages ListRevocations by the last Seq it saw (the proxies' feed,
 //     from any replica) never skips one. A bigserial would not do: its
 //     values are drawn in start order, and Seq 11 could commit, and be
