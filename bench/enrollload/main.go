@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"runtime"
+	"slices"
 	"time"
 
 	"github.com/fleetca/fleetca/bench/benchutil"
@@ -163,8 +164,9 @@ func (l levelResult) errors() int {
 // o.reps repetitions of each, interleaved: repetition i runs the kinds in
 // turn, starting with kind i (mod their number), so that a slower spell of
 // the machine, or the store's growth, does not fall on one kind only. Each
-// phase gets its own freshly generated CSRs and tokens, sized from its
-// kind's rate seen so far, and the server is idle while they are made.
+// phase gets its own freshly generated CSRs and tokens, sized from the
+// fastest rate seen so far at this level, and the server is idle while
+// they are made.
 func runLevel(ctx context.Context, o options, srv *benchutil.Server, roots []*x509.Certificate, gen *generator, c int, logf func(string, ...any)) (levelResult, error) {
 	lr := levelResult{conc: c}
 	kinds := o.clients
@@ -200,7 +202,10 @@ func runLevel(ctx context.Context, o options, srv *benchutil.Server, roots []*x5
 		for j := range kinds {
 			ki := (i + j) % len(kinds)
 			k := kinds[ki]
-			jobs, err := gen.make(ctx, k, benchutil.SizeFor(rates[ki], o.duration, o.maxCSRs))
+			// Sized for the fastest kind: a kind whose warm-up was slowed
+			// by other load must not run out of jobs (unspent tokens
+			// cost nothing).
+			jobs, err := gen.make(ctx, k, benchutil.SizeFor(slices.Max(rates), o.duration, o.maxCSRs))
 			if err != nil {
 				return lr, err
 			}

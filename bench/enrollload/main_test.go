@@ -18,10 +18,17 @@ func TestParseFlags(t *testing.T) {
 	if want := []int{1, 8, 32}; !slices.Equal(o.concurrency, want) || o.proto != "h1" || o.reps != 3 {
 		t.Errorf("defaults = %v %q %d, want %v h1 3", o.concurrency, o.proto, o.reps, want)
 	}
+	if len(o.clients) != 1 || o.clients[0] != nativeClient {
+		t.Errorf("default clients = %v, want native only", o.clients)
+	}
+	if o, err := parseFlags([]string{"-client", "all"}, io.Discard); err != nil || !slices.Equal(o.clients, clientKinds) {
+		t.Errorf("parseFlags(-client all) = %v, %v; want %v", o.clients, err, clientKinds)
+	}
 	for _, args := range [][]string{
 		{"-concurrency", "1,x"},
 		{"-concurrency", "0"},
 		{"-proto", "h3"},
+		{"-client", "scep"},
 		{"-reps", "0"},
 		{"-duration", "0s"},
 		{"extra"},
@@ -123,5 +130,69 @@ func TestReport(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestCompareKinds checks the table of client kinds: each kind's median
+// rate and CPU per certificate over the first kind's, and the verdict
+// against 0.9x at concurrency 32 only.
+func TestCompareKinds(t *testing.T) {
+	// phase is a second with ok enrollments at cpu of server CPU each.
+	phase := func(ok int, cpu time.Duration) benchutil.Phase {
+		return benchutil.Phase{OK: ok, Elapsed: time.Second, Server: benchutil.CPUTimes{User: cpu * time.Duration(ok)},
+			Lat: []time.Duration{time.Millisecond}}
+	}
+	phases := func(oks ...int) []benchutil.Phase {
+		var ps []benchutil.Phase
+		for _, ok := range oks {
+			ps = append(ps, phase(ok, 500*time.Microsecond))
+		}
+		return ps
+	}
+	levels := []levelResult{
+		{conc: 8, reps: phases(1000, 1000, 1000), others: []kindResult{{kind: stepClient, reps: phases(500, 500, 500)}}},
+		{conc: 32, reps: phases(900, 1000, 5000), others: []kindResult{
+			{kind: estClient, reps: phases(100, 950, 960)},
+			{kind: stepClient, reps: phases(880, 890, 3000)},
+		}},
+	}
+	var out strings.Builder
+	if !compareKinds(&out, nativeClient, levels) {
+		t.Error("compareKinds() missed = false, want true (step is 0.89x at c=32)")
+	}
+	rows := map[string][]string{}
+	for line := range strings.Lines(out.String()) {
+		if f := strings.Fields(line); len(f) >= 10 && (f[0] == "8" || f[0] == "32") {
+			rows[f[0]+" "+f[1]] = f
+		}
+	}
+	for _, tc := range []struct {
+		row  string
+		want []string // rate, x rate, x CPU, the verdict if any, errors
+	}{
+		{"8 native", []string{"1000", "1.00x", "1.00x", "0"}},
+		{"8 step", []string{"500", "0.50x", "1.00x", "0"}}, // no verdict at c=8
+		{"32 native", []string{"1000", "1.00x", "1.00x", "0"}},
+		{"32 est", []string{"950", "0.95x", "1.00x", "PASS", "0"}},
+		{"32 step", []string{"890", "0.89x", "1.00x", "MISS", "0"}},
+	} {
+		f := rows[tc.row]
+		if f == nil {
+			t.Errorf("compareKinds() has no row %q:\n%s", tc.row, out.String())
+			continue
+		}
+		if got := append([]string{f[2], f[7], f[8]}, f[9:]...); !slices.Equal(got, tc.want) {
+			t.Errorf("compareKinds() row %q = %q, want %q", tc.row, f, tc.want)
+		}
+	}
+
+	out.Reset()
+	levels[1].others = levels[1].others[:1] // EST alone passes
+	if compareKinds(&out, nativeClient, levels[1:]) {
+		t.Errorf("compareKinds() with EST at 0.95x missed = true, want false:\n%s", out.String())
+	}
+	out.Reset()
+	if compareKinds(&out, nativeClient, []levelResult{{conc: 32, reps: phases(1000)}}) || out.Len() != 0 {
+		t.Errorf("compareKinds() with native alone = %q, want nothing printed, no miss", out.String())
 	}
 }
