@@ -22,6 +22,13 @@
 // the caller's decisions; RenewResult says what Renew did; Page bounds a
 // listing.
 //
+// Replication (part of Store) is what several replicas sharing one store
+// need: one CRL signer at a time (LeaseCRL, a lease with an expiry), the
+// latest signed CRL that every replica serves (PutCRL, LatestCRL), and a
+// hint that another replica revoked something (Changes). Dumper and
+// Loader, which both backends implement, copy a whole store into an empty
+// one (fleetca db copy); storetest.RunCopy is their suite.
+//
 // # Invariants
 //
 //   - Every method is one transaction: it happens whole or not at all,
@@ -43,6 +50,8 @@
 //     wraps ErrConflict as well. A backend's own errors and types never
 //     leave it.
 //   - Records returned are copies; the caller may keep and change them.
+//   - CRL numbers recorded by PutCRL strictly increase, whoever holds the
+//     lease; a holder whose lease ran out records nothing.
 //
 // # What it must not do
 //

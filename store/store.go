@@ -493,6 +493,10 @@ type Store interface {
 	// PutMeta stores value under key, replacing any earlier value.
 	PutMeta(ctx context.Context, key string, value []byte) error
 
+	// Replication: one CRL signer across replicas, and what they must
+	// learn from each other.
+	Replication
+
 	// Close releases the store; later calls return ErrClosed. It waits for
 	// transactions under way.
 	Close() error

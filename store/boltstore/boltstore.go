@@ -89,6 +89,11 @@ type Store struct {
 	// and later calls see closed.
 	mu     sync.RWMutex
 	closed bool
+
+	// subMu guards the Changes subscribers.
+	subMu      sync.Mutex
+	subs       map[chan struct{}]struct{}
+	subsClosed bool
 }
 
 // Open opens (creating it if missing, mode 0600) the bbolt file at path and
@@ -140,6 +145,7 @@ func (s *Store) Close() error {
 		return fmt.Errorf("close store: %w", store.ErrClosed)
 	}
 	s.closed = true
+	s.closeSubs()
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("close store: %w", dbError(err))
 	}

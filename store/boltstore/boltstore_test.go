@@ -24,6 +24,13 @@ func TestContract(t *testing.T) {
 	})
 }
 
+func TestCopy(t *testing.T) {
+	newStore := func(t *testing.T) store.Store {
+		return open(t, filepath.Join(t.TempDir(), "fleetca.db"), Options{})
+	}
+	storetest.RunCopy(t, newStore, newStore)
+}
+
 // open opens a store at path and registers a cleanup that checks the
 // file's integrity and closes it (reopening it first if the test closed it).
 func open(t testing.TB, path string, opts Options) *Store {

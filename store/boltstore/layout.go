@@ -31,13 +31,14 @@ var (
 	bucketFleet         = []byte("fleet")           // setting name -> value
 	bucketManufacturers = []byte("manufacturers")   // name -> Manufacturer JSON
 	bucketMfrCerts      = []byte("mfr_certs")       // manufacturer certificate SHA-256 -> device ID
+	bucketCRL           = []byte("crl")             // "lease", "latest", "number" (replica.go)
 )
 
 var allBuckets = [][]byte{
 	bucketDevices, bucketCerts, bucketCertsByDevice, bucketKeys,
 	bucketTokens, bucketTokenIDs, bucketAudit, bucketCounters, bucketMeta,
 	bucketRevocations, bucketBlockedKeys, bucketNonces, bucketNonceExpiry, bucketFleet,
-	bucketManufacturers, bucketMfrCerts,
+	bucketManufacturers, bucketMfrCerts, bucketCRL,
 }
 
 // maxSerialBytes is the longest serial serialKey can encode. RFC 5280

@@ -92,6 +92,9 @@ func (s *Store) Renew(ctx context.Context, r store.Renewal) (store.RenewResult, 
 	if err != nil {
 		return store.RenewResult{}, wrap(err)
 	}
+	if len(res.Superseded) > 0 {
+		s.signal()
+	}
 	return res, nil
 }
 

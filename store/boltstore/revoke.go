@@ -81,6 +81,9 @@ func (s *Store) Revoke(ctx context.Context, r store.RevokeRequest) ([]store.Revo
 	if err != nil {
 		return nil, wrap(err)
 	}
+	if len(out) > 0 {
+		s.signal()
+	}
 	return out, nil
 }
 

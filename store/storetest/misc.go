@@ -303,6 +303,17 @@ func calls() []call {
 		{"PutMeta", func(ctx context.Context, s store.Store) error {
 			return s.PutMeta(ctx, "m", []byte("2"))
 		}},
+		{"LeaseCRL", func(ctx context.Context, s store.Store) error {
+			_, err := s.LeaseCRL(ctx, "replica-b", T0, T0.Add(time.Minute))
+			return err
+		}},
+		{"PutCRL", func(ctx context.Context, s store.Store) error {
+			return s.PutCRL(ctx, "replica-a", T0, newCRL(2))
+		}},
+		{"LatestCRL", func(ctx context.Context, s store.Store) error {
+			_, err := s.LatestCRL(ctx, 0)
+			return err
+		}},
 	}
 }
 
@@ -315,6 +326,8 @@ func setupCalls(f fixture) {
 	f.issue(withToken(newIssuance(newCert(serial(4), "dev-4", "k4")), tok))
 	f.revoke(revokeDevice("dev-3", T0, reasonKeyCompromise, true))
 	f.putMeta("m", []byte("1"))
+	f.leaseCRL("replica-a", T0, T0.Add(time.Hour), true)
+	f.putCRL("replica-a", T0, newCRL(1))
 }
 
 // setupKeys are the keys of the certificates setupCalls and calls issue.

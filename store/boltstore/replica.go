@@ -1,0 +1,170 @@
+package boltstore
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.etcd.io/bbolt"
+
+	"github.com/fleetca/fleetca/store"
+)
+
+// Keys of the crl bucket.
+var (
+	crlLeaseKey  = []byte("lease")  // crlLease JSON
+	crlLatestKey = []byte("latest") // store.CRL JSON
+	crlNumberKey = []byte("number") // the latest CRL's Number, 8 bytes big-endian
+)
+
+// crlLease is the crl bucket's lease record.
+type crlLease struct {
+	Holder string    `json:"holder"`
+	Until  time.Time `json:"until"`
+}
+
+// LeaseCRL takes or extends holder's CRL lease until until, in one
+// transaction; see store.Replication. One process opens a bbolt file, but
+// several revocation services in it (tests) share it by the same rules.
+func (s *Store) LeaseCRL(ctx context.Context, holder string, now, until time.Time) (bool, error) {
+	if holder == "" || !until.After(now) {
+		return false, fmt.Errorf("lease CRL for %q until %s: a holder and an expiry after now are required", holder, until.Format(time.RFC3339))
+	}
+	got := false
+	err := s.update(ctx, func(tx *bbolt.Tx) error {
+		got = false
+		b := tx.Bucket(bucketCRL)
+		var cur crlLease
+		found, err := getJSON(b, crlLeaseKey, &cur)
+		if err != nil {
+			return err
+		}
+		if found && cur.Holder != holder && cur.Until.After(now) {
+			return nil
+		}
+		got = true
+		return putJSON(b, crlLeaseKey, crlLease{Holder: holder, Until: until.UTC()})
+	})
+	if err != nil {
+		return false, fmt.Errorf("lease CRL for %q: %w", holder, err)
+	}
+	return got, nil
+}
+
+// PutCRL records c as the latest CRL if holder holds the lease at now and
+// c.Number is greater than the latest's; see store.Replication.
+func (s *Store) PutCRL(ctx context.Context, holder string, now time.Time, c store.CRL) error {
+	if c.Number == 0 || len(c.DER) == 0 {
+		return fmt.Errorf("put CRL %d: a number and the DER are required", c.Number)
+	}
+	err := s.update(ctx, func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketCRL)
+		var lease crlLease
+		found, err := getJSON(b, crlLeaseKey, &lease)
+		if err != nil {
+			return err
+		}
+		if !found || lease.Holder != holder || !lease.Until.After(now) {
+			return store.ErrLeaseLost
+		}
+		if v := b.Get(crlNumberKey); len(v) == 8 && binary.BigEndian.Uint64(v) >= c.Number {
+			return fmt.Errorf("latest is %d: %w", binary.BigEndian.Uint64(v), store.ErrCRLNotNewer)
+		}
+		return putCRL(b, c)
+	})
+	if err == nil {
+		s.signal()
+		return nil
+	}
+	return fmt.Errorf("put CRL %d: %w", c.Number, err)
+}
+
+// putCRL writes c as the latest CRL of the crl bucket b.
+func putCRL(b *bbolt.Bucket, c store.CRL) error {
+	c.ThisUpdate, c.NextUpdate = c.ThisUpdate.UTC(), c.NextUpdate.UTC()
+	if err := putJSON(b, crlLatestKey, c); err != nil {
+		return err
+	}
+	return b.Put(crlNumberKey, binary.BigEndian.AppendUint64(nil, c.Number))
+}
+
+// LatestCRL returns the latest CRL if its Number is greater than
+// newerThan; see store.Replication.
+func (s *Store) LatestCRL(ctx context.Context, newerThan uint64) (store.CRL, error) {
+	var c store.CRL
+	err := s.view(ctx, func(tx *bbolt.Tx) error {
+		c = store.CRL{}
+		b := tx.Bucket(bucketCRL)
+		if v := b.Get(crlNumberKey); len(v) != 8 || binary.BigEndian.Uint64(v) <= newerThan {
+			return store.ErrNotFound
+		}
+		found, err := getJSON(b, crlLatestKey, &c)
+		if err == nil && !found {
+			err = errors.New("CRL number without a CRL")
+		}
+		c.DER = bytes.Clone(c.DER)
+		return err
+	})
+	if err != nil {
+		return store.CRL{}, fmt.Errorf("latest CRL after %d: %w", newerThan, err)
+	}
+	return c, nil
+}
+
+// Changes returns a channel signalled after each commit of this Store
+// that revoked a certificate or recorded a CRL; see store.Replication. No
+// other process opens the file, so these are all the changes there are.
+func (s *Store) Changes(ctx context.Context) <-chan struct{} {
+	ch := make(chan struct{}, 1)
+	s.subMu.Lock()
+	if s.subs == nil {
+		s.subs = map[chan struct{}]struct{}{}
+	}
+	closed := s.subsClosed
+	if !closed {
+		s.subs[ch] = struct{}{}
+	}
+	s.subMu.Unlock()
+	if closed {
+		close(ch)
+		return ch
+	}
+	context.AfterFunc(ctx, func() { s.unsubscribe(ch) })
+	return ch
+}
+
+// unsubscribe removes ch and closes it, once.
+func (s *Store) unsubscribe(ch chan struct{}) {
+	s.subMu.Lock()
+	defer s.subMu.Unlock()
+	if _, ok := s.subs[ch]; ok {
+		delete(s.subs, ch)
+		close(ch)
+	}
+}
+
+// signal wakes every Changes channel without blocking.
+func (s *Store) signal() {
+	s.subMu.Lock()
+	defer s.subMu.Unlock()
+	for ch := range s.subs {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// closeSubs closes every Changes channel; later ones are born closed.
+func (s *Store) closeSubs() {
+	s.subMu.Lock()
+	defer s.subMu.Unlock()
+	s.subsClosed = true
+	for ch := range s.subs {
+		delete(s.subs, ch)
+		close(ch)
+	}
+}
