@@ -2,6 +2,7 @@ package main
 
 import (
 	"io"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -134,26 +135,28 @@ func TestReport(t *testing.T) {
 }
 
 // TestCompareKinds checks the table of client kinds: each kind's median
-// rate and CPU per certificate over the first kind's, and the verdict
-// against 0.9x at concurrency 32 only.
+// rate and CPU per certificate over the first kind's, the rate ratio the
+// CPU per certificate predicts, and the verdict against 0.9x at
+// concurrency 32 only.
 func TestCompareKinds(t *testing.T) {
 	// phase is a second with ok enrollments at cpu of server CPU each.
 	phase := func(ok int, cpu time.Duration) benchutil.Phase {
 		return benchutil.Phase{OK: ok, Elapsed: time.Second, Server: benchutil.CPUTimes{User: cpu * time.Duration(ok)},
 			Lat: []time.Duration{time.Millisecond}}
 	}
-	phases := func(oks ...int) []benchutil.Phase {
+	phasesAt := func(cpu time.Duration, oks ...int) []benchutil.Phase {
 		var ps []benchutil.Phase
 		for _, ok := range oks {
-			ps = append(ps, phase(ok, 500*time.Microsecond))
+			ps = append(ps, phase(ok, cpu))
 		}
 		return ps
 	}
+	phases := func(oks ...int) []benchutil.Phase { return phasesAt(500*time.Microsecond, oks...) }
 	levels := []levelResult{
 		{conc: 8, reps: phases(1000, 1000, 1000), others: []kindResult{{kind: stepClient, reps: phases(500, 500, 500)}}},
 		{conc: 32, reps: phases(900, 1000, 5000), others: []kindResult{
 			{kind: estClient, reps: phases(100, 950, 960)},
-			{kind: stepClient, reps: phases(880, 890, 3000)},
+			{kind: stepClient, reps: phasesAt(625*time.Microsecond, 880, 890, 3000)},
 		}},
 	}
 	var out strings.Builder
@@ -168,22 +171,33 @@ func TestCompareKinds(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		row  string
-		want []string // rate, x rate, x CPU, the verdict if any, errors
+		want []string // rate, x rate, x CPU, x CPU-bound rate, the verdict if any, errors
 	}{
-		{"8 native", []string{"1000", "1.00x", "1.00x", "0"}},
-		{"8 step", []string{"500", "0.50x", "1.00x", "0"}}, // no verdict at c=8
-		{"32 native", []string{"1000", "1.00x", "1.00x", "0"}},
-		{"32 est", []string{"950", "0.95x", "1.00x", "PASS", "0"}},
-		{"32 step", []string{"890", "0.89x", "1.00x", "MISS", "0"}},
+		{"8 native", []string{"1000", "1.00x", "1.00x", "1.00x", "0"}},
+		{"8 step", []string{"500", "0.50x", "1.00x", "1.00x", "0"}}, // no verdict at c=8
+		{"32 native", []string{"1000", "1.00x", "1.00x", "1.00x", "0"}},
+		{"32 est", []string{"950", "0.95x", "1.00x", "1.00x", "PASS", "0"}},
+		{"32 step", []string{"890", "0.89x", "1.25x", "0.80x", "MISS", "0"}},
 	} {
 		f := rows[tc.row]
 		if f == nil {
 			t.Errorf("compareKinds() has no row %q:\n%s", tc.row, out.String())
 			continue
 		}
-		if got := append([]string{f[2], f[7], f[8]}, f[9:]...); !slices.Equal(got, tc.want) {
+		if got := append([]string{f[2], f[7], f[8], f[9]}, f[10:]...); !slices.Equal(got, tc.want) {
 			t.Errorf("compareKinds() row %q = %q, want %q", tc.row, f, tc.want)
 		}
+	}
+
+	if strings.Contains(out.String(), "WARNING") {
+		t.Errorf("compareKinds() on a quiet machine warns:\n%s", out.String())
+	}
+	out.Reset()
+	busy := phases(1000)
+	busy[0].Machine = busy[0].Server.Total() + time.Duration(runtime.NumCPU())*time.Second/2 // others took half the machine
+	compareKinds(&out, nativeClient, []levelResult{{conc: 32, reps: phases(1000), others: []kindResult{{kind: estClient, reps: busy}}}})
+	if !strings.Contains(out.String(), "WARNING: other work took up to 50% of the machine") {
+		t.Errorf("compareKinds() with half the machine taken lacks the warning:\n%s", out.String())
 	}
 
 	out.Reset()

@@ -141,7 +141,8 @@ func primaryKind(o options) clientKind {
 
 // compareKinds prints, for each level where other client kinds ran beside
 // the main one, each kind's enrollments/s and server CPU per certificate
-// and their ratios to the main kind's, with a verdict against
+// and their ratios to the main kind's, the rate ratio its CPU per
+// certificate predicts, and a verdict on the measured rates against
 // targetKindRatio at targetConc; it reports whether one was missed.
 func compareKinds(w io.Writer, lead clientKind, levels []levelResult) (missed bool) {
 	p := func(format string, a ...any) { fmt.Fprintf(w, format, a...) }
@@ -157,18 +158,21 @@ func compareKinds(w io.Writer, lead clientKind, levels []levelResult) (missed bo
 		p("  the first row is %s, not native: the ratios are to %s\n", lead.name, lead.name)
 	}
 	// µ is two bytes: the header is padded by hand.
-	p("%5s %-6s %9s %13s %7s %7s  server µs/ %9s %9s %7s %6s\n",
-		"conc", "client", "enroll/s", "(min-max)", "p50 ms", "p99 ms", "x rate", "x CPU", "target", "errors")
-	p("%5s %-6s %9s %13s %7s %7s %10s\n", "", "", "median", "", "", "", "cert")
+	p("%5s %-6s %9s %13s %7s %7s  server µs/ %9s %9s %11s %7s %6s\n",
+		"conc", "client", "enroll/s", "(min-max)", "p50 ms", "p99 ms", "x rate", "x CPU", "x CPU-bound", "target", "errors")
+	p("%5s %-6s %9s %13s %7s %7s %10s %9s %9s %11s\n", "", "", "median", "", "", "", "cert", "", "", "rate")
+	busy := 0.0 // the largest share of the machine other work took
 	for _, l := range levels {
 		if len(l.others) == 0 {
 			continue
 		}
 		base := benchutil.Summarize(l.reps)
 		row := func(name string, s benchutil.Summary, verdict string) {
-			p("%5d %-6s %9.0f %13s %7.2f %7.2f %10.0f %8.2fx %8.2fx %7s %6d\n",
+			p("%5d %-6s %9.0f %13s %7.2f %7.2f %10.0f %8.2fx %8.2fx %10.2fx %7s %6d\n",
 				l.conc, name, s.Rate, fmt.Sprintf("(%.0f-%.0f)", s.RateMin, s.RateMax), benchutil.Millis(s.P50), benchutil.Millis(s.P99),
-				benchutil.Micros(s.Server), ratio(s.Rate, base.Rate), benchutil.Ratio(s.Server, base.Server), verdict, s.Failed)
+				benchutil.Micros(s.Server), ratio(s.Rate, base.Rate), benchutil.Ratio(s.Server, base.Server),
+				benchutil.Ratio(base.Server+base.Client, s.Server+s.Client), verdict, s.Failed)
+			busy = max(busy, s.Other)
 		}
 		row(lead.name, base, "")
 		for _, k := range l.others {
@@ -186,7 +190,13 @@ func compareKinds(w io.Writer, lead clientKind, levels []levelResult) (missed bo
 			}
 		}
 	}
-	p("  x rate = enrollments/s over the first row's; x CPU = server CPU per certificate over the first row's\n")
+	p("  x rate = enrollments/s over the first row's; x CPU = server CPU per certificate over the first row's;\n")
+	p("  x CPU-bound rate = the first row's (server + client) CPU per certificate over this row's: the rate ratio\n")
+	p("  to expect where the two cores, not latency, are the limit; other load on the machine changes it less\n")
+	if busy > 0.10 {
+		p("  WARNING: other work took up to %.0f%% of the machine: the rates, x rate and the verdicts are not\n", 100*busy)
+		p("  trustworthy (x CPU and x CPU-bound rate suffer less); run again on a quiet machine\n")
+	}
 	return missed
 }
 
