@@ -25,6 +25,29 @@ type TokenRequest struct {
 	// the step CLI's JWK-provisioner form (a JWT for one device ID, one
 	// use), which `step ca certificate ID crt key --token T` redeems.
 	Format string `json:"format,omitempty"`
+	// RevokeSerial, with Format "step" and no device, asks for a one-use
+	// step revocation token for the certificate with this serial (hex):
+	// `step ca revoke SERIAL --token T`, SERIAL in decimal, redeems it.
+	RevokeSerial string `json:"revoke_serial,omitempty"`
+}
+
+// MaxTokenBatch is the most device IDs one POST /v1/admin/tokens/batch
+// names; a client mints more in chunks of this size.
+const MaxTokenBatch = 500
+
+// TokenBatchRequest is the body of POST /v1/admin/tokens/batch: one
+// one-use token for each device ID, minted and stored in one transaction
+// (all or none). TTL and Format are as in TokenRequest.
+type TokenBatchRequest struct {
+	DeviceIDs []string `json:"device_ids"`
+	TTL       string   `json:"ttl,omitempty"`
+	Format    string   `json:"format,omitempty"`
+}
+
+// TokenBatch answers POST /v1/admin/tokens/batch: the tokens, secrets
+// included, in the order of the request's device IDs.
+type TokenBatch struct {
+	Tokens []Token `json:"tokens"`
 }
 
 // Token is an enrollment token as the admin API shows it: never its hash,

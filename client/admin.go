@@ -32,6 +32,20 @@ func (c *Client) CreateToken(ctx context.Context, req api.TokenRequest) (api.Tok
 	return t, err
 }
 
+// CreateTokens mints one one-use token per device ID (POST
+// /v1/admin/tokens/batch, at most api.MaxTokenBatch IDs), all in one
+// transaction: it returns all of them, in order, or none.
+func (c *Client) CreateTokens(ctx context.Context, req api.TokenBatchRequest) ([]api.Token, error) {
+	var b api.TokenBatch
+	if err := c.admin(ctx, "POST", "/tokens/batch", req, &b); err != nil {
+		return nil, err
+	}
+	if len(b.Tokens) != len(req.DeviceIDs) {
+		return nil, fmt.Errorf("the CA answered %d tokens for %d device IDs", len(b.Tokens), len(req.DeviceIDs))
+	}
+	return b.Tokens, nil
+}
+
 // ListTokens returns every enrollment token, following the pages.
 func (c *Client) ListTokens(ctx context.Context) ([]api.Token, error) {
 	return listAll(ctx, c, "/tokens", nil, func(p *api.TokenPage) ([]api.Token, string) { return p.Tokens, p.Next })

@@ -43,7 +43,23 @@
 // jose (kid, signature, iss, aud any sign URL, with or without /1.0 or the
 // port, sub, sans, times with 1 min of leeway) and redeems it through the
 // same core as Enroll; the CSR may carry the one DNS SAN = the device ID
-// that step adds, and still gets fleetca's profile.
+// that step adds, and still gets fleetca's profile. EnrollStep with no
+// token and a TLS client chain enrolls with it as a manufacturer
+// certificate instead.
+//
+// A step revocation token (TokenRequest.RevokeSerial, step format) is the
+// same JWT for the revoke URLs (each sign URL with /revoke for /sign),
+// sub = the certificate's serial in decimal as step ca revoke sends it, no
+// sans; minted only for a known, unrevoked certificate and recorded as a
+// one-use token of its device. ParseStepRevokeToken checks it (no token
+// is spent there): revocation spends it in the revoke transaction.
+//
+// CreateTokens mints a batch of one-use tokens (TokenBatchRequest: up to
+// api.MaxTokenBatch device IDs, no repeats) and stores them with their
+// audit rows in one store transaction (store.CreateTokens).
+// ParseDeviceIDList reads a factory station's file of device IDs (one a
+// line, blank lines and # comments skipped), whole or not at all, naming
+// the first bad line.
 //
 // # Manufacturer certificates
 //

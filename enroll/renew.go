@@ -43,6 +43,14 @@ type RenewRequest struct {
 	// CSR, if not empty, is a DER PKCS #10 request for a new key: a
 	// rekey. Empty renews the certificate's own key.
 	CSR []byte
+	// NoTokenForm says that the request's protocol has no renewal-token
+	// form (EST simplereenroll): an expired peer certificate is then
+	// looked up like a current one, and refused Forbidden, saying whether
+	// a renewal token (at /v1/renew or step's /renew) could still renew
+	// it within Config.RenewAfterExpiry. A certificate this CA did not
+	// record is refused Forbidden too: the request has no other
+	// credential to try.
+	NoTokenForm bool
 }
 
 // Renewal kinds, as the metric fleetca_enroll_renewals_total and the
@@ -143,7 +151,7 @@ func (s *Service) renew(ctx context.Context, req RenewRequest, r *renewal) (*Res
 		leaf, nonce = tok.leaf, &tok.nonce
 	} else {
 		var err error
-		if leaf, err = s.verifyPeer(req.PeerCertificates, now); err != nil {
+		if leaf, err = s.verifyPeer(req.PeerCertificates, now, req.NoTokenForm); err != nil {
 			return nil, err
 		}
 	}
@@ -151,7 +159,11 @@ func (s *Service) renew(ctx context.Context, req RenewRequest, r *renewal) (*Res
 
 	rec, err := s.store.GetCertificate(ctx, leaf.SerialNumber)
 	if errors.Is(err, store.ErrNotFound) || err == nil && !bytes.Equal(rec.DER, leaf.Raw) {
-		return nil, fault.Wrap(err, fault.Unauthorized, fmt.Sprintf("certificate %s is not a device certificate this CA issued", leaf.SerialNumber.Text(16)),
+		kind := fault.Unauthorized
+		if req.NoTokenForm {
+			kind = fault.Forbidden
+		}
+		return nil, fault.Wrap(err, kind, fmt.Sprintf("certificate %s is not a device certificate this CA issued", leaf.SerialNumber.Text(16)),
 			"renew with the device's certificate, or enroll the device with an enrollment token")
 	}
 	if err != nil {
@@ -166,7 +178,7 @@ func (s *Service) renew(ctx context.Context, req RenewRequest, r *renewal) (*Res
 	if !now.Before(rec.NotAfter) {
 		r.kind = kindAfterExpiry
 		if err := s.expiredMayRenew(rec, nonce != nil, now); err != nil {
-			return nil, err
+			return nil, noTokenForm(err, req.NoTokenForm)
 		}
 	}
 
@@ -238,14 +250,17 @@ func (s *Service) renew(ctx context.Context, req RenewRequest, r *renewal) (*Res
 // forged or foreign certificate cannot be. Verifying the chain again here
 // cost two ECDSA verifications per renewal, a third of the server's CPU on
 // the mTLS path (make bench, renewload).
-func (s *Service) verifyPeer(chain []*x509.Certificate, now time.Time) (*x509.Certificate, error) {
+//
+// With expiredOK (RenewRequest.NoTokenForm) an expired leaf passes here,
+// for renew to refuse with the expiry rules of its record.
+func (s *Service) verifyPeer(chain []*x509.Certificate, now time.Time, expiredOK bool) (*x509.Certificate, error) {
 	if len(chain) == 0 {
 		return nil, fault.New(fault.Unauthorized, "the request has no client certificate and no renewal token",
 			"connect with the device's certificate and key (mutual TLS), or send Authorization: Bearer <renewal token>")
 	}
 	leaf := chain[0]
 	switch {
-	case !now.Before(leaf.NotAfter):
+	case !now.Before(leaf.NotAfter) && !expiredOK:
 		return nil, fault.New(fault.Unauthorized, fmt.Sprintf("the client certificate %s expired at %s", leaf.SerialNumber.Text(16), leaf.NotAfter.UTC().Format(time.RFC3339)),
 			"renew it with a renewal token (Authorization: Bearer), allowed within ca.renew_after_expiry of its expiry")
 	case now.Before(leaf.NotBefore), !slices.Contains(leaf.ExtKeyUsage, x509.ExtKeyUsageClientAuth):
@@ -270,6 +285,18 @@ func (s *Service) expiredMayRenew(rec store.Certificate, token bool, now time.Ti
 			"send Authorization: Bearer <renewal token signed with the certificate's key>")
 	}
 	return nil
+}
+
+// noTokenForm rewrites expiredMayRenew's refusal for a protocol without a
+// renewal-token form: its Unauthorized (a token would do) becomes
+// Forbidden, saying where a token still renews the certificate.
+func noTokenForm(err error, on bool) error {
+	fe, ok := err.(*fault.Error)
+	if !on || !ok || fe.Kind != fault.Unauthorized {
+		return err
+	}
+	return fault.New(fault.Forbidden, fe.Detail+", and this protocol has no renewal-token form",
+		"renew it with a renewal token at /v1/renew or step's /renew within ca.renew_after_expiry, or enroll the device again")
 }
 
 // renewError turns the store's refusals of Renew into faults that say

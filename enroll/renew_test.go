@@ -223,6 +223,26 @@ func TestRenewTable(t *testing.T) {
 				f.clock.Add(validity + day)
 				return f.mtls(t, d, nil)
 			}},
+		// EST's simplereenroll has no token form (RenewRequest.NoTokenForm).
+		{name: "fail/expired-in-grace-no-token-form", cfg: Config{RenewAfterExpiry: 30 * day}, want: fault.Forbidden, kind: kindAfterExpiry,
+			run: func(t *testing.T, f *fixture, d device) (*Result, error) {
+				f.clock.Add(validity + day)
+				return f.svc.Renew(t.Context(), RenewRequest{PeerCertificates: f.chain(d), NoTokenForm: true})
+			}},
+		{name: "fail/expired-beyond-grace-no-token-form", cfg: Config{RenewAfterExpiry: 30 * day}, want: fault.Forbidden, kind: kindAfterExpiry,
+			run: func(t *testing.T, f *fixture, d device) (*Result, error) {
+				f.clock.Add(validity + 31*day)
+				return f.svc.Renew(t.Context(), RenewRequest{PeerCertificates: f.chain(d), NoTokenForm: true})
+			}},
+		{name: "fail/expired-no-grace-no-token-form", want: fault.Forbidden, kind: kindAfterExpiry,
+			run: func(t *testing.T, f *fixture, d device) (*Result, error) {
+				f.clock.Add(validity + time.Second)
+				return f.svc.Renew(t.Context(), RenewRequest{PeerCertificates: f.chain(d), NoTokenForm: true})
+			}},
+		{name: "fail/other-ca-no-token-form", want: fault.Forbidden, kind: kindRenew, run: func(t *testing.T, f *fixture, d device) (*Result, error) {
+			leaf := otherCALeaf(t, otherCA, d.id, newKey(t), f.clock.Now())
+			return f.svc.Renew(t.Context(), RenewRequest{PeerCertificates: []*x509.Certificate{leaf, otherCA.Intermediate}, NoTokenForm: true})
+		}},
 		{name: "fail/revoked", want: fault.Forbidden, kind: kindRenew, run: func(t *testing.T, f *fixture, d device) (*Result, error) {
 			f.revoke(t, store.RevokeRequest{Serial: d.cert.SerialNumber, Reason: 1})
 			return f.mtls(t, d, nil)

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"math/big"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -48,21 +49,27 @@ type Deps struct {
 	// Step is the step JWK provisioner; nil: no step tokens.
 	Step *StepProvisioner
 	// ManufacturerCAs is told the CA certificates of every manufacturer
-	// after each AddManufacturer and RemoveManufacturer, so that the HTTPS
-	// listener accepts their devices' certificates; cmd/fleetca gives
+	// after each AddManufacturer and RemoveManufacturer, and, while Run
+	// runs, within ManufacturerRefresh (10s) of a change made through
+	// another replica sharing the store, so that the HTTPS listener
+	// accepts their devices' certificates; cmd/fleetca gives
 	// web.ServerCert.SetManufacturerCAs. nil: nobody is told.
 	ManufacturerCAs func(cas []*x509.Certificate)
 }
 
 // Service is the registration authority. It is safe for concurrent use.
 type Service struct {
-	cfg      Config
-	store    store.Store
-	ca       Signer
-	now      func() time.Time
-	log      *slog.Logger
-	revoked  func(context.Context, []store.Revocation)
-	mfrCAs   func([]*x509.Certificate)
+	cfg     Config
+	store   store.Store
+	ca      Signer
+	now     func() time.Time
+	log     *slog.Logger
+	revoked func(context.Context, []store.Revocation)
+	mfrCAs  func([]*x509.Certificate)
+	// mfrMu serialises telling mfrCAs; mfrTold is the SHA-256 of the CA
+	// certificates told last (nil: none yet).
+	mfrMu    sync.Mutex
+	mfrTold  []byte
 	tokens   *tokenVerifier
 	step     *stepVerifier
 	issued   prometheus.Counter
@@ -145,14 +152,41 @@ type TokenRequest struct {
 	// Format is "" for a fleetca token, or StepTokenFormat for a step
 	// token (one device ID, one use).
 	Format string
+	// RevokeSerial, with StepTokenFormat and neither DeviceID nor
+	// DevicePattern, asks for a one-use step revocation token for the
+	// certificate with this serial (step ca revoke SERIAL --token): the
+	// certificate must be known and unrevoked, and the token is recorded
+	// for its device.
+	RevokeSerial *big.Int
 }
 
 // CreateToken mints an enrollment token, stores its hash and audits it. The
 // returned Secret is the only copy of the token.
 func (s *Service) CreateToken(ctx context.Context, req TokenRequest) (Secret, store.Token, error) {
-	t, err := s.tokenRecord(req)
+	if req.RevokeSerial != nil {
+		var err error
+		if req, err = s.revokeTokenRequest(ctx, req); err != nil {
+			return "", store.Token{}, err
+		}
+	}
+	secret, t, audit, err := s.mintToken(req)
 	if err != nil {
 		return "", store.Token{}, err
+	}
+	if err := s.store.CreateToken(ctx, t, audit); err != nil {
+		return "", store.Token{}, fmt.Errorf("create token: %w", err)
+	}
+	s.log.InfoContext(ctx, "token created", "token_id", t.ID, "device_id", t.DeviceID, "device_pattern", t.DevicePattern, "any_device", AnyDevice(t.DevicePattern), "uses", t.Uses, "expires_at", t.ExpiresAt)
+	return secret, t, nil
+}
+
+// mintToken checks req and mints its token: the secret, the record to
+// store and its audit row. It writes nothing.
+func (s *Service) mintToken(req TokenRequest) (Secret, store.Token, store.AuditEvent, error) {
+	var none store.AuditEvent
+	t, err := s.tokenRecord(req)
+	if err != nil {
+		return "", store.Token{}, none, err
 	}
 	var secret Secret
 	switch req.Format {
@@ -162,18 +196,25 @@ func (s *Service) CreateToken(ctx context.Context, req TokenRequest) (Secret, st
 		}
 	case StepTokenFormat:
 		if err := s.stepTokenRequest(t); err != nil {
-			return "", store.Token{}, err
+			return "", store.Token{}, none, err
 		}
-		secret, t.Hash, err = s.step.mint(t)
+		if req.RevokeSerial != nil {
+			secret, t.Hash, err = s.step.mintRevoke(t, req.RevokeSerial)
+		} else {
+			secret, t.Hash, err = s.step.mint(t)
+		}
 	default:
-		return "", store.Token{}, fault.WithField(fault.New(fault.Malformed, fmt.Sprintf("the token format %q is not known", truncate(req.Format)),
+		return "", store.Token{}, none, fault.WithField(fault.New(fault.Malformed, fmt.Sprintf("the token format %q is not known", truncate(req.Format)),
 			`give format "step" for a step CLI token, or none for a fleetca token`), "format")
 	}
 	if err != nil {
-		return "", store.Token{}, err
+		return "", store.Token{}, none, err
 	}
 	t.ID = TokenID(t.Hash)
 	detail := fmt.Sprintf("uses=%d expires_at=%s", t.Uses, t.ExpiresAt.Format(time.RFC3339))
+	if req.RevokeSerial != nil {
+		detail = "revoke_serial=" + req.RevokeSerial.Text(16) + " " + detail
+	}
 	if req.Format != "" {
 		detail = "format=" + req.Format + " " + detail
 	}
@@ -184,11 +225,58 @@ func (s *Service) CreateToken(ctx context.Context, req TokenRequest) (Secret, st
 		detail = "any_device " + detail
 	}
 	audit := store.AuditEvent{Time: t.CreatedAt, Action: "token.create", Actor: "admin", DeviceID: t.DeviceID, TokenID: t.ID, Detail: detail}
-	if err := s.store.CreateToken(ctx, t, audit); err != nil {
-		return "", store.Token{}, fmt.Errorf("create token: %w", err)
+	return secret, t, audit, nil
+}
+
+// TokenBatchRequest asks for one-use tokens of one device each, for many
+// devices at once (a factory station's batch).
+type TokenBatchRequest struct {
+	// DeviceIDs are the devices, one token each; 1 to api.MaxTokenBatch
+	// of them, no repeats.
+	DeviceIDs []string
+	// TTL and Format are as in TokenRequest.
+	TTL    *time.Duration
+	Format string
+}
+
+// CreateTokens mints a one-use token for each device of req, in the order
+// given, and stores them with their audit rows in one store transaction:
+// all of them or none. A bad device ID refuses the whole batch and names
+// its index (field device_ids).
+func (s *Service) CreateTokens(ctx context.Context, req TokenBatchRequest) ([]Secret, []store.Token, error) {
+	const field = "device_ids"
+	switch n := len(req.DeviceIDs); {
+	case n == 0:
+		return nil, nil, fault.WithField(fault.New(fault.Malformed, "the token batch names no device ID", "give 1 or more device_ids"), field)
+	case n > api.MaxTokenBatch:
+		return nil, nil, fault.WithField(fault.New(fault.Malformed, fmt.Sprintf("the token batch names %d device IDs, more than %d", n, api.MaxTokenBatch),
+			fmt.Sprintf("send at most %d device_ids a request", api.MaxTokenBatch)), field)
 	}
-	s.log.InfoContext(ctx, "token created", "token_id", t.ID, "device_id", t.DeviceID, "device_pattern", t.DevicePattern, "any_device", AnyDevice(t.DevicePattern), "uses", t.Uses, "expires_at", t.ExpiresAt)
-	return secret, t, nil
+	seen := make(map[string]int, len(req.DeviceIDs))
+	secrets := make([]Secret, len(req.DeviceIDs))
+	ts := make([]store.Token, len(req.DeviceIDs))
+	audits := make([]store.AuditEvent, len(req.DeviceIDs))
+	for i, id := range req.DeviceIDs {
+		if j, ok := seen[id]; ok {
+			return nil, nil, fault.WithField(fault.New(fault.Malformed, fmt.Sprintf("device_ids[%d] %q repeats device_ids[%d]", i, truncate(id), j),
+				"give each device ID once"), field)
+		}
+		seen[id] = i
+		secret, t, audit, err := s.mintToken(TokenRequest{DeviceID: id, TTL: req.TTL, Format: req.Format})
+		if err != nil {
+			var fe *fault.Error
+			if errors.As(err, &fe) && fe.Field == "device_id" {
+				return nil, nil, fault.WithField(fault.New(fe.Kind, fmt.Sprintf("device_ids[%d]: %s", i, fe.Detail), fe.Hint), field)
+			}
+			return nil, nil, err
+		}
+		secrets[i], ts[i], audits[i] = secret, t, audit
+	}
+	if err := s.store.CreateTokens(ctx, ts, audits); err != nil {
+		return nil, nil, fmt.Errorf("create %d tokens: %w", len(ts), err)
+	}
+	s.log.InfoContext(ctx, "tokens created", "count", len(ts), "first_token_id", ts[0].ID, "format", req.Format, "expires_at", ts[0].ExpiresAt)
+	return secrets, ts, nil
 }
 
 // tokenRecord checks req and returns the token to store, without its hash.

@@ -4,6 +4,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"math/big"
 	"strings"
 	"testing"
 	"time"
@@ -128,6 +129,59 @@ func TestStepTokenRefusals(t *testing.T) {
 				t.Errorf("parse error = %v, want Unauthorized with %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestStepRevokeTokenRefusals: a revocation token is a step token for the
+// revoke URL whose sub is a serial in decimal, and nothing else.
+func TestStepRevokeTokenRefusals(t *testing.T) {
+	v := newTestStepVerifier(t)
+	now := testStart
+	serial, _ := new(big.Int).SetString("308893286343609293989051180431574390766", 10)
+	minted, mintedHash, err := v.mintRevoke(store.Token{CreatedAt: now, ExpiresAt: now.Add(time.Hour)}, serial)
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := func() jose.Claims {
+		return jose.Claims{Issuer: "fleetca", Subject: serial.String(), Audience: jose.Audience{"https://127.0.0.1:8443/1.0/revoke"}, ID: "j1",
+			NotBefore: jose.NewNumericDate(now), IssuedAt: jose.NewNumericDate(now), Expiry: jose.NewNumericDate(now.Add(5 * time.Minute))}
+	}
+	with := func(f func(*jose.Claims)) jose.Claims { c := good(); f(&c); return c }
+	signTok, _, err := v.mint(store.Token{DeviceID: "dev-1", CreatedAt: now, ExpiresAt: now.Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, tok string
+		want      string // in the refusal; "" = accepted
+	}{
+		{"ok/minted", string(minted), ""},
+		{"ok/revoke-without-1.0", signStep(t, v.key, v.kid, with(func(c *jose.Claims) { c.Audience = jose.Audience{"https://ca.fleet.test:8443/revoke"} }), stepClaims{}), ""},
+		{"fail/sign-token", string(signTok), "revoke URL (aud)"},
+		{"fail/aud-sign", signStep(t, v.key, v.kid, with(func(c *jose.Claims) { c.Audience = jose.Audience{"https://127.0.0.1:8443/1.0/sign"} }), stepClaims{}), "aud"},
+		{"fail/sub-device", signStep(t, v.key, v.kid, with(func(c *jose.Claims) { c.Subject = "dev-1" }), stepClaims{}), "decimal"},
+		{"fail/sub-hex", signStep(t, v.key, v.kid, with(func(c *jose.Claims) { c.Subject = serial.Text(16) }), stepClaims{}), "decimal"},
+		{"fail/sub-leading-zero", signStep(t, v.key, v.kid, with(func(c *jose.Claims) { c.Subject = "0" + serial.String() }), stepClaims{}), "decimal"},
+		{"fail/sub-negative", signStep(t, v.key, v.kid, with(func(c *jose.Claims) { c.Subject = "-5" }), stepClaims{}), "decimal"},
+		{"fail/sans", signStep(t, v.key, v.kid, good(), stepClaims{SANs: []string{"dev-1"}}), "SANs"},
+		{"fail/expired", signStep(t, v.key, v.kid, with(func(c *jose.Claims) { c.Expiry = jose.NewNumericDate(now.Add(-2 * time.Minute)) }), stepClaims{}), "expired"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, h, err := v.parseRevoke(tc.tok, now)
+			if tc.want == "" {
+				if err != nil || got.Cmp(serial) != 0 || (tc.name == "ok/minted" && h != mintedHash) {
+					t.Errorf("parseRevoke = %v, %v; want serial %s", got, err, serial)
+				}
+				return
+			}
+			if k, ok := fault.KindOf(err); !ok || k != fault.Unauthorized || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("parseRevoke error = %v, want Unauthorized with %q", err, tc.want)
+			}
+		})
+	}
+	// A revocation token is no sign token either.
+	if _, _, err := v.parse(string(minted), now); err == nil || !strings.Contains(err.Error(), "sign URL (aud)") {
+		t.Errorf("parse(revocation token) error = %v, want a refusal for its aud", err)
 	}
 }
 

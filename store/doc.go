@@ -35,8 +35,9 @@
 //     and a write that returned nil is durable (fsynced) and survives a
 //     crash. Issue spends the token, records the certificate and the
 //     device, binds the key and appends the audit row together; Revoke
-//     revokes, writes the log entries, blocks the keys and appends the
-//     audit row together; Renew spends the nonce, records the certificate
+//     revokes, writes the log entries, blocks the keys, spends its
+//     RevokeRequest.Token if any and appends the audit row together;
+//     CreateTokens stores a batch of tokens and their audit rows together; Renew spends the nonce, records the certificate
 //     with its Parent and the device's LastRenewalAt, revokes what
 //     Renewal.MaxActive supersedes (with log entries, as Revoke writes
 //     them) and appends the audit row together, and a retry of it

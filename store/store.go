@@ -14,6 +14,10 @@ import (
 var (
 	// ErrNotFound: the record does not exist.
 	ErrNotFound = errors.New("not found")
+	// ErrTokenNotFound: the token to spend does not exist. It wraps
+	// ErrNotFound, so that a caller of Revoke with a Token can tell an
+	// unknown token from an unknown certificate.
+	ErrTokenNotFound = fmt.Errorf("%w: token not found", ErrNotFound)
 	// ErrConflict: a duplicate, or a condition that a concurrent change made false.
 	ErrConflict = errors.New("conflict")
 	// ErrClosed: the store was closed.
@@ -315,6 +319,12 @@ type RevokeRequest struct {
 	// Audit is appended in the same transaction; the store sets Seq, and,
 	// for a Serial, DeviceID from the certificate when it is empty.
 	Audit AuditEvent
+	// Token, if non-zero, is the hash of a token to spend one use of in
+	// the same transaction (a step revocation token), under Issue's
+	// conditions (ErrTokenNotFound, ErrTokenRevoked, ErrTokenExpired at
+	// At, ErrTokenUsedUp), checked before the certificate's or device's.
+	// A refusal of either spends nothing.
+	Token TokenHash
 }
 
 // Page selects a slice of a listing ordered by key: the records after After
@@ -378,6 +388,11 @@ type Store interface {
 	// CreateToken stores t and appends audit. ErrConflict if a token with
 	// the same Hash or ID exists.
 	CreateToken(ctx context.Context, t Token, audit AuditEvent) error
+	// CreateTokens stores every token of ts and appends audits[i] for
+	// ts[i], in one transaction: all of them or none. len(audits) must be
+	// len(ts). ErrConflict, and nothing written, if any token's Hash or ID
+	// exists or appears twice in ts.
+	CreateTokens(ctx context.Context, ts []Token, audits []AuditEvent) error
 	// GetToken returns the token with hash h, or ErrNotFound.
 	GetToken(ctx context.Context, h TokenHash) (Token, error)
 	// ListTokens returns tokens ordered by ID.

@@ -90,16 +90,17 @@ func (s *Server) createToken(c echo.Context) error {
 	if err := s.decodeJSON(c, &req); err != nil {
 		return err
 	}
-	var ttl *time.Duration
-	if req.TTL != "" {
-		d, err := time.ParseDuration(req.TTL)
-		if err != nil {
-			return fault.WithField(fault.Wrap(err, fault.Malformed, fmt.Sprintf("the ttl %q is not a duration", req.TTL), "write it like 24h or 90m"), "ttl")
-		}
-		ttl = &d
+	ttl, err := parseTTL(req.TTL)
+	if err != nil {
+		return err
 	}
-	secret, t, err := s.deps.Enroll.CreateToken(c.Request().Context(),
-		enroll.TokenRequest{DeviceID: req.DeviceID, DevicePattern: req.DevicePattern, AnyDevice: req.AnyDevice, TTL: ttl, Uses: req.Uses, Format: req.Format})
+	er := enroll.TokenRequest{DeviceID: req.DeviceID, DevicePattern: req.DevicePattern, AnyDevice: req.AnyDevice, TTL: ttl, Uses: req.Uses, Format: req.Format}
+	if req.RevokeSerial != "" {
+		if er.RevokeSerial, err = parseSerial(req.RevokeSerial); err != nil {
+			return fault.WithField(err, "revoke_serial")
+		}
+	}
+	secret, t, err := s.deps.Enroll.CreateToken(c.Request().Context(), er)
 	if err != nil {
 		return err
 	}
@@ -107,6 +108,43 @@ func (s *Server) createToken(c echo.Context) error {
 	out.Token = string(secret)
 	c.Response().Header().Set("Cache-Control", "no-store")
 	return c.JSON(http.StatusCreated, out)
+}
+
+// createTokens handles POST /v1/admin/tokens/batch
+// {"device_ids": [...], "ttl": "8h", "format": "step"}: one one-use token
+// per device, stored in one transaction.
+func (s *Server) createTokens(c echo.Context) error {
+	var req api.TokenBatchRequest
+	if err := s.decodeJSON(c, &req); err != nil {
+		return err
+	}
+	ttl, err := parseTTL(req.TTL)
+	if err != nil {
+		return err
+	}
+	secrets, ts, err := s.deps.Enroll.CreateTokens(c.Request().Context(), enroll.TokenBatchRequest{DeviceIDs: req.DeviceIDs, TTL: ttl, Format: req.Format})
+	if err != nil {
+		return err
+	}
+	out := api.TokenBatch{Tokens: make([]api.Token, len(ts))}
+	for i, t := range ts {
+		out.Tokens[i] = toTokenJSON(t)
+		out.Tokens[i].Token = string(secrets[i])
+	}
+	c.Response().Header().Set("Cache-Control", "no-store")
+	return c.JSON(http.StatusCreated, out)
+}
+
+// parseTTL reads a request's ttl: nil for "", the default.
+func parseTTL(s string) (*time.Duration, error) {
+	if s == "" {
+		return nil, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return nil, fault.WithField(fault.Wrap(err, fault.Malformed, fmt.Sprintf("the ttl %q is not a duration", s), "write it like 24h or 90m"), "ttl")
+	}
+	return &d, nil
 }
 
 func (s *Server) listTokens(c echo.Context) error {

@@ -28,7 +28,9 @@
 // (ServerCertConfig.ClientCAs: the fleet's intermediate), so that
 // devices renew over mutual TLS while enrollment needs none. Once
 // SetManufacturerCAs gives manufacturer CAs (serve wires it to
-// enroll.Deps.ManufacturerCAs, so it follows every add and remove), each
+// enroll.Deps.ManufacturerCAs, so it follows every add and remove: at once
+// through this replica, within enroll.ManufacturerRefresh, 10s, through
+// another replica sharing the store), each
 // handshake (GetConfigForClient) also accepts a certificate chaining to one
 // of them, with any extended key usage: POST /v1/enroll without an
 // Authorization header, and EST simpleenroll without one, then enroll with
@@ -46,10 +48,15 @@
 // ({"csr": PEM} over mutual TLS), both on enroll.Service.Renew and both
 // 201, a retry included (step takes nothing else as success). POST /sign
 // (stepsign.go) redeems a step token minted by fleetca for a CSR on
-// enroll.Service.EnrollStep, 201; POST /revoke revokes the mutual-TLS
-// client certificate itself (the body's decimal serial must be its own)
-// through the revocation service, audited with actor device:<id>, 200
-// {"status":"ok"}; the token form of /revoke is refused.
+// enroll.Service.EnrollStep, 201; with no token (ott empty), the TLS
+// client's certificate is taken for a manufacturer certificate, as on
+// /v1/enroll. POST /revoke revokes the mutual-TLS client certificate
+// itself (the body's decimal serial must be its own) through the
+// revocation service, audited with actor device:<id>, or, with an ott, the
+// certificate a step revocation token names (enroll.Service.
+// ParseStepRevokeToken; its sub must be the body's serial), the token
+// spent in the revocation's transaction and the actor token:<id>; 200
+// {"status":"ok"}.
 //
 // And EST (est.go; RFC 7030 with RFC 8951's clarifications) under
 // /.well-known/est/ and /.well-known/est/<Config.ESTLabel>/ (another label
@@ -67,7 +74,14 @@
 // an Authorization header gets 401, WWW-Authenticate: Basic
 // realm="fleetca" and an empty body, the challenge Bouncy Castle waits for
 // before it sends credentials: nothing is checked, spent or audited. Any
-// other EST error is problem JSON, a 401 with the Basic challenge.
+// other EST error is problem JSON, a 401 with the Basic challenge; but
+// simplereenroll, which takes no password, answers a client certificate it
+// cannot renew (expired, whatever ca.renew_after_expiry says, for EST has
+// no renewal-token form; another CA's) 403, with no challenge.
+//
+// POST /v1/admin/tokens/batch mints one one-use token per device ID (at
+// most api.MaxTokenBatch) in one store transaction: the bulk path of
+// fleetca token create --device-ids-file.
 //
 // The request and answer bodies are package api's types, the definitions
 // package client decodes with.

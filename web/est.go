@@ -159,7 +159,7 @@ func (s *Server) estSimpleReenroll(c echo.Context) error {
 	if err := sameNames(csr, leaf); err != nil {
 		return err
 	}
-	req := enroll.RenewRequest{PeerCertificates: r.TLS.PeerCertificates}
+	req := enroll.RenewRequest{PeerCertificates: r.TLS.PeerCertificates, NoTokenForm: true}
 	if !bytes.Equal(csr.RawSubjectPublicKeyInfo, leaf.RawSubjectPublicKeyInfo) {
 		req.CSR = der // a new key: a rekey, under the enrollment CSR policy
 	} else if err := csr.CheckSignature(); err != nil {

@@ -16,12 +16,14 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/smallstep/pkcs7"
 
 	"github.com/fleetca/fleetca/api"
 	"github.com/fleetca/fleetca/enroll"
 	"github.com/fleetca/fleetca/internal/fault"
+	"github.com/fleetca/fleetca/store"
 )
 
 // estCSR is base64 DER of a CSR for cn with key, with the SANs of tmpl.
@@ -260,4 +262,72 @@ func FuzzDecodeESTBody(f *testing.F) {
 			t.Fatalf("accepted %q as %x", body, der)
 		}
 	})
+}
+
+// TestESTSimpleReenrollRefusesCertificate: a client certificate that may
+// not renew over EST is refused 403 with problem JSON and no Basic
+// challenge (simplereenroll takes no other credential, so a 401 would only
+// send an EST client, Bouncy Castle's among them, to retry with a password
+// it does not need), and nothing is written. Expiry follows /v1/renew's
+// rules over mutual TLS: an expired certificate renews only with a renewal
+// token (which EST has no form for), within ca.renew_after_expiry, so EST
+// refuses it within the grace as past it, and says which. (Over a real
+// listener the TLS handshake refuses an expired or foreign certificate
+// first; this is the handler's answer when one gets through.)
+func TestESTSimpleReenrollRefusesCertificate(t *testing.T) {
+	f := newFixture(t, func(c *enroll.Config) { c.RenewAfterExpiry = 24 * time.Hour })
+	h := f.srv.HTTPSHandler()
+	leaf, key := f.enrollKey(t, "dev-1")
+
+	// Another CA's certificate for the same device, key and names.
+	otherCA, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: leaf.SerialNumber, Subject: leaf.Subject, URIs: leaf.URIs,
+		NotBefore: leaf.NotBefore, NotAfter: leaf.NotAfter, KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), otherCA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	foreign, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	for _, tc := range []struct {
+		name string
+		cert *x509.Certificate
+		at   time.Time
+		// detail is a part of the problem's detail.
+		detail string
+	}{
+		{"fail/another-ca", foreign, f.clock.Now(), "is not a device certificate this CA issued"},
+		{"fail/expired-within-grace", leaf, leaf.NotAfter.Add(time.Hour), "expired at"},
+		{"fail/expired-past-grace", leaf, leaf.NotAfter.Add(48 * time.Hour), "more than ca.renew_after_expiry"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f.clock.Add(tc.at.Sub(f.clock.Now()))
+			before := f.certCount(t, "dev-1")
+			rec := doEST(h, []*x509.Certificate{tc.cert}, "POST", "simplereenroll", "", "", estCSR(t, key, leaf.Subject))
+			p := problemOf(t, rec)
+			if rec.Code != http.StatusForbidden || p.Type != api.ProblemTypePrefix+fault.Forbidden.String() || !strings.Contains(p.Detail, tc.detail) {
+				t.Errorf("simplereenroll = %d %+v, want 403 forbidden saying %q", rec.Code, p, tc.detail)
+			}
+			if wa := rec.Header().Get("WWW-Authenticate"); wa != "" {
+				t.Errorf("WWW-Authenticate = %q, want none: simplereenroll takes no password", wa)
+			}
+			if after := f.certCount(t, "dev-1"); after != before {
+				t.Errorf("a refused simplereenroll changed dev-1's certificates from %d to %d", before, after)
+			}
+		})
+	}
+}
+
+// certCount is how many certificates the store holds for device id.
+func (f *fixture) certCount(t *testing.T, id string) int {
+	t.Helper()
+	cs, err := f.store.ListCertificates(t.Context(), id, store.Page{Limit: store.MaxPageLimit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(cs)
 }

@@ -14,6 +14,7 @@ import (
 	"io"
 	"math/big"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -260,5 +261,66 @@ func TestESTSimpleEnrollManufacturer(t *testing.T) {
 	if rec.Code != http.StatusUnauthorized || rec.Header().Get("WWW-Authenticate") != `Basic realm="`+api.ESTRealm+`"` {
 		t.Errorf("EST simpleenroll with another CA's certificate = %d, WWW-Authenticate %q, want 401 with the Basic challenge",
 			rec.Code, rec.Header().Get("WWW-Authenticate"))
+	}
+}
+
+// TestStepSignManufacturer: step's /sign with no ott enrolls with the TLS
+// client's manufacturer certificate, once, in step's JSON; its refusals
+// come in step's error body.
+func TestStepSignManufacturer(t *testing.T) {
+	f := newFixture(t)
+	h := f.srv.HTTPSHandler()
+	acme := newMfrCA(t)
+	if _, err := f.svc.AddManufacturer(t.Context(), enrollMfr("acme", acme.pem())); err != nil {
+		t.Fatal(err)
+	}
+	path := api.StepPrefix + api.StepSignPath
+	body := func(cn, extra string) string {
+		b, _ := json.Marshal(csrPEM(t, cn))
+		return `{"csr":` + string(b) + `,"ott":""` + extra + `}`
+	}
+	leaf, _ := acme.idevid(t, 40, "acme-step")
+	rec := doTLS(h, []*x509.Certificate{leaf}, "POST", path, "", "application/json", body("acme-step", ""))
+	var out api.StepSignResponse
+	if err := json.Unmarshal(rec.Body.Bytes(), &out); rec.Code != http.StatusCreated || err != nil || out.ServerPEM == "" || len(out.CertChainPEM) != 2 {
+		t.Fatalf("/sign with a manufacturer certificate = %d %s, want 201 with step's crt, ca and certChain", rec.Code, rec.Body)
+	}
+	if _, err := f.store.GetDevice(t.Context(), "acme-step"); err != nil {
+		t.Errorf("device acme-step after /sign: %v", err)
+	}
+
+	fleetLeaf, _ := f.enrollKey(t, "dev-1")
+	stranger, _ := newMfrCA(t).idevid(t, 41, "acme-x")
+	second, _ := acme.idevid(t, 42, "acme-two")
+	for _, tc := range []struct {
+		name   string
+		chain  []*x509.Certificate
+		body   string
+		status int
+		// message is a part of step's message.
+		message string
+	}{
+		{"fail/used-before", []*x509.Certificate{leaf}, body("acme-step", ""), http.StatusConflict, "reset"},
+		{"fail/another-ca", []*x509.Certificate{stranger}, body("acme-x", ""), http.StatusUnauthorized, ""},
+		{"fail/fleet-certificate", []*x509.Certificate{fleetLeaf}, body("dev-1", ""), http.StatusUnauthorized, ""},
+		{"fail/validity", []*x509.Certificate{second}, body("acme-two", `,"notAfter":"2h"`), http.StatusBadRequest, "notAfter"},
+		{"fail/csr-other-device", []*x509.Certificate{second}, body("acme-three", ""), http.StatusBadRequest, "acme-three"},
+		{"fail/no-token-no-certificate", nil, body("acme-two", ""), http.StatusUnauthorized, "ott"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var rec *httptest.ResponseRecorder
+			if tc.chain == nil {
+				rec = do(h, "POST", path, "", "application/json", tc.body)
+			} else {
+				rec = doTLS(h, tc.chain, "POST", path, "", "application/json", tc.body)
+			}
+			var e api.StepError
+			if err := json.Unmarshal(rec.Body.Bytes(), &e); err != nil || rec.Code != tc.status || e.Status != tc.status || !strings.Contains(e.Message, tc.message) {
+				t.Errorf("/sign = %d %s, want %d with a step message containing %q", rec.Code, rec.Body, tc.status, tc.message)
+			}
+		})
+	}
+	if _, err := f.store.GetDevice(t.Context(), "acme-two"); err == nil {
+		t.Errorf("device acme-two exists after refused /sign requests")
 	}
 }

@@ -114,6 +114,8 @@ type Enroller interface {
 	Enroll(ctx context.Context, token string, csrDER []byte) (*enroll.Result, error)
 	EnrollStep(ctx context.Context, req enroll.StepSignRequest) (*enroll.Result, error)
 	CreateToken(ctx context.Context, req enroll.TokenRequest) (enroll.Secret, store.Token, error)
+	CreateTokens(ctx context.Context, req enroll.TokenBatchRequest) ([]enroll.Secret, []store.Token, error)
+	ParseStepRevokeToken(tok string) (*big.Int, store.TokenHash, string, error)
 	ListTokens(ctx context.Context, p store.Page) ([]store.Token, error)
 	RevokeToken(ctx context.Context, id string) (store.Token, error)
 	CheckAdmin(ctx context.Context, presented string) error
@@ -298,6 +300,7 @@ func (s *Server) routes() {
 
 	admin := s.https.Group(api.AdminPrefix, s.requireAdmin)
 	admin.POST("/tokens", s.createToken)
+	admin.POST("/tokens/batch", s.createTokens)
 	admin.GET("/tokens", s.listTokens)
 	admin.POST("/tokens/:id/revoke", s.revokeToken)
 	admin.GET("/devices", s.listDevices)

@@ -32,7 +32,9 @@ func (s *Server) decodeStepJSON(c echo.Context, v any) error {
 }
 
 // stepSign handles POST /sign: a CSR and a step token that fleetca minted
-// (token create with format step) for a device certificate, 201.
+// (token create with format step) for a device certificate, 201. Without a
+// token (ott empty), a TLS client certificate is taken for a manufacturer
+// certificate, as on POST /v1/enroll.
 func (s *Server) stepSign(c echo.Context) error {
 	var req api.StepSignRequest
 	if err := s.decodeStepJSON(c, &req); err != nil {
@@ -42,8 +44,11 @@ func (s *Server) stepSign(c echo.Context) error {
 	if err != nil {
 		return fault.WithField(err, "csr")
 	}
-	res, err := s.deps.Enroll.EnrollStep(c.Request().Context(), enroll.StepSignRequest{
-		Token: req.OTT, CSR: csr, NotBefore: req.NotBefore, NotAfter: req.NotAfter})
+	sr := enroll.StepSignRequest{Token: req.OTT, CSR: csr, NotBefore: req.NotBefore, NotAfter: req.NotAfter}
+	if r := c.Request(); r.TLS != nil {
+		sr.PeerCertificates = r.TLS.PeerCertificates
+	}
+	res, err := s.deps.Enroll.EnrollStep(c.Request().Context(), sr)
 	if err != nil {
 		return err
 	}
@@ -52,31 +57,32 @@ func (s *Server) stepSign(c echo.Context) error {
 	return c.JSON(http.StatusCreated, api.StepSignResponse{ServerPEM: leaf, CaPEM: issuer, CertChainPEM: []string{leaf, issuer}})
 }
 
-// stepRevoke handles POST /revoke over mutual TLS: a device revokes its
-// own certificate, the one it authenticated with, whose serial (decimal,
-// as step sends it) the body names. The token form is not supported.
+// stepRevoke handles POST /revoke: a device revokes its own certificate
+// over mutual TLS, the one it authenticated with, whose serial (decimal,
+// as step sends it) the body names; or a one-use step revocation token
+// (ott, minted by an admin: token create with format step and
+// revoke_serial) revokes the certificate its sub names, which must be the
+// body's serial. The token is spent in the revocation's transaction.
 func (s *Server) stepRevoke(c echo.Context) error {
 	var req api.StepRevokeRequest
 	if err := s.decodeStepJSON(c, &req); err != nil {
 		return err
 	}
 	r := c.Request()
+	if req.OTT != "" {
+		return s.stepRevokeToken(c, req)
+	}
 	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
-		if req.OTT != "" {
-			return fault.New(fault.Unauthorized, "fleetca does not take revocation tokens",
-				"revoke over mutual TLS with the certificate and its key (step ca revoke --cert --key), or ask an admin")
-		}
-		return fault.New(fault.Unauthorized, "revoking needs the certificate to revoke as the TLS client certificate",
-			"revoke over mutual TLS with the certificate and its key (step ca revoke --cert --key)")
+		return fault.New(fault.Unauthorized, "revoking needs the certificate to revoke as the TLS client certificate, or a revocation token (ott)",
+			"revoke over mutual TLS with the certificate and its key (step ca revoke --cert --key), or with a revocation token from an admin")
 	}
 	leaf := r.TLS.PeerCertificates[0]
 	if err := s.verifyDeviceCert(leaf); err != nil {
 		return err
 	}
-	serial, ok := new(big.Int).SetString(req.Serial, 10)
-	if !ok {
-		return fault.WithField(fault.New(fault.Malformed, fmt.Sprintf("the serial %q is not a decimal number", truncateParam(req.Serial)),
-			"give the certificate's serial in decimal, as step does"), "serial")
+	serial, err := stepSerial(req.Serial)
+	if err != nil {
+		return err
 	}
 	if serial.Cmp(leaf.SerialNumber) != 0 {
 		return fault.WithField(fault.New(fault.Forbidden, "a certificate may revoke only itself: the serial is not the client certificate's",
@@ -85,11 +91,43 @@ func (s *Server) stepRevoke(c echo.Context) error {
 	reason := api.Reason(req.ReasonCode)
 	id := leaf.Subject.CommonName
 	c.Set(ctxDeviceID, id)
-	_, err := s.deps.Revocation.Revoke(r.Context(), revocation.RevokeRequest{Serial: serial, Reason: reason, Actor: "device:" + id})
+	_, err = s.deps.Revocation.Revoke(r.Context(), revocation.RevokeRequest{Serial: serial, Reason: reason, Actor: "device:" + id})
 	if err != nil {
 		return err
 	}
 	return c.JSON(http.StatusOK, api.StepHealthResponse{Status: "ok"})
+}
+
+// stepRevokeToken is stepRevoke with a revocation token.
+func (s *Server) stepRevokeToken(c echo.Context, req api.StepRevokeRequest) error {
+	ctx := c.Request().Context()
+	tokSerial, h, tokenID, err := s.deps.Enroll.ParseStepRevokeToken(req.OTT)
+	if err != nil {
+		return err
+	}
+	serial, err := stepSerial(req.Serial)
+	if err != nil {
+		return err
+	}
+	if serial.Cmp(tokSerial) != 0 {
+		return fault.WithField(fault.New(fault.Forbidden, fmt.Sprintf("the revocation token revokes certificate %s, not %s", tokSerial, serial),
+			"give the serial the token names (its sub)"), "serial")
+	}
+	_, err = s.deps.Revocation.Revoke(ctx, revocation.RevokeRequest{Serial: serial, Reason: api.Reason(req.ReasonCode), Actor: "token:" + tokenID, Token: h})
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, api.StepHealthResponse{Status: "ok"})
+}
+
+// stepSerial reads a serial as step sends it: decimal.
+func stepSerial(s string) (*big.Int, error) {
+	serial, ok := new(big.Int).SetString(s, 10)
+	if !ok || serial.Sign() <= 0 {
+		return nil, fault.WithField(fault.New(fault.Malformed, fmt.Sprintf("the serial %q is not a decimal number", truncateParam(s)),
+			"give the certificate's serial in decimal, as step does"), "serial")
+	}
+	return serial, nil
 }
 
 // verifyDeviceCert checks that leaf is a current device certificate of

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -79,7 +80,9 @@ type fixture struct {
 	stepKey *ecdsa.PrivateKey
 }
 
-func newFixture(t *testing.T) *fixture {
+// newFixture makes a server on a fresh CA and store; opts change the
+// enroll configuration.
+func newFixture(t *testing.T, opts ...func(*enroll.Config)) *fixture {
 	t.Helper()
 	clk := &clock{t: testNow}
 	now := clk.Now
@@ -98,7 +101,11 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := enroll.New(enroll.Config{TrustDomain: "fleet.test", RenewURLs: enroll.RenewURLs([]string{"127.0.0.1"}, "8443")},
+	ecfg := enroll.Config{TrustDomain: "fleet.test", RenewURLs: enroll.RenewURLs([]string{"127.0.0.1"}, "8443")}
+	for _, o := range opts {
+		o(&ecfg)
+	}
+	svc, err := enroll.New(ecfg,
 		enroll.Deps{Store: st, CA: authority, Now: now, Metrics: reg,
 			Revoked: func(ctx context.Context, revs []store.Revocation) { rev.Applied(ctx, revs) },
 			Step:    &enroll.StepProvisioner{Name: "fleetca", Key: stepKey, SignURLs: enroll.StepSignURLs([]string{"127.0.0.1"}, "8443")}})
@@ -322,6 +329,20 @@ func TestAdminAPI(t *testing.T) {
 	if rec := do(h, "POST", "/v1/enroll", tok.Token, "application/x-pem-file", csrPEM(t, "line3-1")); rec.Code != 201 {
 		t.Fatalf("enroll with the new token: %d %s", rec.Code, rec.Body)
 	}
+	// A batch: one one-use token per device, in order, secrets included.
+	rec = do(h, "POST", "/v1/admin/tokens/batch", f.admin, "application/json", `{"device_ids":["b-1","b-2","b-3"],"ttl":"2h"}`)
+	var batch api.TokenBatch
+	if err := json.Unmarshal(rec.Body.Bytes(), &batch); rec.Code != 201 || err != nil || len(batch.Tokens) != 3 || rec.Header().Get("Cache-Control") != "no-store" {
+		t.Fatalf("create a token batch: status %d body %s, want 201 with 3 tokens", rec.Code, rec.Body)
+	}
+	for i, bt := range batch.Tokens {
+		if want := fmt.Sprintf("b-%d", i+1); bt.DeviceID != want || bt.Uses != 1 || !strings.HasPrefix(bt.Token, enroll.EnrollTokenPrefix) {
+			t.Errorf("batch token %d = %+v, want a one-use token of %s", i, bt, want)
+		}
+	}
+	if rec := do(h, "POST", "/v1/enroll", batch.Tokens[1].Token, "application/x-pem-file", csrPEM(t, "b-2")); rec.Code != 201 {
+		t.Fatalf("enroll with a batch token: %d %s", rec.Code, rec.Body)
+	}
 	// any_device passes through, and comes back on the token.
 	rec = do(h, "POST", "/v1/admin/tokens", f.admin, "application/json", `{"device_pattern":"?*","any_device":true,"uses":2}`)
 	var anyTok api.Token
@@ -374,6 +395,17 @@ func TestAdminAPI(t *testing.T) {
 		{"fail/token-unknown-field", "POST", "/v1/admin/tokens", `{"device":"a"}`, 400, "#/device"},
 		{"fail/token-not-json", "POST", "/v1/admin/tokens", `{"device_id":`, 400, ""},
 		{"fail/token-empty-body", "POST", "/v1/admin/tokens", ``, 400, ""},
+		{"fail/token-revoke-bad-serial", "POST", "/v1/admin/tokens", `{"format":"step","revoke_serial":"xyz"}`, 400, "#/revoke_serial"},
+		{"fail/token-revoke-unknown-serial", "POST", "/v1/admin/tokens", `{"format":"step","revoke_serial":"abcdef"}`, 404, "#/revoke_serial"},
+		{"fail/token-revoke-not-step", "POST", "/v1/admin/tokens", `{"revoke_serial":"abcdef"}`, 400, "#/format"},
+		{"fail/token-revoke-and-device", "POST", "/v1/admin/tokens", `{"format":"step","revoke_serial":"abcdef","device_id":"a"}`, 400, "#/revoke_serial"},
+		{"fail/batch-empty", "POST", "/v1/admin/tokens/batch", `{"device_ids":[]}`, 400, "#/device_ids"},
+		{"fail/batch-bad-id", "POST", "/v1/admin/tokens/batch", `{"device_ids":["a","b c"]}`, 400, "#/device_ids"},
+		{"fail/batch-repeated-id", "POST", "/v1/admin/tokens/batch", `{"device_ids":["a","a"]}`, 400, "#/device_ids"},
+		{"fail/batch-bad-ttl", "POST", "/v1/admin/tokens/batch", `{"device_ids":["a"],"ttl":"soon"}`, 400, "#/ttl"},
+		{"fail/batch-ttl-zero", "POST", "/v1/admin/tokens/batch", `{"device_ids":["a"],"ttl":"0s"}`, 400, "#/ttl"},
+		{"fail/batch-unknown-format", "POST", "/v1/admin/tokens/batch", `{"device_ids":["a"],"format":"x"}`, 400, "#/format"},
+		{"fail/batch-uses", "POST", "/v1/admin/tokens/batch", `{"device_ids":["a"],"uses":2}`, 400, "#/uses"},
 		{"fail/server-cert-no-names", "POST", "/v1/admin/certificates/server", serverCSRJSON(t), 400, "#/dns"},
 		{"fail/revoke-unknown-token", "POST", "/v1/admin/tokens/0000/revoke", "", 404, ""},
 	} {

@@ -134,7 +134,8 @@ func errorLine(cmd *cobra.Command, err error) string {
 // or configuration key they set by the rule "_" to "-" (device_id sets
 // --device-id, trust_domain --trust-domain).
 var flagNames = map[string]string{
-	"ips": "ip", // cert server --ip, a request's "ips"
+	"ips":           "ip",     // cert server --ip, a request's "ips"
+	"revoke_serial": "revoke", // token create --revoke, a token request's "revoke_serial"
 }
 
 // envNames are the configuration keys an environment variable stands in

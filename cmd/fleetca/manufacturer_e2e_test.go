@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/fleetca/fleetca/api"
 	"github.com/fleetca/fleetca/internal/testenv"
 )
 
@@ -120,4 +121,86 @@ func TestManufacturerEndToEnd(t *testing.T) {
 	if r := f.fleetca("manufacturer", "remove", "acme", "--dir", D); r.code != 1 {
 		t.Errorf("fleetca manufacturer remove acme again: exit %d, want 1", r.code)
 	}
+}
+
+// TestManufacturerStepSignEndToEnd: step's POST /sign with no token (ott
+// empty) enrolls with the manufacturer certificate presented over mutual
+// TLS, as /v1/enroll does: an openssl-made CA and IDevID, curl --cert, the
+// step JSON in and out; once only; outside the pattern refused; and no
+// token and no certificate refused for the missing token.
+func TestManufacturerStepSignEndToEnd(t *testing.T) {
+	t.Parallel()
+	testenv.Need(t, "openssl")
+	testenv.Need(t, "curl")
+	f := newFixture(t)
+	url := f.srv.httpsURL + api.StepPrefix + api.StepSignPath
+
+	f.mustTool("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+		"-keyout", "acme-ca.key", "-out", "acme-ca.pem", "-subj", "/O=Acme/CN=Acme Factory CA", "-days", "3650",
+		"-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+	idevid := func(name, cn, serial string) {
+		f.mustTool("openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+			"-keyout", name+".key", "-subj", "/O=Acme/CN="+cn, "-out", name+".req")
+		f.mustTool("openssl", "x509", "-req", "-in", name+".req", "-CA", "acme-ca.pem", "-CAkey", "acme-ca.key",
+			"-set_serial", serial, "-days", "365", "-out", name+".crt")
+	}
+	f.mustFleetca("manufacturer", "add", "--dir", f.dataDir, "--name", "acme", "--ca", "acme-ca.pem",
+		"--device-id-from", "cn", "--device-pattern", "acme-*")
+
+	// signBody writes step's /sign JSON for a new key's CSR, with no ott.
+	signBody := func(cn, name string) string {
+		f.opensslCSR("ec", cn, name, "ec_paramgen_curve:P-256")
+		b, err := json.Marshal(api.StepSignRequest{CSR: readFile(t, filepath.Join(f.work, name+".csr"))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		writeFile(t, filepath.Join(f.work, name+".json"), string(b))
+		return "@" + name + ".json"
+	}
+	sign := func(cert, body string) httpResult {
+		args := []string{"-H", "Content-Type: application/json", "--data-binary", body, url}
+		if cert != "" {
+			args = append([]string{"--cert", cert + ".crt", "--key", cert + ".key"}, args...)
+		}
+		return f.curl(args...)
+	}
+	stepErr := func(what string, res httpResult, status int, in string) {
+		t.Helper()
+		var e api.StepError
+		if err := json.Unmarshal(res.body, &e); err != nil || res.status != status || e.Status != status || !strings.Contains(e.Message, in) {
+			t.Errorf("%s: %d %s (%v), want %d with a step message containing %q", what, res.status, res.body, err, status, in)
+		}
+	}
+
+	idevid("mfr", "acme-0101", "0x"+strings.Repeat("2e", 8))
+	res := sign("mfr", signBody("acme-0101", "dev"))
+	var out api.StepSignResponse
+	if err := json.Unmarshal(res.body, &out); res.status != 201 || err != nil || len(out.CertChainPEM) != 2 {
+		t.Fatalf("curl --cert mfr.crt %s: %d %s (%v), want 201 with step's crt, ca and certChain", url, res.status, res.body, err)
+	}
+	leaf := parseCerts(t, []byte(out.ServerPEM))[0]
+	checkDeviceCert(t, leaf, "acme-0101", leaf.SerialNumber.Text(16))
+	if !samePublicKey(readKey(t, filepath.Join(f.work, "dev.key")).Public(), leaf.PublicKey) {
+		t.Errorf("the certificate is not for the CSR's key")
+	}
+
+	// The audit row names the manufacturer and its certificate's serial.
+	var audit struct {
+		Events []struct{ Action, Actor, Serial, Detail string } `json:"events"`
+	}
+	f.adminGET("/v1/admin/audit?limit=1000", &audit)
+	found := false
+	for _, e := range audit.Events {
+		if e.Action == "certificate.issue" && e.Serial == leaf.SerialNumber.Text(16) {
+			found = e.Actor == "manufacturer:acme" && strings.Contains(e.Detail, "manufacturer_serial="+strings.Repeat("2e", 8))
+		}
+	}
+	if !found {
+		t.Errorf("no certificate.issue row by manufacturer:acme with its serial in %+v", audit.Events)
+	}
+
+	stepErr("a second /sign with the same manufacturer certificate", sign("mfr", signBody("acme-0101", "again")), 409, "reset")
+	idevid("bolt", "bolt-0001", "0x"+strings.Repeat("3f", 8))
+	stepErr("a device outside the pattern", sign("bolt", signBody("bolt-0001", "bolt-dev")), 403, "bolt-0001")
+	stepErr("no token and no certificate", sign("", signBody("acme-0102", "bare")), 401, "ott")
 }

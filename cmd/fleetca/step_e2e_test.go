@@ -192,6 +192,48 @@ func TestStepCLIEndToEnd(t *testing.T) {
 	})
 }
 
+// TestStepRevokeWithToken: an admin mints a revocation token for a serial
+// (token create --format step --revoke), and step ca revoke SERIAL --token
+// revokes that certificate with nothing else (no --ca-url, no --root),
+// once; a token for a revoked certificate is not minted.
+func TestStepRevokeWithToken(t *testing.T) {
+	t.Parallel()
+	testenv.NeedStep(t)
+	testenv.Need(t, "openssl")
+	f := newFixture(t)
+	s := newStepCLI(t, f)
+	serial := f.fleetcaEnroll(f.plainToken("--device-id", "step-lost"), "lost")
+	dec := readCerts(t, filepath.Join(f.work, "lost.crt"))[0].SerialNumber.String()
+
+	r := f.mustFleetca("token", "create", "--dir", f.dataDir, "--format", "step", "--revoke", serial)
+	tok := strings.TrimSpace(r.stdout)
+	if !strings.Contains(r.stderr, "step ca revoke "+dec+" --token") {
+		t.Errorf("token create --revoke stderr = %q, want the step command with the decimal serial %s", r.stderr, dec)
+	}
+	r = s.run("ca", "revoke", "1"+dec, "--token", tok)
+	if r.code == 0 {
+		t.Errorf("step ca revoke of another serial with the token: exit 0, want a refusal")
+	}
+	s.must("ca", "revoke", dec, "--token", tok, "--reason", "lost in transit", "--reasonCode", "keyCompromise")
+	var c api.Certificate
+	f.adminGET(api.AdminPrefix+"/certificates/"+serial, &c)
+	if c.RevokedAt == "" || c.Reason != 1 {
+		t.Errorf("after step ca revoke --token, certificate %s = %+v; want it revoked for keyCompromise", serial, c)
+	}
+	r = s.run("ca", "revoke", dec, "--token", tok)
+	t.Logf("step ca revoke with a spent token: %s", r.stderr)
+	if r.code == 0 || !strings.Contains(r.stderr, "used up") {
+		t.Errorf("step ca revoke with a spent token: exit %d, stderr %q; want a failure saying it is used up", r.code, r.stderr)
+	}
+	r = f.fleetca("token", "create", "--dir", f.dataDir, "--format", "step", "--revoke", serial)
+	if r.code == 0 || !strings.Contains(r.stderr, "was revoked") {
+		t.Errorf("token create --revoke of a revoked certificate: exit %d, stderr %q; want a refusal", r.code, r.stderr)
+	}
+	if r := f.fleetca("token", "create", "--dir", f.dataDir, "--revoke", serial); r.code != exitUsage || !strings.Contains(r.stderr, "--format step") {
+		t.Errorf("token create --revoke without --format step: exit %d, stderr %q; want a usage error", r.code, r.stderr)
+	}
+}
+
 // TestStepProvisionerKeyUpgrade: init makes the step provisioner key; serve
 // on a CA without one (made before step tokens) makes it on start, logs it
 // once, and mints step tokens with it.

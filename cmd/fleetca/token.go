@@ -3,6 +3,8 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"math/big"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -26,9 +28,11 @@ func newTokenCreateCmd(e env, a *adminFlags) *cobra.Command {
 		uses              int
 		asJSON, anyDevice bool
 		format            string
+		batch             tokenBatch
+		revokeSerial      string
 	)
 	cmd := &cobra.Command{
-		Use:   "create --device-id ID | --device-pattern GLOB",
+		Use:   "create --device-id ID | --device-pattern GLOB | --device-ids-file F --out CSV | --format step --revoke SERIAL",
 		Short: "Mint an enrollment token; prints the token on stdout",
 		Long: `create mints an enrollment token and prints it on stdout (its ID and expiry on
 stderr), so that T=$(fleetca token create ...) captures it. The token is shown
@@ -49,11 +53,52 @@ fingerprint, so that on the device
 
   step ca certificate ID ID.crt ID.key --token "$T"
 
-needs no --ca-url or --root.`,
+needs no --ca-url or --root.
+
+--format step --revoke SERIAL mints a one-time revocation token for the
+certificate with that serial (hex, as certs list shows it): on the device,
+or wherever the certificate's key is lost,
+
+  step ca revoke DECIMAL-SERIAL --token "$T"
+
+revokes it with no --ca-url and no --root (the command, with the serial in
+decimal as step wants it, is printed on stderr). The token is spent with
+the revocation, once; the certificate must be known and not revoked.
+
+--device-ids-file F --out CSV mints one one-use token for each device ID in
+F (one a line; blank lines and lines starting with # are skipped), for a
+factory station. A bad or repeated ID refuses the whole file, naming its
+line, before anything is minted. Tokens are minted in chunks of 500, each
+one request and one transaction on the CA, and written to CSV (mode 0600,
+through a temporary file and a rename; an existing CSV only with --force)
+with the header device_id,token_id,token,expires_at. On a terminal a
+progress bar shows on stderr; a summary line ends the run. If a chunk
+fails, CSV holds exactly the tokens minted before it, and the error says
+how many, so that the station can mint the rest.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			batch.format = format
+			if batch.idsFile != "" {
+				if err := batch.checkFlags(cmd, deviceID, pattern, asJSON, anyDevice); err != nil {
+					return err
+				}
+				if cmd.Flags().Changed("ttl") {
+					batch.ttl = ttl.String()
+				}
+				c, err := a.client(e)
+				if err != nil {
+					return err
+				}
+				return batch.run(cmd.Context(), e, c)
+			}
+			if batch.out != "" || batch.force {
+				return usagef("--out and --force go with --device-ids-file")
+			}
+			if revokeSerial != "" {
+				return createRevokeToken(cmd, e, a, revokeSerial, format, deviceID != "" || pattern != "" || anyDevice, ttl, asJSON)
+			}
 			if (deviceID == "") == (pattern == "") {
-				return usagef("give exactly one of --device-id ID and --device-pattern GLOB")
+				return usagef("give exactly one of --device-id ID, --device-pattern GLOB and --device-ids-file F")
 			}
 			c, err := a.client(e)
 			if err != nil {
@@ -85,6 +130,10 @@ needs no --ca-url or --root.`,
 	f.IntVar(&uses, "uses", 1, "how many devices the token may enroll")
 	f.BoolVar(&asJSON, "json", false, "print the token and its details as JSON")
 	f.StringVar(&format, "format", "", `"step" for a step CLI token (step ca certificate --token); default a fleetca token`)
+	f.StringVar(&revokeSerial, "revoke", "", "with --format step: mint a revocation token for the certificate with this serial (hex)")
+	f.StringVar(&batch.idsFile, "device-ids-file", "", "a file of device IDs, one a line: one one-use token each, into --out")
+	f.StringVar(&batch.out, "out", "", "the CSV to write the tokens of --device-ids-file to")
+	f.BoolVar(&batch.force, "force", false, "replace an existing --out")
 	return cmd
 }
 
@@ -150,4 +199,39 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// createRevokeToken is token create --format step --revoke SERIAL.
+func createRevokeToken(cmd *cobra.Command, e env, a *adminFlags, serial, format string, forDevice bool, ttl time.Duration, asJSON bool) error {
+	switch {
+	case format != "step":
+		return usagef("--revoke mints a step token: give --format step")
+	case forDevice:
+		return usagef("--revoke names a certificate: leave out --device-id, --device-pattern and --any-device")
+	case cmd.Flags().Changed("uses"):
+		return usagef("a revocation token has one use: leave out --uses")
+	}
+	n, ok := new(big.Int).SetString(strings.ReplaceAll(serial, ":", ""), 16)
+	if !ok || n.Sign() <= 0 {
+		return flagUsage("--revoke", fmt.Errorf("%q is not a certificate serial in hex", serial))
+	}
+	c, err := a.client(e)
+	if err != nil {
+		return err
+	}
+	req := api.TokenRequest{Format: format, RevokeSerial: n.Text(16)}
+	if cmd.Flags().Changed("ttl") {
+		req.TTL = ttl.String()
+	}
+	t, err := c.CreateToken(cmd.Context(), req)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		return json.NewEncoder(e.stdout).Encode(t)
+	}
+	fmt.Fprintln(e.stdout, t.Token)
+	fmt.Fprintf(e.stderr, "token %s revokes certificate %s of %s once, until %s: step ca revoke %s --token \"$T\"\n",
+		t.ID, n.Text(16), t.DeviceID, t.ExpiresAt, n.String())
+	return nil
 }

@@ -77,6 +77,26 @@ func checkIssuance(is store.Issuance) error {
 	return nil
 }
 
+// spendableToken reads the token with hash h and checks that it has a use
+// to spend at now: it exists (ErrTokenNotFound), is not revoked, not
+// expired and not used up. It writes nothing.
+func spendableToken(tokens *bbolt.Bucket, h store.TokenHash, now time.Time) (tok store.Token, cond, err error) {
+	found, err := getJSON(tokens, h[:], &tok)
+	switch {
+	case err != nil:
+		return tok, nil, fmt.Errorf("token: %w", err)
+	case !found:
+		return tok, store.ErrTokenNotFound, nil
+	case !tok.RevokedAt.IsZero():
+		return tok, fmt.Errorf("token %s: %w", tok.ID, store.ErrTokenRevoked), nil
+	case !tok.ExpiresAt.After(now):
+		return tok, fmt.Errorf("token %s expired at %s: %w", tok.ID, tok.ExpiresAt.Format(time.RFC3339), store.ErrTokenExpired), nil
+	case tok.Spent >= tok.Uses:
+		return tok, fmt.Errorf("token %s spent %d of %d uses: %w", tok.ID, tok.Spent, tok.Uses, store.ErrTokenUsedUp), nil
+	}
+	return tok, nil, nil
+}
+
 // issueTx is the body of Issue. It checks every condition before its first
 // write, so a refusal (cond) leaves tx untouched; err is internal and rolls
 // tx back. It is idempotent: it reads is, certKey and certJSON and changes
@@ -93,18 +113,8 @@ func issueTx(tx *bbolt.Tx, is store.Issuance, certKey, certJSON []byte) (cond, e
 	var tok store.Token
 	spendToken := is.Token != store.TokenHash{}
 	if spendToken {
-		found, err := getJSON(tokens, is.Token[:], &tok)
-		switch {
-		case err != nil:
-			return nil, fmt.Errorf("token: %w", err)
-		case !found:
-			return fmt.Errorf("token: %w", store.ErrNotFound), nil
-		case !tok.RevokedAt.IsZero():
-			return fmt.Errorf("token %s: %w", tok.ID, store.ErrTokenRevoked), nil
-		case !tok.ExpiresAt.After(is.Now):
-			return fmt.Errorf("token %s expired at %s: %w", tok.ID, tok.ExpiresAt.Format(time.RFC3339), store.ErrTokenExpired), nil
-		case tok.Spent >= tok.Uses:
-			return fmt.Errorf("token %s spent %d of %d uses: %w", tok.ID, tok.Spent, tok.Uses, store.ErrTokenUsedUp), nil
+		if tok, cond, err = spendableToken(tokens, is.Token, is.Now); cond != nil || err != nil {
+			return cond, err
 		}
 	}
 

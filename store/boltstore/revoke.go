@@ -67,16 +67,30 @@ func (s *Store) Revoke(ctx context.Context, r store.RevokeRequest) ([]store.Revo
 	var out []store.Revocation
 	err := s.batch(ctx, func(tx *bbolt.Tx) (cond, err error) {
 		out = nil // a re-run starts afresh
+		var tok store.Token
+		spend := r.Token != store.TokenHash{}
+		if spend {
+			if tok, cond, err = spendableToken(tx.Bucket(bucketTokens), r.Token, r.At); cond != nil || err != nil {
+				return cond, err
+			}
+		}
 		var entries []store.Revocation
 		if certKey != nil {
 			entries, cond, err = revokeSerialTx(tx, r, certKey)
 		} else {
 			entries, cond, err = revokeDeviceTx(tx, r)
 		}
-		if cond == nil && err == nil {
-			out = entries
+		if cond != nil || err != nil {
+			return cond, err
 		}
-		return cond, err
+		if spend {
+			tok.Spent++
+			if err := putJSON(tx.Bucket(bucketTokens), r.Token[:], tok); err != nil {
+				return nil, fmt.Errorf("token: %w", err)
+			}
+		}
+		out = entries
+		return nil, nil
 	})
 	if err != nil {
 		return nil, wrap(err)

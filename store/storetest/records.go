@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"errors"
 	"math/big"
 	"slices"
 	"testing"
@@ -51,6 +52,71 @@ func testToken(t *testing.T, newStore func(t *testing.T) store.Store) {
 			err := f.s.CreateToken(f.ctx, tc.dup(tok), event("token.create", "dup"))
 			checkErr(t, "CreateToken(duplicate)", err, store.ErrConflict)
 			f.checkUnchanged("a refused CreateToken", before)
+		})
+	}
+
+	t.Run("ok/create-many", func(t *testing.T) {
+		f := newFixture(t, newStore)
+		var ts []store.Token
+		var evs []store.AuditEvent
+		for _, id := range []string{"tok-1", "tok-2", "tok-3"} {
+			ts = append(ts, newToken(id, 1))
+			evs = append(evs, event("token.create", id))
+		}
+		if err := f.s.CreateTokens(f.ctx, ts, evs); err != nil {
+			t.Fatalf("CreateTokens error = %v, want nil", err)
+		}
+		for _, want := range ts {
+			if diff := cmp.Diff(want, f.token(want.Hash)); diff != "" {
+				t.Errorf("GetToken(%s) (-want +got):\n%s", want.ID, diff)
+			}
+		}
+		for i := range evs {
+			evs[i].Seq = uint64(i + 1)
+		}
+		if diff := cmp.Diff(evs, f.audit()); diff != "" {
+			t.Errorf("audit after CreateTokens (-want +got):\n%s", diff)
+		}
+	})
+
+	for _, tc := range []struct {
+		name  string
+		batch func(existing store.Token) []store.Token
+	}{
+		{"fail/create-many-existing-hash", func(tok store.Token) []store.Token {
+			tok.ID = "tok-other"
+			return []store.Token{newToken("tok-2", 1), tok}
+		}},
+		{"fail/create-many-existing-id", func(tok store.Token) []store.Token {
+			tok.Hash = newToken("other", 1).Hash
+			return []store.Token{newToken("tok-2", 1), tok}
+		}},
+		{"fail/create-many-repeated-hash", func(store.Token) []store.Token {
+			a, b := newToken("tok-2", 1), newToken("tok-3", 1)
+			b.Hash = a.Hash
+			return []store.Token{a, b}
+		}},
+		{"fail/create-many-repeated-id", func(store.Token) []store.Token {
+			a, b := newToken("tok-2", 1), newToken("tok-3", 1)
+			b.ID = a.ID
+			return []store.Token{a, b}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, newStore)
+			tok := f.createToken(newToken("tok-1", 1))
+			before := f.snapshot()
+			ts := tc.batch(tok)
+			evs := make([]store.AuditEvent, len(ts))
+			for i, t := range ts {
+				evs[i] = event("token.create", t.ID)
+			}
+			err := f.s.CreateTokens(f.ctx, ts, evs)
+			checkErr(t, "CreateTokens(conflict)", err, store.ErrConflict)
+			f.checkUnchanged("a refused CreateTokens", before)
+			if _, err := f.s.GetToken(f.ctx, newToken("tok-2", 1).Hash); !errors.Is(err, store.ErrNotFound) {
+				t.Errorf("GetToken(tok-2) after a refused CreateTokens error = %v, want ErrNotFound", err)
+			}
 		})
 	}
 

@@ -275,6 +275,41 @@ func testRevoke(t *testing.T, newStore func(t *testing.T) store.Store) {
 			setupFleet(f)
 			return revokeDevice("dev-a", time.Time{}, reasonKeyCompromise, true)
 		}, errAny},
+		// A revocation token is spent only with the revocation, and only
+		// if it has a use left.
+		{"fail/token-unknown", func(f fixture) store.RevokeRequest {
+			setupFleet(f)
+			return withRevokeToken(revokeSerial(serial(1), revokedAt, reasonKeyCompromise, false), newToken("tok-r", 1))
+		}, store.ErrTokenNotFound},
+		{"fail/token-used-up", func(f fixture) store.RevokeRequest {
+			setupFleet(f)
+			tok := newToken("tok-r", 1)
+			tok.Spent = 1
+			return withRevokeToken(revokeSerial(serial(1), revokedAt, reasonKeyCompromise, false), f.createToken(tok))
+		}, store.ErrTokenUsedUp},
+		{"fail/token-expired", func(f fixture) store.RevokeRequest {
+			setupFleet(f)
+			tok := f.createToken(newToken("tok-r", 1))
+			return withRevokeToken(revokeSerial(serial(1), tok.ExpiresAt, reasonKeyCompromise, false), tok)
+		}, store.ErrTokenExpired},
+		{"fail/token-revoked", func(f fixture) store.RevokeRequest {
+			setupFleet(f)
+			tok := f.createToken(newToken("tok-r", 1))
+			if _, err := f.s.RevokeToken(f.ctx, tok.ID, T0, event("token.revoke", tok.ID)); err != nil {
+				f.t.Fatal(err)
+			}
+			return withRevokeToken(revokeSerial(serial(1), revokedAt, reasonKeyCompromise, false), tok)
+		}, store.ErrTokenRevoked},
+		{"fail/token-ok-serial-unknown", func(f fixture) store.RevokeRequest {
+			setupFleet(f)
+			tok := f.createToken(newToken("tok-r", 1))
+			return withRevokeToken(revokeSerial(serial(99), revokedAt, reasonKeyCompromise, false), tok)
+		}, store.ErrNotFound},
+		{"fail/token-ok-serial-revoked", func(f fixture) store.RevokeRequest {
+			setupFleet(f)
+			tok := f.createToken(newToken("tok-r", 1))
+			return withRevokeToken(revokeSerial(serial(3), revokedAt, reasonKeyCompromise, false), tok)
+		}, store.ErrAlreadyRevoked},
 	}
 	for _, tc := range failCases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -290,6 +325,21 @@ func testRevoke(t *testing.T, newStore func(t *testing.T) store.Store) {
 			f.checkUnchanged("a refused Revoke", before, keys...)
 		})
 	}
+
+	t.Run("ok/token-spent-with-the-revocation", func(t *testing.T) {
+		f := newFixture(t, newStore)
+		setupFleet(f)
+		tok := f.createToken(newToken("tok-r", 1))
+		got := f.revoke(withRevokeToken(revokeSerial(serial(1), revokedAt, reasonKeyCompromise, false), tok))
+		if len(got) != 1 || got[0].Serial.Cmp(serial(1)) != 0 {
+			t.Fatalf("Revoke with a token = %v, want serial 1's entry", got)
+		}
+		if spent := f.token(tok.Hash).Spent; spent != 1 {
+			t.Errorf("token spent %d after the revocation, want 1", spent)
+		}
+		_, err := f.s.Revoke(f.ctx, withRevokeToken(revokeSerial(serial(2), revokedAt, reasonKeyCompromise, false), tok))
+		checkErr(t, "Revoke with a spent token", err, store.ErrTokenUsedUp)
+	})
 
 	t.Run("ok/entries-are-copies", func(t *testing.T) {
 		f := newFixture(t, newStore)
@@ -758,4 +808,10 @@ func checkRevocationSeqs(t *testing.T, es []store.Revocation, n int) {
 		}
 		seen[e.Serial.Text(16)] = true
 	}
+}
+
+// withRevokeToken returns r spending a use of tok.
+func withRevokeToken(r store.RevokeRequest, tok store.Token) store.RevokeRequest {
+	r.Token = tok.Hash
+	return r
 }
