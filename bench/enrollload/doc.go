@@ -25,8 +25,9 @@
 // "ott": T}, with a CSR that carries the device ID in a DNS SAN as the
 // step CLI makes it; the answer {crt, ca, certChain}, checked as step reads
 // it). A step token is for one device and one use, so each step enrollment
-// gets its own, minted through the admin API (format "step", as `fleetca
-// token create --format step` does) before the timed phase. -client all
+// gets its own, minted before the timed phase through the admin API in
+// batches, as a factory station mints them (`fleetca token create --format
+// step --device-ids-file`). -client all
 // runs the three at each concurrency, interleaved repetition by
 // repetition against the same server, and prints a second table: each
 // kind's median enrollments/s and server CPU per certificate over

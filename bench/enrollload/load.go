@@ -32,9 +32,9 @@ const (
 	tokenPattern = devicePrefix + "*"
 )
 
-// stepMintConc is how many step tokens are minted at once through the
-// admin API: each is its own store transaction.
-const stepMintConc = 8
+// stepMintConc is how many batches of step tokens are minted at once
+// through the admin API.
+const stepMintConc = 2
 
 // make returns n jobs of kind k, their CSRs generated on every core and
 // their tokens minted through the admin API, all before timing.
@@ -66,21 +66,30 @@ func (g *generator) make(ctx context.Context, k clientKind, n int) ([]job, error
 	return jobs, nil
 }
 
-// stepTokens mints a step token (`fleetca token create --format step`,
-// through the admin API) for each of the n devices from
-// DeviceID(devicePrefix, first) on.
+// stepTokens mints a step token for each of the n devices from
+// DeviceID(devicePrefix, first) on, as a factory station does (`fleetca
+// token create --format step --device-ids-file`): through the admin API,
+// api.MaxTokenBatch devices per request, each chunk one transaction.
 func (g *generator) stepTokens(ctx context.Context, first, n int) ([]string, error) {
 	out := make([]string, n)
-	err := benchutil.ForEach(ctx, stepMintConc, n, func(i int) error {
-		id := benchutil.DeviceID(devicePrefix, first+i)
-		t, err := g.admin.CreateToken(ctx, api.TokenRequest{DeviceID: id, Format: stepClient.name, TTL: "1h"})
+	chunks := (n + api.MaxTokenBatch - 1) / api.MaxTokenBatch
+	err := benchutil.ForEach(ctx, stepMintConc, chunks, func(c int) error {
+		lo := c * api.MaxTokenBatch
+		hi := min(lo+api.MaxTokenBatch, n)
+		ids := make([]string, hi-lo)
+		for i := range ids {
+			ids[i] = benchutil.DeviceID(devicePrefix, first+lo+i)
+		}
+		toks, err := g.admin.CreateTokens(ctx, api.TokenBatchRequest{DeviceIDs: ids, Format: stepClient.name, TTL: "1h"})
 		if err != nil {
-			return fmt.Errorf("create a step token for %s: %w", id, err)
+			return fmt.Errorf("create step tokens for %s..%s: %w", ids[0], ids[len(ids)-1], err)
 		}
-		if t.Token == "" {
-			return fmt.Errorf("the CA created step token %s without its secret", t.ID)
+		for i, t := range toks {
+			if t.Token == "" || t.DeviceID != ids[i] {
+				return fmt.Errorf("the CA answered step token %s for %q without its secret or for another device (asked for %s)", t.ID, t.DeviceID, ids[i])
+			}
+			out[lo+i] = t.Token
 		}
-		out[i] = t.Token
 		return nil
 	})
 	return out, err
