@@ -26,12 +26,12 @@ import (
 // enrollments/s.
 //
 // What limits it: rows every enrollment updates. The log_heads row gives
-// each write its audit Seq, and the shared token's row its use; each
-// transaction holds their locks from its last statements through its
-// commit's WAL flush (log_heads so that Seq values follow commit order).
-// Commits therefore flush one at a time, PostgreSQL cannot group them,
-// and the rate is about one over a WAL flush (fdatasync: 0.6 to 1.6ms on
-// the 2-core test machine, by pg_test_fsync). bbolt's Batch commits many
+// each write its audit Seq, and the shared token's row its use; both
+// statements go with the COMMIT, in one round trip, but each transaction
+// holds their locks through its commit's WAL flush (log_heads so that Seq
+// values follow commit order). Commits therefore flush one at a time and
+// PostgreSQL cannot group them (fdatasync: 0.6 to 1.6ms on the 2-core
+// test machine, by pg_test_fsync), where bbolt's Batch commits many
 // enrollments with one fsync. A second replica adds connections, not
 // flushes.
 func BenchmarkIssue(b *testing.B) {

@@ -101,15 +101,15 @@
 // Times are stored to the microsecond (timestamptz): a time with
 // nanoseconds comes back truncated.
 //
-// Every write transaction holds the log_heads row lock from its last
-// statement through its commit (and an Issue with a shared token, that
-// token's row), so commits are flushed one after another and PostgreSQL
-// cannot group them: on the 2-core test machine, with fsync on, Issue at
-// 32 in flight gives a fifth to a third of boltstore's rate (see
-// BenchmarkIssue), and a second replica adds no throughput. The Seq rule
-// costs that. A later design may number the audit log after commit (in
-// the order the rows became visible) and split a many-use token's count
-// over several rows.
+// Every write transaction holds the log_heads row lock (and an Issue with
+// a shared token, that token's row lock) through its commit: both
+// statements go with the COMMIT, but the locks last until the WAL flush,
+// so commits are flushed one after another and PostgreSQL cannot group
+// them. On the 2-core test machine, with fsync on, Issue at 32 in flight
+// gives about a quarter of boltstore's rate (BenchmarkIssue), and a second
+// replica adds no throughput. The Seq rule costs that. A later design may
+// number the audit log after commit (in the order the rows became
+// visible) and split a many-use token's count over several rows.
 //
 // Serials longer than 255 bytes are refused, and counters, Seq values and
 // CRL numbers above 2^63-1. Dump reads one REPEATABLE READ snapshot; Load

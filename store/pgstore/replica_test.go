@@ -450,3 +450,61 @@ func TestReplicasCRLLease(t *testing.T) {
 		t.Errorf("LatestCRL = %d, %v, want %d, nil", c.Number, err, rounds)
 	}
 }
+
+// TestSpendRacedAfterCheck: a replica's Issue that read the token with a
+// use left, and then finds the last use spent by another transaction
+// when its own spend runs (with its COMMIT), fails with ErrTokenUsedUp
+// and writes nothing.
+func TestSpendRacedAfterCheck(t *testing.T) {
+	dsn := pgtest.NewDatabase(t)
+	s := open(t, dsn)
+	ctx := t.Context()
+	tok := testToken("tok-1", 1)
+	if err := s.CreateToken(ctx, tok, store.AuditEvent{Time: t0, Action: "token.create", Actor: "admin"}); err != nil {
+		t.Fatal(err)
+	}
+	// Another replica's transaction spends the last use and holds the
+	// row until we let it commit.
+	other, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close(context.WithoutCancel(ctx))
+	otherTx, err := other.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer otherTx.Rollback(context.WithoutCancel(ctx))
+	if _, err := otherTx.Exec(ctx, "UPDATE tokens SET spent = uses WHERE hash = $1", tok.Hash[:]); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Issue(ctx, issuance(testCert(1, "dev-1"), tok)) }()
+	// Wait until Issue is blocked on the token's row: it read the token
+	// (a use left, as committed) and queued its spend.
+	for {
+		var waiting bool
+		err := other.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_stat_activity
+			WHERE datname = current_database() AND application_name = $1 AND wait_event_type = 'Lock')`, appName).Scan(&waiting)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if waiting {
+			break
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("Issue returned %v before it waited for the token's row", err)
+		default:
+		}
+	}
+	if err := otherTx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; !errors.Is(err, store.ErrTokenUsedUp) {
+		t.Fatalf("Issue after the last use was spent under it error = %v, want ErrTokenUsedUp", err)
+	}
+	if _, err := s.GetDevice(ctx, "dev-1"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("GetDevice after the refused Issue error = %v, want ErrNotFound", err)
+	}
+}
