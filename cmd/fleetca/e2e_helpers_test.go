@@ -23,6 +23,7 @@ import (
 	"io"
 	"net/http"
 	"net/textproto"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -488,20 +489,28 @@ func (f *fixture) adminGET(path string, out any) {
 	}
 }
 
-// tokenSpent returns how many uses of the token with this ID are spent.
+// tokenSpent returns how many uses of the token with this ID are spent. It
+// reads every page of the list: a batch mints more tokens than one holds.
 func (f *fixture) tokenSpent(id string) int {
 	f.t.Helper()
-	var page struct {
-		Tokens []struct {
-			ID    string
-			Spent int
+	for after := ""; ; {
+		var page struct {
+			Tokens []struct {
+				ID    string
+				Spent int
+			}
+			Next string
 		}
-	}
-	f.adminGET("/v1/admin/tokens?limit=1000", &page)
-	for _, tk := range page.Tokens {
-		if tk.ID == id {
-			return tk.Spent
+		f.adminGET("/v1/admin/tokens?limit=1000&after="+url.QueryEscape(after), &page)
+		for _, tk := range page.Tokens {
+			if tk.ID == id {
+				return tk.Spent
+			}
 		}
+		if page.Next == "" {
+			break
+		}
+		after = page.Next
 	}
 	f.t.Fatalf("token %s is not in the admin token list", id)
 	return 0

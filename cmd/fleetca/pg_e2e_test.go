@@ -361,7 +361,7 @@ func TestPostgresSchemaVersions(t *testing.T) {
 	t.Parallel()
 	f := initFixture(t)
 	D := f.dataDir
-	dsn := pgtest.NewDatabase(t) // pgtest's template is empty: no schema yet
+	dsn := pgtest.NewEmptyDatabase(t) // no schema yet
 	setStore(t, D, boltSection, pgSection(dsn, ""))
 	want := fmt.Sprintf("schema at version %d (was 0)\n", pgstore.SchemaVersion)
 	if r := f.mustFleetca("db", "migrate", "--dir", D); r.stdout != want {
