@@ -3,6 +3,7 @@ package enroll
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -56,8 +57,13 @@ func expiryBucket(notAfter, now time.Time, grace time.Duration) string {
 
 // Run keeps fleetca_enroll_device_certificates current until ctx ends: it
 // counts at once, then every ExpiryRefresh. A failed count is logged at
-// Warn and the last one kept. It returns nil when ctx ends.
+// Warn and the last one kept. It also re-reads the manufacturers every
+// ManufacturerRefresh and tells Deps.ManufacturerCAs of a change (one
+// made through another replica). It returns nil when ctx ends.
 func (s *Service) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() { s.manufacturerLoop(ctx) })
 	for {
 		if err := s.countExpiry(ctx); err != nil {
 			if ctx.Err() != nil {

@@ -1,6 +1,7 @@
 package enroll
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/x509"
@@ -117,17 +118,64 @@ func (s *Service) ManufacturerCAs(ctx context.Context) ([]*x509.Certificate, err
 	return out, nil
 }
 
+// ManufacturerRefresh is how often Run re-reads the manufacturers and
+// tells Deps.ManufacturerCAs of a change: a manufacturer added or removed
+// through another replica sharing the store reaches this one's HTTPS
+// listener within it (through this one, at once).
+const ManufacturerRefresh = 10 * time.Second
+
 // manufacturersChanged tells Deps.ManufacturerCAs the current set.
 func (s *Service) manufacturersChanged(ctx context.Context) {
+	if err := s.reloadManufacturerCAs(ctx); err != nil {
+		s.log.WarnContext(ctx, "manufacturer CAs not reloaded", "err", err)
+	}
+}
+
+// reloadManufacturerCAs reads the manufacturers' CA certificates and
+// tells Deps.ManufacturerCAs, unless they are the set it told last. The
+// read and the telling are one step (mfrMu), so that a slower reload
+// never tells an older set after a newer one.
+func (s *Service) reloadManufacturerCAs(ctx context.Context) error {
+	if s.mfrCAs == nil {
+		return nil
+	}
+	s.mfrMu.Lock()
+	defer s.mfrMu.Unlock()
+	cas, err := s.ManufacturerCAs(ctx)
+	if err != nil {
+		return err
+	}
+	h := sha256.New()
+	for _, c := range cas {
+		h.Write(c.Raw) // DER delimits itself: the concatenation is unambiguous
+	}
+	sum := h.Sum(nil)
+	if s.mfrTold != nil && bytes.Equal(sum, s.mfrTold) {
+		return nil
+	}
+	s.mfrTold = sum
+	s.mfrCAs(cas)
+	return nil
+}
+
+// manufacturerLoop reloads the manufacturer CAs every ManufacturerRefresh
+// until ctx ends; a failure is logged at Warn and retried at the next.
+func (s *Service) manufacturerLoop(ctx context.Context) {
 	if s.mfrCAs == nil {
 		return
 	}
-	cas, err := s.ManufacturerCAs(ctx)
-	if err != nil {
-		s.log.WarnContext(ctx, "manufacturer CAs not reloaded", "err", err)
-		return
+	for {
+		t := time.NewTimer(ManufacturerRefresh)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		if err := s.reloadManufacturerCAs(ctx); err != nil && ctx.Err() == nil {
+			s.log.WarnContext(ctx, "manufacturer CAs not reloaded", "err", err)
+		}
 	}
-	s.mfrCAs(cas)
 }
 
 // parseCAPEM returns the CA certificates of a PEM bundle: at least one,

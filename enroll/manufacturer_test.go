@@ -1,6 +1,7 @@
 package enroll
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -10,7 +11,9 @@ import (
 	"errors"
 	"math/big"
 	"strings"
+	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/fleetca/fleetca/internal/fault"
@@ -231,4 +234,54 @@ func TestManufacturerAdmin(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestManufacturerReplicas: a manufacturer added or removed through
+// replica A (another Service on the same store) reaches replica B's
+// Deps.ManufacturerCAs within ManufacturerRefresh while B runs, once per
+// change.
+func TestManufacturerReplicas(t *testing.T) {
+	f := newFixture(t, Config{})
+	acme := newMfrCA(t, "Acme")
+	var mu sync.Mutex
+	var told [][]*x509.Certificate
+	b, err := New(Config{TrustDomain: testTrustDomain, RenewURLs: testRenewURLs}, Deps{Store: f.store, CA: f.ca, Now: f.clock.Now,
+		ManufacturerCAs: func(cas []*x509.Certificate) { mu.Lock(); defer mu.Unlock(); told = append(told, cas) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	toldB := func() [][]*x509.Certificate {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([][]*x509.Certificate(nil), told...)
+	}
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error)
+		go func() { done <- b.Run(ctx) }()
+		synctest.Wait()
+		f.addMfr(t, ManufacturerRequest{Name: "acme", CAPEM: acme.pem(), DeviceIDFrom: "cn"})
+		time.Sleep(ManufacturerRefresh)
+		synctest.Wait()
+		if got := toldB(); len(got) != 1 || len(got[0]) != 1 || !got[0][0].Equal(acme.cert) {
+			t.Errorf("ManufacturerRefresh after A added acme, B's listener was told %v, want the acme CA once", got)
+		}
+		time.Sleep(3 * ManufacturerRefresh)
+		synctest.Wait()
+		if got := toldB(); len(got) != 1 {
+			t.Errorf("B's listener was told %d times with no change since the first, want 1", len(got))
+		}
+		if err := f.svc.RemoveManufacturer(t.Context(), "acme"); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(ManufacturerRefresh)
+		synctest.Wait()
+		if got := toldB(); len(got) != 2 || len(got[1]) != 0 {
+			t.Errorf("after A removed acme, B's listener was told %v, want an empty set second", got)
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run = %v, want nil", err)
+		}
+	})
 }

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"math/big"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -48,21 +49,27 @@ type Deps struct {
 	// Step is the step JWK provisioner; nil: no step tokens.
 	Step *StepProvisioner
 	// ManufacturerCAs is told the CA certificates of every manufacturer
-	// after each AddManufacturer and RemoveManufacturer, so that the HTTPS
-	// listener accepts their devices' certificates; cmd/fleetca gives
+	// after each AddManufacturer and RemoveManufacturer, and, while Run
+	// runs, within ManufacturerRefresh (10s) of a change made through
+	// another replica sharing the store, so that the HTTPS listener
+	// accepts their devices' certificates; cmd/fleetca gives
 	// web.ServerCert.SetManufacturerCAs. nil: nobody is told.
 	ManufacturerCAs func(cas []*x509.Certificate)
 }
 
 // Service is the registration authority. It is safe for concurrent use.
 type Service struct {
-	cfg      Config
-	store    store.Store
-	ca       Signer
-	now      func() time.Time
-	log      *slog.Logger
-	revoked  func(context.Context, []store.Revocation)
-	mfrCAs   func([]*x509.Certificate)
+	cfg     Config
+	store   store.Store
+	ca      Signer
+	now     func() time.Time
+	log     *slog.Logger
+	revoked func(context.Context, []store.Revocation)
+	mfrCAs  func([]*x509.Certificate)
+	// mfrMu serialises telling mfrCAs; mfrTold is the SHA-256 of the CA
+	// certificates told last (nil: none yet).
+	mfrMu    sync.Mutex
+	mfrTold  []byte
 	tokens   *tokenVerifier
 	step     *stepVerifier
 	issued   prometheus.Counter

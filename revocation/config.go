@@ -34,6 +34,18 @@ type Config struct {
 	// OCSPCacheEntries bounds the pre-signed response cache. Default
 	// 1000000; range 1000..100000000.
 	OCSPCacheEntries int `yaml:"ocsp_cache_entries"`
+	// PollInterval is how often the Service reads the store's revocation
+	// log and latest CRL besides the store's change signals, which are
+	// lost while a shared database's listener reconnects: a revocation
+	// made through another replica reaches this one's OCSP answers, feed
+	// and CRL within it at worst. Default 1s; range 100ms..1m.
+	PollInterval time.Duration `yaml:"poll_interval"`
+	// CRLLease is how long a replica holds the CRL signer's lease
+	// (store.Replication.LeaseCRL) once it takes it to build a CRL: the
+	// others serve its CRL meanwhile, and a holder that died is replaced
+	// once it runs out. It must outlast the signing of the largest CRL.
+	// Default 15s; range 2s..10m.
+	CRLLease time.Duration `yaml:"crl_lease"`
 }
 
 // WithDefaults returns a copy of c with zero fields set to the defaults.
@@ -56,6 +68,12 @@ func (c Config) WithDefaults() Config {
 	if c.OCSPCacheEntries == 0 {
 		c.OCSPCacheEntries = 1_000_000
 	}
+	if c.PollInterval == 0 {
+		c.PollInterval = time.Second
+	}
+	if c.CRLLease == 0 {
+		c.CRLLease = 15 * time.Second
+	}
 	return c
 }
 
@@ -71,6 +89,8 @@ func (c Config) Validate() error {
 		{"root_crl_validity", c.RootCRLValidity, time.Hour, 8760 * time.Hour},
 		{"ocsp_validity", c.OCSPValidity, time.Minute, 168 * time.Hour},
 		{"ocsp_responder_validity", c.ResponderValidity, time.Hour, 720 * time.Hour},
+		{"poll_interval", c.PollInterval, 100 * time.Millisecond, time.Minute},
+		{"crl_lease", c.CRLLease, 2 * time.Second, 10 * time.Minute},
 	} {
 		if r.v < r.lo || r.v > r.hi {
 			return fault.New(fault.Malformed, fmt.Sprintf("revocation.%s is %s, outside %s..%s", r.key, r.v, r.lo, r.hi),

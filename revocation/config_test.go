@@ -11,12 +11,14 @@ import (
 
 func TestConfig(t *testing.T) {
 	defaults := Config{CRLValidity: 24 * time.Hour, CRLPublishDelay: 200 * time.Millisecond, RootCRLValidity: 720 * time.Hour,
-		OCSPValidity: time.Hour, ResponderValidity: 72 * time.Hour, OCSPCacheEntries: 1_000_000}
+		OCSPValidity: time.Hour, ResponderValidity: 72 * time.Hour, OCSPCacheEntries: 1_000_000,
+		PollInterval: time.Second, CRLLease: 15 * time.Second}
 	if diff := cmp.Diff(defaults, Config{}.WithDefaults()); diff != "" {
 		t.Errorf("Config{}.WithDefaults() (-want +got):\n%s", diff)
 	}
 	set := Config{CRLValidity: time.Hour, CRLPublishDelay: time.Second, RootCRLValidity: 2 * time.Hour,
-		OCSPValidity: 2 * time.Minute, ResponderValidity: 2 * time.Hour, OCSPCacheEntries: 5000}
+		OCSPValidity: 2 * time.Minute, ResponderValidity: 2 * time.Hour, OCSPCacheEntries: 5000,
+		PollInterval: time.Minute, CRLLease: 2 * time.Second}
 	if diff := cmp.Diff(set, set.WithDefaults()); diff != "" {
 		t.Errorf("WithDefaults changed set fields (-want +got):\n%s", diff)
 	}
@@ -60,6 +62,15 @@ func TestConfig(t *testing.T) {
 		{"fail/ocsp_cache_entries-below", func(c *Config) { c.OCSPCacheEntries = 999 }, false},
 		{"fail/ocsp_cache_entries-above", func(c *Config) { c.OCSPCacheEntries = 100_000_001 }, false},
 		{"fail/ocsp_cache_entries-negative", func(c *Config) { c.OCSPCacheEntries = -1 }, false},
+		{"ok/poll_interval-min", func(c *Config) { c.PollInterval = 100 * time.Millisecond }, true},
+		{"ok/poll_interval-max", func(c *Config) { c.PollInterval = time.Minute }, true},
+		{"fail/poll_interval-below", func(c *Config) { c.PollInterval = 100*time.Millisecond - 1 }, false},
+		{"fail/poll_interval-above", func(c *Config) { c.PollInterval = time.Minute + 1 }, false},
+		{"fail/poll_interval-negative", func(c *Config) { c.PollInterval = -time.Second }, false},
+		{"ok/crl_lease-min", func(c *Config) { c.CRLLease = 2 * time.Second }, true},
+		{"ok/crl_lease-max", func(c *Config) { c.CRLLease = 10 * time.Minute }, true},
+		{"fail/crl_lease-below", func(c *Config) { c.CRLLease = 2*time.Second - 1 }, false},
+		{"fail/crl_lease-above", func(c *Config) { c.CRLLease = 10*time.Minute + 1 }, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := Config{}.WithDefaults()

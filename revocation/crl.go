@@ -15,6 +15,7 @@ import (
 	"github.com/fleetca/fleetca/ca"
 	"github.com/fleetca/fleetca/internal/atomicfile"
 	"github.com/fleetca/fleetca/internal/fault"
+	"github.com/fleetca/fleetca/store"
 )
 
 // Published is a signed CRL ready to serve.
@@ -60,44 +61,88 @@ func (s *Service) RootCRL() (*Published, error) {
 }
 
 // crlNumberCounter is the store counter of device CRL numbers: they only
-// grow, across restarts too (RFC 5280 §5.2.3).
+// grow, across restarts and replicas too (RFC 5280 §5.2.3): only the
+// holder of the CRL lease draws from it, and the store records a CRL only
+// if its number is greater than the latest's.
 const crlNumberCounter = "crl_number"
 
-// publishCRL signs a new device CRL over the revoked certificates. An
-// expired certificate's entry leaves the CRL (and the index) only once it
-// has appeared on one CRL issued after the certificate expired
-// (RFC 5280 §3.3); after a restart it appears on one more.
+// crlOutcome is what buildCRL did.
+type crlOutcome int
+
+const (
+	crlBuilt     crlOutcome = iota // signed, recorded in the store and served
+	crlNotHolder                   // another replica holds the lease: its CRL is served
+	crlNotDue                      // after catching up, no CRL was due
+)
+
+// publishCRL builds a new device CRL if this Service gets the CRL lease
+// (see buildCRL), whether or not one is due.
 func (s *Service) publishCRL(ctx context.Context) error {
+	_, err := s.buildCRL(ctx, true)
+	return err
+}
+
+// buildCRL catches up with the store (the revocation log, and the latest
+// CRL, adopted if newer; forced, only if it does not get the lease), then,
+// if force or a CRL is due (crlDue), takes
+// the CRL lease and signs a new device CRL over the revoked certificates,
+// numbered from the store's counter, records it (PutCRL) and serves it.
+// Another replica holding the lease, or winning it while this one signed
+// (store.ErrLeaseLost, store.ErrCRLNotNewer), is crlNotHolder, not an
+// error: its CRL is served once the store has it.
+//
+// An expired certificate's entry leaves the CRL (and the index) only once
+// it has appeared on one CRL issued after the certificate expired
+// (RFC 5280 §3.3); after a restart it appears on one more.
+func (s *Service) buildCRL(ctx context.Context, force bool) (crlOutcome, error) {
+	s.buildMu.Lock()
+	defer s.buildMu.Unlock()
+	// Forced, the store's latest CRL matters only if this Service does not
+	// get the lease (a CRL of a million entries takes a second to check).
+	if err := s.catchUp(ctx, !force); err != nil {
+		return 0, err
+	}
 	start := s.now()
+	if !force && !s.crlDue(start) {
+		return crlNotDue, nil
+	}
+	until := start.Add(s.cfg.CRLLease)
+	held, err := s.deps.Store.LeaseCRL(ctx, s.holder, start, until)
+	if err != nil {
+		return 0, fmt.Errorf("take the CRL lease: %w", err)
+	}
+	if !held {
+		s.leaseUntil.Store(0)
+		if force {
+			if err := s.catchUp(ctx, true); err != nil {
+				return 0, err
+			}
+		}
+		return crlNotHolder, nil
+	}
+	s.leaseUntil.Store(until.UnixNano())
 	now := start.UTC().Truncate(time.Second)
-	s.mu.Lock()
-	kept := s.entries[:0]
-	for _, e := range s.entries {
+	// The entries to list, to mark as listed past their expiry, and to
+	// drop (listed past expiry before). Positions stay valid until this
+	// build ends: entries are only appended meanwhile (buildMu).
+	s.mu.RLock()
+	list := make([]x509.RevocationListEntry, 0, len(s.entries))
+	var mark, drop []int
+	var latest time.Time
+	for i, e := range s.entries {
 		if e.listedExpired {
+			drop = append(drop, i)
 			continue
 		}
 		if !e.notAfter.After(now) {
-			e.listedExpired = true // this CRL is issued beyond its validity
+			mark = append(mark, i) // this CRL is issued beyond its validity
 		}
-		kept = append(kept, e)
-	}
-	if len(kept) != len(s.entries) {
-		clear(s.entries[len(kept):])
-		s.entries = kept
-		clear(s.index)
-		for i, e := range s.entries {
-			s.index[string(e.entry.SerialNumber.Bytes())] = i
-		}
-	}
-	list := make([]x509.RevocationListEntry, len(s.entries))
-	var latest time.Time
-	for i, e := range s.entries {
-		list[i] = e.entry
+		list = append(list, e.entry)
 		if e.entry.RevocationTime.After(latest) {
 			latest = e.entry.RevocationTime
 		}
 	}
-	s.mu.Unlock()
+	s.mu.RUnlock()
 	// RFC 5280 §5.1.2.6: no revocation date after thisUpdate. The clock
 	// may be behind a revocation (stepped back, or read just before a
 	// concurrent Revoke was indexed): date the CRL at that revocation.
@@ -107,30 +152,120 @@ func (s *Service) publishCRL(ctx context.Context) error {
 	}
 	n, err := s.deps.Store.NextCounter(ctx, crlNumberCounter)
 	if err != nil {
-		return fmt.Errorf("next CRL number: %w", err)
+		return 0, fmt.Errorf("next CRL number: %w", err)
 	}
 	number := new(big.Int).SetUint64(n)
 	next := now.Add(s.cfg.CRLValidity)
 	der, err := s.deps.CA.SignCRL(ctx, ca.CRLTemplate{Number: number, ThisUpdate: now, NextUpdate: next, Entries: list})
 	if err != nil {
-		return fmt.Errorf("sign CRL %d: %w", n, err)
+		return 0, fmt.Errorf("sign CRL %d: %w", n, err)
 	}
-	s.crl.Store(newPublished(der, number, now, next, len(list)))
-	s.m.crlNumber.Set(float64(n))
-	s.m.crlEntries.Set(float64(len(list)))
+	// Renew the lease before recording, so that a signing that took
+	// longer than the lease still records its CRL when no other replica
+	// took the lease meanwhile; one that did makes PutCRL refuse.
+	signed := s.now()
+	if held, err = s.deps.Store.LeaseCRL(ctx, s.holder, signed, signed.Add(s.cfg.CRLLease)); err != nil {
+		return 0, fmt.Errorf("renew the CRL lease: %w", err)
+	}
+	if held {
+		s.leaseUntil.Store(signed.Add(s.cfg.CRLLease).UnixNano())
+	}
+	// Record and serve under followMu, so that catchUp does not adopt
+	// this very CRL from the store in between.
+	s.followMu.Lock()
+	err = s.deps.Store.PutCRL(ctx, s.holder, signed, store.CRL{Number: n, ThisUpdate: now, NextUpdate: next, DER: der})
+	if errors.Is(err, store.ErrLeaseLost) || errors.Is(err, store.ErrCRLNotNewer) {
+		s.followMu.Unlock()
+		s.leaseUntil.Store(0)
+		s.log.InfoContext(ctx, "another replica took the CRL lease while this one signed; serving its CRL", "number", n, "err", err)
+		if err := s.catchUp(ctx, true); err != nil {
+			return 0, err
+		}
+		return crlNotHolder, nil
+	}
+	if err != nil {
+		s.followMu.Unlock()
+		return 0, fmt.Errorf("record CRL %d: %w", n, err)
+	}
+	s.mu.Lock()
+	for _, i := range mark {
+		s.entries[i].listedExpired = true
+	}
+	for _, e := range list {
+		delete(s.pending, string(e.SerialNumber.Bytes()))
+	}
+	if len(drop) > 0 {
+		kept, d := s.entries[:0], 0
+		for i, e := range s.entries {
+			if d < len(drop) && drop[d] == i {
+				d++
+				continue
+			}
+			kept = append(kept, e)
+		}
+		clear(s.entries[len(kept):])
+		s.entries = kept
+		clear(s.index)
+		for i, e := range s.entries {
+			s.index[string(e.entry.SerialNumber.Bytes())] = i
+		}
+	}
+	s.mu.Unlock()
+	s.serveCRL(newPublished(der, number, now, next, len(list)))
+	s.followMu.Unlock()
 	s.m.crlBuild.Observe(s.now().Sub(start).Seconds())
 	s.log.InfoContext(ctx, "CRL published", "number", n, "entries", len(list), "bytes", len(der), "next_update", next)
-	return nil
+	return crlBuilt, nil
+}
+
+// crlDue reports whether a new device CRL is due at now: a revocation is
+// not on the CRL served, or half of its validity has passed.
+func (s *Service) crlDue(now time.Time) bool {
+	cur := s.crl.Load()
+	if cur == nil || !now.Before(cur.ThisUpdate.Add(s.cfg.CRLValidity/2)) {
+		return true
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return len(s.pending) > 0
+}
+
+// startCRL gives New its first device CRL: it signs one if it gets the
+// lease, and otherwise serves the store's current one. With none there
+// yet, another replica holds the lease and is signing it (or died holding
+// it): it waits, checking every PollInterval, for that CRL or the lease.
+func (s *Service) startCRL(ctx context.Context) error {
+	for {
+		out, err := s.buildCRL(ctx, true)
+		if err != nil {
+			return err
+		}
+		if out == crlBuilt || s.crl.Load() != nil {
+			return nil
+		}
+		s.log.InfoContext(ctx, "another replica holds the CRL lease and the store has no current CRL yet; waiting for it")
+		if err := sleep(ctx, s.cfg.PollInterval); err != nil {
+			return err
+		}
+	}
 }
 
 // crlLoop publishes a new CRL CRLPublishDelay after a revocation (several
 // revocations in that window share one CRL), and at the latest when half
-// of the current CRL's validity has passed. A failure is retried in 5 s.
+// of the current CRL's validity has passed, if this Service gets the CRL
+// lease; while another replica holds it and a CRL is due here, it tries
+// again every PollInterval, so that a holder that died is replaced once
+// its lease runs out. A failure is retried in 5 s.
 func (s *Service) crlLoop(ctx context.Context) error {
 	for {
 		cur := s.crl.Load()
-		refresh := cur.ThisUpdate.Add(s.cfg.CRLValidity / 2).Sub(s.now())
-		t := time.NewTimer(max(refresh, 0))
+		wait := cur.ThisUpdate.Add(s.cfg.CRLValidity / 2).Sub(s.now())
+		if s.lostLease.Load() {
+			// A CRL is due and another replica holds the lease: look
+			// again in a while (not at once: it is due already).
+			wait = s.cfg.PollInterval
+		}
+		t := time.NewTimer(max(wait, 0))
 		select {
 		case <-ctx.Done():
 			t.Stop()
@@ -149,8 +284,9 @@ func (s *Service) crlLoop(ctx context.Context) error {
 		default:
 		}
 		for {
-			err := s.publishCRL(ctx)
+			out, err := s.buildCRL(ctx, false)
 			if err == nil {
+				s.lostLease.Store(out == crlNotHolder)
 				break
 			}
 			if ctx.Err() != nil {

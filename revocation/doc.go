@@ -24,6 +24,27 @@
 // device CRL and loads or signs the root CRL; Run keeps all three current
 // until its context ends.
 //
+// Several replicas (fleetca serve processes) may share one store; each
+// has a Service, and they agree through the store alone
+// (store.Replication), so the same code serves bbolt and PostgreSQL. Run
+// follows the store's revocation log by Seq (gapless, in commit order:
+// nothing skipped or read twice) on each Changes signal and every
+// Config.PollInterval (1s), since signals are lost while a database
+// listener reconnects: another replica's revocation is indexed, its
+// cached OCSP answers replaced, the feed's waiters woken and a CRL
+// scheduled, as for this replica's own. One replica at a time signs the
+// device CRL: the one that takes the CRL lease (LeaseCRL, for
+// Config.CRLLease, 15s) when a CRL is due; it numbers it from the store's
+// counter and records it (PutCRL). The others serve the store's latest
+// CRL (LatestCRL, read with the log), once it passes the checks this
+// Service's own would (issued and signed by the intermediate, numbered as
+// recorded, newer than the one served, not stale). A replica that has a
+// revocation to publish and finds the lease another's tries again every
+// PollInterval until that replica's CRL lists it, or the lease runs out
+// (a holder that died) and it signs itself. At start a replica signs if
+// it gets the lease, and otherwise serves the store's current CRL (or
+// waits for the holder's first). Run gives the lease up when it ends.
+//
 // Revoke revokes a certificate by serial, or a device (each of its live
 // certificates, and the device, which may not enroll again until
 // ResetDevice). It is one store transaction with its audit row; before it
@@ -59,8 +80,11 @@
 //
 // # Invariants
 //
-//   - Device CRL numbers only grow, across restarts too (RFC 5280
-//     §5.2.3): each comes from the store's crl_number counter. Root CRL
+//   - Device CRL numbers only grow, across restarts and replicas too
+//     (RFC 5280 §5.2.3): each comes from the store's crl_number counter,
+//     drawn only under the CRL lease, and the store records a CRL only if
+//     its number is greater than the latest's; a replica serves a CRL only
+//     if its number is greater than the one it serves. Root CRL
 //     numbers are the thisUpdate in Unix seconds, so that they grow
 //     without a shared counter (the root key may be on another machine).
 //   - No CRL entry is dated after its CRL's thisUpdate (RFC 5280 §5.1.2.6),
@@ -94,16 +118,21 @@
 //
 // # Caveats
 //
-// The revoked index, and so the device CRL and the OCSP answers, is this
-// process's: it is loaded at New and updated by this process's Revokes, so
-// a revocation made by another process on the same store reaches them at
-// the next start (the feed reads the store, and sees it at once). The CRL
-// is rebuilt whole each time: a CRL of a million entries is about 50 MB
-// of DER and takes seconds to sign; its PEM form is encoded at its first
-// request. The OCSP cache and its request index are bounded by
-// OCSPCacheEntries and evict an arbitrary entry when full. A revocation
-// pre-signs the revoked answer for SHA-1 CertIDs only (what most clients
-// send); others are signed at their next request. Without the root key
-// and without a current root CRL file, the server runs but serves no
-// root CRL, and logs an error every minute until one is copied in.
+// A revocation made through another replica reaches this one's cached
+// OCSP answers, feed waiters and CRL within PollInterval at worst (at
+// once when the store's signal arrives); until then a cached good answer
+// may be served (an uncached one reads the store, and is current). A
+// replica that serves another's CRL parses it whole to check it: for a
+// CRL of a million entries (about 50 MB of DER) about 1 s on each replica,
+// where signing it took about 4 s on the signer. The root CRL is each
+// replica's own (signed where the root key is, numbered by its thisUpdate
+// in seconds, or read from its root.crl): copy the same root.crl to every
+// replica that lacks the root key. The device CRL is rebuilt whole each
+// time; its PEM form is encoded at its first request. The OCSP cache and
+// its request index are bounded by OCSPCacheEntries and evict an
+// arbitrary entry when full. A revocation pre-signs the revoked answer
+// for SHA-1 CertIDs only (what most clients send); others are signed at
+// their next request. Without the root key and without a current root
+// CRL file, the server runs but serves no root CRL, and logs an error
+// every minute until one is copied in.
 package revocation

@@ -158,9 +158,11 @@ func newFixture(t testing.TB, o fixtureOptions) *fixture {
 }
 
 // restart returns a new Service over the same store, CA and root CRL file,
-// as after a restart of the server. It registers no metrics.
+// as after a restart of the server: the old Service gives up the CRL lease,
+// as Run does when it ends. It registers no metrics.
 func (f *fixture) restart(t testing.TB) *Service {
 	t.Helper()
+	f.svc.releaseLease(t.Context())
 	deps := f.deps
 	deps.Metrics = nil
 	s, err := New(t.Context(), f.cfg, deps)

@@ -3,6 +3,7 @@ package revocation
 import (
 	"context"
 	"crypto"
+	"crypto/rand"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -30,6 +31,9 @@ type Store interface {
 	ListRevocations(ctx context.Context, afterSeq uint64, limit int) ([]store.Revocation, error)
 	GetCertificate(ctx context.Context, serial *big.Int) (store.Certificate, error)
 	NextCounter(ctx context.Context, name string) (uint64, error)
+	// Replication: the CRL lease, the latest CRL and the change signals,
+	// which replicas sharing the store follow.
+	store.Replication
 }
 
 // Signer signs CRLs and OCSP responses; *ca.Authority is one.
@@ -56,6 +60,13 @@ type Deps struct {
 	Logger *slog.Logger
 	// Metrics registers the Service's collectors; nil registers none.
 	Metrics prometheus.Registerer
+	// Holder names this Service to the store's CRL lease
+	// (store.Replication.LeaseCRL); "" means a random name, new at each
+	// New. Replicas sharing a store must have names of their own. A
+	// store only one process can open (bbolt locks its file) may be given
+	// a fixed name, so that a restart after a crash takes the dead
+	// process's lease back at once instead of waiting it out.
+	Holder string
 }
 
 // Service revokes certificates and devices, and keeps the CRLs and OCSP
@@ -79,6 +90,31 @@ type Service struct {
 	// changed is closed (and replaced) when revocations are applied, to
 	// wake Feed's waiters; guarded by mu.
 	changed chan struct{}
+
+	// pending are the serials indexed and not yet on a CRL this Service
+	// served (built or adopted): while there are some, a CRL is due.
+	// Guarded by mu.
+	pending map[string]struct{}
+
+	// holder is this Service's name to the CRL lease (Deps.Holder).
+	holder string
+	// followMu serialises reading the store's revocation log and latest
+	// CRL (catchUp), and recording a CRL built here; it guards cursor.
+	followMu sync.Mutex
+	// cursor is the Seq of the last revocation log entry read.
+	cursor uint64
+	// buildMu serialises CRL builds.
+	buildMu sync.Mutex
+	// leaseUntil is when the CRL lease this Service took runs out (Unix
+	// nanoseconds), 0 when it knows it holds none.
+	leaseUntil atomic.Int64
+	// lostLease is set when the last build found the lease another's.
+	lostLease atomic.Bool
+	// lastFollow is when catchUp last succeeded (Unix nanoseconds).
+	lastFollow atomic.Int64
+	// refusedCRL is the number of the last CRL from the store that failed
+	// its checks, so that it is reported once.
+	refusedCRL atomic.Uint64
 
 	crl       atomic.Pointer[Published]
 	rootCRL   atomic.Pointer[Published]
@@ -107,15 +143,19 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if deps.Store == nil || deps.CA == nil {
 		return nil, errors.New("revocation.New: Store and CA are required")
 	}
-	s := &Service{cfg: cfg, deps: deps, now: deps.Now, log: deps.Logger,
-		index: map[string]int{}, cache: map[string]*ocspEntry{}, requests: map[string]string{}, kick: make(chan struct{}, 1), changed: make(chan struct{})}
+	s := &Service{cfg: cfg, deps: deps, now: deps.Now, log: deps.Logger, holder: deps.Holder,
+		index: map[string]int{}, cache: map[string]*ocspEntry{}, requests: map[string]string{}, pending: map[string]struct{}{},
+		kick: make(chan struct{}, 1), changed: make(chan struct{})}
 	if s.now == nil {
 		s.now = time.Now
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
-	if err := s.m.register(deps.Metrics); err != nil {
+	if s.holder == "" {
+		s.holder = "replica-" + rand.Text()
+	}
+	if err := s.m.register(deps.Metrics, s.leaseHeld, s.followAge); err != nil {
 		return nil, err
 	}
 	if err := s.load(ctx); err != nil {
@@ -124,7 +164,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if err := s.renewResponder(ctx); err != nil {
 		return nil, err
 	}
-	if err := s.publishCRL(ctx); err != nil {
+	if err := s.startCRL(ctx); err != nil {
 		return nil, err
 	}
 	if err := s.refreshRootCRL(ctx); err != nil {
@@ -143,15 +183,20 @@ func (s *Service) load(ctx context.Context) error {
 			return fmt.Errorf("load revocations: %w", err)
 		}
 		s.addLocked(revs)
+		if len(revs) > 0 {
+			after = revs[len(revs)-1].Seq
+			s.cursor = after
+		}
 		if len(revs) < page {
+			s.m.followSeq.Set(float64(s.cursor))
+			s.lastFollow.Store(s.now().UnixNano())
 			return nil
 		}
-		after = revs[len(revs)-1].Seq
 	}
 }
 
-// addLocked adds log entries to the index, and returns how many it did not
-// have; the caller holds mu or owns s.
+// addLocked adds log entries to the index, and to pending, and returns how
+// many it did not have; the caller holds mu or owns s.
 func (s *Service) addLocked(revs []store.Revocation) int {
 	added := 0
 	for _, r := range revs {
@@ -160,6 +205,7 @@ func (s *Service) addLocked(revs []store.Revocation) int {
 			continue
 		}
 		added++
+		s.pending[key] = struct{}{}
 		s.index[key] = len(s.entries)
 		s.entries = append(s.entries, indexed{
 			entry:    x509.RevocationListEntry{SerialNumber: r.Serial, RevocationTime: r.RevokedAt, ReasonCode: r.Reason},
@@ -237,7 +283,7 @@ func (s *Service) Revoke(ctx context.Context, req RevokeRequest) ([]store.Revoca
 	case err != nil:
 		return nil, fmt.Errorf("revoke %s: %w", what, err)
 	}
-	s.applyRevocations(ctx, revs)
+	s.applyRevocations(ctx, revs, true)
 	s.log.InfoContext(ctx, "revoked", "what", what, "reason", req.Reason.String(), "certificates", len(revs))
 	return revs, nil
 }
@@ -252,21 +298,25 @@ func (s *Service) Applied(ctx context.Context, revs []store.Revocation) {
 	if len(revs) == 0 {
 		return
 	}
-	s.applyRevocations(ctx, revs)
+	s.applyRevocations(ctx, revs, true)
 	s.log.InfoContext(ctx, "revoked", "what", "superseded certificates", "reason", api.ReasonSuperseded.String(), "certificates", len(revs))
 }
 
-// applyRevocations indexes revocations, replaces their OCSP responses and
-// asks for a new CRL. The SHA-1 CertID answer (what openssl and most
-// clients ask with) is signed now; answers for other CertID hashes are
+// applyRevocations indexes revocations, replaces their OCSP responses,
+// wakes the feed's waiters and asks for a new CRL. With presign, the SHA-1
+// CertID answer (what openssl and most clients ask with) is signed now;
+// answers for other CertID hashes, and all of them without presign, are
 // dropped and signed, revoked, on their next request.
-func (s *Service) applyRevocations(ctx context.Context, revs []store.Revocation) {
+func (s *Service) applyRevocations(ctx context.Context, revs []store.Revocation, presign bool) {
 	if len(revs) == 0 {
 		return
 	}
 	now := s.now()
 	signed := make([]*ocspEntry, len(revs))
 	for i, r := range revs {
+		if !presign {
+			break
+		}
 		e, err := s.signEntry(crypto.SHA1, ocsp.Revoked, r.Serial, r.RevokedAt, r.Reason, now, nil)
 		if err != nil {
 			// The revocation is durable; the next request signs from the index.
@@ -311,14 +361,21 @@ func (s *Service) ResetDevice(ctx context.Context, id string) (store.Device, err
 	return d, nil
 }
 
-// Run keeps the device CRL, the root CRL and the OCSP responder current
-// until ctx ends.
+// Run keeps the device CRL, the root CRL and the OCSP responder current,
+// and follows the store's revocation log and latest CRL (on each of its
+// Changes signals, and every Config.PollInterval), until ctx ends. Then it
+// gives up the CRL lease if it holds it, so that another replica, or this
+// one restarted, signs the next CRL at once.
 func (s *Service) Run(ctx context.Context) error {
-	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return s.crlLoop(ctx) })
-	g.Go(func() error { return s.responderLoop(ctx) })
-	g.Go(func() error { return s.rootCRLLoop(ctx) })
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return s.crlLoop(gctx) })
+	g.Go(func() error { return s.responderLoop(gctx) })
+	g.Go(func() error { return s.rootCRLLoop(gctx) })
+	g.Go(func() error { return s.followLoop(gctx) })
 	err := g.Wait()
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
+	s.releaseLease(rctx)
+	cancel()
 	if errors.Is(err, context.Canceled) {
 		return nil
 	}

@@ -36,8 +36,10 @@ type Replication interface {
 	// LeaseCRL takes or extends, for holder, the lease of the CRL signer,
 	// until until: it returns true when the lease was free (never taken,
 	// or its expiry is at or before now) or already holder's, and false,
-	// writing nothing, when another holder's lease runs past now. until
-	// must be after now (an error wrapping no sentinel otherwise).
+	// writing nothing, when another holder's lease runs past now. The
+	// holder's lease becomes until, earlier than before or later: a
+	// holder gives its lease up with until = now + 1ns. until must be
+	// after now (an error wrapping no sentinel otherwise).
 	LeaseCRL(ctx context.Context, holder string, now, until time.Time) (bool, error)
 	// PutCRL records c as the latest CRL, if holder holds the lease at now
 	// (ErrLeaseLost otherwise) and c.Number is greater than the latest

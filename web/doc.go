@@ -28,7 +28,9 @@
 // (ServerCertConfig.ClientCAs: the fleet's intermediate), so that
 // devices renew over mutual TLS while enrollment needs none. Once
 // SetManufacturerCAs gives manufacturer CAs (serve wires it to
-// enroll.Deps.ManufacturerCAs, so it follows every add and remove), each
+// enroll.Deps.ManufacturerCAs, so it follows every add and remove: at once
+// through this replica, within enroll.ManufacturerRefresh, 10s, through
+// another replica sharing the store), each
 // handshake (GetConfigForClient) also accepts a certificate chaining to one
 // of them, with any extended key usage: POST /v1/enroll without an
 // Authorization header, and EST simpleenroll without one, then enroll with

@@ -182,6 +182,13 @@ func (sc *ServerCert) baseTLSConfig() *tls.Config {
 // CA are named in the certificate request. enroll checks a manufacturer
 // certificate again, against the manufacturer it names. It is safe to call
 // while the listener serves; a listener without ClientCAs ignores it.
+//
+// serve calls it through enroll.Deps.ManufacturerCAs: after an add or a
+// remove through this replica at once, and, for one through another
+// replica sharing the store, within enroll.ManufacturerRefresh (10s), when
+// enroll's Run re-reads the manufacturers. Meanwhile this listener's
+// handshake may still refuse a newly added manufacturer's device, or let a
+// removed one's through to enroll, which reads the store and refuses it.
 func (sc *ServerCert) SetManufacturerCAs(cas []*x509.Certificate) {
 	if len(cas) == 0 || len(sc.cfg.ClientCAs) == 0 {
 		sc.mfr.Store(nil)

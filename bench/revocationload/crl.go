@@ -264,3 +264,22 @@ func (s *listStore) NextCounter(context.Context, string) (uint64, error) {
 	s.counter++
 	return s.counter, nil
 }
+
+// LeaseCRL, PutCRL, LatestCRL and Changes are store.Replication for one
+// Service alone: the lease is always its, and no other replica records a
+// CRL or signals a change.
+func (s *listStore) LeaseCRL(context.Context, string, time.Time, time.Time) (bool, error) {
+	return true, nil
+}
+
+func (s *listStore) PutCRL(context.Context, string, time.Time, store.CRL) error { return nil }
+
+func (s *listStore) LatestCRL(context.Context, uint64) (store.CRL, error) {
+	return store.CRL{}, store.ErrNotFound
+}
+
+func (s *listStore) Changes(ctx context.Context) <-chan struct{} {
+	ch := make(chan struct{})
+	context.AfterFunc(ctx, func() { close(ch) })
+	return ch
+}

@@ -284,6 +284,12 @@ revocation:
   ocsp_responder_validity: {{printf "%q" .Revocation.ResponderValidity.String}}
   # Most OCSP answers kept pre-signed in memory (1000..100000000).
   ocsp_cache_entries: {{.Revocation.OCSPCacheEntries}}
+  # How often the revocation log and latest CRL are read besides the store's change signals: a
+  # revocation through another replica reaches this one's OCSP, feed and CRL within it (100ms..1m).
+  poll_interval: {{printf "%q" .Revocation.PollInterval.String}}
+  # How long a replica holds the CRL signer's lease when it builds a CRL; a dead holder is replaced
+  # once it runs out. It must outlast signing the largest CRL (2s..10m).
+  crl_lease: {{printf "%q" .Revocation.CRLLease.String}}
 
 web:
   # Largest request body accepted (1024..1048576).

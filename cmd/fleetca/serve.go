@@ -104,6 +104,14 @@ const (
 	shutdownGrace     = 10 * time.Second
 )
 
+// boltCRLHolder is serve's name to the CRL lease on a bbolt store. bbolt
+// locks its file, so one process at a time serves it: a fixed name lets a
+// serve restarted after a crash take its dead predecessor's lease back at
+// once, and sign a CRL with what was revoked just before the crash,
+// instead of waiting out revocation.crl_lease. Replicas sharing a database
+// must each have their own name: leave revocation.Deps.Holder empty there.
+const boltCRLHolder = "fleetca-bolt"
+
 // runServe is the composition root of the server.
 func runServe(ctx context.Context, e env, o serveOptions) error {
 	cfg, err := loadConfig(o.dir)
@@ -173,7 +181,7 @@ func runServe(ctx context.Context, e env, o serveOptions) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	revSvc, err := revocation.New(ctx, cfg.Revocation, revocation.Deps{Store: st, CA: authority,
-		RootCRLPath: filepath.Join(o.dir, rootCRLName), Now: now, Logger: logger, Metrics: reg})
+		RootCRLPath: filepath.Join(o.dir, rootCRLName), Now: now, Logger: logger, Metrics: reg, Holder: boltCRLHolder})
 	if err != nil {
 		return err
 	}

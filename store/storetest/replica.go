@@ -103,6 +103,16 @@ func testCRLLease(t *testing.T, newStore func(t *testing.T) store.Store) {
 		f.checkLatestCRL(3, &c4)
 	})
 
+	t.Run("ok/holder-shortens-its-lease", func(t *testing.T) {
+		// A replica that stops gives its lease up by shortening it to
+		// now (revocation.Service does), so another signs at once.
+		f := newFixture(t, newStore)
+		f.leaseCRL(a, T0, T0.Add(time.Hour), true)
+		f.leaseCRL(a, T0.Add(time.Second-time.Nanosecond), T0.Add(time.Second), true)
+		f.leaseCRL(b, T0.Add(time.Second), T0.Add(time.Minute), true)
+		checkErr(t, "PutCRL by the holder that gave the lease up", f.s.PutCRL(f.ctx, a, T0.Add(time.Second), newCRL(1)), store.ErrLeaseLost)
+	})
+
 	t.Run("fail/lease-arguments", func(t *testing.T) {
 		f := newFixture(t, newStore)
 		_, err := f.s.LeaseCRL(f.ctx, a, T0, T0)
