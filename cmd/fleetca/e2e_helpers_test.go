@@ -489,10 +489,11 @@ func (f *fixture) adminGET(path string, out any) {
 	}
 }
 
-// tokenSpent returns how many uses of the token with this ID are spent. It
-// reads every page of the list: a batch mints more tokens than one holds.
+// tokenSpent returns how many uses of the token with this ID are spent.
 func (f *fixture) tokenSpent(id string) int {
 	f.t.Helper()
+	// Every page: a batch of more than 1000 tokens with random IDs puts
+	// id on any of them.
 	for after := ""; ; {
 		var page struct {
 			Tokens []struct {
@@ -507,10 +508,9 @@ func (f *fixture) tokenSpent(id string) int {
 				return tk.Spent
 			}
 		}
-		if page.Next == "" {
+		if after = page.Next; after == "" {
 			break
 		}
-		after = page.Next
 	}
 	f.t.Fatalf("token %s is not in the admin token list", id)
 	return 0
