@@ -112,6 +112,16 @@ const (
 // must each have their own name: leave revocation.Deps.Holder empty there.
 const boltCRLHolder = "fleetca-bolt"
 
+// crlHolder is serve's name to the CRL lease on the store sc names: the
+// fixed boltCRLHolder on bbolt, and "" (a name of its own, new at each
+// start) on PostgreSQL, where replicas share the lease.
+func crlHolder(sc storeConfig) string {
+	if sc.Driver == driverPostgres {
+		return ""
+	}
+	return boltCRLHolder
+}
+
 // runServe is the composition root of the server.
 func runServe(ctx context.Context, e env, o serveOptions) error {
 	cfg, err := loadConfig(o.dir)
@@ -181,7 +191,7 @@ func runServe(ctx context.Context, e env, o serveOptions) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	revSvc, err := revocation.New(ctx, cfg.Revocation, revocation.Deps{Store: st, CA: authority,
-		RootCRLPath: filepath.Join(o.dir, rootCRLName), Now: now, Logger: logger, Metrics: reg, Holder: boltCRLHolder})
+		RootCRLPath: filepath.Join(o.dir, rootCRLName), Now: now, Logger: logger, Metrics: reg, Holder: crlHolder(cfg.Store)})
 	if err != nil {
 		return err
 	}
