@@ -45,9 +45,10 @@ soak:
 # with fsync and synchronous_commit on, to set beside store/boltstore's. The load
 # tools live in their own module, bench/ (see bench/doc.go); they build
 # ./cmd/fleetca from this checkout. proxyload installs nginx (Debian's
-# nginx-light) if it is missing, to compare with it.
+# nginx-light) if it is missing, to compare with it. enrollload -client all
+# measures EST simpleenroll and step /1.0/sign beside /v1/enroll, same CA, same run.
 bench:
-	cd bench && $(GO) run ./enrollload
+	cd bench && $(GO) run ./enrollload -client all
 	cd bench && $(GO) run ./revocationload
 	cd bench && $(GO) run ./proxyload
 	cd bench && $(GO) run ./renewload

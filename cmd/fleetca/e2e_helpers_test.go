@@ -492,9 +492,10 @@ func (f *fixture) adminGET(path string, out any) {
 // tokenSpent returns how many uses of the token with this ID are spent.
 func (f *fixture) tokenSpent(id string) int {
 	f.t.Helper()
-	// Every page: a batch of more than 1000 tokens with random IDs puts
-	// id on any of them.
-	for after := ""; ; {
+	// Every page: a CA with more tokens than a page (a factory's bulk
+	// mint) lists this one on any of them.
+	after := ""
+	for {
 		var page struct {
 			Tokens []struct {
 				ID    string
@@ -508,9 +509,10 @@ func (f *fixture) tokenSpent(id string) int {
 				return tk.Spent
 			}
 		}
-		if after = page.Next; after == "" {
+		if page.Next == "" {
 			break
 		}
+		after = page.Next
 	}
 	f.t.Fatalf("token %s is not in the admin token list", id)
 	return 0
