@@ -158,18 +158,21 @@ func issueTx(ctx context.Context, tx *txn, is store.Issuance) error {
 		return err
 	}
 
-	// Every condition holds but the token's use, spent now.
-	if spend {
-		if err := spendToken(ctx, tx, is.Token, is.Now); err != nil {
-			return err
-		}
-	}
 	if !created {
 		_, err := tx.Exec(ctx, `UPDATE devices SET updated_at = $2,
 			mfr_name = COALESCE($3, mfr_name), mfr_serial = COALESCE($4, mfr_serial), mfr_fingerprint = COALESCE($5, mfr_fingerprint)
 			WHERE id = $1`, c.DeviceID, is.Now, mfrName, mfrSerial, mfrFP)
 		if err != nil {
 			return fmt.Errorf("device: %w", err)
+		}
+	}
+
+	// Every condition holds but the token's use, spent last: a pattern
+	// token's row is shared by every enrollment of a factory line, and
+	// its lock is held from here to the commit.
+	if spend {
+		if err := spendToken(ctx, tx, is.Token, is.Now); err != nil {
+			return err
 		}
 	}
 	appendAudit(tx, is.Audit)
