@@ -66,7 +66,9 @@ func TestMain(m *testing.M) {
 	binDir = dir
 	// The PostgreSQL tests' server (pgtest) starts on first use, with an
 	// empty template: init and serve create the schema.
-	pgtest.Main(m, nil) // TODO(#14): pgtest.Main exits, so binDir stays behind
+	code := pgtest.Run(m, nil)
+	os.RemoveAll(dir)
+	os.Exit(code)
 }
 
 // fleetcaBinary builds ./cmd/fleetca once per test binary and returns its path.
