@@ -377,6 +377,8 @@ func TestHelpGolden(t *testing.T) {
 		{"export-help", []string{"export", "--help"}},
 		{"devices-renew-now-help", []string{"devices", "renew-now", "--help"}},
 		{"token-create-help", []string{"token", "create", "--help"}},
+		{"db-copy-help", []string{"db", "copy", "--help"}},
+		{"init-help", []string{"init", "--help"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := runCLI(t, nil, tc.args...)

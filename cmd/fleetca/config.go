@@ -65,11 +65,31 @@ type serverConfig struct {
 	DNS []string `yaml:"dns"`
 }
 
-// storeConfig is the store section.
+// storeConfig is the store section: the bbolt file in the data directory
+// (the default), or a PostgreSQL database that several replicas share.
 type storeConfig struct {
-	// Path of the bbolt file, relative to the data directory. Default fleetca.db.
+	// Driver is bolt (default) or postgres.
+	Driver string `yaml:"driver"`
+	// Path of the bbolt file, relative to the data directory (driver
+	// bolt only). Default fleetca.db.
 	Path string `yaml:"path"`
+	// DSN names the PostgreSQL database (driver postgres only, required):
+	// a URL (postgres://fleetca@db:5432/fleetca?sslmode=verify-full) or
+	// keyword=value pairs. It must carry no password: see PasswordFile.
+	// sslmode is the user's; a real deployment uses verify-full.
+	DSN string `yaml:"dsn"`
+	// PasswordFile holds the password of the DSN's user (driver postgres
+	// only; mode 0600), read at start; relative to the data directory.
+	// "" means PGPASSWORD or PGPASSFILE from the environment (read by
+	// pgx), or none.
+	PasswordFile string `yaml:"password_file"`
 }
+
+// Store drivers.
+const (
+	driverBolt     = "bolt"
+	driverPostgres = "postgres"
+)
 
 const (
 	defaultHTTPSAddr = "127.0.0.1:8443"
@@ -90,7 +110,10 @@ func (c fileConfig) withDefaults() fileConfig {
 	if c.Server.PublicURL == "" {
 		c.Server.PublicURL = "http://" + c.Server.HTTPAddr
 	}
-	if c.Store.Path == "" {
+	if c.Store.Driver == "" {
+		c.Store.Driver = driverBolt
+	}
+	if c.Store.Driver == driverBolt && c.Store.Path == "" {
 		c.Store.Path = defaultStorePath
 	}
 	c.CA = c.CA.WithDefaults()
@@ -123,6 +146,9 @@ func (c fileConfig) validate() error {
 	}
 	if _, err := api.ParseTrustDomain(string(c.TrustDomain)); err != nil {
 		return fault.WithKey(err, "trust_domain")
+	}
+	if err := c.Store.validate(); err != nil {
+		return err
 	}
 	if err := c.CA.Validate(); err != nil {
 		return err
@@ -205,8 +231,19 @@ server:
   dns: [{{range $i, $d := .Server.DNS}}{{if $i}}, {{end}}{{printf "%q" $d}}{{end}}]
 
 store:
-  # The bbolt database.
+{{- if eq .Store.Driver "postgres"}}
+  # A PostgreSQL database, shared by every replica of this CA. A real deployment uses
+  # sslmode=verify-full. The DSN carries no password: it is in password_file (mode 0600),
+  # or PGPASSWORD or PGPASSFILE in the environment.
+  driver: "postgres"
+  dsn: {{printf "%q" .Store.DSN}}
+  password_file: {{printf "%q" .Store.PasswordFile}}
+{{- else}}
+  # bolt: the bbolt file path, in this directory. postgres: a database the replicas share,
+  # with dsn and password_file ('fleetca db copy' moves a CA there).
+  driver: "bolt"
   path: {{printf "%q" .Store.Path}}
+{{- end}}
 
 ca:
   root_cert: {{printf "%q" .CA.RootCert}}

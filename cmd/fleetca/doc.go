@@ -7,8 +7,9 @@
 // This package is the composition root. It owns the command line (one
 // file per subcommand: init.go, serve.go, token.go, enroll.go, renew.go,
 // devices.go, revoke.go, crl.go and crlsync.go, cert.go, proxy.go,
-// export.go, version.go), the flags, the configuration file (config.go:
-// DIR/fleetca.yaml, read strictly, so an unknown key stops start-up), the
+// export.go, db.go, version.go), the flags, the configuration file (config.go:
+// DIR/fleetca.yaml, read strictly, so an unknown key stops start-up; its
+// store section, bbolt or PostgreSQL, in storeconf.go), the
 // environment (FLEETCA_DIR, FLEETCA_URL, FLEETCA_ROOT,
 // FLEETCA_ADMIN_TOKEN, FLEETCA_PASSWORD), signals and exit codes. It is
 // the only place that builds the clock, the logger, the metrics registry
@@ -45,6 +46,10 @@
 //     HTTPS (package client checks before it connects).
 //   - Secrets are written mode 0600 and never printed but once, where the
 //     user must see them (the admin token's file, a new enrollment token).
+//   - A database password is never in fleetca.yaml or on a command line:
+//     a DSN that carries one is refused; it comes from store.password_file
+//     (--store-password-file, --to-password-file) or pgx's PGPASSWORD and
+//     PGPASSFILE, and no output or log line shows it.
 //
 // # What it must not do
 //

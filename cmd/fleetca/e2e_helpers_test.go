@@ -36,6 +36,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/fleetca/fleetca/internal/pgtest"
 )
 
 const (
@@ -62,7 +64,9 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binDir = dir
-	code := m.Run()
+	// The PostgreSQL tests' server (pgtest) starts on first use, with an
+	// empty template: init and serve create the schema.
+	code := pgtest.Run(m, nil)
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
@@ -262,6 +266,9 @@ type fixture struct {
 	root    string // D/root.pem
 	srv     *server
 	client  *http.Client // trusts only the root
+	// extraEnv is added to the environment of every fleetca the fixture
+	// runs, servers included (PGPASSWORD).
+	extraEnv []string
 }
 
 // newFixture inits a CA named "E2E Test" with ports 0 and starts its server.
@@ -276,6 +283,12 @@ func newFixture(t *testing.T) *fixture {
 // server: the test may change the data directory first, then call start.
 func initFixture(t *testing.T) *fixture {
 	t.Helper()
+	return initFixtureWith(t)
+}
+
+// initFixtureWith is initFixture with more init flags (--store DSN).
+func initFixtureWith(t *testing.T, initFlags ...string) *fixture {
+	t.Helper()
 	bin := fleetcaBinary(t)
 	base := t.TempDir()
 	f := &fixture{t: t, bin: bin, dataDir: filepath.Join(base, "D"), work: filepath.Join(base, "work")}
@@ -283,8 +296,8 @@ func initFixture(t *testing.T) *fixture {
 	if err := os.Mkdir(f.work, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	r := f.fleetca("init", "--dir", f.dataDir, "--name", "E2E Test", "--no-password",
-		"--https-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0")
+	r := f.fleetca(append([]string{"init", "--dir", f.dataDir, "--name", "E2E Test", "--no-password",
+		"--https-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"}, initFlags...)...)
 	if r.code != 0 {
 		t.Fatalf("fleetca init: exit %d, want 0; stderr: %s", r.code, r.stderr)
 	}
@@ -302,7 +315,7 @@ func initFixture(t *testing.T) *fixture {
 // start runs the server on f's data directory (again).
 func (f *fixture) start() {
 	f.t.Helper()
-	f.srv = startServer(f.t, f.bin, f.dataDir, baseEnv())
+	f.srv = startServer(f.t, f.bin, f.dataDir, baseEnv(f.extraEnv...))
 	// Registered after startServer's cleanup, so it runs before the
 	// server's stop, which then need not wait for our idle connections.
 	f.t.Cleanup(f.client.CloseIdleConnections)
@@ -313,12 +326,14 @@ func (f *fixture) start() {
 
 // env is the admin commands' environment: the server's HTTPS URL is not in
 // fleetca.yaml (its port was 0), so FLEETCA_URL gives it.
-func (f *fixture) env() []string { return baseEnv("FLEETCA_URL=" + f.srv.httpsURL) }
+func (f *fixture) env() []string {
+	return baseEnv(append([]string{"FLEETCA_URL=" + f.srv.httpsURL}, f.extraEnv...)...)
+}
 
 // fleetca runs the binary in the work directory.
 func (f *fixture) fleetca(args ...string) result {
 	f.t.Helper()
-	env := baseEnv()
+	env := baseEnv(f.extraEnv...)
 	if f.srv != nil {
 		env = f.env()
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"net/url"
 	"os"
@@ -13,7 +14,8 @@ import (
 	"github.com/fleetca/fleetca/api"
 	"github.com/fleetca/fleetca/ca"
 	"github.com/fleetca/fleetca/enroll"
-	"github.com/fleetca/fleetca/store/boltstore"
+	"github.com/fleetca/fleetca/internal/fault"
+	"github.com/fleetca/fleetca/store"
 )
 
 // adminTokenName is the file init writes the admin token to (mode 0600).
@@ -23,6 +25,7 @@ func newInitCmd(e env) *cobra.Command {
 	var (
 		dir, name, keyType, passwordFile, trustDomain string
 		httpsAddr, httpAddr, publicURL, metricsAddr   string
+		storeDSN, storePasswordFile                   string
 		noPassword                                    bool
 		dns                                           []string
 	)
@@ -33,7 +36,15 @@ func newInitCmd(e env) *cobra.Command {
 their keys under secrets/, fleetca.yaml, the bbolt database and admin-token.
 
 The keys are encrypted with the password from --password-file or FLEETCA_PASSWORD;
---no-password must be given explicitly to leave them unencrypted (mode 0600).`,
+--no-password must be given explicitly to leave them unencrypted (mode 0600).
+
+With --store DSN the CA's records go to that PostgreSQL database instead of
+the bbolt file: init records the DSN in fleetca.yaml (store.dsn), creates the
+schema and writes the admin token there. The DSN carries no password: give
+it in --store-password-file (mode 0600; recorded as store.password_file), or
+PGPASSWORD or PGPASSFILE. A real deployment uses sslmode=verify-full. A
+database that already holds a CA is refused: to add a replica of that CA,
+copy its data directory to the new machine and run serve there.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if dir == "" {
@@ -55,16 +66,24 @@ The keys are encrypted with the password from --password-file or FLEETCA_PASSWOR
 			if trustDomain == "" {
 				trustDomain = slug(name)
 			}
-			absPW := ""
-			if passwordFile != "" {
-				if absPW, err = filepath.Abs(passwordFile); err != nil {
+			absPW, err := absPath(passwordFile)
+			if err != nil {
+				return err
+			}
+			sc := storeConfig{}
+			if storeDSN != "" {
+				absStorePW, err := absPath(storePasswordFile)
+				if err != nil {
 					return err
 				}
+				sc = storeConfig{Driver: driverPostgres, DSN: storeDSN, PasswordFile: absStorePW}
+			} else if storePasswordFile != "" {
+				return usagef("--store-password-file is the password of the --store database; give --store DSN too")
 			}
 			return runInit(cmd, e, initOptions{
 				dir: dir, name: name, keyType: ca.KeyType(keyType), password: pw, passwordFile: absPW,
-				// validate checks the trust domain before anything is written.
-				cfg: fileConfig{Name: name, TrustDomain: api.TrustDomain(trustDomain), PasswordFile: absPW,
+				// validate checks the trust domain and the store before anything is written.
+				cfg: fileConfig{Name: name, TrustDomain: api.TrustDomain(trustDomain), PasswordFile: absPW, Store: sc,
 					Server: serverConfig{HTTPSAddr: httpsAddr, HTTPAddr: httpAddr, PublicURL: publicURL, MetricsAddr: metricsAddr, DNS: dns}},
 			})
 		},
@@ -81,7 +100,17 @@ The keys are encrypted with the password from --password-file or FLEETCA_PASSWOR
 	f.StringVar(&httpAddr, "http-addr", defaultHTTPAddr, "HTTP listener address (CA certificates, CRL, OCSP)")
 	f.StringVar(&publicURL, "public-url", "", "the HTTP listener's URL as devices see it (default http://<http-addr>)")
 	f.StringVar(&metricsAddr, "metrics-addr", defaultMetricsAddr, "Prometheus metrics listener address (keep it on loopback); off: none")
+	f.StringVar(&storeDSN, "store", "", "PostgreSQL DSN to keep the CA's records in, without a password (default: the bbolt file DIR/fleetca.db)")
+	f.StringVar(&storePasswordFile, "store-password-file", "", "file with the --store database's password (mode 0600; default PGPASSWORD or PGPASSFILE)")
 	return cmd
+}
+
+// absPath is path made absolute, or "" for "".
+func absPath(path string) (string, error) {
+	if path == "" {
+		return "", nil
+	}
+	return filepath.Abs(path)
 }
 
 type initOptions struct {
@@ -109,6 +138,19 @@ func runInit(cmd *cobra.Command, e env, o initOptions) error {
 	if u, err := url.Parse(crlBase); err != nil || u.Port() == "0" {
 		crlBase = ""
 	}
+	// A PostgreSQL store is checked, migrated and found empty before
+	// anything is written to dir.
+	var st store.Store
+	if cfg.Store.Driver == driverPostgres {
+		var err error
+		if st, err = openStore(ctx, o.dir, cfg.Store, storeOptions{migrate: true}); err != nil {
+			return err
+		}
+		defer st.Close()
+		if err := refuseNonEmpty(ctx, st); err != nil {
+			return err
+		}
+	}
 	res, err := ca.Init(ctx, ca.InitOptions{Dir: o.dir, Name: o.name, KeyType: o.keyType, Password: o.password, PublicURL: crlBase, Now: now})
 	if err != nil {
 		return err
@@ -120,11 +162,12 @@ func runInit(cmd *cobra.Command, e env, o initOptions) error {
 	if err := writeConfig(o.dir, cfg); err != nil {
 		return err
 	}
-	st, err := boltstore.Open(filepath.Join(o.dir, cfg.Store.Path), boltstore.Options{})
-	if err != nil {
-		return err
+	if st == nil {
+		if st, err = openStore(ctx, o.dir, cfg.Store, storeOptions{}); err != nil {
+			return err
+		}
+		defer st.Close()
 	}
-	defer st.Close()
 	authority, err := ca.New(ctx, cfg.CA, ca.Deps{Dir: o.dir, Password: o.password, PublicURL: cfg.Server.PublicURL, TrustDomain: cfg.TrustDomain})
 	if err != nil {
 		return err
@@ -148,11 +191,47 @@ func runInit(cmd *cobra.Command, e env, o initOptions) error {
 	fmt.Fprintf(e.stdout, "  intermediate:     %s\n", filepath.Join(o.dir, cfg.CA.IntermediateCert))
 	fmt.Fprintf(e.stdout, "  admin token:      %s (mode 0600)\n", filepath.Join(o.dir, adminTokenName))
 	fmt.Fprintf(e.stdout, "  trust domain:     %s\n", cfg.TrustDomain)
+	if cfg.Store.Driver == driverPostgres {
+		fmt.Fprintf(e.stdout, "  store:            %s\n", describeStore(o.dir, cfg.Store))
+	}
 	if o.password == nil {
 		fmt.Fprintf(e.stdout, "  keys:             unencrypted (--no-password), mode 0600\n")
 	}
 	fmt.Fprintf(e.stdout, "Next: fleetca serve --dir %s\n", o.dir)
 	return nil
+}
+
+// refuseNonEmpty refuses a store that holds records already: init makes
+// a new CA, and a second CA in one database would mix with the first.
+func refuseNonEmpty(ctx context.Context, st store.Store) error {
+	empty, err := storeEmpty(ctx, st)
+	if err != nil {
+		return err
+	}
+	if !empty {
+		return fault.WithKey(fault.New(fault.Conflict, "the database already holds a CA",
+			"to add a replica of that CA, copy its data directory (fleetca.yaml, the certificates, secrets/) to the new machine and run fleetca serve there; for a new CA, use an empty database"),
+			"store.dsn")
+	}
+	return nil
+}
+
+// storeEmpty reports whether st holds no record.
+func storeEmpty(ctx context.Context, st store.Store) (bool, error) {
+	d, ok := st.(store.Dumper)
+	if !ok {
+		return false, fmt.Errorf("the store cannot count its records")
+	}
+	counts, err := d.Counts(ctx)
+	if err != nil {
+		return false, fmt.Errorf("count the store's records: %w", err)
+	}
+	for _, n := range counts {
+		if n > 0 {
+			return false, nil
+		}
+	}
+	return true, nil
 }
 
 // writeSecretFile writes b to a new file of mode 0600, durably.

@@ -134,8 +134,10 @@ func errorLine(cmd *cobra.Command, err error) string {
 // or configuration key they set by the rule "_" to "-" (device_id sets
 // --device-id, trust_domain --trust-domain).
 var flagNames = map[string]string{
-	"ips":           "ip",     // cert server --ip, a request's "ips"
-	"revoke_serial": "revoke", // token create --revoke, a token request's "revoke_serial"
+	"ips":                 "ip",     // cert server --ip, a request's "ips"
+	"revoke_serial":       "revoke", // token create --revoke, a token request's "revoke_serial"
+	"store.dsn":           "store",
+	"store.password_file": "store-password-file",
 }
 
 // envNames are the configuration keys an environment variable stands in
@@ -184,7 +186,7 @@ Enroll a device: fleetca enroll --ca https://HOST:8443 --fingerprint SHA256 --to
 	// or unparsable value is a usage error.
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usage(err) })
 	root.AddCommand(newInitCmd(e), newServeCmd(e), newTokenCmd(e), newEnrollCmd(e), newRenewCmd(e), newDevicesCmd(e), newCertsCmd(e),
-		newRevokeCmd(e), newCRLCmd(e), newCertCmd(e), newProxyCmd(e), newExportCmd(e), newManufacturerCmd(e), newVersionCmd(e))
+		newRevokeCmd(e), newCRLCmd(e), newCertCmd(e), newProxyCmd(e), newExportCmd(e), newManufacturerCmd(e), newDBCmd(e), newVersionCmd(e))
 	usageArgs(root)
 	return root
 }

@@ -26,7 +26,7 @@ import (
 	"github.com/fleetca/fleetca/enroll"
 	"github.com/fleetca/fleetca/internal/fault"
 	"github.com/fleetca/fleetca/revocation"
-	"github.com/fleetca/fleetca/store/boltstore"
+	"github.com/fleetca/fleetca/store"
 	"github.com/fleetca/fleetca/web"
 )
 
@@ -39,7 +39,13 @@ func newServeCmd(e env) *cobra.Command {
 requests under way and stops. It logs JSON lines to stderr.
 
 serve refuses to start when a CA key file or the password file can be read by
-anyone but its owner, and names the chmod 600 that fixes it.`,
+anyone but its owner, and names the chmod 600 that fixes it.
+
+With store.driver postgres in fleetca.yaml, serve applies the schema migrations
+the database lacks (under a lock: replicas starting together migrate once)
+and refuses a schema newer than it knows. Several serve replicas with copies
+of one data directory may share the database behind a load balancer. /healthz
+answers 503 while the database cannot be reached.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			dir, err := dataDir(o.dir, e.getenv)
@@ -106,6 +112,16 @@ const (
 // must each have their own name: leave revocation.Deps.Holder empty there.
 const boltCRLHolder = "fleetca-bolt"
 
+// crlHolder is serve's name to the CRL lease on the store sc names: the
+// fixed boltCRLHolder on bbolt, and "" (a name of its own, new at each
+// start) on PostgreSQL, where replicas share the lease.
+func crlHolder(sc storeConfig) string {
+	if sc.Driver == driverPostgres {
+		return ""
+	}
+	return boltCRLHolder
+}
+
 // runServe is the composition root of the server.
 func runServe(ctx context.Context, e env, o serveOptions) error {
 	cfg, err := loadConfig(o.dir)
@@ -160,7 +176,9 @@ func runServe(ctx context.Context, e env, o serveOptions) error {
 		cfg.Server.PublicURL = "http://" + httpLn.Addr().String()
 	}
 
-	st, err := boltstore.Open(filepath.Join(o.dir, cfg.Store.Path), boltstore.Options{})
+	// On PostgreSQL, replicas starting together migrate the schema once
+	// (pgstore holds an advisory lock), and a newer schema is refused.
+	st, err := openStore(ctx, o.dir, cfg.Store, storeOptions{migrate: true, logger: logger})
 	if err != nil {
 		return err
 	}
@@ -173,7 +191,7 @@ func runServe(ctx context.Context, e env, o serveOptions) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	revSvc, err := revocation.New(ctx, cfg.Revocation, revocation.Deps{Store: st, CA: authority,
-		RootCRLPath: filepath.Join(o.dir, rootCRLName), Now: now, Logger: logger, Metrics: reg, Holder: boltCRLHolder})
+		RootCRLPath: filepath.Join(o.dir, rootCRLName), Now: now, Logger: logger, Metrics: reg, Holder: crlHolder(cfg.Store)})
 	if err != nil {
 		return err
 	}
@@ -205,7 +223,7 @@ func runServe(ctx context.Context, e env, o serveOptions) error {
 	}
 	srv, err := web.New(cfg.Web, web.Deps{Enroll: svc, CA: authority, Records: st, Revocation: revSvc, Now: now,
 		Version: versionString(), Logger: logger, Metrics: reg,
-		Ready: func(ctx context.Context) error { _, err := st.GetMeta(ctx, "admin_token_sha256"); return err }})
+		Ready: func(ctx context.Context) error { return storeReady(ctx, st) }})
 	if err != nil {
 		return err
 	}
@@ -243,7 +261,7 @@ func runServe(ctx context.Context, e env, o serveOptions) error {
 		}
 		return nil
 	})
-	listening := []any{"https", httpsURL, "http", httpURL, "public_url", cfg.Server.PublicURL}
+	listening := []any{"https", httpsURL, "http", httpURL, "public_url", cfg.Server.PublicURL, "store", describeStore(o.dir, cfg.Store)}
 	metricsURL := ""
 	if metricsLn != nil {
 		metricsURL = "http://" + metricsLn.Addr().String() + "/metrics"
@@ -267,6 +285,19 @@ func runServe(ctx context.Context, e env, o serveOptions) error {
 		err = errors.Join(err, fmt.Errorf("audit admin authentication failures: %w", ferr))
 	}
 	logger.Info("stopped")
+	return err
+}
+
+// readyTimeout bounds the store read of a readiness check, so that an
+// unreachable database makes /healthz answer 503 rather than hang.
+const readyTimeout = 5 * time.Second
+
+// storeReady is the readiness check: the store answers a read (on
+// PostgreSQL, a round trip to the database) of what init wrote.
+func storeReady(ctx context.Context, st store.Store) error {
+	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
+	defer cancel()
+	_, err := st.GetMeta(ctx, "admin_token_sha256")
 	return err
 }
 
@@ -346,6 +377,7 @@ fleetca is serving CA %[1]q from %[2]s
   root certificate:              %[5]s
   root SHA-256 fingerprint:      %[6]s
   admin token:                   %[7]s
+  store:                         %[10]s
 Enroll a device with fleetca:
   T=$(%[8]s token create --dir %[2]s --device-id dev-1)
   %[8]s enroll --ca %[3]s --fingerprint %[6]s --token "$T" --key dev-1.key --cert dev-1.crt
@@ -354,7 +386,7 @@ Or with openssl and curl:
   curl --cacert %[5]s -H "Authorization: Bearer $(%[8]s token create --dir %[2]s --device-id dev-2)" --data-binary @dev-2.csr %[3]s/v1/enroll
 Stop with Ctrl-C.
 
-`, cfg.Name, dir, httpsURL, httpURL, root, fingerprint, filepath.Join(dir, adminTokenName), prog, metricsURL)
+`, cfg.Name, dir, httpsURL, httpURL, root, fingerprint, filepath.Join(dir, adminTokenName), prog, metricsURL, describeStore(dir, cfg.Store))
 }
 
 // listenError says why serve cannot listen on addr, and what to do: for an

@@ -2,8 +2,11 @@ package boltstore
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
+	"os"
 	"sync"
 	"time"
 
@@ -18,6 +21,11 @@ var _ store.Store = (*Store)(nil)
 // ErrLocked is returned by Open when another process (or another Store in
 // this one) holds the database file's lock for longer than Options.Timeout.
 var ErrLocked = errors.New("database file is locked by another process")
+
+// ErrNotDatabase is returned by Open when the file is not a bbolt
+// database (its header is not bbolt's, or of another version, or fails its
+// checksum): a file of something else, given by mistake.
+var ErrNotDatabase = errors.New("file is not a bbolt database")
 
 // Defaults for the zero values of Options.
 //
@@ -98,7 +106,8 @@ type Store struct {
 
 // Open opens (creating it if missing, mode 0600) the bbolt file at path and
 // creates the buckets it lacks. It waits up to opts.Timeout for the file
-// lock and then fails with an error wrapping ErrLocked. The parent
+// lock and then fails with an error wrapping ErrLocked; a file that is not
+// a bbolt database fails with an error wrapping ErrNotDatabase. The parent
 // directory must exist.
 func Open(path string, opts Options) (*Store, error) {
 	if err := opts.validate(); err != nil {
@@ -115,6 +124,10 @@ func Open(path string, opts Options) (*Store, error) {
 	})
 	if errors.Is(err, berrors.ErrTimeout) {
 		return nil, fmt.Errorf("open store %q: %w (waited %v; is another fleetca using this data directory?)", path, ErrLocked, opts.Timeout)
+	}
+	if err != nil && (errors.Is(err, berrors.ErrInvalid) || errors.Is(err, berrors.ErrVersionMismatch) ||
+		errors.Is(err, berrors.ErrChecksum) || !hasMagic(path)) {
+		return nil, fmt.Errorf("open store %q: %w (%w)", path, ErrNotDatabase, dbError(err))
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open store %q: %w", path, dbError(err))
@@ -134,6 +147,26 @@ func Open(path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open store %q: %w", path, dbError(err))
 	}
 	return &Store{db: db}, nil
+}
+
+// boltMagic is the number at the start of a bbolt file's meta pages.
+const boltMagic = 0xED0CDAED
+
+// hasMagic reports whether the file at path starts with a bbolt meta page:
+// a 16-byte page header, then the magic number in native byte order. bbolt
+// itself refuses a file shorter than two pages with an error of no kind
+// before it reads the magic.
+func hasMagic(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return true // not a question of format: let bbolt's error stand
+	}
+	defer f.Close()
+	var b [20]byte
+	if _, err := io.ReadFull(f, b[:]); err != nil {
+		return false
+	}
+	return binary.NativeEndian.Uint32(b[16:]) == boltMagic
 }
 
 // Close waits for the calls under way to finish and closes the file. Later

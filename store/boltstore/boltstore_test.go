@@ -1,6 +1,7 @@
 package boltstore
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -165,6 +166,37 @@ func TestOpenLockedFile(t *testing.T) {
 		t.Fatalf("Close error = %v, want nil", err)
 	}
 	open(t, path, Options{Timeout: 50 * time.Millisecond})
+}
+
+// TestOpenNotADatabase: a file of something else, small or large, is
+// ErrNotDatabase (db copy says so in one line), and Open leaves it as it
+// was.
+func TestOpenNotADatabase(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		lines int
+	}{
+		{"small", 3},     // under two pages: bbolt's own error has no kind
+		{"large", 10000}, // bbolt reads its meta pages and finds no magic
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "fleetca.yaml")
+			want := bytes.Repeat([]byte("name: \"not a database\"\n"), tc.lines)
+			if err := os.WriteFile(path, want, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			s, err := Open(path, Options{})
+			if err == nil {
+				s.Close()
+			}
+			if !errors.Is(err, ErrNotDatabase) {
+				t.Fatalf("Open(a YAML file) error = %v, want ErrNotDatabase", err)
+			}
+			if got, _ := os.ReadFile(path); !bytes.Equal(got, want) {
+				t.Errorf("Open(a YAML file) changed the file")
+			}
+		})
+	}
 }
 
 func TestOpenOptions(t *testing.T) {
