@@ -40,15 +40,16 @@ soak:
 	$(GO) test -count=1 -timeout 60m -v -run '^TestCrashRecovery$$' ./cmd/fleetca \
 		-crash.cycles $(SOAK_CYCLES) -crash.workers $(SOAK_WORKERS) -crash.writes $(SOAK_WRITES)
 
-# Benchmarks print figures; nothing here fails on a slow machine.
-# store/pgstore's start their own PostgreSQL (apt-get install postgresql),
-# with fsync and synchronous_commit on, to set beside store/boltstore's. The load
+# Benchmarks print figures; nothing here fails on a slow machine. The load
 # tools live in their own module, bench/ (see bench/doc.go); they build
 # ./cmd/fleetca from this checkout. proxyload installs nginx (Debian's
-# nginx-light) if it is missing, to compare with it. replicaload starts its
-# own durable PostgreSQL, like store/pgstore's benchmarks.
+# nginx-light) if it is missing, to compare with it. enrollload -client all
+# measures EST simpleenroll and step /1.0/sign beside /v1/enroll, same CA, same run.
+# store/pgstore's benchmarks and replicaload start their own PostgreSQL
+# (apt-get install postgresql), with fsync and synchronous_commit on, to
+# set beside store/boltstore's and one bbolt replica's.
 bench:
-	cd bench && $(GO) run ./enrollload
+	cd bench && $(GO) run ./enrollload -client all
 	cd bench && $(GO) run ./revocationload
 	cd bench && $(GO) run ./proxyload
 	cd bench && $(GO) run ./renewload

@@ -12,7 +12,9 @@
 //
 //	tool            measures                                   baseline in the same run
 //	enrollload      POST /v1/enroll: enrollments/s, latency     the crypto floor per certificate (CSR
-//	                percentiles, server CPU per certificate    check + signature), timed in process
+//	                percentiles, server CPU per certificate;   check + signature), timed in process;
+//	                EST simpleenroll and step's /1.0/sign      native /v1/enroll, interleaved with them;
+//	                the same way (-client all)                 the ratios against the issue's 0.9x
 //	revocationload  OCSP responses/s, revocations/s through     `openssl ocsp` as a responder (single
 //	                the admin API, revoke-to-OCSP and           process and -multi); a bare
 //	                revoke-to-CRL latency, CRL build time and   x509.CreateRevocationList of the same
@@ -39,12 +41,14 @@
 // # Running them
 //
 // From the repository root, `make bench` runs the five with their
-// defaults (about fourteen minutes on two cores), then the Go benchmarks
-// of ca, store/boltstore and store/pgstore. replicaload needs PostgreSQL
-// (apt-get install postgresql). One tool, with flags, from this directory:
+// defaults, enrollload with -client all (about eighteen minutes on two
+// cores), then the Go benchmarks of ca, store/boltstore and
+// store/pgstore. replicaload needs PostgreSQL (apt-get install
+// postgresql). One tool, with flags, from this directory:
 //
 //	cd bench
 //	go run ./enrollload -concurrency 32 -reps 5
+//	go run ./enrollload -client all -concurrency 32
 //	go run ./revocationload -phases ocsp,crl -crl-sizes 10k,100k
 //	go run ./proxyload -phases handshake,revoke -nginx none
 //	go run ./renewload -duration 2s -reps 1
@@ -61,7 +65,7 @@
 // the root neither builds nor tests them. `make test` runs this module's
 // vet and tests after the product's. The benchmarks use the product's
 // public packages only: client and api for every call to the CA's API
-// that sets up or triggers a measurement (tokens, renewal tokens, the
+// that sets up or triggers a measurement (tokens, step tokens, renewal tokens, the
 // proxies' server certificate and devices, proxyload's revocations), and ca, revocation
 // and store where they sign or parse in process; replicaload also starts
 // PostgreSQL with internal/pgtest.Start (a bench package may import the
@@ -70,6 +74,7 @@
 // (enrollments, renewals, OCSP requests, revocationload's revocations,
 // the proxies' handshakes) is sent by each tool's own tuned HTTP or TLS
 // client, which never verifies a chain during a timed loop; where it
-// reads the CA's JSON, it reads the api types. renewload mints its
+// reads the CA's JSON, it reads the api types (EST's PKCS #7 with
+// github.com/smallstep/pkcs7). renewload mints its
 // renewal tokens with client.RenewalToken, as a device's agent does.
 package bench

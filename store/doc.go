@@ -6,7 +6,7 @@
 //
 // Store is the one interface fleetca's packages share, because more than
 // one backend implements it: store/boltstore (embedded bbolt, the default)
-// and, with the PostgreSQL issue, store/pgstore. store/storetest is the
+// and store/pgstore (PostgreSQL, for replicas). store/storetest is the
 // contract suite every backend runs. Domain packages (enroll, revocation)
 // and web take a Store, and their tests use a real boltstore, not a mock.
 //

@@ -6,18 +6,22 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"runtime"
+	"slices"
 	"time"
 
-	"github.com/fleetca/fleetca/api"
 	"github.com/fleetca/fleetca/bench/benchutil"
 )
 
 // Targets and reference figures, from the issue that asked for the benchmark.
 const (
-	targetRate     = 3000 // enrollments/s at concurrency targetConc, on 2 cores
-	targetConc     = 32
-	targetCPURatio = 1.6 // server CPU per certificate / floor A
+	targetRate = 3000 // enrollments/s at concurrency targetConc, on 2 cores
+	targetConc = 32
+	// targetKindRatio is the least enrollments/s of EST simpleenroll and
+	// step's /sign over native /v1/enroll's, at targetConc.
+	targetKindRatio = 0.9
+	targetCPURatio  = 1.6 // server CPU per certificate / floor A
 
 	stepCARate     = 480  // step-ca v0.30, same machine, enrollments/s
 	stepCACPUPerUS = 2400 // step-ca v0.30, server CPU µs per certificate
@@ -34,6 +38,7 @@ type options struct {
 	floorRuns   int
 	floorEach   time.Duration
 	maxCSRs     int
+	clients     []clientKind // the first is the main table's; the others are compared with it
 }
 
 func main() { benchutil.Main("enrollload", parseFlags, run) }
@@ -49,6 +54,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.floorRuns, "floor-runs", 9, "timed runs of each crypto-floor operation; the median is used")
 	fs.DurationVar(&o.floorEach, "floor-run-time", 80*time.Millisecond, "length of one crypto-floor run")
 	fs.IntVar(&o.maxCSRs, "max-csrs", 100_000, "most CSRs generated for one repetition (a repetition that uses them all ends early)")
+	clients := fs.String("client", "native", "native: POST /v1/enroll; est: EST simpleenroll; step: step's POST /1.0/sign; all: the three, interleaved, compared with native")
 	if err := benchutil.Parse(fs, args); err != nil {
 		return o, err
 	}
@@ -57,6 +63,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, fmt.Errorf("-concurrency: %w", err)
 	}
 	o.concurrency = levels
+	if o.clients, err = parseClients(*clients); err != nil {
+		return o, err
+	}
 	switch {
 	case o.proto != "h1" && o.proto != "h2":
 		return o, fmt.Errorf("-proto is %q, want h1 or h2", o.proto)
@@ -104,7 +113,7 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(err)
 	}
-	gen := &generator{tokens: &benchutil.TokenMinter{Admin: admin, Pattern: tokenPattern}}
+	gen := &generator{tokens: &benchutil.TokenMinter{Admin: admin, Pattern: tokenPattern}, admin: admin}
 	var levels []levelResult
 	for _, c := range o.concurrency {
 		lr, err := runLevel(ctx, o, srv, roots, gen, c, logf)
@@ -124,9 +133,17 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) int {
 	return benchutil.ExitCode(errs, missed, o.Strict, srv.LogPath, logf)
 }
 
-// levelResult is one concurrency level: its repetitions.
+// levelResult is one concurrency level: its repetitions with the first
+// client kind (o.clients[0]), and with the others.
 type levelResult struct {
-	conc int
+	conc   int
+	reps   []benchutil.Phase
+	others []kindResult
+}
+
+// kindResult is the repetitions of one client kind at a level.
+type kindResult struct {
+	kind clientKind
 	reps []benchutil.Phase
 }
 
@@ -135,50 +152,77 @@ func (l levelResult) errors() int {
 	for _, r := range l.reps {
 		n += r.Failed
 	}
+	for _, k := range l.others {
+		for _, r := range k.reps {
+			n += r.Failed
+		}
+	}
 	return n
 }
 
-// runLevel warms up at concurrency c, then measures o.reps repetitions.
-// Each phase gets its own freshly generated CSRs, sized from the rate seen
-// so far, and the server is idle while they are generated.
+// runLevel warms up at concurrency c with each client kind, then measures
+// o.reps repetitions of each, interleaved: repetition i runs the kinds in
+// turn, starting with kind i (mod their number), so that a slower spell of
+// the machine, or the store's growth, does not fall on one kind only. Each
+// phase gets its own freshly generated CSRs and tokens, sized from the
+// fastest rate seen so far at this level, and the server is idle while
+// they are made.
 func runLevel(ctx context.Context, o options, srv *benchutil.Server, roots []*x509.Certificate, gen *generator, c int, logf func(string, ...any)) (levelResult, error) {
 	lr := levelResult{conc: c}
-	client := benchutil.NewClient(roots, c, o.proto)
-	defer client.CloseIdleConnections()
-	url := srv.HTTPSURL + api.EnrollPath
-
-	// A first guess of the rate, for sizing the warm-up: enough for
-	// 10,000/s.
-	rate := 10_000.0
-	if o.warmup > 0 {
-		jobs, err := gen.make(ctx, benchutil.SizeFor(rate, o.warmup, o.maxCSRs))
+	kinds := o.clients
+	clients := make([]*http.Client, len(kinds))
+	rates := make([]float64, len(kinds))
+	reps := make([][]benchutil.Phase, len(kinds))
+	// A first guess of the rate, for sizing the first warm-up: enough for
+	// 10,000/s. The next kinds' warm-ups are sized from the rate the
+	// previous one saw.
+	guess := 10_000.0
+	for ki, k := range kinds {
+		clients[ki] = benchutil.NewClient(roots, c, o.proto)
+		defer clients[ki].CloseIdleConnections()
+		rates[ki] = guess
+		if o.warmup <= 0 {
+			continue
+		}
+		jobs, err := gen.make(ctx, k, benchutil.SizeFor(guess, o.warmup, o.maxCSRs))
 		if err != nil {
 			return lr, err
 		}
-		w, err := runPhase(ctx, client, url, jobs, c, o.warmup, srv.PID)
+		w, err := runPhase(ctx, clients[ki], srv.HTTPSURL+k.path, k, jobs, c, o.warmup, srv.PID)
 		if err != nil {
 			return lr, err
 		}
 		if err := w.Failure(); err != nil {
-			return lr, fmt.Errorf("warm-up at concurrency %d: %w", c, err)
+			return lr, fmt.Errorf("%s warm-up at concurrency %d: %w", k.name, c, err)
 		}
-		rate = w.Rate()
-		logf("c=%d warm-up: %.0f/s", c, rate)
+		rates[ki], guess = w.Rate(), w.Rate()
+		logf("c=%d %s warm-up: %.0f/s", c, k.name, w.Rate())
 	}
 	for i := range o.reps {
-		jobs, err := gen.make(ctx, benchutil.SizeFor(rate, o.duration, o.maxCSRs))
-		if err != nil {
-			return lr, err
+		for j := range kinds {
+			ki := (i + j) % len(kinds)
+			k := kinds[ki]
+			// Sized for the fastest kind: a kind whose warm-up was slowed
+			// by other load must not run out of jobs (unspent tokens
+			// cost nothing).
+			jobs, err := gen.make(ctx, k, benchutil.SizeFor(slices.Max(rates), o.duration, o.maxCSRs))
+			if err != nil {
+				return lr, err
+			}
+			runtime.GC() // the client's garbage from generating, collected before timing
+			p, err := runPhase(ctx, clients[ki], srv.HTTPSURL+k.path, k, jobs, c, o.duration, srv.PID)
+			if err != nil {
+				return lr, err
+			}
+			reps[ki] = append(reps[ki], p)
+			rates[ki] = max(rates[ki], p.Rate())
+			logf("c=%d %s rep %d/%d: %.0f/s, server %.0f µs/cert, client %.0f µs/cert%s",
+				c, k.name, i+1, o.reps, p.Rate(), benchutil.Micros(p.PerOp(p.Server.Total())), benchutil.Micros(p.PerOp(p.Client.Total())), p.Note("CSRs", "-max-csrs"))
 		}
-		runtime.GC() // the client's garbage from generating, collected before timing
-		p, err := runPhase(ctx, client, url, jobs, c, o.duration, srv.PID)
-		if err != nil {
-			return lr, err
-		}
-		lr.reps = append(lr.reps, p)
-		rate = max(rate, p.Rate())
-		logf("c=%d rep %d/%d: %.0f/s, server %.0f µs/cert, client %.0f µs/cert%s",
-			c, i+1, o.reps, p.Rate(), benchutil.Micros(p.PerOp(p.Server.Total())), benchutil.Micros(p.PerOp(p.Client.Total())), p.Note("CSRs", "-max-csrs"))
+	}
+	lr.reps = reps[0]
+	for ki, k := range kinds[1:] {
+		lr.others = append(lr.others, kindResult{kind: k, reps: reps[ki+1]})
 	}
 	return lr, nil
 }

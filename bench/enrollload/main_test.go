@@ -2,6 +2,7 @@ package main
 
 import (
 	"io"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -18,10 +19,17 @@ func TestParseFlags(t *testing.T) {
 	if want := []int{1, 8, 32}; !slices.Equal(o.concurrency, want) || o.proto != "h1" || o.reps != 3 {
 		t.Errorf("defaults = %v %q %d, want %v h1 3", o.concurrency, o.proto, o.reps, want)
 	}
+	if len(o.clients) != 1 || o.clients[0] != nativeClient {
+		t.Errorf("default clients = %v, want native only", o.clients)
+	}
+	if o, err := parseFlags([]string{"-client", "all"}, io.Discard); err != nil || !slices.Equal(o.clients, clientKinds) {
+		t.Errorf("parseFlags(-client all) = %v, %v; want %v", o.clients, err, clientKinds)
+	}
 	for _, args := range [][]string{
 		{"-concurrency", "1,x"},
 		{"-concurrency", "0"},
 		{"-proto", "h3"},
+		{"-client", "scep"},
 		{"-reps", "0"},
 		{"-duration", "0s"},
 		{"extra"},
@@ -123,5 +131,82 @@ func TestReport(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestCompareKinds checks the table of client kinds: each kind's median
+// rate and CPU per certificate over the first kind's, the rate ratio the
+// CPU per certificate predicts, and the verdict against 0.9x at
+// concurrency 32 only.
+func TestCompareKinds(t *testing.T) {
+	// phase is a second with ok enrollments at cpu of server CPU each.
+	phase := func(ok int, cpu time.Duration) benchutil.Phase {
+		return benchutil.Phase{OK: ok, Elapsed: time.Second, Server: benchutil.CPUTimes{User: cpu * time.Duration(ok)},
+			Lat: []time.Duration{time.Millisecond}}
+	}
+	phasesAt := func(cpu time.Duration, oks ...int) []benchutil.Phase {
+		var ps []benchutil.Phase
+		for _, ok := range oks {
+			ps = append(ps, phase(ok, cpu))
+		}
+		return ps
+	}
+	phases := func(oks ...int) []benchutil.Phase { return phasesAt(500*time.Microsecond, oks...) }
+	levels := []levelResult{
+		{conc: 8, reps: phases(1000, 1000, 1000), others: []kindResult{{kind: stepClient, reps: phases(500, 500, 500)}}},
+		{conc: 32, reps: phases(900, 1000, 5000), others: []kindResult{
+			{kind: estClient, reps: phases(100, 950, 960)},
+			{kind: stepClient, reps: phasesAt(625*time.Microsecond, 880, 890, 3000)},
+		}},
+	}
+	var out strings.Builder
+	if !compareKinds(&out, nativeClient, levels) {
+		t.Error("compareKinds() missed = false, want true (step is 0.89x at c=32)")
+	}
+	rows := map[string][]string{}
+	for line := range strings.Lines(out.String()) {
+		if f := strings.Fields(line); len(f) >= 10 && (f[0] == "8" || f[0] == "32") {
+			rows[f[0]+" "+f[1]] = f
+		}
+	}
+	for _, tc := range []struct {
+		row  string
+		want []string // rate, x rate, x CPU, x CPU-bound rate, the verdict if any, errors
+	}{
+		{"8 native", []string{"1000", "1.00x", "1.00x", "1.00x", "0"}},
+		{"8 step", []string{"500", "0.50x", "1.00x", "1.00x", "0"}}, // no verdict at c=8
+		{"32 native", []string{"1000", "1.00x", "1.00x", "1.00x", "0"}},
+		{"32 est", []string{"950", "0.95x", "1.00x", "1.00x", "PASS", "0"}},
+		{"32 step", []string{"890", "0.89x", "1.25x", "0.80x", "MISS", "0"}},
+	} {
+		f := rows[tc.row]
+		if f == nil {
+			t.Errorf("compareKinds() has no row %q:\n%s", tc.row, out.String())
+			continue
+		}
+		if got := append([]string{f[2], f[7], f[8], f[9]}, f[10:]...); !slices.Equal(got, tc.want) {
+			t.Errorf("compareKinds() row %q = %q, want %q", tc.row, f, tc.want)
+		}
+	}
+
+	if strings.Contains(out.String(), "WARNING") {
+		t.Errorf("compareKinds() on a quiet machine warns:\n%s", out.String())
+	}
+	out.Reset()
+	busy := phases(1000)
+	busy[0].Machine = busy[0].Server.Total() + time.Duration(runtime.NumCPU())*time.Second/2 // others took half the machine
+	compareKinds(&out, nativeClient, []levelResult{{conc: 32, reps: phases(1000), others: []kindResult{{kind: estClient, reps: busy}}}})
+	if !strings.Contains(out.String(), "WARNING: other work took up to 50% of the machine") {
+		t.Errorf("compareKinds() with half the machine taken lacks the warning:\n%s", out.String())
+	}
+
+	out.Reset()
+	levels[1].others = levels[1].others[:1] // EST alone passes
+	if compareKinds(&out, nativeClient, levels[1:]) {
+		t.Errorf("compareKinds() with EST at 0.95x missed = true, want false:\n%s", out.String())
+	}
+	out.Reset()
+	if compareKinds(&out, nativeClient, []levelResult{{conc: 32, reps: phases(1000)}}) || out.Len() != 0 {
+		t.Errorf("compareKinds() with native alone = %q, want nothing printed, no miss", out.String())
 	}
 }

@@ -46,6 +46,14 @@ func report(w io.Writer, o options, srv *benchutil.Server, peakRSS int64, dataDi
 		p("           with %s in its environment\n", strings.Join(o.ServerEnv, " "))
 	}
 	p("  client   %s, on the same machine; P-256 CSRs generated before timing\n", client)
+	lead := primaryKind(o)
+	p("           %s: POST %s, %s\n", lead.name, lead.path, lead.desc)
+	for _, k := range o.clients[min(1, len(o.clients)):] {
+		p("           %s: POST %s, %s\n", k.name, k.path, k.desc)
+	}
+	if len(o.clients) > 1 {
+		p("           (the kinds interleaved in each repetition; tokens minted through the admin API before timing)\n")
+	}
 	p("  method   per level: %v warm-up, then %d x %v; medians of the repetitions, latency percentiles over all of them\n",
 		o.warmup, o.reps, o.duration)
 	p("           server CPU = utime+stime of /proc/<pid>/stat over each repetition, divided by the certificates issued\n")
@@ -57,7 +65,8 @@ func report(w io.Writer, o options, srv *benchutil.Server, peakRSS int64, dataDi
 	p("  floor A = CSR check + certificate signature   (the issue's floor) %7.1f µs\n", benchutil.Micros(f.floorA))
 	p("  floor B = CSR check + x509.CreateCertificate  (a Go CA's floor)   %7.1f µs\n", benchutil.Micros(f.floorB))
 
-	p("\n%5s %9s %13s %7s %7s %11s %11s %7s %7s %10s %5s %6s %6s\n",
+	p("\nClient %s, POST %s\n", lead.name, lead.path)
+	p("%5s %9s %13s %7s %7s %11s %11s %7s %7s %10s %5s %6s %6s\n",
 		"conc", "enroll/s", "(min-max)", "p50 ms", "p99 ms", "server µs/", "(user+sys)", "x fl.A", "x fl.B", "client µs/", "busy", "other", "errors")
 	p("%5s %9s %13s %7s %7s %11s %11s %7s %7s %10s %5s %6s %6s\n",
 		"", "median", "", "", "", "cert", "", "", "", "cert", "", "", "")
@@ -83,6 +92,10 @@ func report(w io.Writer, o options, srv *benchutil.Server, peakRSS int64, dataDi
 		}
 	}
 
+	if compareKinds(w, lead, levels) {
+		missed = true
+	}
+
 	p("\nTargets (from the issue, for the 2-core machine)\n")
 	var at *levelSummary
 	for i := range sums {
@@ -90,7 +103,9 @@ func report(w io.Writer, o options, srv *benchutil.Server, peakRSS int64, dataDi
 			at = &sums[i]
 		}
 	}
-	if at == nil {
+	if lead != nativeClient {
+		p("  not evaluated: they are set for the native client, and this run's main table is %s's\n", lead.name)
+	} else if at == nil {
 		p("  not evaluated: concurrency %d was not run\n", targetConc)
 	} else {
 		pass := func(ok bool) string {
@@ -113,4 +128,82 @@ func report(w io.Writer, o options, srv *benchutil.Server, peakRSS int64, dataDi
 	p("\nReference, quoted from the issue and NOT measured here: step-ca v0.30 on the same 2-core machine\n")
 	p("  does about %d enrollments/s at about %d µs of server CPU per certificate.\n", stepCARate, stepCACPUPerUS)
 	return missed
+}
+
+// primaryKind is the client kind of the main table: the first of
+// o.clients, native when none is named.
+func primaryKind(o options) clientKind {
+	if len(o.clients) == 0 {
+		return nativeClient
+	}
+	return o.clients[0]
+}
+
+// compareKinds prints, for each level where other client kinds ran beside
+// the main one, each kind's enrollments/s and server CPU per certificate
+// and their ratios to the main kind's, the rate ratio its CPU per
+// certificate predicts, and a verdict on the measured rates against
+// targetKindRatio at targetConc; it reports whether one was missed.
+func compareKinds(w io.Writer, lead clientKind, levels []levelResult) (missed bool) {
+	p := func(format string, a ...any) { fmt.Fprintf(w, format, a...) }
+	others := false
+	for _, l := range levels {
+		others = others || len(l.others) > 0
+	}
+	if !others {
+		return false
+	}
+	p("\nClients compared, same CA, same run (target, from the issue: EST and step each at least %.2fx native at c=%d)\n", targetKindRatio, targetConc)
+	if lead != nativeClient {
+		p("  the first row is %s, not native: the ratios are to %s\n", lead.name, lead.name)
+	}
+	// µ is two bytes: the header is padded by hand.
+	p("%5s %-6s %9s %13s %7s %7s  server µs/ %9s %9s %11s %7s %6s\n",
+		"conc", "client", "enroll/s", "(min-max)", "p50 ms", "p99 ms", "x rate", "x CPU", "x CPU-bound", "target", "errors")
+	p("%5s %-6s %9s %13s %7s %7s %10s %9s %9s %11s\n", "", "", "median", "", "", "", "cert", "", "", "rate")
+	busy := 0.0 // the largest share of the machine other work took
+	for _, l := range levels {
+		if len(l.others) == 0 {
+			continue
+		}
+		base := benchutil.Summarize(l.reps)
+		row := func(name string, s benchutil.Summary, verdict string) {
+			p("%5d %-6s %9.0f %13s %7.2f %7.2f %10.0f %8.2fx %8.2fx %10.2fx %7s %6d\n",
+				l.conc, name, s.Rate, fmt.Sprintf("(%.0f-%.0f)", s.RateMin, s.RateMax), benchutil.Millis(s.P50), benchutil.Millis(s.P99),
+				benchutil.Micros(s.Server), ratio(s.Rate, base.Rate), benchutil.Ratio(s.Server, base.Server),
+				benchutil.Ratio(base.Server+base.Client, s.Server+s.Client), verdict, s.Failed)
+			busy = max(busy, s.Other)
+		}
+		row(lead.name, base, "")
+		for _, k := range l.others {
+			s := benchutil.Summarize(k.reps)
+			verdict := ""
+			if l.conc == targetConc {
+				verdict = "PASS"
+				if ratio(s.Rate, base.Rate) < targetKindRatio {
+					verdict, missed = "MISS", true
+				}
+			}
+			row(k.kind.name, s, verdict)
+			for _, e := range s.Errs {
+				p("  c=%d %s failure: %s\n", l.conc, k.kind.name, e)
+			}
+		}
+	}
+	p("  x rate = enrollments/s over the first row's; x CPU = server CPU per certificate over the first row's;\n")
+	p("  x CPU-bound rate = the first row's (server + client) CPU per certificate over this row's: the rate ratio\n")
+	p("  to expect where the two cores, not latency, are the limit; other load on the machine changes it less\n")
+	if busy > 0.10 {
+		p("  WARNING: other work took up to %.0f%% of the machine: the rates, x rate and the verdicts are not\n", 100*busy)
+		p("  trustworthy (x CPU and x CPU-bound rate suffer less); run again on a quiet machine\n")
+	}
+	return missed
+}
+
+// ratio is a/b, or 0 when b is 0.
+func ratio(a, b float64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return a / b
 }

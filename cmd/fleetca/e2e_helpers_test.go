@@ -23,6 +23,7 @@ import (
 	"io"
 	"net/http"
 	"net/textproto"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -65,7 +66,9 @@ func TestMain(m *testing.M) {
 	binDir = dir
 	// The PostgreSQL tests' server (pgtest) starts on first use, with an
 	// empty template: init and serve create the schema.
-	pgtest.Main(m, nil) // TODO(#14): pgtest.Main exits, so binDir stays behind
+	code := pgtest.Run(m, nil)
+	os.RemoveAll(dir)
+	os.Exit(code)
 }
 
 // fleetcaBinary builds ./cmd/fleetca once per test binary and returns its path.
@@ -491,17 +494,27 @@ func (f *fixture) adminGET(path string, out any) {
 // tokenSpent returns how many uses of the token with this ID are spent.
 func (f *fixture) tokenSpent(id string) int {
 	f.t.Helper()
-	var page struct {
-		Tokens []struct {
-			ID    string
-			Spent int
+	// Every page: a CA with more tokens than a page (a factory's bulk
+	// mint) lists this one on any of them.
+	after := ""
+	for {
+		var page struct {
+			Tokens []struct {
+				ID    string
+				Spent int
+			}
+			Next string
 		}
-	}
-	f.adminGET("/v1/admin/tokens?limit=1000", &page)
-	for _, tk := range page.Tokens {
-		if tk.ID == id {
-			return tk.Spent
+		f.adminGET("/v1/admin/tokens?limit=1000&after="+url.QueryEscape(after), &page)
+		for _, tk := range page.Tokens {
+			if tk.ID == id {
+				return tk.Spent
+			}
 		}
+		if page.Next == "" {
+			break
+		}
+		after = page.Next
 	}
 	f.t.Fatalf("token %s is not in the admin token list", id)
 	return 0

@@ -167,6 +167,68 @@ func TestPostgresInitServeEnroll(t *testing.T) {
 	})
 }
 
+// TestPostgresTwoReplicas: a replica is added as init's refusal says, by
+// copying the data directory; both serve from one database, a device
+// enrolled through one is revoked through the other and the first
+// publishes it, and the replicas share the CRL lease under names of their
+// own (bbolt's fixed name would let both hold it at once).
+func TestPostgresTwoReplicas(t *testing.T) {
+	t.Parallel()
+	dsn := pgtest.NewDatabase(t)
+	a := initFixtureWith(t, "--store", dsn)
+	b := *a
+	b.dataDir = filepath.Join(t.TempDir(), "D2")
+	copyDir(t, a.dataDir, b.dataDir)
+	a.start()
+	b.start()
+	serial := a.fleetcaEnroll(a.plainToken("--device-id", "dev-1"), "dev-1")
+	b.mustFleetca("revoke", "--dir", b.dataDir, "--serial", serial, "--reason", "keyCompromise")
+	if p := a.pollCRL(func(l *x509.RevocationList) bool { return lists(l, serial) }); p.err != nil {
+		t.Errorf("replica A's CRL after a revocation through B: %v", p.err)
+	}
+	conn, err := pgx.Connect(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.WithoutCancel(t.Context()))
+	var holder string
+	if err := conn.QueryRow(t.Context(), "SELECT holder FROM crl_lease").Scan(&holder); err != nil {
+		t.Fatal(err)
+	}
+	if holder == boltCRLHolder {
+		t.Errorf("CRL lease holder = %q, bbolt's fixed name: replicas on PostgreSQL need names of their own", holder)
+	}
+}
+
+// copyDir copies the regular files under from to to, keeping their modes.
+func copyDir(t *testing.T, from, to string) {
+	t.Helper()
+	err := filepath.WalkDir(from, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(from, path)
+		if err != nil {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			return os.MkdirAll(filepath.Join(to, rel), info.Mode().Perm())
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(to, rel), b, info.Mode().Perm())
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestDBCopyToPostgres: a bbolt CA that enrolled, renewed and revoked is
 // copied to PostgreSQL with db copy; served from there it answers the
 // same devices, certificates and revocation feed, and its CRL numbers
@@ -361,7 +423,7 @@ func TestPostgresSchemaVersions(t *testing.T) {
 	t.Parallel()
 	f := initFixture(t)
 	D := f.dataDir
-	dsn := pgtest.NewDatabase(t) // pgtest's template is empty: no schema yet
+	dsn := pgtest.NewEmptyDatabase(t) // no schema yet
 	setStore(t, D, boltSection, pgSection(dsn, ""))
 	want := fmt.Sprintf("schema at version %d (was 0)\n", pgstore.SchemaVersion)
 	if r := f.mustFleetca("db", "migrate", "--dir", D); r.stdout != want {

@@ -14,7 +14,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"io/fs"
 	"math/big"
 	"net/http"
 	"os"
@@ -371,9 +370,11 @@ func TestReplicas(t *testing.T) {
 
 // TestReplicasOneCRLSigner: a second replica started while the first
 // holds the CRL lease serves the first one's CRL, byte for byte, and
-// signs none of its own. serve once named every replica of a PostgreSQL
-// store "fleetca-bolt" to the lease, as it names its one process on
-// bbolt, so each replica took the lease it believed its own and signed.
+// signs none of its own (TestPostgresTwoReplicas checks the lease row's
+// holder name; this, what a verifier sees). serve once named every
+// replica of a PostgreSQL store "fleetca-bolt" to the lease, as it names
+// its one process on bbolt, so each replica took the lease it believed
+// its own and signed.
 func TestReplicasOneCRLSigner(t *testing.T) {
 	t.Parallel()
 	dsn := pgtest.NewDatabase(t)
@@ -412,38 +413,6 @@ func editConfig(t *testing.T, dir, old, new string) {
 	}
 	if err := os.WriteFile(path, []byte(strings.Replace(yml, old, new, 1)), 0o600); err != nil {
 		t.Fatal(err)
-	}
-}
-
-// copyDir copies the data directory from to the new directory to, with
-// each file's and directory's permissions (the keys stay 0600), as an
-// operator copies it to another machine.
-func copyDir(t *testing.T, from, to string) {
-	t.Helper()
-	err := filepath.WalkDir(from, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(from, path)
-		if err != nil {
-			return err
-		}
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		dst := filepath.Join(to, rel)
-		if d.IsDir() {
-			return os.Mkdir(dst, info.Mode().Perm())
-		}
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(dst, b, info.Mode().Perm())
-	})
-	if err != nil {
-		t.Fatalf("copy %s to %s: %v", from, to, err)
 	}
 }
 

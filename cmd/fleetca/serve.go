@@ -109,19 +109,17 @@ const (
 // serve restarted after a crash take its dead predecessor's lease back at
 // once, and sign a CRL with what was revoked just before the crash,
 // instead of waiting out revocation.crl_lease. Replicas sharing a database
-// must each have their own name: crlHolder leaves revocation.Deps.Holder
-// empty there.
+// must each have their own name: leave revocation.Deps.Holder empty there.
 const boltCRLHolder = "fleetca-bolt"
 
-// crlHolder is serve's name to the CRL lease on the store sc configures:
-// boltCRLHolder on bbolt, and on PostgreSQL "", which makes revocation
-// draw a name of its own for each replica (one fixed name shared by every
-// replica would let each of them sign CRLs at once).
+// crlHolder is serve's name to the CRL lease on the store sc names: the
+// fixed boltCRLHolder on bbolt, and "" (a name of its own, new at each
+// start) on PostgreSQL, where replicas share the lease.
 func crlHolder(sc storeConfig) string {
-	if sc.Driver == driverBolt {
-		return boltCRLHolder
+	if sc.Driver == driverPostgres {
+		return ""
 	}
-	return ""
+	return boltCRLHolder
 }
 
 // runServe is the composition root of the server.

@@ -8,6 +8,9 @@
 //
 //	func TestMain(m *testing.M) { pgtest.Main(m, migrate) }
 //
+// (or code := pgtest.Run(m, migrate) in place of m.Run() in a TestMain
+// with more to do).
+//
 // The first NewDatabase starts the server: initdb (Debian's postgresql
 // package, found under /usr/lib/postgresql/*/bin) into a directory made
 // with os.MkdirTemp, then pg_ctl on 127.0.0.1 at a port the kernel chose,

@@ -55,9 +55,16 @@ var (
 )
 
 // Main runs the tests of m, then stops the server if one was started, and
-// exits with m's code. prepare is run once on the template database that
+// exits with m's code. prep is run once on the template database that
 // every NewDatabase copies (nil leaves it empty).
 func Main(m *testing.M, prep func(ctx context.Context, dsn string) error) {
+	os.Exit(Run(m, prep))
+}
+
+// Run is Main for a TestMain that has more to do: it runs the tests of m
+// (m.Run), stops the server if one was started, and returns the code to
+// exit with, 1 if stopping failed.
+func Run(m *testing.M, prep func(ctx context.Context, dsn string) error) int {
 	prepare = prep
 	code := m.Run()
 	if srv != nil && srv.missing == "" {
@@ -68,7 +75,7 @@ func Main(m *testing.M, prep func(ctx context.Context, dsn string) error) {
 			}
 		}
 	}
-	os.Exit(code)
+	return code
 }
 
 // NewDatabase returns the DSN (a keyword/value connection string) of a new

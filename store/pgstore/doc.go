@@ -74,7 +74,9 @@
 //     commit order: a write's last statement updates the log_heads row,
 //     takes the next values and inserts the log rows with them; the row
 //     lock it takes is held until its commit, so the next appender gets
-//     the following values only once this one is visible. A reader that
+//     the following values only once this one is visible. That statement
+//     goes to the server with the COMMIT, in one round trip (txn.last), so
+//     the lock is held for no client round trip. A reader that
 //     pages ListRevocations by the last Seq it saw (the proxies' feed,
 //     from any replica) never skips one. A bigserial would not do: its
 //     values are drawn in start order, and Seq 11 could commit, and be
@@ -97,16 +99,21 @@
 // # Caveats
 //
 // Times are stored to the microsecond (timestamptz): a time with
-// nanoseconds comes back truncated. Every write transaction holds the
-// log_heads row lock from its last statement through its commit, so
-// commits are flushed one after another and PostgreSQL cannot group them:
-// on the 2-core test machine, with fsync on, Issue at 32 in flight gives
-// about a fifth of boltstore's rate (see BenchmarkIssue), and a second
-// replica adds no throughput. The Seq rule costs that; a later design may
-// number the audit log after commit instead. Serials longer than 255
-// bytes are refused, and counters, Seq values and CRL numbers above 2^63
-// - 1. Dump reads one REPEATABLE READ snapshot; Load writes with COPY in
-// one transaction and derives the key bindings from the certificates.
-// CockroachDB and other PostgreSQL-compatible databases are not supported
-// (no LISTEN/NOTIFY, advisory locks that do nothing).
+// nanoseconds comes back truncated.
+//
+// Every write transaction holds the log_heads row lock (and an Issue with
+// a shared token, that token's row lock) through its commit: both
+// statements go with the COMMIT, but the locks last until the WAL flush,
+// so commits are flushed one after another and PostgreSQL cannot group
+// them. On the 2-core test machine, with fsync on, Issue at 32 in flight
+// gives about a quarter of boltstore's rate (BenchmarkIssue), and a second
+// replica adds no throughput. The Seq rule costs that. A later design may
+// number the audit log after commit (in the order the rows became
+// visible) and split a many-use token's count over several rows.
+//
+// Serials longer than 255 bytes are refused, and counters, Seq values and
+// CRL numbers above 2^63-1. Dump reads one REPEATABLE READ snapshot; Load
+// writes with COPY in one transaction and derives the key bindings from
+// the certificates. CockroachDB and other PostgreSQL-compatible databases
+// are not supported (no LISTEN/NOTIFY, advisory locks that do nothing).
 package pgstore

@@ -56,6 +56,9 @@ func (s *Store) Issue(ctx context.Context, is store.Issuance) error {
 		return wrap(err)
 	}
 	err := s.inTx(ctx, func(tx *txn) error { return issueTx(ctx, tx, is) })
+	if errors.Is(err, errTokenRaced) {
+		err = s.tokenCondition(ctx, is.Token, is.Now)
+	}
 	if err != nil {
 		return wrap(err)
 	}
@@ -158,12 +161,6 @@ func issueTx(ctx context.Context, tx *txn, is store.Issuance) error {
 		return err
 	}
 
-	// Every condition holds but the token's use, spent now.
-	if spend {
-		if err := spendToken(ctx, tx, is.Token, is.Now); err != nil {
-			return err
-		}
-	}
 	if !created {
 		_, err := tx.Exec(ctx, `UPDATE devices SET updated_at = $2,
 			mfr_name = COALESCE($3, mfr_name), mfr_serial = COALESCE($4, mfr_serial), mfr_fingerprint = COALESCE($5, mfr_fingerprint)
@@ -172,37 +169,64 @@ func issueTx(ctx context.Context, tx *txn, is store.Issuance) error {
 			return fmt.Errorf("device: %w", err)
 		}
 	}
+
+	// Every condition holds but the token's use, spent last: a pattern
+	// token's row is shared by every enrollment of a factory line, and
+	// its lock is held from here to the commit.
+	if spend {
+		spendToken(tx, is.Token, is.Now)
+	}
 	appendAudit(tx, is.Audit)
 	return nil
 }
 
-// spendToken spends a use of the token with hash h at now, by a
-// conditional UPDATE: PostgreSQL re-checks its WHERE on the newest version
-// of the row after waiting for a concurrent spender, so of N spenders of
-// the last use exactly one gets the row back. The others get the
-// condition error checkToken gives.
-func spendToken(ctx context.Context, tx *txn, h store.TokenHash, now time.Time) error {
-	spent, err := returnsRow(ctx, tx, `UPDATE tokens SET spent = spent + 1
-		WHERE hash = $1 AND spent < uses AND revoked_at IS NULL AND expires_at > $2 RETURNING true`, h[:], now)
-	if err != nil {
-		return fmt.Errorf("spend token: %w", err)
-	}
-	if !spent {
-		// A concurrent change (the last use spent, a revocation): say
-		// which, as the first check would have.
-		if err := checkToken(ctx, tx, h, now); err != nil {
+// spendTokenSQL spends a use of a token by a conditional UPDATE, and
+// divides by the number of rows it updated: by zero, an error that
+// aborts the transaction, when the token had no use left at $2 (used up,
+// revoked, expired, or gone).
+const spendTokenSQL = `
+WITH s AS (
+	UPDATE tokens SET spent = spent + 1
+	WHERE hash = $1 AND spent < uses AND revoked_at IS NULL AND expires_at > $2
+	RETURNING 1
+)
+SELECT 1 / count(*) FROM s`
+
+// errTokenRaced is inTx's error when spendTokenSQL found no use left: a
+// concurrent transaction spent the last use (or revoked the token) after
+// checkToken read it. The caller says which with tokenCondition.
+var errTokenRaced = errors.New("the token changed while it was spent")
+
+// spendToken queues the spend of a use of the token with hash h at now,
+// to go with the COMMIT (txn.last), before the logs' statement. It is a
+// conditional UPDATE: PostgreSQL re-checks its WHERE on the newest
+// version of the row after waiting for a concurrent spender, so of N
+// spenders of the last use exactly one gets the row; the others' division
+// by zero stops the pipeline before its COMMIT, and inTx returns
+// errTokenRaced. Queued last, the row's lock (a pattern token's row is
+// shared by a whole factory line) is held for the commit only, as
+// log_heads' is, rather than from the middle of the transaction.
+func spendToken(tx *txn, h store.TokenHash, now time.Time) {
+	tx.spends = true
+	tx.last(spendTokenSQL, nil, h[:], now)
+}
+
+// tokenCondition returns, for a transaction that failed with
+// errTokenRaced, the condition error of the token with hash h at now.
+func (s *Store) tokenCondition(ctx context.Context, h store.TokenHash, now time.Time) error {
+	return s.read(ctx, func(q querier) error {
+		if err := checkToken(ctx, q, h, now); err != nil {
 			return err
 		}
-		return errors.New("token changed while spending it")
-	}
-	return nil
+		return errTokenRaced // spendable again: a concurrent change rolled back
+	})
 }
 
 // checkToken returns the condition error of the token with hash h at now
 // (store.ErrTokenNotFound, ErrTokenRevoked, ErrTokenExpired, ErrTokenUsedUp),
 // or nil if it has a use left.
-func checkToken(ctx context.Context, tx *txn, h store.TokenHash, now time.Time) error {
-	tok, err := scanToken(tx.QueryRow(ctx, "SELECT "+tokenCols+" FROM tokens WHERE hash = $1", h[:]))
+func checkToken(ctx context.Context, q querier, h store.TokenHash, now time.Time) error {
+	tok, err := scanToken(q.QueryRow(ctx, "SELECT "+tokenCols+" FROM tokens WHERE hash = $1", h[:]))
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return store.ErrTokenNotFound

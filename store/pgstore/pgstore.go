@@ -260,7 +260,12 @@ func (s *Store) runTx(ctx context.Context, fn func(tx *txn) error) (err error) {
 	// returns the first error; after an error the server skipped the
 	// rest, COMMIT included, and the deferred ROLLBACK ends the
 	// transaction.
-	return conn.SendBatch(ctx, &tx.final).Close()
+	err = conn.SendBatch(ctx, &tx.final).Close()
+	var pe *pgconn.PgError
+	if tx.spends && errors.As(err, &pe) && pe.Code == "22012" { // division_by_zero
+		return errTokenRaced
+	}
+	return err
 }
 
 // txn is a write transaction of inTx: statements run on Conn at once,
@@ -268,6 +273,9 @@ func (s *Store) runTx(ctx context.Context, fn func(tx *txn) error) (err error) {
 type txn struct {
 	*pgxpool.Conn
 	final pgx.Batch
+	// spends is set when final spends a token (spendToken), the one
+	// statement that divides by zero on purpose.
+	spends bool
 }
 
 // last queues a statement to be sent with the COMMIT, in the order
@@ -323,7 +331,7 @@ func isOwn(err error) bool {
 	return errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrConflict) ||
 		errors.Is(err, store.ErrClosed) || errors.Is(err, context.Canceled) ||
 		errors.Is(err, context.DeadlineExceeded) || errors.As(err, &a) ||
-		errors.Is(err, ErrSchemaNewer) || errors.Is(err, ErrSchemaOlder)
+		errors.Is(err, ErrSchemaNewer) || errors.Is(err, ErrSchemaOlder) || errors.Is(err, errTokenRaced)
 }
 
 // argError is an error the store made about its own records or the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/big"
 	"strings"
 	"sync"
 	"testing"
@@ -11,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/fleetca/fleetca/internal/pgtest"
+	"github.com/fleetca/fleetca/store"
 )
 
 // exec runs sql on the database dsn.
@@ -147,5 +149,43 @@ func TestPasswordNotInErrors(t *testing.T) {
 				t.Errorf("Migrate error = %q, contains the password", err)
 			}
 		})
+	}
+}
+
+// TestCommitPipelineFailure: the statements sent with the COMMIT
+// (appendLogs) can fail; then the server skips the COMMIT, the
+// transaction rolls back whole (no device, no certificate, no spent use),
+// and the connection goes back to the pool usable.
+func TestCommitPipelineFailure(t *testing.T) {
+	dsn := pgtest.NewDatabase(t)
+	// One connection, so the next call surely reuses it.
+	s := openWith(t, Options{DSN: dsn, MaxConns: 1})
+	ctx := t.Context()
+	exec(t, dsn, "ALTER TABLE audit ADD CONSTRAINT no_boom CHECK (action <> 'boom')")
+	tok := testToken("tok-1", 5)
+	if err := s.CreateToken(ctx, tok, store.AuditEvent{Time: t0, Action: "token.create", Actor: "admin"}); err != nil {
+		t.Fatal(err)
+	}
+	is := issuance(testCert(1, "dev-1"), tok)
+	is.Audit.Action = "boom"
+	if err := s.Issue(ctx, is); err == nil {
+		t.Fatal("Issue with an audit row the table refuses: error = nil, want one")
+	}
+	if _, err := s.GetDevice(ctx, "dev-1"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("GetDevice after the failed Issue error = %v, want ErrNotFound", err)
+	}
+	if _, err := s.GetCertificate(ctx, big.NewInt(1)); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("GetCertificate after the failed Issue error = %v, want ErrNotFound", err)
+	}
+	if got, err := s.GetToken(ctx, tok.Hash); err != nil || got.Spent != 0 {
+		t.Errorf("GetToken after the failed Issue = spent %d, %v, want 0, nil", got.Spent, err)
+	}
+	is.Audit.Action = "certificate.issue"
+	if err := s.Issue(ctx, is); err != nil {
+		t.Fatalf("Issue on the same connection afterwards error = %v, want nil", err)
+	}
+	es, err := s.ListAudit(ctx, 0, 0)
+	if err != nil || len(es) != 2 || es[1].Seq != 2 {
+		t.Errorf("ListAudit = %+v, %v, want the token's and the issue's, Seq 1 and 2", es, err)
 	}
 }

@@ -385,3 +385,126 @@ func drain(ch <-chan struct{}) {
 	default:
 	}
 }
+
+// TestReplicasCRLLease: three replicas each try, many times at once, to
+// take the CRL lease and record the next CRL, as their CRL loops would
+// when their clocks reach the same moment: at each moment one replica
+// signs, and the numbers recorded strictly increase whoever recorded them.
+func TestReplicasCRLLease(t *testing.T) {
+	const nStores, rounds = 3, 20
+	stores := replicas(t, nStores)
+	ctx := t.Context()
+	type put struct {
+		round  int
+		holder string
+		number uint64
+	}
+	var mu sync.Mutex
+	var puts []put
+	for round := range rounds {
+		// The lease of the round before has run out at now.
+		now := t0.Add(time.Duration(round) * time.Minute)
+		errs := raceReplicas(stores, 1, func(s *Store, i int) error {
+			holder := fmt.Sprint("replica-", i)
+			got, err := s.LeaseCRL(ctx, holder, now, now.Add(30*time.Second))
+			if err != nil || !got {
+				return err
+			}
+			var last uint64
+			if c, err := s.LatestCRL(ctx, 0); err == nil {
+				last = c.Number
+			} else if !errors.Is(err, store.ErrNotFound) {
+				return err
+			}
+			c := store.CRL{Number: last + 1, ThisUpdate: now, NextUpdate: now.Add(time.Hour), DER: []byte("crl")}
+			if err := s.PutCRL(ctx, holder, now, c); err != nil {
+				return err
+			}
+			mu.Lock()
+			puts = append(puts, put{round, holder, c.Number})
+			mu.Unlock()
+			// Another replica, not holding the lease, is refused.
+			other := fmt.Sprint("replica-", (i+1)%nStores)
+			c.Number++
+			if err := s.PutCRL(ctx, other, now, c); !errors.Is(err, store.ErrLeaseLost) {
+				return fmt.Errorf("PutCRL by %s without the lease error = %v, want ErrLeaseLost", other, err)
+			}
+			return nil
+		})
+		for i, err := range errs {
+			if err != nil {
+				t.Fatalf("round %d, replica %d: %v", round, i, err)
+			}
+		}
+	}
+	if len(puts) != rounds {
+		t.Fatalf("%d CRLs recorded in %d rounds, want one a round: %v", len(puts), rounds, puts)
+	}
+	for i, p := range puts {
+		if p.round != i || p.number != uint64(i+1) {
+			t.Errorf("CRL %d recorded = %+v, want round %d, number %d", i, p, i, i+1)
+		}
+	}
+	c, err := stores[2].LatestCRL(ctx, 0)
+	if err != nil || c.Number != rounds {
+		t.Errorf("LatestCRL = %d, %v, want %d, nil", c.Number, err, rounds)
+	}
+}
+
+// TestSpendRacedAfterCheck: a replica's Issue that read the token with a
+// use left, and then finds the last use spent by another transaction
+// when its own spend runs (with its COMMIT), fails with ErrTokenUsedUp
+// and writes nothing.
+func TestSpendRacedAfterCheck(t *testing.T) {
+	dsn := pgtest.NewDatabase(t)
+	s := open(t, dsn)
+	ctx := t.Context()
+	tok := testToken("tok-1", 1)
+	if err := s.CreateToken(ctx, tok, store.AuditEvent{Time: t0, Action: "token.create", Actor: "admin"}); err != nil {
+		t.Fatal(err)
+	}
+	// Another replica's transaction spends the last use and holds the
+	// row until we let it commit.
+	other, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close(context.WithoutCancel(ctx))
+	otherTx, err := other.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer otherTx.Rollback(context.WithoutCancel(ctx))
+	if _, err := otherTx.Exec(ctx, "UPDATE tokens SET spent = uses WHERE hash = $1", tok.Hash[:]); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Issue(ctx, issuance(testCert(1, "dev-1"), tok)) }()
+	// Wait until Issue is blocked on the token's row: it read the token
+	// (a use left, as committed) and queued its spend.
+	for {
+		var waiting bool
+		err := other.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_stat_activity
+			WHERE datname = current_database() AND application_name = $1 AND wait_event_type = 'Lock')`, appName).Scan(&waiting)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if waiting {
+			break
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("Issue returned %v before it waited for the token's row", err)
+		default:
+		}
+	}
+	if err := otherTx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; !errors.Is(err, store.ErrTokenUsedUp) {
+		t.Fatalf("Issue after the last use was spent under it error = %v, want ErrTokenUsedUp", err)
+	}
+	if _, err := s.GetDevice(ctx, "dev-1"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("GetDevice after the refused Issue error = %v, want ErrNotFound", err)
+	}
+}

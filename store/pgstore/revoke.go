@@ -73,13 +73,14 @@ func (s *Store) Revoke(ctx context.Context, r store.RevokeRequest) ([]store.Revo
 			return err
 		}
 		if spend {
-			if err := spendToken(ctx, tx, r.Token, r.At); err != nil {
-				return err
-			}
+			spendToken(tx, r.Token, r.At)
 		}
 		appendLogs(tx, []store.AuditEvent{audit}, entries, &out)
 		return nil
 	})
+	if errors.Is(err, errTokenRaced) {
+		err = s.tokenCondition(ctx, r.Token, r.At)
+	}
 	if err != nil {
 		return nil, wrap(err)
 	}

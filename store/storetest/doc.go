@@ -5,8 +5,9 @@
 // # Basics
 //
 // A backend's test calls Run with a constructor of empty stores:
-// store/boltstore runs it on files in t.TempDir(), and store/pgstore will
-// run it on a PostgreSQL server its test starts. Run's subtests (Issue,
+// store/boltstore runs it on files in t.TempDir(), and store/pgstore runs
+// it on a PostgreSQL server its test binary starts (internal/pgtest), a
+// database per subtest; both run RunCopy, pgstore across the two kinds. Run's subtests (Issue,
 // IssueConcurrent, Token, Device, Certificate, Revoke, RevokeConcurrent,
 // ResetDevice, Renew, RenewRetry, RenewConcurrent, Lineage, Supersede,
 // RenewNow, ListRevocations, Audit, NextCounter, Meta, Close, Context)
