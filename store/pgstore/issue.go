@@ -1,6 +1,8 @@
 package pgstore
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -89,85 +91,102 @@ func checkIssuance(is store.Issuance) error {
 	return nil
 }
 
-// issueTx is the body of Issue.
+// issueTx is the body of Issue. The common path (a new device) takes one
+// round trip before the COMMIT's: the BEGIN, the token's read and every
+// check and write of the conditions go in one batch, in the order of the
+// conditions, and the results are judged in that order (firstCond). A
+// write whose condition fails, or that comes after one that failed, is
+// rolled back with the rest; no statement of the batch fails with an
+// error for a refused condition, so none hides an earlier condition's
+// answer. The device's row is created or locked by the batch's device
+// statement, before the key's and the certificate's statements, so the
+// locks are taken in the order of the unbatched writes.
 func issueTx(ctx context.Context, tx *txn, is store.Issuance) error {
 	c := is.Certificate
+	var cond firstCond
+	b := tx.batch()
 
 	// The token: read now, for the order of the errors; spent last, by
 	// the conditional UPDATE that settles races.
 	spend := is.Token != store.TokenHash{}
 	if spend {
-		if err := checkToken(ctx, tx, is.Token, is.Now); err != nil {
-			return err
-		}
+		b.Queue("SELECT "+tokenCols+" FROM tokens WHERE hash = $1", is.Token[:]).QueryRow(func(row pgx.Row) error {
+			return cond.judge(tokenError(row, is.Now))
+		})
 	}
 
 	// The manufacturer certificate.
 	mfr := is.Manufacturer
-	if mfr != nil {
-		fresh, err := returnsRow(ctx, tx, `INSERT INTO mfr_certs (fingerprint, device_id) VALUES ($1, $2)
-			ON CONFLICT DO NOTHING RETURNING true`, mfr.Fingerprint[:], c.DeviceID)
-		if err != nil {
-			return fmt.Errorf("manufacturer certificate: %w", err)
-		}
-		if !fresh {
-			return fmt.Errorf("manufacturer certificate %s of %s: %w", mfr.Serial, mfr.Manufacturer, store.ErrManufacturerCertUsed)
-		}
-	}
-
-	// The device, created or locked.
 	var mfrName, mfrSerial *string
 	var mfrFP []byte
 	if mfr != nil {
 		mfrName, mfrSerial, mfrFP = &mfr.Manufacturer, &mfr.Serial, mfr.Fingerprint[:]
+		b.Queue(`INSERT INTO mfr_certs (fingerprint, device_id) VALUES ($1, $2)
+			ON CONFLICT DO NOTHING RETURNING true`, mfrFP, c.DeviceID).QueryRow(func(row pgx.Row) error {
+			fresh, err := rowReturned(row)
+			switch {
+			case err != nil:
+				return fmt.Errorf("manufacturer certificate: %w", err)
+			case !fresh:
+				return cond.judge(fmt.Errorf("manufacturer certificate %s of %s: %w", mfr.Serial, mfr.Manufacturer, store.ErrManufacturerCertUsed))
+			}
+			return nil
+		})
 	}
-	created, err := returnsRow(ctx, tx, `INSERT INTO devices (id, status, created_at, updated_at, mfr_name, mfr_serial, mfr_fingerprint)
-		VALUES ($1, 'active', $2, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING RETURNING true`,
-		c.DeviceID, is.Now, mfrName, mfrSerial, mfrFP)
-	if err != nil {
-		return fmt.Errorf("device: %w", err)
-	}
-	if !created {
-		dev, err := lockDevice(ctx, tx, c.DeviceID)
-		switch {
-		case err != nil:
-			return err
-		case is.RequireNewDevice:
-			return store.ErrDeviceExists
-		case mfr != nil && (dev.Manufacturer == nil || dev.Manufacturer.Fingerprint != mfr.Fingerprint):
-			return fmt.Errorf("not enrolled with this manufacturer certificate: %w", store.ErrDeviceExists)
-		case dev.Status == store.DeviceRevoked:
-			return store.ErrDeviceRevoked
+
+	// The device, created or locked.
+	var created bool
+	b.Queue(deviceSQL, c.DeviceID, is.Now, mfrName, mfrSerial, mfrFP).QueryRow(func(row pgx.Row) error {
+		var status *string
+		var fp []byte
+		if err := row.Scan(&created, &status, &fp); err != nil {
+			return fmt.Errorf("device: %w", err)
 		}
-		if is.MaxActive > 0 {
+		switch {
+		case created:
+			return nil
+		case status == nil:
+			// Created by a transaction that committed after this
+			// statement's snapshot was taken: run again, to see it.
+			return errRaced
+		case is.RequireNewDevice:
+			return cond.judge(store.ErrDeviceExists)
+		case mfr != nil && !bytes.Equal(fp, mfrFP):
+			return cond.judge(fmt.Errorf("not enrolled with this manufacturer certificate: %w", store.ErrDeviceExists))
+		case store.DeviceStatus(*status) == store.DeviceRevoked:
+			return cond.judge(store.ErrDeviceRevoked)
+		}
+		return nil
+	})
+	if is.MaxActive > 0 {
+		// A statement of its own, so its snapshot is taken once the
+		// device's row is locked.
+		b.Queue(`SELECT count(*) FROM (SELECT 1 FROM certificates
+			WHERE device_id = $1 AND revoked_at IS NULL AND not_after > $2 LIMIT $3) l`,
+			c.DeviceID, is.Now, is.MaxActive).QueryRow(func(row pgx.Row) error {
 			var live int
-			err := tx.QueryRow(ctx, `SELECT count(*) FROM (SELECT 1 FROM certificates
-				WHERE device_id = $1 AND revoked_at IS NULL AND not_after > $2 LIMIT $3) l`,
-				c.DeviceID, is.Now, is.MaxActive).Scan(&live)
-			if err != nil {
+			if err := row.Scan(&live); err != nil {
 				return fmt.Errorf("count live certificates: %w", err)
 			}
-			if live >= is.MaxActive {
-				return fmt.Errorf("%d live, at most %d: %w", live, is.MaxActive, store.ErrTooManyCertificates)
+			if !created && live >= is.MaxActive {
+				return cond.judge(fmt.Errorf("%d live, at most %d: %w", live, is.MaxActive, store.ErrTooManyCertificates))
 			}
-		}
+			return nil
+		})
 	}
 
 	// The key and the serial.
-	if err := bindKey(ctx, tx, c.KeyHash, c.DeviceID); err != nil {
-		return err
-	}
-	if err := insertCert(ctx, tx, c); err != nil {
-		return err
+	queueBindKey(b, &cond, c.KeyHash, c.DeviceID)
+	queueInsertCert(b, &cond, c)
+
+	if err := tx.send(ctx, b); cond.err != nil || err != nil {
+		return cmp.Or(cond.err, err)
 	}
 
 	if !created {
-		_, err := tx.Exec(ctx, `UPDATE devices SET updated_at = $2,
+		tx.last(`UPDATE devices SET updated_at = $2,
 			mfr_name = COALESCE($3, mfr_name), mfr_serial = COALESCE($4, mfr_serial), mfr_fingerprint = COALESCE($5, mfr_fingerprint)
-			WHERE id = $1`, c.DeviceID, is.Now, mfrName, mfrSerial, mfrFP)
-		if err != nil {
-			return fmt.Errorf("device: %w", err)
-		}
+			WHERE id = $1`, nil, c.DeviceID, is.Now, mfrName, mfrSerial, mfrFP)
 	}
 
 	// Every condition holds but the token's use, spent last: a pattern
@@ -177,6 +196,43 @@ func issueTx(ctx context.Context, tx *txn, is store.Issuance) error {
 		spendToken(tx, is.Token, is.Now)
 	}
 	appendAudit(tx, is.Audit)
+	return nil
+}
+
+// deviceSQL creates the device's row ($1, at $2, with the manufacturer
+// certificate $3, $4, $5) or, if it exists, locks it, in one statement:
+// it returns whether it created the row, and the status and manufacturer
+// fingerprint of the row it locked (NULL when it created one). Both
+// branches see the statement's snapshot: when a concurrent transaction
+// created the row and committed after it was taken, the INSERT meets the
+// conflict and the SELECT sees no row, and both return nothing (the
+// caller runs the transaction again: errRaced).
+const deviceSQL = `
+WITH ins AS (
+	INSERT INTO devices (id, status, created_at, updated_at, mfr_name, mfr_serial, mfr_fingerprint)
+	VALUES ($1, 'active', $2, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING RETURNING true
+), cur AS (
+	SELECT status, mfr_fingerprint FROM devices WHERE id = $1 FOR NO KEY UPDATE
+)
+SELECT EXISTS (SELECT FROM ins), (SELECT status FROM cur), (SELECT mfr_fingerprint FROM cur)`
+
+// errRaced is a transaction's error when a statement met a row that a
+// concurrent transaction committed after the statement's snapshot was
+// taken, and so could not read it: inTx runs the transaction again, as
+// for a serialization failure.
+var errRaced = errors.New("a concurrent transaction changed a row this one read")
+
+// firstCond keeps the first refused condition of a batch's results,
+// judged in the order queued.
+type firstCond struct{ err error }
+
+// judge keeps err if it is the first condition error, and returns nil so
+// that the batch's later results are read (a callback's error would
+// discard the connection's cached statements).
+func (f *firstCond) judge(err error) error {
+	if f.err == nil {
+		f.err = err
+	}
 	return nil
 }
 
@@ -226,7 +282,13 @@ func (s *Store) tokenCondition(ctx context.Context, h store.TokenHash, now time.
 // (store.ErrTokenNotFound, ErrTokenRevoked, ErrTokenExpired, ErrTokenUsedUp),
 // or nil if it has a use left.
 func checkToken(ctx context.Context, q querier, h store.TokenHash, now time.Time) error {
-	tok, err := scanToken(q.QueryRow(ctx, "SELECT "+tokenCols+" FROM tokens WHERE hash = $1", h[:]))
+	return tokenError(q.QueryRow(ctx, "SELECT "+tokenCols+" FROM tokens WHERE hash = $1", h[:]), now)
+}
+
+// tokenError reads a tokens row of tokenCols, or none, and returns
+// checkToken's error.
+func tokenError(row pgx.Row, now time.Time) error {
+	tok, err := scanToken(row)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return store.ErrTokenNotFound
@@ -255,53 +317,71 @@ func lockDevice(ctx context.Context, tx *txn, id string) (store.Device, error) {
 	return dev, nil
 }
 
-// bindKey refuses a blocked key (store.ErrKeyBlocked) and a key bound to
-// another device (store.ErrKeyInUse), and binds the key to deviceID if it
-// is not bound yet.
-func bindKey(ctx context.Context, tx *txn, key store.KeyHash, deviceID string) error {
-	var blocked bool
-	if err := tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM blocked_keys WHERE key_hash = $1)", key[:]).Scan(&blocked); err != nil {
-		return fmt.Errorf("blocked keys: %w", err)
-	}
-	if blocked {
-		return fmt.Errorf("key %x: %w", key[:8], store.ErrKeyBlocked)
-	}
-	bound, err := returnsRow(ctx, tx, `INSERT INTO key_bindings (key_hash, device_id) VALUES ($1, $2)
-		ON CONFLICT DO NOTHING RETURNING true`, key[:], deviceID)
-	if err != nil || bound {
-		return err
-	}
-	var owner string
-	if err := tx.QueryRow(ctx, "SELECT device_id FROM key_bindings WHERE key_hash = $1", key[:]).Scan(&owner); err != nil {
-		return fmt.Errorf("key binding: %w", err)
-	}
-	if owner != deviceID {
-		return fmt.Errorf("key %x: %w", key[:8], store.ErrKeyInUse)
-	}
-	return nil
+// bindKeySQL binds key $1 to device $2 unless it is bound, and returns
+// whether the key is blocked and the device it is bound to: the one it
+// just bound it to, or the one a committed binding names (NULL when a
+// concurrent transaction bound it and committed after the statement's
+// snapshot was taken: errRaced).
+const bindKeySQL = `
+WITH ins AS (
+	INSERT INTO key_bindings (key_hash, device_id) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING device_id
+)
+SELECT EXISTS (SELECT FROM blocked_keys WHERE key_hash = $1),
+	COALESCE((SELECT device_id FROM ins), (SELECT device_id FROM key_bindings WHERE key_hash = $1))`
+
+// queueBindKey queues on b the refusal of a blocked key
+// (store.ErrKeyBlocked) and of a key bound to another device
+// (store.ErrKeyInUse), judged by cond, and the binding of the key to
+// deviceID if it is not bound yet. The binding is written before the
+// key's conditions are judged: a refusal rolls it back.
+func queueBindKey(b *pgx.Batch, cond *firstCond, key store.KeyHash, deviceID string) {
+	b.Queue(bindKeySQL, key[:], deviceID).QueryRow(func(row pgx.Row) error {
+		var blocked bool
+		var owner *string
+		if err := row.Scan(&blocked, &owner); err != nil {
+			return fmt.Errorf("key binding: %w", err)
+		}
+		switch {
+		case blocked:
+			return cond.judge(fmt.Errorf("key %x: %w", key[:8], store.ErrKeyBlocked))
+		case owner == nil:
+			return errRaced
+		case *owner != deviceID:
+			return cond.judge(fmt.Errorf("key %x: %w", key[:8], store.ErrKeyInUse))
+		}
+		return nil
+	})
 }
 
-// insertCert stores c; store.ErrConflict if its serial exists.
-func insertCert(ctx context.Context, tx *txn, c store.Certificate) error {
-	fresh, err := returnsRow(ctx, tx, `INSERT INTO certificates (`+certCols+`)
+// queueInsertCert queues on b the insert of c, and its refusal
+// (store.ErrConflict, judged by cond) if its serial exists.
+func queueInsertCert(b *pgx.Batch, cond *firstCond, c store.Certificate) {
+	b.Queue(`INSERT INTO certificates (`+certCols+`)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (serial) DO NOTHING RETURNING true`,
 		numeric(c.Serial), c.DeviceID, c.KeyHash[:], nullTime(c.NotBefore), c.NotAfter, nullTime(c.IssuedAt),
-		c.DER, nullTime(c.RevokedAt), c.Reason, numeric(c.Parent))
-	if err != nil {
-		return fmt.Errorf("certificate: %w", err)
-	}
-	if !fresh {
-		return fmt.Errorf("serial %x exists: %w", c.Serial, store.ErrConflict)
-	}
-	return nil
+		c.DER, nullTime(c.RevokedAt), c.Reason, numeric(c.Parent)).QueryRow(func(row pgx.Row) error {
+		fresh, err := rowReturned(row)
+		switch {
+		case err != nil:
+			return fmt.Errorf("certificate: %w", err)
+		case !fresh:
+			return cond.judge(fmt.Errorf("serial %x exists: %w", c.Serial, store.ErrConflict))
+		}
+		return nil
+	})
 }
 
 // returnsRow runs a statement that returns at most one row (an INSERT
 // ... ON CONFLICT DO NOTHING RETURNING, a conditional UPDATE ...
 // RETURNING) and reports whether it returned one.
 func returnsRow(ctx context.Context, q querier, sql string, args ...any) (bool, error) {
+	return rowReturned(q.QueryRow(ctx, sql, args...))
+}
+
+// rowReturned reads returnsRow's row, or none.
+func rowReturned(row pgx.Row) (bool, error) {
 	var ok bool
-	err := q.QueryRow(ctx, sql, args...).Scan(&ok)
+	err := row.Scan(&ok)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return false, nil
 	}

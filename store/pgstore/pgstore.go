@@ -238,8 +238,9 @@ func (s *Store) runTx(ctx context.Context, fn func(tx *txn) error) (err error) {
 	if err != nil {
 		return err
 	}
+	tx := &txn{conn: conn}
 	defer func() {
-		if err != nil {
+		if err != nil && tx.begun {
 			// The pool destroys, rather than reuses, a connection left
 			// in a transaction or closed.
 			if _, rerr := conn.Exec(context.WithoutCancel(ctx), "ROLLBACK"); rerr != nil {
@@ -248,14 +249,15 @@ func (s *Store) runTx(ctx context.Context, fn func(tx *txn) error) (err error) {
 		}
 		conn.Release()
 	}()
-	if _, err := conn.Exec(ctx, "BEGIN"); err != nil {
-		return err
-	}
-	tx := &txn{Conn: conn}
 	if err := fn(tx); err != nil {
 		return err
 	}
 	tx.final.Queue("COMMIT")
+	if !tx.begun {
+		// Nothing was sent yet: the BEGIN goes with the rest.
+		tx.final.QueuedQueries = append([]*pgx.QueuedQuery{{SQL: "BEGIN"}}, tx.final.QueuedQueries...)
+		tx.begun = true
+	}
 	// Close reads every result, running the queued callbacks, and
 	// returns the first error; after an error the server skipped the
 	// rest, COMMIT included, and the deferred ROLLBACK ends the
@@ -268,15 +270,111 @@ func (s *Store) runTx(ctx context.Context, fn func(tx *txn) error) (err error) {
 	return err
 }
 
-// txn is a write transaction of inTx: statements run on Conn at once,
-// except those queued with last, which go with the COMMIT.
+// txn is a write transaction of inTx. Its BEGIN is not sent alone: it
+// goes with the first statement (or batch) the transaction sends, in one
+// round trip. Statements run at once, except those queued with last,
+// which go with the COMMIT.
 type txn struct {
-	*pgxpool.Conn
+	conn  *pgxpool.Conn
+	begun bool // BEGIN was sent
 	final pgx.Batch
 	// spends is set when final spends a token (spendToken), the one
 	// statement that divides by zero on purpose.
 	spends bool
 }
+
+// batch returns a new batch to send with send, which begins with the
+// transaction's BEGIN if it was not sent yet.
+func (tx *txn) batch() *pgx.Batch {
+	b := &pgx.Batch{}
+	if !tx.begun {
+		b.Queue("BEGIN")
+		tx.begun = true
+	}
+	return b
+}
+
+// send sends b (from batch) and reads every result, running the queued
+// callbacks; it returns the first error (see pgx.BatchResults.Close).
+func (tx *txn) send(ctx context.Context, b *pgx.Batch) error {
+	return tx.conn.SendBatch(ctx, b).Close()
+}
+
+// QueryRow runs a statement that returns at most one row, with the BEGIN
+// if it was not sent yet.
+func (tx *txn) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	if tx.begun {
+		return tx.conn.QueryRow(ctx, sql, args...)
+	}
+	b := tx.batch()
+	b.Queue(sql, args...)
+	br := tx.conn.SendBatch(ctx, b)
+	if _, err := br.Exec(); err != nil { // the BEGIN
+		_ = br.Close()
+		return errRow{err}
+	}
+	return batchRow{br}
+}
+
+// Exec runs a statement, with the BEGIN if it was not sent yet.
+func (tx *txn) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	if tx.begun {
+		return tx.conn.Exec(ctx, sql, args...)
+	}
+	var tag pgconn.CommandTag
+	b := tx.batch()
+	b.Queue(sql, args...).Exec(func(ct pgconn.CommandTag) error {
+		tag = ct
+		return nil
+	})
+	return tag, tx.send(ctx, b)
+}
+
+// Query runs a statement that returns rows, after sending the BEGIN
+// alone if it was not sent yet (the statements that read several rows
+// come after others that sent it).
+func (tx *txn) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	if err := tx.begin(ctx); err != nil {
+		return nil, err
+	}
+	return tx.conn.Query(ctx, sql, args...)
+}
+
+// CopyFrom copies rows into a table (pgx.Conn.CopyFrom) within the
+// transaction.
+func (tx *txn) CopyFrom(ctx context.Context, table pgx.Identifier, cols []string, src pgx.CopyFromSource) (int64, error) {
+	if err := tx.begin(ctx); err != nil {
+		return 0, err
+	}
+	return tx.conn.CopyFrom(ctx, table, cols, src)
+}
+
+// begin sends the BEGIN alone if it was not sent yet.
+func (tx *txn) begin(ctx context.Context) error {
+	if tx.begun {
+		return nil
+	}
+	tx.begun = true
+	_, err := tx.conn.Exec(ctx, "BEGIN")
+	return err
+}
+
+// batchRow is the row of a batch's second statement (the first is the
+// BEGIN); Scan reads it and closes the batch.
+type batchRow struct{ br pgx.BatchResults }
+
+func (r batchRow) Scan(dest ...any) error {
+	err := r.br.QueryRow().Scan(dest...)
+	if cerr := r.br.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// errRow is a row whose statement failed.
+type errRow struct{ err error }
+
+func (r errRow) Scan(...any) error { return r.err }
 
 // last queues a statement to be sent with the COMMIT, in the order
 // queued; row, if not nil, reads its one row.
@@ -287,10 +385,11 @@ func (tx *txn) last(sql string, row func(pgx.Row) error, args ...any) {
 	}
 }
 
-// retryable reports whether err is a serialization failure or a deadlock.
+// retryable reports whether err is a serialization failure, a deadlock,
+// or errRaced.
 func retryable(err error) bool {
 	var pe *pgconn.PgError
-	return errors.As(err, &pe) && (pe.Code == "40001" || pe.Code == "40P01")
+	return errors.As(err, &pe) && (pe.Code == "40001" || pe.Code == "40P01") || errors.Is(err, errRaced)
 }
 
 // isUndefinedTable reports whether err is PostgreSQL's 42P01.

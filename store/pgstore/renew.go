@@ -2,6 +2,7 @@ package pgstore
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/fleetca/fleetca/store"
@@ -247,14 +249,14 @@ func renewTx(ctx context.Context, tx *txn, r store.Renewal, c store.Certificate)
 			return none, fmt.Errorf("earlier certificate: %w", err)
 		}
 		if r.Nonce != nil {
-			if _, err := spendNonce(ctx, tx, *r.Nonce, r.Now); err != nil {
+			if err := spendNonce(ctx, tx, *r.Nonce, r.Now); err != nil {
 				return none, err
 			}
 		}
 		return &store.RenewResult{Certificate: earlier, Replayed: true}, nil
 	}
 
-	// The parent, the device's last renewal, the nonce.
+	// The parent and the device's last renewal.
 	switch {
 	case !parent.revokedAt.IsZero():
 		return none, fmt.Errorf("revoked at %s: %w", parent.revokedAt.Format(time.RFC3339), store.ErrCertificateRevoked)
@@ -263,29 +265,22 @@ func renewTx(ctx context.Context, tx *txn, r store.Renewal, c store.Certificate)
 	case r.MinInterval > 0 && dev.LastRenewalAt.After(r.Now.Add(-r.MinInterval)):
 		return none, fmt.Errorf("last renewal at %s: %w", dev.LastRenewalAt.Format(time.RFC3339), store.ErrRenewedRecently)
 	}
+
+	// The nonce, the key and the serial, then the device: one round trip
+	// (see issueTx); a refusal rolls back what the batch wrote.
+	var cond firstCond
+	b := tx.batch()
 	if r.Nonce != nil {
-		fresh, err := spendNonce(ctx, tx, *r.Nonce, r.Now)
-		if err != nil {
-			return none, err
-		}
-		if !fresh {
-			return none, store.ErrNonceSpent
-		}
+		queueSpendNonce(b, &cond, *r.Nonce, r.Now)
+	}
+	queueBindKey(b, &cond, c.KeyHash, c.DeviceID)
+	queueInsertCert(b, &cond, c)
+	b.Queue("UPDATE devices SET last_renewal_at = $2, updated_at = $2 WHERE id = $1", c.DeviceID, r.Now)
+	if err := tx.send(ctx, b); cond.err != nil || err != nil {
+		return none, cmp.Or(cond.err, err)
 	}
 
-	// The key and the serial.
-	if err := bindKey(ctx, tx, c.KeyHash, c.DeviceID); err != nil {
-		return none, err
-	}
-	if err := insertCert(ctx, tx, c); err != nil {
-		return none, err
-	}
-
-	// Every condition holds: the device, the superseded, the logs.
-	_, err = tx.Exec(ctx, "UPDATE devices SET last_renewal_at = $2, updated_at = $2 WHERE id = $1", c.DeviceID, r.Now)
-	if err != nil {
-		return none, fmt.Errorf("device: %w", err)
-	}
+	// Every condition holds: the superseded, the logs.
 	var old []store.Certificate
 	if r.MaxActive > 0 {
 		n := len(lin.live)
@@ -309,23 +304,35 @@ func renewTx(ctx context.Context, tx *txn, r store.Renewal, c store.Certificate)
 	return res, nil
 }
 
-// spendNonce forgets up to maxNonceSweep nonces expired at now, then
-// records n as spent until n.Expires, unless it is spent and unexpired at
-// now. It reports whether it recorded n.
-func spendNonce(ctx context.Context, tx *txn, n store.Nonce, now time.Time) (bool, error) {
+// spendNonce spends the nonce n at now (queueSpendNonce), in a round trip
+// of its own, whether or not it was spent.
+func spendNonce(ctx context.Context, tx *txn, n store.Nonce, now time.Time) error {
+	var ignored firstCond
+	b := tx.batch()
+	queueSpendNonce(b, &ignored, n, now)
+	return tx.send(ctx, b)
+}
+
+// queueSpendNonce queues on b statements that forget up to maxNonceSweep
+// nonces expired at now, then record n as spent until n.Expires, unless
+// it is spent and unexpired at now: then cond judges
+// store.ErrNonceSpent.
+func queueSpendNonce(b *pgx.Batch, cond *firstCond, n store.Nonce, now time.Time) {
 	// SKIP LOCKED: two sweepers never wait for each other, nor for a
 	// spender of an expired nonce.
-	_, err := tx.Exec(ctx, `DELETE FROM nonces WHERE hash IN (
+	b.Queue(`DELETE FROM nonces WHERE hash IN (
 		SELECT hash FROM nonces WHERE expires <= $1 AND hash <> $2 ORDER BY expires LIMIT $3 FOR UPDATE SKIP LOCKED)`,
-		now, n.Hash[:], maxNonceSweep)
-	if err != nil {
-		return false, fmt.Errorf("forget expired nonces: %w", err)
-	}
-	fresh, err := returnsRow(ctx, tx, `INSERT INTO nonces (hash, expires) VALUES ($1, $2)
+		now, n.Hash[:], maxNonceSweep).Exec(func(pgconn.CommandTag) error { return nil })
+	b.Queue(`INSERT INTO nonces (hash, expires) VALUES ($1, $2)
 		ON CONFLICT (hash) DO UPDATE SET expires = excluded.expires WHERE nonces.expires <= $3
-		RETURNING true`, n.Hash[:], n.Expires, now)
-	if err != nil {
-		return false, fmt.Errorf("nonce: %w", err)
-	}
-	return fresh, nil
+		RETURNING true`, n.Hash[:], n.Expires, now).QueryRow(func(row pgx.Row) error {
+		fresh, err := rowReturned(row)
+		switch {
+		case err != nil:
+			return fmt.Errorf("nonce: %w", err)
+		case !fresh:
+			return cond.judge(store.ErrNonceSpent)
+		}
+		return nil
+	})
 }
