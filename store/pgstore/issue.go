@@ -92,15 +92,18 @@ func checkIssuance(is store.Issuance) error {
 }
 
 // issueTx is the body of Issue. The common path (a new device) takes one
-// round trip before the COMMIT's: the BEGIN, the token's read and every
-// check and write of the conditions go in one batch, in the order of the
-// conditions, and the results are judged in that order (firstCond). A
-// write whose condition fails, or that comes after one that failed, is
-// rolled back with the rest; no statement of the batch fails with an
-// error for a refused condition, so none hides an earlier condition's
-// answer. The device's row is created or locked by the batch's device
-// statement, before the key's and the certificate's statements, so the
-// locks are taken in the order of the unbatched writes.
+// round trip before the COMMIT's: the BEGIN, the token's read and the
+// statements of the manufacturer certificate, the device, the key and the
+// serial go in one batch, in the order of the conditions, and their
+// results are judged in that order (firstCond); only an existing
+// device's live certificates are counted after it (MaxActive), and that
+// condition judged before the key's and the serial's. A write whose
+// condition fails, or that comes after one that failed, is rolled back
+// with the rest; no statement of the batch fails with an error for a
+// refused condition, so none hides an earlier condition's answer. The
+// device's row is created or locked by the batch's device statement,
+// before the key's and the certificate's statements, so the locks are
+// taken in the order of the unbatched writes.
 func issueTx(ctx context.Context, tx *txn, is store.Issuance) error {
 	c := is.Certificate
 	var cond firstCond
@@ -158,29 +161,39 @@ func issueTx(ctx context.Context, tx *txn, is store.Issuance) error {
 		}
 		return nil
 	})
-	if is.MaxActive > 0 {
-		// A statement of its own, so its snapshot is taken once the
-		// device's row is locked.
-		b.Queue(`SELECT count(*) FROM (SELECT 1 FROM certificates
-			WHERE device_id = $1 AND revoked_at IS NULL AND not_after > $2 LIMIT $3) l`,
-			c.DeviceID, is.Now, is.MaxActive).QueryRow(func(row pgx.Row) error {
-			var live int
-			if err := row.Scan(&live); err != nil {
-				return fmt.Errorf("count live certificates: %w", err)
-			}
-			if !created && live >= is.MaxActive {
-				return cond.judge(fmt.Errorf("%d live, at most %d: %w", live, is.MaxActive, store.ErrTooManyCertificates))
-			}
-			return nil
-		})
-	}
 
-	// The key and the serial.
-	queueBindKey(b, &cond, c.KeyHash, c.DeviceID)
-	queueInsertCert(b, &cond, c)
+	// The key and the serial, judged after MaxActive's count.
+	var keyCond firstCond
+	queueBindKey(b, &keyCond, c.KeyHash, c.DeviceID)
+	var inserted bool
+	queueInsertCert(b, &keyCond, c, &inserted)
 
 	if err := tx.send(ctx, b); cond.err != nil || err != nil {
 		return cmp.Or(cond.err, err)
+	}
+
+	// An existing device's live certificates, counted under its row's
+	// lock, in a statement of its own (so its snapshot is taken once the
+	// lock is held), and not in the batch: a new device has none. The
+	// certificate the batch inserted is not counted.
+	if !created && is.MaxActive > 0 {
+		var live int
+		var ours any
+		if inserted {
+			ours = numeric(c.Serial)
+		}
+		err := tx.QueryRow(ctx, `SELECT count(*) FROM (SELECT 1 FROM certificates
+			WHERE device_id = $1 AND revoked_at IS NULL AND not_after > $2 AND serial IS DISTINCT FROM $3 LIMIT $4) l`,
+			c.DeviceID, is.Now, ours, is.MaxActive).Scan(&live)
+		if err != nil {
+			return fmt.Errorf("count live certificates: %w", err)
+		}
+		if live >= is.MaxActive {
+			return fmt.Errorf("%d live, at most %d: %w", live, is.MaxActive, store.ErrTooManyCertificates)
+		}
+	}
+	if keyCond.err != nil {
+		return keyCond.err
 	}
 
 	if !created {
@@ -354,8 +367,9 @@ func queueBindKey(b *pgx.Batch, cond *firstCond, key store.KeyHash, deviceID str
 }
 
 // queueInsertCert queues on b the insert of c, and its refusal
-// (store.ErrConflict, judged by cond) if its serial exists.
-func queueInsertCert(b *pgx.Batch, cond *firstCond, c store.Certificate) {
+// (store.ErrConflict, judged by cond) if its serial exists; inserted, if
+// not nil, is set when it inserted c.
+func queueInsertCert(b *pgx.Batch, cond *firstCond, c store.Certificate, inserted *bool) {
 	b.Queue(`INSERT INTO certificates (`+certCols+`)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (serial) DO NOTHING RETURNING true`,
 		numeric(c.Serial), c.DeviceID, c.KeyHash[:], nullTime(c.NotBefore), c.NotAfter, nullTime(c.IssuedAt),
@@ -366,6 +380,9 @@ func queueInsertCert(b *pgx.Batch, cond *firstCond, c store.Certificate) {
 			return fmt.Errorf("certificate: %w", err)
 		case !fresh:
 			return cond.judge(fmt.Errorf("serial %x exists: %w", c.Serial, store.ErrConflict))
+		}
+		if inserted != nil {
+			*inserted = true
 		}
 		return nil
 	})

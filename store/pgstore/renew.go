@@ -274,7 +274,7 @@ func renewTx(ctx context.Context, tx *txn, r store.Renewal, c store.Certificate)
 		queueSpendNonce(b, &cond, *r.Nonce, r.Now)
 	}
 	queueBindKey(b, &cond, c.KeyHash, c.DeviceID)
-	queueInsertCert(b, &cond, c)
+	queueInsertCert(b, &cond, c, nil)
 	b.Queue("UPDATE devices SET last_renewal_at = $2, updated_at = $2 WHERE id = $1", c.DeviceID, r.Now)
 	if err := tx.send(ctx, b); cond.err != nil || err != nil {
 		return none, cmp.Or(cond.err, err)
