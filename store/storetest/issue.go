@@ -276,6 +276,14 @@ func testIssue(t *testing.T, newStore func(t *testing.T) store.Store) {
 			is.MaxActive = 1
 			return is
 		}, store.ErrTooManyCertificates},
+		{"fail/too-many-before-serial-exists", func(f fixture) store.Issuance {
+			// The count is of the certificates before this one, whose
+			// serial is the one that exists.
+			f.issue(newIssuance(newCert(serial(7), "dev-1", "k1")))
+			is := newIssuance(newCert(serial(7), "dev-1", "k1"))
+			is.MaxActive = 1
+			return is
+		}, store.ErrTooManyCertificates},
 		{"fail/too-many-certificates", func(f fixture) store.Issuance {
 			tok := f.createToken(newToken("tok-1", 3))
 			f.issue(withToken(newIssuance(newCert(serial(1), "dev-1", "k1")), tok))
