@@ -90,9 +90,22 @@
 //     commit. Changes listens on a dedicated connection
 //     (application_name fleetca-listen), reconnects with backoff, and
 //     signals on each loss, since notifications sent meanwhile are lost.
-//   - Serialization failures (40001) and deadlocks (40P01) are retried, at
-//     most 8 runs of the transaction (Store.inTx); a duplicate that no
-//     condition caught (23505) is store.ErrConflict.
+//   - A write sends its statements in as few round trips as the rules
+//     allow, since each costs both sides CPU: the BEGIN goes with the
+//     first statement, the writes that need no answer (and the spend and
+//     the logs) with the COMMIT, and Issue (for a new device) and Renew
+//     send their conditions' statements in one pgx.Batch, writes included
+//     (INSERT ... ON CONFLICT DO NOTHING RETURNING), and judge the results
+//     in the contract's order: the first refused condition is the answer
+//     and the ROLLBACK undoes the rest. A new device's Issue is two round
+//     trips. A statement that holds a lock must come before any whose
+//     snapshot must see what the lock waited for (a statement's snapshot
+//     is taken when it starts); a statement that could not see a row
+//     committed after its snapshot (an INSERT's conflict with a row its
+//     SELECT cannot read) reruns the transaction (errRaced).
+//   - Serialization failures (40001), deadlocks (40P01) and errRaced are
+//     retried, at most 8 runs of the transaction (Store.inTx); a duplicate
+//     that no condition caught (23505) is store.ErrConflict.
 //   - No error contains the password (the DSN's or Options.Password);
 //     pgx errors leave wrapped, their text redacted.
 //

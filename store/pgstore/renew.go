@@ -295,10 +295,7 @@ func renewTx(ctx context.Context, tx *txn, r store.Renewal, c store.Certificate)
 			n--
 		}
 	}
-	entries, err := revokeCerts(ctx, tx, old, r.Now, reasonSuperseded, false)
-	if err != nil {
-		return none, err
-	}
+	entries := revokeCerts(tx, old, r.Now, reasonSuperseded, false)
 	res := &store.RenewResult{Certificate: c}
 	appendLogs(tx, []store.AuditEvent{r.Audit}, entries, &res.Superseded)
 	return res, nil

@@ -102,22 +102,32 @@ func revokeSerialTx(ctx context.Context, tx *txn, r store.RevokeRequest) ([]stor
 	case err != nil:
 		return nil, none, err
 	}
-	if _, err := lockDevice(ctx, tx, deviceID); err != nil {
-		return nil, none, err
-	}
-	// Read again under the device's lock, which every writer of the
-	// certificate holds.
-	c, err := scanCert(tx.QueryRow(ctx, "SELECT "+certCols+" FROM certificates WHERE serial = $1", numeric(r.Serial)))
-	if err != nil {
+	// The device's row locked, and the certificate read again under
+	// that lock, which every writer of the certificate holds: one round
+	// trip, two statements (the second's snapshot is taken once the
+	// first holds the lock).
+	var c store.Certificate
+	b := tx.batch()
+	b.Queue("SELECT true FROM devices WHERE id = $1 FOR NO KEY UPDATE", deviceID).QueryRow(func(row pgx.Row) error {
+		var ok bool
+		err := row.Scan(&ok)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return store.ErrNotFound
+		}
+		return err
+	})
+	b.Queue("SELECT "+certCols+" FROM certificates WHERE serial = $1", numeric(r.Serial)).QueryRow(func(row pgx.Row) error {
+		var err error
+		c, err = scanCert(row)
+		return err
+	})
+	if err := tx.send(ctx, b); err != nil {
 		return nil, none, err
 	}
 	if !c.RevokedAt.IsZero() {
 		return nil, none, fmt.Errorf("revoked at %s: %w", c.RevokedAt.Format(time.RFC3339), store.ErrAlreadyRevoked)
 	}
-	e, err := revokeCerts(ctx, tx, []store.Certificate{c}, r.At, r.Reason, r.BlockKeys)
-	if err != nil {
-		return nil, none, err
-	}
+	e := revokeCerts(tx, []store.Certificate{c}, r.At, r.Reason, r.BlockKeys)
 	audit := r.Audit
 	if audit.DeviceID == "" {
 		audit.DeviceID = c.DeviceID // the caller names the serial only
@@ -142,38 +152,28 @@ func revokeDeviceTx(ctx context.Context, tx *txn, r store.RevokeRequest) ([]stor
 	if err != nil {
 		return nil, none, fmt.Errorf("live certificates: %w", err)
 	}
-	entries, err := revokeCerts(ctx, tx, live, r.At, r.Reason, r.BlockKeys)
-	if err != nil {
-		return nil, none, err
-	}
-	_, err = tx.Exec(ctx, "UPDATE devices SET status = 'revoked', updated_at = $2, revoked_at = $2 WHERE id = $1", r.DeviceID, r.At)
-	if err != nil {
-		return nil, none, fmt.Errorf("device: %w", err)
-	}
+	entries := revokeCerts(tx, live, r.At, r.Reason, r.BlockKeys)
+	tx.last("UPDATE devices SET status = 'revoked', updated_at = $2, revoked_at = $2 WHERE id = $1", nil, r.DeviceID, r.At)
 	return entries, r.Audit, nil
 }
 
-// revokeCerts records certs (unrevoked, of one device whose row the
-// transaction has locked) as revoked at at for reason, blocks their keys
-// if block, and returns their log entries, in the order of certs, without
-// Seq: appendLogs, which the caller runs last, gives them theirs.
-func revokeCerts(ctx context.Context, tx *txn, certs []store.Certificate, at time.Time, reason int, block bool) ([]store.Revocation, error) {
+// revokeCerts queues with the COMMIT (txn.last) the statements that
+// record certs (unrevoked, of one device whose row the transaction has
+// locked) as revoked at at for reason, and block their keys if block,
+// and returns their log entries, in the order of certs, without Seq:
+// appendLogs, which the caller runs last, gives them theirs.
+func revokeCerts(tx *txn, certs []store.Certificate, at time.Time, reason int, block bool) []store.Revocation {
 	out := make([]store.Revocation, 0, len(certs))
 	for _, c := range certs {
-		if _, err := tx.Exec(ctx, "UPDATE certificates SET revoked_at = $2, reason = $3 WHERE serial = $1",
-			numeric(c.Serial), at, reason); err != nil {
-			return nil, fmt.Errorf("certificate %x: %w", c.Serial, err)
-		}
+		tx.last("UPDATE certificates SET revoked_at = $2, reason = $3 WHERE serial = $1", nil, numeric(c.Serial), at, reason)
 		if block {
-			if _, err := tx.Exec(ctx, "INSERT INTO blocked_keys (key_hash) VALUES ($1) ON CONFLICT DO NOTHING", c.KeyHash[:]); err != nil {
-				return nil, fmt.Errorf("blocked key: %w", err)
-			}
+			tx.last("INSERT INTO blocked_keys (key_hash) VALUES ($1) ON CONFLICT DO NOTHING", nil, c.KeyHash[:])
 		}
 		out = append(out, store.Revocation{
 			Serial: c.Serial, DeviceID: c.DeviceID, RevokedAt: at, Reason: reason, NotAfter: c.NotAfter,
 		})
 	}
-	return out, nil
+	return out
 }
 
 // ResetDevice sets the Status of the revoked device with the ID to
