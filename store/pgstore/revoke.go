@@ -231,12 +231,8 @@ func (s *Store) RenewNow(ctx context.Context, id string, at time.Time, audit sto
 				return err
 			}
 		} else {
-			tag, err := tx.Exec(ctx, "UPDATE devices SET renew_now_at = $2 WHERE id = $1", id, at)
-			if err != nil {
+			if err := tx.execFound(ctx, "UPDATE devices SET renew_now_at = $2 WHERE id = $1", id, at); err != nil {
 				return err
-			}
-			if tag.RowsAffected() == 0 {
-				return store.ErrNotFound
 			}
 		}
 		appendAudit(tx, audit)

@@ -211,12 +211,8 @@ func (s *Store) ListManufacturers(ctx context.Context) ([]store.Manufacturer, er
 // used manufacturer certificates (mfr_certs) stay.
 func (s *Store) DeleteManufacturer(ctx context.Context, name string, audit store.AuditEvent) error {
 	err := s.inTx(ctx, func(tx *txn) error {
-		tag, err := tx.Exec(ctx, "DELETE FROM manufacturers WHERE name = $1", name)
-		if err != nil {
+		if err := tx.execFound(ctx, "DELETE FROM manufacturers WHERE name = $1", name); err != nil {
 			return err
-		}
-		if tag.RowsAffected() == 0 {
-			return store.ErrNotFound
 		}
 		appendAudit(tx, audit)
 		return nil
