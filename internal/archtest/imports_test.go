@@ -16,7 +16,8 @@ const mod = "github.com/fleetca/fleetca/"
 var leaves = []string{"internal/fault", "internal/atomicfile", "internal/certutil", "internal/redact", "internal/tlsconf"}
 
 // TestImportRules: the verifier side (proxy, verify), the device side
-// (client, agent) and the wire types (api) depend on nothing of the CA's.
+// (client, agent) and the wire types (api) depend on nothing of the CA's;
+// the store's backends on nothing of fleetca's but the store.
 func TestImportRules(t *testing.T) {
 	goTool := testenv.Need(t, "go")
 	for _, tc := range []struct {
@@ -29,6 +30,11 @@ func TestImportRules(t *testing.T) {
 		{"proxy", []string{"api", "verify", "proxy/internal/fastpath"}, "verify"},
 		{"client", []string{"api"}, "api"},
 		{"agent", []string{"api", "client"}, "client"},
+		// The store's backends share their rules through store/internal/backend,
+		// which knows nothing of either.
+		{"store/internal/backend", []string{"store"}, "store"},
+		{"store/boltstore", []string{"store", "store/internal/backend"}, "store/internal/backend"},
+		{"store/pgstore", []string{"store", "store/internal/backend"}, "store/internal/backend"},
 	} {
 		t.Run(tc.pkg, func(t *testing.T) {
 			out, err := exec.CommandContext(t.Context(), goTool, "list", "-deps", "../../"+tc.pkg).Output()

@@ -2,65 +2,25 @@ package boltstore
 
 import (
 	"crypto/sha256"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/big"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
 	"go.etcd.io/bbolt"
 
 	"github.com/fleetca/fleetca/store"
+	"github.com/fleetca/fleetca/store/internal/storebench"
 )
 
 // BenchmarkIssue measures enrollment throughput as a factory line sees it,
-// with fsync on: Issue calls kept 32 in flight, each a new device spending
-// a use of a shared pattern token, with the conditions enroll sets. One
-// op is one enrollment, so ns/op is the inverse of the throughput, which
-// it also reports as enrollments/s.
+// with fsync on (storebench.Issue: 32 Issue calls in flight, each a new
+// device spending a use of a shared pattern token). One op is one
+// enrollment; it also reports enrollments/s.
 func BenchmarkIssue(b *testing.B) {
-	const inFlight = 32
-	ctx := b.Context()
-	s := open(b, filepath.Join(b.TempDir(), "fleetca.db"), Options{})
-	tok := store.Token{
-		ID: "bench", Hash: sha256.Sum256([]byte("bench")), DevicePattern: "dev-*",
-		Uses: 1 << 40, CreatedAt: t0, ExpiresAt: t0.Add(time.Hour),
-	}
-	if err := s.CreateToken(ctx, tok, store.AuditEvent{Time: t0, Action: "token.create", Actor: "admin"}); err != nil {
-		b.Fatal(err)
-	}
-	der := make([]byte, benchDERSize)
-
-	calls := newInFlight(inFlight)
-	var n uint64
-	start := time.Now()
-	for b.Loop() {
-		n++
-		id := benchDevice(n)
-		sum := sha256.Sum256(binary.BigEndian.AppendUint64(nil, n))
-		serial := new(big.Int).SetBytes(sum[:16]) // 128 random-looking bits
-		is := store.Issuance{
-			Certificate:      benchCert(serial, id, t0, der),
-			Token:            tok.Hash,
-			Now:              t0,
-			RequireNewDevice: true,
-			MaxActive:        2,
-			Audit: store.AuditEvent{
-				Time: t0, Action: "certificate.issue", Actor: "token:bench",
-				DeviceID: id, Serial: serial.Text(16), TokenID: "bench",
-			},
-		}
-		calls.Go(func() {
-			if err := s.Issue(ctx, is); err != nil {
-				b.Error(err)
-			}
-		})
-	}
-	calls.Wait()
-	b.ReportMetric(float64(n)/time.Since(start).Seconds(), "enrollments/s")
+	storebench.Issue(b, t0, 1<<40, open(b, filepath.Join(b.TempDir(), "fleetca.db"), Options{}))
 }
 
 // BenchmarkRevoke measures revocation throughput with fsync on, as an admin
@@ -80,11 +40,8 @@ func benchmarkRevoke(b *testing.B, byDevice bool) {
 	const inFlight = 32
 	ctx := b.Context()
 	s := open(b, filepath.Join(b.TempDir(), "fleetca.db"), Options{})
-	der := make([]byte, benchDERSize)
-	serialOf := func(n uint64) *big.Int {
-		sum := sha256.Sum256(binary.BigEndian.AppendUint64(nil, n))
-		return new(big.Int).SetBytes(sum[:16]) // 128 random-looking bits
-	}
+	der := make([]byte, storebench.DERSize)
+	serialOf := func(n uint64) *big.Int { return storebench.Serial(n) }
 
 	// seed issues the next chunk certificates (issueUnsynced). No Revoke
 	// may be under way.
@@ -94,13 +51,13 @@ func benchmarkRevoke(b *testing.B, byDevice bool) {
 		certs := make([]store.Certificate, 0, chunk)
 		for range chunk {
 			seeded++
-			certs = append(certs, benchCert(serialOf(seeded), benchDevice(seeded), t0, der))
+			certs = append(certs, storebench.Certificate(serialOf(seeded), storebench.Device(seeded), t0, der))
 		}
 		issueUnsynced(b, s, certs)
 	}
 
 	at := t0.Add(time.Hour)
-	calls := newInFlight(inFlight)
+	calls := storebench.NewInFlight(inFlight)
 	var n uint64
 	var seeding time.Duration
 	start := time.Now()
@@ -114,7 +71,7 @@ func benchmarkRevoke(b *testing.B, byDevice bool) {
 			Audit: store.AuditEvent{Time: at, Action: "certificate.revoke", Actor: "admin", Serial: serialOf(n).Text(16)},
 		}
 		if byDevice {
-			r.DeviceID, r.Audit.Action = benchDevice(n), "device.revoke"
+			r.DeviceID, r.Audit.Action = storebench.Device(n), "device.revoke"
 		} else {
 			r.Serial = serialOf(n)
 		}
@@ -152,11 +109,8 @@ func benchmarkRenew(b *testing.B, history int) {
 	const inFlight = 32
 	ctx := b.Context()
 	s := open(b, filepath.Join(b.TempDir(), "fleetca.db"), Options{})
-	der := make([]byte, benchDERSize)
-	serialOf := func(n uint64, i int) *big.Int {
-		sum := sha256.Sum256(binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(nil, n), uint64(i)))
-		return new(big.Int).SetBytes(sum[:16]) // 128 random-looking bits
-	}
+	der := make([]byte, storebench.DERSize)
+	serialOf := func(n uint64, i int) *big.Int { return storebench.Serial(n, uint64(i)) }
 	const period = 60 * 24 * time.Hour // a renewal every 60 days
 	at := t0.Add(time.Duration(history) * period)
 
@@ -169,7 +123,7 @@ func benchmarkRenew(b *testing.B, history int) {
 		for range chunk {
 			seeded++
 			for i := range history {
-				c := benchCert(serialOf(seeded, i), benchDevice(seeded), t0.Add(time.Duration(i)*period), der)
+				c := storebench.Certificate(serialOf(seeded, i), storebench.Device(seeded), t0.Add(time.Duration(i)*period), der)
 				if i > 0 {
 					c.Parent = serialOf(seeded, i-1)
 				}
@@ -179,7 +133,7 @@ func benchmarkRenew(b *testing.B, history int) {
 		issueUnsynced(b, s, certs)
 	}
 
-	calls := newInFlight(inFlight)
+	calls := storebench.NewInFlight(inFlight)
 	var n uint64
 	var seeding time.Duration
 	start := time.Now()
@@ -188,10 +142,10 @@ func benchmarkRenew(b *testing.B, history int) {
 		if n > seeded {
 			seeding += untimed(b, calls, seed)
 		}
-		id := benchDevice(n)
+		id := storebench.Device(n)
 		r := store.Renewal{
 			Parent:      serialOf(n, history-1),
-			Certificate: benchCert(serialOf(n, history), id, at, der),
+			Certificate: storebench.Certificate(serialOf(n, history), id, at, der),
 			Now:         at,
 			RetryWindow: 24 * time.Hour,
 			MinInterval: time.Hour,
@@ -212,22 +166,6 @@ func benchmarkRenew(b *testing.B, history int) {
 	}
 	calls.Wait()
 	b.ReportMetric(float64(n)/(time.Since(start)-seeding).Seconds(), "renewals/s")
-}
-
-// benchDERSize stands for the size of a certificate's DER: about that of
-// a P-256 device certificate.
-const benchDERSize = 700
-
-// benchDevice is the ID of a benchmark's n-th device.
-func benchDevice(n uint64) string { return fmt.Sprintf("dev-%08d", n) }
-
-// benchCert is a certificate of device id, whose key is its own, issued
-// at issued and live from a minute before for 90 days, with der for DER.
-func benchCert(serial *big.Int, id string, issued time.Time, der []byte) store.Certificate {
-	return store.Certificate{
-		Serial: serial, DeviceID: id, KeyHash: sha256.Sum256([]byte(id)),
-		NotBefore: issued.Add(-time.Minute), NotAfter: issued.Add(90 * 24 * time.Hour), IssuedAt: issued, DER: der,
-	}
 }
 
 // issueUnsynced records certs as Issue does, through issueTx, each issued
@@ -263,7 +201,7 @@ func issueUnsynced(b *testing.B, s *Store, certs []store.Certificate) {
 
 // untimed waits for the calls in flight, then runs f with the benchmark's
 // timer stopped, and returns how long f took.
-func untimed(b *testing.B, calls *inFlight, f func()) time.Duration {
+func untimed(b *testing.B, calls *storebench.InFlight, f func()) time.Duration {
 	calls.Wait()
 	b.StopTimer()
 	defer b.StartTimer()
@@ -271,24 +209,3 @@ func untimed(b *testing.B, calls *inFlight, f func()) time.Duration {
 	f()
 	return time.Since(t)
 }
-
-// inFlight runs calls on goroutines of their own, at most a given number
-// at a time.
-type inFlight struct {
-	sem chan struct{}
-	wg  sync.WaitGroup
-}
-
-func newInFlight(most int) *inFlight { return &inFlight{sem: make(chan struct{}, most)} }
-
-// Go runs f once fewer than the most calls are in flight.
-func (p *inFlight) Go(f func()) {
-	p.sem <- struct{}{}
-	p.wg.Go(func() {
-		defer func() { <-p.sem }()
-		f()
-	})
-}
-
-// Wait waits for the calls in flight.
-func (p *inFlight) Wait() { p.wg.Wait() }

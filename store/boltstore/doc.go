@@ -6,7 +6,15 @@
 // store.Issuance; which keys to block, in store.RevokeRequest; the retry
 // window, interval and limit of a renewal, in store.Renewal), parse
 // certificates (DER is opaque here), import any
-// fleetca package but store, or let a bbolt type or bare bbolt error out.
+// fleetca package but store and store/internal/backend, or let a bbolt
+// type or bare bbolt error out.
+//
+// What pgstore decides the same way is store/internal/backend's, not a
+// copy here: the argument checks of Revoke, Renew and CreateToken(s), the
+// renewal lineage rules (backend.Judge: the retry, a newer certificate,
+// the live ones; Lineage.Superseded: what MaxActive revokes), the
+// ListCertificates cursor and Load's record loop. This package reads the
+// records those rules need and writes what they decide.
 //
 // The main types are Store, made by Open, and Options, whose zero value is
 // the production setting.

@@ -11,6 +11,7 @@ import (
 	"go.etcd.io/bbolt"
 
 	"github.com/fleetca/fleetca/store"
+	"github.com/fleetca/fleetca/store/internal/backend"
 )
 
 var (
@@ -160,23 +161,7 @@ func (s *Store) Load(ctx context.Context, next func() (store.Record, bool, error
 				return fmt.Errorf("bucket %s has records: %w", name, store.ErrNotEmpty)
 			}
 		}
-		for n := 1; ; n++ {
-			if n%1024 == 0 {
-				if err := ctx.Err(); err != nil {
-					return err
-				}
-			}
-			r, ok, err := next()
-			if err != nil {
-				return err
-			}
-			if !ok {
-				return nil
-			}
-			if err := loadRecord(tx, r); err != nil {
-				return fmt.Errorf("record %d (%s): %w", n, r.Kind(), err)
-			}
-		}
+		return backend.LoadRecords(ctx, next, func(r store.Record) error { return loadRecord(tx, r) })
 	})
 	if err != nil {
 		return fmt.Errorf("load store: %w", err)

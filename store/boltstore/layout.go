@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"go.etcd.io/bbolt"
+
+	"github.com/fleetca/fleetca/store/internal/backend"
 )
 
 // Bucket names. The layout is described in doc.go; changing a name or a
@@ -71,17 +73,9 @@ func parseSerialKey(k []byte) (*big.Int, error) {
 // afterSerialKey returns the serialKey of the lowercase hex serial after,
 // for a Page cursor; nil (start at the beginning) for "" and for 0.
 func afterSerialKey(after string) ([]byte, error) {
-	if after == "" {
-		return nil, nil
-	}
-	for _, r := range after {
-		if !('0' <= r && r <= '9' || 'a' <= r && r <= 'f' || 'A' <= r && r <= 'F') {
-			return nil, fmt.Errorf("page cursor %q is not a hex serial", after)
-		}
-	}
-	n, ok := new(big.Int).SetString(after, 16)
-	if !ok {
-		return nil, fmt.Errorf("page cursor %q is not a hex serial", after)
+	n, err := backend.ParseSerialCursor(after)
+	if err != nil {
+		return nil, err
 	}
 	if n.Sign() == 0 {
 		return nil, nil

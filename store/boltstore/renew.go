@@ -6,12 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
-	"slices"
 	"time"
 
 	"go.etcd.io/bbolt"
 
 	"github.com/fleetca/fleetca/store"
+	"github.com/fleetca/fleetca/store/internal/backend"
 )
 
 // maxNonceSweep is how many expired nonces one spend forgets at most. Each
@@ -61,7 +61,7 @@ func (s *Store) Renew(ctx context.Context, r store.Renewal) (store.RenewResult, 
 	wrap := func(err error) error {
 		return fmt.Errorf("renew certificate %x of device %q: %w", r.Parent, c.DeviceID, err)
 	}
-	if err := checkRenewal(r); err != nil {
+	if err := backend.CheckRenewal(r); err != nil {
 		return store.RenewResult{}, wrap(err)
 	}
 	parentKey, err := serialKey(r.Parent)
@@ -98,37 +98,10 @@ func (s *Store) Renew(ctx context.Context, r store.Renewal) (store.RenewResult, 
 	return res, nil
 }
 
-// checkRenewal checks that r has the fields Renew requires.
-func checkRenewal(r store.Renewal) error {
-	c := r.Certificate
-	switch {
-	case r.Parent == nil:
-		return errors.New("parent serial is required")
-	case r.Now.IsZero():
-		// It becomes LastRenewalAt and the RevokedAt of what is
-		// superseded, where zero means "never".
-		return errors.New("renewal time is required")
-	case c.Serial == nil:
-		return errors.New("certificate serial is required")
-	case c.DeviceID == "":
-		return errors.New("certificate device ID is required")
-	case c.KeyHash == store.KeyHash{}:
-		return errors.New("certificate key hash is required")
-	case c.NotAfter.IsZero():
-		return errors.New("certificate not-after time is required")
-	case c.IssuedAt.IsZero():
-		return errors.New("certificate issued-at time is required")
-	case len(c.DER) == 0:
-		return errors.New("certificate DER is required")
-	}
-	return nil
-}
-
-// lineageEntry is what renewTx reads of each certificate of the device: the
-// fields its rules need, not the DER, which a full decode would turn from
-// base64 for nothing.
-type lineageEntry struct {
-	key       []byte        // serialKey
+// lineageRecord is what renewTx decodes of each certs record of the
+// device: the fields the renewal rules need, not the DER, which a full
+// decode would turn from base64 for nothing.
+type lineageRecord struct {
 	DeviceID  string        `json:"device_id"`
 	KeyHash   store.KeyHash `json:"key_hash"`
 	NotAfter  time.Time     `json:"not_after"`
@@ -137,76 +110,47 @@ type lineageEntry struct {
 	Parent    string        `json:"parent"`
 }
 
-// before reports whether e was issued before o: by IssuedAt, then serial
-// (serialKey byte order is numeric order).
-func (e lineageEntry) before(o lineageEntry) bool {
-	if !e.IssuedAt.Equal(o.IssuedAt) {
-		return e.IssuedAt.Before(o.IssuedAt)
+// getLineageEntry reads the certs record under key as a lineage entry and
+// the device it names; found is false when there is none.
+func getLineageEntry(certs *bbolt.Bucket, key []byte) (e backend.Entry, deviceID string, found bool, err error) {
+	var rec lineageRecord
+	found, err = getJSON(certs, key, &rec)
+	switch {
+	case err != nil:
+		return backend.Entry{}, "", false, fmt.Errorf("certificate: %w", err)
+	case !found:
+		return backend.Entry{}, "", false, nil
 	}
-	return bytes.Compare(e.key, o.key) < 0
-}
-
-// lineage is what renewTx learns from one pass over the device's
-// certificates.
-type lineage struct {
-	// retry is the certificate a retry returns, nil if none.
-	retry *lineageEntry
-	// newer is an unrevoked certificate issued after the parent, nil if none.
-	newer *lineageEntry
-	// live are the certificates Live at r.Now, oldest first.
-	live []lineageEntry
-}
-
-// getLineageEntry reads the certs record under key; found is false when
-// there is none.
-func getLineageEntry(certs *bbolt.Bucket, key []byte) (e lineageEntry, found bool, err error) {
-	e.key = key
-	found, err = getJSON(certs, key, &e)
+	serial, err := parseSerialKey(key)
 	if err != nil {
-		return lineageEntry{}, false, fmt.Errorf("certificate: %w", err)
+		return backend.Entry{}, "", false, err
 	}
-	return e, found, nil
+	e = backend.Entry{
+		Serial: serial, KeyHash: rec.KeyHash,
+		NotAfter: rec.NotAfter, IssuedAt: rec.IssuedAt, RevokedAt: rec.RevokedAt,
+	}
+	if rec.Parent != "" {
+		if e.Parent, err = parseHexSerial(rec.Parent); err != nil {
+			return backend.Entry{}, "", false, fmt.Errorf("certificate %x parent: %w", serial, err)
+		}
+	}
+	return e, rec.DeviceID, true, nil
 }
 
-// scanLineage reads the certificates of the device under the renewal rules
-// of r, whose parent p (read already) is the device's certificate.
-func scanLineage(certs *bbolt.Bucket, cur *bbolt.Cursor, r store.Renewal, p lineageEntry) (lineage, error) {
-	var lin lineage
-	parentHex := r.Parent.Text(16)
-	prefix := deviceIndexPrefix(p.DeviceID)
+// readLineage reads the certificates of the device, in serial order.
+func readLineage(certs *bbolt.Bucket, cur *bbolt.Cursor, deviceID string) ([]backend.Entry, error) {
+	var out []backend.Entry
+	prefix := deviceIndexPrefix(deviceID)
 	for k, _ := cur.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = cur.Next() {
-		e := p
-		if key := k[len(prefix):]; !bytes.Equal(key, p.key) {
-			var found bool
-			var err error
-			if e, found, err = getLineageEntry(certs, bytes.Clone(key)); err != nil {
-				return lineage{}, err
-			} else if !found {
-				return lineage{}, fmt.Errorf("certificate index entry %x has no certificate", k)
-			}
+		e, _, found, err := getLineageEntry(certs, k[len(prefix):])
+		if err != nil {
+			return nil, err
+		} else if !found {
+			return nil, fmt.Errorf("certificate index entry %x has no certificate", k)
 		}
-		unrevoked := e.RevokedAt.IsZero()
-		if unrevoked && e.Parent == parentHex && e.KeyHash == r.Certificate.KeyHash &&
-			r.Now.Sub(e.IssuedAt) < r.RetryWindow && (lin.retry == nil || lin.retry.before(e)) {
-			lin.retry = &e
-		}
-		if unrevoked && lin.newer == nil && p.before(e) {
-			lin.newer = &e
-		}
-		if (store.Certificate{NotAfter: e.NotAfter, RevokedAt: e.RevokedAt}).Live(r.Now) {
-			lin.live = append(lin.live, e)
-		}
+		out = append(out, e)
 	}
-	slices.SortFunc(lin.live, func(a, b lineageEntry) int {
-		switch {
-		case a.before(b):
-			return -1
-		case b.before(a):
-			return 1
-		}
-		return 0
-	})
-	return lin, nil
+	return out, nil
 }
 
 // renewTx is the body of Renew; c is r.Certificate with its Parent set,
@@ -222,15 +166,15 @@ func renewTx(tx *bbolt.Tx, r store.Renewal, c store.Certificate, parentKey, cert
 	var none store.RenewResult
 
 	// The parent and its device.
-	parent, found, err := getLineageEntry(certs, parentKey)
+	parent, parentDevice, found, err := getLineageEntry(certs, parentKey)
 	switch {
 	case err != nil:
 		return none, nil, err
 	case !found:
 		return none, store.ErrNotFound, nil
 	}
-	if parent.DeviceID != c.DeviceID {
-		return none, fmt.Errorf("the parent belongs to device %q", parent.DeviceID), nil
+	if parentDevice != c.DeviceID {
+		return none, fmt.Errorf("the parent belongs to device %q", parentDevice), nil
 	}
 	deviceID := []byte(c.DeviceID)
 	var dev store.Device
@@ -247,14 +191,22 @@ func renewTx(tx *bbolt.Tx, r store.Renewal, c store.Certificate, parentKey, cert
 		// that had expired by then is as dead, whatever a reset did since.
 		return none, fmt.Errorf("issued before its device was revoked at %s: %w", dev.RevokedAt.Format(time.RFC3339), store.ErrCertificateRevoked), nil
 	}
-	lin, err := scanLineage(certs, byDevice.Cursor(), r, parent)
+	entries, err := readLineage(certs, byDevice.Cursor(), c.DeviceID)
 	if err != nil {
 		return none, nil, err
 	}
+	lin := backend.Judge(r, entries)
+	if lin.Parent == nil {
+		return none, nil, fmt.Errorf("certificate index lacks the parent %x", r.Parent)
+	}
 
 	// A retry: the earlier answer, and the nonce spent.
-	if lin.retry != nil {
-		earlier, err := decodeCertificate(lin.retry.key, certs.Get(lin.retry.key))
+	if lin.Retry != nil {
+		key, err := serialKey(lin.Retry.Serial)
+		if err != nil {
+			return none, nil, err
+		}
+		earlier, err := decodeCertificate(key, certs.Get(key))
 		if err != nil {
 			return none, nil, err
 		}
@@ -276,9 +228,8 @@ func renewTx(tx *bbolt.Tx, r store.Renewal, c store.Certificate, parentKey, cert
 	switch {
 	case !parent.RevokedAt.IsZero():
 		return none, fmt.Errorf("revoked at %s: %w", parent.RevokedAt.Format(time.RFC3339), store.ErrCertificateRevoked), nil
-	case lin.newer != nil:
-		newer, _ := parseSerialKey(lin.newer.key)
-		return none, fmt.Errorf("certificate %x was issued after it: %w", newer, store.ErrNotNewest), nil
+	case lin.Newer != nil:
+		return none, fmt.Errorf("certificate %x was issued after it: %w", lin.Newer.Serial, store.ErrNotNewest), nil
 	case r.MinInterval > 0 && dev.LastRenewalAt.After(r.Now.Add(-r.MinInterval)):
 		return none, fmt.Errorf("last renewal at %s: %w", dev.LastRenewalAt.Format(time.RFC3339), store.ErrRenewedRecently), nil
 	}
@@ -321,7 +272,7 @@ func renewTx(tx *bbolt.Tx, r store.Renewal, c store.Certificate, parentKey, cert
 	if err := putJSON(devices, deviceID, dev); err != nil {
 		return none, nil, fmt.Errorf("device: %w", err)
 	}
-	superseded, err := supersedeTx(tx, r, c, lin.live)
+	superseded, err := supersedeTx(tx, lin.Superseded(r), r.Now)
 	if err != nil {
 		return none, nil, err
 	}
@@ -336,35 +287,27 @@ func renewTx(tx *bbolt.Tx, r store.Renewal, c store.Certificate, parentKey, cert
 	return store.RenewResult{Certificate: c, Superseded: superseded}, nil, nil
 }
 
-// supersedeTx revokes, as Revoke would with reason superseded at r.Now, the
-// oldest of live (the device's live certificates before c, oldest first)
-// until the device has at most r.MaxActive live ones with c. It returns
-// the log entries, in Seq order.
-func supersedeTx(tx *bbolt.Tx, r store.Renewal, c store.Certificate, live []lineageEntry) ([]store.Revocation, error) {
-	if r.MaxActive <= 0 {
-		return nil, nil
-	}
-	n := len(live)
-	if c.Live(r.Now) {
-		n++
-	}
+// supersedeTx revokes old (certificates of the device, oldest first) as
+// Revoke would, with reason superseded at now. It returns the log
+// entries, in Seq order.
+func supersedeTx(tx *bbolt.Tx, old []*backend.Entry, now time.Time) ([]store.Revocation, error) {
 	certs := tx.Bucket(bucketCerts)
-	rr := store.RevokeRequest{At: r.Now, Reason: reasonSuperseded}
+	rr := store.RevokeRequest{At: now, Reason: reasonSuperseded}
 	var out []store.Revocation
-	for _, e := range live {
-		if n <= r.MaxActive {
-			break
-		}
-		old, err := decodeCertificate(e.key, certs.Get(e.key))
+	for _, e := range old {
+		key, err := serialKey(e.Serial)
 		if err != nil {
 			return nil, err
 		}
-		entry, err := revokeCertTx(tx, e.key, old, rr)
+		c, err := decodeCertificate(key, certs.Get(key))
+		if err != nil {
+			return nil, err
+		}
+		entry, err := revokeCertTx(tx, key, c, rr)
 		if err != nil {
 			return nil, err
 		}
 		out = append(out, entry)
-		n--
 	}
 	return out, nil
 }

@@ -5,13 +5,13 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
 	"go.etcd.io/bbolt"
 
 	"github.com/fleetca/fleetca/store"
+	"github.com/fleetca/fleetca/store/internal/backend"
 )
 
 // revocationRecord is a value of the revocations bucket: the entry with its
@@ -42,20 +42,9 @@ type revocationRecord struct {
 // serial that serialKey cannot encode (not positive, too long) is never
 // found.
 func (s *Store) Revoke(ctx context.Context, r store.RevokeRequest) ([]store.Revocation, error) {
-	var wrap func(error) error
-	switch {
-	case r.Serial != nil && r.DeviceID != "":
-		return nil, fmt.Errorf("revoke certificate %x of device %q: set a serial or a device ID, not both", r.Serial, r.DeviceID)
-	case r.Serial != nil:
-		wrap = func(err error) error { return fmt.Errorf("revoke certificate %x: %w", r.Serial, err) }
-	case r.DeviceID != "":
-		wrap = func(err error) error { return fmt.Errorf("revoke device %q: %w", r.DeviceID, err) }
-	default:
-		return nil, errors.New("revoke: a serial or a device ID is required")
-	}
-	if r.At.IsZero() {
-		// A zero RevokedAt would record the certificate as unrevoked.
-		return nil, wrap(errors.New("revocation time is required"))
+	wrap, err := backend.CheckRevoke(r)
+	if err != nil {
+		return nil, err
 	}
 	var certKey []byte
 	if r.Serial != nil {
@@ -65,7 +54,7 @@ func (s *Store) Revoke(ctx context.Context, r store.RevokeRequest) ([]store.Revo
 		}
 	}
 	var out []store.Revocation
-	err := s.batch(ctx, func(tx *bbolt.Tx) (cond, err error) {
+	err = s.batch(ctx, func(tx *bbolt.Tx) (cond, err error) {
 		out = nil // a re-run starts afresh
 		var tok store.Token
 		spend := r.Token != store.TokenHash{}

@@ -2,13 +2,13 @@ package boltstore
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
 	"go.etcd.io/bbolt"
 
 	"github.com/fleetca/fleetca/store"
+	"github.com/fleetca/fleetca/store/internal/backend"
 )
 
 // CreateToken stores t as given (Spent and RevokedAt too) and appends
@@ -16,8 +16,8 @@ import (
 // and writes nothing, if a token with the same Hash or ID exists. t.ID must
 // not be empty.
 func (s *Store) CreateToken(ctx context.Context, t store.Token, audit store.AuditEvent) error {
-	if t.ID == "" {
-		return errors.New("create token: token ID is required")
+	if err := backend.CheckToken(t); err != nil {
+		return fmt.Errorf("create token: %w", err)
 	}
 	err := s.update(ctx, func(tx *bbolt.Tx) error {
 		tokens, ids := tx.Bucket(bucketTokens), tx.Bucket(bucketTokenIDs)
@@ -46,13 +46,8 @@ func (s *Store) CreateToken(ctx context.Context, t store.Token, audit store.Audi
 // in one transaction, as CreateToken does for one: a batch of a factory
 // station's tokens costs one fsync. Any conflict writes nothing.
 func (s *Store) CreateTokens(ctx context.Context, ts []store.Token, audits []store.AuditEvent) error {
-	if len(ts) != len(audits) {
-		return fmt.Errorf("create tokens: %d tokens but %d audit events", len(ts), len(audits))
-	}
-	for _, t := range ts {
-		if t.ID == "" {
-			return errors.New("create tokens: token ID is required")
-		}
+	if err := backend.CheckTokens(ts, audits); err != nil {
+		return fmt.Errorf("create tokens: %w", err)
 	}
 	err := s.update(ctx, func(tx *bbolt.Tx) error {
 		tokens, ids := tx.Bucket(bucketTokens), tx.Bucket(bucketTokenIDs)

@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/fleetca/fleetca/store"
+	"github.com/fleetca/fleetca/store/internal/backend"
 )
 
 // revocationChannel is the LISTEN/NOTIFY channel of new revocations. The
@@ -195,11 +196,7 @@ func (s *Store) PutMeta(ctx context.Context, key string, value []byte) error {
 	return nil
 }
 
-// maxSerial bounds the serials the store accepts, as boltstore does (255
-// bytes): a longer one is refused, or never found.
-var maxSerial = new(big.Int).Lsh(big.NewInt(1), 255*8)
-
-// validSerial reports whether n is a serial the store can hold.
-func validSerial(n *big.Int) bool {
-	return n != nil && n.Sign() > 0 && n.Cmp(maxSerial) < 0
-}
+// validSerial reports whether n is a serial the store can hold, as
+// boltstore can (backend.ValidSerial: positive, at most 255 bytes): a
+// longer one is refused, or never found.
+func validSerial(n *big.Int) bool { return backend.ValidSerial(n) }

@@ -1,18 +1,16 @@
 package pgstore
 
 import (
-	"crypto/sha256"
-	"encoding/binary"
 	"fmt"
 	"math/big"
 	"math/rand/v2"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/fleetca/fleetca/internal/pgtest"
 	"github.com/fleetca/fleetca/store"
+	"github.com/fleetca/fleetca/store/internal/storebench"
 )
 
 // BenchmarkIssue measures enrollment throughput as a factory line sees
@@ -41,50 +39,12 @@ func BenchmarkIssue(b *testing.B) {
 }
 
 func benchmarkIssue(b *testing.B, replicas int) {
-	const inFlight = 32
-	ctx := b.Context()
 	dsn := pgtest.NewDurableDatabase(b)
-	stores := make([]*Store, replicas)
+	stores := make([]store.Store, replicas)
 	for i := range stores {
 		stores[i] = openWith(b, Options{DSN: dsn}) // the production pool size
 	}
-	tok := store.Token{
-		ID: "bench", Hash: sha256.Sum256([]byte("bench")), DevicePattern: "dev-*",
-		Uses: 1 << 30, CreatedAt: t0, ExpiresAt: t0.Add(time.Hour),
-	}
-	if err := stores[0].CreateToken(ctx, tok, store.AuditEvent{Time: t0, Action: "token.create", Actor: "admin"}); err != nil {
-		b.Fatal(err)
-	}
-	der := make([]byte, benchDERSize)
-
-	calls := newInFlight(inFlight)
-	var n uint64
-	start := time.Now()
-	for b.Loop() {
-		n++
-		id := benchDevice(n)
-		sum := sha256.Sum256(binary.BigEndian.AppendUint64(nil, n))
-		serial := new(big.Int).SetBytes(sum[:16]) // 128 random-looking bits
-		is := store.Issuance{
-			Certificate:      benchCert(serial, id, t0, der),
-			Token:            tok.Hash,
-			Now:              t0,
-			RequireNewDevice: true,
-			MaxActive:        2,
-			Audit: store.AuditEvent{
-				Time: t0, Action: "certificate.issue", Actor: "token:bench",
-				DeviceID: id, Serial: serial.Text(16), TokenID: "bench",
-			},
-		}
-		s := stores[n%uint64(replicas)]
-		calls.Go(func() {
-			if err := s.Issue(ctx, is); err != nil {
-				b.Error(err)
-			}
-		})
-	}
-	calls.Wait()
-	b.ReportMetric(float64(n)/time.Since(start).Seconds(), "enrollments/s")
+	storebench.Issue(b, t0, 1<<30, stores...)
 }
 
 // BenchmarkListDevices measures ListDevices of one page (100 devices)
@@ -102,7 +62,7 @@ func BenchmarkListDevices(b *testing.B) {
 			return store.Record{}, false, nil
 		}
 		i++
-		return store.Record{Device: &store.Device{ID: benchDevice(uint64(i)), Status: store.DeviceActive, CreatedAt: t0, UpdatedAt: t0}}, true, nil
+		return store.Record{Device: &store.Device{ID: storebench.Device(uint64(i)), Status: store.DeviceActive, CreatedAt: t0, UpdatedAt: t0}}, true, nil
 	})
 	if err != nil {
 		b.Fatal(err)
@@ -115,7 +75,7 @@ func BenchmarkListDevices(b *testing.B) {
 	var pages int
 	for b.Loop() {
 		pages++
-		after := benchDevice(1 + rng.Uint64N(devices-store.DefaultPageLimit))
+		after := storebench.Device(1 + rng.Uint64N(devices-store.DefaultPageLimit))
 		got, err := s.ListDevices(ctx, store.Page{After: after})
 		if err != nil || len(got) != store.DefaultPageLimit {
 			b.Fatalf("ListDevices(after %s) = %d devices, %v, want %d, nil", after, len(got), err, store.DefaultPageLimit)
@@ -136,7 +96,7 @@ func BenchmarkRevokeSignal(b *testing.B) {
 	a.subs.onListen = func() { listening <- struct{}{} }
 	ch := a.Changes(ctx)
 	<-listening
-	der := make([]byte, benchDERSize)
+	der := make([]byte, storebench.DERSize)
 	var seeded uint64
 	var lat []time.Duration
 	var n uint64
@@ -146,7 +106,7 @@ func BenchmarkRevokeSignal(b *testing.B) {
 			b.StopTimer()
 			for range 256 {
 				seeded++
-				c := benchCert(big.NewInt(int64(seeded)), benchDevice(seeded), t0, der)
+				c := storebench.Certificate(big.NewInt(int64(seeded)), storebench.Device(seeded), t0, der)
 				if err := bs.Issue(ctx, store.Issuance{Certificate: c, Now: t0, Audit: store.AuditEvent{Time: t0, Action: "certificate.issue"}}); err != nil {
 					b.Fatal(err)
 				}
@@ -169,40 +129,3 @@ func BenchmarkRevokeSignal(b *testing.B) {
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
 }
-
-// benchDERSize stands for the size of a certificate's DER: about that of
-// a P-256 device certificate.
-const benchDERSize = 700
-
-// benchDevice is the ID of a benchmark's n-th device.
-func benchDevice(n uint64) string { return fmt.Sprintf("dev-%08d", n) }
-
-// benchCert is a certificate of device id, whose key is its own, issued
-// at issued and live from a minute before for 90 days, with der for DER.
-func benchCert(serial *big.Int, id string, issued time.Time, der []byte) store.Certificate {
-	return store.Certificate{
-		Serial: serial, DeviceID: id, KeyHash: sha256.Sum256([]byte(id)),
-		NotBefore: issued.Add(-time.Minute), NotAfter: issued.Add(90 * 24 * time.Hour), IssuedAt: issued, DER: der,
-	}
-}
-
-// inFlight runs calls on goroutines of their own, at most a given number
-// at a time.
-type inFlight struct {
-	sem chan struct{}
-	wg  sync.WaitGroup
-}
-
-func newInFlight(most int) *inFlight { return &inFlight{sem: make(chan struct{}, most)} }
-
-// Go runs f once fewer than the most calls are in flight.
-func (p *inFlight) Go(f func()) {
-	p.sem <- struct{}{}
-	p.wg.Go(func() {
-		defer func() { <-p.sem }()
-		f()
-	})
-}
-
-// Wait waits for the calls in flight.
-func (p *inFlight) Wait() { p.wg.Wait() }

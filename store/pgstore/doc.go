@@ -5,9 +5,16 @@
 // It owns the schema, its migrations and the transactions. It must not
 // decide policy (the caller's, passed in store.Issuance, store.Renewal and
 // store.RevokeRequest), parse certificates (DER is opaque here), import
-// any fleetca package but store, read a clock, log a password, or let a
-// pgx type out; it must not build the CLI's configuration (cmd/fleetca
-// reads the DSN and the password file and calls Open or Migrate).
+// any fleetca package but store and store/internal/backend, read a clock,
+// log a password, or let a pgx type out; it must not build the CLI's
+// configuration (cmd/fleetca reads the DSN and the password file and
+// calls Open or Migrate).
+//
+// The rules it shares with boltstore are store/internal/backend's: the
+// argument checks of Revoke, Renew and CreateToken(s), the renewal
+// lineage rules (backend.Judge, Lineage.Superseded) over the device's
+// certificates read under its row lock, the ListCertificates cursor and
+// Load's record loop.
 //
 // The main types are Store, made by Open, and Options. Migrate applies
 // the schema migrations (fleetca db migrate); SchemaVersion is the

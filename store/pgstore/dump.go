@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/fleetca/fleetca/store"
+	"github.com/fleetca/fleetca/store/internal/backend"
 )
 
 var (
@@ -234,22 +235,8 @@ func (s *Store) Load(ctx context.Context, next func() (store.Record, bool, error
 			return store.ErrNotEmpty
 		}
 		l := loader{ctx: ctx, tx: tx}
-		for n := 1; ; n++ {
-			if n%1024 == 0 {
-				if err := ctx.Err(); err != nil {
-					return err
-				}
-			}
-			r, ok, err := next()
-			if err != nil {
-				return err
-			}
-			if !ok {
-				break
-			}
-			if err := l.add(r); err != nil {
-				return fmt.Errorf("record %d (%s): %w", n, r.Kind(), err)
-			}
+		if err := backend.LoadRecords(ctx, next, l.add); err != nil {
+			return err
 		}
 		if err := l.flush(); err != nil {
 			return err

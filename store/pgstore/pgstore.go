@@ -385,6 +385,19 @@ func (tx *txn) last(sql string, row func(pgx.Row) error, args ...any) {
 	}
 }
 
+// execFound runs a statement that changes the one row it names (an UPDATE
+// or DELETE by key) and returns store.ErrNotFound if it changed none.
+func (tx *txn) execFound(ctx context.Context, sql string, args ...any) error {
+	tag, err := tx.Exec(ctx, sql, args...)
+	if err != nil {
+		return err
+	}
+	if tag.RowsAffected() == 0 {
+		return store.ErrNotFound
+	}
+	return nil
+}
+
 // retryable reports whether err is a serialization failure, a deadlock,
 // or errRaced.
 func retryable(err error) bool {

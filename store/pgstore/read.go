@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/fleetca/fleetca/store"
+	"github.com/fleetca/fleetca/store/internal/backend"
 )
 
 // GetDevice returns the device with the ID, or an error wrapping
@@ -76,7 +77,7 @@ func (s *Store) ListCertificates(ctx context.Context, deviceID string, p store.P
 		}
 		return fmt.Errorf("list certificates of device %q after %q: %w", deviceID, p.After, err)
 	}
-	after, err := afterSerial(p.After)
+	after, err := backend.ParseSerialCursor(p.After)
 	if err != nil {
 		return nil, wrap(err)
 	}
@@ -98,24 +99,6 @@ func (s *Store) ListCertificates(ctx context.Context, deviceID string, p store.P
 		return nil, wrap(err)
 	}
 	return out, nil
-}
-
-// afterSerial parses a Page cursor of ListCertificates, a serial in hex;
-// 0 for "".
-func afterSerial(after string) (*big.Int, error) {
-	if after == "" {
-		return new(big.Int), nil
-	}
-	for _, r := range after {
-		if !('0' <= r && r <= '9' || 'a' <= r && r <= 'f' || 'A' <= r && r <= 'F') {
-			return nil, errArg("page cursor %q is not a hex serial", after)
-		}
-	}
-	n, ok := new(big.Int).SetString(after, 16)
-	if !ok {
-		return nil, errArg("page cursor %q is not a hex serial", after)
-	}
-	return n, nil
 }
 
 // KeyOwner returns the ID of the device the key is bound to, or an error

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
-	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -15,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/fleetca/fleetca/store"
+	"github.com/fleetca/fleetca/store/internal/backend"
 )
 
 // maxNonceSweep is how many expired nonces one spend forgets at most, as
@@ -49,7 +49,7 @@ func (s *Store) Renew(ctx context.Context, r store.Renewal) (store.RenewResult, 
 	wrap := func(err error) error {
 		return fmt.Errorf("renew certificate %x of device %q: %w", r.Parent, c.DeviceID, err)
 	}
-	if err := checkRenewal(r); err != nil {
+	if err := backend.CheckRenewal(r); err != nil {
 		return store.RenewResult{}, wrap(err)
 	}
 	if !validSerial(r.Parent) {
@@ -79,70 +79,14 @@ func (s *Store) Renew(ctx context.Context, r store.Renewal) (store.RenewResult, 
 	return *res, nil
 }
 
-// checkRenewal checks that r has the fields Renew requires.
-func checkRenewal(r store.Renewal) error {
-	c := r.Certificate
-	switch {
-	case r.Parent == nil:
-		return errArg("parent serial is required")
-	case r.Now.IsZero():
-		// It becomes LastRenewalAt and the RevokedAt of what is
-		// superseded, where zero means "never".
-		return errArg("renewal time is required")
-	case c.Serial == nil:
-		return errArg("certificate serial is required")
-	case !validSerial(c.Serial):
-		return errArg("serial %v is not positive or is longer than 255 bytes", c.Serial)
-	case c.DeviceID == "":
-		return errArg("certificate device ID is required")
-	case c.KeyHash == store.KeyHash{}:
-		return errArg("certificate key hash is required")
-	case c.NotAfter.IsZero():
-		return errArg("certificate not-after time is required")
-	case c.IssuedAt.IsZero():
-		return errArg("certificate issued-at time is required")
-	case len(c.DER) == 0:
-		return errArg("certificate DER is required")
-	}
-	return nil
-}
-
-// lineageEntry is what renewTx reads of each certificate of the device:
-// the fields its rules need, not the DER.
-type lineageEntry struct {
-	serial    *big.Int
-	keyHash   store.KeyHash
-	notAfter  time.Time
-	issuedAt  time.Time
-	revokedAt time.Time
-	parent    *big.Int
-}
-
-// before reports whether e was issued before o: by IssuedAt, then serial.
-func (e lineageEntry) before(o lineageEntry) bool {
-	if !e.issuedAt.Equal(o.issuedAt) {
-		return e.issuedAt.Before(o.issuedAt)
-	}
-	return e.serial.Cmp(o.serial) < 0
-}
-
-// lineage is what renewTx learns from one pass over the device's
-// certificates.
-type lineage struct {
-	parent *lineageEntry // r.Parent, nil if not the device's
-	retry  *lineageEntry // the certificate a retry returns, nil if none
-	newer  *lineageEntry // an unrevoked certificate issued after the parent
-	live   []lineageEntry
-}
-
-// scanLineage reads the certificates of the device under the renewal
-// rules of r.
-func scanLineage(ctx context.Context, tx *txn, deviceID string, r store.Renewal) (lineage, error) {
+// readLineage reads the certificates of the device, the fields the
+// renewal rules need.
+func readLineage(ctx context.Context, tx *txn, deviceID string) ([]backend.Entry, error) {
 	rows, err := tx.Query(ctx, `SELECT serial, key_hash, not_after, issued_at, revoked_at, parent
 		FROM certificates WHERE device_id = $1`, deviceID)
-	entries, err := collect(rows, err, func(row pgx.Row) (lineageEntry, error) {
+	entries, err := collect(rows, err, func(row pgx.Row) (backend.Entry, error) {
 		var (
-			e                         lineageEntry
+			e                         backend.Entry
 			serial, parent            pgtype.Numeric
 			key                       []byte
 			notAfter, issued, revoked *time.Time
@@ -151,54 +95,22 @@ func scanLineage(ctx context.Context, tx *txn, deviceID string, r store.Renewal)
 			return e, err
 		}
 		var err error
-		if e.serial, err = bigInt(serial); err != nil {
+		if e.Serial, err = bigInt(serial); err != nil {
 			return e, err
 		}
-		if e.parent, err = bigInt(parent); err != nil {
+		if e.Parent, err = bigInt(parent); err != nil {
 			return e, err
 		}
-		if e.keyHash, err = hash32(key); err != nil {
+		if e.KeyHash, err = hash32(key); err != nil {
 			return e, err
 		}
-		e.notAfter, e.issuedAt, e.revokedAt = timeOf(notAfter), timeOf(issued), timeOf(revoked)
+		e.NotAfter, e.IssuedAt, e.RevokedAt = timeOf(notAfter), timeOf(issued), timeOf(revoked)
 		return e, nil
 	})
 	if err != nil {
-		return lineage{}, fmt.Errorf("lineage: %w", err)
+		return nil, fmt.Errorf("lineage: %w", err)
 	}
-	var lin lineage
-	for i := range entries {
-		if entries[i].serial.Cmp(r.Parent) == 0 {
-			lin.parent = &entries[i]
-		}
-	}
-	if lin.parent == nil {
-		return lin, nil
-	}
-	p := *lin.parent
-	for _, e := range entries {
-		unrevoked := e.revokedAt.IsZero()
-		if unrevoked && e.parent != nil && e.parent.Cmp(r.Parent) == 0 && e.keyHash == r.Certificate.KeyHash &&
-			r.Now.Sub(e.issuedAt) < r.RetryWindow && (lin.retry == nil || lin.retry.before(e)) {
-			lin.retry = &e
-		}
-		if unrevoked && lin.newer == nil && p.before(e) {
-			lin.newer = &e
-		}
-		if (store.Certificate{NotAfter: e.notAfter, RevokedAt: e.revokedAt}).Live(r.Now) {
-			lin.live = append(lin.live, e)
-		}
-	}
-	slices.SortFunc(lin.live, func(a, b lineageEntry) int {
-		switch {
-		case a.before(b):
-			return -1
-		case b.before(a):
-			return 1
-		}
-		return 0
-	})
-	return lin, nil
+	return entries, nil
 }
 
 // renewTx is the body of Renew; c is r.Certificate with its Parent set.
@@ -225,26 +137,27 @@ func renewTx(ctx context.Context, tx *txn, r store.Renewal, c store.Certificate)
 	if err != nil {
 		return none, err
 	}
-	lin, err := scanLineage(ctx, tx, c.DeviceID, r)
+	entries, err := readLineage(ctx, tx, c.DeviceID)
 	if err != nil {
 		return none, err
 	}
-	if lin.parent == nil {
+	lin := backend.Judge(r, entries)
+	if lin.Parent == nil {
 		return none, errors.New("the parent left its device")
 	}
-	parent := *lin.parent
+	parent := *lin.Parent
 	switch {
 	case dev.Status == store.DeviceRevoked:
 		return none, fmt.Errorf("revoked at %s: %w", dev.UpdatedAt.Format(time.RFC3339), store.ErrDeviceRevoked)
-	case !dev.RevokedAt.IsZero() && !parent.issuedAt.After(dev.RevokedAt):
+	case !dev.RevokedAt.IsZero() && !parent.IssuedAt.After(dev.RevokedAt):
 		// Revoking the device revoked only its live certificates; one
 		// that had expired by then is as dead, whatever a reset did since.
 		return none, fmt.Errorf("issued before its device was revoked at %s: %w", dev.RevokedAt.Format(time.RFC3339), store.ErrCertificateRevoked)
 	}
 
 	// A retry: the earlier answer, and the nonce spent.
-	if lin.retry != nil {
-		earlier, err := scanCert(tx.QueryRow(ctx, "SELECT "+certCols+" FROM certificates WHERE serial = $1", numeric(lin.retry.serial)))
+	if lin.Retry != nil {
+		earlier, err := scanCert(tx.QueryRow(ctx, "SELECT "+certCols+" FROM certificates WHERE serial = $1", numeric(lin.Retry.Serial)))
 		if err != nil {
 			return none, fmt.Errorf("earlier certificate: %w", err)
 		}
@@ -258,10 +171,10 @@ func renewTx(ctx context.Context, tx *txn, r store.Renewal, c store.Certificate)
 
 	// The parent and the device's last renewal.
 	switch {
-	case !parent.revokedAt.IsZero():
-		return none, fmt.Errorf("revoked at %s: %w", parent.revokedAt.Format(time.RFC3339), store.ErrCertificateRevoked)
-	case lin.newer != nil:
-		return none, fmt.Errorf("certificate %x was issued after it: %w", lin.newer.serial, store.ErrNotNewest)
+	case !parent.RevokedAt.IsZero():
+		return none, fmt.Errorf("revoked at %s: %w", parent.RevokedAt.Format(time.RFC3339), store.ErrCertificateRevoked)
+	case lin.Newer != nil:
+		return none, fmt.Errorf("certificate %x was issued after it: %w", lin.Newer.Serial, store.ErrNotNewest)
 	case r.MinInterval > 0 && dev.LastRenewalAt.After(r.Now.Add(-r.MinInterval)):
 		return none, fmt.Errorf("last renewal at %s: %w", dev.LastRenewalAt.Format(time.RFC3339), store.ErrRenewedRecently)
 	}
@@ -282,22 +195,12 @@ func renewTx(ctx context.Context, tx *txn, r store.Renewal, c store.Certificate)
 
 	// Every condition holds: the superseded, the logs.
 	var old []store.Certificate
-	if r.MaxActive > 0 {
-		n := len(lin.live)
-		if c.Live(r.Now) {
-			n++
-		}
-		for _, e := range lin.live {
-			if n <= r.MaxActive {
-				break
-			}
-			old = append(old, store.Certificate{Serial: e.serial, DeviceID: c.DeviceID, KeyHash: e.keyHash, NotAfter: e.notAfter})
-			n--
-		}
+	for _, e := range lin.Superseded(r) {
+		old = append(old, store.Certificate{Serial: e.Serial, DeviceID: c.DeviceID, KeyHash: e.KeyHash, NotAfter: e.NotAfter})
 	}
-	entries := revokeCerts(tx, old, r.Now, reasonSuperseded, false)
+	revoked := revokeCerts(tx, old, r.Now, reasonSuperseded, false)
 	res := &store.RenewResult{Certificate: c}
-	appendLogs(tx, []store.AuditEvent{r.Audit}, entries, &res.Superseded)
+	appendLogs(tx, []store.AuditEvent{r.Audit}, revoked, &res.Superseded)
 	return res, nil
 }
 

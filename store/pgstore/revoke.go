@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/fleetca/fleetca/store"
+	"github.com/fleetca/fleetca/store/internal/backend"
 )
 
 // Revoke revokes a certificate (r.Serial) or a device (r.DeviceID) in one
@@ -31,20 +32,9 @@ import (
 // set, and At must not be zero; otherwise the error wraps no sentinel. A
 // serial the store cannot hold (not positive, too long) is never found.
 func (s *Store) Revoke(ctx context.Context, r store.RevokeRequest) ([]store.Revocation, error) {
-	var wrap func(error) error
-	switch {
-	case r.Serial != nil && r.DeviceID != "":
-		return nil, fmt.Errorf("revoke certificate %x of device %q: set a serial or a device ID, not both", r.Serial, r.DeviceID)
-	case r.Serial != nil:
-		wrap = func(err error) error { return fmt.Errorf("revoke certificate %x: %w", r.Serial, err) }
-	case r.DeviceID != "":
-		wrap = func(err error) error { return fmt.Errorf("revoke device %q: %w", r.DeviceID, err) }
-	default:
-		return nil, errors.New("revoke: a serial or a device ID is required")
-	}
-	if r.At.IsZero() {
-		// A zero RevokedAt would record the certificate as unrevoked.
-		return nil, wrap(errArg("revocation time is required"))
+	wrap, err := backend.CheckRevoke(r)
+	if err != nil {
+		return nil, err
 	}
 	if r.Serial != nil && !validSerial(r.Serial) {
 		if err := ctx.Err(); err != nil {
@@ -53,7 +43,7 @@ func (s *Store) Revoke(ctx context.Context, r store.RevokeRequest) ([]store.Revo
 		return nil, wrap(store.ErrNotFound) // no such serial can be stored
 	}
 	var out []store.Revocation
-	err := s.inTx(ctx, func(tx *txn) error {
+	err = s.inTx(ctx, func(tx *txn) error {
 		out = nil // a re-run starts afresh
 		spend := r.Token != store.TokenHash{}
 		if spend {
@@ -241,12 +231,8 @@ func (s *Store) RenewNow(ctx context.Context, id string, at time.Time, audit sto
 				return err
 			}
 		} else {
-			tag, err := tx.Exec(ctx, "UPDATE devices SET renew_now_at = $2 WHERE id = $1", id, at)
-			if err != nil {
+			if err := tx.execFound(ctx, "UPDATE devices SET renew_now_at = $2 WHERE id = $1", id, at); err != nil {
 				return err
-			}
-			if tag.RowsAffected() == 0 {
-				return store.ErrNotFound
 			}
 		}
 		appendAudit(tx, audit)

@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/fleetca/fleetca/store"
+	"github.com/fleetca/fleetca/store/internal/backend"
 )
 
 // CreateToken stores t as given (Spent and RevokedAt too) and appends
@@ -16,8 +17,8 @@ import (
 // store.ErrConflict, and writes nothing, if a token with the same Hash or
 // ID exists. t.ID must not be empty.
 func (s *Store) CreateToken(ctx context.Context, t store.Token, audit store.AuditEvent) error {
-	if t.ID == "" {
-		return errors.New("create token: token ID is required")
+	if err := backend.CheckToken(t); err != nil {
+		return fmt.Errorf("create token: %w", err)
 	}
 	err := s.inTx(ctx, func(tx *txn) error {
 		fresh, err := returnsRow(ctx, tx, `INSERT INTO tokens (`+tokenCols+`)
@@ -46,17 +47,14 @@ func (s *Store) CreateToken(ctx context.Context, t store.Token, audit store.Audi
 // wrapping store.ErrConflict and writes nothing. len(audits) must be
 // len(ts), and every ID not empty.
 func (s *Store) CreateTokens(ctx context.Context, ts []store.Token, audits []store.AuditEvent) error {
-	if len(ts) != len(audits) {
-		return fmt.Errorf("create tokens: %d tokens but %d audit events", len(ts), len(audits))
+	if err := backend.CheckTokens(ts, audits); err != nil {
+		return fmt.Errorf("create tokens: %w", err)
 	}
 	n := len(ts)
 	hashes, ids, devices, patterns := make([][]byte, n), make([]string, n), make([]string, n), make([]string, n)
 	uses, spent := make([]int32, n), make([]int32, n)
 	created, expires, revoked := make([]any, n), make([]any, n), make([]any, n)
 	for i, t := range ts {
-		if t.ID == "" {
-			return errors.New("create tokens: token ID is required")
-		}
 		hashes[i], ids[i], devices[i], patterns[i] = t.Hash[:], t.ID, t.DeviceID, t.DevicePattern
 		uses[i], spent[i] = int32(t.Uses), int32(t.Spent)
 		created[i], expires[i], revoked[i] = nullTime(t.CreatedAt), nullTime(t.ExpiresAt), nullTime(t.RevokedAt)
@@ -213,12 +211,8 @@ func (s *Store) ListManufacturers(ctx context.Context) ([]store.Manufacturer, er
 // used manufacturer certificates (mfr_certs) stay.
 func (s *Store) DeleteManufacturer(ctx context.Context, name string, audit store.AuditEvent) error {
 	err := s.inTx(ctx, func(tx *txn) error {
-		tag, err := tx.Exec(ctx, "DELETE FROM manufacturers WHERE name = $1", name)
-		if err != nil {
+		if err := tx.execFound(ctx, "DELETE FROM manufacturers WHERE name = $1", name); err != nil {
 			return err
-		}
-		if tag.RowsAffected() == 0 {
-			return store.ErrNotFound
 		}
 		appendAudit(tx, audit)
 		return nil
