@@ -326,6 +326,14 @@ func TestReplicas(t *testing.T) {
 	})
 
 	t.Run("CRL numbers strictly increase, and the replicas settle on one CRL", func(t *testing.T) {
+		// The killed replica held the CRL lease, and it may have died
+		// within revocation.crl_publish_delay of the revocations before
+		// it, signing none: a survivor signs them once the lease runs out
+		// (replicaCRLLease, then a poll). Wait until the samples hold a
+		// second CRL, whatever the kill's timing.
+		waitWithin(t, time.Now(), replicaWait, "a second distinct CRL among the samples", func() bool {
+			return crls.distinct() >= 2
+		})
 		samples := crls.stop(t)
 		checkCRLSamples(t, names, samples)
 		// The killed replica restarts from its data directory; then all
@@ -573,6 +581,17 @@ func (c *crlCollector) down(r *fixture) {
 			c.gone[i] = true
 		}
 	}
+}
+
+// distinct is how many CRL numbers c has collected so far.
+func (c *crlCollector) distinct() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	seen := map[string]bool{}
+	for _, s := range c.samples {
+		seen[s.number.String()] = true
+	}
+	return len(seen)
 }
 
 // stop ends the collection, reports the failed fetches from live
