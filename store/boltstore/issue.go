@@ -3,14 +3,13 @@ package boltstore
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"go.etcd.io/bbolt"
 
 	"github.com/fleetca/fleetca/store"
+	"github.com/fleetca/fleetca/store/internal/backend"
 )
 
 // Issue records an issued certificate in one transaction shared, through
@@ -35,7 +34,7 @@ func (s *Store) Issue(ctx context.Context, is store.Issuance) error {
 	wrap := func(err error) error {
 		return fmt.Errorf("issue certificate %x for device %q: %w", c.Serial, c.DeviceID, err)
 	}
-	if err := checkIssuance(is); err != nil {
+	if err := backend.CheckIssuance(is); err != nil {
 		return wrap(err)
 	}
 	certKey, err := serialKey(c.Serial)
@@ -53,26 +52,6 @@ func (s *Store) Issue(ctx context.Context, is store.Issuance) error {
 	})
 	if err != nil {
 		return wrap(err)
-	}
-	return nil
-}
-
-// checkIssuance checks that is has the fields Issue requires.
-func checkIssuance(is store.Issuance) error {
-	c := is.Certificate
-	switch {
-	case c.Serial == nil:
-		return errors.New("certificate serial is required")
-	case c.DeviceID == "":
-		return errors.New("certificate device ID is required")
-	case strings.IndexByte(c.DeviceID, 0) >= 0:
-		return errors.New("certificate device ID contains a NUL byte")
-	case c.KeyHash == store.KeyHash{}:
-		return errors.New("certificate key hash is required")
-	case c.NotAfter.IsZero():
-		return errors.New("certificate not-after time is required")
-	case len(c.DER) == 0:
-		return errors.New("certificate DER is required")
 	}
 	return nil
 }

@@ -84,7 +84,7 @@ func afterSerialKey(after string) ([]byte, error) {
 }
 
 // deviceIndexPrefix is the certs_by_device prefix of a device's entries.
-// Device IDs cannot contain 0x00 (checkIssuance refuses it), so the prefix
+// Device IDs cannot contain 0x00 (backend.CheckIssuance refuses it), so the prefix
 // of one device never matches the entries of another.
 func deviceIndexPrefix(deviceID string) []byte {
 	p := make([]byte, 0, len(deviceID)+1)

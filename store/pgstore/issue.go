@@ -6,12 +6,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/fleetca/fleetca/store"
+	"github.com/fleetca/fleetca/store/internal/backend"
 )
 
 // Issue records an issued certificate in one transaction. It checks, in
@@ -54,7 +54,7 @@ func (s *Store) Issue(ctx context.Context, is store.Issuance) error {
 	wrap := func(err error) error {
 		return fmt.Errorf("issue certificate %x for device %q: %w", c.Serial, c.DeviceID, err)
 	}
-	if err := checkIssuance(is); err != nil {
+	if err := backend.CheckIssuance(is); err != nil {
 		return wrap(err)
 	}
 	err := s.inTx(ctx, func(tx *txn) error { return issueTx(ctx, tx, is) })
@@ -63,30 +63,6 @@ func (s *Store) Issue(ctx context.Context, is store.Issuance) error {
 	}
 	if err != nil {
 		return wrap(err)
-	}
-	return nil
-}
-
-// checkIssuance checks that is has the fields Issue requires.
-func checkIssuance(is store.Issuance) error {
-	c := is.Certificate
-	switch {
-	case c.Serial == nil:
-		return errArg("certificate serial is required")
-	case !validSerial(c.Serial):
-		return errArg("serial %v is not positive or is longer than 255 bytes", c.Serial)
-	case c.DeviceID == "":
-		return errArg("certificate device ID is required")
-	case strings.IndexByte(c.DeviceID, 0) >= 0:
-		return errArg("certificate device ID contains a NUL byte")
-	case c.KeyHash == store.KeyHash{}:
-		return errArg("certificate key hash is required")
-	case c.NotAfter.IsZero():
-		return errArg("certificate not-after time is required")
-	case len(c.DER) == 0:
-		return errArg("certificate DER is required")
-	case c.Parent != nil && !validSerial(c.Parent):
-		return errArg("parent serial %v is not positive", c.Parent)
 	}
 	return nil
 }

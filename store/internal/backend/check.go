@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"strings"
 
 	"github.com/fleetca/fleetca/store"
 )
@@ -40,6 +41,33 @@ func CheckRevoke(r store.RevokeRequest) (wrap func(error) error, err error) {
 		return wrap, wrap(errors.New("revocation time is required"))
 	}
 	return wrap, nil
+}
+
+// CheckIssuance checks that is has the fields Issue requires: of
+// is.Certificate a valid Serial (ValidSerial), a DeviceID without a NUL
+// byte, KeyHash, NotAfter and DER, and a valid Parent if one is set. The
+// error wraps no sentinel.
+func CheckIssuance(is store.Issuance) error {
+	c := is.Certificate
+	switch {
+	case c.Serial == nil:
+		return errors.New("certificate serial is required")
+	case !ValidSerial(c.Serial):
+		return fmt.Errorf("serial %v is not positive or is longer than %d bytes", c.Serial, MaxSerialBytes)
+	case c.DeviceID == "":
+		return errors.New("certificate device ID is required")
+	case strings.IndexByte(c.DeviceID, 0) >= 0:
+		return errors.New("certificate device ID contains a NUL byte")
+	case c.KeyHash == store.KeyHash{}:
+		return errors.New("certificate key hash is required")
+	case c.NotAfter.IsZero():
+		return errors.New("certificate not-after time is required")
+	case len(c.DER) == 0:
+		return errors.New("certificate DER is required")
+	case c.Parent != nil && !ValidSerial(c.Parent):
+		return fmt.Errorf("parent serial %v is not positive or is longer than %d bytes", c.Parent, MaxSerialBytes)
+	}
+	return nil
 }
 
 // CheckRenewal checks that r has the fields Renew requires: r.Parent,

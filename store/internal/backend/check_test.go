@@ -120,6 +120,43 @@ func TestCheckRenewal(t *testing.T) {
 	}
 }
 
+func TestCheckIssuance(t *testing.T) {
+	valid := func() store.Issuance {
+		r := validRenewal()
+		return store.Issuance{Certificate: r.Certificate, Now: r.Now}
+	}
+	tests := []struct {
+		name    string
+		edit    func(is *store.Issuance)
+		wantErr string // a part of the error; "" for none
+	}{
+		{"valid", func(*store.Issuance) {}, ""},
+		{"valid-parent", func(is *store.Issuance) { is.Certificate.Parent = big.NewInt(7) }, ""},
+		{"no-serial", func(is *store.Issuance) { is.Certificate.Serial = nil }, "certificate serial is required"},
+		{"zero-serial", func(is *store.Issuance) { is.Certificate.Serial = big.NewInt(0) }, "not positive"},
+		{"long-serial", func(is *store.Issuance) { is.Certificate.Serial = new(big.Int).Lsh(big.NewInt(1), 8*MaxSerialBytes) }, "longer than 255 bytes"},
+		{"no-device", func(is *store.Issuance) { is.Certificate.DeviceID = "" }, "certificate device ID is required"},
+		{"nul-device", func(is *store.Issuance) { is.Certificate.DeviceID = "dev\x00x" }, "NUL byte"},
+		{"no-key", func(is *store.Issuance) { is.Certificate.KeyHash = store.KeyHash{} }, "certificate key hash is required"},
+		{"no-not-after", func(is *store.Issuance) { is.Certificate.NotAfter = time.Time{} }, "certificate not-after time is required"},
+		{"no-der", func(is *store.Issuance) { is.Certificate.DER = nil }, "certificate DER is required"},
+		{"negative-parent", func(is *store.Issuance) { is.Certificate.Parent = big.NewInt(-1) }, "parent serial -1 is not positive"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			is := valid()
+			tc.edit(&is)
+			err := CheckIssuance(is)
+			switch {
+			case tc.wantErr == "" && err != nil:
+				t.Errorf("CheckIssuance error = %v, want nil", err)
+			case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+				t.Errorf("CheckIssuance error = %v, want one saying %q", err, tc.wantErr)
+			}
+		})
+	}
+}
+
 func TestCheckTokens(t *testing.T) {
 	tok := store.Token{ID: "t-1"}
 	tests := []struct {
