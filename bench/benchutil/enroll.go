@@ -118,8 +118,8 @@ func makeCSRs(ctx context.Context, prefix string, first, n int, withKeys bool) (
 	return keys, out, nil
 }
 
-// maxEnrollAnswerBytes bounds what PostCSR reads of an answer.
-const maxEnrollAnswerBytes = 1 << 20
+// maxAnswerBytes bounds what Post reads of an answer.
+const maxAnswerBytes = 1 << 20
 
 // PostCSR sends one enrollment: csrPEM to url (the server's /v1/enroll)
 // with token as the bearer. Anything but 201 is an error carrying the
@@ -127,26 +127,36 @@ const maxEnrollAnswerBytes = 1 << 20
 // keep is set; otherwise it is read and dropped, which costs the load
 // generator less.
 func PostCSR(ctx context.Context, client *http.Client, url, token string, csrPEM []byte, keep bool) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(csrPEM))
+	return Post(ctx, client, url, "application/x-pem-file", "Bearer "+token, csrPEM, http.StatusCreated, keep)
+}
+
+// Post sends body to url with the content type and, unless auth is "",
+// that Authorization header. An answer other than want is an error
+// carrying the status and the start of the body. The body of a success
+// is returned only if keep is set; otherwise it is read and dropped.
+func Post(ctx context.Context, client *http.Client, url, contentType, auth string, body []byte, want int, keep bool) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Content-Type", "application/x-pem-file")
+	req.Header.Set("Content-Type", contentType)
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
 	resp, err := client.Do(req)
 	if err != nil {
 		return nil, err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusCreated {
+	if resp.StatusCode != want {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 300))
 		return nil, fmt.Errorf("status %d: %s", resp.StatusCode, bytes.TrimSpace(b))
 	}
 	if !keep {
-		_, err := io.Copy(io.Discard, io.LimitReader(resp.Body, maxEnrollAnswerBytes))
+		_, err := io.Copy(io.Discard, io.LimitReader(resp.Body, maxAnswerBytes))
 		return nil, err
 	}
-	return io.ReadAll(io.LimitReader(resp.Body, maxEnrollAnswerBytes))
+	return io.ReadAll(io.LimitReader(resp.Body, maxAnswerBytes))
 }
 
 // ParseEnrollment checks the body of a 201 from /v1/enroll with

@@ -13,7 +13,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"runtime"
 	"strings"
@@ -91,36 +90,12 @@ func newRequest(k clientKind, id, token string, csr []byte) (request, error) {
 	panic("enrollload: unknown client kind " + k.name)
 }
 
-// maxAnswerBytes bounds what post reads of an answer.
-const maxAnswerBytes = 1 << 20
-
 // post sends r to url. An answer other than k's success status is an
 // error carrying the status and the start of the body. The body of a
 // success is returned only if keep is set; otherwise it is read and
 // dropped, which costs the load generator less.
 func post(ctx context.Context, client *http.Client, url string, k clientKind, r request, keep bool) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(r.body))
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Content-Type", r.contentType)
-	if r.auth != "" {
-		req.Header.Set("Authorization", r.auth)
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != k.status {
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 300))
-		return nil, fmt.Errorf("status %d: %s", resp.StatusCode, bytes.TrimSpace(b))
-	}
-	if !keep {
-		_, err := io.Copy(io.Discard, io.LimitReader(resp.Body, maxAnswerBytes))
-		return nil, err
-	}
-	return io.ReadAll(io.LimitReader(resp.Body, maxAnswerBytes))
+	return benchutil.Post(ctx, client, url, r.contentType, r.auth, r.body, k.status, keep)
 }
 
 // checkAnswer checks the body of a success of kind k for device id, as
