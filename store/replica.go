@@ -73,6 +73,7 @@ type Record struct {
 	Revocation   *Revocation   `json:"revocation,omitempty"` // a revocation log entry, with its Seq
 	Audit        *AuditEvent   `json:"audit,omitempty"`      // with its Seq
 	Manufacturer *Manufacturer `json:"manufacturer,omitempty"`
+	Admin        *Admin        `json:"admin,omitempty"`
 	// ManufacturerUse is a manufacturer certificate that enrolled a device
 	// and was not released since (Issuance.Manufacturer, ResetDevice).
 	ManufacturerUse *ManufacturerUse `json:"manufacturer_use,omitempty"`
@@ -109,7 +110,7 @@ type Meta struct {
 }
 
 // Kind names the kind of record r is: "device", "certificate", "token",
-// "revocation", "audit", "manufacturer", "manufacturer_use",
+// "revocation", "audit", "manufacturer", "admin", "manufacturer_use",
 // "blocked_key", "nonce", "counter", "meta", "fleet_renew_now" or "crl";
 // "" if no field is set.
 func (r Record) Kind() string {
@@ -126,6 +127,8 @@ func (r Record) Kind() string {
 		return "audit"
 	case r.Manufacturer != nil:
 		return "manufacturer"
+	case r.Admin != nil:
+		return "admin"
 	case r.ManufacturerUse != nil:
 		return "manufacturer_use"
 	case r.BlockedKey != nil:
@@ -147,7 +150,7 @@ func (r Record) Kind() string {
 // Dumper is a store whose records can be copied out (fleetca db copy).
 type Dumper interface {
 	// Dump calls fn with every record of the store, read in one
-	// consistent snapshot, in this order of kinds: manufacturers, devices,
+	// consistent snapshot, in this order of kinds: manufacturers, admins, devices,
 	// certificates (by serial: a renewal's Parent may come after it),
 	// manufacturer uses, tokens, revocations (by Seq), blocked keys,
 	// nonces, audit (by Seq), counters, meta, fleet renew-now, CRL. Each

@@ -59,7 +59,54 @@ var (
 	// certificate that enrolled a device before (and no ResetDevice of
 	// that device released it since).
 	ErrManufacturerCertUsed = fmt.Errorf("%w: manufacturer certificate used", ErrConflict)
+	// ErrAdminDisabled: DisableAdmin or RotateAdmin of a disabled admin.
+	ErrAdminDisabled = fmt.Errorf("%w: admin disabled", ErrConflict)
+	// ErrLastOwner: DisableAdmin of the last active owner.
+	ErrLastOwner = fmt.Errorf("%w: last active owner", ErrConflict)
 )
+
+// Role is an admin's role. Each role may do what the roles before it may.
+type Role string
+
+// Admin roles, in increasing power.
+const (
+	// RoleViewer reads.
+	RoleViewer Role = "viewer"
+	// RoleOperator also mints tokens, revokes, resets devices and renews now.
+	RoleOperator Role = "operator"
+	// RoleOwner also manages admins and manufacturers.
+	RoleOwner Role = "owner"
+)
+
+// Rank orders roles: 1 viewer, 2 operator, 3 owner, 0 for anything else.
+func (r Role) Rank() int {
+	switch r {
+	case RoleViewer:
+		return 1
+	case RoleOperator:
+		return 2
+	case RoleOwner:
+		return 3
+	}
+	return 0
+}
+
+// Admin is a named admin, who authenticates with a personal admin token,
+// stored only as its hash.
+type Admin struct {
+	// Name is unique: [a-z0-9][a-z0-9._-]{0,63}.
+	Name string `json:"name"`
+	Role Role   `json:"role"`
+	// TokenHash is the SHA-256 of the admin's token; unique.
+	TokenHash  TokenHash `json:"token_hash"`
+	CreatedAt  time.Time `json:"created_at"`
+	DisabledAt time.Time `json:"disabled_at,omitzero"`
+	// RotatedAt is when the token was last replaced; zero if never.
+	RotatedAt time.Time `json:"rotated_at,omitzero"`
+}
+
+// Active reports whether a is not disabled.
+func (a Admin) Active() bool { return a.DisabledAt.IsZero() }
 
 // DeviceStatus is a device's life-cycle state.
 type DeviceStatus string
@@ -181,7 +228,8 @@ type AuditEvent struct {
 	// Action names what happened: "token.create", "token.revoke",
 	// "certificate.issue", "admin.auth_failed", ...
 	Action string `json:"action"`
-	// Actor names who did it: "admin", "token:<token id>", "device:<id>".
+	// Actor names who did it: "admin:<name>", "token:<token id>",
+	// "device:<id>", "remote:<address>" (a failed admin authentication).
 	Actor    string `json:"actor"`
 	DeviceID string `json:"device_id,omitempty"`
 	// Serial is lowercase hex without colons.
@@ -492,6 +540,25 @@ type Store interface {
 	// audit. ErrNotFound if unknown. Devices it enrolled keep their record
 	// of it, and its certificates stay used.
 	DeleteManufacturer(ctx context.Context, name string, audit AuditEvent) error
+
+	// CreateAdmin stores a and appends audit. ErrConflict if an admin with
+	// the same Name or TokenHash exists.
+	CreateAdmin(ctx context.Context, a Admin, audit AuditEvent) error
+	// GetAdminByTokenHash returns the admin (active or not) whose
+	// TokenHash is h, or ErrNotFound.
+	GetAdminByTokenHash(ctx context.Context, h TokenHash) (Admin, error)
+	// ListAdmins returns every admin, ordered by Name.
+	ListAdmins(ctx context.Context) ([]Admin, error)
+	// DisableAdmin sets DisabledAt of the admin named name to at, appends
+	// audit and returns the admin. ErrNotFound if unknown;
+	// ErrAdminDisabled if disabled already; ErrLastOwner if it is the last
+	// active owner. A refusal writes nothing.
+	DisableAdmin(ctx context.Context, name string, at time.Time, audit AuditEvent) (Admin, error)
+	// RotateAdmin replaces the TokenHash of the admin named name with h,
+	// sets RotatedAt to at, appends audit and returns the admin.
+	// ErrNotFound if unknown; ErrAdminDisabled if disabled; ErrConflict if
+	// another admin has h. A refusal writes nothing.
+	RotateAdmin(ctx context.Context, name string, h TokenHash, at time.Time, audit AuditEvent) (Admin, error)
 
 	// AppendAudit appends e (the store sets Seq) on its own, for events
 	// that change nothing else (an admin authentication failure).

@@ -73,6 +73,10 @@ func dumpTx(ctx context.Context, tx *bbolt.Tx, fn func(store.Record) error) erro
 			var m store.Manufacturer
 			return store.Record{Manufacturer: &m}, json.Unmarshal(v, &m)
 		}},
+		{bucketAdmins, func(_, v []byte) (store.Record, error) {
+			var a store.Admin
+			return store.Record{Admin: &a}, json.Unmarshal(v, &a)
+		}},
 		{bucketDevices, func(_, v []byte) (store.Record, error) {
 			var d store.Device
 			return store.Record{Device: &d}, json.Unmarshal(v, &d)
@@ -174,6 +178,11 @@ func loadRecord(tx *bbolt.Tx, r store.Record) error {
 	switch {
 	case r.Manufacturer != nil:
 		return putJSON(tx.Bucket(bucketManufacturers), []byte(r.Manufacturer.Name), r.Manufacturer)
+	case r.Admin != nil:
+		if err := putJSON(tx.Bucket(bucketAdmins), []byte(r.Admin.Name), r.Admin); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketAdminHashes).Put(r.Admin.TokenHash[:], []byte(r.Admin.Name))
 	case r.Device != nil:
 		return putJSON(tx.Bucket(bucketDevices), []byte(r.Device.ID), r.Device)
 	case r.Certificate != nil:

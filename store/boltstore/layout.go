@@ -34,13 +34,15 @@ var (
 	bucketManufacturers = []byte("manufacturers")   // name -> Manufacturer JSON
 	bucketMfrCerts      = []byte("mfr_certs")       // manufacturer certificate SHA-256 -> device ID
 	bucketCRL           = []byte("crl")             // "lease", "latest", "number" (replica.go)
+	bucketAdmins        = []byte("admins")          // admin name -> Admin JSON
+	bucketAdminHashes   = []byte("admin_hashes")    // admin TokenHash -> admin name
 )
 
 var allBuckets = [][]byte{
 	bucketDevices, bucketCerts, bucketCertsByDevice, bucketKeys,
 	bucketTokens, bucketTokenIDs, bucketAudit, bucketCounters, bucketMeta,
 	bucketRevocations, bucketBlockedKeys, bucketNonces, bucketNonceExpiry, bucketFleet,
-	bucketManufacturers, bucketMfrCerts, bucketCRL,
+	bucketManufacturers, bucketMfrCerts, bucketCRL, bucketAdmins, bucketAdminHashes,
 }
 
 // maxSerialBytes is the longest serial serialKey can encode. RFC 5280

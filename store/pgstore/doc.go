@@ -51,11 +51,12 @@
 //	fleet          one row: the last fleet-wide RenewNow
 //	manufacturers  a store.Manufacturer
 //	mfr_certs      a manufacturer certificate's fingerprint -> the device it enrolled
+//	admins         a store.Admin, by name; token_hash unique
 //	crl_lease      one row: the CRL signer's lease (holder, until)
 //	crl_latest     one row: the latest signed CRL
 //	schema_version one row: the migration version
 //
-// Text that listings order (device IDs, token IDs, manufacturer names) is
+// Text that listings order (device IDs, token IDs, manufacturer and admin names) is
 // COLLATE "C", so pages are in byte order as in boltstore, whatever the
 // database's locale. Serials are numeric, so ListCertificates pages in
 // numeric order from a hex cursor. A zero time.Time is NULL.

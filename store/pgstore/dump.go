@@ -41,6 +41,7 @@ func (s *Store) Counts(ctx context.Context) (map[string]int64, error) {
 		clear(counts)
 		for _, q := range []struct{ kind, sql string }{
 			{"manufacturer", "SELECT count(*) FROM manufacturers"},
+			{"admin", "SELECT count(*) FROM admins"},
 			{"device", "SELECT count(*) FROM devices"},
 			{"certificate", "SELECT count(*) FROM certificates"},
 			{"manufacturer_use", "SELECT count(*) FROM mfr_certs"},
@@ -113,6 +114,10 @@ func dumpTx(ctx context.Context, tx pgx.Tx, fn func(store.Record) error) error {
 				m.CreatedAt = timeOf(created)
 				return store.Record{Manufacturer: &m}, err
 			}},
+		{"admin", "SELECT " + adminCols + " FROM admins ORDER BY name", func(row pgx.Row) (store.Record, error) {
+			a, err := scanAdmin(row)
+			return store.Record{Admin: &a}, err
+		}},
 		{"device", "SELECT " + deviceCols + " FROM devices ORDER BY id", func(row pgx.Row) (store.Record, error) {
 			d, err := scanDevice(row)
 			return store.Record{Device: &d}, err
@@ -223,7 +228,7 @@ func (s *Store) Load(ctx context.Context, next func() (store.Record, bool, error
 		var full bool
 		err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM devices) OR EXISTS (SELECT 1 FROM certificates)
 			OR EXISTS (SELECT 1 FROM tokens) OR EXISTS (SELECT 1 FROM revocations) OR EXISTS (SELECT 1 FROM audit)
-			OR EXISTS (SELECT 1 FROM manufacturers) OR EXISTS (SELECT 1 FROM mfr_certs) OR EXISTS (SELECT 1 FROM blocked_keys)
+			OR EXISTS (SELECT 1 FROM manufacturers) OR EXISTS (SELECT 1 FROM admins) OR EXISTS (SELECT 1 FROM mfr_certs) OR EXISTS (SELECT 1 FROM blocked_keys)
 			OR EXISTS (SELECT 1 FROM nonces) OR EXISTS (SELECT 1 FROM counters) OR EXISTS (SELECT 1 FROM meta)
 			OR EXISTS (SELECT 1 FROM key_bindings) OR EXISTS (SELECT 1 FROM crl_latest) OR EXISTS (SELECT 1 FROM crl_lease)
 			OR EXISTS (SELECT 1 FROM fleet WHERE renew_now_at IS NOT NULL)
@@ -339,6 +344,10 @@ func loadRow(r store.Record) (table string, cols []string, row []any, err error)
 		m := r.Manufacturer
 		return "manufacturers", []string{"name", "ca_pem", "device_id_from", "device_pattern", "created_at"},
 			[]any{m.Name, m.CAPEM, m.DeviceIDFrom, m.DevicePattern, nullTime(m.CreatedAt)}, nil
+	case r.Admin != nil:
+		a := r.Admin
+		return "admins", []string{"name", "role", "token_hash", "created_at", "disabled_at", "rotated_at"},
+			[]any{a.Name, string(a.Role), a.TokenHash[:], nullTime(a.CreatedAt), nullTime(a.DisabledAt), nullTime(a.RotatedAt)}, nil
 	case r.Device != nil:
 		d := r.Device
 		name, serial, fp := mfr(d)

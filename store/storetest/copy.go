@@ -35,6 +35,10 @@ func setupCopy(f fixture) []store.KeyHash {
 		f.t.Fatal(err)
 	}
 	f.issue(withMfr(newIssuance(newCert(serial(500), "dev-m", "km")), mfrCert("m")))
+	f.createAdmins(newAdmin("admin", store.RoleOwner), newAdmin("bob", store.RoleViewer))
+	if _, err := f.s.DisableAdmin(f.ctx, "bob", renewAt, event("admin.disable", "bob")); err != nil {
+		f.t.Fatal(err)
+	}
 	f.revoke(revokeDevice("dev-t", renewAt, 1, false))
 	if err := f.s.RenewNow(f.ctx, "", renewAt, event("fleet.renew_now", "")); err != nil {
 		f.t.Fatal(err)
@@ -105,7 +109,7 @@ func testCopy(t *testing.T, newSource, newTarget func(t *testing.T) store.Store)
 			t.Errorf("Counts differ (-source +target):\n%s", diff)
 		}
 	}
-	for _, kind := range []string{"device", "certificate", "token", "revocation", "audit", "manufacturer",
+	for _, kind := range []string{"device", "certificate", "token", "revocation", "audit", "manufacturer", "admin",
 		"manufacturer_use", "blocked_key", "nonce", "counter", "meta", "fleet_renew_now", "crl"} {
 		if srcCounts[kind] == 0 {
 			t.Errorf("the source has no %s record: the suite copies none", kind)
@@ -119,6 +123,9 @@ func testCopy(t *testing.T, newSource, newTarget func(t *testing.T) store.Store)
 	ms, err := dst.s.ListManufacturers(dst.ctx)
 	if err != nil || len(ms) != 1 || ms[0].Name != "acme" {
 		t.Errorf("target ListManufacturers = %v, %v, want acme", ms, err)
+	}
+	if diff := cmp.Diff(src.admins(), dst.admins()); diff != "" {
+		t.Errorf("admins differ (-source +target):\n%s", diff)
 	}
 	if v, err := dst.s.GetMeta(dst.ctx, "admin_token_sha256"); err != nil || string(v) != "\x01\x02\x03" {
 		t.Errorf("target GetMeta = %x, %v, want 010203", v, err)
