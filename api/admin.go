@@ -159,3 +159,29 @@ type ServerCertResponse struct {
 	// TLS server sends.
 	Chain string `json:"chain"`
 }
+
+// AdminRequest is the body of POST /v1/admin/admins: a new admin's name
+// ([a-z0-9][a-z0-9._-]{0,63}) and role (viewer, operator or owner).
+type AdminRequest struct {
+	Name string `json:"name"`
+	Role string `json:"role"`
+}
+
+// Admin is an admin as the admin API shows it. Its token is never shown,
+// except once, in Token, in the answer to its creation or rotation.
+type Admin struct {
+	Name       string `json:"name"`
+	Role       string `json:"role"`
+	CreatedAt  string `json:"created_at"`
+	DisabledAt string `json:"disabled_at,omitempty"`
+	RotatedAt  string `json:"rotated_at,omitempty"`
+	// TokenID is the public handle of its current token (as audit rows
+	// name it).
+	TokenID string `json:"token_id"`
+	Token   string `json:"token,omitempty"`
+}
+
+// AdminList is the answer to GET /v1/admin/admins.
+type AdminList struct {
+	Admins []Admin `json:"admins"`
+}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/fleetca/fleetca/api"
 	"github.com/fleetca/fleetca/ca"
+	"github.com/fleetca/fleetca/internal/adminctx"
 	"github.com/fleetca/fleetca/internal/fault"
 	"github.com/fleetca/fleetca/store"
 )
@@ -67,7 +68,7 @@ func (s *Service) AddManufacturer(ctx context.Context, req ManufacturerRequest) 
 	if m.DevicePattern != "" {
 		detail += " pattern=" + m.DevicePattern
 	}
-	audit := store.AuditEvent{Time: m.CreatedAt, Action: "manufacturer.add", Actor: "admin", Detail: "manufacturer=" + m.Name + " " + detail}
+	audit := store.AuditEvent{Time: m.CreatedAt, Action: "manufacturer.add", Actor: adminctx.Actor(ctx), Detail: "manufacturer=" + m.Name + " " + detail}
 	if err := s.store.CreateManufacturer(ctx, m, audit); err != nil {
 		if errors.Is(err, store.ErrConflict) {
 			return m, fault.Wrap(err, fault.Conflict, fmt.Sprintf("a manufacturer named %q exists", m.Name), "remove it first, or choose another name")
@@ -88,7 +89,7 @@ func (s *Service) ListManufacturers(ctx context.Context) ([]store.Manufacturer, 
 // more. Devices it enrolled keep their certificates.
 func (s *Service) RemoveManufacturer(ctx context.Context, name string) error {
 	now := s.now().UTC()
-	err := s.store.DeleteManufacturer(ctx, name, store.AuditEvent{Time: now, Action: "manufacturer.remove", Actor: "admin", Detail: "manufacturer=" + name})
+	err := s.store.DeleteManufacturer(ctx, name, store.AuditEvent{Time: now, Action: "manufacturer.remove", Actor: adminctx.Actor(ctx), Detail: "manufacturer=" + name})
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return fault.Wrap(err, fault.NotFound, fmt.Sprintf("no manufacturer is named %q", name), "list the manufacturers to find its name")

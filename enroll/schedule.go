@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/fleetca/fleetca/api"
+	"github.com/fleetca/fleetca/internal/adminctx"
 	"github.com/fleetca/fleetca/internal/fault"
 	"github.com/fleetca/fleetca/store"
 )
@@ -144,7 +145,7 @@ func schedule(res *Result) {
 // fault.NotFound. It returns the moment recorded.
 func (s *Service) RenewNow(ctx context.Context, id api.DeviceID) (time.Time, error) {
 	now := s.now().UTC()
-	err := s.store.RenewNow(ctx, string(id), now, store.AuditEvent{Time: now, Action: "device.renew_now", Actor: "admin", DeviceID: string(id)})
+	err := s.store.RenewNow(ctx, string(id), now, store.AuditEvent{Time: now, Action: "device.renew_now", Actor: adminctx.Actor(ctx), DeviceID: string(id)})
 	if errors.Is(err, store.ErrNotFound) {
 		return time.Time{}, fault.Wrap(err, fault.NotFound, fmt.Sprintf("no device has ID %q", id), "list the devices to find its ID")
 	}
@@ -159,7 +160,7 @@ func (s *Service) RenewNow(ctx context.Context, id api.DeviceID) (time.Time, err
 // (after an intermediate rotation or an incident). Audited.
 func (s *Service) FleetRenewNow(ctx context.Context) (time.Time, error) {
 	now := s.now().UTC()
-	if err := s.store.RenewNow(ctx, "", now, store.AuditEvent{Time: now, Action: "fleet.renew_now", Actor: "admin"}); err != nil {
+	if err := s.store.RenewNow(ctx, "", now, store.AuditEvent{Time: now, Action: "fleet.renew_now", Actor: adminctx.Actor(ctx)}); err != nil {
 		return time.Time{}, fmt.Errorf("renew-now of the fleet: %w", err)
 	}
 	s.log.InfoContext(ctx, "fleet asked to renew now")

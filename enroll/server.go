@@ -7,6 +7,7 @@ import (
 	"net"
 	"strings"
 
+	"github.com/fleetca/fleetca/internal/adminctx"
 	"github.com/fleetca/fleetca/internal/fault"
 	"github.com/fleetca/fleetca/store"
 )
@@ -63,7 +64,7 @@ func (s *Service) IssueServer(ctx context.Context, req ServerRequest) (*x509.Cer
 	}
 	detail := "dns=" + strings.Join(req.DNSNames, ",") + " ips=" + strings.Join(ips, ",")
 	now := s.now().UTC()
-	ev := store.AuditEvent{Time: now, Action: "certificate.server_issue", Actor: "admin", Serial: SerialHex(cert), Detail: detail}
+	ev := store.AuditEvent{Time: now, Action: "certificate.server_issue", Actor: adminctx.Actor(ctx), Serial: SerialHex(cert), Detail: detail}
 	if err := s.store.AppendAudit(ctx, ev); err != nil {
 		return nil, fmt.Errorf("audit server certificate: %w", err)
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/fleetca/fleetca/api"
 	"github.com/fleetca/fleetca/ca"
+	"github.com/fleetca/fleetca/internal/adminctx"
 	"github.com/fleetca/fleetca/internal/fault"
 	"github.com/fleetca/fleetca/store"
 )
@@ -170,6 +171,7 @@ func (s *Service) CreateToken(ctx context.Context, req TokenRequest) (Secret, st
 		}
 	}
 	secret, t, audit, err := s.mintToken(req)
+	audit.Actor = adminctx.Actor(ctx)
 	if err != nil {
 		return "", store.Token{}, err
 	}
@@ -181,7 +183,7 @@ func (s *Service) CreateToken(ctx context.Context, req TokenRequest) (Secret, st
 }
 
 // mintToken checks req and mints its token: the secret, the record to
-// store and its audit row. It writes nothing.
+// store and its audit row, whose Actor the caller sets. It writes nothing.
 func (s *Service) mintToken(req TokenRequest) (Secret, store.Token, store.AuditEvent, error) {
 	var none store.AuditEvent
 	t, err := s.tokenRecord(req)
@@ -224,7 +226,7 @@ func (s *Service) mintToken(req TokenRequest) (Secret, store.Token, store.AuditE
 	if AnyDevice(t.DevicePattern) {
 		detail = "any_device " + detail
 	}
-	audit := store.AuditEvent{Time: t.CreatedAt, Action: "token.create", Actor: "admin", DeviceID: t.DeviceID, TokenID: t.ID, Detail: detail}
+	audit := store.AuditEvent{Time: t.CreatedAt, Action: "token.create", DeviceID: t.DeviceID, TokenID: t.ID, Detail: detail}
 	return secret, t, audit, nil
 }
 
@@ -270,6 +272,7 @@ func (s *Service) CreateTokens(ctx context.Context, req TokenBatchRequest) ([]Se
 			}
 			return nil, nil, err
 		}
+		audit.Actor = adminctx.Actor(ctx)
 		secrets[i], ts[i], audits[i] = secret, t, audit
 	}
 	if err := s.store.CreateTokens(ctx, ts, audits); err != nil {
@@ -336,7 +339,7 @@ func (s *Service) ListTokens(ctx context.Context, p store.Page) ([]store.Token, 
 // fault.NotFound; a token revoked before is fault.AlreadyRevoked.
 func (s *Service) RevokeToken(ctx context.Context, id string) (store.Token, error) {
 	now := s.now().UTC()
-	t, err := s.store.RevokeToken(ctx, id, now, store.AuditEvent{Time: now, Action: "token.revoke", Actor: "admin", TokenID: id})
+	t, err := s.store.RevokeToken(ctx, id, now, store.AuditEvent{Time: now, Action: "token.revoke", Actor: adminctx.Actor(ctx), TokenID: id})
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return t, fault.Wrap(err, fault.NotFound, fmt.Sprintf("no token has ID %q", id), "list the tokens to find its ID")

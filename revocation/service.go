@@ -20,6 +20,7 @@ import (
 
 	"github.com/fleetca/fleetca/api"
 	"github.com/fleetca/fleetca/ca"
+	"github.com/fleetca/fleetca/internal/adminctx"
 	"github.com/fleetca/fleetca/internal/fault"
 	"github.com/fleetca/fleetca/store"
 )
@@ -222,7 +223,8 @@ type RevokeRequest struct {
 	DeviceID string
 	// Reason is one of ReasonNames' (see ParseReason).
 	Reason api.Reason
-	// Actor is who revokes, for the audit log: "" means "admin"; a device
+	// Actor is who revokes, for the audit log: "" means the admin of ctx
+	// (adminctx.Actor: "admin:<name>"); a device
 	// revoking its own certificate is "device:<id>", a step revocation
 	// token "token:<id>".
 	Actor string
@@ -254,7 +256,7 @@ func (s *Service) Revoke(ctx context.Context, req RevokeRequest) ([]store.Revoca
 	what, action := "", ""
 	actor := req.Actor
 	if actor == "" {
-		actor = "admin"
+		actor = adminctx.Actor(ctx)
 	}
 	audit := store.AuditEvent{Time: at, Actor: actor, Detail: "reason=" + req.Reason.String(), DeviceID: req.DeviceID}
 	if req.Serial != nil {
@@ -348,7 +350,7 @@ func (s *Service) applyRevocations(ctx context.Context, revs []store.Revocation,
 // unknown device, fault.Conflict if it is not revoked.
 func (s *Service) ResetDevice(ctx context.Context, id string) (store.Device, error) {
 	at := s.now().UTC()
-	d, err := s.deps.Store.ResetDevice(ctx, id, at, store.AuditEvent{Time: at, Action: "device.reset", Actor: "admin", DeviceID: id})
+	d, err := s.deps.Store.ResetDevice(ctx, id, at, store.AuditEvent{Time: at, Action: "device.reset", Actor: adminctx.Actor(ctx), DeviceID: id})
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return d, fault.Wrap(err, fault.NotFound, fmt.Sprintf("no device has ID %q", id), "list the devices to find its ID")

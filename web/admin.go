@@ -16,11 +16,14 @@ import (
 
 	"github.com/fleetca/fleetca/api"
 	"github.com/fleetca/fleetca/enroll"
+	"github.com/fleetca/fleetca/internal/adminctx"
 	"github.com/fleetca/fleetca/internal/fault"
 	"github.com/fleetca/fleetca/store"
 )
 
-// requireAdmin admits requests bearing the admin token.
+// requireAdmin admits requests bearing an active admin's token, and puts
+// the admin in the request's context (adminctx) for requireRole and the
+// audit rows.
 //
 // Failures are limited per client address (c.RealIP(), see
 // clientIPExtractor; for IPv6, per /64, see limitKey): an address over Config.AuthFailureLimit within
@@ -44,7 +47,7 @@ func (s *Server) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 			return err
 		}
 		token, _ := bearer(c.Request(), "admin token")
-		err := s.deps.Enroll.CheckAdmin(ctx, token)
+		a, err := s.deps.Enroll.CheckAdmin(ctx, token)
 		var fe *fault.Error
 		if errors.As(err, &fe) && fe.Kind == fault.Unauthorized {
 			s.authFailed.Inc()
@@ -55,6 +58,8 @@ func (s *Server) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
+		c.SetRequest(c.Request().WithContext(adminctx.With(ctx, a)))
+		c.Set(ctxAdmin, a.Name)
 		return next(c)
 	}
 }

@@ -118,7 +118,11 @@ type Enroller interface {
 	ParseStepRevokeToken(tok string) (*big.Int, store.TokenHash, string, error)
 	ListTokens(ctx context.Context, p store.Page) ([]store.Token, error)
 	RevokeToken(ctx context.Context, id string) (store.Token, error)
-	CheckAdmin(ctx context.Context, presented string) error
+	CheckAdmin(ctx context.Context, presented string) (store.Admin, error)
+	CreateAdmin(ctx context.Context, name, role string) (enroll.Secret, store.Admin, error)
+	ListAdmins(ctx context.Context) ([]store.Admin, error)
+	DisableAdmin(ctx context.Context, name string) (store.Admin, error)
+	RotateAdmin(ctx context.Context, name string) (enroll.Secret, store.Admin, error)
 	AuditAdminAuthFailures(ctx context.Context, f enroll.AdminAuthFailures) error
 	IssueServer(ctx context.Context, req enroll.ServerRequest) (*x509.Certificate, error)
 	Renew(ctx context.Context, req enroll.RenewRequest) (*enroll.Result, error)
@@ -270,6 +274,9 @@ func (s *Server) newEcho(listener string) *echo.Echo {
 			if id, ok := c.Get(ctxDeviceID).(string); ok {
 				attrs = append(attrs, slog.String("device_id", id))
 			}
+			if name, ok := c.Get(ctxAdmin).(string); ok {
+				attrs = append(attrs, slog.String("admin", name))
+			}
 			if v.Error != nil {
 				attrs = append(attrs, logAttrErr(v.Error))
 			}
@@ -283,6 +290,10 @@ func (s *Server) newEcho(listener string) *echo.Echo {
 // ctxDeviceID is the echo context key under which handlers leave the device
 // ID for the request log.
 const ctxDeviceID = "device_id"
+
+// ctxAdmin is the echo context key under which requireAdmin leaves the
+// authenticated admin's name for the request log.
+const ctxAdmin = "admin"
 
 // routes registers the handlers. Every GET of a document (not the feed's
 // long-poll, not the admin API) also answers HEAD.
@@ -298,25 +309,10 @@ func (s *Server) routes() {
 	s.stepRoutes()
 	s.estRoutes()
 
-	admin := s.https.Group(api.AdminPrefix, s.requireAdmin)
-	admin.POST("/tokens", s.createToken)
-	admin.POST("/tokens/batch", s.createTokens)
-	admin.GET("/tokens", s.listTokens)
-	admin.POST("/tokens/:id/revoke", s.revokeToken)
-	admin.GET("/devices", s.listDevices)
-	admin.GET("/devices/:id", s.getDevice)
-	admin.GET("/certificates", s.listCertificates)
-	admin.GET("/certificates/:serial", s.getCertificate)
-	admin.GET("/audit", s.listAudit)
-	admin.POST("/certificates/server", s.issueServerCert)
-	admin.POST("/certificates/:serial/revoke", s.revoke)
-	admin.POST("/devices/:id/revoke", s.revoke)
-	admin.POST("/devices/:id/reset", s.resetDevice)
-	admin.POST("/devices/:id/renew-now", s.renewNow)
-	admin.POST("/devices/renew-now", s.fleetRenewNow)
-	admin.POST("/manufacturers", s.addManufacturer)
-	admin.GET("/manufacturers", s.listManufacturers)
-	admin.DELETE("/manufacturers/:name", s.removeManufacturer)
+	admin := s.https.Group(api.AdminPrefix, s.requireAdmin, s.requireRole)
+	for _, r := range adminRoutes {
+		admin.Add(r.method, r.path, r.handler(s))
+	}
 
 	getAndHead(s.http, api.RootsPEMPath, s.rootsPEM)
 	getAndHead(s.http, api.ChainPEMPath, s.chainPEM)

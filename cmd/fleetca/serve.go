@@ -221,6 +221,11 @@ func runServe(ctx context.Context, e env, o serveOptions) error {
 	if err != nil {
 		return err
 	}
+	// A CA initialised before admins had names: its admin token becomes
+	// the owner "admin", once (on PostgreSQL, whichever replica is first).
+	if _, err := svc.UpgradeAdminToken(ctx); err != nil {
+		return err
+	}
 	srv, err := web.New(cfg.Web, web.Deps{Enroll: svc, CA: authority, Records: st, Revocation: revSvc, Now: now,
 		Version: versionString(), Logger: logger, Metrics: reg,
 		Ready: func(ctx context.Context) error { return storeReady(ctx, st) }})
