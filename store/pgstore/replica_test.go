@@ -508,3 +508,54 @@ func TestSpendRacedAfterCheck(t *testing.T) {
 		t.Errorf("GetDevice after the refused Issue error = %v, want ErrNotFound", err)
 	}
 }
+
+// TestReplicasAdmins: replicas upgrading the old admin token at once (each
+// creating the owner "admin" with the same hash) make one owner and one
+// audit row; two owners disabling each other at once leave one of them.
+func TestReplicasAdmins(t *testing.T) {
+	const nStores, perStore = 3, 4
+	stores := replicas(t, nStores)
+	ctx := t.Context()
+	owner := store.Admin{Name: "admin", Role: store.RoleOwner, TokenHash: sha256.Sum256([]byte("old admin token")), CreatedAt: t0}
+	errs := raceReplicas(stores, perStore, func(s *Store, _ int) error {
+		return s.CreateAdmin(ctx, owner, store.AuditEvent{Time: t0, Action: "admin.create", Actor: "admin:admin"})
+	})
+	created := 0
+	for i, err := range errs {
+		switch {
+		case err == nil:
+			created++
+		case !errors.Is(err, store.ErrConflict):
+			t.Errorf("CreateAdmin %d error = %v, want nil or ErrConflict", i, err)
+		}
+	}
+	if created != 1 {
+		t.Errorf("CreateAdmin of the same owner from %d replicas: %d succeeded, want 1", nStores*perStore, created)
+	}
+	second := store.Admin{Name: "second", Role: store.RoleOwner, TokenHash: sha256.Sum256([]byte("second")), CreatedAt: t0}
+	if err := stores[0].CreateAdmin(ctx, second, store.AuditEvent{Time: t0, Action: "admin.create", Actor: "admin:admin"}); err != nil {
+		t.Fatal(err)
+	}
+	errs = raceReplicas(stores[:2], 1, func(s *Store, i int) error {
+		_, err := s.DisableAdmin(ctx, []string{"admin", "second"}[i], t0, store.AuditEvent{Time: t0, Action: "admin.disable", Actor: "admin:admin"})
+		return err
+	})
+	disabled, last := 0, 0
+	for i, err := range errs {
+		switch {
+		case err == nil:
+			disabled++
+		case errors.Is(err, store.ErrLastOwner):
+			last++
+		default:
+			t.Errorf("DisableAdmin %d error = %v, want nil or ErrLastOwner", i, err)
+		}
+	}
+	if disabled != 1 || last != 1 {
+		t.Errorf("two owners disabling each other: %d disabled, %d ErrLastOwner, want 1, 1", disabled, last)
+	}
+	audit, err := stores[2].ListAudit(ctx, 0, store.MaxPageLimit)
+	if err != nil || len(audit) != 3 {
+		t.Errorf("ListAudit = %d events, %v, want 3, nil", len(audit), err)
+	}
+}
