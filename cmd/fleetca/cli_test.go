@@ -379,6 +379,8 @@ func TestHelpGolden(t *testing.T) {
 		{"token-create-help", []string{"token", "create", "--help"}},
 		{"db-copy-help", []string{"db", "copy", "--help"}},
 		{"init-help", []string{"init", "--help"}},
+		{"admin-help", []string{"admin", "--help"}},
+		{"admin-create-help", []string{"admin", "create", "--help"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := runCLI(t, nil, tc.args...)

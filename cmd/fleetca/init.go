@@ -33,7 +33,8 @@ func newInitCmd(e env) *cobra.Command {
 		Use:   "init --dir DIR --name NAME",
 		Short: "Create a CA: root and intermediate keys, configuration, admin token",
 		Long: `init creates a new CA in DIR: root.pem (20 years), intermediate.pem (5 years),
-their keys under secrets/, fleetca.yaml, the bbolt database and admin-token.
+their keys under secrets/, fleetca.yaml, the bbolt database and admin-token:
+the token of the first owner, an admin named admin (see fleetca admin).
 
 The keys are encrypted with the password from --password-file or FLEETCA_PASSWORD;
 --no-password must be given explicitly to leave them unencrypted (mode 0600).
@@ -189,7 +190,7 @@ func runInit(cmd *cobra.Command, e env, o initOptions) error {
 	fmt.Fprintf(e.stdout, "Created CA %q in %s\n", o.name, o.dir)
 	fmt.Fprintf(e.stdout, "  root:             %s (SHA-256 fingerprint %s)\n", filepath.Join(o.dir, cfg.CA.RootCert), res.RootFingerprint)
 	fmt.Fprintf(e.stdout, "  intermediate:     %s\n", filepath.Join(o.dir, cfg.CA.IntermediateCert))
-	fmt.Fprintf(e.stdout, "  admin token:      %s (mode 0600)\n", filepath.Join(o.dir, adminTokenName))
+	fmt.Fprintf(e.stdout, "  admin token:      %s (mode 0600; the owner admin's)\n", filepath.Join(o.dir, adminTokenName))
 	fmt.Fprintf(e.stdout, "  trust domain:     %s\n", cfg.TrustDomain)
 	if cfg.Store.Driver == driverPostgres {
 		fmt.Fprintf(e.stdout, "  store:            %s\n", describeStore(o.dir, cfg.Store))
