@@ -67,6 +67,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseRenewalToken$$' -fuzztime $(FUZZTIME) ./enroll
 	$(GO) test -run '^$$' -fuzz '^FuzzParseStepToken$$' -fuzztime $(FUZZTIME) ./enroll
 	$(GO) test -run '^$$' -fuzz '^FuzzParseDeviceIDList$$' -fuzztime $(FUZZTIME) ./enroll
+	$(GO) test -run '^$$' -fuzz '^FuzzParseAdminName$$' -fuzztime $(FUZZTIME) ./enroll
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeCSRBody$$' -fuzztime $(FUZZTIME) ./web
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeESTBody$$' -fuzztime $(FUZZTIME) ./web
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeAdminJSON$$' -fuzztime $(FUZZTIME) ./web

@@ -147,3 +147,27 @@ func TestAuditActor(t *testing.T) {
 		t.Errorf("audit = %+v, %v, want one row by admin:carol", evs, err)
 	}
 }
+
+// FuzzParseAdminName: an accepted name is what the rule says, and so is a
+// printed refusal (never the whole of a long name).
+func FuzzParseAdminName(f *testing.F) {
+	for _, s := range []string{"alice", "0.ops_team-1", "", "Alice", "-a", strings.Repeat("a", 65), "a\x00b", "é"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		err := ParseAdminName(name)
+		ok := len(name) >= 1 && len(name) <= 64
+		for i, c := range []byte(name) {
+			lowerOrDigit := c >= 'a' && c <= 'z' || c >= '0' && c <= '9'
+			if !lowerOrDigit && (i == 0 || c != '.' && c != '_' && c != '-') {
+				ok = false
+			}
+		}
+		if (err == nil) != ok {
+			t.Fatalf("ParseAdminName(%q) = %v, want accepted %v", name, err, ok)
+		}
+		if err != nil && len(err.Error()) > 1000 {
+			t.Fatalf("ParseAdminName(%d bytes) error is %d bytes long", len(name), len(err.Error()))
+		}
+	})
+}

@@ -13,7 +13,13 @@
 // refused unless the request says AnyDevice too. A TTL, when given, is
 // 1m..enroll.max_token_ttl; only an absent TTL means
 // enroll.default_token_ttl, so "0s" is refused, not read as the default.
-// The admin token (MintAdminToken, AuthenticateAdmin) is kept the same way.
+// Admin tokens are kept the same way: each belongs to a named admin
+// (store.Admin) with a role, viewer < operator < owner (CreateAdmin,
+// DisableAdmin, RotateAdmin, CheckAdmin, RequireRole). init's token is the
+// first owner's, named admin (MintAdminToken); a CA from before named
+// admins gets that owner from its old token on serve (UpgradeAdminToken).
+// Every audit row of an admin's act names it: actor admin:<name>, from
+// the request's context (internal/adminctx).
 //
 // Enroll checks, in order: the token (well formed, known, not revoked, not
 // expired, uses left), the key (ECDSA P-256/P-384, RSA 2048..8192 bits with

@@ -11,7 +11,10 @@
 // body or a CSR, passed to enroll.Service.Renew; 201 for a new
 // certificate, 200 for a retry), the renewal window of any certificate
 // (GET /v1/renewal-info/{serial}, public, with Retry-After, after ACME
-// ARI) and the admin API under /v1/admin/ (bearer admin token). The admin
+// ARI) and the admin API under /v1/admin/ (bearer admin token, a named
+// admin's: requireAdmin; each route's least role in adminRoutes,
+// web/roles.go, checked by requireRole: 403 naming the role missing;
+// owners manage admins under /v1/admin/admins). The admin
 // API also issues TLS server certificates for verifiers such as fleetca
 // proxy (POST /v1/admin/certificates/server) and asks a device or the
 // whole fleet to renew now (POST /v1/admin/devices/{id}/renew-now,

@@ -7,7 +7,7 @@
 // This package is the composition root. It owns the command line (one
 // file per subcommand: init.go, serve.go, token.go, enroll.go, renew.go,
 // devices.go, revoke.go, crl.go and crlsync.go, cert.go, proxy.go,
-// export.go, db.go, version.go), the flags, the configuration file (config.go:
+// export.go, manufacturer.go, admin.go, db.go, version.go), the flags, the configuration file (config.go:
 // DIR/fleetca.yaml, read strictly, so an unknown key stops start-up; its
 // store section, bbolt or PostgreSQL, in storeconf.go), the
 // environment (FLEETCA_DIR, FLEETCA_URL, FLEETCA_ROOT,
@@ -16,7 +16,9 @@
 // and the store, and it wires them into ca, enroll, revocation and web.
 // Admin commands talk to a running server through package client
 // (client.go resolves its URL, root and admin token: flag, then
-// environment, then --dir).
+// environment, then --dir). Whose token it is decides what the CA lets
+// the command do (its admin's role); the CA refuses, the CLI does not
+// pre-judge.
 //
 // # Errors and exit codes
 //
