@@ -49,6 +49,8 @@
 //	mfr_certs        manufacturer certificate SHA-256 -> device ID (used; ResetDevice deletes)
 //	crl              "lease" -> {holder, until} JSON; "latest" -> store.CRL JSON;
 //	                 "number" -> the latest CRL's Number, 8 bytes big-endian
+//	admins           admin name -> store.Admin JSON
+//	admin_hashes     admin TokenHash -> admin name (the current token's; RotateAdmin moves it)
 //
 // A serial key is the length of the serial's big-endian bytes in one byte,
 // then those bytes, so that byte order is numeric order and ListCertificates
@@ -112,7 +114,7 @@
 // rules read, for the newest-certificate, retry and MaxActive rules): a
 // device that renews every day for ten years pays for 3,650 records per
 // renewal. Open adds the buckets an older file lacks (revocations,
-// blocked_keys, nonces, nonce_expiry, fleet, manufacturers, mfr_certs, crl), so such a file upgrades in
+// blocked_keys, nonces, nonce_expiry, fleet, manufacturers, mfr_certs, crl, admins, admin_hashes), so such a file upgrades in
 // place; its certificates have no Parent. Check verifies the file's
 // structure, not the records' meaning.
 package boltstore
