@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/fleetca/fleetca/internal/adminctx"
 	"github.com/fleetca/fleetca/internal/fault"
 	"github.com/fleetca/fleetca/store"
 )
@@ -33,11 +32,13 @@ func (s *Service) MintAdminToken(ctx context.Context) (Secret, error) {
 	}
 	h := hashSecret(secret)
 	now := s.now().UTC()
+	// The first owner makes itself (init, on the CA's machine).
+	const actor = "admin:" + FirstAdmin
 	err = s.store.CreateAdmin(ctx, store.Admin{Name: FirstAdmin, Role: store.RoleOwner, TokenHash: h, CreatedAt: now},
-		store.AuditEvent{Time: now, Action: "admin.create", Actor: adminctx.Actor(ctx), TokenID: TokenID(h), Detail: "name=" + FirstAdmin + " role=owner"})
+		store.AuditEvent{Time: now, Action: "admin.create", Actor: actor, TokenID: TokenID(h), Detail: "name=" + FirstAdmin + " role=owner"})
 	if errors.Is(err, store.ErrConflict) {
 		_, err = s.store.RotateAdmin(ctx, FirstAdmin, h, now,
-			store.AuditEvent{Time: now, Action: "admin.rotate", Actor: adminctx.Actor(ctx), TokenID: TokenID(h), Detail: "name=" + FirstAdmin})
+			store.AuditEvent{Time: now, Action: "admin.rotate", Actor: actor, TokenID: TokenID(h), Detail: "name=" + FirstAdmin})
 	}
 	if err != nil {
 		return "", fmt.Errorf("store admin token hash: %w", err)
