@@ -72,6 +72,20 @@ func TestAdminRouteRoles(t *testing.T) {
 	}
 }
 
+// TestUnknownAdminRoute: a path or method no admin route takes is 404 for
+// every role, as it was before roles (not 500 for want of a role).
+func TestUnknownAdminRoute(t *testing.T) {
+	f := newFixture(t)
+	for role, tok := range adminTokens(t, f) {
+		for _, req := range [][2]string{{"GET", "/v1/admin/nope"}, {"DELETE", "/v1/admin/tokens"}, {"GET", "/v1/admin"}, {"GET", "/v1/admin/"}} {
+			rec := do(f.srv.HTTPSHandler(), req[0], req[1], tok, "", "")
+			if rec.Code != http.StatusNotFound {
+				t.Errorf("%s %s as %s = %d, want 404: %s", req[0], req[1], role, rec.Code, rec.Body)
+			}
+		}
+	}
+}
+
 // TestRoleOf: a path that is not an admin route, or a method not in the
 // table, has no role (requireRole refuses it).
 func TestRoleOf(t *testing.T) {
