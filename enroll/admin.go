@@ -20,7 +20,7 @@ const adminHashKey = "admin_token_sha256"
 const FirstAdmin = "admin"
 
 // adminTokenHint is the hint of a refused admin token.
-const adminTokenHint = "send Authorization: Bearer <your admin token> (the first owner's is in DATA_DIR/admin-token)"
+const adminTokenHint = "send Authorization: Bearer <your admin token>; the first owner's is in DATA_DIR/admin-token"
 
 // MintAdminToken makes the token of the first owner, named FirstAdmin (a
 // new token for it if it exists), stores only its hash, and returns the

@@ -119,7 +119,7 @@ func adminFault(err error, name string) error {
 		return fault.Wrap(err, fault.NotFound, fmt.Sprintf("no admin is named %q", name), "list the admins (GET /v1/admin/admins) to find the name")
 	case errors.Is(err, store.ErrLastOwner):
 		return fault.Wrap(err, fault.Conflict, fmt.Sprintf("%s is the last active owner; disabling it would leave no one to manage admins", name),
-			"create another owner first (POST /v1/admin/admins with role owner), then disable this one")
+			"create another admin with role owner first, then disable this one")
 	case errors.Is(err, store.ErrAdminDisabled):
 		return fault.Wrap(err, fault.Conflict, fmt.Sprintf("the admin %s is disabled", name), "create a new admin instead (POST /v1/admin/admins)")
 	}
@@ -133,7 +133,7 @@ func RequireRole(a store.Admin, min store.Role) error {
 		return nil
 	}
 	return fault.New(fault.Forbidden, fmt.Sprintf("this needs the %s role; %s is %s %s", min, a.Name, article(string(a.Role)), a.Role),
-		fmt.Sprintf("ask an owner for an admin token with the %s role (POST /v1/admin/admins)", min))
+		fmt.Sprintf("ask an owner for an admin token with the %s role", min))
 }
 
 // article is "an" before a vowel, "a" otherwise.
