@@ -240,6 +240,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	s.https = s.newEcho("https")
 	s.http = s.newEcho("http")
 	s.routes()
+	if err := s.consoleRoutes(); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
