@@ -82,6 +82,10 @@
 // cannot renew (expired, whatever ca.renew_after_expiry says, for EST has
 // no renewal-token form; another CA's) 403, with no challenge.
 //
+// The HTTPS handler also serves the admin console under /ui/ (package
+// web/ui, console.go), whose failed logins count in the same limiter as the
+// admin API's (see "Client addresses and failed admin logins").
+//
 // POST /v1/admin/tokens/batch mints one one-use token per device ID (at
 // most api.MaxTokenBatch) in one store transaction: the bulk path of
 // fleetca token create --device-ids-file.

@@ -8,6 +8,7 @@
 //
 // Each rule names a package and every package of ours it may depend on,
 // directly or not; anything else of ours in its dependencies fails the
-// test, and so does any go.step.sm/crypto/kms package. A rule that
+// test, and so does any go.step.sm/crypto/kms package (but in web/ui, the
+// console, which is of the CA's side). A rule that
 // changes changes in docs/ARCHITECTURE.md too.
 package archtest

@@ -475,15 +475,13 @@ func validPrefix(q string) bool {
 }
 
 // prefixStart is a cursor just before the first ID that starts with q: q
-// with its last byte decremented, then the largest byte, so every ID
-// starting with q sorts after it.
+// with its last byte decremented, then '~', which sorts after every byte a
+// device ID may hold (and keeps the cursor ASCII, valid text for any
+// store).
 func prefixStart(q string) string {
 	b := []byte(q)
-	if b[len(b)-1] == 0 {
-		return string(b[:len(b)-1])
-	}
 	b[len(b)-1]--
-	return string(b) + "\xff"
+	return string(b) + "~"
 }
 
 // certRow is one certificate of a device's lineage.
