@@ -330,3 +330,26 @@ func TestPrefixStart(t *testing.T) {
 		}
 	}
 }
+
+// FuzzRevokeForm: the revocation form's fields, from a browser, never
+// panic, and what is accepted is a valid device, reason and serial.
+func FuzzRevokeForm(f *testing.F) {
+	f.Add("dev-1", "", "keyCompromise")
+	f.Add("dev-1", "abc", "superseded")
+	f.Add("dev 1", "-1", "removeFromCRL")
+	f.Add("x", "0", "")
+	f.Fuzz(func(t *testing.T, id, serial, reason string) {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.SetPathValue("id", id)
+		d, n, _, err := revokeForm(r, url.Values{"serial": {serial}, "reason": {reason}}.Get)
+		if err != nil {
+			return
+		}
+		if d.Device != id || (serial == "") != (n == nil) || (n != nil && n.Sign() <= 0) {
+			t.Errorf("revokeForm(%q, %q, %q) = %+v, %v", id, serial, reason, d, n)
+		}
+		if _, err := revocation.ParseReason(reason); err != nil {
+			t.Errorf("accepted reason %q: %v", reason, err)
+		}
+	})
+}
