@@ -536,7 +536,7 @@ func (h *Handler) device(w http.ResponseWriter, r *http.Request, v view) {
 	}
 	switch r.URL.Query().Get("done") {
 	case "revoked":
-		v.Flash = "Revoked. The CRL, OCSP and the revocation feed say so now."
+		v.Flash = "Revoked. OCSP and the revocation feed say so now; the next CRL follows within revocation.crl_publish_delay."
 	}
 	v.Title, v.Nav, v.Data = "Device "+d.Device.ID, "devices", d
 	h.render(w, http.StatusOK, "device", v)
