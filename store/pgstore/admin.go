@@ -65,15 +65,7 @@ func (s *Store) CreateAdmin(ctx context.Context, a store.Admin, audit store.Audi
 // GetAdminByTokenHash returns the admin whose token hash is h, or an error
 // wrapping store.ErrNotFound.
 func (s *Store) GetAdminByTokenHash(ctx context.Context, h store.TokenHash) (store.Admin, error) {
-	var a store.Admin
-	err := s.read(ctx, func(q querier) error {
-		var err error
-		a, err = scanAdmin(q.QueryRow(ctx, "SELECT "+adminCols+" FROM admins WHERE token_hash = $1", h[:]))
-		if errors.Is(err, pgx.ErrNoRows) {
-			return store.ErrNotFound
-		}
-		return err
-	})
+	a, err := getRow(ctx, s, scanAdmin, "SELECT "+adminCols+" FROM admins WHERE token_hash = $1", h[:])
 	if err != nil {
 		return store.Admin{}, fmt.Errorf("get admin by token: %w", err)
 	}

@@ -188,6 +188,21 @@ func (s *Store) read(ctx context.Context, fn func(q querier) error) error {
 	return s.dbError(ctx, fn(s.pool))
 }
 
+// getRow reads the one row sql selects, decoded by scan, on the pool;
+// store.ErrNotFound if there is none.
+func getRow[T any](ctx context.Context, s *Store, scan func(pgx.Row) (T, error), sql string, args ...any) (T, error) {
+	var v T
+	err := s.read(ctx, func(q querier) error {
+		var err error
+		v, err = scan(q.QueryRow(ctx, sql, args...))
+		if errors.Is(err, pgx.ErrNoRows) {
+			return store.ErrNotFound
+		}
+		return err
+	})
+	return v, err
+}
+
 // querier is what a pool and a transaction share.
 type querier interface {
 	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)

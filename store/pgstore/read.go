@@ -15,15 +15,7 @@ import (
 // GetDevice returns the device with the ID, or an error wrapping
 // store.ErrNotFound.
 func (s *Store) GetDevice(ctx context.Context, id string) (store.Device, error) {
-	var d store.Device
-	err := s.read(ctx, func(q querier) error {
-		var err error
-		d, err = scanDevice(q.QueryRow(ctx, "SELECT "+deviceCols+" FROM devices WHERE id = $1", id))
-		if errors.Is(err, pgx.ErrNoRows) {
-			return store.ErrNotFound
-		}
-		return err
-	})
+	d, err := getRow(ctx, s, scanDevice, "SELECT "+deviceCols+" FROM devices WHERE id = $1", id)
 	if err != nil {
 		return store.Device{}, fmt.Errorf("get device %q: %w", id, err)
 	}
@@ -104,14 +96,9 @@ func (s *Store) ListCertificates(ctx context.Context, deviceID string, p store.P
 // KeyOwner returns the ID of the device the key is bound to, or an error
 // wrapping store.ErrNotFound.
 func (s *Store) KeyOwner(ctx context.Context, h store.KeyHash) (string, error) {
-	var owner string
-	err := s.read(ctx, func(q querier) error {
-		err := q.QueryRow(ctx, "SELECT device_id FROM key_bindings WHERE key_hash = $1", h[:]).Scan(&owner)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return store.ErrNotFound
-		}
-		return err
-	})
+	owner, err := getRow(ctx, s, func(row pgx.Row) (owner string, err error) {
+		return owner, row.Scan(&owner)
+	}, "SELECT device_id FROM key_bindings WHERE key_hash = $1", h[:])
 	if err != nil {
 		return "", fmt.Errorf("get owner of key %x: %w", h[:8], err)
 	}

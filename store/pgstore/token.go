@@ -83,15 +83,7 @@ func (s *Store) CreateTokens(ctx context.Context, ts []store.Token, audits []sto
 // GetToken returns the token with hash h, or an error wrapping
 // store.ErrNotFound.
 func (s *Store) GetToken(ctx context.Context, h store.TokenHash) (store.Token, error) {
-	var t store.Token
-	err := s.read(ctx, func(q querier) error {
-		var err error
-		t, err = scanToken(q.QueryRow(ctx, "SELECT "+tokenCols+" FROM tokens WHERE hash = $1", h[:]))
-		if errors.Is(err, pgx.ErrNoRows) {
-			return store.ErrNotFound
-		}
-		return err
-	})
+	t, err := getRow(ctx, s, scanToken, "SELECT "+tokenCols+" FROM tokens WHERE hash = $1", h[:])
 	if err != nil {
 		// Only a prefix: the hash is not secret, but it is not a handle either.
 		return store.Token{}, fmt.Errorf("get token with hash %x: %w", h[:4], err)
