@@ -33,12 +33,9 @@ const (
 )
 
 // naturalWindow is the renewal window of a certificate valid over
-// [notBefore, notAfter): from 2/3 - 1 % to 2/3 + 1 % of the validity,
-// whole seconds.
+// [notBefore, notAfter); the store keeps its end as Device.RenewBy.
 func naturalWindow(notBefore, notAfter time.Time) (start, end time.Time) {
-	v := notAfter.Sub(notBefore)
-	mid := notBefore.Add(v / 3 * 2)
-	return mid.Add(-v / 100).Truncate(time.Second), mid.Add(v / 100).Truncate(time.Second)
+	return store.RenewalWindow(notBefore, notAfter)
 }
 
 // renewAfter is when the holder of a certificate should renew it: two

@@ -137,7 +137,115 @@ type Device struct {
 	// Manufacturer is the manufacturer certificate the device last
 	// enrolled with (Issuance.Manufacturer); nil if it never did.
 	Manufacturer *ManufacturerCert `json:"manufacturer,omitempty"`
+	// NotAfter is the end of the validity of the device's newest
+	// certificate (the last one Issue or Renew wrote for it), and RenewBy
+	// the end of that certificate's natural renewal window
+	// (RenewalWindow): a device still holding it after RenewBy has
+	// stopped renewing. The store maintains both; ResetDevice zeroes them
+	// (a reset device has no live certificate until it enrolls again).
+	// Revoking a single certificate leaves them as they are.
+	NotAfter time.Time `json:"not_after,omitzero"`
+	RenewBy  time.Time `json:"renew_by,omitzero"`
 }
+
+// RenewalWindow is the natural renewal window of a certificate valid over
+// [notBefore, notAfter): from 2/3 - 1 % to 2/3 + 1 % of the validity,
+// whole seconds (what enroll tells devices, in the manner of ACME ARI).
+func RenewalWindow(notBefore, notAfter time.Time) (start, end time.Time) {
+	v := notAfter.Sub(notBefore)
+	mid := notBefore.Add(v / 3 * 2)
+	return mid.Add(-v / 100).Truncate(time.Second), mid.Add(v / 100).Truncate(time.Second)
+}
+
+// Stats are the fleet's numbers the console's overview shows. A store
+// keeps them as counters it maintains in the transactions that change
+// them, so that Stats costs the same with ten devices or ten million;
+// counters of time may round each counted time down to the whole hour
+// (UTC), so a count near an hour's boundary may be off by that hour.
+type Stats struct {
+	// Active and Revoked count devices by Status.
+	Active, Revoked int
+	// Certificates counts every certificate ever issued (Issue and Renew).
+	Certificates int
+	// Expiring7d and Expiring30d count active devices whose NotAfter is
+	// in (now, now+7 days] and (now, now+30 days]; Expired counts active
+	// devices whose NotAfter is at or before now (devices with a zero
+	// NotAfter are in none of them).
+	Expiring7d, Expiring30d, Expired int
+	// StoppedRenewing counts active devices whose RenewBy is at or before
+	// now (it includes the expired ones).
+	StoppedRenewing int
+	// Revoked24h counts certificates revoked in (now-24h, now] with any
+	// reason but superseded (4), which renewal writes routinely.
+	Revoked24h int
+	// Enrollments counts Issue calls (enrollments, not renewals) per UTC
+	// day of the certificate's IssuedAt: Enrollments[29] is now's day,
+	// Enrollments[0] the day 29 days before it.
+	Enrollments [30]int
+}
+
+// DeviceSort is an order QueryDevices can list devices in.
+type DeviceSort string
+
+const (
+	// SortID lists by device ID, ascending (byte order); the default.
+	SortID DeviceSort = "id"
+	// SortIDDesc lists by device ID, descending.
+	SortIDDesc DeviceSort = "-id"
+	// SortRenewBy lists active devices with a RenewBy, soonest RenewBy
+	// first (ties by ID): the ones that stopped renewing come first.
+	SortRenewBy DeviceSort = "renew_by"
+	// SortCreatedDesc lists by CreatedAt, newest first (ties by ID,
+	// descending).
+	SortCreatedDesc DeviceSort = "-created"
+)
+
+// DeviceQuery selects a page of devices. Every combination it allows is
+// answered from an index: a page costs the same at any fleet size.
+type DeviceQuery struct {
+	// Prefix keeps devices whose ID starts with it; only with SortID and
+	// SortIDDesc.
+	Prefix string
+	// Status keeps devices with this status; "" keeps all. SortRenewBy
+	// lists active devices only, and takes "" or DeviceActive.
+	Status DeviceStatus
+	// Sort is the order; "" means SortID.
+	Sort DeviceSort
+	// RenewByBefore, with SortRenewBy, keeps devices whose RenewBy is at
+	// or before it (the devices that stopped renewing, given now); zero
+	// keeps all.
+	RenewByBefore time.Time
+	// After is the cursor QueryDevices returned with the previous page
+	// (opaque, printable ASCII); "" starts at the beginning.
+	After string
+	// Limit as Page.Limit.
+	Limit int
+}
+
+// AuditQuery selects audit events, newest first. Every filter given must
+// match; empty ones match all.
+type AuditQuery struct {
+	Actor    string
+	Action   string
+	DeviceID string
+	// Since and Until keep events with Time in [Since, Until); zero is
+	// unbounded.
+	Since, Until time.Time
+	// BeforeSeq keeps events with Seq < BeforeSeq; 0 starts at the newest.
+	BeforeSeq uint64
+	// Limit as Page.Limit.
+	Limit int
+}
+
+// AuditScanLimit bounds how many events QueryAudit may examine for one
+// call that no index answers (filters other than DeviceID alone): it then
+// returns what it found with a cursor to continue, so that a rare match
+// in a long log costs several pages, not one slow one.
+const AuditScanLimit = 20000
+
+// ErrBadQuery is returned by QueryDevices for a combination of fields it
+// does not serve.
+var ErrBadQuery = errors.New("unsupported query")
 
 // ManufacturerCert identifies a manufacturer (factory, IDevID) certificate
 // that a device enrolled with.
