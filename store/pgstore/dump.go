@@ -231,6 +231,7 @@ func (s *Store) Load(ctx context.Context, next func() (store.Record, bool, error
 			OR EXISTS (SELECT 1 FROM manufacturers) OR EXISTS (SELECT 1 FROM admins) OR EXISTS (SELECT 1 FROM mfr_certs) OR EXISTS (SELECT 1 FROM blocked_keys)
 			OR EXISTS (SELECT 1 FROM nonces) OR EXISTS (SELECT 1 FROM counters) OR EXISTS (SELECT 1 FROM meta)
 			OR EXISTS (SELECT 1 FROM key_bindings) OR EXISTS (SELECT 1 FROM crl_latest) OR EXISTS (SELECT 1 FROM crl_lease)
+			OR EXISTS (SELECT 1 FROM audit_checkpoints)
 			OR EXISTS (SELECT 1 FROM fleet WHERE renew_now_at IS NOT NULL)
 			OR EXISTS (SELECT 1 FROM log_heads WHERE audit_seq > 0 OR revocation_seq > 0)`).Scan(&full)
 		if err != nil {
@@ -251,7 +252,13 @@ func (s *Store) Load(ctx context.Context, next func() (store.Record, bool, error
 				SELECT DISTINCT ON (key_hash) key_hash, device_id FROM certificates ORDER BY key_hash, serial DESC;
 			UPDATE log_heads SET audit_seq = (SELECT coalesce(max(seq), 0) FROM audit),
 				revocation_seq = (SELECT coalesce(max(seq), 0) FROM revocations)`)
-		return err
+		if err != nil {
+			return err
+		}
+		if _, err := buildAuditTree(ctx, tx); err != nil {
+			return fmt.Errorf("build the audit tree: %w", err)
+		}
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("load store: %w", err)
@@ -393,8 +400,9 @@ func loadRow(r store.Record) (table string, cols []string, row []any, err error)
 		if err != nil {
 			return "", nil, nil, err
 		}
-		return "audit", []string{"seq", "time", "action", "actor", "device_id", "serial", "token_id", "detail"},
-			[]any{n, nullTime(e.Time), e.Action, e.Actor, e.DeviceID, e.Serial, e.TokenID, e.Detail}, nil
+		// Load's buildAuditTree checks the root, or sets it if zero.
+		return "audit", []string{"seq", "time", "action", "actor", "device_id", "serial", "token_id", "detail", "root"},
+			[]any{n, nullTime(e.Time), e.Action, e.Actor, e.DeviceID, e.Serial, e.TokenID, e.Detail, e.Root[:]}, nil
 	case r.Counter != nil:
 		if r.Counter.Value > math.MaxInt64 {
 			return "", nil, nil, errArg("counter %q value %d out of range", r.Counter.Name, r.Counter.Value)

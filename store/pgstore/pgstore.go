@@ -267,17 +267,26 @@ func (s *Store) runTx(ctx context.Context, fn func(tx *txn) error) (err error) {
 	if err := fn(tx); err != nil {
 		return err
 	}
+	if tx.logs != nil {
+		if err := tx.appendLogs(ctx); err != nil {
+			return err
+		}
+	}
 	tx.final.Queue("COMMIT")
 	if !tx.begun {
 		// Nothing was sent yet: the BEGIN goes with the rest.
 		tx.final.QueuedQueries = append([]*pgx.QueuedQuery{{SQL: "BEGIN"}}, tx.final.QueuedQueries...)
 		tx.begun = true
 	}
-	// Close reads every result, running the queued callbacks, and
-	// returns the first error; after an error the server skipped the
-	// rest, COMMIT included, and the deferred ROLLBACK ends the
-	// transaction.
-	err = conn.SendBatch(ctx, &tx.final).Close()
+	return tx.sendFinal(ctx)
+}
+
+// sendFinal sends tx.final and reads every result, running the queued
+// callbacks; it returns the first error: after an error the server
+// skipped the rest (the COMMIT included, when it was queued), and
+// runTx's deferred ROLLBACK ends the transaction.
+func (tx *txn) sendFinal(ctx context.Context) error {
+	err := tx.conn.SendBatch(ctx, &tx.final).Close()
 	var pe *pgconn.PgError
 	if tx.spends && errors.As(err, &pe) && pe.Code == "22012" { // division_by_zero
 		return errTokenRaced
@@ -296,6 +305,8 @@ type txn struct {
 	// spends is set when final spends a token (spendToken), the one
 	// statement that divides by zero on purpose.
 	spends bool
+	// logs is what appendLogs appends when the transaction commits.
+	logs *logAppend
 }
 
 // batch returns a new batch to send with send, which begins with the
