@@ -146,7 +146,7 @@ func auditInsert(size int64, edge []byte, events []store.AuditEvent) ([]any, err
 	if err != nil {
 		return nil, err
 	}
-	hashes, err := backendAppendAudit(size, events, r)
+	hashes, err := backend.AppendAudit(size, events, r)
 	if err != nil {
 		return nil, fmt.Errorf("audit tree: %w", err)
 	}

@@ -9,6 +9,7 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/fleetca/fleetca/store"
+	"github.com/fleetca/fleetca/store/internal/backend"
 )
 
 // edgeIndexes returns the stored-hash indexes of the complete subtrees
@@ -75,25 +76,23 @@ func (r edgeReader) extend(n, base int64, hashes []tlog.Hash) ([]byte, error) {
 }
 
 // AuditTree returns the audit tree's size (the last Seq; 0 when the log
-// is empty) and its root hash, read in one statement.
+// is empty) and its root hash, computed from the right edge in the
+// log_heads row, read in one statement.
 func (s *Store) AuditTree(ctx context.Context) (size int64, root tlog.Hash, err error) {
 	err = s.read(ctx, func(q querier) error {
-		var r []byte
-		if err := q.QueryRow(ctx, `SELECT h.audit_seq, a.root FROM log_heads h LEFT JOIN audit a ON a.seq = h.audit_seq`).Scan(&size, &r); err != nil {
+		var edge []byte
+		if err := q.QueryRow(ctx, "SELECT audit_seq, audit_edge FROM log_heads").Scan(&size, &edge); err != nil {
 			return err
 		}
-		if size == 0 {
-			root, err = tlog.TreeHash(0, nil)
+		r, err := newEdgeReader(size, edge)
+		if err != nil {
 			return err
 		}
-		if len(r) != tlog.HashSize {
-			return fmt.Errorf("audit event %d has no root", size)
-		}
-		root = tlog.Hash(r)
-		return nil
+		root, err = tlog.TreeHash(size, r)
+		return err
 	})
 	if err != nil {
-		return 0, tlog.Hash{}, fmt.Errorf("read audit tree: %w", err)
+		return 0, tlog.Hash{}, fmt.Errorf("audit tree: %w", err)
 	}
 	return size, root, nil
 }
@@ -138,44 +137,30 @@ func (s *Store) AuditHashes(ctx context.Context, indexes []int64) ([]tlog.Hash, 
 	return out, nil
 }
 
-// putCheckpointSQL records checkpoint $1..$4 if its size is above the
-// latest's and at most the tree's: the conditional UPDATE of
-// audit_checkpoint_head takes its row lock, and a racing PutCheckpoint
-// that waited for it re-reads the raised size, so of two replicas
-// storing one size only one succeeds. It returns the tree's size and
-// whether it stored the checkpoint.
-const putCheckpointSQL = `
-WITH t AS (SELECT audit_seq FROM log_heads), h AS (
-	UPDATE audit_checkpoint_head SET size = $1 WHERE size < $1 AND $1 <= (SELECT audit_seq FROM t)
-	RETURNING size
-), c AS (
-	INSERT INTO audit_checkpoints (size, root, time, note) SELECT $1, $2, $3, $4 FROM h
-)
-SELECT (SELECT audit_seq FROM t), EXISTS (SELECT 1 FROM h)`
-
 // PutCheckpoint stores c if c.Size is larger than the latest stored
-// checkpoint's, else returns an error wrapping store.ErrStaleCheckpoint.
-// c.Size must not exceed the tree's size.
+// checkpoint's, else returns an error wrapping store.ErrStaleCheckpoint;
+// c.Size must not exceed the tree's size (backend.CheckCheckpoint). It
+// locks the audit_checkpoint_head row first and judges under the lock,
+// so of replicas racing to store checkpoints, each later one sees the
+// earlier's size: sizes only grow.
 func (s *Store) PutCheckpoint(ctx context.Context, c store.Checkpoint) error {
-	if c.Size <= 0 {
-		return fmt.Errorf("put checkpoint: size %d is not positive", c.Size)
-	}
-	note := c.Note
-	if note == nil {
-		note = []byte{}
-	}
-	var tree int64
-	var stored bool
 	err := s.inTx(ctx, func(tx *txn) error {
-		return tx.QueryRow(ctx, putCheckpointSQL, c.Size, c.Root[:], nullTime(c.Time), note).Scan(&tree, &stored)
+		var latest, tree int64
+		err := tx.QueryRow(ctx, `SELECT c.size, l.audit_seq FROM audit_checkpoint_head c, log_heads l FOR UPDATE OF c`).Scan(&latest, &tree)
+		if err != nil {
+			return err
+		}
+		c, err := backend.CheckCheckpoint(c, tree, latest)
+		if err != nil {
+			return err
+		}
+		tx.last(`WITH h AS (UPDATE audit_checkpoint_head SET size = $1)
+			INSERT INTO audit_checkpoints (size, root, time, note) VALUES ($1, $2, $3, $4)`, nil,
+			c.Size, c.Root[:], nullTime(c.Time), c.Note)
+		return nil
 	})
-	switch {
-	case err != nil:
+	if err != nil {
 		return fmt.Errorf("put checkpoint of size %d: %w", c.Size, err)
-	case c.Size > tree:
-		return fmt.Errorf("put checkpoint of size %d: %w", c.Size, errArg("the audit tree has size %d", tree))
-	case !stored:
-		return fmt.Errorf("put checkpoint of size %d: %w", c.Size, store.ErrStaleCheckpoint)
 	}
 	return nil
 }
@@ -225,15 +210,15 @@ func (s *Store) LatestCheckpoint(ctx context.Context) (store.Checkpoint, error) 
 }
 
 // buildAuditTree builds the audit tree of the rows of a log that has
-// none yet: migration 4 on a database that had audit rows, and Load. It
-// reads them in Seq order, a chunk at a time, computes each one's root
-// and the stored hashes with tlog (backend.AppendAudit, as an append
-// does), and writes them, in the caller's transaction. The rows' times
-// are timestamptz, already microseconds, so no row is re-timed. A row
-// whose root is set already (Load's) must have the one computed: a copy
-// refuses a log that does not recompute. It returns how many rows it
-// read, which must be log_heads.audit_seq.
-func buildAuditTree(ctx context.Context, q querier) (int64, error) {
+// none yet, in the caller's transaction: migration 4 on a database that
+// had audit rows (rewrite: each row gets its root), and Load (rows keep
+// the root they came with, so that a copy of a tampered log still shows
+// it). It reads the rows in Seq order, a chunk at a time, and computes
+// the stored hashes and roots with tlog (backend.AppendAudit, as an
+// append does). The rows' times are timestamptz, already microseconds,
+// so no row is re-timed. It checks that the rows are numbered 1, 2, 3,
+// ... up to log_heads.audit_seq, and returns how many it read.
+func buildAuditTree(ctx context.Context, q querier, rewrite bool) (int64, error) {
 	const chunk = 10000
 	var size int64
 	var edge []byte
@@ -246,23 +231,19 @@ func buildAuditTree(ctx context.Context, q querier) (int64, error) {
 		if len(events) == 0 {
 			break
 		}
-		had := make([]tlog.Hash, len(events))
 		for i, e := range events {
-			if e.Seq != uint64(size)+uint64(i)+1 {
-				return size, fmt.Errorf("audit events are not contiguous: %d follows %d", e.Seq, uint64(size)+uint64(i))
+			if want := uint64(size) + uint64(i) + 1; e.Seq != want {
+				return size, fmt.Errorf("audit event %d where %d belongs: the log has a gap", e.Seq, want)
 			}
-			had[i] = e.Root
 		}
 		args, err := auditInsert(size, edge, events)
 		if err != nil {
 			return size, err
 		}
-		for i, e := range events {
-			if had[i] != (tlog.Hash{}) && had[i] != e.Root {
-				return size, fmt.Errorf("audit event %d: its root %v is not its tree's %v", e.Seq, had[i], e.Root)
-			}
+		seqs, roots := args[0], args[8]
+		if !rewrite {
+			seqs, roots = []int64{}, [][]byte{}
 		}
-		// The rows exist: set their roots, and write the hashes and edge.
 		_, err = q.Exec(ctx, `
 			WITH u AS (
 				UPDATE audit SET root = e.root FROM unnest($1::bigint[], $2::bytea[]) AS e(seq, root) WHERE audit.seq = e.seq
@@ -270,7 +251,7 @@ func buildAuditTree(ctx context.Context, q querier) (int64, error) {
 				INSERT INTO audit_hashes (index, hash)
 				SELECT $3::bigint + e.ord - 1, e.hash FROM unnest($4::bytea[]) WITH ORDINALITY AS e(hash, ord)
 			)
-			UPDATE log_heads SET audit_edge = $5`, args[0], args[8], args[9], args[10], args[11])
+			UPDATE log_heads SET audit_edge = $5`, seqs, roots, args[9], args[10], args[11])
 		if err != nil {
 			return size, err
 		}

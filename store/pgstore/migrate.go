@@ -43,7 +43,7 @@ type migration struct {
 // its transaction, by version: work SQL must not do (tlog's hashing).
 var migrationSteps = map[int]func(ctx context.Context, tx pgx.Tx) error{
 	4: func(ctx context.Context, tx pgx.Tx) error {
-		if _, err := buildAuditTree(ctx, tx); err != nil {
+		if _, err := buildAuditTree(ctx, tx, true); err != nil {
 			return fmt.Errorf("build the audit tree: %w", err)
 		}
 		_, err := tx.Exec(ctx, "ALTER TABLE audit ALTER COLUMN root SET NOT NULL")
