@@ -33,7 +33,7 @@ import (
 // enrollments with one fsync. A second replica adds connections, not
 // flushes.
 func BenchmarkIssue(b *testing.B) {
-	for _, n := range []int{1, 2} {
+	for _, n := range []int{1, 2, 3} {
 		b.Run(fmt.Sprintf("replicas-%d", n), func(b *testing.B) { benchmarkIssue(b, n) })
 	}
 }
