@@ -215,10 +215,12 @@ type querier interface {
 // condition by returning it (a store sentinel, wrapped), after which
 // nothing it wrote survives.
 //
-// The statements fn queues with txn.last (appendLogs: the log heads'
-// UPDATE, the notification) are sent with the COMMIT in one pipeline,
-// one round trip: the log_heads row lock that the UPDATE takes is held
-// for the commit's WAL flush and no client round trip more.
+// The statements fn queues with txn.last are sent with the COMMIT in
+// one pipeline, one round trip; when fn appended to the logs
+// (appendLogs), they go instead with the log heads' UPDATE, and the
+// audit rows with the COMMIT (txn.appendLogs): the log_heads row lock
+// that the UPDATE takes is held for one client round trip and the
+// commit's WAL flush.
 //
 // This is where serialization failures (40001) and deadlocks (40P01) are
 // retried: PostgreSQL aborts one of the transactions, and the whole of fn
@@ -402,8 +404,9 @@ type errRow struct{ err error }
 
 func (r errRow) Scan(...any) error { return r.err }
 
-// last queues a statement to be sent with the COMMIT, in the order
-// queued; row, if not nil, reads its one row.
+// last queues a statement to be sent with the COMMIT (or, if the
+// transaction appends to the logs, with the log heads' UPDATE before it),
+// in the order queued; row, if not nil, reads its one row.
 func (tx *txn) last(sql string, row func(pgx.Row) error, args ...any) {
 	q := tx.final.Queue(sql, args...)
 	if row != nil {
