@@ -151,7 +151,7 @@ func TestAuditTreeUpgrade(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	const before = 3 // the last version without the tree
+	const before = auditTreeVersion - 1 // the last version without the tree
 	if _, err := schemaVersion(ctx, conn); err != nil {
 		t.Fatal(err)
 	}
@@ -195,14 +195,15 @@ func TestAuditTreeUpgrade(t *testing.T) {
 func TestAuditTreeUpgradeGap(t *testing.T) {
 	ctx := t.Context()
 	dsn := pgtest.NewDatabase(t)
-	exec(t, dsn, `ALTER TABLE audit ALTER COLUMN root DROP NOT NULL;
+	// Back to the schema before the tree, with a log that has a gap.
+	exec(t, dsn, `DROP TABLE audit_hashes, audit_checkpoints, audit_checkpoint_head;
+		ALTER TABLE audit DROP COLUMN root; ALTER TABLE log_heads DROP COLUMN audit_edge;
 		INSERT INTO audit (seq, time, action, actor) VALUES (1, now(), 'a', 'b'), (3, now(), 'a', 'b');
-		UPDATE log_heads SET audit_seq = 3;
-		UPDATE schema_version SET version = 3`)
-	exec(t, dsn, "DROP TABLE audit_hashes, audit_checkpoints, audit_checkpoint_head; ALTER TABLE audit DROP COLUMN root; ALTER TABLE log_heads DROP COLUMN audit_edge")
+		UPDATE log_heads SET audit_seq = 3`)
+	exec(t, dsn, "UPDATE schema_version SET version = $1", auditTreeVersion-1)
 	_, to, err := Migrate(ctx, dsn, "")
-	if err == nil || to != 3 || !strings.Contains(err.Error(), "audit event 3 where 2 belongs") {
-		t.Fatalf("Migrate of a log with a gap = to %d, %v, want to 3 and an error naming event 3", to, err)
+	if err == nil || to != auditTreeVersion-1 || !strings.Contains(err.Error(), "audit event 3 where 2 belongs") {
+		t.Fatalf("Migrate of a log with a gap = to %d, %v, want to %d and an error naming event 3", to, err, auditTreeVersion-1)
 	}
 }
 

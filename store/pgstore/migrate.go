@@ -39,10 +39,13 @@ type migration struct {
 	sql     string
 }
 
+// auditTreeVersion is the migration that adds the audit tree.
+const auditTreeVersion = 4
+
 // migrationSteps are the steps in Go that follow a migration's SQL, in
 // its transaction, by version: work SQL must not do (tlog's hashing).
 var migrationSteps = map[int]func(ctx context.Context, tx pgx.Tx) error{
-	4: func(ctx context.Context, tx pgx.Tx) error {
+	auditTreeVersion: func(ctx context.Context, tx pgx.Tx) error {
 		if _, err := buildAuditTree(ctx, tx, true); err != nil {
 			return fmt.Errorf("build the audit tree: %w", err)
 		}
