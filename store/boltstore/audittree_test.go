@@ -182,4 +182,3 @@ func (m memHashes) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
 	}
 	return out, nil
 }
-
