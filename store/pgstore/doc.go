@@ -148,9 +148,11 @@
 // a shared token, that token's row lock) for one round trip and through
 // its commit: the locks last until the WAL flush, so commits are flushed
 // one after another and PostgreSQL cannot group them. The round trip is
-// the audit tree's (see Invariants): on the loaded 2-core test machine
-// it halved BenchmarkIssue (about 380-440 enrollments/s before the tree,
-// 150-230 after, in the same runs, for 1, 2 and 3 replicas). On the 2-core test machine, with fsync on, Issue at 32 in flight
+// the audit tree's (see Invariants): on the 2-core test machine, loaded
+// by other work (load average 15-20), BenchmarkIssue gave 310-520
+// enrollments/s before the tree and 120-310 after, runs interleaved, for
+// 1, 2 and 3 replicas alike (0.5x-0.8x): a round trip under the lock
+// costs what the client's wake-up costs on a busy machine. On the 2-core test machine, with fsync on, Issue at 32 in flight
 // gives about 1,400-1,800 enrollments/s (BenchmarkIssue), and a second
 // replica adds no throughput; through `fleetca serve` (bench/replicaload)
 // one replica on PostgreSQL enrolls at about 0.45x the bbolt rate, the
