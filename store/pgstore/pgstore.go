@@ -299,7 +299,7 @@ func (tx *txn) sendFinal(ctx context.Context) error {
 // txn is a write transaction of inTx. Its BEGIN is not sent alone: it
 // goes with the first statement (or batch) the transaction sends, in one
 // round trip. Statements run at once, except those queued with last,
-// which go with the COMMIT.
+// which go with the COMMIT (or the logs' statement: appendLogs).
 type txn struct {
 	conn  *pgxpool.Conn
 	begun bool // BEGIN was sent
