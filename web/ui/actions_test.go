@@ -222,7 +222,7 @@ func TestMintTokenShownOnce(t *testing.T) {
 	const secret = "fct-secret-0001"
 	for _, want := range []string{
 		`data-test-secret>` + secret + `<`,
-		"fleetca enroll --ca https://ca.test --fingerprint ",
+		"fleetca enroll --ca https://ca.test \\\n    --fingerprint ",
 		"--token &#39;" + secret + "&#39;",
 		"openssl req -new -newkey ec",
 		"curl -sS --cacert root.pem -H &#39;Authorization: Bearer " + secret + "&#39;",

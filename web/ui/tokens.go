@@ -213,10 +213,11 @@ func (h *Handler) tokenSecret(r *http.Request, secret string, t store.Token, for
 			Text: fmt.Sprintf("step ca certificate %s %s.crt %s.key --token '%s'", dev, dev, dev, secret)}}
 		return d
 	}
+	d.Notes = append(d.Notes, "root.pem is the CA's root certificate; check that its SHA-256 is "+fp+".")
 	d.Cmds = []command{
 		{ID: "cmd-fleetca", Title: "fleetca enroll (trusts the CA by its root's fingerprint)",
-			Text: fmt.Sprintf("fleetca enroll --ca %s --fingerprint %s --token '%s'%s \\\n    --key %s.key --cert %s.crt", caURL, fp, secret, idFlag, dev, dev)},
-		{ID: "cmd-curl", Title: "openssl and curl (root.pem: the CA's root, whose SHA-256 is " + fp + ")",
+			Text: fmt.Sprintf("fleetca enroll --ca %s \\\n    --fingerprint %s \\\n    --token '%s'%s \\\n    --key %s.key --cert %s.crt", caURL, fp, secret, idFlag, dev, dev)},
+		{ID: "cmd-curl", Title: "openssl and curl",
 			Text: fmt.Sprintf("openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \\\n    -keyout %s.key -subj /CN=%s -out %s.csr\n"+
 				"curl -sS --cacert root.pem -H 'Authorization: Bearer %s' \\\n    --data-binary @%s.csr %s/v1/enroll > %s.json", dev, dev, dev, secret, dev, caURL, dev)},
 	}
