@@ -399,6 +399,16 @@ func TestAdminsPage(t *testing.T) {
 	if fmt.Sprint(r.en.calls) != fmt.Sprint(want) {
 		t.Errorf("calls %q, want %q", r.en.calls, want)
 	}
+
+	// Rotating one's own token ends one's session at the next request.
+	self := owner.do("POST", "/ui/admins/olga/rotate", url.Values{"csrf": {csrf}})
+	if self.code != http.StatusOK || !strings.Contains(self.body, "data-test-secret>fca-secret-0003<") {
+		t.Fatalf("rotate oneself: %d\n%s", self.code, self.body)
+	}
+	if a := owner.do("GET", "/ui/admins", nil); a.code != http.StatusSeeOther || a.hdr.Get("Location") != "/ui/login" {
+		t.Errorf("after rotating oneself: %d to %q, want 303 to login", a.code, a.hdr.Get("Location"))
+	}
+	r.login("fca-secret-0003")
 }
 
 func TestResetAndRenewNow(t *testing.T) {
