@@ -238,6 +238,25 @@ func TestConsoleActionsInBrowser(t *testing.T) {
 		t.Errorf("the viewer's admins page: %q, want the missing owner role", got)
 	}
 
+	// Each action's audit row is the admin API's, naming the admin.
+	var audit struct {
+		Events []struct {
+			Action   string `json:"action"`
+			Actor    string `json:"actor"`
+			DeviceID string `json:"device_id"`
+		} `json:"events"`
+	}
+	f.adminGET("/v1/admin/audit?limit=1000", &audit)
+	got := map[string]string{}
+	for _, e := range audit.Events {
+		got[e.Action+" "+e.DeviceID] = e.Actor
+	}
+	for _, a := range []string{"token.create ", "token.revoke ", "device.renew_now cam-1", "device.revoke cam-1", "device.reset cam-1", "admin.create "} {
+		if got[a] != "admin:admin" {
+			t.Errorf("audit row %q: actor %q, want admin:admin (rows %v)", a, got[a], got)
+		}
+	}
+
 	stopConsole()
 	<-done
 	mu.Lock()
