@@ -188,7 +188,9 @@ func renewTx(ctx context.Context, tx *txn, r store.Renewal, c store.Certificate)
 	}
 	queueBindKey(b, &cond, c.KeyHash, c.DeviceID)
 	queueInsertCert(b, &cond, c, nil)
-	b.Queue("UPDATE devices SET last_renewal_at = $2, updated_at = $2 WHERE id = $1", c.DeviceID, r.Now)
+	notAfter, renewBy := backend.DeviceCertificate(c)
+	b.Queue("UPDATE devices SET last_renewal_at = $2, updated_at = $2, not_after = $3, renew_by = $4 WHERE id = $1",
+		c.DeviceID, r.Now, notAfter, renewBy)
 	if err := tx.send(ctx, b); cond.err != nil || err != nil {
 		return none, cmp.Or(cond.err, err)
 	}

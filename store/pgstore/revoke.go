@@ -188,7 +188,8 @@ func (s *Store) ResetDevice(ctx context.Context, id string, at time.Time, audit 
 			return fmt.Errorf("status %s: %w", d.Status, store.ErrNotRevoked)
 		}
 		d.Status, d.UpdatedAt = store.DeviceActive, at
-		if _, err := tx.Exec(ctx, "UPDATE devices SET status = 'active', updated_at = $2 WHERE id = $1", id, nullTime(at)); err != nil {
+		d.NotAfter, d.RenewBy = time.Time{}, time.Time{}
+		if _, err := tx.Exec(ctx, "UPDATE devices SET status = 'active', updated_at = $2, not_after = NULL, renew_by = NULL WHERE id = $1", id, nullTime(at)); err != nil {
 			return err
 		}
 		if m := d.Manufacturer; m != nil {

@@ -78,6 +78,14 @@ func newCert(n *big.Int, device, key string) store.Certificate {
 	}
 }
 
+// withCert returns d with the NotAfter and RenewBy that c, its newest
+// certificate, gives it (store.Device).
+func withCert(d store.Device, c store.Certificate) store.Device {
+	d.NotAfter = c.NotAfter
+	_, d.RenewBy = store.RenewalWindow(c.NotBefore, c.NotAfter)
+	return d
+}
+
 // newIssuance returns the issuance of c at T0, without a token or conditions.
 func newIssuance(c store.Certificate) store.Issuance {
 	return store.Issuance{

@@ -1,0 +1,31 @@
+-- fleetca store schema, version 4: the admin console's queries
+-- (store.Store QueryDevices, Stats, QueryAudit). See store/pgstore/doc.go.
+
+-- The device's newest certificate's NotAfter and the end of its renewal
+-- window (store.Device), backfilled from each active device's newest
+-- certificate issued after its revoked_at.
+ALTER TABLE devices ADD COLUMN not_after timestamptz, ADD COLUMN renew_by timestamptz;
+
+UPDATE devices d SET not_after = c.not_after,
+	renew_by = date_trunc('second', c.not_before + (c.not_after - c.not_before) * 2 / 3 + (c.not_after - c.not_before) / 100)
+FROM (
+	SELECT DISTINCT ON (device_id) device_id, not_before, not_after, issued_at
+	FROM certificates
+	ORDER BY device_id, issued_at DESC NULLS LAST, serial DESC
+) c
+WHERE c.device_id = d.id AND d.status = 'active' AND c.not_before IS NOT NULL
+	AND (d.revoked_at IS NULL OR c.issued_at > d.revoked_at);
+
+-- QueryDevices: each allowed order from an index.
+CREATE INDEX devices_status_id ON devices (status, id);
+CREATE INDEX devices_renew_by ON devices (renew_by, id) WHERE status = 'active' AND renew_by IS NOT NULL;
+CREATE INDEX devices_created ON devices (created_at, id);
+CREATE INDEX devices_status_created ON devices (status, created_at, id);
+-- Stats: ranges of active devices' not_after, of revocations' times, of
+-- enrollments' days.
+CREATE INDEX devices_not_after ON devices (not_after) WHERE status = 'active' AND not_after IS NOT NULL;
+CREATE INDEX revocations_revoked_at ON revocations (revoked_at);
+CREATE INDEX certificates_enrolled_at ON certificates (issued_at) WHERE parent IS NULL;
+
+-- QueryAudit by device, newest first.
+CREATE INDEX audit_device_seq ON audit (device_id, seq);
