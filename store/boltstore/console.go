@@ -291,8 +291,10 @@ func upgradeLayout(tx *bbolt.Tx) error {
 
 // rebuildDerived empties the derived buckets and makes them again from
 // the records, in one pass over each bucket of records. A device with no
-// NotAfter gets those of its newest certificate issued after its
-// RevokedAt (a file written before devices recorded them).
+// NotAfter (a file written before devices recorded it) gets the NotAfter
+// and RenewBy of its newest certificate (by IssuedAt, then serial); a
+// device reset since it was revoked, of its newest issued after its
+// RevokedAt, or none.
 func rebuildDerived(tx *bbolt.Tx) error {
 	for _, name := range derivedBuckets {
 		if err := tx.DeleteBucket(name); err != nil {
@@ -309,7 +311,7 @@ func rebuildDerived(tx *bbolt.Tx) error {
 		if err := json.Unmarshal(v, &d); err != nil {
 			return fmt.Errorf("decode device %q: %w", k, err)
 		}
-		if d.NotAfter.IsZero() && d.Status == store.DeviceActive {
+		if d.NotAfter.IsZero() {
 			backfill = append(backfill, d)
 			return nil
 		}
@@ -329,7 +331,7 @@ func rebuildDerived(tx *bbolt.Tx) error {
 			if err != nil {
 				return err
 			}
-			if !d.RevokedAt.IsZero() && !c.IssuedAt.After(d.RevokedAt) {
+			if d.Status == store.DeviceActive && !d.RevokedAt.IsZero() && !c.IssuedAt.After(d.RevokedAt) {
 				continue
 			}
 			if newest == nil || newest.IssuedAt.Before(c.IssuedAt) ||

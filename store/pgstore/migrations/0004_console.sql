@@ -2,8 +2,9 @@
 -- (store.Store QueryDevices, Stats, QueryAudit). See store/pgstore/doc.go.
 
 -- The device's newest certificate's NotAfter and the end of its renewal
--- window (store.Device), backfilled from each active device's newest
--- certificate issued after its revoked_at.
+-- window (store.Device), backfilled from each device's newest
+-- certificate (a device reset since its revocation: only from one issued
+-- after its revoked_at).
 ALTER TABLE devices ADD COLUMN not_after timestamptz, ADD COLUMN renew_by timestamptz;
 
 UPDATE devices d SET not_after = c.not_after,
@@ -13,8 +14,8 @@ FROM (
 	FROM certificates
 	ORDER BY device_id, issued_at DESC NULLS LAST, serial DESC
 ) c
-WHERE c.device_id = d.id AND d.status = 'active' AND c.not_before IS NOT NULL
-	AND (d.revoked_at IS NULL OR c.issued_at > d.revoked_at);
+WHERE c.device_id = d.id AND c.not_before IS NOT NULL
+	AND (d.status = 'revoked' OR d.revoked_at IS NULL OR c.issued_at > d.revoked_at);
 
 -- QueryDevices: each allowed order from an index.
 CREATE INDEX devices_status_id ON devices (status, id);
