@@ -132,7 +132,7 @@ func BenchmarkRevokeSignal(b *testing.B) {
 
 // BenchmarkConsole measures the console's reads on 100,000 devices with
 // three certificates each, loaded once by Load (COPY) outside the timer:
-// Stats (aggregates over migration 0004's indexes, no counter rows), a
+// Stats (console_counts shards and index range counts), a
 // page of QueryDevices in RenewBy order and by status, and QueryAudit of
 // one device. It reports ms/op.
 func BenchmarkConsole(b *testing.B) {

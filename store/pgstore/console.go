@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"math/rand/v2"
 	"strconv"
 	"strings"
 	"time"
@@ -12,11 +13,41 @@ import (
 	"github.com/fleetca/fleetca/store/internal/backend"
 )
 
-// Stats counts with one statement of index range scans (migration 0004's
-// partial indexes): no counter row that every enrollment would update,
-// so replicas enrolling at once do not queue on one lock. The counts of
-// devices by status and of certificates are index-only scans, whose cost
-// grows with the table.
+// countShards is how many rows of console_counts share one name's count.
+const countShards = 16
+
+// countSQL adds $3 to the count named $1 in its shard $2.
+const countSQL = `INSERT INTO console_counts (name, shard, n) VALUES ($1, $2, $3)
+	ON CONFLICT (name, shard) DO UPDATE SET n = console_counts.n + EXCLUDED.n`
+
+// queueCounts queues with the COMMIT (txn.last) the changes to Stats'
+// counts: active and revoked devices, certificates. A transaction takes
+// at most one shard row of each name, in this order (active, certs,
+// revoked), and before the log heads' row (appendLogs, queued after), so
+// that no two transactions wait for each other's rows in a cycle.
+func queueCounts(tx *txn, active, certs, revoked int) {
+	for _, c := range []struct {
+		name  string
+		delta int
+	}{{"active", active}, {"certs", certs}, {"revoked", revoked}} {
+		if c.delta != 0 {
+			tx.last(countSQL, nil, c.name, int16(rand.IntN(countShards)), int64(c.delta))
+		}
+	}
+}
+
+// recountSQL makes console_counts afresh from the tables (Load).
+const recountSQL = `DELETE FROM console_counts;
+	INSERT INTO console_counts (name, shard, n)
+		SELECT 'active', 0, count(*) FROM devices WHERE status = 'active'
+		UNION ALL SELECT 'revoked', 0, count(*) FROM devices WHERE status = 'revoked'
+		UNION ALL SELECT 'certs', 0, count(*) FROM certificates`
+
+// Stats reads the counts of devices by status and of certificates from
+// console_counts (a few dozen rows), and counts the rest with index range
+// scans (migration 0004's partial indexes), whose cost grows with the
+// devices in the range: no counter row that every enrollment would
+// update, so replicas enrolling at once do not queue on one lock.
 func (s *Store) Stats(ctx context.Context, now time.Time) (store.Stats, error) {
 	var st store.Stats
 	now = now.UTC()
@@ -24,9 +55,9 @@ func (s *Store) Stats(ctx context.Context, now time.Time) (store.Stats, error) {
 	err := s.read(ctx, func(q querier) error {
 		var active, revoked, certs, e7, e30, expired, stopped, rev24 int64
 		err := q.QueryRow(ctx, `SELECT
-			(SELECT count(*) FROM devices WHERE status = 'active'),
-			(SELECT count(*) FROM devices WHERE status = 'revoked'),
-			(SELECT count(*) FROM certificates),
+			(SELECT coalesce(sum(n), 0) FROM console_counts WHERE name = 'active'),
+			(SELECT coalesce(sum(n), 0) FROM console_counts WHERE name = 'revoked'),
+			(SELECT coalesce(sum(n), 0) FROM console_counts WHERE name = 'certs'),
 			(SELECT count(*) FROM devices WHERE status = 'active' AND not_after IS NOT NULL AND not_after > $1 AND not_after <= $1 + interval '7 days'),
 			(SELECT count(*) FROM devices WHERE status = 'active' AND not_after IS NOT NULL AND not_after > $1 AND not_after <= $1 + interval '30 days'),
 			(SELECT count(*) FROM devices WHERE status = 'active' AND not_after IS NOT NULL AND not_after <= $1),

@@ -57,6 +57,8 @@
 //	crl_lease      one row: the CRL signer's lease (holder, until)
 //	crl_latest     one row: the latest signed CRL
 //	schema_version one row: the migration version
+//	console_counts Stats' counts of active and revoked devices and of certificates,
+//	               each spread over 16 shard rows that writes add to at random
 //
 // Text that listings order (device IDs, token IDs, manufacturer and admin names) is
 // COLLATE "C", so pages are in byte order as in boltstore, whatever the

@@ -251,6 +251,10 @@ func (s *Store) Load(ctx context.Context, next func() (store.Record, bool, error
 				SELECT DISTINCT ON (key_hash) key_hash, device_id FROM certificates ORDER BY key_hash, serial DESC;
 			UPDATE log_heads SET audit_seq = (SELECT coalesce(max(seq), 0) FROM audit),
 				revocation_seq = (SELECT coalesce(max(seq), 0) FROM revocations)`)
+		if err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, recountSQL)
 		return err
 	})
 	if err != nil {

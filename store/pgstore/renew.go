@@ -195,7 +195,8 @@ func renewTx(ctx context.Context, tx *txn, r store.Renewal, c store.Certificate)
 		return none, cmp.Or(cond.err, err)
 	}
 
-	// Every condition holds: the superseded, the logs.
+	// Every condition holds: the count, the superseded, the logs.
+	queueCounts(tx, 0, 1, 0)
 	var old []store.Certificate
 	for _, e := range lin.Superseded(r) {
 		old = append(old, store.Certificate{Serial: e.Serial, DeviceID: c.DeviceID, KeyHash: e.KeyHash, NotAfter: e.NotAfter})

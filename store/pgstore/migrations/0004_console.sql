@@ -30,3 +30,18 @@ CREATE INDEX certificates_enrolled_at ON certificates (issued_at) WHERE parent I
 
 -- QueryAudit by device, newest first.
 CREATE INDEX audit_device_seq ON audit (device_id, seq);
+
+-- Stats' counts of devices by status and of certificates, kept by the
+-- writes that change them. Each name's count is spread over shards (a
+-- write adds to a random one; Stats sums them), so that concurrent
+-- enrollments seldom wait for one row's lock.
+CREATE TABLE console_counts (
+	name  text NOT NULL,
+	shard smallint NOT NULL,
+	n     bigint NOT NULL,
+	PRIMARY KEY (name, shard)
+);
+INSERT INTO console_counts (name, shard, n)
+	SELECT 'active', 0, count(*) FROM devices WHERE status = 'active'
+	UNION ALL SELECT 'revoked', 0, count(*) FROM devices WHERE status = 'revoked'
+	UNION ALL SELECT 'certs', 0, count(*) FROM certificates;
