@@ -83,6 +83,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseRequestHead$$' -fuzztime $(FUZZTIME) ./proxy/internal/fastpath
 	$(GO) test -run '^$$' -fuzz '^FuzzParseRetryAfter$$' -fuzztime $(FUZZTIME) ./client
 	$(GO) test -run '^$$' -fuzz '^FuzzParseSerialCursor$$' -fuzztime $(FUZZTIME) ./store/internal/backend
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeCursor$$' -fuzztime $(FUZZTIME) ./store/internal/backend
 
 # gofmt -l . walks bench/ too; go vet needs each module in turn.
 vet:

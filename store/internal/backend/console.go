@@ -42,14 +42,21 @@ func EncodeCursor(pos []byte) string {
 	return base64.RawURLEncoding.EncodeToString(pos)
 }
 
-// DecodeCursor is the inverse of EncodeCursor; "" is nil (the
+// DecodeCursor is the inverse of EncodeCursor (strict: one spelling per
+// cursor); "" is nil (the
 // beginning). A cursor that is not one is an error wrapping
 // store.ErrBadQuery.
 func DecodeCursor(after string) ([]byte, error) {
 	if after == "" {
 		return nil, nil
 	}
-	b, err := base64.RawURLEncoding.DecodeString(after)
+	for _, r := range after {
+		// The decoder skips newlines: refuse them with the rest.
+		if !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || r == '-' || r == '_') {
+			return nil, fmt.Errorf("cursor %q: %w", after, store.ErrBadQuery)
+		}
+	}
+	b, err := base64.RawURLEncoding.Strict().DecodeString(after)
 	if err != nil || len(b) == 0 {
 		return nil, fmt.Errorf("cursor %q: %w", after, store.ErrBadQuery)
 	}
