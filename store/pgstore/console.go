@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -21,27 +22,49 @@ const countSQL = `INSERT INTO console_counts (name, shard, n) VALUES ($1, $2, $3
 	ON CONFLICT (name, shard) DO UPDATE SET n = console_counts.n + EXCLUDED.n`
 
 // queueCounts queues with the COMMIT (txn.last) the changes to Stats'
-// counts: active and revoked devices, certificates. A transaction takes
-// at most one shard row of each name, in this order (active, certs,
-// revoked), and before the log heads' row (appendLogs, queued after), so
-// that no two transactions wait for each other's rows in a cycle.
-func queueCounts(tx *txn, active, certs, revoked int) {
+// counts: active and revoked devices, certificates, and with a non-zero
+// enrolled an enrollment on its UTC day ("e:" and the day's number since
+// 1970). A transaction takes at most one shard row of each name, in the
+// names' byte order (active, certs, e:..., revoked), and before the log
+// heads' row (appendLogs, queued after), so that no two transactions wait
+// for each other's rows in a cycle.
+func queueCounts(tx *txn, active, certs, revoked int, enrolled time.Time) {
+	enroll := 0
+	if !enrolled.IsZero() {
+		enroll = 1
+	}
 	for _, c := range []struct {
 		name  string
 		delta int
-	}{{"active", active}, {"certs", certs}, {"revoked", revoked}} {
+	}{{"active", active}, {"certs", certs}, {enrollName(enrolled), enroll}, {"revoked", revoked}} {
 		if c.delta != 0 {
 			tx.last(countSQL, nil, c.name, int16(rand.IntN(countShards)), int64(c.delta))
 		}
 	}
 }
 
-// recountSQL makes console_counts afresh from the tables (Load).
+// enrollName is the console_counts name of the enrollments of t's UTC day.
+func enrollName(t time.Time) string {
+	return "e:" + strconv.FormatInt(floorDiv(t.Unix(), 86400), 10)
+}
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && a < 0 {
+		q--
+	}
+	return q
+}
+
+// recountSQL makes console_counts afresh from the tables (Load; migration
+// 4 says the same): an enrollment is a certificate without a parent.
 const recountSQL = `DELETE FROM console_counts;
 	INSERT INTO console_counts (name, shard, n)
 		SELECT 'active', 0, count(*) FROM devices WHERE status = 'active'
 		UNION ALL SELECT 'revoked', 0, count(*) FROM devices WHERE status = 'revoked'
-		UNION ALL SELECT 'certs', 0, count(*) FROM certificates`
+		UNION ALL SELECT 'certs', 0, count(*) FROM certificates
+		UNION ALL SELECT 'e:' || floor(extract(epoch FROM issued_at) / 86400)::bigint, 0, count(*)
+			FROM certificates WHERE parent IS NULL AND issued_at IS NOT NULL GROUP BY 1`
 
 // Stats reads the counts of devices by status and of certificates from
 // console_counts (a few dozen rows), and counts the rest with index range
@@ -69,20 +92,22 @@ func (s *Store) Stats(ctx context.Context, now time.Time) (store.Stats, error) {
 		}
 		st.Active, st.Revoked, st.Certificates = int(active), int(revoked), int(certs)
 		st.Expiring7d, st.Expiring30d, st.Expired, st.StoppedRenewing, st.Revoked24h = int(e7), int(e30), int(expired), int(stopped), int(rev24)
-		rows, err := q.Query(ctx, `SELECT floor(extract(epoch FROM issued_at) / 86400)::bigint AS day, count(*)
-			FROM certificates WHERE parent IS NULL AND issued_at >= $1 AND issued_at < $2 GROUP BY day`,
-			day0, day0.AddDate(0, 0, 30))
+		names := make([]string, 30)
+		for i := range names {
+			names[i] = enrollName(day0.AddDate(0, 0, i))
+		}
+		rows, err := q.Query(ctx, `SELECT name, sum(n) FROM console_counts WHERE name = ANY($1) GROUP BY name`, names)
 		if err != nil {
 			return err
 		}
 		defer rows.Close()
-		first := day0.Unix() / 86400
 		for rows.Next() {
-			var day, n int64
-			if err := rows.Scan(&day, &n); err != nil {
+			var name string
+			var n int64
+			if err := rows.Scan(&name, &n); err != nil {
 				return err
 			}
-			if i := day - first; i >= 0 && i < 30 {
+			if i := slices.Index(names, name); i >= 0 {
 				st.Enrollments[i] = int(n)
 			}
 		}

@@ -183,7 +183,7 @@ func issueTx(ctx context.Context, tx *txn, is store.Issuance) error {
 	if created {
 		newDevice = 1
 	}
-	queueCounts(tx, newDevice, 1, 0)
+	queueCounts(tx, newDevice, 1, 0, c.IssuedAt)
 
 	// Every condition holds but the token's use, spent last: a pattern
 	// token's row is shared by every enrollment of a factory line, and

@@ -196,7 +196,7 @@ func renewTx(ctx context.Context, tx *txn, r store.Renewal, c store.Certificate)
 	}
 
 	// Every condition holds: the count, the superseded, the logs.
-	queueCounts(tx, 0, 1, 0)
+	queueCounts(tx, 0, 1, 0, time.Time{})
 	var old []store.Certificate
 	for _, e := range lin.Superseded(r) {
 		old = append(old, store.Certificate{Serial: e.Serial, DeviceID: c.DeviceID, KeyHash: e.KeyHash, NotAfter: e.NotAfter})

@@ -144,7 +144,7 @@ func revokeDeviceTx(ctx context.Context, tx *txn, r store.RevokeRequest) ([]stor
 	}
 	entries := revokeCerts(tx, live, r.At, r.Reason, r.BlockKeys)
 	tx.last("UPDATE devices SET status = 'revoked', updated_at = $2, revoked_at = $2 WHERE id = $1", nil, r.DeviceID, r.At)
-	queueCounts(tx, -1, 0, 1)
+	queueCounts(tx, -1, 0, 1, time.Time{})
 	return entries, r.Audit, nil
 }
 
@@ -200,7 +200,7 @@ func (s *Store) ResetDevice(ctx context.Context, id string, at time.Time, audit 
 				return err
 			}
 		}
-		queueCounts(tx, 1, 0, -1)
+		queueCounts(tx, 1, 0, -1, time.Time{})
 		appendAudit(tx, audit)
 		return nil
 	})

@@ -22,16 +22,15 @@ CREATE INDEX devices_status_id ON devices (status, id);
 CREATE INDEX devices_renew_by ON devices (renew_by, id) WHERE status = 'active' AND renew_by IS NOT NULL;
 CREATE INDEX devices_created ON devices (created_at, id);
 CREATE INDEX devices_status_created ON devices (status, created_at, id);
--- Stats: ranges of active devices' not_after, of revocations' times, of
--- enrollments' days.
+-- Stats: ranges of active devices' not_after, of revocations' times.
 CREATE INDEX devices_not_after ON devices (not_after) WHERE status = 'active' AND not_after IS NOT NULL;
 CREATE INDEX revocations_revoked_at ON revocations (revoked_at);
-CREATE INDEX certificates_enrolled_at ON certificates (issued_at) WHERE parent IS NULL;
 
 -- QueryAudit by device, newest first.
 CREATE INDEX audit_device_seq ON audit (device_id, seq);
 
--- Stats' counts of devices by status and of certificates, kept by the
+-- Stats' counts of devices by status, of certificates and of
+-- enrollments per day, kept by the
 -- writes that change them. Each name's count is spread over shards (a
 -- write adds to a random one; Stats sums them), so that concurrent
 -- enrollments seldom wait for one row's lock.
@@ -44,4 +43,7 @@ CREATE TABLE console_counts (
 INSERT INTO console_counts (name, shard, n)
 	SELECT 'active', 0, count(*) FROM devices WHERE status = 'active'
 	UNION ALL SELECT 'revoked', 0, count(*) FROM devices WHERE status = 'revoked'
-	UNION ALL SELECT 'certs', 0, count(*) FROM certificates;
+	UNION ALL SELECT 'certs', 0, count(*) FROM certificates
+	-- Enrollments by UTC day ('e:' and the day's number since 1970).
+	UNION ALL SELECT 'e:' || floor(extract(epoch FROM issued_at) / 86400)::bigint, 0, count(*)
+		FROM certificates WHERE parent IS NULL AND issued_at IS NOT NULL GROUP BY 1;
