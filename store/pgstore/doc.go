@@ -57,8 +57,9 @@
 //	crl_lease      one row: the CRL signer's lease (holder, until)
 //	crl_latest     one row: the latest signed CRL
 //	schema_version one row: the migration version
-//	console_counts Stats' counts of active and revoked devices and of certificates,
-//	               each spread over 16 shard rows that writes add to at random
+//	console_counts Stats' counts of active and revoked devices, of certificates and of
+//	               enrollments per UTC day ("e:<day>"), each spread over 16 shard rows
+//	               that writes add to at random (no row every enrollment waits for)
 //
 // Text that listings order (device IDs, token IDs, manufacturer and admin names) is
 // COLLATE "C", so pages are in byte order as in boltstore, whatever the
