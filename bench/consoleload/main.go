@@ -137,7 +137,7 @@ func measure(ctx context.Context, o options, stdout io.Writer, logf func(string,
 		return fmt.Errorf("revocation: %w", err)
 	}
 	h, err := ui.New(ui.Deps{
-		Admins: enr, Records: st, Revocation: rev, Guard: noGuard{},
+		Admins: enr, Enroll: enr, Records: st, Revocation: rev, Guard: noGuard{},
 		Root: func() *x509.Certificate { return initRes.Root }, Now: now,
 	})
 	if err != nil {
