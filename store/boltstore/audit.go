@@ -43,6 +43,9 @@ func appendAudit(tx *bbolt.Tx, e store.AuditEvent) (uint64, error) {
 	if err := putHashes(hb, tlog.StoredHashIndex(0, size), hashes); err != nil {
 		return 0, err
 	}
+	if err := indexAudit(tx, seq, e.DeviceID); err != nil {
+		return 0, fmt.Errorf("audit index: %w", err)
+	}
 	return seq, nil
 }
 

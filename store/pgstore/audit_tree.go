@@ -210,7 +210,7 @@ func (s *Store) LatestCheckpoint(ctx context.Context) (store.Checkpoint, error) 
 }
 
 // buildAuditTree builds the audit tree of the rows of a log that has
-// none yet, in the caller's transaction: migration 4 on a database that
+// none yet, in the caller's transaction: migration 5 on a database that
 // had audit rows (rewrite: each row gets its root), and Load (rows keep
 // the root they came with, so that a copy of a tampered log still shows
 // it). It reads the rows in Seq order, a chunk at a time, and computes

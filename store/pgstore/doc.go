@@ -37,17 +37,19 @@
 //
 // The tables, and what a row is:
 //
-//	devices        a store.Device (the manufacturer certificate in mfr_* columns)
+//	devices        a store.Device (the manufacturer certificate in mfr_* columns); indexed by
+//	               (status, id), (created_at, id), (status, created_at, id), and for active
+//	               devices (renew_by, id) and not_after (migration 0004, the console's)
 //	certificates   a store.Certificate; serial and parent numeric, indexed by (device_id, serial)
 //	key_bindings   key hash -> the device it is certified for (primary key: one device per key)
 //	blocked_keys   a key hash Revoke blocked
 //	tokens         a store.Token, by hash; id unique
 //	nonces         a spent renewal nonce and its expiry, indexed by expiry
-//	audit          a store.AuditEvent, by Seq, with its Root
+//	audit          a store.AuditEvent, by Seq, with its Root; indexed by (device_id, seq)
 //	audit_hashes   the audit tree's stored hashes, by tlog.StoredHashIndex
 //	audit_checkpoints      a store.Checkpoint, by size
 //	audit_checkpoint_head  one row: the largest checkpoint's size
-//	revocations    a store.Revocation, by Seq; serial unique
+//	revocations    a store.Revocation, by Seq; serial unique; indexed by revoked_at
 //	log_heads      one row: the last audit Seq, the last revocation Seq, the audit tree's right edge
 //	counters       NextCounter's counters
 //	meta           PutMeta's values
@@ -58,6 +60,9 @@
 //	crl_lease      one row: the CRL signer's lease (holder, until)
 //	crl_latest     one row: the latest signed CRL
 //	schema_version one row: the migration version
+//	console_counts Stats' counts of active and revoked devices, of certificates and of
+//	               enrollments per UTC day ("e:<day>"), each spread over 16 shard rows
+//	               that writes add to at random (no row every enrollment waits for)
 //
 // Text that listings order (device IDs, token IDs, manufacturer and admin names) is
 // COLLATE "C", so pages are in byte order as in boltstore, whatever the
@@ -129,7 +134,7 @@
 //     (backend.CheckCheckpoint: larger than the latest, within the tree)
 //     and raises it, so of replicas racing, each sees the earlier's size
 //     and sizes only grow (store.ErrStaleCheckpoint for the others).
-//     Migration 4 builds the tree of the rows a database already had, in
+//     Migration 5 builds the tree of the rows a database already had, in
 //     Go (buildAuditTree, tlog), in its transaction; rows are not
 //     re-timed (timestamptz keeps microseconds already). A gap in Seq
 //     fails it.

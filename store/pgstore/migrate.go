@@ -15,7 +15,7 @@ import (
 
 // SchemaVersion is the schema version this fleetca knows: the number of
 // the last file in migrations/.
-const SchemaVersion = 4
+const SchemaVersion = 5
 
 // Errors of a schema version Open cannot use. Test with errors.Is.
 var (
@@ -40,7 +40,7 @@ type migration struct {
 }
 
 // auditTreeVersion is the migration that adds the audit tree.
-const auditTreeVersion = 4
+const auditTreeVersion = 5
 
 // migrationSteps are the steps in Go that follow a migration's SQL, in
 // its transaction, by version: work SQL must not do (tlog's hashing).

@@ -1,4 +1,4 @@
--- fleetca store schema: the audit log as an RFC 6962 tree (issue 16,
+-- fleetca store schema, version 5: the audit log as an RFC 6962 tree (issue 16,
 -- golang.org/x/mod/sumdb/tlog). See store/pgstore/doc.go. Migrate then
 -- builds the tree of the rows already there, in Go (tlog's hashing,
 -- never SQL's), and makes root NOT NULL.
