@@ -138,6 +138,7 @@ type Enroller interface {
 // Authority publishes the CA certificates; *ca.Authority is one.
 type Authority interface {
 	Root() *x509.Certificate
+	Intermediate() *x509.Certificate
 	RootPEM() []byte
 	ChainPEM() []byte
 	IntermediateDER() []byte

@@ -5,8 +5,10 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"math/big"
@@ -158,7 +160,9 @@ type rig struct {
 	h    *Handler
 	recs *fakeRecords
 	rev  *fakeRevoker
-	g    *fakeGuard
+	// rootSHA is the root's SHA-256 fingerprint, hex.
+	rootSHA string
+	g       *fakeGuard
 }
 
 func newRig(t *testing.T) *rig {
@@ -169,7 +173,10 @@ func newRig(t *testing.T) *rig {
 		t.Fatal(err)
 	}
 	root, _ := x509.ParseCertificate(der)
-	r := &rig{t: t, rev: &fakeRevoker{}, g: &fakeGuard{limit: 3}}
+	sum := sha256.Sum256(der)
+	inter := &x509.Certificate{NotAfter: t0.AddDate(1, 0, 0)}
+	responder := &x509.Certificate{NotAfter: t0.Add(24 * time.Hour)}
+	r := &rig{t: t, rev: &fakeRevoker{}, g: &fakeGuard{limit: 3}, rootSHA: hex.EncodeToString(sum[:])}
 	recs := &fakeRecords{devices: []store.Device{
 		{ID: "cam-1", Status: store.DeviceActive, NotAfter: t0.Add(90 * 24 * time.Hour), RenewBy: t0.Add(60 * 24 * time.Hour)},
 		{ID: "dev-1", Status: store.DeviceActive, NotAfter: t0.Add(24 * time.Hour), RenewBy: t0.Add(-time.Hour)},
@@ -178,7 +185,8 @@ func newRig(t *testing.T) *rig {
 	r.recs = recs
 	h, err := New(Deps{
 		Admins:  fakeAdmins{"viewer-token": {Name: "vera", Role: store.RoleViewer}, "operator-token": {Name: "otto", Role: store.RoleOperator}},
-		Records: recs, Revocation: r.rev, Guard: r.g, Root: func() *x509.Certificate { return root }, Now: func() time.Time { return t0 },
+		Records: recs, Revocation: r.rev, Guard: r.g, Root: func() *x509.Certificate { return root },
+		Intermediate: func() *x509.Certificate { return inter }, Responder: func() *x509.Certificate { return responder }, Now: func() time.Time { return t0 },
 	})
 	if err != nil {
 		t.Fatal(err)
