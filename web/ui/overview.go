@@ -13,7 +13,9 @@ import (
 
 // overviewData is the overview page's.
 type overviewData struct {
-	Now                       time.Time
+	Now time.Time
+	// Since24h is the audit page's "from" for the last 24 hours.
+	Since24h                  string
 	Stats                     store.Stats
 	Chart                     chart
 	CRLNumber                 string
@@ -32,7 +34,8 @@ func (h *Handler) overview(w http.ResponseWriter, r *http.Request, v view) {
 		h.failErr(w, r, err)
 		return
 	}
-	d := overviewData{Now: now, Stats: st, Chart: enrollChart(st.Enrollments, now)}
+	d := overviewData{Now: now, Stats: st, Chart: enrollChart(st.Enrollments, now),
+		Since24h: now.Add(-24 * time.Hour).UTC().Format(localTime)}
 	if p := h.deps.Revocation.CRL(); p != nil {
 		d.CRLNumber, d.CRLThis, d.CRLNext, d.CRLEntries = p.Number.String(), p.ThisUpdate, p.NextUpdate, p.Entries
 		d.CRLAge = age(now.Sub(p.ThisUpdate))
@@ -96,7 +99,7 @@ type tick struct {
 
 // enrollChart lays out days (days[29] is now's UTC day) as bars.
 func enrollChart(days [30]int, now time.Time) chart {
-	c := chart{W: 760, H: 190, Left: 40, Top: 10, Bottom: 24}
+	c := chart{W: 900, H: 170, Left: 36, Top: 8, Bottom: 22}
 	for _, n := range days {
 		c.Total += n
 		c.Max = max(c.Max, n)

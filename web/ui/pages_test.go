@@ -30,7 +30,7 @@ func TestOverview(t *testing.T) {
 		`data-test-stat="expiring-30d"><span class="n">9<`,
 		`data-test-stat="expired"><span class="n">2<`,
 		`href="/ui/devices?status=stopped" data-test-stat="stopped"><span class="n">4<`,
-		`data-test-stat="revoked-24h"><span class="n">5<`,
+		`href="/ui/audit?from=2026-12-04T12%3a00" data-test-stat="revoked-24h"><span class="n">5<`,
 		`<title>Sat 5 Dec: 7 enrollments</title>`,
 		`<title>Fri 6 Nov: 1 enrollment</title>`,
 		`data-test-crl-number>7<`,
@@ -256,9 +256,9 @@ func TestAuditPage(t *testing.T) {
 		{"all", "", http.StatusOK, store.AuditQuery{Limit: auditPageSize}, 5, []string{
 			`<a href="/ui/admins#admin-otto">admin:otto</a>`,
 			`<a href="/ui/devices/dev-1" data-test-audit-device-link="dev-1">dev-1</a>`,
-			`<a href="/ui/devices/dev-1#cert-abc">`,
-			`<a href="/ui/devices?q=def">`,
-			`<a href="/ui/tokens#token-tk1"><code>tk1</code></a>`,
+			`<a href="/ui/devices/dev-1#cert-abc" title="abc">`,
+			`<a href="/ui/devices?q=def" title="def">`,
+			`<a href="/ui/tokens#token-tk1"><code class="token">tk1</code></a>`,
 			`<a href="/ui/tokens#token-tk1">token:tk1</a>`,
 		}},
 		{"device", "device=dev-1", http.StatusOK, store.AuditQuery{DeviceID: "dev-1", Limit: auditPageSize}, 3, []string{`data-test-audit-row="3"`, `value="dev-1"`}},
@@ -323,7 +323,7 @@ func TestDeviceAuditTrail(t *testing.T) {
 	if diff := cmp.Diff(store.AuditQuery{DeviceID: "dev-1", Limit: trailSize}, r.recs.lastAudit); diff != "" {
 		t.Errorf("trail query (-want +got):\n%s", diff)
 	}
-	for _, want := range []string{`data-test-trail-row="3"`, `data-test-trail-row="1"`, `href="/ui/audit?device=dev-1" data-test-audit-more`, `id="cert-abc"`, `<a href="#cert-abc">`} {
+	for _, want := range []string{`data-test-trail-row="3"`, `data-test-trail-row="1"`, `href="/ui/audit?device=dev-1" data-test-audit-more`, `id="cert-abc"`, `<a href="#cert-abc" title="abc">`} {
 		if !strings.Contains(a.body, want) {
 			t.Errorf("device page lacks %s", want)
 		}

@@ -189,6 +189,8 @@ var funcs = template.FuncMap{
 		}
 		return t.UTC().Format("2006-01-02 15:04 UTC")
 	},
+	// stamp is an audit event's time, to the second; the column says UTC.
+	"stamp": func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05") },
 	"hex": func(n *big.Int) string {
 		if n == nil {
 			return ""
