@@ -2,10 +2,13 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/big"
 	"time"
+
+	"golang.org/x/mod/sumdb/tlog"
 )
 
 // Sentinel errors. Test with errors.Is. Every condition error (of Issue,
@@ -344,7 +347,60 @@ type AuditEvent struct {
 	Serial  string `json:"serial,omitempty"`
 	TokenID string `json:"token_id,omitempty"`
 	Detail  string `json:"detail,omitempty"`
+	// Root is the audit tree's hash after this event: the RFC 6962 tree
+	// (golang.org/x/mod/sumdb/tlog) whose leaves are the LeafData of the
+	// events 1..Seq, in Seq order; leaf index = Seq-1. The store computes
+	// it, in the transaction that appends the event, and ignores what the
+	// caller set.
+	Root tlog.Hash `json:"root"`
 }
+
+// AuditTimePrecision is the precision a store keeps an audit event's Time
+// to (PostgreSQL's timestamptz keeps microseconds): a store truncates Time
+// to it, in UTC, before it computes the event's leaf, so that the leaf
+// recomputes from the stored row on any backend.
+const AuditTimePrecision = time.Microsecond
+
+// LeafData is the event's leaf in the audit tree: a canonical encoding of
+// every field but Root (Seq included, so a renumbered row changes its
+// leaf; Time in UTC to AuditTimePrecision). tlog.RecordHash(e.LeafData())
+// is the leaf hash.
+func (e AuditEvent) LeafData() []byte {
+	// JSON of a struct with fixed field order and no omitted fields:
+	// stable, and readable by an auditor with any JSON tool.
+	b, err := json.Marshal(struct {
+		Seq      uint64 `json:"seq"`
+		Time     string `json:"time"`
+		Action   string `json:"action"`
+		Actor    string `json:"actor"`
+		DeviceID string `json:"device_id"`
+		Serial   string `json:"serial"`
+		TokenID  string `json:"token_id"`
+		Detail   string `json:"detail"`
+	}{e.Seq, e.Time.UTC().Truncate(AuditTimePrecision).Format("2006-01-02T15:04:05.000000Z"), e.Action, e.Actor, e.DeviceID, e.Serial, e.TokenID, e.Detail})
+	if err != nil {
+		panic(err) // strings and numbers always marshal
+	}
+	return b
+}
+
+// Checkpoint is a signed statement of the audit tree's size and root: a
+// C2SP tlog-checkpoint note (golang.org/x/mod/sumdb/note), signed with
+// the CA's audit key. The store keeps them in Size order and checks only
+// that order; the signature and the root are the caller's to check.
+type Checkpoint struct {
+	// Size is the tree size (the last Seq) it covers; Root its tree hash.
+	Size int64     `json:"size"`
+	Root tlog.Hash `json:"root"`
+	// Time is when it was signed.
+	Time time.Time `json:"time"`
+	// Note is the signed note's text, exactly as signed.
+	Note []byte `json:"note"`
+}
+
+// ErrStaleCheckpoint is returned by PutCheckpoint for a checkpoint no
+// larger than the latest stored one (another replica signed first).
+var ErrStaleCheckpoint = fmt.Errorf("%w: checkpoint not newer than the latest", ErrConflict)
 
 // Issuance is everything Issue records, and the conditions it checks
 // atomically with the write. Besides those set here, Issue always refuses
