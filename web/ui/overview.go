@@ -119,9 +119,14 @@ func enrollChart(days [30]int, now time.Time) chart {
 	plotH := c.H - c.Top - c.Bottom
 	plotW := c.W - c.Left - 4
 	slot := plotW / len(days)
-	vals := []int{0, top}
-	if top%2 == 0 {
-		vals = []int{0, top / 2, top}
+	// Gridlines: every unit up to 5, else halves (top is 1, 2 or 5 times
+	// a power of ten, so top/2 is whole but for 5).
+	vals := []int{0, top / 2, top}
+	if top <= 5 {
+		vals = vals[:0]
+		for v := range top + 1 {
+			vals = append(vals, v)
+		}
 	}
 	for _, v := range vals {
 		c.Ticks = append(c.Ticks, tick{Y: c.Top + plotH - v*plotH/top, Label: fmt.Sprint(v)})

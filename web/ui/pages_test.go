@@ -50,16 +50,17 @@ func TestOverview(t *testing.T) {
 
 func TestEnrollChartScale(t *testing.T) {
 	for _, tc := range []struct {
-		name    string
-		max     int
-		wantTop string
+		name      string
+		max       int
+		wantTop   string
+		wantTicks int
 	}{
-		{"empty", 0, "1"},
-		{"one", 1, "1"},
-		{"three", 3, "5"},
-		{"forty", 40, "50"},
-		{"hundred", 100, "100"},
-		{"hundred and one", 101, "200"},
+		{"empty", 0, "1", 2},
+		{"one", 1, "1", 2},
+		{"three", 3, "5", 6},
+		{"forty", 40, "50", 3},
+		{"hundred", 100, "100", 3},
+		{"hundred and one", 101, "200", 3},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var days [30]int
@@ -67,6 +68,9 @@ func TestEnrollChartScale(t *testing.T) {
 			c := enrollChart(days, t0)
 			if top := c.Ticks[len(c.Ticks)-1].Label; top != tc.wantTop {
 				t.Errorf("top tick %s, want %s", top, tc.wantTop)
+			}
+			if len(c.Ticks) != tc.wantTicks {
+				t.Errorf("%d gridlines, want %d", len(c.Ticks), tc.wantTicks)
 			}
 			b := c.Bars[3]
 			if b.Y < c.Top || b.Y+b.H != c.H-c.Bottom || (tc.max > 0) != (b.H > 0) {

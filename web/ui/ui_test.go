@@ -156,7 +156,7 @@ func (g *fakeGuard) Refuse(*http.Request) (time.Duration, error) {
 func (g *fakeGuard) Fail(*http.Request, string) error { g.failures++; return nil }
 
 type rig struct {
-	t    *testing.T
+	t    testing.TB
 	h    *Handler
 	recs *fakeRecords
 	rev  *fakeRevoker
@@ -166,6 +166,18 @@ type rig struct {
 }
 
 func newRig(t *testing.T) *rig {
+	recs := &fakeRecords{devices: []store.Device{
+		{ID: "cam-1", Status: store.DeviceActive, NotAfter: t0.Add(90 * 24 * time.Hour), RenewBy: t0.Add(60 * 24 * time.Hour)},
+		{ID: "dev-1", Status: store.DeviceActive, NotAfter: t0.Add(24 * time.Hour), RenewBy: t0.Add(-time.Hour)},
+		{ID: "dev-2", Status: store.DeviceRevoked},
+	}}
+	r := newRigWith(t, recs, t0)
+	r.recs = recs
+	return r
+}
+
+// newRigWith builds the console over recs, with the clock at now.
+func newRigWith(t testing.TB, recs Records, now time.Time) *rig {
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "root"}, NotBefore: t0, NotAfter: t0.Add(time.Hour), IsCA: true, BasicConstraintsValid: true}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
@@ -177,16 +189,10 @@ func newRig(t *testing.T) *rig {
 	inter := &x509.Certificate{NotAfter: t0.AddDate(1, 0, 0)}
 	responder := &x509.Certificate{NotAfter: t0.Add(24 * time.Hour)}
 	r := &rig{t: t, rev: &fakeRevoker{}, g: &fakeGuard{limit: 3}, rootSHA: hex.EncodeToString(sum[:])}
-	recs := &fakeRecords{devices: []store.Device{
-		{ID: "cam-1", Status: store.DeviceActive, NotAfter: t0.Add(90 * 24 * time.Hour), RenewBy: t0.Add(60 * 24 * time.Hour)},
-		{ID: "dev-1", Status: store.DeviceActive, NotAfter: t0.Add(24 * time.Hour), RenewBy: t0.Add(-time.Hour)},
-		{ID: "dev-2", Status: store.DeviceRevoked},
-	}}
-	r.recs = recs
 	h, err := New(Deps{
 		Admins:  fakeAdmins{"viewer-token": {Name: "vera", Role: store.RoleViewer}, "operator-token": {Name: "otto", Role: store.RoleOperator}},
 		Records: recs, Revocation: r.rev, Guard: r.g, Root: func() *x509.Certificate { return root },
-		Intermediate: func() *x509.Certificate { return inter }, Responder: func() *x509.Certificate { return responder }, Now: func() time.Time { return t0 },
+		Intermediate: func() *x509.Certificate { return inter }, Responder: func() *x509.Certificate { return responder }, Now: func() time.Time { return now },
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -240,7 +246,7 @@ func (b *browser) do(method, path string, form url.Values) answer {
 
 var csrfRE = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
 
-func csrfOf(t *testing.T, body string) string {
+func csrfOf(t testing.TB, body string) string {
 	t.Helper()
 	m := csrfRE.FindStringSubmatch(body)
 	if m == nil {
