@@ -91,6 +91,9 @@ func (f auditFilter) url(before uint64) string {
 // for the page.
 func (f auditFilter) query(before string) (store.AuditQuery, string) {
 	q := store.AuditQuery{Actor: f.actor, Action: f.action, Limit: auditPageSize}
+	if q.Actor != "" && !strings.Contains(q.Actor, ":") {
+		q.Actor = "admin:" + q.Actor // a bare name is an admin's
+	}
 	if len(f.actor) > 200 || len(f.action) > 100 {
 		return q, "The admin or action filter is too long."
 	}

@@ -87,6 +87,9 @@ func (l deviceListing) query(now time.Time) (store.DeviceQuery, string) {
 		return q, "Unknown status: pick any, active, revoked or stopped renewing."
 	}
 	if l.q != "" {
+		if l.status == filterStopped {
+			return q, "Devices that stopped renewing are listed by renew-by date, not searched by ID: clear the search or the status."
+		}
 		if q.Sort != "" && q.Sort != store.SortID && q.Sort != store.SortIDDesc {
 			return q, "A device ID search is listed by ID: clear the search or sort by ID."
 		}
