@@ -63,6 +63,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzRevokeForm$$' -fuzztime $(FUZZTIME) ./web/ui
 	$(GO) test -run '^$$' -fuzz '^FuzzSerialOf$$' -fuzztime $(FUZZTIME) ./web/ui
 	$(GO) test -run '^$$' -fuzz '^FuzzAuditFilter$$' -fuzztime $(FUZZTIME) ./web/ui
+	$(GO) test -run '^$$' -fuzz '^FuzzTokenForm$$' -fuzztime $(FUZZTIME) ./web/ui
 	$(GO) test -run '^$$' -fuzz '^FuzzCheckCSR$$' -fuzztime $(FUZZTIME) ./enroll
 	$(GO) test -run '^$$' -fuzz '^FuzzParseToken$$' -fuzztime $(FUZZTIME) ./enroll
 	$(GO) test -run '^$$' -fuzz '^FuzzAnyDevice$$' -fuzztime $(FUZZTIME) ./enroll
