@@ -47,13 +47,16 @@ soak:
 # measures EST simpleenroll and step /1.0/sign beside /v1/enroll, same CA, same run.
 # store/pgstore's benchmarks and replicaload start their own PostgreSQL
 # (apt-get install postgresql), with fsync and synchronous_commit on, to
-# set beside store/boltstore's and one bbolt replica's.
+# set beside store/boltstore's and one bbolt replica's. consoleload builds
+# a bbolt store of 1M devices once (minutes) and keeps it in the user
+# cache directory (fleetca-bench/), then times the console's pages.
 bench:
 	cd bench && $(GO) run ./enrollload -client all
 	cd bench && $(GO) run ./revocationload
 	cd bench && $(GO) run ./proxyload
 	cd bench && $(GO) run ./renewload
 	cd bench && $(GO) run ./replicaload
+	cd bench && $(GO) run ./consoleload
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./ca ./store/boltstore ./store/pgstore
 
 # A short run of every fuzz target (go test -fuzz takes one target at a time).
@@ -83,6 +86,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseRequestHead$$' -fuzztime $(FUZZTIME) ./proxy/internal/fastpath
 	$(GO) test -run '^$$' -fuzz '^FuzzParseRetryAfter$$' -fuzztime $(FUZZTIME) ./client
 	$(GO) test -run '^$$' -fuzz '^FuzzParseSerialCursor$$' -fuzztime $(FUZZTIME) ./store/internal/backend
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeCursor$$' -fuzztime $(FUZZTIME) ./store/internal/backend
 
 # gofmt -l . walks bench/ too; go vet needs each module in turn.
 vet:

@@ -27,6 +27,9 @@ func appendAudit(tx *bbolt.Tx, e store.AuditEvent) (uint64, error) {
 	if err := putJSON(b, seqKey(seq), e); err != nil {
 		return 0, fmt.Errorf("audit: %w", err)
 	}
+	if err := indexAudit(tx, seq, e.DeviceID); err != nil {
+		return 0, fmt.Errorf("audit index: %w", err)
+	}
 	return seq, nil
 }
 

@@ -165,7 +165,10 @@ func (s *Store) Load(ctx context.Context, next func() (store.Record, bool, error
 				return fmt.Errorf("bucket %s has records: %w", name, store.ErrNotEmpty)
 			}
 		}
-		return backend.LoadRecords(ctx, next, func(r store.Record) error { return loadRecord(tx, r) })
+		if err := backend.LoadRecords(ctx, next, func(r store.Record) error { return loadRecord(tx, r) }); err != nil {
+			return err
+		}
+		return rebuildDerived(tx)
 	})
 	if err != nil {
 		return fmt.Errorf("load store: %w", err)
