@@ -1,14 +1,11 @@
 package web
 
 import (
-	"context"
-	"errors"
 	"net/http"
 	"time"
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/fleetca/fleetca/store"
 	"github.com/fleetca/fleetca/web/ui"
 )
 
@@ -33,7 +30,7 @@ func (g consoleGuard) Fail(r *http.Request, reason string) error {
 // consoleRoutes mounts the admin console (package ui) at /ui/ on the HTTPS
 // listener.
 func (s *Server) consoleRoutes() error {
-	h, err := ui.New(ui.Deps{Admins: s.deps.Enroll, Enroll: s.deps.Enroll, Records: consoleRecords{s.deps.Records}, Revocation: s.deps.Revocation,
+	h, err := ui.New(ui.Deps{Admins: s.deps.Enroll, Enroll: s.deps.Enroll, Records: s.deps.Records, Revocation: s.deps.Revocation,
 		Guard: consoleGuard{s}, Root: s.deps.CA.Root, Intermediate: s.deps.CA.Intermediate,
 		Responder: s.deps.Revocation.ResponderCertificate, Now: s.now, Logger: s.log})
 	if err != nil {
@@ -42,38 +39,4 @@ func (s *Server) consoleRoutes() error {
 	s.https.Any("/ui", func(c echo.Context) error { return c.Redirect(http.StatusMovedPermanently, ui.Prefix) })
 	s.https.Any(ui.Prefix+"*", echo.WrapHandler(h))
 	return nil
-}
-
-// consoleRecords is the store's read side as the console needs it.
-// TODO(#15): until store.Store has QueryDevices, Stats and QueryAudit
-// (console-store), this finds them at run time.
-type consoleRecords struct{ Records }
-
-type consoleQueries interface {
-	QueryDevices(ctx context.Context, q store.DeviceQuery) ([]store.Device, string, error)
-	Stats(ctx context.Context, now time.Time) (store.Stats, error)
-	QueryAudit(ctx context.Context, q store.AuditQuery) ([]store.AuditEvent, uint64, error)
-}
-
-var errNoQueries = errors.New("the store has no console queries yet")
-
-func (c consoleRecords) QueryDevices(ctx context.Context, q store.DeviceQuery) ([]store.Device, string, error) {
-	if s, ok := c.Records.(consoleQueries); ok {
-		return s.QueryDevices(ctx, q)
-	}
-	return nil, "", errNoQueries
-}
-
-func (c consoleRecords) Stats(ctx context.Context, now time.Time) (store.Stats, error) {
-	if s, ok := c.Records.(consoleQueries); ok {
-		return s.Stats(ctx, now)
-	}
-	return store.Stats{}, errNoQueries
-}
-
-func (c consoleRecords) QueryAudit(ctx context.Context, q store.AuditQuery) ([]store.AuditEvent, uint64, error) {
-	if s, ok := c.Records.(consoleQueries); ok {
-		return s.QueryAudit(ctx, q)
-	}
-	return nil, 0, errNoQueries
 }
