@@ -284,7 +284,9 @@ func (s *listStore) LeasePartitionCRL(context.Context, int, string, time.Time, t
 	return true, nil
 }
 
-func (s *listStore) PutPartitionCRL(context.Context, int, string, time.Time, store.CRL) error { return nil }
+func (s *listStore) PutPartitionCRL(context.Context, int, string, time.Time, store.CRL) error {
+	return nil
+}
 
 func (s *listStore) LatestPartitionCRL(context.Context, int, uint64) (store.CRL, error) {
 	return store.CRL{}, store.ErrNotFound
