@@ -290,6 +290,11 @@ revocation:
   # How long a replica holds the CRL signer's lease when it builds a CRL; a dead holder is replaced
   # once it runs out. It must outlast signing the largest CRL (2s..10m).
   crl_lease: {{printf "%q" .Revocation.CRLLease.String}}
+  # Partition CRLs (1, 2, 4, ... 256). 1: the full CRL alone. N > 1: each new device certificate
+  # points at <public_url>/crl/<p>, one of N small CRLs (discovery: <public_url>/crl/partitions),
+  # so that verifiers load less per certificate; the full CRL at /crl stays. A change only
+  # affects new certificates.
+  crl_partitions: {{.Revocation.CRLPartitions}}
 
 web:
   # Largest request body accepted (1024..1048576).
