@@ -34,6 +34,16 @@
 // point: an IDP would make OpenSSL, BoringSSL and rustls-webpki refuse
 // the CRL for certificates whose distribution point URL differs from it.
 //
+// Partitioned CRLs (Deps.CRLPartitions N > 1, revocation.crl_partitions):
+// SignDevice assigns each certificate partition PartitionOfSerial(serial,
+// N) and writes PartitionURL (PublicURL+"/crl/<p>") as its CRL
+// distribution point; PartitionOf reads it back for the store record,
+// which is what counts from then on. SignCRL with
+// CRLTemplate.DistributionPoint signs partition p's CRL with a critical
+// IDP naming exactly that URL and onlyContainsUserCerts
+// (IssuingDistributionPoint), so that verifiers match each certificate
+// with its partition's CRL alone. Server certificates keep the full CRL.
+//
 // NewOCSPResponder issues a short-lived delegated OCSP responder
 // certificate (RFC 6960 §4.2.2.2: id-kp-OCSPSigning, id-pkix-ocsp-nocheck)
 // for a fresh P-256 key; its Sign turns an ocsp.Response template into a
