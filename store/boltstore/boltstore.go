@@ -140,7 +140,7 @@ func Open(path string, opts Options) (*Store, error) {
 				return fmt.Errorf("create bucket %s: %w", name, err)
 			}
 		}
-		return nil
+		return upgradeTree(tx)
 	})
 	if err != nil {
 		_ = db.Close() // the Update error says more than this one could
