@@ -143,10 +143,8 @@ func Verify(ctx context.Context, log Log, o Options) (Report, error) {
 		for _, e := range page {
 			switch {
 			case e.Seq == last+1:
-			case e.Seq > last+1:
-				return rep, problemf(last+1, "row missing: the row after seq %d has seq %d", last, e.Seq)
 			default:
-				return rep, problemf(last+1, "row out of order: the row after seq %d has seq %d", last, e.Seq)
+				return rep, problemf(last+1, "row missing or moved: the row stored after seq %d is seq %d (a row deleted, swapped or renumbered)", last, e.Seq)
 			}
 			root, err := t.add(int64(e.Seq-1), e)
 			if err != nil {
@@ -192,8 +190,8 @@ func Verify(ctx context.Context, log Log, o Options) (Report, error) {
 			return rep, fmt.Errorf("read audit row %d: %w", latest.Size+1, err)
 		}
 		if len(first) == 1 && o.Now.Sub(first[0].Time) > o.Grace {
-			return rep, problemf(uint64(latest.Size+1), "no checkpoint covers this row (nor the %d after it), and it is %s old: the CA signs within audit.checkpoint_every and at start and stop, so it was appended outside the CA, or the CA has not run since",
-				int64(last)-latest.Size-1, o.Now.Sub(first[0].Time).Truncate(time.Second))
+			return rep, problemf(uint64(latest.Size+1), "no checkpoint covers this row (the last %d rows), and it is %s old: the CA signs within audit.checkpoint_every and at start and stop, so it was appended outside the CA, or the CA has not run since",
+				int64(last)-latest.Size, o.Now.Sub(first[0].Time).Truncate(time.Second))
 		}
 	}
 	if o.Records != nil {

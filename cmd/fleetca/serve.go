@@ -22,6 +22,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/fleetca/fleetca/auditlog"
 	"github.com/fleetca/fleetca/ca"
 	"github.com/fleetca/fleetca/enroll"
 	"github.com/fleetca/fleetca/internal/fault"
@@ -211,6 +212,17 @@ func runServe(ctx context.Context, e env, o serveOptions) error {
 	if created {
 		logger.Info("created the step provisioner key", "path", caCfg.StepProvisionerKey, "provisioner", caCfg.StepProvisioner)
 	}
+	auditKey, auditVKey, created, err := ca.AuditKey(o.dir, cfg.CA, cfg.Name, password)
+	if err != nil {
+		return err
+	}
+	if created {
+		logger.Info("created the audit key", "path", caCfg.AuditKey, "public_key", filepath.Join(o.dir, ca.AuditPublicKeyFile))
+	}
+	checkpointer, err := auditlog.NewCheckpointer(cfg.Audit, auditlog.Deps{Store: st, Signer: auditKey, Now: now, Logger: logger})
+	if err != nil {
+		return err
+	}
 	step := &enroll.StepProvisioner{Name: caCfg.StepProvisioner, Key: stepKey,
 		SignURLs: enroll.StepSignURLs(append(dns, ipStrings(ips)...), httpsPort)}
 	// The HTTPS listener learns of manufacturer CAs as admins add and
@@ -227,6 +239,7 @@ func runServe(ctx context.Context, e env, o serveOptions) error {
 		return err
 	}
 	srv, err := web.New(cfg.Web, web.Deps{Enroll: svc, CA: authority, Records: st, Revocation: revSvc, Now: now,
+		Audit:   auditlog.NewPublic(st, auditVKey),
 		Version: versionString(), Logger: logger, Metrics: reg,
 		Ready: func(ctx context.Context) error { return storeReady(ctx, st) }})
 	if err != nil {
@@ -277,6 +290,9 @@ func runServe(ctx context.Context, e env, o serveOptions) error {
 	}
 	g.Go(func() error { return revSvc.Run(gctx) })
 	g.Go(func() error { return svc.Run(gctx) })
+	// A checkpoint now (rows written since the last one, by a CA that
+	// stopped without signing: kill -9), then every audit.checkpoint_every.
+	g.Go(func() error { return checkpointer.Run(gctx) })
 	logger.Info("listening", listening...)
 	printBanner(e.stderr, e.prog, o.dir, cfg, authority.RootFingerprint(), httpsURL, httpURL, metricsURL)
 	if o.ready != nil {
@@ -288,6 +304,11 @@ func runServe(ctx context.Context, e env, o serveOptions) error {
 	defer cancel()
 	if ferr := srv.FlushAuthFailures(fctx); ferr != nil {
 		err = errors.Join(err, fmt.Errorf("audit admin authentication failures: %w", ferr))
+	}
+	// The last rows, now that no request is under way, get their
+	// checkpoint: a CA stopped gracefully leaves no row unsigned.
+	if _, serr := checkpointer.Sign(fctx); serr != nil {
+		err = errors.Join(err, fmt.Errorf("sign the last audit checkpoint: %w", serr))
 	}
 	logger.Info("stopped")
 	return err
