@@ -78,6 +78,10 @@ type serveOptions struct {
 	// it back to issue certificates that are already old. No flag or
 	// environment variable sets it.
 	now func() time.Time
+	// noAuditTree opens a bbolt store with boltstore.Options.NoAuditTree:
+	// the baseline of the audit tree's benchmark (audit_bench_test.go).
+	// No flag or environment variable sets it.
+	noAuditTree bool
 }
 
 // serverGCPercent is the GOGC of serve and proxy unless the environment
@@ -179,7 +183,7 @@ func runServe(ctx context.Context, e env, o serveOptions) error {
 
 	// On PostgreSQL, replicas starting together migrate the schema once
 	// (pgstore holds an advisory lock), and a newer schema is refused.
-	st, err := openStore(ctx, o.dir, cfg.Store, storeOptions{migrate: true, logger: logger})
+	st, err := openStore(ctx, o.dir, cfg.Store, storeOptions{migrate: true, logger: logger, noAuditTree: o.noAuditTree})
 	if err != nil {
 		return err
 	}
