@@ -312,6 +312,11 @@ web:
   auth_failure_addresses: {{.Web.AuthFailureAddresses}}
   # The EST label served besides the bare path: /.well-known/est/ and /.well-known/est/<label>/.
   est_label: {{printf "%q" .Web.ESTLabel}}
+
+audit:
+  # The audit log is a Merkle tree; serve signs a checkpoint of it (with secrets/audit.key, public
+  # key audit.pub) at most this often when it grew, and at start and stop (1s..24h).
+  checkpoint_every: {{printf "%q" .Audit.CheckpointEvery.String}}
 `))
 
 // writeConfig writes c as DIR/fleetca.yaml (mode 0600), failing if it exists.
