@@ -19,6 +19,7 @@ import (
 
 	"github.com/fleetca/fleetca/api"
 	"github.com/fleetca/fleetca/auditlog"
+	"github.com/fleetca/fleetca/internal/pgtest"
 	"github.com/fleetca/fleetca/store"
 	"github.com/fleetca/fleetca/store/boltstore"
 )
@@ -321,5 +322,34 @@ func TestAuditLog(t *testing.T) {
 	t.Logf("audit watch: %s", strings.TrimSpace(r.stderr))
 	if r.code != 1 || !strings.Contains(r.stderr, "fork") {
 		t.Errorf("audit watch after a fork: exit %d, stdout %q, stderr %q; want exit 1 and fork", r.code, r.stdout, r.stderr)
+	}
+}
+
+// TestAuditLogPostgres: audit verify of a PostgreSQL-backed CA, while it
+// runs (the database is not locked as a bbolt file is) and through its
+// admin API, after enrollments and a revocation.
+func TestAuditLogPostgres(t *testing.T) {
+	t.Parallel()
+	f := initFixtureWith(t, "--store", pgtest.NewDatabase(t))
+	f.start()
+	serials := f.enrollSome("pg", 3)
+	hc := f.loadClient(1, nil)
+	if a, err := send(t.Context(), hc, "POST", f.srv.httpsURL+api.AdminPrefix+"/certificates/"+serials[1]+"/revoke",
+		adminHeader(f.adminToken()), []byte(`{"reason":"superseded"}`)); err != nil || a.status != http.StatusOK {
+		t.Fatalf("revoke: %v %d %s", err, a.status, a.body)
+	}
+	for _, args := range [][]string{
+		{"audit", "verify", "--dir", f.dataDir},
+		{"audit", "verify", "--ca", f.srv.httpsURL, "--dir", f.dataDir},
+	} {
+		r := f.fleetca(args...)
+		if r.code != 0 || !strings.Contains(r.stdout, "audit log OK") {
+			t.Errorf("fleetca %s: exit %d, stdout %q, stderr %q", strings.Join(args, " "), r.code, r.stdout, r.stderr)
+		}
+	}
+	f.srv.stop(t)
+	r := f.mustFleetca("audit", "verify", "--dir", f.dataDir)
+	if !strings.Contains(r.stdout, "3 certificates, 1 tokens, revocations: 1") {
+		t.Errorf("audit verify --dir after stop: stdout %q", r.stdout)
 	}
 }
