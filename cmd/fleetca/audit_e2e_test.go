@@ -151,6 +151,16 @@ func TestAuditLog(t *testing.T) {
 	if err != nil || first.Size < 1 {
 		t.Fatalf("the served checkpoint: %+v, %v", first, err)
 	}
+	req, err := http.NewRequestWithContext(t.Context(), "GET", f.srv.httpURL+api.AuditCheckpointPath, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("If-None-Match", h.Get("ETag"))
+	if resp, err := http.DefaultTransport.RoundTrip(req); err != nil || resp.StatusCode != http.StatusNotModified {
+		t.Errorf("GET %s with If-None-Match its ETag: %v %v, want 304", api.AuditCheckpointPath, resp, err)
+	} else {
+		resp.Body.Close()
+	}
 	for _, q := range []string{"", "?from=0&to=1", "?from=2&to=1", "?from=1&to=x"} {
 		code, h, body := httpGET(t, f.srv.httpURL+api.AuditProofPath+q)
 		if code != 400 || h.Get("Content-Type") != "application/problem+json" {
@@ -169,6 +179,14 @@ func TestAuditLog(t *testing.T) {
 	if r := f.fleetca("audit", "verify", "--ca", f.srv.httpsURL, "--dir", f.dataDir); r.code != 0 || !strings.Contains(r.stdout, "audit log OK") {
 		t.Fatalf("audit verify --ca: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 	}
+
+	caOut := filepath.Join(f.work, "ca.jsonl")
+	r0 := f.mustFleetca("audit", "export", "--ca", f.srv.httpsURL, "--dir", f.dataDir, "--out", caOut)
+	if _, err := auditlog.OpenCheckpoint([]byte(r0.stdout), v); err != nil {
+		t.Errorf("audit export --ca printed %q, want the checkpoint: %v", r0.stdout, err)
+	}
+	writeFile(t, filepath.Join(f.work, "ca.cp"), r0.stdout)
+	f.mustFleetca("audit", "verify", "--export", caOut, "--checkpoint", filepath.Join(f.work, "ca.cp"), "--key", filepath.Join(f.dataDir, "audit.pub"))
 
 	// A graceful stop signs the last rows: verify --dir passes, and an
 	// export checks offline.
