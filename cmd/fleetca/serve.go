@@ -46,7 +46,11 @@ With store.driver postgres in fleetca.yaml, serve applies the schema migrations
 the database lacks (under a lock: replicas starting together migrate once)
 and refuses a schema newer than it knows. Several serve replicas with copies
 of one data directory may share the database behind a load balancer. /healthz
-answers 503 while the database cannot be reached.`,
+answers 503 while the database cannot be reached.
+
+serve signs a checkpoint of the audit log (with secrets/audit.key, made if
+missing; public key DIR/audit.pub) at start-up, at most every
+audit.checkpoint_every while the log grows, and at shutdown.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			dir, err := dataDir(o.dir, e.getenv)
