@@ -17,7 +17,7 @@ import (
 // target is at least 0.95). make bench runs it with -benchtime 1x.
 func BenchmarkEnrollAuditTree(b *testing.B) {
 	const (
-		auditRuns    = 5
+		auditRuns    = 7
 		auditRunSize = 1500
 		conc         = 32
 	)
