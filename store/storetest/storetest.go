@@ -39,6 +39,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 	t.Run("ManufacturerIssue", func(t *testing.T) { testManufacturerIssue(t, newStore) })
 	t.Run("Admin", func(t *testing.T) { testAdmin(t, newStore) })
 	t.Run("Audit", func(t *testing.T) { testAudit(t, newStore) })
+	t.Run("AuditTree", func(t *testing.T) { testAuditTree(t, newStore) })
 	t.Run("NextCounter", func(t *testing.T) { testNextCounter(t, newStore) })
 	t.Run("Meta", func(t *testing.T) { testMeta(t, newStore) })
 	t.Run("CRLLease", func(t *testing.T) { testCRLLease(t, newStore) })
