@@ -51,11 +51,12 @@ func AuditKeyName(caName string) string {
 // unless password is nil, writes its verifier key to dir/audit.pub and
 // reports created: a CA made before the audit log had checkpoints gets its
 // key on its first start. The key's name is the one audit.pub holds, or
-// AuditKeyName(caName) when there is none; audit.pub is rewritten when it
+// AuditKeyName(caName) when there is none; audit.pub is written when it
 // is missing. It returns the signer and the verifier key text.
 //
-// A key that audit.pub does not match is a fault.Conflict: checkpoints
-// it signed would not verify with the published key.
+// A key that audit.pub does not match, or an audit.pub without its key,
+// is a fault.Conflict: checkpoints signed with another key would not
+// verify with the published one.
 func AuditKey(dir string, cfg Config, caName string, password []byte) (signer note.Signer, vkey string, created bool, err error) {
 	cfg = cfg.WithDefaults()
 	path := resolvePath(dir, cfg.AuditKey)
@@ -76,6 +77,13 @@ func AuditKey(dir string, cfg Config, caName string, password []byte) (signer no
 	var seed []byte
 	b, err := os.ReadFile(path)
 	switch {
+	case errors.Is(err, fs.ErrNotExist) && pub != nil:
+		// A published key whose secret is gone (a replica's data
+		// directory copied without secrets/, a lost file): a new key
+		// would sign checkpoints that witnesses pinning audit.pub refuse.
+		return nil, "", false, fault.WithKey(fault.New(fault.Conflict,
+			fmt.Sprintf("%s is published but the audit key %s is missing", pubPath, path),
+			"copy the audit key from the CA's other replica or a backup; or remove audit.pub to make a new key (witnesses will see a new key)"), "ca.audit_key")
 	case errors.Is(err, fs.ErrNotExist):
 		seed = make([]byte, ed25519.SeedSize)
 		if _, err := rand.Read(seed); err != nil {
@@ -88,7 +96,7 @@ func AuditKey(dir string, cfg Config, caName string, password []byte) (signer no
 		if err := writeNew(path, data, 0o600); err != nil {
 			return nil, "", false, err
 		}
-		created, pub = true, nil
+		created = true
 	case err != nil:
 		return nil, "", false, fmt.Errorf("read audit key: %w", err)
 	default:

@@ -67,6 +67,20 @@ func TestAuditKey(t *testing.T) {
 			}
 		})
 	}
+	t.Run("fail/public-key-without-key", func(t *testing.T) {
+		dir, _ := initCA(t, KeyECP256, nil)
+		pub := readAuditPub(t, dir)
+		if err := os.Remove(filepath.Join(dir, DefaultAuditKey)); err != nil {
+			t.Fatal(err)
+		}
+		_, _, _, err := AuditKey(dir, Config{}, "x", nil)
+		if k, ok := fault.KindOf(err); !ok || k != fault.Conflict {
+			t.Errorf("audit.pub without its key: %v, want Conflict", err)
+		}
+		if got := readAuditPub(t, dir); got != pub {
+			t.Errorf("audit.pub changed to %q, want it kept", got)
+		}
+	})
 	t.Run("fail/other-public-key", func(t *testing.T) {
 		dir, _ := initCA(t, KeyECP256, nil)
 		_, other, err := note.GenerateKey(nil, "x/fleetca-audit")
@@ -93,4 +107,13 @@ func TestAuditKeyName(t *testing.T) {
 			t.Errorf("AuditKeyName(%q) = %q, want %q", tc.in, got, tc.want)
 		}
 	}
+}
+
+func readAuditPub(t *testing.T, dir string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, AuditPublicKeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
