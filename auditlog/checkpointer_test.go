@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/mod/sumdb/tlog"
 
+	"github.com/fleetca/fleetca/internal/fault"
 	"github.com/fleetca/fleetca/store"
 	"github.com/fleetca/fleetca/store/boltstore"
 )
@@ -128,5 +129,36 @@ func TestVerify(t *testing.T) {
 	_, err = Verify(t.Context(), st, Options{Key: v})
 	if p, ok := errors.AsType[*Problem](err); !ok || p.Seq != 1506 {
 		t.Fatalf("Verify with a checkpoint of another root = %v, want a problem at seq 1506", err)
+	}
+}
+
+func TestConfig(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		every time.Duration
+		ok    bool
+	}{
+		{"ok/default", 0, true},
+		{"ok/min", time.Second, true},
+		{"ok/max", 24 * time.Hour, true},
+		{"fail/too-short", 999 * time.Millisecond, false},
+		{"fail/too-long", 25 * time.Hour, false},
+		{"fail/negative", -time.Minute, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := Config{CheckpointEvery: tc.every}.Validate()
+			if tc.ok != (err == nil) {
+				t.Fatalf("Validate(%s) = %v, want ok %v", tc.every, err, tc.ok)
+			}
+			if err != nil {
+				fe, ok := errors.AsType[*fault.Error](err)
+				if !ok || fe.Kind != fault.Malformed || fe.Key != "audit.checkpoint_every" {
+					t.Errorf("Validate(%s) = %v, want Malformed about audit.checkpoint_every", tc.every, err)
+				}
+			}
+		})
+	}
+	if got := (Config{}).WithDefaults().CheckpointEvery; got != time.Minute {
+		t.Errorf("default checkpoint_every = %s, want 1m", got)
 	}
 }
