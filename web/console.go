@@ -30,7 +30,7 @@ func (g consoleGuard) Fail(r *http.Request, reason string) error {
 // consoleRoutes mounts the admin console (package ui) at /ui/ on the HTTPS
 // listener.
 func (s *Server) consoleRoutes() error {
-	h, err := ui.New(ui.Deps{Admins: s.deps.Enroll, Records: s.deps.Records, Revocation: s.deps.Revocation,
+	h, err := ui.New(ui.Deps{Admins: s.deps.Enroll, Enroll: s.deps.Enroll, Records: s.deps.Records, Revocation: s.deps.Revocation,
 		Guard: consoleGuard{s}, Root: s.deps.CA.Root, Now: s.now, Logger: s.log})
 	if err != nil {
 		return err

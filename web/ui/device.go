@@ -65,6 +65,10 @@ func (h *Handler) device(w http.ResponseWriter, r *http.Request, v view) {
 	switch r.URL.Query().Get("done") {
 	case "revoked":
 		v.Flash = "Revoked. OCSP and the revocation feed say so now; the next CRL follows within revocation.crl_publish_delay."
+	case "reset":
+		v.Flash = "Reset: the device may enroll again with a new token."
+	case "renew-now":
+		v.Flash = "Renew now: the device's renewal window starts now; it renews at its next check (renewal-info or its renew agent)."
 	}
 	v.Title, v.Nav, v.Data = "Device "+d.Device.ID, "devices", d
 	h.render(w, http.StatusOK, "device", v)

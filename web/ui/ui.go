@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/fleetca/fleetca/api"
 	"github.com/fleetca/fleetca/enroll"
 	"github.com/fleetca/fleetca/internal/adminctx"
 	"github.com/fleetca/fleetca/internal/fault"
@@ -53,10 +54,26 @@ type Records interface {
 	ListCertificates(ctx context.Context, deviceID string, p store.Page) ([]store.Certificate, error)
 }
 
-// Revoker revokes and publishes the CRL; *revocation.Service is one.
+// Revoker revokes, resets revoked devices and publishes the CRL;
+// *revocation.Service is one.
 type Revoker interface {
 	Revoke(ctx context.Context, req revocation.RevokeRequest) ([]store.Revocation, error)
+	ResetDevice(ctx context.Context, id string) (store.Device, error)
 	CRL() *revocation.Published
+}
+
+// Enroller is the registration authority's admin side, which the tokens
+// and admins pages and the device page's renew-now call as the admin API
+// does; *enroll.Service is one.
+type Enroller interface {
+	CreateToken(ctx context.Context, req enroll.TokenRequest) (enroll.Secret, store.Token, error)
+	ListTokens(ctx context.Context, p store.Page) ([]store.Token, error)
+	RevokeToken(ctx context.Context, id string) (store.Token, error)
+	CreateAdmin(ctx context.Context, name, role string) (enroll.Secret, store.Admin, error)
+	ListAdmins(ctx context.Context) ([]store.Admin, error)
+	DisableAdmin(ctx context.Context, name string) (store.Admin, error)
+	RotateAdmin(ctx context.Context, name string) (enroll.Secret, store.Admin, error)
+	RenewNow(ctx context.Context, id api.DeviceID) (time.Time, error)
 }
 
 // Guard limits failed logins per client address: the admin API's limiter.
@@ -71,6 +88,7 @@ type Guard interface {
 // Deps are the console's collaborators.
 type Deps struct {
 	Admins     Admins
+	Enroll     Enroller
 	Records    Records
 	Revocation Revoker
 	Guard      Guard
@@ -105,8 +123,8 @@ type session struct {
 
 // New builds the console.
 func New(deps Deps) (*Handler, error) {
-	if deps.Admins == nil || deps.Records == nil || deps.Revocation == nil || deps.Guard == nil || deps.Root == nil {
-		return nil, errors.New("ui.New: Admins, Records, Revocation, Guard and Root are required")
+	if deps.Admins == nil || deps.Enroll == nil || deps.Records == nil || deps.Revocation == nil || deps.Guard == nil || deps.Root == nil {
+		return nil, errors.New("ui.New: Admins, Enroll, Records, Revocation, Guard and Root are required")
 	}
 	h := &Handler{deps: deps, now: deps.Now, log: deps.Logger, sessions: make(map[string]*session), pages: make(map[string]*template.Template)}
 	if h.now == nil {
@@ -119,7 +137,7 @@ func New(deps Deps) (*Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, p := range []string{"login", "overview", "devices", "device", "confirm", "error"} {
+	for _, p := range []string{"login", "overview", "devices", "device", "confirm", "error", "tokens", "admins", "ask", "secret"} {
 		t, err := template.Must(base.Clone()).ParseFS(assets, "assets/"+p+".html")
 		if err != nil {
 			return nil, err
@@ -140,6 +158,17 @@ func New(deps Deps) (*Handler, error) {
 	m.HandleFunc("GET /ui/devices/{id}", h.admin(store.RoleViewer, h.device))
 	m.HandleFunc("GET /ui/devices/{id}/revoke", h.admin(store.RoleOperator, h.confirmRevoke))
 	m.HandleFunc("POST /ui/devices/{id}/revoke", h.admin(store.RoleOperator, h.revoke))
+	m.HandleFunc("POST /ui/devices/{id}/renew-now", h.admin(store.RoleOperator, h.renewNow))
+	m.HandleFunc("GET /ui/devices/{id}/reset", h.admin(store.RoleOperator, h.confirmReset))
+	m.HandleFunc("POST /ui/devices/{id}/reset", h.admin(store.RoleOperator, h.reset))
+	m.HandleFunc("GET /ui/tokens", h.admin(store.RoleViewer, h.tokens))
+	m.HandleFunc("POST /ui/tokens", h.admin(store.RoleOperator, h.mintToken))
+	m.HandleFunc("GET /ui/tokens/{id}/revoke", h.admin(store.RoleOperator, h.confirmRevokeToken))
+	m.HandleFunc("POST /ui/tokens/{id}/revoke", h.admin(store.RoleOperator, h.revokeToken))
+	m.HandleFunc("GET /ui/admins", h.admin(store.RoleOwner, h.admins))
+	m.HandleFunc("POST /ui/admins", h.admin(store.RoleOwner, h.createAdmin))
+	m.HandleFunc("GET /ui/admins/{name}/{op}", h.admin(store.RoleOwner, h.confirmAdminOp))
+	m.HandleFunc("POST /ui/admins/{name}/{op}", h.admin(store.RoleOwner, h.adminOp))
 	m.HandleFunc("/ui/", func(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, http.StatusNotFound, "There is no such page.")
 	})
@@ -188,6 +217,9 @@ var funcs = template.FuncMap{
 	"keyhash": func(k store.KeyHash) string { return hex.EncodeToString(k[:8]) },
 	"canOperate": func(a store.Admin) bool {
 		return enroll.RequireRole(a, store.RoleOperator) == nil
+	},
+	"isOwner": func(a store.Admin) bool {
+		return enroll.RequireRole(a, store.RoleOwner) == nil
 	},
 }
 

@@ -58,7 +58,10 @@ func (f *fakeRecords) ListCertificates(_ context.Context, id string, _ store.Pag
 	return []store.Certificate{{Serial: big.NewInt(0xabc), DeviceID: id, NotBefore: t0, NotAfter: t0.Add(time.Hour)}}, nil
 }
 
-type fakeRevoker struct{ revoked []revocation.RevokeRequest }
+type fakeRevoker struct {
+	revoked []revocation.RevokeRequest
+	reset   []string
+}
 
 func (f *fakeRevoker) Revoke(_ context.Context, req revocation.RevokeRequest) ([]store.Revocation, error) {
 	f.revoked = append(f.revoked, req)
@@ -86,6 +89,7 @@ type rig struct {
 	h   *Handler
 	rev *fakeRevoker
 	g   *fakeGuard
+	en  *fakeEnroll
 }
 
 func newRig(t *testing.T) *rig {
@@ -98,8 +102,11 @@ func newRig(t *testing.T) *rig {
 	root, _ := x509.ParseCertificate(der)
 	r := &rig{t: t, rev: &fakeRevoker{}, g: &fakeGuard{limit: 3}}
 	recs := &fakeRecords{devices: []store.Device{{ID: "cam-1", Status: store.DeviceActive}, {ID: "dev-1", Status: store.DeviceActive}, {ID: "dev-2", Status: store.DeviceRevoked}}}
+	admins := fakeAdmins{"viewer-token": {Name: "vera", Role: store.RoleViewer}, "operator-token": {Name: "otto", Role: store.RoleOperator},
+		"owner-token": {Name: "olga", Role: store.RoleOwner}}
+	r.en = &fakeEnroll{admins: admins}
 	h, err := New(Deps{
-		Admins:  fakeAdmins{"viewer-token": {Name: "vera", Role: store.RoleViewer}, "operator-token": {Name: "otto", Role: store.RoleOperator}},
+		Admins: admins, Enroll: r.en,
 		Records: recs, Revocation: r.rev, Guard: r.g, Root: func() *x509.Certificate { return root }, Now: func() time.Time { return t0 },
 	})
 	if err != nil {
@@ -196,8 +203,51 @@ func TestPagesNeedASessionAndSendCSP(t *testing.T) {
 		if a.code != http.StatusOK && !(p == "/ui/login" && a.code == http.StatusSeeOther) {
 			t.Errorf("GET %s as a viewer: %d", p, a.code)
 		}
-		if strings.Contains(a.body, "<script") || strings.Contains(a.body, "style=") {
-			t.Errorf("GET %s: inline script or style", p)
+		if inlineCode(a.body) {
+			t.Errorf("GET %s: inline script, handler or style", p)
+		}
+	}
+}
+
+// scriptRE is a script element with what is between its tags.
+var scriptRE = regexp.MustCompile(`(?s)<script([^>]*)>(.*?)</script>`)
+
+// handlerRE is an inline event handler attribute.
+var handlerRE = regexp.MustCompile(`(?i)\son[a-z]+\s*=`)
+
+// inlineCode reports whether an HTML page holds inline style, an inline
+// event handler, or a script that is not an empty element loading one of
+// the console's own files.
+func inlineCode(body string) bool {
+	if strings.Contains(body, "style=") || strings.Contains(body, "<style") || handlerRE.MatchString(body) {
+		return true
+	}
+	if strings.Count(body, "<script") != len(scriptRE.FindAllString(body, -1)) {
+		return true
+	}
+	for _, m := range scriptRE.FindAllStringSubmatch(body, -1) {
+		if m[2] != "" || !strings.Contains(m[1], ` src="/ui/static/`) {
+			return true
+		}
+	}
+	return false
+}
+
+func TestInlineCode(t *testing.T) {
+	for _, tc := range []struct {
+		html string
+		want bool
+	}{
+		{`<script src="/ui/static/console.js" defer></script><p>x</p>`, false},
+		{`<script>alert(1)</script>`, true},
+		{`<script src="/ui/static/console.js">alert(1)</script>`, true},
+		{`<script src="https://cdn.example/x.js"></script>`, true},
+		{`<button onclick="x()">`, true},
+		{`<p style="color:red">`, true},
+		{`<style>p{}</style>`, true},
+	} {
+		if got := inlineCode(tc.html); got != tc.want {
+			t.Errorf("inlineCode(%q) = %v, want %v", tc.html, got, tc.want)
 		}
 	}
 }
