@@ -51,13 +51,16 @@ soak:
 # ratio; BenchmarkVerify times audit verification of 1,000,000 rows.
 # store/pgstore's benchmarks and replicaload start their own PostgreSQL
 # (apt-get install postgresql), with fsync and synchronous_commit on, to
-# set beside store/boltstore's and one bbolt replica's.
+# set beside store/boltstore's and one bbolt replica's. consoleload builds
+# a bbolt store of 1M devices once (minutes) and keeps it in the user
+# cache directory (fleetca-bench/), then times the console's pages.
 bench:
 	cd bench && $(GO) run ./enrollload -client all
 	cd bench && $(GO) run ./revocationload
 	cd bench && $(GO) run ./proxyload
 	cd bench && $(GO) run ./renewload
 	cd bench && $(GO) run ./replicaload
+	cd bench && $(GO) run ./consoleload
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./ca ./store/boltstore ./store/pgstore
 	$(GO) test -run '^$$' -bench '^BenchmarkEnrollAuditTree$$' -benchtime 1x ./cmd/fleetca
 	$(GO) test -run '^$$' -bench '^BenchmarkVerify$$' -benchtime 1x -timeout 30m ./auditlog
@@ -87,6 +90,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseRequestHead$$' -fuzztime $(FUZZTIME) ./proxy/internal/fastpath
 	$(GO) test -run '^$$' -fuzz '^FuzzParseRetryAfter$$' -fuzztime $(FUZZTIME) ./client
 	$(GO) test -run '^$$' -fuzz '^FuzzParseSerialCursor$$' -fuzztime $(FUZZTIME) ./store/internal/backend
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeCursor$$' -fuzztime $(FUZZTIME) ./store/internal/backend
 	$(GO) test -run '^$$' -fuzz '^FuzzParseCheckpoint$$' -fuzztime $(FUZZTIME) ./auditlog
 	$(GO) test -run '^$$' -fuzz '^FuzzParseExportRow$$' -fuzztime $(FUZZTIME) ./auditlog
 

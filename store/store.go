@@ -619,6 +619,13 @@ type Store interface {
 	GetDevice(ctx context.Context, id string) (Device, error)
 	// ListDevices returns devices ordered by ID.
 	ListDevices(ctx context.Context, p Page) ([]Device, error)
+	// QueryDevices returns a page of the devices q selects, in q's order,
+	// and the cursor of the next page ("" when there is none). A
+	// combination DeviceQuery does not allow is an error wrapping
+	// ErrBadQuery.
+	QueryDevices(ctx context.Context, q DeviceQuery) ([]Device, string, error)
+	// Stats returns the fleet's counters as of now.
+	Stats(ctx context.Context, now time.Time) (Stats, error)
 
 	// GetCertificate returns the certificate with the serial, or ErrNotFound.
 	GetCertificate(ctx context.Context, serial *big.Int) (Certificate, error)
@@ -730,6 +737,13 @@ type Store interface {
 	// ListAudit returns events with Seq > afterSeq in Seq order, at most
 	// limit (<= 0 means 100, at most 1000).
 	ListAudit(ctx context.Context, afterSeq uint64, limit int) ([]AuditEvent, error)
+	// QueryAudit returns up to q.Limit events that match q, newest first,
+	// and next: when non-zero, more matches may have Seq < next (query
+	// again with BeforeSeq = next). A query by DeviceID alone (with or
+	// without times) is answered from an index; any other may examine up
+	// to AuditScanLimit events per call, and so return fewer than Limit
+	// matches with a non-zero next.
+	QueryAudit(ctx context.Context, q AuditQuery) (events []AuditEvent, next uint64, err error)
 
 	// AuditTree returns the audit tree's size (the last Seq; 0 when the
 	// log is empty) and its root hash, read in one transaction.

@@ -31,7 +31,13 @@ func appendAudit(tx *bbolt.Tx, e store.AuditEvent) (uint64, error) {
 			return 0, fmt.Errorf("audit sequence: %w", err)
 		}
 		e.Seq = seq
-		return seq, putJSON(b, seqKey(seq), e)
+		if err := putJSON(b, seqKey(seq), e); err != nil {
+			return 0, fmt.Errorf("audit: %w", err)
+		}
+		if err := indexAudit(tx, seq, e.DeviceID); err != nil {
+			return 0, fmt.Errorf("audit index: %w", err)
+		}
+		return seq, nil
 	}
 	size := int64(b.Sequence())
 	events := []store.AuditEvent{e}
@@ -51,6 +57,9 @@ func appendAudit(tx *bbolt.Tx, e store.AuditEvent) (uint64, error) {
 	}
 	if err := putHashes(hb, tlog.StoredHashIndex(0, size), hashes); err != nil {
 		return 0, err
+	}
+	if err := indexAudit(tx, seq, e.DeviceID); err != nil {
+		return 0, fmt.Errorf("audit index: %w", err)
 	}
 	return seq, nil
 }

@@ -98,6 +98,8 @@ func (o Options) validate() error {
 // concurrent use; see the package documentation for its layout.
 type Store struct {
 	db *bbolt.DB
+	// auditScanLimit is QueryAudit's store.AuditScanLimit (tests lower it).
+	auditScanLimit int
 
 	// mu is held shared by every method while it runs and exclusively by
 	// Close, so Close waits for calls under way (batched ones included)
@@ -142,10 +144,13 @@ func Open(path string, opts Options) (*Store, error) {
 	db.MaxBatchDelay = opts.MaxBatchDelay
 	db.MaxBatchSize = opts.MaxBatchSize
 	err = db.Update(func(tx *bbolt.Tx) error {
-		for _, name := range allBuckets {
+		for _, name := range append(allBuckets[:len(allBuckets):len(allBuckets)], derivedBuckets...) {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return fmt.Errorf("create bucket %s: %w", name, err)
 			}
+		}
+		if err := upgradeLayout(tx); err != nil {
+			return err
 		}
 		if opts.NoAuditTree {
 			return tx.DeleteBucket(bucketAuditHashes)
@@ -156,7 +161,7 @@ func Open(path string, opts Options) (*Store, error) {
 		_ = db.Close() // the Update error says more than this one could
 		return nil, fmt.Errorf("open store %q: %w", path, dbError(err))
 	}
-	return &Store{db: db}, nil
+	return &Store{db: db, auditScanLimit: store.AuditScanLimit}, nil
 }
 
 // boltMagic is the number at the start of a bbolt file's meta pages.

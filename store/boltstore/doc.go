@@ -55,6 +55,20 @@
 //	                 the audit tree's stored hashes (tlog.StoredHashes of each event's leaf)
 //	audit_checkpoints checkpoint Size as 8 bytes big-endian -> store.Checkpoint as JSON
 //
+// and the buckets derived from those (console.go), for the console's
+// queries, which Load and Dump leave out (Load rebuilds them):
+//
+//	devices_by_status          status, 0x00, device ID -> empty
+//	devices_by_renew_by        time key of RenewBy, device ID -> empty (active devices with a RenewBy)
+//	devices_by_created         time key of CreatedAt, device ID -> empty
+//	devices_by_status_created  status, 0x00, time key of CreatedAt, device ID -> empty
+//	audit_by_device            device ID, 0x00, Seq as 8 bytes -> empty (every audit row naming a device)
+//	stats                      "n:active", "n:revoked", "n:certs", "n:not_after", "n:renew_by" ->
+//	                           count (8 bytes); histogram keys: kind ('A' active devices' NotAfter,
+//	                           'R' their RenewBy, 'X' revocations but superseded, 'E' enrollments),
+//	                           unit ('h' UTC hour, 'd' UTC day), number as 8 bytes with the sign bit
+//	                           flipped -> count; "layout" -> the derived layout's version
+//
 // A serial key is the length of the serial's big-endian bytes in one byte,
 // then those bytes, so that byte order is numeric order and ListCertificates
 // pages in serial order. A time key is the Unix seconds as 8 bytes
@@ -109,6 +123,16 @@
 //     it checks every condition before its first write and reports a
 //     failed condition through a variable it resets on each run, never by
 //     returning an error, which would roll back its neighbours' work too.
+//   - The derived buckets agree with the records: every device write goes
+//     through putDevice, which moves the device between index entries and
+//     histogram buckets (the old record's out, the new one's in); Issue
+//     and Renew count the certificate (Issue an enrollment, by the day of
+//     its IssuedAt), revokeCertTx a revocation that is not a
+//     supersession, appendAudit indexes a row that names a device. Stats
+//     reads counters and at most a few hundred histogram buckets (whole
+//     days from the day buckets, the ends of a range from the hour
+//     buckets), so its cost does not grow with the fleet; QueryDevices
+//     and QueryAudit by device walk one index.
 //   - Bytes from Get and cursors are copied (or decoded) before the
 //     transaction ends.
 //
@@ -128,8 +152,13 @@
 // renewal. Open adds the buckets an older file lacks (revocations,
 // blocked_keys, nonces, nonce_expiry, fleet, manufacturers, mfr_certs,
 // crl, admins, admin_hashes, audit_hashes, audit_checkpoints), so such a
-// file upgrades in place; its certificates have no Parent. Check verifies
-// the file's structure, not the records' meaning.
+// file upgrades in place; its certificates have no Parent. A file whose
+// stats "layout" is older than the derived buckets' (or absent) gets them
+// rebuilt at Open, in one pass over devices, certificates, revocations and
+// audit rows, which also gives each device without a NotAfter those of its
+// newest certificate; Load rebuilds them after its records. QueryAudit
+// without a DeviceID examines at most store.AuditScanLimit rows per call.
+// Check verifies the file's structure, not the records' meaning.
 //
 // Open also builds the audit tree of a file written before it (audit rows,
 // no audit_hashes): in its update transaction, in chunks of 4,096 rows,

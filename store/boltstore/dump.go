@@ -178,7 +178,7 @@ func (s *Store) Load(ctx context.Context, next func() (store.Record, bool, error
 		if err := buildTree(tx, false); err != nil {
 			return fmt.Errorf("audit tree: %w", err)
 		}
-		return nil
+		return rebuildDerived(tx)
 	})
 	if err != nil {
 		return fmt.Errorf("load store: %w", err)

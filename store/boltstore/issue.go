@@ -148,7 +148,10 @@ func issueTx(tx *bbolt.Tx, is store.Issuance, certKey, certJSON []byte) (cond, e
 			return nil, fmt.Errorf("token: %w", err)
 		}
 	}
+	var old *store.Device
 	if exists {
+		prev := dev
+		old = &prev
 		dev.UpdatedAt = is.Now
 	} else {
 		dev = store.Device{ID: c.DeviceID, Status: store.DeviceActive, CreatedAt: is.Now, UpdatedAt: is.Now}
@@ -160,8 +163,12 @@ func issueTx(tx *bbolt.Tx, is store.Issuance, certKey, certJSON []byte) (cond, e
 			return nil, fmt.Errorf("manufacturer certificate: %w", err)
 		}
 	}
-	if err := putJSON(devices, deviceID, dev); err != nil {
-		return nil, fmt.Errorf("device: %w", err)
+	dev.NotAfter, dev.RenewBy = backend.DeviceCertificate(c)
+	if err := putDevice(tx, old, dev); err != nil {
+		return nil, err
+	}
+	if err := countCertificate(tx, c, true); err != nil {
+		return nil, err
 	}
 	if bindKey {
 		if err := keys.Put(c.KeyHash[:], deviceID); err != nil {

@@ -268,9 +268,14 @@ func renewTx(tx *bbolt.Tx, r store.Renewal, c store.Certificate, parentKey, cert
 	if err := byDevice.Put(append(deviceIndexPrefix(c.DeviceID), certKey...), nil); err != nil {
 		return none, nil, fmt.Errorf("certificate index: %w", err)
 	}
+	old := dev
 	dev.LastRenewalAt, dev.UpdatedAt = r.Now, r.Now
-	if err := putJSON(devices, deviceID, dev); err != nil {
-		return none, nil, fmt.Errorf("device: %w", err)
+	dev.NotAfter, dev.RenewBy = backend.DeviceCertificate(c)
+	if err := putDevice(tx, &old, dev); err != nil {
+		return none, nil, err
+	}
+	if err := countCertificate(tx, c, false); err != nil {
+		return none, nil, err
 	}
 	superseded, err := supersedeTx(tx, lin.Superseded(r), r.Now)
 	if err != nil {

@@ -150,7 +150,9 @@ func TestReopenKeepsRenewals(t *testing.T) {
 	if c, err := s.GetCertificate(ctx, big.NewInt(2)); err != nil || c.Parent == nil || c.Parent.Cmp(parent) != 0 {
 		t.Errorf("GetCertificate(2) after reopen = Parent %v, %v, want %x, nil", c.Parent, err, parent)
 	}
-	want := store.Device{ID: "dev-1", Status: store.DeviceActive, CreatedAt: t0, UpdatedAt: at, LastRenewalAt: at, RenewNowAt: at.Add(time.Minute)}
+	want := store.Device{ID: "dev-1", Status: store.DeviceActive, CreatedAt: t0, UpdatedAt: at, LastRenewalAt: at, RenewNowAt: at.Add(time.Minute),
+		NotAfter: r.Certificate.NotAfter}
+	_, want.RenewBy = store.RenewalWindow(r.Certificate.NotBefore, r.Certificate.NotAfter)
 	if d, err := s.GetDevice(ctx, "dev-1"); err != nil || !cmp.Equal(d, want) {
 		t.Errorf("GetDevice after reopen = %+v, %v, want %+v, nil", d, err, want)
 	}

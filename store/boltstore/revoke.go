@@ -170,9 +170,10 @@ func revokeDeviceTx(tx *bbolt.Tx, r store.RevokeRequest) (_ []store.Revocation, 
 		}
 		out = append(out, e)
 	}
+	old := dev
 	dev.Status, dev.UpdatedAt, dev.RevokedAt = store.DeviceRevoked, r.At, r.At
-	if err := putJSON(devices, deviceID, dev); err != nil {
-		return nil, nil, fmt.Errorf("device: %w", err)
+	if err := putDevice(tx, &old, dev); err != nil {
+		return nil, nil, err
 	}
 	if _, err := appendAudit(tx, r.Audit); err != nil {
 		return nil, nil, err
@@ -204,6 +205,9 @@ func revokeCertTx(tx *bbolt.Tx, certKey []byte, c store.Certificate, r store.Rev
 	}
 	if err := putJSON(log, seqKey(seq), revocationRecord{Revocation: e, Serial: c.Serial.Text(16)}); err != nil {
 		return store.Revocation{}, fmt.Errorf("revocation: %w", err)
+	}
+	if err := countRevocation(tx, e.Reason, e.RevokedAt); err != nil {
+		return store.Revocation{}, fmt.Errorf("revocation counters: %w", err)
 	}
 	if r.BlockKeys {
 		if err := tx.Bucket(bucketBlockedKeys).Put(c.KeyHash[:], []byte{}); err != nil {
@@ -237,8 +241,10 @@ func (s *Store) ResetDevice(ctx context.Context, id string, at time.Time, audit 
 			notRevoked = true
 			return fmt.Errorf("status %s: %w", d.Status, store.ErrNotRevoked)
 		}
+		old := d
 		d.Status, d.UpdatedAt = store.DeviceActive, at
-		if err := putJSON(devices, []byte(id), d); err != nil {
+		d.NotAfter, d.RenewBy = time.Time{}, time.Time{}
+		if err := putDevice(tx, &old, d); err != nil {
 			return err
 		}
 		if m := d.Manufacturer; m != nil {

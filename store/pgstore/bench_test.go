@@ -129,3 +129,72 @@ func BenchmarkRevokeSignal(b *testing.B) {
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
 }
+
+// BenchmarkConsole measures the console's reads on 100,000 devices with
+// three certificates each, loaded once by Load (COPY) outside the timer:
+// Stats (console_counts shards and index range counts), a
+// page of QueryDevices in RenewBy order and by status, and QueryAudit of
+// one device. It reports ms/op.
+func BenchmarkConsole(b *testing.B) {
+	const devices = 100_000
+	ctx := b.Context()
+	s := open(b, pgtest.NewDurableDatabase(b))
+	der := make([]byte, storebench.DERSize)
+	i, k := 0, 0
+	err := s.Load(ctx, func() (store.Record, bool, error) {
+		if i == devices {
+			return store.Record{}, false, nil
+		}
+		id := storebench.Device(uint64(i))
+		at := t0.Add(-time.Duration(i%(60*24)) * time.Hour)
+		if k < 3 {
+			k++
+			c := storebench.Certificate(big.NewInt(int64(i*3+k)), id, at.Add(time.Duration(k)*time.Hour), der)
+			return store.Record{Certificate: &c}, true, nil
+		}
+		k = 0
+		i++
+		d := store.Device{ID: id, Status: store.DeviceActive, CreatedAt: at, UpdatedAt: at,
+			NotAfter: at.Add(90 * 24 * time.Hour), RenewBy: at.Add(60 * 24 * time.Hour)}
+		if i%100 == 0 {
+			d.Status = store.DeviceRevoked
+		}
+		return store.Record{Device: &d}, true, nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := s.pool.Exec(ctx, "VACUUM ANALYZE"); err != nil {
+		b.Fatal(err)
+	}
+	for _, bc := range []struct {
+		name string
+		fn   func() error
+	}{
+		{"stats", func() error { _, err := s.Stats(ctx, t0); return err }},
+		{"devices-renew-by", func() error {
+			_, _, err := s.QueryDevices(ctx, store.DeviceQuery{Sort: store.SortRenewBy, Limit: 50})
+			return err
+		}},
+		{"devices-revoked", func() error {
+			_, _, err := s.QueryDevices(ctx, store.DeviceQuery{Status: store.DeviceRevoked, Limit: 50})
+			return err
+		}},
+		{"audit-device", func() error {
+			_, _, err := s.QueryAudit(ctx, store.AuditQuery{DeviceID: storebench.Device(500)})
+			return err
+		}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			start := time.Now()
+			n := 0
+			for b.Loop() {
+				n++
+				if err := bc.fn(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(time.Since(start).Microseconds())/1000/float64(n), "ms/op")
+		})
+	}
+}

@@ -100,7 +100,7 @@ func scanCert(row pgx.Row) (store.Certificate, error) {
 }
 
 // deviceCols are the columns scanDevice reads, in its order.
-const deviceCols = "id, status, created_at, updated_at, last_renewal_at, renew_now_at, revoked_at, mfr_name, mfr_serial, mfr_fingerprint"
+const deviceCols = "id, status, created_at, updated_at, last_renewal_at, renew_now_at, revoked_at, mfr_name, mfr_serial, mfr_fingerprint, not_after, renew_by"
 
 // scanDevice reads a devices row of deviceCols.
 func scanDevice(row pgx.Row) (store.Device, error) {
@@ -108,15 +108,17 @@ func scanDevice(row pgx.Row) (store.Device, error) {
 		d                                  store.Device
 		status                             string
 		created, updated, renewed, now, rv *time.Time
+		notAfter, renewBy                  *time.Time
 		mfrName, mfrSerial                 *string
 		mfrFP                              []byte
 	)
-	if err := row.Scan(&d.ID, &status, &created, &updated, &renewed, &now, &rv, &mfrName, &mfrSerial, &mfrFP); err != nil {
+	if err := row.Scan(&d.ID, &status, &created, &updated, &renewed, &now, &rv, &mfrName, &mfrSerial, &mfrFP, &notAfter, &renewBy); err != nil {
 		return store.Device{}, err
 	}
 	d.Status = store.DeviceStatus(status)
 	d.CreatedAt, d.UpdatedAt, d.LastRenewalAt, d.RenewNowAt, d.RevokedAt =
 		timeOf(created), timeOf(updated), timeOf(renewed), timeOf(now), timeOf(rv)
+	d.NotAfter, d.RenewBy = timeOf(notAfter), timeOf(renewBy)
 	if mfrName != nil {
 		fp, err := hash32(mfrFP)
 		if err != nil {

@@ -37,14 +37,16 @@
 //
 // The tables, and what a row is:
 //
-//	devices        a store.Device (the manufacturer certificate in mfr_* columns)
+//	devices        a store.Device (the manufacturer certificate in mfr_* columns); indexed by
+//	               (status, id), (created_at, id), (status, created_at, id), and for active
+//	               devices (renew_by, id) and not_after (migration 0004, the console's)
 //	certificates   a store.Certificate; serial and parent numeric, indexed by (device_id, serial)
 //	key_bindings   key hash -> the device it is certified for (primary key: one device per key)
 //	blocked_keys   a key hash Revoke blocked
 //	tokens         a store.Token, by hash; id unique
 //	nonces         a spent renewal nonce and its expiry, indexed by expiry
-//	audit          a store.AuditEvent, by Seq
-//	revocations    a store.Revocation, by Seq; serial unique
+//	audit          a store.AuditEvent, by Seq; indexed by (device_id, seq)
+//	revocations    a store.Revocation, by Seq; serial unique; indexed by revoked_at
 //	log_heads      one row: the last audit Seq and the last revocation Seq
 //	counters       NextCounter's counters
 //	meta           PutMeta's values
@@ -55,6 +57,9 @@
 //	crl_lease      one row: the CRL signer's lease (holder, until)
 //	crl_latest     one row: the latest signed CRL
 //	schema_version one row: the migration version
+//	console_counts Stats' counts of active and revoked devices, of certificates and of
+//	               enrollments per UTC day ("e:<day>"), each spread over 16 shard rows
+//	               that writes add to at random (no row every enrollment waits for)
 //
 // Text that listings order (device IDs, token IDs, manufacturer and admin names) is
 // COLLATE "C", so pages are in byte order as in boltstore, whatever the

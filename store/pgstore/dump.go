@@ -251,6 +251,10 @@ func (s *Store) Load(ctx context.Context, next func() (store.Record, bool, error
 				SELECT DISTINCT ON (key_hash) key_hash, device_id FROM certificates ORDER BY key_hash, serial DESC;
 			UPDATE log_heads SET audit_seq = (SELECT coalesce(max(seq), 0) FROM audit),
 				revocation_seq = (SELECT coalesce(max(seq), 0) FROM revocations)`)
+		if err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, recountSQL)
 		return err
 	})
 	if err != nil {
@@ -352,9 +356,9 @@ func loadRow(r store.Record) (table string, cols []string, row []any, err error)
 		d := r.Device
 		name, serial, fp := mfr(d)
 		return "devices", []string{"id", "status", "created_at", "updated_at", "last_renewal_at", "renew_now_at",
-				"revoked_at", "mfr_name", "mfr_serial", "mfr_fingerprint"},
+				"revoked_at", "mfr_name", "mfr_serial", "mfr_fingerprint", "not_after", "renew_by"},
 			[]any{d.ID, string(d.Status), d.CreatedAt, d.UpdatedAt, nullTime(d.LastRenewalAt), nullTime(d.RenewNowAt),
-				nullTime(d.RevokedAt), name, serial, fp}, nil
+				nullTime(d.RevokedAt), name, serial, fp, nullTime(d.NotAfter), nullTime(d.RenewBy)}, nil
 	case r.Certificate != nil:
 		c := r.Certificate
 		if !validSerial(c.Serial) || c.Parent != nil && !validSerial(c.Parent) {

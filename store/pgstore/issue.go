@@ -172,11 +172,18 @@ func issueTx(ctx context.Context, tx *txn, is store.Issuance) error {
 		return keyCond.err
 	}
 
-	if !created {
-		tx.last(`UPDATE devices SET updated_at = $2,
-			mfr_name = COALESCE($3, mfr_name), mfr_serial = COALESCE($4, mfr_serial), mfr_fingerprint = COALESCE($5, mfr_fingerprint)
-			WHERE id = $1`, nil, c.DeviceID, is.Now, mfrName, mfrSerial, mfrFP)
+	// The device's newest certificate, and for an existing device its
+	// update; a created one gets the same values again.
+	notAfter, renewBy := backend.DeviceCertificate(c)
+	tx.last(`UPDATE devices SET updated_at = $2,
+		mfr_name = COALESCE($3, mfr_name), mfr_serial = COALESCE($4, mfr_serial), mfr_fingerprint = COALESCE($5, mfr_fingerprint),
+		not_after = $6, renew_by = $7
+		WHERE id = $1`, nil, c.DeviceID, is.Now, mfrName, mfrSerial, mfrFP, notAfter, renewBy)
+	newDevice := 0
+	if created {
+		newDevice = 1
 	}
+	queueCounts(tx, newDevice, 1, 0, c.IssuedAt)
 
 	// Every condition holds but the token's use, spent last: a pattern
 	// token's row is shared by every enrollment of a factory line, and

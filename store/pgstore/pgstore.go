@@ -66,6 +66,8 @@ type Store struct {
 	cfg    *pgxpool.Config // for the listener's own connection
 	log    *slog.Logger
 	secret redactor
+	// auditScanLimit is QueryAudit's store.AuditScanLimit (tests lower it).
+	auditScanLimit int
 
 	// mu is held shared by every method while it runs and exclusively by
 	// Close, so Close waits for calls under way and later calls see closed.
@@ -110,7 +112,7 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	if err != nil {
 		return nil, sec.wrap("open store", err)
 	}
-	s := &Store{pool: pool, cfg: cfg, log: log, secret: sec}
+	s := &Store{pool: pool, cfg: cfg, log: log, secret: sec, auditScanLimit: store.AuditScanLimit}
 	var v int
 	err = pool.QueryRow(ctx, "SELECT version FROM schema_version").Scan(&v)
 	if isUndefinedTable(err) {

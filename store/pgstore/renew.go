@@ -188,12 +188,15 @@ func renewTx(ctx context.Context, tx *txn, r store.Renewal, c store.Certificate)
 	}
 	queueBindKey(b, &cond, c.KeyHash, c.DeviceID)
 	queueInsertCert(b, &cond, c, nil)
-	b.Queue("UPDATE devices SET last_renewal_at = $2, updated_at = $2 WHERE id = $1", c.DeviceID, r.Now)
+	notAfter, renewBy := backend.DeviceCertificate(c)
+	b.Queue("UPDATE devices SET last_renewal_at = $2, updated_at = $2, not_after = $3, renew_by = $4 WHERE id = $1",
+		c.DeviceID, r.Now, notAfter, renewBy)
 	if err := tx.send(ctx, b); cond.err != nil || err != nil {
 		return none, cmp.Or(cond.err, err)
 	}
 
-	// Every condition holds: the superseded, the logs.
+	// Every condition holds: the count, the superseded, the logs.
+	queueCounts(tx, 0, 1, 0, time.Time{})
 	var old []store.Certificate
 	for _, e := range lin.Superseded(r) {
 		old = append(old, store.Certificate{Serial: e.Serial, DeviceID: c.DeviceID, KeyHash: e.KeyHash, NotAfter: e.NotAfter})

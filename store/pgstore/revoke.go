@@ -144,6 +144,7 @@ func revokeDeviceTx(ctx context.Context, tx *txn, r store.RevokeRequest) ([]stor
 	}
 	entries := revokeCerts(tx, live, r.At, r.Reason, r.BlockKeys)
 	tx.last("UPDATE devices SET status = 'revoked', updated_at = $2, revoked_at = $2 WHERE id = $1", nil, r.DeviceID, r.At)
+	queueCounts(tx, -1, 0, 1, time.Time{})
 	return entries, r.Audit, nil
 }
 
@@ -188,7 +189,8 @@ func (s *Store) ResetDevice(ctx context.Context, id string, at time.Time, audit 
 			return fmt.Errorf("status %s: %w", d.Status, store.ErrNotRevoked)
 		}
 		d.Status, d.UpdatedAt = store.DeviceActive, at
-		if _, err := tx.Exec(ctx, "UPDATE devices SET status = 'active', updated_at = $2 WHERE id = $1", id, nullTime(at)); err != nil {
+		d.NotAfter, d.RenewBy = time.Time{}, time.Time{}
+		if _, err := tx.Exec(ctx, "UPDATE devices SET status = 'active', updated_at = $2, not_after = NULL, renew_by = NULL WHERE id = $1", id, nullTime(at)); err != nil {
 			return err
 		}
 		if m := d.Manufacturer; m != nil {
@@ -198,6 +200,7 @@ func (s *Store) ResetDevice(ctx context.Context, id string, at time.Time, audit 
 				return err
 			}
 		}
+		queueCounts(tx, 1, 0, -1, time.Time{})
 		appendAudit(tx, audit)
 		return nil
 	})

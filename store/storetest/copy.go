@@ -103,6 +103,10 @@ func testCopy(t *testing.T, newSource, newTarget func(t *testing.T) store.Store)
 	if diff := cmp.Diff(src.snapshot(keys...), dst.snapshot(keys...), cmpOpts); diff != "" {
 		t.Errorf("target differs from source (-source +target):\n%s", diff)
 	}
+	// The console's indexes and counters, too.
+	if diff := cmp.Diff(consoleViews(src, src.s), consoleViews(dst, dst.s)); diff != "" {
+		t.Errorf("target's Stats, QueryDevices, QueryAudit differ from the source's (-source +target):\n%s", diff)
+	}
 	srcCounts, err := dumper.Counts(src.ctx)
 	if err != nil {
 		t.Fatal(err)

@@ -10,8 +10,14 @@
 // database per subtest; both run RunCopy, pgstore across the two kinds. Run's subtests (Issue,
 // IssueConcurrent, Token, Device, Certificate, Revoke, RevokeConcurrent,
 // ResetDevice, Renew, RenewRetry, RenewConcurrent, Lineage, Supersede,
-// RenewNow, ListRevocations, Audit, AuditTree, NextCounter, Meta, Close,
-// Context) run in parallel, each on a store of its own.
+// RenewNow, ListRevocations, Audit, AuditTree, Stats, QueryDevices,
+// QueryAudit, NextCounter, Meta, Close, Context) run in parallel, each on a
+// store of its own. Stats, QueryDevices and QueryAudit replay one scripted history
+// (consoleHistory) with every time half an hour from an hour's boundary,
+// since Stats may count by the hour; every query is paged through its
+// cursors to the end and compared with a model of it (wantDevices,
+// wantAudit). RunCopy also compares the source's and the target's
+// answers to them.
 //
 // AuditTree is the rule of the tamper-evident audit log (issue 16): after
 // a scripted history of every kind of write that appends audit rows, and

@@ -20,7 +20,7 @@ func testIssue(t *testing.T, newStore func(t *testing.T) store.Store) {
 		is := withToken(newIssuance(c), tok)
 		f.issue(is)
 
-		if got, want := f.device("dev-1"), (store.Device{ID: "dev-1", Status: store.DeviceActive, CreatedAt: T0, UpdatedAt: T0}); !cmp.Equal(got, want) {
+		if got, want := f.device("dev-1"), withCert(store.Device{ID: "dev-1", Status: store.DeviceActive, CreatedAt: T0, UpdatedAt: T0}, c); !cmp.Equal(got, want) {
 			t.Errorf("GetDevice = %+v, want %+v", got, want)
 		}
 		got, err := f.s.GetCertificate(f.ctx, new(big.Int).Set(bigSerial))
@@ -53,7 +53,7 @@ func testIssue(t *testing.T, newStore func(t *testing.T) store.Store) {
 		is := newIssuance(newCert(serial(2), "dev-1", "k2"))
 		is.Now = later
 		f.issue(is)
-		if got, want := f.device("dev-1"), (store.Device{ID: "dev-1", Status: store.DeviceActive, CreatedAt: T0, UpdatedAt: later}); !cmp.Equal(got, want) {
+		if got, want := f.device("dev-1"), withCert(store.Device{ID: "dev-1", Status: store.DeviceActive, CreatedAt: T0, UpdatedAt: later}, is.Certificate); !cmp.Equal(got, want) {
 			t.Errorf("GetDevice = %+v, want %+v", got, want)
 		}
 		if got := len(f.certs("dev-1")); got != 2 {

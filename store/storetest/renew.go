@@ -155,7 +155,7 @@ func testRenew(t *testing.T, newStore func(t *testing.T) store.Store) {
 		if diff := gocmp.Diff([]store.Certificate{newCert(serial(1), "dev-1", "k1"), want}, f.certs("dev-1"), cmpOpts); diff != "" {
 			t.Errorf("ListCertificates(dev-1) (-want +got):\n%s", diff)
 		}
-		wantDev := store.Device{ID: "dev-1", Status: store.DeviceActive, CreatedAt: T0, UpdatedAt: renewAt, LastRenewalAt: renewAt}
+		wantDev := withCert(store.Device{ID: "dev-1", Status: store.DeviceActive, CreatedAt: T0, UpdatedAt: renewAt, LastRenewalAt: renewAt}, want)
 		if diff := gocmp.Diff(wantDev, f.device("dev-1")); diff != "" {
 			t.Errorf("GetDevice(dev-1) (-want +got):\n%s", diff)
 		}
@@ -267,6 +267,7 @@ func testRenew(t *testing.T, newStore func(t *testing.T) store.Store) {
 			}
 			wantDev := devBefore
 			wantDev.LastRenewalAt, wantDev.UpdatedAt = r.Now, r.Now
+			wantDev = withCert(wantDev, r.Certificate)
 			if diff := gocmp.Diff(wantDev, f.device(r.Certificate.DeviceID)); diff != "" {
 				t.Errorf("GetDevice (-want +got):\n%s", diff)
 			}

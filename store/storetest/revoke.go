@@ -69,6 +69,10 @@ var entriesOpts = cmp.Options{cmpOpts, cmpopts.EquateEmpty()}
 //
 // Each has its own NotAfter, so that an entry shows it took its
 // certificate's.
+// fleetNewest is the validity of dev-a's newest certificate in setupFleet
+// (serial 5), which its NotAfter and RenewBy follow.
+var fleetNewest = store.Certificate{NotBefore: T0.Add(-time.Minute), NotAfter: revokedAt}
+
 func setupFleet(f fixture) {
 	f.t.Helper()
 	for i, c := range []struct {
@@ -438,12 +442,12 @@ func testResetDevice(t *testing.T, newStore func(t *testing.T) store.Store) {
 	}{
 		{"fail/unknown", setupFleet, "dev-d", store.ErrNotFound, store.Device{}},
 		{"fail/active", setupFleet, "dev-a", store.ErrNotRevoked,
-			store.Device{ID: "dev-a", Status: store.DeviceActive, CreatedAt: T0, UpdatedAt: T0}},
+			withCert(store.Device{ID: "dev-a", Status: store.DeviceActive, CreatedAt: T0, UpdatedAt: T0}, fleetNewest)},
 		{"fail/active-with-revoked-certificates", func(f fixture) {
 			setupFleet(f)
 			f.revoke(revokeSerial(serial(1), revokedAt, reasonKeyCompromise, true))
 		}, "dev-a", store.ErrNotRevoked,
-			store.Device{ID: "dev-a", Status: store.DeviceActive, CreatedAt: T0, UpdatedAt: T0}},
+			withCert(store.Device{ID: "dev-a", Status: store.DeviceActive, CreatedAt: T0, UpdatedAt: T0}, fleetNewest)},
 		{"fail/reset-twice", func(f fixture) {
 			setupFleet(f)
 			f.revoke(revokeDevice("dev-a", revokedAt, reasonCessation, false))
@@ -698,7 +702,7 @@ func testRevokeConcurrent(t *testing.T, newStore func(t *testing.T) store.Store)
 		if diff := cmp.Diff(results[w], f.revocations(), cmpOpts); diff != "" {
 			t.Errorf("ListRevocations, against the entries Revoke returned (-returned +listed):\n%s", diff)
 		}
-		if got, want := f.device("dev-1"), (store.Device{ID: "dev-1", Status: store.DeviceRevoked, CreatedAt: T0, UpdatedAt: revokedAt.Add(time.Duration(w) * time.Second), RevokedAt: revokedAt.Add(time.Duration(w) * time.Second)}); !cmp.Equal(got, want) {
+		if got, want := f.device("dev-1"), withCert(store.Device{ID: "dev-1", Status: store.DeviceRevoked, CreatedAt: T0, UpdatedAt: revokedAt.Add(time.Duration(w) * time.Second), RevokedAt: revokedAt.Add(time.Duration(w) * time.Second)}, expired); !cmp.Equal(got, want) {
 			t.Errorf("GetDevice = %+v, want %+v", got, want)
 		}
 		if f.blocked(keyHash("k2")) {

@@ -40,6 +40,9 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 	t.Run("Admin", func(t *testing.T) { testAdmin(t, newStore) })
 	t.Run("Audit", func(t *testing.T) { testAudit(t, newStore) })
 	t.Run("AuditTree", func(t *testing.T) { testAuditTree(t, newStore) })
+	t.Run("Stats", func(t *testing.T) { testStats(t, newStore) })
+	t.Run("QueryDevices", func(t *testing.T) { testQueryDevices(t, newStore) })
+	t.Run("QueryAudit", func(t *testing.T) { testQueryAudit(t, newStore) })
 	t.Run("NextCounter", func(t *testing.T) { testNextCounter(t, newStore) })
 	t.Run("Meta", func(t *testing.T) { testMeta(t, newStore) })
 	t.Run("CRLLease", func(t *testing.T) { testCRLLease(t, newStore) })
@@ -77,6 +80,14 @@ func newCert(n *big.Int, device, key string) store.Certificate {
 		IssuedAt:  T0,
 		DER:       fmt.Appendf(nil, "fake DER of certificate %x", n),
 	}
+}
+
+// withCert returns d with the NotAfter and RenewBy that c, its newest
+// certificate, gives it (store.Device).
+func withCert(d store.Device, c store.Certificate) store.Device {
+	d.NotAfter = c.NotAfter
+	_, d.RenewBy = store.RenewalWindow(c.NotBefore, c.NotAfter)
+	return d
 }
 
 // newIssuance returns the issuance of c at T0, without a token or conditions.
