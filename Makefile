@@ -70,6 +70,8 @@ FUZZTIME ?= 30s
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseDeviceID$$' -fuzztime $(FUZZTIME) ./api
 	$(GO) test -run '^$$' -fuzz '^FuzzRevokeForm$$' -fuzztime $(FUZZTIME) ./web/ui
+	$(GO) test -run '^$$' -fuzz '^FuzzSerialOf$$' -fuzztime $(FUZZTIME) ./web/ui
+	$(GO) test -run '^$$' -fuzz '^FuzzAuditFilter$$' -fuzztime $(FUZZTIME) ./web/ui
 	$(GO) test -run '^$$' -fuzz '^FuzzTokenForm$$' -fuzztime $(FUZZTIME) ./web/ui
 	$(GO) test -run '^$$' -fuzz '^FuzzCheckCSR$$' -fuzztime $(FUZZTIME) ./enroll
 	$(GO) test -run '^$$' -fuzz '^FuzzParseToken$$' -fuzztime $(FUZZTIME) ./enroll

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto"
 	"crypto/sha256"
+	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
 	"encoding/hex"
@@ -258,6 +259,10 @@ func (s *Service) signEntry(h crypto.Hash, status int, serial *big.Int, revokedA
 	return &ocspEntry{der: der, thisUpdate: tmpl.ThisUpdate, nextUpdate: tmpl.NextUpdate, status: status,
 		digest: hex.EncodeToString(sum[:16])}, nil
 }
+
+// ResponderCertificate returns the delegated OCSP responder certificate
+// that signs responses now (the console shows its expiry).
+func (s *Service) ResponderCertificate() *x509.Certificate { return s.responder.Load().Certificate() }
 
 // renewResponder issues a new delegated responder certificate and key.
 func (s *Service) renewResponder(ctx context.Context) error {

@@ -543,3 +543,17 @@ func checkAccepted(t *testing.T, req *ocsp.Request, nonce []byte) {
 func describe(r *ocsp.Request) string {
 	return fmt.Sprintf("{%v %x %x %x}", r.HashAlgorithm, r.IssuerNameHash, r.IssuerKeyHash, r.SerialNumber)
 }
+
+func TestResponderCertificateSignsResponses(t *testing.T) {
+	f := newFixture(t, fixtureOptions{})
+	leaf := f.issue(t, "dev-responder")
+	ans := respond(t, f.svc, newOCSPRequest(t, leaf, f.ca.Intermediate(), ocspHashes[0]))
+	resp, err := ocsp.ParseResponse(ans.DER, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := f.svc.ResponderCertificate()
+	if resp.Certificate == nil || got == nil || !bytes.Equal(resp.Certificate.Raw, got.Raw) {
+		t.Errorf("ResponderCertificate is not the certificate in the responses")
+	}
+}

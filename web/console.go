@@ -31,7 +31,8 @@ func (g consoleGuard) Fail(r *http.Request, reason string) error {
 // listener.
 func (s *Server) consoleRoutes() error {
 	h, err := ui.New(ui.Deps{Admins: s.deps.Enroll, Enroll: s.deps.Enroll, Records: s.deps.Records, Revocation: s.deps.Revocation,
-		Guard: consoleGuard{s}, Root: s.deps.CA.Root, Now: s.now, Logger: s.log})
+		Guard: consoleGuard{s}, Root: s.deps.CA.Root, Intermediate: s.deps.CA.Intermediate,
+		Responder: s.deps.Revocation.ResponderCertificate, Now: s.now, Logger: s.log})
 	if err != nil {
 		return err
 	}

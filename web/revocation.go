@@ -3,6 +3,7 @@ package web
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -29,6 +30,9 @@ type Revoker interface {
 	RootCRL() (*revocation.Published, error)
 	RespondOCSP(ctx context.Context, der []byte) (*revocation.OCSPAnswer, error)
 	Feed(ctx context.Context, seq uint64, limit int, wait time.Duration) ([]store.Revocation, error)
+	// ResponderCertificate is the OCSP responder certificate in use (the
+	// console shows its expiry).
+	ResponderCertificate() *x509.Certificate
 }
 
 // revocationFeed handles GET /v1/revocations?since=N&wait=20s&limit=1000

@@ -138,18 +138,23 @@ type Enroller interface {
 // Authority publishes the CA certificates; *ca.Authority is one.
 type Authority interface {
 	Root() *x509.Certificate
+	Intermediate() *x509.Certificate
 	RootPEM() []byte
 	ChainPEM() []byte
 	IntermediateDER() []byte
 }
 
-// Records is the read side of the store that the admin API shows.
+// Records is the read side of the store that the admin API and the
+// console show; store.Store is one.
 type Records interface {
 	GetDevice(ctx context.Context, id string) (store.Device, error)
 	ListDevices(ctx context.Context, p store.Page) ([]store.Device, error)
 	GetCertificate(ctx context.Context, serial *big.Int) (store.Certificate, error)
 	ListCertificates(ctx context.Context, deviceID string, p store.Page) ([]store.Certificate, error)
 	ListAudit(ctx context.Context, afterSeq uint64, limit int) ([]store.AuditEvent, error)
+	QueryDevices(ctx context.Context, q store.DeviceQuery) ([]store.Device, string, error)
+	Stats(ctx context.Context, now time.Time) (store.Stats, error)
+	QueryAudit(ctx context.Context, q store.AuditQuery) ([]store.AuditEvent, uint64, error)
 }
 
 // Deps are the Server's collaborators.

@@ -237,7 +237,7 @@ func TestMintTokenShownOnce(t *testing.T) {
 		t.Errorf("calls %q, want otto's token.create", r.en.calls)
 	}
 	list := op.do("GET", "/ui/tokens", nil)
-	if strings.Contains(list.body, secret) || !strings.Contains(list.body, `data-test-token-row="0000000000000001"`) {
+	if strings.Contains(list.body, secret) || !strings.Contains(list.body, `<tr id="token-0000000000000001" data-test-token-row="0000000000000001">`) {
 		t.Errorf("the list shows the token or lacks its row:\n%s", list.body)
 	}
 
@@ -341,7 +341,7 @@ func TestAdminsPage(t *testing.T) {
 		}
 	}
 	owner, csrf := r.login("owner-token")
-	if page := owner.do("GET", "/ui/admins", nil); page.code != http.StatusOK || !strings.Contains(page.body, `data-test-admin-row="vera"`) {
+	if page := owner.do("GET", "/ui/admins", nil); page.code != http.StatusOK || !strings.Contains(page.body, `<tr id="admin-vera" data-test-admin-row="vera">`) {
 		t.Fatalf("admins page: %d\n%s", page.code, page.body)
 	}
 	for _, tc := range []struct {

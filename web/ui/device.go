@@ -23,6 +23,10 @@ type deviceData struct {
 	Device  store.Device
 	Certs   []certRow
 	Reasons []string
+	// Trail is the device's newest audit events; TrailURL the audit
+	// page for all of them.
+	Trail    []auditRow
+	TrailURL string
 }
 
 func (h *Handler) loadDevice(w http.ResponseWriter, r *http.Request) (deviceData, bool) {
@@ -62,6 +66,15 @@ func (h *Handler) device(w http.ResponseWriter, r *http.Request, v view) {
 	if !ok {
 		return
 	}
+	trail, _, err := h.deps.Records.QueryAudit(r.Context(), store.AuditQuery{DeviceID: d.Device.ID, Limit: trailSize})
+	if err != nil {
+		h.failErr(w, r, err)
+		return
+	}
+	for _, e := range trail {
+		d.Trail = append(d.Trail, link(e))
+	}
+	d.TrailURL = auditFilter{device: d.Device.ID}.url(0)
 	switch r.URL.Query().Get("done") {
 	case "revoked":
 		v.Flash = "Revoked. OCSP and the revocation feed say so now; the next CRL follows within revocation.crl_publish_delay."

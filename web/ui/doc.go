@@ -8,17 +8,36 @@
 //
 // # Pages
 //
-// Overview (/ui/: the device CRL's number, this and next update, the root's
-// SHA-256 fingerprint), Devices (/ui/devices?q=PREFIX&after=CURSOR: device
-// IDs starting with a prefix, 50 a page, on store.Page's cursor, with their
-// status), Device (/ui/devices/{id}: its certificates newest first with
-// serial, key fingerprint, validity, status and parent, the lineage) and
-// the revocation of the device or of one certificate: a reason from
+// Overview (/ui/): devices by status, certificates expiring within 7 and
+// 30 days, expired and stopped renewing (store.Stats, kept as counters by
+// the store, so the page costs the same for any fleet), each linking to
+// the devices page filtered that way; revocations in the last 24 hours;
+// enrollments per UTC day over 30 days as an SVG bar chart the server lays
+// out (a <title> per bar); the device CRL's number, age and next update;
+// the OCSP responder's, the intermediate's and the root's expiry; and the
+// root's SHA-256 fingerprint with a copy button (console.js shows it;
+// without script the text stays selectable).
+//
+// Devices (/ui/devices?q=&status=&sort=&after=): q is a device ID prefix,
+// or a certificate serial (hex, with colons as openssl prints it, or
+// without colons and at least 16 digits), which goes to its device's
+// page at #cert-SERIAL. status is active, revoked or stopped (active
+// devices past their renew-by date, listed most overdue first); sort is
+// id, -id, renew_by or -created; after is store.DeviceQuery's cursor, 50
+// a page. A combination store.QueryDevices does not serve (a prefix in
+// any order but by ID, revoked devices by renew-by) is a 400 that says
+// why.
+//
+// Device (/ui/devices/{id}): its certificates newest first with serial,
+// key fingerprint, validity, status and parent, the lineage; the
+// revocation of the device or of one certificate: a reason from
 // revocation.ReasonNames, a confirmation page (GET
 // /ui/devices/{id}/revoke), then POST to the same path. On the device page
 // an operator also resets a revoked device (GET /ui/devices/{id}/reset
 // confirms, POST resets; revocation.Service.ResetDevice) and asks an active
 // one to renew now (POST /ui/devices/{id}/renew-now; enroll's RenewNow).
+// The page ends with the device's audit trail, its 20 newest events
+// (store.QueryAudit by DeviceID, an index).
 //
 // Tokens (/ui/tokens?after=CURSOR: every token, 50 a page, by ID, with its
 // device or pattern, uses spent, expiry and state): an operator mints a
@@ -41,6 +60,15 @@
 // A form the service refuses (a bad TTL, device ID, name or role) comes
 // back with its values and the refusal's detail and hint, 400 (409 for a
 // conflict).
+//
+// Audit (/ui/audit?actor=&action=&device=&from=&to=&before=): events
+// newest first, 50 a page, filtered by actor, action, device and a UTC
+// time range [from, to) (datetime-local values); before is the cursor
+// (an event Seq). A filter no index answers may stop after
+// store.AuditScanLimit events with fewer matches than a page: the page
+// then says how many events it searched and links to continue. Each row
+// links to what it names: the device, the certificate on its device's
+// page, the token (/ui/tokens), the admin (/ui/admins).
 //
 // # Security
 //

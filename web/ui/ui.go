@@ -47,11 +47,16 @@ type Admins interface {
 	CheckAdmin(ctx context.Context, presented string) (store.Admin, error)
 }
 
-// Records is the read side of the store the pages show.
+// Records is the read side of the store the pages show; store.Store is
+// one. Its methods answer as store.Store documents them.
 type Records interface {
 	GetDevice(ctx context.Context, id string) (store.Device, error)
 	ListDevices(ctx context.Context, p store.Page) ([]store.Device, error)
+	GetCertificate(ctx context.Context, serial *big.Int) (store.Certificate, error)
 	ListCertificates(ctx context.Context, deviceID string, p store.Page) ([]store.Certificate, error)
+	QueryDevices(ctx context.Context, q store.DeviceQuery) ([]store.Device, string, error)
+	Stats(ctx context.Context, now time.Time) (store.Stats, error)
+	QueryAudit(ctx context.Context, q store.AuditQuery) ([]store.AuditEvent, uint64, error)
 }
 
 // Revoker revokes, resets revoked devices and publishes the CRL;
@@ -94,6 +99,10 @@ type Deps struct {
 	Guard      Guard
 	// Root is the CA's root certificate, whose fingerprint the overview shows.
 	Root func() *x509.Certificate
+	// Intermediate and Responder, when set, return the issuing
+	// intermediate and the current OCSP responder certificate, whose
+	// expiry the overview shows.
+	Intermediate, Responder func() *x509.Certificate
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Logger; nil discards.
@@ -137,7 +146,7 @@ func New(deps Deps) (*Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, p := range []string{"login", "overview", "devices", "device", "confirm", "error", "tokens", "admins", "ask", "secret"} {
+	for _, p := range []string{"login", "overview", "devices", "device", "audit", "confirm", "error", "tokens", "admins", "ask", "secret"} {
 		t, err := template.Must(base.Clone()).ParseFS(assets, "assets/"+p+".html")
 		if err != nil {
 			return nil, err
@@ -156,6 +165,7 @@ func New(deps Deps) (*Handler, error) {
 	m.HandleFunc("GET /ui/{$}", h.admin(store.RoleViewer, h.overview))
 	m.HandleFunc("GET /ui/devices", h.admin(store.RoleViewer, h.devices))
 	m.HandleFunc("GET /ui/devices/{id}", h.admin(store.RoleViewer, h.device))
+	m.HandleFunc("GET /ui/audit", h.admin(store.RoleViewer, h.audit))
 	m.HandleFunc("GET /ui/devices/{id}/revoke", h.admin(store.RoleOperator, h.confirmRevoke))
 	m.HandleFunc("POST /ui/devices/{id}/revoke", h.admin(store.RoleOperator, h.revoke))
 	m.HandleFunc("POST /ui/devices/{id}/renew-now", h.admin(store.RoleOperator, h.renewNow))
@@ -208,6 +218,8 @@ var funcs = template.FuncMap{
 		}
 		return t.UTC().Format("2006-01-02 15:04 UTC")
 	},
+	// stamp is an audit event's time, to the second; the column says UTC.
+	"stamp": func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05") },
 	"hex": func(n *big.Int) string {
 		if n == nil {
 			return ""
@@ -215,6 +227,9 @@ var funcs = template.FuncMap{
 		return n.Text(16)
 	},
 	"keyhash": func(k store.KeyHash) string { return hex.EncodeToString(k[:8]) },
+	// before reports whether t is set and not after now (a renew-by
+	// date that has passed).
+	"before": func(t, now time.Time) bool { return !t.IsZero() && !now.Before(t) },
 	"canOperate": func(a store.Admin) bool {
 		return enroll.RequireRole(a, store.RoleOperator) == nil
 	},
