@@ -85,6 +85,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeESTBody$$' -fuzztime $(FUZZTIME) ./web
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeAdminJSON$$' -fuzztime $(FUZZTIME) ./web
 	$(GO) test -run '^$$' -fuzz '^FuzzClientIP$$' -fuzztime $(FUZZTIME) ./web
+	$(GO) test -run '^$$' -fuzz '^FuzzPartitionParam$$' -fuzztime $(FUZZTIME) ./web
+	$(GO) test -run '^$$' -fuzz '^FuzzPartitionOf$$' -fuzztime $(FUZZTIME) ./ca
 	$(GO) test -run '^$$' -fuzz '^FuzzParseOCSPRequest$$' -fuzztime $(FUZZTIME) ./revocation
 	$(GO) test -run '^$$' -fuzz '^FuzzParseCRL$$' -fuzztime $(FUZZTIME) ./verify
 	$(GO) test -run '^$$' -fuzz '^FuzzParseCRLEnvelope$$' -fuzztime $(FUZZTIME) ./verify

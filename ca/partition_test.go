@@ -295,3 +295,21 @@ func TestPartitionCRLOpenSSL(t *testing.T) {
 		}
 	}
 }
+
+// FuzzPartitionOf: a CRL distribution point URL read from a certificate
+// gives a partition in range, or none, and PartitionURL's URLs give back
+// their partition.
+func FuzzPartitionOf(f *testing.F) {
+	for _, s := range []string{"http://ca/crl/3", "http://ca/crl", "http://ca/crl/256", "http://ca/crl/03", "http://ca/crl/crl/1", "/crl/"} {
+		f.Add(s, 7)
+	}
+	f.Fuzz(func(t *testing.T, u string, p int) {
+		if got := PartitionOf(&x509.Certificate{CRLDistributionPoints: []string{u}}); got != nil && (*got < 0 || *got >= api.MaxCRLPartitions) {
+			t.Fatalf("PartitionOf(%q) = %d, out of range", u, *got)
+		}
+		p &= api.MaxCRLPartitions - 1
+		if got := PartitionOf(&x509.Certificate{CRLDistributionPoints: []string{PartitionURL("http://ca.example.net:8080", p)}}); got == nil || *got != p {
+			t.Fatalf("PartitionOf(PartitionURL(%d)) = %v", p, got)
+		}
+	})
+}

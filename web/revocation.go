@@ -196,10 +196,9 @@ func (s *Server) crlPEM(c echo.Context) error {
 // p's CRL (revocation.crl_partitions), with the full CRL's validators.
 func (s *Server) partitionCRL(c echo.Context) error {
 	param := c.Param("partition")
-	digits, isPEM := strings.CutSuffix(param, ".pem")
-	p, err := strconv.Atoi(digits)
+	p, isPEM, ok := parsePartitionParam(param)
 	var pub *revocation.Published
-	if err == nil && strconv.Itoa(p) == digits {
+	if ok {
 		pub = s.deps.Revocation.PartitionCRL(p)
 	}
 	if pub == nil {
@@ -210,6 +209,21 @@ func (s *Server) partitionCRL(c echo.Context) error {
 		return serveCRL(c, pub, pub.PEM(), "application/x-pem-file")
 	}
 	return serveCRL(c, pub, pub.DER, "application/pkix-crl")
+}
+
+// parsePartitionParam reads the last segment of /crl/<p> or /crl/<p>.pem:
+// p in canonical decimal (no sign, no leading zero) below
+// api.MaxCRLPartitions, and whether PEM was asked for.
+func parsePartitionParam(param string) (p int, isPEM, ok bool) {
+	digits, isPEM := strings.CutSuffix(param, ".pem")
+	if len(digits) == 0 || len(digits) > 3 {
+		return 0, false, false
+	}
+	p, err := strconv.Atoi(digits)
+	if err != nil || p < 0 || p >= api.MaxCRLPartitions || strconv.Itoa(p) != digits {
+		return 0, false, false
+	}
+	return p, isPEM, true
 }
 
 // crlPartitions handles GET /crl/partitions: the discovery document of

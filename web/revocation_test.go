@@ -431,3 +431,44 @@ func TestPartitionCRLEndpointsNone(t *testing.T) {
 		t.Errorf("discovery without partitions = %+v", doc)
 	}
 }
+
+func TestParsePartitionParam(t *testing.T) {
+	for _, tc := range []struct {
+		in    string
+		p     int
+		isPEM bool
+		ok    bool
+	}{
+		{"0", 0, false, true}, {"3", 3, false, true}, {"255", 255, false, true}, {"3.pem", 3, true, true},
+		{"256", 0, false, false}, {"03", 0, false, false}, {"-1", 0, false, false}, {"+3", 0, false, false},
+		{"", 0, false, false}, {".pem", 0, false, false}, {"3.der", 0, false, false}, {"3.pem.pem", 0, false, false},
+		{"partitions", 0, false, false}, {"0003", 0, false, false}, {" 3", 0, false, false},
+	} {
+		p, isPEM, ok := parsePartitionParam(tc.in)
+		if p != tc.p || isPEM != tc.isPEM || ok != tc.ok {
+			t.Errorf("parsePartitionParam(%q) = %d, %v, %v; want %d, %v, %v", tc.in, p, isPEM, ok, tc.p, tc.isPEM, tc.ok)
+		}
+	}
+}
+
+// FuzzPartitionParam: the /crl/<p> segment is untrusted; whatever it is,
+// a partition accepted is in range and is the one its canonical form
+// names.
+func FuzzPartitionParam(f *testing.F) {
+	for _, s := range []string{"0", "3", "255", "3.pem", "256", "03", "-1", "", ".pem", "1e2", "٣"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		p, isPEM, ok := parsePartitionParam(s)
+		if !ok {
+			return
+		}
+		want := strconv.Itoa(p)
+		if isPEM {
+			want += ".pem"
+		}
+		if p < 0 || p >= api.MaxCRLPartitions || want != s {
+			t.Fatalf("parsePartitionParam(%q) = %d, %v: not the canonical %q", s, p, isPEM, want)
+		}
+	})
+}
