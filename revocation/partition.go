@@ -387,9 +387,17 @@ func (s *Service) partitionLoop(ctx context.Context) error {
 }
 
 // followPartitions adopts the store's newer partition CRLs (another
-// replica's), as catchUp does the full CRL's.
+// replica's), as catchUp does the full CRL's, for the partitions that
+// need one here: a revocation indexed here is not on the CRL served, or
+// half its validity has passed. The others' CRL served is still current
+// (it lists every revocation this replica knows of), and reading only
+// these keeps a poll of up to 256 partitions to a few reads.
 func (s *Service) followPartitions(ctx context.Context) error {
+	now := s.now()
 	for p := range s.parts.urls {
+		if !s.partitionDue(p, now) {
+			continue
+		}
 		if err := s.adoptPartition(ctx, p); err != nil {
 			return err
 		}

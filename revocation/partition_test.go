@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/x509"
 	"fmt"
+	"maps"
 	"math/big"
 	"strconv"
 	"sync"
@@ -14,6 +15,8 @@ import (
 
 	"github.com/fleetca/fleetca/api"
 	"github.com/fleetca/fleetca/ca"
+	"github.com/fleetca/fleetca/store"
+	"github.com/fleetca/fleetca/store/boltstore"
 )
 
 // publishDue does what Run's CRL loops do once their timers fire: build
@@ -297,4 +300,61 @@ func TestPartitionPublishedByRun(t *testing.T) {
 			t.Errorf("Run = %v", err)
 		}
 	})
+}
+
+// latestCounter counts LatestPartitionCRL reads by partition.
+type latestCounter struct {
+	*boltstore.Store
+	mu    sync.Mutex
+	reads map[int]int
+}
+
+func (c *latestCounter) LatestPartitionCRL(ctx context.Context, p int, newerThan uint64) (store.CRL, error) {
+	c.mu.Lock()
+	c.reads[p]++
+	c.mu.Unlock()
+	return c.Store.LatestPartitionCRL(ctx, p, newerThan)
+}
+
+// TestFollowPartitionsReadsDueOnly: a replica following the store reads
+// the latest CRL of the partitions it has a revocation pending in (or
+// whose CRL is past half its validity), not all of them every poll.
+func TestFollowPartitionsReadsDueOnly(t *testing.T) {
+	f := newFixture(t, fixtureOptions{cfg: Config{CRLPartitions: 16}})
+	counter := &latestCounter{Store: f.st, reads: map[int]int{}}
+	b := f.newReplica(t, counter)
+	leaf := f.issueIn(t, 9)
+	f.clock.Add(time.Second)
+	f.revoke(t, leaf, api.ReasonKeyCompromise)
+	if _, err := f.svc.buildPartition(t.Context(), 9, false); err != nil {
+		t.Fatal(err)
+	}
+	counter.mu.Lock()
+	clear(counter.reads)
+	counter.mu.Unlock()
+	if err := b.svc.catchUp(t.Context(), false); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.svc.followPartitions(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	counter.mu.Lock()
+	reads := maps.Clone(counter.reads)
+	counter.mu.Unlock()
+	if len(reads) != 1 || reads[9] != 1 {
+		t.Errorf("LatestPartitionCRL reads by partition %v, want only partition 9, once", reads)
+	}
+	if got, want := b.svc.PartitionCRL(9).Number, f.svc.PartitionCRL(9).Number; got.Cmp(want) != 0 {
+		t.Errorf("replica B serves partition 9 CRL %v, want A's %v", got, want)
+	}
+	// Nothing pending: a poll reads nothing.
+	counter.mu.Lock()
+	clear(counter.reads)
+	counter.mu.Unlock()
+	if err := b.svc.followPartitions(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if len(counter.reads) != 0 {
+		t.Errorf("with nothing pending, LatestPartitionCRL reads %v, want none", counter.reads)
+	}
 }
