@@ -439,10 +439,12 @@ func (v *JWTVerifier) checkRevocation(ctx context.Context, cert *x509.Certificat
 	return &JWTError{Reason: ReasonUnavailable, Detail: err.Error()}
 }
 
-// chainOpts are the options a device certificate must verify with.
+// chainOpts are the options a device certificate must verify with. With
+// no configured Intermediates they are extra's; for an x5c (extra nil)
+// the header's own certificates after the first.
 func (v *JWTVerifier) chainOpts(now time.Time, extra []*x509.Certificate) x509.VerifyOptions {
 	inter := v.cfg.Intermediates
-	if inter == nil {
+	if inter == nil && len(extra) > 0 {
 		inter = x509.NewCertPool()
 		for _, c := range extra {
 			inter.AddCert(c)
