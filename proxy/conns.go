@@ -75,7 +75,7 @@ func (c *trackedConn) closeSocket() error {
 type connSet struct {
 	mu       sync.Mutex
 	epoch    atomic.Uint64 // written under mu; read without it by JWT requests
-	stopped  bool // no more registrations: the Server is shutting down
+	stopped  bool          // no more registrations: the Server is shutting down
 	all      map[*trackedConn]struct{}
 	bySerial map[string]*trackedConn // head of each serial's list
 	// jwtBySerial are the JWT connections by the serials of the

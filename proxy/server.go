@@ -139,7 +139,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	m, u, _ := parseUpstream(cfg.Upstream)
 	s := &Server{cfg: cfg, mode: m, upstream: u, upstreamLog: u.Redacted(), checker: deps.Checker,
 		jwtIDs: &jwtIdentities{max: cfg.VerifyCacheSize, m: map[string]*identity{}},
-		log: deps.Logger, now: deps.Now, conns: newConnSet(), buffers: newBufferPool(), ctx: context.Background()}
+		log:    deps.Logger, now: deps.Now, conns: newConnSet(), buffers: newBufferPool(), ctx: context.Background()}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
