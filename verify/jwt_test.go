@@ -311,6 +311,15 @@ func TestVerifyDeviceJWTCache(t *testing.T) {
 	if n := f.fetches.Load(); n != 2 {
 		t.Errorf("key-set fetches = %d, want 2 (one per device, then the cache)", n)
 	}
+	// Cached for one audience base, the token is still checked for another.
+	if _, err := v.VerifyDeviceJWT(t.Context(), tok, "https://other.example.com"); err == nil {
+		t.Errorf("a token cached for %s was accepted for another audience base", testAud)
+	} else if je, ok := errors.AsType[*JWTError](err); !ok || je.Reason != ReasonBadAudience {
+		t.Errorf("cached token, other audience base: %v, want %s", err, ReasonBadAudience)
+	}
+	if r := reason(tok); r != "" {
+		t.Errorf("the token for its own audience after another's refusal: reason %q, want success", r)
+	}
 	writeCRL(d.cert.SerialNumber.Int64())
 	if err := checker.Refresh(t.Context()); err != nil {
 		t.Fatal(err)
