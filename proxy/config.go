@@ -87,7 +87,27 @@ type Config struct {
 	// when something looks wrong. It changes nothing in TCP mode or for an
 	// https:// upstream, which never take the fast path.
 	DisableHTTP1FastPath bool `yaml:"disable_http1_fast_path,omitempty"`
+	// Auth is how clients prove who they are (issue 17):
+	//   - "mtls" (default): a client certificate of the fleet, checked in
+	//     the handshake;
+	//   - "jwt": a device JWT on every request (Authorization: Bearer),
+	//     checked by Deps.JWT; no client certificate is asked for;
+	//   - "any": a client certificate if the client sends one, else a JWT
+	//     on every request.
+	// "jwt" and "any" need an HTTP upstream.
+	Auth string `yaml:"auth,omitempty"`
+	// JWTAudience is the audience base of device JWTs: a token must carry
+	// aud = <JWTAudience>/devices/<device ID>. Required with Auth "jwt"
+	// or "any"; an absolute URL such as https://api.example.com.
+	JWTAudience string `yaml:"jwt_audience,omitempty"`
 }
+
+// Auth modes (Config.Auth).
+const (
+	AuthMTLS = "mtls"
+	AuthJWT  = "jwt"
+	AuthAny  = "any"
+)
 
 // WithDefaults returns a copy of c with every zero field set to its default.
 func (c Config) WithDefaults() Config {
@@ -100,6 +120,7 @@ func (c Config) WithDefaults() Config {
 	c.HalfCloseTimeout = cmp.Or(c.HalfCloseTimeout, DefaultHalfCloseTimeout)
 	c.MaxIdleUpstream = cmp.Or(c.MaxIdleUpstream, DefaultMaxIdleUpstream)
 	c.VerifyCacheSize = cmp.Or(c.VerifyCacheSize, DefaultVerifyCacheSize)
+	c.Auth = cmp.Or(c.Auth, AuthMTLS)
 	return c
 }
 
@@ -109,6 +130,19 @@ func (c Config) WithDefaults() Config {
 func (c Config) Validate() error {
 	if _, _, err := parseUpstream(c.Upstream); err != nil {
 		return err
+	}
+	switch c.Auth {
+	case "", AuthMTLS:
+	case AuthJWT, AuthAny:
+		if isTCPUpstream(c.Upstream) {
+			return fmt.Errorf("proxy.auth %q needs an http:// or https:// upstream", c.Auth)
+		}
+		u, err := url.Parse(c.JWTAudience)
+		if c.JWTAudience == "" || err != nil || u.Scheme == "" || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+			return fmt.Errorf("proxy.jwt_audience %q must be an absolute URL without a query (https://api.example.com): tokens carry aud = <jwt_audience>/devices/<device ID>", c.JWTAudience)
+		}
+	default:
+		return fmt.Errorf("proxy.auth %q must be mtls, jwt or any", c.Auth)
 	}
 	if c.ProxyProtocol && !isTCPUpstream(c.Upstream) {
 		return errors.New("proxy.proxy_protocol needs a tcp:// upstream: in HTTP mode the client address is sent in X-Forwarded-For")

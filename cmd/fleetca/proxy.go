@@ -41,6 +41,8 @@ type proxyOptions struct {
 	proxyProtocol                               bool
 	http1FastPath                               bool
 	grace                                       time.Duration
+	auth, jwtAudience, jwtKeys                  string
+	jwtMaxLifetime                              time.Duration
 
 	listener net.Listener
 	// hup, if set, replaces SIGHUP: each value reloads.
@@ -97,6 +99,25 @@ every device is refused, and at that instant every open connection is
 closed too (logged once at Error, counted in
 fleetca_proxy_stale_connections_closed_total).
 
+Device JWTs (--auth jwt or any, HTTP upstreams): devices that cannot
+present a client certificate (behind a TLS-terminating load balancer, say)
+send 'Authorization: Bearer <JWT>' on every request, a token they sign with
+the key of their fleetca certificate ('fleetca jwt'). With --auth jwt the
+proxy asks for no client certificate; with --auth any it takes one when a
+client sends it and a JWT otherwise; --auth mtls (the default) is as above.
+A token needs aud = <--jwt-audience>/devices/<device ID>, an exp at most
+--jwt-max-lifetime (default 24h) after its iat, alg ES256, ES384, RS256 or
+EdDSA, and the key of a live, unrevoked certificate of that device: named
+by its kid (the certificate's SHA-256) in the key set the CA publishes at
+<--jwt-keys-url>/v1/devices/{id}/keys (default: --crl-url when it is a
+URL), or carried in the token's x5c header. The upstream gets the same
+headers as for a certificate plus X-Device-Key-Id (the kid), never the
+token. A refused token gets 401 with WWW-Authenticate: Bearer
+error="invalid_token" and its reason (expired, bad_audience, unknown_key,
+revoked, ...) in error_description, the log and
+fleetca_proxy_jwt_total{outcome,reason}. A revocation closes the
+connections that carried the certificate's tokens.
+
 SIGHUP rereads --ca, --cert and --key (open connections are kept; a new
 intermediate needs a restart) and refetches the CRL. SIGINT or SIGTERM drain
 connections and stop. Logs are JSON lines on stderr; --metrics-addr serves
@@ -120,6 +141,10 @@ Prometheus metrics at /metrics (keep it on loopback).`,
 	f.BoolVar(&o.http1FastPath, "http1-fast-path", true, "serve plain HTTP/1.1 requests to an http:// upstream on the proxy's fast path (=false: all through net/http)")
 	f.StringVar(&o.upstreamCA, "upstream-ca", "", "PEM file of the CA(s) an https:// upstream's certificate must chain to (default the system's)")
 	f.DurationVar(&o.grace, "grace", verify.DefaultGrace, "how long past its nextUpdate a CRL is still used when no new one can be had (0s: not at all; up to 168h)")
+	f.StringVar(&o.auth, "auth", proxy.AuthMTLS, "how devices authenticate: mtls (client certificate), jwt (a device JWT on every request) or any")
+	f.StringVar(&o.jwtAudience, "jwt-audience", "", "with --auth jwt|any: the audience base URL; tokens carry aud = <URL>/devices/<device ID>")
+	f.DurationVar(&o.jwtMaxLifetime, "jwt-max-lifetime", verify.DefaultJWTMaxLifetime, "with --auth jwt|any: the longest a token may be valid after its iat (1m to 720h)")
+	f.StringVar(&o.jwtKeys, "jwt-keys-url", "", "with --auth jwt|any: the CA's HTTP listener, e.g. http://CA:8080, for the devices' key sets (default --crl-url if a URL)")
 	f.StringVar(&o.metricsAddr, "metrics-addr", "", "serve Prometheus metrics at http://ADDR/metrics (default off), e.g. 127.0.0.1:9090")
 	return cmd
 }
@@ -139,6 +164,13 @@ func runProxy(ctx context.Context, e env, o proxyOptions) error {
 		return usagef("--revocation-feed needs --crl-url: the CRL is its signed fallback")
 	case o.grace < 0 || o.grace > 168*time.Hour:
 		return usagef("--grace %s is outside 0s..168h", o.grace)
+	case o.auth == proxy.AuthMTLS && (o.jwtAudience != "" || o.jwtKeys != ""):
+		return usagef("--jwt-audience and --jwt-keys-url need --auth jwt or --auth any")
+	case o.auth != proxy.AuthMTLS && o.jwtAudience == "":
+		return usagef("--auth %s needs --jwt-audience URL (tokens carry aud = <URL>/devices/<device ID>)", o.auth)
+	}
+	if o.auth != proxy.AuthMTLS && o.jwtKeys == "" && isHTTPURL(o.crlURL) {
+		o.jwtKeys = o.crlURL
 	}
 	if err := checkCAURLs(o.crlURL, o.feed); err != nil {
 		return err
@@ -152,7 +184,8 @@ func runProxy(ctx context.Context, e env, o proxyOptions) error {
 	// Timeouts and limits are proxy.Config's defaults (10 s handshakes and
 	// request headers, 2 min idle, 30 s to reach the upstream, 64 KiB of
 	// headers, 10 s to drain on shutdown).
-	pcfg := proxy.Config{Upstream: o.upstream, ProxyProtocol: o.proxyProtocol, DisableHTTP1FastPath: !o.http1FastPath}
+	pcfg := proxy.Config{Upstream: o.upstream, ProxyProtocol: o.proxyProtocol, DisableHTTP1FastPath: !o.http1FastPath,
+		Auth: o.auth, JWTAudience: o.jwtAudience}
 	if err := pcfg.Validate(); err != nil {
 		return usage(err)
 	}
@@ -194,8 +227,18 @@ func runProxy(ctx context.Context, e env, o proxyOptions) error {
 		}
 	}
 
+	var jwtVerifier proxy.JWTVerifier
+	if o.auth != proxy.AuthMTLS {
+		v, err := verify.NewJWTVerifier(verify.JWTConfig{Checker: checker, Roots: bundle.roots, Intermediates: bundle.intermediates,
+			KeysURL: o.jwtKeys, MaxLifetime: o.jwtMaxLifetime, Now: now, Logger: logger,
+			Client: &http.Client{Timeout: 10 * time.Second, Transport: client.Transport}})
+		if err != nil {
+			return err
+		}
+		jwtVerifier = v
+	}
 	srv, err := proxy.New(pcfg, proxy.Deps{Roots: bundle.roots, Intermediates: bundle.intermediates, Certificate: cert, Checker: checker,
-		UpstreamTLS: upstreamTLS, Logger: logger, Metrics: reg, Now: now})
+		JWT: jwtVerifier, UpstreamTLS: upstreamTLS, Logger: logger, Metrics: reg, Now: now})
 	if err != nil {
 		return err
 	}
@@ -428,4 +471,10 @@ func checkCAURLs(crlURL, feed string) error {
 		}
 	}
 	return nil
+}
+
+// isHTTPURL reports whether s is an http:// or https:// URL (not a file).
+func isHTTPURL(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
 }
