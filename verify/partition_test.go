@@ -58,9 +58,20 @@ func (p *syncPKI) partCRL(t testing.TB, part int, number int64, serials ...int64
 	return p.crlWith(t, number, []pkix.Extension{idpExt([]string{testPublicURL + api.CRLPartitionPath(part)})}, serials...)
 }
 
+// partCRLValid is partCRL valid for validity from testNow.
+func (p *syncPKI) partCRLValid(t testing.TB, part int, number int64, validity time.Duration, serials ...int64) []byte {
+	t.Helper()
+	return p.crlFor(t, number, validity, []pkix.Extension{idpExt([]string{testPublicURL + api.CRLPartitionPath(part)})}, serials...)
+}
+
 func (p *syncPKI) crlWith(t testing.TB, number int64, exts []pkix.Extension, serials ...int64) []byte {
 	t.Helper()
-	tmpl := &x509.RevocationList{Number: big.NewInt(number), ThisUpdate: testNow, NextUpdate: testNow.Add(24 * time.Hour), ExtraExtensions: exts}
+	return p.crlFor(t, number, 24*time.Hour, exts, serials...)
+}
+
+func (p *syncPKI) crlFor(t testing.TB, number int64, validity time.Duration, exts []pkix.Extension, serials ...int64) []byte {
+	t.Helper()
+	tmpl := &x509.RevocationList{Number: big.NewInt(number), ThisUpdate: testNow, NextUpdate: testNow.Add(validity), ExtraExtensions: exts}
 	for _, s := range serials {
 		tmpl.RevokedCertificateEntries = append(tmpl.RevokedCertificateEntries,
 			x509.RevocationListEntry{SerialNumber: big.NewInt(s), RevocationTime: testNow.Add(-time.Minute)})
