@@ -41,6 +41,12 @@ type Deps struct {
 	// ("fleet.example.net"), as api.ParseTrustDomain returns it. Required.
 	// New checks it again with that rule, since it signs with it.
 	TrustDomain api.TrustDomain
+	// CRLPartitions is revocation.crl_partitions: 0 or 1, device
+	// certificates point at PublicURL+"/crl", the full CRL; a power of
+	// two N up to api.MaxCRLPartitions, each is assigned partition
+	// PartitionOfSerial(serial, N) and points at PartitionURL(PublicURL,
+	// p) instead. Server certificates always point at the full CRL.
+	CRLPartitions int
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Logger receives state changes; nil means discard.
@@ -97,6 +103,9 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Authority, error) {
 	}
 	if _, err := api.ParseTrustDomain(string(deps.TrustDomain)); err != nil {
 		return nil, fault.WithKey(err, "trust_domain")
+	}
+	if err := CheckCRLPartitions(deps.CRLPartitions); err != nil {
+		return nil, err
 	}
 	now := deps.Now
 	if now == nil {
@@ -161,7 +170,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Authority, error) {
 		_ = a.Close()
 		return nil, err
 	}
-	a.profile, err = newProfile(cfg, baseURL, deps.TrustDomain, inter, signer.Public())
+	a.profile, err = newProfile(cfg, baseURL, deps.TrustDomain, deps.CRLPartitions, inter, signer.Public())
 	if err != nil {
 		_ = a.Close()
 		return nil, err

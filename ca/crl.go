@@ -5,6 +5,7 @@ import (
 	"crypto"
 	"crypto/rand"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"fmt"
 	"math/big"
 	"time"
@@ -43,6 +44,13 @@ type CRLTemplate struct {
 	// empty: the revokedCertificates field is then absent, as RFC 5280
 	// §5.1.2.6 requires.
 	Entries []x509.RevocationListEntry
+	// DistributionPoint, if set, makes the CRL a partition CRL: it gets
+	// a critical issuing distribution point extension (RFC 5280 §5.2.5)
+	// whose fullName is this one URI, exactly as the partition's
+	// certificates carry it in their CRL distribution point
+	// (PartitionURL), with onlyContainsUserCerts. Empty: a complete CRL
+	// of the issuer, without IDP.
+	DistributionPoint string
 }
 
 // SignCRL signs the device CRL: the intermediate's CRL over the
@@ -58,7 +66,10 @@ type CRLTemplate struct {
 // refuse it for any certificate whose CRL distribution point differs (one
 // issued before Deps.PublicURL changed) instead of checking it, while an
 // IDP without that URL makes rustls-webpki refuse it for every
-// certificate that has one. The signature algorithm is the one the
+// certificate that has one. A partition CRL (tmpl.DistributionPoint) is
+// the exception: its IDP names its partition's URL, which only its own
+// certificates carry, so that verifiers check each certificate against
+// its partition's CRL alone. The signature algorithm is the one the
 // intermediate signs certificates with.
 //
 // SignCRL does not look at the clock: the dates are tmpl's. A template
@@ -114,7 +125,16 @@ func signCRL(tmpl CRLTemplate, issuer *x509.Certificate, key crypto.Signer, sigA
 	if err := checkCRLTemplate(&tmpl); err != nil {
 		return nil, err
 	}
+	var extra []pkix.Extension
+	if tmpl.DistributionPoint != "" {
+		idp, err := IssuingDistributionPoint(tmpl.DistributionPoint)
+		if err != nil {
+			return nil, err
+		}
+		extra = []pkix.Extension{idp}
+	}
 	der, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{
+		ExtraExtensions:           extra,
 		SignatureAlgorithm:        sigAlg,
 		Number:                    tmpl.Number,
 		ThisUpdate:                tmpl.ThisUpdate,

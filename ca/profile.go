@@ -32,12 +32,15 @@ const serialBytes = 20
 // It is read-only after newProfile, so SignDevice may share its slices
 // with the templates it builds (x509.CreateCertificate only reads them).
 type profile struct {
-	issuer         *x509.Certificate
-	sigAlg         x509.SignatureAlgorithm
-	trustDomain    api.TrustDomain
-	ocsp           []string // AIA id-ad-ocsp (RFC 5280 §4.2.2.1)
-	caIssuers      []string // AIA id-ad-caIssuers
-	crl            []string // CRL distribution point (RFC 5280 §4.2.1.13)
+	issuer      *x509.Certificate
+	sigAlg      x509.SignatureAlgorithm
+	trustDomain api.TrustDomain
+	ocsp        []string // AIA id-ad-ocsp (RFC 5280 §4.2.2.1)
+	caIssuers   []string // AIA id-ad-caIssuers
+	crl         []string // CRL distribution point (RFC 5280 §4.2.1.13)
+	// partitionCRL is each partition's CRL distribution point, for device
+	// certificates; nil without partitions (they use crl).
+	partitionCRL   [][]string
 	deviceEKU      []x509.ExtKeyUsage
 	serverEKU      []x509.ExtKeyUsage
 	deviceValidity time.Duration
@@ -47,13 +50,21 @@ type profile struct {
 
 // newProfile builds the profile from a defaulted, validated cfg, the
 // public URL without its trailing slash, and the issuer.
-func newProfile(cfg Config, baseURL string, trustDomain api.TrustDomain, issuer *x509.Certificate, pub crypto.PublicKey) (profile, error) {
+func newProfile(cfg Config, baseURL string, trustDomain api.TrustDomain, partitions int, issuer *x509.Certificate, pub crypto.PublicKey) (profile, error) {
 	sigAlg, err := signatureAlgorithm(pub)
 	if err != nil {
 		return profile{}, fault.Wrap(err, fault.Malformed,
 			"the intermediate key is of an unsupported type", "use an ECDSA, RSA or Ed25519 intermediate")
 	}
+	var parts [][]string
+	if partitions > 1 {
+		parts = make([][]string, partitions)
+		for p := range parts {
+			parts[p] = []string{PartitionURL(baseURL, p)}
+		}
+	}
 	return profile{
+		partitionCRL:   parts,
 		issuer:         issuer,
 		sigAlg:         sigAlg,
 		trustDomain:    trustDomain,
@@ -90,7 +101,9 @@ type DeviceRequest struct {
 //   - subject and authority key identifiers (RFC 5280 §4.2.1.1-2, method
 //     1: SHA-1 of the subjectPublicKey);
 //   - AIA with OCSP and caIssuers URLs and a CRL distribution point, on
-//     Deps.PublicURL;
+//     Deps.PublicURL: the full CRL's, or with Deps.CRLPartitions > 1 its
+//     partition's (PartitionOfSerial, PartitionURL; PartitionOf reads it
+//     back for the store record);
 //   - a serial of 159 random bits, positive;
 //   - NotBefore now minus Backdate, NotAfter now plus DeviceValidity but
 //     never after the intermediate's NotAfter;
@@ -122,7 +135,7 @@ func (a *Authority) SignDevice(ctx context.Context, req DeviceRequest) (*x509.Ce
 		ExtKeyUsage:           p.deviceEKU,
 		BasicConstraintsValid: true,
 	}
-	return a.sign(tmpl, req.PublicKey, p.deviceValidity)
+	return a.sign(tmpl, req.PublicKey, p.deviceValidity, p.partitionCRL)
 }
 
 // SignServer issues a TLS server certificate for the HTTPS listener: EKU
@@ -178,14 +191,14 @@ func (a *Authority) SignServer(ctx context.Context, dns []string, ips []net.IP, 
 		ExtKeyUsage:           p.serverEKU,
 		BasicConstraintsValid: true,
 	}
-	return a.sign(tmpl, pub, p.serverValidity)
+	return a.sign(tmpl, pub, p.serverValidity, nil)
 }
 
 // sign completes tmpl (serial, validity, key identifiers, AIA, CRL
 // distribution point, signature algorithm) and signs it with the
 // intermediate. It fills in every field x509.CreateCertificate reads that
 // the profile decides, and leaves the rest to tmpl.
-func (a *Authority) sign(tmpl *x509.Certificate, pub crypto.PublicKey, validity time.Duration) (*x509.Certificate, error) {
+func (a *Authority) sign(tmpl *x509.Certificate, pub crypto.PublicKey, validity time.Duration, partitionCRL [][]string) (*x509.Certificate, error) {
 	p := &a.profile
 	now := a.now()
 	notAfter := now.Add(validity)
@@ -215,6 +228,9 @@ func (a *Authority) sign(tmpl *x509.Certificate, pub crypto.PublicKey, validity 
 	tmpl.OCSPServer = p.ocsp
 	tmpl.IssuingCertificateURL = p.caIssuers
 	tmpl.CRLDistributionPoints = p.crl
+	if len(partitionCRL) > 1 {
+		tmpl.CRLDistributionPoints = partitionCRL[PartitionOfSerial(serial, len(partitionCRL))]
+	}
 	tmpl.SignatureAlgorithm = p.sigAlg
 	// x509util.CreateCertificate signs with x509.CreateCertificate (which
 	// also verifies the signature it made) and parses the result once.

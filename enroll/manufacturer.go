@@ -266,6 +266,7 @@ func (s *Service) enrollWithManufacturer(ctx context.Context, chain []*x509.Cert
 		Certificate: store.Certificate{
 			Serial: cert.SerialNumber, DeviceID: string(req.deviceID), KeyHash: req.keyHash,
 			NotBefore: cert.NotBefore, NotAfter: cert.NotAfter, IssuedAt: now, DER: cert.Raw,
+			Partition: ca.PartitionOf(cert),
 		},
 		Now:          now,
 		MaxActive:    s.cfg.MaxActiveCertificates,

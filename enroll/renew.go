@@ -215,6 +215,7 @@ func (s *Service) renew(ctx context.Context, req RenewRequest, r *renewal) (*Res
 		Certificate: store.Certificate{
 			Serial: cert.SerialNumber, DeviceID: string(id), KeyHash: keyHash,
 			NotBefore: cert.NotBefore, NotAfter: cert.NotAfter, IssuedAt: now, DER: cert.Raw,
+			Partition: ca.PartitionOf(cert),
 		},
 		Now:         now,
 		RetryWindow: RetryWindow,

@@ -419,6 +419,7 @@ func (s *Service) redeem(ctx context.Context, h store.TokenHash, csrDER []byte, 
 		Certificate: store.Certificate{
 			Serial: cert.SerialNumber, DeviceID: string(req.deviceID), KeyHash: req.keyHash,
 			NotBefore: cert.NotBefore, NotAfter: cert.NotAfter, IssuedAt: now, DER: cert.Raw,
+			Partition: ca.PartitionOf(cert),
 		},
 		Token:            h,
 		Now:              now,

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/fleetca/fleetca/ca"
 	"github.com/fleetca/fleetca/internal/fault"
 )
 
@@ -46,6 +47,14 @@ type Config struct {
 	// once it runs out. It must outlast the signing of the largest CRL.
 	// Default 15s; range 2s..10m.
 	CRLLease time.Duration `yaml:"crl_lease"`
+	// CRLPartitions is the number of partition CRLs: 1 (the default)
+	// publishes the full CRL alone, as before; a power of two N up to
+	// 256 assigns each new device certificate partition p (from its
+	// serial), whose CRL distribution point is <public_url>/crl/<p>, and
+	// publishes each partition's CRL there, beside the full CRL.
+	// Certificates keep the partition they were issued with when N
+	// changes.
+	CRLPartitions int `yaml:"crl_partitions"`
 }
 
 // WithDefaults returns a copy of c with zero fields set to the defaults.
@@ -74,6 +83,9 @@ func (c Config) WithDefaults() Config {
 	if c.CRLLease == 0 {
 		c.CRLLease = 15 * time.Second
 	}
+	if c.CRLPartitions == 0 {
+		c.CRLPartitions = 1
+	}
 	return c
 }
 
@@ -100,6 +112,9 @@ func (c Config) Validate() error {
 	if c.OCSPCacheEntries < 1000 || c.OCSPCacheEntries > 100_000_000 {
 		return fault.New(fault.Malformed, fmt.Sprintf("revocation.ocsp_cache_entries is %d, outside 1000..100000000", c.OCSPCacheEntries),
 			"set it in that range in fleetca.yaml")
+	}
+	if err := ca.CheckCRLPartitions(c.CRLPartitions); err != nil {
+		return err
 	}
 	if c.OCSPValidity > c.ResponderValidity/3 {
 		return fault.New(fault.Malformed, fmt.Sprintf("revocation.ocsp_validity %s is more than a third of revocation.ocsp_responder_validity %s: "+

@@ -12,13 +12,13 @@ import (
 func TestConfig(t *testing.T) {
 	defaults := Config{CRLValidity: 24 * time.Hour, CRLPublishDelay: 200 * time.Millisecond, RootCRLValidity: 720 * time.Hour,
 		OCSPValidity: time.Hour, ResponderValidity: 72 * time.Hour, OCSPCacheEntries: 1_000_000,
-		PollInterval: time.Second, CRLLease: 15 * time.Second}
+		PollInterval: time.Second, CRLLease: 15 * time.Second, CRLPartitions: 1}
 	if diff := cmp.Diff(defaults, Config{}.WithDefaults()); diff != "" {
 		t.Errorf("Config{}.WithDefaults() (-want +got):\n%s", diff)
 	}
 	set := Config{CRLValidity: time.Hour, CRLPublishDelay: time.Second, RootCRLValidity: 2 * time.Hour,
 		OCSPValidity: 2 * time.Minute, ResponderValidity: 2 * time.Hour, OCSPCacheEntries: 5000,
-		PollInterval: time.Minute, CRLLease: 2 * time.Second}
+		PollInterval: time.Minute, CRLLease: 2 * time.Second, CRLPartitions: 16}
 	if diff := cmp.Diff(set, set.WithDefaults()); diff != "" {
 		t.Errorf("WithDefaults changed set fields (-want +got):\n%s", diff)
 	}
@@ -38,6 +38,14 @@ func TestConfig(t *testing.T) {
 		{"fail/crl_validity-above", func(c *Config) { c.CRLValidity = 720*time.Hour + 1 }, false},
 		{"fail/crl_validity-negative", func(c *Config) { c.CRLValidity = -time.Hour }, false},
 		{"ok/crl_publish_delay-zero", func(c *Config) { c.CRLPublishDelay = 0 }, true},
+		{"ok/crl_partitions-1", func(c *Config) { c.CRLPartitions = 1 }, true},
+		{"ok/crl_partitions-2", func(c *Config) { c.CRLPartitions = 2 }, true},
+		{"ok/crl_partitions-16", func(c *Config) { c.CRLPartitions = 16 }, true},
+		{"ok/crl_partitions-256", func(c *Config) { c.CRLPartitions = 256 }, true},
+		{"fail/crl_partitions-3", func(c *Config) { c.CRLPartitions = 3 }, false},
+		{"fail/crl_partitions-24", func(c *Config) { c.CRLPartitions = 24 }, false},
+		{"fail/crl_partitions-512", func(c *Config) { c.CRLPartitions = 512 }, false},
+		{"fail/crl_partitions-negative", func(c *Config) { c.CRLPartitions = -4 }, false},
 		{"ok/crl_publish_delay-max", func(c *Config) { c.CRLPublishDelay = time.Second }, true},
 		{"fail/crl_publish_delay-negative", func(c *Config) { c.CRLPublishDelay = -1 }, false},
 		{"fail/crl_publish_delay-above", func(c *Config) { c.CRLPublishDelay = time.Second + 1 }, false},

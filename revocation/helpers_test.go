@@ -32,6 +32,9 @@ import (
 // seconds, because certificates, CRLs and OCSP responses keep only seconds.
 var testNow = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
 
+// testPublicURL is the test CA's public URL.
+const testPublicURL = "http://127.0.0.1:8080"
+
 // caDir holds one CA for the whole package run (making keys is slow), and
 // offlineCADir the same CA without secrets/root.key (the root key taken
 // offline after init). Set by TestMain; tests must not change their files.
@@ -127,8 +130,8 @@ func newFixture(t testing.TB, o fixtureOptions) *fixture {
 	if dir == "" {
 		dir = caDir
 	}
-	authority, err := ca.New(t.Context(), o.caCfg.WithDefaults(), ca.Deps{Dir: dir, PublicURL: "http://127.0.0.1:8080",
-		TrustDomain: "fleet.test", Now: f.now})
+	authority, err := ca.New(t.Context(), o.caCfg.WithDefaults(), ca.Deps{Dir: dir, PublicURL: testPublicURL,
+		TrustDomain: "fleet.test", CRLPartitions: o.cfg.CRLPartitions, Now: f.now})
 	if err != nil {
 		t.Fatalf("ca.New: %v", err)
 	}
@@ -149,7 +152,7 @@ func newFixture(t testing.TB, o fixtureOptions) *fixture {
 		o.rootCRLPath = filepath.Join(t.TempDir(), "root.crl")
 	}
 	f.reg = prometheus.NewRegistry()
-	f.deps = Deps{Store: st, CA: authority, RootCRLPath: o.rootCRLPath, Now: f.now, Metrics: f.reg}
+	f.deps = Deps{Store: st, CA: authority, RootCRLPath: o.rootCRLPath, PublicURL: testPublicURL, Now: f.now, Metrics: f.reg}
 	f.svc, err = New(t.Context(), o.cfg, f.deps)
 	if err != nil {
 		t.Fatalf("New: %v", err)
@@ -194,7 +197,7 @@ func (f *fixture) issue(t testing.TB, deviceID string) *x509.Certificate {
 	now := f.now()
 	err := f.st.Issue(t.Context(), store.Issuance{
 		Certificate: store.Certificate{Serial: cert.SerialNumber, DeviceID: deviceID, KeyHash: keyHash(cert),
-			NotBefore: cert.NotBefore, NotAfter: cert.NotAfter, IssuedAt: now, DER: cert.Raw},
+			NotBefore: cert.NotBefore, NotAfter: cert.NotAfter, IssuedAt: now, DER: cert.Raw, Partition: ca.PartitionOf(cert)},
 		Now:   now,
 		Audit: store.AuditEvent{Time: now, Action: "certificate.issue", Actor: "test", DeviceID: deviceID, Serial: cert.SerialNumber.Text(16)},
 	})

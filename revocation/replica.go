@@ -174,6 +174,9 @@ func (s *Service) followLoop(ctx context.Context) error {
 		case <-t.C:
 		}
 		err := s.catchUp(ctx, true)
+		if err == nil {
+			err = s.followPartitions(ctx)
+		}
 		switch {
 		case ctx.Err() != nil:
 			return ctx.Err()

@@ -32,6 +32,11 @@ type Store interface {
 	ListRevocations(ctx context.Context, afterSeq uint64, limit int) ([]store.Revocation, error)
 	GetCertificate(ctx context.Context, serial *big.Int) (store.Certificate, error)
 	NextCounter(ctx context.Context, name string) (uint64, error)
+	// ListCertificates, GetMeta and PutMeta serve partitioned CRLs (how
+	// many are published, whether the full CRL is still needed).
+	ListCertificates(ctx context.Context, deviceID string, p store.Page) ([]store.Certificate, error)
+	GetMeta(ctx context.Context, key string) ([]byte, error)
+	PutMeta(ctx context.Context, key string, value []byte) error
 	// Replication: the CRL lease, the latest CRL and the change signals,
 	// which replicas sharing the store follow.
 	store.Replication
@@ -55,6 +60,10 @@ type Deps struct {
 	// RootCRLPath is the file the root CRL is kept in (DIR/root.crl): the
 	// server writes it when it holds the root key, and reads it otherwise.
 	RootCRLPath string
+	// PublicURL is the CA's public base URL (server.public_url): the
+	// partition CRLs' distribution points are PublicURL+"/crl/<p>".
+	// Required with Config.CRLPartitions > 1.
+	PublicURL string
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Logger; nil discards.
@@ -117,6 +126,9 @@ type Service struct {
 	// its checks, so that it is reported once.
 	refusedCRL atomic.Uint64
 
+	// parts are the partition CRLs (Config.CRLPartitions).
+	parts partitions
+
 	crl       atomic.Pointer[Published]
 	rootCRL   atomic.Pointer[Published]
 	responder atomic.Pointer[ca.OCSPResponder]
@@ -129,6 +141,8 @@ type Service struct {
 type indexed struct {
 	entry    x509.RevocationListEntry
 	notAfter time.Time
+	// partition is the certificate's CRL partition, -1 if none.
+	partition int
 	// listedExpired is set once the entry is on a CRL issued after
 	// notAfter: the next CRL may leave it out.
 	listedExpired bool
@@ -162,10 +176,16 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if err := s.load(ctx); err != nil {
 		return nil, err
 	}
+	if err := s.initPartitions(ctx); err != nil {
+		return nil, err
+	}
 	if err := s.renewResponder(ctx); err != nil {
 		return nil, err
 	}
 	if err := s.startCRL(ctx); err != nil {
+		return nil, err
+	}
+	if err := s.startPartitions(ctx); err != nil {
 		return nil, err
 	}
 	if err := s.refreshRootCRL(ctx); err != nil {
@@ -208,9 +228,15 @@ func (s *Service) addLocked(revs []store.Revocation) int {
 		added++
 		s.pending[key] = struct{}{}
 		s.index[key] = len(s.entries)
+		part := -1
+		if r.Partition != nil {
+			part = *r.Partition
+			s.markPartitionLocked(part, key)
+		}
 		s.entries = append(s.entries, indexed{
-			entry:    x509.RevocationListEntry{SerialNumber: r.Serial, RevocationTime: r.RevokedAt, ReasonCode: r.Reason},
-			notAfter: r.NotAfter,
+			entry:     x509.RevocationListEntry{SerialNumber: r.Serial, RevocationTime: r.RevokedAt, ReasonCode: r.Reason},
+			notAfter:  r.NotAfter,
+			partition: part,
 		})
 	}
 	return added
@@ -344,6 +370,10 @@ func (s *Service) applyRevocations(ctx context.Context, revs []store.Revocation,
 	case s.kick <- struct{}{}:
 	default:
 	}
+	select {
+	case s.parts.kick <- struct{}{}:
+	default:
+	}
 }
 
 // ResetDevice lets a revoked device enroll again. fault.NotFound for an
@@ -371,12 +401,14 @@ func (s *Service) ResetDevice(ctx context.Context, id string) (store.Device, err
 func (s *Service) Run(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return s.crlLoop(gctx) })
+	g.Go(func() error { return s.partitionLoop(gctx) })
 	g.Go(func() error { return s.responderLoop(gctx) })
 	g.Go(func() error { return s.rootCRLLoop(gctx) })
 	g.Go(func() error { return s.followLoop(gctx) })
 	err := g.Wait()
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
 	s.releaseLease(rctx)
+	s.releasePartitionLeases(rctx)
 	cancel()
 	if errors.Is(err, context.Canceled) {
 		return nil

@@ -50,6 +50,16 @@ type Replication interface {
 	// than newerThan; ErrNotFound if there is none, or none newer (a cheap
 	// poll: nothing is read but the number then).
 	LatestCRL(ctx context.Context, newerThan uint64) (CRL, error)
+	// LeasePartitionCRL, PutPartitionCRL and LatestPartitionCRL are
+	// LeaseCRL, PutCRL and LatestCRL for the CRL of partition p
+	// (revocation.crl_partitions; 0 <= p < MaxCRLPartitions, an error
+	// wrapping no sentinel otherwise). Each partition has a lease and a
+	// latest CRL of its own, apart from the full CRL's and from the other
+	// partitions', so that a replica may sign one while another signs
+	// another. Their numbers are compared within the partition only.
+	LeasePartitionCRL(ctx context.Context, p int, holder string, now, until time.Time) (bool, error)
+	PutPartitionCRL(ctx context.Context, p int, holder string, now time.Time, c CRL) error
+	LatestPartitionCRL(ctx context.Context, p int, newerThan uint64) (CRL, error)
 	// Changes returns a channel that receives a value when a Revoke, a
 	// Renew that superseded certificates, or a PutCRL may have committed,
 	// through this store or another process sharing its database, until

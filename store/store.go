@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/fleetca/fleetca/api"
 )
 
 // Sentinel errors. Test with errors.Is. Every condition error (of Issue,
@@ -302,7 +304,17 @@ type Certificate struct {
 	// Parent is the serial of the certificate this one renewed (its
 	// predecessor in the device's lineage); nil for an enrollment.
 	Parent *big.Int `json:"-"`
+	// Partition is the CRL partition the certificate was assigned at
+	// issuance (0 <= p < MaxCRLPartitions; its CRL distribution point is
+	// <public_url>/crl/<p>), or nil: issued while revocation.crl_partitions
+	// was 1, or before partitions existed, it is listed on the full CRL
+	// only. It never changes.
+	Partition *int `json:"partition,omitempty"`
 }
+
+// MaxCRLPartitions bounds revocation.crl_partitions, and so a
+// Certificate's Partition.
+const MaxCRLPartitions = api.MaxCRLPartitions
 
 // Live reports whether c is unrevoked and not yet expired at now.
 func (c Certificate) Live(now time.Time) bool {
@@ -512,6 +524,9 @@ type Revocation struct {
 	// NotAfter of the certificate: once it has passed and one CRL issued
 	// after it has listed the entry, the entry leaves the CRL (RFC 5280 §3.3).
 	NotAfter time.Time `json:"not_after"`
+	// Partition is the certificate's (Certificate.Partition): the
+	// partition CRL that lists the entry, besides the full CRL.
+	Partition *int `json:"partition,omitempty"`
 }
 
 // RevokeRequest says what Revoke revokes: one certificate by Serial, or a

@@ -28,6 +28,10 @@ type Revoker interface {
 	ResetDevice(ctx context.Context, id string) (store.Device, error)
 	CRL() *revocation.Published
 	RootCRL() (*revocation.Published, error)
+	// PartitionCRL is partition p's CRL, nil if none is published;
+	// Partitions the discovery document of them.
+	PartitionCRL(p int) *revocation.Published
+	Partitions() api.CRLPartitions
 	RespondOCSP(ctx context.Context, der []byte) (*revocation.OCSPAnswer, error)
 	Feed(ctx context.Context, seq uint64, limit int, wait time.Duration) ([]store.Revocation, error)
 	// ResponderCertificate is the OCSP responder certificate in use (the
@@ -186,6 +190,34 @@ func (s *Server) crlDER(c echo.Context) error {
 func (s *Server) crlPEM(c echo.Context) error {
 	p := s.deps.Revocation.CRL()
 	return serveCRL(c, p, p.PEM(), "application/x-pem-file")
+}
+
+// partitionCRL handles GET /crl/<p> (DER) and /crl/<p>.pem: partition
+// p's CRL (revocation.crl_partitions), with the full CRL's validators.
+func (s *Server) partitionCRL(c echo.Context) error {
+	param := c.Param("partition")
+	digits, isPEM := strings.CutSuffix(param, ".pem")
+	p, err := strconv.Atoi(digits)
+	var pub *revocation.Published
+	if err == nil && strconv.Itoa(p) == digits {
+		pub = s.deps.Revocation.PartitionCRL(p)
+	}
+	if pub == nil {
+		return fault.New(fault.NotFound, fmt.Sprintf("no CRL partition %q is published", param),
+			"read "+api.PartitionsPath+" for the partitions and their URLs")
+	}
+	if isPEM {
+		return serveCRL(c, pub, pub.PEM(), "application/x-pem-file")
+	}
+	return serveCRL(c, pub, pub.DER, "application/pkix-crl")
+}
+
+// crlPartitions handles GET /crl/partitions: the discovery document of
+// the partition CRLs (api.CRLPartitions). It changes with every partition
+// CRL, so caches must not keep it.
+func (s *Server) crlPartitions(c echo.Context) error {
+	c.Response().Header().Set("Cache-Control", "no-cache")
+	return c.JSON(http.StatusOK, s.deps.Revocation.Partitions())
 }
 
 func (s *Server) rootCRL(c echo.Context) error {

@@ -23,6 +23,7 @@ import (
 	"golang.org/x/crypto/ocsp"
 
 	"github.com/fleetca/fleetca/api"
+	"github.com/fleetca/fleetca/ca"
 )
 
 // enrolled enrolls a device through the handler and returns its certificate.
@@ -342,3 +343,91 @@ func (l *lockedBuffer) Write(p []byte) (int, error) {
 }
 
 func (l *lockedBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
+
+// TestPartitionCRLEndpoints: with crl_partitions 16, the discovery
+// document lists the 16 partition CRLs at the URLs certificates carry,
+// GET /crl/<p> and /crl/<p>.pem serve partition p's CRL with the full
+// CRL's validators (conditional GET included), and anything else under
+// /crl/ is not found.
+func TestPartitionCRLEndpoints(t *testing.T) {
+	f := newPartitionedFixture(t, 16)
+	h := f.srv.HTTPHandler()
+	leaf := f.enrolled(t, "sensor-part")
+	rec := do(h, "GET", api.PartitionsPath, "", "", "")
+	if rec.Code != 200 || !strings.HasPrefix(rec.Header().Get("Content-Type"), "application/json") {
+		t.Fatalf("GET %s = %d %v", api.PartitionsPath, rec.Code, rec.Header())
+	}
+	var doc api.CRLPartitions
+	if err := json.Unmarshal(rec.Body.Bytes(), &doc); err != nil {
+		t.Fatal(err)
+	}
+	if doc.Partitions != 16 || len(doc.CRLs) != 16 || doc.Full.URL != "http://127.0.0.1:8080/crl" || doc.Full.Needed {
+		t.Errorf("discovery = %+v, want 16 partitions, the full CRL not needed", doc)
+	}
+	p := ca.PartitionOf(leaf)
+	if p == nil || len(leaf.CRLDistributionPoints) != 1 || doc.CRLs[*p].URL != leaf.CRLDistributionPoints[0] {
+		t.Fatalf("certificate CDP %q (partition %v) is not its discovery URL", leaf.CRLDistributionPoints, p)
+	}
+	path := api.PartitionCRLPath(*p)
+	rec = do(h, "GET", path, "", "", "")
+	if rec.Code != 200 || rec.Header().Get("Content-Type") != "application/pkix-crl" || rec.Header().Get("ETag") == "" {
+		t.Fatalf("GET %s = %d %v", path, rec.Code, rec.Header())
+	}
+	rl, err := x509.ParseRevocationList(rec.Body.Bytes())
+	if err != nil || rl.CheckSignatureFrom(f.authty.Intermediate()) != nil {
+		t.Fatalf("partition CRL does not parse or verify: %v", err)
+	}
+	if rl.Number.String() != doc.CRLs[*p].Number {
+		t.Errorf("partition CRL number %v, discovery says %s", rl.Number, doc.CRLs[*p].Number)
+	}
+	idp, err := ca.IssuingDistributionPoint(leaf.CRLDistributionPoints[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, e := range rl.Extensions {
+		found = found || e.Id.Equal(idp.Id) && e.Critical && bytes.Equal(e.Value, idp.Value)
+	}
+	if !found {
+		t.Errorf("partition CRL has no IDP naming %s", leaf.CRLDistributionPoints[0])
+	}
+	req := httptest.NewRequest("GET", path, nil)
+	req.Header.Set("If-None-Match", rec.Header().Get("ETag"))
+	rec2 := httptest.NewRecorder()
+	h.ServeHTTP(rec2, req)
+	if rec2.Code != http.StatusNotModified {
+		t.Errorf("conditional GET %s with the ETag = %d, want 304", path, rec2.Code)
+	}
+	if rec := do(h, "GET", path+".pem", "", "", ""); rec.Code != 200 || !strings.HasPrefix(rec.Body.String(), "-----BEGIN X509 CRL-----") {
+		t.Errorf("GET %s.pem = %d", path, rec.Code)
+	}
+	if rec := do(h, "HEAD", path, "", "", ""); rec.Code != 200 || rec.Body.Len() != 0 {
+		t.Errorf("HEAD %s = %d with %d bytes", path, rec.Code, rec.Body.Len())
+	}
+	for _, bad := range []string{"/crl/16", "/crl/256", "/crl/-1", "/crl/03", "/crl/x", "/crl/3.der", "/crl/.pem"} {
+		if rec := do(h, "GET", bad, "", "", ""); rec.Code != http.StatusNotFound {
+			t.Errorf("GET %s = %d, want 404", bad, rec.Code)
+		}
+	}
+	if rec := do(h, "GET", "/crl", "", "", ""); rec.Code != 200 {
+		t.Errorf("GET /crl = %d beside partitions", rec.Code)
+	}
+}
+
+// TestPartitionCRLEndpointsNone: without partitions /crl/<p> is not
+// found and the discovery document lists none, the full CRL needed.
+func TestPartitionCRLEndpointsNone(t *testing.T) {
+	f := newFixture(t)
+	h := f.srv.HTTPHandler()
+	if rec := do(h, "GET", "/crl/0", "", "", ""); rec.Code != http.StatusNotFound {
+		t.Errorf("GET /crl/0 without partitions = %d, want 404", rec.Code)
+	}
+	rec := do(h, "GET", api.PartitionsPath, "", "", "")
+	var doc api.CRLPartitions
+	if err := json.Unmarshal(rec.Body.Bytes(), &doc); err != nil || rec.Code != 200 {
+		t.Fatalf("GET %s = %d %v", api.PartitionsPath, rec.Code, err)
+	}
+	if doc.Partitions != 0 || len(doc.CRLs) != 0 || !doc.Full.Needed {
+		t.Errorf("discovery without partitions = %+v", doc)
+	}
+}

@@ -328,6 +328,8 @@ func (s *Server) routes() {
 	getAndHead(s.http, api.CRLPath, s.crlDER)
 	getAndHead(s.http, api.CRLPEMPath, s.crlPEM)
 	getAndHead(s.http, api.RootCRLPath, s.rootCRL)
+	getAndHead(s.http, api.PartitionsPath, s.crlPartitions)
+	getAndHead(s.http, api.CRLPath+"/:partition", s.partitionCRL)
 	s.http.POST(api.OCSPPath, s.ocspPost)
 	getAndHead(s.http, api.OCSPPath+"/*", s.ocspGet)
 }

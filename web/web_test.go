@@ -84,9 +84,16 @@ type fixture struct {
 // enroll configuration.
 func newFixture(t *testing.T, opts ...func(*enroll.Config)) *fixture {
 	t.Helper()
+	return newPartitionedFixture(t, 1, opts...)
+}
+
+// newPartitionedFixture is newFixture with revocation.crl_partitions n.
+func newPartitionedFixture(t *testing.T, n int, opts ...func(*enroll.Config)) *fixture {
+	t.Helper()
 	clk := &clock{t: testNow}
 	now := clk.Now
-	authority, err := ca.New(t.Context(), ca.Config{}.WithDefaults(), ca.Deps{Dir: caDir, PublicURL: "http://127.0.0.1:8080", TrustDomain: "fleet.test", Now: now})
+	authority, err := ca.New(t.Context(), ca.Config{}.WithDefaults(), ca.Deps{Dir: caDir, PublicURL: "http://127.0.0.1:8080", TrustDomain: "fleet.test",
+		CRLPartitions: n, Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,8 +123,8 @@ func newFixture(t *testing.T, opts ...func(*enroll.Config)) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rev, err = revocation.New(t.Context(), revocation.Config{}, revocation.Deps{Store: st, CA: authority,
-		RootCRLPath: filepath.Join(t.TempDir(), "root.crl"), Now: now, Metrics: reg})
+	rev, err = revocation.New(t.Context(), revocation.Config{CRLPartitions: n}, revocation.Deps{Store: st, CA: authority,
+		PublicURL: "http://127.0.0.1:8080", RootCRLPath: filepath.Join(t.TempDir(), "root.crl"), Now: now, Metrics: reg})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -278,6 +278,28 @@ func (s *listStore) LatestCRL(context.Context, uint64) (store.CRL, error) {
 	return store.CRL{}, store.ErrNotFound
 }
 
+// The partition methods, ListCertificates and the meta are unused: the
+// load runs with one full CRL (crl_partitions 1).
+func (s *listStore) LeasePartitionCRL(context.Context, int, string, time.Time, time.Time) (bool, error) {
+	return true, nil
+}
+
+func (s *listStore) PutPartitionCRL(context.Context, int, string, time.Time, store.CRL) error {
+	return nil
+}
+
+func (s *listStore) LatestPartitionCRL(context.Context, int, uint64) (store.CRL, error) {
+	return store.CRL{}, store.ErrNotFound
+}
+
+func (s *listStore) ListCertificates(context.Context, string, store.Page) ([]store.Certificate, error) {
+	return nil, nil
+}
+
+func (s *listStore) GetMeta(context.Context, string) ([]byte, error) { return nil, store.ErrNotFound }
+
+func (s *listStore) PutMeta(context.Context, string, []byte) error { return nil }
+
 func (s *listStore) Changes(ctx context.Context) <-chan struct{} {
 	ch := make(chan struct{})
 	context.AfterFunc(ctx, func() { close(ch) })

@@ -184,13 +184,13 @@ func runServe(ctx context.Context, e env, o serveOptions) error {
 	}
 	defer st.Close()
 	authority, err := ca.New(ctx, cfg.CA, ca.Deps{Dir: o.dir, Password: password, PublicURL: cfg.Server.PublicURL,
-		TrustDomain: cfg.TrustDomain, Now: now, Logger: logger})
+		TrustDomain: cfg.TrustDomain, CRLPartitions: cfg.Revocation.CRLPartitions, Now: now, Logger: logger})
 	if err != nil {
 		return err
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	revSvc, err := revocation.New(ctx, cfg.Revocation, revocation.Deps{Store: st, CA: authority,
+	revSvc, err := revocation.New(ctx, cfg.Revocation, revocation.Deps{Store: st, CA: authority, PublicURL: strings.TrimSuffix(cfg.Server.PublicURL, "/"),
 		RootCRLPath: filepath.Join(o.dir, rootCRLName), Now: now, Logger: logger, Metrics: reg, Holder: crlHolder(cfg.Store)})
 	if err != nil {
 		return err

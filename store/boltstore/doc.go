@@ -48,7 +48,8 @@
 //	manufacturers    name -> Manufacturer JSON
 //	mfr_certs        manufacturer certificate SHA-256 -> device ID (used; ResetDevice deletes)
 //	crl              "lease" -> {holder, until} JSON; "latest" -> store.CRL JSON;
-//	                 "number" -> the latest CRL's Number, 8 bytes big-endian
+//	                 "number" -> the latest CRL's Number, 8 bytes big-endian;
+//	                 the same suffixed "/<p>" ("lease/3", ...) for partition p's CRL
 //	admins           admin name -> store.Admin JSON
 //	admin_hashes     admin TokenHash -> admin name (the current token's; RotateAdmin moves it)
 //	audit_hashes     tlog stored-hash index as 8 bytes big-endian -> tlog.Hash (32 bytes):

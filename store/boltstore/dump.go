@@ -231,7 +231,7 @@ func loadRecord(tx *bbolt.Tx, r store.Record) error {
 	case r.FleetRenewNow != nil:
 		return tx.Bucket(bucketFleet).Put(fleetRenewNowKey, timeKey(*r.FleetRenewNow))
 	case r.CRL != nil:
-		return putCRL(tx.Bucket(bucketCRL), *r.CRL)
+		return putCRL(tx.Bucket(bucketCRL), fullCRLKeys, *r.CRL)
 	}
 	return errors.New("empty record")
 }

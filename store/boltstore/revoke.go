@@ -201,7 +201,7 @@ func revokeCertTx(tx *bbolt.Tx, certKey []byte, c store.Certificate, r store.Rev
 	}
 	e := store.Revocation{
 		Seq: seq, Serial: c.Serial, DeviceID: c.DeviceID,
-		RevokedAt: c.RevokedAt, Reason: c.Reason, NotAfter: c.NotAfter,
+		RevokedAt: c.RevokedAt, Reason: c.Reason, NotAfter: c.NotAfter, Partition: c.Partition,
 	}
 	if err := putJSON(log, seqKey(seq), revocationRecord{Revocation: e, Serial: c.Serial.Text(16)}); err != nil {
 		return store.Revocation{}, fmt.Errorf("revocation: %w", err)

@@ -24,7 +24,7 @@ const revocationChannel = "fleetca_rev"
 // headsSQL takes the next Seq values from log_heads, appends the
 // revocation entries with theirs, and returns the last Seq values before
 // and the audit tree's right edge (log_heads.audit_edge). $1 is the
-// number of audit events, $2 of revocations; $3..$7 the entries' columns
+// number of audit events, $2 of revocations; $3..$8 the entries' columns
 // as arrays, in Seq order. The UPDATE takes the log_heads row lock,
 // which the transaction holds until it commits.
 const headsSQL = `
@@ -32,10 +32,10 @@ WITH h AS (
 	UPDATE log_heads SET audit_seq = audit_seq + $1::bigint, revocation_seq = revocation_seq + $2::bigint
 	RETURNING audit_seq, revocation_seq, audit_edge
 ), r AS (
-	INSERT INTO revocations (seq, serial, device_id, revoked_at, reason, not_after)
-	SELECT h.revocation_seq - $2::bigint + e.ord, e.serial, e.device_id, e.revoked_at, e.reason, e.not_after
-	FROM h, unnest($3::numeric[], $4::text[], $5::timestamptz[], $6::integer[], $7::timestamptz[])
-		WITH ORDINALITY AS e(serial, device_id, revoked_at, reason, not_after, ord)
+	INSERT INTO revocations (seq, serial, device_id, revoked_at, reason, not_after, crl_partition)
+	SELECT h.revocation_seq - $2::bigint + e.ord, e.serial, e.device_id, e.revoked_at, e.reason, e.not_after, e.crl_partition
+	FROM h, unnest($3::numeric[], $4::text[], $5::timestamptz[], $6::integer[], $7::timestamptz[], $8::smallint[])
+		WITH ORDINALITY AS e(serial, device_id, revoked_at, reason, not_after, crl_partition, ord)
 )
 SELECT audit_seq - $1::bigint, revocation_seq - $2::bigint, audit_edge FROM h`
 
@@ -93,8 +93,13 @@ func (tx *txn) appendLogs(ctx context.Context) error {
 	rAts := make([]time.Time, nr)
 	rReasons := make([]int32, nr)
 	rNotAfters := make([]time.Time, nr)
+	rPartitions := make([]*int16, nr)
 	for i, e := range l.revs {
 		rSerials[i], rDevices[i], rAts[i], rReasons[i], rNotAfters[i] = numeric(e.Serial), e.DeviceID, e.RevokedAt, int32(e.Reason), e.NotAfter
+		if e.Partition != nil {
+			p := int16(*e.Partition)
+			rPartitions[i] = &p
+		}
 	}
 	var auditSeq, revSeq int64
 	var edge []byte
@@ -103,7 +108,7 @@ func (tx *txn) appendLogs(ctx context.Context) error {
 		b.QueuedQueries = append([]*pgx.QueuedQuery{{SQL: "BEGIN"}}, b.QueuedQueries...)
 		tx.begun = true
 	}
-	b.Queue(headsSQL, na, nr, rSerials, rDevices, rAts, rReasons, rNotAfters).QueryRow(func(row pgx.Row) error {
+	b.Queue(headsSQL, na, nr, rSerials, rDevices, rAts, rReasons, rNotAfters, rPartitions).QueryRow(func(row pgx.Row) error {
 		if err := row.Scan(&auditSeq, &revSeq, &edge); err != nil {
 			return fmt.Errorf("append to the logs: %w", err)
 		}

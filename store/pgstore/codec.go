@@ -73,7 +73,7 @@ func hash32(b []byte) ([32]byte, error) {
 }
 
 // certCols are the columns scanCert reads, in its order.
-const certCols = "serial, device_id, key_hash, not_before, not_after, issued_at, der, revoked_at, reason, parent"
+const certCols = "serial, device_id, key_hash, not_before, not_after, issued_at, der, revoked_at, reason, parent, crl_partition"
 
 // scanCert reads a certificates row of certCols.
 func scanCert(row pgx.Row) (store.Certificate, error) {
@@ -83,7 +83,7 @@ func scanCert(row pgx.Row) (store.Certificate, error) {
 		key                                      []byte
 		notBefore, notAfter, issuedAt, revokedAt *time.Time
 	)
-	err := row.Scan(&serial, &c.DeviceID, &key, &notBefore, &notAfter, &issuedAt, &c.DER, &revokedAt, &c.Reason, &parent)
+	err := row.Scan(&serial, &c.DeviceID, &key, &notBefore, &notAfter, &issuedAt, &c.DER, &revokedAt, &c.Reason, &parent, &c.Partition)
 	if err != nil {
 		return store.Certificate{}, err
 	}
@@ -160,7 +160,7 @@ func scanToken(row pgx.Row) (store.Token, error) {
 }
 
 // revocationCols are the columns scanRevocation reads, in its order.
-const revocationCols = "seq, serial, device_id, revoked_at, reason, not_after"
+const revocationCols = "seq, serial, device_id, revoked_at, reason, not_after, crl_partition"
 
 // scanRevocation reads a revocations row of revocationCols.
 func scanRevocation(row pgx.Row) (store.Revocation, error) {
@@ -170,7 +170,7 @@ func scanRevocation(row pgx.Row) (store.Revocation, error) {
 		serial pgtype.Numeric
 		at, na time.Time
 	)
-	if err := row.Scan(&seq, &serial, &e.DeviceID, &at, &e.Reason, &na); err != nil {
+	if err := row.Scan(&seq, &serial, &e.DeviceID, &at, &e.Reason, &na, &e.Partition); err != nil {
 		return store.Revocation{}, err
 	}
 	var err error

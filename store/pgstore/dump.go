@@ -375,9 +375,9 @@ func loadRow(r store.Record) (table string, cols []string, row []any, err error)
 			return "", nil, nil, errArg("certificate serial %v or parent %v out of range", c.Serial, c.Parent)
 		}
 		return "certificates", []string{"serial", "device_id", "key_hash", "not_before", "not_after", "issued_at",
-				"der", "revoked_at", "reason", "parent"},
+				"der", "revoked_at", "reason", "parent", "crl_partition"},
 			[]any{numeric(c.Serial), c.DeviceID, c.KeyHash[:], nullTime(c.NotBefore), c.NotAfter, nullTime(c.IssuedAt),
-				c.DER, nullTime(c.RevokedAt), int32(c.Reason), numeric(c.Parent)}, nil
+				c.DER, nullTime(c.RevokedAt), int32(c.Reason), numeric(c.Parent), c.Partition}, nil
 	case r.ManufacturerUse != nil:
 		u := r.ManufacturerUse
 		return "mfr_certs", []string{"fingerprint", "device_id"}, []any{u.Fingerprint[:], u.DeviceID}, nil
@@ -395,8 +395,8 @@ func loadRow(r store.Record) (table string, cols []string, row []any, err error)
 		if !validSerial(e.Serial) {
 			return "", nil, nil, errArg("revocation %d: serial %v out of range", e.Seq, e.Serial)
 		}
-		return "revocations", []string{"seq", "serial", "device_id", "revoked_at", "reason", "not_after"},
-			[]any{n, numeric(e.Serial), e.DeviceID, e.RevokedAt, int32(e.Reason), e.NotAfter}, nil
+		return "revocations", []string{"seq", "serial", "device_id", "revoked_at", "reason", "not_after", "crl_partition"},
+			[]any{n, numeric(e.Serial), e.DeviceID, e.RevokedAt, int32(e.Reason), e.NotAfter, e.Partition}, nil
 	case r.BlockedKey != nil:
 		return "blocked_keys", []string{"key_hash"}, []any{r.BlockedKey[:]}, nil
 	case r.Nonce != nil:

@@ -355,9 +355,9 @@ func queueBindKey(b *pgx.Batch, cond *firstCond, key store.KeyHash, deviceID str
 // not nil, is set when it inserted c.
 func queueInsertCert(b *pgx.Batch, cond *firstCond, c store.Certificate, inserted *bool) {
 	b.Queue(`INSERT INTO certificates (`+certCols+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (serial) DO NOTHING RETURNING true`,
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (serial) DO NOTHING RETURNING true`,
 		numeric(c.Serial), c.DeviceID, c.KeyHash[:], nullTime(c.NotBefore), c.NotAfter, nullTime(c.IssuedAt),
-		c.DER, nullTime(c.RevokedAt), c.Reason, numeric(c.Parent)).QueryRow(func(row pgx.Row) error {
+		c.DER, nullTime(c.RevokedAt), c.Reason, numeric(c.Parent), c.Partition).QueryRow(func(row pgx.Row) error {
 		fresh, err := rowReturned(row)
 		switch {
 		case err != nil:

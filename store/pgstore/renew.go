@@ -82,7 +82,7 @@ func (s *Store) Renew(ctx context.Context, r store.Renewal) (store.RenewResult, 
 // readLineage reads the certificates of the device, the fields the
 // renewal rules need.
 func readLineage(ctx context.Context, tx *txn, deviceID string) ([]backend.Entry, error) {
-	rows, err := tx.Query(ctx, `SELECT serial, key_hash, not_after, issued_at, revoked_at, parent
+	rows, err := tx.Query(ctx, `SELECT serial, key_hash, not_after, issued_at, revoked_at, parent, crl_partition
 		FROM certificates WHERE device_id = $1`, deviceID)
 	entries, err := collect(rows, err, func(row pgx.Row) (backend.Entry, error) {
 		var (
@@ -91,7 +91,7 @@ func readLineage(ctx context.Context, tx *txn, deviceID string) ([]backend.Entry
 			key                       []byte
 			notAfter, issued, revoked *time.Time
 		)
-		if err := row.Scan(&serial, &key, &notAfter, &issued, &revoked, &parent); err != nil {
+		if err := row.Scan(&serial, &key, &notAfter, &issued, &revoked, &parent, &e.Partition); err != nil {
 			return e, err
 		}
 		var err error
@@ -199,7 +199,7 @@ func renewTx(ctx context.Context, tx *txn, r store.Renewal, c store.Certificate)
 	queueCounts(tx, 0, 1, 0, time.Time{})
 	var old []store.Certificate
 	for _, e := range lin.Superseded(r) {
-		old = append(old, store.Certificate{Serial: e.Serial, DeviceID: c.DeviceID, KeyHash: e.KeyHash, NotAfter: e.NotAfter})
+		old = append(old, store.Certificate{Serial: e.Serial, DeviceID: c.DeviceID, KeyHash: e.KeyHash, NotAfter: e.NotAfter, Partition: e.Partition})
 	}
 	revoked := revokeCerts(tx, old, r.Now, reasonSuperseded, false)
 	res := &store.RenewResult{Certificate: c}

@@ -116,6 +116,103 @@ func (s *Store) LatestCRL(ctx context.Context, newerThan uint64) (store.CRL, err
 	return c, nil
 }
 
+// checkPartition refuses a partition outside 0..store.MaxCRLPartitions-1.
+func checkPartition(p int) error {
+	if p < 0 || p >= store.MaxCRLPartitions {
+		return fmt.Errorf("CRL partition %d is outside 0..%d", p, store.MaxCRLPartitions-1)
+	}
+	return nil
+}
+
+// LeasePartitionCRL is LeaseCRL for partition p's CRL, on its
+// crl_partitions row; see store.Replication.
+func (s *Store) LeasePartitionCRL(ctx context.Context, p int, holder string, now, until time.Time) (bool, error) {
+	if err := checkPartition(p); err != nil {
+		return false, err
+	}
+	if holder == "" || !until.After(now) {
+		return false, fmt.Errorf("lease CRL %d for %q until %s: a holder and an expiry after now are required", p, holder, until.Format(time.RFC3339))
+	}
+	var got bool
+	err := s.inTx(ctx, func(tx *txn) error {
+		var err error
+		got, err = returnsRow(ctx, tx, `INSERT INTO crl_partitions (partition, holder, until) VALUES ($1, $2, $3)
+			ON CONFLICT (partition) DO UPDATE SET holder = excluded.holder, until = excluded.until
+			WHERE crl_partitions.holder = excluded.holder OR crl_partitions.until <= $4
+			RETURNING true`, int16(p), holder, until, now)
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("lease CRL %d for %q: %w", p, holder, err)
+	}
+	return got, nil
+}
+
+// PutPartitionCRL is PutCRL for partition p's CRL; see store.Replication.
+// The lease and the CRL share the partition's row, so one conditional
+// UPDATE checks both.
+func (s *Store) PutPartitionCRL(ctx context.Context, p int, holder string, now time.Time, c store.CRL) error {
+	switch {
+	case checkPartition(p) != nil:
+		return checkPartition(p)
+	case c.Number == 0 || len(c.DER) == 0:
+		return fmt.Errorf("put CRL %d of partition %d: a number and the DER are required", c.Number, p)
+	case c.Number > math.MaxInt64:
+		return fmt.Errorf("put CRL %d of partition %d: the number is larger than %d", c.Number, p, int64(math.MaxInt64))
+	}
+	err := s.inTx(ctx, func(tx *txn) error {
+		var leaseHolder string
+		var leaseUntil time.Time
+		var latest int64
+		err := tx.QueryRow(ctx, "SELECT holder, until, number FROM crl_partitions WHERE partition = $1 FOR UPDATE", int16(p)).
+			Scan(&leaseHolder, &leaseUntil, &latest)
+		if errors.Is(err, pgx.ErrNoRows) || err == nil && (leaseHolder != holder || !leaseUntil.After(now)) {
+			return store.ErrLeaseLost
+		}
+		if err != nil {
+			return err
+		}
+		if uint64(latest) >= c.Number {
+			return fmt.Errorf("latest is %d: %w", latest, store.ErrCRLNotNewer)
+		}
+		if _, err := tx.Exec(ctx, `UPDATE crl_partitions SET number = $2, this_update = $3, next_update = $4, der = $5
+			WHERE partition = $1`, int16(p), int64(c.Number), nullTime(c.ThisUpdate), nullTime(c.NextUpdate), c.DER); err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, "SELECT pg_notify($1, $2)", crlChannel, fmt.Sprint(c.Number))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("put CRL %d of partition %d: %w", c.Number, p, err)
+	}
+	s.signal()
+	return nil
+}
+
+// LatestPartitionCRL is LatestCRL for partition p's CRL; see
+// store.Replication.
+func (s *Store) LatestPartitionCRL(ctx context.Context, p int, newerThan uint64) (store.CRL, error) {
+	if err := checkPartition(p); err != nil {
+		return store.CRL{}, err
+	}
+	var c store.CRL
+	err := s.read(ctx, func(q querier) error {
+		var n int64
+		var thisUpdate, nextUpdate *time.Time
+		err := q.QueryRow(ctx, `SELECT number, this_update, next_update, der FROM crl_partitions
+			WHERE partition = $1 AND number > $2`, int16(p), clampSeq(newerThan)).Scan(&n, &thisUpdate, &nextUpdate, &c.DER)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return store.ErrNotFound
+		}
+		c.Number, c.ThisUpdate, c.NextUpdate = uint64(n), timeOf(thisUpdate), timeOf(nextUpdate)
+		return err
+	})
+	if err != nil {
+		return store.CRL{}, fmt.Errorf("latest CRL of partition %d after %d: %w", p, newerThan, err)
+	}
+	return c, nil
+}
+
 // subscribers are the Changes channels of a Store, and its listener.
 type subscribers struct {
 	mu     sync.Mutex

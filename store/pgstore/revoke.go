@@ -161,7 +161,7 @@ func revokeCerts(tx *txn, certs []store.Certificate, at time.Time, reason int, b
 			tx.last("INSERT INTO blocked_keys (key_hash) VALUES ($1) ON CONFLICT DO NOTHING", nil, c.KeyHash[:])
 		}
 		out = append(out, store.Revocation{
-			Serial: c.Serial, DeviceID: c.DeviceID, RevokedAt: at, Reason: reason, NotAfter: c.NotAfter,
+			Serial: c.Serial, DeviceID: c.DeviceID, RevokedAt: at, Reason: reason, NotAfter: c.NotAfter, Partition: c.Partition,
 		})
 	}
 	return out

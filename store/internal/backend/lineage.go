@@ -17,6 +17,7 @@ type Entry struct {
 	IssuedAt  time.Time
 	RevokedAt time.Time
 	Parent    *big.Int // nil if none
+	Partition *int     // store.Certificate.Partition
 }
 
 // Before reports whether e was issued before o: by IssuedAt, then serial.

@@ -1,0 +1,155 @@
+package revocation
+
+import (
+	"crypto/x509"
+	"math/big"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/fleetca/fleetca/api"
+	"github.com/fleetca/fleetca/ca"
+)
+
+// publishDue does what Run's CRL loops do once their timers fire: build
+// the full CRL and each partition's if due.
+func (f *fixture) publishDue(t testing.TB, s *Service) {
+	t.Helper()
+	if _, err := s.buildCRL(t.Context(), false); err != nil {
+		t.Fatalf("buildCRL: %v", err)
+	}
+	for p := range s.parts.urls {
+		if _, err := s.buildPartition(t.Context(), p, false); err != nil {
+			t.Fatalf("buildPartition(%d): %v", p, err)
+		}
+	}
+}
+
+// issueIn issues device certificates until one is in partition p.
+func (f *fixture) issueIn(t testing.TB, p int) *x509.Certificate {
+	t.Helper()
+	for i := range 2000 {
+		c := f.issue(t, "dev-p"+strconv.Itoa(p)+"-"+strconv.Itoa(i))
+		if got := ca.PartitionOf(c); got != nil && *got == p {
+			return c
+		}
+	}
+	t.Fatalf("no certificate in partition %d after 2000", p)
+	return nil
+}
+
+// partitionNumbers returns each partition CRL's number.
+func partitionNumbers(t testing.TB, s *Service) []*big.Int {
+	t.Helper()
+	out := make([]*big.Int, len(s.parts.urls))
+	for p := range out {
+		pub := s.PartitionCRL(p)
+		if pub == nil {
+			t.Fatalf("partition %d has no CRL", p)
+		}
+		out[p] = pub.Number
+	}
+	return out
+}
+
+// TestPartitionRevocation: a revocation in partition 3 gives partition 3
+// (and the full CRL) a new CRL listing it, under the partition's IDP, and
+// leaves every other partition's CRL as it was.
+func TestPartitionRevocation(t *testing.T) {
+	f := newFixture(t, fixtureOptions{cfg: Config{CRLPartitions: 16}})
+	in3, in5 := f.issueIn(t, 3), f.issueIn(t, 5)
+	before := partitionNumbers(t, f.svc)
+	full := f.svc.CRL().Number
+	f.clock.Add(time.Second)
+	f.revoke(t, in3, api.ReasonKeyCompromise)
+	f.publishDue(t, f.svc)
+	after := partitionNumbers(t, f.svc)
+	for p := range after {
+		switch {
+		case p == 3 && after[p].Cmp(before[p]) <= 0:
+			t.Errorf("partition 3: number %v after the revocation, was %v; want a new CRL", after[p], before[p])
+		case p != 3 && after[p].Cmp(before[p]) != 0:
+			t.Errorf("partition %d: number %v after a revocation in 3, was %v; want unchanged", p, after[p], before[p])
+		}
+	}
+	if got := f.svc.CRL().Number; got.Cmp(full) <= 0 {
+		t.Errorf("full CRL number %v, was %v; want a new CRL", got, full)
+	}
+	rl := parseCRL(t, f.svc.PartitionCRL(3), f.ca.Intermediate())
+	if _, ok := serials(rl)[hexSerial(in3.SerialNumber)]; !ok || len(rl.RevokedCertificateEntries) != 1 {
+		t.Errorf("partition 3 CRL lists %v, want only %x", serials(rl), in3.SerialNumber)
+	}
+	if err := checkIDP(rl, testPublicURL+"/crl/3"); err != nil {
+		t.Errorf("partition 3 CRL: %v", err)
+	}
+	if rl5 := parseCRL(t, f.svc.PartitionCRL(5), f.ca.Intermediate()); len(rl5.RevokedCertificateEntries) != 0 {
+		t.Errorf("partition 5 CRL lists %v, want none", serials(rl5))
+	}
+	if _, ok := serials(parseCRL(t, f.svc.CRL(), f.ca.Intermediate()))[hexSerial(in3.SerialNumber)]; !ok {
+		t.Errorf("the full CRL does not list %x", in3.SerialNumber)
+	}
+
+	// Nothing more revoked: nothing is due, no partition changes.
+	f.publishDue(t, f.svc)
+	if again := partitionNumbers(t, f.svc); again[3].Cmp(after[3]) != 0 || again[5].Cmp(after[5]) != 0 {
+		t.Errorf("with nothing revoked, numbers changed: %v -> %v", after, again)
+	}
+
+	// Lowered to 4 partitions, a restart still publishes the 16 that
+	// live certificates point at, numbered on from each partition's
+	// counter, and the certificate in partition 5 stays there.
+	f.svc.releasePartitionLeases(t.Context())
+	f.cfg.CRLPartitions = 4
+	s2 := f.restart(t)
+	if got := s2.Partitions(); got.Partitions != 16 || len(got.CRLs) != 16 || got.Full.Needed {
+		t.Errorf("after N 16 -> 4: discovery %+v, want 16 partitions and the full CRL not needed", got)
+	}
+	restarted := partitionNumbers(t, s2)
+	for p := range restarted {
+		if restarted[p].Cmp(after[p]) <= 0 {
+			t.Errorf("partition %d after a restart: number %v, want above %v", p, restarted[p], after[p])
+		}
+	}
+	f.clock.Add(time.Second)
+	if _, err := s2.Revoke(t.Context(), RevokeRequest{Serial: in5.SerialNumber, Reason: api.ReasonSuperseded}); err != nil {
+		t.Fatal(err)
+	}
+	f.publishDue(t, s2)
+	if _, ok := serials(parseCRL(t, s2.PartitionCRL(5), f.ca.Intermediate()))[hexSerial(in5.SerialNumber)]; !ok {
+		t.Errorf("partition 5 does not list %x after N 16 -> 4", in5.SerialNumber)
+	}
+	if got := s2.PartitionCRL(3).Number; got.Cmp(restarted[3]) != 0 {
+		t.Errorf("partition 3 number %v after a revocation in 5, want %v", got, restarted[3])
+	}
+}
+
+// TestPartitionsFullNeeded: the discovery document says the full CRL is
+// needed while a live certificate without a partition exists (issued
+// before partitions), and lists no partitions without them.
+func TestPartitionsFullNeeded(t *testing.T) {
+	f := newFixture(t, fixtureOptions{})
+	if got := f.svc.Partitions(); got.Partitions != 0 || len(got.CRLs) != 0 || !got.Full.Needed ||
+		got.Full.URL != testPublicURL+"/crl" {
+		t.Errorf("without partitions: %+v, want none and the full CRL needed", got)
+	}
+	old := f.issue(t, "dev-old")
+	if ca.PartitionOf(old) != nil {
+		t.Fatalf("certificate issued without partitions has partition %d", *ca.PartitionOf(old))
+	}
+	f.cfg.CRLPartitions = 8
+	s := f.restart(t)
+	got := s.Partitions()
+	if got.Partitions != 8 || !got.Full.Needed {
+		t.Errorf("with a live certificate without partition: %+v, want 8 partitions and the full CRL needed", got)
+	}
+	for p, c := range got.CRLs {
+		if c.Partition != p || c.URL != testPublicURL+"/crl/"+strconv.Itoa(p) || c.Number == "" || c.NextUpdate == "" {
+			t.Errorf("crls[%d] = %+v", p, c)
+		}
+	}
+	// Once it expires, the full CRL is no longer needed.
+	f.clock.Set(old.NotAfter.Add(time.Second))
+	if s.Partitions().Full.Needed {
+		t.Error("full CRL still needed after the last certificate without partition expired")
+	}
+}
