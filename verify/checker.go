@@ -147,7 +147,7 @@ type CheckerDeps struct {
 // closed: no data, stale data past the grace period, or an unknown
 // certificate is a refusal. It is safe for concurrent use.
 //
-// From a CA that partitions its CRLs (api.CRLPartitionsPath) it loads each
+// From a CA that partitions its CRLs (api.PartitionsPath) it loads each
 // partition's CRL independently, and the full CRL while the CA says some
 // live certificate has no partition; a certificate is checked against the
 // partition its CRL distribution point names, so a missing or stale
@@ -410,7 +410,7 @@ func (c *Checker) replan(ctx context.Context) error {
 	plan := &crlPlan{}
 	if d.Partitions > 1 {
 		for p := range d.Partitions {
-			plan.parts = append(plan.parts, slot(fmt.Sprintf("partition %d CRL", p), api.CRLPartitionPath(p), true))
+			plan.parts = append(plan.parts, slot(fmt.Sprintf("partition %d CRL", p), api.PartitionCRLPath(p), true))
 		}
 	}
 	if d.Full.Needed {
@@ -586,7 +586,7 @@ func (p *crlPlan) slotFor(leaf *x509.Certificate) *crlSlot {
 }
 
 // partitionOf returns p for a distribution point URL whose path ends in
-// /crl/<p> (api.CRLPartitionPath), or -1.
+// /crl/<p> (api.PartitionCRLPath), or -1.
 func partitionOf(u string) int {
 	pu, err := url.Parse(u)
 	if err != nil {
@@ -597,7 +597,7 @@ func partitionOf(u string) int {
 		return -1
 	}
 	n, err := strconv.Atoi(last)
-	if err != nil || n < 0 || n >= maxPartitions || strconv.Itoa(n) != last {
+	if err != nil || n < 0 || n >= api.MaxCRLPartitions || strconv.Itoa(n) != last {
 		return -1
 	}
 	return n

@@ -54,7 +54,7 @@ func newPartChecker(t *testing.T, fullNeeded bool, revoked ...int) *partChecker 
 				serials = append(serials, int64(0x100+p))
 			}
 		}
-		f.ca.set(api.CRLPartitionPath(p), f.pki.partCRL(t, p, 1, serials...))
+		f.ca.set(api.PartitionCRLPath(p), f.pki.partCRL(t, p, 1, serials...))
 		all = append(all, serials...)
 	}
 	f.ca.set(api.CRLPath, f.pki.deviceCRL(t, 1, all...))
@@ -65,8 +65,8 @@ func newPartChecker(t *testing.T, fullNeeded bool, revoked ...int) *partChecker 
 	}
 	pc := &partChecker{f: f, c: c, leafs: map[string]*x509.Certificate{}}
 	for p := range 4 {
-		pc.leafs["p"+string(rune('0'+p))+"-revoked"] = f.pki.leaf(t, int64(0x100+p), testPublicURL+api.CRLPartitionPath(p))
-		pc.leafs["p"+string(rune('0'+p))+"-good"] = f.pki.leaf(t, int64(0x200+p), testPublicURL+api.CRLPartitionPath(p))
+		pc.leafs["p"+string(rune('0'+p))+"-revoked"] = f.pki.leaf(t, int64(0x100+p), testPublicURL+api.PartitionCRLPath(p))
+		pc.leafs["p"+string(rune('0'+p))+"-good"] = f.pki.leaf(t, int64(0x200+p), testPublicURL+api.PartitionCRLPath(p))
 	}
 	pc.leafs["legacy-good"] = f.pki.leaf(t, 0x300, testPublicURL+api.CRLPath)
 	return pc
@@ -99,12 +99,12 @@ func TestCheckerPartitions(t *testing.T) {
 	}
 
 	// A revocation in partition 0: only its CRL is fetched in full again.
-	pc.f.ca.set(api.CRLPartitionPath(0), pc.f.pki.partCRL(t, 0, 2, 0x100))
-	before := pc.f.ca.served(api.CRLPartitionPath(2))
+	pc.f.ca.set(api.PartitionCRLPath(0), pc.f.pki.partCRL(t, 0, 2, 0x100))
+	before := pc.f.ca.served(api.PartitionCRLPath(2))
 	if err := pc.c.Refresh(t.Context()); err != nil {
 		t.Fatalf("Refresh: %v", err)
 	}
-	if got := pc.f.ca.served(api.CRLPartitionPath(2)); got != before {
+	if got := pc.f.ca.served(api.PartitionCRLPath(2)); got != before {
 		t.Errorf("partition 2's unchanged CRL was served %d times, want %d", got, before)
 	}
 	pc.want(t, map[string]Refusal{"p0-revoked": Revoked, "p0-good": 0})
@@ -124,11 +124,11 @@ func TestCheckerPartitionFailsClosedAlone(t *testing.T) {
 		set  func(pc *partChecker)
 		want Refusal // for partition 2's certificates
 	}{
-		{"missing", func(pc *partChecker) { delete(pc.f.ca.files, api.CRLPartitionPath(2)) }, NoData},
+		{"missing", func(pc *partChecker) { delete(pc.f.ca.files, api.PartitionCRLPath(2)) }, NoData},
 		// A CRL without IDP claims every certificate: refused.
-		{"no-idp", func(pc *partChecker) { pc.f.ca.set(api.CRLPartitionPath(2), pc.f.pki.deviceCRL(t, 1)) }, NoData},
-		{"other-partition", func(pc *partChecker) { pc.f.ca.set(api.CRLPartitionPath(2), pc.f.pki.partCRL(t, 1, 1)) }, NoData},
-		{"stale", func(pc *partChecker) { pc.f.ca.set(api.CRLPartitionPath(2), pc.f.pki.partCRLValid(t, 2, 1, time.Hour)) }, Stale},
+		{"no-idp", func(pc *partChecker) { pc.f.ca.set(api.PartitionCRLPath(2), pc.f.pki.deviceCRL(t, 1)) }, NoData},
+		{"other-partition", func(pc *partChecker) { pc.f.ca.set(api.PartitionCRLPath(2), pc.f.pki.partCRL(t, 1, 1)) }, NoData},
+		{"stale", func(pc *partChecker) { pc.f.ca.set(api.PartitionCRLPath(2), pc.f.pki.partCRLValid(t, 2, 1, time.Hour)) }, Stale},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			pc := newPartChecker(t, false, 1)

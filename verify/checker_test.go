@@ -76,7 +76,7 @@ type crlServer struct {
 func (s *crlServer) set(b []byte) { s.mu.Lock(); s.cur = b; s.etagCount++; s.mu.Unlock() }
 
 func (s *crlServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Path == api.CRLPartitionsPath {
+	if r.URL.Path == api.PartitionsPath {
 		http.NotFound(w, r) // a CA without partitions
 		return
 	}

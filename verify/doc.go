@@ -48,7 +48,7 @@
 // # Partitioned CRLs
 //
 // A CA with revocation.crl_partitions N > 1 lists its CRLs at
-// api.CRLPartitionsPath. Both the Checker and the Syncer read that first
+// api.PartitionsPath. Both the Checker and the Syncer read that first
 // (a 404 means no partitions: the device CRL alone) and then keep each
 // partition's CRL on its own, conditionally fetched, numbered and checked
 // for freshness, plus the full CRL while the CA says some live

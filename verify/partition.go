@@ -22,8 +22,6 @@ import (
 // oidIDP is id-ce-issuingDistributionPoint (RFC 5280 §5.2.5).
 var oidIDP = asn1.ObjectIdentifier{2, 5, 29, 28}
 
-// maxPartitions bounds revocation.crl_partitions, as the CA does.
-const maxPartitions = 256
 
 // crlScope returns the URIs in the fullName of rl's Issuing Distribution
 // Point (RFC 5280 §5.2.5), and whether it has one. A CRL without IDP is
@@ -98,10 +96,11 @@ func scopeIs(uris []string, path string) bool {
 }
 
 // fetchPartitions reads the CA's discovery document
-// (api.CRLPartitionsPath). A CA that answers 404 has no partitions: it is
-// reported as one partition, the full CRL alone.
+// (api.PartitionsPath). A CA that answers 404 (older than partitions) or
+// says 0 or 1 has none: it is reported as one partition, the full CRL
+// alone.
 func fetchPartitions(ctx context.Context, client *http.Client, base string) (*api.CRLPartitions, error) {
-	u := base + api.CRLPartitionsPath
+	u := base + api.PartitionsPath
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return nil, fmt.Errorf("CRL partitions URL %q: %w", redact.URL(u), err)
@@ -114,7 +113,7 @@ func fetchPartitions(ctx context.Context, client *http.Client, base string) (*ap
 	switch resp.StatusCode {
 	case http.StatusOK:
 	case http.StatusNotFound:
-		return &api.CRLPartitions{Partitions: 1, Full: api.CRLFull{Needed: true}}, nil
+		return &api.CRLPartitions{Partitions: 1, Full: api.FullCRL{Needed: true}}, nil
 	default:
 		return nil, fmt.Errorf("fetch CRL partitions %s: %s", redact.URL(u), resp.Status)
 	}
@@ -122,11 +121,13 @@ func fetchPartitions(ctx context.Context, client *http.Client, base string) (*ap
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&d); err != nil {
 		return nil, fmt.Errorf("read CRL partitions %s: %w", redact.URL(u), err)
 	}
-	if d.Partitions < 1 || d.Partitions > maxPartitions {
-		return nil, fmt.Errorf("CRL partitions %s: %d partitions, outside 1..%d", redact.URL(u), d.Partitions, maxPartitions)
+	if d.Partitions < 0 || d.Partitions > api.MaxCRLPartitions {
+		return nil, fmt.Errorf("CRL partitions %s: %d partitions, outside 0..%d", redact.URL(u), d.Partitions, api.MaxCRLPartitions)
 	}
-	if d.Partitions == 1 {
-		d.Full.Needed = true // the full CRL is the only one
+	if d.Partitions <= 1 {
+		// 0 (what a CA with crl_partitions 1 says) or 1: the full CRL is
+		// the only one.
+		d.Partitions, d.Full.Needed = 1, true
 	}
 	return &d, nil
 }

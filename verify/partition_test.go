@@ -55,13 +55,13 @@ func idpExt(uris []string, extra ...[]byte) pkix.Extension {
 // partCRL signs partition p's CRL, numbered number, listing serials.
 func (p *syncPKI) partCRL(t testing.TB, part int, number int64, serials ...int64) []byte {
 	t.Helper()
-	return p.crlWith(t, number, []pkix.Extension{idpExt([]string{testPublicURL + api.CRLPartitionPath(part)})}, serials...)
+	return p.crlWith(t, number, []pkix.Extension{idpExt([]string{testPublicURL + api.PartitionCRLPath(part)})}, serials...)
 }
 
 // partCRLValid is partCRL valid for validity from testNow.
 func (p *syncPKI) partCRLValid(t testing.TB, part int, number int64, validity time.Duration, serials ...int64) []byte {
 	t.Helper()
-	return p.crlFor(t, number, validity, []pkix.Extension{idpExt([]string{testPublicURL + api.CRLPartitionPath(part)})}, serials...)
+	return p.crlFor(t, number, validity, []pkix.Extension{idpExt([]string{testPublicURL + api.PartitionCRLPath(part)})}, serials...)
 }
 
 func (p *syncPKI) crlWith(t testing.TB, number int64, exts []pkix.Extension, serials ...int64) []byte {
@@ -86,15 +86,15 @@ func (p *syncPKI) crlFor(t testing.TB, number int64, validity time.Duration, ext
 // setPartitions publishes the discovery document of n partitions.
 func (f *fakeCA) setPartitions(t testing.TB, n int, fullNeeded bool) {
 	t.Helper()
-	d := api.CRLPartitions{Partitions: n, Full: api.CRLFull{URL: testPublicURL + api.CRLPath, Needed: fullNeeded}}
+	d := api.CRLPartitions{Partitions: n, Full: api.FullCRL{URL: testPublicURL + api.CRLPath, Needed: fullNeeded}}
 	for p := range n {
-		d.CRLs = append(d.CRLs, api.CRLPartition{Partition: p, URL: testPublicURL + api.CRLPartitionPath(p)})
+		d.CRLs = append(d.CRLs, api.PartitionCRL{Partition: p, URL: testPublicURL + api.PartitionCRLPath(p)})
 	}
 	b, err := json.Marshal(d)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.set(api.CRLPartitionsPath, b)
+	f.set(api.PartitionsPath, b)
 }
 
 func TestCRLScope(t *testing.T) {
@@ -155,7 +155,7 @@ func newPartFixture(t *testing.T, n int, fullNeeded bool) *syncFixture {
 	f.ca.setPartitions(t, n, fullNeeded)
 	var all []int64
 	for p := range n {
-		f.ca.set(api.CRLPartitionPath(p), f.pki.partCRL(t, p, 1, int64(0x100+p)))
+		f.ca.set(api.PartitionCRLPath(p), f.pki.partCRL(t, p, 1, int64(0x100+p)))
 		all = append(all, int64(0x100+p))
 	}
 	f.ca.set(api.CRLPath, f.pki.deviceCRL(t, 1, all...))
@@ -210,10 +210,10 @@ func TestSyncPartitions(t *testing.T) {
 	}
 
 	// Only the touched partition is fetched in full again.
-	before := f.ca.served(api.CRLPartitionPath(0))
-	f.ca.set(api.CRLPartitionPath(2), f.pki.partCRL(t, 2, 2, 0x102, 0x202))
+	before := f.ca.served(api.PartitionCRLPath(0))
+	f.ca.set(api.PartitionCRLPath(2), f.pki.partCRL(t, 2, 2, 0x102, 0x202))
 	mustSync(t, s)
-	if got := f.ca.served(api.CRLPartitionPath(0)); got != before {
+	if got := f.ca.served(api.PartitionCRLPath(0)); got != before {
 		t.Errorf("partition 0's CRL, unchanged, was served %d times, want %d (conditional GET)", got, before)
 	}
 	if got := f.installed(t)[2]; got.Number.Int64() != 2 || len(got.RevokedCertificateEntries) != 2 {
@@ -222,7 +222,7 @@ func TestSyncPartitions(t *testing.T) {
 
 	// A restarted Syncer reads the file back, partitions included, and
 	// refuses an older partition CRL.
-	f.ca.set(api.CRLPartitionPath(2), f.pki.partCRL(t, 2, 1, 0x102))
+	f.ca.set(api.PartitionCRLPath(2), f.pki.partCRL(t, 2, 1, 0x102))
 	s2 := f.syncer(t)
 	res, err := s2.Sync(t.Context())
 	if err != nil {
@@ -246,7 +246,7 @@ func TestSyncRefusesPartitionCRLsOfTheWrongScope(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newPartFixture(t, 4, false)
-			f.ca.set(api.CRLPartitionPath(1), tc.crl(f))
+			f.ca.set(api.PartitionCRLPath(1), tc.crl(f))
 			s := f.syncer(t)
 			res, err := s.Sync(t.Context())
 			if err == nil || res.CRLs[1].Err == nil {
@@ -265,14 +265,14 @@ func TestSyncPartitionsDiscoveryDown(t *testing.T) {
 	f := newPartFixture(t, 2, false)
 	s := f.syncer(t)
 	mustSync(t, s)
-	f.ca.set(api.CRLPartitionsPath, []byte("{"))
+	f.ca.set(api.PartitionsPath, []byte("{"))
 	res, err := s.Sync(t.Context())
 	if err != nil || res.DiscoveryErr == nil || res.Partitions != 2 {
 		t.Fatalf("Sync with a broken discovery document: err %v, discovery err %v, %d partitions; want nil, an error, 2", err, res.DiscoveryErr, res.Partitions)
 	}
 
 	g := newPartFixture(t, 2, false)
-	g.ca.set(api.CRLPartitionsPath, []byte(`{"partitions": 1000}`))
+	g.ca.set(api.PartitionsPath, []byte(`{"partitions": 1000}`))
 	if _, err := g.syncer(t).Sync(t.Context()); err == nil {
 		t.Fatal("first Sync with 1000 partitions succeeded")
 	}
@@ -317,12 +317,12 @@ func TestPartitionFileOpenSSL(t *testing.T) {
 				for i, revoked := range []bool{false, true} {
 					serial := int64(0x1000*(p+1) + i)
 					devs = append(devs, dev{name: "p" + string(rune('0'+p)) + map[bool]string{false: "-good", true: "-revoked"}[revoked],
-						cdp: testPublicURL + api.CRLPartitionPath(p), serial: serial, revoked: revoked})
+						cdp: testPublicURL + api.PartitionCRLPath(p), serial: serial, revoked: revoked})
 					if revoked {
 						rev = append(rev, serial)
 					}
 				}
-				f.ca.set(api.CRLPartitionPath(p), f.pki.partCRL(t, p, 1, rev...))
+				f.ca.set(api.PartitionCRLPath(p), f.pki.partCRL(t, p, 1, rev...))
 				all = append(all, rev...)
 			}
 			if fullNeeded {
@@ -376,4 +376,22 @@ func (p *syncPKI) leaf(t testing.TB, serial int64, cdp string) *x509.Certificate
 		t.Fatal(err)
 	}
 	return c
+}
+
+// TestSyncNoPartitions: a CA with crl_partitions 1 says 0 partitions; an
+// older one answers 404. Either way the file is today's: the device CRL,
+// then the root CRL.
+func TestSyncNoPartitions(t *testing.T) {
+	for _, doc := range []string{`{"partitions": 0, "crls": [], "full": {"url": "https://ca/crl", "needed": true}}`,
+		`{"partitions": 1, "crls": [{"partition": 0}], "full": {"url": "https://ca/crl", "needed": false}}`, ""} {
+		f := newSyncFixture(t)
+		if doc != "" {
+			f.ca.set(api.PartitionsPath, []byte(doc))
+		}
+		res := mustSync(t, f.syncer(t))
+		if res.Partitions != 1 {
+			t.Errorf("discovery %q: Sync says %d partitions, want 1", doc, res.Partitions)
+		}
+		f.wantInstalled(t, 1, 1)
+	}
 }

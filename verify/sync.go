@@ -40,7 +40,7 @@ type SyncConfig struct {
 	Issuers []*x509.Certificate
 	// Out is the CRL file the verifier reads: PEM, mode 0644, replaced
 	// atomically (atomicfile.Write). It holds the device CRL then the root
-	// CRL; with a CA that partitions its CRLs (api.CRLPartitionsPath),
+	// CRL; with a CA that partitions its CRLs (api.PartitionsPath),
 	// every partition's CRL in partition order, then the full CRL while
 	// the CA says some live certificate has no partition, then the root
 	// CRL. OpenSSL picks, for each certificate, the CRL whose Issuing
@@ -236,7 +236,7 @@ func (s *Syncer) plan(ctx context.Context) error {
 	var srcs []*syncSource
 	if d.Partitions > 1 {
 		for p := range d.Partitions {
-			srcs = append(srcs, src(fmt.Sprintf("partition %d CRL", p), api.CRLPartitionPath(p), false, true))
+			srcs = append(srcs, src(fmt.Sprintf("partition %d CRL", p), api.PartitionCRLPath(p), false, true))
 		}
 	}
 	if d.Full.Needed {
@@ -265,7 +265,7 @@ func (s *Syncer) Sync(ctx context.Context) (SyncResult, error) {
 	if err := s.plan(ctx); err != nil {
 		if s.sources == nil {
 			return res, fault.Wrap(err, fault.Unavailable,
-				fmt.Sprintf("cannot learn the CA's CRLs from %s, so %s was not written", redact.URL(s.cfg.URL+api.CRLPartitionsPath), s.cfg.Out),
+				fmt.Sprintf("cannot learn the CA's CRLs from %s, so %s was not written", redact.URL(s.cfg.URL+api.PartitionsPath), s.cfg.Out),
 				"check that the CA's HTTP listener is reachable from here")
 		}
 		res.DiscoveryErr = err

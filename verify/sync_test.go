@@ -700,7 +700,7 @@ func FuzzSyncVerify(f *testing.F) {
 		if err != nil {
 			// The same bytes as partition 3's CRL: the IDP is parsed
 			// (crlScope) before anything is accepted.
-			if c, err = s.verify(b, &syncSource{name: "partition 3 CRL", path: api.CRLPartitionPath(3), part: true}); err != nil {
+			if c, err = s.verify(b, &syncSource{name: "partition 3 CRL", path: api.PartitionCRLPath(3), part: true}); err != nil {
 				return
 			}
 		}
