@@ -22,7 +22,6 @@ import (
 // oidIDP is id-ce-issuingDistributionPoint (RFC 5280 §5.2.5).
 var oidIDP = asn1.ObjectIdentifier{2, 5, 29, 28}
 
-
 // crlScope returns the URIs in the fullName of rl's Issuing Distribution
 // Point (RFC 5280 §5.2.5), and whether it has one. A CRL without IDP is
 // complete for every certificate of its issuer: OpenSSL then uses it for
