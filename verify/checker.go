@@ -379,10 +379,13 @@ func (c *Checker) refreshLocked(ctx context.Context) error {
 	var errs []error
 	if isURL(c.cfg.CRL) {
 		if err := c.replan(ctx); err != nil {
-			if c.plan.Load() == nil {
-				return err
-			}
 			errs = append(errs, err) // the last known partitions stand
+			if c.plan.Load() == nil {
+				// The full CRL lists every revoked device certificate:
+				// right for every certificate until the partitions are
+				// known.
+				c.plan.Store(&crlPlan{full: c.slot("CRL", api.CRLPath, false)})
+			}
 		}
 	}
 	for _, slot := range c.plan.Load().all() {
@@ -399,14 +402,7 @@ func (c *Checker) replan(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	slot := func(name, path string, part bool) *crlSlot {
-		s := c.slots[path]
-		if s == nil {
-			s = &crlSlot{name: name, path: path, part: part}
-			c.slots[path] = s
-		}
-		return s
-	}
+	slot := c.slot
 	plan := &crlPlan{}
 	if d.Partitions > 1 {
 		for p := range d.Partitions {
@@ -418,6 +414,17 @@ func (c *Checker) replan(ctx context.Context) error {
 	}
 	c.plan.Store(plan)
 	return nil
+}
+
+// slot returns the slot of path, made on first use; the caller holds
+// fetchMu.
+func (c *Checker) slot(name, path string, part bool) *crlSlot {
+	s := c.slots[path]
+	if s == nil {
+		s = &crlSlot{name: name, path: path, part: part}
+		c.slots[path] = s
+	}
+	return s
 }
 
 // refreshSlot fetches slot's CRL and installs it if it passes.

@@ -146,3 +146,14 @@ func TestCheckerPartitionFailsClosedAlone(t *testing.T) {
 		})
 	}
 }
+
+// TestCheckerPartitionsUnknown: until the CA's partitions are known, the
+// full CRL (every revoked device certificate) answers for all.
+func TestCheckerPartitionsUnknown(t *testing.T) {
+	pc := newPartChecker(t, false, 1)
+	pc.f.ca.set(api.PartitionsPath, []byte("{"))
+	if err := pc.c.Refresh(t.Context()); err == nil {
+		t.Fatal("Refresh with a broken discovery document reported no error")
+	}
+	pc.want(t, map[string]Refusal{"p1-revoked": Revoked, "p1-good": 0, "legacy-good": 0})
+}

@@ -219,12 +219,19 @@ func NewSyncer(cfg SyncConfig, deps SyncDeps) (*Syncer, error) {
 
 // plan reads the CA's partitions and sets s.sources: the partitions' CRLs
 // and the full CRL if needed (or the device CRL alone), then the root CRL.
-// If the CA cannot be asked, the last plan stands.
+// If the CA cannot be asked, the last plan stands (Sync falls back to the
+// full CRL when there is none).
 func (s *Syncer) plan(ctx context.Context) error {
 	d, err := fetchPartitions(ctx, s.client, s.cfg.URL)
 	if err != nil {
 		return err
 	}
+	s.setPlan(d)
+	return nil
+}
+
+// setPlan sets s.sources for the CA's partitions d.
+func (s *Syncer) setPlan(d *api.CRLPartitions) {
 	src := func(name, path string, root, part bool) *syncSource {
 		if c := s.byPath[path]; c != nil {
 			return c
@@ -244,7 +251,6 @@ func (s *Syncer) plan(ctx context.Context) error {
 	}
 	s.sources = append(srcs, src("root CRL", api.RootCRLPath, true, false))
 	s.parts = d.Partitions
-	return nil
 }
 
 // Sync fetches both CRLs once, installs those that pass, rewrites Out if
@@ -263,12 +269,12 @@ func (s *Syncer) Sync(ctx context.Context) (SyncResult, error) {
 	defer s.mu.Unlock()
 	var res SyncResult
 	if err := s.plan(ctx); err != nil {
-		if s.sources == nil {
-			return res, fault.Wrap(err, fault.Unavailable,
-				fmt.Sprintf("cannot learn the CA's CRLs from %s, so %s was not written", redact.URL(s.cfg.URL+api.PartitionsPath), s.cfg.Out),
-				"check that the CA's HTTP listener is reachable from here")
-		}
 		res.DiscoveryErr = err
+		if s.sources == nil {
+			// The full CRL lists every revoked device certificate, so
+			// it is right for every certificate, partitioned or not.
+			s.setPlan(&api.CRLPartitions{Partitions: 1, Full: api.FullCRL{Needed: true}})
+		}
 	}
 	res.Partitions = s.parts
 	if !s.loaded {
