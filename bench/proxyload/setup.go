@@ -16,7 +16,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -115,7 +114,7 @@ func setUp(ctx context.Context, o options, tmp, bin string, logf func(string, ..
 	// Partitioned CRLs (issue 18): the devices' certificates name their
 	// partition's CRL, which the verifier phase's row e. relies on.
 	if o.verifierParts > 1 {
-		if err := benchutil.SetConfig(dataDir, "revocation.crl_partitions", strconv.Itoa(o.verifierParts)); err != nil {
+		if err := benchutil.SetConfigInt(dataDir, "revocation.crl_partitions", o.verifierParts); err != nil {
 			return e, err
 		}
 	}
