@@ -6,7 +6,11 @@
 // Init creates a CA once, in the data directory: a root (20 years, path
 // length 1) and an intermediate that issues (5 years, path length 0), with
 // their keys under secrets/ (encrypted PKCS#8 when a password is given).
-// It never overwrites an existing CA.
+// It never overwrites an existing CA. It also makes the step provisioner
+// key and the audit key (AuditKey: Ed25519, in golang.org/x/mod/sumdb/note
+// form, never a CA key), which signs the audit log's checkpoints; its
+// public key is DIR/audit.pub, named AuditKeyName(CA name). serve makes
+// either when it is missing (a CA older than the key).
 //
 // New turns a Config (the ca section of fleetca.yaml) and Deps into an
 // *Authority: it loads both certificates and the intermediate key (a file
@@ -33,6 +37,16 @@
 // authority key identifier and CRL number and no issuing distribution
 // point: an IDP would make OpenSSL, BoringSSL and rustls-webpki refuse
 // the CRL for certificates whose distribution point URL differs from it.
+//
+// Partitioned CRLs (Deps.CRLPartitions N > 1, revocation.crl_partitions):
+// SignDevice assigns each certificate partition PartitionOfSerial(serial,
+// N) and writes PartitionURL (PublicURL+"/crl/<p>") as its CRL
+// distribution point; PartitionOf reads it back for the store record,
+// which is what counts from then on. SignCRL with
+// CRLTemplate.DistributionPoint signs partition p's CRL with a critical
+// IDP naming exactly that URL and onlyContainsUserCerts
+// (IssuingDistributionPoint), so that verifiers match each certificate
+// with its partition's CRL alone. Server certificates keep the full CRL.
 //
 // NewOCSPResponder issues a short-lived delegated OCSP responder
 // certificate (RFC 6960 §4.2.2.2: id-kp-OCSPSigning, id-pkix-ocsp-nocheck)

@@ -64,6 +64,27 @@
 // key is present and otherwise read from Deps.RootCRLPath, where the
 // operator copies what `fleetca crl sign-root` wrote.
 //
+// # Partitioned CRLs
+//
+// With Config.CRLPartitions N > 1 each new device certificate is assigned
+// a partition (package ca, from its serial; recorded in the store with
+// the certificate and copied into its revocation log entry) and points at
+// partition p's CRL, PublicURL+"/crl/<p>" (api.PartitionCRLPath), besides
+// which the full CRL stays as it is. Each partition CRL lists the revoked
+// certificates recorded in p, carries an IDP naming that URL, and is
+// built, numbered (store counter "crl_number/<p>"), leased and recorded
+// (store.Replication's partition methods) on its own, by the rules of the
+// full CRL: a revocation marks only its certificate's partition pending,
+// and only pending partitions (or those past half their validity) are
+// re-signed, CRLPublishDelay after the revocation, by the holder of that
+// partition's lease; the others adopt it from the store. The number of
+// partitions published is the largest N any server of the store has run
+// with (store meta "crl_partitions_max"), so that lowering N keeps
+// serving the partitions live certificates point at. Partitions
+// (api.PartitionsPath) is the discovery document; its Full.Needed says
+// whether an unrevoked certificate without a partition (issued before N >
+// 1) may still be live, from one read of the certificates at New.
+//
 // RespondOCSP answers RFC 6960 requests in the RFC 5019 profile: good,
 // revoked (time and reason), unknown for a serial this CA never issued,
 // unauthorized for another issuer's certificate, malformedRequest for
@@ -80,6 +101,8 @@
 //
 // # Invariants
 //
+//   - Each partition CRL's numbers only grow too, by the same means,
+//     within the partition.
 //   - Device CRL numbers only grow, across restarts and replicas too
 //     (RFC 5280 §5.2.3): each comes from the store's crl_number counter,
 //     drawn only under the CRL lease, and the store records a CRL only if

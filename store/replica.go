@@ -100,6 +100,15 @@ type Record struct {
 	// CRL is the latest recorded CRL (Replication.PutCRL); the lease is
 	// not copied.
 	CRL *CRL `json:"crl,omitempty"`
+	// PartitionCRL is the latest recorded CRL of one partition
+	// (Replication.PutPartitionCRL); its lease is not copied either.
+	PartitionCRL *PartitionCRL `json:"partition_crl,omitempty"`
+}
+
+// PartitionCRL is a partition's latest CRL, as a dump holds it.
+type PartitionCRL struct {
+	Partition int `json:"partition"`
+	CRL
 }
 
 // ManufacturerUse records that the manufacturer certificate with the
@@ -123,7 +132,8 @@ type Meta struct {
 
 // Kind names the kind of record r is: "device", "certificate", "token",
 // "revocation", "audit", "checkpoint", "manufacturer", "admin", "manufacturer_use",
-// "blocked_key", "nonce", "counter", "meta", "fleet_renew_now" or "crl";
+// "blocked_key", "nonce", "counter", "meta", "fleet_renew_now", "crl" or
+// "partition_crl";
 // "" if no field is set.
 func (r Record) Kind() string {
 	switch {
@@ -157,6 +167,8 @@ func (r Record) Kind() string {
 		return "fleet_renew_now"
 	case r.CRL != nil:
 		return "crl"
+	case r.PartitionCRL != nil:
+		return "partition_crl"
 	}
 	return ""
 }
@@ -168,7 +180,7 @@ type Dumper interface {
 	// certificates (by serial: a renewal's Parent may come after it),
 	// manufacturer uses, tokens, revocations (by Seq), blocked keys,
 	// nonces, audit (by Seq), checkpoints (by Size), counters, meta,
-	// fleet renew-now, CRL. Each record is the caller's to keep. An error from fn stops Dump and is
+	// fleet renew-now, CRL, partition CRLs (by partition). Each record is the caller's to keep. An error from fn stops Dump and is
 	// returned.
 	Dump(ctx context.Context, fn func(Record) error) error
 	// Counts returns how many records of each Kind a Dump would give.

@@ -149,14 +149,29 @@ func dumpTx(ctx context.Context, tx *bbolt.Tx, fn func(store.Record) error) erro
 		}
 	}
 	b := tx.Bucket(bucketCRL)
-	if b.Get(crlNumberKey) == nil {
-		return nil
+	if b.Get(crlNumberKey) != nil {
+		var c store.CRL
+		if _, err := getJSON(b, crlLatestKey, &c); err != nil {
+			return err
+		}
+		if err := fn(store.Record{CRL: &c}); err != nil {
+			return err
+		}
 	}
-	var c store.CRL
-	if _, err := getJSON(b, crlLatestKey, &c); err != nil {
-		return err
+	for p := range store.MaxCRLPartitions {
+		keys := partitionCRLKeys(p)
+		if b.Get(keys.number) == nil {
+			continue
+		}
+		c := store.PartitionCRL{Partition: p}
+		if _, err := getJSON(b, keys.latest, &c.CRL); err != nil {
+			return err
+		}
+		if err := fn(store.Record{PartitionCRL: &c}); err != nil {
+			return err
+		}
 	}
-	return fn(store.Record{CRL: &c})
+	return nil
 }
 
 // Load writes the records into this store, which must be empty, in one
@@ -232,6 +247,12 @@ func loadRecord(tx *bbolt.Tx, r store.Record) error {
 		return tx.Bucket(bucketFleet).Put(fleetRenewNowKey, timeKey(*r.FleetRenewNow))
 	case r.CRL != nil:
 		return putCRL(tx.Bucket(bucketCRL), fullCRLKeys, *r.CRL)
+	case r.PartitionCRL != nil:
+		c := r.PartitionCRL
+		if err := checkPartition(c.Partition); err != nil || c.Number == 0 || len(c.DER) == 0 {
+			return fmt.Errorf("partition CRL %d of partition %d: out of range, or no DER", c.Number, c.Partition)
+		}
+		return putCRL(tx.Bucket(bucketCRL), partitionCRLKeys(c.Partition), c.CRL)
 	}
 	return errors.New("empty record")
 }

@@ -40,7 +40,8 @@
 //	devices        a store.Device (the manufacturer certificate in mfr_* columns); indexed by
 //	               (status, id), (created_at, id), (status, created_at, id), and for active
 //	               devices (renew_by, id) and not_after (migration 0004, the console's)
-//	certificates   a store.Certificate; serial and parent numeric, indexed by (device_id, serial)
+//	certificates   a store.Certificate; serial and parent numeric, indexed by (device_id, serial);
+//	               crl_partition NULL for none (every row before migration 6)
 //	key_bindings   key hash -> the device it is certified for (primary key: one device per key)
 //	blocked_keys   a key hash Revoke blocked
 //	tokens         a store.Token, by hash; id unique
@@ -59,6 +60,7 @@
 //	admins         a store.Admin, by name; token_hash unique
 //	crl_lease      one row: the CRL signer's lease (holder, until)
 //	crl_latest     one row: the latest signed CRL
+//	crl_partitions a CRL partition's lease and latest CRL (number 0: none yet), by partition
 //	schema_version one row: the migration version
 //	console_counts Stats' counts of active and revoked devices, of certificates and of
 //	               enrollments per UTC day ("e:<day>"), each spread over 16 shard rows

@@ -55,6 +55,7 @@ func (s *Store) Counts(ctx context.Context) (map[string]int64, error) {
 			{"meta", "SELECT count(*) FROM meta"},
 			{"fleet_renew_now", "SELECT count(renew_now_at) FROM fleet"},
 			{"crl", "SELECT count(*) FROM crl_latest"},
+			{"partition_crl", "SELECT count(*) FROM crl_partitions WHERE number > 0"},
 		} {
 			var n int64
 			if err := tx.QueryRow(ctx, q.sql).Scan(&n); err != nil {
@@ -202,6 +203,16 @@ func dumpTx(ctx context.Context, tx pgx.Tx, fn func(store.Record) error) error {
 			c.Number, c.ThisUpdate, c.NextUpdate = uint64(n), timeOf(thisUpdate), timeOf(nextUpdate)
 			return store.Record{CRL: &c}, err
 		}},
+		{"partition_crl", "SELECT partition, number, this_update, next_update, der FROM crl_partitions WHERE number > 0 ORDER BY partition",
+			func(row pgx.Row) (store.Record, error) {
+				var c store.PartitionCRL
+				var p int16
+				var n int64
+				var thisUpdate, nextUpdate *time.Time
+				err := row.Scan(&p, &n, &thisUpdate, &nextUpdate, &c.DER)
+				c.Partition, c.Number, c.ThisUpdate, c.NextUpdate = int(p), uint64(n), timeOf(thisUpdate), timeOf(nextUpdate)
+				return store.Record{PartitionCRL: &c}, err
+			}},
 	}
 	for _, st := range steps {
 		if err := ctx.Err(); err != nil {
@@ -236,6 +247,7 @@ func (s *Store) Load(ctx context.Context, next func() (store.Record, bool, error
 			OR EXISTS (SELECT 1 FROM manufacturers) OR EXISTS (SELECT 1 FROM admins) OR EXISTS (SELECT 1 FROM mfr_certs) OR EXISTS (SELECT 1 FROM blocked_keys)
 			OR EXISTS (SELECT 1 FROM nonces) OR EXISTS (SELECT 1 FROM counters) OR EXISTS (SELECT 1 FROM meta)
 			OR EXISTS (SELECT 1 FROM key_bindings) OR EXISTS (SELECT 1 FROM crl_latest) OR EXISTS (SELECT 1 FROM crl_lease)
+			OR EXISTS (SELECT 1 FROM crl_partitions)
 			OR EXISTS (SELECT 1 FROM audit_checkpoints)
 			OR EXISTS (SELECT 1 FROM fleet WHERE renew_now_at IS NOT NULL)
 			OR EXISTS (SELECT 1 FROM log_heads WHERE audit_seq > 0 OR revocation_seq > 0)`).Scan(&full)
@@ -332,6 +344,15 @@ func (l *loader) direct(r store.Record) error {
 			ON CONFLICT (one) DO UPDATE SET number = excluded.number, this_update = excluded.this_update,
 				next_update = excluded.next_update, der = excluded.der`,
 			int64(c.Number), nullTime(c.ThisUpdate), nullTime(c.NextUpdate), c.DER)
+	case r.PartitionCRL != nil:
+		c := r.PartitionCRL
+		if checkPartition(c.Partition) != nil || c.Number == 0 || c.Number > math.MaxInt64 || len(c.DER) == 0 {
+			return errArg("partition CRL %d of partition %d out of range, or no DER", c.Number, c.Partition)
+		}
+		// The lease is not copied: a free one (expired at the epoch).
+		_, err = l.tx.Exec(l.ctx, `INSERT INTO crl_partitions (partition, holder, until, number, this_update, next_update, der)
+			VALUES ($1, '', 'epoch', $2, $3, $4, $5)`,
+			int16(c.Partition), int64(c.Number), nullTime(c.ThisUpdate), nullTime(c.NextUpdate), c.DER)
 	default:
 		return errors.New("empty record")
 	}
@@ -430,7 +451,7 @@ func loadRow(r store.Record) (table string, cols []string, row []any, err error)
 			v = []byte{}
 		}
 		return "meta", []string{"key", "value"}, []any{r.Meta.Key, v}, nil
-	case r.FleetRenewNow != nil, r.CRL != nil:
+	case r.FleetRenewNow != nil, r.CRL != nil, r.PartitionCRL != nil:
 		return "", nil, nil, nil
 	}
 	return "", nil, nil, errors.New("empty record")

@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -36,6 +37,10 @@ func setupCopy(f fixture) []store.KeyHash {
 		f.t.Fatal(err)
 	}
 	f.issue(withMfr(newIssuance(newCert(serial(500), "dev-m", "km")), mfrCert("m")))
+	// Partitioned certificates (revocation.crl_partitions), one revoked.
+	f.issue(newIssuance(inPartition(newCert(serial(710), "dev-q", "kq"), 5)))
+	f.issue(newIssuance(inPartition(newCert(serial(711), "dev-q2", "kq2"), 0)))
+	f.revoke(revokeSerial(serial(710), renewAt, 1, false))
 	f.createAdmins(newAdmin("admin", store.RoleOwner), newAdmin("bob", store.RoleViewer))
 	if _, err := f.s.DisableAdmin(f.ctx, "bob", renewAt, event("admin.disable", "bob")); err != nil {
 		f.t.Fatal(err)
@@ -58,13 +63,21 @@ func setupCopy(f fixture) []store.KeyHash {
 	f.putMeta("admin_token_sha256", []byte{1, 2, 3})
 	f.leaseCRL("replica-a", T0, T0.Add(time.Hour), true)
 	f.putCRL("replica-a", T0, newCRL(3))
+	for _, p := range []int{0, 5, store.MaxCRLPartitions - 1} {
+		if _, err := f.s.LeasePartitionCRL(f.ctx, p, "replica-a", T0, T0.Add(time.Hour)); err != nil {
+			f.t.Fatal(err)
+		}
+		if err := f.s.PutPartitionCRL(f.ctx, p, "replica-a", T0, newCRL(uint64(10+p))); err != nil {
+			f.t.Fatal(err)
+		}
+	}
 	es := f.audit()
 	for _, n := range []int64{3, int64(len(es))} {
 		if err := f.s.PutCheckpoint(f.ctx, newCheckpoint(n, es[n-1].Root)); err != nil {
 			f.t.Fatal(err)
 		}
 	}
-	return append(renewKeys(), keyHash("kt"), keyHash("km"))
+	return append(renewKeys(), keyHash("kt"), keyHash("km"), keyHash("kq"), keyHash("kq2"))
 }
 
 func testCopy(t *testing.T, newSource, newTarget func(t *testing.T) store.Store) {
@@ -207,6 +220,21 @@ func testCopy(t *testing.T, newSource, newTarget func(t *testing.T) store.Store)
 		t.Errorf("target LeaseCRL error = %v", err)
 	}
 	checkErr(t, "target PutCRL(3) after the copy of CRL 3", dst.s.PutCRL(dst.ctx, "replica-b", T0, newCRL(3)), store.ErrCRLNotNewer)
+	for _, p := range []int{0, 5, store.MaxCRLPartitions - 1} {
+		c, err := dst.s.LatestPartitionCRL(dst.ctx, p, 0)
+		if want := newCRL(uint64(10 + p)); err != nil || c.Number != want.Number || string(c.DER) != string(want.DER) {
+			t.Errorf("target LatestPartitionCRL(%d) = %d, %v, want CRL %d", p, c.Number, err, want.Number)
+		}
+		// The lease is not copied: another holder takes it at once.
+		if ok, err := dst.s.LeasePartitionCRL(dst.ctx, p, "replica-b", T0, T0.Add(time.Minute)); !ok || err != nil {
+			t.Errorf("target LeasePartitionCRL(%d) = %v, %v, want the lease", p, ok, err)
+		}
+		checkErr(t, fmt.Sprintf("target PutPartitionCRL(%d) of the copied number", p),
+			dst.s.PutPartitionCRL(dst.ctx, p, "replica-b", T0, newCRL(uint64(10+p))), store.ErrCRLNotNewer)
+	}
+	if _, err := dst.s.LatestPartitionCRL(dst.ctx, 1, 0); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("target LatestPartitionCRL(1) error = %v, want ErrNotFound", err)
+	}
 }
 
 func testCopyNotEmpty(t *testing.T, newSource, newTarget func(t *testing.T) store.Store) {

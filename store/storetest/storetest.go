@@ -46,6 +46,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 	t.Run("NextCounter", func(t *testing.T) { testNextCounter(t, newStore) })
 	t.Run("Meta", func(t *testing.T) { testMeta(t, newStore) })
 	t.Run("CRLLease", func(t *testing.T) { testCRLLease(t, newStore) })
+	t.Run("PartitionCRLs", func(t *testing.T) { testPartitionCRLs(t, newStore) })
+	t.Run("CertificatePartition", func(t *testing.T) { testCertificatePartition(t, newStore) })
 	t.Run("Changes", func(t *testing.T) { testChanges(t, newStore) })
 	t.Run("Close", func(t *testing.T) { testClose(t, newStore) })
 	t.Run("Context", func(t *testing.T) { testContext(t, newStore) })
