@@ -116,16 +116,27 @@ func fetchPartitions(ctx context.Context, client *http.Client, base string) (*ap
 	default:
 		return nil, fmt.Errorf("fetch CRL partitions %s: %s", redact.URL(u), resp.Status)
 	}
+	d, err := parsePartitions(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return nil, fmt.Errorf("CRL partitions %s: %w", redact.URL(u), err)
+	}
+	return d, nil
+}
+
+// parsePartitions decodes a discovery document, which comes over plain
+// HTTP: only Partitions and Full.Needed are used (the CRLs are fetched
+// under the verifier's own base URL), and Partitions must be in
+// 0..api.MaxCRLPartitions. 0 (what a CA with crl_partitions 1 says) and 1
+// mean the full CRL alone.
+func parsePartitions(r io.Reader) (*api.CRLPartitions, error) {
 	var d api.CRLPartitions
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&d); err != nil {
-		return nil, fmt.Errorf("read CRL partitions %s: %w", redact.URL(u), err)
+	if err := json.NewDecoder(r).Decode(&d); err != nil {
+		return nil, fmt.Errorf("decode: %w", err)
 	}
 	if d.Partitions < 0 || d.Partitions > api.MaxCRLPartitions {
-		return nil, fmt.Errorf("CRL partitions %s: %d partitions, outside 0..%d", redact.URL(u), d.Partitions, api.MaxCRLPartitions)
+		return nil, fmt.Errorf("%d partitions, outside 0..%d", d.Partitions, api.MaxCRLPartitions)
 	}
 	if d.Partitions <= 1 {
-		// 0 (what a CA with crl_partitions 1 says) or 1: the full CRL is
-		// the only one.
 		d.Partitions, d.Full.Needed = 1, true
 	}
 	return &d, nil

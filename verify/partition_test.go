@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -396,4 +397,23 @@ func TestSyncNoPartitions(t *testing.T) {
 		}
 		f.wantInstalled(t, 1, 1)
 	}
+}
+
+// FuzzParsePartitions: the discovery document comes over plain HTTP.
+// Whatever the bytes, parsePartitions does not panic, and what it
+// accepts has 1..MaxCRLPartitions partitions, the full CRL needed with 1.
+func FuzzParsePartitions(f *testing.F) {
+	f.Add([]byte(`{"partitions": 16, "crls": [{"partition": 0, "url": "https://ca/crl/0", "number": "3"}], "full": {"url": "https://ca/crl", "needed": false}}`))
+	f.Add([]byte(`{"partitions": 0, "crls": [], "full": {"needed": true}}`))
+	f.Add([]byte(`{"partitions": -1}`))
+	f.Add([]byte(`{"partitions": 1e9}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		d, err := parsePartitions(bytes.NewReader(b))
+		if err != nil {
+			return
+		}
+		if d.Partitions < 1 || d.Partitions > api.MaxCRLPartitions || d.Partitions == 1 && !d.Full.Needed {
+			t.Fatalf("parsePartitions(%q) = %d partitions, full needed %v", b, d.Partitions, d.Full.Needed)
+		}
+	})
 }
