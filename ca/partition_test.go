@@ -18,8 +18,10 @@ import (
 	zx509 "github.com/zmap/zcrypto/x509"
 	"github.com/zmap/zlint/v3"
 
+	"github.com/fleetca/fleetca/api"
 	"github.com/fleetca/fleetca/internal/fault"
 	"github.com/fleetca/fleetca/internal/testenv"
+	"github.com/fleetca/fleetca/store"
 )
 
 // partitionedAuthority loads the shared CA of type kt issuing into n
@@ -38,6 +40,9 @@ func partitionedAuthority(t testing.TB, kt KeyType, n int) *Authority {
 }
 
 func TestCheckCRLPartitions(t *testing.T) {
+	if api.MaxCRLPartitions != store.MaxCRLPartitions {
+		t.Fatalf("api.MaxCRLPartitions %d != store.MaxCRLPartitions %d", api.MaxCRLPartitions, store.MaxCRLPartitions)
+	}
 	for _, tc := range []struct {
 		n  int
 		ok bool

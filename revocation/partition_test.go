@@ -1,10 +1,15 @@
 package revocation
 
 import (
+	"bytes"
+	"context"
 	"crypto/x509"
+	"fmt"
 	"math/big"
 	"strconv"
+	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/fleetca/fleetca/api"
@@ -152,4 +157,144 @@ func TestPartitionsFullNeeded(t *testing.T) {
 	if s.Partitions().Full.Needed {
 		t.Error("full CRL still needed after the last certificate without partition expired")
 	}
+}
+
+// TestReplicaPartitionOneSigner: three replicas with partitions. Each
+// partition has one signer at a time (its lease holder); the others serve
+// its CRL byte for byte from the store, and a revocation through any
+// replica reaches the partition CRL of its certificate on every replica.
+func TestReplicaPartitionOneSigner(t *testing.T) {
+	f := newFixture(t, fixtureOptions{cfg: Config{CRLPartitions: 4}})
+	lease := Config{}.WithDefaults().CRLLease
+	b, c := f.newReplica(t, nil), f.newReplica(t, nil)
+	replicas := []*Service{f.svc, b.svc, c.svc}
+	for p := range 4 {
+		for i, s := range replicas[1:] {
+			if !bytes.Equal(s.PartitionCRL(p).DER, f.svc.PartitionCRL(p).DER) {
+				t.Errorf("partition %d: replica %d started with CRL %v, want A's %v", p, i+1, s.PartitionCRL(p).Number, f.svc.PartitionCRL(p).Number)
+			}
+		}
+	}
+	for round := range 4 {
+		leaf := f.issue(t, fmt.Sprintf("dev-part-%d", round))
+		p := *ca.PartitionOf(leaf)
+		if _, err := replicas[round%3].Revoke(t.Context(), RevokeRequest{Serial: leaf.SerialNumber, Reason: api.ReasonKeyCompromise}); err != nil {
+			t.Fatal(err)
+		}
+		if round%2 == 1 {
+			f.clock.Add(lease) // whoever takes p's lease next signs
+		}
+		outcomes := make([]crlOutcome, len(replicas))
+		var wg sync.WaitGroup
+		for i, s := range replicas {
+			wg.Go(func() {
+				if err := s.catchUp(t.Context(), false); err != nil {
+					t.Error(err)
+				}
+				var err error
+				if outcomes[i], err = s.buildPartition(t.Context(), p, false); err != nil {
+					t.Errorf("round %d: replica %d buildPartition(%d): %v", round, i, p, err)
+				}
+			})
+		}
+		wg.Wait()
+		built := 0
+		for _, o := range outcomes {
+			if o == crlBuilt {
+				built++
+			}
+		}
+		if built != 1 {
+			t.Fatalf("round %d: %d replicas signed partition %d (outcomes %v), want exactly 1", round, built, p, outcomes)
+		}
+		latest, err := f.st.LatestPartitionCRL(t.Context(), p, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, s := range replicas {
+			if err := s.followPartitions(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			pub := s.PartitionCRL(p)
+			if !bytes.Equal(pub.DER, latest.DER) {
+				t.Errorf("round %d: replica %d serves partition %d CRL %v, want the store's %d", round, i, p, pub.Number, latest.Number)
+			}
+			if _, ok := serials(parseCRL(t, pub, f.ca.Intermediate()))[hexSerial(leaf.SerialNumber)]; !ok {
+				t.Errorf("round %d: replica %d's partition %d CRL does not list %x", round, i, p, leaf.SerialNumber)
+			}
+			s.mu.RLock()
+			pending := len(s.parts.pending[p])
+			s.mu.RUnlock()
+			if pending != 0 {
+				t.Errorf("round %d: replica %d has %d revocations pending in partition %d after adopting its CRL", round, i, pending, p)
+			}
+		}
+		f.clock.Add(time.Second)
+	}
+}
+
+// TestPartitionPublishedByRun runs Run on synctest's fake clock: a
+// revocation's partition CRL is re-signed CRLPublishDelay after it, and
+// only that partition's; without revocations each partition gets a new
+// CRL once half of CRLValidity has passed.
+func TestPartitionPublishedByRun(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		start := time.Now()
+		now := func() time.Time { return testNow.Add(time.Since(start)) }
+		const delay = 200 * time.Millisecond
+		cfg := Config{CRLPublishDelay: delay, CRLValidity: 24 * time.Hour, CRLPartitions: 8}
+		f := newFixture(t, fixtureOptions{now: now, cfg: cfg})
+		in2 := f.issueIn(t, 2)
+		f.issueIn(t, 6) // a live certificate in 6, never revoked
+		first := make([]*Published, 8)
+		for p := range first {
+			first[p] = f.svc.PartitionCRL(p)
+		}
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error, 1)
+		go func() { done <- f.svc.Run(ctx) }()
+		synctest.Wait()
+		for p := range first {
+			if f.svc.PartitionCRL(p) != first[p] {
+				t.Fatalf("Run published partition %d at start with nothing due", p)
+			}
+		}
+		if _, err := f.svc.Revoke(ctx, RevokeRequest{Serial: in2.SerialNumber, Reason: api.ReasonKeyCompromise}); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		if f.svc.PartitionCRL(2) != first[2] {
+			t.Fatal("partition 2 was re-signed before CRLPublishDelay")
+		}
+		time.Sleep(delay)
+		synctest.Wait()
+		for p := range first {
+			got := f.svc.PartitionCRL(p)
+			switch {
+			case p == 2 && got.Number.Cmp(first[p].Number) <= 0:
+				t.Errorf("CRLPublishDelay after a revocation in 2: partition 2 number %v, want a new one", got.Number)
+			case p != 2 && got != first[p]:
+				t.Errorf("partition %d re-signed (number %v) for a revocation in 2", p, got.Number)
+			}
+		}
+		if _, ok := serials(parseCRL(t, f.svc.PartitionCRL(2), f.ca.Intermediate()))[hexSerial(in2.SerialNumber)]; !ok {
+			t.Errorf("partition 2 does not list %x", in2.SerialNumber)
+		}
+		after := f.svc.PartitionCRL(6)
+		half := after.ThisUpdate.Add(cfg.CRLValidity / 2)
+		time.Sleep(half.Sub(now()) - time.Second)
+		synctest.Wait()
+		if f.svc.PartitionCRL(6) != after {
+			t.Fatal("partition 6 was re-signed before half of CRLValidity")
+		}
+		time.Sleep(2 * time.Second)
+		synctest.Wait()
+		if got := f.svc.PartitionCRL(6); got.Number.Cmp(after.Number) <= 0 {
+			t.Errorf("after half of CRLValidity: partition 6 number %v, want a new one after %v", got.Number, after.Number)
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run = %v", err)
+		}
+	})
 }

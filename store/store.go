@@ -9,8 +9,6 @@ import (
 	"time"
 
 	"golang.org/x/mod/sumdb/tlog"
-
-	"github.com/fleetca/fleetca/api"
 )
 
 // Sentinel errors. Test with errors.Is. Every condition error (of Issue,
@@ -313,8 +311,9 @@ type Certificate struct {
 }
 
 // MaxCRLPartitions bounds revocation.crl_partitions, and so a
-// Certificate's Partition.
-const MaxCRLPartitions = api.MaxCRLPartitions
+// Certificate's Partition; api.MaxCRLPartitions is the same (store
+// imports no api).
+const MaxCRLPartitions = 256
 
 // Live reports whether c is unrevoked and not yet expired at now.
 func (c Certificate) Live(now time.Time) bool {
