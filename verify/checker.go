@@ -10,7 +10,11 @@ import (
 	"log/slog"
 	"math/big"
 	"net/http"
+	"net/url"
 	"os"
+	"path"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -142,6 +146,12 @@ type CheckerDeps struct {
 // OCSP responder (responses cached until their nextUpdate). It fails
 // closed: no data, stale data past the grace period, or an unknown
 // certificate is a refusal. It is safe for concurrent use.
+//
+// From a CA that partitions its CRLs (api.PartitionsPath) it loads each
+// partition's CRL independently, and the full CRL while the CA says some
+// live certificate has no partition; a certificate is checked against the
+// partition its CRL distribution point names, so a missing or stale
+// partition CRL refuses only that partition's certificates.
 type Checker struct {
 	cfg       CheckerConfig
 	grace     time.Duration // cfg.Grace resolved
@@ -150,10 +160,10 @@ type Checker struct {
 	afterFunc func(time.Duration, func()) func() bool
 	log       *slog.Logger
 
-	crl       atomic.Pointer[CRL]
-	fetchMu   sync.Mutex // one CRL fetch at a time; guards valid
-	valid     validators // of the last CRL fetched
-	errMu     sync.Mutex // guards lastErr; never held across a fetch
+	plan      atomic.Pointer[crlPlan] // the CRLs in use; nil before the CA's partitions are known
+	fetchMu   sync.Mutex              // one refresh at a time; guards slots and each slot's valid
+	slots     map[string]*crlSlot     // by path: every CRL ever planned, so numbers are kept across plans
+	errMu     sync.Mutex              // guards lastErr; never held across a fetch
 	lastErr   error
 	ocspMu    sync.Mutex
 	ocspCache map[string]*ocsp.Response
@@ -165,9 +175,8 @@ type Checker struct {
 	feedSeq  uint64
 	subs     []func(serial *big.Int)
 
-	// staleMu guards the stale timer and its subscribers.
+	// staleMu guards the slots' stale timers and the subscribers.
 	staleMu   sync.Mutex
-	staleStop func() bool // stops the timer armed for the CRL in use; nil before one
 	staleSubs []func(reason error)
 }
 
@@ -222,7 +231,11 @@ func NewChecker(cfg CheckerConfig, deps CheckerDeps) (*Checker, error) {
 		cfg.Feed = base
 	}
 	c := &Checker{cfg: cfg, grace: grace, client: deps.Client, now: deps.Now, afterFunc: deps.AfterFunc, log: deps.Logger,
-		ocspCache: map[string]*ocsp.Response{}, feedSeen: map[string]CRLEntry{}}
+		ocspCache: map[string]*ocsp.Response{}, feedSeen: map[string]CRLEntry{}, slots: map[string]*crlSlot{}}
+	if cfg.CRL != "" && !isURL(cfg.CRL) {
+		// A file holds one CRL: the full one.
+		c.plan.Store(&crlPlan{full: &crlSlot{name: "CRL", path: cfg.CRL}})
+	}
 	if c.client == nil {
 		c.client = &http.Client{Timeout: 10 * time.Second}
 	}
@@ -248,7 +261,16 @@ func (c *Checker) Check(ctx context.Context, leaf *x509.Certificate) error {
 	if c.cfg.OCSP != "" {
 		return c.checkOCSP(ctx, leaf)
 	}
-	crl := c.crl.Load()
+	var crl *CRL
+	if plan := c.plan.Load(); plan != nil {
+		slot := plan.slotFor(leaf)
+		if slot == nil {
+			return &RefusedError{Refusal: NoData, Serial: leaf.SerialNumber,
+				Detail: fmt.Sprintf("no CRL is loaded for its distribution point %q (the CA has %d partitions and says no certificate needs the full CRL)",
+					leaf.CRLDistributionPoints, len(plan.parts))}
+		}
+		crl = slot.crl.Load()
+	}
 	now := c.now()
 	if crl == nil {
 		return &RefusedError{Refusal: NoData, Serial: leaf.SerialNumber, Err: c.fetchError()}
@@ -310,12 +332,36 @@ func (c *Checker) fetchError() error {
 	return c.lastErr
 }
 
-// CurrentCRL returns the CRL in use, or nil.
-func (c *Checker) CurrentCRL() *CRL { return c.crl.Load() }
+// CurrentCRL returns the CRL in use, or nil. With partitions it is the
+// full CRL if one is needed, else the partition CRL with the oldest
+// thisUpdate; nil while any planned CRL is missing.
+func (c *Checker) CurrentCRL() *CRL {
+	plan := c.plan.Load()
+	if plan == nil {
+		return nil
+	}
+	var oldest *CRL
+	for _, slot := range plan.all() {
+		crl := slot.crl.Load()
+		if crl == nil {
+			return nil
+		}
+		if slot == plan.full {
+			return crl
+		}
+		if oldest == nil || crl.ThisUpdate.Before(oldest.ThisUpdate) {
+			oldest = crl
+		}
+	}
+	return oldest
+}
 
-// Refresh fetches the CRL and, if it is valid, newer or as new as the one
-// in use, switches to it. A CRL with a lower number than the one in use, a
-// bad signature, or an expired one is refused and the old one kept.
+// Refresh learns the CA's partitions (a URL source), fetches each CRL
+// and, if it is valid, newer or as new as the one in use, switches to it.
+// A CRL with a lower number than the one in use, a bad signature, an
+// expired one, or a partition CRL without the Issuing Distribution Point
+// of its URL is refused and the old one kept. It returns the errors of
+// every CRL it could not refresh.
 func (c *Checker) Refresh(ctx context.Context) error {
 	if c.cfg.CRL == "" {
 		return nil
@@ -330,7 +376,60 @@ func (c *Checker) Refresh(ctx context.Context) error {
 }
 
 func (c *Checker) refreshLocked(ctx context.Context) error {
-	b, notModified, err := c.fetchCRL(ctx)
+	var errs []error
+	if isURL(c.cfg.CRL) {
+		if err := c.replan(ctx); err != nil {
+			errs = append(errs, err) // the last known partitions stand
+			if c.plan.Load() == nil {
+				// The full CRL lists every revoked device certificate:
+				// right for every certificate until the partitions are
+				// known.
+				c.plan.Store(&crlPlan{full: c.slot("CRL", api.CRLPath, false)})
+			}
+		}
+	}
+	for _, slot := range c.plan.Load().all() {
+		if err := c.refreshSlot(ctx, slot); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// replan reads the CA's partitions and stores the plan of CRLs to keep.
+func (c *Checker) replan(ctx context.Context) error {
+	d, err := fetchPartitions(ctx, c.client, c.cfg.CRL)
+	if err != nil {
+		return err
+	}
+	slot := c.slot
+	plan := &crlPlan{}
+	if d.Partitions > 1 {
+		for p := range d.Partitions {
+			plan.parts = append(plan.parts, slot(fmt.Sprintf("partition %d CRL", p), api.PartitionCRLPath(p), true))
+		}
+	}
+	if d.Full.Needed {
+		plan.full = slot("CRL", api.CRLPath, false)
+	}
+	c.plan.Store(plan)
+	return nil
+}
+
+// slot returns the slot of path, made on first use; the caller holds
+// fetchMu.
+func (c *Checker) slot(name, path string, part bool) *crlSlot {
+	s := c.slots[path]
+	if s == nil {
+		s = &crlSlot{name: name, path: path, part: part}
+		c.slots[path] = s
+	}
+	return s
+}
+
+// refreshSlot fetches slot's CRL and installs it if it passes.
+func (c *Checker) refreshSlot(ctx context.Context, slot *crlSlot) error {
+	b, notModified, err := c.fetchCRL(ctx, slot)
 	if err != nil || notModified {
 		return err
 	}
@@ -338,16 +437,27 @@ func (c *Checker) refreshLocked(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	src := redact.URL(c.cfg.CRL + slot.path)
+	if !isURL(c.cfg.CRL) {
+		src = c.cfg.CRL
+	}
+	switch {
+	case slot.part && !crl.scoped:
+		// Without IDP it claims every certificate of the issuer.
+		return fmt.Errorf("%s from %s has no issuing distribution point", slot.name, src)
+	case crl.scoped && !scopeIs(crl.scope, slot.path) && isURL(c.cfg.CRL):
+		return fmt.Errorf("%s from %s has the issuing distribution point %q", slot.name, src, crl.scope)
+	}
 	now := c.now()
 	if now.After(crl.NextUpdate.Add(c.grace)) {
-		return fmt.Errorf("CRL %s from %s expired at %s", crl.Number, redact.URL(c.cfg.CRL), crl.NextUpdate.UTC().Format(time.RFC3339))
+		return fmt.Errorf("CRL %s from %s expired at %s", crl.Number, src, crl.NextUpdate.UTC().Format(time.RFC3339))
 	}
-	cur := c.crl.Load()
+	cur := slot.crl.Load()
 	if cur != nil && crl.Number.Cmp(cur.Number) < 0 {
-		return fmt.Errorf("CRL %s from %s is older than CRL %s in use", crl.Number, redact.URL(c.cfg.CRL), cur.Number)
+		return fmt.Errorf("CRL %s from %s is older than CRL %s in use", crl.Number, src, cur.Number)
 	}
-	c.crl.Store(crl)
-	c.armStale(crl)
+	slot.crl.Store(crl)
+	c.armStale(slot, crl)
 	c.feedMu.Lock()
 	for k := range c.feedSeen {
 		if crl.has(k) {
@@ -358,12 +468,12 @@ func (c *Checker) refreshLocked(ctx context.Context) error {
 	if cur != nil {
 		c.notify(crl.addedSince(cur))
 	}
-	c.log.DebugContext(ctx, "CRL loaded", "number", crl.Number.String(), "entries", crl.Len(), "next_update", crl.NextUpdate)
+	c.log.DebugContext(ctx, "CRL loaded", "crl", slot.name, "number", crl.Number.String(), "entries", crl.Len(), "next_update", crl.NextUpdate)
 	return nil
 }
 
-// fetchCRL reads the CRL from the CA (conditionally) or its file.
-func (c *Checker) fetchCRL(ctx context.Context) (b []byte, notModified bool, err error) {
+// fetchCRL reads slot's CRL from the CA (conditionally) or the file.
+func (c *Checker) fetchCRL(ctx context.Context, slot *crlSlot) (b []byte, notModified bool, err error) {
 	src := c.cfg.CRL
 	if !isURL(src) {
 		f, err := os.Open(src)
@@ -381,14 +491,14 @@ func (c *Checker) fetchCRL(ctx context.Context) (b []byte, notModified bool, err
 		return b, false, nil
 	}
 	var v validators
-	if c.crl.Load() != nil {
-		v = c.valid
+	if slot.crl.Load() != nil {
+		v = slot.valid
 	}
-	b, next, notModified, err := fetchConditional(ctx, c.client, src, api.CRLPath, v, c.cfg.MaxCRLBytes)
+	b, next, notModified, err := fetchConditional(ctx, c.client, src, slot.path, v, c.cfg.MaxCRLBytes)
 	if err != nil || notModified {
 		return nil, notModified, err
 	}
-	c.valid = next
+	slot.valid = next
 	return b, false, nil
 }
 
@@ -416,9 +526,11 @@ func (c *Checker) Run(ctx context.Context) error {
 			wait, backoff = backoff, min(backoff*2, c.cfg.Refresh)
 		} else {
 			backoff = time.Second
-			if crl := c.crl.Load(); crl != nil {
-				half := crl.ThisUpdate.Add(crl.NextUpdate.Sub(crl.ThisUpdate) / 2)
-				wait = max(min(wait, half.Sub(c.now())), time.Second)
+			for _, slot := range c.plan.Load().all() {
+				if crl := slot.crl.Load(); crl != nil {
+					half := crl.ThisUpdate.Add(crl.NextUpdate.Sub(crl.ThisUpdate) / 2)
+					wait = max(min(wait, half.Sub(c.now())), time.Second)
+				}
 			}
 		}
 		t := time.NewTimer(wait)
@@ -429,4 +541,71 @@ func (c *Checker) Run(ctx context.Context) error {
 		case <-t.C:
 		}
 	}
+}
+
+// crlPlan is the set of CRLs a Checker keeps: the partitions' (with N > 1)
+// and the full CRL (nil when the CA says no live certificate needs it).
+type crlPlan struct {
+	parts []*crlSlot
+	full  *crlSlot
+}
+
+// crlSlot is one CRL a Checker keeps, loaded and refreshed on its own.
+type crlSlot struct {
+	name string // for messages: "CRL", "partition 3 CRL"
+	path string // under the CA's base URL, or the file
+	part bool   // a partition CRL: it must have the IDP of its path
+	crl  atomic.Pointer[CRL]
+	// valid are the cache validators of the last fetch; guarded by
+	// Checker.fetchMu.
+	valid validators
+	// staleStop stops the stale timer armed for crl; guarded by
+	// Checker.staleMu.
+	staleStop func() bool
+}
+
+// all is every slot of the plan, the partitions first; a nil plan has none.
+func (p *crlPlan) all() []*crlSlot {
+	if p == nil {
+		return nil
+	}
+	out := p.parts[:len(p.parts):len(p.parts)]
+	if p.full != nil {
+		out = append(out, p.full)
+	}
+	return out
+}
+
+// slotFor is the CRL that covers leaf: the partition its CRL distribution
+// point names (…/crl/<p>, p < N), else the full CRL, which lists every
+// revoked device certificate (nil if not kept: the leaf is then refused).
+// The partition is read from the distribution point, which the CA signed,
+// and never computed from the serial: a change of N moves no certificate.
+func (p *crlPlan) slotFor(leaf *x509.Certificate) *crlSlot {
+	if len(p.parts) > 0 {
+		for _, u := range leaf.CRLDistributionPoints {
+			if i := partitionOf(u); i >= 0 && i < len(p.parts) {
+				return p.parts[i]
+			}
+		}
+	}
+	return p.full
+}
+
+// partitionOf returns p for a distribution point URL whose path ends in
+// /crl/<p> (api.PartitionCRLPath), or -1.
+func partitionOf(u string) int {
+	pu, err := url.Parse(u)
+	if err != nil {
+		return -1
+	}
+	dir, last := path.Split(pu.Path)
+	if !strings.HasSuffix(dir, api.CRLPath+"/") || last == "" || len(last) > 3 || (len(last) > 1 && last[0] == '0') {
+		return -1
+	}
+	n, err := strconv.Atoi(last)
+	if err != nil || n < 0 || n >= api.MaxCRLPartitions || strconv.Itoa(n) != last {
+		return -1
+	}
+	return n
 }

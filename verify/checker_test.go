@@ -64,7 +64,8 @@ func (c *testCA) crl(t testing.TB, n int64, thisUpdate time.Time, life time.Dura
 	return der
 }
 
-// crlServer serves the CRL in *cur with an ETag, counting 200s and 304s.
+// crlServer serves the CRL in *cur with an ETag, counting 200s and 304s,
+// at every path but the partitions' discovery document (404: none).
 type crlServer struct {
 	mu        sync.Mutex
 	cur       []byte
@@ -75,6 +76,10 @@ type crlServer struct {
 func (s *crlServer) set(b []byte) { s.mu.Lock(); s.cur = b; s.etagCount++; s.mu.Unlock() }
 
 func (s *crlServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == api.PartitionsPath {
+		http.NotFound(w, r) // a CA without partitions
+		return
+	}
 	s.mu.Lock()
 	b, etag := s.cur, `"`+big.NewInt(int64(s.etagCount)).String()+`"`
 	s.mu.Unlock()

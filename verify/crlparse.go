@@ -35,6 +35,10 @@ type CRL struct {
 	short map[[shortSerial]byte]packedEntry
 	// long indexes longer serials by their magnitude, as a string.
 	long map[string]packedEntry
+	// scope is the fullName URIs of the CRL's Issuing Distribution Point,
+	// and scoped whether it has one (a partition CRL): see crlScope.
+	scope  []string
+	scoped bool
 }
 
 // shortSerial is the longest serial, in octets, that CRL.short holds.
@@ -96,8 +100,9 @@ func (c *CRL) addedSince(old *CRL) []*big.Int {
 }
 
 // ParseCRL reads a CRL (DER, or PEM "X509 CRL"), checks its signature
-// against issuer and that it carries a CRL number and a nextUpdate, and
-// indexes its serials. It does not judge freshness.
+// against issuer and that it carries a CRL number and a nextUpdate, reads
+// its Issuing Distribution Point if any (refusing one fleetca does not
+// issue: crlScope), and indexes its serials. It does not judge freshness.
 //
 // It accepts exactly what x509.ParseRevocationList accepts, but reads the
 // revoked certificates itself: ParseRevocationList makes about seven
@@ -128,6 +133,9 @@ func ParseCRL(b []byte, issuer *x509.Certificate) (*CRL, error) {
 		return nil, errors.New("CRL has no valid nextUpdate")
 	}
 	crl := &CRL{Number: rl.Number, ThisUpdate: rl.ThisUpdate, NextUpdate: rl.NextUpdate}
+	if crl.scope, crl.scoped, err = crlScope(rl); err != nil {
+		return nil, fmt.Errorf("parse CRL: %w", err)
+	}
 	if err := crl.index(revoked); err != nil {
 		return nil, fmt.Errorf("parse CRL: %w", err)
 	}

@@ -67,6 +67,25 @@
 // as OpenSSL-based verifiers (nginx, HAProxy, Mosquitto) and Envoy read
 // it, and runs the verifier's reload command when the file changed.
 //
+// # Partitioned CRLs
+//
+// A CA with revocation.crl_partitions N > 1 lists its CRLs at
+// api.PartitionsPath. Both the Checker and the Syncer read that first
+// (a 404 means no partitions: the device CRL alone) and then keep each
+// partition's CRL on its own, conditionally fetched, numbered and checked
+// for freshness, plus the full CRL while the CA says some live
+// certificate has no partition. The Checker finds a certificate's
+// partition in its CRL distribution point (…/crl/<p>), never from its
+// serial. The Syncer's file holds the partitions in order, the full CRL if
+// needed, then the root CRL. OpenSSL 3 (x509_vfy.c get_crl_sk) uses, for
+// each certificate, the best-scored CRL of its issuer whose IDP names the
+// certificate's distribution point, or that has no IDP; of equal ones, the
+// first, or a later one with a later thisUpdate. So a partition CRL must
+// carry its IDP (one without is refused: it would stand in for every
+// partition), and the full CRL, which has none, is correct only because it
+// lists every revoked device certificate; it is left out when not needed,
+// as it would otherwise cost its full size per handshake.
+//
 // # Invariants
 //
 //   - Fail closed. Check refuses (a *RefusedError) when it has no data yet
@@ -91,7 +110,10 @@
 //     given. It refuses a CRL that is expired, dated after this machine's
 //     clock (OpenSSL would refuse every device until then), without a
 //     number or a nextUpdate, with data before or after it (PEM or DER),
-//     or malformed. It writes the file only once both CRLs are known,
+//     or malformed, or a partition CRL without the Issuing Distribution
+//     Point of its URL. It writes the file only once the root CRL and the
+//     device (or full) CRL are known (a partition not yet had is left out:
+//     OpenSSL then refuses its certificates alone),
 //     atomically (mode 0644), and only when its content changed; a refused
 //     or unreachable CRL leaves the last good file in place.
 //   - A failed reload is owed: it is retried at the next Sync, and by the

@@ -26,17 +26,20 @@ func (c *Checker) SubscribeStale(fn func(reason error)) {
 	c.staleMu.Unlock()
 }
 
-// armStale sets the stale timer for crl, which was just stored as the CRL
-// in use, replacing the timer of the one before. Check refuses once now
+// armStale sets the stale timer for crl, which was just stored as slot's
+// CRL, replacing the timer of the one before. Check refuses once now
 // is after the deadline, so the timer is set for the first instant after it.
-func (c *Checker) armStale(crl *CRL) {
+// Each partition's CRL has its own timer; a partition going stale is
+// announced like the full CRL (the subscribers cannot tell which
+// certificates it covers, so a proxy closes every connection).
+func (c *Checker) armStale(slot *crlSlot, crl *CRL) {
 	c.staleMu.Lock()
 	defer c.staleMu.Unlock()
-	if c.staleStop != nil {
-		c.staleStop()
+	if slot.staleStop != nil {
+		slot.staleStop()
 	}
 	deadline := crl.NextUpdate.Add(c.grace)
-	c.staleStop = c.afterFunc(max(deadline.Sub(c.now())+time.Nanosecond, 0), func() { c.staleDue(crl) })
+	slot.staleStop = c.afterFunc(max(deadline.Sub(c.now())+time.Nanosecond, 0), func() { c.staleDue(slot, crl) })
 }
 
 // staleDue runs when crl's deadline has passed by the timer's clock. If
@@ -44,20 +47,20 @@ func (c *Checker) armStale(crl *CRL) {
 // told; if Now does not agree yet (a wall clock stepped back, or a Now
 // that is not the timer's clock), the timer is armed again for what is
 // left, at least a second later.
-func (c *Checker) staleDue(crl *CRL) {
-	if c.crl.Load() != crl {
+func (c *Checker) staleDue(slot *crlSlot, crl *CRL) {
+	if slot.crl.Load() != crl {
 		return // a fresher CRL took over; it has its own timer
 	}
 	deadline := crl.NextUpdate.Add(c.grace)
 	if now := c.now(); !now.After(deadline) {
 		c.staleMu.Lock()
-		if c.crl.Load() == crl {
-			c.staleStop = c.afterFunc(max(deadline.Sub(now)+time.Nanosecond, time.Second), func() { c.staleDue(crl) })
+		if slot.crl.Load() == crl {
+			slot.staleStop = c.afterFunc(max(deadline.Sub(now)+time.Nanosecond, time.Second), func() { c.staleDue(slot, crl) })
 		}
 		c.staleMu.Unlock()
 		return
 	}
-	reason := fmt.Errorf("CRL %s expired at %s and its grace of %s has passed", crl.Number,
+	reason := fmt.Errorf("%s %s expired at %s and its grace of %s has passed", slot.name, crl.Number,
 		crl.NextUpdate.UTC().Format(time.RFC3339), c.grace)
 	if err := c.fetchError(); err != nil {
 		reason = fmt.Errorf("%w; the last fetch failed: %w", reason, err)

@@ -38,8 +38,15 @@ type SyncConfig struct {
 	// Issuers are the CA certificates the CRLs must be signed by: the root
 	// and the intermediate(s), as in the verifier's trust bundle.
 	Issuers []*x509.Certificate
-	// Out is the CRL file the verifier reads: PEM, the device CRL then the
-	// root CRL, mode 0644. It is replaced atomically (atomicfile.Write).
+	// Out is the CRL file the verifier reads: PEM, mode 0644, replaced
+	// atomically (atomicfile.Write). It holds the device CRL then the root
+	// CRL; with a CA that partitions its CRLs (api.PartitionsPath),
+	// every partition's CRL in partition order, then the full CRL while
+	// the CA says some live certificate has no partition, then the root
+	// CRL. OpenSSL picks, for each certificate, the CRL whose Issuing
+	// Distribution Point names the certificate's distribution point (or
+	// one without IDP, complete for the issuer): so a partition CRL
+	// without the IDP of its URL is refused here.
 	Out string
 	// MaxCRLBytes bounds a fetched CRL. Default 64 MiB (a CRL of a million
 	// entries is about 40 MB); range 1 KiB..1 GiB.
@@ -97,18 +104,23 @@ type Syncer struct {
 	pending map[string]bool
 
 	mu            sync.Mutex
-	sources       [2]*syncSource // device CRL, root CRL: the file's order
-	loaded        bool           // Out has been read
-	written       []byte         // Out's content as last read or written
+	sources       []*syncSource          // the file's order; nil until the CA's partitions are known
+	byPath        map[string]*syncSource // every source ever planned, so that numbers are kept across plans
+	parts         int                    // the CA's partitions, as last discovered
+	loaded        bool                   // Out has been read
+	written       []byte                 // Out's content as last read or written
 	reloadPending bool
 }
 
 // syncSource is one CRL the Syncer keeps.
 type syncSource struct {
-	name  string
-	path  string // under the base URL
-	url   string // base and path
-	root  bool   // signed by a self-signed issuer
+	name string
+	path string // under the base URL
+	url  string // base and path
+	root bool   // signed by a self-signed issuer
+	// part says this is a partition CRL, which must have an IDP naming
+	// path; a partition CRL missing from Out fails only its certificates.
+	part  bool
 	valid validators
 	cur   *syncedCRL
 }
@@ -147,8 +159,15 @@ type SyncResult struct {
 	Changed bool
 	// Reloaded reports that Deps.Reload ran and succeeded.
 	Reloaded bool
-	// CRLs has the device CRL's status, then the root CRL's.
+	// CRLs has the status of each CRL in the file's order: the device
+	// CRL, or the partitions' and the full CRL if needed, then the root
+	// CRL's.
 	CRLs []CRLStatus
+	// Partitions is the CA's number of CRL partitions (1: none).
+	Partitions int
+	// DiscoveryErr says why the CA's partitions could not be read this
+	// time; the last known ones were used.
+	DiscoveryErr error
 }
 
 // NewSyncer returns a Syncer. It reads nothing until the first Sync.
@@ -194,11 +213,44 @@ func NewSyncer(cfg SyncConfig, deps SyncDeps) (*Syncer, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
-	s.sources = [2]*syncSource{
-		{name: "device CRL", path: api.CRLPath, url: base + api.CRLPath},
-		{name: "root CRL", path: api.RootCRLPath, url: base + api.RootCRLPath, root: true},
-	}
+	s.byPath = map[string]*syncSource{}
 	return s, nil
+}
+
+// plan reads the CA's partitions and sets s.sources: the partitions' CRLs
+// and the full CRL if needed (or the device CRL alone), then the root CRL.
+// If the CA cannot be asked, the last plan stands (Sync falls back to the
+// full CRL when there is none).
+func (s *Syncer) plan(ctx context.Context) error {
+	d, err := fetchPartitions(ctx, s.client, s.cfg.URL)
+	if err != nil {
+		return err
+	}
+	s.setPlan(d)
+	return nil
+}
+
+// setPlan sets s.sources for the CA's partitions d.
+func (s *Syncer) setPlan(d *api.CRLPartitions) {
+	src := func(name, path string, root, part bool) *syncSource {
+		if c := s.byPath[path]; c != nil {
+			return c
+		}
+		c := &syncSource{name: name, path: path, url: s.cfg.URL + path, root: root, part: part}
+		s.byPath[path] = c
+		return c
+	}
+	var srcs []*syncSource
+	if d.Partitions > 1 {
+		for p := range d.Partitions {
+			srcs = append(srcs, src(fmt.Sprintf("partition %d CRL", p), api.PartitionCRLPath(p), false, true))
+		}
+	}
+	if d.Full.Needed {
+		srcs = append(srcs, src("device CRL", api.CRLPath, false, false))
+	}
+	s.sources = append(srcs, src("root CRL", api.RootCRLPath, true, false))
+	s.parts = d.Partitions
 }
 
 // Sync fetches both CRLs once, installs those that pass, rewrites Out if
@@ -215,12 +267,22 @@ func NewSyncer(cfg SyncConfig, deps SyncDeps) (*Syncer, error) {
 func (s *Syncer) Sync(ctx context.Context) (SyncResult, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	var res SyncResult
+	if err := s.plan(ctx); err != nil {
+		res.DiscoveryErr = err
+		if s.sources == nil {
+			// The full CRL lists every revoked device certificate, so
+			// it is right for every certificate, partitioned or not.
+			s.setPlan(&api.CRLPartitions{Partitions: 1, Full: api.FullCRL{Needed: true}})
+		}
+	}
+	res.Partitions = s.parts
 	if !s.loaded {
 		s.readInstalled(ctx)
 		s.loaded = true
 	}
 	now := s.now()
-	res := SyncResult{CRLs: make([]CRLStatus, len(s.sources))}
+	res.CRLs = make([]CRLStatus, len(s.sources))
 	for i, src := range s.sources {
 		st := &res.CRLs[i]
 		st.Name, st.URL = src.name, src.url
@@ -235,9 +297,16 @@ func (s *Syncer) Sync(ctx context.Context) (SyncResult, error) {
 	for i, src := range s.sources {
 		switch st := res.CRLs[i]; {
 		case src.cur == nil:
-			complete = false
+			// A partition's certificates are refused until its CRL is
+			// had (OpenSSL finds no CRL in their scope); the others'
+			// need not wait for it.
+			complete = complete && src.part
+			what := "so " + s.cfg.Out + " was not written"
+			if src.part {
+				what = "so " + s.cfg.Out + " lacks it and its certificates are refused"
+			}
 			errs = append(errs, fault.Wrap(st.Err, fault.Unavailable,
-				fmt.Sprintf("no %s could be had from %s, so %s was not written", src.name, redact.URL(src.url), s.cfg.Out),
+				fmt.Sprintf("no %s could be had from %s, %s", src.name, redact.URL(src.url), what),
 				"check that the CA's HTTP listener is reachable from here and that the issuer certificates are its root and intermediate"))
 		case now.After(src.cur.nextUpdate):
 			why := "the CA serves no newer one"
@@ -253,7 +322,9 @@ func (s *Syncer) Sync(ctx context.Context) (SyncResult, error) {
 	if complete {
 		var out bytes.Buffer
 		for _, src := range s.sources {
-			out.Write(pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: src.cur.der}))
+			if src.cur != nil {
+				out.Write(pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: src.cur.der}))
+			}
 		}
 		if !bytes.Equal(out.Bytes(), s.written) {
 			if err := atomicfile.Write(s.cfg.Out, out.Bytes(), 0o644); err != nil {
@@ -391,6 +462,9 @@ func (s *Syncer) verify(b []byte, src *syncSource) (*syncedCRL, error) {
 			want = "the root"
 		}
 		return nil, fmt.Errorf("it is signed by %q, not by %s", issuer.Subject, want)
+	}
+	if err := checkScope(env, src); err != nil {
+		return nil, err
 	}
 	crl, err := ParseCRL(b, issuer)
 	if err != nil {
@@ -566,10 +640,33 @@ func (s *Syncer) logResult(ctx context.Context, res SyncResult, err error) {
 			s.log.WarnContext(ctx, "CRL not fetched; none is installed", "crl", st.Name, "url", redact.URL(st.URL), "err", st.Err)
 		}
 	}
+	if res.DiscoveryErr != nil {
+		s.log.WarnContext(ctx, "CRL partitions not refreshed; keeping the last known ones", "partitions", res.Partitions, "err", res.DiscoveryErr)
+	}
 	if res.Reloaded {
 		s.log.InfoContext(ctx, "verifier reloaded", "file", s.cfg.Out)
 	}
 	if err != nil {
 		s.log.ErrorContext(ctx, "CRL sync failed", "err", err)
 	}
+}
+
+// checkScope refuses a CRL in the wrong place of the file: a partition
+// CRL must carry an Issuing Distribution Point naming its own URL (without
+// one, OpenSSL would use it for every partition's certificates, and it
+// lacks their entries), and no other CRL may name a partition.
+func checkScope(env *x509.RevocationList, src *syncSource) error {
+	uris, has, err := crlScope(env)
+	if err != nil {
+		return err
+	}
+	switch {
+	case src.part && !has:
+		return errors.New("it has no issuing distribution point, so it is not a partition CRL")
+	case src.part && !scopeIs(uris, src.path):
+		return fmt.Errorf("its issuing distribution point %q does not name %s", uris, src.path)
+	case !src.part && has && !scopeIs(uris, src.path):
+		return fmt.Errorf("its issuing distribution point %q does not name %s", uris, src.path)
+	}
+	return nil
 }

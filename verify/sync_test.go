@@ -696,9 +696,13 @@ func FuzzSyncVerify(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		c, err := s.verify(b, s.sources[0])
+		c, err := s.verify(b, &syncSource{name: "device CRL", path: api.CRLPath})
 		if err != nil {
-			return
+			// The same bytes as partition 3's CRL: the IDP is parsed
+			// (crlScope) before anything is accepted.
+			if c, err = s.verify(b, &syncSource{name: "partition 3 CRL", path: api.PartitionCRLPath(3), part: true}); err != nil {
+				return
+			}
 		}
 		rl, err := x509.ParseRevocationList(c.der)
 		if err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -18,6 +19,20 @@ import (
 // exist. The file keeps its comments and mode; serve checks the result as
 // it checks any fleetca.yaml (known keys, ranges) when it starts.
 func SetConfig(dir, key, value string) error {
+	return setConfig(dir, key, strNode(value))
+}
+
+func strNode(value string) *yaml.Node {
+	return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: value, Style: yaml.DoubleQuotedStyle}
+}
+
+// SetConfigInt is SetConfig for a key whose value is an integer
+// ("revocation.crl_partitions").
+func SetConfigInt(dir, key string, value int) error {
+	return setConfig(dir, key, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!int", Value: strconv.Itoa(value)})
+}
+
+func setConfig(dir, key string, value *yaml.Node) error {
 	path := filepath.Join(dir, "fleetca.yaml")
 	st, err := os.Stat(path)
 	if err != nil {
@@ -27,7 +42,7 @@ func SetConfig(dir, key, value string) error {
 	if err != nil {
 		return err
 	}
-	out, err := setYAML(b, key, value)
+	out, err := setYAMLNode(b, key, value)
 	if err != nil {
 		return fmt.Errorf("%s: set %s: %w", path, key, err)
 	}
@@ -36,7 +51,10 @@ func SetConfig(dir, key, value string) error {
 
 // setYAML sets the dotted key of the YAML document b to the string value
 // and returns the document re-encoded (two-space indents, comments kept).
-func setYAML(b []byte, key, value string) ([]byte, error) {
+func setYAML(b []byte, key, value string) ([]byte, error) { return setYAMLNode(b, key, strNode(value)) }
+
+// setYAMLNode is setYAML for any scalar value.
+func setYAMLNode(b []byte, key string, value *yaml.Node) ([]byte, error) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(b, &doc); err != nil {
 		return nil, err
@@ -68,7 +86,7 @@ func setYAML(b []byte, key, value string) ([]byte, error) {
 		}
 		node = next
 	}
-	node.Tag, node.Value, node.Style = "!!str", value, yaml.DoubleQuotedStyle
+	node.Tag, node.Value, node.Style = value.Tag, value.Value, value.Style
 	var buf bytes.Buffer
 	enc := yaml.NewEncoder(&buf)
 	enc.SetIndent(2)

@@ -88,6 +88,22 @@ func TestSetConfig(t *testing.T) {
 	if st, err := os.Stat(path); err != nil || st.Mode().Perm() != 0o600 {
 		t.Errorf("SetConfig() left mode %v (%v), want 0600", st.Mode().Perm(), err)
 	}
+	// An integer key is written as an integer, not a string that
+	// serve's strict decoding refuses for an int field.
+	if err := SetConfigInt(dir, "ca.max_things", 16); err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		CA struct {
+			MaxThings int `yaml:"max_things"`
+		} `yaml:"ca"`
+	}
+	if b, err = os.ReadFile(path); err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal(b, &got); err != nil || got.CA.MaxThings != 16 {
+		t.Errorf("SetConfigInt() wrote:\n%s\nwhich decodes to max_things %d (%v), want the int 16", b, got.CA.MaxThings, err)
+	}
 	if err := SetConfig(t.TempDir(), "ca.renew_min_interval", "1s"); err == nil {
 		t.Error("SetConfig(no fleetca.yaml) succeeded, want an error")
 	}

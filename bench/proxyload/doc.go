@@ -49,9 +49,12 @@
 //     at -verifier-concurrency with (a) no CRL, (b) the CA's CRL, (c) a
 //     CRL of -verifier-crl-size (default 100k) entries, (d) ssl_ocsp
 //     against the CA's responder, with and without ssl_ocsp_cache, and
-//     (e) a CRL of 1/-verifier-partitions of c, as a partitioned CRL or
-//     shorter certificate lifetimes would give each verifier. c and e
-//     are signed in process and installed by `fleetca crl sync --once
+//     (e) c's entries spread over -verifier-partitions (default 16)
+//     partition CRLs, each with its partition's issuing distribution
+//     point, as the CA set up with that revocation.crl_partitions makes
+//     them (the canary in its own partition; a discovery document beside
+//     them), so that nginx checks each device against its partition's CRL
+//     alone. c and e are signed in process and installed by `fleetca crl sync --once
 //     --exec '<nginx -s reload>'` from a small server that also serves
 //     the CA's root CRL; the time until the canary is refused, split
 //     into the sync command and nginx's reload, and nginx's memory, for

@@ -75,7 +75,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	crlSize := fs.String("crl-size", "1M", "entries of the big CRL (k and M suffixes); 0 skips the crl phase")
 	verifierCRLSize := fs.String("verifier-crl-size", "100k", "entries of the verifier phase's big CRL (k and M suffixes); 0 skips the verifier phase")
 	verifierConc := fs.String("verifier-concurrency", "8", "concurrencies of the verifier phase's handshakes, comma-separated")
-	fs.IntVar(&o.verifierParts, "verifier-partitions", 10, "the verifier phase's partitioned CRL holds 1/this of the big CRL's entries")
+	fs.IntVar(&o.verifierParts, "verifier-partitions", 16, "the CA's revocation.crl_partitions (a power of two, 1 to 256); the verifier phase's row e. spreads the big CRL's entries over that many partition CRLs")
 	fs.DurationVar(&o.duration, "duration", 4*time.Second, "length of one timed repetition")
 	fs.DurationVar(&o.warmup, "warmup", 500*time.Millisecond, "warm-up per target before the handshake and keep-alive phases")
 	fs.IntVar(&o.reps, "reps", 3, "repetitions per target and concurrency, interleaved; the table shows medians")
@@ -126,6 +126,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	switch {
 	case o.duration <= 0 || o.warmup < 0 || o.poll <= 0 || o.deadline <= 0:
 		return o, errors.New("-duration, -poll and -deny-deadline must be positive and -warmup not negative")
+	case o.verifierParts > 256 || o.verifierParts&(o.verifierParts-1) != 0:
+		return o, errors.New("-verifier-partitions must be a power of two from 1 to 256 (it is the CA's revocation.crl_partitions)")
 	case o.reps < 1 || o.latencyN < 1 || o.devices < 1 || o.crlConc < 1 || o.revocations < 1 || o.workers < 1 || o.verifierParts < 1:
 		return o, errors.New("-reps, -latency-requests, -devices, -crl-concurrency, -revocations, -nginx-workers and -verifier-partitions must be positive")
 	}

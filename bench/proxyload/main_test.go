@@ -35,8 +35,8 @@ func TestParseFlags(t *testing.T) {
 		{"ok/defaults", nil, false, func(o options) bool {
 			return o.crlSize == 1_000_000 && slices.Equal(o.hsConc, []int{8, 32}) && slices.Equal(o.kaConc, []int{8, 32}) &&
 				o.reps == 3 && o.duration == 4*time.Second && len(o.phases) == len(allPhases) && o.nginx == "nginx" && o.install &&
-				o.verifierCRLSize == 100_000 && o.verifierParts == 10 && slices.Equal(o.verifierConc, []int{8})
-		}, "1M CRL, concurrency 8,32, 3 x 4s, every phase, nginx installed if missing, verifier: 100k CRL, 10 partitions, concurrency 8"},
+				o.verifierCRLSize == 100_000 && o.verifierParts == 16 && slices.Equal(o.verifierConc, []int{8})
+		}, "1M CRL, concurrency 8,32, 3 x 4s, every phase, nginx installed if missing, verifier: 100k CRL, 16 partitions, concurrency 8"},
 		{"ok/no-crl", []string{"-crl-size", "0"}, false, func(o options) bool { return !o.phases["crl"] && o.phases["revoke"] }, "no crl phase"},
 		{"ok/some-phases", []string{"-phases", "handshake, revoke"}, false, func(o options) bool {
 			return len(o.phases) == 2 && o.phases["handshake"] && o.phases["revoke"]
@@ -45,10 +45,13 @@ func TestParseFlags(t *testing.T) {
 			return slices.Equal(o.proxyEnv, []string{"GOGC=400", "GOMAXPROCS=1"})
 		}, "both variables"},
 		{"ok/no-verifier", []string{"-verifier-crl-size", "0"}, false, func(o options) bool { return !o.phases["verifier"] && o.phases["crl"] }, "no verifier phase"},
-		{"ok/verifier", []string{"-phases", "verifier", "-verifier-crl-size", "1M", "-verifier-concurrency", "8,32", "-verifier-partitions", "100"}, false,
+		{"ok/verifier", []string{"-phases", "verifier", "-verifier-crl-size", "1M", "-verifier-concurrency", "8,32", "-verifier-partitions", "64"}, false,
 			func(o options) bool {
-				return len(o.phases) == 1 && o.verifierCRLSize == 1_000_000 && slices.Equal(o.verifierConc, []int{8, 32}) && o.verifierParts == 100
-			}, "the verifier phase alone, 1M CRL, concurrency 8 and 32, 100 partitions"},
+				return len(o.phases) == 1 && o.verifierCRLSize == 1_000_000 && slices.Equal(o.verifierConc, []int{8, 32}) && o.verifierParts == 64
+			}, "the verifier phase alone, 1M CRL, concurrency 8 and 32, 64 partitions"},
+		// The CA's revocation.crl_partitions: a power of two up to 256.
+		{"fail/verifier-partitions-100", []string{"-verifier-partitions", "100"}, true, nil, ""},
+		{"fail/verifier-partitions-512", []string{"-verifier-partitions", "512"}, true, nil, ""},
 		{"ok/crl-size-k", []string{"-crl-size", "100k"}, false, func(o options) bool { return o.crlSize == 100_000 }, "100000"},
 		{"fail/unknown-phase", []string{"-phases", "handshake,tcp"}, true, nil, ""},
 		{"fail/bad-level", []string{"-handshake-concurrency", "8,x"}, true, nil, ""},

@@ -115,7 +115,17 @@ const ioTimeout = 10 * time.Second
 func setUp(ctx context.Context, o options, tmp, bin string, logf func(string, ...any)) (*env, error) {
 	e := &env{o: o, bin: bin, tmp: tmp}
 	dataDir := filepath.Join(tmp, "ca")
-	srv, err := benchutil.StartServer(ctx, bin, dataDir, filepath.Join(tmp, "serve.log"), o.ServerEnv)
+	if err := benchutil.Init(ctx, bin, dataDir); err != nil {
+		return e, err
+	}
+	// Partitioned CRLs (issue 18): the devices' certificates name their
+	// partition's CRL, which the verifier phase's row e. relies on.
+	if o.verifierParts > 1 {
+		if err := benchutil.SetConfigInt(dataDir, "revocation.crl_partitions", o.verifierParts); err != nil {
+			return e, err
+		}
+	}
+	srv, err := benchutil.Serve(ctx, bin, dataDir, filepath.Join(tmp, "serve.log"), o.ServerEnv)
 	if err != nil {
 		return e, err
 	}

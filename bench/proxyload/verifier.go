@@ -2,9 +2,12 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/x509"
+	"encoding/json"
 	"fmt"
 	"math/big"
+	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -16,6 +19,7 @@ import (
 	"text/template"
 	"time"
 
+	"github.com/fleetca/fleetca/api"
 	"github.com/fleetca/fleetca/bench/benchutil"
 	"github.com/fleetca/fleetca/ca"
 )
@@ -144,7 +148,7 @@ func verifierVariants(big, part int) []verifierVariant {
 		{key: vNoCRL, name: "a. no CRL (ssl_crl line removed)", file: "nginx.conf", derive: withoutCRL, derived: "nginx-no-crl.conf"},
 		{key: vCACRL, name: "b. the CA's CRL, as exported", file: "nginx.conf"},
 		{key: vBig, name: fmt.Sprintf("c. %s-entry CRL", benchutil.FormatCount(big)), file: "nginx.conf"},
-		{key: vPart, name: fmt.Sprintf("e. %s-entry CRL (1/%d of c.)", benchutil.FormatCount(part), big/max(part, 1)), file: "nginx.conf"},
+		{key: vPart, name: fmt.Sprintf("e. c. over %d partition CRLs", big/max(part, 1)), file: "nginx.conf"},
 		{key: vOCSP, name: "d. ssl_ocsp leaf, as exported", file: "nginx-ocsp.conf"},
 		{key: vOCSPCache, name: "d'. ssl_ocsp + ssl_ocsp_cache", file: "nginx-ocsp.conf", derive: withOCSPCache, derived: "nginx-ocsp-cache.conf"},
 	}
@@ -213,6 +217,27 @@ func (s *crlSet) put(prefix string, der, root []byte) {
 	s.files[prefix+"/crl"], s.files[prefix+"/root.crl"] = der, root
 }
 
+// putParts serves partition CRLs as the CA does: parts[p] at
+// prefix+api.PartitionCRLPath(p), the discovery document (no full CRL
+// needed), and root at prefix+"/root.crl".
+func (s *crlSet) putParts(prefix string, parts [][]byte, urls []string, root []byte) error {
+	d := api.CRLPartitions{Partitions: len(parts), Full: api.FullCRL{URL: "unused", Needed: false}}
+	for p := range parts {
+		d.CRLs = append(d.CRLs, api.PartitionCRL{Partition: p, URL: urls[p]})
+	}
+	doc, err := json.Marshal(d)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for p, der := range parts {
+		s.files[prefix+api.PartitionCRLPath(p)] = der
+	}
+	s.files[prefix+api.PartitionsPath], s.files[prefix+"/root.crl"] = doc, root
+	return nil
+}
+
 func (s *crlSet) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	b, ok := s.files[r.URL.Path]
@@ -251,17 +276,17 @@ func runVerifierPhase(ctx context.Context, o options, e *env, tmp string, logf f
 
 	// The CRLs crl sync will fetch, numbered above the CA's so that it
 	// installs them (it refuses an older CRL), the way back above those.
-	logf("verifier phase: signing CRLs of %d and %d entries (plus the canary) with the intermediate, in process", res.bigEntries, res.partEntries)
+	logf("verifier phase: signing a CRL of %d entries and %d partition CRLs of as many between them (plus the canary) with the intermediate, in process", res.bigEntries, partitions)
 	number := new(big.Int).Add(caCRL.Number, big.NewInt(1_000_000))
 	bigSigned, err := bigCRL(ctx, e, res.bigEntries, number)
 	if err != nil {
 		return nil, err
 	}
-	partSigned, err := bigCRL(ctx, e, res.partEntries, number)
+	parts, partURLs, partTime, err := partitionCRLs(ctx, e, res.bigEntries, partitions, number)
 	if err != nil {
 		return nil, err
 	}
-	res.signTime = bigSigned.elapsed + partSigned.elapsed
+	res.signTime = bigSigned.elapsed + partTime
 	backDER, err := resignCRL(ctx, e, caCRL, new(big.Int).Add(number, big.NewInt(1)))
 	if err != nil {
 		return nil, err
@@ -272,7 +297,9 @@ func runVerifierPhase(ctx context.Context, o options, e *env, tmp string, logf f
 	}
 	defer cs.srv.Close()
 	cs.put("/big", bigSigned.der, rootDER)
-	cs.put("/part", partSigned.der, rootDER)
+	if err := cs.putParts("/part", parts, partURLs, rootDER); err != nil {
+		return nil, err
+	}
 	cs.put("/back", backDER, rootDER)
 	debug.FreeOSMemory() // the CRLs' garbage back before nginx loads its copies
 
@@ -321,7 +348,7 @@ func runVerifierPhase(ctx context.Context, o options, e *env, tmp string, logf f
 	if res.toPart, err = e.switchCRL(ctx, o, byKey[vPart], cs.url+"/part", true, logf); err != nil {
 		return nil, err
 	}
-	res.toPart.what = fmt.Sprintf("CA's CRL -> %s entries (e.)", benchutil.FormatCount(res.partEntries))
+	res.toPart.what = fmt.Sprintf("CA's -> %s in %d partitions (e.)", benchutil.FormatCount(res.bigEntries), partitions)
 	for key, size := range map[string]*int{vBig: &res.bigPEMBytes, vPart: &res.partPEMBytes} {
 		fi, err := os.Stat(filepath.Join(byKey[key].dir, "crl.pem"))
 		if err != nil {
@@ -568,4 +595,53 @@ func shellQuote(args []string) string {
 		q[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
 	}
 	return strings.Join(q, " ")
+}
+
+// partitionCRLs signs, with the data directory's intermediate, n partition
+// CRLs (each with the issuing distribution point of its partition, as the
+// CA makes them) that list total random serials between them, plus the
+// canary's in its own partition, numbered number. The partitions' URLs
+// come from the canary's CRL distribution point: the CA must have been
+// set up with revocation.crl_partitions n.
+func partitionCRLs(ctx context.Context, e *env, total, n int, number *big.Int) (ders [][]byte, urls []string, elapsed time.Duration, err error) {
+	cp := ca.PartitionOf(e.canary.cert)
+	if cp == nil || *cp >= n || len(e.canary.cert.CRLDistributionPoints) == 0 {
+		return nil, nil, 0, fmt.Errorf("the canary's certificate names no partition of %d in its CRL distribution point %q (is revocation.crl_partitions %d?)",
+			n, e.canary.cert.CRLDistributionPoints, n)
+	}
+	public := strings.TrimSuffix(e.canary.cert.CRLDistributionPoints[0], api.PartitionCRLPath(*cp))
+	auth, err := benchutil.OpenCA(ctx, e.srv.Dir)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	defer auth.Close()
+	start := time.Now()
+	now := start.UTC().Truncate(time.Second)
+	reasons := []int{0, 1, 3, 4, 5}
+	buf := make([]byte, 20)
+	for p := range n {
+		count := total / n
+		if p < total%n {
+			count++
+		}
+		entries := make([]x509.RevocationListEntry, count, count+1)
+		for i := range entries {
+			_, _ = rand.Read(buf)
+			buf[0] = buf[0]&0x7f | 0x01 // positive, 20 octets
+			entries[i] = x509.RevocationListEntry{SerialNumber: new(big.Int).SetBytes(buf),
+				RevocationTime: now.Add(-time.Duration(mrand.Int64N(int64(30 * 24 * time.Hour)))).Truncate(time.Second), ReasonCode: reasons[i%len(reasons)]}
+		}
+		if p == *cp {
+			mid := count / 2
+			entries = append(entries, entries[mid])
+			entries[mid] = x509.RevocationListEntry{SerialNumber: e.canary.cert.SerialNumber, RevocationTime: now, ReasonCode: 4}
+		}
+		url := ca.PartitionURL(public, p)
+		der, err := auth.SignCRL(ctx, ca.CRLTemplate{Number: number, ThisUpdate: now, NextUpdate: now.Add(24 * time.Hour), Entries: entries, DistributionPoint: url})
+		if err != nil {
+			return nil, nil, 0, fmt.Errorf("sign partition %d's CRL: %w", p, err)
+		}
+		ders, urls = append(ders, der), append(urls, url)
+	}
+	return ders, urls, time.Since(start), nil
 }

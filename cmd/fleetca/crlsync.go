@@ -43,6 +43,13 @@ the --issuer bundle (the ca.pem that 'fleetca export' wrote), and writes both,
 PEM, to --out through a temporary file and a rename. nginx and HAProxy want a
 CRL for every CA in the chain, hence both.
 
+With a CA that partitions its CRLs (revocation.crl_partitions, listed at
+URL/crl/partitions), --out holds every partition's CRL (URL/crl/0, ...), the
+full CRL only while some live certificate has no partition, then the root
+CRL. Each partition CRL names its URL in an Issuing Distribution Point, so
+OpenSSL checks each device against its own partition only; a partition CRL
+without it is refused. Only a changed partition is fetched again.
+
 A CRL that is badly signed, expired, or older (a lower CRL number) than the
 one installed is refused, and the last good file is kept. When the file's
 content changed, sync runs --exec (through sh -c, with FLEETCA_CRL_FILE set),
@@ -67,7 +74,7 @@ nextUpdate and no fresh one could be had.`,
 	f := cmd.Flags()
 	f.StringVar(&o.url, "url", "", "the CA's HTTP listener, e.g. http://ca.example:8080 (its base URL: /crl and /root.crl are fetched under it)")
 	f.StringVar(&o.issuer, "issuer", "", "PEM bundle of the fleet root and intermediate, to check the CRLs' signatures")
-	f.StringVar(&o.out, "out", "", "the CRL file the verifier reads (PEM, device CRL then root CRL)")
+	f.StringVar(&o.out, "out", "", "the CRL file the verifier reads (PEM: the device CRL or every partition's, then the root CRL)")
 	f.DurationVar(&o.every, "every", time.Minute, "how often to sync, without --once (1s to 24h)")
 	f.StringVar(&o.execCmd, "exec", "", "shell command that makes the verifier reread --out, run when it changed, e.g. 'nginx -s reload'")
 	f.StringVar(&o.feed, "revocation-feed", "", "the CA's HTTPS listener, e.g. https://ca.example:8443: follow its revocation feed and sync at once on a revocation (without --once)")

@@ -50,7 +50,8 @@ func newExportCmd(e env) *cobra.Command {
 DIR (created if needed; the files name each other by absolute path):
 
   ca.pem      the trust bundle: the intermediate, then the root
-  crl.pem     the device CRL and the root's CRL, PEM, as 'fleetca crl sync' keeps it
+  crl.pem     the device CRL (or every partition's) and the root's CRL, PEM, as
+              'fleetca crl sync' keeps it
   README.txt  the files, and the next steps (also printed)
 
 and for each verifier a configuration to include, with comments:
@@ -262,9 +263,22 @@ func runExport(ctx context.Context, e env, o exportOptions) error {
 	rootSum := sha256.Sum256(root.Raw)
 	fmt.Fprintf(e.stdout, "wrote %s: %d intermediate(s), then the root %s (SHA-256 %s)\n",
 		filepath.Join(out, export.CAFile), len(inters), root.Subject.CommonName, hex.EncodeToString(rootSum[:]))
-	crls := make([]string, len(res.CRLs))
-	for i, st := range res.CRLs {
-		crls[i] = fmt.Sprintf("%s number %s, valid until %s", st.Name, st.Number, st.NextUpdate.UTC().Format(time.RFC3339))
+	var crls []string
+	var parts int
+	var partsUntil time.Time
+	for _, st := range res.CRLs {
+		if res.Partitions > 1 && strings.HasPrefix(st.Name, "partition ") {
+			// Sixteen lines of numbers say nothing: the count and the
+			// first expiry do.
+			if parts++; partsUntil.IsZero() || st.NextUpdate.Before(partsUntil) {
+				partsUntil = st.NextUpdate
+			}
+			continue
+		}
+		crls = append(crls, fmt.Sprintf("%s number %s, valid until %s", st.Name, st.Number, st.NextUpdate.UTC().Format(time.RFC3339)))
+	}
+	if parts > 0 {
+		crls = append([]string{fmt.Sprintf("%d partition CRLs, valid until %s at least", parts, partsUntil.UTC().Format(time.RFC3339))}, crls...)
 	}
 	fmt.Fprintf(e.stdout, "wrote %s: %s\n", crlPath, strings.Join(crls, "; "))
 	if combined != "" {
