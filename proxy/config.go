@@ -41,8 +41,24 @@ type Config struct {
 	// before any byte of the client's. Refused in HTTP mode, where the
 	// client address travels in X-Forwarded-For.
 	ProxyProtocol bool `yaml:"proxy_protocol,omitempty"`
+	// MQTT, in TCP mode, says the upstream is an MQTT broker: a client
+	// without a certificate (Auth jwt or any) then authenticates with a
+	// device JWT in its CONNECT packet's password, the client ID being
+	// its device ID; the broker gets the CONNECT with the password
+	// removed and the username set to the device ID. Clients with a
+	// certificate are piped untouched. Refused in HTTP mode.
+	MQTT bool `yaml:"mqtt,omitempty"`
+	// Auth is how clients prove who they are: "mtls" (the default), a
+	// client certificate; "jwt", a device JWT (with MQTT: in the
+	// CONNECT's password), no certificate asked; "any", either.
+	Auth string `yaml:"auth,omitempty"`
+	// JWTAudience is the audience base of device JWTs: a token for
+	// device D must have aud "<jwt_audience>/devices/D". Required when
+	// Auth is jwt or any.
+	JWTAudience string `yaml:"jwt_audience,omitempty"`
 	// HandshakeTimeout bounds a client's TLS handshake, from accept to
-	// verified. Default 10s; range 1s..1m.
+	// verified, and in MQTT mode a JWT client's CONNECT packet (read and
+	// checked) after it. Default 10s; range 1s..1m.
 	HandshakeTimeout time.Duration `yaml:"handshake_timeout,omitempty"`
 	// ReadHeaderTimeout bounds reading one HTTP/1 request's headers.
 	// Default 10s; range 1s..5m.
@@ -113,6 +129,21 @@ func (c Config) Validate() error {
 	if c.ProxyProtocol && !isTCPUpstream(c.Upstream) {
 		return errors.New("proxy.proxy_protocol needs a tcp:// upstream: in HTTP mode the client address is sent in X-Forwarded-For")
 	}
+	switch c.Auth {
+	case "", AuthMTLS:
+	case AuthJWT, AuthAny:
+		if !c.MQTT {
+			return fmt.Errorf("proxy.auth %s needs proxy.mqtt with a tcp:// upstream: device JWTs travel in the MQTT CONNECT", c.Auth)
+		}
+		if c.JWTAudience == "" {
+			return fmt.Errorf("proxy.auth %s needs proxy.jwt_audience, the audience base of device JWTs", c.Auth)
+		}
+	default:
+		return fmt.Errorf("proxy.auth %q must be mtls, jwt or any", c.Auth)
+	}
+	if c.MQTT && !isTCPUpstream(c.Upstream) {
+		return errors.New("proxy.mqtt needs a tcp:// upstream (the MQTT broker)")
+	}
 	durations := []struct {
 		key      string
 		v        time.Duration
@@ -146,6 +177,16 @@ func (c Config) Validate() error {
 	}
 	return nil
 }
+
+// The values of Config.Auth.
+const (
+	AuthMTLS = "mtls" // a client certificate (the default)
+	AuthJWT  = "jwt"  // a device JWT
+	AuthAny  = "any"  // either
+)
+
+// acceptsJWT reports whether clients may authenticate with a device JWT.
+func (c Config) acceptsJWT() bool { return c.Auth == AuthJWT || c.Auth == AuthAny }
 
 // mode is how the proxy talks to its upstream.
 type mode int

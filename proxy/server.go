@@ -69,6 +69,8 @@ type Deps struct {
 	// (RootCAs, a client certificate, ServerName); nil means the system
 	// roots. Unused for http and tcp upstreams.
 	UpstreamTLS *tls.Config
+	// JWT checks device JWTs: required when Config.Auth is jwt or any.
+	JWT JWTVerifier
 	// Logger; nil discards.
 	Logger *slog.Logger
 	// Metrics registers the fleetca_proxy_* collectors; nil registers
@@ -91,6 +93,7 @@ type Server struct {
 	upstream    *url.URL
 	upstreamLog string // the upstream for logs
 	checker     Checker
+	jwt         JWTVerifier
 	log         *slog.Logger
 	now         func() time.Time
 	m           *metrics
@@ -129,9 +132,11 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		return nil, errors.New("proxy.New: Deps.Certificate with a certificate and a key is required")
 	case deps.Checker == nil:
 		return nil, errors.New("proxy.New: Deps.Checker is required")
+	case cfg.acceptsJWT() && deps.JWT == nil:
+		return nil, errors.New("proxy.New: Deps.JWT is required when proxy.auth is jwt or any")
 	}
 	m, u, _ := parseUpstream(cfg.Upstream)
-	s := &Server{cfg: cfg, mode: m, upstream: u, upstreamLog: u.Redacted(), checker: deps.Checker,
+	s := &Server{cfg: cfg, mode: m, upstream: u, upstreamLog: u.Redacted(), checker: deps.Checker, jwt: deps.JWT,
 		log: deps.Logger, now: deps.Now, conns: newConnSet(), buffers: newBufferPool(), ctx: context.Background()}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -339,8 +344,14 @@ func (s *Server) handle(ctx context.Context, c *trackedConn, handoff *handoffLis
 		c.Close()
 		return
 	}
-	c.SetDeadline(time.Time{})
 	cs := tc.ConnectionState()
+	if len(cs.PeerCertificates) == 0 {
+		// Config.Auth jwt or any, and no certificate: an MQTT client
+		// whose CONNECT carries a device JWT (Validate allows no other).
+		s.serveMQTTJWT(ctx, tc, c, start)
+		return
+	}
+	c.SetDeadline(time.Time{})
 	leaf := cs.PeerCertificates[0]
 	c.id = newIdentity(leaf, s.mode == modeHTTP)
 	open, recheck := s.conns.register(c, c.id.serialKey, epoch0)
@@ -363,7 +374,7 @@ func (s *Server) handle(ctx context.Context, c *trackedConn, handoff *handoffLis
 			"tls_version", tls.VersionName(cs.Version), "alpn", cs.NegotiatedProtocol, "resumed", cs.DidResume)
 	}
 	if s.mode == modeTCP {
-		s.pipe(ctx, tc, c, start)
+		s.pipe(ctx, tc, c, start, nil)
 		return
 	}
 	var hc net.Conn = tc

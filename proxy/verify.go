@@ -112,13 +112,26 @@ func (s *Server) newTrust(roots, intermediates *x509.CertPool, cert *tls.Certifi
 		// certificate they have even if it is the wrong one (Go's would
 		// send none), and the refusal says why ("chain", with its issuer)
 		// rather than "no_cert".
-		ClientAuth: tls.RequireAnyClientCert,
+		ClientAuth: s.clientAuth(),
 		NextProtos: s.nextProtos,
 		VerifyConnection: func(cs tls.ConnectionState) error {
 			return s.verifyConnection(t, cs)
 		},
 	}
 	return t
+}
+
+// clientAuth is what the handshake asks of clients: a certificate
+// (mtls), none (jwt: the device JWT comes after), or one if they have it
+// (any).
+func (s *Server) clientAuth() tls.ClientAuthType {
+	switch s.cfg.Auth {
+	case AuthJWT:
+		return tls.NoClientCert
+	case AuthAny:
+		return tls.RequestClientCert
+	}
+	return tls.RequireAnyClientCert
 }
 
 // verifyConnection decides whether a client may in. It runs in every
@@ -129,6 +142,9 @@ func (s *Server) newTrust(roots, intermediates *x509.CertPool, cert *tls.Certifi
 // answer: connections are registered once the handshake is complete.
 func (s *Server) verifyConnection(t *trust, cs tls.ConnectionState) error {
 	if len(cs.PeerCertificates) == 0 {
+		if s.cfg.acceptsJWT() {
+			return nil // the client authenticates with a device JWT after the handshake
+		}
 		return &refusedError{reason: reasonNoCert}
 	}
 	leaf := cs.PeerCertificates[0]
