@@ -133,6 +133,7 @@ type Enroller interface {
 	AddManufacturer(ctx context.Context, req enroll.ManufacturerRequest) (store.Manufacturer, error)
 	ListManufacturers(ctx context.Context) ([]store.Manufacturer, error)
 	RemoveManufacturer(ctx context.Context, name string) error
+	DeviceKeys(ctx context.Context, id api.DeviceID) ([]store.Certificate, error)
 }
 
 // Authority publishes the CA certificates; *ca.Authority is one.
@@ -328,6 +329,7 @@ func (s *Server) routes() {
 	getAndHead(s.http, api.CRLPath, s.crlDER)
 	getAndHead(s.http, api.CRLPEMPath, s.crlPEM)
 	getAndHead(s.http, api.RootCRLPath, s.rootCRL)
+	getAndHead(s.http, api.DeviceKeysRoute, s.deviceKeys)
 	s.http.POST(api.OCSPPath, s.ocspPost)
 	getAndHead(s.http, api.OCSPPath+"/*", s.ocspGet)
 }
