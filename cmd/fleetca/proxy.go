@@ -41,6 +41,9 @@ type proxyOptions struct {
 	proxyProtocol                               bool
 	http1FastPath                               bool
 	grace                                       time.Duration
+	mqtt                                        bool
+	auth, jwtAudience, jwtKeysURL               string
+	jwtMaxLifetime                              time.Duration
 
 	listener net.Listener
 	// hup, if set, replaces SIGHUP: each value reloads.
@@ -69,6 +72,23 @@ WebSocket upgrades, adding X-Device-ID, X-Client-Cert-Serial and
 X-Forwarded-Client-Cert (Envoy's format) and removing any the client sent.
 --upstream tcp://HOST:PORT pipes bytes (MQTT and other protocols), with a
 PROXY protocol v2 header first if --proxy-protocol is given.
+
+--auth says how devices prove who they are: mtls (the default), a client
+certificate; jwt, a device JWT signed with the key of one of the device's
+live certificates (fleetca jwt makes one), no certificate asked; any, either.
+JWTs are checked against --jwt-audience, the audience base (a token for
+device D must have aud <base>/devices/D), with exp at most
+--jwt-max-lifetime after iat, the device's keys fetched from the CA's
+GET /v1/devices/{id}/keys at --jwt-keys-url (default: --crl-url when it is
+the CA's URL), and the same revocation check as certificates.
+--mqtt, with a tcp:// upstream (an MQTT broker) and --auth jwt or any, reads
+each JWT client's CONNECT packet (MQTT 3.1.1 or 5): the client ID is the
+device ID and the password the JWT. A refused client gets a CONNACK saying
+why (3.1.1: 0x05 not authorized, 0x04 bad user name or password, 0x03
+server unavailable; 5: 0x87, 0x86, 0x88 with the reason as reason string);
+the broker gets the CONNECT with the password removed and the username
+set to the device ID. Revoking the device closes its connections, as for
+certificates. Clients with a certificate are piped untouched.
 
 With an http:// upstream, plain HTTP/1.1 requests (GET, HEAD, OPTIONS and
 TRACE without a body) take the proxy's fast path, which answers them as
@@ -120,6 +140,11 @@ Prometheus metrics at /metrics (keep it on loopback).`,
 	f.BoolVar(&o.http1FastPath, "http1-fast-path", true, "serve plain HTTP/1.1 requests to an http:// upstream on the proxy's fast path (=false: all through net/http)")
 	f.StringVar(&o.upstreamCA, "upstream-ca", "", "PEM file of the CA(s) an https:// upstream's certificate must chain to (default the system's)")
 	f.DurationVar(&o.grace, "grace", verify.DefaultGrace, "how long past its nextUpdate a CRL is still used when no new one can be had (0s: not at all; up to 168h)")
+	f.BoolVar(&o.mqtt, "mqtt", false, "the tcp:// upstream is an MQTT broker: JWT clients send their token as the CONNECT password")
+	f.StringVar(&o.auth, "auth", proxy.AuthMTLS, "how devices authenticate: mtls, jwt (a device JWT) or any")
+	f.StringVar(&o.jwtAudience, "jwt-audience", "", "the audience base of device JWTs, e.g. https://mqtt.example.com (aud is <base>/devices/<id>)")
+	f.StringVar(&o.jwtKeysURL, "jwt-keys-url", "", "the CA's HTTP listener, e.g. http://CA:8080, for devices' key sets (default --crl-url)")
+	f.DurationVar(&o.jwtMaxLifetime, "jwt-max-lifetime", verify.DefaultJWTMaxLifetime, "the longest a device JWT may be valid, from iat (or nbf) to exp")
 	f.StringVar(&o.metricsAddr, "metrics-addr", "", "serve Prometheus metrics at http://ADDR/metrics (default off), e.g. 127.0.0.1:9090")
 	return cmd
 }
@@ -152,7 +177,8 @@ func runProxy(ctx context.Context, e env, o proxyOptions) error {
 	// Timeouts and limits are proxy.Config's defaults (10 s handshakes and
 	// request headers, 2 min idle, 30 s to reach the upstream, 64 KiB of
 	// headers, 10 s to drain on shutdown).
-	pcfg := proxy.Config{Upstream: o.upstream, ProxyProtocol: o.proxyProtocol, DisableHTTP1FastPath: !o.http1FastPath}
+	pcfg := proxy.Config{Upstream: o.upstream, ProxyProtocol: o.proxyProtocol, DisableHTTP1FastPath: !o.http1FastPath,
+		MQTT: o.mqtt, Auth: o.auth, JWTAudience: o.jwtAudience}
 	if err := pcfg.Validate(); err != nil {
 		return usage(err)
 	}
@@ -194,8 +220,21 @@ func runProxy(ctx context.Context, e env, o proxyOptions) error {
 		}
 	}
 
+	var jwtVerifier proxy.JWTVerifier
+	if o.auth == proxy.AuthJWT || o.auth == proxy.AuthAny {
+		keysURL := o.jwtKeysURL
+		if keysURL == "" && (strings.HasPrefix(o.crlURL, "http://") || strings.HasPrefix(o.crlURL, "https://")) {
+			keysURL = o.crlURL
+		}
+		v, err := verify.NewJWTVerifier(verify.JWTConfig{Checker: checker, Roots: bundle.roots, Intermediates: bundle.intermediates,
+			KeysURL: keysURL, MaxLifetime: o.jwtMaxLifetime, Now: now, Client: client, Logger: logger})
+		if err != nil {
+			return usage(err)
+		}
+		jwtVerifier = v
+	}
 	srv, err := proxy.New(pcfg, proxy.Deps{Roots: bundle.roots, Intermediates: bundle.intermediates, Certificate: cert, Checker: checker,
-		UpstreamTLS: upstreamTLS, Logger: logger, Metrics: reg, Now: now})
+		JWT: jwtVerifier, UpstreamTLS: upstreamTLS, Logger: logger, Metrics: reg, Now: now})
 	if err != nil {
 		return err
 	}
