@@ -381,6 +381,7 @@ func TestHelpGolden(t *testing.T) {
 		{"init-help", []string{"init", "--help"}},
 		{"admin-help", []string{"admin", "--help"}},
 		{"admin-create-help", []string{"admin", "create", "--help"}},
+		{"jwt-help", []string{"jwt", "--help"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := runCLI(t, nil, tc.args...)
