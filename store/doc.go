@@ -45,6 +45,10 @@
 //     failure burns a token or a nonce, or acknowledges early.
 //   - Audit and revocation Seq values are 1, 2, 3, ... without gaps, in
 //     commit order; a counter's values never repeat, across restarts too.
+//   - The audit log is an RFC 6962 tree (golang.org/x/mod/sumdb/tlog)
+//     whose leaf Seq-1 is the event's LeafData: each event's Root, and the
+//     tree's stored hashes (AuditHashes), are written in the transaction
+//     that appends it. Checkpoints (PutCheckpoint) only grow.
 //   - Errors are the sentinels below, wrapped with the operation
 //     (`get device "d-17": not found`); test them with errors.Is. Every
 //     condition error (ErrTokenUsedUp, ErrDeviceExists, ErrKeyBlocked, ...)

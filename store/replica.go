@@ -67,11 +67,13 @@ type Replication interface {
 // it into an empty store of another kind gives a store that answers every
 // method as the source did.
 type Record struct {
-	Device       *Device       `json:"device,omitempty"`
-	Certificate  *Certificate  `json:"certificate,omitempty"` // with Parent and revocation fields
-	Token        *Token        `json:"token,omitempty"`
-	Revocation   *Revocation   `json:"revocation,omitempty"` // a revocation log entry, with its Seq
-	Audit        *AuditEvent   `json:"audit,omitempty"`      // with its Seq
+	Device      *Device      `json:"device,omitempty"`
+	Certificate *Certificate `json:"certificate,omitempty"` // with Parent and revocation fields
+	Token       *Token       `json:"token,omitempty"`
+	Revocation  *Revocation  `json:"revocation,omitempty"` // a revocation log entry, with its Seq
+	Audit       *AuditEvent  `json:"audit,omitempty"`      // with its Seq and Root
+	// Checkpoint is a signed audit checkpoint (PutCheckpoint).
+	Checkpoint   *Checkpoint   `json:"checkpoint,omitempty"`
 	Manufacturer *Manufacturer `json:"manufacturer,omitempty"`
 	Admin        *Admin        `json:"admin,omitempty"`
 	// ManufacturerUse is a manufacturer certificate that enrolled a device
@@ -110,7 +112,7 @@ type Meta struct {
 }
 
 // Kind names the kind of record r is: "device", "certificate", "token",
-// "revocation", "audit", "manufacturer", "admin", "manufacturer_use",
+// "revocation", "audit", "checkpoint", "manufacturer", "admin", "manufacturer_use",
 // "blocked_key", "nonce", "counter", "meta", "fleet_renew_now" or "crl";
 // "" if no field is set.
 func (r Record) Kind() string {
@@ -125,6 +127,8 @@ func (r Record) Kind() string {
 		return "revocation"
 	case r.Audit != nil:
 		return "audit"
+	case r.Checkpoint != nil:
+		return "checkpoint"
 	case r.Manufacturer != nil:
 		return "manufacturer"
 	case r.Admin != nil:
@@ -153,8 +157,8 @@ type Dumper interface {
 	// consistent snapshot, in this order of kinds: manufacturers, admins, devices,
 	// certificates (by serial: a renewal's Parent may come after it),
 	// manufacturer uses, tokens, revocations (by Seq), blocked keys,
-	// nonces, audit (by Seq), counters, meta, fleet renew-now, CRL. Each
-	// record is the caller's to keep. An error from fn stops Dump and is
+	// nonces, audit (by Seq), checkpoints (by Size), counters, meta,
+	// fleet renew-now, CRL. Each record is the caller's to keep. An error from fn stops Dump and is
 	// returned.
 	Dump(ctx context.Context, fn func(Record) error) error
 	// Counts returns how many records of each Kind a Dump would give.
@@ -169,7 +173,10 @@ type Loader interface {
 	// store continues the sequences after the largest loaded. next may be
 	// called from one goroutine at a time; an error from it is returned.
 	// Records come in Dump's order, but a Loader must not rely on a
-	// Parent coming before the certificate that names it.
+	// Parent coming before the certificate that names it. Audit events
+	// keep their Time and Root as loaded (so that a copy of a tampered
+	// log still shows it); the store computes the audit tree's stored
+	// hashes from their leaves. Checkpoints are kept as loaded.
 	// Load is all or nothing: on an error the store is left empty.
 	Load(ctx context.Context, next func() (Record, bool, error)) error
 }

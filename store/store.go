@@ -745,6 +745,27 @@ type Store interface {
 	// matches with a non-zero next.
 	QueryAudit(ctx context.Context, q AuditQuery) (events []AuditEvent, next uint64, err error)
 
+	// AuditTree returns the audit tree's size (the last Seq; 0 when the
+	// log is empty) and its root hash, read in one transaction.
+	AuditTree(ctx context.Context) (size int64, root tlog.Hash, err error)
+	// AuditHashes returns the stored hashes at the given tlog stored-hash
+	// indexes (tlog.StoredHashIndex), in that order: with it a
+	// tlog.HashReader proves inclusion (tlog.ProveRecord) and consistency
+	// (tlog.ProveTree). An index past the tree is an error wrapping
+	// ErrNotFound. The store writes, with each event, the hashes
+	// tlog.StoredHashes gives for its leaf, in the event's transaction.
+	AuditHashes(ctx context.Context, indexes []int64) ([]tlog.Hash, error)
+	// PutCheckpoint stores c if c.Size is larger than the latest stored
+	// checkpoint's, else returns an error wrapping ErrStaleCheckpoint. c.Size
+	// must not exceed the tree's size.
+	PutCheckpoint(ctx context.Context, c Checkpoint) error
+	// ListCheckpoints returns checkpoints with Size > afterSize in Size
+	// order, at most limit (bounded like Page.PageLimit).
+	ListCheckpoints(ctx context.Context, afterSize int64, limit int) ([]Checkpoint, error)
+	// LatestCheckpoint returns the largest checkpoint, or an error wrapping
+	// ErrNotFound when there is none.
+	LatestCheckpoint(ctx context.Context) (Checkpoint, error)
+
 	// NextCounter increments the named counter and returns its new value
 	// (the first call returns 1). Values never repeat, across restarts too.
 	NextCounter(ctx context.Context, name string) (uint64, error)

@@ -10,22 +10,38 @@ import (
 	"math"
 
 	"go.etcd.io/bbolt"
+	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/fleetca/fleetca/store"
+	"github.com/fleetca/fleetca/store/internal/backend"
 )
 
 // appendAudit appends e to the audit bucket of tx with the bucket's next
-// sequence number, and returns that number. A rolled-back transaction rolls
-// the sequence back too, so committed numbers have no gaps.
+// sequence number, its Time in UTC to store.AuditTimePrecision and its
+// Root, writes the audit tree's stored hashes for it, and returns the
+// number. A rolled-back transaction rolls the sequence back too, so
+// committed numbers have no gaps. The tree's hashes are read in tx, so an
+// event sees those of the events before it in the same transaction.
 func appendAudit(tx *bbolt.Tx, e store.AuditEvent) (uint64, error) {
-	b := tx.Bucket(bucketAudit)
+	b, hb := tx.Bucket(bucketAudit), tx.Bucket(bucketAuditHashes)
+	size := int64(b.Sequence())
+	events := []store.AuditEvent{e}
+	hashes, err := backend.AppendAudit(size, events, hashReader(hb))
+	if err != nil {
+		return 0, fmt.Errorf("audit tree: %w", err)
+	}
 	seq, err := b.NextSequence()
 	if err != nil {
 		return 0, fmt.Errorf("audit sequence: %w", err)
 	}
-	e.Seq = seq
-	if err := putJSON(b, seqKey(seq), e); err != nil {
+	if seq != events[0].Seq {
+		return 0, fmt.Errorf("audit sequence %d, want %d", seq, events[0].Seq)
+	}
+	if err := putJSON(b, seqKey(seq), events[0]); err != nil {
 		return 0, fmt.Errorf("audit: %w", err)
+	}
+	if err := putHashes(hb, tlog.StoredHashIndex(0, size), hashes); err != nil {
+		return 0, err
 	}
 	if err := indexAudit(tx, seq, e.DeviceID); err != nil {
 		return 0, fmt.Errorf("audit index: %w", err)

@@ -142,7 +142,10 @@ func Open(path string, opts Options) (*Store, error) {
 				return fmt.Errorf("create bucket %s: %w", name, err)
 			}
 		}
-		return upgradeLayout(tx)
+		if err := upgradeLayout(tx); err != nil {
+			return err
+		}
+		return upgradeTree(tx)
 	})
 	if err != nil {
 		_ = db.Close() // the Update error says more than this one could

@@ -51,6 +51,9 @@
 //	                 "number" -> the latest CRL's Number, 8 bytes big-endian
 //	admins           admin name -> store.Admin JSON
 //	admin_hashes     admin TokenHash -> admin name (the current token's; RotateAdmin moves it)
+//	audit_hashes     tlog stored-hash index as 8 bytes big-endian -> tlog.Hash (32 bytes):
+//	                 the audit tree's stored hashes (tlog.StoredHashes of each event's leaf)
+//	audit_checkpoints checkpoint Size as 8 bytes big-endian -> store.Checkpoint as JSON
 //
 // and the buckets derived from those (console.go), for the console's
 // queries, which Load and Dump leave out (Load rebuilds them):
@@ -95,6 +98,15 @@
 //     come from the audit bucket's sequence, which rolls back with its
 //     transaction. Revocation Seq values likewise, from the revocations
 //     bucket's sequence.
+//   - The audit tree: appendAudit, in the transaction of the change the
+//     event records, truncates the event's Time to microseconds (UTC),
+//     computes its leaf and Root with backend.AppendAudit, reading the
+//     stored hashes in the same transaction (so the events of one batch,
+//     or of one Revoke, see each other's hashes), and writes the row and
+//     its stored hashes together. audit_hashes therefore holds exactly
+//     tlog.StoredHashCount(last Seq) hashes, and AuditTree computes the
+//     root from them. Checkpoints only grow: PutCheckpoint refuses a Size
+//     not above the last key of audit_checkpoints or above the last Seq.
 //   - Every revocations entry names a certs record revoked with the same
 //     RevokedAt and Reason, and no serial has two entries: Revoke, and Renew
 //     when it supersedes (reason 4), write the entry with the certificate's
@@ -138,12 +150,22 @@
 // rules read, for the newest-certificate, retry and MaxActive rules): a
 // device that renews every day for ten years pays for 3,650 records per
 // renewal. Open adds the buckets an older file lacks (revocations,
-// blocked_keys, nonces, nonce_expiry, fleet, manufacturers, mfr_certs, crl, admins, admin_hashes), so such a file upgrades in
-// place; its certificates have no Parent. A file whose stats "layout" is
-// older than the derived buckets' (or absent) gets them rebuilt at Open,
-// in one pass over devices, certificates, revocations and audit rows,
-// which also gives each device without a NotAfter those of its newest
-// certificate; Load rebuilds them after its records. QueryAudit without
-// a DeviceID examines at most store.AuditScanLimit rows per call. Check verifies the file's
-// structure, not the records' meaning.
+// blocked_keys, nonces, nonce_expiry, fleet, manufacturers, mfr_certs,
+// crl, admins, admin_hashes, audit_hashes, audit_checkpoints), so such a
+// file upgrades in place; its certificates have no Parent. A file whose
+// stats "layout" is older than the derived buckets' (or absent) gets them
+// rebuilt at Open, in one pass over devices, certificates, revocations and
+// audit rows, which also gives each device without a NotAfter those of its
+// newest certificate; Load rebuilds them after its records. QueryAudit
+// without a DeviceID examines at most store.AuditScanLimit rows per call.
+// Check verifies the file's structure, not the records' meaning.
+//
+// Open also builds the audit tree of a file written before it (audit rows,
+// no audit_hashes): in its update transaction, in chunks of 4,096 rows,
+// it stores each row back with its Time truncated to microseconds (the
+// leaf truncates it anyway, so the hashes do not depend on this) and its
+// Root, and writes the stored hashes; a log with a gap in its Seqs makes
+// Open fail rather than number leaves wrongly. Load keeps rows (Time,
+// Root) as dumped and computes the stored hashes from their leaves, so a
+// copy of a tampered log still shows the tampering.
 package boltstore

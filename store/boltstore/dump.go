@@ -122,6 +122,10 @@ func dumpTx(ctx context.Context, tx *bbolt.Tx, fn func(store.Record) error) erro
 			var e store.AuditEvent
 			return store.Record{Audit: &e}, json.Unmarshal(v, &e)
 		}},
+		{bucketAuditCheckpoints, func(k, v []byte) (store.Record, error) {
+			c, err := decodeCheckpoint(k, v)
+			return store.Record{Checkpoint: &c}, err
+		}},
 		{bucketCounters, func(k, v []byte) (store.Record, error) {
 			if len(v) != 8 {
 				return store.Record{}, errors.New("malformed counter")
@@ -157,7 +161,10 @@ func dumpTx(ctx context.Context, tx *bbolt.Tx, fn func(store.Record) error) erro
 
 // Load writes the records into this store, which must be empty, in one
 // transaction; see store.Loader. It keeps every Seq and counter value,
-// and sets the audit and revocations sequences to the largest loaded.
+// and sets the audit and revocations sequences to the largest loaded. It
+// then computes the audit tree's stored hashes from the loaded events
+// (keeping their Time and Root as loaded): the audit Seqs must be 1..n
+// without a gap.
 func (s *Store) Load(ctx context.Context, next func() (store.Record, bool, error)) error {
 	err := s.update(ctx, func(tx *bbolt.Tx) error {
 		for _, name := range allBuckets {
@@ -167,6 +174,9 @@ func (s *Store) Load(ctx context.Context, next func() (store.Record, bool, error
 		}
 		if err := backend.LoadRecords(ctx, next, func(r store.Record) error { return loadRecord(tx, r) }); err != nil {
 			return err
+		}
+		if err := buildTree(tx, false); err != nil {
+			return fmt.Errorf("audit tree: %w", err)
 		}
 		return rebuildDerived(tx)
 	})
@@ -209,6 +219,11 @@ func loadRecord(tx *bbolt.Tx, r store.Record) error {
 		return tx.Bucket(bucketNonceExpiry).Put(append(exp, r.Nonce.Hash[:]...), []byte{})
 	case r.Audit != nil:
 		return loadSeq(tx.Bucket(bucketAudit), r.Audit.Seq, r.Audit)
+	case r.Checkpoint != nil:
+		if r.Checkpoint.Size <= 0 {
+			return fmt.Errorf("checkpoint size %d is not positive", r.Checkpoint.Size)
+		}
+		return putJSON(tx.Bucket(bucketAuditCheckpoints), seqKey(uint64(r.Checkpoint.Size)), r.Checkpoint)
 	case r.Counter != nil:
 		return tx.Bucket(bucketCounters).Put([]byte(r.Counter.Name), binary.BigEndian.AppendUint64(nil, r.Counter.Value))
 	case r.Meta != nil:

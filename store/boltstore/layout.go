@@ -17,25 +17,27 @@ import (
 // Bucket names. The layout is described in doc.go; changing a name or a
 // key encoding changes the file format.
 var (
-	bucketDevices       = []byte("devices")         // device ID -> Device JSON
-	bucketCerts         = []byte("certs")           // serialKey -> Certificate JSON (Serial omitted)
-	bucketCertsByDevice = []byte("certs_by_device") // device ID, 0x00, serialKey -> empty
-	bucketKeys          = []byte("keys")            // KeyHash -> device ID
-	bucketTokens        = []byte("tokens")          // TokenHash -> Token JSON
-	bucketTokenIDs      = []byte("token_ids")       // token ID -> TokenHash
-	bucketAudit         = []byte("audit")           // seqKey -> AuditEvent JSON
-	bucketCounters      = []byte("counters")        // name -> uint64 big-endian
-	bucketMeta          = []byte("meta")            // key -> value
-	bucketRevocations   = []byte("revocations")     // seqKey -> revocationRecord JSON
-	bucketBlockedKeys   = []byte("blocked_keys")    // KeyHash -> empty
-	bucketNonces        = []byte("nonces")          // nonce hash -> timeKey of its expiry
-	bucketNonceExpiry   = []byte("nonce_expiry")    // timeKey of expiry, nonce hash -> empty
-	bucketFleet         = []byte("fleet")           // setting name -> value
-	bucketManufacturers = []byte("manufacturers")   // name -> Manufacturer JSON
-	bucketMfrCerts      = []byte("mfr_certs")       // manufacturer certificate SHA-256 -> device ID
-	bucketCRL           = []byte("crl")             // "lease", "latest", "number" (replica.go)
-	bucketAdmins        = []byte("admins")          // admin name -> Admin JSON
-	bucketAdminHashes   = []byte("admin_hashes")    // admin TokenHash -> admin name
+	bucketDevices          = []byte("devices")           // device ID -> Device JSON
+	bucketCerts            = []byte("certs")             // serialKey -> Certificate JSON (Serial omitted)
+	bucketCertsByDevice    = []byte("certs_by_device")   // device ID, 0x00, serialKey -> empty
+	bucketKeys             = []byte("keys")              // KeyHash -> device ID
+	bucketTokens           = []byte("tokens")            // TokenHash -> Token JSON
+	bucketTokenIDs         = []byte("token_ids")         // token ID -> TokenHash
+	bucketAudit            = []byte("audit")             // seqKey -> AuditEvent JSON
+	bucketCounters         = []byte("counters")          // name -> uint64 big-endian
+	bucketMeta             = []byte("meta")              // key -> value
+	bucketRevocations      = []byte("revocations")       // seqKey -> revocationRecord JSON
+	bucketBlockedKeys      = []byte("blocked_keys")      // KeyHash -> empty
+	bucketNonces           = []byte("nonces")            // nonce hash -> timeKey of its expiry
+	bucketNonceExpiry      = []byte("nonce_expiry")      // timeKey of expiry, nonce hash -> empty
+	bucketFleet            = []byte("fleet")             // setting name -> value
+	bucketManufacturers    = []byte("manufacturers")     // name -> Manufacturer JSON
+	bucketMfrCerts         = []byte("mfr_certs")         // manufacturer certificate SHA-256 -> device ID
+	bucketCRL              = []byte("crl")               // "lease", "latest", "number" (replica.go)
+	bucketAdmins           = []byte("admins")            // admin name -> Admin JSON
+	bucketAdminHashes      = []byte("admin_hashes")      // admin TokenHash -> admin name
+	bucketAuditHashes      = []byte("audit_hashes")      // stored-hash index as seqKey -> tlog.Hash
+	bucketAuditCheckpoints = []byte("audit_checkpoints") // Size as seqKey -> Checkpoint JSON
 )
 
 var allBuckets = [][]byte{
@@ -43,6 +45,7 @@ var allBuckets = [][]byte{
 	bucketTokens, bucketTokenIDs, bucketAudit, bucketCounters, bucketMeta,
 	bucketRevocations, bucketBlockedKeys, bucketNonces, bucketNonceExpiry, bucketFleet,
 	bucketManufacturers, bucketMfrCerts, bucketCRL, bucketAdmins, bucketAdminHashes,
+	bucketAuditHashes, bucketAuditCheckpoints,
 }
 
 // maxSerialBytes is the longest serial serialKey can encode. RFC 5280

@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
+	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/fleetca/fleetca/store"
 	"github.com/fleetca/fleetca/store/internal/backend"
@@ -19,77 +21,154 @@ import (
 // payload is the last revocation Seq of the transaction that sent it.
 const revocationChannel = "fleetca_rev"
 
-// appendLogsSQL takes the next Seq values from log_heads and appends the
-// audit events and the revocation entries with them, in one statement.
-// $1 is the number of audit events, $2 of revocations; $3..$9 the
-// events' columns as arrays, $10..$14 the entries', each in Seq order.
-// It returns the last audit Seq and the last revocation Seq.
-const appendLogsSQL = `
+// headsSQL takes the next Seq values from log_heads, appends the
+// revocation entries with theirs, and returns the last Seq values before
+// and the audit tree's right edge (log_heads.audit_edge). $1 is the
+// number of audit events, $2 of revocations; $3..$7 the entries' columns
+// as arrays, in Seq order. The UPDATE takes the log_heads row lock,
+// which the transaction holds until it commits.
+const headsSQL = `
 WITH h AS (
 	UPDATE log_heads SET audit_seq = audit_seq + $1::bigint, revocation_seq = revocation_seq + $2::bigint
-	RETURNING audit_seq, revocation_seq
-), a AS (
-	INSERT INTO audit (seq, time, action, actor, device_id, serial, token_id, detail)
-	SELECT h.audit_seq - $1::bigint + e.ord, e.time, e.action, e.actor, e.device_id, e.serial, e.token_id, e.detail
-	FROM h, unnest($3::timestamptz[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[])
-		WITH ORDINALITY AS e(time, action, actor, device_id, serial, token_id, detail, ord)
+	RETURNING audit_seq, revocation_seq, audit_edge
 ), r AS (
 	INSERT INTO revocations (seq, serial, device_id, revoked_at, reason, not_after)
 	SELECT h.revocation_seq - $2::bigint + e.ord, e.serial, e.device_id, e.revoked_at, e.reason, e.not_after
-	FROM h, unnest($10::numeric[], $11::text[], $12::timestamptz[], $13::integer[], $14::timestamptz[])
+	FROM h, unnest($3::numeric[], $4::text[], $5::timestamptz[], $6::integer[], $7::timestamptz[])
 		WITH ORDINALITY AS e(serial, device_id, revoked_at, reason, not_after, ord)
 )
-SELECT audit_seq, revocation_seq FROM h`
+SELECT audit_seq - $1::bigint, revocation_seq - $2::bigint, audit_edge FROM h`
+
+// insertAuditSQL inserts the audit events ($1..$9: their columns as
+// arrays, root included) and the stored hashes ($11, from stored-hash
+// index $10 on), and sets the tree's new right edge ($12).
+const insertAuditSQL = `
+WITH a AS (
+	INSERT INTO audit (seq, time, action, actor, device_id, serial, token_id, detail, root)
+	SELECT * FROM unnest($1::bigint[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::bytea[])
+), s AS (
+	INSERT INTO audit_hashes (index, hash)
+	SELECT $10::bigint + e.ord - 1, e.hash FROM unnest($11::bytea[]) WITH ORDINALITY AS e(hash, ord)
+)
+UPDATE log_heads SET audit_edge = $12`
+
+// logAppend is what a transaction appends to the logs (appendLogs), done
+// by runTx when it commits (txn.appendLogs).
+type logAppend struct {
+	audits []store.AuditEvent
+	revs   []store.Revocation
+	out    *[]store.Revocation
+}
 
 // appendLogs appends the audit events and the revocation entries revs
 // (their Seq fields are ignored) and, if there are entries, notifies the
 // revocation channel (PostgreSQL delivers it on commit). Once the
 // transaction has committed, *out (if not nil) holds revs with their Seq.
 //
-// It queues its statements to go with the COMMIT (txn.last), so it must
-// be the last thing a write transaction does: the UPDATE of log_heads
-// takes the row lock every appender waits for, and holds it until the
-// commit, so Seq values are given out in commit order without gaps. (A
-// bigserial would give them out in the order the transactions asked, and
-// a reader could see Seq 11 committed before 10, page past 10 and never
-// see it.)
+// It must be the last thing a write transaction does, and is done once:
+// runTx sends, after every statement queued with txn.last, the UPDATE of
+// log_heads that takes the row lock every appender waits for (and holds
+// until its commit, so Seq values are given out in commit order without
+// gaps: a bigserial would give them out in the order the transactions
+// asked, and a reader could see Seq 11 committed before 10, page past 10
+// and never see it); it learns the Seq values and the tree's right edge
+// from it, computes the stored hashes and the roots
+// (backend.AppendAudit), and sends them with the COMMIT (txn.appendLogs).
 func appendLogs(tx *txn, audits []store.AuditEvent, revs []store.Revocation, out *[]store.Revocation) {
-	na, nr := len(audits), len(revs)
-	times := make([]any, na)
-	actions, actors, devices, serials, tokens, details := make([]string, na), make([]string, na), make([]string, na),
-		make([]string, na), make([]string, na), make([]string, na)
-	for i, e := range audits {
-		times[i] = nullTime(e.Time)
-		actions[i], actors[i], devices[i], serials[i], tokens[i], details[i] = e.Action, e.Actor, e.DeviceID, e.Serial, e.TokenID, e.Detail
+	if tx.logs != nil {
+		panic("pgstore: appendLogs called twice in one transaction")
 	}
+	tx.logs = &logAppend{audits: slices.Clone(audits), revs: revs, out: out}
+}
+
+// appendLogs sends the statements queued so far with the log heads'
+// UPDATE (headsSQL) in one round trip, computes the audit events' stored
+// hashes and roots, and queues their INSERT to go with the COMMIT: the
+// log_heads row lock is held for one round trip and the commit.
+func (tx *txn) appendLogs(ctx context.Context) error {
+	l := tx.logs
+	na, nr := len(l.audits), len(l.revs)
 	rSerials := make([]pgtype.Numeric, nr)
 	rDevices := make([]string, nr)
 	rAts := make([]time.Time, nr)
 	rReasons := make([]int32, nr)
 	rNotAfters := make([]time.Time, nr)
-	for i, e := range revs {
+	for i, e := range l.revs {
 		rSerials[i], rDevices[i], rAts[i], rReasons[i], rNotAfters[i] = numeric(e.Serial), e.DeviceID, e.RevokedAt, int32(e.Reason), e.NotAfter
 	}
-	tx.last(appendLogsSQL, func(row pgx.Row) error {
-		var lastAudit, lastRev int64
-		if err := row.Scan(&lastAudit, &lastRev); err != nil {
+	var auditSeq, revSeq int64
+	var edge []byte
+	b := &tx.final
+	if !tx.begun {
+		b.QueuedQueries = append([]*pgx.QueuedQuery{{SQL: "BEGIN"}}, b.QueuedQueries...)
+		tx.begun = true
+	}
+	b.Queue(headsSQL, na, nr, rSerials, rDevices, rAts, rReasons, rNotAfters).QueryRow(func(row pgx.Row) error {
+		if err := row.Scan(&auditSeq, &revSeq, &edge); err != nil {
 			return fmt.Errorf("append to the logs: %w", err)
 		}
-		if out != nil {
-			entries := make([]store.Revocation, nr)
-			for i, e := range revs {
-				e.Seq = uint64(lastRev) - uint64(nr) + uint64(i) + 1
-				entries[i] = e
-			}
-			*out = entries
-		}
 		return nil
-	}, na, nr, times, actions, actors, devices, serials, tokens, details, rSerials, rDevices, rAts, rReasons, rNotAfters)
+	})
 	if nr > 0 {
 		// The payload is a hint (the listener reads none of it): the last
 		// Seq is read from log_heads, updated by this transaction.
-		tx.last("SELECT pg_notify($1, revocation_seq::text) FROM log_heads", nil, revocationChannel)
+		b.Queue("SELECT pg_notify($1, revocation_seq::text) FROM log_heads", revocationChannel)
 	}
+	if err := tx.sendFinal(ctx); err != nil {
+		return err
+	}
+	tx.final = pgx.Batch{}
+	if l.out != nil {
+		entries := make([]store.Revocation, nr)
+		for i, e := range l.revs {
+			e.Seq = uint64(revSeq) + uint64(i) + 1
+			entries[i] = e
+		}
+		*l.out = entries
+	}
+	if na == 0 {
+		return nil
+	}
+	ins, err := auditInsert(auditSeq, edge, l.audits)
+	if err != nil {
+		return err
+	}
+	tx.final.Queue(insertAuditSQL, ins...)
+	return nil
+}
+
+// auditInsert gives events (a copy of the caller's) the Seq values after
+// size, computes their roots and stored hashes on the tree whose right
+// edge is edge (backend.AppendAudit), and returns insertAuditSQL's
+// arguments.
+func auditInsert(size int64, edge []byte, events []store.AuditEvent) ([]any, error) {
+	r, err := newEdgeReader(size, edge)
+	if err != nil {
+		return nil, err
+	}
+	hashes, err := backend.AppendAudit(size, events, r)
+	if err != nil {
+		return nil, fmt.Errorf("audit tree: %w", err)
+	}
+	base := tlog.StoredHashIndex(0, size)
+	newEdge, err := r.extend(size+int64(len(events)), base, hashes)
+	if err != nil {
+		return nil, err
+	}
+	n := len(events)
+	seqs, times := make([]int64, n), make([]any, n)
+	actions, actors, devices, serials, tokens, details := make([]string, n), make([]string, n), make([]string, n),
+		make([]string, n), make([]string, n), make([]string, n)
+	roots := make([][]byte, n)
+	for i, e := range events {
+		seqs[i], times[i], roots[i] = int64(e.Seq), nullTime(e.Time), e.Root[:]
+		actions[i], actors[i], devices[i], serials[i], tokens[i], details[i] = e.Action, e.Actor, e.DeviceID, e.Serial, e.TokenID, e.Detail
+	}
+	hs := make([][]byte, len(hashes))
+	for i := range hashes {
+		hs[i] = hashes[i][:]
+	}
+	return []any{seqs, times, actions, actors, devices, serials, tokens, details, roots, base, hs, newEdge}, nil
 }
 
 // appendAudit appends e with the next audit Seq; like appendLogs, it

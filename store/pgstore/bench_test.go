@@ -18,22 +18,23 @@ import (
 // synchronous_commit on: pgtest.NewDurableDatabase), to set beside
 // store/boltstore's BenchmarkIssue (fsync on): Issue calls kept 32 in
 // flight, each a new device spending a use of a shared pattern token,
-// with the conditions enroll sets. With replicas-2, two Stores (two
-// replicas' pools) share the 32 calls. One op is one enrollment, so ns/op
-// is the inverse of the throughput, which it also reports as
-// enrollments/s.
+// with the conditions enroll sets. With replicas-2 and replicas-3, two
+// and three Stores (replicas' pools) share the 32 calls. One op is one
+// enrollment, so ns/op is the inverse of the throughput, which it also
+// reports as enrollments/s.
 //
 // What limits it: rows every enrollment updates. The log_heads row gives
-// each write its audit Seq, and the shared token's row its use; both
-// statements go with the COMMIT, in one round trip, but each transaction
-// holds their locks through its commit's WAL flush (log_heads so that Seq
+// each write its audit Seq and the audit tree's right edge, and the shared
+// token's row its use; each transaction holds their locks for one round
+// trip (the audit rows' hashes and roots, computed from the edge, go with
+// the COMMIT) and through its commit's WAL flush (log_heads so that Seq
 // values follow commit order). Commits therefore flush one at a time and
 // PostgreSQL cannot group them (fdatasync: 0.6 to 1.6ms on the 2-core
 // test machine, by pg_test_fsync), where bbolt's Batch commits many
-// enrollments with one fsync. A second replica adds connections, not
+// enrollments with one fsync. More replicas add connections, not
 // flushes.
 func BenchmarkIssue(b *testing.B) {
-	for _, n := range []int{1, 2} {
+	for _, n := range []int{1, 2, 3} {
 		b.Run(fmt.Sprintf("replicas-%d", n), func(b *testing.B) { benchmarkIssue(b, n) })
 	}
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
+	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/fleetca/fleetca/store"
 )
@@ -181,7 +182,7 @@ func scanRevocation(row pgx.Row) (store.Revocation, error) {
 }
 
 // auditCols are the columns scanAudit reads, in its order.
-const auditCols = "seq, time, action, actor, device_id, serial, token_id, detail"
+const auditCols = "seq, time, action, actor, device_id, serial, token_id, detail, root"
 
 // scanAudit reads an audit row of auditCols.
 func scanAudit(row pgx.Row) (store.AuditEvent, error) {
@@ -189,9 +190,14 @@ func scanAudit(row pgx.Row) (store.AuditEvent, error) {
 		e   store.AuditEvent
 		seq int64
 		at  *time.Time
+		rt  []byte
 	)
-	if err := row.Scan(&seq, &at, &e.Action, &e.Actor, &e.DeviceID, &e.Serial, &e.TokenID, &e.Detail); err != nil {
+	if err := row.Scan(&seq, &at, &e.Action, &e.Actor, &e.DeviceID, &e.Serial, &e.TokenID, &e.Detail, &rt); err != nil {
 		return store.AuditEvent{}, err
+	}
+	// The root is NULL only while migration 5 builds the tree.
+	if len(rt) == tlog.HashSize {
+		e.Root = tlog.Hash(rt)
 	}
 	e.Seq, e.Time = uint64(seq), timeOf(at)
 	return e, nil

@@ -45,9 +45,12 @@
 //	blocked_keys   a key hash Revoke blocked
 //	tokens         a store.Token, by hash; id unique
 //	nonces         a spent renewal nonce and its expiry, indexed by expiry
-//	audit          a store.AuditEvent, by Seq; indexed by (device_id, seq)
+//	audit          a store.AuditEvent, by Seq, with its Root; indexed by (device_id, seq)
+//	audit_hashes   the audit tree's stored hashes, by tlog.StoredHashIndex
+//	audit_checkpoints      a store.Checkpoint, by size
+//	audit_checkpoint_head  one row: the largest checkpoint's size
 //	revocations    a store.Revocation, by Seq; serial unique; indexed by revoked_at
-//	log_heads      one row: the last audit Seq and the last revocation Seq
+//	log_heads      one row: the last audit Seq, the last revocation Seq, the audit tree's right edge
 //	counters       NextCounter's counters
 //	meta           PutMeta's values
 //	fleet          one row: the last fleet-wide RenewNow
@@ -84,12 +87,19 @@
 //     newest-certificate, retry and supersede rules, and a device's
 //     revocation see no concurrent change to its certificates.
 //   - Audit and revocation Seq values are 1, 2, 3, ... without gaps, in
-//     commit order: a write's last statement updates the log_heads row,
-//     takes the next values and inserts the log rows with them; the row
-//     lock it takes is held until its commit, so the next appender gets
-//     the following values only once this one is visible. That statement
-//     goes to the server with the COMMIT, in one round trip (txn.last), so
-//     the lock is held for no client round trip. A reader that
+//     commit order: a write's last round trip but one ends with the
+//     UPDATE of the log_heads row, which takes the next values, inserts
+//     the revocation entries with theirs and returns the audit tree's
+//     right edge (the hashes of its complete subtrees, log_heads.audit_edge);
+//     the row lock it takes is held until its commit, so the next
+//     appender gets the following values only once this one is visible.
+//     With them the store computes each audit event's stored hashes and
+//     Root (backend.AppendAudit: tlog, as boltstore does; leaf index =
+//     Seq-1, Time to the microsecond) and sends the audit rows, the
+//     hashes and the new edge with the COMMIT (txn.appendLogs). So the
+//     lock is held for one client round trip and the commit: the least
+//     the tree allows, since an event's leaf includes its Seq, known only
+//     under the lock, and its hashing is tlog's, in Go. A reader that
 //     pages ListRevocations by the last Seq it saw (the proxies' feed,
 //     from any replica) never skips one. A bigserial would not do: its
 //     values are drawn in start order, and Seq 11 could commit, and be
@@ -105,17 +115,29 @@
 //     signals on each loss, since notifications sent meanwhile are lost.
 //   - A write sends its statements in as few round trips as the rules
 //     allow, since each costs both sides CPU: the BEGIN goes with the
-//     first statement, the writes that need no answer (and the spend and
-//     the logs) with the COMMIT, and Issue (for a new device) and Renew
-//     send their conditions' statements in one pgx.Batch, writes included
-//     (INSERT ... ON CONFLICT DO NOTHING RETURNING), and judge the results
-//     in the contract's order: the first refused condition is the answer
-//     and the ROLLBACK undoes the rest. A new device's Issue is two round
-//     trips. A statement that holds a lock must come before any whose
+//     first statement, the writes that need no answer (and the spend)
+//     with the log_heads UPDATE, the audit rows with the COMMIT, and
+//     Issue (for a new device) and Renew send their conditions'
+//     statements in one pgx.Batch, writes included (INSERT ... ON
+//     CONFLICT DO NOTHING RETURNING), and judge the results in the
+//     contract's order: the first refused condition is the answer and
+//     the ROLLBACK undoes the rest. A new device's Issue is three round
+//     trips, AppendAudit two (TestRoundTrips). A statement that holds a
+//     lock must come before any whose
 //     snapshot must see what the lock waited for (a statement's snapshot
 //     is taken when it starts); a statement that could not see a row
 //     committed after its snapshot (an INSERT's conflict with a row its
 //     SELECT cannot read) reruns the transaction (errRaced).
+//   - The audit tree: AuditTree is the size and tlog.TreeHash of the
+//     right edge, read in one statement; AuditHashes reads audit_hashes.
+//     PutCheckpoint locks the audit_checkpoint_head row, judges under it
+//     (backend.CheckCheckpoint: larger than the latest, within the tree)
+//     and raises it, so of replicas racing, each sees the earlier's size
+//     and sizes only grow (store.ErrStaleCheckpoint for the others).
+//     Migration 5 builds the tree of the rows a database already had, in
+//     Go (buildAuditTree, tlog), in its transaction; rows are not
+//     re-timed (timestamptz keeps microseconds already). A gap in Seq
+//     fails it.
 //   - Serialization failures (40001), deadlocks (40P01) and errRaced are
 //     retried, at most 8 runs of the transaction (Store.inTx); a duplicate
 //     that no condition caught (23505) is store.ErrConflict.
@@ -128,10 +150,14 @@
 // nanoseconds comes back truncated.
 //
 // Every write transaction holds the log_heads row lock (and an Issue with
-// a shared token, that token's row lock) through its commit: both
-// statements go with the COMMIT, but the locks last until the WAL flush,
-// so commits are flushed one after another and PostgreSQL cannot group
-// them. On the 2-core test machine, with fsync on, Issue at 32 in flight
+// a shared token, that token's row lock) for one round trip and through
+// its commit: the locks last until the WAL flush, so commits are flushed
+// one after another and PostgreSQL cannot group them. The round trip is
+// the audit tree's (see Invariants): on the 2-core test machine, loaded
+// by other work (load average 15-20), BenchmarkIssue gave 310-520
+// enrollments/s before the tree and 120-310 after, runs interleaved, for
+// 1, 2 and 3 replicas alike (0.5x-0.8x): a round trip under the lock
+// costs what the client's wake-up costs on a busy machine. On the 2-core test machine, with fsync on, Issue at 32 in flight
 // gives about 1,400-1,800 enrollments/s (BenchmarkIssue), and a second
 // replica adds no throughput; through `fleetca serve` (bench/replicaload)
 // one replica on PostgreSQL enrolls at about 0.45x the bbolt rate, the
@@ -143,6 +169,7 @@
 // Serials longer than 255 bytes are refused, and counters, Seq values and
 // CRL numbers above 2^63-1. Dump reads one REPEATABLE READ snapshot; Load
 // writes with COPY in one transaction and derives the key bindings from
-// the certificates. CockroachDB and other PostgreSQL-compatible databases
+// the certificates, and the audit tree's hashes from the events (their
+// roots and the checkpoints kept as loaded). CockroachDB and other PostgreSQL-compatible databases
 // are not supported (no LISTEN/NOTIFY, advisory locks that do nothing).
 package pgstore

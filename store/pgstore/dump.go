@@ -50,6 +50,7 @@ func (s *Store) Counts(ctx context.Context) (map[string]int64, error) {
 			{"blocked_key", "SELECT count(*) FROM blocked_keys"},
 			{"nonce", "SELECT count(*) FROM nonces"},
 			{"audit", "SELECT count(*) FROM audit"},
+			{"checkpoint", "SELECT count(*) FROM audit_checkpoints"},
 			{"counter", "SELECT count(*) FROM counters"},
 			{"meta", "SELECT count(*) FROM meta"},
 			{"fleet_renew_now", "SELECT count(renew_now_at) FROM fleet"},
@@ -168,6 +169,10 @@ func dumpTx(ctx context.Context, tx pgx.Tx, fn func(store.Record) error) error {
 			e, err := scanAudit(row)
 			return store.Record{Audit: &e}, err
 		}},
+		{"checkpoint", "SELECT " + checkpointCols + " FROM audit_checkpoints ORDER BY size", func(row pgx.Row) (store.Record, error) {
+			c, err := scanCheckpoint(row)
+			return store.Record{Checkpoint: &c}, err
+		}},
 		{"counter", "SELECT name, value FROM counters ORDER BY name", func(row pgx.Row) (store.Record, error) {
 			var c store.Counter
 			var v int64
@@ -231,6 +236,7 @@ func (s *Store) Load(ctx context.Context, next func() (store.Record, bool, error
 			OR EXISTS (SELECT 1 FROM manufacturers) OR EXISTS (SELECT 1 FROM admins) OR EXISTS (SELECT 1 FROM mfr_certs) OR EXISTS (SELECT 1 FROM blocked_keys)
 			OR EXISTS (SELECT 1 FROM nonces) OR EXISTS (SELECT 1 FROM counters) OR EXISTS (SELECT 1 FROM meta)
 			OR EXISTS (SELECT 1 FROM key_bindings) OR EXISTS (SELECT 1 FROM crl_latest) OR EXISTS (SELECT 1 FROM crl_lease)
+			OR EXISTS (SELECT 1 FROM audit_checkpoints)
 			OR EXISTS (SELECT 1 FROM fleet WHERE renew_now_at IS NOT NULL)
 			OR EXISTS (SELECT 1 FROM log_heads WHERE audit_seq > 0 OR revocation_seq > 0)`).Scan(&full)
 		if err != nil {
@@ -250,9 +256,13 @@ func (s *Store) Load(ctx context.Context, next func() (store.Record, bool, error
 			INSERT INTO key_bindings (key_hash, device_id)
 				SELECT DISTINCT ON (key_hash) key_hash, device_id FROM certificates ORDER BY key_hash, serial DESC;
 			UPDATE log_heads SET audit_seq = (SELECT coalesce(max(seq), 0) FROM audit),
-				revocation_seq = (SELECT coalesce(max(seq), 0) FROM revocations)`)
+				revocation_seq = (SELECT coalesce(max(seq), 0) FROM revocations);
+			UPDATE audit_checkpoint_head SET size = (SELECT coalesce(max(size), 0) FROM audit_checkpoints)`)
 		if err != nil {
 			return err
+		}
+		if _, err := buildAuditTree(ctx, tx, false); err != nil {
+			return fmt.Errorf("build the audit tree: %w", err)
 		}
 		_, err = tx.Exec(ctx, recountSQL)
 		return err
@@ -397,8 +407,18 @@ func loadRow(r store.Record) (table string, cols []string, row []any, err error)
 		if err != nil {
 			return "", nil, nil, err
 		}
-		return "audit", []string{"seq", "time", "action", "actor", "device_id", "serial", "token_id", "detail"},
-			[]any{n, nullTime(e.Time), e.Action, e.Actor, e.DeviceID, e.Serial, e.TokenID, e.Detail}, nil
+		return "audit", []string{"seq", "time", "action", "actor", "device_id", "serial", "token_id", "detail", "root"},
+			[]any{n, nullTime(e.Time), e.Action, e.Actor, e.DeviceID, e.Serial, e.TokenID, e.Detail, e.Root[:]}, nil
+	case r.Checkpoint != nil:
+		c := r.Checkpoint
+		if c.Size <= 0 {
+			return "", nil, nil, errArg("checkpoint size %d is not positive", c.Size)
+		}
+		note := c.Note
+		if note == nil {
+			note = []byte{}
+		}
+		return "audit_checkpoints", []string{"size", "root", "time", "note"}, []any{c.Size, c.Root[:], nullTime(c.Time), note}, nil
 	case r.Counter != nil:
 		if r.Counter.Value > math.MaxInt64 {
 			return "", nil, nil, errArg("counter %q value %d out of range", r.Counter.Name, r.Counter.Value)

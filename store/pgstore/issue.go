@@ -68,7 +68,7 @@ func (s *Store) Issue(ctx context.Context, is store.Issuance) error {
 }
 
 // issueTx is the body of Issue. The common path (a new device) takes one
-// round trip before the COMMIT's: the BEGIN, the token's read and the
+// round trip before the logs' two (appendLogs): the BEGIN, the token's read and the
 // statements of the manufacturer certificate, the device, the key and the
 // serial go in one batch, in the order of the conditions, and their
 // results are judged in that order (firstCond); only an existing
@@ -250,14 +250,15 @@ SELECT 1 / count(*) FROM s`
 var errTokenRaced = errors.New("the token changed while it was spent")
 
 // spendToken queues the spend of a use of the token with hash h at now,
-// to go with the COMMIT (txn.last), before the logs' statement. It is a
-// conditional UPDATE: PostgreSQL re-checks its WHERE on the newest
+// to go with the logs' UPDATE of log_heads, just before it (txn.last). It
+// is a conditional UPDATE: PostgreSQL re-checks its WHERE on the newest
 // version of the row after waiting for a concurrent spender, so of N
 // spenders of the last use exactly one gets the row; the others' division
-// by zero stops the pipeline before its COMMIT, and inTx returns
-// errTokenRaced. Queued last, the row's lock (a pattern token's row is
-// shared by a whole factory line) is held for the commit only, as
-// log_heads' is, rather than from the middle of the transaction.
+// by zero stops the pipeline before the logs' statement and the COMMIT,
+// and inTx returns errTokenRaced. Queued last, the row's lock (a pattern
+// token's row is shared by a whole factory line) is held as log_heads'
+// is, for the audit tree's round trip and the commit, rather than from
+// the middle of the transaction.
 func spendToken(tx *txn, h store.TokenHash, now time.Time) {
 	tx.spends = true
 	tx.last(spendTokenSQL, nil, h[:], now)

@@ -15,7 +15,7 @@ import (
 
 // SchemaVersion is the schema version this fleetca knows: the number of
 // the last file in migrations/.
-const SchemaVersion = 4
+const SchemaVersion = 5
 
 // Errors of a schema version Open cannot use. Test with errors.Is.
 var (
@@ -37,6 +37,21 @@ type migration struct {
 	version int
 	name    string
 	sql     string
+}
+
+// auditTreeVersion is the migration that adds the audit tree.
+const auditTreeVersion = 5
+
+// migrationSteps are the steps in Go that follow a migration's SQL, in
+// its transaction, by version: work SQL must not do (tlog's hashing).
+var migrationSteps = map[int]func(ctx context.Context, tx pgx.Tx) error{
+	auditTreeVersion: func(ctx context.Context, tx pgx.Tx) error {
+		if _, err := buildAuditTree(ctx, tx, true); err != nil {
+			return fmt.Errorf("build the audit tree: %w", err)
+		}
+		_, err := tx.Exec(ctx, "ALTER TABLE audit ALTER COLUMN root SET NOT NULL")
+		return err
+	},
 }
 
 // migrations returns the embedded migrations in version order, checking
@@ -115,6 +130,11 @@ func migrate(ctx context.Context, cfg *pgx.ConnConfig) (from, to int, err error)
 			}
 			if _, err := tx.Exec(ctx, m.sql); err != nil {
 				return fmt.Errorf("migration %s: %w", m.name, err)
+			}
+			if step := migrationSteps[m.version]; step != nil {
+				if err := step(ctx, tx); err != nil {
+					return fmt.Errorf("migration %s: %w", m.name, err)
+				}
 			}
 			_, err = tx.Exec(ctx, "UPDATE schema_version SET version = $1", m.version)
 			return err

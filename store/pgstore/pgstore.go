@@ -217,10 +217,12 @@ type querier interface {
 // condition by returning it (a store sentinel, wrapped), after which
 // nothing it wrote survives.
 //
-// The statements fn queues with txn.last (appendLogs: the log heads'
-// UPDATE, the notification) are sent with the COMMIT in one pipeline,
-// one round trip: the log_heads row lock that the UPDATE takes is held
-// for the commit's WAL flush and no client round trip more.
+// The statements fn queues with txn.last are sent with the COMMIT in
+// one pipeline, one round trip; when fn appended to the logs
+// (appendLogs), they go instead with the log heads' UPDATE, and the
+// audit rows with the COMMIT (txn.appendLogs): the log_heads row lock
+// that the UPDATE takes is held for one client round trip and the
+// commit's WAL flush.
 //
 // This is where serialization failures (40001) and deadlocks (40P01) are
 // retried: PostgreSQL aborts one of the transactions, and the whole of fn
@@ -269,17 +271,26 @@ func (s *Store) runTx(ctx context.Context, fn func(tx *txn) error) (err error) {
 	if err := fn(tx); err != nil {
 		return err
 	}
+	if tx.logs != nil {
+		if err := tx.appendLogs(ctx); err != nil {
+			return err
+		}
+	}
 	tx.final.Queue("COMMIT")
 	if !tx.begun {
 		// Nothing was sent yet: the BEGIN goes with the rest.
 		tx.final.QueuedQueries = append([]*pgx.QueuedQuery{{SQL: "BEGIN"}}, tx.final.QueuedQueries...)
 		tx.begun = true
 	}
-	// Close reads every result, running the queued callbacks, and
-	// returns the first error; after an error the server skipped the
-	// rest, COMMIT included, and the deferred ROLLBACK ends the
-	// transaction.
-	err = conn.SendBatch(ctx, &tx.final).Close()
+	return tx.sendFinal(ctx)
+}
+
+// sendFinal sends tx.final and reads every result, running the queued
+// callbacks; it returns the first error: after an error the server
+// skipped the rest (the COMMIT included, when it was queued), and
+// runTx's deferred ROLLBACK ends the transaction.
+func (tx *txn) sendFinal(ctx context.Context) error {
+	err := tx.conn.SendBatch(ctx, &tx.final).Close()
 	var pe *pgconn.PgError
 	if tx.spends && errors.As(err, &pe) && pe.Code == "22012" { // division_by_zero
 		return errTokenRaced
@@ -290,7 +301,7 @@ func (s *Store) runTx(ctx context.Context, fn func(tx *txn) error) (err error) {
 // txn is a write transaction of inTx. Its BEGIN is not sent alone: it
 // goes with the first statement (or batch) the transaction sends, in one
 // round trip. Statements run at once, except those queued with last,
-// which go with the COMMIT.
+// which go with the COMMIT (or the logs' statement: appendLogs).
 type txn struct {
 	conn  *pgxpool.Conn
 	begun bool // BEGIN was sent
@@ -298,6 +309,8 @@ type txn struct {
 	// spends is set when final spends a token (spendToken), the one
 	// statement that divides by zero on purpose.
 	spends bool
+	// logs is what appendLogs appends when the transaction commits.
+	logs *logAppend
 }
 
 // batch returns a new batch to send with send, which begins with the
@@ -393,8 +406,9 @@ type errRow struct{ err error }
 
 func (r errRow) Scan(...any) error { return r.err }
 
-// last queues a statement to be sent with the COMMIT, in the order
-// queued; row, if not nil, reads its one row.
+// last queues a statement to be sent with the COMMIT (or, if the
+// transaction appends to the logs, with the log heads' UPDATE before it),
+// in the order queued; row, if not nil, reads its one row.
 func (tx *txn) last(sql string, row func(pgx.Row) error, args ...any) {
 	q := tx.final.Queue(sql, args...)
 	if row != nil {

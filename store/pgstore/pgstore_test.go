@@ -152,8 +152,8 @@ func TestPasswordNotInErrors(t *testing.T) {
 	}
 }
 
-// TestCommitPipelineFailure: the statements sent with the COMMIT
-// (appendLogs) can fail; then the server skips the COMMIT, the
+// TestCommitPipelineFailure: the statements sent with the COMMIT (the
+// audit rows, appendLogs) can fail; then the server skips the COMMIT, the
 // transaction rolls back whole (no device, no certificate, no spent use),
 // and the connection goes back to the pool usable.
 func TestCommitPipelineFailure(t *testing.T) {

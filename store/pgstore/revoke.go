@@ -148,7 +148,7 @@ func revokeDeviceTx(ctx context.Context, tx *txn, r store.RevokeRequest) ([]stor
 	return entries, r.Audit, nil
 }
 
-// revokeCerts queues with the COMMIT (txn.last) the statements that
+// revokeCerts queues to go last (txn.last) the statements that
 // record certs (unrevoked, of one device whose row the transaction has
 // locked) as revoked at at for reason, and block their keys if block,
 // and returns their log entries, in the order of certs, without Seq:

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/fleetca/fleetca/store"
 )
@@ -57,6 +58,12 @@ func setupCopy(f fixture) []store.KeyHash {
 	f.putMeta("admin_token_sha256", []byte{1, 2, 3})
 	f.leaseCRL("replica-a", T0, T0.Add(time.Hour), true)
 	f.putCRL("replica-a", T0, newCRL(3))
+	es := f.audit()
+	for _, n := range []int64{3, int64(len(es))} {
+		if err := f.s.PutCheckpoint(f.ctx, newCheckpoint(n, es[n-1].Root)); err != nil {
+			f.t.Fatal(err)
+		}
+	}
 	return append(renewKeys(), keyHash("kt"), keyHash("km"))
 }
 
@@ -113,7 +120,7 @@ func testCopy(t *testing.T, newSource, newTarget func(t *testing.T) store.Store)
 			t.Errorf("Counts differ (-source +target):\n%s", diff)
 		}
 	}
-	for _, kind := range []string{"device", "certificate", "token", "revocation", "audit", "manufacturer", "admin",
+	for _, kind := range []string{"device", "certificate", "token", "revocation", "audit", "checkpoint", "manufacturer", "admin",
 		"manufacturer_use", "blocked_key", "nonce", "counter", "meta", "fleet_renew_now", "crl"} {
 		if srcCounts[kind] == 0 {
 			t.Errorf("the source has no %s record: the suite copies none", kind)
@@ -137,6 +144,36 @@ func testCopy(t *testing.T, newSource, newTarget func(t *testing.T) store.Store)
 	want := newCRL(3)
 	dst.checkLatestCRL(0, &want)
 
+	// The audit tree is the same: rows, roots, stored hashes and
+	// checkpoints.
+	srcAudit := src.checkTree("the source", proofPairs(int64(len(src.audit())))...)
+	if diff := cmp.Diff(srcAudit, dst.checkTree("the copy", proofPairs(int64(len(srcAudit)))...)); diff != "" {
+		t.Errorf("audit rows differ (-source +target):\n%s", diff)
+	}
+	n := int64(len(srcAudit))
+	all := make([]int64, tlog.StoredHashCount(n))
+	for i := range all {
+		all[i] = int64(i)
+	}
+	srcHashes, err := src.s.AuditHashes(src.ctx, all)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dstHashes, err := dst.s.AuditHashes(dst.ctx, all); err != nil || !cmp.Equal(srcHashes, dstHashes) {
+		t.Errorf("target AuditHashes = %v, %v, want the source's %v", dstHashes, err, srcHashes)
+	}
+	srcCps, err := src.s.ListCheckpoints(src.ctx, 0, 0)
+	if err != nil || len(srcCps) != 2 {
+		t.Fatalf("source ListCheckpoints = %v, %v, want 2 checkpoints", srcCps, err)
+	}
+	dstCps, err := dst.s.ListCheckpoints(dst.ctx, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(srcCps, dstCps); diff != "" {
+		t.Errorf("checkpoints differ (-source +target):\n%s", diff)
+	}
+
 	// The target goes on where the source stopped.
 	if n, err := dst.s.NextCounter(dst.ctx, "crl"); n != 4 || err != nil {
 		t.Errorf("target NextCounter(crl) = %d, %v, want 4, nil", n, err)
@@ -148,6 +185,8 @@ func testCopy(t *testing.T, newSource, newTarget func(t *testing.T) store.Store)
 	if es := dst.audit(); es[len(es)-1].Seq != lastAudit+1 {
 		t.Errorf("target's next audit Seq = %d, want %d", es[len(es)-1].Seq, lastAudit+1)
 	}
+	dst.checkTree("the copy after an append", [2]int64{0, int64(lastAudit) + 1}, [2]int64{int64(lastAudit), int64(lastAudit) + 1})
+	checkErr(t, "target PutCheckpoint of the source's latest size", dst.s.PutCheckpoint(dst.ctx, srcCps[1]), store.ErrStaleCheckpoint)
 	lastRev := src.revocations()[len(src.revocations())-1].Seq
 	if es := dst.revoke(revokeSerial(serial(300), renewAt, 1, false)); len(es) != 1 || es[0].Seq != lastRev+1 {
 		t.Errorf("target's next revocation = %+v, want one with Seq %d", es, lastRev+1)

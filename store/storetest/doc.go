@@ -10,14 +10,26 @@
 // database per subtest; both run RunCopy, pgstore across the two kinds. Run's subtests (Issue,
 // IssueConcurrent, Token, Device, Certificate, Revoke, RevokeConcurrent,
 // ResetDevice, Renew, RenewRetry, RenewConcurrent, Lineage, Supersede,
-// RenewNow, ListRevocations, Audit, Stats, QueryDevices, QueryAudit,
-// NextCounter, Meta, Close, Context) run in parallel, each on a store of
-// its own. Stats, QueryDevices and QueryAudit replay one scripted history
+// RenewNow, ListRevocations, Audit, AuditTree, Stats, QueryDevices,
+// QueryAudit, NextCounter, Meta, Close, Context) run in parallel, each on a
+// store of its own. Stats, QueryDevices and QueryAudit replay one scripted history
 // (consoleHistory) with every time half an hour from an hour's boundary,
 // since Stats may count by the hour; every query is paged through its
 // cursors to the end and compared with a model of it (wantDevices,
 // wantAudit). RunCopy also compares the source's and the target's
 // answers to them.
+//
+// AuditTree is the rule of the tamper-evident audit log (issue 16): after
+// a scripted history of every kind of write that appends audit rows, and
+// after concurrent appenders, the rows' Seqs are 1..n and each row's Root
+// is the RFC 6962 tree hash the suite recomputes from the rows' LeafData
+// alone (golang.org/x/mod/sumdb/tlog, in memory); AuditTree gives (n, that
+// root); AuditHashes gives exactly the suite's stored hashes, ErrNotFound
+// past them, and inclusion and consistency proofs built from it check; a
+// refused write appends nothing; Time is kept to AuditTimePrecision; and
+// checkpoints are kept in Size order (ErrStaleCheckpoint, paging,
+// ErrNotFound when none). RunCopy checks that a copy keeps the rows, roots,
+// stored hashes and checkpoints identical and goes on appending.
 //
 // # Invariants
 //
@@ -29,7 +41,7 @@
 //   - Errors are checked with errors.Is against the store's sentinels,
 //     never by their text.
 //   - A refused write is checked to have written nothing: no device, no
-//     spent use, no audit row, no revocation; a refused Renew, no spent
+//     spent use, no audit row (nor audit tree hash), no revocation; a refused Renew, no spent
 //     nonce either (nonces are seen only through Renew: the suite spends
 //     one again on another device to tell).
 //

@@ -41,7 +41,7 @@ func testIssue(t *testing.T, newStore func(t *testing.T) store.Store) {
 		}
 		created, issued := event("token.create", tok.ID), is.Audit
 		created.Seq, issued.Seq = 1, 2
-		if diff := cmp.Diff([]store.AuditEvent{created, issued}, f.audit()); diff != "" {
+		if diff := cmp.Diff(rooted([]store.AuditEvent{created, issued}), f.audit()); diff != "" {
 			t.Errorf("audit events (-want +got):\n%s", diff)
 		}
 	})

@@ -334,7 +334,7 @@ func testRenewNow(t *testing.T, newStore func(t *testing.T) store.Store) {
 			}
 		}
 		e.Seq = uint64(len(before.Audit) + 1)
-		want.Audit = append(slices.Clone(before.Audit), e)
+		want.Audit = rooted(append(slices.Clone(before.Audit), e))
 		if diff := gocmp.Diff(want, f.snapshot(), cmpOpts); diff != "" {
 			t.Errorf("records after RenewNow(dev-1) (-want +got):\n%s", diff)
 		}

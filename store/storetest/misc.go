@@ -30,6 +30,7 @@ func testAudit(t *testing.T, newStore func(t *testing.T) store.Store) {
 			e.Seq = uint64(i + 1)
 			want = append(want, e)
 		}
+		want = rooted(want)
 		for _, tc := range []struct {
 			after uint64
 			limit int

@@ -25,7 +25,7 @@ func testToken(t *testing.T, newStore func(t *testing.T) store.Store) {
 			t.Errorf("GetToken (-want +got):\n%s", diff)
 		}
 		ev.Seq = 1
-		if diff := cmp.Diff([]store.AuditEvent{ev}, f.audit()); diff != "" {
+		if diff := cmp.Diff(rooted([]store.AuditEvent{ev}), f.audit()); diff != "" {
 			t.Errorf("audit after CreateToken (-want +got):\n%s", diff)
 		}
 	})
@@ -74,7 +74,7 @@ func testToken(t *testing.T, newStore func(t *testing.T) store.Store) {
 		for i := range evs {
 			evs[i].Seq = uint64(i + 1)
 		}
-		if diff := cmp.Diff(evs, f.audit()); diff != "" {
+		if diff := cmp.Diff(rooted(evs), f.audit()); diff != "" {
 			t.Errorf("audit after CreateTokens (-want +got):\n%s", diff)
 		}
 	})
@@ -158,7 +158,7 @@ func testToken(t *testing.T, newStore func(t *testing.T) store.Store) {
 		}
 		created := event("token.create", tok.ID)
 		created.Seq, ev.Seq = 1, 2
-		if diff := cmp.Diff([]store.AuditEvent{created, ev}, f.audit()); diff != "" {
+		if diff := cmp.Diff(rooted([]store.AuditEvent{created, ev}), f.audit()); diff != "" {
 			t.Errorf("audit after RevokeToken (-want +got):\n%s", diff)
 		}
 	})

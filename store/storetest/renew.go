@@ -164,7 +164,7 @@ func testRenew(t *testing.T, newStore func(t *testing.T) store.Store) {
 		}
 		audit := r.Audit
 		audit.Seq = uint64(len(before.Audit) + 1)
-		if diff := gocmp.Diff(append(before.Audit, audit), f.audit()); diff != "" {
+		if diff := gocmp.Diff(rooted(append(before.Audit, audit)), f.audit()); diff != "" {
 			t.Errorf("audit (-want +got):\n%s", diff)
 		}
 		if diff := gocmp.Diff(before.Revocations, f.revocations(), cmpOpts); diff != "" {

@@ -189,7 +189,7 @@ func testRevoke(t *testing.T, newStore func(t *testing.T) store.Store) {
 			if tc.req.Serial != nil && ev.DeviceID == "" && len(entries) == 1 {
 				ev.DeviceID = entries[0].DeviceID // the store names the device of a serial
 			}
-			want.Audit = append(slices.Clone(before.Audit), ev)
+			want.Audit = rooted(append(slices.Clone(before.Audit), ev))
 			want.Revocations = append(slices.Clone(before.Revocations), entries...)
 
 			if diff := cmp.Diff(entries, got, entriesOpts); diff != "" {
@@ -400,7 +400,7 @@ func testResetDevice(t *testing.T, newStore func(t *testing.T) store.Store) {
 		want.Devices = slices.Clone(before.Devices)
 		want.Devices[slices.IndexFunc(want.Devices, func(d store.Device) bool { return d.ID == "dev-a" })] = wantDev
 		ev.Seq = uint64(len(before.Audit) + 1)
-		want.Audit = append(slices.Clone(before.Audit), ev)
+		want.Audit = rooted(append(slices.Clone(before.Audit), ev))
 		// The certificates stay revoked, the log as it was.
 		if diff := cmp.Diff(want, f.snapshot(keys...), cmpOpts); diff != "" {
 			t.Errorf("records after ResetDevice (-want +got):\n%s", diff)

@@ -39,6 +39,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 	t.Run("ManufacturerIssue", func(t *testing.T) { testManufacturerIssue(t, newStore) })
 	t.Run("Admin", func(t *testing.T) { testAdmin(t, newStore) })
 	t.Run("Audit", func(t *testing.T) { testAudit(t, newStore) })
+	t.Run("AuditTree", func(t *testing.T) { testAuditTree(t, newStore) })
 	t.Run("Stats", func(t *testing.T) { testStats(t, newStore) })
 	t.Run("QueryDevices", func(t *testing.T) { testQueryDevices(t, newStore) })
 	t.Run("QueryAudit", func(t *testing.T) { testQueryAudit(t, newStore) })

@@ -2,8 +2,11 @@
 // same way: the checks of a write request's arguments (Revoke, Renew,
 // CreateToken), the renewal lineage rules (which earlier certificate a
 // retry returns, whether a newer unrevoked one exists, which are live and
-// which a renewal supersedes), the ListCertificates page cursor and the
-// loop of store.Loader's Load.
+// which a renewal supersedes), the ListCertificates page cursor, the
+// loop of store.Loader's Load, and the audit tree's arithmetic
+// (AppendAudit: events to append and a tlog.HashReader of the stored
+// hashes in, each event's Seq, Time and Root set and the stored hashes to
+// write out; CheckCheckpoint: PutCheckpoint's rules).
 //
 // # Basics
 //
