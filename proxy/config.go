@@ -48,14 +48,6 @@ type Config struct {
 	// removed and the username set to the device ID. Clients with a
 	// certificate are piped untouched. Refused in HTTP mode.
 	MQTT bool `yaml:"mqtt,omitempty"`
-	// Auth is how clients prove who they are: "mtls" (the default), a
-	// client certificate; "jwt", a device JWT (with MQTT: in the
-	// CONNECT's password), no certificate asked; "any", either.
-	Auth string `yaml:"auth,omitempty"`
-	// JWTAudience is the audience base of device JWTs: a token for
-	// device D must have aud "<jwt_audience>/devices/D". Required when
-	// Auth is jwt or any.
-	JWTAudience string `yaml:"jwt_audience,omitempty"`
 	// HandshakeTimeout bounds a client's TLS handshake, from accept to
 	// verified, and in MQTT mode a JWT client's CONNECT packet (read and
 	// checked) after it. Default 10s; range 1s..1m.
@@ -103,7 +95,29 @@ type Config struct {
 	// when something looks wrong. It changes nothing in TCP mode or for an
 	// https:// upstream, which never take the fast path.
 	DisableHTTP1FastPath bool `yaml:"disable_http1_fast_path,omitempty"`
+	// Auth is how clients prove who they are (issue 17):
+	//   - "mtls" (default): a client certificate of the fleet, checked in
+	//     the handshake;
+	//   - "jwt": a device JWT on every request (Authorization: Bearer),
+	//     checked by Deps.JWT; no client certificate is asked for;
+	//   - "any": a client certificate if the client sends one, else a JWT
+	//     on every request.
+	// "jwt" and "any" need an HTTP upstream, or a tcp:// one with MQTT
+	// (the token is then the CONNECT packet's password, once per
+	// connection).
+	Auth string `yaml:"auth,omitempty"`
+	// JWTAudience is the audience base of device JWTs: a token must carry
+	// aud = <JWTAudience>/devices/<device ID>. Required with Auth "jwt"
+	// or "any"; an absolute URL such as https://api.example.com.
+	JWTAudience string `yaml:"jwt_audience,omitempty"`
 }
+
+// Auth modes (Config.Auth).
+const (
+	AuthMTLS = "mtls"
+	AuthJWT  = "jwt"
+	AuthAny  = "any"
+)
 
 // WithDefaults returns a copy of c with every zero field set to its default.
 func (c Config) WithDefaults() Config {
@@ -116,6 +130,7 @@ func (c Config) WithDefaults() Config {
 	c.HalfCloseTimeout = cmp.Or(c.HalfCloseTimeout, DefaultHalfCloseTimeout)
 	c.MaxIdleUpstream = cmp.Or(c.MaxIdleUpstream, DefaultMaxIdleUpstream)
 	c.VerifyCacheSize = cmp.Or(c.VerifyCacheSize, DefaultVerifyCacheSize)
+	c.Auth = cmp.Or(c.Auth, AuthMTLS)
 	return c
 }
 
@@ -126,20 +141,21 @@ func (c Config) Validate() error {
 	if _, _, err := parseUpstream(c.Upstream); err != nil {
 		return err
 	}
-	if c.ProxyProtocol && !isTCPUpstream(c.Upstream) {
-		return errors.New("proxy.proxy_protocol needs a tcp:// upstream: in HTTP mode the client address is sent in X-Forwarded-For")
-	}
 	switch c.Auth {
 	case "", AuthMTLS:
 	case AuthJWT, AuthAny:
-		if !c.MQTT {
-			return fmt.Errorf("proxy.auth %s needs proxy.mqtt with a tcp:// upstream: device JWTs travel in the MQTT CONNECT", c.Auth)
+		if isTCPUpstream(c.Upstream) && !c.MQTT {
+			return fmt.Errorf("proxy.auth %q needs an http:// or https:// upstream, or a tcp:// one with proxy.mqtt (device JWTs travel in the MQTT CONNECT)", c.Auth)
 		}
-		if c.JWTAudience == "" {
-			return fmt.Errorf("proxy.auth %s needs proxy.jwt_audience, the audience base of device JWTs", c.Auth)
+		u, err := url.Parse(c.JWTAudience)
+		if c.JWTAudience == "" || err != nil || u.Scheme == "" || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+			return fmt.Errorf("proxy.jwt_audience %q must be an absolute URL without a query (https://api.example.com): tokens carry aud = <jwt_audience>/devices/<device ID>", c.JWTAudience)
 		}
 	default:
 		return fmt.Errorf("proxy.auth %q must be mtls, jwt or any", c.Auth)
+	}
+	if c.ProxyProtocol && !isTCPUpstream(c.Upstream) {
+		return errors.New("proxy.proxy_protocol needs a tcp:// upstream: in HTTP mode the client address is sent in X-Forwarded-For")
 	}
 	if c.MQTT && !isTCPUpstream(c.Upstream) {
 		return errors.New("proxy.mqtt needs a tcp:// upstream (the MQTT broker)")
@@ -177,16 +193,6 @@ func (c Config) Validate() error {
 	}
 	return nil
 }
-
-// The values of Config.Auth.
-const (
-	AuthMTLS = "mtls" // a client certificate (the default)
-	AuthJWT  = "jwt"  // a device JWT
-	AuthAny  = "any"  // either
-)
-
-// acceptsJWT reports whether clients may authenticate with a device JWT.
-func (c Config) acceptsJWT() bool { return c.Auth == AuthJWT || c.Auth == AuthAny }
 
 // mode is how the proxy talks to its upstream.
 type mode int

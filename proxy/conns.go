@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 )
@@ -21,6 +22,14 @@ type trackedConn struct {
 	closed     bool
 	serial     string       // key in set.bySerial; "" until registered
 	prev, next *trackedConn // the other connections with the same serial
+	// jwt marks a connection without a client certificate whose requests
+	// carry device JWTs; jwtSerials are the serials of the certificates
+	// whose keys signed them (keys in set.jwtBySerial).
+	jwt        bool
+	jwtSerials []string
+	// lastJWTSerial is the serial last registered for a JWT, so that the
+	// next request of the same device skips set.mu. Only a hint.
+	lastJWTSerial atomic.Pointer[string]
 
 	// id is set once, after the handshake is verified and before the
 	// connection is handed to HTTP or the pipe; read-only afterwards.
@@ -65,15 +74,57 @@ func (c *trackedConn) closeSocket() error {
 // so that a handshake that raced with one can tell (see register).
 type connSet struct {
 	mu       sync.Mutex
-	epoch    uint64
-	stopped  bool // no more registrations: the Server is shutting down
+	epoch    atomic.Uint64 // written under mu; read without it by JWT requests
+	stopped  bool          // no more registrations: the Server is shutting down
 	all      map[*trackedConn]struct{}
 	bySerial map[string]*trackedConn // head of each serial's list
-	open     atomic.Int64
+	// jwtBySerial are the JWT connections by the serials of the
+	// certificates whose keys signed their requests' tokens.
+	jwtBySerial map[string]map[*trackedConn]struct{}
+	open        atomic.Int64
 }
 
 func newConnSet() *connSet {
-	return &connSet{all: map[*trackedConn]struct{}{}, bySerial: map[string]*trackedConn{}}
+	return &connSet{all: map[*trackedConn]struct{}{}, bySerial: map[string]*trackedConn{},
+		jwtBySerial: map[string]map[*trackedConn]struct{}{}}
+}
+
+// markJWT marks c a JWT connection (see trackedConn.jwt); false if it is
+// closed or the Server is stopping.
+func (s *connSet) markJWT(c *trackedConn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c.closed || s.stopped {
+		return false
+	}
+	c.jwt = true
+	return true
+}
+
+// registerJWT files JWT connection c under serial, the certificate of a
+// token it carried, as register does for a handshake's; a connection may
+// be under many serials (a load balancer's carries many devices').
+func (s *connSet) registerJWT(c *trackedConn, serial string, epoch0 uint64) (open, recheck bool) {
+	if p := c.lastJWTSerial.Load(); p != nil && *p == serial {
+		// Filed already: a closing of serial from then on finds c.
+		return true, false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c.closed {
+		return false, false
+	}
+	if !slices.Contains(c.jwtSerials, serial) {
+		c.jwtSerials = append(c.jwtSerials, serial)
+		m := s.jwtBySerial[serial]
+		if m == nil {
+			m = map[*trackedConn]struct{}{}
+			s.jwtBySerial[serial] = m
+		}
+		m[c] = struct{}{}
+	}
+	c.lastJWTSerial.Store(&serial)
+	return true, s.epoch.Load() != epoch0
 }
 
 // add starts tracking a newly accepted connection. Its ctx carries the
@@ -90,9 +141,7 @@ func (s *connSet) add(base context.Context, nc net.Conn) *trackedConn {
 
 // currentEpoch is read before a handshake starts; see register.
 func (s *connSet) currentEpoch() uint64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.epoch
+	return s.epoch.Load()
 }
 
 // register files c under serial after its handshake was verified. It
@@ -115,7 +164,7 @@ func (s *connSet) register(c *trackedConn, serial string, epoch0 uint64) (open, 
 		c.next = head
 	}
 	s.bySerial[serial] = c
-	return true, s.epoch != epoch0
+	return true, s.epoch.Load() != epoch0
 }
 
 // remove stops tracking c; it reports whether c was still tracked.
@@ -144,6 +193,15 @@ func (s *connSet) removeLocked(c *trackedConn) bool {
 		}
 		c.prev, c.next = nil, nil
 	}
+	for _, serial := range c.jwtSerials {
+		if m := s.jwtBySerial[serial]; m != nil {
+			delete(m, c)
+			if len(m) == 0 {
+				delete(s.jwtBySerial, serial)
+			}
+		}
+	}
+	c.jwtSerials = nil
 	s.open.Add(-1)
 	return true
 }
@@ -154,13 +212,20 @@ func (s *connSet) removeLocked(c *trackedConn) bool {
 // does not read), so it may run in a Checker's Subscribe callback.
 func (s *connSet) closeSerial(serial string) int {
 	s.mu.Lock()
-	s.epoch++
+	s.epoch.Add(1)
 	var victims []*trackedConn
 	for c := s.bySerial[serial]; c != nil; {
 		next := c.next
 		s.removeLocked(c)
 		victims = append(victims, c)
 		c = next
+	}
+	jwtConns := s.jwtBySerial[serial]
+	for c := range jwtConns {
+		victims = append(victims, c)
+	}
+	for _, c := range victims[len(victims)-len(jwtConns):] {
+		s.removeLocked(c)
 	}
 	s.mu.Unlock()
 	for _, c := range victims {

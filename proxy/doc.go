@@ -67,6 +67,25 @@
 // every request then goes through http.Server, ReverseProxy and
 // http.Transport.
 //
+// # Device JWTs
+//
+// Config.Auth "jwt" (no client certificate is asked for) or "any" (a
+// certificate if the client sends one) lets devices that cannot present
+// a certificate authenticate each request with a device JWT in
+// Authorization: Bearer, checked by Deps.JWT (verify.JWTVerifier) against
+// Config.JWTAudience. An accepted request goes upstream with the identity
+// headers of the certificate whose key signed it plus X-Device-Key-Id (the
+// kid), and without the Authorization header. A refused one gets 401 with
+// WWW-Authenticate: Bearer realm="fleetca", error="invalid_token",
+// error_description="<reason>" (RFC 6750 §3; no error for a missing
+// token), a "device JWT refused" log line with the reason, and
+// fleetca_proxy_jwt_total{outcome,reason}. On the fast path a per-request
+// hook (fastpath.Conn.Authorize) asks the verifier; a refusal hands the
+// request to net/http, which answers it. A connection is filed under the
+// serial of every certificate whose token it carried (a load balancer's
+// carries many devices'), so that a revocation closes it as it closes an
+// mTLS one; every request is checked again regardless.
+//
 // # TCP mode
 //
 // With a tcp:// upstream the bytes are piped, with an optional PROXY

@@ -161,7 +161,11 @@ type httpHandler struct{ s *Server }
 func (h httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s := h.s
 	c, _ := r.Context().Value(connKey{}).(*trackedConn)
-	if c == nil || c.id == nil {
+	if c != nil && c.id == nil && c.jwt {
+		if r = s.serveJWT(w, r, c); r == nil {
+			return
+		}
+	} else if c == nil || c.id == nil {
 		// Unreachable: every connection is verified before it is handed
 		// over. Never forward a request without its identity.
 		s.log.Error("request on a connection without a verified client", "remote_addr", r.RemoteAddr)
@@ -176,12 +180,13 @@ func (h httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	start := s.now()
 	rec := &recorder{ResponseWriter: w, conn: c}
+	id := requestIdentity(r, c)
 	defer func() { // also when ReverseProxy aborts with http.ErrAbortHandler
 		status := rec.status
 		if status == 0 {
 			status = http.StatusOK
 		}
-		s.served(r.Context(), c.id.deviceID, c.id.serial, r.Method, r.URL.Path, r.Proto, status, start)
+		s.served(r.Context(), id.deviceID, id.serial, r.Method, r.URL.Path, r.Proto, status, start)
 	}()
 	s.rp.ServeHTTP(rec, r)
 }
@@ -207,6 +212,13 @@ func (s *Server) rewrite(pr *httputil.ProxyRequest) {
 	pr.SetURL(s.upstream)
 	pr.SetXForwarded()
 	c := pr.In.Context().Value(connKey{}).(*trackedConn) // ServeHTTP checked it
+	if id, ok := pr.In.Context().Value(identityKey{}).(*identity); ok {
+		// The device's JWT is its credential for the proxy, not for the
+		// upstream: it is not passed on.
+		pr.Out.Header.Del("Authorization")
+		id.setHeaders(pr.Out.Header)
+		return
+	}
 	c.id.setHeaders(pr.Out.Header)
 }
 
@@ -218,8 +230,10 @@ func (s *Server) upstreamError(w http.ResponseWriter, r *http.Request, err error
 		status = http.StatusGatewayTimeout
 	}
 	deviceID := ""
-	if c, ok := r.Context().Value(connKey{}).(*trackedConn); ok && c.id != nil {
-		deviceID = c.id.deviceID
+	if c, ok := r.Context().Value(connKey{}).(*trackedConn); ok {
+		if id := requestIdentity(r, c); id != nil {
+			deviceID = id.deviceID
+		}
 	}
 	// The client went away (or its connection was closed): nobody reads
 	// the answer.

@@ -19,6 +19,10 @@ const (
 	HeaderDeviceID = "X-Device-Id"             // the client certificate's subject CN: fleetca's device ID
 	HeaderSerial   = "X-Client-Cert-Serial"    // its serial, lowercase hex
 	HeaderXFCC     = "X-Forwarded-Client-Cert" // Envoy's XFCC: Hash, Subject, URI
+	// HeaderKeyID is set for a request authenticated by a device JWT: the
+	// kid of the key that signed it, the lowercase hex SHA-256 of the
+	// certificate (as XFCC's Hash).
+	HeaderKeyID = "X-Device-Key-Id"
 )
 
 // identity is what the proxy tells the upstream about a verified client.
@@ -30,7 +34,7 @@ type identity struct {
 	serialKey string // the connSet key: the serial's magnitude bytes, as a Checker announces it
 	keyID     string // the kid of the device JWT the client presented; "" for a client certificate
 
-	hDeviceID, hSerial, hXFCC []string
+	hDeviceID, hSerial, hXFCC, hKeyID []string
 	// fields are the same headers for the fast path (fastpath.Conn.Header).
 	fields []fastpath.Field
 }
@@ -71,6 +75,18 @@ func (id *identity) setHeaders(h http.Header) {
 	}
 	h[HeaderSerial] = id.hSerial
 	h[HeaderXFCC] = id.hXFCC
+	if id.hKeyID != nil {
+		h[HeaderKeyID] = id.hKeyID
+	}
+}
+
+// newJWTIdentity is the identity of a request authenticated by a device
+// JWT signed with the key of leaf: newIdentity's headers and the kid.
+func newJWTIdentity(leaf *x509.Certificate, kid string) *identity {
+	id := newIdentity(leaf, true)
+	id.hKeyID = []string{kid}
+	id.fields = append(id.fields, fastpath.Field{Name: HeaderKeyID, Value: kid})
+	return id
 }
 
 // isIdentityHeader reports whether a header name is one of ours, ignoring
@@ -85,6 +101,8 @@ func isIdentityHeader(k string) bool {
 		want = HeaderSerial
 	case len(HeaderXFCC):
 		want = HeaderXFCC
+	case len(HeaderKeyID):
+		want = HeaderKeyID
 	default:
 		return false
 	}

@@ -15,6 +15,7 @@ import (
 type metrics struct {
 	handshakes     *prometheus.CounterVec
 	byReason       map[string]prometheus.Counter // reason -> its series (the reason implies the outcome)
+	jwtByReason    map[string]prometheus.Counter // device JWTs checked, by reason (ok: accepted)
 	requests       [6]prometheus.Counter         // by status class: 0 = other, 1 = 1xx ... 5 = 5xx
 	fastRequests   prometheus.Counter            // requests served by the HTTP/1.1 fast path (also in requests)
 	revokedClosed  prometheus.Counter
@@ -31,7 +32,7 @@ type crlSource interface {
 }
 
 func (s *Server) registerMetrics(r prometheus.Registerer) error {
-	m := &metrics{byReason: map[string]prometheus.Counter{}}
+	m := &metrics{byReason: map[string]prometheus.Counter{}, jwtByReason: map[string]prometheus.Counter{}}
 	m.handshakes = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fleetca_proxy_handshakes_total",
 		Help: "Client TLS handshakes by outcome (accepted, refused, failed) and reason."}, []string{"outcome", "reason"})
 	m.byReason[reasonOK] = m.handshakes.WithLabelValues(outcomeAccepted, reasonOK)
@@ -40,6 +41,15 @@ func (s *Server) registerMetrics(r prometheus.Registerer) error {
 	}
 	for _, r := range failureReasons {
 		m.byReason[r] = m.handshakes.WithLabelValues(outcomeFailed, r)
+	}
+	jwts := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fleetca_proxy_jwt_total",
+		Help: "Requests authenticated by a device JWT (Config.Auth jwt or any), by outcome (accepted, refused) and reason."}, []string{"outcome", "reason"})
+	if s.cfg.Auth != AuthMTLS {
+		m.byReason[reasonJWT] = m.handshakes.WithLabelValues(outcomeAccepted, reasonJWT)
+		m.jwtByReason[reasonOK] = jwts.WithLabelValues(outcomeAccepted, reasonOK)
+		for _, r := range jwtReasons {
+			m.jwtByReason[r] = jwts.WithLabelValues(outcomeRefused, r)
+		}
 	}
 	requests := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fleetca_proxy_requests_total",
 		Help: "HTTP requests proxied, by response status class."}, []string{"code"})
@@ -70,7 +80,7 @@ func (s *Server) registerMetrics(r prometheus.Registerer) error {
 	}
 	open := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "fleetca_proxy_open_connections",
 		Help: "Client connections open, handshaking ones included."}, func() float64 { return float64(s.OpenConnections()) })
-	collectors := []prometheus.Collector{m.handshakes, requests, m.fastRequests, m.revokedClosed, m.staleClosed, m.upstreamErrors, open}
+	collectors := []prometheus.Collector{m.handshakes, jwts, requests, m.fastRequests, m.revokedClosed, m.staleClosed, m.upstreamErrors, open}
 	if s.cfg.MQTT {
 		collectors = append(collectors, m.mqttConnectVec)
 	}
@@ -100,6 +110,13 @@ func (s *Server) registerMetrics(r prometheus.Registerer) error {
 // handshake counts one handshake.
 func (m *metrics) handshake(reason string) {
 	if c := m.byReason[reason]; c != nil {
+		c.Inc()
+	}
+}
+
+// jwt counts one device JWT checked.
+func (m *metrics) jwt(reason string) {
+	if c := m.jwtByReason[reason]; c != nil {
 		c.Inc()
 	}
 }

@@ -105,15 +105,15 @@ func (m *mosquittoBroker) waitLine(t *testing.T, parts ...string) string {
 	}
 }
 
-// checkedJWT is fakeJWT that also asks the Checker, as the real verifier
+// checkedJWT is fakeMQTTJWT that also asks the Checker, as the real verifier
 // does: a revoked certificate's token is refused.
 type checkedJWT struct {
-	*fakeJWT
+	*fakeMQTTJWT
 	checker *fakeChecker
 }
 
 func (c checkedJWT) VerifyDeviceJWT(ctx context.Context, token, audienceBase string) (verify.DeviceJWT, error) {
-	dj, err := c.fakeJWT.VerifyDeviceJWT(ctx, token, audienceBase)
+	dj, err := c.fakeMQTTJWT.VerifyDeviceJWT(ctx, token, audienceBase)
 	if err == nil && c.checker.Check(ctx, dj.Certificate) != nil {
 		return verify.DeviceJWT{}, &verify.JWTError{Reason: verify.ReasonRevoked}
 	}
@@ -129,7 +129,7 @@ func TestMosquittoJWT(t *testing.T) {
 	sub := testenv.Need(t, "mosquitto_sub")
 	broker := startMosquitto(t)
 	pki := newPKI(t, "Fleet")
-	v := &fakeJWT{tokens: map[string]*tls.Certificate{}}
+	v := &fakeMQTTJWT{tokens: map[string]*tls.Certificate{}}
 	p := startProxy(t, pki, Config{Upstream: "tcp://" + broker.addr, MQTT: true, Auth: AuthJWT, JWTAudience: "https://mqtt.example.com"},
 		func(d *Deps) { d.JWT = checkedJWT{v, d.Checker.(*fakeChecker)} })
 	dev1, dev2 := pki.device(t, "dev-1"), pki.device(t, "dev-2")

@@ -41,13 +41,6 @@ var mqttReasons = []string{reasonOK, reasonTimeout, reasonEOF, mqttReasonNotConn
 	verify.ReasonBadAudience, verify.ReasonUnknownKey, verify.ReasonBadSignature, verify.ReasonRevoked, verify.ReasonBadChain,
 	verify.ReasonUnavailable}
 
-// JWTVerifier checks a device JWT; *verify.JWTVerifier is one. It must be
-// safe for concurrent use, and bound any blocking of its own (a key-set
-// fetch) by ctx.
-type JWTVerifier interface {
-	VerifyDeviceJWT(ctx context.Context, token, audienceBase string) (verify.DeviceJWT, error)
-}
-
 // connectError is why a client's CONNECT was not let through.
 type connectError struct {
 	reason  string

@@ -193,16 +193,16 @@ func TestConnack(t *testing.T) {
 	}
 }
 
-// fakeJWT accepts the tokens it was given, each for its certificate, and
+// fakeMQTTJWT accepts the tokens it was given, each for its certificate, and
 // refuses any other with the reason the token names ("bad:REASON"), or
 // as malformed.
-type fakeJWT struct {
+type fakeMQTTJWT struct {
 	mu      sync.Mutex
 	tokens  map[string]*tls.Certificate
 	audSeen []string
 }
 
-func (f *fakeJWT) VerifyDeviceJWT(_ context.Context, token, audienceBase string) (verify.DeviceJWT, error) {
+func (f *fakeMQTTJWT) VerifyDeviceJWT(_ context.Context, token, audienceBase string) (verify.DeviceJWT, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.audSeen = append(f.audSeen, audienceBase)
@@ -252,10 +252,10 @@ func newMQTTUpstream(t *testing.T) *mqttUpstream {
 	return u
 }
 
-func startMQTTProxy(t *testing.T, auth string, cfg ...func(*Config)) (*testProxy, *fakeJWT, *mqttUpstream) {
+func startMQTTProxy(t *testing.T, auth string, cfg ...func(*Config)) (*testProxy, *fakeMQTTJWT, *mqttUpstream) {
 	pki := newPKI(t, "Fleet")
 	up := newMQTTUpstream(t)
-	v := &fakeJWT{tokens: map[string]*tls.Certificate{}}
+	v := &fakeMQTTJWT{tokens: map[string]*tls.Certificate{}}
 	c := Config{Upstream: "tcp://" + up.addr, MQTT: true, Auth: auth, JWTAudience: "https://mqtt.example.com"}
 	for _, m := range cfg {
 		m(&c)

@@ -69,7 +69,7 @@ type Deps struct {
 	// (RootCAs, a client certificate, ServerName); nil means the system
 	// roots. Unused for http and tcp upstreams.
 	UpstreamTLS *tls.Config
-	// JWT checks device JWTs: required when Config.Auth is jwt or any.
+	// JWT checks device JWTs; required when Config.Auth is "jwt" or "any".
 	JWT JWTVerifier
 	// Logger; nil discards.
 	Logger *slog.Logger
@@ -93,7 +93,8 @@ type Server struct {
 	upstream    *url.URL
 	upstreamLog string // the upstream for logs
 	checker     Checker
-	jwt         JWTVerifier
+	jwt         JWTVerifier // nil unless Config.Auth is jwt or any
+	jwtIDs      *jwtIdentities
 	log         *slog.Logger
 	now         func() time.Time
 	m           *metrics
@@ -132,17 +133,21 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		return nil, errors.New("proxy.New: Deps.Certificate with a certificate and a key is required")
 	case deps.Checker == nil:
 		return nil, errors.New("proxy.New: Deps.Checker is required")
-	case cfg.acceptsJWT() && deps.JWT == nil:
-		return nil, errors.New("proxy.New: Deps.JWT is required when proxy.auth is jwt or any")
+	case cfg.Auth != AuthMTLS && deps.JWT == nil:
+		return nil, errors.New("proxy.New: Deps.JWT is required with Config.Auth " + cfg.Auth)
 	}
 	m, u, _ := parseUpstream(cfg.Upstream)
-	s := &Server{cfg: cfg, mode: m, upstream: u, upstreamLog: u.Redacted(), checker: deps.Checker, jwt: deps.JWT,
-		log: deps.Logger, now: deps.Now, conns: newConnSet(), buffers: newBufferPool(), ctx: context.Background()}
+	s := &Server{cfg: cfg, mode: m, upstream: u, upstreamLog: u.Redacted(), checker: deps.Checker,
+		jwtIDs: &jwtIdentities{max: cfg.VerifyCacheSize, m: map[string]*identity{}},
+		log:    deps.Logger, now: deps.Now, conns: newConnSet(), buffers: newBufferPool(), ctx: context.Background()}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
 	if s.now == nil {
 		s.now = time.Now
+	}
+	if cfg.Auth != AuthMTLS {
+		s.jwt = deps.JWT
 	}
 	if m == modeHTTP {
 		s.nextProtos = []string{"h2", "http/1.1"}
@@ -258,7 +263,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if s.mode == modeTCP {
 		s.conns.closeWhere(all)
 	} else {
-		s.conns.closeWhere(func(c *trackedConn) bool { return c.serial == "" || c.upgraded.Load() })
+		s.conns.closeWhere(func(c *trackedConn) bool { return (c.serial == "" && !c.jwt) || c.upgraded.Load() })
 		// The fast path's connections drain as http.Server's do: idle
 		// ones close now, busy ones after their request.
 		fastDone := make(<-chan struct{})
@@ -346,9 +351,16 @@ func (s *Server) handle(ctx context.Context, c *trackedConn, handoff *handoffLis
 	}
 	cs := tc.ConnectionState()
 	if len(cs.PeerCertificates) == 0 {
-		// Config.Auth jwt or any, and no certificate: an MQTT client
-		// whose CONNECT carries a device JWT (Validate allows no other).
-		s.serveMQTTJWT(ctx, tc, c, start)
+		if s.mode == modeTCP {
+			// An MQTT client (Validate allows no other TCP mode without
+			// certificates): its CONNECT carries a device JWT.
+			s.serveMQTTJWT(ctx, tc, c, start)
+			return
+		}
+		// No client certificate, which verifyConnection allows only with
+		// Config.Auth jwt or any: every request carries a device JWT.
+		c.SetDeadline(time.Time{})
+		s.serveJWTConn(tc, c, cs, handoff)
 		return
 	}
 	c.SetDeadline(time.Time{})
@@ -382,6 +394,30 @@ func (s *Server) handle(ctx context.Context, c *trackedConn, handoff *handoffLis
 		// Plain requests are served here; the first other one, and the
 		// rest of the connection, by http.Server.
 		if hc = s.fast.ServeConn(fastConn(tc, c)); hc == nil {
+			return
+		}
+	}
+	if !handoff.handoff(hc) {
+		c.Close()
+	}
+}
+
+// serveJWTConn serves a connection whose requests carry device JWTs:
+// plain HTTP/1.1 requests on the fast path, which asks authJWT about each,
+// the others (and refusals) through net/http, which asks serveJWT.
+func (s *Server) serveJWTConn(tc *tls.Conn, c *trackedConn, cs tls.ConnectionState, handoff *handoffListener) {
+	if !s.conns.markJWT(c) {
+		c.Close() // the Server is stopping
+		return
+	}
+	s.m.handshake(reasonJWT)
+	if s.log.Enabled(s.ctx, slog.LevelDebug) {
+		s.log.Debug("client connected without a certificate (device JWTs)", "remote_addr", c.RemoteAddr().String(),
+			"tls_version", tls.VersionName(cs.Version), "alpn", cs.NegotiatedProtocol, "resumed", cs.DidResume)
+	}
+	var hc net.Conn = tc
+	if s.fast != nil && cs.NegotiatedProtocol != "h2" {
+		if hc = s.fast.ServeConn(&fastpath.Conn{TLS: tc, Context: c.ctx, Authorize: s.fastAuthorize(c)}); hc == nil {
 			return
 		}
 	}

@@ -132,12 +132,12 @@ func TestXFCCElement(t *testing.T) {
 
 func TestIsIdentityHeader(t *testing.T) {
 	for _, k := range []string{"X-Device-Id", "x-device-id", "X_DEVICE_ID", "X-Client-Cert-Serial", "x_client_cert_serial",
-		"X-Forwarded-Client-Cert", "X-FORWARDED_CLIENT-CERT"} {
+		"X-Forwarded-Client-Cert", "X-FORWARDED_CLIENT-CERT", "X-Device-Key-Id", "x_device_key_id"} {
 		if !isIdentityHeader(k) {
 			t.Errorf("isIdentityHeader(%q) = false, want true", k)
 		}
 	}
-	for _, k := range []string{"X-Device-Ix", "X-Device-Idx", "X-Client-Cert", "Forwarded", "", "X-Forwarded-Client-Certs"} {
+	for _, k := range []string{"X-Device-Ix", "X-Device-Idx", "X-Client-Cert", "Forwarded", "", "X-Forwarded-Client-Certs", "X-Device-Key-Ix"} {
 		if isIdentityHeader(k) {
 			t.Errorf("isIdentityHeader(%q) = true, want false", k)
 		}

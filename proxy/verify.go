@@ -113,7 +113,7 @@ func (s *Server) newTrust(roots, intermediates *x509.CertPool, cert *tls.Certifi
 		// certificate they have even if it is the wrong one (Go's would
 		// send none), and the refusal says why ("chain", with its issuer)
 		// rather than "no_cert".
-		ClientAuth: s.clientAuth(),
+		ClientAuth: clientAuth(s.cfg.Auth),
 		NextProtos: s.nextProtos,
 		VerifyConnection: func(cs tls.ConnectionState) error {
 			return s.verifyConnection(t, cs)
@@ -122,11 +122,10 @@ func (s *Server) newTrust(roots, intermediates *x509.CertPool, cert *tls.Certifi
 	return t
 }
 
-// clientAuth is what the handshake asks of clients: a certificate
-// (mtls), none (jwt: the device JWT comes after), or one if they have it
-// (any).
-func (s *Server) clientAuth() tls.ClientAuthType {
-	switch s.cfg.Auth {
+// clientAuth is what the handshake asks of clients under Config.Auth:
+// a certificate (mtls), one if they have it (any), nothing (jwt).
+func clientAuth(auth string) tls.ClientAuthType {
+	switch auth {
 	case AuthJWT:
 		return tls.NoClientCert
 	case AuthAny:
@@ -143,8 +142,8 @@ func (s *Server) clientAuth() tls.ClientAuthType {
 // answer: connections are registered once the handshake is complete.
 func (s *Server) verifyConnection(t *trust, cs tls.ConnectionState) error {
 	if len(cs.PeerCertificates) == 0 {
-		if s.cfg.acceptsJWT() {
-			return nil // the client authenticates with a device JWT after the handshake
+		if s.cfg.Auth != AuthMTLS {
+			return nil // its requests carry device JWTs
 		}
 		return &refusedError{reason: reasonNoCert}
 	}

@@ -16,8 +16,30 @@
 // through the injected logger only.
 //
 // The main types are Checker (NewChecker, CheckerConfig, CheckerDeps),
-// RefusedError and its Refusal, CRL (ParseCRL), and Syncer (NewSyncer,
-// SyncConfig, SyncDeps, SyncResult).
+// RefusedError and its Refusal, CRL (ParseCRL), Syncer (NewSyncer,
+// SyncConfig, SyncDeps, SyncResult), and JWTVerifier (NewJWTVerifier,
+// JWTConfig, DeviceJWT, JWTError and its Reason constants).
+//
+// # Device JWTs
+//
+// VerifyDeviceJWT checks a token a device signed with the key of its
+// fleetca certificate (issue 17): a compact JWS with alg ES256, ES384,
+// RS256 or EdDSA fitting the key (never none or HMAC); aud =
+// <audienceBase>/devices/<id> (sub, if present, the same id); exp
+// required, not past, at most MaxLifetime after iat or nbf (after now
+// without either); nbf and iat not in the future; 10 minutes of skew on
+// each time (JWTSkew). The key is found by kid (api.KeyID: the lowercase
+// hex SHA-256 of the certificate; the RFC 7638 thumbprint of the key is
+// accepted too; no kid when the device has one live key) in the JWK Set
+// the CA serves at <KeysURL>/v1/devices/{id}/keys, fetched conditionally
+// (ETag), revalidated after KeysMaxAge and refetched on an unknown kid at
+// most every KeysRefetch per device; or it is the certificate of the
+// token's x5c header, verified to Roots now. Either way the certificate
+// must verify to Roots with clientAuth now, have CN = id, and pass the
+// Checker (stale or missing revocation data: refused, unavailable).
+// Results are cached by token until exp; a cached one is checked again
+// against its times and the Checker, and dropped when the Checker
+// announces its certificate's revocation.
 //
 // # Basics
 //

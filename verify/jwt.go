@@ -316,7 +316,7 @@ func (v *JWTVerifier) verify(ctx context.Context, token, audienceBase string, no
 	if !algFits(alg, k.cert.PublicKey) {
 		return DeviceJWT{}, refuse(ReasonBadAlgorithm, "alg %s does not fit the certificate's %s key", alg, k.cert.PublicKeyAlgorithm)
 	}
-	if err := jose.Verify(tok, k.cert.PublicKey, new(map[string]any)); err != nil {
+	if err := jose.Verify(tok, k.cert.PublicKey); err != nil {
 		return DeviceJWT{}, refuse(ReasonBadSignature, "the signature does not verify with the key %s of device %s", k.kid, id)
 	}
 	if err := certValidAt(k.cert, now); err != nil {

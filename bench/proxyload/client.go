@@ -126,7 +126,11 @@ func runLoad(ctx context.Context, e *env, t *target, m mode, conc int, d time.Du
 	res := runResult{target: t.name}
 	conns := make([]*conn, conc)
 	for w := range conns {
-		conns[w] = newConn(t, devs[w%len(devs)].tls)
+		cfg := devs[w%len(devs)].tls
+		if t.jwt {
+			cfg = devs[w%len(devs)].jwt.tls
+		}
+		conns[w] = newConn(t, cfg)
 		if m == modeKeepAlive {
 			if err := conns[w].Open(); err != nil {
 				return res, fmt.Errorf("%s: open connection %d: %w", t.name, w+1, err)
@@ -157,10 +161,22 @@ func runLoad(ctx context.Context, e *env, t *target, m mode, conc int, d time.Du
 				}
 				var status int
 				var err error
-				if m == modeHandshake {
+				switch {
+				case m == modeHandshake && t.jwt:
+					// A new connection without a client certificate, and
+					// a token signed for it: the proxy has never seen it.
+					var tok string
+					if tok, err = devs[int(next.Add(1))%len(devs)].signJWT(t0); err == nil {
+						c.Close()
+						status, err = c.do(bearerRequest(tok, true))
+						c.Close()
+					}
+				case m == modeHandshake:
 					c.setTLS(devs[int(next.Add(1))%len(devs)].tls)
 					status, err = c.oneShot()
-				} else {
+				case t.jwt:
+					status, err = c.do(devs[w%len(devs)].jwt.kaReq)
+				default:
 					status, err = c.do(reqKeepAlive)
 				}
 				switch {

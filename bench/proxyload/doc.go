@@ -56,6 +56,13 @@
 //     the CA's root CRL; the time until the canary is refused, split
 //     into the sync command and nginx's reload, and nginx's memory, for
 //     the switch to c and back.
+//  7. jwt: a third fleetca proxy with --auth jwt (issue 17) beside the
+//     mTLS one: keep-alive requests per second, each with a Bearer token
+//     (ES256, one per device, signed at setup), at -keepalive-concurrency;
+//     then new connections per second without a client certificate, each
+//     request with a token signed for it (a new jti: the proxy verifies a
+//     signature per connection), beside full mTLS handshakes, at
+//     -handshake-concurrency. Targets: 0.9x and 1.0x the mTLS figures.
 //
 // Baseline, in the same run: nginx doing the same job in front of the
 // same upstream (phases 1 to 4), a direct call to the upstream (phases 2
@@ -66,7 +73,7 @@
 // Usage, in bench/ (the benchmarks' own module; `make bench` runs it with
 // the defaults from the repository root):
 //
-//	go run ./proxyload [-duration 4s] [-reps 3] [-phases handshake,keepalive,latency,crl,revoke,verifier]
+//	go run ./proxyload [-duration 4s] [-reps 3] [-phases handshake,keepalive,latency,crl,revoke,verifier,jwt]
 //	    [-crl-size 1M] [-verifier-crl-size 100k] [-nginx nginx|none] [-fleetca BINARY] [-keep] [-strict]
 //
 // The defaults take about four and a half minutes on two cores, the

@@ -54,7 +54,7 @@ type options struct {
 	verifierConc    []int
 }
 
-var allPhases = []string{"handshake", "keepalive", "latency", "crl", "revoke", "verifier"}
+var allPhases = []string{"handshake", "keepalive", "latency", "crl", "revoke", "verifier", "jwt"}
 
 // upstreamArg makes this program the upstream server (see serveUpstream).
 const upstreamArg = "-as-upstream"
@@ -141,6 +141,7 @@ type results struct {
 	crl       *crlResult
 	verifier  *verifierResult
 	revoke    *revokeResult
+	jwt       *jwtResult
 }
 
 // run is the benchmark; it returns the exit code.
@@ -192,6 +193,11 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) int {
 	}
 	if o.phases["crl"] {
 		if res.crl, err = runCRLPhase(ctx, o, e, tmp, logf); err != nil {
+			return fail(err)
+		}
+	}
+	if o.phases["jwt"] {
+		if res.jwt, err = runJWTPhase(ctx, o, e, logf); err != nil {
 			return fail(err)
 		}
 	}

@@ -283,6 +283,37 @@ func report(w io.Writer, o options, res results) (missed, broken bool) {
 		notMeasured("revoke -> denied, p99", fmt.Sprintf("< %v", targetRevokeP99), "phase not run")
 	}
 
+	if r := res.jwt; r != nil {
+		jwtRatio := func(name string, sums map[int]map[string]summary, conc int, target float64, what string) {
+			f, j := sums[conc]["fleetca proxy"], sums[conc][jwtTargetName]
+			want := fmt.Sprintf(">= %.1fx mTLS", target)
+			if f.rate == 0 {
+				notMeasured(name, want, "no mTLS figure")
+				return
+			}
+			ratio := j.rate / f.rate
+			add(name, want, fmt.Sprintf("%.0f / %.0f %s = %.2fx", j.rate, f.rate, what, ratio), ratio >= target)
+		}
+		p("\n7. Device JWTs: %s (pid %d, --jwt-audience %s) beside the mTLS fleetca proxy, same run, interleaved\n",
+			jwtTargetName, si.jwtPID, jwtAudience)
+		p("   a. keep-alive, as 2.: the JWT proxy's workers send Authorization: Bearer <an ES256 token signed at setup, one per\n")
+		p("      device> on every request, checked each time (the verifier's result cache, and the revocation check)\n")
+		sums := table(r.keepalive, "req")
+		for _, lr := range r.keepalive {
+			jwtRatio(fmt.Sprintf("JWT keep-alive req/s at concurrency %d", lr.conc), sums, lr.conc, targetJWTKeepAliveRatio, "req/s")
+		}
+		p("   b. new connections, as 1.: to the JWT proxy a new TLS connection without a client certificate per request, each\n")
+		p("      with a token signed for it (ES256, a new jti: the proxy verifies its signature); to the mTLS proxy full handshakes\n")
+		p("      (client µs includes signing the token, or the handshake's CertificateVerify)\n")
+		sums = table(r.handshake, "conn")
+		for _, lr := range r.handshake {
+			jwtRatio(fmt.Sprintf("JWT new connections/s at concurrency %d", lr.conc), sums, lr.conc, targetJWTHandshakeRatio, "conn/s")
+		}
+	} else {
+		notMeasured("JWT keep-alive req/s", fmt.Sprintf(">= %.1fx mTLS", targetJWTKeepAliveRatio), "phase not run")
+		notMeasured("JWT new connections/s", fmt.Sprintf(">= %.1fx mTLS", targetJWTHandshakeRatio), "phase not run")
+	}
+
 	if r := res.verifier; r != nil {
 		vchecks, vbroken := reportVerifier(w, o, r)
 		checks = append(checks, vchecks...)

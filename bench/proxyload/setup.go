@@ -32,6 +32,10 @@ type device struct {
 	// tls is its client configuration: full handshakes only (no session
 	// cache, no tickets), X25519, the proxies' certificate pinned.
 	tls *tls.Config
+	// key is its private key; jwt what it needs for the jwt phase (nil
+	// unless that phase runs).
+	key *ecdsa.PrivateKey
+	jwt *jwtDevice
 }
 
 // target is something the client sends requests to.
@@ -39,6 +43,7 @@ type target struct {
 	name string
 	addr string
 	tls  bool // false: plain HTTP (the upstream itself)
+	jwt  bool // fleetca proxy --auth jwt: no client certificate, a Bearer token per request
 	// cpu is the CPU time of the target's own processes (a proxy's; the
 	// upstream is counted apart); nil for the upstream.
 	cpu func() (benchutil.CPUTimes, error)
@@ -52,6 +57,7 @@ type setupInfo struct {
 	nginxSkip    string // why nginx did not run, or ""
 	nginxWorkers int
 	fleetPID     int
+	jwtPID       int // the jwt phase's proxy
 	nginxPID     int
 	upstreamPID  int
 	caPID        int
@@ -86,6 +92,7 @@ type env struct {
 	direct       *target
 	fleet        *target
 	nginx        *target
+	jwtTarget    *target // the jwt phase's fleetca proxy --auth jwt
 
 	mu      sync.Mutex
 	stops   []func() error // processes to stop, last started first
@@ -178,6 +185,11 @@ func setUp(ctx context.Context, o options, tmp, bin string, logf func(string, ..
 			if err := checkIdentity(ctx, t, e.devices[0]); err != nil {
 				return e, err
 			}
+		}
+	}
+	if o.phases["jwt"] {
+		if err := e.setUpJWT(ctx, logf); err != nil {
+			return e, err
 		}
 	}
 	return e, nil
@@ -321,7 +333,7 @@ func (e *env) enroll(ctx context.Context, id, token string) (*device, error) {
 	if err := benchutil.CheckEnrollment(out.EnrollResponse, cert, id); err != nil {
 		return nil, fmt.Errorf("enroll %s: %w", id, err)
 	}
-	return &device{id: id, cert: cert, tls: clientTLS(cert, e.inter, key, e.serverLeaf)}, nil
+	return &device{id: id, cert: cert, tls: clientTLS(cert, e.inter, key, e.serverLeaf), key: key}, nil
 }
 
 // clientTLS is a device's client configuration (benchutil.PinnedTLS):

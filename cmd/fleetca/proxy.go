@@ -42,7 +42,7 @@ type proxyOptions struct {
 	http1FastPath                               bool
 	grace                                       time.Duration
 	mqtt                                        bool
-	auth, jwtAudience, jwtKeysURL               string
+	auth, jwtAudience, jwtKeys                  string
 	jwtMaxLifetime                              time.Duration
 
 	listener net.Listener
@@ -73,23 +73,6 @@ X-Forwarded-Client-Cert (Envoy's format) and removing any the client sent.
 --upstream tcp://HOST:PORT pipes bytes (MQTT and other protocols), with a
 PROXY protocol v2 header first if --proxy-protocol is given.
 
---auth says how devices prove who they are: mtls (the default), a client
-certificate; jwt, a device JWT signed with the key of one of the device's
-live certificates (fleetca jwt makes one), no certificate asked; any, either.
-JWTs are checked against --jwt-audience, the audience base (a token for
-device D must have aud <base>/devices/D), with exp at most
---jwt-max-lifetime after iat, the device's keys fetched from the CA's
-GET /v1/devices/{id}/keys at --jwt-keys-url (default: --crl-url when it is
-the CA's URL), and the same revocation check as certificates.
---mqtt, with a tcp:// upstream (an MQTT broker) and --auth jwt or any, reads
-each JWT client's CONNECT packet (MQTT 3.1.1 or 5): the client ID is the
-device ID and the password the JWT. A refused client gets a CONNACK saying
-why (3.1.1: 0x05 not authorized, 0x04 bad user name or password, 0x03
-server unavailable; 5: 0x87, 0x86, 0x88 with the reason as reason string);
-the broker gets the CONNECT with the password removed and the username
-set to the device ID. Revoking the device closes its connections, as for
-certificates. Clients with a certificate are piped untouched.
-
 With an http:// upstream, plain HTTP/1.1 requests (GET, HEAD, OPTIONS and
 TRACE without a body) take the proxy's fast path, which answers them as
 Go's net/http would with less CPU; --http1-fast-path=false sends every
@@ -117,6 +100,38 @@ every device is refused, and at that instant every open connection is
 closed too (logged once at Error, counted in
 fleetca_proxy_stale_connections_closed_total).
 
+Device JWTs (--auth jwt or any, HTTP upstreams): devices that cannot
+present a client certificate (behind a TLS-terminating load balancer, say)
+send 'Authorization: Bearer <JWT>' on every request, a token they sign with
+the key of their fleetca certificate ('fleetca jwt'). With --auth jwt the
+proxy asks for no client certificate; with --auth any it takes one when a
+client sends it and a JWT otherwise; --auth mtls (the default) is as above.
+A token needs aud = <--jwt-audience>/devices/<device ID>, an exp at most
+--jwt-max-lifetime (default 24h) after its iat, alg ES256, ES384, RS256 or
+EdDSA, and the key of a live, unrevoked certificate of that device: named
+by its kid (the certificate's SHA-256) in the key set the CA publishes at
+<--jwt-keys-url>/v1/devices/{id}/keys (default: --crl-url when it is a
+URL), or carried in the token's x5c header. The upstream gets the same
+headers as for a certificate plus X-Device-Key-Id (the kid), never the
+token. A refused token gets 401 with WWW-Authenticate: Bearer
+error="invalid_token" and its reason (expired, bad_audience, unknown_key,
+revoked, ...) in error_description, the log and
+fleetca_proxy_jwt_total{outcome,reason}. A revocation closes the
+connections that carried the certificate's tokens.
+
+MQTT (--upstream tcp://BROKER:PORT --mqtt --auth jwt or any): a device
+without a certificate connects with its device ID as the MQTT client ID
+and its JWT as the password (mosquitto_pub -i dev-1 -u x -P "$JWT"); the
+proxy reads the CONNECT packet (MQTT 3.1.1 or 5) and checks the token as
+above and that its device is the client ID. A refused client gets a
+CONNACK saying why (3.1.1: 0x05 not authorized, 0x04 bad user name or
+password for a missing or unreadable token, 0x03 server unavailable; 5:
+0x87, 0x86 or 0x88 with the reason as reason string), counted in
+fleetca_proxy_mqtt_connects_total{outcome,reason}; the broker gets the
+CONNECT with the password removed and the username set to the device ID.
+Revoking the device closes its connections. Clients with a certificate
+(--auth any) are piped untouched.
+
 SIGHUP rereads --ca, --cert and --key (open connections are kept; a new
 intermediate needs a restart) and refetches the CRL. SIGINT or SIGTERM drain
 connections and stop. Logs are JSON lines on stderr; --metrics-addr serves
@@ -140,11 +155,11 @@ Prometheus metrics at /metrics (keep it on loopback).`,
 	f.BoolVar(&o.http1FastPath, "http1-fast-path", true, "serve plain HTTP/1.1 requests to an http:// upstream on the proxy's fast path (=false: all through net/http)")
 	f.StringVar(&o.upstreamCA, "upstream-ca", "", "PEM file of the CA(s) an https:// upstream's certificate must chain to (default the system's)")
 	f.DurationVar(&o.grace, "grace", verify.DefaultGrace, "how long past its nextUpdate a CRL is still used when no new one can be had (0s: not at all; up to 168h)")
-	f.BoolVar(&o.mqtt, "mqtt", false, "the tcp:// upstream is an MQTT broker: JWT clients send their token as the CONNECT password")
-	f.StringVar(&o.auth, "auth", proxy.AuthMTLS, "how devices authenticate: mtls, jwt (a device JWT) or any")
-	f.StringVar(&o.jwtAudience, "jwt-audience", "", "the audience base of device JWTs, e.g. https://mqtt.example.com (aud is <base>/devices/<id>)")
-	f.StringVar(&o.jwtKeysURL, "jwt-keys-url", "", "the CA's HTTP listener, e.g. http://CA:8080, for devices' key sets (default --crl-url)")
-	f.DurationVar(&o.jwtMaxLifetime, "jwt-max-lifetime", verify.DefaultJWTMaxLifetime, "the longest a device JWT may be valid, from iat (or nbf) to exp")
+	f.BoolVar(&o.mqtt, "mqtt", false, "with a tcp:// upstream (an MQTT broker) and --auth jwt|any: JWT clients send their token as the CONNECT password")
+	f.StringVar(&o.auth, "auth", proxy.AuthMTLS, "how devices authenticate: mtls (client certificate), jwt (a device JWT on every request) or any")
+	f.StringVar(&o.jwtAudience, "jwt-audience", "", "with --auth jwt|any: the audience base URL; tokens carry aud = <URL>/devices/<device ID>")
+	f.DurationVar(&o.jwtMaxLifetime, "jwt-max-lifetime", verify.DefaultJWTMaxLifetime, "with --auth jwt|any: the longest a token may be valid after its iat (1m to 720h)")
+	f.StringVar(&o.jwtKeys, "jwt-keys-url", "", "with --auth jwt|any: the CA's HTTP listener, e.g. http://CA:8080, for the devices' key sets (default --crl-url if a URL)")
 	f.StringVar(&o.metricsAddr, "metrics-addr", "", "serve Prometheus metrics at http://ADDR/metrics (default off), e.g. 127.0.0.1:9090")
 	return cmd
 }
@@ -164,6 +179,13 @@ func runProxy(ctx context.Context, e env, o proxyOptions) error {
 		return usagef("--revocation-feed needs --crl-url: the CRL is its signed fallback")
 	case o.grace < 0 || o.grace > 168*time.Hour:
 		return usagef("--grace %s is outside 0s..168h", o.grace)
+	case o.auth == proxy.AuthMTLS && (o.jwtAudience != "" || o.jwtKeys != ""):
+		return usagef("--jwt-audience and --jwt-keys-url need --auth jwt or --auth any")
+	case o.auth != proxy.AuthMTLS && o.jwtAudience == "":
+		return usagef("--auth %s needs --jwt-audience URL (tokens carry aud = <URL>/devices/<device ID>)", o.auth)
+	}
+	if o.auth != proxy.AuthMTLS && o.jwtKeys == "" && isHTTPURL(o.crlURL) {
+		o.jwtKeys = o.crlURL
 	}
 	if err := checkCAURLs(o.crlURL, o.feed); err != nil {
 		return err
@@ -221,15 +243,12 @@ func runProxy(ctx context.Context, e env, o proxyOptions) error {
 	}
 
 	var jwtVerifier proxy.JWTVerifier
-	if o.auth == proxy.AuthJWT || o.auth == proxy.AuthAny {
-		keysURL := o.jwtKeysURL
-		if keysURL == "" && (strings.HasPrefix(o.crlURL, "http://") || strings.HasPrefix(o.crlURL, "https://")) {
-			keysURL = o.crlURL
-		}
+	if o.auth != proxy.AuthMTLS {
 		v, err := verify.NewJWTVerifier(verify.JWTConfig{Checker: checker, Roots: bundle.roots, Intermediates: bundle.intermediates,
-			KeysURL: keysURL, MaxLifetime: o.jwtMaxLifetime, Now: now, Client: client, Logger: logger})
+			KeysURL: o.jwtKeys, MaxLifetime: o.jwtMaxLifetime, Now: now, Logger: logger,
+			Client: &http.Client{Timeout: 10 * time.Second, Transport: client.Transport}})
 		if err != nil {
-			return usage(err)
+			return err
 		}
 		jwtVerifier = v
 	}
@@ -467,4 +486,10 @@ func checkCAURLs(crlURL, feed string) error {
 		}
 	}
 	return nil
+}
+
+// isHTTPURL reports whether s is an http:// or https:// URL (not a file).
+func isHTTPURL(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
 }

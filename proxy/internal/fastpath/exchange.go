@@ -72,6 +72,9 @@ func (h *conn) buildUpstreamHeader() {
 		case "Host", "Content-Length", "Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto":
 			return false
 		}
+		if name == "Authorization" && h.c.Authorize != nil {
+			return false
+		}
 		return !slices.Contains(hopHeaders, name) && !slices.Contains(h.connNames, name) && !h.s.cfg.OwnHeader(name)
 	}
 	for _, f := range rh.fields {
@@ -98,7 +101,7 @@ func (h *conn) buildUpstreamHeader() {
 		out = append(out, Field{"X-Forwarded-For", h.clientIP})
 	}
 	out = append(out, Field{"X-Forwarded-Host", rh.host}, Field{"X-Forwarded-Proto", "https"})
-	out = append(out, h.c.Header...)
+	out = append(out, h.header...)
 	slices.SortStableFunc(out, func(a, b Field) int { return strings.Compare(a.Name, b.Name) })
 	h.out = out
 }

@@ -91,6 +91,16 @@ type Conn struct {
 	// DeviceID and Serial name the client, for the proxy's log lines and
 	// the Server's own.
 	DeviceID, Serial string
+	// Authorize, if set, authenticates each request instead of the
+	// connection (device JWTs): it gets the request's Authorization header
+	// ("" if none) and returns the fields to send upstream in place of
+	// Header, with the device ID and serial for the log lines, and true;
+	// or false, and the request (and the rest of the connection) goes to
+	// net/http, which answers the refusal. A request with more than one
+	// Authorization header goes there without asking. The client's
+	// Authorization header is not sent upstream. It runs on the
+	// connection's goroutine.
+	Authorize func(authorization string) (header []Field, deviceID, serial string, ok bool)
 }
 
 // Request is what Served and UpstreamFailed are told of a request.
@@ -343,6 +353,7 @@ type conn struct {
 	clientIP string // "" if the remote address has none
 
 	rh        requestHead
+	header    []Field   // the identity fields of the request: Conn.Header, or what Conn.Authorize gave
 	out       []Field   // the upstream request's headers but Host and User-Agent, sorted
 	ua        string    // the User-Agent sent upstream; "" for none
 	connNames []string  // the names listed in the request's Connection headers
@@ -408,12 +419,41 @@ func (s *Server) ServeConn(c *Conn) net.Conn {
 			s.track.end()
 			return h.handOff()
 		}
+		if !h.authorize() {
+			s.track.end()
+			return h.handOff()
+		}
 		h.br.Discard(len(head))
 		if !h.serveRequest() {
 			c.TLS.Close()
 			return nil
 		}
 	}
+}
+
+// authorize sets h.header for the request in h.rh: Conn.Header, or what
+// Conn.Authorize answers. false hands the request to net/http.
+func (h *conn) authorize() bool {
+	if h.c.Authorize == nil {
+		h.header = h.c.Header
+		return true
+	}
+	authz, n := "", 0
+	for _, f := range h.rh.fields {
+		if f.Name == "Authorization" {
+			authz = f.Value
+			n++
+		}
+	}
+	if n > 1 {
+		return false
+	}
+	header, deviceID, serial, ok := h.c.Authorize(authz)
+	if !ok {
+		return false
+	}
+	h.header, h.c.DeviceID, h.c.Serial = header, deviceID, serial
+	return true
 }
 
 // readHead waits for a whole request head in the read buffer and returns
