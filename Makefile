@@ -45,6 +45,10 @@ soak:
 # ./cmd/fleetca from this checkout. proxyload installs nginx (Debian's
 # nginx-light) if it is missing, to compare with it. enrollload -client all
 # measures EST simpleenroll and step /1.0/sign beside /v1/enroll, same CA, same run.
+# BenchmarkEnrollAuditTree sets enrollments/s with the audit tree beside
+# the rate with it off (boltstore.Options.NoAuditTree, set only by the
+# benchmark through serve's unexported noAuditTree), same run, medians and
+# ratio; BenchmarkVerify times audit verification of 1,000,000 rows.
 # store/pgstore's benchmarks and replicaload start their own PostgreSQL
 # (apt-get install postgresql), with fsync and synchronous_commit on, to
 # set beside store/boltstore's and one bbolt replica's. consoleload builds
@@ -58,6 +62,8 @@ bench:
 	cd bench && $(GO) run ./replicaload
 	cd bench && $(GO) run ./consoleload
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./ca ./store/boltstore ./store/pgstore
+	$(GO) test -run '^$$' -bench '^BenchmarkEnrollAuditTree$$' -benchtime 1x ./cmd/fleetca
+	$(GO) test -run '^$$' -bench '^BenchmarkVerify$$' -benchtime 1x -timeout 30m ./auditlog
 
 # A short run of every fuzz target (go test -fuzz takes one target at a time).
 FUZZTIME ?= 30s
@@ -89,6 +95,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseRetryAfter$$' -fuzztime $(FUZZTIME) ./client
 	$(GO) test -run '^$$' -fuzz '^FuzzParseSerialCursor$$' -fuzztime $(FUZZTIME) ./store/internal/backend
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeCursor$$' -fuzztime $(FUZZTIME) ./store/internal/backend
+	$(GO) test -run '^$$' -fuzz '^FuzzParseCheckpoint$$' -fuzztime $(FUZZTIME) ./auditlog
+	$(GO) test -run '^$$' -fuzz '^FuzzParseExportRow$$' -fuzztime $(FUZZTIME) ./auditlog
 
 # gofmt -l . walks bench/ too; go vet needs each module in turn.
 vet:

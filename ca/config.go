@@ -19,9 +19,11 @@ const (
 	DefaultStepProvisionerKey = "secrets/step_provisioner.key"
 	// DefaultStepProvisioner is the step provisioner's name (tokens' iss).
 	DefaultStepProvisioner = "fleetca"
-	DefaultDeviceValidity  = 2160 * time.Hour // 90 days
-	DefaultServerValidity  = 168 * time.Hour  // 7 days
-	DefaultBackdate        = time.Minute
+	// DefaultAuditKey is where the audit log's checkpoint signing key is.
+	DefaultAuditKey       = "secrets/audit.key"
+	DefaultDeviceValidity = 2160 * time.Hour // 90 days
+	DefaultServerValidity = 168 * time.Hour  // 7 days
+	DefaultBackdate       = time.Minute
 	// DefaultRenewMinInterval is the least time between two renewals of
 	// one device. There is no DefaultRenewAfterExpiry: zero, never, is it.
 	DefaultRenewMinInterval = time.Hour
@@ -95,6 +97,13 @@ type Config struct {
 	// StepProvisioner is the step provisioner's name, the iss of its
 	// tokens. Default "fleetca".
 	StepProvisioner string `yaml:"step_provisioner,omitempty"`
+	// AuditKey is the Ed25519 key that signs the audit log's checkpoints
+	// (never a CA key): a PKCS#8 PEM file relative to the data directory
+	// unless absolute, encrypted like the CA keys. init makes it; serve
+	// makes it when it is missing (a CA made before the audit log had
+	// checkpoints). Its public half, as a note verifier key, is
+	// DIR/audit.pub. Default "secrets/audit.key".
+	AuditKey string `yaml:"audit_key,omitempty"`
 }
 
 // WithDefaults returns a copy of c with every zero field set to its default.
@@ -109,6 +118,7 @@ func (c Config) WithDefaults() Config {
 	c.RenewMinInterval = cmp.Or(c.RenewMinInterval, DefaultRenewMinInterval)
 	c.StepProvisionerKey = cmp.Or(c.StepProvisionerKey, DefaultStepProvisionerKey)
 	c.StepProvisioner = cmp.Or(c.StepProvisioner, DefaultStepProvisioner)
+	c.AuditKey = cmp.Or(c.AuditKey, DefaultAuditKey)
 	return c
 }
 
@@ -150,6 +160,7 @@ func (c Config) Validate() error {
 		{"intermediate_key", c.IntermediateKey, true},
 		{"step_provisioner_key", c.StepProvisionerKey, false},
 		{"step_provisioner", c.StepProvisioner, false},
+		{"audit_key", c.AuditKey, false},
 	}
 	for _, p := range paths {
 		if strings.ContainsRune(p.v, 0) {

@@ -23,17 +23,18 @@ func TestConfigWithDefaults(t *testing.T) {
 			DeviceValidity: 2160 * time.Hour, ServerValidity: 168 * time.Hour, Backdate: time.Minute,
 			RenewMinInterval:   time.Hour,
 			StepProvisionerKey: "secrets/step_provisioner.key", StepProvisioner: "fleetca",
+			AuditKey: "secrets/audit.key",
 		}},
 		{"set", Config{
 			RootCert: "r.pem", IntermediateCert: "i.pem", RootKey: "pkcs11:object=root", IntermediateKey: "/k",
 			DeviceValidity: time.Hour, ServerValidity: 2 * time.Hour, Backdate: time.Second,
 			RenewAfterExpiry: 720 * time.Hour, RenewMinInterval: time.Minute,
-			StepProvisionerKey: "/p.key", StepProvisioner: "line3",
+			StepProvisionerKey: "/p.key", StepProvisioner: "line3", AuditKey: "/a.key",
 		}, Config{
 			RootCert: "r.pem", IntermediateCert: "i.pem", RootKey: "pkcs11:object=root", IntermediateKey: "/k",
 			DeviceValidity: time.Hour, ServerValidity: 2 * time.Hour, Backdate: time.Second,
 			RenewAfterExpiry: 720 * time.Hour, RenewMinInterval: time.Minute,
-			StepProvisionerKey: "/p.key", StepProvisioner: "line3",
+			StepProvisionerKey: "/p.key", StepProvisioner: "line3", AuditKey: "/a.key",
 		}},
 	}
 	for _, tc := range tests {

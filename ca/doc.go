@@ -6,7 +6,11 @@
 // Init creates a CA once, in the data directory: a root (20 years, path
 // length 1) and an intermediate that issues (5 years, path length 0), with
 // their keys under secrets/ (encrypted PKCS#8 when a password is given).
-// It never overwrites an existing CA.
+// It never overwrites an existing CA. It also makes the step provisioner
+// key and the audit key (AuditKey: Ed25519, in golang.org/x/mod/sumdb/note
+// form, never a CA key), which signs the audit log's checkpoints; its
+// public key is DIR/audit.pub, named AuditKeyName(CA name). serve makes
+// either when it is missing (a CA older than the key).
 //
 // New turns a Config (the ca section of fleetca.yaml) and Deps into an
 // *Authority: it loads both certificates and the intermediate key (a file

@@ -185,6 +185,10 @@ func Init(ctx context.Context, opts InitOptions) (*InitResult, error) {
 		w.undo()
 		return nil, err
 	}
+	if _, _, _, err := AuditKey(opts.Dir, cfg, opts.Name, opts.Password); err != nil {
+		w.undo()
+		return nil, err
+	}
 	return &InitResult{
 		Config:          cfg,
 		Root:            root,

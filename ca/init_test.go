@@ -57,10 +57,10 @@ func TestInitFiles(t *testing.T) {
 			for _, e := range entries {
 				names = append(names, e.Name())
 			}
-			if diff := cmp.Diff([]string{"intermediate.pem", "root.pem", "secrets"}, names); diff != "" {
+			if diff := cmp.Diff([]string{"audit.pub", "intermediate.pem", "root.pem", "secrets"}, names); diff != "" {
 				t.Errorf("files in the data directory (-want +got):\n%s", diff)
 			}
-			for _, k := range []string{"secrets/root.key", "secrets/intermediate.key", "secrets/step_provisioner.key"} {
+			for _, k := range []string{"secrets/root.key", "secrets/intermediate.key", "secrets/step_provisioner.key", "secrets/audit.key"} {
 				b, err := os.ReadFile(filepath.Join(dir, k))
 				if err != nil {
 					t.Fatal(err)

@@ -23,7 +23,12 @@
 // shutdown begins). The plain-HTTP handler carries what a verifier must
 // fetch before it can trust anything: /roots.pem, /chain.pem,
 // /intermediate.crt (the caIssuers target of device certificates), the
-// CRLs and OCSP. Both serve /healthz. Neither serves /metrics: serve puts
+// CRLs and OCSP, and, given Deps.Audit, the audit log's public face:
+// the latest signed checkpoint (GET /v1/audit/checkpoint, with an ETag),
+// the audit key (/v1/audit/key) and consistency proofs
+// (/v1/audit/proof?from=&to=), hashes and sizes only; viewers read the
+// tree itself under /v1/admin/audit (rows, /tree, /hashes, /checkpoints)
+// for fleetca audit verify and export --ca. Both serve /healthz. Neither serves /metrics: serve puts
 // it on a listener of its own (server.metrics_addr, loopback by default),
 // as the proxy does. ServerCert keeps the HTTPS
 // listener's own certificate, in memory, renewed at two thirds of its life;

@@ -164,6 +164,9 @@ type Deps struct {
 	CA         Authority
 	Records    Records
 	Revocation Revoker
+	// Audit publishes the audit log (checkpoints, key, proofs); nil
+	// serves none of its routes.
+	Audit AuditLog
 	// Now is the clock (for cache lifetimes); nil means time.Now.
 	Now func() time.Time
 	// Ready reports whether the service can take requests (for /healthz);
@@ -332,6 +335,7 @@ func (s *Server) routes() {
 	getAndHead(s.http, api.DeviceKeysRoute, s.deviceKeys)
 	s.http.POST(api.OCSPPath, s.ocspPost)
 	getAndHead(s.http, api.OCSPPath+"/*", s.ocspGet)
+	s.auditRoutes()
 }
 
 // healthz answers 200 {"status":"ok"} while the service can work, and 503

@@ -119,7 +119,11 @@ type benchServe struct {
 // benchStartServe creates a CA with the real init command and serves it
 // with runServe on loopback listeners until the benchmark ends. Its JSON
 // log goes to a file, as under a service manager.
-func benchStartServe(b *testing.B) *benchServe {
+func benchStartServe(b *testing.B) *benchServe { return benchStartServeWith(b, serveOptions{}) }
+
+// benchStartServeWith is benchStartServe with more serve options (its
+// dir, listeners and ready are set here).
+func benchStartServeWith(b *testing.B, opts serveOptions) *benchServe {
 	b.Helper()
 	dir := filepath.Join(b.TempDir(), "ca")
 	benchCLI(b, nil, "init", "--dir", dir, "--name", "Bench", "--no-password",
@@ -132,8 +136,8 @@ func benchStartServe(b *testing.B) *benchServe {
 	urls := make(chan string, 1)
 	done := make(chan error, 1)
 	e := env{stdout: io.Discard, stderr: logFile, stdin: strings.NewReader(""), getenv: func(string) string { return "" }}
-	opts := serveOptions{dir: dir, httpsListener: testenv.Listen(b), httpListener: testenv.Listen(b),
-		ready: func(httpsURL, _ string) { urls <- httpsURL }}
+	opts.dir, opts.httpsListener, opts.httpListener = dir, testenv.Listen(b), testenv.Listen(b)
+	opts.ready = func(httpsURL, _ string) { urls <- httpsURL }
 	// Goroutines the server starts inherit the label.
 	pprof.Do(ctx, pprof.Labels("side", "server"), func(ctx context.Context) {
 		go func() { done <- runServe(ctx, e, opts) }()

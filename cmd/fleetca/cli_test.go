@@ -270,8 +270,8 @@ func TestEncryptedKeys(t *testing.T) {
 		t.Fatalf("init with FLEETCA_PASSWORD: exit %d, want 0; stderr: %q", r.code, r.stderr)
 	}
 	keys, err := filepath.Glob(filepath.Join(dir, "secrets", "*.key"))
-	if err != nil || len(keys) != 3 {
-		t.Fatalf("secrets/*.key = %v (%v), want the root, intermediate and step provisioner keys", keys, err)
+	if err != nil || len(keys) != 4 {
+		t.Fatalf("secrets/*.key = %v (%v), want the root, intermediate, step provisioner and audit keys", keys, err)
 	}
 	for _, k := range keys {
 		if got := readFile(t, k); !strings.Contains(got, "-----BEGIN ENCRYPTED PRIVATE KEY-----") {

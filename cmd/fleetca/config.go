@@ -15,6 +15,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/fleetca/fleetca/api"
+	"github.com/fleetca/fleetca/auditlog"
 	"github.com/fleetca/fleetca/ca"
 	"github.com/fleetca/fleetca/enroll"
 	"github.com/fleetca/fleetca/internal/fault"
@@ -41,6 +42,7 @@ type fileConfig struct {
 	Enroll       enroll.Config     `yaml:"enroll"`
 	Revocation   revocation.Config `yaml:"revocation"`
 	Web          web.Config        `yaml:"web"`
+	Audit        auditlog.Config   `yaml:"audit"`
 }
 
 // serverConfig is the server section.
@@ -125,6 +127,7 @@ func (c fileConfig) withDefaults() fileConfig {
 	c.Enroll.RenewMinInterval = c.CA.RenewMinInterval
 	c.Web = c.Web.WithDefaults()
 	c.Revocation = c.Revocation.WithDefaults()
+	c.Audit = c.Audit.WithDefaults()
 	return c
 }
 
@@ -157,6 +160,9 @@ func (c fileConfig) validate() error {
 		return err
 	}
 	if err := c.Revocation.Validate(); err != nil {
+		return err
+	}
+	if err := c.Audit.Validate(); err != nil {
 		return err
 	}
 	return c.Web.Validate()
@@ -306,6 +312,11 @@ web:
   auth_failure_addresses: {{.Web.AuthFailureAddresses}}
   # The EST label served besides the bare path: /.well-known/est/ and /.well-known/est/<label>/.
   est_label: {{printf "%q" .Web.ESTLabel}}
+
+audit:
+  # The audit log is a Merkle tree; serve signs a checkpoint of it (with secrets/audit.key, public
+  # key audit.pub) at most this often when it grew, and at start and stop (1s..24h).
+  checkpoint_every: {{printf "%q" .Audit.CheckpointEvery.String}}
 `))
 
 // writeConfig writes c as DIR/fleetca.yaml (mode 0600), failing if it exists.

@@ -186,7 +186,7 @@ Enroll a device: fleetca enroll --ca https://HOST:8443 --fingerprint SHA256 --to
 	// or unparsable value is a usage error.
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usage(err) })
 	root.AddCommand(newInitCmd(e), newServeCmd(e), newTokenCmd(e), newEnrollCmd(e), newRenewCmd(e), newDevicesCmd(e), newCertsCmd(e),
-		newRevokeCmd(e), newCRLCmd(e), newCertCmd(e), newProxyCmd(e), newExportCmd(e), newManufacturerCmd(e), newAdminCmd(e), newDBCmd(e), newJWTCmd(e), newVersionCmd(e))
+		newRevokeCmd(e), newCRLCmd(e), newCertCmd(e), newProxyCmd(e), newExportCmd(e), newManufacturerCmd(e), newAdminCmd(e), newDBCmd(e), newAuditCmd(e), newJWTCmd(e), newVersionCmd(e))
 	usageArgs(root)
 	return root
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/fleetca/fleetca/auditlog"
 	"github.com/fleetca/fleetca/ca"
 	"github.com/fleetca/fleetca/enroll"
 	"github.com/fleetca/fleetca/internal/fault"
@@ -45,7 +46,11 @@ With store.driver postgres in fleetca.yaml, serve applies the schema migrations
 the database lacks (under a lock: replicas starting together migrate once)
 and refuses a schema newer than it knows. Several serve replicas with copies
 of one data directory may share the database behind a load balancer. /healthz
-answers 503 while the database cannot be reached.`,
+answers 503 while the database cannot be reached.
+
+serve signs a checkpoint of the audit log (with secrets/audit.key, made if
+missing; public key DIR/audit.pub) at start-up, at most every
+audit.checkpoint_every while the log grows, and at shutdown.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			dir, err := dataDir(o.dir, e.getenv)
@@ -77,6 +82,10 @@ type serveOptions struct {
 	// it back to issue certificates that are already old. No flag or
 	// environment variable sets it.
 	now func() time.Time
+	// noAuditTree opens a bbolt store with boltstore.Options.NoAuditTree:
+	// the baseline of the audit tree's benchmark (audit_bench_test.go).
+	// No flag or environment variable sets it.
+	noAuditTree bool
 }
 
 // serverGCPercent is the GOGC of serve and proxy unless the environment
@@ -178,7 +187,7 @@ func runServe(ctx context.Context, e env, o serveOptions) error {
 
 	// On PostgreSQL, replicas starting together migrate the schema once
 	// (pgstore holds an advisory lock), and a newer schema is refused.
-	st, err := openStore(ctx, o.dir, cfg.Store, storeOptions{migrate: true, logger: logger})
+	st, err := openStore(ctx, o.dir, cfg.Store, storeOptions{migrate: true, logger: logger, noAuditTree: o.noAuditTree})
 	if err != nil {
 		return err
 	}
@@ -211,6 +220,17 @@ func runServe(ctx context.Context, e env, o serveOptions) error {
 	if created {
 		logger.Info("created the step provisioner key", "path", caCfg.StepProvisionerKey, "provisioner", caCfg.StepProvisioner)
 	}
+	auditKey, auditVKey, created, err := ca.AuditKey(o.dir, cfg.CA, cfg.Name, password)
+	if err != nil {
+		return err
+	}
+	if created {
+		logger.Info("created the audit key", "path", caCfg.AuditKey, "public_key", filepath.Join(o.dir, ca.AuditPublicKeyFile))
+	}
+	checkpointer, err := auditlog.NewCheckpointer(cfg.Audit, auditlog.Deps{Store: st, Signer: auditKey, Now: now, Logger: logger})
+	if err != nil {
+		return err
+	}
 	step := &enroll.StepProvisioner{Name: caCfg.StepProvisioner, Key: stepKey,
 		SignURLs: enroll.StepSignURLs(append(dns, ipStrings(ips)...), httpsPort)}
 	// The HTTPS listener learns of manufacturer CAs as admins add and
@@ -227,6 +247,7 @@ func runServe(ctx context.Context, e env, o serveOptions) error {
 		return err
 	}
 	srv, err := web.New(cfg.Web, web.Deps{Enroll: svc, CA: authority, Records: st, Revocation: revSvc, Now: now,
+		Audit:   auditlog.NewPublic(st, auditVKey),
 		Version: versionString(), Logger: logger, Metrics: reg,
 		Ready: func(ctx context.Context) error { return storeReady(ctx, st) }})
 	if err != nil {
@@ -277,6 +298,11 @@ func runServe(ctx context.Context, e env, o serveOptions) error {
 	}
 	g.Go(func() error { return revSvc.Run(gctx) })
 	g.Go(func() error { return svc.Run(gctx) })
+	// A checkpoint now (rows written since the last one, by a CA that
+	// stopped without signing: kill -9), then every audit.checkpoint_every.
+	if !o.noAuditTree { // the benchmark's baseline has no tree to sign
+		g.Go(func() error { return checkpointer.Run(gctx) })
+	}
 	logger.Info("listening", listening...)
 	printBanner(e.stderr, e.prog, o.dir, cfg, authority.RootFingerprint(), httpsURL, httpURL, metricsURL)
 	if o.ready != nil {
@@ -288,6 +314,11 @@ func runServe(ctx context.Context, e env, o serveOptions) error {
 	defer cancel()
 	if ferr := srv.FlushAuthFailures(fctx); ferr != nil {
 		err = errors.Join(err, fmt.Errorf("audit admin authentication failures: %w", ferr))
+	}
+	// The last rows, now that no request is under way, get their
+	// checkpoint: a CA stopped gracefully leaves no row unsigned.
+	if _, serr := checkpointer.Sign(fctx); serr != nil && !o.noAuditTree {
+		err = errors.Join(err, fmt.Errorf("sign the last audit checkpoint: %w", serr))
 	}
 	logger.Info("stopped")
 	return err

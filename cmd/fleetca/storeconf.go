@@ -194,6 +194,8 @@ type storeOptions struct {
 	migrate bool
 	// logger receives the store's events (nil: none).
 	logger *slog.Logger
+	// noAuditTree: boltstore.Options.NoAuditTree (benchmarks only).
+	noAuditTree bool
 }
 
 // openStore opens the store sc names: the bbolt file in dir, or the
@@ -202,7 +204,7 @@ type storeOptions struct {
 // refused with one line saying what to do.
 func openStore(ctx context.Context, dir string, sc storeConfig, o storeOptions) (store.Store, error) {
 	if sc.Driver != driverPostgres {
-		return boltstore.Open(filepath.Join(dir, sc.Path), boltstore.Options{})
+		return boltstore.Open(filepath.Join(dir, sc.Path), boltstore.Options{NoAuditTree: o.noAuditTree})
 	}
 	pw, err := readStorePassword(dir, sc.PasswordFile)
 	if err != nil {

@@ -19,6 +19,9 @@ import (
 // A missing index is an error wrapping store.ErrNotFound.
 func hashReader(b *bbolt.Bucket) tlog.HashReader {
 	return tlog.HashReaderFunc(func(indexes []int64) ([]tlog.Hash, error) {
+		if b == nil { // Options.NoAuditTree
+			return nil, fmt.Errorf("audit hashes: the tree is off: %w", store.ErrNotFound)
+		}
 		out := make([]tlog.Hash, len(indexes))
 		for i, x := range indexes {
 			if x < 0 {

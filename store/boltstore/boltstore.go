@@ -58,6 +58,13 @@ type Options struct {
 	// batch commits without waiting for MaxBatchDelay. Zero means
 	// DefaultMaxBatchSize (1000); negative is refused.
 	MaxBatchSize int
+	// NoAuditTree, for benchmarks only, drops the audit tree: audit rows
+	// are appended without their stored hashes and with a zero Root, as
+	// before the tree existed, so that make bench can set the rate with
+	// the tree beside the rate without it. The file then fails fleetca
+	// audit verify; opening it again without NoAuditTree rebuilds the
+	// tree.
+	NoAuditTree bool
 }
 
 // withDefaults returns a copy of o with zero values replaced by defaults.
@@ -144,6 +151,9 @@ func Open(path string, opts Options) (*Store, error) {
 		}
 		if err := upgradeLayout(tx); err != nil {
 			return err
+		}
+		if opts.NoAuditTree {
+			return tx.DeleteBucket(bucketAuditHashes)
 		}
 		return upgradeTree(tx)
 	})
