@@ -248,6 +248,7 @@ func rewriteConnect(pk *packets.Packet, deviceID string) []byte {
 // revocation closes it, and pipes the rewritten CONNECT and the rest of
 // the session to the upstream.
 func (s *Server) serveMQTTJWT(ctx context.Context, client *tls.Conn, c *trackedConn, start time.Time) {
+	s.m.handshake(reasonJWT) // as for HTTP: a handshake without a certificate, the JWT to come
 	deadline := time.Now().Add(s.cfg.HandshakeTimeout)
 	c.SetDeadline(deadline)
 	pk, err := readConnect(client, MaxConnectBytes)

@@ -290,6 +290,9 @@ func TestMQTTJWTConnect(t *testing.T) {
 			if got := testutil.ToFloat64(p.m.mqttConnects[reasonOK]); got != 1 {
 				t.Errorf("mqtt_connects_total{ok} = %v, want 1", got)
 			}
+			if got := p.handshakes(outcomeAccepted, reasonJWT); got != 1 {
+				t.Errorf("handshakes{accepted,jwt} = %v, want 1", got)
+			}
 			if v.audSeen[0] != "https://mqtt.example.com" {
 				t.Errorf("audience base %q, want the configured one", v.audSeen[0])
 			}
