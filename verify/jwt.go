@@ -148,7 +148,13 @@ type JWTVerifier struct {
 	sets   map[api.DeviceID]*keySet
 
 	resMu   sync.Mutex
-	results map[string]DeviceJWT // by token
+	results map[string]cachedJWT // by token
+}
+
+// cachedJWT is a token that passed, for the audience base it passed for.
+type cachedJWT struct {
+	aud string
+	DeviceJWT
 }
 
 // keySet is one device's key set as last fetched from the CA.
@@ -201,7 +207,7 @@ func NewJWTVerifier(cfg JWTConfig) (*JWTVerifier, error) {
 		return nil, errors.New("verify.NewJWTVerifier: negative KeysRefetch, KeysMaxAge or MaxCacheEntries")
 	}
 	v := &JWTVerifier{cfg: cfg, now: cfg.Now, client: cfg.Client, log: cfg.Logger,
-		sets: map[api.DeviceID]*keySet{}, results: map[string]DeviceJWT{}}
+		sets: map[api.DeviceID]*keySet{}, results: map[string]cachedJWT{}}
 	if v.now == nil {
 		v.now = time.Now
 	}
@@ -234,15 +240,14 @@ func (v *JWTVerifier) forget(serial *big.Int) {
 // again for its times and against the Checker (revocation, freshness).
 func (v *JWTVerifier) VerifyDeviceJWT(ctx context.Context, token, audienceBase string) (DeviceJWT, error) {
 	now := v.now()
-	key := audienceBase + " " + token
 	v.resMu.Lock()
-	r, ok := v.results[key]
+	c, ok := v.results[token]
 	v.resMu.Unlock()
-	if ok {
-		if err := v.stillGood(ctx, r, now); err != nil {
+	if ok && c.aud == audienceBase {
+		if err := v.stillGood(ctx, c.DeviceJWT, now); err != nil {
 			return DeviceJWT{}, err
 		}
-		return r, nil
+		return c.DeviceJWT, nil
 	}
 	r, err := v.verify(ctx, token, audienceBase, now)
 	if err != nil {
@@ -259,7 +264,7 @@ func (v *JWTVerifier) VerifyDeviceJWT(ctx context.Context, token, audienceBase s
 			clear(v.results)
 		}
 	}
-	v.results[key] = r
+	v.results[token] = cachedJWT{aud: audienceBase, DeviceJWT: r}
 	v.resMu.Unlock()
 	return r, nil
 }

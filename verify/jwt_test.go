@@ -46,7 +46,10 @@ type jwtFleet struct {
 	mu      sync.Mutex
 	devices map[string][]jwtDevice
 	fetches atomic.Int32
-	keys    *httptest.Server
+	// notModified counts 304s; down makes the server answer 503.
+	notModified atomic.Int32
+	down        atomic.Bool
+	keys        *httptest.Server
 }
 
 func newJWTFleet(t *testing.T) *jwtFleet {
@@ -90,6 +93,10 @@ func (f *jwtFleet) add(t *testing.T, id, kind string) jwtDevice {
 
 func (f *jwtFleet) serveKeys(w http.ResponseWriter, r *http.Request) {
 	f.fetches.Add(1)
+	if f.down.Load() {
+		http.Error(w, "down", http.StatusServiceUnavailable)
+		return
+	}
 	id, ok := strings.CutPrefix(r.URL.Path, "/v1/devices/")
 	id, ok2 := strings.CutSuffix(id, "/keys")
 	f.mu.Lock()
@@ -107,6 +114,7 @@ func (f *jwtFleet) serveKeys(w http.ResponseWriter, r *http.Request) {
 	b, _ := json.Marshal(set)
 	etag := `"` + api.KeyID(b)[:16] + `"`
 	if r.Header.Get("If-None-Match") == etag {
+		f.notModified.Add(1)
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
@@ -303,6 +311,15 @@ func TestVerifyDeviceJWTCache(t *testing.T) {
 	if n := f.fetches.Load(); n != 2 {
 		t.Errorf("key-set fetches = %d, want 2 (one per device, then the cache)", n)
 	}
+	// Cached for one audience base, the token is still checked for another.
+	if _, err := v.VerifyDeviceJWT(t.Context(), tok, "https://other.example.com"); err == nil {
+		t.Errorf("a token cached for %s was accepted for another audience base", testAud)
+	} else if je, ok := errors.AsType[*JWTError](err); !ok || je.Reason != ReasonBadAudience {
+		t.Errorf("cached token, other audience base: %v, want %s", err, ReasonBadAudience)
+	}
+	if r := reason(tok); r != "" {
+		t.Errorf("the token for its own audience after another's refusal: reason %q, want success", r)
+	}
 	writeCRL(d.cert.SerialNumber.Int64())
 	if err := checker.Refresh(t.Context()); err != nil {
 		t.Fatal(err)
@@ -362,6 +379,58 @@ func TestVerifyDeviceJWTRefetch(t *testing.T) {
 	clk.Add(10 * time.Second)
 	if _, err := v.VerifyDeviceJWT(t.Context(), sign(t, d2, claims(), nil), testAud); err != nil {
 		t.Errorf("a new key after KeysRefetch: %v, want success", err)
+	}
+}
+
+// TestVerifyDeviceJWTKeySetAge: a key set is revalidated (a conditional
+// GET, 304) after KeysMaxAge; while the CA cannot be reached the set last
+// fetched serves for an hour more, then the device's tokens are refused as
+// unavailable (fail closed), until the CA answers again.
+func TestVerifyDeviceJWTKeySetAge(t *testing.T) {
+	f := newJWTFleet(t)
+	clk := &clock{t: time.Now().Truncate(time.Second).Add(time.Hour)}
+	d := f.add(t, "dev-1", "p256")
+	checker := newJWTChecker(t, f.ca, clk.Now())
+	roots := x509.NewCertPool()
+	roots.AddCert(f.ca.Root)
+	v, err := NewJWTVerifier(JWTConfig{Checker: checker, Roots: roots, KeysURL: f.keys.URL, Now: clk.Now, Client: f.keys.Client(),
+		KeysMaxAge: 5 * time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reason := func() string {
+		t.Helper()
+		// A new token each time: the result cache is not what is tested.
+		tok := sign(t, d, map[string]any{"aud": testAud + "/devices/dev-1", "iat": clk.Now().Unix(), "exp": clk.Now().Add(time.Hour).Unix()}, nil)
+		_, err := v.VerifyDeviceJWT(t.Context(), tok, testAud)
+		if je, ok := errors.AsType[*JWTError](err); ok {
+			return je.Reason
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ""
+	}
+	if r := reason(); r != "" {
+		t.Fatalf("first token: %s", r)
+	}
+	clk.Add(5 * time.Minute)
+	if r := reason(); r != "" || f.notModified.Load() != 1 {
+		t.Fatalf("after KeysMaxAge: reason %q, %d 304s; want success after one 304", r, f.notModified.Load())
+	}
+	f.down.Store(true)
+	clk.Add(5 * time.Minute)
+	if r := reason(); r != "" {
+		t.Errorf("CA down, set 5m old: reason %q, want success from the set last fetched", r)
+	}
+	clk.Add(time.Hour)
+	if r := reason(); r != ReasonUnavailable {
+		t.Errorf("CA down, set 1h5m old: reason %q, want %s", r, ReasonUnavailable)
+	}
+	f.down.Store(false)
+	clk.Add(10 * time.Second)
+	if r := reason(); r != "" {
+		t.Errorf("CA back: reason %q, want success", r)
 	}
 }
 
