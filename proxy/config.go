@@ -41,8 +41,16 @@ type Config struct {
 	// before any byte of the client's. Refused in HTTP mode, where the
 	// client address travels in X-Forwarded-For.
 	ProxyProtocol bool `yaml:"proxy_protocol,omitempty"`
+	// MQTT, in TCP mode, says the upstream is an MQTT broker: a client
+	// without a certificate (Auth jwt or any) then authenticates with a
+	// device JWT in its CONNECT packet's password, the client ID being
+	// its device ID; the broker gets the CONNECT with the password
+	// removed and the username set to the device ID. Clients with a
+	// certificate are piped untouched. Refused in HTTP mode.
+	MQTT bool `yaml:"mqtt,omitempty"`
 	// HandshakeTimeout bounds a client's TLS handshake, from accept to
-	// verified. Default 10s; range 1s..1m.
+	// verified, and in MQTT mode a JWT client's CONNECT packet (read and
+	// checked) after it. Default 10s; range 1s..1m.
 	HandshakeTimeout time.Duration `yaml:"handshake_timeout,omitempty"`
 	// ReadHeaderTimeout bounds reading one HTTP/1 request's headers.
 	// Default 10s; range 1s..5m.
@@ -94,7 +102,9 @@ type Config struct {
 	//     checked by Deps.JWT; no client certificate is asked for;
 	//   - "any": a client certificate if the client sends one, else a JWT
 	//     on every request.
-	// "jwt" and "any" need an HTTP upstream.
+	// "jwt" and "any" need an HTTP upstream, or a tcp:// one with MQTT
+	// (the token is then the CONNECT packet's password, once per
+	// connection).
 	Auth string `yaml:"auth,omitempty"`
 	// JWTAudience is the audience base of device JWTs: a token must carry
 	// aud = <JWTAudience>/devices/<device ID>. Required with Auth "jwt"
@@ -134,8 +144,8 @@ func (c Config) Validate() error {
 	switch c.Auth {
 	case "", AuthMTLS:
 	case AuthJWT, AuthAny:
-		if isTCPUpstream(c.Upstream) {
-			return fmt.Errorf("proxy.auth %q needs an http:// or https:// upstream", c.Auth)
+		if isTCPUpstream(c.Upstream) && !c.MQTT {
+			return fmt.Errorf("proxy.auth %q needs an http:// or https:// upstream, or a tcp:// one with proxy.mqtt (device JWTs travel in the MQTT CONNECT)", c.Auth)
 		}
 		u, err := url.Parse(c.JWTAudience)
 		if c.JWTAudience == "" || err != nil || u.Scheme == "" || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
@@ -146,6 +156,9 @@ func (c Config) Validate() error {
 	}
 	if c.ProxyProtocol && !isTCPUpstream(c.Upstream) {
 		return errors.New("proxy.proxy_protocol needs a tcp:// upstream: in HTTP mode the client address is sent in X-Forwarded-For")
+	}
+	if c.MQTT && !isTCPUpstream(c.Upstream) {
+		return errors.New("proxy.mqtt needs a tcp:// upstream (the MQTT broker)")
 	}
 	durations := []struct {
 		key      string

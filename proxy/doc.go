@@ -91,6 +91,32 @@
 // With a tcp:// upstream the bytes are piped, with an optional PROXY
 // protocol v2 header first; one line per connection.
 //
+// # MQTT mode and device JWTs
+//
+// With Config.MQTT (a tcp:// upstream that is an MQTT broker) and
+// Config.Auth jwt or any, a client may come without a certificate (jwt
+// asks for none; any asks for one and verifies it if sent) and prove who
+// it is with a device JWT in its CONNECT packet's password, its client ID
+// being its device ID. The proxy reads that first packet with mochi-mqtt's
+// packets package (MQTT 3.1.1 and 5), at most MaxConnectBytes, within
+// Config.HandshakeTimeout of accept, and reads no byte past it. Anything
+// but a CONNECT closes the connection. The token is checked by Deps.JWT
+// (verify.JWTVerifier: signature by a live certificate's key of the
+// device, audience <Config.JWTAudience>/devices/<ID>, times, revocation),
+// and its device must be the client ID. A refusal is answered with a
+// CONNACK in the client's version: 3.1.1's 0x05 not authorized (0x04 bad
+// user name or password for a missing or unparsable token, 0x03 server
+// unavailable when the revocation data or key set is missing), 5's 0x87,
+// 0x86 or 0x88 with the reason as reason string; then the connection is
+// closed. It is logged ("mqtt client refused", with the reason) and
+// counted in fleetca_proxy_mqtt_connects_total{outcome,reason}. An
+// accepted client is registered under its token's certificate serial
+// (revocation closes it, as for certificates), and the broker gets the
+// CONNECT re-encoded by the library with the password removed and the
+// username set to the device ID, all else kept, then the piped session;
+// the access-log line carries the token's kid. Clients with a certificate
+// are piped untouched, CONNECT included.
+//
 // # Invariants
 //
 // A request reaches the upstream only on a connection whose client

@@ -215,6 +215,32 @@ func (l *logRecorder) wait(t testing.TB, msg string, attrs ...any) logEntry {
 	}
 }
 
+// waitN waits until n entries match msg and attrs, as wait does for one.
+func (l *logRecorder) waitN(t testing.TB, n int, msg string, attrs ...any) {
+	t.Helper()
+	timeout := time.NewTimer(waitLimit)
+	defer timeout.Stop()
+	for {
+		l.mu.Lock()
+		got := 0
+		for _, e := range l.entries {
+			if e.matches(msg, attrs...) {
+				got++
+			}
+		}
+		changed := l.changed
+		l.mu.Unlock()
+		if got >= n {
+			return
+		}
+		select {
+		case <-changed:
+		case <-timeout.C:
+			t.Fatalf("%d log lines %q %v within %s, want %d; got %v", got, msg, attrs, waitLimit, n, l.all())
+		}
+	}
+}
+
 func (l *logRecorder) all() []logEntry {
 	l.mu.Lock()
 	defer l.mu.Unlock()

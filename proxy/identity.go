@@ -32,6 +32,7 @@ type identity struct {
 	deviceID  string // the leaf's subject CN
 	serial    string // lowercase hex
 	serialKey string // the connSet key: the serial's magnitude bytes, as a Checker announces it
+	keyID     string // the kid of the device JWT the client presented; "" for a client certificate
 
 	hDeviceID, hSerial, hXFCC, hKeyID []string
 	// fields are the same headers for the fast path (fastpath.Conn.Header).

@@ -21,6 +21,8 @@ type metrics struct {
 	revokedClosed  prometheus.Counter
 	staleClosed    prometheus.Counter
 	upstreamErrors prometheus.Counter
+	mqttConnects   map[string]prometheus.Counter // by reason: the MQTT CONNECTs checked for a device JWT
+	mqttConnectVec *prometheus.CounterVec
 }
 
 // crlSource is what a Checker that keeps a CRL (verify.Checker) also
@@ -62,9 +64,26 @@ func (s *Server) registerMetrics(r prometheus.Registerer) error {
 		Help: "Open client connections closed because the revocation data went stale (past its nextUpdate and grace)."})
 	m.upstreamErrors = prometheus.NewCounter(prometheus.CounterOpts{Name: "fleetca_proxy_upstream_errors_total",
 		Help: "Requests or TCP connections that failed because the upstream could not be reached or failed."})
+	m.mqttConnectVec = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fleetca_proxy_mqtt_connects_total",
+		Help: "MQTT CONNECT packets checked for a device JWT (TCP mode with mqtt, clients without a certificate), by outcome (accepted, refused, failed) and reason."},
+		[]string{"outcome", "reason"})
+	m.mqttConnects = map[string]prometheus.Counter{}
+	for _, r := range mqttReasons {
+		outcome := outcomeRefused
+		switch r {
+		case reasonOK:
+			outcome = outcomeAccepted
+		case reasonTimeout, reasonEOF:
+			outcome = outcomeFailed
+		}
+		m.mqttConnects[r] = m.mqttConnectVec.WithLabelValues(outcome, r)
+	}
 	open := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "fleetca_proxy_open_connections",
 		Help: "Client connections open, handshaking ones included."}, func() float64 { return float64(s.OpenConnections()) })
 	collectors := []prometheus.Collector{m.handshakes, jwts, requests, m.fastRequests, m.revokedClosed, m.staleClosed, m.upstreamErrors, open}
+	if s.cfg.MQTT {
+		collectors = append(collectors, m.mqttConnectVec)
+	}
 	if src, ok := s.checker.(crlSource); ok {
 		collectors = append(collectors, prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "fleetca_proxy_crl_age_seconds",
 			Help: "Age of the CRL the revocation checker uses (now minus its thisUpdate); +Inf before one is loaded."},
@@ -109,4 +128,11 @@ func (m *metrics) request(status int) {
 		class = 0
 	}
 	m.requests[class].Inc()
+}
+
+// mqttConnect counts one CONNECT checked for a device JWT.
+func (m *metrics) mqttConnect(reason string) {
+	if c := m.mqttConnects[reason]; c != nil {
+		c.Inc()
+	}
 }

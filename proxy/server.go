@@ -349,14 +349,21 @@ func (s *Server) handle(ctx context.Context, c *trackedConn, handoff *handoffLis
 		c.Close()
 		return
 	}
-	c.SetDeadline(time.Time{})
 	cs := tc.ConnectionState()
 	if len(cs.PeerCertificates) == 0 {
+		if s.mode == modeTCP {
+			// An MQTT client (Validate allows no other TCP mode without
+			// certificates): its CONNECT carries a device JWT.
+			s.serveMQTTJWT(ctx, tc, c, start)
+			return
+		}
 		// No client certificate, which verifyConnection allows only with
 		// Config.Auth jwt or any: every request carries a device JWT.
+		c.SetDeadline(time.Time{})
 		s.serveJWTConn(tc, c, cs, handoff)
 		return
 	}
+	c.SetDeadline(time.Time{})
 	leaf := cs.PeerCertificates[0]
 	c.id = newIdentity(leaf, s.mode == modeHTTP)
 	open, recheck := s.conns.register(c, c.id.serialKey, epoch0)
@@ -379,7 +386,7 @@ func (s *Server) handle(ctx context.Context, c *trackedConn, handoff *handoffLis
 			"tls_version", tls.VersionName(cs.Version), "alpn", cs.NegotiatedProtocol, "resumed", cs.DidResume)
 	}
 	if s.mode == modeTCP {
-		s.pipe(ctx, tc, c, start)
+		s.pipe(ctx, tc, c, start, nil)
 		return
 	}
 	var hc net.Conn = tc

@@ -11,12 +11,13 @@ import (
 )
 
 // pipe runs a verified TCP-mode connection: dial the upstream, send the
-// PROXY header if configured, and copy both ways. A direction that ends
+// PROXY header if configured, then first (the rewritten MQTT CONNECT of a
+// client with a device JWT; nil otherwise), and copy both ways. A direction that ends
 // cleanly (EOF, or the client's close_notify) is passed on as a
 // half-close, and the other direction then has Config.HalfCloseTimeout to
 // end; an error in either direction, or the client connection being
 // closed (revocation, shutdown), ends both. It writes the access-log line.
-func (s *Server) pipe(ctx context.Context, client *tls.Conn, c *trackedConn, start time.Time) {
+func (s *Server) pipe(ctx context.Context, client *tls.Conn, c *trackedConn, start time.Time, first []byte) {
 	up, err := s.dialer.DialContext(ctx, "tcp", s.upstream.Host)
 	if err != nil {
 		s.m.upstreamErrors.Inc()
@@ -26,6 +27,15 @@ func (s *Server) pipe(ctx context.Context, client *tls.Conn, c *trackedConn, sta
 	}
 	if s.cfg.ProxyProtocol {
 		if _, err := up.Write(proxyHeaderV2(c.RemoteAddr(), c.LocalAddr())); err != nil {
+			s.m.upstreamErrors.Inc()
+			s.log.Warn("upstream failed", "device_id", c.id.deviceID, "upstream", s.upstreamLog, "err", err)
+			up.Close()
+			c.Close()
+			return
+		}
+	}
+	if first != nil {
+		if _, err := up.Write(first); err != nil {
 			s.m.upstreamErrors.Inc()
 			s.log.Warn("upstream failed", "device_id", c.id.deviceID, "upstream", s.upstreamLog, "err", err)
 			up.Close()
@@ -62,14 +72,19 @@ func (s *Server) pipe(ctx context.Context, client *tls.Conn, c *trackedConn, sta
 	<-done
 	up.Close()
 	client.Close()
-	s.log.LogAttrs(ctx, slog.LevelInfo, "tcp connection closed",
+	attrs := []slog.Attr{
 		slog.String("device_id", c.id.deviceID),
 		slog.String("serial", c.id.serial),
 		slog.String("remote_addr", c.RemoteAddr().String()),
 		slog.Int64("bytes_in", bytesIn),
 		slog.Int64("bytes_out", bytesOut),
 		slog.Float64("duration_ms", float64(s.now().Sub(start))/float64(time.Millisecond)),
-		slog.String("upstream", s.upstreamLog))
+		slog.String("upstream", s.upstreamLog),
+	}
+	if c.id.keyID != "" { // the client authenticated with a device JWT
+		attrs = append(attrs, slog.String("kid", c.id.keyID))
+	}
+	s.log.LogAttrs(ctx, slog.LevelInfo, "tcp connection closed", attrs...)
 }
 
 type closeWriter interface{ CloseWrite() error }

@@ -107,7 +107,8 @@ func (s *Server) newTrust(roots, intermediates *x509.CertPool, cert *tls.Certifi
 		CipherSuites: tlsconf.CipherSuites(), // TLS 1.2: ECDHE with AEAD only
 		Certificates: []tls.Certificate{*cert},
 		// Verification is ours, in VerifyConnection: RequireAnyClientCert
-		// only makes the client send one (or get certificate_required).
+		// (Auth mtls) only makes the client send one (or get
+		// certificate_required); see clientAuth for jwt and any.
 		// No ClientCAs: the request names no CAs, so clients send the
 		// certificate they have even if it is the wrong one (Go's would
 		// send none), and the refusal says why ("chain", with its issuer)

@@ -41,6 +41,7 @@ type proxyOptions struct {
 	proxyProtocol                               bool
 	http1FastPath                               bool
 	grace                                       time.Duration
+	mqtt                                        bool
 	auth, jwtAudience, jwtKeys                  string
 	jwtMaxLifetime                              time.Duration
 
@@ -118,6 +119,19 @@ revoked, ...) in error_description, the log and
 fleetca_proxy_jwt_total{outcome,reason}. A revocation closes the
 connections that carried the certificate's tokens.
 
+MQTT (--upstream tcp://BROKER:PORT --mqtt --auth jwt or any): a device
+without a certificate connects with its device ID as the MQTT client ID
+and its JWT as the password (mosquitto_pub -i dev-1 -u x -P "$JWT"); the
+proxy reads the CONNECT packet (MQTT 3.1.1 or 5) and checks the token as
+above and that its device is the client ID. A refused client gets a
+CONNACK saying why (3.1.1: 0x05 not authorized, 0x04 bad user name or
+password for a missing or unreadable token, 0x03 server unavailable; 5:
+0x87, 0x86 or 0x88 with the reason as reason string), counted in
+fleetca_proxy_mqtt_connects_total{outcome,reason}; the broker gets the
+CONNECT with the password removed and the username set to the device ID.
+Revoking the device closes its connections. Clients with a certificate
+(--auth any) are piped untouched.
+
 SIGHUP rereads --ca, --cert and --key (open connections are kept; a new
 intermediate needs a restart) and refetches the CRL. SIGINT or SIGTERM drain
 connections and stop. Logs are JSON lines on stderr; --metrics-addr serves
@@ -141,6 +155,7 @@ Prometheus metrics at /metrics (keep it on loopback).`,
 	f.BoolVar(&o.http1FastPath, "http1-fast-path", true, "serve plain HTTP/1.1 requests to an http:// upstream on the proxy's fast path (=false: all through net/http)")
 	f.StringVar(&o.upstreamCA, "upstream-ca", "", "PEM file of the CA(s) an https:// upstream's certificate must chain to (default the system's)")
 	f.DurationVar(&o.grace, "grace", verify.DefaultGrace, "how long past its nextUpdate a CRL is still used when no new one can be had (0s: not at all; up to 168h)")
+	f.BoolVar(&o.mqtt, "mqtt", false, "with a tcp:// upstream (an MQTT broker) and --auth jwt|any: JWT clients send their token as the CONNECT password")
 	f.StringVar(&o.auth, "auth", proxy.AuthMTLS, "how devices authenticate: mtls (client certificate), jwt (a device JWT on every request) or any")
 	f.StringVar(&o.jwtAudience, "jwt-audience", "", "with --auth jwt|any: the audience base URL; tokens carry aud = <URL>/devices/<device ID>")
 	f.DurationVar(&o.jwtMaxLifetime, "jwt-max-lifetime", verify.DefaultJWTMaxLifetime, "with --auth jwt|any: the longest a token may be valid after its iat (1m to 720h)")
@@ -185,7 +200,7 @@ func runProxy(ctx context.Context, e env, o proxyOptions) error {
 	// request headers, 2 min idle, 30 s to reach the upstream, 64 KiB of
 	// headers, 10 s to drain on shutdown).
 	pcfg := proxy.Config{Upstream: o.upstream, ProxyProtocol: o.proxyProtocol, DisableHTTP1FastPath: !o.http1FastPath,
-		Auth: o.auth, JWTAudience: o.jwtAudience}
+		MQTT: o.mqtt, Auth: o.auth, JWTAudience: o.jwtAudience}
 	if err := pcfg.Validate(); err != nil {
 		return usage(err)
 	}
