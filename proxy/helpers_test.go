@@ -20,6 +20,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -410,12 +411,17 @@ func get(t testing.TB, client *http.Client, url string, header http.Header) (ech
 	return e, resp
 }
 
-// rawGet writes a keep-alive HTTP/1.1 GET on c and reads the response.
-func rawGet(t testing.TB, c net.Conn, br *bufio.Reader, path string) *http.Response {
+// rawGet writes a keep-alive HTTP/1.1 GET on c, with the header lines
+// ("Name: value") given, and reads the response.
+func rawGet(t testing.TB, c net.Conn, br *bufio.Reader, path string, header ...string) *http.Response {
 	t.Helper()
 	c.SetDeadline(time.Now().Add(waitLimit))
 	defer c.SetDeadline(time.Time{})
-	if _, err := fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: proxy.test\r\n\r\n", path); err != nil {
+	var extra strings.Builder
+	for _, h := range header {
+		extra.WriteString(h + "\r\n")
+	}
+	if _, err := fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: proxy.test\r\n%s\r\n", path, extra.String()); err != nil {
 		t.Fatalf("write request: %v", err)
 	}
 	resp, err := http.ReadResponse(br, nil)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -239,17 +240,8 @@ func TestJWTConfig(t *testing.T) {
 	}
 }
 
-// bearerGet writes a keep-alive GET with a Bearer token on c.
-func bearerGet(t *testing.T, c io.ReadWriter, br *bufio.Reader, tok string) *http.Response {
+// bearerGet writes a keep-alive GET of /jwt with a Bearer token on c.
+func bearerGet(t *testing.T, c net.Conn, br *bufio.Reader, tok string) *http.Response {
 	t.Helper()
-	if _, err := fmt.Fprintf(c, "GET /jwt HTTP/1.1\r\nHost: proxy.test\r\nAuthorization: Bearer %s\r\n\r\n", tok); err != nil {
-		t.Fatalf("write request: %v", err)
-	}
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil {
-		t.Fatalf("read response: %v", err)
-	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	return resp
+	return rawGet(t, c, br, "/jwt", "Authorization: Bearer "+tok)
 }

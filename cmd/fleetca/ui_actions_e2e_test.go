@@ -11,10 +11,8 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -34,17 +32,8 @@ func TestConsoleActionsInBrowser(t *testing.T) {
 	f := newFixture(t)
 	owner := strings.TrimSpace(readFile(t, filepath.Join(f.dataDir, "admin-token")))
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromium), chromedp.NoSandbox,
-		chromedp.WindowSize(1366, 768), chromedp.Flag("ignore-certificate-errors", true))
-	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
-	defer cancel()
-	ctx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
-	defer cancelAlloc()
-	ctx, cancelTab := chromedp.NewContext(ctx)
-	defer cancelTab()
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("start chromium: %v", err)
-	}
+	b := newUIBrowser(t, f, chromium, 768, 3*time.Minute)
+	ctx, step, shot, text := b.ctx, b.step, b.shot, b.text
 	// Let the page use the clipboard, as a user's click would.
 	grant := chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
 		for _, name := range []string{"clipboard-read", "clipboard-write"} {
@@ -59,52 +48,6 @@ func TestConsoleActionsInBrowser(t *testing.T) {
 		t.Fatalf("grant the clipboard: %v", err)
 	}
 
-	var mu sync.Mutex
-	var console []string
-	consoleCtx, stopConsole := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for m, err := range chromedp.Console(consoleCtx) {
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			console = append(console, m.String())
-			mu.Unlock()
-		}
-	}()
-
-	shots := os.Getenv("FLEETCA_UI_SHOTS")
-	shot := func(name string) {
-		t.Helper()
-		if shots == "" {
-			return
-		}
-		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-		if err != nil {
-			t.Errorf("screenshot %s: %v", name, err)
-			return
-		}
-		if err := os.WriteFile(filepath.Join(shots, name+".png"), png, 0o644); err != nil {
-			t.Error(err)
-		}
-	}
-	step := func(what string, actions ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(ctx, actions...); err != nil {
-			html, _ := chromedp.Run(ctx, chromedp.OuterHTML(chromedp.CSS("html")))
-			t.Fatalf("%s: %v\npage:\n%s\nserver log:\n%s", what, err, html, f.srv.log.String())
-		}
-	}
-	text := func(sel string) string {
-		t.Helper()
-		s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
-		if err != nil {
-			t.Fatalf("text of %s: %v", sel, err)
-		}
-		return s
-	}
 	css := func(s string) chromedp.CSS { return chromedp.CSS(s) }
 	base := f.srv.httpsURL + "/ui/"
 	login := func(token string) {
@@ -257,14 +200,10 @@ func TestConsoleActionsInBrowser(t *testing.T) {
 		}
 	}
 
-	stopConsole()
-	<-done
-	mu.Lock()
-	defer mu.Unlock()
 	// The browser logs each refusal the test asked for: the last owner's
 	// disabling (409), the viewer's renew-now and admins page (403).
 	expected := map[string]int{"status of 409": 1, "status of 403": 2}
-	for _, m := range console {
+	for _, m := range b.consoleMessages() {
 		if n, ok := refusal(m, expected); ok && n > 0 {
 			continue
 		}

@@ -11,11 +11,8 @@ package main
 // page is saved there.
 
 import (
-	"context"
-	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -34,60 +31,8 @@ func TestConsoleInBrowser(t *testing.T) {
 	f.wantOCSP(f.ocsp("lost-cam-7.crt"), "good", "")
 	owner := strings.TrimSpace(readFile(t, filepath.Join(f.dataDir, "admin-token")))
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromium), chromedp.NoSandbox,
-		chromedp.WindowSize(1366, 900),
-		// The HTTPS listener's certificate chains to this CA's root, which
-		// the browser's profile does not hold.
-		chromedp.Flag("ignore-certificate-errors", true))
-	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
-	defer cancel()
-	ctx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
-	defer cancelAlloc()
-	ctx, cancelTab := chromedp.NewContext(ctx)
-	defer cancelTab()
-	if err := chromedp.Do(ctx); err != nil { // start the browser
-		t.Fatalf("start chromium: %v", err)
-	}
-
-	var mu sync.Mutex
-	var console []string
-	consoleCtx, stopConsole := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for m, err := range chromedp.Console(consoleCtx) {
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			console = append(console, m.String())
-			mu.Unlock()
-		}
-	}()
-
-	shots := os.Getenv("FLEETCA_UI_SHOTS")
-	shot := func(name string) {
-		t.Helper()
-		if shots == "" {
-			return
-		}
-		// Quality 100 is PNG; less would be JPEG.
-		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-		if err != nil {
-			t.Errorf("screenshot %s: %v", name, err)
-			return
-		}
-		if err := os.WriteFile(filepath.Join(shots, name+".png"), png, 0o644); err != nil {
-			t.Error(err)
-		}
-	}
-	step := func(what string, actions ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(ctx, actions...); err != nil {
-			html, _ := chromedp.Run(ctx, chromedp.OuterHTML(chromedp.CSS("html")))
-			t.Fatalf("%s: %v\npage:\n%s\nserver log:\n%s", what, err, html, f.srv.log.String())
-		}
-	}
+	b := newUIBrowser(t, f, chromium, 900, 2*time.Minute)
+	ctx, shot, step := b.ctx, b.shot, b.step
 	css := func(s string) chromedp.CSS { return chromedp.CSS(s) }
 
 	base := f.srv.httpsURL + "/ui/"
@@ -171,11 +116,7 @@ func TestConsoleInBrowser(t *testing.T) {
 
 	step("log out", chromedp.Click(css("[data-test-logout]")), chromedp.WaitVisible(css("[data-test-login-token]")))
 
-	stopConsole()
-	<-done
-	mu.Lock()
-	defer mu.Unlock()
-	for _, m := range console {
+	for _, m := range b.consoleMessages() {
 		t.Errorf("browser console: %s", m)
 	}
 	if strings.Contains(f.srv.log.String(), owner) {

@@ -80,23 +80,20 @@ func (s *Store) AppendAudit(ctx context.Context, e store.AuditEvent) error {
 // ListAudit returns the events with Seq > afterSeq in Seq order, at most
 // limit of them (bounded like store.Page.PageLimit).
 func (s *Store) ListAudit(ctx context.Context, afterSeq uint64, limit int) ([]store.AuditEvent, error) {
-	var out []store.AuditEvent
-	err := s.view(ctx, func(tx *bbolt.Tx) error {
-		var err error
-		out, err = list(tx.Bucket(bucketAudit).Cursor(), nil, seqKey(afterSeq), store.Page{Limit: limit}.PageLimit(),
-			func(k, v []byte) (store.AuditEvent, error) {
-				var e store.AuditEvent
-				if err := json.Unmarshal(v, &e); err != nil {
-					return e, fmt.Errorf("decode audit event %x: %w", k, err)
-				}
-				return e, nil
-			})
-		return err
-	})
+	out, err := listSeq(ctx, s, bucketAudit, afterSeq, limit, decodeAuditEvent)
 	if err != nil {
 		return nil, fmt.Errorf("list audit events after %d: %w", afterSeq, err)
 	}
 	return out, nil
+}
+
+// decodeAuditEvent decodes an audit record.
+func decodeAuditEvent(k, v []byte) (store.AuditEvent, error) {
+	var e store.AuditEvent
+	if err := json.Unmarshal(v, &e); err != nil {
+		return e, fmt.Errorf("decode audit event %x: %w", k, err)
+	}
+	return e, nil
 }
 
 // NextCounter increments the named counter and returns its new value; the

@@ -182,13 +182,7 @@ func (s *Store) PutCheckpoint(ctx context.Context, c store.Checkpoint) error {
 // ListCheckpoints returns the checkpoints with Size > afterSize in Size
 // order, at most limit (bounded like store.Page.PageLimit).
 func (s *Store) ListCheckpoints(ctx context.Context, afterSize int64, limit int) ([]store.Checkpoint, error) {
-	var out []store.Checkpoint
-	err := s.view(ctx, func(tx *bbolt.Tx) error {
-		var err error
-		out, err = list(tx.Bucket(bucketAuditCheckpoints).Cursor(), nil, seqKey(uint64(max(afterSize, 0))),
-			store.Page{Limit: limit}.PageLimit(), decodeCheckpoint)
-		return err
-	})
+	out, err := listSeq(ctx, s, bucketAuditCheckpoints, uint64(max(afterSize, 0)), limit, decodeCheckpoint)
 	if err != nil {
 		return nil, fmt.Errorf("list checkpoints after %d: %w", afterSize, err)
 	}

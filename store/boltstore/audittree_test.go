@@ -12,6 +12,7 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/fleetca/fleetca/store"
+	"github.com/fleetca/fleetca/store/storetest"
 )
 
 // oldAuditEvent is an audit row as files written before the audit tree
@@ -85,21 +86,20 @@ func TestOpenBuildsAuditTree(t *testing.T) {
 		}
 		got = append(got, page...)
 	}
-	var mem memHashes
+	want := make([]store.AuditEvent, len(old))
 	for i, o := range old {
-		want := store.AuditEvent{
+		want[i] = store.AuditEvent{
 			Seq: o.Seq, Time: o.Time.Truncate(store.AuditTimePrecision), Action: o.Action, Actor: o.Actor,
 			DeviceID: o.DeviceID, Serial: o.Serial,
 		}
-		hs, err := tlog.StoredHashes(int64(i), want.LeafData(), mem)
-		if err != nil {
-			t.Fatal(err)
-		}
-		mem = append(mem, hs...)
-		if want.Root, err = tlog.TreeHash(int64(i+1), mem); err != nil {
-			t.Fatal(err)
-		}
-		if diff := cmp.Diff(want, got[i]); diff != "" {
+	}
+	mem, roots, err := storetest.TreeOf(want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, o := range old {
+		want[i].Root = roots[i]
+		if diff := cmp.Diff(want[i], got[i]); diff != "" {
 			t.Fatalf("upgraded audit row %d (-want +got):\n%s", o.Seq, diff)
 		}
 	}
@@ -167,18 +167,4 @@ func TestOpenRefusesAuditGap(t *testing.T) {
 		s.Close()
 		t.Fatal("Open of a file whose audit log lacks Seq 4 error = nil, want an error")
 	}
-}
-
-// memHashes is a tree's stored hashes in memory.
-type memHashes []tlog.Hash
-
-func (m memHashes) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
-	out := make([]tlog.Hash, len(indexes))
-	for i, x := range indexes {
-		if x < 0 || x >= int64(len(m)) {
-			return nil, fmt.Errorf("stored hash %d of %d", x, len(m))
-		}
-		out[i] = m[x]
-	}
-	return out, nil
 }

@@ -547,11 +547,7 @@ func prefixEnd(p []byte) []byte {
 // audit bucket back from BeforeSeq, examining at most s.auditScanLimit
 // events.
 func (s *Store) QueryAudit(ctx context.Context, q store.AuditQuery) ([]store.AuditEvent, uint64, error) {
-	limit := store.Page{Limit: q.Limit}.PageLimit()
-	scanLimit := s.auditScanLimit
-	if scanLimit <= 0 {
-		scanLimit = store.AuditScanLimit
-	}
+	limit, scanLimit := backend.AuditQueryLimits(q, s.auditScanLimit)
 	var out []store.AuditEvent
 	var next uint64
 	err := s.view(ctx, func(tx *bbolt.Tx) error {

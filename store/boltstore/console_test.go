@@ -12,6 +12,7 @@ import (
 	"go.etcd.io/bbolt"
 
 	"github.com/fleetca/fleetca/store"
+	"github.com/fleetca/fleetca/store/storetest"
 )
 
 // consoleFleet writes a small history: enrollments over several days, a
@@ -145,45 +146,9 @@ func TestOpenBuildsConsoleIndexes(t *testing.T) {
 // A query no index answers examines at most auditScanLimit events per
 // call, and says where to go on.
 func TestQueryAuditScanLimit(t *testing.T) {
-	s := open(t, filepath.Join(t.TempDir(), "fleetca.db"), Options{})
-	s.auditScanLimit = 5
-	ctx := t.Context()
-	for i := 1; i <= 20; i++ {
-		actor := "admin:alice"
-		if i == 3 || i == 17 {
-			actor = "admin:rare"
-		}
-		if err := s.AppendAudit(ctx, store.AuditEvent{Time: t0, Action: "x", Actor: actor}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	type call struct {
-		seqs []uint64
-		next uint64
-	}
-	var got []call
-	q := store.AuditQuery{Actor: "admin:rare", Limit: 10}
-	for range 10 {
-		es, next, err := s.QueryAudit(ctx, q)
-		if err != nil {
-			t.Fatalf("QueryAudit(%+v) error = %v", q, err)
-		}
-		c := call{next: next}
-		for _, e := range es {
-			c.seqs = append(c.seqs, e.Seq)
-		}
-		got = append(got, c)
-		if next == 0 {
-			break
-		}
-		q.BeforeSeq = next
-	}
-	want := []call{{[]uint64{17}, 16}, {nil, 11}, {nil, 6}, {[]uint64{3}, 0}}
-	if diff := cmp.Diff(want, got, cmp.AllowUnexported(call{})); diff != "" {
-		t.Errorf("QueryAudit calls with a scan limit of 5 (-want +got):\n%s", diff)
-	}
-	// By device the index answers, whatever the limit.
-	if es, next, err := s.QueryAudit(ctx, store.AuditQuery{DeviceID: "dev-x"}); len(es) != 0 || next != 0 || err != nil {
-		t.Errorf("QueryAudit(dev-x) = %v, %d, %v, want none, 0, nil", es, next, err)
-	}
+	storetest.RunAuditScanLimit(t, func(t *testing.T, scanLimit int) store.Store {
+		s := open(t, filepath.Join(t.TempDir(), "fleetca.db"), Options{})
+		s.auditScanLimit = scanLimit
+		return s
+	})
 }

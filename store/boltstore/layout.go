@@ -2,6 +2,7 @@ package boltstore
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -11,6 +12,7 @@ import (
 
 	"go.etcd.io/bbolt"
 
+	"github.com/fleetca/fleetca/store"
 	"github.com/fleetca/fleetca/store/internal/backend"
 )
 
@@ -153,6 +155,19 @@ func list[T any](c *bbolt.Cursor, prefix, after []byte, limit int, decode func(k
 		out = append(out, rec)
 	}
 	return out, nil
+}
+
+// listSeq returns, in Seq order, the records of bucket, keyed by seqKey,
+// after after, at most limit of them (bounded like
+// store.Page.PageLimit), decoded by decode.
+func listSeq[T any](ctx context.Context, s *Store, bucket []byte, after uint64, limit int, decode func(k, v []byte) (T, error)) ([]T, error) {
+	var out []T
+	err := s.view(ctx, func(tx *bbolt.Tx) error {
+		var err error
+		out, err = list(tx.Bucket(bucket).Cursor(), nil, seqKey(after), store.Page{Limit: limit}.PageLimit(), decode)
+		return err
+	})
+	return out, err
 }
 
 // getJSON decodes the JSON value under key in b into dst; found is false

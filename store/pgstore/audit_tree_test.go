@@ -15,81 +15,17 @@ import (
 
 	"github.com/fleetca/fleetca/internal/pgtest"
 	"github.com/fleetca/fleetca/store"
+	"github.com/fleetca/fleetca/store/storetest"
 )
 
-// memTree is the test's own audit tree: stored hashes computed by tlog
-// from the events' LeafData alone.
-type memTree []tlog.Hash
-
-func (m memTree) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
-	out := make([]tlog.Hash, len(indexes))
-	for i, x := range indexes {
-		if x < 0 || x >= int64(len(m)) {
-			return nil, fmt.Errorf("stored hash %d of %d", x, len(m))
-		}
-		out[i] = m[x]
-	}
-	return out, nil
-}
-
-// checkTree checks that s's audit log is one tree: Seq 1..n, every row's
-// Root the tree hash after it, AuditTree its size and root, and
-// AuditHashes every stored hash, all as the test recomputes them.
+// checkTree checks that s's audit log is one tree of wantSize rows:
+// Seq 1..n, every row's Root the tree hash after it, AuditTree its size
+// and root, and AuditHashes every stored hash, all as storetest
+// recomputes them.
 func checkTree(t *testing.T, s *Store, wantSize int) {
 	t.Helper()
-	ctx := t.Context()
-	var es []store.AuditEvent
-	for {
-		page, err := s.ListAudit(ctx, uint64(len(es)), store.MaxPageLimit)
-		if err != nil {
-			t.Fatalf("ListAudit error = %v", err)
-		}
-		if len(page) == 0 {
-			break
-		}
-		es = append(es, page...)
-	}
-	if len(es) != wantSize {
+	if es := storetest.CheckAuditTree(t, s, "pgstore"); len(es) != wantSize {
 		t.Fatalf("audit log has %d events, want %d", len(es), wantSize)
-	}
-	var m memTree
-	var root tlog.Hash
-	for i, e := range es {
-		if e.Seq != uint64(i)+1 {
-			t.Fatalf("audit event %d has Seq %d, want %d", i, e.Seq, i+1)
-		}
-		hs, err := tlog.StoredHashes(int64(i), e.LeafData(), m)
-		if err != nil {
-			t.Fatal(err)
-		}
-		m = append(m, hs...)
-		if root, err = tlog.TreeHash(int64(i+1), m); err != nil {
-			t.Fatal(err)
-		}
-		if e.Root != root {
-			t.Fatalf("audit event %d Root = %v, want %v", e.Seq, e.Root, root)
-		}
-	}
-	if len(es) == 0 {
-		root, _ = tlog.TreeHash(0, m)
-	}
-	size, got, err := s.AuditTree(ctx)
-	if err != nil || size != int64(len(es)) || got != root {
-		t.Errorf("AuditTree = %d, %v, %v, want %d, %v, nil", size, got, err, len(es), root)
-	}
-	idx := make([]int64, len(m))
-	for i := range idx {
-		idx[i] = int64(i)
-	}
-	hs, err := s.AuditHashes(ctx, idx)
-	if err != nil {
-		t.Fatalf("AuditHashes(all %d) error = %v", len(idx), err)
-	}
-	if diff := cmp.Diff([]tlog.Hash(m), hs); diff != "" {
-		t.Errorf("AuditHashes (-want +got):\n%s", diff)
-	}
-	if _, err := s.AuditHashes(ctx, []int64{int64(len(m))}); !errors.Is(err, store.ErrNotFound) {
-		t.Errorf("AuditHashes(past the tree) error = %v, want ErrNotFound", err)
 	}
 }
 

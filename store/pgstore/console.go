@@ -240,11 +240,7 @@ func prefixEnd(p string) string {
 // from the primary key, at most auditScanLimit Seq values back from
 // BeforeSeq per call.
 func (s *Store) QueryAudit(ctx context.Context, q store.AuditQuery) ([]store.AuditEvent, uint64, error) {
-	limit := store.Page{Limit: q.Limit}.PageLimit()
-	scanLimit := s.auditScanLimit
-	if scanLimit <= 0 {
-		scanLimit = store.AuditScanLimit
-	}
+	limit, scanLimit := backend.AuditQueryLimits(q, s.auditScanLimit)
 	var out []store.AuditEvent
 	var next uint64
 	err := s.read(ctx, func(qr querier) error {

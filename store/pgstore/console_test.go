@@ -4,68 +4,26 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-cmp/cmp"
-
 	"github.com/fleetca/fleetca/internal/pgtest"
 	"github.com/fleetca/fleetca/store"
+	"github.com/fleetca/fleetca/store/storetest"
 )
 
 // A query no index answers examines at most auditScanLimit Seq values
 // per call, and says where to go on.
 func TestQueryAuditScanLimit(t *testing.T) {
-	s := open(t, pgtest.NewDatabase(t))
-	s.auditScanLimit = 5
-	ctx := t.Context()
-	for i := 1; i <= 20; i++ {
-		actor := "admin:alice"
-		if i == 3 || i == 17 {
-			actor = "admin:rare"
-		}
-		if err := s.AppendAudit(ctx, store.AuditEvent{Time: t0, Action: "x", Actor: actor}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	type call struct {
-		Seqs []uint64
-		Next uint64
-	}
-	var got []call
-	q := store.AuditQuery{Actor: "admin:rare", Limit: 10}
-	for range 10 {
-		es, next, err := s.QueryAudit(ctx, q)
-		if err != nil {
-			t.Fatalf("QueryAudit(%+v) error = %v", q, err)
-		}
-		c := call{Next: next}
-		for _, e := range es {
-			c.Seqs = append(c.Seqs, e.Seq)
-		}
-		got = append(got, c)
-		if next == 0 {
-			break
-		}
-		q.BeforeSeq = next
-	}
-	want := []call{{[]uint64{17}, 16}, {nil, 11}, {nil, 6}, {[]uint64{3}, 0}}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("QueryAudit calls with a scan limit of 5 (-want +got):\n%s", diff)
-	}
+	storetest.RunAuditScanLimit(t, func(t *testing.T, scanLimit int) store.Store {
+		s := open(t, pgtest.NewDatabase(t))
+		s.auditScanLimit = scanLimit
+		return s
+	})
 }
 
 // A database at schema version 3 (before the console) with devices and
 // certificates gets, from migration 4, each device's NotAfter and RenewBy
 // from its newest certificate and Stats' counts.
 func TestMigrateBackfillsConsole(t *testing.T) {
-	dsn := pgtest.NewEmptyDatabase(t)
-	ms, err := migrations()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range ms[:3] {
-		exec(t, dsn, m.sql)
-	}
-	exec(t, dsn, `CREATE TABLE schema_version (one boolean PRIMARY KEY DEFAULT true CHECK (one), version integer NOT NULL);
-		INSERT INTO schema_version (version) VALUES (3)`)
+	dsn := databaseAt(t, 3)
 	exec(t, dsn, `INSERT INTO devices (id, status, created_at, updated_at, revoked_at) VALUES
 		('dev-a', 'active', $1, $1, NULL), ('dev-r', 'revoked', $1, $1, $2), ('dev-reset', 'active', $1, $1, $2)`,
 		t0, t0.Add(time.Hour))

@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fleetca/fleetca/internal/pgtest"
 	"github.com/fleetca/fleetca/store"
 )
 
@@ -14,16 +13,7 @@ import (
 // (they were issued before partitions), and a certificate revoked after
 // it logs none either.
 func TestMigratePartitions(t *testing.T) {
-	dsn := pgtest.NewEmptyDatabase(t)
-	ms, err := migrations()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range ms[:5] {
-		exec(t, dsn, m.sql)
-	}
-	exec(t, dsn, `CREATE TABLE schema_version (one boolean PRIMARY KEY DEFAULT true CHECK (one), version integer NOT NULL);
-		INSERT INTO schema_version (version) VALUES (5)`)
+	dsn := databaseAt(t, 5)
 	exec(t, dsn, `INSERT INTO devices (id, status, created_at, updated_at) VALUES ('dev-a', 'active', $1, $1)`, t0)
 	for i := range 2 {
 		exec(t, dsn, `INSERT INTO certificates (serial, device_id, key_hash, not_before, not_after, issued_at, der)

@@ -28,6 +28,23 @@ func exec(t *testing.T, dsn, sql string, args ...any) {
 	}
 }
 
+// databaseAt returns a new database as a fleetca of schema version n left
+// it: migrations 1..n applied and schema_version saying n.
+func databaseAt(t *testing.T, n int) string {
+	t.Helper()
+	dsn := pgtest.NewEmptyDatabase(t)
+	ms, err := migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range ms[:n] {
+		exec(t, dsn, m.sql)
+	}
+	exec(t, dsn, `CREATE TABLE schema_version (one boolean PRIMARY KEY DEFAULT true CHECK (one), version integer NOT NULL)`)
+	exec(t, dsn, `INSERT INTO schema_version (version) VALUES ($1)`, n)
+	return dsn
+}
+
 func TestMigrate(t *testing.T) {
 	t.Run("ok/replicas-start-together", func(t *testing.T) {
 		// Each migration is applied once, by whichever replica takes the

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"testing"
@@ -13,12 +14,12 @@ import (
 	"github.com/fleetca/fleetca/store"
 )
 
-// memTree is an audit tree's stored hashes, in memory: the suite's own
+// MemTree is an audit tree's stored hashes, in memory: a test's own
 // computation, from the events' LeafData alone, of what a store keeps.
-type memTree []tlog.Hash
+type MemTree []tlog.Hash
 
 // ReadHashes implements tlog.HashReader.
-func (m memTree) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
+func (m MemTree) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
 	out := make([]tlog.Hash, len(indexes))
 	for i, x := range indexes {
 		if x < 0 || x >= int64(len(m)) {
@@ -29,10 +30,11 @@ func (m memTree) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
 	return out, nil
 }
 
-// treeOf returns the stored hashes of the tree whose leaves are the
-// events' LeafData in order, and the tree hash after each event.
-func treeOf(es []store.AuditEvent) (memTree, []tlog.Hash, error) {
-	var m memTree
+// TreeOf returns the stored hashes of the tree whose leaves are the
+// events' LeafData in order, and the tree hash after each event: what a
+// store's AuditHashes and each row's Root must be.
+func TreeOf(es []store.AuditEvent) (MemTree, []tlog.Hash, error) {
+	var m MemTree
 	roots := make([]tlog.Hash, len(es))
 	for i, e := range es {
 		hs, err := tlog.StoredHashes(int64(i), e.LeafData(), m)
@@ -50,7 +52,7 @@ func treeOf(es []store.AuditEvent) (memTree, []tlog.Hash, error) {
 // rooted returns a copy of es, a whole audit log from Seq 1, with each
 // event's Root set to the tree hash after it.
 func rooted(es []store.AuditEvent) []store.AuditEvent {
-	_, roots, err := treeOf(es)
+	_, roots, err := TreeOf(es)
 	if err != nil {
 		panic(err) // an in-memory tree reads only what it wrote
 	}
@@ -62,10 +64,10 @@ func rooted(es []store.AuditEvent) []store.AuditEvent {
 	return out
 }
 
-// storeHashes is a tlog.HashReader over a store's AuditHashes.
-func (f fixture) storeHashes() tlog.HashReader {
+// storeHashes is a tlog.HashReader over s's AuditHashes.
+func storeHashes(ctx context.Context, s store.Store) tlog.HashReader {
 	return tlog.HashReaderFunc(func(indexes []int64) ([]tlog.Hash, error) {
-		return f.s.AuditHashes(f.ctx, indexes)
+		return s.AuditHashes(ctx, indexes)
 	})
 }
 
@@ -92,19 +94,26 @@ func setupAuditHistory(f fixture) {
 	}
 }
 
-// checkTree checks the store's whole audit log against the suite's own
-// tree of its rows: Seq 1..n, each Root the tree hash recomputed from the
-// rows' LeafData, AuditTree (n, root of n), every stored hash, nothing
-// past them, and inclusion and consistency proofs built from AuditHashes
-// for the given (leaf or older size, size) pairs (0 < pair[1] <= n). It
-// returns the rows.
+// checkTree is CheckAuditTree of the fixture's store.
 func (f fixture) checkTree(what string, pairs ...[2]int64) []store.AuditEvent {
 	f.t.Helper()
+	return CheckAuditTree(f.t, f.s, what, pairs...)
+}
+
+// CheckAuditTree checks that s's audit log is one Merkle tree of its
+// rows: Seq 1..n, each Root the tree hash recomputed from the rows'
+// LeafData, AuditTree (n, root of n), every stored hash, nothing past
+// them, and inclusion and consistency proofs built from AuditHashes for
+// the given (leaf or older size, size) pairs (0 < pair[1] <= n). Its
+// messages begin with what. It returns the rows.
+func CheckAuditTree(t *testing.T, s store.Store, what string, pairs ...[2]int64) []store.AuditEvent {
+	t.Helper()
+	ctx := t.Context()
 	var es []store.AuditEvent
 	for {
-		page, err := f.s.ListAudit(f.ctx, uint64(len(es)), store.MaxPageLimit)
+		page, err := s.ListAudit(ctx, uint64(len(es)), store.MaxPageLimit)
 		if err != nil {
-			f.t.Fatalf("%s: ListAudit error = %v, want nil", what, err)
+			t.Fatalf("%s: ListAudit error = %v, want nil", what, err)
 		}
 		if len(page) == 0 {
 			break
@@ -114,60 +123,60 @@ func (f fixture) checkTree(what string, pairs ...[2]int64) []store.AuditEvent {
 	n := int64(len(es))
 	for i, e := range es {
 		if e.Seq != uint64(i+1) {
-			f.t.Fatalf("%s: audit event %d has Seq %d, want %d", what, i, e.Seq, i+1)
+			t.Fatalf("%s: audit event %d has Seq %d, want %d", what, i, e.Seq, i+1)
 		}
 	}
-	mem, roots, err := treeOf(es)
+	mem, roots, err := TreeOf(es)
 	if err != nil {
-		f.t.Fatal(err)
+		t.Fatal(err)
 	}
 	for i, e := range es {
 		if e.Root != roots[i] {
-			f.t.Errorf("%s: audit event %d Root = %v, want %v (the tree hash of its rows)", what, e.Seq, e.Root, roots[i])
+			t.Errorf("%s: audit event %d Root = %v, want %v (the tree hash of its rows)", what, e.Seq, e.Root, roots[i])
 		}
 	}
 	wantRoot, _ := tlog.TreeHash(0, mem)
 	if n > 0 {
 		wantRoot = roots[n-1]
 	}
-	if size, root, err := f.s.AuditTree(f.ctx); size != n || root != wantRoot || err != nil {
-		f.t.Errorf("%s: AuditTree = %d, %v, %v, want %d, %v, nil", what, size, root, err, n, wantRoot)
+	if size, root, err := s.AuditTree(ctx); size != n || root != wantRoot || err != nil {
+		t.Errorf("%s: AuditTree = %d, %v, %v, want %d, %v, nil", what, size, root, err, n, wantRoot)
 	}
 	all := make([]int64, len(mem))
 	for i := range all {
 		all[i] = int64(i)
 	}
-	got, err := f.s.AuditHashes(f.ctx, all)
+	got, err := s.AuditHashes(ctx, all)
 	if err != nil {
-		f.t.Fatalf("%s: AuditHashes(0..%d) error = %v, want nil", what, len(mem)-1, err)
+		t.Fatalf("%s: AuditHashes(0..%d) error = %v, want nil", what, len(mem)-1, err)
 	}
 	for i := range mem {
 		if got[i] != mem[i] {
-			f.t.Errorf("%s: AuditHashes stored hash %d = %v, want %v", what, i, got[i], mem[i])
+			t.Errorf("%s: AuditHashes stored hash %d = %v, want %v", what, i, got[i], mem[i])
 		}
 	}
 	past := tlog.StoredHashCount(n)
 	for _, idx := range [][]int64{{past}, {0, past}, {past + 1000}, {-1}} {
-		_, err := f.s.AuditHashes(f.ctx, idx)
-		checkErr(f.t, fmt.Sprintf("%s: AuditHashes(%v) of a tree of %d", what, idx, n), err, store.ErrNotFound)
+		_, err := s.AuditHashes(ctx, idx)
+		checkErr(t, fmt.Sprintf("%s: AuditHashes(%v) of a tree of %d", what, idx, n), err, store.ErrNotFound)
 	}
-	r := f.storeHashes()
+	r := storeHashes(ctx, s)
 	for _, p := range pairs {
 		i, size := p[0], p[1]
 		rp, err := tlog.ProveRecord(size, i, r)
 		if err != nil {
-			f.t.Errorf("%s: ProveRecord(%d, %d) error = %v, want nil", what, size, i, err)
+			t.Errorf("%s: ProveRecord(%d, %d) error = %v, want nil", what, size, i, err)
 		} else if err := tlog.CheckRecord(rp, size, roots[size-1], i, tlog.RecordHash(es[i].LeafData())); err != nil {
-			f.t.Errorf("%s: CheckRecord(%d in %d) error = %v, want nil", what, i, size, err)
+			t.Errorf("%s: CheckRecord(%d in %d) error = %v, want nil", what, i, size, err)
 		}
 		if i == 0 {
 			continue // no tree of size 0 to prove consistent
 		}
 		tp, err := tlog.ProveTree(size, i, r)
 		if err != nil {
-			f.t.Errorf("%s: ProveTree(%d, %d) error = %v, want nil", what, size, i, err)
+			t.Errorf("%s: ProveTree(%d, %d) error = %v, want nil", what, size, i, err)
 		} else if err := tlog.CheckTree(tp, size, roots[size-1], i, roots[i-1]); err != nil {
-			f.t.Errorf("%s: CheckTree(%d in %d) error = %v, want nil", what, i, size, err)
+			t.Errorf("%s: CheckTree(%d in %d) error = %v, want nil", what, i, size, err)
 		}
 	}
 	return es

@@ -174,29 +174,20 @@ func testQueryDevices(t *testing.T, newStore func(t *testing.T) store.Store) {
 			t.Run(fmt.Sprintf("%+v/limit-%d", q, limit), func(t *testing.T) {
 				q := q
 				q.Limit = limit
-				var got []store.Device
-				for pages := 0; ; pages++ {
-					if pages > len(all)+1 {
-						t.Fatalf("QueryDevices(%+v) pages without end", q)
-					}
-					page, next, err := f.s.QueryDevices(f.ctx, q)
-					if err != nil {
-						t.Fatalf("QueryDevices(%+v) error = %v, want nil", q, err)
-					}
-					if len(page) > limit {
-						t.Fatalf("QueryDevices(%+v) returned %d, more than the limit", q, len(page))
-					}
-					for _, r := range next {
-						if r < 0x21 || r > 0x7e {
-							t.Fatalf("QueryDevices cursor %q is not printable ASCII", next)
+				got := allPages(t, limit, len(all)+1, q.After,
+					func(after string) ([]store.Device, string, string, error) {
+						q.After = after
+						page, next, err := f.s.QueryDevices(f.ctx, q)
+						return page, next, fmt.Sprintf("QueryDevices(%+v)", q), err
+					},
+					func(_, next string) error {
+						for _, r := range next {
+							if r < 0x21 || r > 0x7e {
+								return fmt.Errorf("QueryDevices cursor %q is not printable ASCII", next)
+							}
 						}
-					}
-					got = append(got, page...)
-					if next == "" {
-						break
-					}
-					q.After = next
-				}
+						return nil
+					})
 				if diff := gocmp.Diff(want, got); diff != "" {
 					t.Errorf("QueryDevices(%+v) paged (-want +got):\n%s", q, diff)
 				}
@@ -275,32 +266,57 @@ func testQueryAudit(t *testing.T, newStore func(t *testing.T) store.Store) {
 			t.Run(fmt.Sprintf("%+v/limit-%d", q, limit), func(t *testing.T) {
 				q := q
 				q.Limit = limit
-				var got []store.AuditEvent
-				for pages := 0; ; pages++ {
-					if pages > len(all)+1 {
-						t.Fatalf("QueryAudit(%+v) pages without end", q)
-					}
-					page, next, err := f.s.QueryAudit(f.ctx, q)
-					if err != nil {
-						t.Fatalf("QueryAudit(%+v) error = %v, want nil", q, err)
-					}
-					if len(page) > limit {
-						t.Fatalf("QueryAudit(%+v) returned %d, more than the limit", q, len(page))
-					}
-					got = append(got, page...)
-					if next == 0 {
-						break
-					}
-					if q.BeforeSeq != 0 && next >= q.BeforeSeq {
-						t.Fatalf("QueryAudit(%+v) next = %d, not before BeforeSeq", q, next)
-					}
-					q.BeforeSeq = next
-				}
+				got := allPages(t, limit, len(all)+1, q.BeforeSeq,
+					func(before uint64) ([]store.AuditEvent, uint64, string, error) {
+						q.BeforeSeq = before
+						page, next, err := f.s.QueryAudit(f.ctx, q)
+						return page, next, fmt.Sprintf("QueryAudit(%+v)", q), err
+					},
+					func(before, next uint64) error {
+						if before != 0 && next >= before {
+							return fmt.Errorf("QueryAudit(%+v) next = %d, not before BeforeSeq", q, next)
+						}
+						return nil
+					})
 				if diff := gocmp.Diff(want, got); diff != "" {
 					t.Errorf("QueryAudit(%+v) paged (-want +got):\n%s", q, diff)
 				}
 			})
 		}
+	}
+}
+
+// allPages follows a console query's pages from the cursor first until
+// the query returns the zero cursor, and returns the pages joined. query
+// returns a page, the next cursor, and how to name the call in a
+// message; checkNext judges each next cursor against the one it follows.
+// It fails the test on an error, a page longer than limit, a bad cursor,
+// or more than maxPages pages.
+func allPages[T any, C comparable](t *testing.T, limit, maxPages int, first C,
+	query func(cursor C) (page []T, next C, call string, err error), checkNext func(cursor, next C) error) []T {
+	t.Helper()
+	var got []T
+	var zero C
+	cursor := first
+	for pages := 0; ; pages++ {
+		page, next, call, err := query(cursor)
+		if pages > maxPages {
+			t.Fatalf("%s pages without end", call)
+		}
+		if err != nil {
+			t.Fatalf("%s error = %v, want nil", call, err)
+		}
+		if len(page) > limit {
+			t.Fatalf("%s returned %d, more than the limit", call, len(page))
+		}
+		if err := checkNext(cursor, next); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, page...)
+		if next == zero {
+			return got
+		}
+		cursor = next
 	}
 }
 

@@ -31,6 +31,13 @@
 // ErrNotFound when none). RunCopy checks that a copy keeps the rows, roots,
 // stored hashes and checkpoints identical and goes on appending.
 //
+// Backends' own tests use the same tree: TreeOf recomputes the stored
+// hashes and roots of a list of events (a MemTree is a tlog.HashReader),
+// and CheckAuditTree is AuditTree's whole-log check of any store.
+// RunAuditScanLimit checks QueryAudit's scan limit (store.AuditScanLimit)
+// on a store whose limit the backend's test lowers, since only the
+// backend can.
+//
 // # Invariants
 //
 //   - It speaks only store.Store and imports nothing of fleetca's but

@@ -9,21 +9,8 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/fleetca/fleetca/store"
+	"github.com/fleetca/fleetca/store/storetest"
 )
-
-// hashes is a tlog.HashReader over stored hashes in memory.
-type hashes []tlog.Hash
-
-func (h hashes) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
-	out := make([]tlog.Hash, len(indexes))
-	for i, x := range indexes {
-		if x < 0 || x >= int64(len(h)) {
-			return nil, fmt.Errorf("no stored hash %d", x)
-		}
-		out[i] = h[x]
-	}
-	return out, nil
-}
 
 // TestAppendAudit checks that appending events in batches of any size
 // gives the hashes and roots of appending them one at a time with
@@ -35,23 +22,19 @@ func TestAppendAudit(t *testing.T) {
 		events[i] = store.AuditEvent{Seq: 999, Time: time.Date(2026, 3, 1, 12, 0, i, 1999, loc), Action: "a", Actor: fmt.Sprint(i)}
 	}
 	// The reference: one at a time, straight from tlog.
-	var ref hashes
-	roots := make([]tlog.Hash, len(events))
+	want := make([]store.AuditEvent, len(events))
 	for i, e := range events {
 		e.Seq = uint64(i + 1)
 		e.Time = e.Time.UTC().Truncate(store.AuditTimePrecision)
-		hs, err := tlog.StoredHashes(int64(i), e.LeafData(), ref)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ref = append(ref, hs...)
-		if roots[i], err = tlog.TreeHash(int64(i+1), ref); err != nil {
-			t.Fatal(err)
-		}
+		want[i] = e
+	}
+	ref, roots, err := storetest.TreeOf(want)
+	if err != nil {
+		t.Fatal(err)
 	}
 	for _, batch := range []int{1, 2, 3, 7, len(events)} {
 		t.Run(fmt.Sprint("batch-", batch), func(t *testing.T) {
-			var got hashes
+			var got storetest.MemTree
 			for lo := 0; lo < len(events); lo += batch {
 				es := append([]store.AuditEvent(nil), events[lo:min(lo+batch, len(events))]...)
 				hs, err := AppendAudit(int64(lo), es, got)

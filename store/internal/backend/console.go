@@ -72,6 +72,17 @@ func MatchAudit(q store.AuditQuery, e store.AuditEvent) bool {
 		(q.Until.IsZero() || e.Time.Before(q.Until))
 }
 
+// AuditQueryLimits returns how many events one QueryAudit call of q
+// returns at most (q.Limit bounded like store.Page.PageLimit), and how many
+// a call that no index answers examines at most: scanLimit, the store's,
+// or store.AuditScanLimit when that is not positive.
+func AuditQueryLimits(q store.AuditQuery, scanLimit int) (limit, scan int) {
+	if scanLimit <= 0 {
+		scanLimit = store.AuditScanLimit
+	}
+	return store.Page{Limit: q.Limit}.PageLimit(), scanLimit
+}
+
 // DeviceCertificate returns the NotAfter and RenewBy a device takes from
 // its newest certificate c (store.Device's doc).
 func DeviceCertificate(c store.Certificate) (notAfter, renewBy time.Time) {

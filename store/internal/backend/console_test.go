@@ -83,3 +83,22 @@ func FuzzDecodeCursor(f *testing.F) {
 		}
 	})
 }
+
+func TestAuditQueryLimits(t *testing.T) {
+	for _, tc := range []struct {
+		name                string
+		qLimit, scanLimit   int
+		wantLimit, wantScan int
+	}{
+		{"defaults", 0, 0, store.DefaultPageLimit, store.AuditScanLimit},
+		{"set", 10, 5, 10, 5},
+		{"bounded", store.MaxPageLimit + 1, -1, store.MaxPageLimit, store.AuditScanLimit},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			limit, scan := AuditQueryLimits(store.AuditQuery{Limit: tc.qLimit}, tc.scanLimit)
+			if limit != tc.wantLimit || scan != tc.wantScan {
+				t.Errorf("AuditQueryLimits(limit %d, scan %d) = %d, %d, want %d, %d", tc.qLimit, tc.scanLimit, limit, scan, tc.wantLimit, tc.wantScan)
+			}
+		})
+	}
+}
