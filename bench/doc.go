@@ -12,9 +12,11 @@
 //
 //	tool            measures                                   baseline in the same run
 //	enrollload      POST /v1/enroll: enrollments/s, latency     the crypto floor per certificate (CSR
-//	                percentiles, server CPU per certificate;   check + signature), timed in process;
-//	                EST simpleenroll and step's /1.0/sign      native /v1/enroll, interleaved with them;
-//	                the same way (-client all)                 the ratios against the issue's 0.9x
+//	                percentiles, server CPU per certificate;   parse, check + signature), timed in
+//	                EST simpleenroll and step's /1.0/sign      process; step-ca v0.30.2 (installed and
+//	                the same way (-client all)                 started by the tool) at c=32, its
+//	                                                           /1.0/sign; native /v1/enroll, interleaved
+//	                                                           with the others; the issues' ratios
 //	revocationload  OCSP responses/s, revocations/s through     `openssl ocsp` as a responder (single
 //	                the admin API, revoke-to-OCSP and           process and -multi); a bare
 //	                revoke-to-CRL latency, CRL build time and   x509.CreateRevocationList of the same

@@ -80,7 +80,7 @@ func newRequest(k clientKind, id, token string, csr []byte) (request, error) {
 		base64.StdEncoding.Encode(body, csr)
 		basic := base64.StdEncoding.EncodeToString([]byte(id + ":" + token))
 		return request{contentType: "application/pkcs10", auth: "Basic " + basic, body: body}, nil
-	case stepClient.name:
+	case stepClient.name, stepCAClient.name:
 		body, err := json.Marshal(api.StepSignRequest{CSR: string(csrPEM), OTT: token})
 		if err != nil {
 			return request{}, err
@@ -108,7 +108,7 @@ func checkAnswer(k clientKind, body []byte, id string) (*x509.Certificate, error
 		return benchutil.ParseEnrollment(body, id)
 	case estClient.name:
 		return checkEST(body, id)
-	case stepClient.name:
+	case stepClient.name, stepCAClient.name:
 		return checkStep(body, id)
 	}
 	panic("enrollload: unknown client kind " + k.name)
@@ -171,7 +171,7 @@ func newCSR(k clientKind, id string) ([]byte, error) {
 		return nil, err
 	}
 	tmpl := &x509.CertificateRequest{Subject: pkix.Name{CommonName: id}}
-	if k.name == stepClient.name {
+	if k.name == stepClient.name || k.name == stepCAClient.name {
 		tmpl.DNSNames = []string{id}
 	}
 	return x509.CreateCertificateRequest(rand.Reader, tmpl, key)

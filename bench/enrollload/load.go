@@ -23,6 +23,7 @@ type job struct {
 type generator struct {
 	tokens *benchutil.TokenMinter // pattern tokens, for native and EST
 	admin  *client.Client         // mints step tokens, one per device
+	stepCA *stepCA                // mints step-ca's tokens, one per device; nil when it does not run
 	seq    int
 }
 
@@ -41,9 +42,12 @@ const stepMintConc = 2
 func (g *generator) make(ctx context.Context, k clientKind, n int) ([]job, error) {
 	var toks []string
 	var err error
-	if k.name == stepClient.name {
+	switch k.name {
+	case stepClient.name:
 		toks, err = g.stepTokens(ctx, g.seq+1, n)
-	} else {
+	case stepCAClient.name:
+		toks, err = g.stepCA.tokens(g.seq+1, n)
+	default:
 		toks, err = g.tokens.Take(ctx, n)
 	}
 	if err != nil {

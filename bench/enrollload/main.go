@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"time"
@@ -23,8 +24,11 @@ const (
 	targetKindRatio = 0.9
 	targetCPURatio  = 1.6 // server CPU per certificate / floor A
 
-	stepCARate     = 480  // step-ca v0.30, same machine, enrollments/s
-	stepCACPUPerUS = 2400 // step-ca v0.30, server CPU µs per certificate
+	// Issue 19: against step-ca measured in the same run (stepCAVersion,
+	// installed and started by this program), and the floor with the CSR's
+	// parse (floorResult.floorIssue).
+	targetStepCARatio = 6.0 // fleetca's enrollments/s over step-ca's, at targetConc
+	targetFloorRatio  = 1.3 // fleetca's server CPU per certificate over floorIssue
 )
 
 // options are the command line.
@@ -39,6 +43,7 @@ type options struct {
 	floorEach   time.Duration
 	maxCSRs     int
 	clients     []clientKind // the first is the main table's; the others are compared with it
+	stepCA      bool         // run step-ca beside fleetca at targetConc
 }
 
 func main() { benchutil.Main("enrollload", parseFlags, run) }
@@ -54,6 +59,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.floorRuns, "floor-runs", 9, "timed runs of each crypto-floor operation; the median is used")
 	fs.DurationVar(&o.floorEach, "floor-run-time", 80*time.Millisecond, "length of one crypto-floor run")
 	fs.IntVar(&o.maxCSRs, "max-csrs", 100_000, "most CSRs generated for one repetition (a repetition that uses them all ends early)")
+	fs.BoolVar(&o.stepCA, "step-ca", true, "install (once, into $HOME/.cache/fleetca-tools/bin) and run step-ca "+stepCAVersion+" beside fleetca at concurrency 32, and compare")
 	clients := fs.String("client", "native", "native: POST /v1/enroll; est: EST simpleenroll; step: step's POST /1.0/sign; all: the three, interleaved, compared with native")
 	if err := benchutil.Parse(fs, args); err != nil {
 		return o, err
@@ -99,6 +105,19 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) int {
 		return fail(err)
 	}
 
+	var sca *stepCA
+	if o.stepCA && slices.Contains(o.concurrency, targetConc) {
+		scaBin, err := installStepCA(ctx, logf)
+		if err != nil {
+			return fail(err)
+		}
+		if sca, err = startStepCA(ctx, scaBin, filepath.Join(tmp, "step-ca")); err != nil {
+			return fail(err)
+		}
+		defer sca.stop()
+		logf("step-ca %s serving on %s (pid %d)", stepCAVersion, sca.url, sca.pid)
+	}
+
 	srv, stop, err := benchutil.StartLogged(ctx, bin, tmp, o.ServerEnv, nil, logf)
 	if err != nil {
 		return fail(err)
@@ -113,10 +132,10 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(err)
 	}
-	gen := &generator{tokens: &benchutil.TokenMinter{Admin: admin, Pattern: tokenPattern}, admin: admin}
+	gen := &generator{tokens: &benchutil.TokenMinter{Admin: admin, Pattern: tokenPattern}, admin: admin, stepCA: sca}
 	var levels []levelResult
 	for _, c := range o.concurrency {
-		lr, err := runLevel(ctx, o, srv, roots, gen, c, logf)
+		lr, err := runLevel(ctx, o, srv, sca, roots, gen, c, logf)
 		if err != nil {
 			return fail(err)
 		}
@@ -124,6 +143,11 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) int {
 	}
 	if err := srv.Alive(); err != nil {
 		return fail(err)
+	}
+	if sca != nil {
+		if err := sca.alive(); err != nil {
+			return fail(err)
+		}
 	}
 	missed := report(stdout, o, srv, benchutil.PeakRSS(srv.PID), srv.Dir, floor, levels)
 	errs := 0
@@ -167,9 +191,22 @@ func (l levelResult) errors() int {
 // phase gets its own freshly generated CSRs and tokens, sized from the
 // fastest rate seen so far at this level, and the server is idle while
 // they are made.
-func runLevel(ctx context.Context, o options, srv *benchutil.Server, roots []*x509.Certificate, gen *generator, c int, logf func(string, ...any)) (levelResult, error) {
+//
+// At targetConc, when sca is not nil, step-ca is one more kind,
+// interleaved with the others, with its own URL, roots and process.
+func runLevel(ctx context.Context, o options, srv *benchutil.Server, sca *stepCA, roots []*x509.Certificate, gen *generator, c int, logf func(string, ...any)) (levelResult, error) {
 	lr := levelResult{conc: c}
-	kinds := o.clients
+	kinds := slices.Clone(o.clients)
+	if sca != nil && c == targetConc {
+		kinds = append(kinds, stepCAClient)
+	}
+	// target is where kind k's requests go, and whose CPU is measured.
+	target := func(k clientKind) (string, int) {
+		if k == stepCAClient {
+			return sca.url + k.path, sca.pid
+		}
+		return srv.HTTPSURL + k.path, srv.PID
+	}
 	clients := make([]*http.Client, len(kinds))
 	rates := make([]float64, len(kinds))
 	reps := make([][]benchutil.Phase, len(kinds))
@@ -178,7 +215,11 @@ func runLevel(ctx context.Context, o options, srv *benchutil.Server, roots []*x5
 	// previous one saw.
 	guess := 10_000.0
 	for ki, k := range kinds {
-		clients[ki] = benchutil.NewClient(roots, c, o.proto)
+		if k == stepCAClient {
+			clients[ki] = benchutil.NewClient(sca.roots, c, o.proto)
+		} else {
+			clients[ki] = benchutil.NewClient(roots, c, o.proto)
+		}
 		defer clients[ki].CloseIdleConnections()
 		rates[ki] = guess
 		if o.warmup <= 0 {
@@ -188,7 +229,8 @@ func runLevel(ctx context.Context, o options, srv *benchutil.Server, roots []*x5
 		if err != nil {
 			return lr, err
 		}
-		w, err := runPhase(ctx, clients[ki], srv.HTTPSURL+k.path, k, jobs, c, o.warmup, srv.PID)
+		url, pid := target(k)
+		w, err := runPhase(ctx, clients[ki], url, k, jobs, c, o.warmup, pid)
 		if err != nil {
 			return lr, err
 		}
@@ -210,7 +252,8 @@ func runLevel(ctx context.Context, o options, srv *benchutil.Server, roots []*x5
 				return lr, err
 			}
 			runtime.GC() // the client's garbage from generating, collected before timing
-			p, err := runPhase(ctx, clients[ki], srv.HTTPSURL+k.path, k, jobs, c, o.duration, srv.PID)
+			url, pid := target(k)
+			p, err := runPhase(ctx, clients[ki], url, k, jobs, c, o.duration, pid)
 			if err != nil {
 				return lr, err
 			}

@@ -210,3 +210,43 @@ func TestCompareKinds(t *testing.T) {
 		t.Errorf("compareKinds() with native alone = %q, want nothing printed, no miss", out.String())
 	}
 }
+
+// TestCompareStepCA checks the step-ca table: the rate ratio against 6x
+// and fleetca's CPU per certificate over floor I against 1.3x, and that
+// step-ca stays out of the client kinds' 0.9x verdicts.
+func TestCompareStepCA(t *testing.T) {
+	phase := func(ok int, cpu time.Duration) benchutil.Phase {
+		return benchutil.Phase{OK: ok, Elapsed: time.Second, Server: benchutil.CPUTimes{User: cpu * time.Duration(ok)},
+			Lat: []time.Duration{time.Millisecond}}
+	}
+	f := floorResult{floorIssue: 200 * time.Microsecond}
+	for _, tc := range []struct {
+		name           string
+		fleetca, stepc int
+		cpu            time.Duration
+		missed         bool
+		want           []string
+	}{
+		{"both met", 6000, 1000, 250 * time.Microsecond, false, []string{"6.00x   PASS", "1.25x   PASS"}},
+		{"rate missed", 5900, 1000, 250 * time.Microsecond, true, []string{"5.90x   MISS", "1.25x   PASS"}},
+		{"floor missed", 7000, 1000, 300 * time.Microsecond, true, []string{"7.00x   PASS", "1.50x   MISS"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			levels := []levelResult{{conc: 32, reps: []benchutil.Phase{phase(tc.fleetca, tc.cpu)},
+				others: []kindResult{{kind: stepCAClient, reps: []benchutil.Phase{phase(tc.stepc, 1200*time.Microsecond)}}}}}
+			var out strings.Builder
+			if got := compareStepCA(&out, nativeClient, levels, f); got != tc.missed {
+				t.Errorf("compareStepCA() missed = %v, want %v:\n%s", got, tc.missed, out.String())
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(out.String(), w) {
+					t.Errorf("compareStepCA() lacks %q:\n%s", w, out.String())
+				}
+			}
+			out.Reset()
+			if compareKinds(&out, nativeClient, levels) || out.Len() != 0 {
+				t.Errorf("compareKinds() with step-ca only = %q, want nothing printed, no miss", out.String())
+			}
+		})
+	}
+}

@@ -64,6 +64,7 @@ func report(w io.Writer, o options, srv *benchutil.Server, peakRSS int64, dataDi
 	p("  x509.CreateCertificate (encodes, signs, verifies its signature)   %7.1f µs\n", benchutil.Micros(f.createCert))
 	p("  floor A = CSR check + certificate signature   (the issue's floor) %7.1f µs\n", benchutil.Micros(f.floorA))
 	p("  floor B = CSR check + x509.CreateCertificate  (a Go CA's floor)   %7.1f µs\n", benchutil.Micros(f.floorB))
+	p("  floor I = CSR parse + check + x509.CreateCertificate (issue 19)   %7.1f µs\n", benchutil.Micros(f.floorIssue))
 
 	p("\nClient %s, POST %s\n", lead.name, lead.path)
 	p("%5s %9s %13s %7s %7s %11s %11s %7s %7s %10s %5s %6s %6s\n",
@@ -93,6 +94,9 @@ func report(w io.Writer, o options, srv *benchutil.Server, peakRSS int64, dataDi
 	}
 
 	if compareKinds(w, lead, levels) {
+		missed = true
+	}
+	if compareStepCA(w, lead, levels, f) {
 		missed = true
 	}
 
@@ -125,8 +129,54 @@ func report(w io.Writer, o options, srv *benchutil.Server, peakRSS int64, dataDi
 			p("  note: this machine has %d CPUs; the rate target is set for 2\n", runtime.NumCPU())
 		}
 	}
-	p("\nReference, quoted from the issue and NOT measured here: step-ca v0.30 on the same 2-core machine\n")
-	p("  does about %d enrollments/s at about %d µs of server CPU per certificate.\n", stepCARate, stepCACPUPerUS)
+	return missed
+}
+
+// compareStepCA prints, for the level where step-ca ran, fleetca's and
+// step-ca's medians side by side, the rate ratio against
+// targetStepCARatio, and fleetca's CPU per certificate over floor I
+// against targetFloorRatio; it reports whether a target was missed.
+func compareStepCA(w io.Writer, lead clientKind, levels []levelResult, f floorResult) (missed bool) {
+	p := func(format string, a ...any) { fmt.Fprintf(w, format, a...) }
+	for _, l := range levels {
+		var sca *kindResult
+		for i := range l.others {
+			if l.others[i].kind == stepCAClient {
+				sca = &l.others[i]
+			}
+		}
+		if sca == nil {
+			continue
+		}
+		fc, sc := benchutil.Summarize(l.reps), benchutil.Summarize(sca.reps)
+		pass := func(ok bool) string {
+			if ok {
+				return "PASS"
+			}
+			missed = true
+			return "MISS"
+		}
+		p("\nfleetca against step-ca %s, measured in this run at c=%d (issue 19)\n", stepCAVersion, l.conc)
+		p("  step-ca: `go install %s@%s` with CGO_ENABLED=0, run by this program as its own process:\n", stepCAModule, stepCAVersion)
+		p("  one JWK provisioner, bbolt, root and intermediate from go.step.sm/crypto's minica, tokens minted\n")
+		p("  before timing with the provisioner's key (aud /1.0/sign, sha = root fingerprint, sans, a unique jti)\n")
+		p("%-8s %9s %13s %7s %7s %11s %8s %6s\n", "server", "enroll/s", "(min-max)", "p50 ms", "p99 ms", "server µs/", "x fl.I", "errors")
+		for _, r := range []struct {
+			name string
+			s    benchutil.Summary
+		}{{"fleetca", fc}, {"step-ca", sc}} {
+			p("%-8s %9.0f %13s %7.2f %7.2f %11.0f %7.2fx %6d\n", r.name, r.s.Rate, fmt.Sprintf("(%.0f-%.0f)", r.s.RateMin, r.s.RateMax),
+				benchutil.Millis(r.s.P50), benchutil.Millis(r.s.P99), benchutil.Micros(r.s.Server), benchutil.Ratio(r.s.Server, f.floorIssue), r.s.Failed)
+		}
+		if lead != nativeClient {
+			p("  (fleetca's row is the %s client's)\n", lead.name)
+		}
+		rr := ratio(fc.Rate, sc.Rate)
+		p("  enrollments/s, fleetca over step-ca        >= %.1fx          %6.2fx   %s\n", targetStepCARatio, rr, pass(rr >= targetStepCARatio))
+		p("  server CPU per certificate, step-ca over fleetca        %6.2fx\n", benchutil.Ratio(sc.Server, fc.Server))
+		fr := benchutil.Ratio(fc.Server, f.floorIssue)
+		p("  fleetca server CPU per certificate / floor I <= %.1fx      %6.2fx   %s\n", targetFloorRatio, fr, pass(fr <= targetFloorRatio))
+	}
 	return missed
 }
 
@@ -148,7 +198,9 @@ func compareKinds(w io.Writer, lead clientKind, levels []levelResult) (missed bo
 	p := func(format string, a ...any) { fmt.Fprintf(w, format, a...) }
 	others := false
 	for _, l := range levels {
-		others = others || len(l.others) > 0
+		for _, k := range l.others {
+			others = others || k.kind != stepCAClient
+		}
 	}
 	if !others {
 		return false
@@ -163,7 +215,7 @@ func compareKinds(w io.Writer, lead clientKind, levels []levelResult) (missed bo
 	p("%5s %-6s %9s %13s %7s %7s %10s %9s %9s %11s\n", "", "", "median", "", "", "", "cert", "", "", "rate")
 	busy := 0.0 // the largest share of the machine other work took
 	for _, l := range levels {
-		if len(l.others) == 0 {
+		if len(l.others) == 0 || len(l.others) == 1 && l.others[0].kind == stepCAClient {
 			continue
 		}
 		base := benchutil.Summarize(l.reps)
@@ -176,6 +228,9 @@ func compareKinds(w io.Writer, lead clientKind, levels []levelResult) (missed bo
 		}
 		row(lead.name, base, "")
 		for _, k := range l.others {
+			if k.kind == stepCAClient {
+				continue // another server: compareStepCA
+			}
 			s := benchutil.Summarize(k.reps)
 			verdict := ""
 			if l.conc == targetConc {
