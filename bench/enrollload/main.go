@@ -44,6 +44,7 @@ type options struct {
 	maxCSRs     int
 	clients     []clientKind // the first is the main table's; the others are compared with it
 	stepCA      bool         // run step-ca beside fleetca at targetConc
+	profile     int          // enrollments of the in-process CPU profile after the load; 0 for none
 }
 
 func main() { benchutil.Main("enrollload", parseFlags, run) }
@@ -60,6 +61,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.floorEach, "floor-run-time", 80*time.Millisecond, "length of one crypto-floor run")
 	fs.IntVar(&o.maxCSRs, "max-csrs", 100_000, "most CSRs generated for one repetition (a repetition that uses them all ends early)")
 	fs.BoolVar(&o.stepCA, "step-ca", true, "install (once, into $HOME/.cache/fleetca-tools/bin) and run step-ca "+stepCAVersion+" beside fleetca at concurrency 32, and compare")
+	fs.IntVar(&o.profile, "profile", 20000, "after the load, profile this many enrollments in process (go test ./cmd/fleetca -bench EnrollHTTPS/h1/c=32 -cpuprofile) and print where the server's CPU goes; 0: no profile")
 	clients := fs.String("client", "native", "native: POST /v1/enroll; est: EST simpleenroll; step: step's POST /1.0/sign; all: the three, interleaved, compared with native")
 	if err := benchutil.Parse(fs, args); err != nil {
 		return o, err
@@ -79,6 +81,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, errors.New("-duration must be positive and -warmup not negative")
 	case o.reps < 1 || o.floorRuns < 1 || o.floorEach <= 0:
 		return o, errors.New("-reps, -floor-runs and -floor-run-time must be positive")
+	case o.profile < 0:
+		return o, errors.New("-profile must not be negative")
 	case o.maxCSRs < 100:
 		return o, errors.New("-max-csrs must be at least 100")
 	}
@@ -149,7 +153,23 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) int {
 			return fail(err)
 		}
 	}
+	var prof *profileResult
+	if o.profile > 0 {
+		root, err := benchutil.ProductRoot(ctx)
+		if err != nil {
+			return fail(err)
+		}
+		logf("profiling %d enrollments in process (%s)", o.profile, profileBench)
+		pr, err := profileEnroll(ctx, root, tmp, o.profile)
+		if err != nil {
+			return fail(err)
+		}
+		prof = &pr
+	}
 	missed := report(stdout, o, srv, benchutil.PeakRSS(srv.PID), srv.Dir, floor, levels)
+	if prof != nil {
+		writeProfile(stdout, *prof)
+	}
 	errs := 0
 	for _, l := range levels {
 		errs += l.errors()

@@ -262,3 +262,17 @@ func ratio(a, b float64) float64 {
 	}
 	return a / b
 }
+
+// writeProfile prints the grouped profile.
+func writeProfile(w io.Writer, r profileResult) {
+	p := func(format string, a ...any) { fmt.Fprintf(w, format, a...) }
+	p("\nWhere fleetca's server CPU goes: in-process CPU profile (runtime/pprof) of serve's HTTPS enrollment path\n")
+	p("  go test ./cmd/fleetca -run '^$' -bench '%s' -cpuprofile; the load generator's and CSR\n", profileBench)
+	p("  making's goroutines (pprof labels side=client, side=setup) dropped; %d samples of 10 ms\n", r.samples)
+	if r.bench != "" {
+		p("  %s\n", r.bench)
+	}
+	for _, a := range r.areas {
+		p("  %-52s %5.1f%%\n", a.name, 100*a.share)
+	}
+}
