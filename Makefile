@@ -44,7 +44,10 @@ soak:
 # tools live in their own module, bench/ (see bench/doc.go); they build
 # ./cmd/fleetca from this checkout. proxyload installs nginx (Debian's
 # nginx-light) if it is missing, to compare with it. enrollload -client all
-# measures EST simpleenroll and step /1.0/sign beside /v1/enroll, same CA, same run.
+# measures EST simpleenroll and step /1.0/sign beside /v1/enroll, same CA, same run;
+# -step-ca installs step-ca v0.30.2 once into $$HOME/.cache/fleetca-tools/bin
+# (go install, CGO_ENABLED=0) and enrolls against it beside fleetca at c=32;
+# -profile prints where serve's CPU goes (an in-process CPU profile, by area).
 # BenchmarkEnrollAuditTree sets enrollments/s with the audit tree beside
 # the rate with it off (boltstore.Options.NoAuditTree, set only by the
 # benchmark through serve's unexported noAuditTree), same run, medians and
@@ -55,7 +58,7 @@ soak:
 # a bbolt store of 1M devices once (minutes) and keeps it in the user
 # cache directory (fleetca-bench/), then times the console's pages.
 bench:
-	cd bench && $(GO) run ./enrollload -client all
+	cd bench && $(GO) run ./enrollload -client all -step-ca -profile 20000
 	cd bench && $(GO) run ./revocationload
 	cd bench && $(GO) run ./proxyload
 	cd bench && $(GO) run ./renewload

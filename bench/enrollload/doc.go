@@ -52,10 +52,20 @@
 // rate ratio against issue 19's 6x, and fleetca's CPU per certificate
 // over floor I against its 1.3x. `make test` never runs this program.
 //
+// Then, unless -profile 0, it profiles the same enrollments in process:
+// `go test ./cmd/fleetca -bench EnrollHTTPS/h1/c=32 -cpuprofile` (serve's
+// real HTTPS wiring on bbolt with fsync, -profile enrollments; serve
+// itself has no pprof hook), reads the profile with `go tool pprof -raw`,
+// drops the load generator's samples (pprof label side=client or setup),
+// and prints the server's CPU by area: TLS, HTTP/JSON, CSR check, signing,
+// x509 encoding, the store (bbolt, JSON records, audit tree hashing,
+// fsync), GC.
+//
 // Usage, in bench/ (the benchmarks' own module; `make bench` runs it with
 // the defaults from the repository root):
 //
-//	go run ./enrollload [-client native|est|step|all] [-step-ca=true] [-duration 5s] [-reps 3]
+//	go run ./enrollload [-client native|est|step|all] [-step-ca=true] [-profile 20000]
+//	    [-duration 5s] [-reps 3]
 //	    [-concurrency 1,8,32] [-proto h1|h2] [-server-env GOGC=400]
 //	    [-fleetca BINARY] [-keep] [-strict]
 //
