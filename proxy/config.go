@@ -45,8 +45,9 @@ type Config struct {
 	// without a certificate (Auth jwt or any) then authenticates with a
 	// device JWT in its CONNECT packet's password, the client ID being
 	// its device ID; the broker gets the CONNECT with the password
-	// removed and the username set to the device ID. Clients with a
-	// certificate are piped untouched. Refused in HTTP mode.
+	// removed and the username set to the device ID. A client with a
+	// certificate must use its device ID as client ID too, and its CONNECT
+	// is rewritten the same way. Refused in HTTP mode.
 	MQTT bool `yaml:"mqtt,omitempty"`
 	// HandshakeTimeout bounds a client's TLS handshake, from accept to
 	// verified, and in MQTT mode a JWT client's CONNECT packet (read and

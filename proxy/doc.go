@@ -114,8 +114,10 @@
 // (revocation closes it, as for certificates), and the broker gets the
 // CONNECT re-encoded by the library with the password removed and the
 // username set to the device ID, all else kept, then the piped session;
-// the access-log line carries the token's kid. Clients with a certificate
-// are piped untouched, CONNECT included.
+// the access-log line carries the token's kid. A client with a
+// certificate is held to the same rule (client ID = its certificate's
+// device ID, the CONNECT rewritten alike), so that no device names another
+// to the broker.
 //
 // # Invariants
 //

@@ -31,7 +31,7 @@ const (
 	mqttReasonMalformed  = "malformed_connect"   // the CONNECT does not decode or breaks the protocol
 	mqttReasonVersion    = "unsupported_version" // not MQTT 3.1.1 or 5
 	mqttReasonNoPassword = "no_password"         // no JWT in the password field
-	mqttReasonClientID   = "client_id_mismatch"  // the token's device is not the client ID
+	mqttReasonClientID   = "client_id_mismatch"  // the token's or certificate's device is not the client ID
 	mqttReasonVerifier   = "verify_error"        // the verifier failed without a reason of its own
 )
 
@@ -285,6 +285,29 @@ func (s *Server) serveMQTTJWT(ctx context.Context, client *tls.Conn, c *trackedC
 			"serial", c.id.serial, "kid", dj.KeyID, "mqtt_version", pk.ProtocolVersion)
 	}
 	s.pipe(ctx, client, c, start, rewriteConnect(pk, dj.DeviceID))
+}
+
+// serveMQTTCert runs a TCP-mode MQTT connection whose device presented a
+// valid certificate: its CONNECT's client ID must be the certificate's
+// device ID, and the broker gets the CONNECT rewritten as for a JWT
+// (username = device ID, no password), so that a broker's ACLs keyed on
+// the username hold whichever way a device proved who it is: a device
+// cannot name another in its CONNECT.
+func (s *Server) serveMQTTCert(ctx context.Context, client *tls.Conn, c *trackedConn, start time.Time) {
+	c.SetDeadline(time.Now().Add(s.cfg.HandshakeTimeout))
+	pk, err := readConnect(client, MaxConnectBytes)
+	if err != nil {
+		s.mqttRefused(client, c, nil, err)
+		return
+	}
+	if pk.Connect.ClientIdentifier != c.id.deviceID {
+		s.mqttRefused(client, c, pk, &connectError{reason: mqttReasonClientID, version: pk.ProtocolVersion, code: packets.ErrNotAuthorized,
+			err: fmt.Errorf("the certificate is device %q's, the client ID is %q", c.id.deviceID, pk.Connect.ClientIdentifier)})
+		return
+	}
+	c.SetDeadline(time.Time{})
+	s.m.mqttConnect(reasonOK)
+	s.pipe(ctx, client, c, start, rewriteConnect(pk, c.id.deviceID))
 }
 
 // mqttRefused counts and logs a refused CONNECT, sends the CONNACK that

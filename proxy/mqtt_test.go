@@ -392,38 +392,58 @@ func isTimeout(err error) bool {
 	return ok && ne.Timeout()
 }
 
-// With auth any, a client with a certificate is piped untouched, its
-// CONNECT password included; one without gets the JWT check.
+// With auth any, a client with a certificate gets its CONNECT rewritten
+// as a JWT client's is (username = its device ID, no password), and may
+// not name another device as its client ID; one without a certificate
+// gets the JWT check.
 func TestMQTTAuthAny(t *testing.T) {
 	p, v, up := startMQTTProxy(t, AuthAny)
 	dev := p.pki.device(t, "dev-1")
 	v.tokens["tok-1"] = &dev
-	raw := connectPacket(4, "dev-1", "whatever")
+	brokerGot := func(what string) *packets.Packet {
+		t.Helper()
+		select {
+		case got := <-up.got:
+			return decodeConnect(t, got)
+		case <-time.After(waitLimit):
+			t.Fatalf("%s: the broker got no CONNECT", what)
+		}
+		return nil
+	}
 	c := p.dial(t, p.pki.clientTLS(&dev))
 	c.SetDeadline(time.Now().Add(waitLimit))
-	if _, err := c.Write(raw); err != nil {
+	if _, err := c.Write(connectPacket(4, "dev-1", "whatever")); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case got := <-up.got:
-		if !bytes.Equal(got, raw) {
-			t.Errorf("with a certificate the broker got\n% x\nwant the client's CONNECT\n% x", got, raw)
-		}
-	case <-time.After(waitLimit):
-		t.Fatal("the broker got no CONNECT")
+	if pk := brokerGot("certificate"); string(pk.Connect.Username) != "dev-1" || pk.Connect.PasswordFlag || pk.Connect.ClientIdentifier != "dev-1" {
+		t.Errorf("with a certificate the broker got client %q username %q password flag %v, want dev-1, dev-1 and none",
+			pk.Connect.ClientIdentifier, pk.Connect.Username, pk.Connect.PasswordFlag)
 	}
+
+	other := p.dial(t, p.pki.clientTLS(&dev))
+	other.SetDeadline(time.Now().Add(waitLimit))
+	if _, err := other.Write(connectPacket(5, "dev-2", "whatever")); err != nil {
+		t.Fatal(err)
+	}
+	ack := make([]byte, 64)
+	n, _ := io.ReadAtLeast(other, ack, 4)
+	if n < 4 || ack[0] != 0x20 || ack[3] != 0x87 {
+		t.Errorf("dev-1's certificate naming client ID dev-2: got % x, want a CONNACK with 0x87 (not authorized)", ack[:n])
+	}
+	p.logs.wait(t, "mqtt client refused", "reason", mqttReasonClientID)
+
 	j := p.dial(t, p.pki.clientTLS(nil))
 	j.SetDeadline(time.Now().Add(waitLimit))
 	if _, err := j.Write(connectPacket(5, "dev-1", "tok-1")); err != nil {
 		t.Fatal(err)
 	}
+	if pk := brokerGot("JWT"); string(pk.Connect.Username) != "dev-1" || pk.Connect.PasswordFlag {
+		t.Errorf("with a JWT the broker got username %q password flag %v, want dev-1 and none", pk.Connect.Username, pk.Connect.PasswordFlag)
+	}
 	select {
 	case got := <-up.got:
-		if pk := decodeConnect(t, got); string(pk.Connect.Username) != "dev-1" || pk.Connect.PasswordFlag {
-			t.Errorf("with a JWT the broker got username %q password flag %v, want dev-1 and none", pk.Connect.Username, pk.Connect.PasswordFlag)
-		}
-	case <-time.After(waitLimit):
-		t.Fatal("the broker got no CONNECT")
+		t.Errorf("the broker got a CONNECT from the refused client: % x", got)
+	default:
 	}
 }
 

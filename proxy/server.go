@@ -386,6 +386,10 @@ func (s *Server) handle(ctx context.Context, c *trackedConn, handoff *handoffLis
 			"tls_version", tls.VersionName(cs.Version), "alpn", cs.NegotiatedProtocol, "resumed", cs.DidResume)
 	}
 	if s.mode == modeTCP {
+		if s.cfg.MQTT {
+			s.serveMQTTCert(ctx, tc, c, start)
+			return
+		}
 		s.pipe(ctx, tc, c, start, nil)
 		return
 	}

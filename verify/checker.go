@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -412,7 +413,17 @@ func (c *Checker) replan(ctx context.Context) error {
 	if d.Full.Needed {
 		plan.full = slot("CRL", api.CRLPath, false)
 	}
-	c.plan.Store(plan)
+	old := c.plan.Swap(plan)
+	// A CRL the plan no longer keeps is not refreshed any more: its stale
+	// timer must not announce it (which would close every connection).
+	c.staleMu.Lock()
+	for _, s := range old.all() {
+		if !plan.has(s) && s.staleStop != nil {
+			s.staleStop()
+			s.staleStop = nil
+		}
+	}
+	c.staleMu.Unlock()
 	return nil
 }
 
@@ -574,6 +585,11 @@ func (p *crlPlan) all() []*crlSlot {
 		out = append(out, p.full)
 	}
 	return out
+}
+
+// has reports whether s is one of the plan's slots.
+func (p *crlPlan) has(s *crlSlot) bool {
+	return slices.Contains(p.all(), s)
 }
 
 // slotFor is the CRL that covers leaf: the partition its CRL distribution

@@ -157,3 +157,36 @@ func TestCheckerPartitionsUnknown(t *testing.T) {
 	}
 	pc.want(t, map[string]Refusal{"p1-revoked": Revoked, "p1-good": 0, "legacy-good": 0})
 }
+
+// A CRL the plan stops keeping (here the full CRL, once the CA says no
+// live certificate needs it) is not announced stale when its deadline
+// passes: that would close every connection of a proxy for a CRL nothing
+// relies on.
+func TestCheckerDroppedCRLNotStale(t *testing.T) {
+	pc := newPartChecker(t, true, 1)
+	if err := pc.c.Refresh(t.Context()); err != nil {
+		t.Fatalf("Refresh: %v", err)
+	}
+	var announced []error
+	pc.c.SubscribeStale(func(reason error) { announced = append(announced, reason) })
+	full := pc.c.plan.Load().full
+	if full == nil || full.crl.Load() == nil {
+		t.Fatal("the full CRL is not loaded while the CA says it is needed")
+	}
+	crl := full.crl.Load()
+	pc.f.ca.setPartitions(t, 4, false)
+	if err := pc.c.Refresh(t.Context()); err != nil {
+		t.Fatalf("Refresh: %v", err)
+	}
+	pc.f.clock.Add(crl.NextUpdate.Sub(pc.f.clock.Now()) + time.Hour) // past the full CRL's deadline (grace 0)
+	pc.c.staleDue(full, crl)                                         // what its timer would run
+	if len(announced) != 0 {
+		t.Errorf("the dropped full CRL's deadline announced %v, want nothing", announced)
+	}
+	pc.c.staleMu.Lock()
+	stop := full.staleStop
+	pc.c.staleMu.Unlock()
+	if stop != nil {
+		t.Error("the dropped full CRL's stale timer is still armed")
+	}
+}

@@ -555,6 +555,9 @@ func (v *JWTVerifier) keySetOf(id api.DeviceID) *keySet {
 	return s
 }
 
+// keysFetchTimeout bounds one fetch of a device's key set.
+const keysFetchTimeout = 10 * time.Second
+
 // refresh fetches set when it is needed: never fetched, older than
 // KeysMaxAge, or (unknownKid) a kid was not found; never more often than
 // KeysRefetch. It returns the refusal to give when no usable set remains.
@@ -563,7 +566,12 @@ func (v *JWTVerifier) refresh(ctx context.Context, set *keySet, id api.DeviceID,
 	due := set.fetchedAt.IsZero() || now.Sub(set.fetchedAt) >= v.cfg.KeysMaxAge || unknownKid
 	if due && (set.triedAt.IsZero() || now.Sub(set.triedAt) >= v.cfg.KeysRefetch || now.Before(set.triedAt)) {
 		set.triedAt = now
-		set.err = v.fetchKeys(ctx, set, id, now)
+		// The fetch does not end with the request that caused it: a
+		// client hanging up must not leave the device's key set failed
+		// (its tokens refused as unavailable) until KeysRefetch passes.
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), keysFetchTimeout)
+		set.err = v.fetchKeys(fctx, set, id, now)
+		cancel()
 		if set.err == nil {
 			set.fetchedAt = now
 		} else {

@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -379,6 +380,24 @@ func TestVerifyDeviceJWTRefetch(t *testing.T) {
 	clk.Add(10 * time.Second)
 	if _, err := v.VerifyDeviceJWT(t.Context(), sign(t, d2, claims(), nil), testAud); err != nil {
 		t.Errorf("a new key after KeysRefetch: %v, want success", err)
+	}
+}
+
+// A request that is cancelled (a client hanging up) while its token's key
+// set is fetched does not leave that set failed: the device's next token
+// is accepted, not refused as unavailable until KeysRefetch passes.
+func TestVerifyDeviceJWTCancelledFetch(t *testing.T) {
+	f := newJWTFleet(t)
+	clk := &clock{t: time.Now().Truncate(time.Second).Add(time.Hour)}
+	d := f.add(t, "dev-1", "p256")
+	v := newTestJWTVerifier(t, f, newJWTChecker(t, f.ca, clk.Now()), clk.Now)
+	claims := map[string]any{"aud": testAud + "/devices/dev-1", "iat": clk.Now().Unix(), "exp": clk.Now().Add(time.Hour).Unix()}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	_, _ = v.VerifyDeviceJWT(ctx, sign(t, d, claims, nil), testAud) // whatever it answers the cancelled caller
+	claims["jti"] = "second"
+	if _, err := v.VerifyDeviceJWT(t.Context(), sign(t, d, claims, nil), testAud); err != nil {
+		t.Errorf("the next token after a cancelled request: %v, want accepted", err)
 	}
 }
 

@@ -51,6 +51,9 @@ func (c *Checker) staleDue(slot *crlSlot, crl *CRL) {
 	if slot.crl.Load() != crl {
 		return // a fresher CRL took over; it has its own timer
 	}
+	if plan := c.plan.Load(); plan != nil && !plan.has(slot) {
+		return // no longer kept (the CA dropped it from its partitions): nothing relies on it
+	}
 	deadline := crl.NextUpdate.Add(c.grace)
 	if now := c.now(); !now.After(deadline) {
 		c.staleMu.Lock()

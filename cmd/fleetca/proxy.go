@@ -129,8 +129,9 @@ password for a missing or unreadable token, 0x03 server unavailable; 5:
 0x87, 0x86 or 0x88 with the reason as reason string), counted in
 fleetca_proxy_mqtt_connects_total{outcome,reason}; the broker gets the
 CONNECT with the password removed and the username set to the device ID.
-Revoking the device closes its connections. Clients with a certificate
-(--auth any) are piped untouched.
+Revoking the device closes its connections. A device with a certificate
+(--auth mtls or any) must use its device ID as client ID too, and its
+CONNECT is rewritten the same way.
 
 SIGHUP rereads --ca, --cert and --key (open connections are kept; a new
 intermediate needs a restart) and refetches the CRL. SIGINT or SIGTERM drain
