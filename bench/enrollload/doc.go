@@ -69,8 +69,9 @@
 //	    [-concurrency 1,8,32] [-proto h1|h2] [-server-env GOGC=400]
 //	    [-fleetca BINARY] [-keep] [-strict]
 //
-// The defaults (native only) finish in about 70 seconds on two cores;
-// -client all, as `make bench` runs it, in about four minutes. The client is
+// The defaults (native, step-ca at c=32, the profile) finish in about
+// three minutes on two cores; -client all, as `make bench` runs it, in
+// about six. The client is
 // HTTP/1.1 with keep-alive, one TLS connection per worker, as factory-line
 // scripts (curl, fleetca enroll) talk; -proto h2 multiplexes every worker
 // on one HTTP/2 connection instead.
