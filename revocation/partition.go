@@ -324,6 +324,10 @@ func (s *Service) startPartitions(ctx context.Context) error {
 	return nil
 }
 
+// partitionRetry is how soon a partition whose publication failed is
+// tried again.
+const partitionRetry = 5 * time.Second
+
 // partitionLoop publishes, CRLPublishDelay after a revocation, the CRL of
 // each partition it touched, and each partition's at the latest when half
 // of its validity has passed; while another replica holds a due
@@ -335,8 +339,12 @@ func (s *Service) partitionLoop(ctx context.Context) error {
 		<-ctx.Done()
 		return ctx.Err()
 	}
+	failed := false // a partition's publication failed last round
 	for {
 		wait := s.cfg.CRLValidity / 2
+		if failed {
+			wait = partitionRetry
+		}
 		now := s.now()
 		for p := range pt.urls {
 			cur := pt.pubs[p].Load()
@@ -365,22 +373,21 @@ func (s *Service) partitionLoop(ctx context.Context) error {
 		case <-pt.kick:
 		default:
 		}
+		// Every due partition is tried each round: one that fails is
+		// retried in partitionRetry and does not hold up the others.
 		lost := false
+		failed = false
 		for p := range pt.urls {
-			for {
-				out, err := s.buildPartition(ctx, p, false)
-				if err == nil {
-					lost = lost || out == crlNotHolder
-					break
-				}
+			out, err := s.buildPartition(ctx, p, false)
+			if err != nil {
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}
-				s.log.ErrorContext(ctx, "partition CRL publication failed; retrying", "partition", p, "err", err)
-				if err := sleep(ctx, 5*time.Second); err != nil {
-					return err
-				}
+				s.log.ErrorContext(ctx, "partition CRL publication failed; retrying", "partition", p, "err", err, "retry_in", partitionRetry)
+				failed = true
+				continue
 			}
+			lost = lost || out == crlNotHolder
 		}
 		pt.lost.Store(lost)
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"maps"
 	"math/big"
@@ -357,4 +358,55 @@ func TestFollowPartitionsReadsDueOnly(t *testing.T) {
 	if len(counter.reads) != 0 {
 		t.Errorf("with nothing pending, LatestPartitionCRL reads %v, want none", counter.reads)
 	}
+}
+
+// failingPartitionStore refuses to store partition fail's CRLs.
+type failingPartitionStore struct {
+	*boltstore.Store
+	fail int
+}
+
+func (s failingPartitionStore) PutPartitionCRL(ctx context.Context, p int, holder string, now time.Time, c store.CRL) error {
+	if p == s.fail {
+		return errors.New("disk full")
+	}
+	return s.Store.PutPartitionCRL(ctx, p, holder, now, c)
+}
+
+// A partition whose CRL cannot be published is retried without holding up
+// the others: a revocation in partition 2 is published while partition
+// 1's publication keeps failing.
+func TestPartitionFailureHoldsUpNoOther(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		start := time.Now()
+		now := func() time.Time { return testNow.Add(time.Since(start)) }
+		const delay = 200 * time.Millisecond
+		cfg := Config{CRLPublishDelay: delay, CRLValidity: 24 * time.Hour, CRLPartitions: 4}
+		f := newFixture(t, fixtureOptions{now: now, cfg: cfg})
+		in1, in2 := f.issueIn(t, 1), f.issueIn(t, 2)
+		b := f.newReplica(t, failingPartitionStore{Store: f.st, fail: 1})
+		time.Sleep(time.Minute) // past the first Service's leases: b signs
+		first := b.svc.PartitionCRL(2)
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error, 1)
+		go func() { done <- b.svc.Run(ctx) }()
+		synctest.Wait()
+		for _, c := range []*x509.Certificate{in1, in2} {
+			if _, err := b.svc.Revoke(ctx, RevokeRequest{Serial: c.SerialNumber, Reason: api.ReasonKeyCompromise}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		time.Sleep(delay + time.Second)
+		synctest.Wait()
+		got := b.svc.PartitionCRL(2)
+		if got.Number.Cmp(first.Number) <= 0 {
+			t.Errorf("partition 2 number %v after a revocation in it while partition 1 fails, want newer than %v", got.Number, first.Number)
+		} else if _, ok := serials(parseCRL(t, got, f.ca.Intermediate()))[hexSerial(in2.SerialNumber)]; !ok {
+			t.Errorf("partition 2 does not list %x", in2.SerialNumber)
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run = %v", err)
+		}
+	})
 }
