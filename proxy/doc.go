@@ -114,7 +114,18 @@
 // (revocation closes it, as for certificates), and the broker gets the
 // CONNECT re-encoded by the library with the password removed and the
 // username set to the device ID, all else kept, then the piped session;
-// the access-log line carries the token's kid. A client with a
+// the access-log line carries the token's kid. The token authenticates
+// the session only until its exp plus verify.JWTSkew (the skew the check
+// allowed): a timer armed at acceptance (Deps.AfterFunc) then closes the
+// connection, after a DISCONNECT with reason code 0xA0 (maximum connect
+// time) and reason string session_expired for an MQTT 5 client; it is
+// logged ("mqtt session expired", with the device ID and kid) and counted
+// in fleetca_proxy_mqtt_connects_total{outcome="closed",
+// reason="session_expired"}. A session that ends first stops its timer.
+// The proxy does not parse the broker's packets, so the DISCONNECT may
+// follow a broker packet that the pipe had only partly written (a packet
+// split across TCP reads); the client sees the connection end either way.
+// A client with a
 // certificate is held to the same rule (client ID = its certificate's
 // device ID, the CONNECT rewritten alike), so that no device names another
 // to the broker.

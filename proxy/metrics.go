@@ -65,7 +65,7 @@ func (s *Server) registerMetrics(r prometheus.Registerer) error {
 	m.upstreamErrors = prometheus.NewCounter(prometheus.CounterOpts{Name: "fleetca_proxy_upstream_errors_total",
 		Help: "Requests or TCP connections that failed because the upstream could not be reached or failed."})
 	m.mqttConnectVec = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fleetca_proxy_mqtt_connects_total",
-		Help: "MQTT CONNECT packets checked for a device JWT (TCP mode with mqtt, clients without a certificate), by outcome (accepted, refused, failed) and reason."},
+		Help: "MQTT CONNECT packets checked for a device JWT (TCP mode with mqtt, clients without a certificate), by outcome (accepted, refused, failed) and reason; outcome closed, reason session_expired: an accepted session closed when its token expired."},
 		[]string{"outcome", "reason"})
 	m.mqttConnects = map[string]prometheus.Counter{}
 	for _, r := range mqttReasons {
@@ -75,6 +75,8 @@ func (s *Server) registerMetrics(r prometheus.Registerer) error {
 			outcome = outcomeAccepted
 		case reasonTimeout, reasonEOF:
 			outcome = outcomeFailed
+		case mqttReasonExpired:
+			outcome = outcomeClosed
 		}
 		m.mqttConnects[r] = m.mqttConnectVec.WithLabelValues(outcome, r)
 	}

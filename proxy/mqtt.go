@@ -33,13 +33,16 @@ const (
 	mqttReasonNoPassword = "no_password"         // no JWT in the password field
 	mqttReasonClientID   = "client_id_mismatch"  // the token's or certificate's device is not the client ID
 	mqttReasonVerifier   = "verify_error"        // the verifier failed without a reason of its own
+	// mqttReasonExpired is not a CONNECT's: an accepted session closed
+	// when its token's exp plus verify.JWTSkew passed (outcome "closed").
+	mqttReasonExpired = "session_expired"
 )
 
 var mqttReasons = []string{reasonOK, reasonTimeout, reasonEOF, mqttReasonNotConnect, mqttReasonTooLarge, mqttReasonMalformed,
 	mqttReasonVersion, mqttReasonNoPassword, mqttReasonClientID, mqttReasonVerifier,
 	verify.ReasonMalformed, verify.ReasonBadAlgorithm, verify.ReasonExpired, verify.ReasonNotYetValid, verify.ReasonLifetime,
 	verify.ReasonBadAudience, verify.ReasonUnknownKey, verify.ReasonBadSignature, verify.ReasonRevoked, verify.ReasonBadChain,
-	verify.ReasonUnavailable}
+	verify.ReasonUnavailable, mqttReasonExpired}
 
 // connectError is why a client's CONNECT was not let through.
 type connectError struct {
@@ -245,8 +248,9 @@ func rewriteConnect(pk *packets.Packet, deviceID string) []byte {
 // reads the CONNECT (within Config.HandshakeTimeout), checks the token,
 // answers a refusal with a CONNACK and closes; otherwise it registers the
 // connection under the serial of the token's certificate, so that its
-// revocation closes it, and pipes the rewritten CONNECT and the rest of
-// the session to the upstream.
+// revocation closes it, arms a timer that closes it when the token
+// expires (see expireSession), and pipes the rewritten CONNECT and the
+// rest of the session to the upstream.
 func (s *Server) serveMQTTJWT(ctx context.Context, client *tls.Conn, c *trackedConn, start time.Time) {
 	s.m.handshake(reasonJWT) // as for HTTP: a handshake without a certificate, the JWT to come
 	deadline := time.Now().Add(s.cfg.HandshakeTimeout)
@@ -284,7 +288,46 @@ func (s *Server) serveMQTTJWT(ctx context.Context, client *tls.Conn, c *trackedC
 		s.log.Debug("mqtt client connected with a device jwt", "remote_addr", c.RemoteAddr().String(), "device_id", dj.DeviceID,
 			"serial", c.id.serial, "kid", dj.KeyID, "mqtt_version", pk.ProtocolVersion)
 	}
+	// The check allowed exp plus the skew; the session gets no more.
+	timer := s.afterFunc(dj.Expiry.Add(verify.JWTSkew).Sub(s.now()), func() {
+		s.expireSession(client, c, pk.ProtocolVersion, dj)
+	})
 	s.pipe(ctx, client, c, start, rewriteConnect(pk, dj.DeviceID))
+	timer.Stop()
+}
+
+// expireSession closes the MQTT session c, authenticated by the device
+// JWT dj, because the token expired, unless c is closed already: a
+// client of MQTT 5 first gets a DISCONNECT with reason code 0xA0
+// (maximum connect time) and the reason as reason string. The write is
+// bounded by Config.HandshakeTimeout, as c is no longer in the connSet
+// for a shutdown to close. It is logged and counted once, whoever else
+// closes c meanwhile.
+func (s *Server) expireSession(client *tls.Conn, c *trackedConn, version byte, dj verify.DeviceJWT) {
+	if !s.conns.remove(c) {
+		return // the session ended, or revocation or shutdown closed it
+	}
+	s.m.mqttConnect(mqttReasonExpired)
+	s.log.Info("mqtt session expired", "device_id", dj.DeviceID, "kid", dj.KeyID, "serial", c.id.serial,
+		"remote_addr", c.RemoteAddr().String(), "exp", dj.Expiry, "mqtt_version", version)
+	if version == 5 {
+		// tls.Conn serializes writes: the DISCONNECT cannot split one
+		// that the pipe makes. The deadline also ends one of those stuck
+		// on a client that does not read.
+		c.Conn.SetWriteDeadline(time.Now().Add(s.cfg.HandshakeTimeout))
+		client.Write(disconnectBytes(packets.ErrMaxConnectTime, mqttReasonExpired))
+	}
+	c.closeSocket()
+}
+
+// disconnectBytes is an MQTT 5 DISCONNECT with code and reasonString,
+// encoded by the packet library.
+func disconnectBytes(code packets.Code, reasonString string) []byte {
+	pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Disconnect}, ProtocolVersion: 5, ReasonCode: code.Code}
+	pk.Properties.ReasonString = reasonString
+	var buf bytes.Buffer
+	pk.DisconnectEncode(&buf)
+	return buf.Bytes()
 }
 
 // serveMQTTCert runs a TCP-mode MQTT connection whose device presented a

@@ -200,6 +200,7 @@ type fakeMQTTJWT struct {
 	mu      sync.Mutex
 	tokens  map[string]*tls.Certificate
 	audSeen []string
+	expiry  time.Time // the tokens' exp; zero: their certificate's NotAfter
 }
 
 func (f *fakeMQTTJWT) VerifyDeviceJWT(_ context.Context, token, audienceBase string) (verify.DeviceJWT, error) {
@@ -217,8 +218,47 @@ func (f *fakeMQTTJWT) VerifyDeviceJWT(_ context.Context, token, audienceBase str
 		return verify.DeviceJWT{}, &verify.JWTError{Reason: verify.ReasonMalformed}
 	}
 	sum := sha256.Sum256(cert.Leaf.Raw)
+	exp := cert.Leaf.NotAfter
+	if !f.expiry.IsZero() {
+		exp = f.expiry
+	}
 	return verify.DeviceJWT{DeviceID: cert.Leaf.Subject.CommonName, Certificate: cert.Leaf, KeyID: hex.EncodeToString(sum[:]),
-		Expiry: cert.Leaf.NotAfter}, nil
+		Expiry: exp}, nil
+}
+
+// sessionTimers is a fake Deps.AfterFunc: each timer armed is sent to
+// armed, and fires only when the test calls its fire.
+type sessionTimers struct {
+	armed chan *sessionTimer
+}
+
+type sessionTimer struct {
+	d       time.Duration
+	f       func()
+	stopped chan struct{} // closed by Stop
+	once    sync.Once
+}
+
+func (s *sessionTimers) AfterFunc(d time.Duration, f func()) Timer {
+	t := &sessionTimer{d: d, f: f, stopped: make(chan struct{})}
+	s.armed <- t
+	return t
+}
+
+func (t *sessionTimer) Stop() bool {
+	t.once.Do(func() { close(t.stopped) })
+	return true
+}
+
+func (s *sessionTimers) next(t *testing.T) *sessionTimer {
+	t.Helper()
+	select {
+	case st := <-s.armed:
+		return st
+	case <-time.After(waitLimit):
+		t.Fatal("no session timer was armed")
+		return nil
+	}
 }
 
 // mqttUpstream is a fake broker: it sends the CONNECT it reads on each
@@ -250,6 +290,18 @@ func newMQTTUpstream(t *testing.T) *mqttUpstream {
 		}
 	}()
 	return u
+}
+
+// wait waits for the broker to get a CONNECT.
+func (u *mqttUpstream) wait(t *testing.T) []byte {
+	t.Helper()
+	select {
+	case got := <-u.got:
+		return got
+	case <-time.After(waitLimit):
+		t.Fatal("the broker got no CONNECT")
+		return nil
+	}
 }
 
 func startMQTTProxy(t *testing.T, auth string, cfg ...func(*Config)) (*testProxy, *fakeMQTTJWT, *mqttUpstream) {
@@ -306,6 +358,97 @@ func TestMQTTJWTConnect(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A session whose token expires is closed when exp plus the skew the
+// check allowed passes (an MQTT 5 client gets a DISCONNECT first); one that
+// ends first stops its timer.
+func TestMQTTSessionExpires(t *testing.T) {
+	now := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
+	exp := now.Add(5 * time.Minute)
+	for _, version := range []byte{4, 5} {
+		t.Run(map[byte]string{4: "3.1.1", 5: "5"}[version], func(t *testing.T) {
+			timers := &sessionTimers{armed: make(chan *sessionTimer, 4)}
+			pki := newPKI(t, "Fleet")
+			up := newMQTTUpstream(t)
+			v := &fakeMQTTJWT{tokens: map[string]*tls.Certificate{}, expiry: exp}
+			p := startProxy(t, pki, Config{Upstream: "tcp://" + up.addr, MQTT: true, Auth: AuthJWT, JWTAudience: "https://mqtt.example.com"},
+				func(d *Deps) {
+					d.JWT, d.Now, d.AfterFunc = v, func() time.Time { return now }, timers.AfterFunc
+				})
+			dev := p.pki.device(t, "dev-1")
+			v.tokens["tok-1"] = &dev
+
+			// Expiry: the timer fires, the client is closed.
+			c := p.dial(t, p.pki.clientTLS(nil))
+			c.SetDeadline(time.Now().Add(waitLimit))
+			if _, err := c.Write(connectPacket(version, "dev-1", "tok-1")); err != nil {
+				t.Fatal(err)
+			}
+			up.wait(t)
+			echo(t, c, c, "before the expiry")
+			timer := timers.next(t)
+			if want := exp.Add(verify.JWTSkew).Sub(now); timer.d != want {
+				t.Errorf("timer armed for %s, want exp + skew - now = %s", timer.d, want)
+			}
+			timer.f()
+			c.SetReadDeadline(time.Now().Add(waitLimit))
+			rest, err := io.ReadAll(c)
+			if isTimeout(err) {
+				t.Fatalf("connection still open %s after the expiry", waitLimit)
+			}
+			if version == 5 {
+				var pk packets.Packet
+				if len(rest) < 2 || rest[0] != 0xe0 {
+					t.Fatalf("after the expiry the client got % x, want a DISCONNECT and the end", rest)
+				}
+				pk.ProtocolVersion, pk.FixedHeader.Type, pk.FixedHeader.Remaining = 5, packets.Disconnect, int(rest[1])
+				if err := pk.DisconnectDecode(rest[2:]); err != nil {
+					t.Fatalf("DISCONNECT % x: %v", rest, err)
+				}
+				if pk.ReasonCode != packets.ErrMaxConnectTime.Code || pk.Properties.ReasonString != mqttReasonExpired {
+					t.Errorf("DISCONNECT reason 0x%02x %q, want 0x%02x %q", pk.ReasonCode, pk.Properties.ReasonString,
+						packets.ErrMaxConnectTime.Code, mqttReasonExpired)
+				}
+			} else if len(rest) != 0 {
+				t.Errorf("after the expiry an MQTT 3.1.1 client got % x, want the end", rest)
+			}
+			p.logs.wait(t, "mqtt session expired", "device_id", "dev-1", "kid", v.mustKID(dev))
+			if got := testutil.ToFloat64(p.m.mqttConnects[mqttReasonExpired]); got != 1 {
+				t.Errorf("mqtt_connects_total{closed,session_expired} = %v, want 1", got)
+			}
+			if got := testutil.ToFloat64(p.m.mqttConnectVec.WithLabelValues(outcomeClosed, mqttReasonExpired)); got != 1 {
+				t.Errorf("mqtt_connects_total{closed,session_expired} = %v, want 1", got)
+			}
+
+			// The session ends first: its timer is stopped, and firing
+			// late does nothing.
+			c2 := p.dial(t, p.pki.clientTLS(nil))
+			c2.SetDeadline(time.Now().Add(waitLimit))
+			if _, err := c2.Write(connectPacket(version, "dev-1", "tok-1")); err != nil {
+				t.Fatal(err)
+			}
+			up.wait(t)
+			echo(t, c2, c2, "hello")
+			timer2 := timers.next(t)
+			c2.Close()
+			select {
+			case <-timer2.stopped:
+			case <-time.After(waitLimit):
+				t.Fatal("the session ended and its timer was not stopped")
+			}
+			timer2.f()
+			if got := testutil.ToFloat64(p.m.mqttConnects[mqttReasonExpired]); got != 1 {
+				t.Errorf("mqtt_connects_total{closed,session_expired} = %v after a late firing, want still 1", got)
+			}
+		})
+	}
+}
+
+// mustKID is the kid the fake verifier gives cert's tokens.
+func (f *fakeMQTTJWT) mustKID(cert tls.Certificate) string {
+	sum := sha256.Sum256(cert.Leaf.Raw)
+	return hex.EncodeToString(sum[:])
 }
 
 func TestMQTTJWTRefused(t *testing.T) {

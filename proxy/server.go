@@ -80,6 +80,17 @@ type Deps struct {
 	// access-log durations; nil means time.Now. Network deadlines are
 	// wall-clock, as the kernel's are.
 	Now func() time.Time
+	// AfterFunc arms a timer that calls f in its own goroutine after d, as
+	// time.AfterFunc does; nil means time.AfterFunc. The proxy uses it to
+	// close an MQTT session authenticated by a device JWT when the token
+	// expires, and stops the timer when the session ends first.
+	AfterFunc func(d time.Duration, f func()) Timer
+}
+
+// Timer is what Deps.AfterFunc returns; *time.Timer is one. Stop reports
+// whether it stopped the timer before it fired.
+type Timer interface {
+	Stop() bool
 }
 
 // Server is the mTLS-terminating proxy. New builds it, Serve runs it on a
@@ -97,6 +108,7 @@ type Server struct {
 	jwtIDs      *jwtIdentities
 	log         *slog.Logger
 	now         func() time.Time
+	afterFunc   func(time.Duration, func()) Timer
 	m           *metrics
 	nextProtos  []string
 
@@ -139,12 +151,15 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	m, u, _ := parseUpstream(cfg.Upstream)
 	s := &Server{cfg: cfg, mode: m, upstream: u, upstreamLog: u.Redacted(), checker: deps.Checker,
 		jwtIDs: &jwtIdentities{max: cfg.VerifyCacheSize, m: map[string]*identity{}},
-		log:    deps.Logger, now: deps.Now, conns: newConnSet(), buffers: newBufferPool(), ctx: context.Background()}
+		log:    deps.Logger, now: deps.Now, afterFunc: deps.AfterFunc, conns: newConnSet(), buffers: newBufferPool(), ctx: context.Background()}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
 	if s.now == nil {
 		s.now = time.Now
+	}
+	if s.afterFunc == nil {
+		s.afterFunc = func(d time.Duration, f func()) Timer { return time.AfterFunc(d, f) }
 	}
 	if cfg.Auth != AuthMTLS {
 		s.jwt = deps.JWT

@@ -24,6 +24,7 @@ const (
 	outcomeAccepted = "accepted"
 	outcomeRefused  = "refused" // the client's certificate was refused
 	outcomeFailed   = "failed"  // the handshake broke before a decision
+	outcomeClosed   = "closed"  // an accepted MQTT session closed by the proxy (its token expired)
 
 	reasonOK = "ok"
 

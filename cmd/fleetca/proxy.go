@@ -129,7 +129,11 @@ password for a missing or unreadable token, 0x03 server unavailable; 5:
 0x87, 0x86 or 0x88 with the reason as reason string), counted in
 fleetca_proxy_mqtt_connects_total{outcome,reason}; the broker gets the
 CONNECT with the password removed and the username set to the device ID.
-Revoking the device closes its connections. A device with a certificate
+Revoking the device closes its connections. A session is closed when its
+token's exp plus the 10 minutes of clock skew allowed passes (MQTT 5 first
+gets a DISCONNECT 0xa0 maximum connect time), logged as "mqtt session
+expired" and counted as {outcome="closed",reason="session_expired"}: the
+device reconnects with a fresh token. A device with a certificate
 (--auth mtls or any) must use its device ID as client ID too, and its
 CONNECT is rewritten the same way.
 
