@@ -10,10 +10,12 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"maps"
 	"math/big"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -361,14 +363,6 @@ func TestCRLOpenSSL(t *testing.T) {
 	for _, kt := range KeyTypes() {
 		t.Run(string(kt), func(t *testing.T) {
 			a := newAuthority(t, kt)
-			dir := t.TempDir()
-			write := func(name, typ string, der []byte) string {
-				p := filepath.Join(dir, name)
-				if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return p
-			}
 			sign := func(a *Authority, id string) *x509.Certificate {
 				c, err := a.SignDevice(t.Context(), DeviceRequest{DeviceID: api.DeviceID(id), PublicKey: deviceKey(t, "ec-p256").Public()})
 				if err != nil {
@@ -401,13 +395,7 @@ func TestCRLOpenSSL(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			args := []string{"verify", "-crl_check_all",
-				"-attime", fmt.Sprint(testNow.Add(time.Minute).Unix()),
-				"-CAfile", write("root.pem", "CERTIFICATE", a.Root().Raw),
-				"-untrusted", write("intermediate.pem", "CERTIFICATE", a.Intermediate().Raw),
-				"-CRLfile", write("root.crl", "X509 CRL", rootCRL),
-				"-CRLfile", write("device.crl", "X509 CRL", deviceCRL),
-			}
+			verify := opensslVerifier(t, openssl, a, map[string][]byte{"root.crl": rootCRL, "device.crl": deviceCRL})
 			for _, tc := range []struct {
 				name   string
 				cert   *x509.Certificate
@@ -418,8 +406,7 @@ func TestCRLOpenSSL(t *testing.T) {
 				{"old-url-good", oldGood, true},
 				{"old-url-revoked", oldRevoked, false},
 			} {
-				cmd := exec.CommandContext(t.Context(), openssl, append(args, write(tc.name+".pem", "CERTIFICATE", tc.cert.Raw))...)
-				out, err := cmd.CombinedOutput()
+				out, err := verify(tc.name, tc.cert)
 				switch {
 				case tc.wantOK && err != nil:
 					t.Errorf("openssl verify %s: %v\n%s", tc.name, err, out)
@@ -578,5 +565,32 @@ func BenchmarkSignCRL(b *testing.B) {
 			}
 			b.ReportMetric(float64(ours)/float64(theirs), "fleetca/bare")
 		})
+	}
+}
+
+// opensslVerifier returns a function that runs `openssl verify
+// -crl_check_all` on a certificate against a's root and intermediate and
+// the given CRLs (file name -> DER), at testNow plus a minute, and returns
+// its combined output.
+func opensslVerifier(t *testing.T, openssl string, a *Authority, crls map[string][]byte) func(name string, c *x509.Certificate) ([]byte, error) {
+	t.Helper()
+	dir := t.TempDir()
+	write := func(name, typ string, der []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	args := []string{"verify", "-crl_check_all",
+		"-attime", fmt.Sprint(testNow.Add(time.Minute).Unix()),
+		"-CAfile", write("root.pem", "CERTIFICATE", a.Root().Raw),
+		"-untrusted", write("intermediate.pem", "CERTIFICATE", a.Intermediate().Raw),
+	}
+	for _, name := range slices.Sorted(maps.Keys(crls)) {
+		args = append(args, "-CRLfile", write(name, "X509 CRL", crls[name]))
+	}
+	return func(name string, c *x509.Certificate) ([]byte, error) {
+		return exec.CommandContext(t.Context(), openssl, append(slices.Clip(args), write(name+".pem", "CERTIFICATE", c.Raw))...).CombinedOutput()
 	}
 }

@@ -3,17 +3,11 @@ package ca
 import (
 	"crypto/x509"
 	"encoding/hex"
-	"encoding/pem"
-	"fmt"
 	"math/big"
 	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	zx509 "github.com/zmap/zcrypto/x509"
 	"github.com/zmap/zlint/v3"
@@ -259,21 +253,7 @@ func TestPartitionCRLOpenSSL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
-	write := func(name, typ string, der []byte) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	args := []string{"verify", "-crl_check_all",
-		"-attime", fmt.Sprint(testNow.Add(time.Minute).Unix()),
-		"-CAfile", write("root.pem", "CERTIFICATE", a.Root().Raw),
-		"-untrusted", write("intermediate.pem", "CERTIFICATE", a.Intermediate().Raw),
-		"-CRLfile", write("root.crl", "X509 CRL", rootCRL),
-		"-CRLfile", write("p1.crl", "X509 CRL", partCRL),
-	}
+	verify := opensslVerifier(t, openssl, a, map[string][]byte{"root.crl": rootCRL, "p1.crl": partCRL})
 	for _, tc := range []struct {
 		name    string
 		cert    *x509.Certificate
@@ -284,7 +264,7 @@ func TestPartitionCRLOpenSSL(t *testing.T) {
 		{"revoked", revoked, false, "certificate revoked"},
 		{"other-partition", other, false, "different CRL scope"},
 	} {
-		out, err := exec.CommandContext(t.Context(), openssl, append(args, write(tc.name+".pem", "CERTIFICATE", tc.cert.Raw))...).CombinedOutput()
+		out, err := verify(tc.name, tc.cert)
 		switch {
 		case tc.wantOK && err != nil:
 			t.Errorf("openssl verify %s: %v\n%s", tc.name, err, out)
