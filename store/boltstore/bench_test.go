@@ -20,14 +20,36 @@ import (
 // device spending a use of a shared pattern token). One op is one
 // enrollment; it also reports enrollments/s.
 func BenchmarkIssue(b *testing.B) {
-	storebench.Issue(b, t0, 1<<40, open(b, filepath.Join(b.TempDir(), "fleetca.db"), Options{}))
+	s := open(b, filepath.Join(b.TempDir(), "fleetca.db"), Options{})
+	reportPages(b, s, func() { storebench.Issue(b, t0, 1<<40, s) })
 }
 
 // BenchmarkIssueNoSync is BenchmarkIssue without fsync: the CPU cost of an
 // enrollment in the store (encoding, B-tree updates, the audit tree's
 // hashes), which the fsync of BenchmarkIssue hides and makes noisy.
 func BenchmarkIssueNoSync(b *testing.B) {
-	storebench.Issue(b, t0, 1<<40, open(b, filepath.Join(b.TempDir(), "fleetca.db"), Options{NoSync: true}))
+	s := open(b, filepath.Join(b.TempDir(), "fleetca.db"), Options{NoSync: true})
+	reportPages(b, s, func() { storebench.Issue(b, t0, 1<<40, s) })
+}
+
+// reportPages runs bench, a benchmark loop of b.N writes to s, and reports
+// what its commits wrote: pages per write (bbolt's TxStats.PageCount, the
+// pages the commits allocated, overflow pages included), and per commit
+// (a batch of writes) the writes and the pages.
+func reportPages(b *testing.B, s *Store, bench func()) {
+	txid := func() int {
+		var id int
+		_ = s.db.View(func(tx *bbolt.Tx) error { id = tx.ID(); return nil })
+		return id
+	}
+	pageCount := func() int64 { st := s.db.Stats(); return st.TxStats.GetPageCount() }
+	pages0, id0 := pageCount(), txid()
+	bench()
+	pages := pageCount() - pages0
+	commits := float64(txid() - id0)
+	b.ReportMetric(float64(pages)/float64(b.N), "pages/op")
+	b.ReportMetric(float64(b.N)/commits, "ops/commit")
+	b.ReportMetric(float64(pages)/commits, "pages/commit")
 }
 
 // BenchmarkRevoke measures revocation throughput with fsync on, as an admin
