@@ -26,7 +26,7 @@ func (s *Store) CreateAdmin(ctx context.Context, a store.Admin, audit store.Audi
 		if hb.Get(a.TokenHash[:]) != nil {
 			return fmt.Errorf("token hash exists: %w", store.ErrConflict)
 		}
-		if err := putJSON(b, []byte(a.Name), a); err != nil {
+		if err := putRecord(b, []byte(a.Name), a); err != nil {
 			return err
 		}
 		if err := hb.Put(a.TokenHash[:], []byte(a.Name)); err != nil {
@@ -50,7 +50,7 @@ func (s *Store) GetAdminByTokenHash(ctx context.Context, h store.TokenHash) (sto
 		if name == nil {
 			return store.ErrNotFound
 		}
-		_, err := getJSON(tx.Bucket(bucketAdmins), name, &a)
+		_, err := getRecord(tx.Bucket(bucketAdmins), name, &a)
 		return err
 	})
 	if err != nil {
@@ -67,7 +67,7 @@ func (s *Store) ListAdmins(ctx context.Context) ([]store.Admin, error) {
 		b := tx.Bucket(bucketAdmins)
 		return b.ForEach(func(k, _ []byte) error {
 			var a store.Admin
-			if _, err := getJSON(b, k, &a); err != nil {
+			if _, err := getRecord(b, k, &a); err != nil {
 				return err
 			}
 			out = append(out, a)
@@ -93,7 +93,7 @@ func (s *Store) DisableAdmin(ctx context.Context, name string, at time.Time, aud
 			owners := 0
 			if err := b.ForEach(func(k, _ []byte) error {
 				var o store.Admin
-				if _, err := getJSON(b, k, &o); err != nil {
+				if _, err := getRecord(b, k, &o); err != nil {
 					return err
 				}
 				if o.Role == store.RoleOwner && o.Active() {
@@ -108,7 +108,7 @@ func (s *Store) DisableAdmin(ctx context.Context, name string, at time.Time, aud
 			}
 		}
 		a.DisabledAt = at
-		if err := putJSON(b, []byte(name), a); err != nil {
+		if err := putRecord(b, []byte(name), a); err != nil {
 			return err
 		}
 		_, err := appendAudit(tx, audit)
@@ -136,7 +136,7 @@ func (s *Store) RotateAdmin(ctx context.Context, name string, h store.TokenHash,
 			return err
 		}
 		a.TokenHash, a.RotatedAt = h, at
-		if err := putJSON(b, []byte(name), a); err != nil {
+		if err := putRecord(b, []byte(name), a); err != nil {
 			return err
 		}
 		if err := hb.Put(h[:], []byte(name)); err != nil {
@@ -154,7 +154,7 @@ func (s *Store) RotateAdmin(ctx context.Context, name string, h store.TokenHash,
 // getActiveAdmin reads the admin named name into a: store.ErrNotFound if
 // unknown, store.ErrAdminDisabled if disabled.
 func getActiveAdmin(b *bbolt.Bucket, name string, a *store.Admin) error {
-	found, err := getJSON(b, []byte(name), a)
+	found, err := getRecord(b, []byte(name), a)
 	if err != nil {
 		return err
 	}

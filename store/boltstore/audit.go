@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -31,7 +30,7 @@ func appendAudit(tx *bbolt.Tx, e store.AuditEvent) (uint64, error) {
 			return 0, fmt.Errorf("audit sequence: %w", err)
 		}
 		e.Seq = seq
-		if err := putJSON(b, seqKey(seq), e); err != nil {
+		if err := putRecord(b, seqKey(seq), e); err != nil {
 			return 0, fmt.Errorf("audit: %w", err)
 		}
 		if err := indexAudit(tx, seq, e.DeviceID); err != nil {
@@ -52,7 +51,7 @@ func appendAudit(tx *bbolt.Tx, e store.AuditEvent) (uint64, error) {
 	if seq != events[0].Seq {
 		return 0, fmt.Errorf("audit sequence %d, want %d", seq, events[0].Seq)
 	}
-	if err := putJSON(b, seqKey(seq), events[0]); err != nil {
+	if err := putRecord(b, seqKey(seq), events[0]); err != nil {
 		return 0, fmt.Errorf("audit: %w", err)
 	}
 	if err := putHashes(hb, tlog.StoredHashIndex(0, size), hashes); err != nil {
@@ -90,7 +89,7 @@ func (s *Store) ListAudit(ctx context.Context, afterSeq uint64, limit int) ([]st
 // decodeAuditEvent decodes an audit record.
 func decodeAuditEvent(k, v []byte) (store.AuditEvent, error) {
 	var e store.AuditEvent
-	if err := json.Unmarshal(v, &e); err != nil {
+	if err := decodeRecord(v, &e); err != nil {
 		return e, fmt.Errorf("decode audit event %x: %w", k, err)
 	}
 	return e, nil

@@ -75,7 +75,7 @@ func buildTree(tx *bbolt.Tx, rewrite bool) error {
 		c := ab.Cursor()
 		for k, v := c.Seek(seqKey(uint64(size) + 1)); k != nil && len(events) < chunk; k, v = c.Next() {
 			var e store.AuditEvent
-			if err := json.Unmarshal(v, &e); err != nil {
+			if err := decodeRecord(v, &e); err != nil {
 				return fmt.Errorf("decode audit event %x: %w", k, err)
 			}
 			want := uint64(size) + uint64(len(events)) + 1
@@ -94,7 +94,7 @@ func buildTree(tx *bbolt.Tx, rewrite bool) error {
 				return err
 			}
 			for _, e := range events {
-				if err := putJSON(ab, seqKey(e.Seq), e); err != nil {
+				if err := putRecord(ab, seqKey(e.Seq), e); err != nil {
 					return fmt.Errorf("audit: %w", err)
 				}
 			}
@@ -171,7 +171,7 @@ func (s *Store) PutCheckpoint(ctx context.Context, c store.Checkpoint) error {
 		if err != nil {
 			return err
 		}
-		return putJSON(b, seqKey(uint64(c.Size)), c)
+		return putRecord(b, seqKey(uint64(c.Size)), c)
 	})
 	if err != nil {
 		return fmt.Errorf("put checkpoint of size %d: %w", c.Size, err)

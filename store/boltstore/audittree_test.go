@@ -55,7 +55,7 @@ func writeOldFile(t *testing.T, path string, n int, gaps ...uint64) []oldAuditEv
 				Seq: seq, Time: t0.Add(time.Duration(seq)*time.Second + 123456789), Action: "certificate.issue",
 				Actor: "device:dev-" + fmt.Sprint(seq), DeviceID: fmt.Sprint("dev-", seq), Serial: fmt.Sprintf("%x", seq),
 			}
-			if err := putJSON(b, seqKey(seq), e); err != nil {
+			if err := putRecord(b, seqKey(seq), e); err != nil {
 				return err
 			}
 			rows = append(rows, e)

@@ -211,12 +211,12 @@ func issueUnsynced(b *testing.B, s *Store, certs []store.Certificate) {
 			if err != nil {
 				return err
 			}
-			certJSON, err := encodeCertificate(c)
+			certRec, err := encodeCertificate(c)
 			if err != nil {
 				return err
 			}
 			is := store.Issuance{Certificate: c, Now: c.IssuedAt, Audit: store.AuditEvent{Time: c.IssuedAt, Action: "certificate.issue"}}
-			cond, err := issueTx(tx, is, key, certJSON)
+			cond, err := issueTx(tx, is, key, certRec)
 			if err := errors.Join(cond, err); err != nil {
 				return err
 			}

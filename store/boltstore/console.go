@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -145,7 +144,7 @@ const farHour = 1 << 40
 // putDevice stores d, whose stored record was old (nil for a new device),
 // and moves it in the indexes and counters derived from devices.
 func putDevice(tx *bbolt.Tx, old *store.Device, d store.Device) error {
-	if err := putJSON(tx.Bucket(bucketDevices), []byte(d.ID), d); err != nil {
+	if err := putRecord(tx.Bucket(bucketDevices), []byte(d.ID), d); err != nil {
 		return fmt.Errorf("device: %w", err)
 	}
 	if err := indexDevice(tx, old, &d); err != nil {
@@ -308,7 +307,7 @@ func rebuildDerived(tx *bbolt.Tx) error {
 	var backfill []store.Device
 	err := devices.ForEach(func(k, v []byte) error {
 		var d store.Device
-		if err := json.Unmarshal(v, &d); err != nil {
+		if err := decodeRecord(v, &d); err != nil {
 			return fmt.Errorf("decode device %q: %w", k, err)
 		}
 		if d.NotAfter.IsZero() {
@@ -347,21 +346,16 @@ func rebuildDerived(tx *bbolt.Tx) error {
 		}
 	}
 	stats := tx.Bucket(bucketStats)
-	var light struct {
-		IssuedAt time.Time `json:"issued_at"`
-		Parent   string    `json:"parent"`
-		DeviceID string    `json:"device_id"`
-	}
 	err = certs.ForEach(func(k, v []byte) error {
-		light.Parent = ""
-		if err := json.Unmarshal(v, &light); err != nil {
+		c, err := certLight(v)
+		if err != nil {
 			return fmt.Errorf("decode certificate %x: %w", k, err)
 		}
 		if err := addStat(stats, statCerts, 1); err != nil {
 			return err
 		}
-		if light.Parent == "" {
-			return addHist(stats, histEnroll, light.IssuedAt, 1)
+		if c.Parent == nil {
+			return addHist(stats, histEnroll, c.IssuedAt, 1)
 		}
 		return nil
 	})
@@ -379,11 +373,11 @@ func rebuildDerived(tx *bbolt.Tx) error {
 		return err
 	}
 	err = tx.Bucket(bucketAudit).ForEach(func(k, v []byte) error {
-		light.DeviceID = ""
-		if err := json.Unmarshal(v, &light); err != nil {
+		var ev store.AuditEvent
+		if err := decodeRecord(v, &ev); err != nil {
 			return fmt.Errorf("decode audit event %x: %w", k, err)
 		}
-		return indexAudit(tx, binary.BigEndian.Uint64(k), light.DeviceID)
+		return indexAudit(tx, binary.BigEndian.Uint64(k), ev.DeviceID)
 	})
 	if err != nil {
 		return err
@@ -501,7 +495,7 @@ func (s *Store) QueryDevices(ctx context.Context, q store.DeviceQuery) ([]store.
 			}
 			id := k[idOffset:]
 			var d store.Device
-			found, err := getJSON(devices, id, &d)
+			found, err := getRecord(devices, id, &d)
 			if err != nil {
 				return err
 			}
@@ -591,7 +585,7 @@ func (s *Store) QueryAudit(ctx context.Context, q store.AuditQuery) ([]store.Aud
 			}
 			examined++
 			var e store.AuditEvent
-			found, err := getJSON(audit, seqK, &e)
+			found, err := getRecord(audit, seqK, &e)
 			if err != nil {
 				return err
 			}

@@ -114,8 +114,17 @@ func TestOpenBuildsConsoleIndexes(t *testing.T) {
 		devices := tx.Bucket(bucketDevices)
 		old := map[string][]byte{}
 		err := devices.ForEach(func(k, v []byte) error {
+			// Files of that layout held devices in JSON.
+			var dev store.Device
+			if err := decodeRecord(v, &dev); err != nil {
+				return err
+			}
+			js, err := json.Marshal(dev)
+			if err != nil {
+				return err
+			}
 			var d map[string]any
-			if err := json.Unmarshal(v, &d); err != nil {
+			if err := json.Unmarshal(js, &d); err != nil {
 				return err
 			}
 			delete(d, "not_after")

@@ -30,14 +30,14 @@
 //
 // The buckets, and their keys and values:
 //
-//	devices          device ID -> store.Device as JSON
-//	certs            serial key -> store.Certificate as JSON (Serial omitted: it
-//	                 is the key; Parent as lowercase hex, absent if nil)
+//	devices          device ID -> store.Device, a binary record
+//	certs            serial key -> store.Certificate, a binary record (Serial
+//	                 omitted: it is the key)
 //	certs_by_device  device ID, 0x00, serial key -> empty
 //	keys             store.KeyHash -> device ID
-//	tokens           store.TokenHash -> store.Token as JSON
+//	tokens           store.TokenHash -> store.Token, a binary record
 //	token_ids        token ID -> store.TokenHash
-//	audit            Seq as 8 bytes big-endian -> store.AuditEvent as JSON
+//	audit            Seq as 8 bytes big-endian -> store.AuditEvent, a binary record
 //	counters         name -> value as 8 bytes big-endian
 //	meta             key -> value
 //	revocations      Seq as 8 bytes big-endian -> store.Revocation as JSON (Serial as lowercase hex)
@@ -69,6 +69,12 @@
 //	                           'R' their RenewBy, 'X' revocations but superseded, 'E' enrollments),
 //	                           unit ('h' UTC hour, 'd' UTC day), number as 8 bytes with the sign bit
 //	                           flipped -> count; "layout" -> the derived layout's version
+//
+// A binary record (codec.go) is the byte 0x01 and then the record's
+// fields in a fixed order; files written before it hold these records as
+// JSON (a certificate's Parent as lowercase hex), which every reader still
+// takes, so such a file opens as it is and its records turn binary as
+// they are written again. The other records are JSON.
 //
 // A serial key is the length of the serial's big-endian bytes in one byte,
 // then those bytes, so that byte order is numeric order and ListCertificates

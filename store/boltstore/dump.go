@@ -79,7 +79,7 @@ func dumpTx(ctx context.Context, tx *bbolt.Tx, fn func(store.Record) error) erro
 		}},
 		{bucketDevices, func(_, v []byte) (store.Record, error) {
 			var d store.Device
-			return store.Record{Device: &d}, json.Unmarshal(v, &d)
+			return store.Record{Device: &d}, decodeRecord(v, &d)
 		}},
 		{bucketCerts, func(k, v []byte) (store.Record, error) {
 			c, err := decodeCertificate(k, v)
@@ -94,7 +94,7 @@ func dumpTx(ctx context.Context, tx *bbolt.Tx, fn func(store.Record) error) erro
 		}},
 		{bucketTokens, func(_, v []byte) (store.Record, error) {
 			var t store.Token
-			return store.Record{Token: &t}, json.Unmarshal(v, &t)
+			return store.Record{Token: &t}, decodeRecord(v, &t)
 		}},
 		{bucketRevocations, func(k, v []byte) (store.Record, error) {
 			e, err := decodeRevocation(k, v)
@@ -120,7 +120,7 @@ func dumpTx(ctx context.Context, tx *bbolt.Tx, fn func(store.Record) error) erro
 		}},
 		{bucketAudit, func(_, v []byte) (store.Record, error) {
 			var e store.AuditEvent
-			return store.Record{Audit: &e}, json.Unmarshal(v, &e)
+			return store.Record{Audit: &e}, decodeRecord(v, &e)
 		}},
 		{bucketAuditCheckpoints, func(k, v []byte) (store.Record, error) {
 			c, err := decodeCheckpoint(k, v)
@@ -151,7 +151,7 @@ func dumpTx(ctx context.Context, tx *bbolt.Tx, fn func(store.Record) error) erro
 	b := tx.Bucket(bucketCRL)
 	if b.Get(crlNumberKey) != nil {
 		var c store.CRL
-		if _, err := getJSON(b, crlLatestKey, &c); err != nil {
+		if _, err := getRecord(b, crlLatestKey, &c); err != nil {
 			return err
 		}
 		if err := fn(store.Record{CRL: &c}); err != nil {
@@ -164,7 +164,7 @@ func dumpTx(ctx context.Context, tx *bbolt.Tx, fn func(store.Record) error) erro
 			continue
 		}
 		c := store.PartitionCRL{Partition: p}
-		if _, err := getJSON(b, keys.latest, &c.CRL); err != nil {
+		if _, err := getRecord(b, keys.latest, &c.CRL); err != nil {
 			return err
 		}
 		if err := fn(store.Record{PartitionCRL: &c}); err != nil {
@@ -205,20 +205,20 @@ func (s *Store) Load(ctx context.Context, next func() (store.Record, bool, error
 func loadRecord(tx *bbolt.Tx, r store.Record) error {
 	switch {
 	case r.Manufacturer != nil:
-		return putJSON(tx.Bucket(bucketManufacturers), []byte(r.Manufacturer.Name), r.Manufacturer)
+		return putRecord(tx.Bucket(bucketManufacturers), []byte(r.Manufacturer.Name), r.Manufacturer)
 	case r.Admin != nil:
-		if err := putJSON(tx.Bucket(bucketAdmins), []byte(r.Admin.Name), r.Admin); err != nil {
+		if err := putRecord(tx.Bucket(bucketAdmins), []byte(r.Admin.Name), r.Admin); err != nil {
 			return err
 		}
 		return tx.Bucket(bucketAdminHashes).Put(r.Admin.TokenHash[:], []byte(r.Admin.Name))
 	case r.Device != nil:
-		return putJSON(tx.Bucket(bucketDevices), []byte(r.Device.ID), r.Device)
+		return putRecord(tx.Bucket(bucketDevices), []byte(r.Device.ID), r.Device)
 	case r.Certificate != nil:
 		return loadCertificate(tx, *r.Certificate)
 	case r.ManufacturerUse != nil:
 		return tx.Bucket(bucketMfrCerts).Put(r.ManufacturerUse.Fingerprint[:], []byte(r.ManufacturerUse.DeviceID))
 	case r.Token != nil:
-		if err := putJSON(tx.Bucket(bucketTokens), r.Token.Hash[:], r.Token); err != nil {
+		if err := putRecord(tx.Bucket(bucketTokens), r.Token.Hash[:], r.Token); err != nil {
 			return err
 		}
 		return tx.Bucket(bucketTokenIDs).Put([]byte(r.Token.ID), r.Token.Hash[:])
@@ -238,7 +238,7 @@ func loadRecord(tx *bbolt.Tx, r store.Record) error {
 		if r.Checkpoint.Size <= 0 {
 			return fmt.Errorf("checkpoint size %d is not positive", r.Checkpoint.Size)
 		}
-		return putJSON(tx.Bucket(bucketAuditCheckpoints), seqKey(uint64(r.Checkpoint.Size)), r.Checkpoint)
+		return putRecord(tx.Bucket(bucketAuditCheckpoints), seqKey(uint64(r.Checkpoint.Size)), r.Checkpoint)
 	case r.Counter != nil:
 		return tx.Bucket(bucketCounters).Put([]byte(r.Counter.Name), binary.BigEndian.AppendUint64(nil, r.Counter.Value))
 	case r.Meta != nil:
@@ -292,7 +292,7 @@ func loadSeq(b *bbolt.Bucket, seq uint64, v any) error {
 	if seq == 0 {
 		return errors.New("sequence number 0")
 	}
-	if err := putJSON(b, seqKey(seq), v); err != nil {
+	if err := putRecord(b, seqKey(seq), v); err != nil {
 		return err
 	}
 	if seq > b.Sequence() {

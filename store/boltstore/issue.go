@@ -43,12 +43,12 @@ func (s *Store) Issue(ctx context.Context, is store.Issuance) error {
 	}
 	// Encoded once, outside the write lock; the batched function only
 	// reads it.
-	certJSON, err := encodeCertificate(c)
+	certRec, err := encodeCertificate(c)
 	if err != nil {
 		return wrap(err)
 	}
 	err = s.batch(ctx, func(tx *bbolt.Tx) (cond, err error) {
-		return issueTx(tx, is, certKey, certJSON)
+		return issueTx(tx, is, certKey, certRec)
 	})
 	if err != nil {
 		return wrap(err)
@@ -60,7 +60,7 @@ func (s *Store) Issue(ctx context.Context, is store.Issuance) error {
 // to spend at now: it exists (ErrTokenNotFound), is not revoked, not
 // expired and not used up. It writes nothing.
 func spendableToken(tokens *bbolt.Bucket, h store.TokenHash, now time.Time) (tok store.Token, cond, err error) {
-	found, err := getJSON(tokens, h[:], &tok)
+	found, err := getRecord(tokens, h[:], &tok)
 	switch {
 	case err != nil:
 		return tok, nil, fmt.Errorf("token: %w", err)
@@ -78,9 +78,9 @@ func spendableToken(tokens *bbolt.Bucket, h store.TokenHash, now time.Time) (tok
 
 // issueTx is the body of Issue. It checks every condition before its first
 // write, so a refusal (cond) leaves tx untouched; err is internal and rolls
-// tx back. It is idempotent: it reads is, certKey and certJSON and changes
+// tx back. It is idempotent: it reads is, certKey and certRec and changes
 // nothing but tx.
-func issueTx(tx *bbolt.Tx, is store.Issuance, certKey, certJSON []byte) (cond, err error) {
+func issueTx(tx *bbolt.Tx, is store.Issuance, certKey, certRec []byte) (cond, err error) {
 	c := is.Certificate
 	tokens := tx.Bucket(bucketTokens)
 	devices := tx.Bucket(bucketDevices)
@@ -107,7 +107,7 @@ func issueTx(tx *bbolt.Tx, is store.Issuance, certKey, certJSON []byte) (cond, e
 	// The device.
 	var dev store.Device
 	deviceID := []byte(c.DeviceID)
-	exists, err := getJSON(devices, deviceID, &dev)
+	exists, err := getRecord(devices, deviceID, &dev)
 	switch {
 	case err != nil:
 		return nil, fmt.Errorf("device: %w", err)
@@ -144,7 +144,7 @@ func issueTx(tx *bbolt.Tx, is store.Issuance, certKey, certJSON []byte) (cond, e
 	// Every condition holds: write.
 	if spendToken {
 		tok.Spent++
-		if err := putJSON(tokens, is.Token[:], tok); err != nil {
+		if err := putRecord(tokens, is.Token[:], tok); err != nil {
 			return nil, fmt.Errorf("token: %w", err)
 		}
 	}
@@ -175,7 +175,7 @@ func issueTx(tx *bbolt.Tx, is store.Issuance, certKey, certJSON []byte) (cond, e
 			return nil, fmt.Errorf("key: %w", err)
 		}
 	}
-	if err := certs.Put(certKey, certJSON); err != nil {
+	if err := certs.Put(certKey, certRec); err != nil {
 		return nil, fmt.Errorf("certificate: %w", err)
 	}
 	if err := byDevice.Put(append(deviceIndexPrefix(c.DeviceID), certKey...), nil); err != nil {
@@ -190,22 +190,17 @@ func issueTx(tx *bbolt.Tx, is store.Issuance, certKey, certJSON []byte) (cond, e
 // countLive counts the live certificates at now among the index entries
 // under prefix, stopping at limit.
 func countLive(certs *bbolt.Bucket, c *bbolt.Cursor, prefix []byte, now time.Time, limit int) (int, error) {
-	// Only the fields Live reads are decoded.
-	var life struct {
-		NotAfter  time.Time `json:"not_after"`
-		RevokedAt time.Time `json:"revoked_at"`
-	}
 	n := 0
 	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix) && n < limit; k, _ = c.Next() {
-		life.NotAfter, life.RevokedAt = time.Time{}, time.Time{}
-		found, err := getJSON(certs, k[len(prefix):], &life)
-		if err != nil {
-			return 0, fmt.Errorf("certificate: %w", err)
-		}
-		if !found {
+		v := certs.Get(k[len(prefix):])
+		if v == nil {
 			return 0, fmt.Errorf("certificate index entry %x has no certificate", k)
 		}
-		if (store.Certificate{NotAfter: life.NotAfter, RevokedAt: life.RevokedAt}).Live(now) {
+		cert, err := certLight(v)
+		if err != nil {
+			return 0, fmt.Errorf("certificate %x: %w", k[len(prefix):], err)
+		}
+		if cert.Live(now) {
 			n++
 		}
 	}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math/big"
@@ -19,13 +18,13 @@ import (
 // Bucket names. The layout is described in doc.go; changing a name or a
 // key encoding changes the file format.
 var (
-	bucketDevices          = []byte("devices")           // device ID -> Device JSON
-	bucketCerts            = []byte("certs")             // serialKey -> Certificate JSON (Serial omitted)
+	bucketDevices          = []byte("devices")           // device ID -> Device record
+	bucketCerts            = []byte("certs")             // serialKey -> Certificate record (Serial omitted)
 	bucketCertsByDevice    = []byte("certs_by_device")   // device ID, 0x00, serialKey -> empty
 	bucketKeys             = []byte("keys")              // KeyHash -> device ID
-	bucketTokens           = []byte("tokens")            // TokenHash -> Token JSON
+	bucketTokens           = []byte("tokens")            // TokenHash -> Token record
 	bucketTokenIDs         = []byte("token_ids")         // token ID -> TokenHash
-	bucketAudit            = []byte("audit")             // seqKey -> AuditEvent JSON
+	bucketAudit            = []byte("audit")             // seqKey -> AuditEvent record
 	bucketCounters         = []byte("counters")          // name -> uint64 big-endian
 	bucketMeta             = []byte("meta")              // key -> value
 	bucketRevocations      = []byte("revocations")       // seqKey -> revocationRecord JSON
@@ -168,27 +167,4 @@ func listSeq[T any](ctx context.Context, s *Store, bucket []byte, after uint64, 
 		return err
 	})
 	return out, err
-}
-
-// getJSON decodes the JSON value under key in b into dst; found is false
-// when the key is absent. json.Unmarshal copies, so dst outlives the
-// transaction.
-func getJSON(b *bbolt.Bucket, key []byte, dst any) (found bool, err error) {
-	v := b.Get(key)
-	if v == nil {
-		return false, nil
-	}
-	if err := json.Unmarshal(v, dst); err != nil {
-		return true, fmt.Errorf("decode %x: %w", key, err)
-	}
-	return true, nil
-}
-
-// putJSON stores the JSON encoding of v under key in b.
-func putJSON(b *bbolt.Bucket, key []byte, v any) error {
-	data, err := json.Marshal(v)
-	if err != nil {
-		return fmt.Errorf("encode %x: %w", key, err)
-	}
-	return b.Put(key, data)
 }

@@ -23,7 +23,7 @@ func (s *Store) CreateManufacturer(ctx context.Context, m store.Manufacturer, au
 		if b.Get([]byte(m.Name)) != nil {
 			return fmt.Errorf("name exists: %w", store.ErrConflict)
 		}
-		if err := putJSON(b, []byte(m.Name), m); err != nil {
+		if err := putRecord(b, []byte(m.Name), m); err != nil {
 			return err
 		}
 		_, err := appendAudit(tx, audit)
@@ -43,7 +43,7 @@ func (s *Store) ListManufacturers(ctx context.Context) ([]store.Manufacturer, er
 		out = nil
 		return tx.Bucket(bucketManufacturers).ForEach(func(k, v []byte) error {
 			var m store.Manufacturer
-			if _, err := getJSON(tx.Bucket(bucketManufacturers), k, &m); err != nil {
+			if _, err := getRecord(tx.Bucket(bucketManufacturers), k, &m); err != nil {
 				return err
 			}
 			out = append(out, m)

@@ -2,7 +2,6 @@ package boltstore
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"math/big"
 
@@ -16,7 +15,7 @@ import (
 func (s *Store) GetDevice(ctx context.Context, id string) (store.Device, error) {
 	var d store.Device
 	err := s.view(ctx, func(tx *bbolt.Tx) error {
-		found, err := getJSON(tx.Bucket(bucketDevices), []byte(id), &d)
+		found, err := getRecord(tx.Bucket(bucketDevices), []byte(id), &d)
 		if err == nil && !found {
 			err = store.ErrNotFound
 		}
@@ -36,7 +35,7 @@ func (s *Store) ListDevices(ctx context.Context, p store.Page) ([]store.Device, 
 		out, err = list(tx.Bucket(bucketDevices).Cursor(), nil, afterKey(p.After), p.PageLimit(),
 			func(k, v []byte) (store.Device, error) {
 				var d store.Device
-				if err := json.Unmarshal(v, &d); err != nil {
+				if err := decodeRecord(v, &d); err != nil {
 					return d, fmt.Errorf("decode device %q: %w", k, err)
 				}
 				return d, nil
@@ -111,52 +110,6 @@ func (s *Store) ListCertificates(ctx context.Context, deviceID string, p store.P
 		return nil, wrap(err)
 	}
 	return out, nil
-}
-
-// certRecord is a value of the certs bucket: the certificate with its
-// Parent as lowercase hex ("" for none), which a JSON number could not hold
-// exactly. The embedded Parent is not encoded (json:"-"), nor is Serial,
-// which is the record's key.
-type certRecord struct {
-	store.Certificate
-	Parent string `json:"parent,omitempty"`
-}
-
-// encodeCertificate encodes c as a certs record. Every write of a certs
-// record goes through it, so that none loses the Parent.
-func encodeCertificate(c store.Certificate) ([]byte, error) {
-	rec := certRecord{Certificate: c}
-	if c.Parent != nil {
-		if c.Parent.Sign() <= 0 {
-			return nil, fmt.Errorf("parent serial %v is not positive", c.Parent)
-		}
-		rec.Parent = c.Parent.Text(16)
-	}
-	data, err := json.Marshal(rec)
-	if err != nil {
-		return nil, fmt.Errorf("encode certificate %x: %w", c.Serial, err)
-	}
-	return data, nil
-}
-
-// decodeCertificate decodes a certs record; the serial comes from its key.
-func decodeCertificate(k, v []byte) (store.Certificate, error) {
-	serial, err := parseSerialKey(k)
-	if err != nil {
-		return store.Certificate{}, err
-	}
-	var rec certRecord
-	if err := json.Unmarshal(v, &rec); err != nil {
-		return store.Certificate{}, fmt.Errorf("decode certificate %x: %w", serial, err)
-	}
-	c := rec.Certificate
-	c.Serial = serial
-	if rec.Parent != "" {
-		if c.Parent, err = parseHexSerial(rec.Parent); err != nil {
-			return store.Certificate{}, fmt.Errorf("decode certificate %x: parent: %w", serial, err)
-		}
-	}
-	return c, nil
 }
 
 // parseHexSerial parses a positive serial in lowercase hex, as records

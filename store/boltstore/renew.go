@@ -76,14 +76,14 @@ func (s *Store) Renew(ctx context.Context, r store.Renewal) (store.RenewResult, 
 	c.Serial = new(big.Int).Set(c.Serial)
 	c.Parent = new(big.Int).Set(r.Parent)
 	c.DER = bytes.Clone(c.DER)
-	certJSON, err := encodeCertificate(c)
+	certRec, err := encodeCertificate(c)
 	if err != nil {
 		return store.RenewResult{}, wrap(err)
 	}
 	var res store.RenewResult
 	err = s.batch(ctx, func(tx *bbolt.Tx) (cond, err error) {
 		res = store.RenewResult{} // a re-run starts afresh
-		out, cond, err := renewTx(tx, r, c, parentKey, certKey, certJSON)
+		out, cond, err := renewTx(tx, r, c, parentKey, certKey, certRec)
 		if cond == nil && err == nil {
 			res = out
 		}
@@ -98,43 +98,27 @@ func (s *Store) Renew(ctx context.Context, r store.Renewal) (store.RenewResult, 
 	return res, nil
 }
 
-// lineageRecord is what renewTx decodes of each certs record of the
-// device: the fields the renewal rules need, not the DER, which a full
-// decode would turn from base64 for nothing.
-type lineageRecord struct {
-	DeviceID  string        `json:"device_id"`
-	KeyHash   store.KeyHash `json:"key_hash"`
-	NotAfter  time.Time     `json:"not_after"`
-	IssuedAt  time.Time     `json:"issued_at"`
-	RevokedAt time.Time     `json:"revoked_at"`
-	Parent    string        `json:"parent"`
-}
-
 // getLineageEntry reads the certs record under key as a lineage entry and
 // the device it names; found is false when there is none.
 func getLineageEntry(certs *bbolt.Bucket, key []byte) (e backend.Entry, deviceID string, found bool, err error) {
-	var rec lineageRecord
-	found, err = getJSON(certs, key, &rec)
-	switch {
-	case err != nil:
-		return backend.Entry{}, "", false, fmt.Errorf("certificate: %w", err)
-	case !found:
+	v := certs.Get(key)
+	if v == nil {
 		return backend.Entry{}, "", false, nil
 	}
 	serial, err := parseSerialKey(key)
 	if err != nil {
 		return backend.Entry{}, "", false, err
 	}
+	// Not the DER, which the rules do not read.
+	c, err := certLight(v)
+	if err != nil {
+		return backend.Entry{}, "", false, fmt.Errorf("certificate %x: %w", serial, err)
+	}
 	e = backend.Entry{
-		Serial: serial, KeyHash: rec.KeyHash,
-		NotAfter: rec.NotAfter, IssuedAt: rec.IssuedAt, RevokedAt: rec.RevokedAt,
+		Serial: serial, KeyHash: c.KeyHash, Parent: c.Parent, Partition: c.Partition,
+		NotAfter: c.NotAfter, IssuedAt: c.IssuedAt, RevokedAt: c.RevokedAt,
 	}
-	if rec.Parent != "" {
-		if e.Parent, err = parseHexSerial(rec.Parent); err != nil {
-			return backend.Entry{}, "", false, fmt.Errorf("certificate %x parent: %w", serial, err)
-		}
-	}
-	return e, rec.DeviceID, true, nil
+	return e, c.DeviceID, true, nil
 }
 
 // readLineage reads the certificates of the device, in serial order.
@@ -154,11 +138,11 @@ func readLineage(certs *bbolt.Bucket, cur *bbolt.Cursor, deviceID string) ([]bac
 }
 
 // renewTx is the body of Renew; c is r.Certificate with its Parent set,
-// certKey its serialKey and certJSON its encoding, parentKey r.Parent's
+// certKey its serialKey and certRec its encoding, parentKey r.Parent's
 // serialKey. Like issueTx, it checks every condition before its first
 // write, so a refusal (cond) leaves tx untouched; err is internal and
 // rolls tx back. It is idempotent: it changes nothing but tx.
-func renewTx(tx *bbolt.Tx, r store.Renewal, c store.Certificate, parentKey, certKey, certJSON []byte) (_ store.RenewResult, cond, err error) {
+func renewTx(tx *bbolt.Tx, r store.Renewal, c store.Certificate, parentKey, certKey, certRec []byte) (_ store.RenewResult, cond, err error) {
 	devices := tx.Bucket(bucketDevices)
 	certs := tx.Bucket(bucketCerts)
 	byDevice := tx.Bucket(bucketCertsByDevice)
@@ -178,7 +162,7 @@ func renewTx(tx *bbolt.Tx, r store.Renewal, c store.Certificate, parentKey, cert
 	}
 	deviceID := []byte(c.DeviceID)
 	var dev store.Device
-	found, err = getJSON(devices, deviceID, &dev)
+	found, err = getRecord(devices, deviceID, &dev)
 	switch {
 	case err != nil:
 		return none, nil, fmt.Errorf("device: %w", err)
@@ -262,7 +246,7 @@ func renewTx(tx *bbolt.Tx, r store.Renewal, c store.Certificate, parentKey, cert
 			return none, nil, fmt.Errorf("key: %w", err)
 		}
 	}
-	if err := certs.Put(certKey, certJSON); err != nil {
+	if err := certs.Put(certKey, certRec); err != nil {
 		return none, nil, fmt.Errorf("certificate: %w", err)
 	}
 	if err := byDevice.Put(append(deviceIndexPrefix(c.DeviceID), certKey...), nil); err != nil {
@@ -402,7 +386,7 @@ func (s *Store) RenewNow(ctx context.Context, id string, at time.Time, audit sto
 		} else {
 			devices := tx.Bucket(bucketDevices)
 			var d store.Device
-			found, err := getJSON(devices, []byte(id), &d)
+			found, err := getRecord(devices, []byte(id), &d)
 			switch {
 			case err != nil:
 				return err
@@ -410,7 +394,7 @@ func (s *Store) RenewNow(ctx context.Context, id string, at time.Time, audit sto
 				return store.ErrNotFound
 			}
 			d.RenewNowAt = at
-			if err := putJSON(devices, []byte(id), d); err != nil {
+			if err := putRecord(devices, []byte(id), d); err != nil {
 				return err
 			}
 		}

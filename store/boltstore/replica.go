@@ -72,7 +72,7 @@ func (s *Store) leaseCRL(ctx context.Context, keys crlKeys, holder string, now, 
 		got = false
 		b := tx.Bucket(bucketCRL)
 		var cur crlLease
-		found, err := getJSON(b, keys.lease, &cur)
+		found, err := getRecord(b, keys.lease, &cur)
 		if err != nil {
 			return err
 		}
@@ -80,7 +80,7 @@ func (s *Store) leaseCRL(ctx context.Context, keys crlKeys, holder string, now, 
 			return nil
 		}
 		got = true
-		return putJSON(b, keys.lease, crlLease{Holder: holder, Until: until.UTC()})
+		return putRecord(b, keys.lease, crlLease{Holder: holder, Until: until.UTC()})
 	})
 	if err != nil {
 		return false, fmt.Errorf("lease CRL for %q: %w", holder, err)
@@ -109,7 +109,7 @@ func (s *Store) putCRL(ctx context.Context, keys crlKeys, holder string, now tim
 	err := s.update(ctx, func(tx *bbolt.Tx) error {
 		b := tx.Bucket(bucketCRL)
 		var lease crlLease
-		found, err := getJSON(b, keys.lease, &lease)
+		found, err := getRecord(b, keys.lease, &lease)
 		if err != nil {
 			return err
 		}
@@ -131,7 +131,7 @@ func (s *Store) putCRL(ctx context.Context, keys crlKeys, holder string, now tim
 // putCRL writes c as the latest CRL of keys' scope in the crl bucket b.
 func putCRL(b *bbolt.Bucket, keys crlKeys, c store.CRL) error {
 	c.ThisUpdate, c.NextUpdate = c.ThisUpdate.UTC(), c.NextUpdate.UTC()
-	if err := putJSON(b, keys.latest, c); err != nil {
+	if err := putRecord(b, keys.latest, c); err != nil {
 		return err
 	}
 	return b.Put(keys.number, binary.BigEndian.AppendUint64(nil, c.Number))
@@ -160,7 +160,7 @@ func (s *Store) latestCRL(ctx context.Context, keys crlKeys, newerThan uint64) (
 		if v := b.Get(keys.number); len(v) != 8 || binary.BigEndian.Uint64(v) <= newerThan {
 			return store.ErrNotFound
 		}
-		found, err := getJSON(b, keys.latest, &c)
+		found, err := getRecord(b, keys.latest, &c)
 		if err == nil && !found {
 			err = errors.New("CRL number without a CRL")
 		}

@@ -74,7 +74,7 @@ func (s *Store) Revoke(ctx context.Context, r store.RevokeRequest) ([]store.Revo
 		}
 		if spend {
 			tok.Spent++
-			if err := putJSON(tx.Bucket(bucketTokens), r.Token[:], tok); err != nil {
+			if err := putRecord(tx.Bucket(bucketTokens), r.Token[:], tok); err != nil {
 				return nil, fmt.Errorf("token: %w", err)
 			}
 		}
@@ -128,7 +128,7 @@ func revokeDeviceTx(tx *bbolt.Tx, r store.RevokeRequest) (_ []store.Revocation, 
 	certs := tx.Bucket(bucketCerts)
 	deviceID := []byte(r.DeviceID)
 	var dev store.Device
-	found, err := getJSON(devices, deviceID, &dev)
+	found, err := getRecord(devices, deviceID, &dev)
 	switch {
 	case err != nil:
 		return nil, nil, fmt.Errorf("device: %w", err)
@@ -187,11 +187,11 @@ func revokeDeviceTx(tx *bbolt.Tx, r store.RevokeRequest) (_ []store.Revocation, 
 // gaps) and blocks the key if r.BlockKeys. It returns the entry.
 func revokeCertTx(tx *bbolt.Tx, certKey []byte, c store.Certificate, r store.RevokeRequest) (store.Revocation, error) {
 	c.RevokedAt, c.Reason = r.At, r.Reason
-	certJSON, err := encodeCertificate(c)
+	certRec, err := encodeCertificate(c)
 	if err != nil {
 		return store.Revocation{}, err
 	}
-	if err := tx.Bucket(bucketCerts).Put(certKey, certJSON); err != nil {
+	if err := tx.Bucket(bucketCerts).Put(certKey, certRec); err != nil {
 		return store.Revocation{}, fmt.Errorf("certificate: %w", err)
 	}
 	log := tx.Bucket(bucketRevocations)
@@ -203,7 +203,7 @@ func revokeCertTx(tx *bbolt.Tx, certKey []byte, c store.Certificate, r store.Rev
 		Seq: seq, Serial: c.Serial, DeviceID: c.DeviceID,
 		RevokedAt: c.RevokedAt, Reason: c.Reason, NotAfter: c.NotAfter, Partition: c.Partition,
 	}
-	if err := putJSON(log, seqKey(seq), revocationRecord{Revocation: e, Serial: c.Serial.Text(16)}); err != nil {
+	if err := putRecord(log, seqKey(seq), revocationRecord{Revocation: e, Serial: c.Serial.Text(16)}); err != nil {
 		return store.Revocation{}, fmt.Errorf("revocation: %w", err)
 	}
 	if err := countRevocation(tx, e.Reason, e.RevokedAt); err != nil {
@@ -231,7 +231,7 @@ func (s *Store) ResetDevice(ctx context.Context, id string, at time.Time, audit 
 	err := s.update(ctx, func(tx *bbolt.Tx) error {
 		d, notRevoked = store.Device{}, false
 		devices := tx.Bucket(bucketDevices)
-		found, err := getJSON(devices, []byte(id), &d)
+		found, err := getRecord(devices, []byte(id), &d)
 		switch {
 		case err != nil:
 			return err

@@ -27,7 +27,7 @@ func (s *Store) CreateToken(ctx context.Context, t store.Token, audit store.Audi
 		if ids.Get([]byte(t.ID)) != nil {
 			return fmt.Errorf("ID exists: %w", store.ErrConflict)
 		}
-		if err := putJSON(tokens, t.Hash[:], t); err != nil {
+		if err := putRecord(tokens, t.Hash[:], t); err != nil {
 			return err
 		}
 		if err := ids.Put([]byte(t.ID), t.Hash[:]); err != nil {
@@ -59,7 +59,7 @@ func (s *Store) CreateTokens(ctx context.Context, ts []store.Token, audits []sto
 			if ids.Get([]byte(t.ID)) != nil {
 				return fmt.Errorf("token %s: ID exists: %w", t.ID, store.ErrConflict)
 			}
-			if err := putJSON(tokens, t.Hash[:], t); err != nil {
+			if err := putRecord(tokens, t.Hash[:], t); err != nil {
 				return err
 			}
 			if err := ids.Put([]byte(t.ID), t.Hash[:]); err != nil {
@@ -82,7 +82,7 @@ func (s *Store) CreateTokens(ctx context.Context, ts []store.Token, audits []sto
 func (s *Store) GetToken(ctx context.Context, h store.TokenHash) (store.Token, error) {
 	var t store.Token
 	err := s.view(ctx, func(tx *bbolt.Tx) error {
-		found, err := getJSON(tx.Bucket(bucketTokens), h[:], &t)
+		found, err := getRecord(tx.Bucket(bucketTokens), h[:], &t)
 		if err == nil && !found {
 			err = store.ErrNotFound
 		}
@@ -104,7 +104,7 @@ func (s *Store) ListTokens(ctx context.Context, p store.Page) ([]store.Token, er
 		out, err = list(tx.Bucket(bucketTokenIDs).Cursor(), nil, afterKey(p.After), p.PageLimit(),
 			func(k, v []byte) (store.Token, error) {
 				var t store.Token
-				found, err := getJSON(tokens, v, &t)
+				found, err := getRecord(tokens, v, &t)
 				if err == nil && !found {
 					err = fmt.Errorf("token ID %q names no token", k)
 				}
@@ -133,7 +133,7 @@ func (s *Store) RevokeToken(ctx context.Context, id string, at time.Time, audit 
 		if hash == nil {
 			return store.ErrNotFound
 		}
-		found, err := getJSON(tokens, hash, &t)
+		found, err := getRecord(tokens, hash, &t)
 		switch {
 		case err != nil:
 			return err
@@ -144,7 +144,7 @@ func (s *Store) RevokeToken(ctx context.Context, id string, at time.Time, audit 
 			return store.ErrTokenRevoked
 		}
 		t.RevokedAt = at
-		if err := putJSON(tokens, hash, t); err != nil {
+		if err := putRecord(tokens, hash, t); err != nil {
 			return err
 		}
 		_, err = appendAudit(tx, audit)
