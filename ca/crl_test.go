@@ -482,7 +482,7 @@ func benchCRLEntries(b *testing.B, n int) []x509.RevocationListEntry {
 	b.Helper()
 	entries := make([]x509.RevocationListEntry, n)
 	for i := range entries {
-		s, err := newSerial()
+		s, err := newSerial(testNow)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -220,7 +220,7 @@ func checkCAName(name string) error {
 // subject CN cn, O org, a fresh serial, and basicConstraints cA with the
 // path length (RFC 5280 §4.2.1.9).
 func caTemplate(cn, org string, pub crypto.PublicKey, notBefore, notAfter time.Time, maxPathLen int, ku x509.KeyUsage) (*x509.Certificate, error) {
-	serial, err := newSerial()
+	serial, err := newSerial(notBefore)
 	if err != nil {
 		return nil, err
 	}

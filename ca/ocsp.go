@@ -198,7 +198,7 @@ func (a *Authority) NewOCSPResponder(ctx context.Context, validity time.Duration
 	if err != nil {
 		return nil, fmt.Errorf("generate OCSP responder key: %w", err)
 	}
-	serial, err := newSerial()
+	serial, err := newSerial(now)
 	if err != nil {
 		return nil, err
 	}

@@ -12,6 +12,7 @@ import (
 	"encoding/asn1"
 	"errors"
 	"fmt"
+	"math/big"
 	"net"
 	"os"
 	"path/filepath"
@@ -502,5 +503,61 @@ func TestSignDeviceConcurrent(t *testing.T) {
 	}
 	if len(seen) != workers*each {
 		t.Errorf("got %d certificates, want %d", len(seen), workers*each)
+	}
+}
+
+// A serial is positive, at most 159 bits (20 DER octets), carries now's
+// milliseconds modulo 2^31 in its top 31 bits, so that later serials of a
+// burst sort after earlier ones, and 128 random bits below, which spread
+// the serials evenly over the CRL partitions.
+func TestNewSerial(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		now  time.Time
+	}{
+		{"now", testNow},
+		{"wrap", time.UnixMilli(1 << 31)}, // the top 31 bits are zero
+		{"before-1970", time.Date(1969, 1, 1, 0, 0, 0, 0, time.UTC)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			const n = 4096
+			counts := make([]int, 16)
+			seen := map[string]bool{}
+			for range n {
+				s, err := newSerial(tc.now)
+				if err != nil {
+					t.Fatalf("newSerial error = %v", err)
+				}
+				if s.Sign() <= 0 || s.BitLen() > 159 || len(s.Bytes()) > 20 {
+					t.Fatalf("serial %x: want positive, at most 159 bits", s)
+				}
+				top := new(big.Int).Rsh(s, 128).Uint64()
+				if want := uint64(tc.now.UnixMilli()) & 0x7fffffff; top != want {
+					t.Fatalf("serial %x: top 31 bits = %d, want %d", s, top, want)
+				}
+				if seen[s.Text(16)] {
+					t.Fatalf("serial %x drawn twice", s)
+				}
+				seen[s.Text(16)] = true
+				counts[PartitionOfSerial(s, 16)]++
+			}
+			// 256 expected in each; below 128 has odds under 1e-20.
+			for p, c := range counts {
+				if c < n/32 {
+					t.Errorf("partition %d got %d of %d serials, want about %d", p, c, n, n/16)
+				}
+			}
+		})
+	}
+	earlier, err := newSerial(testNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	later, err := newSerial(testNow.Add(time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if earlier.Cmp(later) >= 0 {
+		t.Errorf("serial of now %x >= serial of a millisecond later %x", earlier, later)
 	}
 }

@@ -9,8 +9,9 @@
 // Only the backends' _test.go files import it (it is internal to store).
 // A benchmark's device n is Device(n), its certificate Certificate(...)
 // with DERSize bytes of DER, and its serials Serial(n) or Serial(n, i):
-// 128 random-looking bits, as fleetca's are, derived from n so that a
-// setup and a timed loop agree without sharing state.
+// time-ordered on top and 128 random-looking bits below, as fleetca's
+// are, derived from n so that a setup and a timed loop agree without
+// sharing state.
 //
 // # What it must not do
 //

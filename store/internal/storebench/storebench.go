@@ -19,14 +19,21 @@ const DERSize = 700
 // Device is the ID of a benchmark's n-th device.
 func Device(n uint64) string { return fmt.Sprintf("dev-%08d", n) }
 
-// Serial is a serial derived from the numbers: 128 random-looking bits.
+// Serial is a serial derived from the numbers, shaped as fleetca's are
+// (ca's newSerial): 31 bits of order on top, then 128 random-looking bits.
+// The order stands for the issuance time: the numbers, the last one the
+// most significant (Serial(n, i), device n's i-th certificate, sorts by i
+// and then n, as certificates issued round after round do).
 func Serial(n ...uint64) *big.Int {
 	var b []byte
-	for _, v := range n {
+	var order uint64
+	for i, v := range n {
 		b = binary.BigEndian.AppendUint64(b, v)
+		order += v << (24 * i)
 	}
 	sum := sha256.Sum256(b)
-	return new(big.Int).SetBytes(sum[:16])
+	serial := binary.BigEndian.AppendUint32(nil, uint32(order)&0x7fffffff)
+	return new(big.Int).SetBytes(append(serial, sum[:16]...))
 }
 
 // Certificate is a certificate of device id, whose key is its own, issued
