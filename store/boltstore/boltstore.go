@@ -259,6 +259,7 @@ func (s *Store) update(ctx context.Context, fn func(*bbolt.Tx) error) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		fillAppendBuckets(tx)
 		return fn(tx)
 	}))
 }
@@ -283,6 +284,7 @@ func (s *Store) batch(ctx context.Context, fn func(*bbolt.Tx) (cond, err error))
 	defer release()
 	var cond error
 	err = s.db.Batch(func(tx *bbolt.Tx) error {
+		fillAppendBuckets(tx)
 		cond = nil // a re-run starts afresh
 		if err := ctx.Err(); err != nil {
 			cond = err
@@ -300,6 +302,29 @@ func (s *Store) batch(ctx context.Context, fn func(*bbolt.Tx) (cond, err error))
 		return dbError(err)
 	}
 	return cond
+}
+
+// appendFill is the FillPercent of the buckets whose new keys come last
+// in key order (appendBuckets): bbolt splits a node at half a page by
+// default, which suits random inserts, but leaves appended pages half
+// empty, so that a commit writes twice the pages an append needs. Not
+// 1.0: a revocation grows its certs record in place.
+const appendFill = 0.9
+
+// appendBuckets are the buckets written mostly in key order: rows by Seq,
+// the audit tree's stored hashes by index, and certificates by serial,
+// whose top bits are the issuance time (ca's newSerial).
+var appendBuckets = [][]byte{bucketCerts, bucketAudit, bucketAuditHashes, bucketRevocations}
+
+// fillAppendBuckets sets the FillPercent of appendBuckets in the write
+// transaction tx (bbolt keeps it per transaction, on the Bucket tx.Bucket
+// returns, and reads it when the commit splits nodes).
+func fillAppendBuckets(tx *bbolt.Tx) {
+	for _, name := range appendBuckets {
+		if b := tx.Bucket(name); b != nil {
+			b.FillPercent = appendFill
+		}
+	}
 }
 
 // dbError maps the bbolt errors that mean the database is closed to
