@@ -35,7 +35,7 @@ func summarize(l levelResult) levelSummary {
 // peakRSS is the server's peak resident memory in bytes, 0 if unknown.
 func report(w io.Writer, o options, srv *benchutil.Server, peakRSS int64, dataDir string, f floorResult, levels []levelResult) (missed bool) {
 	p := func(format string, a ...any) { fmt.Fprintf(w, format, a...) }
-	client := "HTTP/1.1 keep-alive, one TLS connection per worker (MaxIdleConnsPerHost = concurrency)"
+	client := "HTTP/1.1 keep-alive, one TLS connection per worker (a lean client in the manner of wrk: benchutil.Conn)"
 	if o.proto == "h2" {
 		client = "HTTP/2, all workers multiplexed on one TLS connection"
 	}
