@@ -5,8 +5,11 @@ import (
 	"context"
 	"crypto"
 	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -471,4 +474,110 @@ func FuzzPartitionParam(f *testing.F) {
 			t.Fatalf("parsePartitionParam(%q) = %d, %v: not the canonical %q", s, p, isPEM, want)
 		}
 	})
+}
+
+// TestOCSPCachingHeaders pins the RFC 5019 §6.2 headers of an answer from
+// the cache, which web formats once per answer: Last-Modified and Expires
+// are the answer's thisUpdate and nextUpdate, ETag names its bytes, and
+// Cache-Control's max-age counts down with the clock, to the second (the
+// same answer, asked again later, carries a smaller max-age). A
+// revocation brings a new answer with new validators; a nonce makes the
+// answer uncacheable.
+func TestOCSPCachingHeaders(t *testing.T) {
+	f := newFixture(t)
+	leaf := f.enrolled(t, "dev-1")
+	ask := func(nonce bool) (*ocsp.Response, http.Header) {
+		t.Helper()
+		der, err := ocsp.CreateRequest(leaf, f.authty.Intermediate(), &ocsp.RequestOptions{Hash: crypto.SHA1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if nonce {
+			der = withNonce(t, der)
+		}
+		rec := do(f.srv.HTTPHandler(), "POST", "/ocsp", "", "application/ocsp-request", string(der))
+		if rec.Code != 200 || rec.Header().Get("Content-Type") != "application/ocsp-response" {
+			t.Fatalf("OCSP: %d %q", rec.Code, rec.Header().Get("Content-Type"))
+		}
+		resp, err := ocsp.ParseResponseForCert(rec.Body.Bytes(), leaf, f.authty.Intermediate())
+		if err != nil {
+			t.Fatalf("parse OCSP response: %v", err)
+		}
+		return resp, rec.Header()
+	}
+	want := func(resp *ocsp.Response, maxAge int) map[string]string {
+		return map[string]string{
+			"Last-Modified": resp.ThisUpdate.UTC().Format(http.TimeFormat),
+			"Expires":       resp.NextUpdate.UTC().Format(http.TimeFormat),
+			"Cache-Control": fmt.Sprintf("max-age=%d, public, no-transform, must-revalidate", maxAge),
+		}
+	}
+	check := func(name string, h http.Header, want map[string]string) {
+		t.Helper()
+		for k, v := range want {
+			if got := h.Get(k); got != v {
+				t.Errorf("%s: %s = %q, want %q", name, k, got, v)
+			}
+		}
+	}
+	first, h := ask(false)
+	ttl := int(first.NextUpdate.Sub(f.clock.Now()) / time.Second)
+	check("first", h, want(first, ttl))
+	etag := h.Get("ETag")
+	if len(etag) < 3 || etag[0] != '"' || etag[len(etag)-1] != '"' {
+		t.Errorf("ETag = %q, want a quoted strong validator", etag)
+	}
+	for _, step := range []struct {
+		name    string
+		advance time.Duration
+		maxAge  int
+	}{
+		{"same-second", 0, ttl},
+		{"half-a-second-later", 500 * time.Millisecond, ttl - 1},
+		{"a-minute-later", time.Minute, ttl - 61},
+	} {
+		f.clock.Add(step.advance)
+		again, h := ask(false)
+		if !again.ThisUpdate.Equal(first.ThisUpdate) || h.Get("ETag") != etag {
+			t.Fatalf("%s: thisUpdate %v ETag %q, want the cached answer (%v, %q)", step.name, again.ThisUpdate, h.Get("ETag"), first.ThisUpdate, etag)
+		}
+		check(step.name, h, want(first, step.maxAge))
+	}
+	if _, h := ask(true); h.Get("Cache-Control") != "no-store" || h.Get("ETag") != "" || h.Get("Expires") != "" {
+		t.Errorf("answer with a nonce: headers %v, want Cache-Control no-store and no validators", h)
+	}
+	rec := do(f.srv.HTTPSHandler(), "POST", "/v1/admin/certificates/"+leaf.SerialNumber.Text(16)+"/revoke", f.admin, "application/json", `{"reason":"keyCompromise"}`)
+	if rec.Code != 200 {
+		t.Fatalf("revoke: %d %s", rec.Code, rec.Body)
+	}
+	revoked, h := ask(false)
+	if revoked.Status != ocsp.Revoked || h.Get("ETag") == etag {
+		t.Errorf("after revoke: status %d ETag %q, want revoked with a new ETag (was %q)", revoked.Status, h.Get("ETag"), etag)
+	}
+	check("revoked", h, want(revoked, int(revoked.NextUpdate.Sub(f.clock.Now())/time.Second)))
+}
+
+// withNonce returns an OCSP request made by ocsp.CreateRequest (no
+// version, no requestor name) with a 16-octet nonce extension (RFC 8954).
+func withNonce(t *testing.T, der []byte) []byte {
+	t.Helper()
+	var req struct {
+		TBS struct {
+			RequestList []asn1.RawValue
+			Extensions  []pkix.Extension `asn1:"explicit,tag:2,optional"`
+		}
+	}
+	if rest, err := asn1.Unmarshal(der, &req); err != nil || len(rest) != 0 {
+		t.Fatalf("parse OCSP request: %v", err)
+	}
+	value, err := asn1.Marshal(bytes.Repeat([]byte{7}, 16))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.TBS.Extensions = []pkix.Extension{{Id: asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 48, 1, 2}, Value: value}}
+	out, err := asn1.Marshal(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
