@@ -306,9 +306,19 @@ func (s *Server) answerOCSP(c echo.Context, der []byte) error {
 // writeOCSP sends an OCSP answer with the RFC 5019 §6.2 caching headers
 // when it may be cached. The headers that depend only on the answer
 // (Last-Modified, Expires, ETag) are formatted once per answer
-// (ocspHeaderCache) and Cache-Control once per answer and second; they are
-// put in the header map under their canonical keys, as Header.Set would.
+// (ocspHeaderCache) and Cache-Control once per max-age; they are put in
+// the header map under their canonical keys, as Header.Set would.
+//
+// A signed answer (good, revoked or unknown) is logged at Debug, not
+// Info: verifiers ask for one per handshake or per refresh, and at tens of
+// thousands a second the request log line was a third of the responder's
+// CPU per answer (issue 19). fleetca_revocation_ocsp_responses_total and
+// fleetca_web_requests_total count every answer; malformedRequest and
+// unauthorized answers, and failures, are still logged at Info.
 func (s *Server) writeOCSP(c echo.Context, ans *revocation.OCSPAnswer) error {
+	if ans.Status >= 0 {
+		c.Set(ctxQuietLog, true)
+	}
 	h := c.Response().Header()
 	if ans.Cacheable {
 		v := s.ocspHeaders.get(ans)

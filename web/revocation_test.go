@@ -21,6 +21,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"golang.org/x/crypto/ocsp"
@@ -580,4 +581,78 @@ func withNonce(t *testing.T, der []byte) []byte {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// TestOCSPRequestLog: a signed OCSP answer's request line goes at Debug
+// (with serve's Info logger, none is written), while malformed requests
+// and HTTP errors keep theirs at Info; the request metrics count every
+// request alike.
+func TestOCSPRequestLog(t *testing.T) {
+	f := newFixture(t)
+	leaf := f.enrolled(t, "dev-1")
+	der, err := ocsp.CreateRequest(leaf, f.authty.Intermediate(), &ocsp.RequestOptions{Hash: crypto.SHA1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := api.OCSPPath + "/" + url.PathEscape(base64.StdEncoding.EncodeToString(der))
+	for _, level := range []slog.Level{slog.LevelInfo, slog.LevelDebug} {
+		t.Run(level.String(), func(t *testing.T) {
+			var logs lockedBuffer
+			reg := prometheus.NewRegistry()
+			srv, err := New(Config{}, Deps{Enroll: f.svc, CA: f.authty, Records: f.store, Revocation: f.rev, Now: f.clock.Now,
+				Logger: slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: level})), Metrics: reg})
+			if err != nil {
+				t.Fatal(err)
+			}
+			h := srv.HTTPHandler()
+			for _, r := range []struct{ method, path, ctype, body string }{
+				{"POST", api.OCSPPath, "application/ocsp-request", string(der)},
+				{"POST", api.OCSPPath, "application/ocsp-request", string(der)}, // from the cache
+				{"GET", get, "", ""},
+				{"POST", api.OCSPPath, "application/ocsp-request", "garbage"},
+				{"POST", api.OCSPPath, "application/ocsp-request", strings.Repeat("A", maxOCSPRequest+1)},
+			} {
+				do(h, r.method, r.path, "", r.ctype, r.body)
+			}
+			type line struct {
+				Level, Msg, Route, Method string
+				Status                    int
+			}
+			var got []line
+			for l := range strings.Lines(logs.String()) {
+				var rec line
+				if err := json.Unmarshal([]byte(l), &rec); err != nil {
+					t.Fatalf("log line %q: %v", l, err)
+				}
+				if rec.Msg == "request" {
+					got = append(got, rec)
+				}
+			}
+			want := []line{
+				{"DEBUG", "request", api.OCSPPath, "POST", 200},
+				{"DEBUG", "request", api.OCSPPath, "POST", 200},
+				{"DEBUG", "request", api.OCSPPath + "/*", "GET", 200},
+				{"INFO", "request", api.OCSPPath, "POST", 200},
+				{"INFO", "request", api.OCSPPath, "POST", 413},
+			}
+			if level == slog.LevelInfo {
+				want = want[3:]
+			}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("request log lines (-want +got):\n%s", diff)
+			}
+			for _, m := range []struct {
+				route, method, code string
+				want                float64
+			}{
+				{api.OCSPPath, "POST", "200", 3},
+				{api.OCSPPath + "/*", "GET", "200", 1},
+				{api.OCSPPath, "POST", "413", 1},
+			} {
+				if got := testutil.ToFloat64(srv.requests.WithLabelValues("http", m.route, m.method, m.code)); got != m.want {
+					t.Errorf("fleetca_web_requests_total{%s %s %s} = %v, want %v", m.method, m.route, m.code, got, m.want)
+				}
+			}
+		})
+	}
 }

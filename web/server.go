@@ -283,7 +283,11 @@ func (s *Server) newEcho(listener string) *echo.Echo {
 			}
 			s.reqMetrics.count(s, listener, route, v.Method, v.Status, v.Latency)
 			ctx := c.Request().Context()
-			if !s.log.Enabled(ctx, slog.LevelInfo) {
+			level := slog.LevelInfo
+			if quiet, _ := c.Get(ctxQuietLog).(bool); quiet && v.Error == nil {
+				level = slog.LevelDebug
+			}
+			if !s.log.Enabled(ctx, level) {
 				return nil
 			}
 			attrs := []slog.Attr{
@@ -300,7 +304,7 @@ func (s *Server) newEcho(listener string) *echo.Echo {
 			if v.Error != nil {
 				attrs = append(attrs, logAttrErr(v.Error))
 			}
-			s.log.LogAttrs(ctx, slog.LevelInfo, "request", attrs...)
+			s.log.LogAttrs(ctx, level, "request", attrs...)
 			return nil
 		},
 	}))
@@ -314,6 +318,11 @@ const ctxDeviceID = "device_id"
 // ctxAdmin is the echo context key under which requireAdmin leaves the
 // authenticated admin's name for the request log.
 const ctxAdmin = "admin"
+
+// ctxQuietLog is the echo context key under which a handler marks a
+// request whose log line goes at Debug rather than Info: a signed OCSP
+// answer (see writeOCSP). Metrics count it all the same.
+const ctxQuietLog = "quiet_log"
 
 // routes registers the handlers. Every GET of a document (not the feed's
 // long-poll, not the admin API) also answers HEAD.
