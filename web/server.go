@@ -275,7 +275,8 @@ func (s *Server) newEcho(listener string) *echo.Echo {
 	e.Use(middleware.RequestID())
 	e.Use(middleware.RequestLoggerWithConfig(middleware.RequestLoggerConfig{
 		HandleError: true, LogLatency: true, LogMethod: true, LogRoutePath: true, LogStatus: true,
-		LogRequestID: true, LogRemoteIP: true, LogError: true,
+		// remote_ip is taken below, once the line is known to be written.
+		LogRequestID: true, LogError: true,
 		LogValuesFunc: func(c echo.Context, v middleware.RequestLoggerValues) error {
 			route := v.RoutePath
 			if route == "" {
@@ -293,7 +294,7 @@ func (s *Server) newEcho(listener string) *echo.Echo {
 			attrs := []slog.Attr{
 				slog.String("listener", listener), slog.String("method", v.Method), slog.String("route", route),
 				slog.Int("status", v.Status), slog.Float64("duration_ms", float64(v.Latency.Microseconds())/1000),
-				slog.String("request_id", v.RequestID), slog.String("remote_ip", v.RemoteIP),
+				slog.String("request_id", v.RequestID), slog.String("remote_ip", c.RealIP()),
 			}
 			if id, ok := c.Get(ctxDeviceID).(string); ok {
 				attrs = append(attrs, slog.String("device_id", id))
