@@ -76,6 +76,11 @@
 // takes, so such a file opens as it is and its records turn binary as
 // they are written again. The other records are JSON.
 //
+// The buckets written in key order (certs, whose serials carry the
+// issuance time on top, audit, audit_hashes, revocations) split their
+// pages at 90 % full rather than bbolt's 50 % (appendFill), so that a
+// commit writes the pages an append fills, not twice as many.
+//
 // A serial key is the length of the serial's big-endian bytes in one byte,
 // then those bytes, so that byte order is numeric order and ListCertificates
 // pages in serial order. A time key is the Unix seconds as 8 bytes
