@@ -272,7 +272,7 @@ func (s *Store) runTx(ctx context.Context, fn func(tx *txn) error) (err error) {
 		return err
 	}
 	if tx.logs != nil {
-		if err := tx.appendLogs(ctx); err != nil {
+		if err := tx.queueLogs(); err != nil {
 			return err
 		}
 	}
