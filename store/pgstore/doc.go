@@ -89,19 +89,22 @@
 //     newest-certificate, retry and supersede rules, and a device's
 //     revocation see no concurrent change to its certificates.
 //   - Audit and revocation Seq values are 1, 2, 3, ... without gaps, in
-//     commit order: a write's last round trip but one ends with the
-//     UPDATE of the log_heads row, which takes the next values, inserts
-//     the revocation entries with theirs and returns the audit tree's
-//     right edge (the hashes of its complete subtrees, log_heads.audit_edge);
-//     the row lock it takes is held until its commit, so the next
-//     appender gets the following values only once this one is visible.
-//     With them the store computes each audit event's stored hashes and
-//     Root (backend.AppendAudit: tlog, as boltstore does; leaf index =
-//     Seq-1, Time to the microsecond) and sends the audit rows, the
-//     hashes and the new edge with the COMMIT (txn.appendLogs). So the
-//     lock is held for one client round trip and the commit: the least
-//     the tree allows, since an event's leaf includes its Seq, known only
-//     under the lock, and its hashing is tlog's, in Go. A reader that
+//     commit order: a write's last round trip carries, after its other
+//     writes and before the COMMIT, the logs' statement (appendLogsSQL),
+//     whose function fleetca_append_logs (migration 7) locks the
+//     log_heads row, takes the next values, appends the audit rows with
+//     their roots, the tree's stored hashes and its new right edge (the
+//     hashes of its complete subtrees, log_heads.audit_edge), and whose
+//     statement inserts the revocation entries with theirs; the row lock
+//     is held until the commit, so the next appender gets the following
+//     values only once this one is visible. The server hashes, since an
+//     event's leaf includes its Seq, known only under the lock: Go sends
+//     each leaf without its beginning {"seq":0 (leafTail), and the
+//     function hashes as tlog does (leaf index = Seq-1, Time to the
+//     microsecond; TestAppendLogsHashes checks every root and stored hash
+//     against tlog's). So the lock is held for the server's work on the
+//     rest of the pipeline and the commit, never for a client round
+//     trip. A reader that
 //     pages ListRevocations by the last Seq it saw (the proxies' feed,
 //     from any replica) never skips one. A bigserial would not do: its
 //     values are drawn in start order, and Seq 11 could commit, and be
@@ -118,13 +121,13 @@
 //   - A write sends its statements in as few round trips as the rules
 //     allow, since each costs both sides CPU: the BEGIN goes with the
 //     first statement, the writes that need no answer (and the spend)
-//     with the log_heads UPDATE, the audit rows with the COMMIT, and
+//     and the logs' statement with the COMMIT, and
 //     Issue (for a new device) and Renew send their conditions'
 //     statements in one pgx.Batch, writes included (INSERT ... ON
 //     CONFLICT DO NOTHING RETURNING), and judge the results in the
 //     contract's order: the first refused condition is the answer and
-//     the ROLLBACK undoes the rest. A new device's Issue is three round
-//     trips, AppendAudit two (TestRoundTrips). A statement that holds a
+//     the ROLLBACK undoes the rest. A new device's Issue is two round
+//     trips, AppendAudit one (TestRoundTrips). A statement that holds a
 //     lock must come before any whose
 //     snapshot must see what the lock waited for (a statement's snapshot
 //     is taken when it starts); a statement that could not see a row
