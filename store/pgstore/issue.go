@@ -113,9 +113,11 @@ func issueTx(ctx context.Context, tx *txn, is store.Issuance) error {
 		})
 	}
 
-	// The device, created or locked.
+	// The device, created (with its newest certificate's fields) or
+	// locked.
+	notAfter, renewBy := backend.DeviceCertificate(c)
 	var created bool
-	b.Queue(deviceSQL, c.DeviceID, is.Now, mfrName, mfrSerial, mfrFP).QueryRow(func(row pgx.Row) error {
+	b.Queue(deviceSQL, c.DeviceID, is.Now, mfrName, mfrSerial, mfrFP, notAfter, renewBy).QueryRow(func(row pgx.Row) error {
 		var status *string
 		var fp []byte
 		if err := row.Scan(&created, &status, &fp); err != nil {
@@ -165,16 +167,16 @@ func issueTx(ctx context.Context, tx *txn, is store.Issuance) error {
 		return cmp.Or(cond.err, err)
 	}
 
-	// The device's newest certificate, and for an existing device its
-	// update; a created one gets the same values again.
-	notAfter, renewBy := backend.DeviceCertificate(c)
-	tx.last(`UPDATE devices SET updated_at = $2,
-		mfr_name = COALESCE($3, mfr_name), mfr_serial = COALESCE($4, mfr_serial), mfr_fingerprint = COALESCE($5, mfr_fingerprint),
-		not_after = $6, renew_by = $7
-		WHERE id = $1`, nil, c.DeviceID, is.Now, mfrName, mfrSerial, mfrFP, notAfter, renewBy)
-	newDevice := 0
-	if created {
-		newDevice = 1
+	// An existing device's update, and its newest certificate; a created
+	// one has them (an UPDATE would write its row and its six index
+	// entries again).
+	newDevice := 1
+	if !created {
+		newDevice = 0
+		tx.last(`UPDATE devices SET updated_at = $2,
+			mfr_name = COALESCE($3, mfr_name), mfr_serial = COALESCE($4, mfr_serial), mfr_fingerprint = COALESCE($5, mfr_fingerprint),
+			not_after = $6, renew_by = $7
+			WHERE id = $1`, nil, c.DeviceID, is.Now, mfrName, mfrSerial, mfrFP, notAfter, renewBy)
 	}
 	queueCounts(tx, newDevice, 1, 0, c.IssuedAt)
 
@@ -189,7 +191,8 @@ func issueTx(ctx context.Context, tx *txn, is store.Issuance) error {
 }
 
 // deviceSQL creates the device's row ($1, at $2, with the manufacturer
-// certificate $3, $4, $5) or, if it exists, locks it, in one statement:
+// certificate $3, $4, $5 and the newest certificate's not_after $6 and
+// renew_by $7) or, if it exists, locks it, in one statement:
 // it returns whether it created the row, and the status and manufacturer
 // fingerprint of the row it locked (NULL when it created one). Both
 // branches see the statement's snapshot: when a concurrent transaction
@@ -198,8 +201,8 @@ func issueTx(ctx context.Context, tx *txn, is store.Issuance) error {
 // caller runs the transaction again: errRaced).
 const deviceSQL = `
 WITH ins AS (
-	INSERT INTO devices (id, status, created_at, updated_at, mfr_name, mfr_serial, mfr_fingerprint)
-	VALUES ($1, 'active', $2, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING RETURNING true
+	INSERT INTO devices (id, status, created_at, updated_at, mfr_name, mfr_serial, mfr_fingerprint, not_after, renew_by)
+	VALUES ($1, 'active', $2, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING RETURNING true
 ), cur AS (
 	SELECT status, mfr_fingerprint FROM devices WHERE id = $1 FOR NO KEY UPDATE
 )
