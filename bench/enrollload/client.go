@@ -90,14 +90,6 @@ func newRequest(k clientKind, id, token string, csr []byte) (request, error) {
 	panic("enrollload: unknown client kind " + k.name)
 }
 
-// post sends r to url. An answer other than k's success status is an
-// error carrying the status and the start of the body. The body of a
-// success is returned only if keep is set; otherwise it is read and
-// dropped, which costs the load generator less.
-func post(ctx context.Context, client *http.Client, url string, k clientKind, r request, keep bool) ([]byte, error) {
-	return benchutil.Post(ctx, client, url, r.contentType, r.auth, r.body, k.status, keep)
-}
-
 // checkAnswer checks the body of a success of kind k for device id, as
 // that kind of client reads it, and returns the certificate. It verifies
 // no chain: the load loop calls it and must not spend the server's CPU on

@@ -123,39 +123,59 @@ func TestNewRequest(t *testing.T) {
 	}
 }
 
-// TestPost checks that post sends the request as built and takes only the
-// kind's success status: EST's 200, not 201.
-func TestPost(t *testing.T) {
-	var got struct{ method, path, ctype, auth, body string }
-	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		got.method, got.path, got.ctype, got.auth, got.body = r.Method, r.URL.Path, r.Header.Get("Content-Type"), r.Header.Get("Authorization"), string(b)
-		if r.URL.Path == "/created" {
-			w.WriteHeader(http.StatusCreated)
-		}
-		io.WriteString(w, "answer")
-	}))
-	defer srv.Close()
-	r := request{contentType: "application/pkcs10", auth: "Basic eDp5", body: []byte("Q1NS")}
+// TestSenderPost checks that a sender, raw HTTP/1.1 or net/http's HTTP/2,
+// sends the request as built and takes only the kind's success status:
+// EST's 200, not 201.
+func TestSenderPost(t *testing.T) {
+	for _, proto := range []string{"h1", "h2"} {
+		t.Run(proto, func(t *testing.T) {
+			var got struct{ method, path, ctype, auth, body, proto string }
+			srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				b, _ := io.ReadAll(r.Body)
+				got.method, got.path, got.ctype, got.auth, got.body, got.proto = r.Method, r.URL.Path, r.Header.Get("Content-Type"), r.Header.Get("Authorization"), string(b), r.Proto
+				if r.Header.Get("X-Created") != "" || r.Header.Get("Authorization") == "" {
+					w.WriteHeader(http.StatusCreated)
+				}
+				io.WriteString(w, "answer")
+			}))
+			srv.EnableHTTP2 = true
+			srv.StartTLS()
+			defer srv.Close()
+			s, err := newSender(srv.URL+"/v1/x", []*x509.Certificate{srv.Certificate()}, 2, proto)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.close()
+			r := request{contentType: "application/pkcs10", auth: "Basic eDp5", body: []byte("Q1NS")}
+			if err := s.reopen(); err != nil {
+				t.Fatal(err)
+			}
+			srv.CloseClientConnections() // as a server closes idle connections between phases
+			if err := s.reopen(); err != nil {
+				t.Fatal(err)
+			}
 
-	body, err := post(t.Context(), srv.Client(), srv.URL+"/ok", estClient, r, true)
-	if err != nil || string(body) != "answer" {
-		t.Fatalf("post(est, 200) = %q, %v; want the answer", body, err)
-	}
-	if got.method != http.MethodPost || got.path != "/ok" || got.ctype != r.contentType || got.auth != r.auth || got.body != string(r.body) {
-		t.Errorf("post sent %+v, want POST /ok with %+v", got, r)
-	}
-	if body, err := post(t.Context(), srv.Client(), srv.URL+"/ok", estClient, r, false); err != nil || body != nil {
-		t.Errorf("post(est, 200, keep=false) = %q, %v; want no body, no error", body, err)
-	}
-	if _, err := post(t.Context(), srv.Client(), srv.URL+"/ok", stepClient, request{}, true); err == nil || !strings.Contains(err.Error(), "status 200: answer") {
-		t.Errorf("post(step, 200) error = %v, want status 200 with the body", err)
-	}
-	if _, err := post(t.Context(), srv.Client(), srv.URL+"/created", nativeClient, request{}, false); err != nil {
-		t.Errorf("post(native, 201) = %v, want success", err)
-	}
-	if got.auth != "" {
-		t.Errorf("post without auth sent Authorization %q", got.auth)
+			body, err := s.post(t.Context(), 1, estClient, r, true)
+			if err != nil || string(body) != "answer" {
+				t.Fatalf("post(est, 200) = %q, %v; want the answer", body, err)
+			}
+			wantProto := map[string]string{"h1": "HTTP/1.1", "h2": "HTTP/2.0"}[proto]
+			if got.method != http.MethodPost || got.path != "/v1/x" || got.ctype != r.contentType || got.auth != r.auth || got.body != string(r.body) || got.proto != wantProto {
+				t.Errorf("post sent %+v, want POST /v1/x over %s with %+v", got, wantProto, r)
+			}
+			if body, err := s.post(t.Context(), 0, estClient, r, false); err != nil || body != nil {
+				t.Errorf("post(est, 200, keep=false) = %q, %v; want no body, no error", body, err)
+			}
+			if _, err := s.post(t.Context(), 0, stepClient, r, true); err == nil || !strings.Contains(err.Error(), "status 200: answer") {
+				t.Errorf("post(step, 200) error = %v, want status 200 with the body", err)
+			}
+			if _, err := s.post(t.Context(), 1, nativeClient, request{contentType: "application/json"}, false); err != nil {
+				t.Errorf("post(native, 201) = %v, want success", err)
+			}
+			if got.auth != "" || got.body != "" {
+				t.Errorf("post without auth and body sent Authorization %q, body %q", got.auth, got.body)
+			}
+		})
 	}
 }
 

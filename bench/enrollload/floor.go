@@ -14,6 +14,8 @@ import (
 	"net/url"
 	"runtime"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fleetca/fleetca/bench/benchutil"
@@ -31,8 +33,12 @@ type floorResult struct {
 	// floorIssue is issue 19's floor, what any Go CA pays: the CSR's
 	// parse and signature check plus x509.CreateCertificate, timed together.
 	floorIssue time.Duration
-	tbsBytes   int
-	runs       int // timed runs behind each median (the fewest of any operation)
+	// floorIssueAll is floor I's CPU time per certificate with one worker
+	// per CPU running it at once: the load keeps every core busy, and
+	// cores that share caches and power run slower together.
+	floorIssueAll time.Duration
+	tbsBytes      int
+	runs          int // timed runs behind each median (the fewest of any operation)
 }
 
 // measureFloor times the floor's operations, interleaved run by run so
@@ -98,7 +104,8 @@ func measureFloor(runs int, each time.Duration) (floorResult, error) {
 			return errors.Join(c.CheckSignature(), create())
 		},
 	}
-	samples := make([][]time.Duration, len(ops))
+	samples := make([][]time.Duration, len(ops)+1)
+	all := len(ops)
 	for range runs {
 		for i, op := range ops {
 			d, err := timeOp(op, each)
@@ -107,20 +114,26 @@ func measureFloor(runs int, each time.Duration) (floorResult, error) {
 			}
 			samples[i] = append(samples[i], d)
 		}
+		d, err := timeOpAllCPUs(ops[len(ops)-1], each)
+		if err != nil {
+			return floorResult{}, fmt.Errorf("crypto floor: %w", err)
+		}
+		samples[all] = append(samples[all], d)
 	}
 	counts := make([]int, len(samples))
 	for i := range samples {
 		counts[i] = len(samples[i])
 	}
 	return floorResult{
-		csrCheck:   benchutil.Median(samples[0]),
-		rawSign:    benchutil.Median(samples[1]),
-		createCert: benchutil.Median(samples[2]),
-		floorA:     benchutil.Median(samples[3]),
-		floorB:     benchutil.Median(samples[4]),
-		floorIssue: benchutil.Median(samples[5]),
-		tbsBytes:   len(tbs),
-		runs:       slices.Min(counts),
+		csrCheck:      benchutil.Median(samples[0]),
+		rawSign:       benchutil.Median(samples[1]),
+		createCert:    benchutil.Median(samples[2]),
+		floorA:        benchutil.Median(samples[3]),
+		floorB:        benchutil.Median(samples[4]),
+		floorIssue:    benchutil.Median(samples[5]),
+		floorIssueAll: benchutil.Median(samples[all]),
+		tbsBytes:      len(tbs),
+		runs:          slices.Min(counts),
 	}, nil
 }
 
@@ -137,6 +150,42 @@ func timeOp(op func() error, d time.Duration) (time.Duration, error) {
 			return el / time.Duration(n), nil
 		}
 	}
+}
+
+// timeOpAllCPUs runs op in one goroutine per CPU for about d and returns
+// this process's CPU time (getrusage) per call. The goroutines are not
+// locked to threads: the CPU time, not the wall time, is what it divides.
+func timeOpAllCPUs(op func() error, d time.Duration) (time.Duration, error) {
+	workers := runtime.NumCPU()
+	var (
+		calls atomic.Int64
+		errs  = make([]error, workers)
+		wg    sync.WaitGroup
+	)
+	start, cpu0 := time.Now(), benchutil.SelfCPU()
+	for w := range workers {
+		wg.Go(func() {
+			for { // at least one call each, however late the goroutine starts
+				if err := op(); err != nil {
+					errs[w] = err
+					return
+				}
+				calls.Add(1)
+				if time.Since(start) >= d {
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	cpu := benchutil.SelfCPU().Sub(cpu0).Total()
+	if err := errors.Join(errs...); err != nil {
+		return 0, err
+	}
+	if calls.Load() == 0 || cpu <= 0 {
+		return 0, errors.New("no CPU time measured for the all-CPU floor")
+	}
+	return cpu / time.Duration(calls.Load()), nil
 }
 
 // floorIssuer makes a self-signed P-256 CA certificate that stands in for

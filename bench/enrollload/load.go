@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"time"
 
 	"github.com/fleetca/fleetca/api"
@@ -99,16 +98,20 @@ func (g *generator) stepTokens(ctx context.Context, first, n int) ([]string, err
 	return out, err
 }
 
-// runPhase runs conc workers that send jobs of kind k, in order, to url
+// runPhase runs conc workers that send jobs of kind k, in order, with s
 // until d has passed (requests under way then are finished and counted)
-// or the jobs run out, and measures them (benchutil.RunPhase). The first
+// or the jobs run out, on connections opened afresh before it starts, and
+// measures them (benchutil.RunPhase). The first
 // success of the phase is checked as k's client reads it: a certificate
 // for the device the CSR named.
-func runPhase(ctx context.Context, client *http.Client, url string, k clientKind, jobs []job, conc int, d time.Duration, pid int) (benchutil.Phase, error) {
+func runPhase(ctx context.Context, s *sender, k clientKind, jobs []job, conc int, d time.Duration, pid int) (benchutil.Phase, error) {
+	if err := s.reopen(); err != nil {
+		return benchutil.Phase{}, fmt.Errorf("%s: open the connections: %w", k.name, err)
+	}
 	return benchutil.RunPhase(ctx, pid, d, benchutil.Load{Conc: conc, Jobs: len(jobs),
-		Do: func(_, i int, keep bool) ([]byte, error) {
+		Do: func(w, i int, keep bool) ([]byte, error) {
 			j := jobs[i]
-			body, err := post(ctx, client, url, k, j.req, keep)
+			body, err := s.post(ctx, w, k, j.req, keep)
 			if err != nil {
 				return nil, fmt.Errorf("%s %s: %w", k.name, j.id, err)
 			}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -227,7 +226,7 @@ func runLevel(ctx context.Context, o options, srv *benchutil.Server, sca *stepCA
 		}
 		return srv.HTTPSURL + k.path, srv.PID
 	}
-	clients := make([]*http.Client, len(kinds))
+	senders := make([]*sender, len(kinds))
 	rates := make([]float64, len(kinds))
 	reps := make([][]benchutil.Phase, len(kinds))
 	// A first guess of the rate, for sizing the first warm-up: enough for
@@ -235,12 +234,17 @@ func runLevel(ctx context.Context, o options, srv *benchutil.Server, sca *stepCA
 	// previous one saw.
 	guess := 10_000.0
 	for ki, k := range kinds {
+		url, pid := target(k)
+		kr := roots
 		if k == stepCAClient {
-			clients[ki] = benchutil.NewClient(sca.roots, c, o.proto)
-		} else {
-			clients[ki] = benchutil.NewClient(roots, c, o.proto)
+			kr = sca.roots
 		}
-		defer clients[ki].CloseIdleConnections()
+		s, err := newSender(url, kr, c, o.proto)
+		if err != nil {
+			return lr, err
+		}
+		senders[ki] = s
+		defer s.close()
 		rates[ki] = guess
 		if o.warmup <= 0 {
 			continue
@@ -249,8 +253,7 @@ func runLevel(ctx context.Context, o options, srv *benchutil.Server, sca *stepCA
 		if err != nil {
 			return lr, err
 		}
-		url, pid := target(k)
-		w, err := runPhase(ctx, clients[ki], url, k, jobs, c, o.warmup, pid)
+		w, err := runPhase(ctx, s, k, jobs, c, o.warmup, pid)
 		if err != nil {
 			return lr, err
 		}
@@ -272,8 +275,8 @@ func runLevel(ctx context.Context, o options, srv *benchutil.Server, sca *stepCA
 				return lr, err
 			}
 			runtime.GC() // the client's garbage from generating, collected before timing
-			url, pid := target(k)
-			p, err := runPhase(ctx, clients[ki], url, k, jobs, c, o.duration, pid)
+			_, pid := target(k)
+			p, err := runPhase(ctx, senders[ki], k, jobs, c, o.duration, pid)
 			if err != nil {
 				return lr, err
 			}
