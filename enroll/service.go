@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/smallstep/certificates/policy"
 
 	"github.com/fleetca/fleetca/api"
 	"github.com/fleetca/fleetca/ca"
@@ -73,6 +74,8 @@ type Service struct {
 	mfrTold []byte
 	tokens  *tokenVerifier
 	step    *stepVerifier
+	// names is the name-policy engine of CSRs (newNamePolicy).
+	names *policy.NamePolicyEngine
 	// tokenCache holds tokens with uses left, to skip the store read
 	// before signing (tokencache.go).
 	tokenCache *tokenCache
@@ -103,6 +106,11 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	if s.revoked == nil {
 		s.revoked = func(context.Context, []store.Revocation) {}
 	}
+	names, err := newNamePolicy(cfg.TrustDomain)
+	if err != nil {
+		return nil, err
+	}
+	s.names = names
 	auds, err := parseAudiences(cfg.RenewURLs)
 	if err != nil {
 		return nil, err
@@ -416,7 +424,7 @@ func (s *Service) redeem(ctx context.Context, h store.TokenHash, csrDER []byte, 
 		s.tokenCache.put(t)
 	}
 	// The token's device ID was parsed when the token was made.
-	req, err := checkCSR(csrDER, binding{deviceID: api.DeviceID(t.DeviceID), pattern: t.DevicePattern, stepDNS: step}, s.cfg.TrustDomain)
+	req, err := checkCSR(csrDER, binding{deviceID: api.DeviceID(t.DeviceID), pattern: t.DevicePattern, stepDNS: step, names: s.names}, s.cfg.TrustDomain)
 	if err != nil {
 		return nil, tokenID, err
 	}
