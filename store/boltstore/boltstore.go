@@ -29,10 +29,9 @@ var ErrNotDatabase = errors.New("file is not a bbolt database")
 
 // Defaults for the zero values of Options.
 //
-// DefaultMaxBatchDelay is well under bbolt's own 10ms: with 32 enrollments
-// in flight, every batch waiting 10ms caps throughput near 32 per 10ms
-// (BenchmarkIssue measured 1,900/s on 2 cores), while 2ms gave about
-// 6,000/s and still gathers each batch of a closed-loop burst whole.
+// DefaultMaxBatchDelay is well under bbolt's own 10ms: it is paid only by a
+// write that finds no commit under way (groupCommit), and 2ms still
+// gathers a closed-loop burst into one commit.
 const (
 	DefaultTimeout       = time.Second
 	DefaultMaxBatchDelay = 2 * time.Millisecond
@@ -50,12 +49,12 @@ type Options struct {
 	// the default (false) syncs every commit.
 	NoSync bool
 	// MaxBatchDelay is how long a batched write (Issue, Revoke, Renew,
-	// AppendAudit) waits for others to share its commit and fsync. It
-	// bounds the latency group commit adds. Zero means
-	// DefaultMaxBatchDelay (2ms); negative is refused.
+	// AppendAudit) that finds no commit under way waits for others to
+	// share its commit and fsync; writes that arrive while a commit is
+	// under way share the next one, which starts as soon as it ends. Zero
+	// means DefaultMaxBatchDelay (2ms); negative is refused.
 	MaxBatchDelay time.Duration
-	// MaxBatchSize is the most writes one batched commit holds; a full
-	// batch commits without waiting for MaxBatchDelay. Zero means
+	// MaxBatchSize is the most writes one batched commit holds. Zero means
 	// DefaultMaxBatchSize (1000); negative is refused.
 	MaxBatchSize int
 	// NoAuditTree, for benchmarks only, drops the audit tree: audit rows
@@ -98,6 +97,8 @@ func (o Options) validate() error {
 // concurrent use; see the package documentation for its layout.
 type Store struct {
 	db *bbolt.DB
+	// group commits the batched writes (batch).
+	group *groupCommit
 	// auditScanLimit is QueryAudit's store.AuditScanLimit (tests lower it).
 	auditScanLimit int
 
@@ -161,7 +162,7 @@ func Open(path string, opts Options) (*Store, error) {
 		_ = db.Close() // the Update error says more than this one could
 		return nil, fmt.Errorf("open store %q: %w", path, dbError(err))
 	}
-	return &Store{db: db, auditScanLimit: store.AuditScanLimit}, nil
+	return &Store{db: db, group: &groupCommit{db: db, max: opts.MaxBatchSize, delay: opts.MaxBatchDelay}, auditScanLimit: store.AuditScanLimit}, nil
 }
 
 // boltMagic is the number at the start of a bbolt file's meta pages.
@@ -269,7 +270,7 @@ func (s *Store) update(ctx context.Context, fn func(*bbolt.Tx) error) error {
 // fn returns two errors. cond is a refusal (a condition that failed, or
 // ctx ended): fn must have written nothing, and batch returns cond once
 // the commit is done. err is an internal failure: it rolls back the whole
-// shared transaction, so bbolt re-runs the other calls, and this one alone.
+// shared transaction, so groupCommit re-runs the other calls, and this one alone.
 // Hence fn may run several times and must be idempotent: everything it
 // does to the outside world must happen only through tx.
 func (s *Store) batch(ctx context.Context, fn func(*bbolt.Tx) (cond, err error)) error {
@@ -282,7 +283,7 @@ func (s *Store) batch(ctx context.Context, fn func(*bbolt.Tx) (cond, err error))
 	}
 	defer release()
 	var cond error
-	err = s.db.Batch(func(tx *bbolt.Tx) error {
+	err = s.group.do(func(tx *bbolt.Tx) error {
 		cond = nil // a re-run starts afresh
 		if err := ctx.Err(); err != nil {
 			cond = err

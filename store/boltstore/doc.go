@@ -140,9 +140,10 @@
 // # Caveats
 //
 // One process at a time: Open takes an exclusive lock on the file and
-// gives up after Options.Timeout with ErrLocked. A batched write waits up
-// to Options.MaxBatchDelay for company before it commits, which is latency
-// a lone caller pays. The file never shrinks; deleted pages are reused.
+// gives up after Options.Timeout with ErrLocked. A batched write that finds
+// no commit under way waits Options.MaxBatchDelay for company before it
+// commits, which is latency a lone caller pays; under load the writes that
+// arrive during a commit share the next, with no timer. The file never shrinks; deleted pages are reused.
 // The free list is not written at commit (bbolt's NoFreelistSync) but
 // rebuilt by a scan at Open, which makes Open of a large file slower.
 // Serials longer than 255 bytes and device IDs containing a NUL byte are

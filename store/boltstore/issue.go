@@ -13,7 +13,7 @@ import (
 )
 
 // Issue records an issued certificate in one transaction shared, through
-// bbolt's Batch, with concurrent Issue, Revoke, Renew and AppendAudit
+// the store's group commit (batch), with concurrent Issue, Revoke, Renew and AppendAudit
 // calls: they commit with one fsync. It checks, in this order and before
 // it writes anything, the token (exists, not revoked, unexpired at is.Now,
 // a use left), the manufacturer certificate (unused), the device (new if is.RequireNewDevice, not revoked, fewer than

@@ -25,7 +25,7 @@ const maxNonceSweep = 16
 var fleetRenewNowKey = []byte("renew_now_at")
 
 // Renew records a renewal of r.Parent in one transaction shared, through
-// bbolt's Batch, with concurrent Issue, Revoke, Renew and AppendAudit
+// the store's group commit (batch), with concurrent Issue, Revoke, Renew and AppendAudit
 // calls. In this order, and before it writes anything, it checks that the
 // parent exists (store.ErrNotFound) and belongs to r.Certificate.DeviceID
 // (an error wrapping no sentinel), that its device is not revoked

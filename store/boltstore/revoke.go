@@ -23,7 +23,7 @@ type revocationRecord struct {
 }
 
 // Revoke revokes a certificate (r.Serial) or a device (r.DeviceID) in one
-// transaction shared, through bbolt's Batch, with concurrent Issue, Revoke,
+// transaction shared, through the store's group commit (batch), with concurrent Issue, Revoke,
 // Renew and AppendAudit calls. It checks, before it writes anything, that the
 // certificate or device exists (store.ErrNotFound) and is not revoked
 // (store.ErrAlreadyRevoked); a refusal writes nothing and returns no
