@@ -48,6 +48,11 @@ soak:
 # -step-ca installs step-ca v0.30.2 once into $$HOME/.cache/fleetca-tools/bin
 # (go install, CGO_ENABLED=0) and enrolls against it beside fleetca at c=32;
 # -profile prints where serve's CPU goes (an in-process CPU profile, by area).
+# revocationload's OCSP phase prints fleetca's answers/s from its cache
+# beside `openssl ocsp` (one process and -multi 2) over the same
+# certificates, with the ratio and its 5x target in one table;
+# BenchmarkOCSPHTTP (./cmd/fleetca, not run here) is that phase in
+# process, for a CPU profile of the responder.
 # BenchmarkEnrollAuditTree sets enrollments/s with the audit tree beside
 # the rate with it off (boltstore.Options.NoAuditTree, set only by the
 # benchmark through serve's unexported noAuditTree), same run, medians and

@@ -92,7 +92,9 @@
 // certificate, which is renewed at two thirds of its lifetime. An answer
 // without a nonce is cached while at least half its validity
 // (OCSPValidity, default 1h) remains, and the exact request bytes map
-// straight to it; a nonce is echoed, and that answer is not cached.
+// straight to it; a nonce is echoed, and that answer is not cached. A
+// cache hit returns the entry's one OCSPAnswer, shared by every request it
+// answers (no allocation): callers must not modify it.
 //
 // Feed returns the revocation log after a sequence number, in order, and
 // when there is nothing new waits (at most api.FeedMaxWait) for the next

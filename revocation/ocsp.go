@@ -32,9 +32,13 @@ type ocspEntry struct {
 	thisUpdate, nextUpdate time.Time
 	status                 int
 	digest                 string
+	// cached is the entry as a cacheable OCSPAnswer, built once when it
+	// was signed: a cache hit hands it out without allocating.
+	cached *OCSPAnswer
 }
 
-// OCSPAnswer is what to send for an OCSP request.
+// OCSPAnswer is what to send for an OCSP request. An answer from the cache
+// is shared by every request it answers: callers treat it as read-only.
 type OCSPAnswer struct {
 	// DER is the OCSPResponse: a signed one, or an error status
 	// (malformedRequest, unauthorized) that is not signed (RFC 6960 §2.3).
@@ -177,10 +181,8 @@ func (s *Service) fresh(e *ocspEntry, now time.Time) bool {
 	return now.Before(e.thisUpdate.Add(s.cfg.OCSPValidity/2)) && !now.Before(e.thisUpdate)
 }
 
-// answer is the cached entry as an OCSPAnswer.
-func (e *ocspEntry) answer() *OCSPAnswer {
-	return &OCSPAnswer{DER: e.der, Status: e.status, ThisUpdate: e.thisUpdate, NextUpdate: e.nextUpdate, Cacheable: true, Digest: e.digest}
-}
+// answer is the cached entry as an OCSPAnswer (shared, read-only).
+func (e *ocspEntry) answer() *OCSPAnswer { return e.cached }
 
 // indexRequest remembers that the request bytes der, valid and without a
 // nonce, ask for the answer cached under key.
@@ -256,8 +258,10 @@ func (s *Service) signEntry(h crypto.Hash, status int, serial *big.Int, revokedA
 		return nil, fmt.Errorf("sign OCSP response for %s: %w", serial.Text(16), err)
 	}
 	sum := sha256.Sum256(der)
-	return &ocspEntry{der: der, thisUpdate: tmpl.ThisUpdate, nextUpdate: tmpl.NextUpdate, status: status,
-		digest: hex.EncodeToString(sum[:16])}, nil
+	e := &ocspEntry{der: der, thisUpdate: tmpl.ThisUpdate, nextUpdate: tmpl.NextUpdate, status: status,
+		digest: hex.EncodeToString(sum[:16])}
+	e.cached = &OCSPAnswer{DER: e.der, Status: e.status, ThisUpdate: e.thisUpdate, NextUpdate: e.nextUpdate, Cacheable: true, Digest: e.digest}
+	return e, nil
 }
 
 // ResponderCertificate returns the delegated OCSP responder certificate

@@ -186,6 +186,13 @@
 //     never buffered past it.
 //   - Tokens and keys are never logged: the request log records route
 //     patterns, not raw URIs, and a device ID only once it has parsed.
+//   - Every request is counted (fleetca_web_requests_total, by listener,
+//     route pattern, method and status) and has one request log line, at
+//     Info, except a signed OCSP answer (good, revoked, unknown), whose
+//     line is at Debug: a verifier asks once per handshake or refresh, and
+//     the line cost a third of the responder's CPU per cached answer
+//     (issue 19). malformedRequest and unauthorized answers and HTTP
+//     errors on /ocsp are logged at Info.
 //
 // # What it must not do
 //

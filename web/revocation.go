@@ -7,10 +7,13 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -247,11 +250,28 @@ func (s *Server) ocspPost(c echo.Context) error {
 	if ct := c.Request().Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/ocsp-request") {
 		return s.writeOCSP(c, &revocation.OCSPAnswer{DER: ocsp.MalformedRequestErrorResponse, Status: -1})
 	}
-	body, err := s.readLimited(c, maxOCSPRequest)
+	body, err := s.readOCSPBody(c)
 	if err != nil {
 		return err
 	}
 	return s.answerOCSP(c, body)
+}
+
+// readOCSPBody reads a POST /ocsp body of at most maxOCSPRequest bytes.
+// A body whose Content-Length is known (every OCSP client sends one) is
+// read in one allocation of its size; net/http ends the body at that
+// length. Anything else goes through readLimited.
+func (s *Server) readOCSPBody(c echo.Context) ([]byte, error) {
+	r := c.Request()
+	n := r.ContentLength
+	if n <= 0 || n > maxOCSPRequest {
+		return s.readLimited(c, maxOCSPRequest)
+	}
+	body := make([]byte, n)
+	if _, err := io.ReadFull(r.Body, body); err != nil {
+		return nil, fault.Wrap(err, fault.Malformed, "the request body could not be read", "send the whole body")
+	}
+	return body, nil
 }
 
 // ocspGet handles GET /ocsp/{base64 DER, URL-encoded} (RFC 5019 §5).
@@ -284,17 +304,93 @@ func (s *Server) answerOCSP(c echo.Context, der []byte) error {
 }
 
 // writeOCSP sends an OCSP answer with the RFC 5019 §6.2 caching headers
-// when it may be cached.
+// when it may be cached. The headers that depend only on the answer
+// (Last-Modified, Expires, ETag) are formatted once per answer
+// (ocspHeaderCache) and Cache-Control once per max-age; they are put in
+// the header map under their canonical keys, as Header.Set would.
+//
+// A signed answer (good, revoked or unknown) is logged at Debug, not
+// Info: verifiers ask for one per handshake or per refresh, and at tens of
+// thousands a second the request log line was a third of the responder's
+// CPU per answer (issue 19). fleetca_revocation_ocsp_responses_total and
+// fleetca_web_requests_total count every answer; malformedRequest and
+// unauthorized answers, and failures, are still logged at Info.
 func (s *Server) writeOCSP(c echo.Context, ans *revocation.OCSPAnswer) error {
+	if ans.Status >= 0 {
+		c.Set(ctxQuietLog, true)
+	}
 	h := c.Response().Header()
 	if ans.Cacheable {
-		maxAge := max(int64(ans.NextUpdate.Sub(s.now())/time.Second), 0)
-		h.Set("Last-Modified", ans.ThisUpdate.UTC().Format(http.TimeFormat))
-		h.Set("Expires", ans.NextUpdate.UTC().Format(http.TimeFormat))
-		h.Set("ETag", `"`+ans.Digest+`"`)
-		h.Set("Cache-Control", "max-age="+strconv.FormatInt(maxAge, 10)+", public, no-transform, must-revalidate")
+		v := s.ocspHeaders.get(ans)
+		h["Last-Modified"], h["Expires"], h["Etag"] = v.lastModified, v.expires, v.etag
+		h["Cache-Control"] = v.cacheControl(ans, s.now())
 	} else {
-		h.Set("Cache-Control", "no-store")
+		h["Cache-Control"] = noStore
 	}
-	return c.Blob(http.StatusOK, "application/ocsp-response", ans.DER)
+	h[echo.HeaderContentType] = ocspResponseType
+	c.Response().WriteHeader(http.StatusOK)
+	_, err := c.Response().Write(ans.DER)
+	return err
+}
+
+// Header values shared by every OCSP answer; never modified.
+var (
+	ocspResponseType = []string{"application/ocsp-response"}
+	noStore          = []string{"no-store"}
+)
+
+// ocspHeaderCache holds the caching headers of the cacheable answers seen
+// lately, by OCSPAnswer.Digest (which names the DER, and with it
+// thisUpdate and nextUpdate). It is safe for concurrent use.
+type ocspHeaderCache struct {
+	m sync.Map // Digest -> *ocspHeaderValues
+	n atomic.Int64
+}
+
+// maxOCSPHeaderEntries bounds ocspHeaderCache; past it, the cache is
+// emptied and fills again (a new answer costs a few time formats).
+const maxOCSPHeaderEntries = 1 << 16
+
+// ocspHeaderValues are one answer's header values, each a one-element
+// slice shared by every response that sends them: never modified.
+type ocspHeaderValues struct {
+	lastModified, expires, etag []string
+	// cc is the Cache-Control value made last, for its max-age.
+	cc atomic.Pointer[cacheControlValue]
+}
+
+// cacheControlValue is Cache-Control with max-age maxAge.
+type cacheControlValue struct {
+	maxAge int64
+	v      []string
+}
+
+// get returns ans's header values, formatting them on first use.
+func (c *ocspHeaderCache) get(ans *revocation.OCSPAnswer) *ocspHeaderValues {
+	if v, ok := c.m.Load(ans.Digest); ok {
+		return v.(*ocspHeaderValues)
+	}
+	v := &ocspHeaderValues{
+		lastModified: []string{ans.ThisUpdate.UTC().Format(http.TimeFormat)},
+		expires:      []string{ans.NextUpdate.UTC().Format(http.TimeFormat)},
+		etag:         []string{`"` + ans.Digest + `"`},
+	}
+	if c.n.Add(1) > maxOCSPHeaderEntries {
+		c.m.Clear()
+		c.n.Store(1)
+	}
+	c.m.Store(ans.Digest, v)
+	return v
+}
+
+// cacheControl is Cache-Control with max-age the whole seconds from now to
+// ans.NextUpdate (at least 0); the value is made again when max-age changes.
+func (v *ocspHeaderValues) cacheControl(ans *revocation.OCSPAnswer, now time.Time) []string {
+	maxAge := max(int64(ans.NextUpdate.Sub(now)/time.Second), 0)
+	if cc := v.cc.Load(); cc != nil && cc.maxAge == maxAge {
+		return cc.v
+	}
+	cc := &cacheControlValue{maxAge: maxAge, v: []string{"max-age=" + strconv.FormatInt(maxAge, 10) + ", public, no-transform, must-revalidate"}}
+	v.cc.Store(cc)
+	return cc.v
 }

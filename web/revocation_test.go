@@ -5,8 +5,11 @@ import (
 	"context"
 	"crypto"
 	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -18,6 +21,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"golang.org/x/crypto/ocsp"
@@ -471,4 +475,184 @@ func FuzzPartitionParam(f *testing.F) {
 			t.Fatalf("parsePartitionParam(%q) = %d, %v: not the canonical %q", s, p, isPEM, want)
 		}
 	})
+}
+
+// TestOCSPCachingHeaders pins the RFC 5019 §6.2 headers of an answer from
+// the cache, which web formats once per answer: Last-Modified and Expires
+// are the answer's thisUpdate and nextUpdate, ETag names its bytes, and
+// Cache-Control's max-age counts down with the clock, to the second (the
+// same answer, asked again later, carries a smaller max-age). A
+// revocation brings a new answer with new validators; a nonce makes the
+// answer uncacheable.
+func TestOCSPCachingHeaders(t *testing.T) {
+	f := newFixture(t)
+	leaf := f.enrolled(t, "dev-1")
+	ask := func(nonce bool) (*ocsp.Response, http.Header) {
+		t.Helper()
+		der, err := ocsp.CreateRequest(leaf, f.authty.Intermediate(), &ocsp.RequestOptions{Hash: crypto.SHA1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if nonce {
+			der = withNonce(t, der)
+		}
+		rec := do(f.srv.HTTPHandler(), "POST", "/ocsp", "", "application/ocsp-request", string(der))
+		if rec.Code != 200 || rec.Header().Get("Content-Type") != "application/ocsp-response" {
+			t.Fatalf("OCSP: %d %q", rec.Code, rec.Header().Get("Content-Type"))
+		}
+		resp, err := ocsp.ParseResponseForCert(rec.Body.Bytes(), leaf, f.authty.Intermediate())
+		if err != nil {
+			t.Fatalf("parse OCSP response: %v", err)
+		}
+		return resp, rec.Header()
+	}
+	want := func(resp *ocsp.Response, maxAge int) map[string]string {
+		return map[string]string{
+			"Last-Modified": resp.ThisUpdate.UTC().Format(http.TimeFormat),
+			"Expires":       resp.NextUpdate.UTC().Format(http.TimeFormat),
+			"Cache-Control": fmt.Sprintf("max-age=%d, public, no-transform, must-revalidate", maxAge),
+		}
+	}
+	check := func(name string, h http.Header, want map[string]string) {
+		t.Helper()
+		for k, v := range want {
+			if got := h.Get(k); got != v {
+				t.Errorf("%s: %s = %q, want %q", name, k, got, v)
+			}
+		}
+	}
+	first, h := ask(false)
+	ttl := int(first.NextUpdate.Sub(f.clock.Now()) / time.Second)
+	check("first", h, want(first, ttl))
+	etag := h.Get("ETag")
+	if len(etag) < 3 || etag[0] != '"' || etag[len(etag)-1] != '"' {
+		t.Errorf("ETag = %q, want a quoted strong validator", etag)
+	}
+	for _, step := range []struct {
+		name    string
+		advance time.Duration
+		maxAge  int
+	}{
+		{"same-second", 0, ttl},
+		{"half-a-second-later", 500 * time.Millisecond, ttl - 1},
+		{"a-minute-later", time.Minute, ttl - 61},
+	} {
+		f.clock.Add(step.advance)
+		again, h := ask(false)
+		if !again.ThisUpdate.Equal(first.ThisUpdate) || h.Get("ETag") != etag {
+			t.Fatalf("%s: thisUpdate %v ETag %q, want the cached answer (%v, %q)", step.name, again.ThisUpdate, h.Get("ETag"), first.ThisUpdate, etag)
+		}
+		check(step.name, h, want(first, step.maxAge))
+	}
+	if _, h := ask(true); h.Get("Cache-Control") != "no-store" || h.Get("ETag") != "" || h.Get("Expires") != "" {
+		t.Errorf("answer with a nonce: headers %v, want Cache-Control no-store and no validators", h)
+	}
+	rec := do(f.srv.HTTPSHandler(), "POST", "/v1/admin/certificates/"+leaf.SerialNumber.Text(16)+"/revoke", f.admin, "application/json", `{"reason":"keyCompromise"}`)
+	if rec.Code != 200 {
+		t.Fatalf("revoke: %d %s", rec.Code, rec.Body)
+	}
+	revoked, h := ask(false)
+	if revoked.Status != ocsp.Revoked || h.Get("ETag") == etag {
+		t.Errorf("after revoke: status %d ETag %q, want revoked with a new ETag (was %q)", revoked.Status, h.Get("ETag"), etag)
+	}
+	check("revoked", h, want(revoked, int(revoked.NextUpdate.Sub(f.clock.Now())/time.Second)))
+}
+
+// withNonce returns an OCSP request made by ocsp.CreateRequest (no
+// version, no requestor name) with a 16-octet nonce extension (RFC 8954).
+func withNonce(t *testing.T, der []byte) []byte {
+	t.Helper()
+	var req struct {
+		TBS struct {
+			RequestList []asn1.RawValue
+			Extensions  []pkix.Extension `asn1:"explicit,tag:2,optional"`
+		}
+	}
+	if rest, err := asn1.Unmarshal(der, &req); err != nil || len(rest) != 0 {
+		t.Fatalf("parse OCSP request: %v", err)
+	}
+	value, err := asn1.Marshal(bytes.Repeat([]byte{7}, 16))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.TBS.Extensions = []pkix.Extension{{Id: asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 48, 1, 2}, Value: value}}
+	out, err := asn1.Marshal(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestOCSPRequestLog: a signed OCSP answer's request line goes at Debug
+// (with serve's Info logger, none is written), while malformed requests
+// and HTTP errors keep theirs at Info; the request metrics count every
+// request alike.
+func TestOCSPRequestLog(t *testing.T) {
+	f := newFixture(t)
+	leaf := f.enrolled(t, "dev-1")
+	der, err := ocsp.CreateRequest(leaf, f.authty.Intermediate(), &ocsp.RequestOptions{Hash: crypto.SHA1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := api.OCSPPath + "/" + url.PathEscape(base64.StdEncoding.EncodeToString(der))
+	for _, level := range []slog.Level{slog.LevelInfo, slog.LevelDebug} {
+		t.Run(level.String(), func(t *testing.T) {
+			var logs lockedBuffer
+			reg := prometheus.NewRegistry()
+			srv, err := New(Config{}, Deps{Enroll: f.svc, CA: f.authty, Records: f.store, Revocation: f.rev, Now: f.clock.Now,
+				Logger: slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: level})), Metrics: reg})
+			if err != nil {
+				t.Fatal(err)
+			}
+			h := srv.HTTPHandler()
+			for _, r := range []struct{ method, path, ctype, body string }{
+				{"POST", api.OCSPPath, "application/ocsp-request", string(der)},
+				{"POST", api.OCSPPath, "application/ocsp-request", string(der)}, // from the cache
+				{"GET", get, "", ""},
+				{"POST", api.OCSPPath, "application/ocsp-request", "garbage"},
+				{"POST", api.OCSPPath, "application/ocsp-request", strings.Repeat("A", maxOCSPRequest+1)},
+			} {
+				do(h, r.method, r.path, "", r.ctype, r.body)
+			}
+			type line struct {
+				Level, Msg, Route, Method string
+				Status                    int
+			}
+			var got []line
+			for l := range strings.Lines(logs.String()) {
+				var rec line
+				if err := json.Unmarshal([]byte(l), &rec); err != nil {
+					t.Fatalf("log line %q: %v", l, err)
+				}
+				if rec.Msg == "request" {
+					got = append(got, rec)
+				}
+			}
+			want := []line{
+				{"DEBUG", "request", api.OCSPPath, "POST", 200},
+				{"DEBUG", "request", api.OCSPPath, "POST", 200},
+				{"DEBUG", "request", api.OCSPPath + "/*", "GET", 200},
+				{"INFO", "request", api.OCSPPath, "POST", 200},
+				{"INFO", "request", api.OCSPPath, "POST", 413},
+			}
+			if level == slog.LevelInfo {
+				want = want[3:]
+			}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("request log lines (-want +got):\n%s", diff)
+			}
+			for _, m := range []struct {
+				route, method, code string
+				want                float64
+			}{
+				{api.OCSPPath, "POST", "200", 3},
+				{api.OCSPPath + "/*", "GET", "200", 1},
+				{api.OCSPPath, "POST", "413", 1},
+			} {
+				if got := testutil.ToFloat64(srv.requests.WithLabelValues("http", m.route, m.method, m.code)); got != m.want {
+					t.Errorf("fleetca_web_requests_total{%s %s %s} = %v, want %v", m.method, m.route, m.code, got, m.want)
+				}
+			}
+		})
+	}
 }

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -199,6 +200,10 @@ type Server struct {
 	latency                 *prometheus.HistogramVec
 	https                   *echo.Echo
 	http                    *echo.Echo
+	// reqMetrics caches requests' and latency's children.
+	reqMetrics requestMetrics
+	// ocspHeaders formats OCSP answers' caching headers once per answer.
+	ocspHeaders ocspHeaderCache
 	// draining is closed by Drain.
 	draining  chan struct{}
 	drainOnce sync.Once
@@ -270,18 +275,26 @@ func (s *Server) newEcho(listener string) *echo.Echo {
 	e.Use(middleware.RequestID())
 	e.Use(middleware.RequestLoggerWithConfig(middleware.RequestLoggerConfig{
 		HandleError: true, LogLatency: true, LogMethod: true, LogRoutePath: true, LogStatus: true,
-		LogRequestID: true, LogRemoteIP: true, LogError: true,
+		// remote_ip is taken below, once the line is known to be written.
+		LogRequestID: true, LogError: true,
 		LogValuesFunc: func(c echo.Context, v middleware.RequestLoggerValues) error {
 			route := v.RoutePath
 			if route == "" {
 				route = "unmatched"
 			}
-			s.requests.WithLabelValues(listener, route, v.Method, strconv.Itoa(v.Status)).Inc()
-			s.latency.WithLabelValues(listener, route).Observe(v.Latency.Seconds())
+			s.reqMetrics.count(s, listener, route, v.Method, v.Status, v.Latency)
+			ctx := c.Request().Context()
+			level := slog.LevelInfo
+			if quiet, _ := c.Get(ctxQuietLog).(bool); quiet && v.Error == nil {
+				level = slog.LevelDebug
+			}
+			if !s.log.Enabled(ctx, level) {
+				return nil
+			}
 			attrs := []slog.Attr{
 				slog.String("listener", listener), slog.String("method", v.Method), slog.String("route", route),
 				slog.Int("status", v.Status), slog.Float64("duration_ms", float64(v.Latency.Microseconds())/1000),
-				slog.String("request_id", v.RequestID), slog.String("remote_ip", v.RemoteIP),
+				slog.String("request_id", v.RequestID), slog.String("remote_ip", c.RealIP()),
 			}
 			if id, ok := c.Get(ctxDeviceID).(string); ok {
 				attrs = append(attrs, slog.String("device_id", id))
@@ -292,7 +305,7 @@ func (s *Server) newEcho(listener string) *echo.Echo {
 			if v.Error != nil {
 				attrs = append(attrs, logAttrErr(v.Error))
 			}
-			s.log.LogAttrs(c.Request().Context(), slog.LevelInfo, "request", attrs...)
+			s.log.LogAttrs(ctx, level, "request", attrs...)
 			return nil
 		},
 	}))
@@ -306,6 +319,11 @@ const ctxDeviceID = "device_id"
 // ctxAdmin is the echo context key under which requireAdmin leaves the
 // authenticated admin's name for the request log.
 const ctxAdmin = "admin"
+
+// ctxQuietLog is the echo context key under which a handler marks a
+// request whose log line goes at Debug rather than Info: a signed OCSP
+// answer (see writeOCSP). Metrics count it all the same.
+const ctxQuietLog = "quiet_log"
 
 // routes registers the handlers. Every GET of a document (not the feed's
 // long-poll, not the admin API) also answers HEAD.
@@ -404,4 +422,46 @@ func timeJSON(t time.Time) string {
 		return ""
 	}
 	return t.UTC().Format(time.RFC3339)
+}
+
+// requestMetrics caches the children of Server.requests and
+// Server.latency by their label values, so that a request does not hash
+// them again: a hot route (OCSP) answers in a few microseconds. At most
+// maxRequestMetrics label sets are cached; past that, requests look their
+// children up as before.
+type requestMetrics struct {
+	m sync.Map // requestLabels -> *requestChildren
+	n atomic.Int64
+}
+
+// maxRequestMetrics bounds requestMetrics (the method label comes from
+// the client).
+const maxRequestMetrics = 1024
+
+// requestLabels are the label values of one request.
+type requestLabels struct {
+	listener, route, method string
+	status                  int
+}
+
+// requestChildren are the collectors of one label set.
+type requestChildren struct {
+	requests prometheus.Counter
+	latency  prometheus.Observer
+}
+
+// count counts a request in s.requests and s.latency.
+func (r *requestMetrics) count(s *Server, listener, route, method string, status int, latency time.Duration) {
+	k := requestLabels{listener, route, method, status}
+	var ch *requestChildren
+	if v, ok := r.m.Load(k); ok {
+		ch = v.(*requestChildren)
+	} else {
+		ch = &requestChildren{s.requests.WithLabelValues(listener, route, method, strconv.Itoa(status)), s.latency.WithLabelValues(listener, route)}
+		if r.n.Add(1) <= maxRequestMetrics {
+			r.m.Store(k, ch)
+		}
+	}
+	ch.requests.Inc()
+	ch.latency.Observe(latency.Seconds())
 }

@@ -12,7 +12,13 @@
 //     same client, `openssl ocsp` as a responder over the same
 //     certificates (an index.txt, and a delegated responder certificate
 //     signed with the data directory's intermediate key), single process
-//     and with -multi.
+//     and with -multi. One table gives every responder's answers/s,
+//     server CPU per answer (and its kernel share) and fleetca's ratio to
+//     it, then the ratio to the single process beside the 5x target, also
+//     repetition by repetition. openssl's responder closes the connection
+//     after every answer (it never keeps one alive, even when asked), so
+//     the client reconnects for it. BenchmarkOCSPHTTP in cmd/fleetca is
+//     this phase in process, to profile the responder.
 //  2. Revocations per second sustained through the admin API
 //     (concurrency 32), while a monitor checks that OCSP answers revoked
 //     for the latest revocation and that the served CRL keeps up; then
