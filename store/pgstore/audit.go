@@ -21,39 +21,27 @@ import (
 // payload is the last revocation Seq of the transaction that sent it.
 const revocationChannel = "fleetca_rev"
 
-// headsSQL takes the next Seq values from log_heads, appends the
-// revocation entries with theirs, and returns the last Seq values before
-// and the audit tree's right edge (log_heads.audit_edge). $1 is the
-// number of audit events, $2 of revocations; $3..$8 the entries' columns
-// as arrays, in Seq order. The UPDATE takes the log_heads row lock,
-// which the transaction holds until it commits.
-const headsSQL = `
+// appendLogsSQL appends to the logs (fleetca_append_logs, migration 7):
+// it takes the next Seq values under the log_heads row lock, which the
+// transaction holds until it commits, appends the audit events with their
+// roots and the tree's stored hashes, and inserts the revocation entries
+// with their Seq values. It returns the last revocation Seq before. $1 is
+// the number of revocations; $2..$9 the audit events' columns and leaf
+// tails as arrays, in Seq order; $10..$15 the revocations' columns.
+const appendLogsSQL = `
 WITH h AS (
-	UPDATE log_heads SET audit_seq = audit_seq + $1::bigint, revocation_seq = revocation_seq + $2::bigint
-	RETURNING audit_seq, revocation_seq, audit_edge
+	SELECT revocation_before FROM fleetca_append_logs($1::bigint,
+		$2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::bytea[])
 ), r AS (
 	INSERT INTO revocations (seq, serial, device_id, revoked_at, reason, not_after, crl_partition)
-	SELECT h.revocation_seq - $2::bigint + e.ord, e.serial, e.device_id, e.revoked_at, e.reason, e.not_after, e.crl_partition
-	FROM h, unnest($3::numeric[], $4::text[], $5::timestamptz[], $6::integer[], $7::timestamptz[], $8::smallint[])
+	SELECT h.revocation_before + e.ord, e.serial, e.device_id, e.revoked_at, e.reason, e.not_after, e.crl_partition
+	FROM h, unnest($10::numeric[], $11::text[], $12::timestamptz[], $13::integer[], $14::timestamptz[], $15::smallint[])
 		WITH ORDINALITY AS e(serial, device_id, revoked_at, reason, not_after, crl_partition, ord)
 )
-SELECT audit_seq - $1::bigint, revocation_seq - $2::bigint, audit_edge FROM h`
-
-// insertAuditSQL inserts the audit events ($1..$9: their columns as
-// arrays, root included) and the stored hashes ($11, from stored-hash
-// index $10 on), and sets the tree's new right edge ($12).
-const insertAuditSQL = `
-WITH a AS (
-	INSERT INTO audit (seq, time, action, actor, device_id, serial, token_id, detail, root)
-	SELECT * FROM unnest($1::bigint[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::bytea[])
-), s AS (
-	INSERT INTO audit_hashes (index, hash)
-	SELECT $10::bigint + e.ord - 1, e.hash FROM unnest($11::bytea[]) WITH ORDINALITY AS e(hash, ord)
-)
-UPDATE log_heads SET audit_edge = $12`
+SELECT revocation_before FROM h`
 
 // logAppend is what a transaction appends to the logs (appendLogs), done
-// by runTx when it commits (txn.appendLogs).
+// by runTx when it commits (txn.queueLogs).
 type logAppend struct {
 	audits []store.AuditEvent
 	revs   []store.Revocation
@@ -66,14 +54,15 @@ type logAppend struct {
 // transaction has committed, *out (if not nil) holds revs with their Seq.
 //
 // It must be the last thing a write transaction does, and is done once:
-// runTx sends, after every statement queued with txn.last, the UPDATE of
-// log_heads that takes the row lock every appender waits for (and holds
-// until its commit, so Seq values are given out in commit order without
+// runTx sends, after every statement queued with txn.last and before the
+// COMMIT, in the same round trip, the statement that takes the log_heads
+// row lock every appender waits for (appendLogsSQL). The lock is held
+// until the commit, so Seq values are given out in commit order without
 // gaps: a bigserial would give them out in the order the transactions
 // asked, and a reader could see Seq 11 committed before 10, page past 10
-// and never see it); it learns the Seq values and the tree's right edge
-// from it, computes the stored hashes and the roots
-// (backend.AppendAudit), and sends them with the COMMIT (txn.appendLogs).
+// and never see it. The server computes the audit events' stored hashes
+// and roots under the lock (fleetca_append_logs), so no client round trip
+// happens while it is held.
 func appendLogs(tx *txn, audits []store.AuditEvent, revs []store.Revocation, out *[]store.Revocation) {
 	if tx.logs != nil {
 		panic("pgstore: appendLogs called twice in one transaction")
@@ -81,13 +70,41 @@ func appendLogs(tx *txn, audits []store.AuditEvent, revs []store.Revocation, out
 	tx.logs = &logAppend{audits: slices.Clone(audits), revs: revs, out: out}
 }
 
-// appendLogs sends the statements queued so far with the log heads'
-// UPDATE (headsSQL) in one round trip, computes the audit events' stored
-// hashes and roots, and queues their INSERT to go with the COMMIT: the
-// log_heads row lock is held for one round trip and the commit.
-func (tx *txn) appendLogs(ctx context.Context) error {
+// leafHead is how every audit leaf (store.AuditEvent.LeafData) begins
+// when its Seq is 0: fleetca_append_logs puts the real Seq in its place.
+const leafHead = `{"seq":0`
+
+// leafTail returns e's leaf without its beginning up to the Seq's digits,
+// for fleetca_append_logs, which prefixes {"seq":<Seq>.
+func leafTail(e store.AuditEvent) ([]byte, error) {
+	e.Seq = 0
+	leaf := e.LeafData()
+	tail, ok := bytes.CutPrefix(leaf, []byte(leafHead))
+	if !ok {
+		return nil, fmt.Errorf("audit tree: an audit leaf begins %.12q, not %q", leaf, leafHead)
+	}
+	return tail, nil
+}
+
+// queueLogs queues on tx.final the logs' statement (appendLogsSQL, and
+// the notification of new revocations), to go with the COMMIT.
+func (tx *txn) queueLogs() error {
 	l := tx.logs
 	na, nr := len(l.audits), len(l.revs)
+	times := make([]any, na)
+	actions, actors, devices, serials, tokens, details := make([]string, na), make([]string, na), make([]string, na),
+		make([]string, na), make([]string, na), make([]string, na)
+	tails := make([][]byte, na)
+	for i, e := range l.audits {
+		// The stored time is the leaf's: UTC, to the microsecond.
+		e.Time = e.Time.UTC().Truncate(store.AuditTimePrecision)
+		tail, err := leafTail(e)
+		if err != nil {
+			return err
+		}
+		times[i], tails[i] = nullTime(e.Time), tail
+		actions[i], actors[i], devices[i], serials[i], tokens[i], details[i] = e.Action, e.Actor, e.DeviceID, e.Serial, e.TokenID, e.Detail
+	}
 	rSerials := make([]pgtype.Numeric, nr)
 	rDevices := make([]string, nr)
 	rAts := make([]time.Time, nr)
@@ -101,51 +118,37 @@ func (tx *txn) appendLogs(ctx context.Context) error {
 			rPartitions[i] = &p
 		}
 	}
-	var auditSeq, revSeq int64
-	var edge []byte
-	b := &tx.final
-	if !tx.begun {
-		b.QueuedQueries = append([]*pgx.QueuedQuery{{SQL: "BEGIN"}}, b.QueuedQueries...)
-		tx.begun = true
-	}
-	b.Queue(headsSQL, na, nr, rSerials, rDevices, rAts, rReasons, rNotAfters, rPartitions).QueryRow(func(row pgx.Row) error {
-		if err := row.Scan(&auditSeq, &revSeq, &edge); err != nil {
+	tx.final.Queue(appendLogsSQL, nr, times, actions, actors, devices, serials, tokens, details, tails,
+		rSerials, rDevices, rAts, rReasons, rNotAfters, rPartitions).QueryRow(func(row pgx.Row) error {
+		var revSeq int64
+		if err := row.Scan(&revSeq); err != nil {
 			return fmt.Errorf("append to the logs: %w", err)
+		}
+		if l.out != nil {
+			entries := make([]store.Revocation, nr)
+			for i, e := range l.revs {
+				e.Seq = uint64(revSeq) + uint64(i) + 1
+				entries[i] = e
+			}
+			*l.out = entries
 		}
 		return nil
 	})
 	if nr > 0 {
 		// The payload is a hint (the listener reads none of it): the last
 		// Seq is read from log_heads, updated by this transaction.
-		b.Queue("SELECT pg_notify($1, revocation_seq::text) FROM log_heads", revocationChannel)
+		tx.final.Queue("SELECT pg_notify($1, revocation_seq::text) FROM log_heads", revocationChannel)
 	}
-	if err := tx.sendFinal(ctx); err != nil {
-		return err
-	}
-	tx.final = pgx.Batch{}
-	if l.out != nil {
-		entries := make([]store.Revocation, nr)
-		for i, e := range l.revs {
-			e.Seq = uint64(revSeq) + uint64(i) + 1
-			entries[i] = e
-		}
-		*l.out = entries
-	}
-	if na == 0 {
-		return nil
-	}
-	ins, err := auditInsert(auditSeq, edge, l.audits)
-	if err != nil {
-		return err
-	}
-	tx.final.Queue(insertAuditSQL, ins...)
 	return nil
 }
 
 // auditInsert gives events (a copy of the caller's) the Seq values after
 // size, computes their roots and stored hashes on the tree whose right
-// edge is edge (backend.AppendAudit), and returns insertAuditSQL's
-// arguments.
+// edge is edge (backend.AppendAudit, in Go: buildAuditTree's tree), and
+// returns, as arrays, their Seq values, the audit columns time, action,
+// actor, device_id, serial, token_id and detail, their roots, the
+// stored-hash index of the first new stored hash, the new stored hashes,
+// and the new right edge.
 func auditInsert(size int64, edge []byte, events []store.AuditEvent) ([]any, error) {
 	r, err := newEdgeReader(size, edge)
 	if err != nil {

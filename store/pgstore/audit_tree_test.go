@@ -1,6 +1,7 @@
 package pgstore
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -201,5 +202,54 @@ func TestReplicasPutCheckpoint(t *testing.T) {
 	latest, err := stores[1].LatestCheckpoint(ctx)
 	if err != nil || latest.Size != 20 {
 		t.Errorf("LatestCheckpoint = size %d, %v, want 20, nil", latest.Size, err)
+	}
+}
+
+// TestAppendLogsHashes: the server's hashing (fleetca_append_logs) gives
+// every row's root and every stored hash that tlog gives, for appends of
+// one event and of several in a transaction, crossing subtree sizes, and
+// for leaves whose JSON escapes (quotes, HTML characters, control
+// characters, non-ASCII text) and times that are not UTC or have
+// nanoseconds; each row reads back as its leaf has it.
+func TestAppendLogsHashes(t *testing.T) {
+	ctx := t.Context()
+	s := open(t, pgtest.NewDatabase(t))
+	paris := time.FixedZone("CET", 3600)
+	details := []string{"", `"quoted" \ back`, "<a href='x'>&amp;</a>", "tab\tnl\n bell\x07 del\x7f", "é 中文 🙂", "\u2028\u2029"}
+	var want []store.AuditEvent
+	sizes := []int{1, 3, 2, 5, 1, 8, 13, 1, 1, 4, 16, 1, 2, 31, 7}
+	for b, n := range sizes {
+		events := make([]store.AuditEvent, n)
+		for i := range events {
+			k := len(want) + i
+			at := t0.Add(time.Duration(k)*time.Second + time.Duration(k)*1234*time.Nanosecond).In(paris)
+			if k%11 == 5 {
+				at = time.Time{}
+			}
+			events[i] = store.AuditEvent{
+				Time: at, Action: "test.append", Actor: fmt.Sprintf("batch:%d", b),
+				DeviceID: "dev-" + strconv.Itoa(k), Serial: strconv.FormatInt(int64(k), 16),
+				TokenID: strings.Repeat("t", k%3), Detail: details[k%len(details)],
+			}
+		}
+		if err := s.inTx(ctx, func(tx *txn) error {
+			appendLogs(tx, events, nil, nil)
+			return nil
+		}); err != nil {
+			t.Fatalf("append of batch %d (%d events) error = %v, want nil", b, n, err)
+		}
+		want = append(want, events...)
+	}
+	n := int64(len(want))
+	got := storetest.CheckAuditTree(t, s, "pgstore", [2]int64{0, n}, [2]int64{n / 2, n}, [2]int64{n - 1, n}, [2]int64{5, 8}, [2]int64{33, 64})
+	for i := range want {
+		w := want[i]
+		w.Seq = uint64(i + 1)
+		if !w.Time.IsZero() {
+			w.Time = w.Time.UTC().Truncate(store.AuditTimePrecision)
+		}
+		if !bytes.Equal(got[i].LeafData(), w.LeafData()) {
+			t.Errorf("audit event %d leaf = %s, want %s", i+1, got[i].LeafData(), w.LeafData())
+		}
 	}
 }

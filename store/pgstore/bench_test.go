@@ -25,10 +25,10 @@ import (
 //
 // What limits it: rows every enrollment updates. The log_heads row gives
 // each write its audit Seq and the audit tree's right edge, and the shared
-// token's row its use; each transaction holds their locks for one round
-// trip (the audit rows' hashes and roots, computed from the edge, go with
-// the COMMIT) and through its commit's WAL flush (log_heads so that Seq
-// values follow commit order). Commits therefore flush one at a time and
+// token's row its use; each transaction takes their locks in its last
+// round trip (the server hashes the tree: fleetca_append_logs) and holds
+// them through its commit's WAL flush (log_heads so that Seq values
+// follow commit order). Commits therefore flush one at a time and
 // PostgreSQL cannot group them (fdatasync: 0.6 to 1.6ms on the 2-core
 // test machine, by pg_test_fsync), where bbolt's Batch commits many
 // enrollments with one fsync. More replicas add connections, not

@@ -17,8 +17,11 @@ import (
 // countShards is how many rows of console_counts share one name's count.
 const countShards = 16
 
-// countSQL adds $3 to the count named $1 in its shard $2.
-const countSQL = `INSERT INTO console_counts (name, shard, n) VALUES ($1, $2, $3)
+// countSQL adds $3[i] to the count named $1[i] in its shard $2[i], for
+// each i, in that order (each name once): one statement for the counts a
+// write changes.
+const countSQL = `INSERT INTO console_counts (name, shard, n)
+	SELECT * FROM unnest($1::text[], $2::smallint[], $3::bigint[])
 	ON CONFLICT (name, shard) DO UPDATE SET n = console_counts.n + EXCLUDED.n`
 
 // queueCounts queues with the COMMIT (txn.last) the changes to Stats'
@@ -33,13 +36,19 @@ func queueCounts(tx *txn, active, certs, revoked int, enrolled time.Time) {
 	if !enrolled.IsZero() {
 		enroll = 1
 	}
+	var names []string
+	var shards []int16
+	var deltas []int64
 	for _, c := range []struct {
 		name  string
 		delta int
 	}{{"active", active}, {"certs", certs}, {enrollName(enrolled), enroll}, {"revoked", revoked}} {
 		if c.delta != 0 {
-			tx.last(countSQL, nil, c.name, int16(rand.IntN(countShards)), int64(c.delta))
+			names, shards, deltas = append(names, c.name), append(shards, int16(rand.IntN(countShards))), append(deltas, int64(c.delta))
 		}
+	}
+	if len(names) > 0 {
+		tx.last(countSQL, nil, names, shards, deltas)
 	}
 }
 

@@ -66,6 +66,10 @@
 //	               enrollments per UTC day ("e:<day>"), each spread over 16 shard rows
 //	               that writes add to at random (no row every enrollment waits for)
 //
+// and one function, fleetca_append_logs (migration 7), which appends to
+// the audit and revocation logs and the audit tree under the log_heads
+// row lock (see Invariants).
+//
 // Text that listings order (device IDs, token IDs, manufacturer and admin names) is
 // COLLATE "C", so pages are in byte order as in boltstore, whatever the
 // database's locale. Serials are numeric, so ListCertificates pages in
@@ -89,19 +93,22 @@
 //     newest-certificate, retry and supersede rules, and a device's
 //     revocation see no concurrent change to its certificates.
 //   - Audit and revocation Seq values are 1, 2, 3, ... without gaps, in
-//     commit order: a write's last round trip but one ends with the
-//     UPDATE of the log_heads row, which takes the next values, inserts
-//     the revocation entries with theirs and returns the audit tree's
-//     right edge (the hashes of its complete subtrees, log_heads.audit_edge);
-//     the row lock it takes is held until its commit, so the next
-//     appender gets the following values only once this one is visible.
-//     With them the store computes each audit event's stored hashes and
-//     Root (backend.AppendAudit: tlog, as boltstore does; leaf index =
-//     Seq-1, Time to the microsecond) and sends the audit rows, the
-//     hashes and the new edge with the COMMIT (txn.appendLogs). So the
-//     lock is held for one client round trip and the commit: the least
-//     the tree allows, since an event's leaf includes its Seq, known only
-//     under the lock, and its hashing is tlog's, in Go. A reader that
+//     commit order: a write's last round trip carries, after its other
+//     writes and before the COMMIT, the logs' statement (appendLogsSQL),
+//     whose function fleetca_append_logs (migration 7) locks the
+//     log_heads row, takes the next values, appends the audit rows with
+//     their roots, the tree's stored hashes and its new right edge (the
+//     hashes of its complete subtrees, log_heads.audit_edge), and whose
+//     statement inserts the revocation entries with theirs; the row lock
+//     is held until the commit, so the next appender gets the following
+//     values only once this one is visible. The server hashes, since an
+//     event's leaf includes its Seq, known only under the lock: Go sends
+//     each leaf without its beginning {"seq":0 (leafTail), and the
+//     function hashes as tlog does (leaf index = Seq-1, Time to the
+//     microsecond; TestAppendLogsHashes checks every root and stored hash
+//     against tlog's). So the lock is held for the server's work on the
+//     rest of the pipeline and the commit, never for a client round
+//     trip. A reader that
 //     pages ListRevocations by the last Seq it saw (the proxies' feed,
 //     from any replica) never skips one. A bigserial would not do: its
 //     values are drawn in start order, and Seq 11 could commit, and be
@@ -118,13 +125,13 @@
 //   - A write sends its statements in as few round trips as the rules
 //     allow, since each costs both sides CPU: the BEGIN goes with the
 //     first statement, the writes that need no answer (and the spend)
-//     with the log_heads UPDATE, the audit rows with the COMMIT, and
+//     and the logs' statement with the COMMIT, and
 //     Issue (for a new device) and Renew send their conditions'
 //     statements in one pgx.Batch, writes included (INSERT ... ON
 //     CONFLICT DO NOTHING RETURNING), and judge the results in the
 //     contract's order: the first refused condition is the answer and
-//     the ROLLBACK undoes the rest. A new device's Issue is three round
-//     trips, AppendAudit two (TestRoundTrips). A statement that holds a
+//     the ROLLBACK undoes the rest. A new device's Issue is two round
+//     trips, AppendAudit one (TestRoundTrips). A statement that holds a
 //     lock must come before any whose
 //     snapshot must see what the lock waited for (a statement's snapshot
 //     is taken when it starts); a statement that could not see a row
@@ -152,21 +159,23 @@
 // nanoseconds comes back truncated.
 //
 // Every write transaction holds the log_heads row lock (and an Issue with
-// a shared token, that token's row lock) for one round trip and through
-// its commit: the locks last until the WAL flush, so commits are flushed
-// one after another and PostgreSQL cannot group them. The round trip is
-// the audit tree's (see Invariants): on the 2-core test machine, loaded
-// by other work (load average 15-20), BenchmarkIssue gave 310-520
-// enrollments/s before the tree and 120-310 after, runs interleaved, for
-// 1, 2 and 3 replicas alike (0.5x-0.8x): a round trip under the lock
-// costs what the client's wake-up costs on a busy machine. On the 2-core test machine, with fsync on, Issue at 32 in flight
-// gives about 1,400-1,800 enrollments/s (BenchmarkIssue), and a second
-// replica adds no throughput; through `fleetca serve` (bench/replicaload)
-// one replica on PostgreSQL enrolls at about 0.45x the bbolt rate, the
-// two sides' CPU per statement and round trip being what remains beside
-// those locks. The Seq rule costs that. A later design may
-// number the audit log after commit (in the order the rows became
-// visible) and split a many-use token's count over several rows.
+// a shared token, that token's row lock) from its last round trip's logs'
+// statement through its commit: the locks last until the WAL flush, so
+// commits are flushed one after another and PostgreSQL cannot group them.
+// Since migration 7 no client round trip happens under them (the server
+// hashes the audit tree), and a new device's Issue is two round trips
+// again; with tlog's hashing in Go (issue 16) it was three, one of them
+// under the lock. On the 2-core test machine, shared with other work
+// (load average 9-13), BenchmarkIssue (fsync on, 32 in flight) gave, in
+// 17 interleaved pairs of 3 s runs, medians of 331 enrollments/s before
+// and 469 after with one replica (paired ratio 1.29), 365 and 358 with
+// three (0.96): on a machine that busy it is bound by CPU more than by
+// the lock, about 1.0-1.4 ms of PostgreSQL backend CPU per enrollment
+// (about 20 statements; the change saved about 5%) and 0.3 ms of the
+// client's (0.4 before). More replicas add connections and lock waiters,
+// not flushes. The Seq rule costs that. A later design may number the
+// audit log after commit (in the order the rows became visible) and
+// split a many-use token's count over several rows.
 //
 // Serials longer than 255 bytes are refused, and counters, Seq values and
 // CRL numbers above 2^63-1. Dump reads one REPEATABLE READ snapshot; Load

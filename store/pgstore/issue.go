@@ -67,13 +67,13 @@ func (s *Store) Issue(ctx context.Context, is store.Issuance) error {
 	return nil
 }
 
-// issueTx is the body of Issue. The common path (a new device) takes one
-// round trip before the logs' two (appendLogs): the BEGIN, the token's read and the
-// statements of the manufacturer certificate, the device, the key and the
-// serial go in one batch, in the order of the conditions, and their
-// results are judged in that order (firstCond); only an existing
-// device's live certificates are counted after it (MaxActive), and that
-// condition judged before the key's and the serial's. A write whose
+// issueTx is the body of Issue. It takes one round trip before the last
+// one, which carries the writes, the logs' statement and the COMMIT
+// (appendLogs): the BEGIN, the token's read and the statements of the
+// manufacturer certificate, the device, an existing device's live
+// certificates (MaxActive), the key and the serial go in one batch, in
+// the order of the conditions, and their results are judged in that
+// order (firstCond). A write whose
 // condition fails, or that comes after one that failed, is rolled back
 // with the rest; no statement of the batch fails with an error for a
 // refused condition, so none hides an earlier condition's answer. The
@@ -113,9 +113,11 @@ func issueTx(ctx context.Context, tx *txn, is store.Issuance) error {
 		})
 	}
 
-	// The device, created or locked.
+	// The device, created (with its newest certificate's fields) or
+	// locked.
+	notAfter, renewBy := backend.DeviceCertificate(c)
 	var created bool
-	b.Queue(deviceSQL, c.DeviceID, is.Now, mfrName, mfrSerial, mfrFP).QueryRow(func(row pgx.Row) error {
+	b.Queue(deviceSQL, c.DeviceID, is.Now, mfrName, mfrSerial, mfrFP, notAfter, renewBy).QueryRow(func(row pgx.Row) error {
 		var status *string
 		var fp []byte
 		if err := row.Scan(&created, &status, &fp); err != nil {
@@ -138,50 +140,43 @@ func issueTx(ctx context.Context, tx *txn, is store.Issuance) error {
 		return nil
 	})
 
-	// The key and the serial, judged after MaxActive's count.
-	var keyCond firstCond
-	queueBindKey(b, &keyCond, c.KeyHash, c.DeviceID)
-	var inserted bool
-	queueInsertCert(b, &keyCond, c, &inserted)
+	// An existing device's live certificates, counted under its row's
+	// lock: the statement comes after the device's, so its snapshot is
+	// taken once the lock is held, and before the certificate's insert,
+	// which it does not see. A device that must be new has none.
+	if is.MaxActive > 0 && !is.RequireNewDevice {
+		b.Queue(`SELECT count(*) FROM (SELECT 1 FROM certificates
+			WHERE device_id = $1 AND revoked_at IS NULL AND not_after > $2 LIMIT $3) l`,
+			c.DeviceID, is.Now, is.MaxActive).QueryRow(func(row pgx.Row) error {
+			var live int
+			if err := row.Scan(&live); err != nil {
+				return fmt.Errorf("count live certificates: %w", err)
+			}
+			if !created && live >= is.MaxActive {
+				return cond.judge(fmt.Errorf("%d live, at most %d: %w", live, is.MaxActive, store.ErrTooManyCertificates))
+			}
+			return nil
+		})
+	}
+
+	// The key and the serial.
+	queueBindKey(b, &cond, c.KeyHash, c.DeviceID)
+	queueInsertCert(b, &cond, c)
 
 	if err := tx.send(ctx, b); cond.err != nil || err != nil {
 		return cmp.Or(cond.err, err)
 	}
 
-	// An existing device's live certificates, counted under its row's
-	// lock, in a statement of its own (so its snapshot is taken once the
-	// lock is held), and not in the batch: a new device has none. The
-	// certificate the batch inserted is not counted.
-	if !created && is.MaxActive > 0 {
-		var live int
-		var ours any
-		if inserted {
-			ours = numeric(c.Serial)
-		}
-		err := tx.QueryRow(ctx, `SELECT count(*) FROM (SELECT 1 FROM certificates
-			WHERE device_id = $1 AND revoked_at IS NULL AND not_after > $2 AND serial IS DISTINCT FROM $3 LIMIT $4) l`,
-			c.DeviceID, is.Now, ours, is.MaxActive).Scan(&live)
-		if err != nil {
-			return fmt.Errorf("count live certificates: %w", err)
-		}
-		if live >= is.MaxActive {
-			return fmt.Errorf("%d live, at most %d: %w", live, is.MaxActive, store.ErrTooManyCertificates)
-		}
-	}
-	if keyCond.err != nil {
-		return keyCond.err
-	}
-
-	// The device's newest certificate, and for an existing device its
-	// update; a created one gets the same values again.
-	notAfter, renewBy := backend.DeviceCertificate(c)
-	tx.last(`UPDATE devices SET updated_at = $2,
-		mfr_name = COALESCE($3, mfr_name), mfr_serial = COALESCE($4, mfr_serial), mfr_fingerprint = COALESCE($5, mfr_fingerprint),
-		not_after = $6, renew_by = $7
-		WHERE id = $1`, nil, c.DeviceID, is.Now, mfrName, mfrSerial, mfrFP, notAfter, renewBy)
-	newDevice := 0
-	if created {
-		newDevice = 1
+	// An existing device's update, and its newest certificate; a created
+	// one has them (an UPDATE would write its row and its six index
+	// entries again).
+	newDevice := 1
+	if !created {
+		newDevice = 0
+		tx.last(`UPDATE devices SET updated_at = $2,
+			mfr_name = COALESCE($3, mfr_name), mfr_serial = COALESCE($4, mfr_serial), mfr_fingerprint = COALESCE($5, mfr_fingerprint),
+			not_after = $6, renew_by = $7
+			WHERE id = $1`, nil, c.DeviceID, is.Now, mfrName, mfrSerial, mfrFP, notAfter, renewBy)
 	}
 	queueCounts(tx, newDevice, 1, 0, c.IssuedAt)
 
@@ -196,7 +191,8 @@ func issueTx(ctx context.Context, tx *txn, is store.Issuance) error {
 }
 
 // deviceSQL creates the device's row ($1, at $2, with the manufacturer
-// certificate $3, $4, $5) or, if it exists, locks it, in one statement:
+// certificate $3, $4, $5 and the newest certificate's not_after $6 and
+// renew_by $7) or, if it exists, locks it, in one statement:
 // it returns whether it created the row, and the status and manufacturer
 // fingerprint of the row it locked (NULL when it created one). Both
 // branches see the statement's snapshot: when a concurrent transaction
@@ -205,8 +201,8 @@ func issueTx(ctx context.Context, tx *txn, is store.Issuance) error {
 // caller runs the transaction again: errRaced).
 const deviceSQL = `
 WITH ins AS (
-	INSERT INTO devices (id, status, created_at, updated_at, mfr_name, mfr_serial, mfr_fingerprint)
-	VALUES ($1, 'active', $2, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING RETURNING true
+	INSERT INTO devices (id, status, created_at, updated_at, mfr_name, mfr_serial, mfr_fingerprint, not_after, renew_by)
+	VALUES ($1, 'active', $2, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING RETURNING true
 ), cur AS (
 	SELECT status, mfr_fingerprint FROM devices WHERE id = $1 FOR NO KEY UPDATE
 )
@@ -250,15 +246,15 @@ SELECT 1 / count(*) FROM s`
 var errTokenRaced = errors.New("the token changed while it was spent")
 
 // spendToken queues the spend of a use of the token with hash h at now,
-// to go with the logs' UPDATE of log_heads, just before it (txn.last). It
+// to go with the logs' statement, just before it (txn.last). It
 // is a conditional UPDATE: PostgreSQL re-checks its WHERE on the newest
 // version of the row after waiting for a concurrent spender, so of N
 // spenders of the last use exactly one gets the row; the others' division
 // by zero stops the pipeline before the logs' statement and the COMMIT,
 // and inTx returns errTokenRaced. Queued last, the row's lock (a pattern
 // token's row is shared by a whole factory line) is held as log_heads'
-// is, for the audit tree's round trip and the commit, rather than from
-// the middle of the transaction.
+// is, for the server's work on the last round trip and the commit, rather
+// than from the middle of the transaction.
 func spendToken(tx *txn, h store.TokenHash, now time.Time) {
 	tx.spends = true
 	tx.last(spendTokenSQL, nil, h[:], now)
@@ -351,9 +347,8 @@ func queueBindKey(b *pgx.Batch, cond *firstCond, key store.KeyHash, deviceID str
 }
 
 // queueInsertCert queues on b the insert of c, and its refusal
-// (store.ErrConflict, judged by cond) if its serial exists; inserted, if
-// not nil, is set when it inserted c.
-func queueInsertCert(b *pgx.Batch, cond *firstCond, c store.Certificate, inserted *bool) {
+// (store.ErrConflict, judged by cond) if its serial exists.
+func queueInsertCert(b *pgx.Batch, cond *firstCond, c store.Certificate) {
 	b.Queue(`INSERT INTO certificates (`+certCols+`)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (serial) DO NOTHING RETURNING true`,
 		numeric(c.Serial), c.DeviceID, c.KeyHash[:], nullTime(c.NotBefore), c.NotAfter, nullTime(c.IssuedAt),
@@ -364,9 +359,6 @@ func queueInsertCert(b *pgx.Batch, cond *firstCond, c store.Certificate, inserte
 			return fmt.Errorf("certificate: %w", err)
 		case !fresh:
 			return cond.judge(fmt.Errorf("serial %x exists: %w", c.Serial, store.ErrConflict))
-		}
-		if inserted != nil {
-			*inserted = true
 		}
 		return nil
 	})

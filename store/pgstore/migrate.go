@@ -15,7 +15,7 @@ import (
 
 // SchemaVersion is the schema version this fleetca knows: the number of
 // the last file in migrations/.
-const SchemaVersion = 6
+const SchemaVersion = 7
 
 // Errors of a schema version Open cannot use. Test with errors.Is.
 var (

@@ -219,10 +219,10 @@ type querier interface {
 //
 // The statements fn queues with txn.last are sent with the COMMIT in
 // one pipeline, one round trip; when fn appended to the logs
-// (appendLogs), they go instead with the log heads' UPDATE, and the
-// audit rows with the COMMIT (txn.appendLogs): the log_heads row lock
-// that the UPDATE takes is held for one client round trip and the
-// commit's WAL flush.
+// (appendLogs), the logs' statement goes between them and the COMMIT
+// (txn.queueLogs): the log_heads row lock it takes is held for the
+// server's work on the rest of the pipeline and the commit's WAL flush,
+// never for a client round trip.
 //
 // This is where serialization failures (40001) and deadlocks (40P01) are
 // retried: PostgreSQL aborts one of the transactions, and the whole of fn
@@ -272,7 +272,7 @@ func (s *Store) runTx(ctx context.Context, fn func(tx *txn) error) (err error) {
 		return err
 	}
 	if tx.logs != nil {
-		if err := tx.appendLogs(ctx); err != nil {
+		if err := tx.queueLogs(); err != nil {
 			return err
 		}
 	}
@@ -301,7 +301,7 @@ func (tx *txn) sendFinal(ctx context.Context) error {
 // txn is a write transaction of inTx. Its BEGIN is not sent alone: it
 // goes with the first statement (or batch) the transaction sends, in one
 // round trip. Statements run at once, except those queued with last,
-// which go with the COMMIT (or the logs' statement: appendLogs).
+// which go with the COMMIT (and the logs' statement: appendLogs).
 type txn struct {
 	conn  *pgxpool.Conn
 	begun bool // BEGIN was sent
@@ -406,9 +406,9 @@ type errRow struct{ err error }
 
 func (r errRow) Scan(...any) error { return r.err }
 
-// last queues a statement to be sent with the COMMIT (or, if the
-// transaction appends to the logs, with the log heads' UPDATE before it),
-// in the order queued; row, if not nil, reads its one row.
+// last queues a statement to be sent with the COMMIT (and, if the
+// transaction appends to the logs, before the logs' statement), in the
+// order queued; row, if not nil, reads its one row.
 func (tx *txn) last(sql string, row func(pgx.Row) error, args ...any) {
 	q := tx.final.Queue(sql, args...)
 	if row != nil {

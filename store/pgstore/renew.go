@@ -79,38 +79,34 @@ func (s *Store) Renew(ctx context.Context, r store.Renewal) (store.RenewResult, 
 	return *res, nil
 }
 
-// readLineage reads the certificates of the device, the fields the
-// renewal rules need.
-func readLineage(ctx context.Context, tx *txn, deviceID string) ([]backend.Entry, error) {
-	rows, err := tx.Query(ctx, `SELECT serial, key_hash, not_after, issued_at, revoked_at, parent, crl_partition
-		FROM certificates WHERE device_id = $1`, deviceID)
-	entries, err := collect(rows, err, func(row pgx.Row) (backend.Entry, error) {
-		var (
-			e                         backend.Entry
-			serial, parent            pgtype.Numeric
-			key                       []byte
-			notAfter, issued, revoked *time.Time
-		)
-		if err := row.Scan(&serial, &key, &notAfter, &issued, &revoked, &parent, &e.Partition); err != nil {
-			return e, err
-		}
-		var err error
-		if e.Serial, err = bigInt(serial); err != nil {
-			return e, err
-		}
-		if e.Parent, err = bigInt(parent); err != nil {
-			return e, err
-		}
-		if e.KeyHash, err = hash32(key); err != nil {
-			return e, err
-		}
-		e.NotAfter, e.IssuedAt, e.RevokedAt = timeOf(notAfter), timeOf(issued), timeOf(revoked)
-		return e, nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("lineage: %w", err)
+// lineageSQL reads the certificates of device $1, the fields the renewal
+// rules need (scanEntry).
+const lineageSQL = `SELECT serial, key_hash, not_after, issued_at, revoked_at, parent, crl_partition
+	FROM certificates WHERE device_id = $1`
+
+// scanEntry reads a row of lineageSQL.
+func scanEntry(row pgx.Row) (backend.Entry, error) {
+	var (
+		e                         backend.Entry
+		serial, parent            pgtype.Numeric
+		key                       []byte
+		notAfter, issued, revoked *time.Time
+	)
+	if err := row.Scan(&serial, &key, &notAfter, &issued, &revoked, &parent, &e.Partition); err != nil {
+		return e, err
 	}
-	return entries, nil
+	var err error
+	if e.Serial, err = bigInt(serial); err != nil {
+		return e, err
+	}
+	if e.Parent, err = bigInt(parent); err != nil {
+		return e, err
+	}
+	if e.KeyHash, err = hash32(key); err != nil {
+		return e, err
+	}
+	e.NotAfter, e.IssuedAt, e.RevokedAt = timeOf(notAfter), timeOf(issued), timeOf(revoked)
+	return e, nil
 }
 
 // renewTx is the body of Renew; c is r.Certificate with its Parent set.
@@ -119,27 +115,48 @@ func readLineage(ctx context.Context, tx *txn, deviceID string) ([]backend.Entry
 func renewTx(ctx context.Context, tx *txn, r store.Renewal, c store.Certificate) (*store.RenewResult, error) {
 	var none *store.RenewResult
 
-	// The parent and its device, locked.
-	var parentDevice string
-	err := tx.QueryRow(ctx, "SELECT device_id FROM certificates WHERE serial = $1", numeric(r.Parent)).Scan(&parentDevice)
-	switch {
-	case errors.Is(err, pgx.ErrNoRows):
-		return none, store.ErrNotFound
-	case err != nil:
-		return none, fmt.Errorf("parent: %w", err)
-	case parentDevice != c.DeviceID:
-		return none, errArg("the parent belongs to device %q", parentDevice)
-	}
-	dev, err := lockDevice(ctx, tx, c.DeviceID)
-	if errors.Is(err, store.ErrNotFound) {
-		return none, errors.New("the parent's device is not recorded")
-	}
-	if err != nil {
-		return none, err
-	}
-	entries, err := readLineage(ctx, tx, c.DeviceID)
-	if err != nil {
-		return none, err
+	// The parent, its device locked, and the device's certificates read
+	// under that lock: one round trip, three statements run in order (the
+	// lineage's snapshot is taken once the lock is held), judged in that
+	// order. When the parent is refused, the device's lock and lineage
+	// were taken for nothing, and are rolled back.
+	var head firstCond
+	var dev store.Device
+	var entries []backend.Entry
+	b := tx.batch()
+	b.Queue("SELECT device_id FROM certificates WHERE serial = $1", numeric(r.Parent)).QueryRow(func(row pgx.Row) error {
+		var parentDevice string
+		err := row.Scan(&parentDevice)
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+			return head.judge(store.ErrNotFound)
+		case err != nil:
+			return fmt.Errorf("parent: %w", err)
+		case parentDevice != c.DeviceID:
+			return head.judge(errArg("the parent belongs to device %q", parentDevice))
+		}
+		return nil
+	})
+	b.Queue("SELECT "+deviceCols+" FROM devices WHERE id = $1 FOR NO KEY UPDATE", c.DeviceID).QueryRow(func(row pgx.Row) error {
+		var err error
+		dev, err = scanDevice(row)
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+			return head.judge(errors.New("the parent's device is not recorded"))
+		case err != nil:
+			return fmt.Errorf("device: %w", err)
+		}
+		return nil
+	})
+	b.Queue(lineageSQL, c.DeviceID).Query(func(rows pgx.Rows) error {
+		var err error
+		if entries, err = collect(rows, nil, scanEntry); err != nil {
+			return fmt.Errorf("lineage: %w", err)
+		}
+		return nil
+	})
+	if err := tx.send(ctx, b); head.err != nil || err != nil {
+		return none, cmp.Or(head.err, err)
 	}
 	lin := backend.Judge(r, entries)
 	if lin.Parent == nil {
@@ -182,12 +199,12 @@ func renewTx(ctx context.Context, tx *txn, r store.Renewal, c store.Certificate)
 	// The nonce, the key and the serial, then the device: one round trip
 	// (see issueTx); a refusal rolls back what the batch wrote.
 	var cond firstCond
-	b := tx.batch()
+	b = tx.batch()
 	if r.Nonce != nil {
 		queueSpendNonce(b, &cond, *r.Nonce, r.Now)
 	}
 	queueBindKey(b, &cond, c.KeyHash, c.DeviceID)
-	queueInsertCert(b, &cond, c, nil)
+	queueInsertCert(b, &cond, c)
 	notAfter, renewBy := backend.DeviceCertificate(c)
 	b.Queue("UPDATE devices SET last_renewal_at = $2, updated_at = $2, not_after = $3, renew_by = $4 WHERE id = $1",
 		c.DeviceID, r.Now, notAfter, renewBy)

@@ -1,6 +1,7 @@
 package pgstore
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -84,35 +85,32 @@ func (s *Store) Revoke(ctx context.Context, r store.RevokeRequest) ([]store.Revo
 // entry (without Seq) and the audit event for appendLogs.
 func revokeSerialTx(ctx context.Context, tx *txn, r store.RevokeRequest) ([]store.Revocation, store.AuditEvent, error) {
 	var none store.AuditEvent
-	var deviceID string
-	err := tx.QueryRow(ctx, "SELECT device_id FROM certificates WHERE serial = $1", numeric(r.Serial)).Scan(&deviceID)
-	switch {
-	case errors.Is(err, pgx.ErrNoRows):
-		return nil, none, store.ErrNotFound
-	case err != nil:
-		return nil, none, err
-	}
-	// The device's row locked, and the certificate read again under
-	// that lock, which every writer of the certificate holds: one round
-	// trip, two statements (the second's snapshot is taken once the
-	// first holds the lock).
+	// The certificate's device's row locked (a certificate never changes
+	// device), and the certificate read under that lock, which every
+	// writer of the certificate holds: one round trip, two statements
+	// (the second's snapshot is taken once the first holds the lock).
 	var c store.Certificate
+	var found firstCond
 	b := tx.batch()
-	b.Queue("SELECT true FROM devices WHERE id = $1 FOR NO KEY UPDATE", deviceID).QueryRow(func(row pgx.Row) error {
+	b.Queue(`SELECT true FROM devices WHERE id = (SELECT device_id FROM certificates WHERE serial = $1)
+		FOR NO KEY UPDATE`, numeric(r.Serial)).QueryRow(func(row pgx.Row) error {
 		var ok bool
 		err := row.Scan(&ok)
 		if errors.Is(err, pgx.ErrNoRows) {
-			return store.ErrNotFound
+			return found.judge(store.ErrNotFound) // no such certificate, or its device is gone
 		}
 		return err
 	})
 	b.Queue("SELECT "+certCols+" FROM certificates WHERE serial = $1", numeric(r.Serial)).QueryRow(func(row pgx.Row) error {
+		if found.err != nil {
+			return nil
+		}
 		var err error
 		c, err = scanCert(row)
 		return err
 	})
-	if err := tx.send(ctx, b); err != nil {
-		return nil, none, err
+	if err := tx.send(ctx, b); found.err != nil || err != nil {
+		return nil, none, cmp.Or(found.err, err)
 	}
 	if !c.RevokedAt.IsZero() {
 		return nil, none, fmt.Errorf("revoked at %s: %w", c.RevokedAt.Format(time.RFC3339), store.ErrAlreadyRevoked)
