@@ -26,6 +26,17 @@
 // distribution point on the HTTP listener's public URL. GenerateKey makes
 // keys of the supported KeyTypes.
 //
+// SignDevice is on every enrollment's path, so it does no work twice
+// (devicecert.go): the extensions every device certificate shares are
+// encoded once, by New, the subject key identifier, SAN and subject per
+// certificate, and they reach x509.CreateCertificate (which still encodes
+// the TBSCertificate, signs it and checks the signature it made) as
+// ExtraExtensions in the order it would write them, so the certificate is
+// byte for byte what the template's fields would give. The
+// *x509.Certificate returned is built from what was signed rather than
+// parsed back, equal in every field to x509.ParseCertificate of its Raw;
+// its slices may be shared with the Authority and must not be changed.
+//
 // # Revocation
 //
 // Package revocation decides what CRLs and OCSP responses say; ca signs

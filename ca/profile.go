@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"math/big"
 	"net"
-	"net/url"
 	"strings"
 	"time"
 
@@ -47,6 +46,9 @@ type profile struct {
 	deviceValidity time.Duration
 	serverValidity time.Duration
 	backdate       time.Duration
+	// deviceExts are the extensions every device certificate shares,
+	// encoded once (devicecert.go).
+	deviceExts deviceExtensions
 }
 
 // newProfile builds the profile from a defaulted, validated cfg, the
@@ -64,7 +66,7 @@ func newProfile(cfg Config, baseURL string, trustDomain api.TrustDomain, partiti
 			parts[p] = []string{PartitionURL(baseURL, p)}
 		}
 	}
-	return profile{
+	p := profile{
 		partitionCRL:   parts,
 		issuer:         issuer,
 		sigAlg:         sigAlg,
@@ -77,7 +79,11 @@ func newProfile(cfg Config, baseURL string, trustDomain api.TrustDomain, partiti
 		deviceValidity: cfg.DeviceValidity,
 		serverValidity: cfg.ServerValidity,
 		backdate:       cfg.Backdate,
-	}, nil
+	}
+	if p.deviceExts, err = newDeviceExtensions(&p); err != nil {
+		return profile{}, fmt.Errorf("encode the device certificate extensions: %w", err)
+	}
+	return p, nil
 }
 
 // DeviceRequest is what SignDevice certifies. The caller (enroll) has
@@ -125,18 +131,13 @@ func (a *Authority) SignDevice(ctx context.Context, req DeviceRequest) (*x509.Ce
 	if err := checkLeafKey(req.PublicKey); err != nil {
 		return nil, err
 	}
-	p := &a.profile
-	tmpl := &x509.Certificate{
-		Subject: pkix.Name{CommonName: string(req.DeviceID)},
-		URIs:    []*url.URL{api.DeviceSPIFFEID(p.trustDomain, req.DeviceID)},
-		// digitalSignature alone, for RSA keys too: RFC 5280 §4.2.1.12
-		// allows only digitalSignature and/or keyAgreement with
-		// clientAuth, and a TLS client never decrypts with its key.
-		KeyUsage:              x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:           p.deviceEKU,
-		BasicConstraintsValid: true,
-	}
-	return a.sign(tmpl, req.PublicKey, p.deviceValidity, p.partitionCRL)
+	// The template's fields, were SignDevice to fill them, would be:
+	// Subject CN DeviceID; URIs the SPIFFE ID; KeyUsage digitalSignature
+	// alone, for RSA keys too (RFC 5280 §4.2.1.12 allows only
+	// digitalSignature and/or keyAgreement with clientAuth, and a TLS
+	// client never decrypts with its key); ExtKeyUsage clientAuth;
+	// BasicConstraintsValid. signDevice encodes them itself, the same.
+	return a.signDevice(req.DeviceID, req.PublicKey)
 }
 
 // SignServer issues a TLS server certificate for the HTTPS listener: EKU
@@ -192,46 +193,32 @@ func (a *Authority) SignServer(ctx context.Context, dns []string, ips []net.IP, 
 		ExtKeyUsage:           p.serverEKU,
 		BasicConstraintsValid: true,
 	}
-	return a.sign(tmpl, pub, p.serverValidity, nil)
+	return a.sign(tmpl, pub, p.serverValidity)
 }
 
-// sign completes tmpl (serial, validity, key identifiers, AIA, CRL
-// distribution point, signature algorithm) and signs it with the
+// sign completes tmpl (serial, validity, key identifiers, AIA, the full
+// CRL's distribution point, signature algorithm) and signs it with the
 // intermediate. It fills in every field x509.CreateCertificate reads that
-// the profile decides, and leaves the rest to tmpl.
-func (a *Authority) sign(tmpl *x509.Certificate, pub crypto.PublicKey, validity time.Duration, partitionCRL [][]string) (*x509.Certificate, error) {
+// the profile decides, and leaves the rest to tmpl. SignServer uses it;
+// device certificates take signDevice's quicker way.
+func (a *Authority) sign(tmpl *x509.Certificate, pub crypto.PublicKey, validity time.Duration) (*x509.Certificate, error) {
 	p := &a.profile
-	now := a.now()
-	notAfter := now.Add(validity)
-	if end := p.issuer.NotAfter; notAfter.After(end) {
-		// RFC 5280 does not forbid a leaf outliving its issuer, but path
-		// validation fails then anyway; say so in the certificate.
-		notAfter = end
-	}
-	if !now.Before(p.issuer.NotAfter) {
-		return nil, fault.New(fault.Unavailable,
-			fmt.Sprintf("the intermediate expired at %s", p.issuer.NotAfter.UTC().Format(time.RFC3339)),
-			"issue a new intermediate")
-	}
-	serial, err := newSerial(now)
+	serial, notBefore, notAfter, err := a.validity(validity)
 	if err != nil {
 		return nil, err
 	}
-	ski, err := x509util.GenerateSubjectKeyID(pub)
+	ski, err := subjectKeyID(pub)
 	if err != nil {
-		return nil, fault.Wrap(err, fault.BadKey, "the public key cannot be encoded", "")
+		return nil, err
 	}
 	tmpl.SerialNumber = serial
-	tmpl.NotBefore = now.Add(-p.backdate)
+	tmpl.NotBefore = notBefore
 	tmpl.NotAfter = notAfter
 	tmpl.SubjectKeyId = ski
 	// AuthorityKeyId comes from the issuer's SubjectKeyId.
 	tmpl.OCSPServer = p.ocsp
 	tmpl.IssuingCertificateURL = p.caIssuers
 	tmpl.CRLDistributionPoints = p.crl
-	if len(partitionCRL) > 1 {
-		tmpl.CRLDistributionPoints = partitionCRL[PartitionOfSerial(serial, len(partitionCRL))]
-	}
 	tmpl.SignatureAlgorithm = p.sigAlg
 	// x509util.CreateCertificate signs with x509.CreateCertificate (which
 	// also verifies the signature it made) and parses the result once.
@@ -240,6 +227,19 @@ func (a *Authority) sign(tmpl *x509.Certificate, pub crypto.PublicKey, validity 
 		return nil, fmt.Errorf("sign certificate: %w", err)
 	}
 	return cert, nil
+}
+
+// intermediateExpired is the Unavailable fault of signing after the
+// intermediate's NotAfter.
+func intermediateExpired(end time.Time) error {
+	return fault.New(fault.Unavailable,
+		fmt.Sprintf("the intermediate expired at %s", end.UTC().Format(time.RFC3339)),
+		"issue a new intermediate")
+}
+
+// badKey is the BadKey fault of a public key that cannot be encoded.
+func badKey(err error) error {
+	return fault.Wrap(err, fault.BadKey, "the public key cannot be encoded", "")
 }
 
 // checkLeafKey returns a BadKey fault unless pub is of a type we certify.

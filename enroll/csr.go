@@ -35,6 +35,23 @@ type binding struct {
 	// puts the token's sans in its CSR. The certificate is fleetca's
 	// profile all the same.
 	stepDNS bool
+	// names is the Service's name-policy engine (newNamePolicy), built
+	// once; nil builds one for the request.
+	names *policy.NamePolicyEngine
+}
+
+// newNamePolicy returns the name-policy engine of every CSR without a step
+// DNS SAN: URI SANs in the trust domain, and no other SAN type (the
+// engine refuses a type without a permitted rule once any rule is
+// permitted). The CN needs no rule of the engine: deviceOf and checkNames
+// allow only CN=<device ID>. The engine is read-only once built, so
+// requests share it.
+func newNamePolicy(trustDomain api.TrustDomain) (*policy.NamePolicyEngine, error) {
+	e, err := policy.New(policy.WithPermittedURIDomains(string(trustDomain)))
+	if err != nil {
+		return nil, fmt.Errorf("build the name policy of trust domain %q: %w", trustDomain, err)
+	}
+	return e, nil
 }
 
 // acceptedSigAlgs are the CSR signature algorithms we verify; SHA-1 and MD5
@@ -64,7 +81,7 @@ func checkCSR(der []byte, b binding, trustDomain api.TrustDomain) (*request, err
 	if err != nil {
 		return nil, err
 	}
-	if err := checkNames(csr, id, trustDomain, b.stepDNS); err != nil {
+	if err := checkNames(csr, id, trustDomain, b.stepDNS, b.names); err != nil {
 		return nil, err
 	}
 	if err := checkExtensions(csr); err != nil {
@@ -129,9 +146,11 @@ func deviceOf(csr *x509.CertificateRequest, b binding) (api.DeviceID, error) {
 
 // checkNames refuses a CSR that names anything but its device: a subject
 // other than CN=<id>, and any SAN other than the one device URI. Names are
-// checked with the smallstep name-policy engine, then for exactness (the
-// engine matches URI hosts, not paths, and skips SAN types Go cannot parse).
-func checkNames(csr *x509.CertificateRequest, id api.DeviceID, trustDomain api.TrustDomain, stepDNS bool) error {
+// checked with the smallstep name-policy engine (names, or one built for
+// the request; with stepDNS always one for the request, which also allows
+// the DNS name id), then for exactness (the engine matches URI hosts, not
+// paths, and skips SAN types Go cannot parse).
+func checkNames(csr *x509.CertificateRequest, id api.DeviceID, trustDomain api.TrustDomain, stepDNS bool, names *policy.NamePolicyEngine) error {
 	const hint = "make the CSR with only CN=<device ID> in its subject and no SANs; the CA adds the device's names"
 	for _, atv := range csr.Subject.Names {
 		if !atv.Type.Equal(oidCommonName) {
@@ -141,11 +160,7 @@ func checkNames(csr *x509.CertificateRequest, id api.DeviceID, trustDomain api.T
 	if n := len(csr.Subject.Names); n > 1 {
 		return fault.New(fault.BadCSR, fmt.Sprintf("the CSR subject has %d common names; at most one is allowed", n), hint)
 	}
-	opts := []policy.NamePolicyOption{
-		policy.WithSubjectCommonNameVerification(),
-		policy.WithPermittedCommonNames(string(id)),
-		policy.WithPermittedURIDomains(string(trustDomain)),
-	}
+	engine := names
 	if stepDNS {
 		for _, d := range csr.DNSNames {
 			if d != string(id) {
@@ -155,11 +170,20 @@ func checkNames(csr *x509.CertificateRequest, id api.DeviceID, trustDomain api.T
 		if len(csr.DNSNames) > 1 {
 			return fault.New(fault.BadCSR, fmt.Sprintf("the CSR asks for %d DNS names; a step token allows one", len(csr.DNSNames)), hint)
 		}
-		opts = append(opts, policy.WithPermittedDNSDomains(string(id)))
-	}
-	engine, err := policy.New(opts...)
-	if err != nil {
-		return fmt.Errorf("build name policy for %q: %w", id, err)
+		var err error
+		if engine, err = policy.New(
+			policy.WithSubjectCommonNameVerification(),
+			policy.WithPermittedCommonNames(string(id)),
+			policy.WithPermittedURIDomains(string(trustDomain)),
+			policy.WithPermittedDNSDomains(string(id)),
+		); err != nil {
+			return fmt.Errorf("build name policy for %q: %w", id, err)
+		}
+	} else if engine == nil {
+		var err error
+		if engine, err = newNamePolicy(trustDomain); err != nil {
+			return err
+		}
 	}
 	if err := engine.IsX509CertificateRequestAllowed(csr); err != nil {
 		var pe *policy.NamePolicyError

@@ -36,6 +36,12 @@
 // EST and SCEP clients) are not looked at. Then ca signs, and one store transaction spends
 // the token and records the certificate, the device, the key binding and
 // the audit row. The Result names the device as an api.DeviceID.
+// A token with uses left after a request is kept in memory (tokencache.go)
+// so that its next request skips the store read of the first check; the
+// transaction checks the token again, and this Service's own spends and
+// revocations keep the copy exact. Only a token revoked or spent through
+// another replica sharing the store is refused after signing (by the
+// transaction, with nothing written) rather than before.
 //
 // # Step tokens
 //

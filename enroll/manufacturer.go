@@ -254,7 +254,7 @@ func (s *Service) enrollWithManufacturer(ctx context.Context, chain []*x509.Cert
 	if err != nil {
 		return nil, mc, err
 	}
-	req, err := checkCSR(csrDER, binding{deviceID: id}, s.cfg.TrustDomain)
+	req, err := checkCSR(csrDER, binding{deviceID: id, names: s.names}, s.cfg.TrustDomain)
 	if err != nil {
 		return nil, mc, err
 	}

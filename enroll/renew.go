@@ -185,7 +185,7 @@ func (s *Service) renew(ctx context.Context, req RenewRequest, r *renewal) (*Res
 	var pub crypto.PublicKey
 	var keyHash store.KeyHash
 	if len(req.CSR) > 0 {
-		csr, err := checkCSR(req.CSR, binding{deviceID: id}, s.cfg.TrustDomain)
+		csr, err := checkCSR(req.CSR, binding{deviceID: id, names: s.names}, s.cfg.TrustDomain)
 		if err != nil {
 			return nil, err
 		}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/smallstep/certificates/policy"
 
 	"github.com/fleetca/fleetca/api"
 	"github.com/fleetca/fleetca/ca"
@@ -69,14 +70,19 @@ type Service struct {
 	mfrCAs  func([]*x509.Certificate)
 	// mfrMu serialises telling mfrCAs; mfrTold is the SHA-256 of the CA
 	// certificates told last (nil: none yet).
-	mfrMu    sync.Mutex
-	mfrTold  []byte
-	tokens   *tokenVerifier
-	step     *stepVerifier
-	issued   prometheus.Counter
-	refused  *prometheus.CounterVec
-	renewals *prometheus.CounterVec
-	expiry   *prometheus.GaugeVec
+	mfrMu   sync.Mutex
+	mfrTold []byte
+	tokens  *tokenVerifier
+	step    *stepVerifier
+	// names is the name-policy engine of CSRs (newNamePolicy).
+	names *policy.NamePolicyEngine
+	// tokenCache holds tokens with uses left, to skip the store read
+	// before signing (tokencache.go).
+	tokenCache *tokenCache
+	issued     prometheus.Counter
+	refused    *prometheus.CounterVec
+	renewals   *prometheus.CounterVec
+	expiry     *prometheus.GaugeVec
 }
 
 // New returns a Service for a Config that Validate accepts after
@@ -89,7 +95,8 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	if deps.Store == nil || deps.CA == nil {
 		return nil, errors.New("enroll.New: Store and CA are required")
 	}
-	s := &Service{cfg: cfg, store: deps.Store, ca: deps.CA, now: deps.Now, log: deps.Logger, revoked: deps.Revoked, mfrCAs: deps.ManufacturerCAs}
+	s := &Service{cfg: cfg, store: deps.Store, ca: deps.CA, now: deps.Now, log: deps.Logger, revoked: deps.Revoked, mfrCAs: deps.ManufacturerCAs,
+		tokenCache: newTokenCache()}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -99,6 +106,11 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	if s.revoked == nil {
 		s.revoked = func(context.Context, []store.Revocation) {}
 	}
+	names, err := newNamePolicy(cfg.TrustDomain)
+	if err != nil {
+		return nil, err
+	}
+	s.names = names
 	auds, err := parseAudiences(cfg.RenewURLs)
 	if err != nil {
 		return nil, err
@@ -340,6 +352,7 @@ func (s *Service) ListTokens(ctx context.Context, p store.Page) ([]store.Token, 
 func (s *Service) RevokeToken(ctx context.Context, id string) (store.Token, error) {
 	now := s.now().UTC()
 	t, err := s.store.RevokeToken(ctx, id, now, store.AuditEvent{Time: now, Action: "token.revoke", Actor: adminctx.Actor(ctx), TokenID: id})
+	s.tokenCache.dropID(id)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return t, fault.Wrap(err, fault.NotFound, fmt.Sprintf("no token has ID %q", id), "list the tokens to find its ID")
@@ -399,15 +412,19 @@ func (s *Service) enroll(ctx context.Context, token string, csrDER []byte) (*Res
 func (s *Service) redeem(ctx context.Context, h store.TokenHash, csrDER []byte, step bool) (*Result, string, error) {
 	tokenID := TokenID(h)
 	now := s.now().UTC()
-	t, err := s.store.GetToken(ctx, h)
-	if err != nil {
-		return nil, tokenID, tokenError(err, t, now)
-	}
-	if err := usable(t, now); err != nil {
-		return nil, tokenID, tokenError(err, t, now)
+	t, ok := s.tokenCache.get(h, now)
+	if !ok {
+		var err error
+		if t, err = s.store.GetToken(ctx, h); err != nil {
+			return nil, tokenID, tokenError(err, t, now)
+		}
+		if err := usable(t, now); err != nil {
+			return nil, tokenID, tokenError(err, t, now)
+		}
+		s.tokenCache.put(t)
 	}
 	// The token's device ID was parsed when the token was made.
-	req, err := checkCSR(csrDER, binding{deviceID: api.DeviceID(t.DeviceID), pattern: t.DevicePattern, stepDNS: step}, s.cfg.TrustDomain)
+	req, err := checkCSR(csrDER, binding{deviceID: api.DeviceID(t.DeviceID), pattern: t.DevicePattern, stepDNS: step, names: s.names}, s.cfg.TrustDomain)
 	if err != nil {
 		return nil, tokenID, err
 	}
@@ -431,8 +448,12 @@ func (s *Service) redeem(ctx context.Context, h store.TokenHash, csrDER []byte, 
 		},
 	}
 	if err := s.store.Issue(ctx, is); err != nil {
+		if tokenRefused(err) {
+			s.tokenCache.drop(h)
+		}
 		return nil, tokenID, s.issueError(err, t, req.deviceID, now)
 	}
+	s.tokenCache.spent(h)
 	res := &Result{DeviceID: req.deviceID, Certificate: cert}
 	schedule(res)
 	return res, tokenID, nil
@@ -450,6 +471,13 @@ func usable(t store.Token, now time.Time) error {
 		return store.ErrTokenUsedUp
 	}
 	return nil
+}
+
+// tokenRefused reports whether Issue refused the token itself (unknown,
+// revoked, expired or used up).
+func tokenRefused(err error) bool {
+	return errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrTokenRevoked) ||
+		errors.Is(err, store.ErrTokenExpired) || errors.Is(err, store.ErrTokenUsedUp)
 }
 
 // tokenError turns a store condition on the token into fault.Unauthorized.
@@ -471,8 +499,7 @@ func tokenError(err error, t store.Token, now time.Time) error {
 // issueError turns the store's condition errors of Issue into faults.
 func (s *Service) issueError(err error, t store.Token, id api.DeviceID, now time.Time) error {
 	switch {
-	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrTokenRevoked),
-		errors.Is(err, store.ErrTokenExpired), errors.Is(err, store.ErrTokenUsedUp):
+	case tokenRefused(err):
 		return tokenError(err, t, now)
 	case errors.Is(err, store.ErrDeviceExists):
 		return fault.Wrap(err, fault.Conflict, fmt.Sprintf("device %q is already enrolled, and a pattern token enrolls only new devices", id),

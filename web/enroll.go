@@ -47,7 +47,7 @@ func (s *Server) enroll(c echo.Context) error {
 		return err
 	}
 	c.Set(ctxDeviceID, string(res.DeviceID))
-	return c.JSON(http.StatusCreated, s.issued(res))
+	return s.sendIssued(c, http.StatusCreated, res)
 }
 
 // bearer returns the credential of an "Authorization: Bearer" header.

@@ -44,7 +44,7 @@ func (s *Server) renew(c echo.Context) error {
 	if res.Replayed {
 		status = http.StatusOK
 	}
-	return c.JSON(status, s.issued(res))
+	return s.sendIssued(c, status, res)
 }
 
 // renewProof reads how a renewal request proves its certificate: a bearer
