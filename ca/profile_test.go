@@ -27,27 +27,15 @@ import (
 	"github.com/fleetca/fleetca/internal/fault"
 )
 
-// OIDs of the extensions our profiles use (RFC 5280 §4.2).
-var (
-	oidKeyUsage        = asn1.ObjectIdentifier{2, 5, 29, 15}
-	oidExtKeyUsage     = asn1.ObjectIdentifier{2, 5, 29, 37}
-	oidBasicConstr     = asn1.ObjectIdentifier{2, 5, 29, 19}
-	oidSubjectKeyID    = asn1.ObjectIdentifier{2, 5, 29, 14}
-	oidAuthorityKeyID  = asn1.ObjectIdentifier{2, 5, 29, 35}
-	oidAIA             = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 1, 1}
-	oidSubjectAltName  = asn1.ObjectIdentifier{2, 5, 29, 17}
-	oidCRLDistribution = asn1.ObjectIdentifier{2, 5, 29, 31}
-)
-
 var extNames = map[string]string{
-	oidKeyUsage.String():        "keyUsage",
-	oidExtKeyUsage.String():     "extKeyUsage",
-	oidBasicConstr.String():     "basicConstraints",
-	oidSubjectKeyID.String():    "subjectKeyIdentifier",
-	oidAuthorityKeyID.String():  "authorityKeyIdentifier",
-	oidAIA.String():             "authorityInfoAccess",
-	oidSubjectAltName.String():  "subjectAltName",
-	oidCRLDistribution.String(): "cRLDistributionPoints",
+	oidExtKU.String():              "keyUsage",
+	oidExtEKU.String():             "extKeyUsage",
+	oidExtBasicConstr.String():     "basicConstraints",
+	oidExtSubjectKeyID.String():    "subjectKeyIdentifier",
+	oidExtAuthorityKeyID.String():  "authorityKeyIdentifier",
+	oidExtAIA.String():             "authorityInfoAccess",
+	oidExtSubjectAltName.String():  "subjectAltName",
+	oidExtCRLDistribution.String(): "cRLDistributionPoints",
 }
 
 var wantSigAlg = map[KeyType]x509.SignatureAlgorithm{
@@ -114,9 +102,9 @@ func checkDeviceCert(t *testing.T, a *Authority, c *x509.Certificate, id string,
 		gotExts[e.Id.String()] = e.Critical
 	}
 	wantExts := map[string]bool{
-		oidKeyUsage.String(): true, oidExtKeyUsage.String(): false, oidBasicConstr.String(): true,
-		oidSubjectKeyID.String(): false, oidAuthorityKeyID.String(): false, oidAIA.String(): false,
-		oidSubjectAltName.String(): false, oidCRLDistribution.String(): false,
+		oidExtKU.String(): true, oidExtEKU.String(): false, oidExtBasicConstr.String(): true,
+		oidExtSubjectKeyID.String(): false, oidExtAuthorityKeyID.String(): false, oidExtAIA.String(): false,
+		oidExtSubjectAltName.String(): false, oidExtCRLDistribution.String(): false,
 	}
 	if diff := cmp.Diff(wantExts, gotExts); diff != "" {
 		t.Errorf("extensions -> critical (-want +got):\n%s", diff)
@@ -343,7 +331,7 @@ func TestSignServer(t *testing.T) {
 				t.Errorf("basic constraints: want CA false")
 			}
 			for _, e := range c.Extensions {
-				if e.Id.Equal(oidSubjectAltName) && e.Critical != (tc.wantCN == "") {
+				if e.Id.Equal(oidExtSubjectAltName) && e.Critical != (tc.wantCN == "") {
 					t.Errorf("SAN critical = %v with CN %q (RFC 5280 §4.2.1.6)", e.Critical, tc.wantCN)
 				}
 			}
@@ -430,7 +418,7 @@ func dumpProfile(w *strings.Builder, c, issuer *x509.Certificate) {
 
 func extValue(c, issuer *x509.Certificate, id asn1.ObjectIdentifier) string {
 	switch {
-	case id.Equal(oidKeyUsage):
+	case id.Equal(oidExtKU):
 		var names []string
 		for bit, name := range []string{"digitalSignature", "contentCommitment", "keyEncipherment", "dataEncipherment",
 			"keyAgreement", "keyCertSign", "cRLSign", "encipherOnly", "decipherOnly"} {
@@ -439,22 +427,22 @@ func extValue(c, issuer *x509.Certificate, id asn1.ObjectIdentifier) string {
 			}
 		}
 		return strings.Join(names, ", ")
-	case id.Equal(oidExtKeyUsage):
+	case id.Equal(oidExtEKU):
 		names := map[x509.ExtKeyUsage]string{x509.ExtKeyUsageClientAuth: "clientAuth", x509.ExtKeyUsageServerAuth: "serverAuth"}
 		var out []string
 		for _, u := range c.ExtKeyUsage {
 			out = append(out, names[u])
 		}
 		return strings.Join(out, ", ")
-	case id.Equal(oidBasicConstr):
+	case id.Equal(oidExtBasicConstr):
 		return fmt.Sprintf("CA=%v", c.IsCA)
-	case id.Equal(oidSubjectKeyID):
+	case id.Equal(oidExtSubjectKeyID):
 		return fmt.Sprintf("%d bytes", len(c.SubjectKeyId))
-	case id.Equal(oidAuthorityKeyID):
+	case id.Equal(oidExtAuthorityKeyID):
 		return fmt.Sprintf("issuer's SKI=%v", bytes.Equal(c.AuthorityKeyId, issuer.SubjectKeyId))
-	case id.Equal(oidAIA):
+	case id.Equal(oidExtAIA):
 		return fmt.Sprintf("OCSP=%s caIssuers=%s", strings.Join(c.OCSPServer, ","), strings.Join(c.IssuingCertificateURL, ","))
-	case id.Equal(oidSubjectAltName):
+	case id.Equal(oidExtSubjectAltName):
 		var out []string
 		for _, u := range c.URIs {
 			out = append(out, "URI:"+u.String())
@@ -463,7 +451,7 @@ func extValue(c, issuer *x509.Certificate, id asn1.ObjectIdentifier) string {
 			out = append(out, "DNS:"+d)
 		}
 		return strings.Join(out, ", ")
-	case id.Equal(oidCRLDistribution):
+	case id.Equal(oidExtCRLDistribution):
 		return strings.Join(c.CRLDistributionPoints, ", ")
 	}
 	return "?"

@@ -110,6 +110,7 @@ func BenchmarkEnrollService(b *testing.B) {
 // benchServe is a CA served in process by runServe.
 type benchServe struct {
 	dir, httpsURL string
+	httpURL       string // the plain-HTTP listener's (OCSP, CRL)
 	roots         *x509.CertPool
 	seq           int // device IDs handed out
 	token         string
@@ -133,11 +134,11 @@ func benchStartServeWith(b *testing.B, opts serveOptions) *benchServe {
 		b.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(b.Context())
-	urls := make(chan string, 1)
+	urls := make(chan [2]string, 1)
 	done := make(chan error, 1)
 	e := env{stdout: io.Discard, stderr: logFile, stdin: strings.NewReader(""), getenv: func(string) string { return "" }}
 	opts.dir, opts.httpsListener, opts.httpListener = dir, testenv.Listen(b), testenv.Listen(b)
-	opts.ready = func(httpsURL, _ string) { urls <- httpsURL }
+	opts.ready = func(httpsURL, httpURL string) { urls <- [2]string{httpsURL, httpURL} }
 	// Goroutines the server starts inherit the label.
 	pprof.Do(ctx, pprof.Labels("side", "server"), func(ctx context.Context) {
 		go func() { done <- runServe(ctx, e, opts) }()
@@ -151,7 +152,8 @@ func benchStartServeWith(b *testing.B, opts serveOptions) *benchServe {
 	})
 	bs := &benchServe{dir: dir}
 	select {
-	case bs.httpsURL = <-urls:
+	case u := <-urls:
+		bs.httpsURL, bs.httpURL = u[0], u[1]
 	case err := <-done:
 		b.Fatalf("runServe ended before listening: %v", err)
 	}

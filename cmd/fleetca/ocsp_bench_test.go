@@ -16,15 +16,12 @@ import (
 	"path/filepath"
 	"runtime/pprof"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"golang.org/x/crypto/ocsp"
-
-	"github.com/fleetca/fleetca/internal/testenv"
 )
 
 // BenchmarkOCSPHTTP measures POST /ocsp answered from the responder's
@@ -41,18 +38,12 @@ import (
 // b.N counts answers; each is checked for the successful response status.
 func BenchmarkOCSPHTTP(b *testing.B) {
 	const devices, conc = 200, 8
-	httpsURL, httpURL, dir := benchStartServeURLs(b)
-	pemBytes, err := os.ReadFile(filepath.Join(dir, "root.pem"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	roots := x509.NewCertPool()
-	roots.AppendCertsFromPEM(pemBytes)
-	bs := &benchServe{dir: dir, httpsURL: httpsURL, roots: roots}
-	inter := benchIntermediate(b, dir)
-	client := benchClient(roots, 8, "h1")
+	bs := benchStartServe(b)
+	httpsURL := bs.httpsURL
+	inter := benchIntermediate(b, bs.dir)
+	client := benchClient(bs.roots, 8, "h1")
 	defer client.CloseIdleConnections()
-	u, err := url.Parse(httpURL + "/ocsp")
+	u, err := url.Parse(bs.httpURL + "/ocsp")
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -72,43 +63,6 @@ func BenchmarkOCSPHTTP(b *testing.B) {
 	start := time.Now()
 	benchOCSPLoad(b, u.Host, reqs, conc, b.N)
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "answers/s")
-}
-
-// benchStartServeURLs is benchStartServe that also returns the plain-HTTP
-// listener's URL (for /ocsp) and the data directory.
-func benchStartServeURLs(b *testing.B) (httpsURL, httpURL, dir string) {
-	b.Helper()
-	dir = filepath.Join(b.TempDir(), "ca")
-	benchCLI(b, nil, "init", "--dir", dir, "--name", "Bench", "--no-password",
-		"--https-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0")
-	logFile, err := os.Create(filepath.Join(b.TempDir(), "serve.log"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(b.Context())
-	type urls struct{ https, http string }
-	ready := make(chan urls, 1)
-	done := make(chan error, 1)
-	e := env{stdout: io.Discard, stderr: logFile, stdin: strings.NewReader(""), getenv: func(string) string { return "" }}
-	opts := serveOptions{dir: dir, httpsListener: testenv.Listen(b), httpListener: testenv.Listen(b),
-		ready: func(s, h string) { ready <- urls{s, h} }}
-	pprof.Do(ctx, pprof.Labels("side", "server"), func(ctx context.Context) {
-		go func() { done <- runServe(ctx, e, opts) }()
-	})
-	b.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			b.Errorf("runServe: %v", err)
-		}
-		logFile.Close()
-	})
-	select {
-	case u := <-ready:
-		return u.https, u.http, dir
-	case err := <-done:
-		b.Fatalf("runServe ended before listening: %v", err)
-	}
-	return "", "", ""
 }
 
 // benchIntermediate reads the data directory's intermediate certificate.
