@@ -39,7 +39,8 @@
 // A token with uses left after a request is kept in memory (tokencache.go)
 // so that its next request skips the store read of the first check; the
 // transaction checks the token again, and this Service's own spends and
-// revocations keep the copy exact. Only a token revoked or spent through
+// revocations keep the copy up to date (a read from before a revocation
+// or a spend, cached after it, does not undo it). Only a token revoked or spent through
 // another replica sharing the store is refused after signing (by the
 // transaction, with nothing written) rather than before.
 //

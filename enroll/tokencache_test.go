@@ -1,6 +1,7 @@
 package enroll
 
 import (
+	"context"
 	"errors"
 	"testing"
 	"time"
@@ -83,5 +84,72 @@ func TestTokenCacheRevokedElsewhere(t *testing.T) {
 	wrong, _ := newCSR(t, "line8-0001")
 	if _, err := f.svc.Enroll(t.Context(), string(secret), wrong); kindOf(err) != fault.Unauthorized {
 		t.Errorf("next Enroll(CN=line8-0001) kind = %v (err %v), want Unauthorized (the store read, before the CSR)", kindOf(err), err)
+	}
+}
+
+// gateStore pauses the first GetToken after its read until gate is closed,
+// having closed read: a request that read a token before a revocation.
+type gateStore struct {
+	store.Store
+	read, gate chan struct{}
+}
+
+func (g *gateStore) GetToken(ctx context.Context, h store.TokenHash) (store.Token, error) {
+	t, err := g.Store.GetToken(ctx, h)
+	if g.read != nil {
+		r := g.read
+		g.read = nil
+		close(r)
+		<-g.gate
+	}
+	return t, err
+}
+
+// TestTokenCacheRevokedDuringRead checks that a request that read a token
+// from the store before RevokeToken, and would cache it after, does not
+// leave the revoked token usable in the cache: the next request is refused
+// as Unauthorized before its CSR is looked at (its CN does not match the
+// pattern, which would be Forbidden).
+func TestTokenCacheRevokedDuringRead(t *testing.T) {
+	f := newFixture(t, Config{})
+	secret, tok := f.token(t, TokenRequest{DevicePattern: "line9-*", Uses: 5, TTL: new(time.Hour)})
+	g := &gateStore{Store: f.store, read: make(chan struct{}), gate: make(chan struct{})}
+	read := g.read
+	f.svc.store = g
+	done := make(chan error)
+	wrong1, _ := newCSR(t, "other-0001")
+	go func() {
+		_, err := f.svc.Enroll(context.WithoutCancel(t.Context()), string(secret), wrong1)
+		done <- err
+	}()
+	<-read
+	if _, err := f.svc.RevokeToken(t.Context(), tok.ID); err != nil {
+		t.Fatal(err)
+	}
+	close(g.gate)
+	<-done // read before the revocation: refused for its CSR or its token, either way
+	wrong2, _ := newCSR(t, "other-0002")
+	if _, err := f.svc.Enroll(t.Context(), string(secret), wrong2); kindOf(err) != fault.Unauthorized {
+		t.Errorf("Enroll with a token revoked before this request: kind = %v (err %v), want Unauthorized", kindOf(err), err)
+	}
+}
+
+// TestTokenCachePutKeepsMostSpent checks that a token read before a spend
+// and put after it does not take back the spend the cache counted.
+func TestTokenCachePutKeepsMostSpent(t *testing.T) {
+	c := newTokenCache()
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	read := store.Token{ID: "t1", Hash: store.TokenHash{1}, Uses: 3, Spent: 1, ExpiresAt: now.Add(time.Hour)}
+	c.put(read)
+	c.spent(read.Hash) // 2 of 3
+	c.put(read)        // a read from before that spend
+	got, ok := c.get(read.Hash, now)
+	if !ok || got.Spent != 2 {
+		t.Fatalf("cached token after a stale put = %+v, %v; want Spent 2", got, ok)
+	}
+	c.spent(read.Hash) // 3 of 3: used up
+	c.put(read)
+	if got, ok := c.get(read.Hash, now); ok {
+		t.Errorf("a used-up token came back into the cache with a stale put: %+v", got)
 	}
 }
