@@ -97,7 +97,8 @@
 //
 // # Invariants
 //
-//   - Serial numbers are 159 random bits: positive, at most 20 octets.
+//   - Serial numbers are 159 bits: the issuing millisecond (mod 2^31) in
+//     the top 31, then 128 random bits; positive, at most 20 octets.
 //   - A device certificate names exactly its device: CN = the device ID,
 //     one URI SAN = its SPIFFE ID, both from an ID api.ParseDeviceID
 //     accepts.

@@ -59,7 +59,7 @@
 // itself has no pprof hook), reads the profile with `go tool pprof -raw`,
 // drops the load generator's samples (pprof label side=client or setup),
 // and prints the server's CPU by area: TLS, HTTP/JSON, CSR check, signing,
-// x509 encoding, the store (bbolt, JSON records, audit tree hashing,
+// x509 encoding, the store (bbolt, binary records, audit tree hashing,
 // fsync), GC.
 //
 // Usage, in bench/ (the benchmarks' own module; `make bench` runs it with

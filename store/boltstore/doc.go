@@ -22,7 +22,8 @@
 // # Basics
 //
 // Every method is one bbolt transaction: reads run in View, writes in
-// Update, and Issue, Revoke, Renew and AppendAudit in Batch, which commits
+// Update, and Issue, Revoke, Renew and AppendAudit in the group commit
+// (groupcommit.go), which commits
 // the writes of concurrent callers together with one fsync (group commit: a
 // factory line enrolling from many stations pays one fsync per batch, not
 // per device; so do a burst of revocations and a fleet renewing at once).
