@@ -19,7 +19,11 @@ import (
 //
 // A function that returns an error rolls the transaction back; it is taken
 // out and run alone (its error is its own) and the others run again in a
-// new transaction, as with DB.Batch: functions must be idempotent.
+// new transaction, as with DB.Batch: functions must be idempotent. A
+// caller waits for the commit that holds its function even once its
+// context has ended (returning early could report a failure for a write
+// that then commits); Store.batch's function checks the context when it
+// runs and then writes nothing.
 type groupCommit struct {
 	db    *bbolt.DB
 	max   int
