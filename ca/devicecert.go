@@ -198,10 +198,11 @@ func (a *Authority) signDevice(id api.DeviceID, pub crypto.PublicKey) (*x509.Cer
 	sanExt := pkix.Extension{Id: oidExtSubjectAltName, Value: sanVal}
 
 	x := &p.deviceExts
-	crl := x.crl[0]
+	part := 0 // the index of the certificate's CRL distribution point
 	if len(x.crl) > 1 {
-		crl = x.crl[PartitionOfSerial(serial, len(x.crl))]
+		part = PartitionOfSerial(serial, len(x.crl))
 	}
+	crl := x.crl[part]
 	exts := make([]pkix.Extension, 0, 8)
 	exts = append(exts, x.keyUsage, x.extKeyUsage, x.basicConstraints, skiExt)
 	exts = append(exts, x.authorityKeyID...)
@@ -255,7 +256,7 @@ func (a *Authority) signDevice(id api.DeviceID, pub crypto.PublicKey) (*x509.Cer
 		cert.AuthorityKeyId = p.issuer.SubjectKeyId
 	}
 	if len(x.crl) > 1 {
-		cert.CRLDistributionPoints = p.partitionCRL[PartitionOfSerial(serial, len(x.crl))]
+		cert.CRLDistributionPoints = p.partitionCRL[part]
 	}
 	return cert, nil
 }

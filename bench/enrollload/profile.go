@@ -35,7 +35,7 @@ type area struct {
 var profileAreas = []area{
 	{"fsync (CPU in fdatasync; its wait is off-CPU)", regexp.MustCompile(`(?m)fdatasync|Fdatasync|Fsync`)},
 	{"store: audit tree hashing", regexp.MustCompile(`(?m)AppendLeaves|putHashes|appendAudit|indexAudit|backend\.AppendAudit|/audit\.`)},
-	{"store: record encoding (binary; JSON for the rest)", regexp.MustCompile(`(?m)boltstore\.(putJSON|getJSON|encode\w+|decode\w+|certLight|newDec|\(\*enc\)|\(\*dec\))|^encoding/json\.(.|\n)*fleetca/store/`)},
+	{"store: record encoding (binary; JSON for the rest)", regexp.MustCompile(`(?m)boltstore\.(putRecord|getRecord|encode\w+|decode\w+|certLight|newDec|\(\*enc\)|\(\*dec\))|^encoding/json\.(.|\n)*fleetca/store/`)},
 	{"store: bbolt (pages, write) and other store work", regexp.MustCompile(`(?m)go\.etcd\.io/bbolt|fleetca/store/`)},
 	{"CSR parse + signature check", regexp.MustCompile(`(?m)enroll\.checkCSR|enroll\.parseCSR|ParseCertificateRequest|web\.DecodeCSRBody|web\.decodeCSRPEM`)},
 	{"signing: CreateCertificate's check of its signature", regexp.MustCompile(`(?m)^crypto/x509\.checkSignature`)},

@@ -13,7 +13,7 @@ func TestClassify(t *testing.T) {
 		want  string
 	}{
 		{"syscall.Fdatasync\ngo.etcd.io/bbolt.fdatasync\ngo.etcd.io/bbolt.(*Tx).Commit", "fsync (CPU in fdatasync; its wait is off-CPU)"},
-		{"encoding/json.Marshal\ngithub.com/fleetca/fleetca/store/boltstore.putJSON", "store: record encoding (binary; JSON for the rest)"},
+		{"encoding/json.Marshal\ngithub.com/fleetca/fleetca/store/boltstore.encodeRecord\ngithub.com/fleetca/fleetca/store/boltstore.putRecord", "store: record encoding (binary; JSON for the rest)"},
 		{"github.com/fleetca/fleetca/store/boltstore.(*enc).string\ngithub.com/fleetca/fleetca/store/boltstore.encodeCertificate", "store: record encoding (binary; JSON for the rest)"},
 		{"encoding/json.(*encodeState).marshal\nencoding/json.Marshal\ngithub.com/fleetca/fleetca/web.(*Server).enroll", "HTTP/JSON, echo, request log"},
 		{"go.etcd.io/bbolt.(*node).spill", "store: bbolt (pages, write) and other store work"},
