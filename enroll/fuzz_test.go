@@ -141,7 +141,7 @@ func FuzzParseRenewalToken(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, raw string) {
-		tok, err := v.verify(raw, now)
+		tok, err := v.verify(raw, now, nil)
 		if err != nil {
 			if k, ok := fault.KindOf(err); !ok || k != fault.Unauthorized {
 				t.Fatalf("verify refusal = %v (%T), want fault.Unauthorized", err, err)
@@ -155,7 +155,7 @@ func FuzzParseRenewalToken(f *testing.F) {
 			KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
 			t.Fatalf("accepted a token whose certificate does not chain to the fleet: %v", err)
 		}
-		again, err := v.verify(raw, now)
+		again, err := v.verify(raw, now, nil)
 		if err != nil || again.nonce != tok.nonce {
 			t.Fatalf("the same token verified twice: %v, nonce %x then %x", err, tok.nonce.Hash, again.nonce.Hash)
 		}

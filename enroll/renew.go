@@ -143,12 +143,16 @@ func (s *Service) renew(ctx context.Context, req RenewRequest, r *renewal) (*Res
 	now := s.now().UTC()
 	var leaf *x509.Certificate
 	var nonce *store.Nonce
+	var recorded *store.Certificate
 	if req.Token != "" {
-		tok, err := s.tokens.verify(req.Token, now)
+		tok, err := s.tokens.verify(req.Token, now, func(serial *big.Int) (store.Certificate, bool) {
+			rec, err := s.store.GetCertificate(ctx, serial)
+			return rec, err == nil
+		})
 		if err != nil {
 			return nil, err
 		}
-		leaf, nonce = tok.leaf, &tok.nonce
+		leaf, nonce, recorded = tok.leaf, &tok.nonce, tok.record
 	} else {
 		var err error
 		if leaf, err = s.verifyPeer(req.PeerCertificates, now, req.NoTokenForm); err != nil {
@@ -157,7 +161,7 @@ func (s *Service) renew(ctx context.Context, req RenewRequest, r *renewal) (*Res
 	}
 	r.parent = leaf.SerialNumber
 
-	rec, err := s.store.GetCertificate(ctx, leaf.SerialNumber)
+	rec, err := s.certificateOf(ctx, leaf, recorded)
 	if errors.Is(err, store.ErrNotFound) || err == nil && !bytes.Equal(rec.DER, leaf.Raw) {
 		kind := fault.Unauthorized
 		if req.NoTokenForm {
@@ -241,6 +245,15 @@ func (s *Service) renew(ctx context.Context, req RenewRequest, r *renewal) (*Res
 	}
 	schedule(res)
 	return res, nil
+}
+
+// certificateOf returns the store's record of leaf: recorded, if the
+// token's check read it already, else read now.
+func (s *Service) certificateOf(ctx context.Context, leaf *x509.Certificate, recorded *store.Certificate) (store.Certificate, error) {
+	if recorded != nil {
+		return *recorded, nil
+	}
+	return s.store.GetCertificate(ctx, leaf.SerialNumber)
 }
 
 // verifyPeer returns the leaf of a TLS peer chain if it is a client
