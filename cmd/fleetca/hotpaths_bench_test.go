@@ -10,11 +10,13 @@ import (
 	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"testing"
 	"time"
@@ -27,12 +29,36 @@ import (
 // serve wiring and load (HTTP/1.1 keep-alive, 32 requests in flight), for
 // issue 19's profiles of what each path pays beyond native enrollment:
 //
-//	go test ./cmd/fleetca -run '^$' -bench 'StepSignHTTPS' -benchtime 20000x -cpuprofile cpu.out
-//	go tool pprof -top -tagignore side=client,setup cpu.out
+//	go test ./cmd/fleetca -run '^$' -bench 'StepSignHTTPS|RenewTokenHTTPS|EnrollHTTPS/h1/c=32' -benchtime 10000x -hotprofile /tmp/hot
+//	go tool pprof -top -tagignore side=client,setup /tmp/hot-StepSignHTTPS.pprof
 //
 // Their set-up (minting step tokens through the admin API, enrolling the
-// devices to renew) runs before the timer and is labelled side=setup or
-// side=client.
+// devices to renew) goes through the server too, so -cpuprofile, which
+// covers it, mixes it into the server's samples: -hotprofile profiles the
+// timed part alone, one file per benchmark (do not give both).
+var hotProfile = flag.String("hotprofile", "", "write a CPU profile of each hot-path benchmark's timed part to PREFIX-NAME.pprof")
+
+// benchProfile starts a CPU profile of the timed part of benchmark b if
+// -hotprofile is set, and returns the function that stops it.
+func benchProfile(b *testing.B) func() {
+	if *hotProfile == "" {
+		return func() {}
+	}
+	name := strings.NewReplacer("/", "-", "=", "").Replace(strings.TrimPrefix(b.Name(), "Benchmark"))
+	f, err := os.Create(*hotProfile + "-" + name + ".pprof")
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		b.Fatal(err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			b.Error(err)
+		}
+	}
+}
 
 // benchHotConc is the requests in flight of the hot-path benchmarks, as
 // enrollload's and renewload's headline level.
@@ -75,10 +101,12 @@ func BenchmarkStepSignHTTPS(b *testing.B) {
 	url := bs.httpsURL + api.StepPrefix + api.StepSignPath
 	b.ReportAllocs()
 	b.ResetTimer()
+	stop := benchProfile(b)
 	start := time.Now()
 	benchDrive(b, "client", benchHotConc, jobs, func(j benchJob) error {
 		return benchSend(b.Context(), client, url, "", "application/json", j.body, http.StatusCreated)
 	})
+	stop()
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "enrollments/s")
 }
 
@@ -104,10 +132,12 @@ func BenchmarkRenewTokenHTTPS(b *testing.B) {
 	benchOpenConns(b, hc, bs.httpsURL, benchHotConc)
 	b.ReportAllocs()
 	b.ResetTimer()
+	stop := benchProfile(b)
 	start := time.Now()
 	benchDrive(b, "client", benchHotConc, jobs, func(j benchJob) error {
 		return benchSend(b.Context(), hc, aud, j.token, "", nil, http.StatusCreated)
 	})
+	stop()
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "renewals/s")
 }
 
