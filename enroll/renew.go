@@ -73,8 +73,9 @@ type renewal struct {
 // Renew renews a device certificate: the registration authority's
 // renewal rules (issue 11), in this order.
 //
-//  1. The proof. With a Token (see tokenVerifier.verify): its chain verified
-//     to the fleet's intermediate as of the certificate's own validity, its
+//  1. The proof. With a Token (see tokenVerifier.verify): its chain proved
+//     to the fleet's intermediate as of the certificate's own validity (by
+//     the store's record of the leaf, or by its signatures), its
 //     signature by the certificate's key, its claims, and (in the store's
 //     transaction) its single use. Without one, the TLS peer chain, whose
 //     signatures and key the caller's TLS listener verified (see
