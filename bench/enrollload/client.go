@@ -46,6 +46,11 @@ var (
 // first: the others are measured against it.
 var clientKinds = []clientKind{nativeClient, estClient, stepClient}
 
+// isPeer reports whether k enrolls against a server other than fleetca
+// (step-ca, the bare server), which the step-ca table compares, not the
+// client kinds' one.
+func isPeer(k clientKind) bool { return k == stepCAClient || k == bareClient }
+
 // parseClients reads -client: one kind's name, or "all".
 func parseClients(s string) ([]clientKind, error) {
 	if s == "all" {
@@ -73,7 +78,7 @@ type request struct {
 func newRequest(k clientKind, id, token string, csr []byte) (request, error) {
 	csrPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csr})
 	switch k.name {
-	case nativeClient.name:
+	case nativeClient.name, bareClient.name:
 		return request{contentType: "application/x-pem-file", auth: "Bearer " + token, body: csrPEM}, nil
 	case estClient.name:
 		body := make([]byte, base64.StdEncoding.EncodedLen(len(csr)))
@@ -96,7 +101,7 @@ func newRequest(k clientKind, id, token string, csr []byte) (request, error) {
 // that.
 func checkAnswer(k clientKind, body []byte, id string) (*x509.Certificate, error) {
 	switch k.name {
-	case nativeClient.name:
+	case nativeClient.name, bareClient.name:
 		return benchutil.ParseEnrollment(body, id)
 	case estClient.name:
 		return checkEST(body, id)

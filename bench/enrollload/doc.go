@@ -53,6 +53,18 @@
 // rate ratio against issue 19's 6x, and fleetca's CPU per certificate
 // over floor I against its 1.3x. `make test` never runs this program.
 //
+// The ceiling, in the same run: unless -bare=false, at concurrency 32 it
+// also enrolls against a bare server, this program started again as its
+// own process (FLEETCA_ENROLLLOAD_BARE names its directory): net/http and
+// crypto/tls as serve uses them (TLS 1.2+, a P-256 certificate), answering
+// native's POST /v1/enroll by floor I and nothing else (the CSR's parse and
+// signature check, x509.CreateCertificate with the floor's device template,
+// the enrollment JSON), with no token store, database, fsync, policy or
+// log. No CA on Go's crypto can beat it on this machine with this client,
+// so its rate over step-ca's says whether 6x is within any Go CA's reach
+// here, and fleetca's CPU over its CPU is what fleetca's own work (token,
+// policy, durable store, audit tree, log) costs.
+//
 // Then, unless -profile 0, it profiles the same enrollments in process:
 // `go test ./cmd/fleetca -bench EnrollHTTPS/h1/c=32 -cpuprofile` (serve's
 // real HTTPS wiring on bbolt with fsync, -profile enrollments; serve
@@ -65,7 +77,7 @@
 // Usage, in bench/ (the benchmarks' own module; `make bench` runs it with
 // the defaults from the repository root):
 //
-//	go run ./enrollload [-client native|est|step|all] [-step-ca=true] [-profile 20000]
+//	go run ./enrollload [-client native|est|step|all] [-step-ca=true] [-bare=true] [-profile 20000]
 //	    [-duration 5s] [-reps 3]
 //	    [-concurrency 1,8,32] [-proto h1|h2] [-server-env GOGC=400]
 //	    [-fleetca BINARY] [-keep] [-strict]

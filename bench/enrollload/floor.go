@@ -69,7 +69,7 @@ func measureFloor(runs int, each time.Duration) (floorResult, error) {
 	if err != nil {
 		return floorResult{}, err
 	}
-	tmpl := deviceTemplate(issuer, &dev.PublicKey)
+	tmpl := deviceTemplate(issuer, &dev.PublicKey, "b-00000001", time.Now())
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, issuer, &dev.PublicKey, caKey)
 	if err != nil {
 		return floorResult{}, err
@@ -218,17 +218,16 @@ func floorIssuer() (*ecdsa.PrivateKey, *x509.Certificate, error) {
 // deviceTemplate is a certificate like the ones ca.SignDevice issues
 // (docs/ARCHITECTURE.md, "The contract"): CN and SPIFFE URI SAN, KU
 // digitalSignature, EKU clientAuth, key identifiers, AIA, CRL distribution
-// point, a 159-bit serial.
-func deviceTemplate(issuer *x509.Certificate, pub *ecdsa.PublicKey) *x509.Certificate {
+// point, a 159-bit serial; for device id, issued at now.
+func deviceTemplate(issuer *x509.Certificate, pub *ecdsa.PublicKey, id string, now time.Time) *x509.Certificate {
 	const base = "http://127.0.0.1:8080"
 	serial := make([]byte, 20)
 	_, _ = rand.Read(serial)
 	serial[0] &= 0x7f
-	now := time.Now()
 	return &x509.Certificate{
 		SerialNumber:          new(big.Int).SetBytes(serial),
-		Subject:               pkix.Name{CommonName: "b-00000001"},
-		URIs:                  []*url.URL{{Scheme: "spiffe", Host: "bench", Path: "/device/b-00000001"}},
+		Subject:               pkix.Name{CommonName: id},
+		URIs:                  []*url.URL{{Scheme: "spiffe", Host: "bench", Path: "/device/" + id}},
 		NotBefore:             now.Add(-time.Minute),
 		NotAfter:              now.Add(90 * 24 * time.Hour),
 		KeyUsage:              x509.KeyUsageDigitalSignature,

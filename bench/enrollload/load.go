@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/fleetca/fleetca/api"
@@ -23,7 +24,9 @@ type generator struct {
 	tokens *benchutil.TokenMinter // pattern tokens, for native and EST
 	admin  *client.Client         // mints step tokens, one per device
 	stepCA *stepCA                // mints step-ca's tokens, one per device; nil when it does not run
-	seq    int
+	// bareToken is the bare server's one token, for every request to it.
+	bareToken string
+	seq       int
 }
 
 // devicePrefix starts every device ID; tokenPattern matches them all.
@@ -46,6 +49,8 @@ func (g *generator) make(ctx context.Context, k clientKind, n int) ([]job, error
 		toks, err = g.stepTokens(ctx, g.seq+1, n)
 	case stepCAClient.name:
 		toks, err = g.stepCA.tokens(g.seq+1, n)
+	case bareClient.name:
+		toks = slices.Repeat([]string{g.bareToken}, n)
 	default:
 		toks, err = g.tokens.Take(ctx, n)
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -43,10 +44,16 @@ type options struct {
 	maxCSRs     int
 	clients     []clientKind // the first is the main table's; the others are compared with it
 	stepCA      bool         // run step-ca beside fleetca at targetConc
+	bare        bool         // run the bare server (the ceiling) beside fleetca at targetConc
 	profile     int          // enrollments of the in-process CPU profile after the load; 0 for none
 }
 
-func main() { benchutil.Main("enrollload", parseFlags, run) }
+func main() {
+	if dir := os.Getenv(bareEnv); dir != "" {
+		os.Exit(serveBare(dir))
+	}
+	benchutil.Main("enrollload", parseFlags, run)
+}
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
 	var o options
@@ -60,6 +67,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.floorEach, "floor-run-time", 80*time.Millisecond, "length of one crypto-floor run")
 	fs.IntVar(&o.maxCSRs, "max-csrs", 100_000, "most CSRs generated for one repetition (a repetition that uses them all ends early)")
 	fs.BoolVar(&o.stepCA, "step-ca", true, "install (once, into $HOME/.cache/fleetca-tools/bin) and run step-ca "+stepCAVersion+" beside fleetca at concurrency 32, and compare")
+	fs.BoolVar(&o.bare, "bare", true, "run a bare Go HTTPS server that does floor I per request and nothing else beside fleetca at concurrency 32: the ceiling of the step-ca comparison")
 	fs.IntVar(&o.profile, "profile", 20000, "after the load, profile this many enrollments in process (go test ./cmd/fleetca -bench EnrollHTTPS/h1/c=32 -cpuprofile) and print where the server's CPU goes; 0: no profile")
 	clients := fs.String("client", "native", "native: POST /v1/enroll; est: EST simpleenroll; step: step's POST /1.0/sign; all: the three, interleaved, compared with native")
 	if err := benchutil.Parse(fs, args); err != nil {
@@ -121,6 +129,15 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) int {
 		logf("step-ca %s serving on %s (pid %d)", stepCAVersion, sca.url, sca.pid)
 	}
 
+	var bare *bareServer
+	if o.bare && slices.Contains(o.concurrency, targetConc) {
+		if bare, err = startBare(ctx, filepath.Join(tmp, "bare")); err != nil {
+			return fail(err)
+		}
+		defer bare.stop()
+		logf("bare server (the ceiling) serving on %s (pid %d)", bare.url, bare.pid)
+	}
+
 	srv, stop, err := benchutil.StartLogged(ctx, bin, tmp, o.ServerEnv, nil, logf)
 	if err != nil {
 		return fail(err)
@@ -136,9 +153,17 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) int {
 		return fail(err)
 	}
 	gen := &generator{tokens: &benchutil.TokenMinter{Admin: admin, Pattern: tokenPattern}, admin: admin, stepCA: sca}
+	peers := map[clientKind]peer{}
+	if sca != nil {
+		peers[stepCAClient] = peer{url: sca.url, pid: sca.pid, roots: sca.roots}
+	}
+	if bare != nil {
+		peers[bareClient] = peer{url: bare.url, pid: bare.pid, roots: bare.roots}
+		gen.bareToken = bare.token
+	}
 	var levels []levelResult
 	for _, c := range o.concurrency {
-		lr, err := runLevel(ctx, o, srv, sca, roots, gen, c, logf)
+		lr, err := runLevel(ctx, o, srv, peers, roots, gen, c, logf)
 		if err != nil {
 			return fail(err)
 		}
@@ -149,6 +174,11 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) int {
 	}
 	if sca != nil {
 		if err := sca.alive(); err != nil {
+			return fail(err)
+		}
+	}
+	if bare != nil {
+		if err := bare.alive(); err != nil {
 			return fail(err)
 		}
 	}
@@ -174,6 +204,14 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) int {
 		errs += l.errors()
 	}
 	return benchutil.ExitCode(errs, missed, o.Strict, srv.LogPath, logf)
+}
+
+// peer is a server other than fleetca that the benchmark runs beside it:
+// where its requests go, whose CPU is measured, what its TLS chains to.
+type peer struct {
+	url   string
+	pid   int
+	roots []*x509.Certificate
 }
 
 // levelResult is one concurrency level: its repetitions with the first
@@ -211,18 +249,22 @@ func (l levelResult) errors() int {
 // fastest rate seen so far at this level, and the server is idle while
 // they are made.
 //
-// At targetConc, when sca is not nil, step-ca is one more kind,
-// interleaved with the others, with its own URL, roots and process.
-func runLevel(ctx context.Context, o options, srv *benchutil.Server, sca *stepCA, roots []*x509.Certificate, gen *generator, c int, logf func(string, ...any)) (levelResult, error) {
+// At targetConc, each of peers (step-ca, the bare server) is one more
+// kind, interleaved with the others, with its own URL, roots and process.
+func runLevel(ctx context.Context, o options, srv *benchutil.Server, peers map[clientKind]peer, roots []*x509.Certificate, gen *generator, c int, logf func(string, ...any)) (levelResult, error) {
 	lr := levelResult{conc: c}
 	kinds := slices.Clone(o.clients)
-	if sca != nil && c == targetConc {
-		kinds = append(kinds, stepCAClient)
+	if c == targetConc {
+		for _, k := range []clientKind{stepCAClient, bareClient} {
+			if _, ok := peers[k]; ok {
+				kinds = append(kinds, k)
+			}
+		}
 	}
 	// target is where kind k's requests go, and whose CPU is measured.
 	target := func(k clientKind) (string, int) {
-		if k == stepCAClient {
-			return sca.url + k.path, sca.pid
+		if p, ok := peers[k]; ok {
+			return p.url + k.path, p.pid
 		}
 		return srv.HTTPSURL + k.path, srv.PID
 	}
@@ -236,8 +278,8 @@ func runLevel(ctx context.Context, o options, srv *benchutil.Server, sca *stepCA
 	for ki, k := range kinds {
 		url, pid := target(k)
 		kr := roots
-		if k == stepCAClient {
-			kr = sca.roots
+		if p, ok := peers[k]; ok {
+			kr = p.roots
 		}
 		s, err := newSender(url, kr, c, o.proto)
 		if err != nil {

@@ -267,3 +267,52 @@ func TestCompareStepCA(t *testing.T) {
 		})
 	}
 }
+
+// TestCompareStepCABare checks the ceiling lines: the bare server's rate
+// over step-ca's against 6x, fleetca's rate and CPU over the bare
+// server's, and that the bare server stays out of the client kinds'
+// verdicts.
+func TestCompareStepCABare(t *testing.T) {
+	phase := func(ok int, cpu time.Duration) []benchutil.Phase {
+		return []benchutil.Phase{{OK: ok, Elapsed: time.Second, Server: benchutil.CPUTimes{User: cpu * time.Duration(ok)},
+			Lat: []time.Duration{time.Millisecond}}}
+	}
+	f := floorResult{floorIssue: 200 * time.Microsecond}
+	for _, tc := range []struct {
+		name     string
+		bareRate int
+		step     bool
+		want     []string
+		notWant  string
+	}{
+		{"ceiling above", 6500, true, []string{"step-ca v0.30.2 and the bare server", "bare          6500",
+			"the bare server over step-ca                     6.50x   within reach of a Go CA here",
+			"enrollments/s 0.62x, server CPU per certificate 1.33x (+100 µs"}, "below"},
+		{"ceiling below", 5500, true, []string{"5.50x   below 6.0x: no CA on Go's crypto reaches 6.0x step-ca on this machine"}, "within reach"},
+		{"no step-ca", 6500, false, []string{"against the bare server, measured", "enrollments/s 0.62x"}, "over step-ca"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			others := []kindResult{{kind: bareClient, reps: phase(tc.bareRate, 300*time.Microsecond)}}
+			if tc.step {
+				others = append([]kindResult{{kind: stepCAClient, reps: phase(1000, 1200*time.Microsecond)}}, others...)
+			}
+			levels := []levelResult{{conc: 32, reps: phase(4000, 400*time.Microsecond), others: others}}
+			var out strings.Builder
+			if !compareStepCA(&out, nativeClient, levels, f) {
+				t.Errorf("compareStepCA() at 4.0x and 2.0x floor missed = false, want true:\n%s", out.String())
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(out.String(), w) {
+					t.Errorf("compareStepCA() lacks %q:\n%s", w, out.String())
+				}
+			}
+			if strings.Contains(out.String(), tc.notWant) {
+				t.Errorf("compareStepCA() says %q:\n%s", tc.notWant, out.String())
+			}
+			out.Reset()
+			if compareKinds(&out, nativeClient, levels) || out.Len() != 0 {
+				t.Errorf("compareKinds() with peers only = %q, want nothing printed, no miss", out.String())
+			}
+		})
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -133,55 +134,98 @@ func report(w io.Writer, o options, srv *benchutil.Server, peakRSS int64, dataDi
 	return missed
 }
 
-// compareStepCA prints, for the level where step-ca ran, fleetca's and
-// step-ca's medians side by side, the rate ratio against
-// targetStepCARatio, and fleetca's CPU per certificate over floor I
-// against targetFloorRatio; it reports whether a target was missed.
+// compareStepCA prints, for the level where step-ca or the bare server
+// ran, fleetca's and their medians side by side; with step-ca, the rate
+// ratio against targetStepCARatio and fleetca's CPU per certificate over
+// floor I against targetFloorRatio; with the bare server too, the ceiling:
+// the bare server's rate over step-ca's, which no CA on Go's crypto can
+// beat here, and fleetca's over the bare server's. It reports whether a
+// target was missed.
 func compareStepCA(w io.Writer, lead clientKind, levels []levelResult, f floorResult) (missed bool) {
 	p := func(format string, a ...any) { fmt.Fprintf(w, format, a...) }
+	pass := func(ok bool) string {
+		if ok {
+			return "PASS"
+		}
+		missed = true
+		return "MISS"
+	}
 	for _, l := range levels {
-		var sca *kindResult
+		var sca, bare *kindResult
 		for i := range l.others {
-			if l.others[i].kind == stepCAClient {
+			switch l.others[i].kind {
+			case stepCAClient:
 				sca = &l.others[i]
+			case bareClient:
+				bare = &l.others[i]
 			}
 		}
-		if sca == nil {
+		if sca == nil && bare == nil {
 			continue
 		}
-		fc, sc := benchutil.Summarize(l.reps), benchutil.Summarize(sca.reps)
-		pass := func(ok bool) string {
-			if ok {
-				return "PASS"
-			}
-			missed = true
-			return "MISS"
-		}
-		p("\nfleetca against step-ca %s, measured in this run at c=%d (issue 19)\n", stepCAVersion, l.conc)
-		p("  step-ca: `go install %s@%s` with CGO_ENABLED=0, run by this program as its own process:\n", stepCAModule, stepCAVersion)
-		p("  one JWK provisioner, bbolt, root and intermediate from go.step.sm/crypto's minica, tokens minted\n")
-		p("  before timing with the provisioner's key (aud /1.0/sign, sha = root fingerprint, sans, a unique jti)\n")
-		p("%-8s %9s %13s %7s %7s %11s %8s %6s\n", "server", "enroll/s", "(min-max)", "p50 ms", "p99 ms", "server µs/", "x fl.I", "errors")
-		for _, r := range []struct {
+		type row struct {
 			name string
 			s    benchutil.Summary
-		}{{"fleetca", fc}, {"step-ca", sc}} {
+		}
+		rows := []row{{"fleetca", benchutil.Summarize(l.reps)}}
+		var names []string
+		if sca != nil {
+			rows = append(rows, row{"step-ca", benchutil.Summarize(sca.reps)})
+			names = append(names, "step-ca "+stepCAVersion)
+		}
+		if bare != nil {
+			rows = append(rows, row{"bare", benchutil.Summarize(bare.reps)})
+			names = append(names, "the bare server")
+		}
+		p("\nfleetca against %s, measured in this run at c=%d (issue 19)\n", strings.Join(names, " and "), l.conc)
+		if sca != nil {
+			p("  step-ca: `go install %s@%s` with CGO_ENABLED=0, run by this program as its own process:\n", stepCAModule, stepCAVersion)
+			p("  one JWK provisioner, bbolt, root and intermediate from go.step.sm/crypto's minica, tokens minted\n")
+			p("  before timing with the provisioner's key (aud /1.0/sign, sha = root fingerprint, sans, a unique jti)\n")
+		}
+		if bare != nil {
+			p("  bare: a Go HTTPS server (net/http, crypto/tls 1.2+, P-256), its own process, that parses and checks the\n")
+			p("  CSR and calls x509.CreateCertificate (floor I) per request and nothing else: no token store, database,\n")
+			p("  fsync, policy or log; native's request and answer. No CA on Go's crypto can beat it here\n")
+		}
+		p("%-8s %9s %13s %7s %7s %11s %8s %6s\n", "server", "enroll/s", "(min-max)", "p50 ms", "p99 ms", "server µs/", "x fl.I", "errors")
+		for _, r := range rows {
 			p("%-8s %9.0f %13s %7.2f %7.2f %11.0f %7.2fx %6d\n", r.name, r.s.Rate, fmt.Sprintf("(%.0f-%.0f)", r.s.RateMin, r.s.RateMax),
 				benchutil.Millis(r.s.P50), benchutil.Millis(r.s.P99), benchutil.Micros(r.s.Server), benchutil.Ratio(r.s.Server, f.floorIssue), r.s.Failed)
 		}
 		if lead != nativeClient {
 			p("  (fleetca's row is the %s client's)\n", lead.name)
 		}
-		rr := ratio(fc.Rate, sc.Rate)
-		p("  enrollments/s, fleetca over step-ca        >= %.1fx          %6.2fx   %s\n", targetStepCARatio, rr, pass(rr >= targetStepCARatio))
-		p("  server CPU per certificate, step-ca over fleetca        %6.2fx\n", benchutil.Ratio(sc.Server, fc.Server))
+		fc := rows[0].s
+		if sca != nil {
+			sc := rows[1].s
+			rr := ratio(fc.Rate, sc.Rate)
+			p("  enrollments/s, fleetca over step-ca        >= %.1fx          %6.2fx   %s\n", targetStepCARatio, rr, pass(rr >= targetStepCARatio))
+			p("  server CPU per certificate, step-ca over fleetca        %6.2fx\n", benchutil.Ratio(sc.Server, fc.Server))
+		}
 		fr := benchutil.Ratio(fc.Server, f.floorIssue)
 		p("  fleetca server CPU per certificate / floor I <= %.1fx      %6.2fx   %s\n", targetFloorRatio, fr, pass(fr <= targetFloorRatio))
 		if f.floorIssueAll > 0 {
 			p("    (over floor I with every CPU busy, %.0f µs, as under this load: %.2fx)\n",
 				benchutil.Micros(f.floorIssueAll), benchutil.Ratio(fc.Server, f.floorIssueAll))
 		}
-		writeBudget(w, sc.Rate, fc.Client, f.floorIssue)
+		if bare != nil {
+			bs := rows[len(rows)-1].s
+			if sca != nil {
+				cr := ratio(bs.Rate, rows[1].s.Rate)
+				verdict := "within reach of a Go CA here"
+				if cr < targetStepCARatio {
+					verdict = fmt.Sprintf("below %.1fx: no CA on Go's crypto reaches %.1fx step-ca on this machine", targetStepCARatio, targetStepCARatio)
+				}
+				p("  ceiling: the bare server over step-ca                   %6.2fx   %s\n", cr, verdict)
+			}
+			p("  fleetca over the bare server: enrollments/s %.2fx, server CPU per certificate %.2fx (+%.0f µs: TLS and HTTP\n",
+				ratio(fc.Rate, bs.Rate), benchutil.Ratio(fc.Server, bs.Server), benchutil.Micros(fc.Server-bs.Server))
+			p("  are in both; the difference is fleetca's token, policy, store with fsync, audit tree and log)\n")
+		}
+		if sca != nil {
+			writeBudget(w, rows[1].s.Rate, fc.Client, f.floorIssue)
+		}
 	}
 	return missed
 }
@@ -236,7 +280,7 @@ func compareKinds(w io.Writer, lead clientKind, levels []levelResult, f floorRes
 	others := false
 	for _, l := range levels {
 		for _, k := range l.others {
-			others = others || k.kind != stepCAClient
+			others = others || !isPeer(k.kind)
 		}
 	}
 	if !others {
@@ -252,7 +296,7 @@ func compareKinds(w io.Writer, lead clientKind, levels []levelResult, f floorRes
 	p("%5s %-6s %9s %13s %7s %7s %10s %9s %9s %11s\n", "", "", "median", "", "", "", "cert", "", "", "rate")
 	busy := 0.0 // the largest share of the machine other work took
 	for _, l := range levels {
-		if len(l.others) == 0 || len(l.others) == 1 && l.others[0].kind == stepCAClient {
+		if !slices.ContainsFunc(l.others, func(k kindResult) bool { return !isPeer(k.kind) }) {
 			continue
 		}
 		base := benchutil.Summarize(l.reps)
@@ -265,7 +309,7 @@ func compareKinds(w io.Writer, lead clientKind, levels []levelResult, f floorRes
 		}
 		row(lead.name, base, "")
 		for _, k := range l.others {
-			if k.kind == stepCAClient {
+			if isPeer(k.kind) {
 				continue // another server: compareStepCA
 			}
 			s := benchutil.Summarize(k.reps)
