@@ -8,9 +8,11 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base64"
+	"encoding/json"
 	"math/big"
 	"strings"
 	"sync"
@@ -885,5 +887,35 @@ func TestRenewAfterDeviceReset(t *testing.T) {
 	}
 	if serial := SerialHex(d.cert); strings.Contains(fe.Hint, serial) {
 		t.Errorf("hint %q names the refused certificate %s as the one to renew", fe.Hint, serial)
+	}
+}
+
+// TestRenewalTokenPayloadNonce pins the nonce of a token without a jti
+// (step's form): the hash of the signed payload as jose.Verify decodes it
+// into a json.RawMessage, so that a token spent before still reads as
+// spent.
+func TestRenewalTokenPayloadNonce(t *testing.T) {
+	f := newFixture(t, Config{})
+	d := f.enrollDevice(t, "dev-1")
+	claims := f.claims(d)
+	claims.ID = ""
+	for _, insecure := range []bool{false, true} {
+		raw := mint(t, d.key, f.chain(d), claims, insecure)
+		tok, err := f.svc.tokens.verify(raw, f.clock.Now(), nil)
+		if err != nil {
+			t.Fatalf("verify: %v", err)
+		}
+		jws, err := jose.ParseSigned(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var c jose.Claims
+		var payload json.RawMessage
+		if err := jose.Verify(jws, d.key.Public(), &c, &payload); err != nil {
+			t.Fatal(err)
+		}
+		if want := sha256.Sum256(append([]byte("fleetca renewal token payload\x00"), payload...)); tok.nonce.Hash != want {
+			t.Errorf("x5cInsecure %v: nonce %x, want the hash of the signed payload %x", insecure, tok.nonce.Hash, want)
+		}
 	}
 }

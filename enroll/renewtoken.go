@@ -159,8 +159,7 @@ func (v *tokenVerifier) verify(raw string, now time.Time, lookup recordLookup) (
 		return nil, bad(nil, fmt.Sprintf("the renewal token's algorithm %q does not fit the certificate's key", h.Algorithm))
 	}
 	var claims jose.Claims
-	var payload json.RawMessage
-	if err := jose.Verify(tok, leaf.PublicKey, &claims, &payload); err != nil {
+	if err := jose.Verify(tok, leaf.PublicKey, &claims); err != nil {
 		return nil, bad(err, "the renewal token's signature does not verify with the certificate's key")
 	}
 
@@ -197,6 +196,12 @@ func (v *tokenVerifier) verify(raw string, now time.Time, lookup recordLookup) (
 	if claims.ID != "" {
 		key = fmt.Appendf(nil, "fleetca renewal token jti\x00%s\x00%s", leaf.SerialNumber.Text(16), claims.ID)
 	} else {
+		// The payload whose signature Verify checked, as it decoded it
+		// (a token without a jti is rare: step's renewal tokens).
+		var payload json.RawMessage
+		if err := tok.UnsafeClaimsWithoutVerification(&payload); err != nil {
+			return nil, bad(err, "the renewal token's claims are not JSON")
+		}
 		key = append([]byte("fleetca renewal token payload\x00"), payload...)
 	}
 	return &renewalToken{leaf: leaf, record: rec, nonce: store.Nonce{Hash: sha256.Sum256(key), Expires: exp.Add(api.RenewalTokenSkew)}}, nil
