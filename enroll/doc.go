@@ -104,7 +104,9 @@
 // renewal token: a JWT signed by the certificate's key, with the chain in
 // its x5c (or step's x5cInsecure) header, parsed with
 // go.step.sm/crypto/jose and checked in renewtoken.go (the chain to the
-// intermediate alone, as of the certificate's own validity, sub = the
+// intermediate alone, as of the certificate's own validity: proved by the
+// store's record when the leaf is, byte for byte, the certificate this CA
+// recorded under the intermediate, else by its signatures; sub = the
 // device ID, aud = one of Config.RenewURLs (RenewURLs makes fleetca's and
 // step's, /renew and /1.0/renew), exp - iat at most 5 minutes, 10 minutes
 // of skew, used

@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"encoding/asn1"
 	"encoding/pem"
+	"math/big"
 	"os"
 	"path/filepath"
 	"slices"
@@ -18,6 +19,7 @@ import (
 	"github.com/fleetca/fleetca/api"
 	"github.com/fleetca/fleetca/ca"
 	"github.com/fleetca/fleetca/internal/fault"
+	"github.com/fleetca/fleetca/store"
 )
 
 // inputKinds are the fault kinds a refusal of untrusted input may have.
@@ -103,7 +105,9 @@ func FuzzParseToken(f *testing.F) {
 // checks (tokenVerifier.verify), seeded with good tokens in both header
 // forms and near misses. Invariants: no panic; a refusal is
 // fault.Unauthorized; an accepted token names a certificate of the fleet
-// for a device, and the same input is spent under the same nonce.
+// for a device, and the same input is spent under the same nonce; the
+// store's record of the seeds' certificate proves a token exactly when its
+// chain's signatures would (tokenVerifier.recorded against leaf).
 func FuzzParseRenewalToken(f *testing.F) {
 	now := testStart
 	authority, err := ca.New(context.Background(), ca.Config{}.WithDefaults(), ca.Deps{Dir: caDir, PublicURL: "http://127.0.0.1:8080",
@@ -115,8 +119,7 @@ func FuzzParseRenewalToken(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	v := &tokenVerifier{issuer: x509.NewCertPool(), audiences: auds}
-	v.issuer.AddCert(authority.Intermediate())
+	v := newTokenVerifier(authority.Intermediate(), auds)
 	// The fleet as a verifier sees it, independent of what v trusts.
 	fleetRoots, fleetInters := x509.NewCertPool(), x509.NewCertPool()
 	fleetRoots.AddCert(authority.Root())
@@ -128,6 +131,12 @@ func FuzzParseRenewalToken(f *testing.F) {
 		f.Fatal(err)
 	}
 	chain := []*x509.Certificate{leaf, authority.Intermediate()}
+	lookup := func(serial *big.Int) (store.Certificate, bool) {
+		if serial.Cmp(leaf.SerialNumber) != 0 {
+			return store.Certificate{}, false
+		}
+		return store.Certificate{Serial: leaf.SerialNumber, DeviceID: "dev-1", DER: leaf.Raw}, true
+	}
 	claims := jose.Claims{Subject: "dev-1", Audience: jose.Audience{testRenewURLs[0]}, ID: "seed",
 		IssuedAt: jose.NewNumericDate(now), Expiry: jose.NewNumericDate(now.Add(5 * time.Minute))}
 	good := mint(f, key, chain, claims, false)
@@ -141,7 +150,18 @@ func FuzzParseRenewalToken(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, raw string) {
-		tok, err := v.verify(raw, now)
+		tok, err := v.verify(raw, now, nil)
+		byRecord, rerr := v.verify(raw, now, lookup)
+		switch {
+		case (err == nil) != (rerr == nil):
+			t.Fatalf("verify by signatures: %v; by the record: %v; want the same answer", err, rerr)
+		case err == nil && (!bytes.Equal(byRecord.leaf.Raw, tok.leaf.Raw) || byRecord.nonce != tok.nonce):
+			t.Fatalf("verify by the record accepted another certificate or nonce than by signatures")
+		case err == nil && byRecord.record != nil && !bytes.Equal(byRecord.record.DER, tok.leaf.Raw):
+			t.Fatalf("verify by the record returned another certificate's record")
+		case raw == good && (rerr != nil || byRecord.record == nil):
+			t.Fatalf("the seed token was not proved by its record: %v", rerr)
+		}
 		if err != nil {
 			if k, ok := fault.KindOf(err); !ok || k != fault.Unauthorized {
 				t.Fatalf("verify refusal = %v (%T), want fault.Unauthorized", err, err)
@@ -155,7 +175,7 @@ func FuzzParseRenewalToken(f *testing.F) {
 			KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
 			t.Fatalf("accepted a token whose certificate does not chain to the fleet: %v", err)
 		}
-		again, err := v.verify(raw, now)
+		again, err := v.verify(raw, now, nil)
 		if err != nil || again.nonce != tok.nonce {
 			t.Fatalf("the same token verified twice: %v, nonce %x then %x", err, tok.nonce.Hash, again.nonce.Hash)
 		}

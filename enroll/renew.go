@@ -73,8 +73,9 @@ type renewal struct {
 // Renew renews a device certificate: the registration authority's
 // renewal rules (issue 11), in this order.
 //
-//  1. The proof. With a Token (see tokenVerifier.verify): its chain verified
-//     to the fleet's intermediate as of the certificate's own validity, its
+//  1. The proof. With a Token (see tokenVerifier.verify): its chain proved
+//     to the fleet's intermediate as of the certificate's own validity (by
+//     the store's record of the leaf, or by its signatures), its
 //     signature by the certificate's key, its claims, and (in the store's
 //     transaction) its single use. Without one, the TLS peer chain, whose
 //     signatures and key the caller's TLS listener verified (see
@@ -143,12 +144,16 @@ func (s *Service) renew(ctx context.Context, req RenewRequest, r *renewal) (*Res
 	now := s.now().UTC()
 	var leaf *x509.Certificate
 	var nonce *store.Nonce
+	var recorded *store.Certificate
 	if req.Token != "" {
-		tok, err := s.tokens.verify(req.Token, now)
+		tok, err := s.tokens.verify(req.Token, now, func(serial *big.Int) (store.Certificate, bool) {
+			rec, err := s.store.GetCertificate(ctx, serial)
+			return rec, err == nil
+		})
 		if err != nil {
 			return nil, err
 		}
-		leaf, nonce = tok.leaf, &tok.nonce
+		leaf, nonce, recorded = tok.leaf, &tok.nonce, tok.record
 	} else {
 		var err error
 		if leaf, err = s.verifyPeer(req.PeerCertificates, now, req.NoTokenForm); err != nil {
@@ -157,7 +162,7 @@ func (s *Service) renew(ctx context.Context, req RenewRequest, r *renewal) (*Res
 	}
 	r.parent = leaf.SerialNumber
 
-	rec, err := s.store.GetCertificate(ctx, leaf.SerialNumber)
+	rec, err := s.certificateOf(ctx, leaf, recorded)
 	if errors.Is(err, store.ErrNotFound) || err == nil && !bytes.Equal(rec.DER, leaf.Raw) {
 		kind := fault.Unauthorized
 		if req.NoTokenForm {
@@ -241,6 +246,15 @@ func (s *Service) renew(ctx context.Context, req RenewRequest, r *renewal) (*Res
 	}
 	schedule(res)
 	return res, nil
+}
+
+// certificateOf returns the store's record of leaf: recorded, if the
+// token's check read it already, else read now.
+func (s *Service) certificateOf(ctx context.Context, leaf *x509.Certificate, recorded *store.Certificate) (store.Certificate, error) {
+	if recorded != nil {
+		return *recorded, nil
+	}
+	return s.store.GetCertificate(ctx, leaf.SerialNumber)
 }
 
 // verifyPeer returns the leaf of a TLS peer chain if it is a client

@@ -1,15 +1,18 @@
 package enroll
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base64"
+	"encoding/json"
 	"math/big"
 	"strings"
 	"sync"
@@ -443,6 +446,30 @@ func TestRenewTable(t *testing.T) {
 			leaf := otherCALeaf(t, otherCA, d.id, key, f.clock.Now())
 			return f.svc.Renew(t.Context(), RenewRequest{Token: mint(t, key, []*x509.Certificate{leaf, otherCA.Intermediate}, f.claims(d), false)})
 		}},
+		// A certificate the intermediate signed that the CA did not record
+		// is refused after its chain verified, as before the record could
+		// prove a leaf (tokenVerifier.recorded).
+		{name: "fail/token-unrecorded", want: fault.Unauthorized, kind: kindRenew, run: func(t *testing.T, f *fixture, d device) (*Result, error) {
+			key := newKey(t)
+			c, err := f.ca.SignDevice(t.Context(), ca.DeviceRequest{DeviceID: api.DeviceID(d.id), PublicKey: key.Public()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return f.svc.Renew(t.Context(), RenewRequest{Token: mint(t, key, []*x509.Certificate{c, f.ca.Intermediate()}, f.claims(d), false)})
+		}},
+		// The recorded certificate's serial and contents, signed again by a
+		// key posing as the intermediate (same name and key identifier).
+		{name: "fail/token-resigned-recorded-serial", want: fault.Unauthorized, kind: kindRenew, run: func(t *testing.T, f *fixture, d device) (*Result, error) {
+			forged := resign(t, d.cert, f.ca.Intermediate())
+			return f.svc.Renew(t.Context(), RenewRequest{Token: mint(t, d.key, []*x509.Certificate{forged, f.ca.Intermediate()}, f.claims(d), false)})
+		}},
+		// The recorded certificate with one byte of its signature changed.
+		{name: "fail/token-modified-recorded-leaf", want: fault.Unauthorized, kind: kindRenew, run: func(t *testing.T, f *fixture, d device) (*Result, error) {
+			return f.svc.Renew(t.Context(), RenewRequest{Token: mint(t, d.key, []*x509.Certificate{modified(t, d.cert), f.ca.Intermediate()}, f.claims(d), false)})
+		}},
+		{name: "fail/token-modified-recorded-leaf-x5cInsecure", want: fault.Unauthorized, kind: kindRenew, run: func(t *testing.T, f *fixture, d device) (*Result, error) {
+			return f.svc.Renew(t.Context(), RenewRequest{Token: mint(t, d.key, []*x509.Certificate{modified(t, d.cert), f.ca.Intermediate()}, f.claims(d), true)})
+		}},
 		{name: "fail/token-garbage", want: fault.Unauthorized, kind: kindRenew, run: func(t *testing.T, f *fixture, d device) (*Result, error) {
 			return f.svc.Renew(t.Context(), RenewRequest{Token: "not.a.jwt"})
 		}},
@@ -532,6 +559,134 @@ func otherCALeaf(t *testing.T, other *minica.CA, id string, key crypto.Signer, n
 		t.Fatal(err)
 	}
 	return leaf
+}
+
+// resign returns leaf's contents, serial included, signed by a new key
+// posing as inter: a certificate with inter's subject and key identifier.
+func resign(t *testing.T, leaf, inter *x509.Certificate) *x509.Certificate {
+	t.Helper()
+	fakeKey := newKey(t)
+	fake := *inter
+	fake.PublicKey = fakeKey.Public()
+	tmpl := *leaf
+	tmpl.ExtraExtensions = leaf.Extensions
+	der, err := x509.CreateCertificate(rand.Reader, &tmpl, &fake, leaf.PublicKey, fakeKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.SerialNumber.Cmp(leaf.SerialNumber) != 0 || !bytes.Equal(c.RawIssuer, inter.RawSubject) || !bytes.Equal(c.AuthorityKeyId, inter.SubjectKeyId) {
+		t.Fatalf("the re-signed certificate does not pose as the recorded one under the intermediate")
+	}
+	return c
+}
+
+// modified returns leaf with the last byte of its DER (in its signature)
+// changed.
+func modified(t *testing.T, leaf *x509.Certificate) *x509.Certificate {
+	t.Helper()
+	der := bytes.Clone(leaf.Raw)
+	der[len(der)-1] ^= 0x01
+	c, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// TestRenewTokenRecorded: a renewal token's leaf is proved by the store's
+// record only when it is the recorded certificate byte for byte under the
+// intermediate, within its validity (or as of NotAfter - 1 min once
+// expired), in the x5c or the x5cInsecure header; anything else is left to
+// the chain's signatures.
+func TestRenewTokenRecorded(t *testing.T) {
+	tests := []struct {
+		name string
+		// token returns the token for d and the clock's advance before
+		// it is checked.
+		token  func(t *testing.T, f *fixture, d device) (string, time.Duration)
+		lookup bool // pass the store as the lookup
+		want   bool // proved by the record
+		// inter, if set, edits the verifier's copy of the intermediate
+		// (its fields only: the tests of what recorded reads of it).
+		inter func(c *x509.Certificate, now time.Time)
+	}{
+		{name: "ok/x5c", lookup: true, want: true, token: func(t *testing.T, f *fixture, d device) (string, time.Duration) {
+			return mint(t, d.key, f.chain(d), f.claims(d), false), 0
+		}},
+		{name: "ok/x5c-leaf-only", lookup: true, want: true, token: func(t *testing.T, f *fixture, d device) (string, time.Duration) {
+			return mint(t, d.key, []*x509.Certificate{d.cert}, f.claims(d), false), 0
+		}},
+		{name: "ok/x5cInsecure", lookup: true, want: true, token: func(t *testing.T, f *fixture, d device) (string, time.Duration) {
+			return mint(t, d.key, f.chain(d), f.claims(d), true), 0
+		}},
+		{name: "ok/expired-leaf", lookup: true, want: true, token: func(t *testing.T, f *fixture, d device) (string, time.Duration) {
+			return mint(t, d.key, f.chain(d), f.claims(d), false), ca.DefaultDeviceValidity + time.Hour
+		}},
+		{name: "no/no-lookup", token: func(t *testing.T, f *fixture, d device) (string, time.Duration) {
+			return mint(t, d.key, f.chain(d), f.claims(d), false), 0
+		}},
+		{name: "no/unrecorded", lookup: true, token: func(t *testing.T, f *fixture, d device) (string, time.Duration) {
+			key := newKey(t)
+			c, err := f.ca.SignDevice(t.Context(), ca.DeviceRequest{DeviceID: api.DeviceID(d.id), PublicKey: key.Public()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return mint(t, key, []*x509.Certificate{c}, f.claims(d), false), 0
+		}},
+		{name: "no/resigned", lookup: true, token: func(t *testing.T, f *fixture, d device) (string, time.Duration) {
+			return mint(t, d.key, []*x509.Certificate{resign(t, d.cert, f.ca.Intermediate())}, f.claims(d), false), 0
+		}},
+		{name: "no/modified", lookup: true, token: func(t *testing.T, f *fixture, d device) (string, time.Duration) {
+			return mint(t, d.key, []*x509.Certificate{modified(t, d.cert)}, f.claims(d), false), 0
+		}},
+		{name: "no/modified-x5cInsecure", lookup: true, token: func(t *testing.T, f *fixture, d device) (string, time.Duration) {
+			return mint(t, d.key, []*x509.Certificate{modified(t, d.cert)}, f.claims(d), true), 0
+		}},
+		{name: "no/expired-intermediate", lookup: true, token: func(t *testing.T, f *fixture, d device) (string, time.Duration) {
+			return mint(t, d.key, f.chain(d), f.claims(d), false), 0
+		}, inter: func(c *x509.Certificate, now time.Time) { c.NotAfter = now.Add(-time.Second) }},
+		{name: "no/intermediate-other-key-id", lookup: true, token: func(t *testing.T, f *fixture, d device) (string, time.Duration) {
+			return mint(t, d.key, f.chain(d), f.claims(d), false), 0
+		}, inter: func(c *x509.Certificate, now time.Time) { c.SubjectKeyId = []byte{1, 2, 3} }},
+		{name: "no/intermediate-name-constraints", lookup: true, token: func(t *testing.T, f *fixture, d device) (string, time.Duration) {
+			return mint(t, d.key, f.chain(d), f.claims(d), false), 0
+		}, inter: func(c *x509.Certificate, now time.Time) { c.PermittedURIDomains = []string{"fleet.test"} }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, Config{})
+			d := f.enrollDevice(t, "dev-1")
+			tok, advance := tc.token(t, f, d)
+			jws, err := jose.ParseSigned(tok)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var lookup recordLookup
+			if tc.lookup {
+				lookup = func(serial *big.Int) (store.Certificate, bool) {
+					rec, err := f.store.GetCertificate(t.Context(), serial)
+					return rec, err == nil
+				}
+			}
+			v, now := *f.svc.tokens, f.clock.Now().Add(advance)
+			if tc.inter != nil {
+				inter := *v.inter
+				tc.inter(&inter, now)
+				v.inter = &inter
+			}
+			leaf, rec := v.recorded(jws.Headers[0], now, lookup)
+			if got := rec != nil; got != tc.want || (leaf != nil) != tc.want {
+				t.Fatalf("recorded() = leaf %v, record %v; want proved %v", leaf != nil, rec != nil, tc.want)
+			}
+			if tc.want && (!bytes.Equal(leaf.Raw, d.cert.Raw) || !bytes.Equal(rec.DER, d.cert.Raw)) {
+				t.Errorf("recorded() returned another certificate than the device's")
+			}
+		})
+	}
 }
 
 // revoke revokes through the store, as an admin would.
@@ -732,5 +887,35 @@ func TestRenewAfterDeviceReset(t *testing.T) {
 	}
 	if serial := SerialHex(d.cert); strings.Contains(fe.Hint, serial) {
 		t.Errorf("hint %q names the refused certificate %s as the one to renew", fe.Hint, serial)
+	}
+}
+
+// TestRenewalTokenPayloadNonce pins the nonce of a token without a jti
+// (step's form): the hash of the signed payload as jose.Verify decodes it
+// into a json.RawMessage, so that a token spent before still reads as
+// spent.
+func TestRenewalTokenPayloadNonce(t *testing.T) {
+	f := newFixture(t, Config{})
+	d := f.enrollDevice(t, "dev-1")
+	claims := f.claims(d)
+	claims.ID = ""
+	for _, insecure := range []bool{false, true} {
+		raw := mint(t, d.key, f.chain(d), claims, insecure)
+		tok, err := f.svc.tokens.verify(raw, f.clock.Now(), nil)
+		if err != nil {
+			t.Fatalf("verify: %v", err)
+		}
+		jws, err := jose.ParseSigned(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var c jose.Claims
+		var payload json.RawMessage
+		if err := jose.Verify(jws, d.key.Public(), &c, &payload); err != nil {
+			t.Fatal(err)
+		}
+		if want := sha256.Sum256(append([]byte("fleetca renewal token payload\x00"), payload...)); tok.nonce.Hash != want {
+			t.Errorf("x5cInsecure %v: nonce %x, want the hash of the signed payload %x", insecure, tok.nonce.Hash, want)
+		}
 	}
 }

@@ -119,8 +119,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	if root == nil || inter == nil {
 		return nil, errors.New("enroll.New: the CA has no root or intermediate")
 	}
-	s.tokens = &tokenVerifier{issuer: x509.NewCertPool(), audiences: auds}
-	s.tokens.issuer.AddCert(inter)
+	s.tokens = newTokenVerifier(inter, auds)
 	if deps.Step != nil {
 		if s.step, err = newStepVerifier(deps.Step, root.Raw); err != nil {
 			return nil, err

@@ -206,10 +206,14 @@ const stepRevokeTokenHint = "ask an admin for a revocation token for the certifi
 // (1 min leeway) and jti, and returns its claims. Every refusal is
 // fault.Unauthorized and never repeats the token.
 func (v *stepVerifier) verify(tok string, now time.Time, auds []audience, what string) (jose.Claims, stepClaims, error) {
-	var c jose.Claims
-	var extra stepClaims
+	// The registered and fleetca's claims, decoded from the payload at once.
+	var all struct {
+		jose.Claims
+		stepClaims
+	}
+	c, extra := &all.Claims, &all.stepClaims
 	refuse := func(detail string) (jose.Claims, stepClaims, error) {
-		return c, extra, fault.New(fault.Unauthorized, "the step token "+detail, stepTokenHint)
+		return *c, *extra, fault.New(fault.Unauthorized, "the step token "+detail, stepTokenHint)
 	}
 	if tok == "" {
 		return refuse("is missing (ott)")
@@ -227,7 +231,7 @@ func (v *stepVerifier) verify(tok string, now time.Time, auds []audience, what s
 	if jwt.Headers[0].KeyID != v.kid {
 		return refuse("names a provisioner key (kid) this CA does not have")
 	}
-	if err := jose.Verify(jwt, v.key.Public(), &c, &extra); err != nil {
+	if err := jose.Verify(jwt, &v.key.PublicKey, &all); err != nil {
 		return refuse("signature does not verify with this CA's provisioner key")
 	}
 	if c.Issuer != v.name {
@@ -258,7 +262,7 @@ func (v *stepVerifier) verify(tok string, now time.Time, auds []audience, what s
 	if c.ID == "" {
 		return refuse("has no jti")
 	}
-	return c, extra, nil
+	return *c, *extra, nil
 }
 
 // stepTokenRequest refuses a step token this CA cannot mint: no

@@ -50,6 +50,21 @@ func TestAppendIssuedIsEncodingJSON(t *testing.T) {
 	}
 }
 
+// TestAppendStepSignedIsEncodingJSON checks that the /sign answer written
+// by hand is, byte for byte, what json.Encoder writes for the
+// api.StepSignResponse (c.JSON's encoding, which ?pretty still uses).
+func TestAppendStepSignedIsEncodingJSON(t *testing.T) {
+	f := newFixture(t)
+	cert, _ := f.enrollKey(t, "dev-step-json")
+	var want bytes.Buffer
+	if err := json.NewEncoder(&want).Encode(f.srv.stepSigned(cert.Raw)); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.srv.appendStepSigned(nil, cert.Raw); !bytes.Equal(got, want.Bytes()) {
+		t.Errorf("appendStepSigned =\n%s\nwant (json.Encoder)\n%s", got, want.Bytes())
+	}
+}
+
 // TestEnrollAnswerPretty checks that ?pretty still indents the answer (the
 // hand-written answer is only for requests without a query).
 func TestEnrollAnswerPretty(t *testing.T) {

@@ -53,8 +53,33 @@ func (s *Server) stepSign(c echo.Context) error {
 		return err
 	}
 	c.Set(ctxDeviceID, string(res.DeviceID))
-	leaf, issuer := pemCert(res.Certificate.Raw), pemCert(s.deps.CA.IntermediateDER())
-	return c.JSON(http.StatusCreated, api.StepSignResponse{ServerPEM: leaf, CaPEM: issuer, CertChainPEM: []string{leaf, issuer}})
+	if c.Request().URL.RawQuery != "" {
+		return c.JSON(http.StatusCreated, s.stepSigned(res.Certificate.Raw))
+	}
+	return c.JSONBlob(http.StatusCreated, s.appendStepSigned(make([]byte, 0, 4096), res.Certificate.Raw))
+}
+
+// stepSigned is the answer to a /sign: the leaf, its issuer, and the chain.
+func (s *Server) stepSigned(leafDER []byte) api.StepSignResponse {
+	leaf, issuer := pemCert(leafDER), pemCert(s.deps.CA.IntermediateDER())
+	return api.StepSignResponse{ServerPEM: leaf, CaPEM: issuer, CertChainPEM: []string{leaf, issuer}}
+}
+
+// appendStepSigned appends to b what json.Encoder.Encode writes for
+// s.stepSigned(leafDER), newline included, as appendIssued does for
+// POST /v1/enroll: a PEM certificate holds no character JSON escapes but
+// the newline.
+func (s *Server) appendStepSigned(b, leafDER []byte) []byte {
+	issuer := s.deps.CA.IntermediateDER()
+	b = append(b, `{"crt":"`...)
+	b = appendPEMCertificateJSON(b, leafDER)
+	b = append(b, `","ca":"`...)
+	b = appendPEMCertificateJSON(b, issuer)
+	b = append(b, `","certChain":["`...)
+	b = appendPEMCertificateJSON(b, leafDER)
+	b = append(b, `","`...)
+	b = appendPEMCertificateJSON(b, issuer)
+	return append(b, "\"]}\n"...)
 }
 
 // stepRevoke handles POST /revoke: a device revokes its own certificate

@@ -161,7 +161,7 @@ func TestCompareKinds(t *testing.T) {
 		}},
 	}
 	var out strings.Builder
-	if !compareKinds(&out, nativeClient, levels) {
+	if !compareKinds(&out, nativeClient, levels, floorResult{csrCheck: 100 * time.Microsecond}) {
 		t.Error("compareKinds() missed = false, want true (step is 0.89x at c=32)")
 	}
 	rows := map[string][]string{}
@@ -190,24 +190,37 @@ func TestCompareKinds(t *testing.T) {
 		}
 	}
 
+	// The bounds: native's 500 µs plus one verification (the floor's
+	// CSR check, 100 µs) for step, nothing more for EST.
+	for _, want := range []string{
+		"bound: step pays 1 P-256 verification(s) more than native (its one-time token's ES256 signature; one is 100 µs",
+		"at native's 500+0 µs (server+client) per certificate plus that, at most 0.83x with the cores the limit;",
+		"measured 625 µs server CPU per certificate, +25 µs over the bound's 600",
+		"bound: est pays 0 P-256 verification(s) more than native",
+		"measured 500 µs server CPU per certificate, +0 µs over the bound's 500",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("compareKinds() lacks %q:\n%s", want, out.String())
+		}
+	}
 	if strings.Contains(out.String(), "WARNING") {
 		t.Errorf("compareKinds() on a quiet machine warns:\n%s", out.String())
 	}
 	out.Reset()
 	busy := phases(1000)
 	busy[0].Machine = busy[0].Server.Total() + time.Duration(runtime.NumCPU())*time.Second/2 // others took half the machine
-	compareKinds(&out, nativeClient, []levelResult{{conc: 32, reps: phases(1000), others: []kindResult{{kind: estClient, reps: busy}}}})
+	compareKinds(&out, nativeClient, []levelResult{{conc: 32, reps: phases(1000), others: []kindResult{{kind: estClient, reps: busy}}}}, floorResult{})
 	if !strings.Contains(out.String(), "WARNING: other work took up to 50% of the machine") {
 		t.Errorf("compareKinds() with half the machine taken lacks the warning:\n%s", out.String())
 	}
 
 	out.Reset()
 	levels[1].others = levels[1].others[:1] // EST alone passes
-	if compareKinds(&out, nativeClient, levels[1:]) {
+	if compareKinds(&out, nativeClient, levels[1:], floorResult{}) {
 		t.Errorf("compareKinds() with EST at 0.95x missed = true, want false:\n%s", out.String())
 	}
 	out.Reset()
-	if compareKinds(&out, nativeClient, []levelResult{{conc: 32, reps: phases(1000)}}) || out.Len() != 0 {
+	if compareKinds(&out, nativeClient, []levelResult{{conc: 32, reps: phases(1000)}}, floorResult{}) || out.Len() != 0 {
 		t.Errorf("compareKinds() with native alone = %q, want nothing printed, no miss", out.String())
 	}
 }
@@ -248,7 +261,7 @@ func TestCompareStepCA(t *testing.T) {
 				}
 			}
 			out.Reset()
-			if compareKinds(&out, nativeClient, levels) || out.Len() != 0 {
+			if compareKinds(&out, nativeClient, levels, floorResult{csrCheck: 100 * time.Microsecond}) || out.Len() != 0 {
 				t.Errorf("compareKinds() with step-ca only = %q, want nothing printed, no miss", out.String())
 			}
 		})
@@ -297,7 +310,7 @@ func TestCompareStepCABare(t *testing.T) {
 				t.Errorf("compareStepCA() says %q:\n%s", tc.notWant, out.String())
 			}
 			out.Reset()
-			if compareKinds(&out, nativeClient, levels) || out.Len() != 0 {
+			if compareKinds(&out, nativeClient, levels, floorResult{csrCheck: 100 * time.Microsecond}) || out.Len() != 0 {
 				t.Errorf("compareKinds() with peers only = %q, want nothing printed, no miss", out.String())
 			}
 		})

@@ -95,7 +95,7 @@ func report(w io.Writer, o options, srv *benchutil.Server, peakRSS int64, dataDi
 		}
 	}
 
-	if compareKinds(w, lead, levels) {
+	if compareKinds(w, lead, levels, f) {
 		missed = true
 	}
 	if compareStepCA(w, lead, levels, f) {
@@ -256,12 +256,26 @@ func primaryKind(o options) clientKind {
 	return o.clients[0]
 }
 
+// kindVerifies is the P-256 verifications the server pays for an
+// enrollment of kind k beyond a native one, and what they are: the bound
+// compareKinds prints beside each ratio.
+func kindVerifies(k clientKind) (int, string) {
+	if k == stepClient {
+		return 1, "its one-time token's ES256 signature"
+	}
+	return 0, "the same CSR check and signature; the answer's encoding only differs"
+}
+
 // compareKinds prints, for each level where other client kinds ran beside
 // the main one, each kind's enrollments/s and server CPU per certificate
 // and their ratios to the main kind's, the rate ratio its CPU per
 // certificate predicts, and a verdict on the measured rates against
-// targetKindRatio at targetConc; it reports whether one was missed.
-func compareKinds(w io.Writer, lead clientKind, levels []levelResult) (missed bool) {
+// targetKindRatio at targetConc; it reports whether one was missed. With
+// native the main kind and f's CSR check timed (one P-256 verification),
+// it prints under each kind's row the bound its extra public-key
+// operations alone allow (kindVerifies): the main kind's measured (server
+// + client) CPU per certificate plus them.
+func compareKinds(w io.Writer, lead clientKind, levels []levelResult, f floorResult) (missed bool) {
 	p := func(format string, a ...any) { fmt.Fprintf(w, format, a...) }
 	others := false
 	for _, l := range levels {
@@ -307,6 +321,16 @@ func compareKinds(w io.Writer, lead clientKind, levels []levelResult) (missed bo
 				}
 			}
 			row(k.kind.name, s, verdict)
+			if lead == nativeClient && f.csrCheck > 0 {
+				n, what := kindVerifies(k.kind)
+				extra := time.Duration(n) * f.csrCheck
+				p("        bound: %s pays %d P-256 verification(s) more than %s (%s; one is %.0f µs, the floor's CSR check):\n",
+					k.kind.name, n, lead.name, what, benchutil.Micros(f.csrCheck))
+				p("        at %s's %.0f+%.0f µs (server+client) per certificate plus that, at most %.2fx with the cores the limit;\n",
+					lead.name, benchutil.Micros(base.Server), benchutil.Micros(base.Client), benchutil.Ratio(base.Server+base.Client, base.Server+base.Client+extra))
+				p("        measured %.0f µs server CPU per certificate, %+.0f µs over the bound's %.0f\n",
+					benchutil.Micros(s.Server), benchutil.Micros(s.Server-base.Server-extra), benchutil.Micros(base.Server+extra))
+			}
 			for _, e := range s.Errs {
 				p("  c=%d %s failure: %s\n", l.conc, k.kind.name, e)
 			}

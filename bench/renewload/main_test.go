@@ -461,6 +461,13 @@ func TestReport(t *testing.T) {
 			"renew-token-ka  / enroll-ka     1900/s /   2000/s = 0.95x PASS  server CPU/req 1.00x  (both keep-alive",
 			"renew-mtls-conn / enroll-ka      950/s /   2000/s = 0.47x       server CPU/req 1.00x  (a full handshake",
 			"renew-token-ka failure: r-00000009: status 429: renewed recently",
+			// The bounds: enroll-conn's 500 + 50 µs, +1 verification (70) and
+			// +1 signature (25); the token form pays nothing more.
+			"verify 70 µs, sign 25 µs",
+			"at enroll-conn's CPU plus that, the ratio could be at most 0.85x with the cores the limit, and the server",
+			"CPU/req as low as 1.14x; measured 500 µs/req, -70 µs over the bound's 570",
+			"at enroll-ka's CPU plus that, the ratio could be at most 1.00x",
+			"CPU/req as low as 1.00x; measured 500 µs/req, +0 µs over the bound's 500",
 		}, false},
 		{"ok/token-misses", 32, 950, 1700, nil, []string{
 			"= 0.95x PASS",
@@ -475,7 +482,7 @@ func TestReport(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var out strings.Builder
 			o := options{conc: tc.conc, reps: 3, duration: time.Second, minInterval: time.Second}
-			missed := report(&out, o, &benchutil.Server{PID: 4242}, 40<<20, t.TempDir(), setupStats{n: 3000, elapsed: time.Second},
+			missed := report(&out, o, &benchutil.Server{PID: 4242}, 40<<20, t.TempDir(), setupStats{n: 3000, elapsed: time.Second}, pkCost{verify: 70 * time.Microsecond, sign: 25 * time.Microsecond},
 				results(tc.renewMTLS, tc.renewToken))
 			if missed != tc.wantMissed {
 				t.Errorf("report() missed = %v, want %v", missed, tc.wantMissed)

@@ -66,8 +66,10 @@ func BenchmarkEnrollHTTPS(b *testing.B) {
 				url := bs.httpsURL + "/v1/enroll"
 				b.ReportAllocs()
 				b.ResetTimer()
+				stop := benchProfile(b)
 				start := time.Now()
 				benchDrive(b, "client", conc, jobs, func(j benchJob) error { return benchPost(b.Context(), client, url, j) })
+				stop()
 				b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "enrollments/s")
 			})
 		}
