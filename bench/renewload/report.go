@@ -162,7 +162,7 @@ func writeBound(w io.Writer, pr pair, e, r summary, pk pkCost) {
 	extraServer := time.Duration(pr.verifies) * pk.verify
 	extraClient := time.Duration(pr.signs) * pk.sign
 	base := e.Server + e.Client
-	fmt.Fprintf(w, "    bound: extra public-key work %s\n", pr.extra)
+	fmt.Fprintf(w, "    bound: extra public-key work: %s\n", pr.extra)
 	fmt.Fprintf(w, "    (+%d verification on the server, +%d signature on the client; P-256 timed here: verify %.0f µs, sign %.0f µs):\n",
 		pr.verifies, pr.signs, benchutil.Micros(pk.verify), benchutil.Micros(pk.sign))
 	fmt.Fprintf(w, "    at %s's CPU plus that, the ratio could be at most %.2fx with the cores the limit, and the server\n",
