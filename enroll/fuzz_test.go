@@ -105,9 +105,11 @@ func FuzzParseToken(f *testing.F) {
 // checks (tokenVerifier.verify), seeded with good tokens in both header
 // forms and near misses. Invariants: no panic; a refusal is
 // fault.Unauthorized; an accepted token names a certificate of the fleet
-// for a device, and the same input is spent under the same nonce; the
-// store's record of the seeds' certificate proves a token exactly when its
-// chain's signatures would (tokenVerifier.recorded against leaf).
+// for a device, and the same input is spent under the same nonce; under
+// the fleet's own intermediate, the store's record of the seeds'
+// certificate proves a token exactly when its chain's signatures would
+// (tokenVerifier.recorded against leaf; which intermediates records may
+// vouch under at all is TestRenewTokenRecorded's).
 func FuzzParseRenewalToken(f *testing.F) {
 	now := testStart
 	authority, err := ca.New(context.Background(), ca.Config{}.WithDefaults(), ca.Deps{Dir: caDir, PublicURL: "http://127.0.0.1:8080",

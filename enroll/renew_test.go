@@ -2,6 +2,7 @@ package enroll
 
 import (
 	"bytes"
+	"encoding/asn1"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -652,6 +653,26 @@ func TestRenewTokenRecorded(t *testing.T) {
 		{name: "no/intermediate-other-key-id", lookup: true, token: func(t *testing.T, f *fixture, d device) (string, time.Duration) {
 			return mint(t, d.key, f.chain(d), f.claims(d), false), 0
 		}, inter: func(c *x509.Certificate, now time.Time) { c.SubjectKeyId = []byte{1, 2, 3} }},
+		// An intermediate rotated to a new key under the same name and the
+		// same (no longer key-derived) identifier: the leaf's authority
+		// key identifier would name the new key, which did not sign it.
+		{name: "no/intermediate-key-id-not-its-key", lookup: true, token: func(t *testing.T, f *fixture, d device) (string, time.Duration) {
+			return mint(t, d.key, f.chain(d), f.claims(d), false), 0
+		}, inter: func(c *x509.Certificate, now time.Time) { c.PublicKey = newKey(t).Public() }},
+		{name: "no/intermediate-may-not-sign-certificates", lookup: true, token: func(t *testing.T, f *fixture, d device) (string, time.Duration) {
+			return mint(t, d.key, f.chain(d), f.claims(d), false), 0
+		}, inter: func(c *x509.Certificate, now time.Time) { c.KeyUsage = x509.KeyUsageDigitalSignature }},
+		{name: "no/intermediate-unknown-eku-only", lookup: true, token: func(t *testing.T, f *fixture, d device) (string, time.Duration) {
+			return mint(t, d.key, f.chain(d), f.claims(d), false), 0
+		}, inter: func(c *x509.Certificate, now time.Time) {
+			c.ExtKeyUsage, c.UnknownExtKeyUsage = nil, []asn1.ObjectIdentifier{{1, 3, 6, 1, 4, 1, 99999, 1}}
+		}},
+		{name: "no/intermediate-server-auth-only", lookup: true, token: func(t *testing.T, f *fixture, d device) (string, time.Duration) {
+			return mint(t, d.key, f.chain(d), f.claims(d), false), 0
+		}, inter: func(c *x509.Certificate, now time.Time) { c.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth} }},
+		{name: "ok/intermediate-client-auth", lookup: true, want: true, token: func(t *testing.T, f *fixture, d device) (string, time.Duration) {
+			return mint(t, d.key, f.chain(d), f.claims(d), false), 0
+		}, inter: func(c *x509.Certificate, now time.Time) { c.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth} }},
 		{name: "no/intermediate-name-constraints", lookup: true, token: func(t *testing.T, f *fixture, d device) (string, time.Duration) {
 			return mint(t, d.key, f.chain(d), f.claims(d), false), 0
 		}, inter: func(c *x509.Certificate, now time.Time) { c.PermittedURIDomains = []string{"fleet.test"} }},
@@ -672,20 +693,56 @@ func TestRenewTokenRecorded(t *testing.T) {
 					return rec, err == nil
 				}
 			}
-			v, now := *f.svc.tokens, f.clock.Now().Add(advance)
+			v, now := f.svc.tokens, f.clock.Now().Add(advance)
 			if tc.inter != nil {
-				inter := *v.inter
+				// Through newTokenVerifier, which decides whether records
+				// may prove leaves under this intermediate at all.
+				inter := *f.ca.Intermediate()
 				tc.inter(&inter, now)
-				v.inter = &inter
+				v = newTokenVerifier(&inter, v.audiences)
 			}
-			leaf, rec := v.recorded(jws.Headers[0], now, lookup)
-			if got := rec != nil; got != tc.want || (leaf != nil) != tc.want {
-				t.Fatalf("recorded() = leaf %v, record %v; want proved %v", leaf != nil, rec != nil, tc.want)
+			leaf, at := v.firstCertificate(jws.Headers[0], now)
+			if leaf == nil {
+				t.Fatal("firstCertificate() = nil, want the token's leaf")
+			}
+			rec := v.recorded(leaf, at, lookup)
+			if got := rec != nil; got != tc.want {
+				t.Fatalf("recorded() = record %v; want proved %v", got, tc.want)
 			}
 			if tc.want && (!bytes.Equal(leaf.Raw, d.cert.Raw) || !bytes.Equal(rec.DER, d.cert.Raw)) {
-				t.Errorf("recorded() returned another certificate than the device's")
+				t.Errorf("recorded() proved another certificate than the device's")
 			}
 		})
+	}
+}
+
+// TestRenewTokenSignatureBeforeStore: a renewal token's signature is
+// checked before the store is read for its leaf, so that a token forged
+// over a device's public certificate costs no read; a good token's leaf
+// is read once and proved by the record.
+func TestRenewTokenSignatureBeforeStore(t *testing.T) {
+	f := newFixture(t, Config{})
+	d := f.enrollDevice(t, "dev-1")
+	reads := 0
+	lookup := func(serial *big.Int) (store.Certificate, bool) {
+		reads++
+		rec, err := f.store.GetCertificate(t.Context(), serial)
+		return rec, err == nil
+	}
+	forged := mint(t, newKey(t), f.chain(d), f.claims(d), false)
+	_, err := f.svc.tokens.verify(forged, f.clock.Now(), lookup)
+	if k, ok := fault.KindOf(err); !ok || k != fault.Unauthorized {
+		t.Fatalf("verify(a token signed by another key) = %v, want Unauthorized", err)
+	}
+	if reads != 0 {
+		t.Errorf("verify(a token signed by another key) read the store %d times, want none", reads)
+	}
+	tok, err := f.svc.tokens.verify(mint(t, d.key, f.chain(d), f.claims(d), false), f.clock.Now(), lookup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if reads != 1 || tok.record == nil || !bytes.Equal(tok.record.DER, d.cert.Raw) {
+		t.Errorf("verify(a good token) read the store %d times, proved by record %v; want once, by the device's record", reads, tok.record != nil)
 	}
 }
 

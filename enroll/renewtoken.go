@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"go.step.sm/crypto/jose"
+	"go.step.sm/crypto/x509util"
 
 	"github.com/fleetca/fleetca/api"
 	"github.com/fleetca/fleetca/internal/fault"
@@ -73,11 +74,36 @@ type tokenVerifier struct {
 }
 
 // newTokenVerifier returns the verifier of the renewal tokens of the
-// devices under the intermediate inter.
+// devices under the intermediate inter. Leaves are proved by their record
+// (recorded) only under an intermediate for which that proves what x509's
+// verification would: its key identifier is derived from its key (so a
+// leaf's authority key identifier names that key, not another with the
+// same name), it may sign certificates, its extended key usages allow
+// clientAuth as x509 reads them, and it has no name constraints and no
+// critical extension x509 does not handle. Under any other (an
+// operator's ca.intermediate_cert may be anything with IsCA) every leaf is
+// verified by its chain's signatures.
 func newTokenVerifier(inter *x509.Certificate, auds []audience) *tokenVerifier {
-	v := &tokenVerifier{issuer: x509.NewCertPool(), inter: inter, none: x509.NewCertPool(), audiences: auds}
+	v := &tokenVerifier{issuer: x509.NewCertPool(), none: x509.NewCertPool(), audiences: auds}
 	v.issuer.AddCert(inter)
+	if recordProves(inter) {
+		v.inter = inter
+	}
 	return v
+}
+
+// recordProves reports whether a leaf that names inter as its issuer
+// (name and key identifier) and is byte for byte a certificate this CA
+// recorded was signed by inter's key for a use x509 would let inter
+// vouch for (newTokenVerifier).
+func recordProves(inter *x509.Certificate) bool {
+	ski, err := x509util.GenerateSubjectKeyID(inter.PublicKey)
+	eku := len(inter.ExtKeyUsage) == 0 && len(inter.UnknownExtKeyUsage) == 0 ||
+		slices.Contains(inter.ExtKeyUsage, x509.ExtKeyUsageClientAuth) || slices.Contains(inter.ExtKeyUsage, x509.ExtKeyUsageAny)
+	return err == nil && len(inter.SubjectKeyId) > 0 && bytes.Equal(inter.SubjectKeyId, ski) &&
+		inter.BasicConstraintsValid && inter.IsCA &&
+		(inter.KeyUsage == 0 || inter.KeyUsage&x509.KeyUsageCertSign != 0) && eku &&
+		!hasNameConstraints(inter) && len(inter.UnhandledCriticalExtensions) == 0
 }
 
 // audience is one URL a renewal token's aud may name.
@@ -146,21 +172,44 @@ func (v *tokenVerifier) verify(raw string, now time.Time, lookup recordLookup) (
 		return nil, bad(nil, "the renewal token has more than one signature")
 	}
 	h := tok.Headers[0]
-	leaf, rec := v.recorded(h, now, lookup)
-	if leaf == nil {
+	// The token's signature by its leaf's key is checked before the leaf
+	// is proved (by its record or by its chain's signatures), so that a
+	// forged token costs one verification and no store read.
+	var claims jose.Claims
+	signedBy := func(c *x509.Certificate) error {
+		if c.KeyUsage&x509.KeyUsageDigitalSignature == 0 {
+			return bad(nil, "the renewal token's certificate may not sign")
+		}
+		if !algorithmFits(h.Algorithm, c.PublicKey) {
+			return bad(nil, fmt.Sprintf("the renewal token's algorithm %q does not fit the certificate's key", h.Algorithm))
+		}
+		if err := jose.Verify(tok, c.PublicKey, &claims); err != nil {
+			return bad(err, "the renewal token's signature does not verify with the certificate's key")
+		}
+		return nil
+	}
+	var rec *store.Certificate
+	leaf, at := v.firstCertificate(h, now)
+	if leaf != nil {
+		if err := signedBy(leaf); err != nil {
+			return nil, err
+		}
+		if rec = v.recorded(leaf, at, lookup); rec == nil {
+			proved, err := v.leaf(h, now)
+			if err != nil {
+				return nil, err
+			}
+			if !bytes.Equal(proved.Raw, leaf.Raw) {
+				return nil, bad(nil, "the renewal token's chain does not start with the certificate that signed it")
+			}
+		}
+	} else {
 		if leaf, err = v.leaf(h, now); err != nil {
 			return nil, err
 		}
-	}
-	if leaf.KeyUsage&x509.KeyUsageDigitalSignature == 0 {
-		return nil, bad(nil, "the renewal token's certificate may not sign")
-	}
-	if !algorithmFits(h.Algorithm, leaf.PublicKey) {
-		return nil, bad(nil, fmt.Sprintf("the renewal token's algorithm %q does not fit the certificate's key", h.Algorithm))
-	}
-	var claims jose.Claims
-	if err := jose.Verify(tok, leaf.PublicKey, &claims); err != nil {
-		return nil, bad(err, "the renewal token's signature does not verify with the certificate's key")
+		if err := signedBy(leaf); err != nil {
+			return nil, err
+		}
 	}
 
 	device := leaf.Subject.CommonName
@@ -207,57 +256,63 @@ func (v *tokenVerifier) verify(raw string, now time.Time, lookup recordLookup) (
 	return &renewalToken{leaf: leaf, record: rec, nonce: store.Nonce{Hash: sha256.Sum256(key), Expires: exp.Add(api.RenewalTokenSkew)}}, nil
 }
 
-// recorded returns the leaf of a token's chain (x5c or x5cInsecure) and
-// the store's record of it when the record proves what leaf's
-// verification to the intermediate would: the leaf is, byte for byte, a
-// certificate this CA issued and recorded (only this CA writes its
-// records, so a leaf that was altered or re-signed by another key cannot
-// equal one), its issuer is the intermediate (name and key identifier),
-// and at the time leaf would verify at (now, or NotAfter - 1 min as leaf
-// explains) it and the intermediate are within their validity, for
-// clientAuth, with no critical extension x509 does not handle. That
-// spares an ECDSA verification and x509's chain building per renewal, a
-// third of the server's CPU on the token path (make bench, renewload);
-// Renew reads the record anyway. The token's signature by the leaf's key
-// and every other rule are checked as before.
-//
-// It returns nil for leaf and record when any of this does not hold: the
-// caller then verifies the chain by its signatures (leaf), as for any
-// certificate this CA did not record, and refuses it as before.
-func (v *tokenVerifier) recorded(h jose.Header, now time.Time, lookup recordLookup) (*x509.Certificate, *store.Certificate) {
-	if lookup == nil || v.inter == nil {
-		return nil, nil
-	}
-	var c *x509.Certificate
-	at := now
+// firstCertificate returns the first certificate of a token's chain (x5c
+// or x5cInsecure), unverified, and the time its chain would be verified
+// at (now, or its NotAfter - 1 min when it has expired or comes as
+// x5cInsecure, as leaf explains); nil when go-jose does not hand it out
+// unverified (see unverifiedLeaf), which leaves the chain to leaf.
+func (v *tokenVerifier) firstCertificate(h jose.Header, now time.Time) (*x509.Certificate, time.Time) {
 	if _, insecure := h.ExtraHeaders[jose.HeaderKey(jose.X5cInsecureKey)]; insecure {
 		certs, err := jose.GetX5cInsecureHeader(&jose.JSONWebToken{Headers: []jose.Header{h}})
 		if err != nil || len(certs) == 0 {
-			return nil, nil
+			return nil, now
 		}
-		c = certs[0]
-		at = c.NotAfter.Add(-time.Minute)
-	} else if c = v.unverifiedLeaf(h, now); c == nil {
-		return nil, nil
-	} else if !within(c, now) {
-		at = c.NotAfter.Add(-time.Minute)
+		return certs[0], certs[0].NotAfter.Add(-time.Minute)
 	}
+	c := v.unverifiedLeaf(h, now)
+	if c == nil {
+		return nil, now
+	}
+	if !within(c, now) {
+		return c, c.NotAfter.Add(-time.Minute)
+	}
+	return c, now
+}
+
+// recorded returns the store's record of c, a token's leaf whose chain
+// would be verified at at, when the record proves what c's verification
+// to the intermediate would: c is, byte for byte, a certificate this CA
+// issued and recorded (only this CA writes its records, so a leaf that
+// was altered or re-signed by another key cannot equal one), its issuer
+// is the intermediate (name, and the key identifier that newTokenVerifier
+// checked is derived from the intermediate's key), and at at it and the
+// intermediate are within their validity, c for clientAuth, with no
+// critical extension x509 does not handle. That spares an ECDSA
+// verification and x509's chain building per token renewal; Renew reads
+// the record anyway. The token's signature by c's key and every other
+// rule are checked as before.
+//
+// It returns nil when any of this does not hold: the caller then verifies
+// the chain by its signatures (leaf), as for any certificate this CA did
+// not record, and refuses it as before.
+func (v *tokenVerifier) recorded(c *x509.Certificate, at time.Time, lookup recordLookup) *store.Certificate {
 	inter := v.inter
+	if lookup == nil || inter == nil {
+		return nil
+	}
 	switch {
 	case !within(c, at) || !within(inter, at),
 		!bytes.Equal(c.RawIssuer, inter.RawSubject),
 		len(c.AuthorityKeyId) == 0 || !bytes.Equal(c.AuthorityKeyId, inter.SubjectKeyId),
 		!slices.Contains(c.ExtKeyUsage, x509.ExtKeyUsageClientAuth),
-		len(inter.ExtKeyUsage) > 0 && !slices.Contains(inter.ExtKeyUsage, x509.ExtKeyUsageClientAuth) && !slices.Contains(inter.ExtKeyUsage, x509.ExtKeyUsageAny),
-		len(c.UnhandledCriticalExtensions) > 0 || len(inter.UnhandledCriticalExtensions) > 0,
-		hasNameConstraints(inter):
-		return nil, nil
+		len(c.UnhandledCriticalExtensions) > 0:
+		return nil
 	}
 	rec, ok := lookup(c.SerialNumber)
 	if !ok || !bytes.Equal(rec.DER, c.Raw) {
-		return nil, nil
+		return nil
 	}
-	return c, &rec
+	return &rec
 }
 
 // unverifiedLeaf returns the first certificate of a header's x5c, as
