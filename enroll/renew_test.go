@@ -2,7 +2,6 @@ package enroll
 
 import (
 	"bytes"
-	"encoding/asn1"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -12,6 +11,7 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/asn1"
 	"encoding/base64"
 	"encoding/json"
 	"math/big"
@@ -669,10 +669,14 @@ func TestRenewTokenRecorded(t *testing.T) {
 		}},
 		{name: "no/intermediate-server-auth-only", lookup: true, token: func(t *testing.T, f *fixture, d device) (string, time.Duration) {
 			return mint(t, d.key, f.chain(d), f.claims(d), false), 0
-		}, inter: func(c *x509.Certificate, now time.Time) { c.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth} }},
+		}, inter: func(c *x509.Certificate, now time.Time) {
+			c.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
+		}},
 		{name: "ok/intermediate-client-auth", lookup: true, want: true, token: func(t *testing.T, f *fixture, d device) (string, time.Duration) {
 			return mint(t, d.key, f.chain(d), f.claims(d), false), 0
-		}, inter: func(c *x509.Certificate, now time.Time) { c.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth} }},
+		}, inter: func(c *x509.Certificate, now time.Time) {
+			c.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
+		}},
 		{name: "no/intermediate-name-constraints", lookup: true, token: func(t *testing.T, f *fixture, d device) (string, time.Duration) {
 			return mint(t, d.key, f.chain(d), f.claims(d), false), 0
 		}, inter: func(c *x509.Certificate, now time.Time) { c.PermittedURIDomains = []string{"fleet.test"} }},
