@@ -17,10 +17,10 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
+	"runtime"
+	"runtime/debug"
 	"strconv"
-	"syscall"
 	"time"
 
 	"github.com/fleetca/fleetca/api"
@@ -63,12 +63,10 @@ type bareInfo struct {
 
 // bareServer is a running bare server, as the benchmark sees it.
 type bareServer struct {
-	url     string
-	pid     int
-	token   string
-	roots   []*x509.Certificate
-	logPath string
-	cmd     *exec.Cmd
+	url   string
+	token string
+	roots []*x509.Certificate
+	*child
 }
 
 // bareCA is the bare server's handler: its issuer and the token it takes.
@@ -160,6 +158,14 @@ func serveBare(dir string) int {
 		fmt.Fprintf(os.Stderr, "enrollload bare server: %v\n", err)
 		return 1
 	}
+	// serve's runtime settings (cmd/fleetca/serve.go: GOGC=400, twice as
+	// many Ps as CPUs), unless the environment (-server-env) sets them.
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(400)
+	}
+	if os.Getenv("GOMAXPROCS") == "" {
+		runtime.GOMAXPROCS(2 * runtime.GOMAXPROCS(0))
+	}
 	b, token, err := newBareCA()
 	if err != nil {
 		return fail(err)
@@ -211,9 +217,10 @@ func (b *bareCA) tlsCertificate() (tls.Certificate, error) {
 	return tls.Certificate{Certificate: [][]byte{der, b.issuer.Raw}, PrivateKey: key}, nil
 }
 
-// startBare starts this program again as the bare server in dir and waits
+// startBare starts this program again as the bare server in dir, with env
+// added to its environment (-server-env, as fleetca gets it), and waits
 // until it listens.
-func startBare(ctx context.Context, dir string) (*bareServer, error) {
+func startBare(ctx context.Context, dir string, env []string) (*bareServer, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
@@ -221,20 +228,11 @@ func startBare(ctx context.Context, dir string) (*bareServer, error) {
 	if err != nil {
 		return nil, err
 	}
-	logPath := filepath.Join(dir, "bare.log")
-	logf, err := os.Create(logPath)
+	proc, err := startChild(ctx, "the bare server", filepath.Join(dir, "bare.log"), exe, append([]string{bareEnv + "=" + dir}, env...))
 	if err != nil {
 		return nil, err
 	}
-	defer logf.Close()
-	cmd := exec.CommandContext(ctx, exe)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.Env = append(os.Environ(), bareEnv+"="+dir)
-	benchutil.SetDeathSignal(cmd)
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	s := &bareServer{pid: cmd.Process.Pid, logPath: logPath, cmd: cmd}
+	s := &bareServer{child: proc}
 	info, err := s.waitInfo(ctx, filepath.Join(dir, bareFile))
 	if err != nil {
 		s.stop()
@@ -271,18 +269,4 @@ func (s *bareServer) waitInfo(ctx context.Context, path string) (bareInfo, error
 		case <-time.After(20 * time.Millisecond): // polling a child process, not synchronising a test
 		}
 	}
-}
-
-// stop ends the bare server and waits for it.
-func (s *bareServer) stop() {
-	_ = s.cmd.Process.Kill()
-	_ = s.cmd.Wait()
-}
-
-// alive reports an error if the bare server has exited.
-func (s *bareServer) alive() error {
-	if err := s.cmd.Process.Signal(syscall.Signal(0)); err != nil {
-		return fmt.Errorf("the bare server exited: %w\n%s", err, benchutil.Tail(s.logPath, 20))
-	}
-	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -149,7 +150,7 @@ func TestStartBare(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	bare, err := startBare(ctx, t.TempDir())
+	bare, err := startBare(ctx, t.TempDir(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,5 +187,30 @@ func TestStartBare(t *testing.T) {
 	}
 	if err := bare.alive(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestChildAlive checks that a child that exited is reported, with its
+// log, even before anything reaped it, and that stop ends one that runs.
+func TestChildAlive(t *testing.T) {
+	dir := t.TempDir()
+	gone, err := startChild(t.Context(), "a child", filepath.Join(dir, "gone.log"), "sh", nil, "-c", "echo bye from the child; exit 3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-gone.exited
+	if err := gone.alive(); err == nil || !strings.Contains(err.Error(), "a child exited") || !strings.Contains(err.Error(), "bye from the child") {
+		t.Errorf("alive() after exit = %v, want that it exited, with its log", err)
+	}
+	running, err := startChild(t.Context(), "a sleeper", filepath.Join(dir, "running.log"), "sleep", nil, "60")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := running.alive(); err != nil {
+		t.Errorf("alive() while it runs = %v, want nil", err)
+	}
+	running.stop()
+	if err := running.alive(); err == nil {
+		t.Error("alive() after stop = nil, want an error")
 	}
 }

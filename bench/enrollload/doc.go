@@ -60,15 +60,19 @@
 //
 // The ceiling, in the same run: unless -bare=false, at concurrency 32 it
 // also enrolls against a bare server, this program started again as its
-// own process (FLEETCA_ENROLLLOAD_BARE names its directory): net/http and
-// crypto/tls as serve uses them (TLS 1.2+, a P-256 certificate), answering
-// native's POST /v1/enroll by floor I and nothing else (the CSR's parse and
-// signature check, x509.CreateCertificate with the floor's device template,
-// the enrollment JSON), with no token store, database, fsync, policy or
-// log. No CA on Go's crypto can beat it on this machine with this client,
-// so its rate over step-ca's says whether 6x is within any Go CA's reach
-// here, and fleetca's CPU over its CPU is what fleetca's own work (token,
-// policy, durable store, audit tree, log) costs.
+// own process (FLEETCA_ENROLLLOAD_BARE names its directory; -server-env
+// applies to it too): net/http and crypto/tls as serve uses them (TLS 1.2+,
+// a P-256 certificate, serve's GOGC and GOMAXPROCS), answering native's
+// POST /v1/enroll by floor I and nothing else (the CSR's parse and
+// signature check, x509.CreateCertificate with the floor's device
+// template, the enrollment JSON), with no token store, database, fsync,
+// policy or log. A CA on Go's crypto and net/http does at least this per
+// certificate, so the bare server's rate is about such a CA's ceiling on
+// this machine with this client: its rate over step-ca's says whether 6x
+// is within reach here (out of reach only if its best repetition over
+// step-ca's worst falls short), and fleetca's CPU over its CPU is what
+// fleetca's own work (echo, token, policy, durable store, audit tree,
+// log) costs.
 //
 // Then, unless -profile 0, it profiles the same enrollments in process:
 // `go test ./cmd/fleetca -bench EnrollHTTPS/h1/c=32 -cpuprofile` (serve's

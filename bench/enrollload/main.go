@@ -131,7 +131,7 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) int {
 
 	var bare *bareServer
 	if o.bare && slices.Contains(o.concurrency, targetConc) {
-		if bare, err = startBare(ctx, filepath.Join(tmp, "bare")); err != nil {
+		if bare, err = startBare(ctx, filepath.Join(tmp, "bare"), o.ServerEnv); err != nil {
 			return fail(err)
 		}
 		defer bare.stop()

@@ -286,9 +286,9 @@ func TestCompareStepCABare(t *testing.T) {
 		notWant  string
 	}{
 		{"ceiling above", 6500, true, []string{"step-ca v0.30.2 and the bare server", "bare          6500",
-			"the bare server over step-ca                     6.50x   within reach of a Go CA here",
+			"the bare server over step-ca                     6.50x   within a Go CA's reach here",
 			"enrollments/s 0.62x, server CPU per certificate 1.33x (+100 µs"}, "below"},
-		{"ceiling below", 5500, true, []string{"5.50x   below 6.0x: no CA on Go's crypto reaches 6.0x step-ca on this machine"}, "within reach"},
+		{"ceiling below", 5500, true, []string{"5.50x   below 6.0x even best over worst (5.50x): out of a Go CA's reach here"}, "within"},
 		{"no step-ca", 6500, false, []string{"against the bare server, measured", "enrollments/s 0.62x"}, "over step-ca"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -314,5 +314,44 @@ func TestCompareStepCABare(t *testing.T) {
 				t.Errorf("compareKinds() with peers only = %q, want nothing printed, no miss", out.String())
 			}
 		})
+	}
+}
+
+// TestCeilingVerdict checks that the ceiling is declared out of reach only
+// when even the bare server's best repetition over step-ca's worst falls
+// short of 6x, and within reach when the medians meet it.
+func TestCeilingVerdict(t *testing.T) {
+	sum := func(min, med, max float64) benchutil.Summary {
+		return benchutil.Summary{Rate: med, RateMin: min, RateMax: max}
+	}
+	for _, tc := range []struct {
+		name      string
+		bare, sca benchutil.Summary
+		want      string
+	}{
+		{"within", sum(5900, 6100, 6300), sum(990, 1000, 1010), "within a Go CA's reach here"},
+		{"out", sum(5000, 5200, 5500), sum(950, 1000, 1050), "below 6.0x even best over worst (5.79x)"},
+		{"unsettled", sum(5000, 5800, 6300), sum(950, 1000, 1050), "not settled in this run (best over worst 6.63x, worst over best 4.76x)"},
+	} {
+		if got := ceilingVerdict(tc.bare, tc.sca); !strings.Contains(got, tc.want) {
+			t.Errorf("%s: ceilingVerdict() = %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}
+
+// TestLoadedVerify checks that one verification is scaled by floor I's
+// all-CPU over one-core cost, and left as timed when that is unknown.
+func TestLoadedVerify(t *testing.T) {
+	for _, tc := range []struct {
+		f    floorResult
+		want time.Duration
+	}{
+		{floorResult{csrCheck: 70 * time.Microsecond, floorIssue: 200 * time.Microsecond, floorIssueAll: 220 * time.Microsecond}, 77 * time.Microsecond},
+		{floorResult{csrCheck: 70 * time.Microsecond, floorIssue: 200 * time.Microsecond}, 70 * time.Microsecond},
+		{floorResult{csrCheck: 70 * time.Microsecond}, 70 * time.Microsecond},
+	} {
+		if got := loadedVerify(tc.f); got != tc.want {
+			t.Errorf("loadedVerify(%+v) = %v, want %v", tc.f, got, tc.want)
+		}
 	}
 }

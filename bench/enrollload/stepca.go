@@ -17,7 +17,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"go.step.sm/crypto/jose"
@@ -44,13 +43,11 @@ var stepCAClient = clientKind{"step-ca", "/1.0/sign", http.StatusCreated,
 // needs to mint its one-time tokens.
 type stepCA struct {
 	url     string // https://127.0.0.1:PORT
-	pid     int
 	bin     string
 	roots   []*x509.Certificate
 	signer  jose.Signer
 	rootSHA string // hex SHA-256 of the root's DER: the token's sha claim
-	logPath string
-	cmd     *exec.Cmd
+	*child
 }
 
 // toolsBin is where the benchmark installs the peers it runs, outside the
@@ -168,28 +165,20 @@ func startStepCA(ctx context.Context, bin, dir string) (*stepCA, error) {
 	if err := os.WriteFile(cfgPath, cb, 0o600); err != nil {
 		return nil, err
 	}
-	logPath := filepath.Join(dir, "step-ca.log")
-	logf, err := os.Create(logPath)
+	proc, err := startChild(ctx, "step-ca", filepath.Join(dir, "step-ca.log"), bin, []string{"STEPPATH=" + dir},
+		"--password-file", filepath.Join(dir, "password.txt"), cfgPath)
 	if err != nil {
-		return nil, err
-	}
-	defer logf.Close()
-	cmd := exec.CommandContext(ctx, bin, "--password-file", filepath.Join(dir, "password.txt"), cfgPath)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.Env = append(os.Environ(), "STEPPATH="+dir)
-	benchutil.SetDeathSignal(cmd)
-	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
 	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: privJWK.Key},
 		new(jose.SignerOptions).WithType("JWT").WithHeader("kid", privJWK.KeyID))
 	if err != nil {
-		_ = cmd.Process.Kill()
+		proc.stop()
 		return nil, err
 	}
 	sum := sha256.Sum256(mca.Root.Raw)
-	s := &stepCA{url: "https://" + addr, pid: cmd.Process.Pid, bin: bin, roots: []*x509.Certificate{mca.Root},
-		signer: signer, rootSHA: hex.EncodeToString(sum[:]), logPath: logPath, cmd: cmd}
+	s := &stepCA{url: "https://" + addr, bin: bin, roots: []*x509.Certificate{mca.Root},
+		signer: signer, rootSHA: hex.EncodeToString(sum[:]), child: proc}
 	if err := s.waitHealthy(ctx); err != nil {
 		s.stop()
 		return nil, err
@@ -213,6 +202,9 @@ func (s *stepCA) waitHealthy(ctx context.Context) error {
 			}
 			err = fmt.Errorf("GET /health: %s", resp.Status)
 		}
+		if err := s.alive(); err != nil {
+			return err
+		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("step-ca did not come up: %w\n%s", err, benchutil.Tail(s.logPath, 20))
 		}
@@ -222,20 +214,6 @@ func (s *stepCA) waitHealthy(ctx context.Context) error {
 		case <-time.After(100 * time.Millisecond): // polling a child process, not synchronising a test
 		}
 	}
-}
-
-// stop ends step-ca and waits for it.
-func (s *stepCA) stop() {
-	_ = s.cmd.Process.Kill()
-	_ = s.cmd.Wait()
-}
-
-// alive reports an error if step-ca has exited.
-func (s *stepCA) alive() error {
-	if err := s.cmd.Process.Signal(syscall.Signal(0)); err != nil {
-		return fmt.Errorf("step-ca exited: %w\n%s", err, benchutil.Tail(s.logPath, 20))
-	}
-	return nil
 }
 
 // stepCAClaims are a JWK provisioner's one-time token for /1.0/sign.

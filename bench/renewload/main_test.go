@@ -463,10 +463,11 @@ func TestReport(t *testing.T) {
 			"renew-token-ka failure: r-00000009: status 429: renewed recently",
 			// The bounds: enroll-conn's 500 + 50 µs, +1 verification (70) and
 			// +1 signature (25); the token form pays nothing more.
-			"verify 70 µs, sign 25 µs",
-			"at enroll-conn's CPU plus that, the ratio could be at most 0.85x with the cores the limit, and the server",
+			"verify 70 µs,\n",
+			"sign 25 µs; a few % more under load",
+			"at enroll-conn's CPU plus that, the rest of the path costing what it does there, the ratio could be at most\n    0.85x with the cores the limit",
 			"CPU/req as low as 1.14x; measured 500 µs/req, -70 µs over the bound's 570",
-			"at enroll-ka's CPU plus that, the ratio could be at most 1.00x",
+			"at enroll-ka's CPU plus that, the rest of the path costing what it does there, the ratio could be at most\n    1.00x",
 			"CPU/req as low as 1.00x; measured 500 µs/req, +0 µs over the bound's 500",
 		}, false},
 		{"ok/token-misses", 32, 950, 1700, nil, []string{
