@@ -47,7 +47,8 @@ soak:
 # measures EST simpleenroll and step /1.0/sign beside /v1/enroll, same CA, same run;
 # -step-ca installs step-ca v0.30.2 once into $$HOME/.cache/fleetca-tools/bin
 # (go install, CGO_ENABLED=0) and enrolls against it beside fleetca at c=32;
-# -profile prints where serve's CPU goes (an in-process CPU profile, by area).
+# -profile prints where serve's CPU goes (an in-process CPU profile, by area); a bare Go HTTPS
+# server that does only the crypto floor per request runs beside them at c=32, as the ceiling.
 # revocationload's OCSP phase prints fleetca's answers/s from its cache
 # beside `openssl ocsp` (one process and -multi 2) over the same
 # certificates, with the ratio and its 5x target in one table;
