@@ -126,3 +126,19 @@ func WriteCPULegend(w io.Writer, peakRSS int64) {
 		fmt.Fprintf(w, "  the server's peak resident memory over the run: %.0f MiB\n", float64(peakRSS)/(1<<20))
 	}
 }
+
+// TimeOp runs op back to back for about d (at least once) and returns the
+// wall time per call; the first error stops it.
+func TimeOp(op func() error, d time.Duration) (time.Duration, error) {
+	n := 0
+	start := time.Now()
+	for {
+		if err := op(); err != nil {
+			return 0, err
+		}
+		n++
+		if el := time.Since(start); el >= d {
+			return el / time.Duration(n), nil
+		}
+	}
+}

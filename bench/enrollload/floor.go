@@ -108,7 +108,7 @@ func measureFloor(runs int, each time.Duration) (floorResult, error) {
 	all := len(ops)
 	for range runs {
 		for i, op := range ops {
-			d, err := timeOp(op, each)
+			d, err := benchutil.TimeOp(op, each)
 			if err != nil {
 				return floorResult{}, fmt.Errorf("crypto floor: %w", err)
 			}
@@ -135,21 +135,6 @@ func measureFloor(runs int, each time.Duration) (floorResult, error) {
 		tbsBytes:      len(tbs),
 		runs:          slices.Min(counts),
 	}, nil
-}
-
-// timeOp runs op for about d and returns the time per call.
-func timeOp(op func() error, d time.Duration) (time.Duration, error) {
-	n := 0
-	start := time.Now()
-	for {
-		if err := op(); err != nil {
-			return 0, err
-		}
-		n++
-		if el := time.Since(start); el >= d {
-			return el / time.Duration(n), nil
-		}
-	}
 }
 
 // timeOpAllCPUs runs op in one goroutine per CPU for about d and returns

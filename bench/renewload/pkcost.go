@@ -47,30 +47,15 @@ func measurePK(runs int, each time.Duration) (pkCost, error) {
 	}
 	var vs, ss []time.Duration
 	for range runs {
-		v, err := timeOp(verify, each)
+		v, err := benchutil.TimeOp(verify, each)
 		if err != nil {
 			return pkCost{}, err
 		}
-		s, err := timeOp(sign, each)
+		s, err := benchutil.TimeOp(sign, each)
 		if err != nil {
 			return pkCost{}, err
 		}
 		vs, ss = append(vs, v), append(ss, s)
 	}
 	return pkCost{verify: benchutil.Median(vs), sign: benchutil.Median(ss)}, nil
-}
-
-// timeOp runs op for about d and returns the time per call.
-func timeOp(op func() error, d time.Duration) (time.Duration, error) {
-	n := 0
-	start := time.Now()
-	for {
-		if err := op(); err != nil {
-			return 0, err
-		}
-		n++
-		if el := time.Since(start); el >= d {
-			return el / time.Duration(n), nil
-		}
-	}
 }
